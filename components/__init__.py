@@ -1,0 +1,1 @@
+"""Declaring an inference stack: the spec, sizing and cost, the Pulumi components, the preview."""

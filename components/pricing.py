@@ -1,0 +1,73 @@
+"""GPU machine prices: a dated public list-price table, overridable per spec.
+
+The table ships as data (`prices/gpu-prices.json`) with its date and source, because prices move
+and a cost estimate is only as honest as the number it multiplies.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from functools import cache
+from importlib import resources
+from typing import Literal
+
+from inferstack.components.gpus import gpu_type
+
+Cloud = Literal["aws", "gcp"]
+
+
+@dataclass(frozen=True)
+class MachinePrice:
+    """What one GPU of a given type costs per hour on one cloud, and where the figure comes from."""
+
+    cloud: Cloud
+    instance_type: str
+    gpus_per_instance: int
+    on_demand_per_gpu_hour: float
+    spot_per_gpu_hour: float
+    source: str
+
+
+@dataclass(frozen=True)
+class PriceTable:
+    """The dated list-price table: `instances[cloud][instance_type] = {gpus, on_demand, spot}`."""
+
+    as_of: str
+    source: str
+    instances: dict[str, dict[str, dict[str, float]]]
+
+
+@cache
+def default_price_table() -> PriceTable:
+    """The table shipped with the package."""
+    raw = json.loads(
+        resources.files("inferstack.components").joinpath("prices/gpu-prices.json").read_text()
+    )
+    return PriceTable(as_of=raw["as_of"], source=raw["source"], instances=raw["instances"])
+
+
+def machine_price(
+    gpu: str,
+    cloud: Cloud,
+    overrides: dict[str, dict[str, float]] | None = None,
+    table: PriceTable | None = None,
+) -> MachinePrice:
+    """Per-GPU hourly price for `gpu` on `cloud`; `overrides` maps instance type to prices."""
+    table = table or default_price_table()
+    kind = gpu_type(gpu)
+    instance = kind.aws_instance_type if cloud == "aws" else kind.gcp_machine_type
+    listed = dict(table.instances[cloud][instance])
+    source = f"{cloud} {instance} list price as of {table.as_of}"
+    if overrides and instance in overrides:
+        listed.update(overrides[instance])
+        source = f"{cloud} {instance} price from the spec's `prices` override"
+    gpus = int(listed.get("gpus", 1))
+    return MachinePrice(
+        cloud=cloud,
+        instance_type=instance,
+        gpus_per_instance=gpus,
+        on_demand_per_gpu_hour=listed["on_demand"] / gpus,
+        spot_per_gpu_hour=listed["spot"] / gpus,
+        source=source,
+    )

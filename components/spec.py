@@ -1,0 +1,392 @@
+"""The spec: the one declaration a user writes for an inference service.
+
+Everything else (sizing, resources, policies) is derived from it. Loading validates the whole
+document at once and raises a `SpecError` whose problems each name the field path and the fix,
+before any resource exists. Checks that need the measured profile (cold start against the
+budget, batch compute against the budget) live in `inferstack.components.sizing`.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Annotated, Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import yaml
+from croniter import croniter
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from inferstack.components.errors import Problem, SpecError
+from inferstack.components.gpus import GPU_TYPES
+
+Auto = Literal["auto"]
+DEFAULT_IMAGE = "ghcr.io/inferstack/runtime:0.1.0"
+_DNS_LABEL = re.compile(r"^[a-z]([-a-z0-9]{0,38}[a-z0-9])?$")
+
+
+class _Strict(BaseModel):
+    """Base for every spec section: unknown keys are errors, so typos never pass silently."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ModelSource(_Strict):
+    """Where the model comes from and how to load it."""
+
+    uri: str = Field(description="builtin://mlp, file:///path, s3://..., gs://..., or module:Class")
+    format: Literal["builtin", "torchscript", "torch_export", "handler"] | None = Field(
+        default=None, description="loader to use; inferred from the URI when omitted"
+    )
+    profile: str | None = Field(
+        default=None,
+        description="path to the measured profile JSON; the built-in model ships its own",
+    )
+
+
+class Spike(_Strict):
+    """A known, recurring traffic spike: when it starts (cron in a timezone), how long, how high."""
+
+    cron: str = Field(description="five-field cron of the spike's start, in `timezone`")
+    timezone: str = Field(description="IANA timezone, e.g. America/New_York")
+    duration_minutes: int = Field(gt=0, le=1440)
+    rps: float = Field(gt=0)
+
+    @field_validator("cron")
+    @classmethod
+    def _cron_is_valid(cls, value: str) -> str:
+        if len(value.split()) != 5 or not croniter.is_valid(value):
+            raise ValueError(
+                f"{value!r} is not a five-field cron expression; write e.g. '0 9 * * 1-5' "
+                "(minute hour day-of-month month day-of-week)"
+            )
+        minute, hour = value.split()[:2]
+        if not (minute.isdigit() and hour.isdigit()):
+            raise ValueError(
+                f"{value!r}: pre-warm needs one fixed start time per spike; use a single minute "
+                "and hour (e.g. '30 8 * * 1-5') and declare one spike per start time"
+            )
+        return value
+
+    @field_validator("timezone")
+    @classmethod
+    def _timezone_is_known(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(
+                f"{value!r} is not an IANA timezone; use a name such as 'America/New_York' or 'UTC'"
+            ) from None
+        return value
+
+
+class Traffic(_Strict):
+    """Declared synchronous traffic: what the realtime pool must carry."""
+
+    baseline_rps: float = Field(ge=0, description="steady demand outside spikes")
+    peak_rps: float = Field(gt=0, description="the highest demand to serve within the budget")
+    spikes: list[Spike] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Traffic:
+        if self.peak_rps < self.baseline_rps:
+            raise ValueError(
+                f"peak_rps ({self.peak_rps:g}) is below baseline_rps ({self.baseline_rps:g}); "
+                "set peak_rps to at least the baseline"
+            )
+        for index, spike in enumerate(self.spikes):
+            if spike.rps > self.peak_rps:
+                raise ValueError(
+                    f"spikes[{index}].rps ({spike.rps:g}) exceeds peak_rps ({self.peak_rps:g}); "
+                    f"raise peak_rps to at least {spike.rps:g}"
+                )
+        return self
+
+
+class Batching(_Strict):
+    """Dynamic batching knobs of the runtime (Triton semantics)."""
+
+    max_batch_size: int = Field(default=32, ge=1, le=4096)
+    preferred_batch_sizes: list[Annotated[int, Field(ge=1)]] = Field(default_factory=list)
+    max_queue_delay_ms: float = Field(default=5.0, ge=0)
+    instances_per_gpu: int = Field(default=1, ge=1, le=16)
+    queue_limit: int = Field(default=1024, ge=1, description="requests admitted before 429")
+    request_timeout_ms: float | None = Field(
+        default=None, gt=0, description="reject requests older than this before compute"
+    )
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Batching:
+        too_big = [size for size in self.preferred_batch_sizes if size > self.max_batch_size]
+        if too_big:
+            raise ValueError(
+                f"preferred_batch_sizes {too_big} exceed max_batch_size {self.max_batch_size}; "
+                "remove them or raise max_batch_size"
+            )
+        if self.queue_limit < self.max_batch_size:
+            raise ValueError(
+                f"queue_limit ({self.queue_limit}) is below max_batch_size "
+                f"({self.max_batch_size}), so a full batch can never form; raise queue_limit"
+            )
+        return self
+
+
+class Gpu(_Strict):
+    """The accelerator of one replica."""
+
+    type: str = Field(description=f"one of {', '.join(GPU_TYPES)}")
+    count: int = Field(default=1, ge=1, le=8)
+
+    @field_validator("type")
+    @classmethod
+    def _known(cls, value: str) -> str:
+        if value not in GPU_TYPES:
+            raise ValueError(f"unknown GPU type {value!r}; use one of: {', '.join(GPU_TYPES)}")
+        return value
+
+
+class RealtimeScaling(_Strict):
+    """Demand autoscaling of the synchronous pool."""
+
+    metric: Literal["queue_depth", "in_flight", "rps"] = "queue_depth"
+    target_per_replica: float | Auto = Field(default="auto")
+    min_replicas: int | Auto = Field(default="auto")
+    max_replicas: int | Auto = Field(default="auto")
+
+    @field_validator("target_per_replica")
+    @classmethod
+    def _positive_target(cls, value: float | str) -> float | str:
+        if value != "auto" and float(value) <= 0:
+            raise ValueError("must be > 0 or 'auto'")
+        return value
+
+    @field_validator("min_replicas", "max_replicas")
+    @classmethod
+    def _non_negative(cls, value: int | str) -> int | str:
+        if value != "auto" and int(value) < 0:
+            raise ValueError("must be >= 0 or 'auto'")
+        return value
+
+    @model_validator(mode="after")
+    def _ordered(self) -> RealtimeScaling:
+        if (
+            isinstance(self.min_replicas, int)
+            and isinstance(self.max_replicas, int)
+            and self.min_replicas > self.max_replicas
+        ):
+            raise ValueError(
+                f"min_replicas ({self.min_replicas}) exceeds max_replicas ({self.max_replicas}); "
+                "lower min_replicas or raise max_replicas"
+            )
+        if self.max_replicas == 0:
+            raise ValueError("max_replicas is 0, so nothing can ever serve; set it to 1 or more")
+        return self
+
+
+class Realtime(_Strict):
+    """The synchronous pool: on-demand capacity only, scaled on demand."""
+
+    gpu: Gpu
+    scaling: RealtimeScaling = Field(default_factory=RealtimeScaling)
+    scale_to_zero: bool = False
+    allow_cold_start_over_budget: bool = Field(
+        default=False,
+        description="accept that the first request after scale-to-zero waits a full cold start",
+    )
+    request_hold_timeout_s: float | Auto = Field(
+        default="auto", description="how long the HTTP add-on holds a request while waking"
+    )
+    prewarm: Literal["auto", "off"] = "auto"
+
+    @model_validator(mode="after")
+    def _zero_is_consistent(self) -> Realtime:
+        if not self.scale_to_zero and self.scaling.min_replicas == 0:
+            raise ValueError(
+                "scaling.min_replicas is 0 but scale_to_zero is false; set scale_to_zero: true "
+                "(requests are then held while a replica starts) or min_replicas >= 1"
+            )
+        if self.scale_to_zero and isinstance(self.scaling.min_replicas, int) and (
+            self.scaling.min_replicas > 0
+        ):
+            raise ValueError(
+                f"scale_to_zero is true but scaling.min_replicas is {self.scaling.min_replicas}; "
+                "set min_replicas to 0 or 'auto', or scale_to_zero to false"
+            )
+        return self
+
+
+class Queue(_Strict):
+    """The queue the asynchronous pool consumes."""
+
+    kind: Literal["sqs", "pubsub", "redis-streams"]
+    name: str | None = Field(default=None, description="queue, subscription or stream name")
+    redis_address: str | None = Field(
+        default=None, description="host:port of Redis, for kind redis-streams"
+    )
+
+    @model_validator(mode="after")
+    def _redis_has_address(self) -> Queue:
+        if self.kind == "redis-streams" and not self.redis_address:
+            raise ValueError("kind redis-streams needs redis_address (host:port)")
+        return self
+
+
+class Capacity(_Strict):
+    """Where the asynchronous pool runs: spot first, on-demand when spot is gone."""
+
+    spot: bool = True
+    fallback: Literal["on_demand", "none"] = "on_demand"
+
+
+class BatchScaling(_Strict):
+    """Queue-driven scaling of the asynchronous pool."""
+
+    metric: Literal["backlog"] = "backlog"
+    target_per_replica: int | Auto = Field(default="auto")
+    min_replicas: int = Field(default=0, ge=0)
+    max_replicas: int = Field(ge=1, description="a hard ceiling: GPU pools are never unbounded")
+
+    @model_validator(mode="after")
+    def _ordered(self) -> BatchScaling:
+        if self.min_replicas > self.max_replicas:
+            raise ValueError(
+                f"min_replicas ({self.min_replicas}) exceeds max_replicas ({self.max_replicas}); "
+                "lower min_replicas or raise max_replicas"
+            )
+        if isinstance(self.target_per_replica, int) and self.target_per_replica < 1:
+            raise ValueError("target_per_replica must be >= 1 or 'auto'")
+        return self
+
+
+class BatchPool(_Strict):
+    """The asynchronous pool: queue work on spot capacity with on-demand fallback."""
+
+    gpu: Gpu
+    queue: Queue
+    capacity: Capacity = Field(default_factory=Capacity)
+    scaling: BatchScaling
+    max_job_seconds: int = Field(default=600, ge=1, le=43200)
+    expected_items_per_day: float | None = Field(
+        default=None, ge=0, description="queue volume, for the cost estimate only"
+    )
+
+
+class InferenceServiceSpec(_Strict):
+    """One inference service: what it serves, how fast, how much traffic, on what capacity."""
+
+    name: str
+    model: ModelSource
+    image: str = DEFAULT_IMAGE
+    latency_budget_ms: float = Field(gt=0, description="p99 on the synchronous path")
+    traffic: Traffic
+    batching: Batching = Field(default_factory=Batching)
+    realtime: Realtime | None = None
+    batch: BatchPool | None = None
+    prices: dict[str, dict[str, float]] = Field(
+        default_factory=dict,
+        description="instance type -> {on_demand, spot, gpus} overriding the shipped list prices",
+    )
+    price_cloud: Literal["aws", "gcp"] = Field(
+        default="aws", description="whose prices to use for a plain Kubernetes target"
+    )
+
+    @field_validator("name")
+    @classmethod
+    def _dns_label(cls, value: str) -> str:
+        if not _DNS_LABEL.match(value):
+            raise ValueError(
+                f"{value!r} is not a DNS label; use 1-40 lowercase letters, digits and '-', "
+                "starting with a letter"
+            )
+        return value
+
+    @model_validator(mode="after")
+    def _cross_field(self) -> InferenceServiceSpec:
+        if self.realtime is None and self.batch is None:
+            raise ValueError("declare at least one pool: `realtime` (synchronous) or `batch` (queue)")
+        if self.batching.max_queue_delay_ms >= self.latency_budget_ms:
+            raise ValueError(
+                f"batching.max_queue_delay_ms ({self.batching.max_queue_delay_ms:g}) is not below "
+                f"latency_budget_ms ({self.latency_budget_ms:g}), so batching alone eats the "
+                "budget; lower max_queue_delay_ms (a few ms is typical)"
+            )
+        if self.model.profile is None and not self.model.uri.startswith("builtin://"):
+            raise ValueError(
+                "model.profile is required for a non-built-in model; measure one with "
+                "`inferstack profile --model URI --out FILE` and set model.profile to FILE"
+            )
+        return self
+
+
+def _field_path(location: tuple[int | str, ...]) -> str:
+    path = ""
+    for part in location:
+        if isinstance(part, int):
+            path += f"[{part}]"
+        elif part.startswith(("function-after", "function-before", "function-wrap")):
+            continue  # pydantic's names for validator steps, not fields
+        elif part in {"int", "float", "str", "literal['auto']", "bool"}:
+            continue  # union-member labels: the user wrote one field, not a type
+        else:
+            path += f".{part}" if path else part
+    return path or "(spec)"
+
+
+def _problems_from(error: ValidationError, prefix: str) -> list[Problem]:
+    problems: dict[tuple[str, str], Problem] = {}
+    for detail in error.errors(include_url=False):
+        path = _field_path(tuple(detail["loc"]))
+        message = str(detail["msg"]).removeprefix("Value error, ")
+        if detail["type"] == "extra_forbidden":
+            message = "unknown field; remove it or check its spelling against the spec reference"
+        elif detail["type"] == "missing":
+            message = "required field is missing; add it"
+        full_path = f"{prefix}.{path}" if prefix else path
+        problems.setdefault((full_path, message), Problem(full_path, message))
+    return list(problems.values())
+
+
+def parse_spec(data: Mapping[str, Any], *, source: str = "spec", prefix: str = "") -> InferenceServiceSpec:
+    """Validate a mapping into a spec, or raise `SpecError` listing every problem."""
+    if not isinstance(data, Mapping):
+        raise SpecError(
+            [Problem(prefix or "(spec)", f"expected a mapping of fields, got {type(data).__name__}")],
+            source=source,
+        )
+    try:
+        return InferenceServiceSpec.model_validate(dict(data))
+    except ValidationError as error:
+        raise SpecError(_problems_from(error, prefix), source=source) from None
+
+
+def load_spec_file(path: str | Path) -> InferenceServiceSpec:
+    """Load a spec from a YAML file: the document itself, or under an `inferstack:service` key."""
+    text = Path(path).read_text()
+    try:
+        document = yaml.safe_load(text)
+    except yaml.YAMLError as error:
+        raise SpecError([Problem(str(path), f"not valid YAML: {error}")], source=str(path)) from None
+    if isinstance(document, Mapping) and "inferstack:service" in document:
+        document = document["inferstack:service"]
+    return parse_spec(document, source=str(path))
+
+
+CONFIG_KEY = "service"
+"""The stack config key (`inferstack:service`) holding the spec."""
+
+
+def load_spec_from_config(namespace: str = "inferstack") -> InferenceServiceSpec:
+    """Load the spec from the Pulumi stack config key `<namespace>:service`.
+
+    Called by stack programs only: components never read config themselves.
+    """
+    import pulumi  # deferred: the runtime image has no Pulumi
+
+    raw = pulumi.Config(namespace).get_object(CONFIG_KEY)
+    if raw is None:
+        raise SpecError(
+            [Problem(f"{namespace}:{CONFIG_KEY}", "missing from the stack config; add the spec there")],
+            source="stack config",
+        )
+    return parse_spec(raw, source=f"stack config {namespace}:{CONFIG_KEY}", prefix=f"{namespace}:{CONFIG_KEY}")

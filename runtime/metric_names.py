@@ -1,0 +1,38 @@
+"""Prometheus metric names exported by the runtime.
+
+Defined once here because two sides depend on them: the runtime exports them, and the
+components write PromQL against them for the KEDA triggers. Renaming one here renames it in
+both places; nothing else may spell these strings.
+"""
+
+from typing import Final
+
+NAMESPACE: Final = "inferstack"
+
+# Gauges.
+QUEUE_DEPTH: Final = f"{NAMESPACE}_queue_depth"
+"""Requests admitted and waiting for a batch slot (not yet on the model)."""
+IN_FLIGHT: Final = f"{NAMESPACE}_inflight_requests"
+"""Requests admitted and not yet answered: waiting plus computing."""
+BUSY_INSTANCES: Final = f"{NAMESPACE}_busy_model_instances"
+"""Model instances currently running a batch."""
+
+# Counters (exposed with the `_total` suffix by the Prometheus client).
+REQUESTS: Final = f"{NAMESPACE}_requests"
+"""Requests by `model` and `outcome` (success, rejected, timeout, error, cancelled)."""
+
+# Histograms.
+BATCH_SIZE: Final = f"{NAMESPACE}_batch_size"
+QUEUE_WAIT_SECONDS: Final = f"{NAMESPACE}_queue_wait_seconds"
+COMPUTE_SECONDS: Final = f"{NAMESPACE}_compute_seconds"
+REQUEST_SECONDS: Final = f"{NAMESPACE}_request_seconds"
+
+# Async worker.
+WORKER_BACKLOG: Final = f"{NAMESPACE}_worker_backlog_messages"
+WORKER_IN_FLIGHT: Final = f"{NAMESPACE}_worker_inflight_messages"
+WORKER_MESSAGES: Final = f"{NAMESPACE}_worker_messages"
+"""Worker messages by `outcome` (processed, retried, released, dead_lettered)."""
+
+# Labels every series carries.
+MODEL_LABEL: Final = "model"
+OUTCOME_LABEL: Final = "outcome"
