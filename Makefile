@@ -31,7 +31,11 @@ test: $(STAMP) ## run every test (integration tests start Redis, Prometheus and 
 lint: $(STAMP) ## ruff and mypy
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/mypy inferstack components runtime policies
+	@# mypy cannot follow setuptools' package-dir mapping: give it the installed layout as links.
+	@mkdir -p .typecheck/inferstack
+	@for f in __init__.py cli.py py.typed; do ln -sf ../../inferstack/$$f .typecheck/inferstack/$$f; done
+	@for d in components runtime policies; do ln -sfn ../../$$d .typecheck/inferstack/$$d; done
+	MYPYPATH=.typecheck $(BIN)/mypy -p inferstack
 
 check: $(STAMP) ## run the policy pack against the default stack offline
 	$(BIN)/inferstack check --stack $(STACK)

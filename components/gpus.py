@@ -29,7 +29,9 @@ GPU_TYPES: dict[str, GpuType] = {
         GpuType("nvidia-l4", 24, "g6.xlarge", 1, "g2-standard-8", "nvidia-l4", 1),
         GpuType("nvidia-l40s", 48, "g6e.xlarge", 1, "g2-standard-8", "nvidia-l4", 1),
         GpuType("nvidia-a100-40gb", 40, "p4d.24xlarge", 8, "a2-highgpu-1g", "nvidia-tesla-a100", 1),
-        GpuType("nvidia-a100-80gb", 80, "p4de.24xlarge", 8, "a2-ultragpu-1g", "nvidia-a100-80gb", 1),
+        GpuType(
+            "nvidia-a100-80gb", 80, "p4de.24xlarge", 8, "a2-ultragpu-1g", "nvidia-a100-80gb", 1
+        ),
         GpuType("nvidia-h100-80gb", 80, "p5.48xlarge", 8, "a3-highgpu-1g", "nvidia-h100-80gb", 1),
     )
 }

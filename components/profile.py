@@ -19,7 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from inferstack.components.errors import Problem, SpecError
 
-PROFILE_FORMAT_VERSION = 1
+PROFILE_FORMAT_VERSION: Literal[1] = 1
 
 
 class _Strict(BaseModel):
@@ -92,7 +92,7 @@ class ColdStart(_Strict):
 class Profile(_Strict):
     """A model's measured behaviour on one kind of hardware."""
 
-    format_version: Literal[1] = PROFILE_FORMAT_VERSION
+    format_version: Literal[1] = 1
     model: str = Field(description="the model URI that was measured")
     measured_at: str = Field(description="ISO 8601 timestamp")
     hardware: Hardware
@@ -151,7 +151,9 @@ def builtin_profile(uri: str) -> Profile:
     return parse_profile(json.loads(resource.read_text()), source=f"shipped profile of {uri}")
 
 
-def resolve_profile(model_uri: str, profile_path: str | None, base_dir: Path | None = None) -> Profile:
+def resolve_profile(
+    model_uri: str, profile_path: str | None, base_dir: Path | None = None
+) -> Profile:
     """The profile a spec points at: its `model.profile` path, else the built-in model's own."""
     if profile_path is not None:
         path = Path(profile_path)

@@ -206,8 +206,10 @@ class Realtime(_Strict):
                 "scaling.min_replicas is 0 but scale_to_zero is false; set scale_to_zero: true "
                 "(requests are then held while a replica starts) or min_replicas >= 1"
             )
-        if self.scale_to_zero and isinstance(self.scaling.min_replicas, int) and (
-            self.scaling.min_replicas > 0
+        if (
+            self.scale_to_zero
+            and isinstance(self.scaling.min_replicas, int)
+            and (self.scaling.min_replicas > 0)
         ):
             raise ValueError(
                 f"scale_to_zero is true but scaling.min_replicas is {self.scaling.min_replicas}; "
@@ -304,7 +306,9 @@ class InferenceServiceSpec(_Strict):
     @model_validator(mode="after")
     def _cross_field(self) -> InferenceServiceSpec:
         if self.realtime is None and self.batch is None:
-            raise ValueError("declare at least one pool: `realtime` (synchronous) or `batch` (queue)")
+            raise ValueError(
+                "declare at least one pool: `realtime` (synchronous) or `batch` (queue)"
+            )
         if self.batching.max_queue_delay_ms >= self.latency_budget_ms:
             raise ValueError(
                 f"batching.max_queue_delay_ms ({self.batching.max_queue_delay_ms:g}) is not below "
@@ -347,11 +351,17 @@ def _problems_from(error: ValidationError, prefix: str) -> list[Problem]:
     return list(problems.values())
 
 
-def parse_spec(data: Mapping[str, Any], *, source: str = "spec", prefix: str = "") -> InferenceServiceSpec:
+def parse_spec(
+    data: Mapping[str, Any], *, source: str = "spec", prefix: str = ""
+) -> InferenceServiceSpec:
     """Validate a mapping into a spec, or raise `SpecError` listing every problem."""
     if not isinstance(data, Mapping):
         raise SpecError(
-            [Problem(prefix or "(spec)", f"expected a mapping of fields, got {type(data).__name__}")],
+            [
+                Problem(
+                    prefix or "(spec)", f"expected a mapping of fields, got {type(data).__name__}"
+                )
+            ],
             source=source,
         )
     try:
@@ -366,7 +376,9 @@ def load_spec_file(path: str | Path) -> InferenceServiceSpec:
     try:
         document = yaml.safe_load(text)
     except yaml.YAMLError as error:
-        raise SpecError([Problem(str(path), f"not valid YAML: {error}")], source=str(path)) from None
+        raise SpecError(
+            [Problem(str(path), f"not valid YAML: {error}")], source=str(path)
+        ) from None
     if isinstance(document, Mapping) and "inferstack:service" in document:
         document = document["inferstack:service"]
     return parse_spec(document, source=str(path))
@@ -386,7 +398,13 @@ def load_spec_from_config(namespace: str = "inferstack") -> InferenceServiceSpec
     raw = pulumi.Config(namespace).get_object(CONFIG_KEY)
     if raw is None:
         raise SpecError(
-            [Problem(f"{namespace}:{CONFIG_KEY}", "missing from the stack config; add the spec there")],
+            [
+                Problem(
+                    f"{namespace}:{CONFIG_KEY}", "missing from the stack config; add the spec there"
+                )
+            ],
             source="stack config",
         )
-    return parse_spec(raw, source=f"stack config {namespace}:{CONFIG_KEY}", prefix=f"{namespace}:{CONFIG_KEY}")
+    return parse_spec(
+        raw, source=f"stack config {namespace}:{CONFIG_KEY}", prefix=f"{namespace}:{CONFIG_KEY}"
+    )

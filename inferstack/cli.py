@@ -68,7 +68,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     name, rest = args[0], args[1:]
     module = importlib.import_module(SUBCOMMANDS[name].module)
-    parser = argparse.ArgumentParser(prog=f"inferstack {name}", description=SUBCOMMANDS[name].summary)
+    parser = argparse.ArgumentParser(
+        prog=f"inferstack {name}", description=SUBCOMMANDS[name].summary
+    )
     module.add_arguments(parser)
     code: int = module.run(parser.parse_args(rest))
     return code

@@ -1,0 +1,263 @@
+"""Run a Pulumi program under the SDK's mock monitor and record every resource it registers.
+
+This is what `inferstack preview` and `inferstack check` see instead of a Pulumi engine: the exact
+`RegisterResourceRequest`s the Python SDK sends when the real program runs, in preview mode (the
+mocks return no ID and echo the inputs, so computed outputs stay unknown, as in a first
+`pulumi preview`). The Pulumi runtime is process-global, so each capture runs the program in a
+fresh interpreter (`python -m inferstack.components.capture`) and hands back JSON.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from inferstack.components.errors import SpecError
+
+_SPEC_ERROR_EXIT = 3
+
+
+class CaptureError(RuntimeError):
+    """The program could not run: bad config, a spec error, or an exception in the program."""
+
+
+@dataclass(frozen=True)
+class CapturedResource:
+    """One `RegisterResource` call, as the engine would have received it."""
+
+    type: str
+    name: str
+    urn: str
+    parent: str
+    custom: bool
+    provider: str
+    inputs: dict[str, Any]
+    dependencies: list[str] = field(default_factory=list)
+    property_dependencies: dict[str, list[str]] = field(default_factory=dict)
+    options: dict[str, Any] = field(default_factory=dict)
+    version: str = ""
+
+
+@dataclass(frozen=True)
+class Capture:
+    """Everything a program registered, plus the stack outputs it exported."""
+
+    project: str
+    stack: str
+    config: dict[str, str]
+    resources: list[CapturedResource]
+    stack_outputs: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class ProjectSettings:
+    """What `Pulumi.yaml` says about where the program and its stack configs live."""
+
+    name: str
+    program_dir: Path
+    stack_config_dir: Path
+
+
+def read_project(project_dir: Path) -> ProjectSettings:
+    """Read `Pulumi.yaml` in `project_dir`: project name, `main` and `stackConfigDir`."""
+    path = project_dir / "Pulumi.yaml"
+    try:
+        document = yaml.safe_load(path.read_text()) or {}
+    except OSError as error:
+        raise CaptureError(f"cannot read {path}: {error}") from None
+    return ProjectSettings(
+        name=str(document["name"]),
+        program_dir=project_dir / str(document.get("main", ".")),
+        stack_config_dir=project_dir / str(document.get("stackConfigDir", ".")),
+    )
+
+
+def engine_config(project: ProjectSettings, stack: str) -> dict[str, str]:
+    """Stack config as the engine hands it to a program: `{"ns:key": "string"}`.
+
+    Keys without a namespace belong to the project; objects and lists travel JSON-encoded.
+    """
+    path = project.stack_config_dir / f"Pulumi.{stack}.yaml"
+    if not path.exists():
+        known = sorted(
+            p.name[len("Pulumi.") : -len(".yaml")] for p in path.parent.glob("Pulumi.*.yaml")
+        )
+        raise CaptureError(f"no stack {stack!r}: {path} does not exist (stacks here: {known})")
+    document = yaml.safe_load(path.read_text()) or {}
+    config: dict[str, str] = {}
+    for key, value in (document.get("config") or {}).items():
+        full_key = key if ":" in key else f"{project.name}:{key}"
+        if isinstance(value, dict) and "secure" in value:
+            raise CaptureError(
+                f"{path}: {full_key} is an encrypted secret; offline runs cannot decrypt it, "
+                "set a plain placeholder in a separate stack file for previews"
+            )
+        config[full_key] = value if isinstance(value, str) else json.dumps(value)
+    return config
+
+
+def capture_program(
+    program_dir: Path,
+    *,
+    stack: str,
+    config: dict[str, str] | None = None,
+    project_dir: Path | None = None,
+) -> Capture:
+    """Run the program in a fresh interpreter under the mock monitor and return what it registered.
+
+    `config` (engine form) is merged over the stack's config file, when the project has one.
+    """
+    project_dir = project_dir or program_dir
+    project = read_project(project_dir)
+    merged = {}
+    if (project.stack_config_dir / f"Pulumi.{stack}.yaml").exists() or config is None:
+        merged = engine_config(project, stack)
+    merged.update(config or {})
+    request = {
+        "program": str(program_dir),
+        "project": project.name,
+        "stack": stack,
+        "config": merged,
+    }
+    result = subprocess.run(
+        [sys.executable, "-m", "inferstack.components.capture"],
+        input=json.dumps(request),
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        check=False,
+    )
+    if result.returncode != 0:
+        raise CaptureError(result.stderr.strip() or f"program exited with {result.returncode}")
+    document = json.loads(result.stdout)
+    return Capture(
+        project=project.name,
+        stack=stack,
+        config=merged,
+        resources=[CapturedResource(**item) for item in document["resources"]],
+        stack_outputs=document["stack_outputs"],
+    )
+
+
+def _run_program_under_mocks(request: dict[str, Any]) -> dict[str, Any]:
+    """Child-process side: install the capturing monitor, run the program, return the records."""
+    import asyncio
+    import runpy
+
+    from google.protobuf import json_format
+    from pulumi.runtime import mocks, settings, stack
+    from pulumi.runtime.config import set_all_config
+
+    records: list[dict[str, Any]] = []
+    stack_outputs: dict[str, Any] = {}
+
+    class _EchoInputs(mocks.Mocks):
+        def new_resource(self, args: mocks.MockResourceArgs) -> tuple[str | None, dict[str, Any]]:
+            return None, dict(args.inputs)
+
+        def call(
+            self, args: mocks.MockCallArgs
+        ) -> tuple[dict[str, Any], list[tuple[str, str]] | None]:
+            return {}, None
+
+    class _CapturingMonitor(mocks.MockMonitor):
+        def RegisterResource(self, request: Any) -> Any:  # noqa: N802 (gRPC method name)
+            response = super().RegisterResource(request)  # type: ignore[no-untyped-call]
+            records.append(
+                {
+                    "type": request.type,
+                    "name": request.name,
+                    "urn": response.urn,
+                    "parent": request.parent,
+                    "custom": bool(request.custom),
+                    "provider": request.provider,
+                    "inputs": json_format.MessageToDict(request.object),
+                    "dependencies": list(request.dependencies),
+                    "property_dependencies": {
+                        key: list(deps.urns) for key, deps in request.propertyDependencies.items()
+                    },
+                    "options": {
+                        "protect": request.protect,
+                        "ignoreChanges": list(request.ignoreChanges),
+                        "deleteBeforeReplace": request.deleteBeforeReplace,
+                        "deleteBeforeReplaceDefined": request.deleteBeforeReplaceDefined,
+                        "additionalSecretOutputs": list(request.additionalSecretOutputs),
+                        "aliases": [json_format.MessageToDict(alias) for alias in request.aliases],
+                        "customTimeouts": json_format.MessageToDict(request.customTimeouts),
+                    },
+                    "version": request.version,
+                }
+            )
+            return response
+
+        def RegisterResourceOutputs(self, request: Any) -> Any:  # noqa: N802
+            if request.urn.split("::")[2] == "pulumi:pulumi:Stack":
+                stack_outputs.update(json_format.MessageToDict(request.outputs))
+            return super().RegisterResourceOutputs(request)  # type: ignore[no-untyped-call]
+
+    monitor = _CapturingMonitor(_EchoInputs())
+    mocks.set_mocks(
+        _EchoInputs(),
+        project=request["project"],
+        stack=request["stack"],
+        preview=True,
+        monitor=monitor,
+    )
+    set_all_config(request["config"], [])
+    program = Path(request["program"]).resolve()
+    os.chdir(program)
+    sys.path.insert(0, str(program))
+    # set_mocks registers and finishes a root stack of its own; forget it so that run_in_stack
+    # creates the stack that owns the program's exports, as the language host does.
+    settings.ROOT.set(None)
+
+    def run_program() -> None:
+        runpy.run_path(str(program / "__main__.py"), run_name="__main__")
+
+    asyncio.get_event_loop().run_until_complete(stack.run_in_stack(run_program))
+    # The program's stack resource is registered once by set_mocks and once by run_in_stack;
+    # the engine sees one. Keep the first and drop the duplicate.
+    seen_stack = False
+    unique: list[dict[str, Any]] = []
+    for record in records:
+        if record["type"] == "pulumi:pulumi:Stack":
+            if seen_stack:
+                continue
+            seen_stack = True
+        unique.append(record)
+    return {"resources": unique, "stack_outputs": stack_outputs}
+
+
+def _main() -> int:
+    parser = argparse.ArgumentParser(description="internal: capture a program under mocks")
+    parser.parse_args()
+    request = json.loads(sys.stdin.read())
+    try:
+        document = _run_program_under_mocks(request)
+    except SpecError as error:
+        sys.stderr.write(f"{error}\n")
+        return _SPEC_ERROR_EXIT
+    json.dump(document, sys.stdout)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(_main())
+
+__all__ = [
+    "Capture",
+    "CaptureError",
+    "CapturedResource",
+    "ProjectSettings",
+    "capture_program",
+    "engine_config",
+    "read_project",
+]
