@@ -143,8 +143,19 @@ def capture_program(
         stack=stack,
         config=merged,
         resources=[CapturedResource(**item) for item in document["resources"]],
-        stack_outputs=document["stack_outputs"],
+        stack_outputs=_integral_floats_to_int(document["stack_outputs"]),
     )
+
+
+def _integral_floats_to_int(value: Any) -> Any:
+    """Undo the wire's doubles-only numbers in values the program exported (counts stay ints)."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, dict):
+        return {key: _integral_floats_to_int(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_integral_floats_to_int(item) for item in value]
+    return value
 
 
 def _run_program_under_mocks(request: dict[str, Any]) -> dict[str, Any]:

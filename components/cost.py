@@ -1,0 +1,211 @@
+"""Monthly cost: a naive deployment against this configuration, broken down by lever.
+
+The naive baseline is what a team does without inferstack: enough on-demand replicas for the
+peak, each serving one request at a time, always on. Each lever (dynamic batching, demand
+autoscaling, scale-to-zero, spot) is then applied in turn, so every row shows what that lever
+alone saves on top of the ones before it. The traffic model is the declared one: baseline rps
+outside the declared spikes, the spike rps during a spike's pre-warm window and duration.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from inferstack.components.pricing import Cloud, machine_price
+from inferstack.components.profile import Profile
+from inferstack.components.schedule import occurrences_per_week
+from inferstack.components.sizing import TARGET_UTILISATION, Sizing
+from inferstack.components.spec import InferenceServiceSpec
+
+HOURS_PER_MONTH = 730
+MINUTES_PER_WEEK = 7 * 24 * 60
+SPOT_AVAILABILITY = 0.9
+"""Share of async GPU-hours assumed to run on spot; the rest falls back to on-demand."""
+_REFERENCE_WEEK = datetime(2026, 1, 5, tzinfo=ZoneInfo("UTC"))  # a Monday outside any DST change
+
+
+@dataclass(frozen=True)
+class LeverRow:
+    """The monthly cost once this lever (and every one above it) is applied."""
+
+    lever: str
+    monthly_usd: float
+    saves_usd: float
+    reason: str
+
+
+@dataclass(frozen=True)
+class CostEstimate:
+    """Naive against configured monthly cost, with the lever-by-lever path between them."""
+
+    currency: str
+    price_source: str
+    naive_monthly_usd: float
+    configured_monthly_usd: float
+    rows: list[LeverRow]
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def savings_ratio(self) -> float:
+        """Share of the naive bill this configuration saves."""
+        if self.naive_monthly_usd == 0:
+            return 0.0
+        return 1 - self.configured_monthly_usd / self.naive_monthly_usd
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready form, with the savings ratio included."""
+        return {**asdict(self), "savings_ratio": round(self.savings_ratio, 4)}
+
+
+@dataclass(frozen=True)
+class _PoolCosts:
+    """Monthly cost of one pool after each lever, in lever order."""
+
+    naive: float
+    batching: float
+    autoscaling: float
+    scale_to_zero: float
+    spot: float
+
+
+def _average_realtime_replicas(
+    spec: InferenceServiceSpec, sizing: Sizing, floor: int
+) -> tuple[float, str]:
+    realtime = sizing.realtime
+    assert realtime is not None  # noqa: S101 (caller checked)
+    rate = realtime.replica_rps.value
+    spike_minutes = 0.0
+    weighted = 0.0
+    for window in realtime.prewarm:
+        spike = spec.traffic.spikes[window.spike_index]
+        per_week = occurrences_per_week(spike.cron, spike.timezone, _REFERENCE_WEEK)
+        minutes = per_week * (spike.duration_minutes + window.lead_minutes)
+        spike_minutes += minutes
+        weighted += minutes * window.desired_replicas
+    spike_minutes = min(spike_minutes, MINUTES_PER_WEEK)
+    base = (
+        floor
+        if spec.traffic.baseline_rps == 0
+        else max(floor, math.ceil(spec.traffic.baseline_rps / rate))
+    )
+    average = (weighted + base * (MINUTES_PER_WEEK - spike_minutes)) / MINUTES_PER_WEEK
+    share = spike_minutes / MINUTES_PER_WEEK
+    return average, f"{base} replica(s) off-spike, spike replicas {share:.1%} of the week"
+
+
+def _realtime_costs(
+    spec: InferenceServiceSpec, profile: Profile, sizing: Sizing, cloud: Cloud
+) -> tuple[_PoolCosts, list[str]] | None:
+    if spec.realtime is None or sizing.realtime is None:
+        return None
+    gpus = spec.realtime.gpu.count
+    price = machine_price(spec.realtime.gpu.type, cloud, spec.prices)
+    per_replica_month = price.on_demand_per_gpu_hour * gpus * HOURS_PER_MONTH
+    single = profile.batches[0]
+    single_rate = single.throughput_items_per_s * gpus * TARGET_UTILISATION
+    naive_replicas = math.ceil(spec.traffic.peak_rps / single_rate)
+    batched_replicas = math.ceil(spec.traffic.peak_rps / sizing.realtime.replica_rps.value)
+    warm_floor = 1
+    autoscaled, autoscaled_why = _average_realtime_replicas(spec, sizing, warm_floor)
+    zero_floor = 0 if spec.realtime.scale_to_zero else warm_floor
+    to_zero, _ = _average_realtime_replicas(spec, sizing, zero_floor)
+    notes = [
+        f"realtime naive: {naive_replicas} x {spec.realtime.gpu.type} at batch "
+        f"{single.batch_size} for peak {spec.traffic.peak_rps:g} rps; batched: {batched_replicas}; "
+        f"autoscaled average {autoscaled:.2f} ({autoscaled_why})",
+    ]
+    costs = _PoolCosts(
+        naive=naive_replicas * per_replica_month,
+        batching=batched_replicas * per_replica_month,
+        autoscaling=autoscaled * per_replica_month,
+        scale_to_zero=to_zero * per_replica_month,
+        spot=to_zero * per_replica_month,  # realtime never runs on spot
+    )
+    return costs, notes
+
+
+def _batch_costs(
+    spec: InferenceServiceSpec, profile: Profile, sizing: Sizing, cloud: Cloud
+) -> tuple[_PoolCosts, list[str]] | None:
+    pool = spec.batch
+    if pool is None or sizing.batch is None:
+        return None
+    if pool.expected_items_per_day is None:
+        return None
+    gpus = pool.gpu.count
+    price = machine_price(pool.gpu.type, cloud, spec.prices)
+    per_replica_month = price.on_demand_per_gpu_hour * gpus * HOURS_PER_MONTH
+    average_rate = pool.expected_items_per_day / 86400
+    single_rate = profile.batches[0].throughput_items_per_s * gpus
+    batched_rate = sizing.batch.replica_items_per_second.value
+    naive_replicas = max(1, math.ceil(average_rate / single_rate))
+    batched_replicas = max(1, math.ceil(average_rate / batched_rate))
+    busy_share = min(1.0, average_rate / batched_rate)
+    busy = busy_share * per_replica_month
+    floor_share = pool.scaling.min_replicas
+    autoscaled = max(busy, floor_share * per_replica_month)
+    spot_ratio = price.spot_per_gpu_hour / price.on_demand_per_gpu_hour
+    blended = SPOT_AVAILABILITY * spot_ratio + (1 - SPOT_AVAILABILITY)
+    spot = autoscaled * blended if pool.capacity.spot else autoscaled
+    notes = [
+        f"batch pool: {pool.expected_items_per_day:g} items/day keeps one replica busy "
+        f"{busy_share:.1%} of the time at {batched_rate:g} items/s; spot assumed available "
+        f"{SPOT_AVAILABILITY:.0%} of the time at {spot_ratio:.0%} of the on-demand price",
+    ]
+    costs = _PoolCosts(
+        naive=naive_replicas * per_replica_month,
+        batching=batched_replicas * per_replica_month,
+        autoscaling=autoscaled,
+        scale_to_zero=autoscaled,
+        spot=spot,
+    )
+    return costs, notes
+
+
+def estimate_cost(
+    spec: InferenceServiceSpec, profile: Profile, sizing: Sizing, cloud: Cloud | None = None
+) -> CostEstimate:
+    """Monthly cost of the naive deployment and of this one, lever by lever."""
+    cloud = cloud or spec.price_cloud
+    pools = []
+    notes: list[str] = []
+    for result in (
+        _realtime_costs(spec, profile, sizing, cloud),
+        _batch_costs(spec, profile, sizing, cloud),
+    ):
+        if result is not None:
+            pools.append(result[0])
+            notes.extend(result[1])
+    if spec.batch is not None and spec.batch.expected_items_per_day is None:
+        notes.append("batch pool not costed: set batch.expected_items_per_day to include it")
+    levers = [
+        ("naive", "peak-sized, on-demand, batch 1, always on"),
+        ("batching", "dynamic batching: fewer replicas carry the same peak"),
+        ("autoscaling", "replicas follow declared demand instead of sitting at peak"),
+        ("scale-to-zero", "no replicas while there is no traffic"),
+        ("spot", "queue work on spot capacity with on-demand fallback"),
+    ]
+    rows: list[LeverRow] = []
+    previous = None
+    for lever, why in levers:
+        total = round(sum(getattr(pool, lever.replace("-", "_")) for pool in pools), 2)
+        saves = 0.0 if previous is None else round(previous - total, 2)
+        rows.append(LeverRow(lever, total, saves, why))
+        previous = total
+    price_source = machine_price(
+        (spec.realtime or spec.batch).gpu.type,  # type: ignore[union-attr]
+        cloud,
+        spec.prices,
+    ).source
+    return CostEstimate(
+        currency="USD",
+        price_source=price_source,
+        naive_monthly_usd=rows[0].monthly_usd,
+        configured_monthly_usd=rows[-1].monthly_usd,
+        rows=rows,
+        notes=notes,
+    )

@@ -1,0 +1,178 @@
+"""`inferstack preview`: what `pulumi up` would create, the derived sizing and the cost, offline.
+
+Runs the stack program under the Pulumi SDK's mock monitor (no CLI, no credentials, no cloud)
+and prints every registered resource with its key properties, then the sizing and cost the
+program exported, each number with its reason.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from dataclasses import fields
+from pathlib import Path
+from typing import Any
+
+from inferstack.components.capture import (
+    Capture,
+    CapturedResource,
+    CaptureError,
+    capture_program,
+    read_project,
+)
+from inferstack.components.sizing import BatchSizing, RealtimeSizing
+
+DEFAULT_PROJECT_DIR = Path.cwd()
+STACK_RESOURCE_TYPE = "pulumi:pulumi:Stack"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Flags of `inferstack preview`."""
+    parser.add_argument("--stack", default="dev", help="stack name (stacks/Pulumi.<NAME>.yaml)")
+    parser.add_argument(
+        "--project-dir",
+        type=Path,
+        default=None,
+        help="folder holding Pulumi.yaml (default: the current folder)",
+    )
+    parser.add_argument("--json", action="store_true", help="print one JSON document")
+
+
+def _name_of(urn: str) -> str | None:
+    return urn.rsplit("::", 1)[-1] if urn else None
+
+
+def resource_document(resource: CapturedResource) -> dict[str, Any]:
+    """One resource as the JSON preview shows it."""
+    return {
+        "type": resource.type,
+        "name": resource.name,
+        "parent": _name_of(resource.parent),
+        "inputs": resource.inputs,
+    }
+
+
+def preview_document(capture: Capture) -> dict[str, Any]:
+    """The JSON preview: resources, sizing and cost."""
+    return {
+        "project": capture.project,
+        "stack": capture.stack,
+        "resources": [resource_document(r) for r in capture.resources],
+        "sizing": capture.stack_outputs.get("sizing"),
+        "cost": capture.stack_outputs.get("cost"),
+    }
+
+
+def _dig(value: Any, *path: str | int) -> Any:
+    for key in path:
+        if isinstance(value, dict) and isinstance(key, str):
+            value = value.get(key)
+        elif isinstance(value, list) and isinstance(key, int) and key < len(value):
+            value = value[key]
+        else:
+            return None
+    return value
+
+
+def key_properties(resource: CapturedResource) -> str:
+    """A short summary of what matters about a resource, for the text preview."""
+    inputs = resource.inputs
+    parts: list[str] = []
+    tier = _dig(inputs, "metadata", "labels", "inferstack.io/tier")
+    if tier:
+        parts.append(f"tier={tier}")
+    spec = inputs.get("spec") if isinstance(inputs.get("spec"), dict) else {}
+    for key in ("replicas", "minReplicaCount", "maxReplicaCount", "type"):
+        if isinstance(spec, dict) and key in spec:
+            parts.append(f"{key}={spec[key]}")
+    triggers = _dig(inputs, "spec", "triggers")
+    if isinstance(triggers, list):
+        parts.append("triggers=" + ",".join(str(t.get("type")) for t in triggers))
+    containers = _dig(inputs, "spec", "template", "spec", "containers")
+    if isinstance(containers, list):
+        for container in containers:
+            gpus = _dig(container, "resources", "limits", "nvidia.com/gpu")
+            parts.append(f"image={container.get('image')}" + (f" gpu={gpus}" if gpus else ""))
+    return " ".join(parts)
+
+
+def _print_resources(capture: Capture) -> None:
+    rows = [
+        (r.type, r.name, _name_of(r.parent) or "-", key_properties(r)) for r in capture.resources
+    ]
+    print(f"Resources ({len(rows)}), as `pulumi up` would create them:")
+    widths = [max(len(row[i]) for row in rows) for i in range(3)]
+    for row in rows:
+        print(f"  {row[0]:<{widths[0]}}  {row[1]:<{widths[1]}}  {row[2]:<{widths[2]}}  {row[3]}")
+    if len(rows) == 1:
+        print("  (only the stack: this target's components declare no resources yet)")
+
+
+def _print_derived(prefix: str, values: dict[str, Any], order: list[str]) -> None:
+    for key in order:
+        item = values.get(key)
+        if isinstance(item, dict) and set(item) == {"value", "reason"}:
+            print(f"  {prefix + key:<36} {item['value']!s:>9}  {item['reason']}")
+
+
+def _print_sizing(sizing: dict[str, Any]) -> None:
+    print(f"\nSizing (profile measured on {sizing['profile_hardware']}):")
+    _print_derived("", sizing, ["cold_start_seconds"])
+    for pool, section in (("realtime", RealtimeSizing), ("batch", BatchSizing)):
+        if sizing.get(pool):
+            _print_derived(f"{pool}.", sizing[pool], [f.name for f in fields(section)])
+    windows = (sizing.get("realtime") or {}).get("prewarm") or []
+    if windows:
+        print("\nPre-warm windows (KEDA cron triggers):")
+        for window in windows:
+            print(
+                f"  {window['start_cron']!r} -> {window['end_cron']!r} {window['timezone']}: "
+                f"{window['desired_replicas']} replicas, next start {window['next_start_utc']}"
+            )
+            print(f"    {window['reason']}")
+    for warning in sizing.get("warnings") or []:
+        print(f"  warning: {warning}")
+
+
+def _print_cost(cost: dict[str, Any]) -> None:
+    print(f"\nMonthly cost ({cost['currency']}, {cost['price_source']}):")
+    print(f"  {'lever':<14} {'monthly':>12} {'saves':>12}  why")
+    for row in cost["rows"]:
+        saves = f"{row['saves_usd']:,.0f}" if row["lever"] != "naive" else ""
+        print(f"  {row['lever']:<14} {row['monthly_usd']:>12,.0f} {saves:>12}  {row['reason']}")
+    print(
+        f"  configured {cost['configured_monthly_usd']:,.0f} vs naive "
+        f"{cost['naive_monthly_usd']:,.0f}: saves {cost['savings_ratio']:.0%}"
+    )
+    for note in cost.get("notes") or []:
+        print(f"  note: {note}")
+
+
+def print_preview(capture: Capture) -> None:
+    """The human-readable preview."""
+    print(f"Stack {capture.stack} of project {capture.project} (offline preview, no cloud calls)\n")
+    _print_resources(capture)
+    sizing = capture.stack_outputs.get("sizing")
+    if sizing:
+        _print_sizing(sizing)
+    cost = capture.stack_outputs.get("cost")
+    if cost:
+        _print_cost(cost)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run the stack program under mocks and print the preview; non-zero on any error."""
+    project_dir = (args.project_dir or DEFAULT_PROJECT_DIR).resolve()
+    try:
+        project = read_project(project_dir)
+        capture = capture_program(project.program_dir, stack=args.stack, project_dir=project_dir)
+    except CaptureError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    if args.json:
+        json.dump(preview_document(capture), sys.stdout, indent=2)
+        sys.stdout.write("\n")
+    else:
+        print_preview(capture)
+    return 0

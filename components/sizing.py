@@ -1,0 +1,434 @@
+"""Sizing: replica counts, scaling targets, pre-warm windows and drain times, with their reasons.
+
+Pure functions of the spec and the measured profile: no Pulumi, no I/O. Every `auto` in the spec
+becomes a `Derived` value that carries a one-line reason, so the preview can show not only what
+was chosen but why. Checks that need the profile (does any batch fit the budget, is the cold
+start acceptable for sync scale-to-zero) raise `SpecError` here, before any resource exists.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Generic, Literal, TypeVar
+
+from inferstack.components.errors import Problem, SpecError
+from inferstack.components.profile import BatchPoint, Profile
+from inferstack.components.schedule import (
+    CronShiftError,
+    next_occurrence_utc,
+    real_lead_minutes,
+    shift_cron,
+)
+from inferstack.components.spec import BatchPool, InferenceServiceSpec, Realtime
+
+T = TypeVar("T")
+Target = Literal["kubernetes", "aws", "gcp"]
+
+TARGET_UTILISATION = 0.7
+"""Share of measured throughput a replica is sized for: queueing delay grows without bound as
+utilisation nears 1, so the rest is headroom that keeps the p99 inside the budget."""
+BACKLOG_DRAIN_SECONDS = 60
+"""The async pool adds a replica when the backlog per replica would take longer than this."""
+PRESTOP_SECONDS = 5
+"""Time for endpoint removal to reach every proxy before the pod stops accepting requests."""
+DST_MARGIN_MINUTES = 60
+INTERRUPTION_NOTICE_SECONDS = {"aws": 120, "gcp": 30}
+"""Spot notice: AWS gives two minutes; GCP Spot VMs get 30 seconds."""
+INTERRUPTION_MARGIN_SECONDS = 15
+"""Part of the notice kept back for the node drain itself and the final acknowledgements."""
+HOLD_TIMEOUT_FACTOR = 1.5
+STARTUP_PROBE_FACTOR = 3.0
+MIN_STARTUP_SECONDS = 30
+
+
+@dataclass(frozen=True)
+class Derived(Generic[T]):
+    """A derived number and the one-line reason it has that value."""
+
+    value: T
+    reason: str
+
+
+@dataclass(frozen=True)
+class PrewarmWindow:
+    """A KEDA cron trigger that raises the replica floor before and during a known spike."""
+
+    spike_index: int
+    timezone: str
+    start_cron: str
+    end_cron: str
+    desired_replicas: int
+    lead_minutes: int
+    next_start_utc: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class RealtimeSizing:
+    """What the synchronous pool gets."""
+
+    batch_size: Derived[int]
+    replica_rps: Derived[float]
+    target_per_replica: Derived[float]
+    min_replicas: Derived[int]
+    max_replicas: Derived[int]
+    prewarm: list[PrewarmWindow]
+    startup_seconds: Derived[int]
+    termination_grace_seconds: Derived[int]
+    request_hold_timeout_seconds: Derived[int] | None
+
+
+@dataclass(frozen=True)
+class BatchSizing:
+    """What the asynchronous pool gets."""
+
+    batch_size: Derived[int]
+    replica_items_per_second: Derived[float]
+    target_per_replica: Derived[int]
+    min_replicas: Derived[int]
+    max_replicas: Derived[int]
+    termination_grace_seconds: Derived[int]
+
+
+@dataclass(frozen=True)
+class Sizing:
+    """Everything sizing derived for one service, plus what the user should know about it."""
+
+    profile_hardware: str
+    cold_start_seconds: Derived[float]
+    realtime: RealtimeSizing | None
+    batch: BatchSizing | None
+    warnings: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready form, the shape the preview prints and the stack exports."""
+        return asdict(self)
+
+
+def _fits_budget(spec: InferenceServiceSpec, point: BatchPoint) -> bool:
+    return spec.batching.max_queue_delay_ms + point.latency_ms.p99 <= spec.latency_budget_ms
+
+
+def _largest_feasible_batch(spec: InferenceServiceSpec, profile: Profile) -> BatchPoint:
+    measured = [p for p in profile.batches if p.batch_size <= spec.batching.max_batch_size]
+    feasible = [p for p in measured if _fits_budget(spec, p)]
+    if feasible:
+        return feasible[-1]
+    smallest = measured[0] if measured else profile.batches[0]
+    raise SpecError(
+        [
+            Problem(
+                "latency_budget_ms",
+                f"{spec.latency_budget_ms:g} ms cannot hold max_queue_delay_ms "
+                f"{spec.batching.max_queue_delay_ms:g} plus the p99 compute of batch "
+                f"{smallest.batch_size} ({smallest.latency_ms.p99:g} ms on "
+                f"{profile.hardware.device}); raise the budget, lower "
+                "batching.max_queue_delay_ms, or profile faster hardware",
+            )
+        ]
+    )
+
+
+def _largest_measured_batch(spec: InferenceServiceSpec, profile: Profile) -> BatchPoint:
+    measured = [p for p in profile.batches if p.batch_size <= spec.batching.max_batch_size]
+    return measured[-1] if measured else profile.batches[0]
+
+
+def _spike_replicas(rps: float, replica_rps: float, floor: int, ceiling: int) -> int:
+    return min(ceiling, max(floor, math.ceil(rps / replica_rps)))
+
+
+def _prewarm_windows(
+    spec: InferenceServiceSpec,
+    realtime: Realtime,
+    profile: Profile,
+    replica_rps: float,
+    floor: int,
+    ceiling: int,
+    now: datetime,
+) -> list[PrewarmWindow]:
+    if realtime.prewarm == "off":
+        return []
+    cold_minutes = math.ceil(profile.cold_start.total_seconds / 60)
+    windows: list[PrewarmWindow] = []
+    problems: list[Problem] = []
+    for index, spike in enumerate(spec.traffic.spikes):
+        path = f"traffic.spikes[{index}].cron"
+        lead = cold_minutes
+        note = f"measured cold start {profile.cold_start.total_seconds:.0f} s"
+        try:
+            check = real_lead_minutes(spike.cron, spike.timezone, lead, start=now)
+            if check.shortest_real_minutes < lead:
+                lead += DST_MARGIN_MINUTES
+                note += (
+                    f" + {DST_MARGIN_MINUTES} min because a DST change shortens the window "
+                    f"(first on {check.first_short_occurrence:%Y-%m-%d})"
+                )
+            start = shift_cron(spike.cron, -lead)
+            end = shift_cron(spike.cron, spike.duration_minutes)
+        except CronShiftError as error:
+            problems.append(Problem(path, str(error)))
+            continue
+        replicas = _spike_replicas(spike.rps, replica_rps, floor, ceiling)
+        capped = " (capped by max_replicas)" if math.ceil(spike.rps / replica_rps) > ceiling else ""
+        windows.append(
+            PrewarmWindow(
+                spike_index=index,
+                timezone=spike.timezone,
+                start_cron=start,
+                end_cron=end,
+                desired_replicas=replicas,
+                lead_minutes=lead,
+                next_start_utc=next_occurrence_utc(start, spike.timezone, now).isoformat(),
+                reason=(
+                    f"spike of {spike.rps:g} rps at '{spike.cron}' {spike.timezone} needs "
+                    f"{replicas} replicas at {replica_rps:.1f} rps each{capped}; starts {lead} min "
+                    f"early ({note}) and holds until the spike ends"
+                ),
+            )
+        )
+    if problems:
+        raise SpecError(problems)
+    return windows
+
+
+def _cold_start_checks(realtime: Realtime, spec: InferenceServiceSpec, profile: Profile) -> None:
+    if not realtime.scale_to_zero:
+        return
+    cold = profile.cold_start
+    problems: list[Problem] = []
+    if cold.total_seconds * 1000 > spec.latency_budget_ms and not (
+        realtime.allow_cold_start_over_budget
+    ):
+        problems.append(
+            Problem(
+                "realtime.scale_to_zero",
+                f"the first request after idle waits a cold start of {cold.total_seconds:.0f} s "
+                f"(node {cold.node_provision.seconds:g} + image {cold.image_pull.seconds:g} + "
+                f"load {cold.model_load.seconds:g} + warm-up {cold.warmup.seconds:g}), far above "
+                f"latency_budget_ms {spec.latency_budget_ms:g}; set "
+                "realtime.allow_cold_start_over_budget: true to accept it, or scale_to_zero: false",
+            )
+        )
+    timeout = realtime.request_hold_timeout_s
+    if timeout != "auto" and float(timeout) < cold.total_seconds:
+        problems.append(
+            Problem(
+                "realtime.request_hold_timeout_s",
+                f"{float(timeout):g} s is shorter than the cold start "
+                f"({cold.total_seconds:.0f} s), so held requests time out before a replica "
+                "is ready; raise it to at least "
+                f"{math.ceil(cold.total_seconds)} or use 'auto'",
+            )
+        )
+    if problems:
+        raise SpecError(problems)
+
+
+def size_realtime(
+    spec: InferenceServiceSpec, realtime: Realtime, profile: Profile, now: datetime
+) -> tuple[RealtimeSizing, list[str]]:
+    """Size the synchronous pool; returns the sizing and the warnings it produced."""
+    _cold_start_checks(realtime, spec, profile)
+    warnings: list[str] = []
+    point = _largest_feasible_batch(spec, profile)
+    gpus = realtime.gpu.count
+    batch_size = Derived(
+        point.batch_size,
+        f"largest measured batch <= max_batch_size {spec.batching.max_batch_size} whose p99 "
+        f"compute {point.latency_ms.p99:g} ms plus max_queue_delay_ms "
+        f"{spec.batching.max_queue_delay_ms:g} fits the {spec.latency_budget_ms:g} ms budget",
+    )
+    rate = point.throughput_items_per_s * gpus * TARGET_UTILISATION
+    replica_rps = Derived(
+        round(rate, 2),
+        f"{point.throughput_items_per_s:g} items/s at batch {point.batch_size} x {gpus} GPU(s) "
+        f"x {TARGET_UTILISATION:.0%} target utilisation (headroom keeps queueing inside the p99)",
+    )
+    scaling = realtime.scaling
+    baseline = spec.traffic.baseline_rps
+
+    if scaling.min_replicas == "auto":
+        if realtime.scale_to_zero:
+            minimum = Derived(0, "scale_to_zero: idle replicas go away; requests are held on wake")
+        elif baseline == 0:
+            minimum = Derived(1, "baseline is 0 rps and scale_to_zero is off: one warm replica")
+        else:
+            needed = max(1, math.ceil(baseline / rate))
+            minimum = Derived(
+                needed, f"baseline {baseline:g} rps / {rate:.1f} rps per replica, rounded up"
+            )
+    else:
+        minimum = Derived(int(scaling.min_replicas), "set in the spec")
+        needed = math.ceil(baseline / rate)
+        if minimum.value < needed and not realtime.scale_to_zero:
+            warnings.append(
+                f"realtime.scaling.min_replicas {minimum.value} is below the {needed} replicas "
+                f"that baseline {baseline:g} rps needs; the autoscaler will add them, but each "
+                "one costs a cold start"
+            )
+
+    at_peak = math.ceil(spec.traffic.peak_rps / rate)
+    if scaling.max_replicas == "auto":
+        maximum = Derived(
+            max(minimum.value, at_peak, 1),
+            f"peak {spec.traffic.peak_rps:g} rps / {rate:.1f} rps per replica, rounded up",
+        )
+    else:
+        maximum = Derived(int(scaling.max_replicas), "set in the spec")
+        if maximum.value < at_peak:
+            warnings.append(
+                f"realtime.scaling.max_replicas {maximum.value} cannot carry peak "
+                f"{spec.traffic.peak_rps:g} rps (needs {at_peak} at {rate:.1f} rps each): "
+                "requests above that will queue past the budget or be rejected"
+            )
+        if maximum.value < minimum.value:
+            raise SpecError(
+                [
+                    Problem(
+                        "realtime.scaling.max_replicas",
+                        f"{maximum.value} is below the derived min_replicas {minimum.value} "
+                        f"({minimum.reason}); raise max_replicas or set min_replicas",
+                    )
+                ]
+            )
+
+    target = _realtime_target(spec, realtime, point, rate)
+    cold = profile.cold_start
+    startup = Derived(
+        max(MIN_STARTUP_SECONDS, math.ceil(cold.pod_seconds * STARTUP_PROBE_FACTOR)),
+        f"{STARTUP_PROBE_FACTOR:g} x measured model load + warm-up ({cold.pod_seconds:.1f} s), "
+        f"at least {MIN_STARTUP_SECONDS} s",
+    )
+    drain = spec.batching.queue_limit / (point.throughput_items_per_s * gpus)
+    grace = Derived(
+        PRESTOP_SECONDS + math.ceil(drain + spec.latency_budget_ms / 1000) + 5,
+        f"{PRESTOP_SECONDS} s for endpoint removal + {drain:.1f} s to drain a full queue of "
+        f"{spec.batching.queue_limit} + one latency budget + 5 s margin",
+    )
+    hold: Derived[int] | None = None
+    if realtime.scale_to_zero:
+        if realtime.request_hold_timeout_s == "auto":
+            hold = Derived(
+                math.ceil(cold.total_seconds * HOLD_TIMEOUT_FACTOR),
+                f"{HOLD_TIMEOUT_FACTOR:g} x the full cold start ({cold.total_seconds:.0f} s: "
+                "node, image, load, warm-up), so a request held at zero outlives the wake",
+            )
+        else:
+            hold = Derived(math.ceil(float(realtime.request_hold_timeout_s)), "set in the spec")
+    windows = _prewarm_windows(spec, realtime, profile, rate, minimum.value, maximum.value, now)
+    sizing = RealtimeSizing(
+        batch_size=batch_size,
+        replica_rps=replica_rps,
+        target_per_replica=target,
+        min_replicas=minimum,
+        max_replicas=maximum,
+        prewarm=windows,
+        startup_seconds=startup,
+        termination_grace_seconds=grace,
+        request_hold_timeout_seconds=hold,
+    )
+    return sizing, warnings
+
+
+def _realtime_target(
+    spec: InferenceServiceSpec, realtime: Realtime, point: BatchPoint, rate: float
+) -> Derived[float]:
+    scaling = realtime.scaling
+    if scaling.target_per_replica != "auto":
+        return Derived(float(scaling.target_per_replica), "set in the spec")
+    if scaling.metric == "queue_depth":
+        return Derived(
+            float(point.batch_size),
+            f"one full batch ({point.batch_size}) waiting per replica: more means requests wait "
+            "longer than one compute cycle",
+        )
+    if scaling.metric == "in_flight":
+        seconds = (spec.batching.max_queue_delay_ms + point.latency_ms.p50) / 1000
+        return Derived(
+            round(max(1.0, rate * seconds), 2),
+            f"Little's law: {rate:.1f} rps x {seconds * 1000:.1f} ms (queue delay + p50 compute) "
+            "in flight per replica at the sized load",
+        )
+    return Derived(round(rate, 2), "the sized rps per replica")
+
+
+def size_batch(
+    spec: InferenceServiceSpec, pool: BatchPool, profile: Profile, target: Target
+) -> BatchSizing:
+    """Size the asynchronous pool: throughput, backlog target, bounds and the drain deadline."""
+    point = _largest_measured_batch(spec, profile)
+    rate = point.throughput_items_per_s * pool.gpu.count
+    batch_size = Derived(
+        point.batch_size,
+        f"largest measured batch <= max_batch_size {spec.batching.max_batch_size}: queue work "
+        "has no latency budget, so throughput decides",
+    )
+    items = Derived(
+        round(rate, 2), f"{point.throughput_items_per_s:g} items/s x {pool.gpu.count} GPU(s)"
+    )
+    if pool.scaling.target_per_replica == "auto":
+        backlog = Derived(
+            max(1, math.ceil(rate * BACKLOG_DRAIN_SECONDS)),
+            f"a replica clears its share of the backlog within {BACKLOG_DRAIN_SECONDS} s at "
+            f"{rate:.1f} items/s",
+        )
+    else:
+        backlog = Derived(int(pool.scaling.target_per_replica), "set in the spec")
+    clouds = ["aws", "gcp"] if target == "kubernetes" else [target]
+    notice = min(INTERRUPTION_NOTICE_SECONDS[cloud] for cloud in clouds)
+    which = "the shortest spot notice of AWS and GCP" if target == "kubernetes" else f"{target}"
+    grace = Derived(
+        notice - INTERRUPTION_MARGIN_SECONDS,
+        f"{which} ({notice} s) minus {INTERRUPTION_MARGIN_SECONDS} s for the drain itself; "
+        f"jobs longer than that (max_job_seconds {pool.max_job_seconds}) are released, not lost",
+    )
+    return BatchSizing(
+        batch_size=batch_size,
+        replica_items_per_second=items,
+        target_per_replica=backlog,
+        min_replicas=Derived(pool.scaling.min_replicas, "set in the spec (0: scale from zero)"),
+        max_replicas=Derived(pool.scaling.max_replicas, "set in the spec: a hard GPU ceiling"),
+        termination_grace_seconds=grace,
+    )
+
+
+def size_service(
+    spec: InferenceServiceSpec,
+    profile: Profile,
+    *,
+    target: Target = "kubernetes",
+    now: datetime | None = None,
+) -> Sizing:
+    """Derive every `auto` of the spec from the profile; raise `SpecError` if nothing fits."""
+    now = now or datetime.now(UTC)
+    warnings: list[str] = []
+    hardware = profile.hardware
+    label = f"{hardware.kind}: {hardware.device}"
+    spec_gpus = {pool.gpu.type for pool in (spec.realtime, spec.batch) if pool is not None}
+    if hardware.accelerator not in spec_gpus:
+        warnings.append(
+            f"the profile was measured on {label}, not on {', '.join(sorted(spec_gpus))}: the "
+            "derived numbers are indicative; measure on the target GPU with `inferstack profile`"
+        )
+    realtime = None
+    if spec.realtime is not None:
+        realtime, realtime_warnings = size_realtime(spec, spec.realtime, profile, now)
+        warnings.extend(realtime_warnings)
+    batch = size_batch(spec, spec.batch, profile, target) if spec.batch is not None else None
+    cold = profile.cold_start
+    return Sizing(
+        profile_hardware=label,
+        cold_start_seconds=Derived(
+            round(cold.total_seconds, 2),
+            f"node {cold.node_provision.seconds:g} s ({cold.node_provision.source}) + image "
+            f"{cold.image_pull.seconds:g} s ({cold.image_pull.source}) + load "
+            f"{cold.model_load.seconds:g} s ({cold.model_load.source}) + warm-up "
+            f"{cold.warmup.seconds:g} s ({cold.warmup.source})",
+        ),
+        realtime=realtime,
+        batch=batch,
+        warnings=warnings,
+    )
