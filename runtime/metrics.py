@@ -1,0 +1,101 @@
+"""The runtime's Prometheus metrics, on a registry of their own.
+
+Names come from `metric_names` (shared with the components' PromQL). Every series carries the
+`model` label. A private `CollectorRegistry` per server keeps tests and several batchers in one
+process independent, and keeps the default registry's process collectors out of the way.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
+
+from inferstack.runtime import metric_names as names
+
+OUTCOMES: Final = ("success", "rejected", "timeout", "error", "cancelled")
+"""Values of the `outcome` label of the requests counter."""
+
+# Latency buckets from 0.5 ms to 10 s: GPU batches take milliseconds, CPU batches tens of ms.
+LATENCY_BUCKETS: Final = (
+    0.0005, 0.001, 0.0025, 0.005, 0.0075, 0.01, 0.015, 0.02, 0.03, 0.05, 0.075,
+    0.1, 0.15, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+)  # fmt: skip
+BATCH_BUCKETS: Final = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512)
+
+CONTENT_TYPE: Final = CONTENT_TYPE_LATEST
+"""Content-Type of the text exposition format."""
+
+
+class RuntimeMetrics:
+    """The metrics of one served model: what the batcher observes and `/metrics` exposes."""
+
+    def __init__(self, model: str, registry: CollectorRegistry | None = None) -> None:
+        self.model = model
+        self.registry = registry if registry is not None else CollectorRegistry()
+        label = [names.MODEL_LABEL]
+        self.queue_depth = Gauge(
+            names.QUEUE_DEPTH, "Requests waiting for a batch slot.", label, registry=self.registry
+        ).labels(model)
+        self.in_flight = Gauge(
+            names.IN_FLIGHT,
+            "Requests admitted and not yet answered (waiting plus computing).",
+            label,
+            registry=self.registry,
+        ).labels(model)
+        self.busy_instances = Gauge(
+            names.BUSY_INSTANCES,
+            "Model instances currently running a batch.",
+            label,
+            registry=self.registry,
+        ).labels(model)
+        requests = Counter(
+            names.REQUESTS,
+            "Requests by outcome.",
+            [names.MODEL_LABEL, names.OUTCOME_LABEL],
+            registry=self.registry,
+        )
+        # Children created up front so every outcome is exported from the start at 0, which
+        # makes rate() queries well-defined before the first failure.
+        self._requests = {outcome: requests.labels(model, outcome) for outcome in OUTCOMES}
+        self.batch_size = Histogram(
+            names.BATCH_SIZE,
+            "Rows per batch sent to the model.",
+            label,
+            buckets=BATCH_BUCKETS,
+            registry=self.registry,
+        ).labels(model)
+        self.queue_wait = Histogram(
+            names.QUEUE_WAIT_SECONDS,
+            "Time from admission to the start of the request's batch.",
+            label,
+            buckets=LATENCY_BUCKETS,
+            registry=self.registry,
+        ).labels(model)
+        self.compute = Histogram(
+            names.COMPUTE_SECONDS,
+            "Model time of one batch.",
+            label,
+            buckets=LATENCY_BUCKETS,
+            registry=self.registry,
+        ).labels(model)
+        self.request_latency = Histogram(
+            names.REQUEST_SECONDS,
+            "Time from admission to answer, per request.",
+            label,
+            buckets=LATENCY_BUCKETS,
+            registry=self.registry,
+        ).labels(model)
+
+    def count(self, outcome: str, amount: int = 1) -> None:
+        """Count requests that ended with `outcome` (one of OUTCOMES)."""
+        self._requests[outcome].inc(amount)
+
+    def requests(self, outcome: str) -> float:
+        """The current count for `outcome` (for tests and the drain log)."""
+        return float(self._requests[outcome]._value.get())
+
+    def exposition(self) -> bytes:
+        """The Prometheus text exposition of every metric."""
+        return generate_latest(self.registry)

@@ -1,0 +1,522 @@
+"""KServe v2 (Open Inference Protocol) inference request and response codec.
+
+Pure functions over bytes, independent of any HTTP server: the server uses them for
+`POST /v2/models/{m}/infer`, and the queue worker for message bodies (v2 request JSON in, v2
+response JSON out). Both encodings are supported: JSON tensors (`"data": [...]`) and the binary
+tensor data extension (a JSON header of `Inference-Header-Content-Length` bytes followed by raw
+little-endian tensor bytes, in input order).
+
+Every request is validated against the model's `TensorSpec`s before it reaches a batch, and
+every error names the offending input and says what to send instead.
+"""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Final, Protocol, cast
+
+import numpy as np
+import orjson
+
+from inferstack.runtime.tensors import VARIABLE_DIM, TensorSpec, datatype_of
+
+HEADER_LENGTH_HEADER: Final = "inference-header-content-length"
+"""HTTP header (lower-case) carrying the JSON header length of a binary-extension body."""
+JSON_CONTENT_TYPE: Final = "application/json"
+BINARY_CONTENT_TYPE: Final = "application/octet-stream"
+
+
+class ProtocolError(Exception):
+    """A request that breaks the protocol or the model's signature: a 4xx with a fix."""
+
+    def __init__(self, message: str, status: int = 400) -> None:
+        super().__init__(message)
+        self.message = message
+        self.status = status
+
+
+class Signature(Protocol):
+    """What the codec needs to know about a model (a `LoadedModel` is one)."""
+
+    name: str
+    inputs: list[TensorSpec]
+    outputs: list[TensorSpec]
+
+
+@dataclass(frozen=True)
+class RequestedOutput:
+    """One entry of the request's `outputs`: which output, and whether to send it as binary."""
+
+    name: str
+    binary: bool
+
+
+@dataclass
+class InferRequest:
+    """A decoded, validated inference request."""
+
+    inputs: dict[str, np.ndarray]
+    """Input tensors by name, in the model's order, each with `batch_size` rows."""
+    batch_size: int
+    id: str | None = None
+    parameters: dict[str, Any] = field(default_factory=dict)
+    outputs: list[RequestedOutput] | None = None
+    """The outputs asked for, or None for all of them."""
+    binary_output: bool = False
+    """`parameters.binary_data_output`: the default for outputs not listed explicitly."""
+
+
+@dataclass(frozen=True)
+class EncodedBody:
+    """An encoded v2 message: the bytes and, for the binary extension, the JSON header length."""
+
+    body: bytes
+    header_length: int | None
+    """None for a pure JSON body; else the value of `Inference-Header-Content-Length`."""
+
+    @property
+    def content_type(self) -> str:
+        """The Content-Type to send with the body."""
+        return JSON_CONTENT_TYPE if self.header_length is None else BINARY_CONTENT_TYPE
+
+
+def decode_request(
+    body: bytes, model: Signature, *, header_length: int | None = None
+) -> InferRequest:
+    """Decode and validate a v2 inference request for `model`.
+
+    `header_length` is the `Inference-Header-Content-Length` header, None when absent (then the
+    whole body is JSON). Raises ProtocolError (status 400) naming the problem and the fix.
+    """
+    if header_length is None:
+        header_bytes, binary = body, b""
+    else:
+        if header_length < 0 or header_length > len(body):
+            raise ProtocolError(
+                f"Inference-Header-Content-Length is {header_length} but the body has "
+                f"{len(body)} bytes; send the byte length of the JSON header"
+            )
+        if header_length == 0:
+            return _decode_raw_binary(body, model)
+        header_bytes, binary = body[:header_length], body[header_length:]
+    try:
+        document = orjson.loads(header_bytes)
+    except orjson.JSONDecodeError as error:
+        raise ProtocolError(
+            f"the request body is not valid JSON ({error}); send a v2 inference request "
+            '{"inputs": [{"name", "shape", "datatype", "data"}]}'
+        ) from None
+    if not isinstance(document, dict):
+        raise ProtocolError("the request body must be a JSON object with an 'inputs' list")
+    return _decode_document(document, binary, model)
+
+
+def _decode_document(document: dict[str, Any], binary: bytes, model: Signature) -> InferRequest:
+    raw_inputs = document.get("inputs")
+    if not isinstance(raw_inputs, list) or not raw_inputs:
+        raise ProtocolError(
+            f"'inputs' must be a non-empty list; model {model.name!r} takes "
+            f"{_describe(model.inputs)}"
+        )
+    parameters = document.get("parameters") or {}
+    if not isinstance(parameters, dict):
+        raise ProtocolError("'parameters' must be a JSON object")
+    request_id = document.get("id")
+    if request_id is not None and not isinstance(request_id, str):
+        raise ProtocolError("'id' must be a string")
+
+    specs = {spec.name: spec for spec in model.inputs}
+    decoded: dict[str, np.ndarray] = {}
+    offset = 0
+    for index, raw in enumerate(raw_inputs):
+        if not isinstance(raw, dict):
+            raise ProtocolError(f"inputs[{index}] must be an object with name, shape, datatype")
+        name = raw.get("name")
+        spec = specs.get(name) if isinstance(name, str) else None
+        if spec is None:
+            raise ProtocolError(
+                f"inputs[{index}].name {name!r} is not an input of model {model.name!r}; "
+                f"its inputs are {_describe(model.inputs)}"
+            )
+        if spec.name in decoded:
+            raise ProtocolError(f"input {spec.name!r} appears twice; send each input once")
+        shape = _check_shape(spec, raw.get("shape"))
+        _check_datatype(spec, raw.get("datatype"))
+        input_parameters = raw.get("parameters") or {}
+        if not isinstance(input_parameters, dict):
+            raise ProtocolError(f"input {spec.name!r}: 'parameters' must be a JSON object")
+        size = input_parameters.get("binary_data_size")
+        if size is not None:
+            if "data" in raw:
+                raise ProtocolError(
+                    f"input {spec.name!r} has both 'data' and parameters.binary_data_size; "
+                    "send the tensor one way"
+                )
+            if not isinstance(size, int) or isinstance(size, bool) or size < 0:
+                raise ProtocolError(
+                    f"input {spec.name!r}: binary_data_size must be a non-negative integer"
+                )
+            if offset + size > len(binary):
+                raise ProtocolError(
+                    f"input {spec.name!r} declares binary_data_size {size} but only "
+                    f"{len(binary) - offset} bytes of tensor data follow the JSON header; check "
+                    "Inference-Header-Content-Length and the sizes"
+                )
+            decoded[spec.name] = _from_binary(spec, shape, binary[offset : offset + size])
+            offset += size
+        elif "data" in raw:
+            decoded[spec.name] = _from_json(spec, shape, raw["data"])
+        else:
+            raise ProtocolError(
+                f"input {spec.name!r} has no 'data' and no parameters.binary_data_size; "
+                "send the tensor as JSON data or as binary"
+            )
+    if offset != len(binary):
+        raise ProtocolError(
+            f"{len(binary) - offset} bytes follow the JSON header beyond the declared "
+            "binary_data_size values; check Inference-Header-Content-Length"
+        )
+    missing = [spec.name for spec in model.inputs if spec.name not in decoded]
+    if missing:
+        raise ProtocolError(
+            f"missing inputs {missing}; model {model.name!r} takes {_describe(model.inputs)}"
+        )
+    rows = {name: array.shape[0] for name, array in decoded.items()}
+    if len(set(rows.values())) != 1:
+        raise ProtocolError(
+            f"inputs disagree on the batch dimension {rows}; send the same number of rows "
+            "in every input"
+        )
+    return InferRequest(
+        inputs={spec.name: decoded[spec.name] for spec in model.inputs},
+        batch_size=next(iter(rows.values())),
+        id=request_id,
+        parameters=parameters,
+        outputs=_requested_outputs(document.get("outputs"), model),
+        binary_output=_flag(parameters, "binary_data_output", "parameters"),
+    )
+
+
+def _decode_raw_binary(body: bytes, model: Signature) -> InferRequest:
+    """Header length 0: the whole body is the one input's tensor (a batch of whole rows)."""
+    if len(model.inputs) != 1:
+        raise ProtocolError(
+            "a raw binary body (Inference-Header-Content-Length: 0) is only for single-input "
+            f"models; model {model.name!r} has {len(model.inputs)} inputs: send a JSON header"
+        )
+    spec = model.inputs[0]
+    if spec.datatype == "BYTES" or VARIABLE_DIM in spec.shape[1:]:
+        raise ProtocolError(
+            f"input {spec.name!r} has a variable shape or BYTES type, so a raw body cannot say "
+            "its shape; send a JSON header with the shape"
+        )
+    row_bytes = int(np.prod(spec.shape[1:], dtype=np.int64)) * spec.dtype.itemsize
+    if not body or len(body) % row_bytes:
+        raise ProtocolError(
+            f"a raw body for input {spec.name!r} must be a whole number of {row_bytes}-byte "
+            f"rows, got {len(body)} bytes"
+        )
+    shape = (len(body) // row_bytes, *spec.shape[1:])
+    array = _from_binary(spec, shape, body)
+    return InferRequest(inputs={spec.name: array}, batch_size=shape[0])
+
+
+def _describe(specs: Sequence[TensorSpec]) -> str:
+    return ", ".join(f"{s.name} ({s.datatype} {list(s.shape)})" for s in specs)
+
+
+def _check_shape(spec: TensorSpec, shape: object) -> tuple[int, ...]:
+    if (
+        not isinstance(shape, list)
+        or not all(isinstance(d, int) and not isinstance(d, bool) for d in shape)
+        or any(d < 0 for d in shape)
+    ):
+        raise ProtocolError(
+            f"input {spec.name!r}: 'shape' must be a list of non-negative integers, "
+            f"e.g. {[1 if d == VARIABLE_DIM else d for d in spec.shape]}"
+        )
+    expected = list(spec.shape)
+    if len(shape) != len(expected) or any(
+        want not in (VARIABLE_DIM, got) for want, got in zip(expected, shape, strict=True)
+    ):
+        raise ProtocolError(
+            f"input {spec.name!r} has shape {shape} but the model expects {expected} "
+            "(-1 is any size; the first dimension is the batch)"
+        )
+    if shape[0] < 1:
+        raise ProtocolError(f"input {spec.name!r}: the batch dimension must be at least 1")
+    return tuple(shape)
+
+
+def _check_datatype(spec: TensorSpec, datatype: object) -> None:
+    if datatype != spec.datatype:
+        raise ProtocolError(
+            f"input {spec.name!r} has datatype {datatype!r} but the model expects "
+            f"{spec.datatype!r}; send {spec.datatype}"
+        )
+
+
+def _from_binary(spec: TensorSpec, shape: tuple[int, ...], data: bytes) -> np.ndarray:
+    count = int(np.prod(shape, dtype=np.int64))
+    if spec.datatype == "BYTES":
+        elements = _split_bytes(spec, data)
+        if len(elements) != count:
+            raise ProtocolError(
+                f"input {spec.name!r}: shape {list(shape)} needs {count} elements but the "
+                f"binary data holds {len(elements)}"
+            )
+        return np.array(elements, dtype=np.object_).reshape(shape)
+    dtype = spec.dtype.newbyteorder("<")
+    if len(data) != count * dtype.itemsize:
+        raise ProtocolError(
+            f"input {spec.name!r}: shape {list(shape)} of {spec.datatype} needs "
+            f"{count * dtype.itemsize} bytes but binary_data_size is {len(data)}"
+        )
+    # A copy: the batcher concatenates anyway, and a view would pin the whole request body.
+    return np.frombuffer(data, dtype=dtype).astype(spec.dtype).reshape(shape)
+
+
+def _split_bytes(spec: TensorSpec, data: bytes) -> list[bytes]:
+    elements: list[bytes] = []
+    position = 0
+    while position < len(data):
+        if position + 4 > len(data):
+            raise ProtocolError(
+                f"input {spec.name!r}: BYTES element at byte {position} lacks its 4-byte "
+                "length prefix"
+            )
+        (length,) = struct.unpack_from("<I", data, position)
+        position += 4
+        if position + length > len(data):
+            raise ProtocolError(
+                f"input {spec.name!r}: BYTES element at byte {position} claims {length} bytes "
+                "past the end of the data"
+            )
+        elements.append(data[position : position + length])
+        position += length
+    return elements
+
+
+def _from_json(spec: TensorSpec, shape: tuple[int, ...], data: object) -> np.ndarray:
+    count = int(np.prod(shape, dtype=np.int64))
+    if not isinstance(data, list):
+        raise ProtocolError(f"input {spec.name!r}: 'data' must be a JSON array (flat or nested)")
+    if spec.datatype == "BYTES":
+        flat = _flatten(data)
+        if not all(isinstance(item, str) for item in flat):
+            raise ProtocolError(f"input {spec.name!r}: BYTES data must be strings")
+        array = np.array([item.encode() for item in flat], dtype=np.object_)
+    else:
+        try:
+            array = np.asarray(data)
+        except ValueError:
+            raise ProtocolError(
+                f"input {spec.name!r}: 'data' is a ragged nested array; send a flat list of "
+                f"{count} values or a nested list of shape {list(shape)}"
+            ) from None
+        array = _cast(spec, array)
+    if array.size != count:
+        raise ProtocolError(
+            f"input {spec.name!r}: shape {list(shape)} needs {count} values but 'data' has "
+            f"{array.size}"
+        )
+    return array.reshape(shape)
+
+
+def _cast(spec: TensorSpec, array: np.ndarray) -> np.ndarray:
+    """Cast decoded JSON numbers to the spec's dtype, refusing lossy or nonsensical casts."""
+    target = spec.dtype
+    kind = array.dtype.kind
+    if array.size == 0:
+        return array.astype(target)
+    if target.kind == "b":
+        if kind != "b":
+            raise ProtocolError(f"input {spec.name!r}: BOOL data must be true/false")
+    elif kind not in "biuf":
+        raise ProtocolError(
+            f"input {spec.name!r}: {spec.datatype} data must be numbers, got {array.dtype.kind!r} "
+            "elements (strings or objects)"
+        )
+    elif target.kind in "iu":
+        if kind == "f":
+            raise ProtocolError(
+                f"input {spec.name!r}: {spec.datatype} data must be integers, got fractions"
+            )
+        info = np.iinfo(cast(Any, target))
+        if array.min() < info.min or array.max() > info.max:
+            raise ProtocolError(
+                f"input {spec.name!r}: values outside the {spec.datatype} range "
+                f"[{info.min}, {info.max}]"
+            )
+    return array.astype(target, copy=False)
+
+
+def _flatten(data: list[Any]) -> list[Any]:
+    flat: list[Any] = []
+    for item in data:
+        if isinstance(item, list):
+            flat.extend(_flatten(item))
+        else:
+            flat.append(item)
+    return flat
+
+
+def _flag(parameters: Mapping[str, Any], key: str, where: str) -> bool:
+    value = parameters.get(key, False)
+    if not isinstance(value, bool):
+        raise ProtocolError(f"{where}.{key} must be true or false")
+    return value
+
+
+def _requested_outputs(raw: object, model: Signature) -> list[RequestedOutput] | None:
+    if raw is None:
+        return None
+    if not isinstance(raw, list):
+        raise ProtocolError("'outputs' must be a list of {name, parameters} objects")
+    known = {spec.name for spec in model.outputs}
+    requested: list[RequestedOutput] = []
+    for index, item in enumerate(raw):
+        name = item.get("name") if isinstance(item, dict) else None
+        if name not in known:
+            raise ProtocolError(
+                f"outputs[{index}].name {name!r} is not an output of model {model.name!r}; "
+                f"its outputs are {_describe(model.outputs)}"
+            )
+        parameters = item.get("parameters") or {}
+        if not isinstance(parameters, dict):
+            raise ProtocolError(f"outputs[{index}].parameters must be a JSON object")
+        if "classification" in parameters:
+            raise ProtocolError(
+                f"outputs[{index}]: the classification extension is not supported; "
+                "request the raw output and take the top classes client-side"
+            )
+        requested.append(
+            RequestedOutput(
+                str(name), _flag(parameters, "binary_data", f"outputs[{index}].parameters")
+            )
+        )
+    return requested
+
+
+def encode_response(
+    model_name: str,
+    outputs: Mapping[str, np.ndarray],
+    *,
+    request_id: str | None = None,
+    requested: Sequence[RequestedOutput] | None = None,
+    binary_output: bool = False,
+    model_version: str | None = None,
+) -> EncodedBody:
+    """Encode a v2 inference response.
+
+    `requested` (the request's `outputs`) selects outputs and their encoding; when None every
+    output is sent, as binary when `binary_output` is set.
+    """
+    selected = (
+        [(name, binary_output) for name in outputs]
+        if requested is None
+        else [(item.name, item.binary) for item in requested]
+    )
+    entries: list[dict[str, Any]] = []
+    chunks: list[bytes] = []
+    for name, binary in selected:
+        array = outputs[name]
+        datatype = datatype_of(array)
+        entry: dict[str, Any] = {"name": name, "datatype": datatype, "shape": list(array.shape)}
+        if binary:
+            chunk = _to_binary(array, datatype)
+            entry["parameters"] = {"binary_data_size": len(chunk)}
+            chunks.append(chunk)
+        else:
+            entry["data"] = _to_json_data(array, datatype)
+        entries.append(entry)
+    document: dict[str, Any] = {"model_name": model_name, "outputs": entries}
+    if model_version is not None:
+        document["model_version"] = model_version
+    if request_id is not None:
+        document["id"] = request_id
+    header = orjson.dumps(document, option=orjson.OPT_SERIALIZE_NUMPY)
+    if not chunks:
+        return EncodedBody(header, None)
+    return EncodedBody(header + b"".join(chunks), len(header))
+
+
+def encode_request(
+    inputs: Mapping[str, np.ndarray],
+    *,
+    binary: bool = False,
+    request_id: str | None = None,
+    binary_output: bool = False,
+) -> EncodedBody:
+    """Encode a v2 inference request (for clients, tests and benchmarks)."""
+    entries: list[dict[str, Any]] = []
+    chunks: list[bytes] = []
+    for name, array in inputs.items():
+        datatype = datatype_of(array)
+        entry: dict[str, Any] = {"name": name, "datatype": datatype, "shape": list(array.shape)}
+        if binary:
+            chunk = _to_binary(array, datatype)
+            entry["parameters"] = {"binary_data_size": len(chunk)}
+            chunks.append(chunk)
+        else:
+            entry["data"] = _to_json_data(array, datatype)
+        entries.append(entry)
+    document: dict[str, Any] = {"inputs": entries}
+    if request_id is not None:
+        document["id"] = request_id
+    if binary_output:
+        document["parameters"] = {"binary_data_output": True}
+    header = orjson.dumps(document, option=orjson.OPT_SERIALIZE_NUMPY)
+    if not chunks:
+        return EncodedBody(header, None)
+    return EncodedBody(header + b"".join(chunks), len(header))
+
+
+def decode_response(body: bytes, *, header_length: int | None = None) -> dict[str, np.ndarray]:
+    """Decode the outputs of a v2 inference response (JSON or binary) into numpy arrays."""
+    header, binary = (
+        (body, b"") if header_length is None else (body[:header_length], body[header_length:])
+    )
+    document = orjson.loads(header)
+    if "error" in document:
+        raise ProtocolError(str(document["error"]))
+    result: dict[str, np.ndarray] = {}
+    offset = 0
+    for entry in document["outputs"]:
+        spec = TensorSpec("response", entry["datatype"], [VARIABLE_DIM, *entry["shape"][1:]])
+        shape = tuple(entry["shape"])
+        size = (entry.get("parameters") or {}).get("binary_data_size")
+        if size is None:
+            result[entry["name"]] = _from_json(spec, shape, entry["data"])
+        else:
+            result[entry["name"]] = _from_binary(spec, shape, binary[offset : offset + size])
+            offset += size
+    return result
+
+
+def _to_binary(array: np.ndarray, datatype: str) -> bytes:
+    if datatype == "BYTES":
+        parts: list[bytes] = []
+        for item in array.reshape(-1):
+            raw = item if isinstance(item, bytes) else str(item).encode()
+            parts.append(struct.pack("<I", len(raw)))
+            parts.append(raw)
+        return b"".join(parts)
+    return np.ascontiguousarray(array, dtype=array.dtype.newbyteorder("<")).tobytes()
+
+
+def _to_json_data(array: np.ndarray, datatype: str) -> Any:
+    if datatype == "BYTES":
+        return [
+            item.decode(errors="replace") if isinstance(item, bytes) else str(item)
+            for item in array.reshape(-1)
+        ]
+    # orjson writes numpy arrays natively (OPT_SERIALIZE_NUMPY) without a Python list per value.
+    return np.ascontiguousarray(array.reshape(-1))
+
+
+def error_body(message: str) -> bytes:
+    """The v2 error document `{"error": message}`."""
+    return orjson.dumps({"error": message})

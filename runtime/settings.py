@@ -1,0 +1,179 @@
+"""Server settings: every knob by flag, environment variable or config file.
+
+Precedence, highest first: command-line flag, environment variable, config file (YAML or
+JSON, keys are the field names), default. The Kubernetes Deployment sets the environment
+variables named by the `ENV_*` constants here; the components import those constants rather
+than spelling the strings.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Final, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from inferstack.runtime.batcher import BatcherConfig
+
+ENV_PREFIX: Final = "INFERSTACK_"
+
+ENV_MODEL: Final = "INFERSTACK_MODEL"
+ENV_MODEL_NAME: Final = "INFERSTACK_MODEL_NAME"
+ENV_HOST: Final = "INFERSTACK_HOST"
+ENV_PORT: Final = "INFERSTACK_PORT"
+ENV_MAX_BATCH_SIZE: Final = "INFERSTACK_MAX_BATCH_SIZE"
+ENV_PREFERRED_BATCH_SIZES: Final = "INFERSTACK_PREFERRED_BATCH_SIZES"
+"""Comma-separated, e.g. `16,32`."""
+ENV_MAX_QUEUE_DELAY_MS: Final = "INFERSTACK_MAX_QUEUE_DELAY_MS"
+ENV_MAX_QUEUE_SIZE: Final = "INFERSTACK_MAX_QUEUE_SIZE"
+ENV_REQUEST_TIMEOUT_MS: Final = "INFERSTACK_REQUEST_TIMEOUT_MS"
+"""0 means no timeout."""
+ENV_INSTANCES: Final = "INFERSTACK_INSTANCES"
+ENV_TORCH_THREADS: Final = "INFERSTACK_TORCH_THREADS"
+"""0 means automatic: the CPU budget (cgroup quota or affinity) minus one for the event loop."""
+ENV_DEVICE: Final = "INFERSTACK_DEVICE"
+ENV_DRAIN_GRACE_S: Final = "INFERSTACK_DRAIN_GRACE_S"
+ENV_MAX_REQUEST_BYTES: Final = "INFERSTACK_MAX_REQUEST_BYTES"
+ENV_LOG_LEVEL: Final = "INFERSTACK_LOG_LEVEL"
+ENV_CONFIG: Final = "INFERSTACK_CONFIG"
+"""Path of a config file, when `--config` is not given."""
+
+DEFAULT_PORT: Final = 8000
+
+
+class SettingsError(ValueError):
+    """A setting with a wrong value; the message names where it came from and the fix."""
+
+
+class ServerSettings(BaseModel):
+    """Everything `inferstack serve` can be told."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    model: str = Field(description="model URI, e.g. builtin://mlp")
+    model_name: str | None = Field(default=None, description="served name; derived from the URI")
+    host: str = "0.0.0.0"
+    port: int = Field(default=DEFAULT_PORT, ge=1, le=65535)
+    max_batch_size: int = Field(default=32, ge=1)
+    preferred_batch_sizes: tuple[int, ...] = ()
+    max_queue_delay_ms: float = Field(default=5.0, ge=0)
+    max_queue_size: int = Field(default=1024, ge=1)
+    request_timeout_ms: float = Field(default=0, ge=0, description="0: no timeout")
+    instances: int = Field(default=1, ge=1)
+    torch_threads: int = Field(default=0, ge=0, description="0: CPU budget minus one")
+    device: str = Field(default="auto", description="auto, cpu, cuda or cuda:N")
+    drain_grace_s: float = Field(default=30.0, gt=0)
+    max_request_bytes: int = Field(default=64 * 1024 * 1024, ge=1024)
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+
+    @field_validator("preferred_batch_sizes", mode="before")
+    @classmethod
+    def _split(cls, value: object) -> object:
+        if isinstance(value, str):
+            parts = [part.strip() for part in value.split(",") if part.strip()]
+            if not all(part.isdigit() for part in parts):
+                raise ValueError(f"expected comma-separated positive integers, got {value!r}")
+            return tuple(int(part) for part in parts)
+        return value
+
+    @field_validator("device")
+    @classmethod
+    def _device(cls, value: str) -> str:
+        if value not in ("auto", "cpu", "cuda") and not value.startswith("cuda:"):
+            raise ValueError(f"expected auto, cpu, cuda or cuda:N, got {value!r}")
+        return value
+
+    def batcher_config(self) -> BatcherConfig:
+        """The batcher knobs; ValueError when they contradict each other."""
+        return BatcherConfig(
+            max_batch_size=self.max_batch_size,
+            preferred_batch_sizes=self.preferred_batch_sizes,
+            max_queue_delay_s=self.max_queue_delay_ms / 1000,
+            max_queue_size=self.max_queue_size,
+            request_timeout_s=self.request_timeout_ms / 1000 if self.request_timeout_ms else None,
+            instances=self.instances,
+        )
+
+    def resolved_torch_threads(self) -> int:
+        """The intra-op thread count to use: the explicit setting, or CPU budget minus one."""
+        return self.torch_threads or max(1, cpu_budget() - 1)
+
+
+FIELDS: Final = tuple(ServerSettings.model_fields)
+ENV_VARS: Final[Mapping[str, str]] = {name: ENV_PREFIX + name.upper() for name in FIELDS}
+"""Environment variable of each setting: `max_batch_size` -> `INFERSTACK_MAX_BATCH_SIZE`."""
+
+
+def cpu_budget() -> int:
+    """CPUs this process may use: the cgroup v2 quota if set, else the affinity mask."""
+    available = len(os.sched_getaffinity(0))
+    try:
+        quota, period = Path("/sys/fs/cgroup/cpu.max").read_text().split()[:2]
+    except (OSError, ValueError):
+        return available
+    if quota == "max":
+        return available
+    return max(1, min(available, math.ceil(int(quota) / int(period))))
+
+
+def resolve_settings(
+    flags: Mapping[str, Any],
+    *,
+    config_file: str | Path | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> ServerSettings:
+    """Merge flags, environment and config file (in that precedence) into settings.
+
+    `flags` maps field names to values, None meaning "not given". Raises SettingsError naming
+    the source of each bad value.
+    """
+    env = os.environ if environ is None else environ
+    values: dict[str, Any] = {}
+    sources: dict[str, str] = {}
+    path = config_file or env.get(ENV_CONFIG)
+    if path:
+        for key, value in _read_config(Path(path)).items():
+            values[key] = value
+            sources[key] = f"config file {path}: {key}"
+    for name, variable in ENV_VARS.items():
+        if variable in env:
+            values[name] = env[variable]
+            sources[name] = f"environment variable {variable}"
+    for name, value in flags.items():
+        if value is not None:
+            values[name] = value
+            sources[name] = f"--{name.replace('_', '-')}"
+    try:
+        settings = ServerSettings.model_validate(values)
+        settings.batcher_config()
+    except ValidationError as error:
+        problems = []
+        for detail in error.errors(include_url=False):
+            field = str(detail["loc"][0]) if detail["loc"] else "(settings)"
+            where = sources.get(field) or (
+                f"--{field.replace('_', '-')} or {ENV_VARS.get(field, field)}"
+            )
+            message = str(detail["msg"]).removeprefix("Value error, ")
+            if detail["type"] == "extra_forbidden":
+                message = f"unknown setting; known settings are {', '.join(FIELDS)}"
+            problems.append(f"{where}: {message}")
+        raise SettingsError("; ".join(problems)) from None
+    except ValueError as error:
+        raise SettingsError(str(error)) from None
+    return settings
+
+
+def _read_config(path: Path) -> dict[str, Any]:
+    try:
+        data = yaml.safe_load(path.read_text())
+    except (OSError, yaml.YAMLError) as error:
+        raise SettingsError(f"cannot read config file {path}: {error}") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise SettingsError(f"config file {path} must be a mapping of setting name to value")
+    return {str(key): value for key, value in data.items()}
