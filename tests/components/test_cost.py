@@ -1,0 +1,94 @@
+"""The cost estimate against hand-computed figures, lever by lever."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+
+from inferstack.components.cost import estimate_cost
+from inferstack.components.pricing import default_price_table, machine_price
+from inferstack.components.sizing import size_service
+from tests.components.factories import make_profile, make_spec
+
+NOW = datetime(2026, 11, 29, 12, 0, tzinfo=UTC)
+L4_MONTH = 0.805 * 730  # g6.xlarge on-demand, one replica, one month
+
+
+def estimate(**changes: object):  # type: ignore[no-untyped-def]
+    spec = make_spec(**changes)
+    profile = make_profile()
+    return estimate_cost(spec, profile, size_service(spec, profile, now=NOW))
+
+
+def by_lever(**changes: object) -> dict[str, float]:
+    return {row.lever: row.monthly_usd for row in estimate(**changes).rows}
+
+
+def test_levers_hand_computed() -> None:
+    rows = by_lever()
+    realtime_naive = 58 * L4_MONTH  # 20000 rps / (500 x 0.7) at batch 1 = 57.1 -> 58
+    batch_naive = 2 * L4_MONTH  # 1000 items/s average / 500 at batch 1
+    assert rows["naive"] == pytest.approx(realtime_naive + batch_naive, abs=0.01)
+    # Batching: 9 realtime replicas at 2240 rps, one batch replica at 3200 items/s.
+    assert rows["batching"] == pytest.approx(10 * L4_MONTH, abs=0.01)
+    # Autoscaling: 5 spikes a week x (120 + 3 lead) minutes at 5 replicas, else 3 replicas;
+    # the batch pool is busy 1000 / 3200 of the time.
+    average = (615 * 5 + 3 * (10080 - 615)) / 10080
+    assert rows["autoscaling"] == pytest.approx((average + 1000 / 3200) * L4_MONTH, abs=0.01)
+    assert rows["scale-to-zero"] == rows["autoscaling"]  # baseline > 0: nothing to gain
+    blended = 0.9 * (0.36 / 0.805) + 0.1
+    spot = (average + 1000 / 3200 * blended) * L4_MONTH
+    assert rows["spot"] == pytest.approx(spot, abs=0.01)
+
+
+def test_savings_add_up_and_are_explained() -> None:
+    result = estimate()
+    previous = None
+    for row in result.rows:
+        if previous is not None:
+            assert row.saves_usd == pytest.approx(previous - row.monthly_usd, abs=0.01)
+        assert row.reason
+        previous = row.monthly_usd
+    assert result.configured_monthly_usd == result.rows[-1].monthly_usd
+    assert 0 < result.savings_ratio < 1
+    assert "as of" in result.price_source
+
+
+def test_scale_to_zero_saves_the_idle_floor_when_there_is_no_baseline() -> None:
+    rows = by_lever(
+        traffic__baseline_rps=0,
+        realtime__scale_to_zero=True,
+        realtime__allow_cold_start_over_budget=True,
+        batch=None,
+    )
+    assert rows["scale-to-zero"] < rows["autoscaling"]
+    share = 615 / 10080
+    assert rows["autoscaling"] == pytest.approx((share * 5 + (1 - share) * 1) * L4_MONTH, abs=0.01)
+    assert rows["scale-to-zero"] == pytest.approx(share * 5 * L4_MONTH, abs=0.01)
+
+
+def test_batch_pool_without_volume_is_not_costed_and_says_so() -> None:
+    result = estimate(batch__expected_items_per_day=None)
+    assert any("expected_items_per_day" in note for note in result.notes)
+    assert result.rows[-1].monthly_usd == result.rows[-2].monthly_usd  # spot has nothing to act on
+
+
+def test_price_overrides_replace_list_prices() -> None:
+    overridden = by_lever(prices={"g6.xlarge": {"on_demand": 1.0, "spot": 0.5}})
+    assert overridden["batching"] == pytest.approx(10 * 730.0)
+    assert (
+        "override" in estimate(prices={"g6.xlarge": {"on_demand": 1.0, "spot": 0.5}}).price_source
+    )
+
+
+def test_price_table_is_dated_sourced_and_covers_the_gpu_catalog() -> None:
+    table = default_price_table()
+    assert table.as_of == "2025-07-01"
+    assert "pricing" in table.source
+    for family in ("g5.xlarge", "g6.xlarge", "g6e.xlarge", "p4d.24xlarge", "p5.48xlarge"):
+        assert family in table.instances["aws"]
+    a100 = machine_price("nvidia-a100-40gb", "aws")
+    assert a100.gpus_per_instance == 8
+    assert a100.on_demand_per_gpu_hour == pytest.approx(21.96 / 8)
+    assert machine_price("nvidia-l4", "gcp").instance_type == "g2-standard-8"

@@ -1,0 +1,98 @@
+"""`inferstack preview` end to end: the real stack program under the SDK's mock monitor."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import yaml
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def preview(*args: str, cwd: Path = REPO) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "inferstack.cli", "preview", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+
+
+def bad_project(tmp_path: Path, service: object) -> Path:
+    """A project that runs the real stacks/ program with a stack config of our own."""
+    (tmp_path / "Pulumi.yaml").write_text(
+        yaml.safe_dump({"name": "inferstack", "runtime": "python", "main": str(REPO / "stacks")})
+    )
+    (tmp_path / "Pulumi.broken.yaml").write_text(
+        yaml.safe_dump({"config": {"inferstack:service": service}})
+    )
+    return tmp_path
+
+
+def dev_service() -> dict[str, object]:
+    document = yaml.safe_load((REPO / "stacks" / "Pulumi.dev.yaml").read_text())
+    service: dict[str, object] = document["config"]["inferstack:service"]
+    return service
+
+
+def test_json_preview_of_the_dev_stack() -> None:
+    result = preview("--stack", "dev", "--json")
+    assert result.returncode == 0, result.stderr
+    document = json.loads(result.stdout)
+    assert {"resources", "sizing", "cost"} <= set(document)
+    stack = document["resources"][0]
+    assert stack["type"] == "pulumi:pulumi:Stack"
+    assert stack["parent"] is None
+    for resource in document["resources"]:
+        assert set(resource) == {"type", "name", "parent", "inputs"}
+    realtime = document["sizing"]["realtime"]
+    assert realtime["min_replicas"]["reason"]
+    assert isinstance(realtime["min_replicas"]["value"], int)
+    assert realtime["prewarm"][0]["start_cron"]
+    assert [row["lever"] for row in document["cost"]["rows"]] == [
+        "naive",
+        "batching",
+        "autoscaling",
+        "scale-to-zero",
+        "spot",
+    ]
+
+
+def test_text_preview_shows_reasons_and_the_cost_table() -> None:
+    result = preview("--stack", "dev")
+    assert result.returncode == 0, result.stderr
+    assert "realtime.min_replicas" in result.stdout
+    assert "rounded up" in result.stdout
+    assert "Pre-warm windows" in result.stdout
+    assert "Monthly cost" in result.stdout
+    assert "configured" in result.stdout
+
+
+def test_bad_field_fails_with_its_path_and_creates_nothing(tmp_path: Path) -> None:
+    service = dev_service()
+    service["batching"] = {**service["batching"], "preferred_batch_sizes": [64]}  # type: ignore[dict-item]
+    result = preview("--stack", "broken", "--project-dir", str(bad_project(tmp_path, service)))
+    assert result.returncode == 2
+    assert "inferstack:service.batching" in result.stderr
+    assert "exceed max_batch_size" in result.stderr
+    assert result.stdout == ""
+
+
+def test_profile_based_refusal_fails_with_its_path(tmp_path: Path) -> None:
+    service = dev_service()
+    service["latency_budget_ms"] = 6  # the CPU profile cannot fit 5 ms delay + a batch in 6 ms
+    result = preview("--stack", "broken", "--project-dir", str(bad_project(tmp_path, service)))
+    assert result.returncode == 2
+    assert "latency_budget_ms" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_unknown_stack_is_named(tmp_path: Path) -> None:
+    result = preview("--stack", "nope")
+    assert result.returncode == 2
+    assert "no stack 'nope'" in result.stderr
+    assert "dev" in result.stderr
