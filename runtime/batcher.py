@@ -80,13 +80,16 @@ class Clock(Protocol):
 
 
 class LoopClock:
-    """The running event loop's monotonic clock and timers."""
+    """`time.monotonic` with the running event loop's timers.
+
+    Not `loop.time()`: uvloop's is millisecond-grained, too coarse for the latency histograms.
+    """
 
     def now(self) -> float:
-        return asyncio.get_running_loop().time()
+        return time.monotonic()
 
     def call_at(self, when: float, callback: Callable[[], None]) -> TimerHandle:
-        return asyncio.get_running_loop().call_at(when, callback)
+        return asyncio.get_running_loop().call_later(max(0.0, when - time.monotonic()), callback)
 
 
 @dataclass(frozen=True)

@@ -9,10 +9,20 @@ from __future__ import annotations
 
 from typing import Final
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    disable_created_metrics,
+    generate_latest,
+)
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from inferstack.runtime import metric_names as names
+
+# The `_created` series double the exposition and no query here uses them.
+disable_created_metrics()  # type: ignore[no-untyped-call]
 
 OUTCOMES: Final = ("success", "rejected", "timeout", "error", "cancelled")
 """Values of the `outcome` label of the requests counter."""

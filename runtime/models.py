@@ -453,3 +453,23 @@ def configure_torch_threads(intra_op: int, inter_op: int = 1) -> None:
     # Raises once set or once parallel work started: then the first setting stays.
     with contextlib.suppress(RuntimeError):
         torch.set_num_interop_threads(inter_op)
+
+
+def warm_up(model: LoadedModel, batch_sizes: Sequence[int], repeats: int = 2) -> float:
+    """Run the model on synthetic inputs at each batch size; returns the seconds it took.
+
+    Why: the first calls at a new shape pay one-off costs (allocator growth, kernel selection,
+    lazy initialisation on GPUs) that must not land on the first real requests.
+    """
+    import time
+
+    started = time.perf_counter()
+    for batch_size in batch_sizes:
+        inputs = model.example_inputs(batch_size)
+        for _ in range(repeats):
+            model.predict_batch(inputs)
+    if getattr(model, "device", "cpu").startswith("cuda"):
+        import torch
+
+        torch.cuda.synchronize()
+    return time.perf_counter() - started

@@ -1,0 +1,264 @@
+"""The KServe v2 REST endpoints, independent of the HTTP server that carries them.
+
+`InferenceApp.handle(method, path, headers, body)` returns a `Response`; `server.py` adapts it to
+ASGI. Keeping routing and protocol here means the server stack can be swapped (and was measured
+against others, see `benchmarks/http_stacks.py`) without touching the endpoints.
+
+Endpoints: `/v2/health/live`, `/v2/health/ready`, `/v2`, `/v2/models/{m}[/versions/{v}]`,
+`.../ready`, `.../config` (Triton's model configuration, which perf_analyzer needs),
+`.../infer`, and `/metrics`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Final
+
+from inferstack import __version__
+from inferstack.runtime.batcher import (
+    BatchTooLargeError,
+    DrainingError,
+    DynamicBatcher,
+    ModelError,
+    QueueFullError,
+    RequestTimeoutError,
+)
+from inferstack.runtime.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
+from inferstack.runtime.metrics import RuntimeMetrics
+from inferstack.runtime.models import LoadedModel
+from inferstack.runtime.protocol import (
+    HEADER_LENGTH_HEADER,
+    JSON_CONTENT_TYPE,
+    ProtocolError,
+    decode_request,
+    encode_response,
+    error_body,
+)
+from inferstack.runtime.tensors import TensorSpec
+
+SERVER_NAME: Final = "inferstack"
+MODEL_VERSION: Final = "1"
+EXTENSIONS: Final = ("binary_tensor_data", "model_configuration")
+DRAIN_RETRY_AFTER_S: Final = 5
+"""Retry-After while draining: long enough for the endpoint to leave the Service."""
+
+_TRITON_TYPES: Final = {
+    "BOOL": "TYPE_BOOL",
+    "UINT8": "TYPE_UINT8",
+    "UINT16": "TYPE_UINT16",
+    "UINT32": "TYPE_UINT32",
+    "UINT64": "TYPE_UINT64",
+    "INT8": "TYPE_INT8",
+    "INT16": "TYPE_INT16",
+    "INT32": "TYPE_INT32",
+    "INT64": "TYPE_INT64",
+    "FP16": "TYPE_FP16",
+    "FP32": "TYPE_FP32",
+    "FP64": "TYPE_FP64",
+    "BYTES": "TYPE_STRING",
+}
+
+
+@dataclass(frozen=True)
+class Response:
+    """What an endpoint answers; the server adapter writes it out."""
+
+    status: int
+    body: bytes = b""
+    content_type: str = JSON_CONTENT_TYPE
+    headers: tuple[tuple[str, str], ...] = field(default=())
+
+
+def _json(status: int, document: object) -> Response:
+    import orjson
+
+    return Response(status, orjson.dumps(document))
+
+
+def _error(status: int, message: str, *headers: tuple[str, str]) -> Response:
+    return Response(status, error_body(message), headers=headers)
+
+
+@dataclass
+class ServedModel:
+    """A model being served: the loaded model, its batcher and its metrics."""
+
+    model: LoadedModel
+    batcher: DynamicBatcher
+    metrics: RuntimeMetrics
+    device_kind: str = "cpu"
+
+
+class InferenceApp:
+    """Routes v2 requests to one served model.
+
+    Live as soon as it exists; ready once `served` is set (after warm-up) and until draining
+    starts. The model's name is known before it loads, so model endpoints answer 503 ("still
+    loading") rather than 404 during start-up.
+    """
+
+    def __init__(self, model_name: str, metrics: RuntimeMetrics) -> None:
+        self.model_name = model_name
+        self.metrics = metrics
+        self.served: ServedModel | None = None
+        self.draining = False
+
+    @property
+    def ready(self) -> bool:
+        """Whether the server should receive traffic."""
+        return self.served is not None and not self.draining and self.served.batcher.accepting
+
+    async def handle(
+        self, method: str, path: str, headers: Mapping[str, str], body: bytes
+    ) -> Response:
+        """Answer one request. `headers` has lower-case names."""
+        parts = [part for part in path.split("/") if part]
+        if parts[:1] == ["v2"]:
+            return await self._v2(method, parts[1:], headers, body)
+        if parts == ["metrics"] and method == "GET":
+            return Response(200, self.metrics.exposition(), METRICS_CONTENT_TYPE)
+        return _error(404, f"no endpoint at {path}; the API is under /v2 and /metrics")
+
+    async def _v2(
+        self, method: str, parts: list[str], headers: Mapping[str, str], body: bytes
+    ) -> Response:
+        if not parts:
+            return self._only_get(method) or _json(
+                200, {"name": SERVER_NAME, "version": __version__, "extensions": list(EXTENSIONS)}
+            )
+        if parts[0] == "health" and len(parts) == 2 and parts[1] in ("live", "ready"):
+            if (wrong := self._only_get(method)) is not None:
+                return wrong
+            if parts[1] == "live":
+                return _json(200, {"live": True})
+            return _json(200 if self.ready else 503, {"ready": self.ready})
+        if parts[0] == "models" and len(parts) >= 2:
+            return await self._model(method, parts[1], parts[2:], headers, body)
+        return _error(404, f"no endpoint at /v2/{'/'.join(parts)}")
+
+    @staticmethod
+    def _only_get(method: str) -> Response | None:
+        if method in ("GET", "HEAD"):
+            return None
+        return _error(405, f"{method} is not allowed here; use GET", ("allow", "GET"))
+
+    async def _model(
+        self, method: str, name: str, rest: list[str], headers: Mapping[str, str], body: bytes
+    ) -> Response:
+        if name != self.model_name:
+            return _error(404, f"unknown model {name!r}; this server serves {self.model_name!r}")
+        if rest[:1] == ["versions"]:
+            if len(rest) < 2 or rest[1] != MODEL_VERSION:
+                return _error(
+                    404, f"model {name!r} has only version {MODEL_VERSION}; drop /versions/..."
+                )
+            rest = rest[2:]
+        action = rest[0] if rest else ""
+        if len(rest) > 1 or action not in ("", "ready", "config", "infer"):
+            return _error(404, f"no endpoint {'/'.join(rest)!r} for model {name!r}")
+        if action == "infer":
+            if method != "POST":
+                return _error(405, "use POST for /infer", ("allow", "POST"))
+            return await self._infer(headers, body)
+        if (wrong := self._only_get(method)) is not None:
+            return wrong
+        if action == "ready":
+            return _json(200 if self.ready else 503, {"name": name, "ready": self.ready})
+        served = self.served
+        if served is None:
+            return _error(503, f"model {name!r} is still loading", ("retry-after", "1"))
+        if action == "config":
+            return _json(200, self._triton_config(served))
+        return _json(
+            200,
+            {
+                "name": name,
+                "versions": [MODEL_VERSION],
+                "platform": served.model.platform,
+                "inputs": [spec.to_json() for spec in served.model.inputs],
+                "outputs": [spec.to_json() for spec in served.model.outputs],
+            },
+        )
+
+    def _triton_config(self, served: ServedModel) -> dict[str, object]:
+        """Triton's JSON model configuration: dims exclude the batch dimension."""
+        config = served.batcher.config
+
+        def tensors(specs: list[TensorSpec]) -> list[dict[str, object]]:
+            return [
+                {
+                    "name": spec.name,
+                    "data_type": _TRITON_TYPES[spec.datatype],
+                    "dims": list(spec.shape[1:]),
+                }
+                for spec in specs
+            ]
+
+        return {
+            "name": self.model_name,
+            "platform": served.model.platform,
+            "max_batch_size": config.max_batch_size,
+            "input": tensors(served.model.inputs),
+            "output": tensors(served.model.outputs),
+            "dynamic_batching": {
+                "preferred_batch_size": list(config.preferred_batch_sizes),
+                "max_queue_delay_microseconds": round(config.max_queue_delay_s * 1e6),
+            },
+            "instance_group": [
+                {
+                    "count": config.instances,
+                    "kind": "KIND_GPU" if served.device_kind == "gpu" else "KIND_CPU",
+                }
+            ],
+        }
+
+    async def _infer(self, headers: Mapping[str, str], body: bytes) -> Response:
+        served = self.served
+        if served is None:
+            return _error(503, f"model {self.model_name!r} is still loading", ("retry-after", "1"))
+        if self.draining or not served.batcher.accepting:
+            served.metrics.count("rejected")
+            return _error(
+                503,
+                "the server is draining and accepts no new requests; retry on another replica",
+                ("retry-after", str(DRAIN_RETRY_AFTER_S)),
+            )
+        raw_length = headers.get(HEADER_LENGTH_HEADER)
+        try:
+            header_length = None if raw_length is None else int(raw_length)
+            request = decode_request(body, served.model, header_length=header_length)
+        except ValueError:
+            served.metrics.count("rejected")
+            return _error(
+                400,
+                f"Inference-Header-Content-Length must be an integer, got {raw_length!r}",
+            )
+        except ProtocolError as error:
+            served.metrics.count("rejected")
+            return _error(error.status, error.message)
+        try:
+            outputs = await served.batcher.submit(request.inputs)
+        except QueueFullError as error:
+            return _error(429, str(error), ("retry-after", str(error.retry_after_s)))
+        except (DrainingError, RequestTimeoutError) as error:
+            return _error(503, str(error), ("retry-after", "1"))
+        except BatchTooLargeError as error:
+            return _error(400, str(error))
+        except ModelError as error:
+            return _error(500, str(error))
+        try:
+            encoded = encode_response(
+                self.model_name,
+                outputs,
+                request_id=request.id,
+                requested=request.outputs,
+                binary_output=request.binary_output,
+                model_version=MODEL_VERSION,
+            )
+        except ValueError as error:  # An output numpy cannot express as a v2 datatype.
+            return _error(500, f"cannot encode the model's outputs: {error}")
+        extra: tuple[tuple[str, str], ...] = ()
+        if encoded.header_length is not None:
+            extra = ((HEADER_LENGTH_HEADER, str(encoded.header_length)),)
+        return Response(200, encoded.body, encoded.content_type, extra)

@@ -1,0 +1,61 @@
+"""`inferstack serve`: serve one model over the KServe v2 protocol with dynamic batching.
+
+Every setting can come from a flag, an environment variable (`INFERSTACK_<SETTING>`, what the
+Kubernetes Deployment uses) or a config file (`--config`, YAML or JSON); see `settings.py`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from inferstack.runtime.settings import ENV_VARS, ServerSettings, SettingsError, resolve_settings
+
+_HELP = {
+    "model": "model URI: builtin://mlp, a TorchScript .pt, a torch.export .pt2 or module:Class",
+    "model_name": "served model name (default: derived from the URI, e.g. mlp)",
+    "preferred_batch_sizes": "comma-separated batch sizes dispatched as soon as reached",
+    "request_timeout_ms": "reject requests that waited this long in the queue (0: never)",
+    "torch_threads": "torch intra-op threads (0: CPU budget minus one for the event loop)",
+    "drain_grace_s": "on SIGTERM, seconds to finish admitted requests before exiting",
+}
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Flags for every setting; each defaults to the environment, then the config file."""
+    parser.add_argument("--config", help="YAML or JSON file of settings (keys: setting names)")
+    for name, field in ServerSettings.model_fields.items():
+        flag = "--" + name.replace("_", "-")
+        kind = field.annotation
+        arg_type: type = str
+        if kind is int:
+            arg_type = int
+        elif kind is float:
+            arg_type = float
+        help_text = _HELP.get(name, field.description or name.replace("_", " "))
+        default = "" if field.is_required() else f"; default {field.default!r}"
+        parser.add_argument(
+            flag,
+            dest=name,
+            type=arg_type,
+            default=None,
+            help=f"{help_text} (env {ENV_VARS[name]}{default})",
+        )
+    parser.add_argument(
+        "--name", dest="model_name_alias", default=None, help="same as --model-name"
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    """Resolve the settings and run the server until it has drained."""
+    flags = {name: getattr(args, name) for name in ServerSettings.model_fields}
+    if args.model_name_alias is not None and flags["model_name"] is None:
+        flags["model_name"] = args.model_name_alias
+    try:
+        settings = resolve_settings(flags, config_file=args.config)
+    except SettingsError as error:
+        sys.stderr.write(f"inferstack serve: {error}\n")
+        return 2
+    from inferstack.runtime.server import run_server
+
+    return run_server(settings)
