@@ -27,6 +27,10 @@ SUBCOMMANDS: dict[str, Subcommand] = {
         "inferstack.components.preview",
         "show every resource `pulumi up` would create, the derived sizing and the cost (offline)",
     ),
+    "fit-traffic": Subcommand(
+        "inferstack.components.traffic_fit",
+        "propose the spec's traffic block (baseline and peak rps) from a request trace",
+    ),
     "check": Subcommand(
         "inferstack.policies.check",
         "run the policy pack against a stack offline and exit 1 on mandatory violations",
@@ -52,7 +56,7 @@ def _top_level_parser() -> argparse.ArgumentParser:
         description="Cheap GPU inference without breaking latency budgets.",
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog="subcommands:\n"
-        + "\n".join(f"  {name:<9} {sub.summary}" for name, sub in SUBCOMMANDS.items()),
+        + "\n".join(f"  {name:<12} {sub.summary}" for name, sub in SUBCOMMANDS.items()),
     )
     parser.add_argument("--version", action="version", version=f"inferstack {__version__}")
     parser.add_argument("subcommand", choices=sorted(SUBCOMMANDS), metavar="SUBCOMMAND")
