@@ -1,0 +1,31 @@
+"""Label and annotation keys: the components write them, the policies read them.
+
+A plain module on purpose: the Kubernetes components import it, and they must not pull in
+`pulumi_policy`. Renaming a key here renames it on both sides.
+"""
+
+from typing import Final
+
+PREFIX: Final = "inferstack.io"
+
+# Labels, on every workload, pod template, Service and ScaledObject the components create.
+TIER_LABEL: Final = f"{PREFIX}/tier"
+"""`realtime` (synchronous, latency-bound) or `batch` (asynchronous, interruption-tolerant)."""
+TIER_REALTIME: Final = "realtime"
+TIER_BATCH: Final = "batch"
+SERVICE_LABEL: Final = f"{PREFIX}/service"
+"""The inference service's name (the spec's `name`)."""
+
+# Annotations carrying declared values that a policy cannot derive from the resource itself.
+LATENCY_BUDGET_MS_ANNOTATION: Final = f"{PREFIX}/latency-budget-ms"
+"""The declared p99 latency budget of the synchronous path, in milliseconds (a decimal string)."""
+MAX_QUEUE_DELAY_MS_ANNOTATION: Final = f"{PREFIX}/max-queue-delay-ms"
+"""The batcher's max queue delay, in milliseconds (a decimal string)."""
+COLD_START_SECONDS_ANNOTATION: Final = f"{PREFIX}/cold-start-seconds"
+"""The measured cold start (node + image pull + model load), in seconds (a decimal string)."""
+MAX_JOB_SECONDS_ANNOTATION: Final = f"{PREFIX}/max-job-seconds"
+"""The longest a queue worker may spend on one message, in seconds. Also read as a queue tag."""
+
+# The runtime reads its max queue delay from this container env var; the policy reads it too, so
+# the value that actually runs is the value that is judged.
+MAX_QUEUE_DELAY_ENV: Final = "INFERSTACK_MAX_QUEUE_DELAY_MS"

@@ -1,0 +1,612 @@
+"""Drive a real CrossGuard policy pack over the Analyzer gRPC protocol, as the Pulumi engine does.
+
+The pack is the unmodified `pulumi_policy` server: started as `python -u -m pulumi.policy
+<engine-address> <pack-dir>` in the pack directory with the engine's environment variables, its
+port read from the first stdout line. The RPCs follow the engine's order: Handshake,
+ConfigureStack, GetPluginInfo, GetAnalyzerInfo, Configure (reconciled and validated config),
+then Remediate and Analyze per resource in registration order (default providers synthesized
+first, as the engine registers them), then AnalyzeStack once. `../shared/notes/policy-harness.md`
+records where each step comes from and what this cannot reproduce (provider Check, provider
+previews of outputs, multi-language components, engine-side transforms).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import selectors
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any, Final, Protocol
+
+import grpc
+import yaml
+from google.protobuf import empty_pb2, json_format
+from pulumi.runtime.proto import analyzer_pb2, analyzer_pb2_grpc
+
+from inferstack.policies.marshal import marshal_properties, to_struct
+from inferstack.policies.pack_config import (
+    ConfigEntry,
+    PolicyConfig,
+    PolicyMeta,
+    reconcile,
+)
+
+ORGANIZATION: Final = "organization"
+"""What the engine passes for DIY backends, where there is no organization."""
+_MAX_MESSAGE: Final = 400 * 1024 * 1024
+_RPC_TIMEOUT_S: Final = 120.0
+_BOOT_TIMEOUT_S: Final = 60.0
+_LEVELS: Final = {
+    analyzer_pb2.ADVISORY: "advisory",
+    analyzer_pb2.MANDATORY: "mandatory",
+    analyzer_pb2.REMEDIATE: "remediate",
+    analyzer_pb2.DISABLED: "disabled",
+}
+_LEVEL_CODES: Final = {name: code for code, name in _LEVELS.items()}
+_SEVERITIES: Final = {
+    analyzer_pb2.POLICY_SEVERITY_UNSPECIFIED: "",
+    analyzer_pb2.POLICY_SEVERITY_LOW: "low",
+    analyzer_pb2.POLICY_SEVERITY_MEDIUM: "medium",
+    analyzer_pb2.POLICY_SEVERITY_HIGH: "high",
+    analyzer_pb2.POLICY_SEVERITY_CRITICAL: "critical",
+}
+
+
+class PolicyRunError(RuntimeError):
+    """The pack could not start, or failed while running a policy (not a violation)."""
+
+
+class ResourceRecord(Protocol):
+    """A registered resource: what `inferstack.components.capture.CapturedResource` holds."""
+
+    @property
+    def type(self) -> str: ...
+    @property
+    def name(self) -> str: ...
+    @property
+    def urn(self) -> str: ...
+    @property
+    def parent(self) -> str: ...
+    @property
+    def custom(self) -> bool: ...
+    @property
+    def provider(self) -> str: ...
+    @property
+    def inputs(self) -> dict[str, Any]: ...
+    @property
+    def dependencies(self) -> list[str]: ...
+    @property
+    def property_dependencies(self) -> dict[str, list[str]]: ...
+    @property
+    def options(self) -> dict[str, Any]: ...
+    @property
+    def version(self) -> str: ...
+
+
+@dataclass(frozen=True)
+class StackContext:
+    """The stack being analysed, as `ConfigureStack` and the pack's environment describe it."""
+
+    project: str
+    stack: str
+    config: Mapping[str, str] = field(default_factory=dict)
+    """Engine form: `{"namespace:key": "string"}`."""
+    tags: Mapping[str, str] = field(default_factory=dict)
+    dry_run: bool = True
+
+
+@dataclass(frozen=True)
+class PackInfo:
+    """What `PulumiPolicy.yaml` says about a pack directory."""
+
+    directory: Path
+    version: str
+    python: Path
+
+
+@dataclass(frozen=True)
+class Diagnostic:
+    """One reported violation, attributed to a resource."""
+
+    policy: str
+    pack: str
+    pack_version: str
+    level: str
+    severity: str
+    description: str
+    message: str
+    urn: str
+    resource_type: str
+    resource_name: str
+    stage: str
+    """`Analyze` (per resource) or `AnalyzeStack`."""
+
+
+@dataclass(frozen=True)
+class AnalysisResult:
+    """Everything one run produced."""
+
+    pack_name: str
+    pack_version: str
+    pack_dir: Path
+    policies: list[PolicyMeta]
+    config: dict[str, PolicyConfig]
+    diagnostics: list[Diagnostic]
+    remediations: list[dict[str, Any]]
+    analyzed: int
+    rpc_log: list[str]
+
+    @property
+    def mandatory(self) -> list[Diagnostic]:
+        """The violations that fail a preview."""
+        return [d for d in self.diagnostics if d.level == "mandatory"]
+
+
+def read_pack(pack_dir: Path, python: Path | None = None) -> PackInfo:
+    """Read `PulumiPolicy.yaml` and resolve the interpreter the pack runs on.
+
+    Like the language host: the `virtualenv` runtime option (relative to the pack) when it
+    exists, else the interpreter running this process (the project's environment).
+    """
+    path = pack_dir / "PulumiPolicy.yaml"
+    try:
+        document = yaml.safe_load(path.read_text()) or {}
+    except OSError as error:
+        raise PolicyRunError(
+            f"{pack_dir} is not a policy pack: cannot read {path.name} ({error.strerror})"
+        ) from None
+    runtime = document.get("runtime")
+    name = runtime.get("name") if isinstance(runtime, Mapping) else runtime
+    if name != "python":
+        raise PolicyRunError(f"{path}: runtime is {name!r}; only python packs can run offline")
+    options = runtime.get("options", {}) if isinstance(runtime, Mapping) else {}
+    if python is None:
+        python = Path(sys.executable)
+        venv = (options or {}).get("virtualenv")
+        if venv:
+            candidate = (pack_dir / str(venv) / "bin" / "python").absolute()
+            if candidate.exists():
+                python = candidate
+    return PackInfo(pack_dir.resolve(), str(document.get("version", "0.0.1")), python)
+
+
+class PackProcess:
+    """A running policy pack: started like the engine starts it, stopped like the engine does."""
+
+    def __init__(self, pack: PackInfo, context: StackContext) -> None:
+        self.pack = pack
+        # A file, not a pipe: nobody drains stderr while the pack runs. Closed by `close`.
+        self._stderr: IO[bytes] = tempfile.TemporaryFile()  # noqa: SIM115
+        env = {
+            **os.environ,
+            "PULUMI_CONFIG": json.dumps(dict(context.config)),
+            "PULUMI_PROJECT": context.project,
+            "PULUMI_STACK": context.stack,
+            "PULUMI_ORGANIZATION": ORGANIZATION,
+            "PULUMI_DRY_RUN": "true" if context.dry_run else "false",
+        }
+        self._process = subprocess.Popen(
+            [str(pack.python), "-u", "-m", "pulumi.policy", "127.0.0.1:0", str(pack.directory)],
+            cwd=pack.directory,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=self._stderr,
+        )
+        self._port: int | None = None
+
+    def stderr_text(self) -> str:
+        """What the pack wrote to stderr so far (its logs and tracebacks)."""
+        self._stderr.seek(0)
+        return self._stderr.read().decode(errors="replace")
+
+    def port(self) -> int:
+        """Wait for the pack to print its port (the first stdout line) and return it."""
+        if self._port is not None:
+            return self._port
+        assert self._process.stdout is not None
+        with selectors.DefaultSelector() as selector:
+            selector.register(self._process.stdout, selectors.EVENT_READ)
+            if not selector.select(timeout=_BOOT_TIMEOUT_S):
+                stderr = self.stderr_text()
+                self.close()
+                raise PolicyRunError(
+                    f"policy pack {self.pack.directory} printed no port within "
+                    f"{_BOOT_TIMEOUT_S:g} s\n{stderr}"
+                )
+        line = self._process.stdout.readline().decode(errors="replace").strip()
+        if not line.isdigit():
+            if not line:  # it exited: let it finish writing its traceback
+                self._process.wait(timeout=_BOOT_TIMEOUT_S)
+            stderr = self.stderr_text().strip()
+            self.close()
+            raise PolicyRunError(
+                f"policy pack {self.pack.directory} failed to start (first stdout line "
+                f"{line!r}, expected its port)\n{stderr}"
+            )
+        self._port = int(line)
+        return self._port
+
+    def __enter__(self) -> PackProcess:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Kill the pack, as the engine does when the run ends. Safe to call twice."""
+        if self._stderr.closed:
+            return
+        if self._process.poll() is None:
+            self._process.kill()
+        self._process.wait()
+        if self._process.stdout is not None:
+            self._process.stdout.close()
+        self._stderr.close()
+
+
+def _call(log: list[str], name: str, method: Any, request: Any, *, optional: bool = False) -> Any:
+    try:
+        response = method(request, timeout=_RPC_TIMEOUT_S)
+    except grpc.RpcError as error:
+        code = error.code() if hasattr(error, "code") else None
+        if optional and code == grpc.StatusCode.UNIMPLEMENTED:
+            log.append(f"{name}: UNIMPLEMENTED (tolerated, as by the engine)")
+            return None
+        details = error.details() if hasattr(error, "details") else str(error)
+        raise PolicyRunError(f"{name} failed: {details}") from None
+    return response
+
+
+def _policy_metas(info: Any) -> list[PolicyMeta]:
+    metas = []
+    for policy in info.policies:
+        schema = json_format.MessageToDict(policy.configSchema.properties)
+        metas.append(
+            PolicyMeta(
+                name=policy.name,
+                description=policy.description,
+                enforcement=_LEVELS.get(policy.enforcementLevel, "advisory"),
+                severity=_SEVERITIES.get(policy.severity, ""),
+                config_schema=schema,
+                required=tuple(policy.configSchema.required),
+            )
+        )
+    return metas
+
+
+def _initial_config(info: Any) -> dict[str, ConfigEntry]:
+    # An entry without an enforcement level decodes as proto 0 = advisory, as in the engine.
+    return {
+        name: ConfigEntry(
+            _LEVELS.get(config.enforcementLevel, "advisory"),
+            json_format.MessageToDict(config.properties),
+        )
+        for name, config in info.initialConfig.items()
+    }
+
+
+def _custom_timeouts(raw: Mapping[str, Any]) -> analyzer_pb2.AnalyzerResourceOptions.CustomTimeouts:
+    from inferstack.policies.kube import go_duration_seconds
+
+    seconds = {
+        key: go_duration_seconds(raw.get(key)) or 0.0 for key in ("create", "update", "delete")
+    }
+    return analyzer_pb2.AnalyzerResourceOptions.CustomTimeouts(**seconds)
+
+
+def _options(record: ResourceRecord) -> analyzer_pb2.AnalyzerResourceOptions:
+    raw = record.options or {}
+    aliases = [
+        str(a["urn"]) for a in raw.get("aliases", []) if isinstance(a, Mapping) and "urn" in a
+    ]
+    return analyzer_pb2.AnalyzerResourceOptions(
+        protect=bool(raw.get("protect", False)),
+        ignoreChanges=list(raw.get("ignoreChanges", [])),
+        deleteBeforeReplace=bool(raw.get("deleteBeforeReplace", False)),
+        deleteBeforeReplaceDefined=bool(raw.get("deleteBeforeReplaceDefined", False)),
+        additionalSecretOutputs=list(raw.get("additionalSecretOutputs", [])),
+        aliases=aliases,
+        customTimeouts=_custom_timeouts(raw.get("customTimeouts") or {}),
+        parent=record.parent,
+    )
+
+
+@dataclass
+class _Entry:
+    """A resource as the analysis sees it: after marshalling and any remediation."""
+
+    type: str
+    name: str
+    urn: str
+    parent: str
+    properties: dict[str, Any]
+    options: analyzer_pb2.AnalyzerResourceOptions
+    provider_urn: str
+    dependencies: list[str]
+    property_dependencies: dict[str, list[str]]
+
+
+@dataclass(frozen=True)
+class _DefaultProvider:
+    record_type: str
+    name: str
+    urn: str
+    properties: dict[str, Any]
+
+
+def _stack_urn(resources: Sequence[ResourceRecord], context: StackContext) -> str:
+    for record in resources:
+        if record.type == "pulumi:pulumi:Stack":
+            return record.urn
+    name = f"{context.project}-{context.stack}"
+    return f"urn:pulumi:{context.stack}::{context.project}::pulumi:pulumi:Stack::{name}"
+
+
+def _default_provider(
+    package: str, version: str, context: StackContext, stack_urn: str
+) -> _DefaultProvider:
+    """The provider the engine registers for resources without an explicit one.
+
+    Named `default_<X_Y_Z>` after the plugin version, with the stack's `<package>:*` config as
+    its inputs (the engine does this in `pkg/resource/deploy/providers/registry.go`).
+    """
+    name = "default" + (f"_{version.replace('.', '_').replace('-', '_')}" if version else "")
+    prefix = f"{package}:"
+    properties: dict[str, Any] = {
+        key[len(prefix) :]: _config_value(value)
+        for key, value in context.config.items()
+        if key.startswith(prefix)
+    }
+    if version:
+        properties["version"] = version
+    record_type = f"pulumi:providers:{package}"
+    head = stack_urn.rsplit("::", 2)[0]
+    return _DefaultProvider(record_type, name, f"{head}::{record_type}::{name}", properties)
+
+
+def _config_value(value: str) -> Any:
+    # Object and list config values travel JSON-encoded; the provider sees them decoded.
+    if value[:1] in "[{":
+        try:
+            return json.loads(value)
+        except ValueError:
+            return value
+    return value
+
+
+def _diagnostic(
+    raw: Any, stage: str, fallback_urn: str, entries: Mapping[str, _Entry], stack_urn: str
+) -> Diagnostic:
+    urn = raw.urn or fallback_urn
+    if urn not in entries:
+        urn = stack_urn  # the engine attributes unknown URNs to the root stack
+    entry = entries.get(urn)
+    message = raw.message
+    prefix = f"{raw.description}\n"
+    if raw.description and message.startswith(prefix):
+        message = message[len(prefix) :]
+    level = _LEVELS.get(raw.enforcementLevel, "advisory")
+    return Diagnostic(
+        policy=raw.policyName,
+        pack=raw.policyPackName,
+        pack_version=raw.policyPackVersion,
+        level="mandatory" if level == "remediate" else level,
+        severity=_SEVERITIES.get(raw.severity, ""),
+        description=raw.description,
+        message=message,
+        urn=urn,
+        resource_type=entry.type if entry else "",
+        resource_name=entry.name if entry else "",
+        stage=stage,
+    )
+
+
+def analyze(
+    process: PackProcess,
+    resources: Sequence[ResourceRecord],
+    context: StackContext,
+    user_config: Mapping[str, ConfigEntry] | None = None,
+    *,
+    user_config_source: str = "policy pack config",
+) -> AnalysisResult:
+    """Replay the engine's RPC sequence against a started pack and collect its verdict."""
+    log: list[str] = []
+    options = [
+        ("grpc.max_receive_message_length", _MAX_MESSAGE),
+        ("grpc.max_send_message_length", _MAX_MESSAGE),
+    ]
+    address = f"127.0.0.1:{process.port()}"
+    with grpc.insecure_channel(address, options=options) as channel:
+        grpc.channel_ready_future(channel).result(timeout=_BOOT_TIMEOUT_S)
+        stub = analyzer_pb2_grpc.AnalyzerStub(channel)
+        pack_dir = str(process.pack.directory)
+        _call(
+            log,
+            "Handshake",
+            stub.Handshake,
+            analyzer_pb2.AnalyzerHandshakeRequest(
+                engine_address="127.0.0.1:0", root_directory=pack_dir, program_directory=pack_dir
+            ),
+            optional=True,
+        )
+        _call(
+            log,
+            "ConfigureStack",
+            stub.ConfigureStack,
+            analyzer_pb2.AnalyzerStackConfigureRequest(
+                stack=context.stack,
+                project=context.project,
+                organization=ORGANIZATION,
+                dry_run=context.dry_run,
+                config=dict(context.config),
+                tags=dict(context.tags),
+            ),
+            optional=True,
+        )
+        plugin = _call(log, "GetPluginInfo", stub.GetPluginInfo, empty_pb2.Empty())
+        log.append(f"GetPluginInfo: version={plugin.version}")
+        info = _call(log, "GetAnalyzerInfo", stub.GetAnalyzerInfo, empty_pb2.Empty())
+        metas = _policy_metas(info)
+        log.append(f"GetAnalyzerInfo: {info.name}, {len(metas)} policies")
+        config = reconcile(
+            metas, _initial_config(info), user_config or {}, user_source=user_config_source
+        )
+        request = analyzer_pb2.ConfigureAnalyzerRequest()
+        for name, policy_config in config.items():
+            entry = request.policyConfig[name]
+            entry.enforcementLevel = _LEVEL_CODES[policy_config.enforcement]
+            entry.properties.update(policy_config.properties)
+        _call(log, "Configure", stub.Configure, request)
+        log.append(
+            "Configure: " + ", ".join(f"{n}={c.enforcement}" for n, c in sorted(config.items()))
+        )
+
+        stack_urn = _stack_urn(resources, context)
+        entries: dict[str, _Entry] = {}
+        providers: dict[str, _Entry] = {}
+        diagnostics: list[Diagnostic] = []
+        remediations: list[dict[str, Any]] = []
+
+        def provider_message(urn: str) -> analyzer_pb2.AnalyzerProviderResource | None:
+            provider = providers.get(urn)
+            if provider is None:
+                return None
+            return analyzer_pb2.AnalyzerProviderResource(
+                type=provider.type,
+                urn=provider.urn,
+                name=provider.name,
+                properties=to_struct(provider.properties),
+            )
+
+        def analyze_one(entry: _Entry) -> None:
+            provider = provider_message(entry.provider_urn)
+            remediate = analyzer_pb2.AnalyzeRequest(
+                type=entry.type,
+                properties=to_struct(entry.properties),
+                urn=entry.urn,
+                name=entry.name,
+                options=entry.options,
+                provider=provider,
+            )
+            response = _call(log, "Remediate", stub.Remediate, remediate, optional=True)
+            for remediation in response.remediations if response is not None else []:
+                if remediation.diagnostic:
+                    remediations.append(
+                        {
+                            "policy": remediation.policyName,
+                            "urn": entry.urn,
+                            "diagnostic": remediation.diagnostic,
+                        }
+                    )
+                if remediation.HasField("properties"):
+                    entry.properties = json_format.MessageToDict(remediation.properties)
+                    remediations.append({"policy": remediation.policyName, "urn": entry.urn})
+            request = analyzer_pb2.AnalyzeRequest(
+                type=entry.type,
+                properties=to_struct(entry.properties),
+                urn=entry.urn,
+                name=entry.name,
+                options=entry.options,
+                provider=provider,
+            )
+            entries[entry.urn] = entry
+            result = _call(log, "Analyze", stub.Analyze, request)
+            diagnostics.extend(
+                _diagnostic(d, "Analyze", entry.urn, entries, stack_urn) for d in result.diagnostics
+            )
+
+        for record in resources:
+            provider_urn = record.provider.rsplit("::", 1)[0] if record.provider else ""
+            is_provider = record.type.startswith("pulumi:providers:")
+            if record.custom and not provider_urn and not is_provider:
+                package = record.type.split(":", 1)[0]
+                default = _default_provider(package, record.version, context, stack_urn)
+                if default.urn not in providers:
+                    synthesized = _Entry(
+                        type=default.record_type,
+                        name=default.name,
+                        urn=default.urn,
+                        parent="",
+                        properties=default.properties,
+                        options=analyzer_pb2.AnalyzerResourceOptions(),
+                        provider_urn="",
+                        dependencies=[],
+                        property_dependencies={},
+                    )
+                    providers[default.urn] = synthesized
+                    analyze_one(synthesized)
+                provider_urn = default.urn
+            entry = _Entry(
+                type=record.type,
+                name=record.name,
+                urn=record.urn,
+                parent=record.parent,
+                properties=marshal_properties(record.inputs),
+                options=_options(record),
+                provider_urn=provider_urn,
+                dependencies=list(record.dependencies),
+                property_dependencies={k: list(v) for k, v in record.property_dependencies.items()},
+            )
+            if is_provider:
+                providers[entry.urn] = entry
+            analyze_one(entry)
+
+        stack_request = analyzer_pb2.AnalyzeStackRequest()
+        for entry in entries.values():
+            resource = stack_request.resources.add()
+            resource.type = entry.type
+            resource.urn = entry.urn
+            resource.name = entry.name
+            # Preview outputs: the mocks echo inputs, so outputs are the (remediated) inputs.
+            resource.properties.CopyFrom(to_struct(entry.properties))
+            resource.options.CopyFrom(entry.options)
+            provider = provider_message(entry.provider_urn)
+            if provider is not None:
+                resource.provider.CopyFrom(provider)
+            resource.parent = entry.parent
+            resource.dependencies.extend(entry.dependencies)
+            for key, urns in entry.property_dependencies.items():
+                if urns:  # the engine omits properties without dependencies
+                    resource.propertyDependencies[key].urns.extend(urns)
+        started = time.perf_counter()
+        stack_result = _call(log, "AnalyzeStack", stub.AnalyzeStack, stack_request, optional=True)
+        if stack_result is not None:
+            diagnostics.extend(
+                _diagnostic(d, "AnalyzeStack", "", entries, stack_urn)
+                for d in stack_result.diagnostics
+            )
+        log.append(
+            f"Remediate+Analyze: {len(entries)} resources; AnalyzeStack: 1 call "
+            f"({(time.perf_counter() - started) * 1000:.0f} ms)"
+        )
+    return AnalysisResult(
+        pack_name=info.name,
+        pack_version=process.pack.version,
+        pack_dir=process.pack.directory,
+        policies=metas,
+        config=config,
+        diagnostics=diagnostics,
+        remediations=remediations,
+        analyzed=len(entries),
+        rpc_log=log,
+    )
+
+
+__all__ = [
+    "AnalysisResult",
+    "Diagnostic",
+    "PackInfo",
+    "PackProcess",
+    "PolicyRunError",
+    "ResourceRecord",
+    "StackContext",
+    "analyze",
+    "read_pack",
+]

@@ -1,0 +1,30 @@
+"""The pack's rules, one module each. `ALL_RULES` is the order the pack declares them in."""
+
+from __future__ import annotations
+
+from inferstack.policies.rule import Rule
+from inferstack.policies.rules import (
+    async_spot_durability,
+    bounded_gpu_capacity,
+    cold_start_within_hold_timeout,
+    demand_signal_autoscaling,
+    inference_security,
+    no_spot_for_realtime,
+    queue_delay_within_budget,
+    scale_to_zero_needs_wake_path,
+)
+
+RULE_MODULES = (
+    no_spot_for_realtime,
+    scale_to_zero_needs_wake_path,
+    demand_signal_autoscaling,
+    bounded_gpu_capacity,
+    queue_delay_within_budget,
+    async_spot_durability,
+    cold_start_within_hold_timeout,
+    inference_security,
+)
+
+ALL_RULES: tuple[Rule, ...] = tuple(module.RULE for module in RULE_MODULES)
+
+__all__ = ["ALL_RULES", "RULE_MODULES"]

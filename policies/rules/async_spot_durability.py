@@ -1,0 +1,214 @@
+"""async-spot-durability: queue work on spot capacity survives interruptions and poison messages.
+
+Why: spot workers die mid-job. The queue must hand an unfinished message to another worker
+(visibility timeout longer than the longest job, or it is redelivered while still running and done
+twice), must park messages that keep failing (a dead-letter queue, or they cycle forever and
+starve the queue), and the worker's termination grace period must fit inside the provider's
+interruption notice (AWS 2 min, GCP and Azure 30 s), or the node is gone before the worker
+finishes draining and its in-flight message is abandoned.
+
+Fix: give every SQS queue a redrive policy to a DLQ and a visibility timeout above the max job
+time; give every Pub/Sub subscription a dead-letter policy; set `terminationGracePeriodSeconds`
+of spot workers at or below the interruption notice.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from typing import Any, Final
+
+from inferstack.policies import kube
+from inferstack.policies.conventions import MAX_JOB_SECONDS_ANNOTATION
+from inferstack.policies.resources import (
+    UNKNOWN,
+    Finding,
+    Resource,
+    as_number,
+    format_number,
+    get_path,
+    mapping_of,
+)
+from inferstack.policies.rule import Rule, config_value
+
+SQS_QUEUE: Final = "aws:sqs/queue:Queue"
+SQS_REDRIVE_POLICY: Final = "aws:sqs/redrivePolicy:RedrivePolicy"
+SQS_REDRIVE_ALLOW_POLICY: Final = "aws:sqs/redriveAllowPolicy:RedriveAllowPolicy"
+PUBSUB_SUBSCRIPTION: Final = "gcp:pubsub/subscription:Subscription"
+SQS_DEFAULT_VISIBILITY_SECONDS: Final = 30.0
+KUBERNETES_DEFAULT_GRACE_SECONDS: Final = 30.0
+
+
+def _dead_letter_queues(resources: Sequence[Resource]) -> set[str]:
+    """URNs of queues that are some other queue's redrive target (or allow being one)."""
+    targets: set[str] = set()
+    for resource in resources:
+        if resource.type in {SQS_QUEUE, SQS_REDRIVE_POLICY}:
+            targets.update(resource.property_dependencies.get("redrivePolicy", ()))
+        elif resource.type == SQS_REDRIVE_ALLOW_POLICY:
+            targets.update(resource.property_dependencies.get("queueUrl", ()))
+    return targets
+
+
+def _redrive_problem(queue: Resource, resources: Sequence[Resource]) -> str | None:
+    policy = queue.get("redrivePolicy")
+    if policy is None or policy == "":
+        attached = any(
+            r.type == SQS_REDRIVE_POLICY
+            and queue.urn in r.property_dependencies.get("queueUrl", ())
+            for r in resources
+        )
+        if attached:
+            return None
+        return (
+            "SQS queue has no redrivePolicy, so a message that keeps failing is retried forever; "
+            "add a redrivePolicy with deadLetterTargetArn (a DLQ) and maxReceiveCount"
+        )
+    if not isinstance(policy, str):
+        return None  # computed in preview (it names the DLQ's ARN): judged after creation
+    try:
+        document = json.loads(policy)
+    except ValueError:
+        return "SQS queue redrivePolicy is not JSON; write it with json.dumps({...})"
+    if not isinstance(document, Mapping) or not document.get("deadLetterTargetArn"):
+        return "SQS queue redrivePolicy names no deadLetterTargetArn; point it at a DLQ's ARN"
+    return None
+
+
+def _max_job_seconds(
+    queue: Resource, resources: Sequence[Resource], default: float | None
+) -> float | None:
+    """The longest job declared for a queue: its tag, its consumers' annotation, or the config."""
+    declared: list[float] = []
+    tag = as_number(mapping_of(queue.get("tags")).get(MAX_JOB_SECONDS_ANNOTATION))
+    if tag is not None:
+        declared.append(tag)
+    for consumer in resources:
+        if consumer.type in kube.WORKLOAD_TYPES and consumer.depends_on(queue.urn):
+            notes = dict(kube.object_annotations(consumer))
+            notes.update(mapping_of(get_path(kube.pod_template(consumer), "metadata.annotations")))
+            value = as_number(notes.get(MAX_JOB_SECONDS_ANNOTATION))
+            if value is not None:
+                declared.append(value)
+    if declared:
+        return max(declared)
+    return default
+
+
+def _notice_seconds(provider: str, config: Mapping[str, Any]) -> float:
+    notices = {
+        "aws": float(config_value(config, RULE, "awsInterruptionNoticeSeconds")),
+        "gcp": float(config_value(config, RULE, "gcpInterruptionNoticeSeconds")),
+        "azure": float(config_value(config, RULE, "azureInterruptionNoticeSeconds")),
+    }
+    return notices.get(provider, min(notices.values()))
+
+
+def check(resources: Sequence[Resource], config: Mapping[str, Any]) -> list[Finding]:
+    """Findings for queues, subscriptions and spot workers that can lose or loop on work."""
+    configured_job = config_value(config, RULE, "maxJobSeconds")
+    default_job = float(configured_job) if configured_job is not None else None
+    dead_letter = _dead_letter_queues(resources)
+    dead_letter_topics = {
+        urn
+        for r in resources
+        if r.type == PUBSUB_SUBSCRIPTION
+        for urn in r.property_dependencies.get("deadLetterPolicy", ())
+    }
+    findings = []
+    for resource in resources:
+        if resource.type == SQS_QUEUE:
+            is_dlq = resource.urn in dead_letter or resource.get("redriveAllowPolicy") is not None
+            problem = None if is_dlq else _redrive_problem(resource, resources)
+            if problem:
+                findings.append(Finding(problem, resource.urn))
+            max_job = _max_job_seconds(resource, resources, default_job)
+            raw_visibility = resource.get("visibilityTimeoutSeconds")
+            if max_job is None or raw_visibility is UNKNOWN or is_dlq:
+                continue
+            visibility = as_number(raw_visibility)
+            if visibility is None:
+                visibility = SQS_DEFAULT_VISIBILITY_SECONDS
+            if visibility < max_job:
+                findings.append(
+                    Finding(
+                        f"SQS queue visibility timeout ({format_number(visibility)} s) is shorter "
+                        f"than the max job time ({format_number(max_job)} s), so a message is "
+                        "redelivered while its first worker still runs it; set "
+                        f"visibilityTimeoutSeconds to at least {format_number(max_job)}",
+                        resource.urn,
+                    )
+                )
+        elif resource.type == PUBSUB_SUBSCRIPTION:
+            on_dead_letter_topic = bool(
+                dead_letter_topics & set(resource.property_dependencies.get("topic", ()))
+            )
+            policy = resource.get("deadLetterPolicy")
+            if not on_dead_letter_topic and (policy is None or policy == {}):
+                findings.append(
+                    Finding(
+                        "Pub/Sub subscription has no deadLetterPolicy, so a message that keeps "
+                        "failing is redelivered forever; add deadLetterPolicy with "
+                        "deadLetterTopic and maxDeliveryAttempts",
+                        resource.urn,
+                    )
+                )
+        elif resource.type in kube.WORKLOAD_TYPES:
+            spec = kube.pod_spec(resource)
+            admission = kube.spot_admission(spec)
+            if admission is None:
+                continue
+            grace = as_number(spec.get("terminationGracePeriodSeconds"))
+            if grace is None:
+                grace = KUBERNETES_DEFAULT_GRACE_SECONDS
+            notice = _notice_seconds(admission.provider, config)
+            if grace > notice:
+                where = f"{admission.provider.upper()} " if admission.provider else ""
+                findings.append(
+                    Finding(
+                        f"{kube.kind_of(resource.type)} runs on spot ({admission.reason}) with "
+                        f"terminationGracePeriodSeconds {format_number(grace)}, longer than the "
+                        f"{where}interruption notice ({format_number(notice)} s): the node is "
+                        "reclaimed before the worker finishes draining; set "
+                        f"terminationGracePeriodSeconds to at most {format_number(notice)}",
+                        resource.urn,
+                    )
+                )
+    return findings
+
+
+def _seconds(description: str, default: int) -> dict[str, Any]:
+    return {"type": "integer", "minimum": 1, "default": default, "description": description}
+
+
+RULE: Final = Rule(
+    name="async-spot-durability",
+    description="Queue work on spot capacity must survive interruptions and poison messages.",
+    why=(
+        "Spot workers die mid-job: without a DLQ failing messages cycle forever, a visibility "
+        "timeout below the job time runs jobs twice, and a grace period beyond the interruption "
+        "notice abandons the in-flight message when the node vanishes."
+    ),
+    remediation=(
+        "Give SQS queues a redrivePolicy to a DLQ and visibilityTimeoutSeconds above the max job "
+        "time; give Pub/Sub subscriptions a deadLetterPolicy; keep spot workers' "
+        "terminationGracePeriodSeconds within the provider's interruption notice."
+    ),
+    severity="high",
+    enforcement="mandatory",
+    check_stack=check,
+    config_schema={
+        "maxJobSeconds": {
+            "type": ["integer", "null"],
+            "minimum": 1,
+            "default": None,
+            "description": (
+                "max job time for queues whose consumers declare none (annotation or tag "
+                f"{MAX_JOB_SECONDS_ANNOTATION}); null skips the visibility check for them"
+            ),
+        },
+        "awsInterruptionNoticeSeconds": _seconds("AWS spot interruption notice", 120),
+        "gcpInterruptionNoticeSeconds": _seconds("GCP spot/preemptible termination notice", 30),
+        "azureInterruptionNoticeSeconds": _seconds("Azure spot eviction notice", 30),
+    },
+)
