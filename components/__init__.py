@@ -1,1 +1,65 @@
-"""Declaring an inference stack: the spec, sizing and cost, the Pulumi components, the preview."""
+"""Declaring an inference stack: the spec, sizing and cost, the Pulumi components, the preview.
+
+Spec, profile, sizing and cost are pure Python and import no Pulumi; the Pulumi components are
+loaded on first access, so `from inferstack.components import size_service` stays light.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+from inferstack.components.cost import CostEstimate, LeverRow, estimate_cost
+from inferstack.components.errors import Problem, SpecError
+from inferstack.components.profile import Profile, load_profile, parse_profile, resolve_profile
+from inferstack.components.sizing import (
+    BatchSizing,
+    Derived,
+    PrewarmWindow,
+    RealtimeSizing,
+    Sizing,
+    size_service,
+)
+from inferstack.components.spec import (
+    InferenceServiceSpec,
+    load_spec_file,
+    load_spec_from_config,
+    parse_spec,
+)
+
+_PULUMI_COMPONENTS = {
+    "KubernetesInferenceService": "inferstack.components.kubernetes",
+    "KubernetesInferenceServiceArgs": "inferstack.components.kubernetes",
+}
+
+
+def __getattr__(name: str) -> Any:
+    """Load the Pulumi components (and Pulumi itself) only when one is asked for."""
+    if name in _PULUMI_COMPONENTS:
+        return getattr(importlib.import_module(_PULUMI_COMPONENTS[name]), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+__all__ = [
+    "BatchSizing",
+    "CostEstimate",
+    "Derived",
+    "InferenceServiceSpec",
+    "KubernetesInferenceService",
+    "KubernetesInferenceServiceArgs",
+    "LeverRow",
+    "PrewarmWindow",
+    "Problem",
+    "Profile",
+    "RealtimeSizing",
+    "Sizing",
+    "SpecError",
+    "estimate_cost",
+    "load_profile",
+    "load_spec_file",
+    "load_spec_from_config",
+    "parse_profile",
+    "parse_spec",
+    "resolve_profile",
+    "size_service",
+]
