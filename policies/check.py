@@ -1,0 +1,167 @@
+"""`inferstack check`: the policy pack against a stack offline, as `pulumi preview --policy-pack`.
+
+The program runs under the Pulumi SDK's mock monitor (no CLI, no cloud, no credentials); the
+pack runs as its real `pulumi_policy` process, started and driven as the engine does it
+(`inferstack.policies.engine`). Exit status: 0 when no mandatory policy is violated, 1 when one
+is, 2 when the check itself could not run (bad config, the program failed, the pack failed).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+from inferstack.components.capture import (
+    CaptureError,
+    capture_program,
+    engine_config,
+    read_project,
+)
+from inferstack.policies.engine import (
+    PackProcess,
+    PolicyRunError,
+    StackContext,
+    analyze,
+    read_pack,
+)
+from inferstack.policies.pack_config import ConfigEntry, PackConfigError, load_config_file
+from inferstack.policies.report import as_json, render_text, summary
+
+DEFAULT_PACK_DIR = Path(__file__).resolve().parent
+"""This package's directory is the pack (`PulumiPolicy.yaml` and `__main__.py` live here)."""
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Options of `inferstack check`."""
+    parser.add_argument(
+        "--stack",
+        default="dev",
+        help="stack whose config (Pulumi.<stack>.yaml in stackConfigDir) the program runs with "
+        "(default: dev)",
+    )
+    parser.add_argument(
+        "--program",
+        type=Path,
+        help="Pulumi program directory to check instead of the project's own (its Pulumi.yaml "
+        "is the one in it or in the nearest parent)",
+    )
+    parser.add_argument(
+        "--config",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="set a config value over the stack's (repeatable; a key without `ns:` belongs to "
+        "the project), as `pulumi preview --config` does",
+    )
+    parser.add_argument(
+        "--policy-pack",
+        type=Path,
+        default=DEFAULT_PACK_DIR,
+        help="policy pack directory (default: the inferstack pack)",
+    )
+    parser.add_argument(
+        "--policy-pack-config",
+        type=Path,
+        help='JSON file: {"<policy>": "<level>" | {"enforcementLevel": ..., "<setting>": ...}, '
+        '"all": "<level>"}, as for `pulumi preview --policy-pack-config`',
+    )
+    parser.add_argument(
+        "--json", action="store_true", help="print the violations as a JSON list instead"
+    )
+    parser.add_argument(
+        "-v", "--verbose", action="store_true", help="also print the RPC sequence and timings"
+    )
+
+
+def _find_project_dir(start: Path) -> Path:
+    for directory in (start, *start.parents):
+        if (directory / "Pulumi.yaml").is_file():
+            return directory
+    raise CaptureError(
+        f"no Pulumi.yaml in {start} or any parent; run from the project or pass --program DIR"
+    )
+
+
+def _config_overrides(pairs: list[str], project: str) -> dict[str, str]:
+    overrides = {}
+    for pair in pairs:
+        key, separator, value = pair.partition("=")
+        if not separator or not key:
+            raise CaptureError(f"--config {pair!r}: write KEY=VALUE, e.g. --config {project}:x=1")
+        overrides[key if ":" in key else f"{project}:{key}"] = value
+    return overrides
+
+
+def _error(message: str) -> int:
+    sys.stderr.write(f"inferstack check: error: {message}\n")
+    return 2
+
+
+def run(args: argparse.Namespace) -> int:
+    """Capture the program, run the pack over it, print the verdict; 1 on mandatory violations."""
+    started = time.perf_counter()
+    try:
+        user_config: dict[str, ConfigEntry] = (
+            load_config_file(args.policy_pack_config) if args.policy_pack_config else {}
+        )
+        pack = read_pack(args.policy_pack)
+        if args.program is not None:
+            program_dir = args.program.resolve()
+            if not (program_dir / "__main__.py").is_file():
+                return _error(f"--program {args.program}: no __main__.py in it")
+            project_dir = _find_project_dir(program_dir)
+        else:
+            project_dir = _find_project_dir(Path.cwd().resolve())
+        project = read_project(project_dir)
+        if args.program is None:
+            program_dir = project.program_dir.resolve()
+        has_stack_file = (project.stack_config_dir / f"Pulumi.{args.stack}.yaml").is_file()
+        config = engine_config(project, args.stack) if has_stack_file or not args.program else {}
+        config.update(_config_overrides(args.config, project.name))
+    except (CaptureError, PackConfigError, PolicyRunError) as error:
+        return _error(str(error))
+
+    context = StackContext(project=project.name, stack=args.stack, config=config)
+    # Boot the pack while the program runs: both spend most of their time importing.
+    with PackProcess(pack, context) as process:
+        try:
+            capture = capture_program(
+                program_dir, stack=args.stack, config=config, project_dir=project_dir
+            )
+            captured = time.perf_counter()
+            result = analyze(
+                process,
+                capture.resources,
+                context,
+                user_config,
+                user_config_source=str(args.policy_pack_config or "policy pack config"),
+            )
+        except CaptureError as error:
+            return _error(f"the program failed under the mock monitor:\n{error}")
+        except (PackConfigError, PolicyRunError) as error:
+            return _error(str(error))
+
+    if args.json:
+        sys.stdout.write(json.dumps(as_json(result), indent=2) + "\n")
+    else:
+        label = f"local: {_display_path(pack.directory)}"
+        sys.stdout.write(render_text(result, label) + "\n\n" + summary(result) + "\n")
+    if args.verbose:
+        sys.stdout.flush()
+        finished = time.perf_counter()
+        sys.stderr.write("\n".join(result.rpc_log) + "\n")
+        sys.stderr.write(
+            f"timings: capture {captured - started:.2f} s, policies "
+            f"{finished - captured:.2f} s, total {finished - started:.2f} s\n"
+        )
+    return 1 if result.mandatory else 0
+
+
+def _display_path(path: Path) -> str:
+    try:
+        return str(path.relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)

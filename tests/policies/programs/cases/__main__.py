@@ -1,0 +1,253 @@
+"""Fixture program: one case per policy, compliant unless the policy is named in config.
+
+`policy-cases:violate` is a comma-separated list of policy names (or `all`); for each named
+policy exactly one value in its case changes, and that change is the only difference between its
+compliant and violating fixture. Every case is otherwise compliant with every other policy, so a
+run names exactly the policies it was asked to violate. Resources are written with the SDK's own
+classes, so the pack sees the wire form a real program sends.
+"""
+
+import json
+from typing import Any
+
+import pulumi
+import pulumi_aws as aws
+import pulumi_gcp as gcp
+import pulumi_kubernetes as k8s
+
+from inferstack.policies.conventions import (
+    COLD_START_SECONDS_ANNOTATION,
+    LATENCY_BUDGET_MS_ANNOTATION,
+    MAX_JOB_SECONDS_ANNOTATION,
+    MAX_QUEUE_DELAY_ENV,
+    SERVICE_LABEL,
+    TIER_LABEL,
+)
+from inferstack.runtime import metric_names
+
+raw = pulumi.Config("policy-cases").get("violate") or ""
+VIOLATE = {name.strip() for name in raw.split(",") if name.strip()}
+
+
+def violates(policy: str) -> bool:
+    return "all" in VIOLATE or policy in VIOLATE
+
+
+def labels(service: str, tier: str = "realtime") -> dict[str, str]:
+    return {TIER_LABEL: tier, SERVICE_LABEL: service}
+
+
+def container(env: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    return {
+        "name": "model",
+        "image": "ghcr.io/inferstack/runtime:0.1.0",
+        "env": env or [],
+        "resources": {"requests": {"nvidia.com/gpu": "1"}, "limits": {"nvidia.com/gpu": "1"}},
+        "security_context": {"run_as_non_root": True, "run_as_user": 1000},
+    }
+
+
+def deployment(
+    service: str,
+    *,
+    tier: str = "realtime",
+    node_selector: dict[str, str] | None = None,
+    env: list[dict[str, Any]] | None = None,
+    annotations: dict[str, str] | None = None,
+    grace_seconds: int = 30,
+    named: bool = True,
+) -> k8s.apps.v1.Deployment:
+    pod_labels = labels(service, tier)
+    metadata: dict[str, Any] = {"labels": pod_labels, "annotations": annotations or {}}
+    if named:
+        metadata["name"] = service
+    return k8s.apps.v1.Deployment(
+        service,
+        metadata=metadata,
+        spec={
+            "selector": {"match_labels": pod_labels},
+            "template": {
+                "metadata": {"labels": pod_labels},
+                "spec": {
+                    "node_selector": node_selector or {"karpenter.sh/capacity-type": "on-demand"},
+                    "termination_grace_period_seconds": grace_seconds,
+                    "containers": [container(env)],
+                },
+            },
+        },
+    )
+
+
+def scaled_object(
+    name: str,
+    target_name: pulumi.Input[str],
+    triggers: list[dict[str, Any]],
+    *,
+    min_replicas: int = 1,
+    max_replicas: int = 8,
+    tier: str = "realtime",
+) -> k8s.apiextensions.CustomResource:
+    return k8s.apiextensions.CustomResource(
+        name,
+        api_version="keda.sh/v1alpha1",
+        kind="ScaledObject",
+        metadata={"name": name, "labels": labels(name, tier)},
+        spec={
+            "scaleTargetRef": {"name": target_name},
+            "minReplicaCount": min_replicas,
+            "maxReplicaCount": max_replicas,
+            "triggers": triggers,
+        },
+    )
+
+
+def queue_depth_trigger(service: str) -> dict[str, Any]:
+    return {
+        "type": "prometheus",
+        "metadata": {
+            "serverAddress": "http://prometheus.monitoring:9090",
+            "query": f'sum({metric_names.QUEUE_DEPTH}{{service="{service}"}})',
+            "threshold": "8",
+        },
+    }
+
+
+# 1. no-spot-for-realtime: the realtime pods select on-demand (compliant) or spot nodes.
+deployment(
+    "spot-case",
+    node_selector={
+        "karpenter.sh/capacity-type": "spot" if violates("no-spot-for-realtime") else "on-demand"
+    },
+)
+
+# 2. scale-to-zero-needs-wake-path: minReplicaCount 1, or 0 with only the runtime's own
+# queue-depth metric (gone at zero replicas). The Deployment is autonamed, so the ScaledObject
+# finds it through its dependency on the Deployment's name output, as in a real preview.
+zero = deployment("zero-case", named=False)
+scaled_object(
+    "zero-case",
+    zero.metadata.name,
+    [queue_depth_trigger("zero-case")],
+    min_replicas=0 if violates("scale-to-zero-needs-wake-path") else 1,
+)
+
+# 3. demand-signal-autoscaling: the trigger reads queue depth, or GPU utilisation instead.
+demand = deployment("demand-case")
+gpu_utilisation = {
+    "type": "prometheus",
+    "metadata": {
+        "serverAddress": "http://prometheus.monitoring:9090",
+        "query": 'avg(DCGM_FI_DEV_GPU_UTIL{pod=~"demand-case-.*"})',
+        "threshold": "80",
+    },
+}
+scaled_object(
+    "demand-case",
+    "demand-case",
+    [
+        gpu_utilisation
+        if violates("demand-signal-autoscaling")
+        else queue_depth_trigger("demand-case")
+    ],
+)
+
+# 4. bounded-gpu-capacity: the GPU node group's max size is within the ceiling, or above it.
+aws.eks.NodeGroup(
+    "bounded-case",
+    cluster_name="inference",
+    node_role_arn="arn:aws:iam::123456789012:role/nodes",
+    subnet_ids=["subnet-0a", "subnet-0b"],
+    instance_types=["g6.xlarge"],
+    capacity_type="ON_DEMAND",
+    labels={TIER_LABEL: "realtime"},
+    scaling_config={
+        "min_size": 1,
+        "desired_size": 1,
+        "max_size": 500 if violates("bounded-gpu-capacity") else 16,
+    },
+)
+
+# 5. queue-delay-within-budget: the runtime's max queue delay is 8 ms, or 60 ms, of 150 ms.
+delay_ms = "60" if violates("queue-delay-within-budget") else "8"
+deployment(
+    "delay-case",
+    env=[{"name": MAX_QUEUE_DELAY_ENV, "value": delay_ms}],
+    annotations={LATENCY_BUDGET_MS_ANNOTATION: "150"},
+)
+
+# 6. async-spot-durability: the work queue redrives to a DLQ, or has no redrive policy.
+# The DLQ says it is one (redriveAllowPolicy), so it needs no DLQ of its own even when unused.
+dead_letter = aws.sqs.Queue(
+    "durable-case-dlq",
+    message_retention_seconds=1209600,
+    redrive_allow_policy=json.dumps({"redrivePermission": "allowAll"}),
+)
+work_queue = aws.sqs.Queue(
+    "durable-case",
+    visibility_timeout_seconds=900,
+    tags={MAX_JOB_SECONDS_ANNOTATION: "600"},
+    redrive_policy=None
+    if violates("async-spot-durability")
+    else dead_letter.arn.apply(
+        lambda arn: json.dumps({"deadLetterTargetArn": arn, "maxReceiveCount": 5})
+    ),
+)
+gcp_topic = gcp.pubsub.Topic("durable-case-jobs")
+gcp_dead_letter = gcp.pubsub.Topic("durable-case-dead-letter")
+gcp.pubsub.Subscription(
+    "durable-case-workers",
+    topic=gcp_topic.id,
+    ack_deadline_seconds=600,
+    dead_letter_policy={"dead_letter_topic": gcp_dead_letter.id, "max_delivery_attempts": 5},
+)
+deployment(
+    "durable-case-worker",
+    tier="batch",
+    node_selector={"karpenter.sh/capacity-type": "spot"},
+    env=[{"name": "QUEUE_URL", "value": work_queue.url}],
+    annotations={MAX_JOB_SECONDS_ANNOTATION: "600"},
+    grace_seconds=110,
+)
+
+# 7. cold-start-within-hold-timeout: the interceptor holds requests 120 s, or 20 s, against a
+# declared 90 s cold start.
+cold = deployment("cold-case", annotations={COLD_START_SECONDS_ANNOTATION: "90"})
+k8s.apiextensions.CustomResource(
+    "cold-case",
+    api_version="http.keda.sh/v1alpha1",
+    kind="HTTPScaledObject",
+    metadata={"name": "cold-case", "labels": labels("cold-case")},
+    spec={
+        "hosts": ["cold-case.inference.internal"],
+        "scaleTargetRef": {
+            "name": "cold-case",
+            "kind": "Deployment",
+            "service": "cold-case",
+            "port": 8080,
+        },
+        "replicas": {"min": 0, "max": 8},
+        "timeouts": {
+            "conditionWait": "20s" if violates("cold-start-within-hold-timeout") else "120s"
+        },
+    },
+)
+
+# 8. inference-security: the inference LoadBalancer is internal, or public.
+lb_annotations = (
+    {}
+    if violates("inference-security")
+    else {"service.beta.kubernetes.io/aws-load-balancer-scheme": "internal"}
+)
+k8s.core.v1.Service(
+    "secure-case",
+    metadata={
+        "name": "secure-case",
+        "labels": labels("secure-case"),
+        "annotations": lb_annotations,
+    },
+    spec={
+        "type": "LoadBalancer",
+        "selector": labels("secure-case"),
+        "ports": [{"port": 80, "target_port": 8080}],
+    },
+)
