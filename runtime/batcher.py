@@ -372,8 +372,9 @@ class DynamicBatcher:
             return count, True
         if best_preferred:
             return best_preferred, True
-        oldest_wait = self._clock.now() - self._queue[0].enqueued_at
-        return count, oldest_wait >= self.config.max_queue_delay_s
+        # Same expression as the timer's deadline, so a fired timer always finds the batch due.
+        deadline = self._queue[0].enqueued_at + self.config.max_queue_delay_s
+        return count, self._clock.now() >= deadline
 
     def _take(self, count: int) -> list[_Pending]:
         now = self._clock.now()
