@@ -1,0 +1,182 @@
+"""Builders of wire-form resources that comply with every rule: each test changes one field."""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass, field
+from typing import Any
+
+from inferstack.policies.conventions import SERVICE_LABEL, TIER_LABEL
+from inferstack.policies.resources import Resource
+from inferstack.runtime import metric_names
+
+STACK_URN = "urn:pulumi:ci::cases::pulumi:pulumi:Stack::cases-ci"
+
+
+def urn(resource_type: str, name: str) -> str:
+    return f"urn:pulumi:ci::cases::pulumi:pulumi:Stack${resource_type}::{name}"
+
+
+def resource(resource_type: str, name: str, props: dict[str, Any], **extra: Any) -> Resource:
+    return Resource(
+        type=resource_type, name=name, urn=urn(resource_type, name), props=props, **extra
+    )
+
+
+def tier_labels(service: str = "llm", tier: str = "realtime") -> dict[str, str]:
+    return {TIER_LABEL: tier, SERVICE_LABEL: service}
+
+
+def pod_spec() -> dict[str, Any]:
+    return {
+        "nodeSelector": {"karpenter.sh/capacity-type": "on-demand"},
+        "terminationGracePeriodSeconds": 30.0,
+        "securityContext": {"runAsNonRoot": True, "runAsUser": 1000.0},
+        "containers": [
+            {
+                "name": "model",
+                "image": "ghcr.io/inferstack/runtime:0.1.0",
+                "resources": {
+                    "requests": {"nvidia.com/gpu": "1"},
+                    "limits": {"nvidia.com/gpu": "1"},
+                },
+            }
+        ],
+    }
+
+
+def deployment_props(name: str = "llm", tier: str = "realtime") -> dict[str, Any]:
+    labels = tier_labels(name, tier)
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": name, "labels": dict(labels), "annotations": {}},
+        "spec": {
+            "selector": {"matchLabels": dict(labels)},
+            "template": {"metadata": {"labels": dict(labels)}, "spec": pod_spec()},
+        },
+    }
+
+
+def deployment(name: str = "llm", tier: str = "realtime", **extra: Any) -> Resource:
+    return resource("kubernetes:apps/v1:Deployment", name, deployment_props(name, tier), **extra)
+
+
+def queue_depth_trigger() -> dict[str, Any]:
+    return {
+        "type": "prometheus",
+        "metadata": {"query": f"sum({metric_names.QUEUE_DEPTH})", "threshold": "8"},
+    }
+
+
+def scaled_object_props(target: Any = "llm") -> dict[str, Any]:
+    return {
+        "apiVersion": "keda.sh/v1alpha1",
+        "kind": "ScaledObject",
+        "metadata": {"name": "llm", "labels": tier_labels()},
+        "spec": {
+            "scaleTargetRef": {"name": target},
+            "minReplicaCount": 1.0,
+            "maxReplicaCount": 8.0,
+            "triggers": [queue_depth_trigger()],
+        },
+    }
+
+
+def scaled_object(props: dict[str, Any] | None = None, **extra: Any) -> Resource:
+    return resource(
+        "kubernetes:keda.sh/v1alpha1:ScaledObject", "llm", props or scaled_object_props(), **extra
+    )
+
+
+def http_scaled_object_props() -> dict[str, Any]:
+    return {
+        "apiVersion": "http.keda.sh/v1alpha1",
+        "kind": "HTTPScaledObject",
+        "metadata": {"name": "llm", "labels": tier_labels()},
+        "spec": {
+            "hosts": ["llm.internal"],
+            "scaleTargetRef": {
+                "name": "llm",
+                "kind": "Deployment",
+                "service": "llm",
+                "port": 8080.0,
+            },
+            "replicas": {"min": 0.0, "max": 8.0},
+            "timeouts": {"conditionWait": "2m"},
+        },
+    }
+
+
+def http_scaled_object(props: dict[str, Any] | None = None) -> Resource:
+    return resource(
+        "kubernetes:http.keda.sh/v1alpha1:HTTPScaledObject",
+        "llm-http",
+        props or http_scaled_object_props(),
+    )
+
+
+def eks_node_group_props() -> dict[str, Any]:
+    return {
+        "clusterName": "inference",
+        "capacityType": "ON_DEMAND",
+        "instanceTypes": ["g6.xlarge"],
+        "labels": {TIER_LABEL: "realtime"},
+        "scalingConfig": {"minSize": 1.0, "desiredSize": 1.0, "maxSize": 16.0},
+    }
+
+
+def gke_node_pool_props() -> dict[str, Any]:
+    return {
+        "cluster": "inference",
+        "nodeConfig": {
+            "machineType": "g2-standard-8",
+            "guestAccelerators": [{"type": "nvidia-l4", "count": 1.0}],
+            "labels": {TIER_LABEL: "realtime"},
+        },
+        "autoscaling": {"minNodeCount": 1.0, "maxNodeCount": 8.0},
+    }
+
+
+def mutated(props: dict[str, Any], path: str, value: Any) -> dict[str, Any]:
+    """A deep copy of `props` with the dotted `path` set to `value` (None deletes it)."""
+    copied = copy.deepcopy(props)
+    *parents, last = path.split(".")
+    node: Any = copied
+    for part in parents:
+        node = node[int(part)] if isinstance(node, list) else node.setdefault(part, {})
+    if value is None:
+        if isinstance(node, dict):
+            node.pop(last, None)
+    elif isinstance(node, list):
+        node[int(last)] = value
+    else:
+        node[last] = value
+    return copied
+
+
+@dataclass
+class Record:
+    """A hand-written registration, shaped like `inferstack.components.capture.CapturedResource`."""
+
+    type: str
+    name: str
+    urn: str
+    inputs: dict[str, Any]
+    parent: str = STACK_URN
+    custom: bool = True
+    provider: str = ""
+    dependencies: list[str] = field(default_factory=list)
+    property_dependencies: dict[str, list[str]] = field(default_factory=dict)
+    options: dict[str, Any] = field(default_factory=dict)
+    version: str = "4.34.2"
+
+
+def stack_record() -> Record:
+    return Record(
+        "pulumi:pulumi:Stack", "cases-ci", STACK_URN, {}, parent="", custom=False, version=""
+    )
+
+
+def record(resource_type: str, name: str, inputs: dict[str, Any], **extra: Any) -> Record:
+    return Record(resource_type, name, urn(resource_type, name), inputs, **extra)

@@ -1,0 +1,603 @@
+"""Each rule on hand-built wire-form resources: a compliant builder, and one changed field per case.
+
+These call the rule functions directly (fast, precise about which field trips which rule); the
+same rules also run through the real pack process in test_fixture_programs.py.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from inferstack.policies.resources import UNKNOWN, Resource
+from inferstack.policies.rules import (
+    async_spot_durability,
+    bounded_gpu_capacity,
+    cold_start_within_hold_timeout,
+    demand_signal_autoscaling,
+    inference_security,
+    no_spot_for_realtime,
+    queue_delay_within_budget,
+    scale_to_zero_needs_wake_path,
+)
+from tests.policies import builders as b
+
+NO_CONFIG: dict[str, Any] = {}
+
+
+def spot_messages(resource: Resource, config: dict[str, Any] = NO_CONFIG) -> list[str]:
+    return no_spot_for_realtime.check(resource, config)
+
+
+# ---------------------------------------------------------------------------------------------
+# 1. no-spot-for-realtime
+
+
+def test_realtime_on_demand_deployment_complies() -> None:
+    assert spot_messages(b.deployment()) == []
+
+
+@pytest.mark.parametrize(
+    ("path", "value", "expected"),
+    [
+        (
+            "spec.template.spec.nodeSelector",
+            {"karpenter.sh/capacity-type": "spot"},
+            "nodeSelector karpenter.sh/capacity-type=spot",
+        ),
+        (
+            "spec.template.spec.nodeSelector",
+            {"eks.amazonaws.com/capacityType": "SPOT"},
+            "nodeSelector eks.amazonaws.com/capacityType=SPOT",
+        ),
+        (
+            "spec.template.spec.nodeSelector",
+            {"cloud.google.com/gke-spot": "true"},
+            "nodeSelector cloud.google.com/gke-spot=true",
+        ),
+        (
+            "spec.template.spec.affinity",
+            {
+                "nodeAffinity": {
+                    "requiredDuringSchedulingIgnoredDuringExecution": {
+                        "nodeSelectorTerms": [
+                            {
+                                "matchExpressions": [
+                                    {
+                                        "key": "karpenter.sh/capacity-type",
+                                        "operator": "In",
+                                        "values": ["spot", "on-demand"],
+                                    }
+                                ]
+                            }
+                        ]
+                    }
+                }
+            },
+            "required node affinity on karpenter.sh/capacity-type",
+        ),
+        (
+            "spec.template.spec.affinity",
+            {
+                "nodeAffinity": {
+                    "preferredDuringSchedulingIgnoredDuringExecution": [
+                        {
+                            "weight": 50.0,
+                            "preference": {
+                                "matchExpressions": [
+                                    {
+                                        "key": "cloud.google.com/gke-preemptible",
+                                        "operator": "Exists",
+                                    }
+                                ]
+                            },
+                        }
+                    ]
+                }
+            },
+            "preferred node affinity on cloud.google.com/gke-preemptible",
+        ),
+    ],
+)
+def test_realtime_deployment_selecting_spot_is_flagged(
+    path: str, value: Any, expected: str
+) -> None:
+    props = b.mutated(b.deployment_props(), path, value)
+    [message] = spot_messages(b.resource("kubernetes:apps/v1:Deployment", "llm", props))
+    assert expected in message
+    assert "on-demand" in message
+
+
+def test_spot_toleration_admits_spot_unless_pinned_to_on_demand() -> None:
+    toleration = [{"key": "cloud.google.com/gke-spot", "operator": "Equal", "value": "true"}]
+    pinned = b.mutated(b.deployment_props(), "spec.template.spec.tolerations", toleration)
+    assert spot_messages(b.resource("kubernetes:apps/v1:Deployment", "llm", pinned)) == []
+
+    unpinned = b.mutated(pinned, "spec.template.spec.nodeSelector", None)
+    [message] = spot_messages(b.resource("kubernetes:apps/v1:Deployment", "llm", unpinned))
+    assert "toleration for the spot taint cloud.google.com/gke-spot" in message
+
+
+def test_wildcard_toleration_admits_spot() -> None:
+    props = b.mutated(b.deployment_props(), "spec.template.spec.nodeSelector", None)
+    props = b.mutated(props, "spec.template.spec.tolerations", [{"operator": "Exists"}])
+    [message] = spot_messages(b.resource("kubernetes:apps/v1:Deployment", "llm", props))
+    assert "tolerates every taint" in message
+
+
+def test_batch_tier_may_use_spot() -> None:
+    props = b.mutated(
+        b.deployment_props(tier="batch"),
+        "spec.template.spec.nodeSelector",
+        {"karpenter.sh/capacity-type": "spot"},
+    )
+    assert spot_messages(b.resource("kubernetes:apps/v1:Deployment", "w", props)) == []
+
+
+def test_tier_label_key_and_value_are_configurable() -> None:
+    props = b.mutated(
+        b.deployment_props(),
+        "spec.template.spec.nodeSelector",
+        {"karpenter.sh/capacity-type": "spot"},
+    )
+    props = b.mutated(props, "spec.template.metadata.labels", {"example.com/latency": "sync"})
+    props = b.mutated(props, "metadata.labels", {})
+    deployment = b.resource("kubernetes:apps/v1:Deployment", "llm", props)
+    assert spot_messages(deployment) == []
+    config = {"tierLabel": "example.com/latency", "realtimeTier": "sync"}
+    [message] = spot_messages(deployment, config)
+    assert "example.com/latency=sync" in message
+
+
+def test_eks_node_group_capacity_type() -> None:
+    group = b.eks_node_group_props()
+    assert spot_messages(b.resource("aws:eks/nodeGroup:NodeGroup", "g", group)) == []
+    spot = b.mutated(group, "capacityType", "SPOT")
+    [message] = spot_messages(b.resource("aws:eks/nodeGroup:NodeGroup", "g", spot))
+    assert "capacityType SPOT" in message
+
+
+@pytest.mark.parametrize("flag", ["spot", "preemptible"])
+def test_gke_node_pool_spot_or_preemptible(flag: str) -> None:
+    pool = b.gke_node_pool_props()
+    assert spot_messages(b.resource("gcp:container/nodePool:NodePool", "p", pool)) == []
+    spot = b.mutated(pool, f"nodeConfig.{flag}", True)
+    [message] = spot_messages(b.resource("gcp:container/nodePool:NodePool", "p", spot))
+    assert f"nodeConfig.{flag}" in message
+
+
+def test_karpenter_node_pool_allowing_spot() -> None:
+    props = {
+        "spec": {
+            "template": {
+                "metadata": {"labels": b.tier_labels()},
+                "spec": {
+                    "requirements": [
+                        {
+                            "key": "karpenter.sh/capacity-type",
+                            "operator": "In",
+                            "values": ["on-demand"],
+                        }
+                    ]
+                },
+            }
+        }
+    }
+    pool_type = "kubernetes:karpenter.sh/v1:NodePool"
+    assert spot_messages(b.resource(pool_type, "p", props)) == []
+    spot = b.mutated(props, "spec.template.spec.requirements.0.values", ["spot", "on-demand"])
+    assert len(spot_messages(b.resource(pool_type, "p", spot))) == 1
+
+
+# ---------------------------------------------------------------------------------------------
+# 2. scale-to-zero-needs-wake-path
+
+
+def zero_findings(resources: list[Resource]) -> list[str]:
+    return [f.urn for f in scale_to_zero_needs_wake_path.check(resources, NO_CONFIG)]
+
+
+def test_min_one_replica_complies() -> None:
+    assert zero_findings([b.deployment(), b.scaled_object()]) == []
+
+
+@pytest.mark.parametrize("minimum", [0.0, None], ids=["explicit-zero", "keda-default"])
+def test_zero_with_only_pod_metrics_is_flagged(minimum: float | None) -> None:
+    props = b.mutated(b.scaled_object_props(), "spec.minReplicaCount", minimum)
+    scaler = b.scaled_object(props)
+    assert zero_findings([b.deployment(), scaler]) == [scaler.urn]
+
+
+def test_zero_with_http_proxy_complies() -> None:
+    props = b.mutated(b.scaled_object_props(), "spec.minReplicaCount", 0.0)
+    assert zero_findings([b.deployment(), b.scaled_object(props), b.http_scaled_object()]) == []
+
+
+def test_zero_with_a_queue_trigger_complies() -> None:
+    props = b.mutated(b.scaled_object_props(), "spec.minReplicaCount", 0.0)
+    queue = {"type": "aws-sqs-queue", "metadata": {"queueURL": "https://sqs/q", "queueLength": "5"}}
+    props = b.mutated(props, "spec.triggers", [b.queue_depth_trigger(), queue])
+    assert zero_findings([b.deployment(), b.scaled_object(props)]) == []
+
+
+def test_autonamed_target_is_found_through_dependencies() -> None:
+    deployment = b.deployment()
+    props = b.mutated(b.scaled_object_props(target=UNKNOWN), "spec.minReplicaCount", 0.0)
+    props = b.mutated(props, "metadata.labels", {})  # realtime only through the workload
+    scaler = b.scaled_object(props, property_dependencies={"spec": (deployment.urn,)})
+    assert zero_findings([deployment, scaler]) == [scaler.urn]
+
+
+def test_zero_with_interceptor_route_complies() -> None:
+    props = b.mutated(b.scaled_object_props(), "spec.minReplicaCount", 0.0)
+    service = b.resource(
+        "kubernetes:core/v1:Service",
+        "llm",
+        {"metadata": {"name": "llm"}, "spec": {"selector": b.tier_labels()}},
+    )
+    route = b.resource(
+        "kubernetes:http.keda.sh/v1beta1:InterceptorRoute",
+        "llm-route",
+        {"metadata": {"name": "llm"}, "spec": {"target": {"service": "llm", "port": 8080.0}}},
+    )
+    assert zero_findings([b.deployment(), b.scaled_object(props), service, route]) == []
+
+
+# ---------------------------------------------------------------------------------------------
+# 3. demand-signal-autoscaling
+
+
+def demand_findings(resources: list[Resource]) -> list[str]:
+    return [f.urn for f in demand_signal_autoscaling.check(resources, NO_CONFIG)]
+
+
+@pytest.mark.parametrize(
+    "trigger",
+    [
+        {"type": "cpu", "metadata": {"value": "60"}},
+        {"type": "memory", "metadata": {"value": "80"}},
+        {"type": "prometheus", "metadata": {"query": "avg(DCGM_FI_DEV_GPU_UTIL)"}},
+        {"type": "prometheus", "metadata": {"query": "max(nvidia_gpu_utilization{pod=~'x'})"}},
+    ],
+)
+def test_utilisation_only_triggers_are_flagged(trigger: dict[str, Any]) -> None:
+    scaler = b.scaled_object(b.mutated(b.scaled_object_props(), "spec.triggers", [trigger]))
+    assert demand_findings([b.deployment(), scaler]) == [scaler.urn]
+
+
+def test_utilisation_alongside_demand_complies() -> None:
+    triggers = [{"type": "cpu", "metadata": {"value": "60"}}, b.queue_depth_trigger()]
+    scaler = b.scaled_object(b.mutated(b.scaled_object_props(), "spec.triggers", triggers))
+    assert demand_findings([b.deployment(), scaler]) == []
+
+
+def test_non_inference_workload_may_scale_on_cpu() -> None:
+    web = b.deployment_props("web")
+    web["metadata"]["labels"] = {}
+    web["spec"]["template"]["metadata"]["labels"] = {"app": "web"}
+    web["spec"]["template"]["spec"]["containers"][0]["resources"] = {}
+    props = b.mutated(b.scaled_object_props("web"), "metadata.labels", {})
+    props = b.mutated(props, "spec.triggers", [{"type": "cpu", "metadata": {"value": "60"}}])
+    workload = b.resource("kubernetes:apps/v1:Deployment", "web", web)
+    assert demand_findings([workload, b.scaled_object(props)]) == []
+
+
+def test_hpa_on_cpu_for_gpu_workload_is_flagged() -> None:
+    hpa = b.resource(
+        "kubernetes:autoscaling/v2:HorizontalPodAutoscaler",
+        "llm",
+        {
+            "spec": {
+                "scaleTargetRef": {"kind": "Deployment", "name": "llm"},
+                "maxReplicas": 4.0,
+                "metrics": [{"type": "Resource", "resource": {"name": "cpu"}}],
+            }
+        },
+    )
+    assert demand_findings([b.deployment(), hpa]) == [hpa.urn]
+
+
+# ---------------------------------------------------------------------------------------------
+# 4. bounded-gpu-capacity
+
+
+def bounded_messages(resources: list[Resource], config: dict[str, Any] = NO_CONFIG) -> list[str]:
+    return [f.message for f in bounded_gpu_capacity.check(resources, config)]
+
+
+def test_bounded_gpu_capacity_complies() -> None:
+    group = b.resource("aws:eks/nodeGroup:NodeGroup", "g", b.eks_node_group_props())
+    pool = b.resource("gcp:container/nodePool:NodePool", "p", b.gke_node_pool_props())
+    assert bounded_messages([group, pool, b.deployment(), b.scaled_object()]) == []
+
+
+def test_node_group_above_ceiling() -> None:
+    props = b.mutated(b.eks_node_group_props(), "scalingConfig.maxSize", 100.0)
+    group = b.resource("aws:eks/nodeGroup:NodeGroup", "g", props)
+    [message] = bounded_messages([group])
+    assert "100 nodes" in message
+    assert bounded_messages([group], {"maxGpuNodes": 128.0}) == []
+
+
+def test_cpu_node_group_is_not_judged() -> None:
+    props = b.mutated(b.eks_node_group_props(), "instanceTypes", ["m7i.xlarge"])
+    props = b.mutated(props, "scalingConfig.maxSize", 500.0)
+    assert bounded_messages([b.resource("aws:eks/nodeGroup:NodeGroup", "g", props)]) == []
+
+
+def test_gke_pool_without_max_node_count() -> None:
+    props = b.mutated(b.gke_node_pool_props(), "autoscaling.maxNodeCount", None)
+    [message] = bounded_messages([b.resource("gcp:container/nodePool:NodePool", "p", props)])
+    assert "no autoscaling.maxNodeCount" in message
+
+
+def test_gke_per_zone_max_multiplies_by_zones() -> None:
+    props = b.mutated(b.gke_node_pool_props(), "autoscaling.maxNodeCount", 30.0)
+    props = b.mutated(props, "nodeLocations", ["us-central1-a", "us-central1-b", "us-central1-c"])
+    [message] = bounded_messages([b.resource("gcp:container/nodePool:NodePool", "p", props)])
+    assert "90 nodes" in message
+
+
+def test_scaled_object_without_max_gets_keda_default() -> None:
+    scaler = b.scaled_object(b.mutated(b.scaled_object_props(), "spec.maxReplicaCount", None))
+    [message] = bounded_messages([b.deployment(), scaler])
+    assert "default of 100" in message
+
+
+def test_http_scaled_object_above_ceiling() -> None:
+    http = b.http_scaled_object(b.mutated(b.http_scaled_object_props(), "spec.replicas.max", 200.0))
+    [message] = bounded_messages([b.deployment(), http])
+    assert "200 GPU replicas (spec.replicas.max)" in message
+
+
+# ---------------------------------------------------------------------------------------------
+# 5. queue-delay-within-budget
+
+
+def delay_messages(props: dict[str, Any], config: dict[str, Any] = NO_CONFIG) -> list[str]:
+    resource = b.resource("kubernetes:apps/v1:Deployment", "llm", props)
+    return queue_delay_within_budget.check(resource, config)
+
+
+def budgeted(delay: str) -> dict[str, Any]:
+    props = b.mutated(
+        b.deployment_props(), "metadata.annotations", {"inferstack.io/latency-budget-ms": "150"}
+    )
+    env = [{"name": "INFERSTACK_MAX_QUEUE_DELAY_MS", "value": delay}]
+    return b.mutated(props, "spec.template.spec.containers.0.env", env)
+
+
+def test_small_delay_complies() -> None:
+    assert delay_messages(budgeted("8")) == []
+
+
+def test_delay_above_share_is_flagged() -> None:
+    [message] = delay_messages(budgeted("40"))
+    assert "40 ms" in message
+    assert "30 ms" in message
+    assert delay_messages(budgeted("40"), {"maxQueueDelayShare": 0.5}) == []
+
+
+def test_delay_annotation_is_read_too() -> None:
+    props = b.mutated(
+        b.deployment_props(),
+        "metadata.annotations",
+        {"inferstack.io/latency-budget-ms": "100", "inferstack.io/max-queue-delay-ms": "50"},
+    )
+    [message] = delay_messages(props)
+    assert "annotation inferstack.io/max-queue-delay-ms" in message
+
+
+def test_malformed_budget_names_the_annotation() -> None:
+    props = b.mutated(
+        budgeted("8"), "metadata.annotations", {"inferstack.io/latency-budget-ms": "fast"}
+    )
+    [message] = delay_messages(props)
+    assert "inferstack.io/latency-budget-ms is not a positive number" in message
+
+
+def test_unknown_delay_is_not_judged() -> None:
+    assert delay_messages(budgeted(UNKNOWN)) == []  # type: ignore[arg-type]
+
+
+# ---------------------------------------------------------------------------------------------
+# 6. async-spot-durability
+
+
+def durability_messages(resources: list[Resource], config: dict[str, Any] = NO_CONFIG) -> list[str]:
+    return [f.message for f in async_spot_durability.check(resources, config)]
+
+
+def queues(redrive: Any = UNKNOWN, visibility: float = 900.0) -> list[Resource]:
+    dlq = b.resource("aws:sqs/queue:Queue", "dlq", {})
+    props: dict[str, Any] = {"visibilityTimeoutSeconds": visibility, "tags": {}}
+    deps: dict[str, tuple[str, ...]] = {}
+    if redrive is not None:
+        props["redrivePolicy"] = redrive
+        deps = {"redrivePolicy": (dlq.urn,)}
+    work = b.resource("aws:sqs/queue:Queue", "work", props, property_dependencies=deps)
+    return [dlq, work]
+
+
+def test_queue_with_redrive_complies() -> None:
+    assert durability_messages(queues()) == []
+
+
+def test_queue_without_redrive_is_flagged() -> None:
+    messages = durability_messages(queues(redrive=None))
+    assert len(messages) == 2  # the work queue, and the would-be DLQ that nothing targets now
+    assert all("no redrivePolicy" in m for m in messages)
+
+
+def test_known_redrive_without_target_is_flagged() -> None:
+    [message] = durability_messages(queues(redrive='{"maxReceiveCount": 5}'))
+    assert "deadLetterTargetArn" in message
+
+
+def test_visibility_below_max_job_time() -> None:
+    resources = queues(visibility=300.0)
+    assert durability_messages(resources) == []  # no max job time declared anywhere
+    [message] = durability_messages(resources, {"maxJobSeconds": 600.0})
+    assert "visibility timeout (300 s)" in message
+    worker = b.deployment(
+        "worker", tier="batch", property_dependencies={"spec": (resources[1].urn,)}
+    )
+    worker.props["metadata"]["annotations"]["inferstack.io/max-job-seconds"] = "900"
+    [message] = durability_messages([*resources, worker])
+    assert "max job time (900 s)" in message
+
+
+def test_pubsub_subscription_needs_dead_letter_policy() -> None:
+    subscription = {"topic": UNKNOWN, "ackDeadlineSeconds": 600.0}
+    bare = b.resource("gcp:pubsub/subscription:Subscription", "s", subscription)
+    [message] = durability_messages([bare])
+    assert "deadLetterPolicy" in message
+    with_dlq = b.resource(
+        "gcp:pubsub/subscription:Subscription",
+        "s",
+        {**subscription, "deadLetterPolicy": {"deadLetterTopic": UNKNOWN}},
+    )
+    assert durability_messages([with_dlq]) == []
+
+
+@pytest.mark.parametrize(
+    ("selector", "grace", "flagged"),
+    [
+        ({"karpenter.sh/capacity-type": "spot"}, 110.0, False),
+        ({"karpenter.sh/capacity-type": "spot"}, 150.0, True),
+        ({"cloud.google.com/gke-spot": "true"}, 45.0, True),
+        ({"cloud.google.com/gke-spot": "true"}, 25.0, False),
+        ({"karpenter.sh/capacity-type": "on-demand"}, 600.0, False),
+    ],
+)
+def test_spot_worker_grace_period(selector: dict[str, str], grace: float, flagged: bool) -> None:
+    props = b.mutated(
+        b.deployment_props("worker", "batch"), "spec.template.spec.nodeSelector", selector
+    )
+    props = b.mutated(props, "spec.template.spec.terminationGracePeriodSeconds", grace)
+    worker = b.resource("kubernetes:apps/v1:Deployment", "worker", props)
+    messages = durability_messages([worker])
+    assert bool(messages) is flagged
+    if flagged:
+        assert "terminationGracePeriodSeconds" in messages[0]
+
+
+# ---------------------------------------------------------------------------------------------
+# 7. cold-start-within-hold-timeout
+
+
+def cold_messages(resources: list[Resource], config: dict[str, Any] = NO_CONFIG) -> list[str]:
+    return [f.message for f in cold_start_within_hold_timeout.check(resources, config)]
+
+
+def cold_deployment(seconds: str = "90") -> Resource:
+    deployment = b.deployment()
+    deployment.props["metadata"]["annotations"]["inferstack.io/cold-start-seconds"] = seconds
+    return deployment
+
+
+def test_hold_above_cold_start_complies() -> None:
+    assert cold_messages([cold_deployment(), b.http_scaled_object()]) == []
+
+
+@pytest.mark.parametrize(
+    ("path", "value", "expected"),
+    [
+        ("spec.timeouts.conditionWait", "45s", "45 s (spec.timeouts.conditionWait)"),
+        ("spec.timeouts", None, "20 s (the interceptor's KEDA_CONDITION_WAIT_TIMEOUT)"),
+        (
+            "spec.coldStartTimeoutFailoverRef",
+            {"service": "fallback", "port": 80.0},
+            "30 s (spec.coldStartTimeoutFailoverRef.timeoutSeconds)",
+        ),
+    ],
+)
+def test_hold_shorter_than_cold_start(path: str, value: Any, expected: str) -> None:
+    http = b.http_scaled_object(b.mutated(b.http_scaled_object_props(), path, value))
+    [message] = cold_messages([cold_deployment(), http])
+    assert expected in message
+    assert "cold start is 90 s" in message
+
+
+def test_warm_replica_needs_no_hold() -> None:
+    props = b.mutated(b.http_scaled_object_props(), "spec.replicas.min", 1.0)
+    props = b.mutated(props, "spec.timeouts.conditionWait", "5s")
+    assert cold_messages([cold_deployment(), b.http_scaled_object(props)]) == []
+
+
+def test_interceptor_route_readiness_timeout() -> None:
+    service = b.resource(
+        "kubernetes:core/v1:Service",
+        "llm",
+        {"metadata": {"name": "llm"}, "spec": {"selector": b.tier_labels()}},
+    )
+    route_props = {
+        "metadata": {"name": "llm"},
+        "spec": {"target": {"service": "llm", "port": 8080.0}, "timeouts": {"readiness": "1m"}},
+    }
+    route_type = "kubernetes:http.keda.sh/v1beta1:InterceptorRoute"
+    route = b.resource(route_type, "r", route_props)
+    [message] = cold_messages([cold_deployment("120"), service, route])
+    assert "60 s (spec.timeouts.readiness)" in message
+    unbounded = b.resource(route_type, "r", b.mutated(route_props, "spec.timeouts", None))
+    assert cold_messages([cold_deployment("120"), service, unbounded]) == []
+
+
+# ---------------------------------------------------------------------------------------------
+# 8. inference-security
+
+
+def security_messages(resource: Resource) -> list[str]:
+    return inference_security.check(resource, NO_CONFIG)
+
+
+def lb_props() -> dict[str, Any]:
+    return {
+        "metadata": {
+            "name": "llm",
+            "labels": b.tier_labels(),
+            "annotations": {"networking.gke.io/load-balancer-type": "Internal"},
+        },
+        "spec": {"type": "LoadBalancer", "selector": b.tier_labels()},
+    }
+
+
+def test_compliant_workload_and_internal_lb() -> None:
+    assert security_messages(b.deployment()) == []
+    assert security_messages(b.resource("kubernetes:core/v1:Service", "llm", lb_props())) == []
+
+
+@pytest.mark.parametrize(
+    ("ranges", "flagged"),
+    [(None, True), (["10.0.0.0/8"], False), (["0.0.0.0/0"], True)],
+)
+def test_public_load_balancer(ranges: list[str] | None, flagged: bool) -> None:
+    props = b.mutated(lb_props(), "metadata.annotations", {})
+    props = b.mutated(props, "spec.loadBalancerSourceRanges", ranges)
+    messages = security_messages(b.resource("kubernetes:core/v1:Service", "llm", props))
+    assert bool(messages) is flagged
+
+
+@pytest.mark.parametrize(
+    ("path", "value", "expected"),
+    [
+        ("spec.template.spec.containers.0.securityContext", {"privileged": True}, "privileged"),
+        ("spec.template.spec.containers.0.securityContext", {"runAsUser": 0.0}, "runAsUser 0"),
+        ("spec.template.spec.securityContext", {}, "may run as root"),
+        (
+            "spec.template.spec.containers.0.resources",
+            {"requests": {"nvidia.com/gpu": "1"}},
+            "requests nvidia.com/gpu without a limit",
+        ),
+        (
+            "spec.template.spec.containers.0.resources",
+            {"requests": {"nvidia.com/gpu": "1"}, "limits": {"nvidia.com/gpu": "2"}},
+            "requests nvidia.com/gpu 1 but limits it to 2",
+        ),
+    ],
+)
+def test_workload_security(path: str, value: Any, expected: str) -> None:
+    props = b.mutated(b.deployment_props(), path, value)
+    [message] = security_messages(b.resource("kubernetes:apps/v1:Deployment", "llm", props))
+    assert expected in message
