@@ -1,0 +1,855 @@
+"""`inferstack work`: consume a queue, run each message through the model, write results durably.
+
+The contract, per message (at-least-once):
+1. received in a batch of up to `max_batch_size`, its lease kept alive while it is worked;
+2. skipped straight to the ack when its result already exists (a redelivery);
+3. decoded as a KServe v2 request: one that cannot be decoded (or is larger than a batch) can
+   never succeed, so it is dead-lettered at once with the reason;
+4. run through the dynamic batcher together with everything else in flight;
+5. its result (the v2 response plus `message_id`) written to the result store, write-once;
+6. acked only after that write returned. A failure (model error, store outage) is retried with
+   exponential backoff until the queue's dead-letter policy says the attempts are spent, then
+   dead-lettered with the reason.
+
+On an interruption notice (spot instance-action, rebalance, GCE preemption, SIGTERM) the worker
+stops pulling, keeps the batches that its measured batch time says fit before the notice
+deadline minus a margin, releases the rest at once (visibility 0 / ack deadline 0 / claimable),
+releases whatever is still unfinished at the deadline, and exits 0. A SIGKILL loses nothing
+either: unacked messages come back when their lease expires, and results are write-once.
+
+Settings come from flags, `INFERSTACK_<SETTING>` environment variables or `--config` (YAML), in
+that precedence.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import signal
+import sys
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Final, Literal
+
+import orjson
+import yaml
+from prometheus_client import CollectorRegistry, Counter, Gauge
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from inferstack.runtime import metric_names as names
+from inferstack.runtime.batcher import (
+    BatcherConfig,
+    BatchTooLargeError,
+    DrainingError,
+    DynamicBatcher,
+)
+from inferstack.runtime.interruption import (
+    InterruptionWatcher,
+    MetadataPoller,
+    Notice,
+    resolve_endpoints,
+)
+from inferstack.runtime.metrics import RuntimeMetrics
+from inferstack.runtime.protocol import (
+    InferRequest,
+    ProtocolError,
+    RequestedOutput,
+    Signature,
+    decode_request,
+    encode_response,
+)
+from inferstack.runtime.queues import Message, QueueConsumer
+
+logger = logging.getLogger("inferstack.worker")
+
+OUTCOMES: Final = ("processed", "duplicate", "retried", "released", "dead_lettered")
+"""Values of the worker messages counter's `outcome` label."""
+
+ENV_PREFIX: Final = "INFERSTACK_"
+
+
+# Settings ------------------------------------------------------------------------------------
+
+
+class WorkerSettingsError(ValueError):
+    """A setting with a wrong value; the message names where it came from and the fix."""
+
+
+class WorkerSettings(BaseModel):
+    """Everything `inferstack work` can be told."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    queue: str = Field(
+        description="queue URI: sqs://, pubsub://projects/P/subscriptions/S, redis://"
+    )
+    model: str = Field(description="model URI, e.g. builtin://mlp")
+    results: str = Field(default="", description="result store URI (default file://$PWD/results)")
+    model_name: str | None = None
+    device: str = "auto"
+    torch_threads: int = Field(default=0, ge=0, description="0: CPU budget minus one")
+    max_batch_size: int = Field(default=32, ge=1)
+    preferred_batch_sizes: tuple[int, ...] = ()
+    max_queue_delay_ms: float = Field(default=5.0, ge=0)
+    instances: int = Field(default=1, ge=1)
+    prefetch_batches: int = Field(default=2, ge=1, description="pulled batches worked at once")
+    lease_s: float = Field(default=60.0, gt=0, description="visibility timeout / claim idle")
+    poll_wait_s: float = Field(default=2.0, ge=0, description="long-poll wait of one receive")
+    max_attempts: int | None = Field(
+        default=None,
+        ge=1,
+        description="deliveries before dead-lettering (Redis; SQS and Pub/Sub read the queue)",
+    )
+    retry_base_s: float = Field(default=1.0, gt=0)
+    retry_max_s: float = Field(default=300.0, gt=0)
+    drain_margin_s: float = Field(default=5.0, ge=0, description="kept free before a deadline")
+    sigterm_grace_s: float = Field(default=25.0, gt=0, description="time SIGTERM leaves us")
+    interruption: Literal["auto", "on", "off"] = "auto"
+    aws_metadata_url: str | None = None
+    gcp_metadata_url: str | None = None
+    metadata_poll_s: float = Field(default=1.0, gt=0)
+    watch_rebalance: bool = True
+    rebalance_drain_s: float = Field(default=120.0, gt=0)
+    metrics_port: int = Field(default=9091, ge=0, le=65535, description="0: no /metrics")
+    backlog_interval_s: float = Field(default=15.0, gt=0)
+    exit_when_idle_s: float | None = Field(
+        default=None, gt=0, description="exit once the queue gave nothing for this long"
+    )
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+    log_format: Literal["text", "json"] = "text"
+
+    @field_validator("preferred_batch_sizes", mode="before")
+    @classmethod
+    def _split(cls, value: object) -> object:
+        if isinstance(value, str):
+            parts = [part.strip() for part in value.split(",") if part.strip()]
+            if not all(part.isdigit() for part in parts):
+                raise ValueError(f"expected comma-separated positive integers, got {value!r}")
+            return tuple(int(part) for part in parts)
+        return value
+
+    def batcher_config(self) -> BatcherConfig:
+        """The batcher knobs. The queue is bounded by prefetch, so the batcher's never fills."""
+        return BatcherConfig(
+            max_batch_size=self.max_batch_size,
+            preferred_batch_sizes=self.preferred_batch_sizes,
+            max_queue_delay_s=self.max_queue_delay_ms / 1000,
+            max_queue_size=self.max_batch_size * self.prefetch_batches,
+            instances=self.instances,
+        )
+
+    def results_uri(self) -> str:
+        """The result store URI, defaulting to `results/` under the working directory."""
+        return self.results or (Path.cwd() / "results").as_uri()
+
+
+FIELDS: Final = tuple(WorkerSettings.model_fields)
+ENV_VARS: Final[Mapping[str, str]] = {name: ENV_PREFIX + name.upper() for name in FIELDS}
+
+
+def resolve_settings(
+    flags: Mapping[str, Any],
+    *,
+    config_file: str | Path | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> WorkerSettings:
+    """Merge flags, environment and config file (that precedence); errors name the source."""
+    env = os.environ if environ is None else environ
+    values: dict[str, Any] = {}
+    sources: dict[str, str] = {}
+    path = config_file or env.get(ENV_PREFIX + "CONFIG")
+    if path:
+        for key, value in _read_config(Path(path)).items():
+            values[key] = value
+            sources[key] = f"config file {path}: {key}"
+    for name, variable in ENV_VARS.items():
+        if variable in env:
+            values[name] = env[variable]
+            sources[name] = f"environment variable {variable}"
+    for name, value in flags.items():
+        if value is not None:
+            values[name] = value
+            sources[name] = f"--{name.replace('_', '-')}"
+    try:
+        settings = WorkerSettings.model_validate(values)
+        settings.batcher_config()
+    except ValidationError as error:
+        problems = []
+        for detail in error.errors(include_url=False):
+            name = str(detail["loc"][0]) if detail["loc"] else "(settings)"
+            where = sources.get(name) or f"--{name.replace('_', '-')} or {ENV_VARS.get(name, name)}"
+            message = str(detail["msg"]).removeprefix("Value error, ")
+            if detail["type"] == "extra_forbidden":
+                message = f"unknown setting; known settings are {', '.join(FIELDS)}"
+            elif detail["type"] == "missing":
+                message = "required; " + str(WorkerSettings.model_fields[name].description)
+            problems.append(f"{where}: {message}")
+        raise WorkerSettingsError("; ".join(problems)) from None
+    except ValueError as error:
+        raise WorkerSettingsError(str(error)) from None
+    return settings
+
+
+def _read_config(path: Path) -> dict[str, Any]:
+    try:
+        data = yaml.safe_load(path.read_text())
+    except (OSError, yaml.YAMLError) as error:
+        raise WorkerSettingsError(f"cannot read config file {path}: {error}") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise WorkerSettingsError(f"config file {path} must be a mapping of setting to value")
+    return {str(key): value for key, value in data.items()}
+
+
+# Metrics -------------------------------------------------------------------------------------
+
+
+class WorkerMetrics:
+    """The worker's own series: backlog seen, messages in flight, messages by outcome."""
+
+    def __init__(self, model: str, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry if registry is not None else CollectorRegistry()
+        label = [names.MODEL_LABEL]
+        self.backlog = Gauge(
+            names.WORKER_BACKLOG,
+            "Messages waiting in the queue, as last seen by this worker.",
+            label,
+            registry=self.registry,
+        ).labels(model)
+        self.in_flight = Gauge(
+            names.WORKER_IN_FLIGHT,
+            "Messages received and not yet acked, retried, released or dead-lettered.",
+            label,
+            registry=self.registry,
+        ).labels(model)
+        counter = Counter(
+            names.WORKER_MESSAGES,
+            "Messages by outcome.",
+            [names.MODEL_LABEL, names.OUTCOME_LABEL],
+            registry=self.registry,
+        )
+        self._messages = {outcome: counter.labels(model, outcome) for outcome in OUTCOMES}
+
+    def count(self, outcome: str, amount: int = 1) -> None:
+        """Count messages that ended with `outcome` (one of OUTCOMES)."""
+        if amount:
+            self._messages[outcome].inc(amount)
+
+    def messages(self, outcome: str) -> float:
+        """The current count for `outcome`."""
+        return float(self._messages[outcome]._value.get())
+
+
+# The worker ----------------------------------------------------------------------------------
+
+
+@dataclass(eq=False)
+class _Batch:
+    """One pulled batch: the messages not yet settled (acked, retried, released, dead-lettered)."""
+
+    number: int
+    unsettled: dict[int, Message]
+    started: float
+    task: asyncio.Task[None] | None = None
+    messages: list[Message] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class _Failure:
+    message: Message
+    reason: str
+    permanent: bool
+
+
+class Worker:
+    """The consume-infer-store-ack loop for one queue and one model (see the module docstring).
+
+    `run()` returns once the worker stopped (interruption, `stop()` or idle exit) and every
+    message it held is settled. `interrupt()` is safe to call from any thread.
+    """
+
+    def __init__(
+        self,
+        queue: QueueConsumer,
+        store: Any,
+        model: Any,
+        settings: WorkerSettings,
+        *,
+        metrics: WorkerMetrics | None = None,
+        runtime_metrics: RuntimeMetrics | None = None,
+    ) -> None:
+        self.queue = queue
+        self.store = store
+        self.model = model
+        self.settings = settings
+        self.metrics = metrics or WorkerMetrics(model.name)
+        self.runtime_metrics = runtime_metrics
+        self.notice: Notice | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._stopping: asyncio.Event | None = None
+        self._slot_free: asyncio.Event | None = None
+        self._batches: dict[int, _Batch] = {}
+        self._next_number = 0
+        self._batch_s_ewma = 0.0
+        self._deadline_timer: asyncio.TimerHandle | None = None
+        self._batcher: DynamicBatcher | None = None
+
+    # Control -------------------------------------------------------------------------------
+
+    def interrupt(self, notice: Notice) -> None:
+        """Begin draining for `notice` (thread-safe; the earliest deadline wins)."""
+        loop = self._loop
+        if loop is None or loop.is_closed():
+            self.notice = notice
+            return
+        with contextlib.suppress(RuntimeError):  # The loop closed meanwhile: nothing to drain.
+            loop.call_soon_threadsafe(self._on_notice, notice)
+
+    def stop(self) -> None:
+        """Stop pulling and finish what is held, without a deadline (thread-safe)."""
+        self.interrupt(Notice("stop", float("inf"), "stop requested"))
+
+    @property
+    def held(self) -> int:
+        """Messages received and not yet settled."""
+        return sum(len(batch.unsettled) for batch in self._batches.values())
+
+    # Main loop -----------------------------------------------------------------------------
+
+    async def run(self) -> None:
+        """Consume until stopped, then settle everything held (see the class docstring)."""
+        self._loop = asyncio.get_running_loop()
+        self._stopping = asyncio.Event()
+        self._slot_free = asyncio.Event()
+        if self.notice is not None:
+            self._on_notice(self.notice)
+        batcher = DynamicBatcher(
+            self.model.predict_batch,
+            self.settings.batcher_config(),
+            name=self.model.name,
+            metrics=self.runtime_metrics,
+        )
+        self._batcher = batcher
+        await batcher.start()
+        heartbeat = asyncio.create_task(self._heartbeat(), name="worker-heartbeat")
+        backlog = asyncio.create_task(self._watch_backlog(), name="worker-backlog")
+        try:
+            await self._pull()
+            tasks = [batch.task for batch in self._batches.values() if batch.task is not None]
+            await asyncio.gather(*tasks, return_exceptions=True)
+        finally:
+            heartbeat.cancel()
+            backlog.cancel()
+            await asyncio.gather(heartbeat, backlog, return_exceptions=True)
+            if self._deadline_timer is not None:
+                self._deadline_timer.cancel()
+            await self._release_all()
+            await batcher.close()
+        logger.info(
+            "worker stopped",
+            extra={"event": "stopped", "counts": self.counts()},
+        )
+
+    def counts(self) -> dict[str, int]:
+        """Messages by outcome so far."""
+        return {outcome: int(self.metrics.messages(outcome)) for outcome in OUTCOMES}
+
+    async def _pull(self) -> None:
+        assert self._stopping is not None
+        assert self._slot_free is not None
+        idle_since = time.monotonic()
+        while not self._stopping.is_set():
+            if len(self._batches) >= self.settings.prefetch_batches:
+                self._slot_free.clear()
+                await self._wait_any(self._slot_free.wait())
+                continue
+            try:
+                messages = await asyncio.to_thread(
+                    self.queue.receive, self.settings.max_batch_size, self.settings.poll_wait_s
+                )
+            except Exception as error:  # Connection loss and throttling: back off, keep going.
+                logger.warning("receive from %s failed: %s", self.queue.uri, error)
+                await self._wait_any(asyncio.sleep(self.settings.retry_base_s))
+                continue
+            if self._stopping.is_set():
+                # Received while the notice arrived: hand them straight back.
+                await self._settle_release(messages)
+                break
+            if not messages:
+                limit = self.settings.exit_when_idle_s
+                if limit is not None and not self._batches:
+                    if time.monotonic() - idle_since >= limit:
+                        logger.info("queue idle for %.1f s: stopping", limit)
+                        self._stopping.set()
+                else:
+                    idle_since = time.monotonic()
+                continue
+            idle_since = time.monotonic()
+            self._start_batch(messages)
+
+    async def _wait_any(self, awaitable: Any) -> None:
+        """Await `awaitable` or the stop event, whichever comes first."""
+        assert self._stopping is not None
+        waiter = asyncio.ensure_future(awaitable)
+        stopper = asyncio.ensure_future(self._stopping.wait())
+        await asyncio.wait({waiter, stopper}, return_when=asyncio.FIRST_COMPLETED)
+        for future in (waiter, stopper):
+            future.cancel()
+        await asyncio.gather(waiter, stopper, return_exceptions=True)
+
+    def _start_batch(self, messages: list[Message]) -> None:
+        number = self._next_number
+        self._next_number += 1
+        batch = _Batch(
+            number=number,
+            unsettled={id(message): message for message in messages},
+            started=time.monotonic(),
+            messages=messages,
+        )
+        self._batches[number] = batch
+        self._gauge_in_flight()
+        batch.task = asyncio.create_task(self._work(batch), name=f"worker-batch-{number}")
+
+    async def _work(self, batch: _Batch) -> None:
+        try:
+            await self._process(batch)
+            elapsed = time.monotonic() - batch.started
+            previous = self._batch_s_ewma
+            self._batch_s_ewma = elapsed if not previous else 0.7 * previous + 0.3 * elapsed
+        except asyncio.CancelledError:
+            pass  # Drain deadline: what is unsettled is released below.
+        except Exception:
+            logger.exception("batch %d failed unexpectedly; releasing its messages", batch.number)
+        finally:
+            leftover = list(batch.unsettled.values())
+            batch.unsettled.clear()
+            if leftover:
+                await self._release(leftover)
+            del self._batches[batch.number]
+            self._gauge_in_flight()
+            assert self._slot_free is not None
+            self._slot_free.set()
+
+    async def _process(self, batch: _Batch) -> None:
+        messages = batch.messages
+        already = await asyncio.to_thread(self.store.existing, [m.id for m in messages])
+        duplicates = [m for m in messages if m.id in already]
+        failures: list[_Failure] = []
+        decoded: list[tuple[Message, InferRequest]] = []
+        for message in messages:
+            if message.id in already:
+                continue
+            if message.problem is not None:
+                failures.append(_Failure(message, message.problem, True))
+                continue
+            try:
+                request = decode_request(
+                    message.body, self.model, header_length=message.header_length
+                )
+            except ProtocolError as error:
+                failures.append(_Failure(message, f"invalid v2 request: {error.message}", True))
+                continue
+            decoded.append((message, request))
+        assert self._batcher is not None
+        outcomes = await asyncio.gather(
+            *(self._batcher.submit(request.inputs) for _, request in decoded),
+            return_exceptions=True,
+        )
+        documents: dict[str, bytes] = {}
+        computed: list[Message] = []
+        for (message, request), outcome in zip(decoded, outcomes, strict=True):
+            if isinstance(outcome, asyncio.CancelledError):
+                raise outcome
+            if isinstance(outcome, BatchTooLargeError):
+                failures.append(_Failure(message, str(outcome), True))
+            elif isinstance(outcome, DrainingError):
+                pass  # Left unsettled: released on the way out.
+            elif isinstance(outcome, BaseException):
+                failures.append(_Failure(message, f"{type(outcome).__name__}: {outcome}", False))
+            else:
+                documents[message.id] = result_document(message.id, self.model, request, outcome)
+                computed.append(message)
+        written: dict[str, bool] = {}
+        if documents:
+            try:
+                written = await asyncio.to_thread(self.store.put_many, documents)
+            except Exception as error:  # The store is down: nothing durable, nothing to ack.
+                reason = f"result store {self.store.uri} failed: {type(error).__name__}: {error}"
+                failures.extend(_Failure(m, reason, False) for m in computed)
+                computed = []
+        done = computed + duplicates
+        if done:
+            self._settle(batch, done)
+            try:
+                await asyncio.to_thread(self.queue.ack, done)
+            except Exception as error:
+                # Results are durable; the messages come back after their lease and are then
+                # acked as duplicates without running the model again.
+                logger.warning("ack of %d messages failed: %s", len(done), error)
+        processed = sum(1 for m in computed if written.get(m.id, False))
+        self.metrics.count("processed", processed)
+        self.metrics.count("duplicate", len(done) - processed)
+        retried, dead = await self._fail(batch, failures)
+        logger.debug(
+            "batch %d: %d processed, %d duplicate, %d retried, %d dead-lettered",
+            batch.number,
+            processed,
+            len(done) - processed,
+            len(retried),
+            len(dead),
+            extra={
+                "event": "batch",
+                "processed": [m.id for m in computed if written.get(m.id, False)],
+                "duplicate": [m.id for m in done if not written.get(m.id, False)],
+                "retried": [m.id for m in retried],
+                "dead_lettered": [m.id for m in dead],
+            },
+        )
+
+    async def _fail(
+        self, batch: _Batch, failures: Sequence[_Failure]
+    ) -> tuple[list[Message], list[Message]]:
+        retried: list[Message] = []
+        dead: list[Message] = []
+        for failure in failures:
+            message = failure.message
+            self._settle(batch, [message])
+            try:
+                if failure.permanent or message.attempt >= self.queue.max_attempts:
+                    reason = failure.reason
+                    if not failure.permanent:
+                        reason = (
+                            f"{reason} (attempt {message.attempt} of {self.queue.max_attempts})"
+                        )
+                    await asyncio.to_thread(self.queue.dead_letter, message, reason)
+                    logger.warning("dead-lettered message %s: %s", message.id, reason)
+                    self.metrics.count("dead_lettered")
+                    dead.append(message)
+                else:
+                    delay = self.backoff_s(message.attempt)
+                    await asyncio.to_thread(self.queue.retry_later, message, delay)
+                    logger.info(
+                        "message %s failed (attempt %d), retrying in %.1f s: %s",
+                        message.id,
+                        message.attempt,
+                        delay,
+                        failure.reason,
+                    )
+                    self.metrics.count("retried")
+                    retried.append(message)
+            except Exception as error:
+                # The lease runs out and the queue redelivers it: still at-least-once.
+                logger.warning("could not settle failed message %s: %s", message.id, error)
+        return retried, dead
+
+    def backoff_s(self, attempt: int) -> float:
+        """Delay before the next attempt: doubling from `retry_base_s`, capped at `retry_max_s`."""
+        delay = self.settings.retry_base_s * 2 ** max(0, attempt - 1)
+        return float(min(self.settings.retry_max_s, delay))
+
+    def _settle(self, batch: _Batch, messages: Sequence[Message]) -> None:
+        # Taken out before the queue call: a drain that cancels the batch mid-call must not
+        # release a message that the call may be acking or dead-lettering.
+        for message in messages:
+            batch.unsettled.pop(id(message), None)
+        self._gauge_in_flight()
+
+    async def _settle_release(self, messages: Sequence[Message]) -> None:
+        if messages:
+            await self._release(list(messages))
+
+    async def _release(self, messages: list[Message]) -> None:
+        try:
+            await asyncio.to_thread(self.queue.release, messages)
+        except Exception as error:
+            logger.warning("release of %d messages failed: %s", len(messages), error)
+            return
+        self.metrics.count("released", len(messages))
+        logger.info(
+            "released %d messages",
+            len(messages),
+            extra={"event": "released", "released": [m.id for m in messages]},
+        )
+
+    async def _release_all(self) -> None:
+        leftover = [m for batch in self._batches.values() for m in batch.unsettled.values()]
+        for batch in self._batches.values():
+            batch.unsettled.clear()
+        if leftover:
+            await self._release(leftover)
+
+    def _gauge_in_flight(self) -> None:
+        self.metrics.in_flight.set(self.held)
+
+    # Leases and backlog --------------------------------------------------------------------
+
+    async def _heartbeat(self) -> None:
+        interval = self.settings.lease_s / 3
+        while True:
+            await asyncio.sleep(interval)
+            held = [m for batch in self._batches.values() for m in batch.unsettled.values()]
+            if not held:
+                continue
+            try:
+                await asyncio.to_thread(self.queue.extend, held)
+            except Exception as error:
+                logger.warning("lease extension of %d messages failed: %s", len(held), error)
+
+    async def _watch_backlog(self) -> None:
+        while True:
+            try:
+                backlog = await asyncio.to_thread(self.queue.backlog)
+            except Exception as error:
+                logger.debug("backlog query failed: %s", error)
+            else:
+                if backlog is not None:
+                    self.metrics.backlog.set(backlog)
+            await asyncio.sleep(self.settings.backlog_interval_s)
+
+    # Interruption --------------------------------------------------------------------------
+
+    def _on_notice(self, notice: Notice) -> None:
+        """On the loop: stop pulling, keep what fits before the deadline, release the rest."""
+        assert self._stopping is not None
+        assert self._loop is not None
+        current = self.notice
+        if self._stopping.is_set() and current is not None and current.deadline <= notice.deadline:
+            return  # Already draining for an earlier deadline.
+        self.notice = notice
+        self._stopping.set()
+        now = time.monotonic()
+        drain_by = notice.deadline - self.settings.drain_margin_s
+        logger.warning(
+            "interruption (%s: %s): draining %d held messages, %.1f s left",
+            notice.source,
+            notice.detail,
+            self.held,
+            drain_by - now,
+            extra={"event": "notice", "source": notice.source},
+        )
+        if drain_by == float("inf"):
+            return
+        remaining = drain_by - now
+        # Keep the oldest batches while the measured batch time says they finish in time (a
+        # batch already running counts whole: conservative). Before any batch finished the
+        # time is unknown: keep them all and let the deadline decide.
+        kept = 0
+        for batch in sorted(self._batches.values(), key=lambda b: b.started):
+            fits = self._batch_s_ewma == 0.0 or (kept + 1) * self._batch_s_ewma <= remaining
+            if fits and remaining > 0:
+                kept += 1
+            elif batch.task is not None:
+                batch.task.cancel()
+        if self._deadline_timer is not None:
+            self._deadline_timer.cancel()
+        self._deadline_timer = self._loop.call_later(max(0.0, remaining), self._deadline)
+
+    def _deadline(self) -> None:
+        unfinished = [b for b in self._batches.values() if b.task is not None and not b.task.done()]
+        if unfinished:
+            logger.warning("drain deadline: releasing %d unfinished batches", len(unfinished))
+        for batch in unfinished:
+            assert batch.task is not None
+            batch.task.cancel()
+
+
+def result_document(
+    message_id: str, model: Signature, request: InferRequest, outputs: Mapping[str, Any]
+) -> bytes:
+    """The stored result: the v2 response (JSON tensors) with the message id first.
+
+    Binary output flags are ignored: a result file is one JSON document.
+    """
+    requested = (
+        None
+        if request.outputs is None
+        else [RequestedOutput(item.name, False) for item in request.outputs]
+    )
+    response = encode_response(model.name, outputs, request_id=request.id, requested=requested)
+    # The response is a JSON object; splice the id in rather than re-parse 100s of KiB of data.
+    return b'{"message_id":' + orjson.dumps(message_id) + b"," + response.body[1:]
+
+
+# Command line --------------------------------------------------------------------------------
+
+_HELP: Final = {
+    "queue": "queue URI: sqs://<url or name>, pubsub://projects/P/subscriptions/S, "
+    "redis://HOST:PORT/DB?stream=NAME",
+    "model": "model URI: builtin://mlp, a TorchScript .pt, a torch.export .pt2 or module:Class",
+    "results": "result store URI: file:///DIR, redis://HOST:PORT/DB, s3://BUCKET/PREFIX, "
+    "gs://BUCKET/PREFIX (default file://$PWD/results)",
+    "interruption": "watch the spot metadata services: auto (on the cloud or when a URL is "
+    "set), on, off",
+}
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Flags for every setting; each defaults to the environment, then the config file."""
+    parser.add_argument("--config", help="YAML file of settings (keys: setting names)")
+    for name, spec in WorkerSettings.model_fields.items():
+        flag = "--" + name.replace("_", "-")
+        kind = spec.annotation
+        arg_type: Any = str
+        if kind is int or kind == int | None:
+            arg_type = int
+        elif kind is float or kind == float | None:
+            arg_type = float
+        elif kind is bool:
+            arg_type = _boolean
+        help_text = _HELP.get(name, spec.description or name.replace("_", " "))
+        default = "" if spec.is_required() else f"; default {spec.default!r}"
+        parser.add_argument(
+            flag,
+            dest=name,
+            type=arg_type,
+            default=None,
+            help=f"{help_text} (env {ENV_VARS[name]}{default})",
+        )
+
+
+def _boolean(text: str) -> bool:
+    lowered = text.lower()
+    if lowered in ("1", "true", "yes", "on"):
+        return True
+    if lowered in ("0", "false", "no", "off"):
+        return False
+    raise argparse.ArgumentTypeError(f"expected true or false, got {text!r}")
+
+
+class _JsonFormatter(logging.Formatter):
+    """One JSON object per line: time, level, logger, message and the record's `extra` fields."""
+
+    _BUILTIN: Final = set(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message"}
+
+    def format(self, record: logging.LogRecord) -> str:
+        document: dict[str, Any] = {
+            "ts": round(record.created, 3),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "pid": record.process,
+            "msg": record.getMessage(),
+        }
+        for key, value in vars(record).items():
+            if key not in self._BUILTIN:
+                document[key] = value
+        if record.exc_info:
+            document["exception"] = self.formatException(record.exc_info)
+        return json.dumps(document, default=str)
+
+
+def _configure_logging(settings: WorkerSettings) -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    if settings.log_format == "json":
+        handler.setFormatter(_JsonFormatter())
+    else:
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(settings.log_level.upper())
+    # Client libraries log every request at debug; keep ours readable.
+    for noisy in ("botocore", "boto3", "urllib3", "google", "grpc"):
+        logging.getLogger(noisy).setLevel(max(logging.INFO, root.level))
+
+
+def run(args: argparse.Namespace) -> int:
+    """Resolve the settings, open queue, store and model, and work until stopped."""
+    flags = {name: getattr(args, name) for name in FIELDS}
+    try:
+        settings = resolve_settings(flags, config_file=args.config)
+    except WorkerSettingsError as error:
+        sys.stderr.write(f"inferstack work: {error}\n")
+        return 2
+    _configure_logging(settings)
+    return run_worker(settings)
+
+
+def run_worker(settings: WorkerSettings) -> int:
+    """Open everything `settings` names and run the worker; the process exit code."""
+    from inferstack.runtime.models import ModelLoadError, load_model
+    from inferstack.runtime.queues import QueueConfigError, open_queue
+    from inferstack.runtime.results import ResultStoreConfigError, open_result_store
+    from inferstack.runtime.settings import cpu_budget
+
+    try:
+        endpoints = resolve_endpoints(
+            settings.interruption, aws=settings.aws_metadata_url, gcp=settings.gcp_metadata_url
+        )
+        queue = open_queue(
+            settings.queue, lease_s=settings.lease_s, max_attempts=settings.max_attempts
+        )
+        store = open_result_store(settings.results_uri())
+    except (QueueConfigError, ResultStoreConfigError, ValueError) as error:
+        sys.stderr.write(f"inferstack work: {error}\n")
+        return 2
+    import torch
+
+    torch.set_num_threads(settings.torch_threads or max(1, cpu_budget() - 1))
+    try:
+        model = load_model(settings.model, name=settings.model_name, device=settings.device)
+    except ModelLoadError as error:
+        sys.stderr.write(f"inferstack work: {error}\n")
+        return 2
+    registry = CollectorRegistry()
+    worker = Worker(
+        queue,
+        store,
+        model,
+        settings,
+        metrics=WorkerMetrics(model.name, registry),
+        runtime_metrics=RuntimeMetrics(model.name, registry),
+    )
+    if settings.metrics_port:
+        from prometheus_client import start_http_server
+
+        start_http_server(settings.metrics_port, registry=registry)
+    watcher = InterruptionWatcher(
+        MetadataPoller(
+            endpoints,
+            watch_rebalance=settings.watch_rebalance,
+            rebalance_drain_s=settings.rebalance_drain_s,
+        ),
+        worker.interrupt,
+        interval_s=settings.metadata_poll_s,
+    )
+    logger.info(
+        "working %s with model %s into %s (interruption watch: aws=%s gcp=%s)",
+        settings.queue,
+        model.name,
+        store.uri,
+        endpoints.aws or "off",
+        endpoints.gcp or "off",
+    )
+
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        signals = 0
+
+        def on_signal(signum: int) -> None:
+            nonlocal signals
+            signals += 1
+            # The first signal starts the grace period; a second one means "now".
+            grace = settings.sigterm_grace_s if signals == 1 else settings.drain_margin_s
+            name = signal.Signals(signum).name.lower()
+            worker.interrupt(Notice(name, time.monotonic() + grace, f"signal {signals}"))
+
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(signum, on_signal, signum)
+        watcher.start()
+        try:
+            await worker.run()
+        finally:
+            watcher.stop()
+
+    try:
+        asyncio.run(main())
+    finally:
+        queue.close()
+        store.close()
+    return 0
