@@ -1,8 +1,9 @@
 """The inferstack Pulumi program: one service from the stack config, on the stack's target.
 
-Config keys: `inferstack:service` (the spec, see README) and `inferstack:target`
-(`kubernetes`, the default; `aws` and `gcp` are planned). The program reads config once, into the
-spec, and hands typed values to the components; components never read config themselves.
+Config keys: `inferstack:service` (the spec, see README), `inferstack:target` (`kubernetes`, the
+default; `aws` and `gcp` are planned) and `inferstack:kubernetes` (cluster-side options: namespace,
+Prometheus URL, batch queue binding; see `KubernetesOptions`). The program reads config once, into
+the spec and options, and hands typed values to the components; components never read config.
 """
 
 from pathlib import Path
@@ -11,8 +12,9 @@ import pulumi
 
 from inferstack.components.cost import estimate_cost
 from inferstack.components.errors import Problem, SpecError
+from inferstack.components.k8s_options import parse_options
+from inferstack.components.kubernetes import KubernetesInferenceService
 from inferstack.components.profile import resolve_profile
-from inferstack.components.sizing import size_service
 from inferstack.components.spec import load_spec_from_config
 
 SUPPORTED_TARGETS = ("kubernetes",)
@@ -32,8 +34,14 @@ if target not in SUPPORTED_TARGETS:
 
 spec = load_spec_from_config()
 profile = resolve_profile(spec.model.uri, spec.model.profile, base_dir=PROJECT_DIR)
-sizing = size_service(spec, profile, target="kubernetes")
-cost = estimate_cost(spec, profile, sizing)
+options = parse_options(config.get_object("kubernetes"), source="inferstack:kubernetes")
+service = KubernetesInferenceService(spec.name, spec, options, profile=profile)
+cost = estimate_cost(spec, profile, service.sizing)
 
-pulumi.export("sizing", sizing.to_dict())
+pulumi.export("sizing", service.sizing_output)
 pulumi.export("cost", cost.to_dict())
+pulumi.export("service_url", service.service_url)
+pulumi.export("realtime_workload", service.realtime_workload)
+pulumi.export("batch_workload", service.batch_workload)
+pulumi.export("realtime_scaled_object", service.realtime_scaled_object)
+pulumi.export("batch_scaled_object", service.batch_scaled_object)

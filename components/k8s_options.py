@@ -1,0 +1,169 @@
+"""What the Kubernetes layer needs besides the spec: where things live on the cluster.
+
+The spec says what to serve and how fast; these options say which namespace, which Prometheus,
+where the batch queue and result store are, and which cloud identity reads them. The AWS and GCP
+components fill them from the resources they create (queue URL, IAM role, service account); a
+plain-Kubernetes stack sets them by hand. Kept free of Pulumi imports so the manifest builders
+stay pure functions.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
+from typing import Any, Literal
+
+from inferstack.components.errors import Problem, SpecError
+from inferstack.components.spec import InferenceServiceSpec
+
+DEFAULT_PROMETHEUS_URL = "http://prometheus-operated.monitoring.svc:9090"
+"""The Service the Prometheus Operator creates for every Prometheus it runs."""
+DEFAULT_KEDA_NAMESPACE = "keda"
+KEDA_CHART_VERSION = "2.19.0"
+"""Pinned KEDA Helm chart, used with `install_keda=True` (CRDs match ../shared/schemas/keda)."""
+HTTP_ADDON_CHART_VERSION = "0.14.0"
+"""Pinned KEDA HTTP add-on chart: 0.14 introduced InterceptorRoute (v1beta1), used here."""
+
+MetricsScraping = Literal["annotations", "podmonitor"]
+ServiceType = Literal["ClusterIP", "NodePort", "LoadBalancer"]
+
+
+@dataclass(frozen=True)
+class QueueBinding:
+    """Where the batch queue lives and who may read it, for both the worker and KEDA's scaler.
+
+    `url` is an SQS queue URL or name, or a Pub/Sub subscription ID, and may be a Pulumi
+    Output (the AWS and GCP components pass the queue they create). When None, the spec's
+    `batch.queue.name` is used, then `<service>-jobs`.
+    """
+
+    url: Any = None
+    aws_region: str | None = None
+    aws_role_arn: str | None = None
+    """IAM role KEDA assumes to read queue length; None: the workload's own (IRSA) identity."""
+    gcp_project: str | None = None
+    redis_consumer_group: str = "inferstack"
+    results_uri: str | None = None
+    """Where the worker writes results: s3://, gs://, redis:// or file:// (`inferstack work`)."""
+
+
+@dataclass(frozen=True)
+class KubernetesOptions:
+    """Cluster-side settings of a `KubernetesInferenceService`; every field has a safe default."""
+
+    namespace: str = "default"
+    image: str | None = None
+    """Runtime image; None: the spec's `image`."""
+    service_type: ServiceType = "ClusterIP"
+    service_annotations: dict[str, str] = field(default_factory=dict)
+    port: int = 8000
+    metrics: MetricsScraping = "annotations"
+    """`annotations` (prometheus.io/* on the pods) or `podmonitor` (Prometheus Operator)."""
+    prometheus_url: str = DEFAULT_PROMETHEUS_URL
+    """Where KEDA's Prometheus trigger sends the demand query."""
+    keda_namespace: str = DEFAULT_KEDA_NAMESPACE
+    """Namespace of the KEDA HTTP add-on's interceptor and external scaler."""
+    install_keda: bool = False
+    """Also install KEDA and the HTTP add-on as Helm releases (pinned chart versions)."""
+    cpu_per_gpu: str = "3"
+    memory_per_gpu: str = "12Gi"
+    realtime_service_account_annotations: dict[str, str] = field(default_factory=dict)
+    batch_service_account_annotations: dict[str, str] = field(default_factory=dict)
+    """e.g. `eks.amazonaws.com/role-arn` (IRSA) or `iam.gke.io/gcp-service-account` (GKE WI)."""
+    queue: QueueBinding = field(default_factory=QueueBinding)
+
+    def problems(self, spec: InferenceServiceSpec) -> list[Problem]:
+        """Everything wrong with these options for `spec`, each naming the option and the fix."""
+        problems: list[Problem] = []
+        if not 1 <= self.port <= 65535:
+            problems.append(Problem("options.port", f"{self.port} is not a TCP port (1-65535)"))
+        if self.service_type == "LoadBalancer" and not self.service_annotations:
+            problems.append(
+                Problem(
+                    "options.service_annotations",
+                    "a LoadBalancer Service for inference needs an internal-load-balancer "
+                    "annotation (e.g. service.beta.kubernetes.io/aws-load-balancer-scheme: "
+                    "internal, or networking.gke.io/load-balancer-type: Internal); set one or "
+                    "use service_type ClusterIP",
+                )
+            )
+        if spec.batch is None:
+            return problems
+        queue = self.queue
+        if not queue.results_uri:
+            problems.append(
+                Problem(
+                    "options.queue.results_uri",
+                    "the batch pool needs a result store; set it to s3://BUCKET/PREFIX, "
+                    "gs://BUCKET/PREFIX, redis://HOST:PORT/DB or file:///DIR",
+                )
+            )
+        kind = spec.batch.queue.kind
+        if kind == "sqs" and not queue.aws_region:
+            problems.append(
+                Problem(
+                    "options.queue.aws_region",
+                    "an sqs queue needs the AWS region KEDA queries (e.g. us-east-1)",
+                )
+            )
+        if kind == "pubsub" and not queue.gcp_project:
+            problems.append(
+                Problem(
+                    "options.queue.gcp_project",
+                    "a pubsub queue needs the GCP project that holds the subscription",
+                )
+            )
+        return problems
+
+
+def queue_name(spec: InferenceServiceSpec, options: KubernetesOptions) -> Any:
+    """The queue, subscription or stream the batch pool reads (a string or a Pulumi Output)."""
+    assert spec.batch is not None
+    if options.queue.url is not None:
+        return options.queue.url
+    return spec.batch.queue.name or f"{spec.name}-jobs"
+
+
+def queue_uri(spec: InferenceServiceSpec, options: KubernetesOptions) -> Any:
+    """The worker's `--queue` URI (see `inferstack work`): one naming rule for worker and KEDA."""
+    assert spec.batch is not None
+    queue = spec.batch.queue
+    name = queue_name(spec, options)
+    if queue.kind == "sqs":
+        return _concat("sqs://", name)
+    if queue.kind == "pubsub":
+        return _concat(f"pubsub://projects/{options.queue.gcp_project}/subscriptions/", name)
+    return _concat(f"redis://{queue.redis_address}/0?stream=", name)
+
+
+def _concat(prefix: str, name: Any) -> Any:
+    if isinstance(name, str):
+        return prefix + name
+    import pulumi  # only reached with an Output, i.e. inside a Pulumi program
+
+    return pulumi.Output.concat(prefix, name)
+
+
+def parse_options(data: Mapping[str, Any] | None, *, source: str) -> KubernetesOptions:
+    """Options from a config mapping (`inferstack:kubernetes`); unknown keys are errors."""
+    data = dict(data or {})
+    known = {f.name for f in fields(KubernetesOptions)}
+    problems = [
+        Problem(f"{source}.{key}", f"unknown option; known options are {', '.join(sorted(known))}")
+        for key in data
+        if key not in known
+    ]
+    queue_data = data.pop("queue", None) or {}
+    queue_known = {f.name for f in fields(QueueBinding)}
+    if not isinstance(queue_data, Mapping):
+        problems.append(Problem(f"{source}.queue", "expected a mapping of queue options"))
+        queue_data = {}
+    problems += [
+        Problem(f"{source}.queue.{key}", f"unknown option; known: {', '.join(sorted(queue_known))}")
+        for key in queue_data
+        if key not in queue_known
+    ]
+    if problems:
+        raise SpecError(problems, source=source)
+    values = {key: value for key, value in data.items() if key in known}
+    return KubernetesOptions(**values, queue=QueueBinding(**dict(queue_data)))

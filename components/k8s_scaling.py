@@ -1,0 +1,364 @@
+"""KEDA manifests of an inference service: demand autoscaling, pre-warm, wake-from-zero, queues.
+
+Pure functions returning wire-form dicts, like `k8s_workloads`. What each pool scales on:
+
+- realtime: a Prometheus trigger on the runtime's own demand gauges (queue depth, in-flight or
+  request rate, never utilisation) with an `AverageValue` target of sizing's per-replica figure;
+  one cron trigger per pre-warm window (a replica floor raised before a known spike by the
+  measured cold start); with scale-to-zero, an `external-push` trigger fed by the KEDA HTTP
+  add-on's interceptor, which holds requests while a replica starts. A Prometheus trigger alone
+  can never wake a Deployment at zero: its series disappear with the last pod.
+- batch: the queue's own length (SQS, Redis Streams, Pub/Sub via Google Managed Prometheus),
+  read with pod identity, from zero replicas.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Final
+
+from inferstack.components.k8s_options import KubernetesOptions, queue_name
+from inferstack.components.k8s_workloads import (
+    PORT_NAME,
+    Manifest,
+    batch_annotations,
+    labels,
+    metadata,
+    realtime_annotations,
+    scraped_label_selector,
+    workload_name,
+)
+from inferstack.components.sizing import Sizing
+from inferstack.components.spec import InferenceServiceSpec
+from inferstack.runtime import metric_names
+
+KEDA_API: Final = "keda.sh/v1alpha1"
+HTTP_ADDON_API: Final = "http.keda.sh/v1beta1"
+INTERCEPTOR_SERVICE: Final = "keda-add-ons-http-interceptor-proxy"
+INTERCEPTOR_PORT: Final = 8080
+EXTERNAL_SCALER: Final = "keda-add-ons-http-external-scaler"
+EXTERNAL_SCALER_PORT: Final = 9090
+REALTIME_POLLING_SECONDS: Final = 10
+BATCH_POLLING_SECONDS: Final = 15
+IDLE_BEFORE_ZERO_SECONDS: Final = 300
+"""How long a pool sits without demand before KEDA takes it to zero."""
+SCALE_DOWN_STABILIZATION_SECONDS: Final = 300
+RATE_WINDOW: Final = "1m"
+GMP_UNDELIVERED: Final = "pubsub.googleapis.com:subscription_num_undelivered_messages"
+"""Pub/Sub backlog as Google Cloud Managed Service for Prometheus names it. KEDA's gcp-pubsub
+scaler reads it through Cloud Monitoring MQL, which Google deprecated; KEDA's recommended path is
+its Prometheus scaler against the Managed Prometheus query API, authenticated with pod identity."""
+
+
+def demand_query(spec: InferenceServiceSpec, namespace: str) -> str:
+    """PromQL of the realtime pool's demand: the pool total, which KEDA divides per replica."""
+    assert spec.realtime is not None
+    matchers = scraped_label_selector(spec, "realtime", namespace)
+    metric = spec.realtime.scaling.metric
+    if metric == "queue_depth":
+        return f"sum({metric_names.QUEUE_DEPTH}{{{matchers}}})"
+    if metric == "in_flight":
+        return f"sum({metric_names.IN_FLIGHT}{{{matchers}}})"
+    # Requests answered per second, whatever the outcome: rejected requests are demand too.
+    return f"sum(rate({metric_names.REQUESTS}_total{{{matchers}}}[{RATE_WINDOW}]))"
+
+
+def _decimal(value: float) -> str:
+    return f"{value:g}"
+
+
+def _behavior(scale_down_window: int) -> Manifest:
+    """React to a rise within one polling period; give back capacity slowly and in steps."""
+    return {
+        "horizontalPodAutoscalerConfig": {
+            "behavior": {
+                "scaleUp": {
+                    "stabilizationWindowSeconds": 0,
+                    "selectPolicy": "Max",
+                    "policies": [
+                        {"type": "Percent", "value": 100, "periodSeconds": 15},
+                        {"type": "Pods", "value": 4, "periodSeconds": 15},
+                    ],
+                },
+                "scaleDown": {
+                    "stabilizationWindowSeconds": scale_down_window,
+                    "selectPolicy": "Min",
+                    "policies": [
+                        {"type": "Percent", "value": 25, "periodSeconds": 60},
+                        {"type": "Pods", "value": 2, "periodSeconds": 60},
+                    ],
+                },
+            }
+        }
+    }
+
+
+def _target_ref(name: str) -> Manifest:
+    return {"apiVersion": "apps/v1", "kind": "Deployment", "name": name}
+
+
+def proxy_name(spec: InferenceServiceSpec) -> str:
+    """The in-namespace name that routes through the HTTP add-on's interceptor."""
+    return f"{spec.name}-proxy"
+
+
+def proxy_hosts(spec: InferenceServiceSpec, options: KubernetesOptions) -> list[str]:
+    """Every Host header an in-cluster caller of the proxy Service may send."""
+    name, namespace = proxy_name(spec), options.namespace
+    return [name, f"{name}.{namespace}", f"{name}.{namespace}.svc", _fqdn(name, namespace)]
+
+
+def _fqdn(name: str, namespace: str) -> str:
+    return f"{name}.{namespace}.svc.cluster.local"
+
+
+def service_url(spec: InferenceServiceSpec, options: KubernetesOptions) -> str | None:
+    """Where in-cluster clients send requests: the proxy when the pool can sit at zero."""
+    if spec.realtime is None:
+        return None
+    if spec.realtime.scale_to_zero:
+        return f"http://{_fqdn(proxy_name(spec), options.namespace)}:{INTERCEPTOR_PORT}"
+    return f"http://{_fqdn(workload_name(spec, 'realtime'), options.namespace)}:{options.port}"
+
+
+def realtime_triggers(
+    spec: InferenceServiceSpec, sizing: Sizing, options: KubernetesOptions
+) -> list[Manifest]:
+    """Demand, then one cron floor per pre-warm window, then the HTTP wake-up when at zero."""
+    assert spec.realtime is not None
+    assert sizing.realtime is not None
+    triggers: list[Manifest] = [
+        {
+            "type": "prometheus",
+            "name": "demand",
+            "metricType": "AverageValue",
+            "metadata": {
+                "serverAddress": options.prometheus_url,
+                "query": demand_query(spec, options.namespace),
+                "threshold": _decimal(sizing.realtime.target_per_replica.value),
+                "activationThreshold": "0",
+                # No series (no pods yet, or a scrape gap) reads as zero demand, not an error.
+                "ignoreNullValues": "true",
+            },
+        }
+    ]
+    for window in sizing.realtime.prewarm:
+        triggers.append(
+            {
+                "type": "cron",
+                "name": f"prewarm-{window.spike_index}",
+                "metadata": {
+                    "timezone": window.timezone,
+                    "start": window.start_cron,
+                    "end": window.end_cron,
+                    "desiredReplicas": str(window.desired_replicas),
+                },
+            }
+        )
+    if spec.realtime.scale_to_zero:
+        triggers.append(
+            {
+                "type": "external-push",
+                "name": "http-wake",
+                "metadata": {
+                    "interceptorRoute": workload_name(spec, "realtime"),
+                    "scalerAddress": (
+                        f"{EXTERNAL_SCALER}.{options.keda_namespace}:{EXTERNAL_SCALER_PORT}"
+                    ),
+                },
+            }
+        )
+    return triggers
+
+
+def realtime_scaled_object(
+    spec: InferenceServiceSpec, sizing: Sizing, options: KubernetesOptions
+) -> Manifest:
+    """The realtime pool's autoscaler: bounds from sizing, demand plus pre-warm triggers."""
+    assert spec.realtime is not None
+    assert sizing.realtime is not None
+    name = workload_name(spec, "realtime")
+    return {
+        "apiVersion": KEDA_API,
+        "kind": "ScaledObject",
+        "metadata": metadata(
+            name, options, labels(spec, "realtime"), realtime_annotations(spec, sizing)
+        ),
+        "spec": {
+            "scaleTargetRef": _target_ref(name),
+            "pollingInterval": REALTIME_POLLING_SECONDS,
+            "cooldownPeriod": IDLE_BEFORE_ZERO_SECONDS,
+            "minReplicaCount": sizing.realtime.min_replicas.value,
+            "maxReplicaCount": sizing.realtime.max_replicas.value,
+            "advanced": _behavior(SCALE_DOWN_STABILIZATION_SECONDS),
+            "triggers": realtime_triggers(spec, sizing, options),
+        },
+    }
+
+
+def concurrency_target(spec: InferenceServiceSpec, sizing: Sizing) -> int:
+    """Requests in flight per replica at the sized rate if each took the whole budget."""
+    assert sizing.realtime is not None
+    return max(1, math.ceil(sizing.realtime.replica_rps.value * spec.latency_budget_ms / 1000))
+
+
+def interceptor_route(
+    spec: InferenceServiceSpec, sizing: Sizing, options: KubernetesOptions
+) -> Manifest:
+    """KEDA HTTP add-on routing: hold requests while the pool wakes, up to the hold timeout."""
+    assert sizing.realtime is not None
+    assert sizing.realtime.request_hold_timeout_seconds
+    hold = sizing.realtime.request_hold_timeout_seconds.value
+    return {
+        "apiVersion": HTTP_ADDON_API,
+        "kind": "InterceptorRoute",
+        "metadata": metadata(
+            workload_name(spec, "realtime"),
+            options,
+            labels(spec, "realtime"),
+            realtime_annotations(spec, sizing),
+        ),
+        "spec": {
+            "target": {"service": workload_name(spec, "realtime"), "portName": PORT_NAME},
+            "rules": [{"hosts": proxy_hosts(spec, options)}],
+            "scalingMetric": {"concurrency": {"targetValue": concurrency_target(spec, sizing)}},
+            # readiness: how long a request waits for a ready replica (the wake from zero).
+            "timeouts": {"readiness": f"{hold}s"},
+        },
+    }
+
+
+def proxy_service(spec: InferenceServiceSpec, options: KubernetesOptions) -> Manifest:
+    """A name in the service's namespace for the interceptor, which lives in KEDA's namespace."""
+    return {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": metadata(proxy_name(spec), options, labels(spec, "realtime")),
+        "spec": {
+            "type": "ExternalName",
+            "externalName": _fqdn(INTERCEPTOR_SERVICE, options.keda_namespace),
+        },
+    }
+
+
+# ---------------------------------------------------------------------------------------------
+# Batch pool
+
+
+def trigger_authentication_name(spec: InferenceServiceSpec) -> str:
+    """Name of the TriggerAuthentication KEDA uses to read the batch queue."""
+    return f"{spec.name}-queue"
+
+
+def needs_trigger_authentication(spec: InferenceServiceSpec) -> bool:
+    """Cloud queues are read with pod identity; an in-cluster Redis needs no cloud identity."""
+    return spec.batch is not None and spec.batch.queue.kind in {"sqs", "pubsub"}
+
+
+def trigger_authentication(spec: InferenceServiceSpec, options: KubernetesOptions) -> Manifest:
+    """Pod identity (IRSA / EKS Pod Identity, GKE Workload Identity) for KEDA: no static keys."""
+    assert spec.batch is not None
+    if spec.batch.queue.kind == "sqs":
+        identity: Manifest = {"provider": "aws"}
+        if options.queue.aws_role_arn:
+            identity["roleArn"] = options.queue.aws_role_arn
+        else:
+            # The scaled Deployment's own service account role (IRSA), which already reads the
+            # queue, so no second role needs queue permissions.
+            identity["identityOwner"] = "workload"
+    else:
+        identity = {"provider": "gcp"}
+    return {
+        "apiVersion": KEDA_API,
+        "kind": "TriggerAuthentication",
+        "metadata": metadata(trigger_authentication_name(spec), options, labels(spec, "batch")),
+        "spec": {"podIdentity": identity},
+    }
+
+
+def queue_trigger(spec: InferenceServiceSpec, sizing: Sizing, options: KubernetesOptions) -> Any:
+    """The batch pool's one trigger: the queue's backlog per replica, active from one message."""
+    assert spec.batch is not None
+    assert sizing.batch is not None
+    target = str(sizing.batch.target_per_replica.value)
+    name = queue_name(spec, options)
+    queue = spec.batch.queue
+    auth = {"name": trigger_authentication_name(spec)}
+    if queue.kind == "sqs":
+        return {
+            "type": "aws-sqs-queue",
+            "name": "backlog",
+            "authenticationRef": auth,
+            "metadata": {
+                "queueURL": name,
+                "awsRegion": str(options.queue.aws_region),
+                "queueLength": target,
+                "activationQueueLength": "0",
+                # Count messages being worked too, so busy workers are not scaled away.
+                "scaleOnInFlight": "true",
+            },
+        }
+    if queue.kind == "redis-streams":
+        return {
+            "type": "redis-streams",
+            "name": "backlog",
+            "metadata": {
+                "address": str(queue.redis_address),
+                "stream": name,
+                "consumerGroup": options.queue.redis_consumer_group,
+                # Entries not yet delivered to the group (Redis >= 7): from zero, pending-entry
+                # counts are zero because no consumer has read anything.
+                "lagCount": target,
+                "activationLagCount": "0",
+            },
+        }
+    project = str(options.queue.gcp_project)
+    return {
+        "type": "prometheus",
+        "name": "backlog",
+        "authenticationRef": auth,
+        "metadata": {
+            "serverAddress": (
+                f"https://monitoring.googleapis.com/v1/projects/{project}/location/global/prometheus"
+            ),
+            "query": _pubsub_backlog_query(project, name),
+            "threshold": target,
+            "activationThreshold": "0",
+            "ignoreNullValues": "true",
+        },
+    }
+
+
+def _pubsub_backlog_query(project: str, subscription: Any) -> Any:
+    def query(name: str) -> str:
+        return (
+            f'sum({{"__name__"="{GMP_UNDELIVERED}","monitored_resource"="pubsub_subscription",'
+            f'"project_id"="{project}","subscription_id"="{name}"}})'
+        )
+
+    if isinstance(subscription, str):
+        return query(subscription)
+    return subscription.apply(query)
+
+
+def batch_scaled_object(
+    spec: InferenceServiceSpec, sizing: Sizing, options: KubernetesOptions
+) -> Manifest:
+    """The batch pool's autoscaler: from zero on the queue's backlog, bounded by sizing."""
+    assert spec.batch is not None
+    assert sizing.batch is not None
+    name = workload_name(spec, "batch")
+    return {
+        "apiVersion": KEDA_API,
+        "kind": "ScaledObject",
+        "metadata": metadata(name, options, labels(spec, "batch"), batch_annotations(spec)),
+        "spec": {
+            "scaleTargetRef": _target_ref(name),
+            "pollingInterval": BATCH_POLLING_SECONDS,
+            "cooldownPeriod": IDLE_BEFORE_ZERO_SECONDS,
+            "minReplicaCount": sizing.batch.min_replicas.value,
+            "maxReplicaCount": sizing.batch.max_replicas.value,
+            "advanced": _behavior(SCALE_DOWN_STABILIZATION_SECONDS),
+            "triggers": [queue_trigger(spec, sizing, options)],
+        },
+    }

@@ -1,0 +1,544 @@
+"""Kubernetes workload manifests of an inference service, as plain dicts in wire (camelCase) form.
+
+Pure functions of the spec, its sizing and the options: no Pulumi here, so the same manifests
+serve the Kubernetes component, the AWS and GCP components that reuse it, and the tests that
+validate them against the Kubernetes schema.
+
+The two pools differ where it matters for cost and latency: the realtime pool must never land
+on spot capacity (a reclaimed node breaks the latency budget), the batch pool prefers spot,
+tolerates its taints and falls back to on-demand nodes when spot is gone.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from typing import Any, Final, Literal
+
+from inferstack.components.k8s_options import KubernetesOptions, queue_uri
+from inferstack.components.sizing import BatchSizing, RealtimeSizing, Sizing
+from inferstack.components.spec import Gpu, InferenceServiceSpec
+from inferstack.policies.conventions import (
+    COLD_START_SECONDS_ANNOTATION,
+    LATENCY_BUDGET_MS_ANNOTATION,
+    MAX_JOB_SECONDS_ANNOTATION,
+    MAX_QUEUE_DELAY_MS_ANNOTATION,
+    SERVICE_LABEL,
+    TIER_BATCH,
+    TIER_LABEL,
+    TIER_REALTIME,
+)
+from inferstack.runtime import settings as runtime_env
+
+Tier = Literal["realtime", "batch"]
+Manifest = dict[str, Any]
+
+GPU_RESOURCE: Final = "nvidia.com/gpu"
+CONTAINER_NAME: Final = "runtime"
+PORT_NAME: Final = "http"
+READY_PATH: Final = "/v2/health/ready"
+LIVE_PATH: Final = "/v2/health/live"
+METRICS_PATH: Final = "/metrics"
+RUN_AS_USER: Final = 65532
+"""An unprivileged UID (distroless `nonroot`); numeric so the kubelet can verify non-root."""
+STARTUP_PERIOD_SECONDS: Final = 5
+PRESTOP_SLEEP_SECONDS: Final = 5
+"""Keep serving while endpoint removal reaches every proxy; matches sizing's PRESTOP_SECONDS."""
+DRAIN_MARGIN_SECONDS: Final = 2
+SCRATCH_SIZE: Final = "2Gi"
+
+SPOT_LABELS: Final = (
+    ("eks.amazonaws.com/capacityType", "SPOT"),
+    ("karpenter.sh/capacity-type", "spot"),
+    ("cloud.google.com/gke-spot", "true"),
+    ("cloud.google.com/gke-preemptible", "true"),
+    ("cloud.google.com/gke-provisioning", "spot"),
+    ("kubernetes.azure.com/scalesetpriority", "spot"),
+)
+"""Node labels that mark spot / preemptible capacity, by convention (EKS managed node groups,
+Karpenter, GKE Spot VMs, GKE preemptible VMs, GKE ComputeClass provisioning, AKS spot pools). The
+same keys are used as taints by the platforms that taint spot nodes."""
+
+
+def labels(spec: InferenceServiceSpec, tier: Tier) -> dict[str, str]:
+    """Labels on every object of a pool: the policy pack and users' tooling key on them."""
+    return {
+        "app.kubernetes.io/name": spec.name,
+        "app.kubernetes.io/component": tier,
+        "app.kubernetes.io/managed-by": "inferstack",
+        SERVICE_LABEL: spec.name,
+        TIER_LABEL: TIER_REALTIME if tier == "realtime" else TIER_BATCH,
+    }
+
+
+def selector(spec: InferenceServiceSpec, tier: Tier) -> dict[str, str]:
+    """The stable subset of the labels that selects a pool's pods."""
+    return {SERVICE_LABEL: spec.name, TIER_LABEL: labels(spec, tier)[TIER_LABEL]}
+
+
+def workload_name(spec: InferenceServiceSpec, tier: Tier) -> str:
+    """Kubernetes name of a pool's Deployment (and of its ScaledObject, Service, PDB)."""
+    return f"{spec.name}-{tier}"
+
+
+def _decimal(value: float) -> str:
+    return f"{value:g}"
+
+
+def realtime_annotations(spec: InferenceServiceSpec, sizing: Sizing) -> dict[str, str]:
+    """Declared values the policy pack cannot derive from the objects themselves."""
+    return {
+        LATENCY_BUDGET_MS_ANNOTATION: _decimal(spec.latency_budget_ms),
+        MAX_QUEUE_DELAY_MS_ANNOTATION: _decimal(spec.batching.max_queue_delay_ms),
+        COLD_START_SECONDS_ANNOTATION: _decimal(sizing.cold_start_seconds.value),
+    }
+
+
+def batch_annotations(spec: InferenceServiceSpec) -> dict[str, str]:
+    """Declared values of the batch pool (its longest job), for the durability policy."""
+    assert spec.batch is not None
+    return {MAX_JOB_SECONDS_ANNOTATION: str(spec.batch.max_job_seconds)}
+
+
+def metadata(
+    name: str,
+    options: KubernetesOptions,
+    object_labels: Mapping[str, str],
+    annotations: Mapping[str, str] | None = None,
+) -> Manifest:
+    """Object metadata with an explicit name, so cross-references are plain, known strings."""
+    result: Manifest = {"name": name, "namespace": options.namespace, "labels": dict(object_labels)}
+    if annotations:
+        result["annotations"] = dict(annotations)
+    return result
+
+
+# ---------------------------------------------------------------------------------------------
+# Scheduling
+
+
+def on_demand_only_affinity() -> Manifest:
+    """Required node affinity that rejects spot nodes under every convention in SPOT_LABELS.
+
+    One term whose expressions are ANDed: `NotIn` also matches nodes without the label, so
+    on-demand nodes of any platform qualify and a spot node of any platform does not.
+    """
+    expressions = [
+        {"key": key, "operator": "NotIn", "values": [value]} for key, value in SPOT_LABELS
+    ]
+    return {
+        "nodeAffinity": {
+            "requiredDuringSchedulingIgnoredDuringExecution": {
+                "nodeSelectorTerms": [{"matchExpressions": expressions}]
+            }
+        }
+    }
+
+
+def spot_first_affinity(fallback_on_demand: bool) -> Manifest:
+    """Prefer spot nodes (every convention); require them only when there is no fallback."""
+    terms = [
+        {"matchExpressions": [{"key": key, "operator": "In", "values": [value]}]}
+        for key, value in SPOT_LABELS
+    ]
+    node_affinity: Manifest = {
+        "preferredDuringSchedulingIgnoredDuringExecution": [
+            {"weight": 100, "preference": term} for term in terms
+        ]
+    }
+    if not fallback_on_demand:
+        # Terms are ORed: any platform's spot label admits the node.
+        node_affinity["requiredDuringSchedulingIgnoredDuringExecution"] = {
+            "nodeSelectorTerms": terms
+        }
+    return {"nodeAffinity": node_affinity}
+
+
+def spot_tolerations() -> list[Manifest]:
+    """Tolerate the taints platforms put on spot nodes (GKE, AKS, and Karpenter/EKS when set)."""
+    return [
+        {"key": key, "operator": "Equal", "value": value, "effect": "NoSchedule"}
+        for key, value in SPOT_LABELS
+    ]
+
+
+def gpu_toleration() -> Manifest:
+    """GPU node pools are commonly tainted `nvidia.com/gpu` so that only GPU pods land there."""
+    return {"key": GPU_RESOURCE, "operator": "Exists", "effect": "NoSchedule"}
+
+
+# ---------------------------------------------------------------------------------------------
+# Containers
+
+
+def _resources(gpu: Gpu, options: KubernetesOptions) -> Manifest:
+    cpu = _scaled_quantity(options.cpu_per_gpu, gpu.count)
+    memory = _scaled_quantity(options.memory_per_gpu, gpu.count)
+    # GPUs cannot be overcommitted: requests equal limits. Memory limit equals its request so
+    # the pod is never OOM-killed for borrowing; CPU has no limit so batching is not throttled.
+    return {
+        "requests": {"cpu": cpu, "memory": memory, GPU_RESOURCE: str(gpu.count)},
+        "limits": {"memory": memory, GPU_RESOURCE: str(gpu.count)},
+    }
+
+
+def _scaled_quantity(quantity: str, count: int) -> str:
+    number = quantity.rstrip("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ")
+    unit = quantity[len(number) :]
+    value = float(number) * count
+    return f"{value:g}{unit}"
+
+
+def hardened_container_security() -> Manifest:
+    """No root, no privilege escalation, no capabilities, read-only root filesystem."""
+    return {
+        "runAsNonRoot": True,
+        "runAsUser": RUN_AS_USER,
+        "runAsGroup": RUN_AS_USER,
+        "allowPrivilegeEscalation": False,
+        "privileged": False,
+        "readOnlyRootFilesystem": True,
+        "capabilities": {"drop": ["ALL"]},
+        "seccompProfile": {"type": "RuntimeDefault"},
+    }
+
+
+def _pod_security() -> Manifest:
+    return {
+        "runAsNonRoot": True,
+        "runAsUser": RUN_AS_USER,
+        "runAsGroup": RUN_AS_USER,
+        "fsGroup": RUN_AS_USER,
+        "seccompProfile": {"type": "RuntimeDefault"},
+    }
+
+
+def _scratch_volume() -> tuple[Manifest, Manifest]:
+    """A writable /tmp: the root filesystem is read-only, torch and loaders still need scratch."""
+    return (
+        {"name": "scratch", "emptyDir": {"sizeLimit": SCRATCH_SIZE}},
+        {"name": "scratch", "mountPath": "/tmp"},
+    )
+
+
+def _batching_env(spec: InferenceServiceSpec, max_batch: int) -> list[Manifest]:
+    batching = spec.batching
+    preferred = [size for size in batching.preferred_batch_sizes if size <= max_batch]
+    env = [
+        {"name": runtime_env.ENV_MODEL, "value": spec.model.uri},
+        {"name": runtime_env.ENV_MAX_BATCH_SIZE, "value": str(max_batch)},
+        {
+            "name": runtime_env.ENV_MAX_QUEUE_DELAY_MS,
+            "value": _decimal(batching.max_queue_delay_ms),
+        },
+        {"name": runtime_env.ENV_MAX_QUEUE_SIZE, "value": str(batching.queue_limit)},
+        {"name": runtime_env.ENV_INSTANCES, "value": str(batching.instances_per_gpu)},
+        {"name": runtime_env.ENV_DEVICE, "value": "cuda"},
+        {"name": "HOME", "value": "/tmp"},
+    ]
+    if preferred:
+        env.append(
+            {
+                "name": runtime_env.ENV_PREFERRED_BATCH_SIZES,
+                "value": ",".join(str(size) for size in preferred),
+            }
+        )
+    if batching.request_timeout_ms is not None:
+        env.append(
+            {
+                "name": runtime_env.ENV_REQUEST_TIMEOUT_MS,
+                "value": _decimal(batching.request_timeout_ms),
+            }
+        )
+    return env
+
+
+def _http_probe(path: str) -> Manifest:
+    return {"httpGet": {"path": path, "port": PORT_NAME}}
+
+
+def realtime_container(
+    spec: InferenceServiceSpec, sizing: RealtimeSizing, options: KubernetesOptions, image: str
+) -> Manifest:
+    """The server container: probes sized to the cold start, a drain that fits the grace."""
+    assert spec.realtime is not None
+    grace = sizing.termination_grace_seconds.value
+    drain = max(1, grace - PRESTOP_SLEEP_SECONDS - DRAIN_MARGIN_SECONDS)
+    env = _batching_env(spec, sizing.batch_size.value)
+    env += [
+        {"name": runtime_env.ENV_PORT, "value": str(options.port)},
+        {"name": runtime_env.ENV_DRAIN_GRACE_S, "value": str(drain)},
+    ]
+    _, scratch_mount = _scratch_volume()
+    return {
+        "name": CONTAINER_NAME,
+        "image": image,
+        "imagePullPolicy": "IfNotPresent",
+        "command": ["inferstack", "serve"],
+        "env": env,
+        "ports": [{"name": PORT_NAME, "containerPort": options.port, "protocol": "TCP"}],
+        "resources": _resources(spec.realtime.gpu, options),
+        # Startup: the whole model load + warm-up budget, so liveness never kills a slow start.
+        "startupProbe": {
+            **_http_probe(READY_PATH),
+            "periodSeconds": STARTUP_PERIOD_SECONDS,
+            "timeoutSeconds": 2,
+            "failureThreshold": math.ceil(sizing.startup_seconds.value / STARTUP_PERIOD_SECONDS),
+        },
+        "readinessProbe": {
+            **_http_probe(READY_PATH),
+            "periodSeconds": 5,
+            "timeoutSeconds": 2,
+            "failureThreshold": 2,
+        },
+        "livenessProbe": {
+            **_http_probe(LIVE_PATH),
+            "periodSeconds": 10,
+            "timeoutSeconds": 3,
+            "failureThreshold": 3,
+        },
+        # preStop keeps the pod serving until endpoint removal has propagated; SIGTERM then
+        # makes the server finish what it admitted (INFERSTACK_DRAIN_GRACE_S) and exit.
+        "lifecycle": {"preStop": {"sleep": {"seconds": PRESTOP_SLEEP_SECONDS}}},
+        "securityContext": hardened_container_security(),
+        "volumeMounts": [scratch_mount],
+    }
+
+
+def worker_container(
+    spec: InferenceServiceSpec, sizing: BatchSizing, options: KubernetesOptions, image: str
+) -> Manifest:
+    """The same image in worker mode: pulls the queue, writes results, drains on interruption."""
+    assert spec.batch is not None
+    _, scratch_mount = _scratch_volume()
+    return {
+        "name": CONTAINER_NAME,
+        "image": image,
+        "imagePullPolicy": "IfNotPresent",
+        "command": ["inferstack", "work"],
+        "args": [
+            "--queue",
+            queue_uri(spec, options),
+            "--model",
+            spec.model.uri,
+            "--results",
+            str(options.queue.results_uri),
+        ],
+        "env": _batching_env(spec, sizing.batch_size.value),
+        "resources": _resources(spec.batch.gpu, options),
+        "securityContext": hardened_container_security(),
+        "volumeMounts": [scratch_mount],
+    }
+
+
+# ---------------------------------------------------------------------------------------------
+# Workloads
+
+
+def _scrape_annotations(options: KubernetesOptions) -> dict[str, str]:
+    if options.metrics != "annotations":
+        return {}
+    return {
+        "prometheus.io/scrape": "true",
+        "prometheus.io/port": str(options.port),
+        "prometheus.io/path": METRICS_PATH,
+    }
+
+
+def realtime_deployment(
+    spec: InferenceServiceSpec, sizing: Sizing, options: KubernetesOptions
+) -> Manifest:
+    """The synchronous pool: on-demand nodes only, hardened, drained cleanly on scale-in."""
+    assert spec.realtime is not None
+    assert sizing.realtime is not None
+    image = options.image or spec.image
+    pool_labels = labels(spec, "realtime")
+    annotations = realtime_annotations(spec, sizing)
+    scratch_volume, _ = _scratch_volume()
+    name = workload_name(spec, "realtime")
+    grace = sizing.realtime.termination_grace_seconds.value
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": metadata(name, options, pool_labels, annotations),
+        # No `replicas`: KEDA's HPA owns the count, and a value here would fight it on every
+        # update. The HPA starts from the Deployment default (1) until KEDA takes over.
+        "spec": {
+            "selector": {"matchLabels": selector(spec, "realtime")},
+            "revisionHistoryLimit": 3,
+            "strategy": {
+                "type": "RollingUpdate",
+                # Surge first: a replica leaves only after its replacement is ready.
+                "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0},
+            },
+            "template": {
+                "metadata": {
+                    "labels": pool_labels,
+                    "annotations": {**annotations, **_scrape_annotations(options)},
+                },
+                "spec": {
+                    "serviceAccountName": name,
+                    "automountServiceAccountToken": False,
+                    "enableServiceLinks": False,
+                    "terminationGracePeriodSeconds": grace,
+                    "securityContext": _pod_security(),
+                    "affinity": on_demand_only_affinity(),
+                    "tolerations": [gpu_toleration()],
+                    "containers": [realtime_container(spec, sizing.realtime, options, image)],
+                    "volumes": [scratch_volume],
+                },
+            },
+        },
+    }
+
+
+def batch_deployment(
+    spec: InferenceServiceSpec, sizing: Sizing, options: KubernetesOptions
+) -> Manifest:
+    """The asynchronous pool: spot first with on-demand fallback, grace inside the spot notice."""
+    assert spec.batch is not None
+    assert sizing.batch is not None
+    image = options.image or spec.image
+    pool_labels = labels(spec, "batch")
+    annotations = batch_annotations(spec)
+    capacity = spec.batch.capacity
+    if capacity.spot:
+        affinity = spot_first_affinity(fallback_on_demand=capacity.fallback == "on_demand")
+        tolerations = [gpu_toleration(), *spot_tolerations()]
+    else:
+        affinity = on_demand_only_affinity()
+        tolerations = [gpu_toleration()]
+    scratch_volume, _ = _scratch_volume()
+    name = workload_name(spec, "batch")
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": metadata(name, options, pool_labels, annotations),
+        "spec": {
+            "selector": {"matchLabels": selector(spec, "batch")},
+            "revisionHistoryLimit": 3,
+            "template": {
+                "metadata": {"labels": pool_labels, "annotations": annotations},
+                "spec": {
+                    "serviceAccountName": name,
+                    "automountServiceAccountToken": False,
+                    "enableServiceLinks": False,
+                    # Inside the provider's interruption notice, so the worker's release of
+                    # unfinished messages completes before the node disappears.
+                    "terminationGracePeriodSeconds": sizing.batch.termination_grace_seconds.value,
+                    "securityContext": _pod_security(),
+                    "affinity": affinity,
+                    "tolerations": tolerations,
+                    "containers": [worker_container(spec, sizing.batch, options, image)],
+                    "volumes": [scratch_volume],
+                },
+            },
+        },
+    }
+
+
+def service_account(spec: InferenceServiceSpec, tier: Tier, options: KubernetesOptions) -> Manifest:
+    """A pool's own identity: IRSA / Workload Identity annotations bind it to cloud roles."""
+    annotations = (
+        options.realtime_service_account_annotations
+        if tier == "realtime"
+        else options.batch_service_account_annotations
+    )
+    return {
+        "apiVersion": "v1",
+        "kind": "ServiceAccount",
+        "metadata": metadata(workload_name(spec, tier), options, labels(spec, tier), annotations),
+        "automountServiceAccountToken": False,
+    }
+
+
+def realtime_service(spec: InferenceServiceSpec, options: KubernetesOptions) -> Manifest:
+    """The in-cluster endpoint of the realtime pool (ClusterIP unless the options say otherwise)."""
+    return {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": metadata(
+            workload_name(spec, "realtime"),
+            options,
+            labels(spec, "realtime"),
+            options.service_annotations,
+        ),
+        "spec": {
+            "type": options.service_type,
+            "selector": selector(spec, "realtime"),
+            "ports": [
+                {
+                    "name": PORT_NAME,
+                    "port": options.port,
+                    "targetPort": PORT_NAME,
+                    "protocol": "TCP",
+                }
+            ],
+        },
+    }
+
+
+def realtime_pdb(spec: InferenceServiceSpec, options: KubernetesOptions) -> Manifest:
+    """Voluntary disruptions (node drains, upgrades) take one replica at a time.
+
+    `maxUnavailable` rather than `minAvailable`, so a pool scaled to zero never blocks a drain.
+    """
+    return {
+        "apiVersion": "policy/v1",
+        "kind": "PodDisruptionBudget",
+        "metadata": metadata(workload_name(spec, "realtime"), options, labels(spec, "realtime")),
+        "spec": {
+            "maxUnavailable": 1,
+            "selector": {"matchLabels": selector(spec, "realtime")},
+        },
+    }
+
+
+def scraped_label_selector(spec: InferenceServiceSpec, tier: Tier, namespace: str) -> str:
+    """PromQL matchers for one pool's series, as scraping attaches them to each sample.
+
+    Both scraping modes turn pod labels into sample labels with Prometheus' name sanitising
+    (`inferstack.io/service` -> `inferstack_io_service`): the common `kubernetes-pods` job does it
+    with `labelmap`, the PodMonitor here with `podTargetLabels`. Both add `namespace`.
+    """
+    matchers = {"namespace": namespace}
+    for key, value in selector(spec, tier).items():
+        matchers[_sanitise(key)] = value
+    return ",".join(f'{key}="{value}"' for key, value in matchers.items())
+
+
+def _sanitise(label: str) -> str:
+    return "".join(char if char.isalnum() or char == "_" else "_" for char in label)
+
+
+def pod_monitor(spec: InferenceServiceSpec, options: KubernetesOptions) -> Manifest:
+    """Prometheus Operator scraping of the realtime pods, with the pool labels on every sample."""
+    return {
+        "apiVersion": "monitoring.coreos.com/v1",
+        "kind": "PodMonitor",
+        "metadata": metadata(workload_name(spec, "realtime"), options, labels(spec, "realtime")),
+        "spec": {
+            "selector": {"matchLabels": selector(spec, "realtime")},
+            "podTargetLabels": list(selector(spec, "realtime")),
+            "podMetricsEndpoints": [
+                {"port": PORT_NAME, "path": METRICS_PATH, "interval": "15s"},
+            ],
+        },
+    }
+
+
+__all__ = [
+    "SPOT_LABELS",
+    "batch_deployment",
+    "labels",
+    "on_demand_only_affinity",
+    "pod_monitor",
+    "realtime_deployment",
+    "realtime_pdb",
+    "realtime_service",
+    "scraped_label_selector",
+    "selector",
+    "service_account",
+    "spot_first_affinity",
+    "workload_name",
+]

@@ -1,0 +1,250 @@
+"""`KubernetesInferenceService`: one spec, sized, as workloads and KEDA autoscalers on any cluster.
+
+Needs a cluster with the NVIDIA device plugin and KEDA (and the KEDA HTTP add-on when the spec
+scales the realtime pool to zero); `options.install_keda=True` installs both as Helm releases.
+The AWS and GCP components reuse it with their own queue, identity and target.
+
+Constructor order (see DESIGN.md): validate and size before any child exists, so a spec that
+cannot work (a hold timeout shorter than the cold start, a budget no batch fits) fails with a
+`SpecError` naming the field; then create the children, named `{name}-{role}` and parented to
+this component; then the outputs; `register_outputs` last.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import pulumi
+import pulumi_kubernetes as k8s
+
+from inferstack.components import k8s_scaling, k8s_workloads
+from inferstack.components.errors import SpecError
+from inferstack.components.k8s_options import (
+    HTTP_ADDON_CHART_VERSION,
+    KEDA_CHART_VERSION,
+    KubernetesOptions,
+)
+from inferstack.components.k8s_workloads import Manifest
+from inferstack.components.profile import Profile, resolve_profile
+from inferstack.components.sizing import Sizing, Target, size_service
+from inferstack.components.spec import InferenceServiceSpec
+
+TYPE_TOKEN = "inferstack:kubernetes:InferenceService"
+KEDA_CHART_REPO = "https://kedacore.github.io/charts"
+
+
+class KubernetesInferenceService(pulumi.ComponentResource):
+    """A GPU inference service on Kubernetes: realtime and batch pools with KEDA autoscaling."""
+
+    service_url: pulumi.Output[str | None]
+    """In-cluster URL of the realtime pool (the HTTP add-on proxy when it scales to zero)."""
+    realtime_workload: pulumi.Output[str | None]
+    """Name of the realtime Deployment, or None without a realtime pool."""
+    batch_workload: pulumi.Output[str | None]
+    """Name of the batch (queue worker) Deployment, or None without a batch pool."""
+    realtime_scaled_object: pulumi.Output[str | None]
+    """Name of the realtime pool's KEDA ScaledObject."""
+    batch_scaled_object: pulumi.Output[str | None]
+    """Name of the batch pool's KEDA ScaledObject."""
+    sizing_output: pulumi.Output[dict[str, Any]]
+    """The sizing that was applied, every number with its reason."""
+
+    def __init__(
+        self,
+        name: str,
+        spec: InferenceServiceSpec,
+        options: KubernetesOptions | None = None,
+        *,
+        profile: Profile | None = None,
+        profile_base_dir: Path | None = None,
+        target: Target = "kubernetes",
+        now: datetime | None = None,
+        opts: pulumi.ResourceOptions | None = None,
+    ) -> None:
+        super().__init__(TYPE_TOKEN, name, {}, opts)
+        options = options or KubernetesOptions()
+        # Every problem at once, spec and options together, before any child exists.
+        problems = options.problems(spec)
+        try:
+            profile = profile or resolve_profile(
+                spec.model.uri, spec.model.profile, base_dir=profile_base_dir
+            )
+            self.sizing: Sizing = size_service(spec, profile, target=target, now=now)
+            """The plain sizing (for cost estimates and the preview); also exported as an output."""
+        except SpecError as error:
+            raise SpecError(error.problems + problems, source=error.source) from None
+        if problems:
+            raise SpecError(problems, source="KubernetesInferenceService options")
+        self.spec = spec
+        self.options = options
+
+        child = pulumi.ResourceOptions(parent=self)
+        addons = self._install_keda(name, options, child) if options.install_keda else []
+        after_addons = pulumi.ResourceOptions(parent=self, depends_on=addons)
+
+        realtime_name: str | None = None
+        realtime_scaler: str | None = None
+        if spec.realtime is not None:
+            realtime_name, realtime_scaler = self._realtime(name, after_addons)
+        batch_name: str | None = None
+        batch_scaler: str | None = None
+        if spec.batch is not None:
+            batch_name, batch_scaler = self._batch(name, after_addons)
+
+        self.service_url = pulumi.Output.from_input(k8s_scaling.service_url(spec, options))
+        self.realtime_workload = pulumi.Output.from_input(realtime_name)
+        self.batch_workload = pulumi.Output.from_input(batch_name)
+        self.realtime_scaled_object = pulumi.Output.from_input(realtime_scaler)
+        self.batch_scaled_object = pulumi.Output.from_input(batch_scaler)
+        self.sizing_output = pulumi.Output.from_input(self.sizing.to_dict())
+        self.register_outputs(
+            {
+                "service_url": self.service_url,
+                "realtime_workload": self.realtime_workload,
+                "batch_workload": self.batch_workload,
+                "realtime_scaled_object": self.realtime_scaled_object,
+                "batch_scaled_object": self.batch_scaled_object,
+                "sizing": self.sizing_output,
+            }
+        )
+
+    # -----------------------------------------------------------------------------------------
+
+    def _install_keda(
+        self, name: str, options: KubernetesOptions, child: pulumi.ResourceOptions
+    ) -> list[pulumi.Resource]:
+        keda = k8s.helm.v3.Release(
+            f"{name}-keda",
+            name="keda",
+            chart="keda",
+            version=KEDA_CHART_VERSION,
+            namespace=options.keda_namespace,
+            create_namespace=True,
+            repository_opts={"repo": KEDA_CHART_REPO},
+            opts=child,
+        )
+        http_addon = k8s.helm.v3.Release(
+            f"{name}-keda-http",
+            name="keda-add-ons-http",
+            chart="keda-add-ons-http",
+            version=HTTP_ADDON_CHART_VERSION,
+            namespace=options.keda_namespace,
+            repository_opts={"repo": KEDA_CHART_REPO},
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[keda]),
+        )
+        return [keda, http_addon]
+
+    def _realtime(self, name: str, base: pulumi.ResourceOptions) -> tuple[str, str]:
+        spec, sizing, options = self.spec, self.sizing, self.options
+        account = _service_account(
+            f"{name}-realtime-sa",
+            k8s_workloads.service_account(spec, "realtime", options),
+            base,
+        )
+        deployment = _deployment(
+            f"{name}-realtime",
+            k8s_workloads.realtime_deployment(spec, sizing, options),
+            pulumi.ResourceOptions.merge(base, pulumi.ResourceOptions(depends_on=[account])),
+        )
+        service = _service(
+            f"{name}-realtime-service", k8s_workloads.realtime_service(spec, options), base
+        )
+        _pdb(f"{name}-realtime-pdb", k8s_workloads.realtime_pdb(spec, options), base)
+        if options.metrics == "podmonitor":
+            _custom(f"{name}-realtime-podmonitor", k8s_workloads.pod_monitor(spec, options), base)
+        scaler_deps: list[pulumi.Resource] = [deployment]
+        if spec.realtime is not None and spec.realtime.scale_to_zero:
+            _service(f"{name}-proxy", k8s_scaling.proxy_service(spec, options), base)
+            route = _custom(
+                f"{name}-realtime-route",
+                k8s_scaling.interceptor_route(spec, sizing, options),
+                pulumi.ResourceOptions.merge(base, pulumi.ResourceOptions(depends_on=[service])),
+            )
+            # The add-on's scaler answers KEDA with an empty metric spec (and KEDA falls back to
+            # CPU) if the ScaledObject arrives before its InterceptorRoute.
+            scaler_deps.append(route)
+        manifest = k8s_scaling.realtime_scaled_object(spec, sizing, options)
+        _custom(
+            f"{name}-realtime-scaler",
+            manifest,
+            pulumi.ResourceOptions.merge(base, pulumi.ResourceOptions(depends_on=scaler_deps)),
+        )
+        return k8s_workloads.workload_name(spec, "realtime"), manifest["metadata"]["name"]
+
+    def _batch(self, name: str, base: pulumi.ResourceOptions) -> tuple[str, str]:
+        spec, sizing, options = self.spec, self.sizing, self.options
+        account = _service_account(
+            f"{name}-batch-sa", k8s_workloads.service_account(spec, "batch", options), base
+        )
+        deployment = _deployment(
+            f"{name}-batch",
+            k8s_workloads.batch_deployment(spec, sizing, options),
+            pulumi.ResourceOptions.merge(base, pulumi.ResourceOptions(depends_on=[account])),
+        )
+        scaler_deps: list[pulumi.Resource] = [deployment]
+        if k8s_scaling.needs_trigger_authentication(spec):
+            scaler_deps.append(
+                _custom(
+                    f"{name}-queue-auth",
+                    k8s_scaling.trigger_authentication(spec, options),
+                    base,
+                )
+            )
+        manifest = k8s_scaling.batch_scaled_object(spec, sizing, options)
+        _custom(
+            f"{name}-batch-scaler",
+            manifest,
+            pulumi.ResourceOptions.merge(base, pulumi.ResourceOptions(depends_on=scaler_deps)),
+        )
+        return k8s_workloads.workload_name(spec, "batch"), manifest["metadata"]["name"]
+
+
+def _deployment(
+    name: str, manifest: Manifest, opts: pulumi.ResourceOptions
+) -> k8s.apps.v1.Deployment:
+    return k8s.apps.v1.Deployment(
+        name, metadata=manifest["metadata"], spec=manifest["spec"], opts=opts
+    )
+
+
+def _service(name: str, manifest: Manifest, opts: pulumi.ResourceOptions) -> k8s.core.v1.Service:
+    return k8s.core.v1.Service(
+        name, metadata=manifest["metadata"], spec=manifest["spec"], opts=opts
+    )
+
+
+def _service_account(
+    name: str, manifest: Manifest, opts: pulumi.ResourceOptions
+) -> k8s.core.v1.ServiceAccount:
+    return k8s.core.v1.ServiceAccount(
+        name,
+        metadata=manifest["metadata"],
+        automount_service_account_token=manifest["automountServiceAccountToken"],
+        opts=opts,
+    )
+
+
+def _pdb(
+    name: str, manifest: Manifest, opts: pulumi.ResourceOptions
+) -> k8s.policy.v1.PodDisruptionBudget:
+    return k8s.policy.v1.PodDisruptionBudget(
+        name, metadata=manifest["metadata"], spec=manifest["spec"], opts=opts
+    )
+
+
+def _custom(
+    name: str, manifest: Manifest, opts: pulumi.ResourceOptions
+) -> k8s.apiextensions.CustomResource:
+    return k8s.apiextensions.CustomResource(
+        name,
+        api_version=manifest["apiVersion"],
+        kind=manifest["kind"],
+        metadata=manifest["metadata"],
+        spec=manifest["spec"],
+        opts=opts,
+    )
+
+
+__all__ = ["TYPE_TOKEN", "KubernetesInferenceService"]

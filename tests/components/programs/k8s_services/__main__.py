@@ -1,0 +1,34 @@
+"""Test fixture: one `KubernetesInferenceService` per scenario in `k8s-services:scenarios`.
+
+Each scenario is `{"spec": ..., "options": ..., "profile": ...}` (profile optional, a profile
+document). A scenario whose component refuses its input exports the refusal as `error-<name>`
+instead of failing the program, so one capture shows both what was built and what was refused.
+"""
+
+from datetime import UTC, datetime
+
+import pulumi
+
+from inferstack.components.errors import SpecError
+from inferstack.components.k8s_options import parse_options
+from inferstack.components.kubernetes import KubernetesInferenceService
+from inferstack.components.profile import parse_profile
+from inferstack.components.spec import parse_spec
+
+config = pulumi.Config("k8s-services")
+now = datetime.fromisoformat(config.require("now")).astimezone(UTC)
+for scenario in config.require_object("scenarios"):
+    spec = parse_spec(scenario["spec"])
+    options = parse_options(scenario.get("options"), source="options")
+    profile = parse_profile(scenario["profile"]) if "profile" in scenario else None
+    try:
+        service = KubernetesInferenceService(spec.name, spec, options, profile=profile, now=now)
+    except SpecError as error:
+        pulumi.export(f"error-{spec.name}", str(error))
+        continue
+    pulumi.export(f"service_url-{spec.name}", service.service_url)
+    pulumi.export(f"realtime_workload-{spec.name}", service.realtime_workload)
+    pulumi.export(f"batch_workload-{spec.name}", service.batch_workload)
+    pulumi.export(f"realtime_scaled_object-{spec.name}", service.realtime_scaled_object)
+    pulumi.export(f"batch_scaled_object-{spec.name}", service.batch_scaled_object)
+    pulumi.export(f"sizing-{spec.name}", service.sizing_output)
