@@ -149,10 +149,10 @@ class HandlerModel(LoadedModel):
     `{"name", "datatype", "shape"}` dicts) and may set `name`; both may be set by `load()`.
     """
 
-    def __init__(self, *, uri: str, handler: Any, default_name: str) -> None:
+    def __init__(self, *, uri: str, handler: Any, name: str | None, default_name: str) -> None:
         self.uri = uri
         self._handler = handler
-        self.name = str(getattr(handler, "name", None) or default_name)
+        self.name = name or str(getattr(handler, "name", None) or default_name)
         self.inputs = _specs(getattr(handler, "inputs", None), f"{uri}: handler.inputs")
         self.outputs = _specs(getattr(handler, "outputs", None), f"{uri}: handler.outputs")
         self.platform = "python"
@@ -204,7 +204,7 @@ def load_model(uri: str, *, name: str | None = None, device: str = "auto") -> Lo
     if uri.startswith(BUILTIN_SCHEME):
         return _load_builtin(uri, served_name, resolve_device(device))
     if _HANDLER_RE.match(uri):
-        return _load_handler(uri, served_name)
+        return _load_handler(uri, name, served_name)
     path = Path(uri.removeprefix("file://"))
     if path.suffix in _EXPORT_SUFFIXES:
         return _load_exported(uri, path, served_name, resolve_device(device))
@@ -417,7 +417,7 @@ def _specs(raw: object, where: str) -> list[TensorSpec]:
     return specs
 
 
-def _load_handler(uri: str, name: str) -> LoadedModel:
+def _load_handler(uri: str, name: str | None, default_name: str) -> LoadedModel:
     module_name, class_name = uri.rsplit(":", 1)
     try:
         module = importlib.import_module(module_name)
@@ -437,7 +437,7 @@ def _load_handler(uri: str, name: str) -> LoadedModel:
             )
     handler = cls()
     handler.load()
-    return HandlerModel(uri=uri, handler=handler, default_name=name)
+    return HandlerModel(uri=uri, handler=handler, name=name, default_name=default_name)
 
 
 def configure_torch_threads(intra_op: int, inter_op: int = 1) -> None:

@@ -12,6 +12,7 @@ every error names the offending input and says what to send instead.
 
 from __future__ import annotations
 
+import math
 import struct
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -212,7 +213,7 @@ def _decode_raw_binary(body: bytes, model: Signature) -> InferRequest:
             f"input {spec.name!r} has a variable shape or BYTES type, so a raw body cannot say "
             "its shape; send a JSON header with the shape"
         )
-    row_bytes = int(np.prod(spec.shape[1:], dtype=np.int64)) * spec.dtype.itemsize
+    row_bytes = math.prod(spec.shape[1:]) * spec.dtype.itemsize
     if not body or len(body) % row_bytes:
         raise ProtocolError(
             f"a raw body for input {spec.name!r} must be a whole number of {row_bytes}-byte "
@@ -259,7 +260,7 @@ def _check_datatype(spec: TensorSpec, datatype: object) -> None:
 
 
 def _from_binary(spec: TensorSpec, shape: tuple[int, ...], data: bytes) -> np.ndarray:
-    count = int(np.prod(shape, dtype=np.int64))
+    count = math.prod(shape)
     if spec.datatype == "BYTES":
         elements = _split_bytes(spec, data)
         if len(elements) != count:
@@ -300,7 +301,7 @@ def _split_bytes(spec: TensorSpec, data: bytes) -> list[bytes]:
 
 
 def _from_json(spec: TensorSpec, shape: tuple[int, ...], data: object) -> np.ndarray:
-    count = int(np.prod(shape, dtype=np.int64))
+    count = math.prod(shape)
     if not isinstance(data, list):
         raise ProtocolError(f"input {spec.name!r}: 'data' must be a JSON array (flat or nested)")
     if spec.datatype == "BYTES":

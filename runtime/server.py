@@ -147,6 +147,10 @@ class InferenceServer:
             access_log=False,
             log_level=settings.log_level,
             timeout_graceful_shutdown=5,
+            # Per-request work nobody here needs: X-Forwarded-* rewriting, Server and Date headers.
+            proxy_headers=False,
+            server_header=False,
+            date_header=False,
         )
         self.http = _DrainingServer(config, self._begin_drain)
         self._drain_task: asyncio.Task[None] | None = None

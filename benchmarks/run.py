@@ -1,0 +1,201 @@
+"""`make bench`: the server against the raw-torch limit, on this machine, in one run.
+
+1. Raw torch: `predict_batch` of builtin://mlp (the server's own call path, numpy in and out) at
+   batch sizes 1..128 with the server's torch thread setting; the best items/s is the limit.
+2. The server (`inferstack serve`, a separate process) under wrk with 32 and 128 keep-alive
+   clients, each request one 512-float row as JSON: req/s, p50, p99.
+3. The ratios to the limit, and the p99 target at 32 clients: max queue delay plus twice the
+   compute time of a full batch.
+
+Optionally (`--perf-analyzer`), perf_analyzer against the same server with JSON and binary
+tensors, from a separate virtualenv under `.bench/` that this script creates (the project venv
+keeps its newer tritonclient).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from loadgen import (  # noqa: E402
+    PYTHON,
+    REPO,
+    free_port,
+    machine_load,
+    start_server,
+    stop_server,
+    wrk,
+)
+
+from inferstack.runtime.models import configure_torch_threads, load_model  # noqa: E402
+from inferstack.runtime.protocol import encode_request  # noqa: E402
+from inferstack.runtime.settings import (  # noqa: E402
+    ENV_MAX_BATCH_SIZE,
+    ENV_MAX_QUEUE_DELAY_MS,
+    ENV_TORCH_THREADS,
+    cpu_budget,
+)
+
+BATCH_SIZES = (1, 2, 4, 8, 16, 32, 64, 128)
+MODEL = "builtin://mlp"
+PERF_ANALYZER_VENV = REPO / ".bench" / "perf-analyzer"
+
+
+def raw_torch(threads: int, seconds_per_size: float) -> dict[int, tuple[float, float]]:
+    """Per batch size: (median batch latency in ms, items per second)."""
+    configure_torch_threads(threads)
+    model = load_model(MODEL, device="cpu")
+    results: dict[int, tuple[float, float]] = {}
+    for batch_size in BATCH_SIZES:
+        inputs = model.example_inputs(batch_size)
+        for _ in range(3):
+            model.predict_batch(inputs)
+        timings: list[float] = []
+        started = time.perf_counter()
+        while time.perf_counter() - started < seconds_per_size:
+            before = time.perf_counter()
+            model.predict_batch(inputs)
+            timings.append(time.perf_counter() - before)
+        total = sum(timings)
+        results[batch_size] = (float(np.median(timings)) * 1000, batch_size * len(timings) / total)
+    return results
+
+
+def perf_analyzer(port: int, concurrency: int, seconds: float) -> list[str]:
+    """Run perf_analyzer (JSON, then binary tensors); returns its summary lines."""
+    binary = PERF_ANALYZER_VENV / "bin" / "perf_analyzer"
+    if not binary.exists():
+        subprocess.run([PYTHON, "-m", "venv", str(PERF_ANALYZER_VENV)], check=True)
+        pip = [str(PERF_ANALYZER_VENV / "bin" / "pip"), "install", "-q"]
+        subprocess.run([*pip, "tritonclient[all]==2.51.0", "nvidia-cuda-runtime-cu12"], check=True)
+    libs = next(PERF_ANALYZER_VENV.glob("lib/python*/site-packages/nvidia/cuda_runtime/lib"))
+    env = {**os.environ, "LD_LIBRARY_PATH": f"{libs}:{os.environ.get('LD_LIBRARY_PATH', '')}"}
+    lines: list[str] = []
+    for label, flags in (("JSON", ["--input-tensor-format=json"]), ("binary", [])):
+        completed = subprocess.run(
+            [
+                str(binary),
+                "-m",
+                "mlp",
+                "-u",
+                f"127.0.0.1:{port}",
+                "-i",
+                "http",
+                "-b",
+                "1",
+                f"--concurrency-range={concurrency}",
+                f"--measurement-interval={int(seconds * 1000)}",
+                "--percentile=99",
+                *flags,
+            ],
+            capture_output=True,
+            text=True,
+            env=env,
+        )
+        if completed.returncode != 0:
+            raise RuntimeError(
+                f"perf_analyzer ({label}) failed:\n{completed.stdout}\n{completed.stderr}"
+            )
+        summary = [line.strip() for line in completed.stdout.splitlines() if "Concurrency:" in line]
+        lines.append(f"perf_analyzer {label:6s} {summary[-1] if summary else completed.stdout}")
+    return lines
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=float, default=10.0, help="wrk run length")
+    parser.add_argument("--max-batch-size", type=int, default=32)
+    parser.add_argument("--max-queue-delay-ms", type=float, default=2.0)
+    parser.add_argument("--threads", type=int, default=0, help="torch threads (0: server default)")
+    parser.add_argument("--perf-analyzer", action="store_true", help="also run perf_analyzer")
+    parser.add_argument("--json", type=Path, help="also write the figures to this file")
+    args = parser.parse_args()
+
+    threads = args.threads or max(1, cpu_budget() - 1)
+    print(f"machine: {machine_load()}; torch intra-op threads {threads}")
+    raw = raw_torch(threads, seconds_per_size=1.5)
+    best_size, (best_latency_ms, limit) = max(raw.items(), key=lambda item: item[1][1])
+    print("\nraw torch (predict_batch, numpy in/out)")
+    print(f"  {'batch':>5} {'ms/batch':>9} {'items/s':>9}")
+    for size, (latency_ms, throughput) in raw.items():
+        print(f"  {size:>5} {latency_ms:>9.2f} {throughput:>9.0f}")
+    print(f"  limit: {limit:.0f} items/s at batch {best_size}")
+
+    port = free_port()
+    server = start_server(
+        [PYTHON, "-m", "inferstack.cli", "serve", "--model", MODEL, "--port", str(port)],
+        port,
+        env={
+            ENV_TORCH_THREADS: str(threads),
+            ENV_MAX_BATCH_SIZE: str(args.max_batch_size),
+            ENV_MAX_QUEUE_DELAY_MS: str(args.max_queue_delay_ms),
+        },
+    )
+    body = encode_request(
+        {"input": np.random.default_rng(0).random((1, 512), dtype=np.float32)}
+    ).body
+    url = f"http://127.0.0.1:{port}/v2/models/mlp/infer"
+    try:
+        wrk(url, body, 32, 2.0)  # Warm the connections and the allocator.
+        loads = [wrk(url, body, clients, args.seconds) for clients in (32, 128)]
+        extra = perf_analyzer(port, 32, 5.0) if args.perf_analyzer else []
+    finally:
+        stop_server(server)
+
+    batch_ms = raw[args.max_batch_size][0] if args.max_batch_size in raw else best_latency_ms
+    p99_target = args.max_queue_delay_ms + 2 * batch_ms
+    print(
+        f"\nserver: inferstack serve, max_batch_size {args.max_batch_size}, "
+        f"max_queue_delay {args.max_queue_delay_ms} ms, wrk -t1, 1 row of 512 FP32 per request "
+        "(JSON)"
+    )
+    print(
+        f"  {'clients':>7} {'req/s':>8} {'p50 ms':>7} {'p99 ms':>7} {'errors':>6} {'of limit':>8}"
+    )
+    for load in loads:
+        print(
+            f"  {load.connections:>7} {load.rps:>8.0f} {load.p50_ms:>7.2f} {load.p99_ms:>7.2f} "
+            f"{load.errors:>6} {load.rps / limit:>8.0%}"
+        )
+    at_32 = loads[0]
+    print(
+        f"\np99 target at 32 clients: {args.max_queue_delay_ms} ms delay + 2 x "
+        f"{batch_ms:.2f} ms (batch {args.max_batch_size}) = {p99_target:.2f} ms; "
+        f"measured {at_32.p99_ms:.2f} ms: {'met' if at_32.p99_ms <= p99_target else 'MISSED'}"
+    )
+    best = max(loads, key=lambda load: load.rps)
+    print(
+        f"throughput target: 60% of {limit:.0f} = {0.6 * limit:.0f} req/s; best measured "
+        f"{best.rps:.0f} ({best.rps / limit:.0%}): {'met' if best.rps >= 0.6 * limit else 'MISSED'}"
+    )
+    for line in extra:
+        print(line)
+    print(f"machine after: {machine_load()}")
+    if args.json:
+        args.json.write_text(
+            json.dumps(
+                {
+                    "threads": threads,
+                    "raw": {str(k): {"ms": v[0], "items_per_s": v[1]} for k, v in raw.items()},
+                    "limit_items_per_s": limit,
+                    "limit_batch_size": best_size,
+                    "server": [load.__dict__ | {"rps": load.rps} for load in loads],
+                    "p99_target_ms": p99_target,
+                },
+                indent=2,
+            )
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
