@@ -259,6 +259,14 @@ class _Batch:
     started: float
     task: asyncio.Task[None] | None = None
     messages: list[Message] = field(default_factory=list)
+    cancelled: bool = False
+
+    def cancel(self) -> None:
+        """Stop working this batch; its unsettled messages are released (once)."""
+        # Only once: a second cancel would land in the release and skip its bookkeeping.
+        if self.task is not None and not self.cancelled:
+            self.cancelled = True
+            self.task.cancel()
 
 
 @dataclass(frozen=True)
@@ -645,8 +653,8 @@ class Worker:
             fits = self._batch_s_ewma == 0.0 or (kept + 1) * self._batch_s_ewma <= remaining
             if fits and remaining > 0:
                 kept += 1
-            elif batch.task is not None:
-                batch.task.cancel()
+            else:
+                batch.cancel()
         if self._deadline_timer is not None:
             self._deadline_timer.cancel()
         self._deadline_timer = self._loop.call_later(max(0.0, remaining), self._deadline)
@@ -656,8 +664,7 @@ class Worker:
         if unfinished:
             logger.warning("drain deadline: releasing %d unfinished batches", len(unfinished))
         for batch in unfinished:
-            assert batch.task is not None
-            batch.task.cancel()
+            batch.cancel()
 
 
 def result_document(
