@@ -24,6 +24,7 @@ import contextlib
 import importlib
 import json
 import re
+import warnings
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -261,7 +262,11 @@ def _load_torchscript(uri: str, path: Path, name: str, device: str) -> LoadedMod
     extra = {SIGNATURE_FILE: ""}
     try:
         jit_load: Any = torch.jit.load  # Untyped in torch's stubs.
-        module = jit_load(str(path), map_location=device, _extra_files=extra)
+        with warnings.catch_warnings():
+            # TorchScript is deprecated upstream but is still what many teams ship; loading it
+            # is this loader's job, so the warning would only be noise in the server log.
+            warnings.simplefilter("ignore", DeprecationWarning)
+            module = jit_load(str(path), map_location=device, _extra_files=extra)
     except RuntimeError as error:
         raise ModelLoadError(
             f"{path} is not a TorchScript archive ({error}); save it with torch.jit.save, "

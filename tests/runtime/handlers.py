@@ -1,0 +1,67 @@
+"""Python handler classes that the tests serve through `package.module:Class` URIs."""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+
+from inferstack.runtime.tensors import TensorSpec
+
+GATE_VALUE = 42.0
+"""An input row starting with this value blocks the gated handler until the test opens it."""
+
+
+class Doubler:
+    """`y = 2x` plus the row sum, declared with plain dicts as a user would."""
+
+    inputs = [{"name": "x", "datatype": "FP32", "shape": [-1, 3]}]
+    outputs = [
+        {"name": "y", "datatype": "FP32", "shape": [-1, 3]},
+        {"name": "total", "datatype": "FP32", "shape": [-1]},
+    ]
+
+    def __init__(self) -> None:
+        self.loaded = False
+
+    def load(self) -> None:
+        self.loaded = True
+
+    def predict_batch(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        assert self.loaded, "predict_batch before load"
+        x = inputs["x"]
+        return {"y": x * 2, "total": x.sum(axis=1)}
+
+
+class Gated:
+    """Echoes its input; a batch whose first value is GATE_VALUE announces itself on the
+    `INFERSTACK_TEST_ENTERED` FIFO and then blocks reading the `INFERSTACK_TEST_GATE` FIFO.
+
+    Lets a test hold a request inside the model of a real server process without sleeping.
+    """
+
+    inputs = [TensorSpec("input", "FP32", [-1, 4])]
+    outputs = [TensorSpec("output", "FP32", [-1, 4])]
+
+    def load(self) -> None:
+        self.entered = os.environ["INFERSTACK_TEST_ENTERED"]
+        self.gate = os.environ["INFERSTACK_TEST_GATE"]
+
+    def predict_batch(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        x = inputs["input"]
+        if x[0, 0] == GATE_VALUE:
+            with open(self.entered, "wb") as entered:
+                entered.write(b"1")
+            with open(self.gate, "rb") as gate:
+                gate.read(1)
+        return {"output": x}
+
+
+class NoPredict:
+    """A handler that forgot predict_batch."""
+
+    inputs = [TensorSpec("x", "FP32", [-1])]
+    outputs = [TensorSpec("y", "FP32", [-1])]
+
+    def load(self) -> None:
+        pass

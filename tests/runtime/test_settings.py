@@ -1,0 +1,83 @@
+"""Server settings: flag over environment over config file over default, with named errors."""
+
+from __future__ import annotations
+
+import pytest
+
+from inferstack.runtime import settings as module
+from inferstack.runtime.settings import (
+    ENV_VARS,
+    ServerSettings,
+    SettingsError,
+    resolve_settings,
+)
+
+
+def test_every_setting_has_an_exported_env_constant():
+    constants = {
+        value
+        for name, value in vars(module).items()
+        if name.startswith("ENV_") and name != "ENV_VARS"
+    }
+    assert set(ENV_VARS.values()) <= constants
+    assert ENV_VARS["max_batch_size"] == module.ENV_MAX_BATCH_SIZE == "INFERSTACK_MAX_BATCH_SIZE"
+    assert set(ENV_VARS) == set(ServerSettings.model_fields)
+
+
+def test_precedence_flag_env_file_default(tmp_path):
+    config = tmp_path / "serve.yaml"
+    config.write_text("model: builtin://mlp\nmax_batch_size: 8\nport: 9000\ninstances: 2\n")
+    settings = resolve_settings(
+        {"max_batch_size": 64, "port": None},
+        config_file=config,
+        environ={"INFERSTACK_PORT": "9100", "INFERSTACK_PREFERRED_BATCH_SIZES": "16, 32"},
+    )
+    assert settings.max_batch_size == 64  # flag beats file
+    assert settings.port == 9100  # env beats file
+    assert settings.instances == 2  # file beats default
+    assert settings.max_queue_delay_ms == 5.0  # default
+    assert settings.preferred_batch_sizes == (16, 32)
+    assert settings.batcher_config().preferred_batch_sizes == (16, 32)
+
+
+def test_config_file_from_the_environment(tmp_path):
+    config = tmp_path / "serve.json"
+    config.write_text('{"model": "builtin://mlp", "request_timeout_ms": 250}')
+    settings = resolve_settings({}, environ={"INFERSTACK_CONFIG": str(config)})
+    assert settings.batcher_config().request_timeout_s == 0.25
+
+
+@pytest.mark.parametrize(
+    ("flags", "environ", "message"),
+    [
+        ({}, {}, "--model or INFERSTACK_MODEL: Field required"),
+        (
+            {"model": "builtin://mlp"},
+            {"INFERSTACK_MAX_BATCH_SIZE": "lots"},
+            "environment variable INFERSTACK_MAX_BATCH_SIZE: Input should be a valid integer",
+        ),
+        ({"model": "builtin://mlp", "port": 0}, {}, "--port: Input should be greater than"),
+        (
+            {"model": "builtin://mlp", "max_batch_size": 8},
+            {"INFERSTACK_PREFERRED_BATCH_SIZES": "4,16"},
+            r"preferred_batch_sizes \[16\] are outside 1..max_batch_size \(8\)",
+        ),
+        ({"model": "builtin://mlp", "device": "tpu"}, {}, "--device: expected auto, cpu, cuda"),
+    ],
+)
+def test_bad_values_name_their_source(flags, environ, message):
+    with pytest.raises(SettingsError, match=message):
+        resolve_settings(flags, environ=environ)
+
+
+def test_unknown_config_key_lists_the_known_ones(tmp_path):
+    config = tmp_path / "serve.yaml"
+    config.write_text("model: builtin://mlp\nmax_batch: 8\n")
+    with pytest.raises(SettingsError, match=r"serve.yaml: max_batch: unknown setting; known"):
+        resolve_settings({}, config_file=config, environ={})
+
+
+def test_automatic_threads_leave_a_core_for_the_event_loop():
+    settings = ServerSettings(model="builtin://mlp")
+    assert settings.resolved_torch_threads() == max(1, module.cpu_budget() - 1)
+    assert ServerSettings(model="builtin://mlp", torch_threads=3).resolved_torch_threads() == 3
