@@ -1,0 +1,266 @@
+"""The real server process, driven over HTTP by the official Triton client and by raw requests."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pytest
+import tritonclient.http as triton
+
+from inferstack.runtime.models import configure_torch_threads, load_model
+from tests.runtime.handlers import GATE_VALUE
+
+pytestmark = pytest.mark.integration
+
+REPO = Path(__file__).resolve().parents[2]
+START_TIMEOUT_S = 120.0
+
+
+@dataclass
+class Server:
+    process: subprocess.Popen[bytes]
+    port: int
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _until(condition, what: str, timeout_s: float = START_TIMEOUT_S) -> None:
+    """Poll a condition of another process; fail with `what` if it never holds."""
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.05)
+
+
+def _status(url: str) -> int:
+    try:
+        with urllib.request.urlopen(url, timeout=5) as response:
+            return int(response.status)
+    except urllib.error.HTTPError as error:
+        return int(error.code)
+    except OSError:
+        return 0
+
+
+def _post(url: str, body: bytes) -> tuple[int, dict[str, str], bytes]:
+    request = urllib.request.Request(url, data=body, method="POST")
+    request.add_header("Content-Type", "application/json")
+    try:
+        with urllib.request.urlopen(request, timeout=60) as response:
+            return int(response.status), dict(response.headers), response.read()
+    except urllib.error.HTTPError as error:
+        return int(error.code), dict(error.headers), error.read()
+
+
+def _start(*flags: str, env: dict[str, str] | None = None) -> Server:
+    port = _free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "inferstack.cli", "serve", "--port", str(port), *flags],
+        cwd=REPO,
+        env={
+            **os.environ,
+            "PYTHONPATH": str(REPO),
+            "INFERSTACK_TORCH_THREADS": "1",
+            **(env or {}),
+        },
+        stderr=subprocess.PIPE,
+    )
+    server = Server(process, port)
+
+    def ready() -> bool:
+        if process.poll() is not None:
+            raise AssertionError(f"server exited: {process.stderr.read().decode()[-3000:]}")
+        return _status(f"{server.url}/v2/health/ready") == 200
+
+    _until(ready, "the server to become ready")
+    return server
+
+
+def _stop(server: Server) -> None:
+    if server.process.poll() is None:
+        server.process.terminate()
+        try:
+            server.process.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            server.process.kill()
+            server.process.wait()
+
+
+@pytest.fixture(scope="module")
+def mlp() -> Iterator[Server]:
+    server = _start(
+        "--model", "builtin://mlp", "--max-queue-delay-ms", "1", "--max-request-bytes", "200000"
+    )
+    yield server
+    _stop(server)
+
+
+def _row_body(values: np.ndarray) -> bytes:
+    return json.dumps(
+        {
+            "inputs": [
+                {
+                    "name": "input",
+                    "datatype": "FP32",
+                    "shape": list(values.shape),
+                    "data": values.ravel().tolist(),
+                }
+            ]
+        }
+    ).encode()
+
+
+@pytest.mark.parametrize("binary", [False, True])
+def test_tritonclient_outputs_equal_the_models_direct_output(mlp, binary):
+    client = triton.InferenceServerClient(f"127.0.0.1:{mlp.port}")
+    assert client.is_server_live()
+    assert client.is_server_ready()
+    assert client.is_model_ready("mlp")
+    x = np.random.default_rng(7).standard_normal((3, 512), dtype=np.float32)
+    tensor = triton.InferInput("input", [3, 512], "FP32")
+    tensor.set_data_from_numpy(x, binary_data=binary)
+    result = client.infer(
+        "mlp",
+        [tensor],
+        outputs=[triton.InferRequestedOutput("output", binary_data=binary)],
+        request_id="req-7",
+    )
+    # Same input, same thread count, alone in its batch: bit-for-bit the direct result.
+    configure_torch_threads(1)
+    direct = load_model("builtin://mlp").predict_batch({"input": x})["output"]
+    np.testing.assert_array_equal(result.as_numpy("output"), direct)
+    assert result.get_response()["id"] == "req-7"
+
+
+def test_metadata_and_triton_config(mlp):
+    client = triton.InferenceServerClient(f"127.0.0.1:{mlp.port}")
+    metadata = client.get_model_metadata("mlp")
+    assert metadata["inputs"] == [{"name": "input", "datatype": "FP32", "shape": [-1, 512]}]
+    assert metadata["outputs"] == [{"name": "output", "datatype": "FP32", "shape": [-1, 512]}]
+    config = client.get_model_config("mlp")
+    assert config["max_batch_size"] == 32
+    assert config["input"] == [{"name": "input", "data_type": "TYPE_FP32", "dims": [512]}]
+    assert config["dynamic_batching"]["max_queue_delay_microseconds"] == 1000
+    server = client.get_server_metadata()
+    assert "binary_tensor_data" in server["extensions"]
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "status", "fragment"),
+    [
+        ("/v2/models/mlp/infer", b"{oops", 400, "not valid JSON"),
+        ("/v2/models/mlp/infer", _row_body(np.zeros((1, 3), np.float32)), 400, "input 'input'"),
+        ("/v2/models/bert/infer", _row_body(np.zeros((1, 512), np.float32)), 404, "unknown model"),
+        ("/v2/models/mlp/infer", _row_body(np.zeros((100, 512), np.float32)), 413, "exceeds"),
+        ("/v2/models/mlp/versions/2/infer", b"{}", 404, "only version 1"),
+    ],
+)
+def test_bad_requests_get_4xx_with_a_reason(mlp, path, body, status, fragment):
+    code, _, payload = _post(mlp.url + path, body)
+    assert code == status
+    assert fragment in json.loads(payload)["error"]
+
+
+def test_metrics_are_exposed_for_prometheus(mlp):
+    code, _, _ = _post(f"{mlp.url}/v2/models/mlp/infer", _row_body(np.ones((1, 512), np.float32)))
+    assert code == 200
+    with urllib.request.urlopen(f"{mlp.url}/metrics") as response:
+        text = response.read().decode()
+    success = next(
+        line
+        for line in text.splitlines()
+        if line.startswith('inferstack_requests_total{model="mlp",outcome="success"}')
+    )
+    assert float(success.split()[-1]) >= 1
+    for name in ("inferstack_queue_depth", "inferstack_compute_seconds_bucket"):
+        assert name in text
+
+
+def test_full_queue_then_graceful_drain_on_sigterm(tmp_path):
+    entered, gate = tmp_path / "entered", tmp_path / "gate"
+    os.mkfifo(entered)
+    os.mkfifo(gate)
+    server = _start(
+        "--model",
+        "tests.runtime.handlers:Gated",
+        "--max-batch-size",
+        "1",
+        "--max-queue-size",
+        "1",
+        "--max-queue-delay-ms",
+        "0",
+        env={"INFERSTACK_TEST_ENTERED": str(entered), "INFERSTACK_TEST_GATE": str(gate)},
+    )
+    infer = f"{server.url}/v2/models/gated/infer"
+    held = np.full((1, 4), GATE_VALUE, np.float32)
+    queued = np.arange(4, dtype=np.float32).reshape(1, 4)
+    answers: dict[str, tuple[int, dict[str, str], bytes]] = {}
+
+    def send(key: str, values: np.ndarray) -> threading.Thread:
+        thread = threading.Thread(
+            target=lambda: answers.__setitem__(key, _post(infer, _row_body(values)))
+        )
+        thread.start()
+        return thread
+
+    def queue_depth() -> float:
+        with urllib.request.urlopen(f"{server.url}/metrics") as response:
+            for line in response.read().decode().splitlines():
+                if line.startswith("inferstack_queue_depth{"):
+                    return float(line.split()[-1])
+        return -1.0
+
+    try:
+        first = send("held", held)
+        with open(entered, "rb") as signal_in:  # Blocks until the model holds the request.
+            assert signal_in.read(1) == b"1"
+        second = send("queued", queued)
+        _until(lambda: queue_depth() == 1, "the second request to be queued", 30)
+
+        code, headers, payload = _post(infer, _row_body(queued))
+        assert code == 429
+        assert int(headers["retry-after"]) >= 1
+        assert "queue is full" in json.loads(payload)["error"]
+
+        server.process.send_signal(signal.SIGTERM)
+        _until(lambda: _status(f"{server.url}/v2/health/ready") == 503, "readiness to drop", 30)
+        assert _status(f"{server.url}/v2/health/live") == 200
+        code, headers, payload = _post(infer, _row_body(queued))
+        assert code == 503
+        assert "draining" in json.loads(payload)["error"]
+        assert "retry-after" in headers
+
+        with open(gate, "wb") as release:  # Let the held request finish.
+            release.write(b"1")
+        first.join(60)
+        second.join(60)
+        assert server.process.wait(timeout=60) == 0
+    finally:
+        _stop(server)
+    for key, values in (("held", held), ("queued", queued)):
+        code, _, payload = answers[key]
+        assert code == 200, payload
+        output = json.loads(payload)["outputs"][0]
+        assert output["data"] == values.ravel().tolist()
