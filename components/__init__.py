@@ -11,6 +11,7 @@ from typing import Any
 
 from inferstack.components.cost import CostEstimate, LeverRow, estimate_cost
 from inferstack.components.errors import Problem, SpecError
+from inferstack.components.k8s_options import KubernetesOptions, QueueBinding
 from inferstack.components.profile import Profile, load_profile, parse_profile, resolve_profile
 from inferstack.components.sizing import (
     BatchSizing,
@@ -27,10 +28,7 @@ from inferstack.components.spec import (
     parse_spec,
 )
 
-_PULUMI_COMPONENTS = {
-    "KubernetesInferenceService": "inferstack.components.kubernetes",
-    "KubernetesInferenceServiceArgs": "inferstack.components.kubernetes",
-}
+_PULUMI_COMPONENTS = {"KubernetesInferenceService": "inferstack.components.kubernetes"}
 
 
 def __getattr__(name: str) -> Any:
@@ -46,10 +44,11 @@ __all__ = [
     "Derived",
     "InferenceServiceSpec",
     "KubernetesInferenceService",
-    "KubernetesInferenceServiceArgs",
+    "KubernetesOptions",
     "LeverRow",
     "PrewarmWindow",
     "Problem",
+    "QueueBinding",
     "Profile",
     "RealtimeSizing",
     "Sizing",

@@ -75,6 +75,11 @@ def _dig(value: Any, *path: str | int) -> Any:
     return value
 
 
+def _plain(value: Any) -> Any:
+    """Wire numbers are all doubles; show counts as the integers they are."""
+    return int(value) if isinstance(value, float) and value.is_integer() else value
+
+
 def key_properties(resource: CapturedResource) -> str:
     """A short summary of what matters about a resource, for the text preview."""
     inputs = resource.inputs
@@ -85,7 +90,7 @@ def key_properties(resource: CapturedResource) -> str:
     spec = inputs.get("spec") if isinstance(inputs.get("spec"), dict) else {}
     for key in ("replicas", "minReplicaCount", "maxReplicaCount", "type"):
         if isinstance(spec, dict) and key in spec:
-            parts.append(f"{key}={spec[key]}")
+            parts.append(f"{key}={_plain(spec[key])}")
     triggers = _dig(inputs, "spec", "triggers")
     if isinstance(triggers, list):
         parts.append("triggers=" + ",".join(str(t.get("type")) for t in triggers))
@@ -93,7 +98,8 @@ def key_properties(resource: CapturedResource) -> str:
     if isinstance(containers, list):
         for container in containers:
             gpus = _dig(container, "resources", "limits", "nvidia.com/gpu")
-            parts.append(f"image={container.get('image')}" + (f" gpu={gpus}" if gpus else ""))
+            gpu = f" gpu={_plain(gpus)}" if gpus else ""
+            parts.append(f"image={container.get('image')}{gpu}")
     return " ".join(parts)
 
 
