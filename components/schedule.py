@@ -11,7 +11,7 @@ and real minutes differ).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from croniter import croniter
@@ -86,6 +86,31 @@ class LeadCheck:
     first_short_occurrence: datetime | None
 
 
+def offset_change_dates(timezone: str, *, start: datetime, days: int = 366) -> list[date]:
+    """Local dates within `days` on which the zone's UTC offset changes (DST transitions)."""
+    zone = ZoneInfo(timezone)
+    first = start.astimezone(zone).date()
+    changes = []
+    previous = datetime(first.year, first.month, first.day, tzinfo=zone).utcoffset()
+    for offset in range(1, days + 1):
+        day = first + timedelta(days=offset)
+        current = datetime(day.year, day.month, day.day, tzinfo=zone).utcoffset()
+        if current != previous:
+            changes.append(day - timedelta(days=1))  # the change happened during the day before
+        previous = current
+    return changes
+
+
+def _candidate_days(timezone: str, start: datetime, days: int) -> list[date]:
+    """One ordinary day plus every DST-change day and the day after it: the only days on which
+    wall-clock arithmetic and real time can disagree."""
+    first = start.astimezone(ZoneInfo(timezone)).date()
+    candidates = {first}
+    for change in offset_change_dates(timezone, start=start, days=days):
+        candidates.update({change, change + timedelta(days=1)})
+    return sorted(candidates)
+
+
 def real_lead_minutes(
     spike_cron: str, timezone: str, lead_minutes: int, *, start: datetime, days: int = 366
 ) -> LeadCheck:
@@ -96,24 +121,44 @@ def real_lead_minutes(
     """
     zone = ZoneInfo(timezone)
     prewarm_cron = shift_cron(spike_cron, -lead_minutes)
-    cursor = start.astimezone(zone)
-    end = cursor + timedelta(days=days)
-    spikes = croniter(spike_cron, cursor)
+    minute, hour = (int(part) for part in spike_cron.split()[:2])
     shortest, longest = float("inf"), 0.0
     first_short: datetime | None = None
-    while True:
-        spike_local: datetime = spikes.get_next(datetime)
-        if spike_local > end:
-            break
+    for day in _candidate_days(timezone, start, days):
+        wall = datetime(day.year, day.month, day.day, hour, minute)
+        if not croniter.match(spike_cron, wall):
+            continue
+        spike_local = wall.replace(tzinfo=zone)
         # The pre-warm trigger that fires last before this spike, as KEDA would evaluate it.
         prewarm_local: datetime = croniter(prewarm_cron, spike_local).get_prev(datetime)
-        real = spike_local.astimezone(ZoneInfo("UTC")) - prewarm_local.astimezone(ZoneInfo("UTC"))
+        real = spike_local.astimezone(UTC) - prewarm_local.astimezone(UTC)
         real_minutes = real.total_seconds() / 60
         if real_minutes < lead_minutes and first_short is None:
             first_short = spike_local
         shortest = min(shortest, real_minutes)
         longest = max(longest, real_minutes)
+    if longest == 0.0:  # the cron never fires on a candidate day: nothing can go wrong
+        shortest = longest = float(lead_minutes)
     return LeadCheck(shortest, longest, first_short)
+
+
+def skipped_dates(cron: str, timezone: str, *, start: datetime, days: int = 366) -> list[date]:
+    """Dates within `days` on which `cron` should fire but its wall-clock time does not exist.
+
+    Spring-forward skips an hour of local time; a cron time inside it never fires that day
+    (KEDA's scheduler skips it), so a pre-warm or a spike there silently goes missing.
+    """
+    zone = ZoneInfo(timezone)
+    minute, hour = (int(part) for part in cron.split()[:2])
+    skipped = []
+    for day in _candidate_days(timezone, start, days):
+        wall = datetime(day.year, day.month, day.day, hour, minute)
+        if not croniter.match(cron, wall):
+            continue
+        round_trip = wall.replace(tzinfo=zone).astimezone(UTC).astimezone(zone).replace(tzinfo=None)
+        if round_trip != wall:
+            skipped.append(day)
+    return skipped
 
 
 def next_occurrence_utc(cron: str, timezone: str, after: datetime) -> datetime:

@@ -20,6 +20,7 @@ from inferstack.components.schedule import (
     next_occurrence_utc,
     real_lead_minutes,
     shift_cron,
+    skipped_dates,
 )
 from inferstack.components.spec import BatchPool, InferenceServiceSpec, Realtime
 
@@ -158,16 +159,34 @@ def _prewarm_windows(
         path = f"traffic.spikes[{index}].cron"
         lead = cold_minutes
         note = f"measured cold start {profile.cold_start.total_seconds:.0f} s"
+        skipped = skipped_dates(spike.cron, spike.timezone, start=now)
+        if skipped:
+            problems.append(
+                Problem(
+                    path,
+                    f"{spike.cron!r} falls in the hour that {spike.timezone} skips when clocks "
+                    f"go forward (next on {skipped[0]:%Y-%m-%d}), so the spike's schedule would "
+                    "not fire that day; move the start outside the DST change (e.g. 03:00)",
+                )
+            )
+            continue
         try:
             check = real_lead_minutes(spike.cron, spike.timezone, lead, start=now)
-            if check.shortest_real_minutes < lead:
-                lead += DST_MARGIN_MINUTES
-                note += (
-                    f" + {DST_MARGIN_MINUTES} min because a DST change shortens the window "
-                    f"(first on {check.first_short_occurrence:%Y-%m-%d})"
-                )
             start = shift_cron(spike.cron, -lead)
+            skipped_start = skipped_dates(start, spike.timezone, start=now)
+            if check.shortest_real_minutes < lead or skipped_start:
+                lead += DST_MARGIN_MINUTES
+                when = check.first_short_occurrence or skipped_start[0]
+                note += (
+                    f" + {DST_MARGIN_MINUTES} min because a DST change shortens or skips the "
+                    f"window (first on {when:%Y-%m-%d})"
+                )
+                start = shift_cron(spike.cron, -lead)
             end = shift_cron(spike.cron, spike.duration_minutes)
+            if skipped_dates(end, spike.timezone, start=now):
+                # An end time that does not exist would keep the floor up until the next day.
+                end = shift_cron(spike.cron, spike.duration_minutes + DST_MARGIN_MINUTES)
+                note += f"; ends {DST_MARGIN_MINUTES} min later to avoid the skipped hour"
         except CronShiftError as error:
             problems.append(Problem(path, str(error)))
             continue

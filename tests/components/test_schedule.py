@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 
 import pytest
 
@@ -11,6 +11,7 @@ from inferstack.components.schedule import (
     occurrences_per_week,
     real_lead_minutes,
     shift_cron,
+    skipped_dates,
 )
 
 
@@ -65,3 +66,11 @@ def test_occurrences_per_week() -> None:
     assert occurrences_per_week("0 9 * * 1-5", "America/New_York", monday) == 5
     assert occurrences_per_week("0 9 * * *", "UTC", monday) == 7
     assert occurrences_per_week("0 9 1 * *", "UTC", monday) == 0
+
+
+def test_skipped_dates_find_the_spring_forward_gap_only_for_matching_days() -> None:
+    start = datetime(2026, 11, 29, tzinfo=UTC)
+    assert skipped_dates("30 1 * * *", "Europe/London", start=start) == [date(2027, 3, 28)]
+    assert skipped_dates("30 1 * * 1-5", "Europe/London", start=start) == []  # that is a Sunday
+    assert skipped_dates("30 3 * * *", "Europe/London", start=start) == []
+    assert skipped_dates("30 1 * * *", "Asia/Tokyo", start=start) == []

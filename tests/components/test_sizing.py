@@ -242,3 +242,26 @@ def test_sizing_serialises_every_reason() -> None:
         "reason": "baseline 5000 rps / 2240.0 rps per replica, rounded up",
     }
     assert document["batch"]["termination_grace_seconds"]["reason"]
+
+
+def test_spike_inside_the_skipped_hour_is_refused() -> None:
+    spike = {"cron": "30 1 * * *", "timezone": "Europe/London", "duration_minutes": 60, "rps": 9000}
+    with pytest.raises(SpecError) as caught:
+        size(traffic__spikes=[spike])
+    (problem,) = caught.value.problems
+    assert problem.path == "traffic.spikes[0].cron"
+    assert "2027-03-28" in problem.message
+    assert "move the start outside the DST change" in problem.message
+
+
+def test_prewarm_start_inside_the_skipped_hour_starts_an_hour_earlier() -> None:
+    # 03:00 - 90 min = 01:30, which London skips on 2027-03-28: start at 00:30 instead.
+    spike = {"cron": "0 3 * * *", "timezone": "Europe/London", "duration_minutes": 60, "rps": 9000}
+    sizing = size_service(
+        make_spec(traffic__spikes=[spike]), make_profile(node_provision=5310), now=NOW
+    )
+    assert sizing.realtime is not None
+    (window,) = sizing.realtime.prewarm
+    assert window.start_cron == "30 0 * * *"
+    assert window.lead_minutes == 150
+    assert "2027-03-28" in window.reason
