@@ -96,3 +96,15 @@ def test_unknown_stack_is_named(tmp_path: Path) -> None:
     assert result.returncode == 2
     assert "no stack 'nope'" in result.stderr
     assert "dev" in result.stderr
+
+
+def test_scale_to_zero_stack_holds_requests_through_the_http_add_on() -> None:
+    result = preview("--stack", "scale-to-zero", "--json")
+    assert result.returncode == 0, result.stderr
+    document = json.loads(result.stdout)
+    types = {resource["type"] for resource in document["resources"]}
+    assert "kubernetes:http.keda.sh/v1beta1:InterceptorRoute" in types
+    scaler = next(r for r in document["resources"] if r["name"] == "reranker-realtime-scaler")
+    assert scaler["inputs"]["spec"]["minReplicaCount"] == 0
+    hold = document["sizing"]["realtime"]["request_hold_timeout_seconds"]["value"]
+    assert hold >= document["sizing"]["cold_start_seconds"]["value"]
