@@ -13,7 +13,8 @@ entry, so a slow worker never steals back an entry another one already reclaimed
 the delivery counter unchanged: only real deliveries count as attempts.
 
 Dead-lettering appends the entry, the reason and the attempt count to the dead-letter stream
-(default `<stream>:dead`) and acks the original in one MULTI/EXEC transaction.
+(default `<stream>:dead`) and acks the original in one Lua script, again only while this
+consumer owns the entry, so an entry reaches the dead-letter stream once.
 """
 
 from __future__ import annotations
@@ -49,6 +50,20 @@ return owned
 """
 
 
+# KEYS[1] stream, KEYS[2] dead-letter stream; ARGV[1] group, ARGV[2] consumer, ARGV[3] entry
+# id, ARGV[4..] field/value pairs. Appends to the dead-letter stream and acks, atomically, only
+# if this consumer still owns the entry (else another consumer is working it: returns 0).
+_DEAD_LETTER: Final = """
+local entry = redis.call('XPENDING', KEYS[1], ARGV[1], ARGV[3], ARGV[3], 1)
+if #entry ~= 1 or entry[1][2] ~= ARGV[2] then
+  return 0
+end
+redis.call('XADD', KEYS[2], '*', unpack(ARGV, 4))
+redis.call('XACK', KEYS[1], ARGV[1], ARGV[3])
+return 1
+"""
+
+
 class RedisStreamQueue(QueueConsumer):
     """A Redis Streams consumer-group member (see the module docstring)."""
 
@@ -76,6 +91,7 @@ class RedisStreamQueue(QueueConsumer):
         self.dead_letter_stream = dead_letter_stream or f"{stream}:dead"
         self._client = client
         self._set_idle = client.register_script(_SET_IDLE)
+        self._dead_letter = client.register_script(_DEAD_LETTER)
         self._claim_cursor = "0-0"
         try:
             # From the start of the stream: entries written before the first worker are work too.
@@ -216,19 +232,19 @@ class RedisStreamQueue(QueueConsumer):
             )
 
     def dead_letter(self, message: Message, reason: str) -> None:
-        fields: dict[str, Any] = {
-            "body": message.body,
-            "message_id": message.id,
-            "stream": self.stream,
-            "reason": reason,
-            "attempts": message.attempt,
-        }
+        fields: list[Any] = [
+            "body", message.body,
+            "message_id", message.id,
+            "stream", self.stream,
+            "reason", reason,
+            "attempts", message.attempt,
+        ]  # fmt: skip
         if message.header_length is not None:
-            fields["header_length"] = message.header_length
-        pipe = self._client.pipeline(transaction=True)
-        pipe.xadd(self.dead_letter_stream, fields)  # type: ignore[arg-type]
-        pipe.xack(self.stream, self.group, str(message.handle))
-        pipe.execute()
+            fields += ["header_length", message.header_length]
+        self._dead_letter(
+            keys=[self.stream, self.dead_letter_stream],
+            args=[self.group, self.consumer, str(message.handle), *fields],
+        )
 
     def backlog(self) -> int | None:
         for group in self._client.xinfo_groups(self.stream):

@@ -3,13 +3,16 @@
 A result is written to a temporary file in the same directory, fsynced, then hard-linked to its
 final name: `link` fails when the name exists, which makes the write both atomic (the name
 appears with the whole content or not at all) and write-once (a redelivered message cannot
-replace a result). The directory is fsynced once per batch so that the new names survive a
-power loss before the worker acks.
+replace a result). Where the filesystem has O_TMPFILE the temporary has no name at all, so a
+worker killed mid-write leaves no debris; elsewhere it is a `.tmp-*` file, removed after use.
+The directory is fsynced once per batch so that the new names survive a power loss before the
+worker acks.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import tempfile
 from collections.abc import Iterable, Mapping
@@ -18,6 +21,17 @@ from pathlib import Path
 from inferstack.runtime.results import ResultStore, ResultStoreConfigError, result_key
 
 SUFFIX = ".json"
+# What O_TMPFILE and linkat through /proc fail with where the filesystem, kernel or sandbox
+# does not allow them.
+_NO_TMPFILE = {
+    errno.EOPNOTSUPP,
+    errno.EISDIR,
+    errno.EINVAL,
+    errno.ENOENT,
+    errno.EXDEV,
+    errno.EPERM,
+    errno.EACCES,
+}
 
 
 class DirectoryStore(ResultStore):
@@ -26,6 +40,7 @@ class DirectoryStore(ResultStore):
     def __init__(self, directory: Path, *, uri: str | None = None) -> None:
         self.directory = directory
         self.uri = uri or directory.as_uri()
+        self._anonymous = hasattr(os, "O_TMPFILE") and Path("/proc/self/fd").is_dir()
         try:
             directory.mkdir(parents=True, exist_ok=True)
         except OSError as error:
@@ -51,19 +66,51 @@ class DirectoryStore(ResultStore):
     def put_many(self, results: Mapping[str, bytes]) -> dict[str, bool]:
         written: dict[str, bool] = {}
         for message_id, document in results.items():
-            written[message_id] = self._put(message_id, document)
+            written[message_id] = self._put(self.path(message_id), document)
         if results:
             _fsync_directory(self.directory)
         return written
 
-    def _put(self, message_id: str, document: bytes) -> bool:
-        final = self.path(message_id)
+    def _put(self, final: Path, document: bytes) -> bool:
+        if self._anonymous:
+            try:
+                return self._put_anonymous(final, document)
+            except OSError as error:
+                if error.errno not in _NO_TMPFILE:
+                    raise
+                self._anonymous = False  # No O_TMPFILE here: use named temporaries.
+        return self._put_named(final, document)
+
+    def _put_anonymous(self, final: Path, document: bytes) -> bool:
+        descriptor = os.open(self.directory, os.O_TMPFILE | os.O_WRONLY, 0o644)
+        try:
+            _write_all(descriptor, document)
+            directory = os.open(self.directory, os.O_RDONLY | os.O_DIRECTORY)
+            try:
+                # linkat(AT_SYMLINK_FOLLOW) through /proc gives the unnamed inode its name.
+                # A dir fd makes CPython call linkat; with none it calls link(), which would
+                # link the /proc symlink itself.
+                os.link(
+                    f"/proc/self/fd/{descriptor}",
+                    final.name,
+                    dst_dir_fd=directory,
+                    follow_symlinks=True,
+                )
+            except FileExistsError:
+                return False
+            finally:
+                os.close(directory)
+            return True
+        finally:
+            os.close(descriptor)
+
+    def _put_named(self, final: Path, document: bytes) -> bool:
         descriptor, temporary = tempfile.mkstemp(prefix=".tmp-", suffix=SUFFIX, dir=self.directory)
         try:
-            with os.fdopen(descriptor, "wb") as handle:
-                handle.write(document)
-                handle.flush()
-                os.fsync(handle.fileno())
+            try:
+                _write_all(descriptor, document)
+            finally:
+                os.close(descriptor)
             try:
                 os.link(temporary, final)
             except FileExistsError:
@@ -81,6 +128,13 @@ class DirectoryStore(ResultStore):
             return self.path(message_id).read_bytes()
         except FileNotFoundError:
             return None
+
+
+def _write_all(descriptor: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(descriptor, view) :]
+    os.fsync(descriptor)
 
 
 def _fsync_directory(directory: Path) -> None:

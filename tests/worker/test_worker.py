@@ -366,3 +366,12 @@ def test_result_rows_match_a_direct_model_call(store: DirectoryStore) -> None:
     output = result(store, message_id)["outputs"][0]
     assert output["shape"] == [2, 4]
     assert output["data"] == (rows * 2).ravel().tolist()
+
+
+def test_directory_store_without_o_tmpfile_uses_named_temporaries(tmp_path: Path) -> None:
+    store = DirectoryStore(tmp_path)
+    store._anonymous = False  # As on a filesystem without O_TMPFILE.
+    assert store.put_many({"a": b"1"}) == {"a": True}
+    assert store.put_many({"a": b"2"}) == {"a": False}
+    assert [p.name for p in tmp_path.iterdir()] == ["a.json"]
+    assert store.get("a") == b"1"
