@@ -12,6 +12,7 @@ every error names the offending input and says what to send instead.
 
 from __future__ import annotations
 
+import json
 import math
 import struct
 from collections.abc import Mapping, Sequence
@@ -103,8 +104,8 @@ def decode_request(
             return _decode_raw_binary(body, model)
         header_bytes, binary = body[:header_length], body[header_length:]
     try:
-        document = orjson.loads(header_bytes)
-    except orjson.JSONDecodeError as error:
+        document = _loads(header_bytes)
+    except ValueError as error:
         raise ProtocolError(
             f"the request body is not valid JSON ({error}); send a v2 inference request "
             '{"inputs": [{"name", "shape", "datatype", "data"}]}'
@@ -112,6 +113,35 @@ def decode_request(
     if not isinstance(document, dict):
         raise ProtocolError("the request body must be a JSON object with an 'inputs' list")
     return _decode_document(document, binary, model)
+
+
+def _loads(data: bytes) -> Any:
+    """Parse JSON; NaN, Infinity and -Infinity are accepted as Triton accepts them.
+
+    perf_analyzer's random FP32 data contains them and Triton's parser allows them, so the
+    strict (and fast) parser is tried first and the permissive one only when it refuses.
+    """
+    try:
+        return orjson.loads(data)
+    except orjson.JSONDecodeError:
+        return json.loads(data)
+
+
+def _dumps(document: Any, arrays_finite: bool) -> bytes:
+    """Serialise a v2 document; non-finite floats are written as NaN/Infinity, not null."""
+    if arrays_finite:
+        return orjson.dumps(document, option=orjson.OPT_SERIALIZE_NUMPY)
+    return json.dumps(document, default=_jsonable, separators=(",", ":")).encode()
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    raise TypeError(f"{type(value).__name__} is not JSON serialisable")
+
+
+def _finite(array: np.ndarray) -> bool:
+    return array.dtype.kind != "f" or bool(np.isfinite(array).all())
 
 
 def _decode_document(document: dict[str, Any], binary: bytes, model: Signature) -> InferRequest:
@@ -422,6 +452,7 @@ def encode_response(
     )
     entries: list[dict[str, Any]] = []
     chunks: list[bytes] = []
+    finite = True
     for name, binary in selected:
         array = outputs[name]
         datatype = datatype_of(array)
@@ -432,13 +463,14 @@ def encode_response(
             chunks.append(chunk)
         else:
             entry["data"] = _to_json_data(array, datatype)
+            finite = finite and _finite(array)
         entries.append(entry)
     document: dict[str, Any] = {"model_name": model_name, "outputs": entries}
     if model_version is not None:
         document["model_version"] = model_version
     if request_id is not None:
         document["id"] = request_id
-    header = orjson.dumps(document, option=orjson.OPT_SERIALIZE_NUMPY)
+    header = _dumps(document, finite)
     if not chunks:
         return EncodedBody(header, None)
     return EncodedBody(header + b"".join(chunks), len(header))
@@ -454,6 +486,7 @@ def encode_request(
     """Encode a v2 inference request (for clients, tests and benchmarks)."""
     entries: list[dict[str, Any]] = []
     chunks: list[bytes] = []
+    finite = True
     for name, array in inputs.items():
         datatype = datatype_of(array)
         entry: dict[str, Any] = {"name": name, "datatype": datatype, "shape": list(array.shape)}
@@ -463,13 +496,14 @@ def encode_request(
             chunks.append(chunk)
         else:
             entry["data"] = _to_json_data(array, datatype)
+            finite = finite and _finite(array)
         entries.append(entry)
     document: dict[str, Any] = {"inputs": entries}
     if request_id is not None:
         document["id"] = request_id
     if binary_output:
         document["parameters"] = {"binary_data_output": True}
-    header = orjson.dumps(document, option=orjson.OPT_SERIALIZE_NUMPY)
+    header = _dumps(document, finite)
     if not chunks:
         return EncodedBody(header, None)
     return EncodedBody(header + b"".join(chunks), len(header))
@@ -480,7 +514,7 @@ def decode_response(body: bytes, *, header_length: int | None = None) -> dict[st
     header, binary = (
         (body, b"") if header_length is None else (body[:header_length], body[header_length:])
     )
-    document = orjson.loads(header)
+    document = _loads(header)
     if "error" in document:
         raise ProtocolError(str(document["error"]))
     result: dict[str, np.ndarray] = {}

@@ -170,3 +170,17 @@ def test_inputs_must_agree_on_rows():
     )
     with pytest.raises(ProtocolError, match="disagree on the batch dimension"):
         decode_request(payload, model)
+
+
+def test_non_finite_floats_travel_as_triton_writes_them():
+    # perf_analyzer's random FP32 data holds NaN and infinities, written unquoted as Triton does.
+    payload = (
+        b'{"inputs": [{"name": "input", "datatype": "FP32", "shape": [1, 4], '
+        b'"data": [NaN, Infinity, -Infinity, 1.5]}]}'
+    )
+    values = decode_request(payload, MLP).inputs["input"]
+    assert np.isnan(values[0, 0])
+    assert values[0, 1:].tolist() == [np.inf, -np.inf, 1.5]
+    encoded = encode_response("mlp", {"output": values})
+    assert b"NaN,Infinity,-Infinity,1.5" in encoded.body
+    np.testing.assert_array_equal(decode_response(encoded.body)["output"], values)
