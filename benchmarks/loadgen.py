@@ -25,7 +25,7 @@ PYTHON = sys.executable
 
 _LUA = """
 wrk.method = "POST"
-wrk.headers["Content-Type"] = "application/json"
+%(headers)s
 local f = assert(io.open("%(body)s", "rb"))
 wrk.body = f:read("*a")
 f:close()
@@ -114,8 +114,20 @@ def stop_server(process: subprocess.Popen[bytes]) -> None:
         process.wait()
 
 
-def wrk(url: str, body: bytes, connections: int, seconds: float, threads: int = 1) -> LoadResult:
+def wrk(
+    url: str,
+    body: bytes,
+    connections: int,
+    seconds: float,
+    *,
+    headers: Mapping[str, str] | None = None,
+    threads: int = 1,
+) -> LoadResult:
     """POST `body` to `url` from `connections` keep-alive connections for `seconds`."""
+    all_headers = {"Content-Type": "application/json", **(headers or {})}
+    header_lines = "\n".join(
+        f'wrk.headers["{name}"] = "{value}"' for name, value in all_headers.items()
+    )
     binary = shutil.which("wrk")
     if binary is None:
         raise RuntimeError("wrk is not installed; apt-get install wrk")
@@ -123,7 +135,7 @@ def wrk(url: str, body: bytes, connections: int, seconds: float, threads: int = 
         body_path = Path(folder, "body.json")
         body_path.write_bytes(body)
         script = Path(folder, "post.lua")
-        script.write_text(_LUA % {"body": body_path})
+        script.write_text(_LUA % {"body": body_path, "headers": header_lines})
         completed = subprocess.run(
             [
                 binary,
