@@ -199,6 +199,16 @@ class SpotAdmission:
 
     reason: str
     provider: str
+    """`aws`, `gcp`, `azure`, or "" when any provider's spot nodes are admitted."""
+
+
+@dataclass(frozen=True)
+class SpotAdmissions:
+    """Every way a pod spec admits spot capacity; the first reason is the one reported."""
+
+    reason: str
+    providers: frozenset[str]
+    """Whose spot nodes are admitted; contains "" when any provider's are."""
 
 
 def _is_spot_value(spot: SpotKey, value: Any) -> bool:
@@ -236,7 +246,7 @@ def _term_effect(term: Mapping[str, Any]) -> tuple[str, SpotKey] | None:
     return effects[0] if effects else None
 
 
-def spot_admission(spec: Mapping[str, Any]) -> SpotAdmission | None:
+def spot_admission(spec: Mapping[str, Any]) -> SpotAdmissions | None:
     """Whether a pod spec admits spot nodes (EKS, Karpenter, GKE and AKS conventions).
 
     Admits means: its nodeSelector or node affinity (required or preferred) asks for spot, or it
@@ -278,7 +288,9 @@ def spot_admission(spec: Mapping[str, Any]) -> SpotAdmission | None:
             admission = _toleration_admits_spot(mapping_of(toleration))
             if admission:
                 reasons.append(admission)
-    return reasons[0] if reasons else None
+    if not reasons:
+        return None
+    return SpotAdmissions(reasons[0].reason, frozenset(r.provider for r in reasons))
 
 
 def _toleration_admits_spot(toleration: Mapping[str, Any]) -> SpotAdmission | None:

@@ -95,13 +95,16 @@ def _max_job_seconds(
     return default
 
 
-def _notice_seconds(provider: str, config: Mapping[str, Any]) -> float:
+def _notice_seconds(providers: frozenset[str], config: Mapping[str, Any]) -> tuple[float, str]:
+    """The shortest notice among the providers whose spot nodes the pods admit, and whose."""
     notices = {
         "aws": float(config_value(config, RULE, "awsInterruptionNoticeSeconds")),
         "gcp": float(config_value(config, RULE, "gcpInterruptionNoticeSeconds")),
         "azure": float(config_value(config, RULE, "azureInterruptionNoticeSeconds")),
     }
-    return notices.get(provider, min(notices.values()))
+    candidates = notices if "" in providers else {p: notices[p] for p in providers}
+    provider = min(candidates, key=lambda name: candidates[name])
+    return candidates[provider], provider
 
 
 def check(resources: Sequence[Resource], config: Mapping[str, Any]) -> list[Finding]:
@@ -161,9 +164,9 @@ def check(resources: Sequence[Resource], config: Mapping[str, Any]) -> list[Find
             grace = as_number(spec.get("terminationGracePeriodSeconds"))
             if grace is None:
                 grace = KUBERNETES_DEFAULT_GRACE_SECONDS
-            notice = _notice_seconds(admission.provider, config)
+            notice, provider = _notice_seconds(admission.providers, config)
             if grace > notice:
-                where = f"{admission.provider.upper()} " if admission.provider else ""
+                where = f"{provider.upper()} "
                 findings.append(
                     Finding(
                         f"{kube.kind_of(resource.type)} runs on spot ({admission.reason}) with "

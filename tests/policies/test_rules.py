@@ -601,3 +601,27 @@ def test_workload_security(path: str, value: Any, expected: str) -> None:
     props = b.mutated(b.deployment_props(), path, value)
     [message] = security_messages(b.resource("kubernetes:apps/v1:Deployment", "llm", props))
     assert expected in message
+
+
+def test_worker_admitting_several_clouds_gets_the_shortest_notice() -> None:
+    preferences = [
+        {
+            "weight": 100.0,
+            "preference": {"matchExpressions": [{"key": key, "operator": "In", "values": [value]}]},
+        }
+        for key, value in (
+            ("karpenter.sh/capacity-type", "spot"),
+            ("cloud.google.com/gke-spot", "true"),
+        )
+    ]
+    props = b.mutated(
+        b.deployment_props("worker", "batch"), "spec.template.spec.nodeSelector", None
+    )
+    props = b.mutated(
+        props,
+        "spec.template.spec.affinity",
+        {"nodeAffinity": {"preferredDuringSchedulingIgnoredDuringExecution": preferences}},
+    )
+    props = b.mutated(props, "spec.template.spec.terminationGracePeriodSeconds", 60.0)
+    [message] = durability_messages([b.resource("kubernetes:apps/v1:Deployment", "worker", props)])
+    assert "GCP interruption notice (30 s)" in message
