@@ -12,23 +12,17 @@ import argparse
 import json
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from inferstack.components.capture import (
-    CaptureError,
-    capture_program,
-    engine_config,
-    read_project,
-)
-from inferstack.policies.engine import (
-    PackProcess,
-    PolicyRunError,
-    StackContext,
-    analyze,
-    read_pack,
-)
+# Only light modules at import time: gRPC and the Pulumi SDK are imported while the pack boots
+# and the program runs, so the three overlap instead of queueing (see `run`).
 from inferstack.policies.pack_config import ConfigEntry, PackConfigError, load_config_file
-from inferstack.policies.report import as_json, render_text, summary
+from inferstack.policies.pack_process import PackProcess, PolicyRunError, StackContext, read_pack
+
+if TYPE_CHECKING:
+    from inferstack.components.capture import Capture
 
 DEFAULT_PACK_DIR = Path(__file__).resolve().parent
 """This package's directory is the pack (`PulumiPolicy.yaml` and `__main__.py` live here)."""
@@ -76,11 +70,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
+class _UsageError(ValueError):
+    """A bad command line: the message names the option and the fix."""
+
+
 def _find_project_dir(start: Path) -> Path:
     for directory in (start, *start.parents):
         if (directory / "Pulumi.yaml").is_file():
             return directory
-    raise CaptureError(
+    raise _UsageError(
         f"no Pulumi.yaml in {start} or any parent; run from the project or pass --program DIR"
     )
 
@@ -90,7 +88,7 @@ def _config_overrides(pairs: list[str], project: str) -> dict[str, str]:
     for pair in pairs:
         key, separator, value = pair.partition("=")
         if not separator or not key:
-            raise CaptureError(f"--config {pair!r}: write KEY=VALUE, e.g. --config {project}:x=1")
+            raise _UsageError(f"--config {pair!r}: write KEY=VALUE, e.g. --config {project}:x=1")
         overrides[key if ":" in key else f"{project}:{key}"] = value
     return overrides
 
@@ -103,6 +101,13 @@ def _error(message: str) -> int:
 def run(args: argparse.Namespace) -> int:
     """Capture the program, run the pack over it, print the verdict; 1 on mandatory violations."""
     started = time.perf_counter()
+    from inferstack.components.capture import (
+        CaptureError,
+        capture_program,
+        engine_config,
+        read_project,
+    )
+
     try:
         user_config: dict[str, ConfigEntry] = (
             load_config_file(args.policy_pack_config) if args.policy_pack_config else {}
@@ -121,16 +126,21 @@ def run(args: argparse.Namespace) -> int:
         has_stack_file = (project.stack_config_dir / f"Pulumi.{args.stack}.yaml").is_file()
         config = engine_config(project, args.stack) if has_stack_file or not args.program else {}
         config.update(_config_overrides(args.config, project.name))
-    except (CaptureError, PackConfigError, PolicyRunError) as error:
+    except (_UsageError, CaptureError, PackConfigError, PolicyRunError) as error:
         return _error(str(error))
 
     context = StackContext(project=project.name, stack=args.stack, config=config)
-    # Boot the pack while the program runs: both spend most of their time importing.
-    with PackProcess(pack, context) as process:
+    # The pack boots and the program runs (each in its own process) while this one imports the
+    # RPC driver: all three spend most of their time importing.
+    with PackProcess(pack, context) as process, ThreadPoolExecutor(1) as pool:
+        capturing = pool.submit(
+            capture_program, program_dir, stack=args.stack, config=config, project_dir=project_dir
+        )
+        from inferstack.policies.engine import analyze
+        from inferstack.policies.report import as_json, render_text, summary
+
         try:
-            capture = capture_program(
-                program_dir, stack=args.stack, config=config, project_dir=project_dir
-            )
+            capture: Capture = capturing.result()
             captured = time.perf_counter()
             result = analyze(
                 process,

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from inferstack.policies.engine import AnalysisResult
+if TYPE_CHECKING:
+    from inferstack.policies.engine import AnalysisResult
 
 _INDENT = "    "
 
