@@ -6,8 +6,8 @@ retry storm or a stuck metric into an unbounded bill. A max above what the servi
 is the same risk with extra steps.
 
 Fix: set `scalingConfig.maxSize` (EKS), `autoscaling.maxNodeCount`/`totalMaxNodeCount` (GKE),
-`maxReplicaCount` (ScaledObject, ScaledJob), `replicas.max` (HTTPScaledObject) or `maxReplicas`
-(HPA), at or below the configured ceilings.
+`spec.limits["nvidia.com/gpu"]` (Karpenter NodePool), `maxReplicaCount` (ScaledObject,
+ScaledJob), `replicas.max` (HTTPScaledObject) or `maxReplicas` (HPA), within the ceilings.
 """
 
 from __future__ import annotations
@@ -34,6 +34,19 @@ GKE_NODE_POOL: Final = "gcp:container/nodePool:NodePool"
 _AWS_GPU_INSTANCE: Final = re.compile(r"^(p\d|g\d|gr\d|inf\d|trn\d)", re.IGNORECASE)
 _AWS_GPU_AMI: Final = re.compile(r"GPU|NVIDIA|NEURON", re.IGNORECASE)
 _GCP_GPU_MACHINE: Final = re.compile(r"^(a2|a3|a4|g2|g4)-", re.IGNORECASE)
+KARPENTER_NODE_POOLS: Final = frozenset(
+    {"kubernetes:karpenter.sh/v1:NodePool", "kubernetes:karpenter.sh/v1beta1:NodePool"}
+)
+_KARPENTER_GPU_KEYS: Final = frozenset(
+    {
+        "karpenter.k8s.aws/instance-gpu-count",
+        "karpenter.k8s.aws/instance-gpu-name",
+        "karpenter.k8s.aws/instance-gpu-manufacturer",
+    }
+)
+_KARPENTER_TYPE_KEYS: Final = frozenset(
+    {"karpenter.k8s.aws/instance-family", "node.kubernetes.io/instance-type"}
+)
 KEDA_DEFAULT_MAX: Final = 100.0
 
 
@@ -51,6 +64,20 @@ def _is_gpu_node_pool(resource: Resource) -> bool:
     return bool(list_of(node_config.get("guestAccelerators"))) or (
         isinstance(machine, str) and bool(_GCP_GPU_MACHINE.match(machine))
     )
+
+
+def _is_gpu_karpenter_pool(resource: Resource) -> bool:
+    """A Karpenter NodePool that provisions accelerator instances (by GPU key or instance type)."""
+    for requirement in list_of(resource.get("spec.template.spec.requirements")):
+        requirement = mapping_of(requirement)
+        key = requirement.get("key")
+        if key in _KARPENTER_GPU_KEYS and requirement.get("operator") != "DoesNotExist":
+            return True
+        values = [str(v) for v in list_of(requirement.get("values"))]
+        typed = key in _KARPENTER_TYPE_KEYS and requirement.get("operator") == "In"
+        if typed and any(_AWS_GPU_INSTANCE.match(v) for v in values):
+            return True
+    return False
 
 
 def _node_max(resource: Resource) -> tuple[float | None, str]:
@@ -117,6 +144,19 @@ def check(resources: Sequence[Resource], config: Mapping[str, Any]) -> list[Find
                         f"GPU node pool allows {format_number(maximum)} nodes ({field}), above "
                         f"the ceiling of {format_number(node_ceiling)}; lower {field} or raise "
                         "maxGpuNodes in the policy config if the service was sized for it",
+                        resource.urn,
+                    )
+                )
+            continue
+        if resource.type in KARPENTER_NODE_POOLS and _is_gpu_karpenter_pool(resource):
+            limits = mapping_of(resource.get("spec.limits"))
+            gpus = [name for name in limits if kube.is_gpu_resource_name(str(name))]
+            if not gpus:
+                findings.append(
+                    Finding(
+                        "Karpenter NodePool provisions GPU instances with no GPU limit in "
+                        "spec.limits, so it can launch GPUs without bound; set spec.limits"
+                        '["nvidia.com/gpu"] to the GPUs the service was sized for',
                         resource.urn,
                     )
                 )

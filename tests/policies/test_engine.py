@@ -173,6 +173,59 @@ def test_exception_in_a_policy_fails_the_run(tmp_path: Path) -> None:
         analyze(process, [b.stack_record()], CONTEXT)
 
 
+REMEDIATING_PACK = """
+from pulumi_policy import (
+    EnforcementLevel, PolicyPack, ResourceValidationPolicy, StackValidationPolicy,
+)
+
+QUEUE = "aws:sqs/queue:Queue"
+
+
+def tag(args):
+    if args.resource_type != QUEUE:
+        return None
+    props = dict(args.props)
+    props["tags"] = {"team": "ml"}
+    return props
+
+
+def tagged(args, report):
+    if args.resource_type == QUEUE and "team" not in args.props.get("tags", {}):
+        report("untagged")
+
+
+def stack_tagged(args, report):
+    for r in args.resources:
+        if r.resource_type == QUEUE and not r.props.get("tags"):
+            report("untagged in stack", r.urn)
+
+
+PolicyPack("fixer", [
+    ResourceValidationPolicy("add-team-tag", "Tags queues.", remediate=tag,
+                             enforcement_level=EnforcementLevel.REMEDIATE),
+    ResourceValidationPolicy("team-tag", "Queues carry a team tag.", tagged,
+                             enforcement_level=EnforcementLevel.MANDATORY),
+    StackValidationPolicy("stack-team-tag", "Queues carry a team tag.", stack_tagged,
+                          enforcement_level=EnforcementLevel.MANDATORY),
+])
+"""
+
+
+def test_remediation_rewrites_inputs_before_analysis(tmp_path: Path) -> None:
+    """Remediate runs first; its properties replace what Analyze and AnalyzeStack see."""
+    (tmp_path / "PulumiPolicy.yaml").write_text("runtime: python\nversion: 1.2.3\n")
+    (tmp_path / "__main__.py").write_text(REMEDIATING_PACK)
+    queue = b.record(
+        "aws:sqs/queue:Queue", "jobs", {"visibilityTimeoutSeconds": 60.0}, version="7.51.1"
+    )
+    with PackProcess(read_pack(tmp_path), CONTEXT) as process:
+        result = analyze(process, [b.stack_record(), queue], CONTEXT)
+    assert result.pack_version == "1.2.3"
+    assert result.config["add-team-tag"].enforcement == "remediate"
+    assert result.diagnostics == []
+    assert result.remediations == [{"policy": "add-team-tag", "urn": queue.urn}]
+
+
 def test_not_a_pack(tmp_path: Path) -> None:
     with pytest.raises(PolicyRunError, match="is not a policy pack"):
         read_pack(tmp_path)

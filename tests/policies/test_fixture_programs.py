@@ -52,6 +52,10 @@ def test_one_change_violates_exactly_that_policy(
     capsys: pytest.CaptureFixture[str], policy: str
 ) -> None:
     code, violations = check(capsys, "--config", f"violate={policy}")
+    assert all(
+        set(v) >= {"policy", "level", "resource_type", "resource_name", "message"}
+        for v in violations
+    )
     assert [
         (v["policy"], v["resource_type"], v["resource_name"], v["level"]) for v in violations
     ] == [(policy, *EXPECTED_RESOURCE[policy], "mandatory")]

@@ -625,3 +625,33 @@ def test_worker_admitting_several_clouds_gets_the_shortest_notice() -> None:
     props = b.mutated(props, "spec.template.spec.terminationGracePeriodSeconds", 60.0)
     [message] = durability_messages([b.resource("kubernetes:apps/v1:Deployment", "worker", props)])
     assert "GCP interruption notice (30 s)" in message
+
+
+def test_karpenter_gpu_pool_needs_a_gpu_limit() -> None:
+    props: dict[str, Any] = {
+        "spec": {
+            "template": {
+                "spec": {
+                    "requirements": [
+                        {
+                            "key": "karpenter.k8s.aws/instance-family",
+                            "operator": "In",
+                            "values": ["g6", "g6e"],
+                        }
+                    ]
+                }
+            },
+            "limits": {"nvidia.com/gpu": "16"},
+        }
+    }
+    pool_type = "kubernetes:karpenter.sh/v1:NodePool"
+    assert bounded_messages([b.resource(pool_type, "gpu", props)]) == []
+    [message] = bounded_messages(
+        [b.resource(pool_type, "gpu", b.mutated(props, "spec.limits", None))]
+    )
+    assert 'spec.limits["nvidia.com/gpu"]' in message
+    cpu_pool = b.mutated(props, "spec.template.spec.requirements.0.values", ["m7i"])
+    assert (
+        bounded_messages([b.resource(pool_type, "cpu", b.mutated(cpu_pool, "spec.limits", None))])
+        == []
+    )
