@@ -28,7 +28,7 @@ from inferstack.policies.conventions import (
     TIER_LABEL,
     TIER_REALTIME,
 )
-from inferstack.runtime import settings as runtime_env
+from inferstack.runtime import env_names as runtime_env
 
 Tier = Literal["realtime", "batch"]
 Manifest = dict[str, Any]

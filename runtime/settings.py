@@ -18,31 +18,11 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from inferstack.runtime.batcher import BatcherConfig
-
-ENV_PREFIX: Final = "INFERSTACK_"
-
-ENV_MODEL: Final = "INFERSTACK_MODEL"
-ENV_MODEL_NAME: Final = "INFERSTACK_MODEL_NAME"
-ENV_HOST: Final = "INFERSTACK_HOST"
-ENV_PORT: Final = "INFERSTACK_PORT"
-ENV_MAX_BATCH_SIZE: Final = "INFERSTACK_MAX_BATCH_SIZE"
-ENV_PREFERRED_BATCH_SIZES: Final = "INFERSTACK_PREFERRED_BATCH_SIZES"
-"""Comma-separated, e.g. `16,32`."""
-ENV_MAX_QUEUE_DELAY_MS: Final = "INFERSTACK_MAX_QUEUE_DELAY_MS"
-ENV_MAX_QUEUE_SIZE: Final = "INFERSTACK_MAX_QUEUE_SIZE"
-ENV_REQUEST_TIMEOUT_MS: Final = "INFERSTACK_REQUEST_TIMEOUT_MS"
-"""0 means no timeout."""
-ENV_INSTANCES: Final = "INFERSTACK_INSTANCES"
-ENV_TORCH_THREADS: Final = "INFERSTACK_TORCH_THREADS"
-"""0 means automatic: the CPU budget (cgroup quota or affinity) minus one for the event loop."""
-ENV_DEVICE: Final = "INFERSTACK_DEVICE"
-ENV_DRAIN_GRACE_S: Final = "INFERSTACK_DRAIN_GRACE_S"
-ENV_MAX_REQUEST_BYTES: Final = "INFERSTACK_MAX_REQUEST_BYTES"
-ENV_LOG_LEVEL: Final = "INFERSTACK_LOG_LEVEL"
-ENV_CONFIG: Final = "INFERSTACK_CONFIG"
-"""Path of a config file, when `--config` is not given."""
-
-DEFAULT_PORT: Final = 8000
+from inferstack.runtime.env_names import (
+    DEFAULT_PORT,
+    ENV_CONFIG,
+    ENV_PREFIX,
+)
 
 
 class SettingsError(ValueError):

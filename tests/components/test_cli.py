@@ -50,3 +50,13 @@ def test_runtime_package_does_not_import_pulumi() -> None:
         "print('pulumi' in sys.modules)"
     )
     assert result.stdout.strip() == "False", result.stderr
+
+
+def test_kubernetes_manifests_import_no_runtime_dependencies() -> None:
+    # A Pulumi repo installs inferstack[infra]: no numpy, torch or prometheus_client.
+    result = run_python(
+        "import sys, inferstack.components.k8s_workloads, inferstack.components.k8s_scaling;"
+        "print(sorted(m for m in ('numpy', 'torch', 'prometheus_client') if m in sys.modules))"
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "[]"
