@@ -37,14 +37,14 @@ from loadgen import (  # noqa: E402
     wrk,
 )
 
-from inferstack.runtime.models import configure_torch_threads, load_model  # noqa: E402
-from inferstack.runtime.protocol import encode_request  # noqa: E402
-from inferstack.runtime.settings import (  # noqa: E402
+from inferstack.runtime.env_names import (  # noqa: E402
     ENV_MAX_BATCH_SIZE,
     ENV_MAX_QUEUE_DELAY_MS,
     ENV_TORCH_THREADS,
-    cpu_budget,
 )
+from inferstack.runtime.models import configure_torch_threads, load_model  # noqa: E402
+from inferstack.runtime.protocol import encode_request  # noqa: E402
+from inferstack.runtime.settings import cpu_budget  # noqa: E402
 
 BATCH_SIZES = (1, 2, 4, 8, 16, 32, 64, 128)
 MODEL = "builtin://mlp"
