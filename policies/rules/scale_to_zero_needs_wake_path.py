@@ -3,7 +3,10 @@
 Why: with `minReplicaCount: 0` and only triggers that read the workload's own pod metrics (cpu,
 memory, the runtime's queue depth or in-flight gauges, GPU utilisation), the metrics vanish with
 the last pod. Nothing ever reports demand again, so the service stays at zero and every request
-fails. KEDA's default `minReplicaCount` is 0, so leaving it out has the same effect.
+fails. KEDA's default `minReplicaCount` is 0, so leaving it out has the same effect, and
+`idleReplicaCount: 0` parks the workload at zero too. A PromQL trigger counts as a pod metric when
+it reads the runtime's own series or GPU/CPU utilisation; any other query may come from outside
+the pods (an ingress, a load balancer) and is trusted to wake the workload.
 
 Fix: put a request-holding proxy in front (a KEDA HTTP add-on HTTPScaledObject, or an
 InterceptorRoute plus its external-push trigger) that holds requests and wakes the workload, or
@@ -50,7 +53,9 @@ def check(resources: Sequence[Resource], config: Mapping[str, Any]) -> list[Find
             continue
         raw_min = scaler.get("spec.minReplicaCount")
         minimum = 0.0 if raw_min is None else as_number(raw_min)
-        if minimum != 0:
+        # idleReplicaCount 0 also parks the workload at zero whenever the triggers go quiet.
+        idle = as_number(scaler.get("spec.idleReplicaCount"))
+        if minimum != 0 and idle != 0:
             continue
         triggers = kube.triggers(scaler)
         if not triggers or not all(kube.reads_pod_metrics(t) for t in triggers):
@@ -62,10 +67,13 @@ def check(resources: Sequence[Resource], config: Mapping[str, Any]) -> list[Find
         if not is_realtime or _has_request_holding_proxy(scaler, workload, resources):
             continue
         kinds = ", ".join(sorted({str(mapping_of(t).get("type")) for t in triggers}))
-        implicit = " (KEDA's default when unset)" if raw_min is None else ""
+        if idle == 0 and minimum != 0:
+            zero = "idleReplicaCount 0"
+        else:
+            zero = "minReplicaCount 0" + (" (KEDA's default when unset)" if raw_min is None else "")
         findings.append(
             Finding(
-                f"ScaledObject for a realtime workload has minReplicaCount 0{implicit} and only "
+                f"ScaledObject for a realtime workload has {zero} and only "
                 f"pod-metric triggers ({kinds}), which disappear at zero replicas, and no "
                 "HTTPScaledObject or InterceptorRoute holds requests for it; add a KEDA HTTP "
                 "add-on proxy, a trigger outside the pods, or set minReplicaCount >= 1",

@@ -655,3 +655,9 @@ def test_karpenter_gpu_pool_needs_a_gpu_limit() -> None:
         bounded_messages([b.resource(pool_type, "cpu", b.mutated(cpu_pool, "spec.limits", None))])
         == []
     )
+
+
+def test_idle_replica_count_zero_also_reaches_zero() -> None:
+    scaler = b.scaled_object(b.mutated(b.scaled_object_props(), "spec.idleReplicaCount", 0.0))
+    [finding] = scale_to_zero_needs_wake_path.check([b.deployment(), scaler], NO_CONFIG)
+    assert "idleReplicaCount 0" in finding.message
