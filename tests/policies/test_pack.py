@@ -70,3 +70,27 @@ def test_running_pack_declares_every_rule() -> None:
             k: v for k, v in rule.defaults().items() if v is not None
         }
     assert result.diagnostics == []
+
+
+def test_package_exports_and_stays_light() -> None:
+    """Importing the package (as the components do for conventions) pulls in no Pulumi or gRPC."""
+    import subprocess
+    import sys
+
+    import inferstack.policies
+
+    assert set(inferstack.policies.__all__) == {
+        "ALL_RULES",
+        "UNKNOWN",
+        "Finding",
+        "Resource",
+        "Rule",
+    }
+    probe = (
+        "import sys, inferstack.policies, inferstack.policies.conventions; "
+        "print(sorted(m for m in ('pulumi', 'pulumi_policy', 'grpc') if m in sys.modules))"
+    )
+    loaded = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True
+    ).stdout.strip()
+    assert loaded == "[]"
