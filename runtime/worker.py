@@ -493,6 +493,20 @@ class Worker:
                 failures.extend(_Failure(m, reason, False) for m in computed)
                 computed = []
         done = computed + duplicates
+        processed = [m for m in computed if written.get(m.id, False)]
+        # Logged before the ack: a worker killed after this line still acks nothing, so every
+        # message it names either comes back (and is logged again as a duplicate) or was done.
+        logger.debug(
+            "batch %d: %d processed, %d duplicate",
+            batch.number,
+            len(processed),
+            len(done) - len(processed),
+            extra={
+                "event": "batch",
+                "processed": [m.id for m in processed],
+                "duplicate": [m.id for m in done if not written.get(m.id, False)],
+            },
+        )
         if done:
             self._settle(batch, done)
             try:
@@ -501,25 +515,21 @@ class Worker:
                 # Results are durable; the messages come back after their lease and are then
                 # acked as duplicates without running the model again.
                 logger.warning("ack of %d messages failed: %s", len(done), error)
-        processed = sum(1 for m in computed if written.get(m.id, False))
-        self.metrics.count("processed", processed)
-        self.metrics.count("duplicate", len(done) - processed)
+        self.metrics.count("processed", len(processed))
+        self.metrics.count("duplicate", len(done) - len(processed))
         retried, dead = await self._fail(batch, failures)
-        logger.debug(
-            "batch %d: %d processed, %d duplicate, %d retried, %d dead-lettered",
-            batch.number,
-            processed,
-            len(done) - processed,
-            len(retried),
-            len(dead),
-            extra={
-                "event": "batch",
-                "processed": [m.id for m in computed if written.get(m.id, False)],
-                "duplicate": [m.id for m in done if not written.get(m.id, False)],
-                "retried": [m.id for m in retried],
-                "dead_lettered": [m.id for m in dead],
-            },
-        )
+        if failures:
+            logger.debug(
+                "batch %d: %d retried, %d dead-lettered",
+                batch.number,
+                len(retried),
+                len(dead),
+                extra={
+                    "event": "failures",
+                    "retried": [m.id for m in retried],
+                    "dead_lettered": [m.id for m in dead],
+                },
+            )
 
     async def _fail(
         self, batch: _Batch, failures: Sequence[_Failure]
@@ -761,7 +771,7 @@ def _configure_logging(settings: WorkerSettings) -> None:
     root.handlers[:] = [handler]
     root.setLevel(settings.log_level.upper())
     # Client libraries log every request at debug; keep ours readable.
-    for noisy in ("botocore", "boto3", "urllib3", "google", "grpc"):
+    for noisy in ("botocore", "boto3", "urllib3", "google", "grpc", "redis", "asyncio"):
         logging.getLogger(noisy).setLevel(max(logging.INFO, root.level))
 
 
@@ -779,6 +789,12 @@ def run(args: argparse.Namespace) -> int:
 
 def run_worker(settings: WorkerSettings) -> int:
     """Open everything `settings` names and run the worker; the process exit code."""
+    # Signals that arrive while torch loads (seconds) must not kill the process uncleanly: note
+    # them now, act on them once the loop runs (the worker then exits at once, holding nothing).
+    early_signals: list[int] = []
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda received, _frame: early_signals.append(received))
+
     from inferstack.runtime.models import ModelLoadError, load_model
     from inferstack.runtime.queues import QueueConfigError, open_queue
     from inferstack.runtime.results import ResultStoreConfigError, open_result_store
@@ -848,6 +864,8 @@ def run_worker(settings: WorkerSettings) -> int:
 
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(signum, on_signal, signum)
+        for signum in early_signals:
+            on_signal(signum)
         watcher.start()
         try:
             await worker.run()
