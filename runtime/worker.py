@@ -862,10 +862,10 @@ def run_worker(settings: WorkerSettings) -> int:
             name = signal.Signals(signum).name.lower()
             worker.interrupt(Notice(name, time.monotonic() + grace, f"signal {signals}"))
 
-        for signum in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(signum, on_signal, signum)
-        for signum in early_signals:
-            on_signal(signum)
+        for handled in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(handled, on_signal, handled)
+        for early in early_signals:
+            on_signal(early)
         watcher.start()
         try:
             await worker.run()
