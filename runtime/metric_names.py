@@ -31,7 +31,11 @@ REQUEST_SECONDS: Final = f"{NAMESPACE}_request_seconds"
 WORKER_BACKLOG: Final = f"{NAMESPACE}_worker_backlog_messages"
 WORKER_IN_FLIGHT: Final = f"{NAMESPACE}_worker_inflight_messages"
 WORKER_MESSAGES: Final = f"{NAMESPACE}_worker_messages"
-"""Worker messages by `outcome` (processed, retried, released, dead_lettered)."""
+"""Worker messages by `outcome` (one of WORKER_OUTCOMES)."""
+WORKER_OUTCOMES: Final = ("processed", "duplicate", "retried", "released", "dead_lettered")
+"""`outcome` values of WORKER_MESSAGES: result written; redelivered with its result already
+written (acked without the model); failed and retried later; handed back on a drain; moved to
+the dead-letter queue."""
 
 # Labels every series carries.
 MODEL_LABEL: Final = "model"
