@@ -68,7 +68,7 @@ from inferstack.runtime.queues import Message, QueueConsumer
 
 logger = logging.getLogger("inferstack.worker")
 
-OUTCOMES: Final = ("processed", "duplicate", "retried", "released", "dead_lettered")
+OUTCOMES: Final = names.WORKER_OUTCOMES
 """Values of the worker messages counter's `outcome` label."""
 
 ENV_PREFIX: Final = "INFERSTACK_"

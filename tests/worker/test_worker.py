@@ -375,3 +375,25 @@ def test_directory_store_without_o_tmpfile_uses_named_temporaries(tmp_path: Path
     assert store.put_many({"a": b"2"}) == {"a": False}
     assert [p.name for p in tmp_path.iterdir()] == ["a.json"]
     assert store.get("a") == b"1"
+
+
+def test_metrics_are_exported_under_the_shared_names(store: DirectoryStore) -> None:
+    from prometheus_client import generate_latest
+
+    from inferstack.runtime import metric_names as names
+    from inferstack.runtime.worker import WorkerMetrics
+
+    queue = MemoryQueue()
+    queue.put(request_body([1, 2, 3, 4]))
+    queue.put(b"poison")
+    metrics = WorkerMetrics("double")
+    fast_backlog = settings(backlog_interval_s=0.01)
+    worker = Worker(queue, store, DoublingModel(), fast_backlog, metrics=metrics)
+    run_worker(worker)
+    text = generate_latest(metrics.registry).decode()
+    assert f'{names.WORKER_MESSAGES}_total{{model="double",outcome="processed"}} 1.0' in text
+    assert f'{names.WORKER_MESSAGES}_total{{model="double",outcome="dead_lettered"}} 1.0' in text
+    assert f'{names.WORKER_IN_FLIGHT}{{model="double"}} 0.0' in text
+    assert f'{names.WORKER_BACKLOG}{{model="double"}}' in text
+    for outcome in names.WORKER_OUTCOMES:  # Every outcome exported from the start.
+        assert f'outcome="{outcome}"' in text
