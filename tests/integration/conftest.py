@@ -6,7 +6,9 @@ the one named by an environment variable when CI started it already:
 - `INFERSTACK_TEST_SQS_ENDPOINT` (e.g. `http://127.0.0.1:5000`): moto in server mode, which
   speaks the SQS and S3 wire protocols;
 - `INFERSTACK_TEST_PUBSUB_EMULATOR` (`host:port`): the Google Cloud Pub/Sub emulator
-  (`google-cloud-cli-pubsub-emulator`, a Java program).
+  (`google-cloud-cli-pubsub-emulator`, a Java program);
+- `INFERSTACK_TEST_GCS_ENDPOINT` (e.g. `http://127.0.0.1:9023`): `gcp-storage-emulator`, the
+  GCS JSON API in Python.
 
 A missing server program skips the test on a laptop and fails it when `CI=true`: CI must run
 every test.
@@ -218,6 +220,49 @@ def pubsub_emulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PubSub
     try:
         wait_for_port(port, process, log)
         yield PubSubEmulator(f"127.0.0.1:{port}")
+    finally:
+        stop(process)
+
+
+@dataclass(frozen=True)
+class GcsEmulator:
+    """A running GCS JSON-API emulator (what STORAGE_EMULATOR_HOST takes)."""
+
+    endpoint: str
+
+
+@pytest.fixture(scope="session")
+def gcs_emulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[GcsEmulator]:
+    """`gcp-storage-emulator` (PyPI), in memory: the GCS JSON API over HTTP."""
+    external = os.environ.get("INFERSTACK_TEST_GCS_ENDPOINT")
+    if external:
+        yield GcsEmulator(external.rstrip("/"))
+        return
+    try:
+        import gcp_storage_emulator  # noqa: F401
+    except ImportError:
+        require(False, "gcp-storage-emulator is not installed (pip install gcp-storage-emulator)")
+    directory = tmp_path_factory.mktemp("gcs")
+    port = free_port()
+    log = directory / "gcs.log"
+    with log.open("wb") as output:
+        process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "gcp_storage_emulator",
+                "start",
+                "--host=127.0.0.1",
+                f"--port={port}",
+                "--in-memory",
+            ],  # fmt: skip
+            stdout=output,
+            stderr=subprocess.STDOUT,
+            cwd=directory,
+        )
+    try:
+        wait_for_port(port, process, log)
+        yield GcsEmulator(f"http://127.0.0.1:{port}")
     finally:
         stop(process)
 
