@@ -307,6 +307,7 @@ class Worker:
         self._next_number = 0
         self._batch_s_ewma = 0.0
         self._deadline_timer: asyncio.TimerHandle | None = None
+        self._drain_by = float("inf")
         self._batcher: DynamicBatcher | None = None
 
     # Control -------------------------------------------------------------------------------
@@ -387,8 +388,13 @@ class Worker:
                 await self._wait_any(asyncio.sleep(self.settings.retry_base_s))
                 continue
             if self._stopping.is_set():
-                # Received while the notice arrived: hand them straight back.
-                await self._settle_release(messages)
+                # Received while the notice arrived. Work them if they fit before the deadline
+                # (a release counts as a receive against the queue's dead-letter policy, so
+                # handing back what could be finished costs attempts); else hand them back.
+                if messages and self._fits_another():
+                    self._start_batch(messages)
+                else:
+                    await self._settle_release(messages)
                 break
             if not messages:
                 limit = self.settings.exit_when_idle_s
@@ -654,6 +660,7 @@ class Worker:
         )
         if drain_by == float("inf"):
             return
+        self._drain_by = drain_by
         remaining = drain_by - now
         # Keep the oldest batches while the measured batch time says they finish in time (a
         # batch already running counts whole: conservative). Before any batch finished the
@@ -668,6 +675,14 @@ class Worker:
         if self._deadline_timer is not None:
             self._deadline_timer.cancel()
         self._deadline_timer = self._loop.call_later(max(0.0, remaining), self._deadline)
+
+    def _fits_another(self) -> bool:
+        """Whether one more batch fits before the drain deadline, by the measured batch time."""
+        remaining = self._drain_by - time.monotonic()
+        if remaining <= 0:
+            return False
+        needed = (len(self._batches) + 1) * self._batch_s_ewma
+        return self._batch_s_ewma == 0.0 or needed <= remaining
 
     def _deadline(self) -> None:
         unfinished = [b for b in self._batches.values() if b.task is not None and not b.task.done()]

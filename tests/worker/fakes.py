@@ -53,6 +53,9 @@ class MemoryQueue(QueueConsumer):
     received: threading.Event = field(default_factory=threading.Event)
     extended_event: threading.Event = field(default_factory=threading.Event)
     fail_receive: int = 0
+    receive_gate: threading.Event | None = None
+    """When set, `receive` announces itself on `receiving` and blocks until the gate opens."""
+    receiving: threading.Event = field(default_factory=threading.Event)
 
     def put(self, body: bytes, *, message_id: str | None = None, problem: str | None = None) -> str:
         message_id = message_id or uuid.uuid4().hex
@@ -68,6 +71,10 @@ class MemoryQueue(QueueConsumer):
         if self.fail_receive:
             self.fail_receive -= 1
             raise ConnectionError("queue unreachable")
+        if self.receive_gate is not None and self.visible:
+            self.receiving.set()
+            if not self.receive_gate.wait(GATE_SAFETY_S):
+                raise TimeoutError("test never opened the receive gate")
         batch = []
         for message_id in self.visible[:max_messages]:
             entry = self.entries[message_id]

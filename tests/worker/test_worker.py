@@ -397,3 +397,29 @@ def test_metrics_are_exported_under_the_shared_names(store: DirectoryStore) -> N
     assert f'{names.WORKER_BACKLOG}{{model="double"}}' in text
     for outcome in names.WORKER_OUTCOMES:  # Every outcome exported from the start.
         assert f'outcome="{outcome}"' in text
+
+
+@pytest.mark.parametrize(("notice_in_s", "worked"), [(GATE_SAFETY_S, True), (0.5, False)])
+def test_messages_received_as_the_notice_arrives_are_worked_if_they_fit(
+    store: DirectoryStore, notice_in_s: float, worked: bool
+) -> None:
+    queue = MemoryQueue(receive_gate=threading.Event())
+    ids = [queue.put(request_body([i, 0, 0, 0])) for i in range(3)]
+    worker = Worker(queue, store, DoublingModel(), settings(drain_margin_s=1))
+
+    def go() -> None:
+        assert queue.receiving.wait(GATE_SAFETY_S)
+        worker.interrupt(Notice("gcp-preempted", time.monotonic() + notice_in_s, "test"))
+        assert queue.receive_gate is not None
+        queue.receive_gate.set()
+
+    thread = threading.Thread(target=go)
+    thread.start()
+    run_worker(worker)
+    thread.join()
+    if worked:  # Plenty of time: finishing them beats handing them back (an attempt each).
+        assert sorted(queue.acked) == sorted(ids)
+        assert queue.released == []
+    else:  # Past the margin already: handed back untouched.
+        assert queue.acked == []
+        assert sorted(queue.released) == sorted(ids)
