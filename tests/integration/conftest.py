@@ -26,6 +26,7 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -82,7 +83,8 @@ class RedisServer:
 
     url: str
 
-    def client(self):  # noqa: ANN201 - redis.Redis, imported lazily.
+    def client(self) -> Any:
+        """A redis-py client (typed Any: redis-py's generic client type varies by version)."""
         import redis
 
         return redis.Redis.from_url(self.url)
@@ -139,7 +141,8 @@ class AwsServer:
             "AWS_REGION": "us-east-1",
         }
 
-    def client(self, service: str):  # noqa: ANN201 - a boto3 client.
+    def client(self, service: str) -> Any:
+        """A boto3 client for `service` on this endpoint."""
         import boto3
 
         return boto3.client(
@@ -239,7 +242,7 @@ def gcs_emulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[GcsEmulat
         yield GcsEmulator(external.rstrip("/"))
         return
     try:
-        import gcp_storage_emulator  # noqa: F401
+        import gcp_storage_emulator  # type: ignore[import-untyped]  # noqa: F401
     except ImportError:
         require(False, "gcp-storage-emulator is not installed (pip install gcp-storage-emulator)")
     directory = tmp_path_factory.mktemp("gcs")

@@ -32,6 +32,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -197,7 +198,7 @@ def is_poison(index: int) -> bool:
     return index % POISON_EVERY == POISON_EVERY - 1
 
 
-def split(ids: list) -> tuple[dict[str, int], set[str]]:
+def split(ids: list[Any]) -> tuple[dict[str, int], set[str]]:
     good: dict[str, int] = {}
     poison: set[str] = set()
     for index, raw in enumerate(ids):
@@ -264,8 +265,8 @@ def consuming(worker: Worker) -> bool:
     return worker.ready
 
 
-def read_events(logs: Path) -> list[dict]:
-    events = []
+def read_events(logs: Path) -> list[dict[str, Any]]:
+    events: list[dict[str, Any]] = []
     for log in sorted(logs.glob("*.jsonl")):
         for line in log.read_text(errors="replace").splitlines():
             if line.startswith("{"):

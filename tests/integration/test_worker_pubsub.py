@@ -12,6 +12,7 @@ import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -46,7 +47,7 @@ class Topology:
     def publish(self, data: bytes, **attributes: str) -> str:
         return str(self.publisher.publish(self.topic, data, **attributes).result())
 
-    def pull_dead(self) -> list:
+    def pull_dead(self) -> list[Any]:
         reply = self.subscriber.pull(
             request={"subscription": self.dead_subscription, "max_messages": 100},
             timeout=5,

@@ -42,7 +42,8 @@ def test_gcs_results_under_a_prefix(
     gcs_emulator: GcsEmulator, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("STORAGE_EMULATOR_HOST", gcs_emulator.endpoint)
-    client = storage.Client(project="test", credentials=AnonymousCredentials())
+    credentials = AnonymousCredentials()  # type: ignore[no-untyped-call]
+    client = storage.Client(project="test", credentials=credentials)
     bucket = unique("results")
     client.create_bucket(bucket)
     from inferstack.runtime.results.gcs import GcsStore

@@ -9,6 +9,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -45,9 +46,9 @@ def row(index: int) -> np.ndarray:
     return ((np.arange(512) * (index + 3)) % 13).astype(np.float32)[None] / 8
 
 
-def drain(aws: AwsServer, url: str) -> list[dict]:
+def drain(aws: AwsServer, url: str) -> list[dict[str, Any]]:
     sqs = aws.client("sqs")
-    found = []
+    found: list[dict[str, Any]] = []
     while True:
         reply = sqs.receive_message(
             QueueUrl=url, MaxNumberOfMessages=10, MessageAttributeNames=["All"], WaitTimeSeconds=0

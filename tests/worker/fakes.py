@@ -229,7 +229,9 @@ class FakeMetadataServer:
                         return outer.state(prefix), path[len(prefix) + 1 :]
                 return outer.state(""), path
 
-            def _send(self, status: int, body: bytes = b"", headers: dict[str, str] | None = None):
+            def _send(
+                self, status: int, body: bytes = b"", headers: dict[str, str] | None = None
+            ) -> None:
                 self.send_response(status)
                 for key, value in (headers or {}).items():
                     self.send_header(key, value)

@@ -11,7 +11,9 @@ import json
 import math
 import threading
 import time
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -57,10 +59,11 @@ def store(tmp_path: Path) -> DirectoryStore:
     return DirectoryStore(tmp_path / "results")
 
 
-def result(store: DirectoryStore, message_id: str) -> dict:
+def result(store: DirectoryStore, message_id: str) -> dict[str, Any]:
     raw = store.get(message_id)
     assert raw is not None, f"no result for {message_id}"
-    return json.loads(raw)
+    document: dict[str, Any] = json.loads(raw)
+    return document
 
 
 def test_every_message_gets_its_result_then_its_ack(store: DirectoryStore) -> None:
@@ -94,7 +97,7 @@ def test_every_message_gets_its_result_then_its_ack(store: DirectoryStore) -> No
 
 def test_results_are_not_acked_when_the_store_fails(tmp_path: Path) -> None:
     class BrokenStore(DirectoryStore):
-        def put_many(self, results):  # type: ignore[no-untyped-def]
+        def put_many(self, results: Mapping[str, bytes]) -> dict[str, bool]:
             raise OSError(28, "No space left on device")
 
     queue = MemoryQueue(max_attempts=5)
