@@ -239,7 +239,11 @@ class MetadataPoller:
 
 
 class InterruptionWatcher:
-    """Polls `MetadataPoller` on a daemon thread and calls `on_notice` once, on the first notice."""
+    """Polls `MetadataPoller` on a daemon thread and calls `on_notice` once per notice source.
+
+    Polling goes on after a notice: a rebalance recommendation (a soft, distant deadline) may
+    be followed by the spot instance-action (the real, nearer one), and the worker must hear it.
+    """
 
     def __init__(
         self,
@@ -271,12 +275,13 @@ class InterruptionWatcher:
             self._thread = None
 
     def _loop(self) -> None:
+        reported: set[str] = set()
         while not self._stop.is_set():
             notice = self.poller.poll()
-            if notice is not None:
+            if notice is not None and notice.source not in reported:
+                reported.add(notice.source)
                 logger.warning("interruption notice from %s: %s", notice.source, notice.detail)
                 self._on_notice(notice)
-                return
             self._stop.wait(self.interval_s)
 
 

@@ -174,3 +174,25 @@ def test_watcher_without_endpoints_never_starts() -> None:
     watcher.start()
     assert watcher._thread is None
     watcher.stop()
+
+
+def test_watcher_hears_the_spot_action_after_a_rebalance(metadata: FakeMetadataServer) -> None:
+    seen: list[str] = []
+    rebalance_seen = threading.Event()
+    spot_seen = threading.Event()
+
+    def on_notice(notice: Notice) -> None:
+        seen.append(notice.source)
+        (spot_seen if notice.source == "aws-spot" else rebalance_seen).set()
+
+    state = metadata.state()
+    state.rebalance = {"noticeTime": "2023-11-14T22:13:00Z"}
+    watcher = InterruptionWatcher(
+        MetadataPoller(MetadataEndpoints(aws=metadata.url())), on_notice, interval_s=0.01
+    )
+    watcher.start()
+    assert rebalance_seen.wait(10)
+    state.instance_action = {"action": "terminate", "time": "2023-11-14T22:15:20Z"}
+    assert spot_seen.wait(10)
+    watcher.stop()
+    assert seen == ["aws-rebalance", "aws-spot"]  # Each once, although polled many times.
