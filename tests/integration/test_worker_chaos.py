@@ -291,54 +291,61 @@ def run_chaos(backend: Backend, messages: int, tmp_path: Path) -> None:
     logs.mkdir()
     chaos = Chaos()
     began = time.monotonic()
-    with FakeMetadataServer() as metadata:
+    try:
+        with FakeMetadataServer() as metadata:
 
-        def spawn() -> None:
-            chaos.workers.append(start_worker(backend, results, metadata, logs, chaos.started))
-            chaos.started += 1
+            def spawn() -> None:
+                chaos.workers.append(start_worker(backend, results, metadata, logs, chaos.started))
+                chaos.started += 1
 
-        for _ in range(POOL):
-            spawn()
+            for _ in range(POOL):
+                spawn()
 
-        def finished() -> bool:
-            done = len(os.listdir(results)) if results.exists() else 0
-            return done == len(good) and backend.leftover() == 0
+            def finished() -> bool:
+                done = len(os.listdir(results)) if results.exists() else 0
+                return done == len(good) and backend.leftover() == 0
 
-        # Chaos until 90 % of the good messages have results; then let the pool finish.
-        while not finished():
-            assert time.monotonic() - began < RUN_LIMIT_S, "chaos run did not finish in time"
-            threading.Event().wait(CHAOS_INTERVAL_S)
-            done = len(os.listdir(results)) if results.exists() else 0
-            if done >= 0.9 * len(good):
-                continue
-            # Victims are workers that are consuming: interrupting one that is still importing
-            # torch proves nothing about draining.
-            live = [w for w in chaos.workers if w.fate == "running" and consuming(w)]
-            if not live:
-                continue
-            victim = rng.choice(live)
-            if rng.random() < 0.5:
-                victim.process.kill()
-                victim.fate = "sigkill"
-                chaos.kills += 1
-            else:
-                # A roomy notice (held batches finish) or a tight one (they are released).
-                stop_at = datetime.now(UTC) + timedelta(seconds=rng.choice((1, 8)))
-                metadata.state(victim.prefix).instance_action = {
-                    "action": "terminate",
-                    "time": stop_at.strftime("%Y-%m-%dT%H:%M:%SZ"),
-                }
-                victim.process.send_signal(signal.SIGTERM)
-                victim.fate = "notice+sigterm"
-                chaos.notices += 1
-            spawn()
+            # Chaos until 90 % of the good messages have results; then let the pool finish.
+            while not finished():
+                assert time.monotonic() - began < RUN_LIMIT_S, "chaos run did not finish in time"
+                threading.Event().wait(CHAOS_INTERVAL_S)
+                done = len(os.listdir(results)) if results.exists() else 0
+                if done >= 0.9 * len(good):
+                    continue
+                # Victims are workers that are consuming: interrupting one that is still importing
+                # torch proves nothing about draining.
+                live = [w for w in chaos.workers if w.fate == "running" and consuming(w)]
+                if not live:
+                    continue
+                victim = rng.choice(live)
+                if rng.random() < 0.5:
+                    victim.process.kill()
+                    victim.fate = "sigkill"
+                    chaos.kills += 1
+                else:
+                    # A roomy notice (held batches finish) or a tight one (they are released).
+                    stop_at = datetime.now(UTC) + timedelta(seconds=rng.choice((1, 8)))
+                    metadata.state(victim.prefix).instance_action = {
+                        "action": "terminate",
+                        "time": stop_at.strftime("%Y-%m-%dT%H:%M:%SZ"),
+                    }
+                    victim.process.send_signal(signal.SIGTERM)
+                    victim.fate = "notice+sigterm"
+                    chaos.notices += 1
+                spawn()
 
+            for worker in chaos.workers:
+                if worker.fate == "running":
+                    worker.process.send_signal(signal.SIGTERM)
+                    worker.fate = "final-sigterm"
+            for worker in chaos.workers:
+                worker.process.wait(timeout=120)
+    finally:
+        # Whatever failed above, leave no worker behind to spin against a stopped server.
         for worker in chaos.workers:
-            if worker.fate == "running":
-                worker.process.send_signal(signal.SIGTERM)
-                worker.fate = "final-sigterm"
-        for worker in chaos.workers:
-            worker.process.wait(timeout=120)
+            if worker.process.poll() is None:
+                worker.process.kill()
+                worker.process.wait()
     elapsed = time.monotonic() - began
 
     # Every gracefully stopped worker drained and exited cleanly.

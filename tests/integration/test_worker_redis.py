@@ -10,6 +10,7 @@ import json
 import signal
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -26,6 +27,18 @@ from tests.worker.fakes import FakeMetadataServer
 pytestmark = pytest.mark.integration
 
 WORKER_TIMEOUT_S = 300
+_STARTED: list[subprocess.Popen[bytes]] = []
+
+
+@pytest.fixture(autouse=True)
+def _no_worker_left_behind() -> Iterator[None]:
+    """A failed test must not leave a worker process running."""
+    yield
+    while _STARTED:
+        process = _STARTED.pop()
+        if process.poll() is None:
+            process.kill()
+            process.wait()
 
 
 def stream_uri(redis_server: RedisServer, stream: str, **options: str) -> str:
@@ -177,7 +190,9 @@ def work(
         command += ["--aws-metadata-url", metadata_url, "--metadata-poll-s", "0.05"]
     else:
         command += ["--interruption", "off"]
-    return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    _STARTED.append(process)
+    return process
 
 
 def wait_for_a_batch(process: subprocess.Popen[bytes]) -> None:
