@@ -20,6 +20,8 @@ import os
 import subprocess
 import sys
 import time
+import urllib.request
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -42,6 +44,7 @@ from inferstack.runtime.env_names import (  # noqa: E402
     ENV_MAX_QUEUE_DELAY_MS,
     ENV_TORCH_THREADS,
 )
+from inferstack.runtime.metric_names import BATCH_SIZE, COMPUTE_SECONDS  # noqa: E402
 from inferstack.runtime.models import configure_torch_threads, load_model  # noqa: E402
 from inferstack.runtime.protocol import encode_request  # noqa: E402
 from inferstack.runtime.settings import cpu_budget  # noqa: E402
@@ -69,6 +72,45 @@ def raw_torch(threads: int, seconds_per_size: float) -> dict[int, tuple[float, f
         total = sum(timings)
         results[batch_size] = (float(np.median(timings)) * 1000, batch_size * len(timings) / total)
     return results
+
+
+@dataclass(frozen=True)
+class BatchStats:
+    """What the server's own metrics say about the batches it ran during one load."""
+
+    batches: float
+    rows: float
+    compute_s: float
+
+    def __sub__(self, other: BatchStats) -> BatchStats:
+        return BatchStats(
+            self.batches - other.batches, self.rows - other.rows, self.compute_s - other.compute_s
+        )
+
+    @property
+    def mean_batch(self) -> float:
+        return self.rows / self.batches if self.batches else 0.0
+
+    @property
+    def ms_per_batch(self) -> float:
+        return 1000 * self.compute_s / self.batches if self.batches else 0.0
+
+
+def batch_stats(port: int) -> BatchStats:
+    """Totals of the batch-size and compute histograms from the server's /metrics."""
+    url = f"http://127.0.0.1:{port}/metrics"
+    with urllib.request.urlopen(url, timeout=5) as response:
+        text = response.read().decode()
+    totals: dict[str, float] = {}
+    for line in text.splitlines():
+        for series in (f"{BATCH_SIZE}_count", f"{BATCH_SIZE}_sum", f"{COMPUTE_SECONDS}_sum"):
+            if line.startswith(series + "{"):
+                totals[series] = totals.get(series, 0.0) + float(line.rsplit(" ", 1)[1])
+    return BatchStats(
+        totals.get(f"{BATCH_SIZE}_count", 0.0),
+        totals.get(f"{BATCH_SIZE}_sum", 0.0),
+        totals.get(f"{COMPUTE_SECONDS}_sum", 0.0),
+    )
 
 
 def perf_analyzer(port: int, concurrency: int, seconds: float) -> list[str]:
@@ -154,12 +196,19 @@ def main() -> int:
     }
     url = f"http://127.0.0.1:{port}/v2/models/mlp/infer"
     runs: dict[str, list[LoadResult]] = {}
+    batches: dict[tuple[str, int], BatchStats] = {}
+
+    def measured(label: str, clients: int, body: bytes, headers: dict[str, str]) -> LoadResult:
+        before = batch_stats(port)
+        result = wrk(url, body, clients, args.seconds, headers=headers)
+        batches[label, clients] = batch_stats(port) - before
+        return result
+
     try:
         wrk(url, json_body, 32, 2.0)  # Warm the connections and the allocator.
-        runs["JSON"] = [wrk(url, json_body, clients, args.seconds) for clients in (32, 128)]
+        runs["JSON"] = [measured("JSON", clients, json_body, {}) for clients in (32, 128)]
         runs["binary"] = [
-            wrk(url, binary.body, clients, args.seconds, headers=binary_headers)
-            for clients in (32, 128)
+            measured("binary", clients, binary.body, binary_headers) for clients in (32, 128)
         ]
         extra = perf_analyzer(port, 32, 5.0) if args.perf_analyzer else []
     finally:
@@ -172,13 +221,22 @@ def main() -> int:
         f"{args.max_queue_delay_ms} ms; wrk -t1; one row of 512 FP32 per request"
     )
     header = ("tensors", "clients", "req/s", "p50 ms", "p99 ms", "errors", "of limit")
-    print("  {:<7} {:>7} {:>8} {:>7} {:>7} {:>6} {:>8}".format(*header))
+    header += ("mean batch", "ms/batch", "alone")
+    print("  {:<7} {:>7} {:>8} {:>7} {:>7} {:>6} {:>8} {:>10} {:>8} {:>6}".format(*header))
     for label, loads in runs.items():
         for load in loads:
+            stats = batches[label, load.connections]
+            # The same batch size measured alone, for how much slower compute ran under load.
+            nearest = min(raw, key=lambda size: abs(size - stats.mean_batch))
             print(
                 f"  {label:<7} {load.connections:>7} {load.rps:>8.0f} {load.p50_ms:>7.2f} "
-                f"{load.p99_ms:>7.2f} {load.errors:>6} {load.rps / limit:>8.0%}"
+                f"{load.p99_ms:>7.2f} {load.errors:>6} {load.rps / limit:>8.0%} "
+                f"{stats.mean_batch:>10.1f} {stats.ms_per_batch:>8.2f} {raw[nearest][0]:>6.2f}"
             )
+    print(
+        "  (mean batch and ms/batch from the server's own metrics during the run; 'alone' is the "
+        "raw ms/batch of the nearest measured size)"
+    )
     print(
         f"\np99 target at 32 clients: {args.max_queue_delay_ms} ms delay + 2 x {batch_ms:.2f} ms "
         f"(batch {args.max_batch_size}) = {p99_target:.2f} ms; throughput target: 60% of "
