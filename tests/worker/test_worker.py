@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import math
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -52,6 +53,16 @@ def v2(name: str, shape: list[int], data: list[float]) -> bytes:
 
 def run_worker(worker: Worker) -> None:
     asyncio.run(asyncio.wait_for(worker.run(), GATE_SAFETY_S))
+
+
+@pytest.fixture(autouse=True)
+def _restore_logging() -> Iterator[None]:
+    """`inferstack work` configures the root logger (its job as a CLI); undo it per test."""
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    yield
+    root.handlers[:] = handlers
+    root.setLevel(level)
 
 
 @pytest.fixture
