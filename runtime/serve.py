@@ -9,7 +9,8 @@ from __future__ import annotations
 import argparse
 import sys
 
-from inferstack.runtime.settings import ENV_VARS, ServerSettings, SettingsError, resolve_settings
+from inferstack.runtime.layered_settings import add_setting_flags
+from inferstack.runtime.settings import ServerSettings, SettingsError, resolve_settings
 
 _HELP = {
     "model": "model URI: builtin://mlp, a TorchScript .pt, a torch.export .pt2 or module:Class",
@@ -23,24 +24,7 @@ _HELP = {
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Flags for every setting; each defaults to the environment, then the config file."""
-    parser.add_argument("--config", help="YAML or JSON file of settings (keys: setting names)")
-    for name, field in ServerSettings.model_fields.items():
-        flag = "--" + name.replace("_", "-")
-        kind = field.annotation
-        arg_type: type = str
-        if kind is int:
-            arg_type = int
-        elif kind is float:
-            arg_type = float
-        help_text = _HELP.get(name, field.description or name.replace("_", " "))
-        default = "" if field.is_required() else f"; default {field.default!r}"
-        parser.add_argument(
-            flag,
-            dest=name,
-            type=arg_type,
-            default=None,
-            help=f"{help_text} (env {ENV_VARS[name]}{default})",
-        )
+    add_setting_flags(parser, ServerSettings, _HELP)
     parser.add_argument(
         "--name", dest="model_name_alias", default=None, help="same as --model-name"
     )

@@ -14,19 +14,11 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Final, Literal
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from inferstack.runtime.batcher import BatcherConfig
-from inferstack.runtime.env_names import (
-    DEFAULT_PORT,
-    ENV_CONFIG,
-    ENV_PREFIX,
-)
-
-
-class SettingsError(ValueError):
-    """A setting with a wrong value; the message names where it came from and the fix."""
+from inferstack.runtime.env_names import DEFAULT_PORT
+from inferstack.runtime.layered_settings import SettingsError, env_vars, resolve
 
 
 class ServerSettings(BaseModel):
@@ -83,8 +75,7 @@ class ServerSettings(BaseModel):
         return self.torch_threads or max(1, cpu_budget() - 1)
 
 
-FIELDS: Final = tuple(ServerSettings.model_fields)
-ENV_VARS: Final[Mapping[str, str]] = {name: ENV_PREFIX + name.upper() for name in FIELDS}
+ENV_VARS: Final[Mapping[str, str]] = env_vars(ServerSettings)
 """Environment variable of each setting: `max_batch_size` -> `INFERSTACK_MAX_BATCH_SIZE`."""
 
 
@@ -111,49 +102,13 @@ def resolve_settings(
     `flags` maps field names to values, None meaning "not given". Raises SettingsError naming
     the source of each bad value.
     """
-    env = os.environ if environ is None else environ
-    values: dict[str, Any] = {}
-    sources: dict[str, str] = {}
-    path = config_file or env.get(ENV_CONFIG)
-    if path:
-        for key, value in _read_config(Path(path)).items():
-            values[key] = value
-            sources[key] = f"config file {path}: {key}"
-    for name, variable in ENV_VARS.items():
-        if variable in env:
-            values[name] = env[variable]
-            sources[name] = f"environment variable {variable}"
-    for name, value in flags.items():
-        if value is not None:
-            values[name] = value
-            sources[name] = f"--{name.replace('_', '-')}"
-    try:
-        settings = ServerSettings.model_validate(values)
-        settings.batcher_config()
-    except ValidationError as error:
-        problems = []
-        for detail in error.errors(include_url=False):
-            field = str(detail["loc"][0]) if detail["loc"] else "(settings)"
-            where = sources.get(field) or (
-                f"--{field.replace('_', '-')} or {ENV_VARS.get(field, field)}"
-            )
-            message = str(detail["msg"]).removeprefix("Value error, ")
-            if detail["type"] == "extra_forbidden":
-                message = f"unknown setting; known settings are {', '.join(FIELDS)}"
-            problems.append(f"{where}: {message}")
-        raise SettingsError("; ".join(problems)) from None
-    except ValueError as error:
-        raise SettingsError(str(error)) from None
-    return settings
+    return resolve(
+        ServerSettings,
+        flags,
+        config_file=config_file,
+        environ=environ,
+        check=ServerSettings.batcher_config,
+    )
 
 
-def _read_config(path: Path) -> dict[str, Any]:
-    try:
-        data = yaml.safe_load(path.read_text())
-    except (OSError, yaml.YAMLError) as error:
-        raise SettingsError(f"cannot read config file {path}: {error}") from None
-    if data is None:
-        return {}
-    if not isinstance(data, dict):
-        raise SettingsError(f"config file {path} must be a mapping of setting name to value")
-    return {str(key): value for key, value in data.items()}
+__all__ = ["ENV_VARS", "ServerSettings", "SettingsError", "cpu_budget", "resolve_settings"]

@@ -28,7 +28,6 @@ import asyncio
 import contextlib
 import json
 import logging
-import os
 import signal
 import sys
 import time
@@ -38,9 +37,8 @@ from pathlib import Path
 from typing import Any, Final, Literal
 
 import orjson
-import yaml
 from prometheus_client import CollectorRegistry, Counter, Gauge
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from inferstack.runtime import metric_names as names
 from inferstack.runtime.batcher import (
@@ -55,6 +53,7 @@ from inferstack.runtime.interruption import (
     Notice,
     resolve_endpoints,
 )
+from inferstack.runtime.layered_settings import SettingsError, add_setting_flags, resolve
 from inferstack.runtime.metrics import RuntimeMetrics
 from inferstack.runtime.protocol import (
     InferRequest,
@@ -75,10 +74,6 @@ ENV_PREFIX: Final = "INFERSTACK_"
 
 
 # Settings ------------------------------------------------------------------------------------
-
-
-class WorkerSettingsError(ValueError):
-    """A setting with a wrong value; the message names where it came from and the fix."""
 
 
 class WorkerSettings(BaseModel):
@@ -150,7 +145,6 @@ class WorkerSettings(BaseModel):
 
 
 FIELDS: Final = tuple(WorkerSettings.model_fields)
-ENV_VARS: Final[Mapping[str, str]] = {name: ENV_PREFIX + name.upper() for name in FIELDS}
 
 
 def resolve_settings(
@@ -160,52 +154,13 @@ def resolve_settings(
     environ: Mapping[str, str] | None = None,
 ) -> WorkerSettings:
     """Merge flags, environment and config file (that precedence); errors name the source."""
-    env = os.environ if environ is None else environ
-    values: dict[str, Any] = {}
-    sources: dict[str, str] = {}
-    path = config_file or env.get(ENV_PREFIX + "CONFIG")
-    if path:
-        for key, value in _read_config(Path(path)).items():
-            values[key] = value
-            sources[key] = f"config file {path}: {key}"
-    for name, variable in ENV_VARS.items():
-        if variable in env:
-            values[name] = env[variable]
-            sources[name] = f"environment variable {variable}"
-    for name, value in flags.items():
-        if value is not None:
-            values[name] = value
-            sources[name] = f"--{name.replace('_', '-')}"
-    try:
-        settings = WorkerSettings.model_validate(values)
-        settings.batcher_config()
-    except ValidationError as error:
-        problems = []
-        for detail in error.errors(include_url=False):
-            name = str(detail["loc"][0]) if detail["loc"] else "(settings)"
-            where = sources.get(name) or f"--{name.replace('_', '-')} or {ENV_VARS.get(name, name)}"
-            message = str(detail["msg"]).removeprefix("Value error, ")
-            if detail["type"] == "extra_forbidden":
-                message = f"unknown setting; known settings are {', '.join(FIELDS)}"
-            elif detail["type"] == "missing":
-                message = "required; " + str(WorkerSettings.model_fields[name].description)
-            problems.append(f"{where}: {message}")
-        raise WorkerSettingsError("; ".join(problems)) from None
-    except ValueError as error:
-        raise WorkerSettingsError(str(error)) from None
-    return settings
-
-
-def _read_config(path: Path) -> dict[str, Any]:
-    try:
-        data = yaml.safe_load(path.read_text())
-    except (OSError, yaml.YAMLError) as error:
-        raise WorkerSettingsError(f"cannot read config file {path}: {error}") from None
-    if data is None:
-        return {}
-    if not isinstance(data, dict):
-        raise WorkerSettingsError(f"config file {path} must be a mapping of setting to value")
-    return {str(key): value for key, value in data.items()}
+    return resolve(
+        WorkerSettings,
+        flags,
+        config_file=config_file,
+        environ=environ,
+        check=WorkerSettings.batcher_config,
+    )
 
 
 # Metrics -------------------------------------------------------------------------------------
@@ -724,35 +679,7 @@ _HELP: Final = {
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Flags for every setting; each defaults to the environment, then the config file."""
-    parser.add_argument("--config", help="YAML file of settings (keys: setting names)")
-    for name, spec in WorkerSettings.model_fields.items():
-        flag = "--" + name.replace("_", "-")
-        kind = spec.annotation
-        arg_type: Any = str
-        if kind is int or kind == int | None:
-            arg_type = int
-        elif kind is float or kind == float | None:
-            arg_type = float
-        elif kind is bool:
-            arg_type = _boolean
-        help_text = _HELP.get(name, spec.description or name.replace("_", " "))
-        default = "" if spec.is_required() else f"; default {spec.default!r}"
-        parser.add_argument(
-            flag,
-            dest=name,
-            type=arg_type,
-            default=None,
-            help=f"{help_text} (env {ENV_VARS[name]}{default})",
-        )
-
-
-def _boolean(text: str) -> bool:
-    lowered = text.lower()
-    if lowered in ("1", "true", "yes", "on"):
-        return True
-    if lowered in ("0", "false", "no", "off"):
-        return False
-    raise argparse.ArgumentTypeError(f"expected true or false, got {text!r}")
+    add_setting_flags(parser, WorkerSettings, _HELP)
 
 
 class _JsonFormatter(logging.Formatter):
@@ -795,7 +722,7 @@ def run(args: argparse.Namespace) -> int:
     flags = {name: getattr(args, name) for name in FIELDS}
     try:
         settings = resolve_settings(flags, config_file=args.config)
-    except WorkerSettingsError as error:
+    except SettingsError as error:
         sys.stderr.write(f"inferstack work: {error}\n")
         return 2
     _configure_logging(settings)

@@ -47,7 +47,7 @@ def test_config_file_from_the_environment(tmp_path):
 @pytest.mark.parametrize(
     ("flags", "environ", "message"),
     [
-        ({}, {}, "--model or INFERSTACK_MODEL: Field required"),
+        ({}, {}, "--model or INFERSTACK_MODEL: required; model URI"),
         (
             {"model": "builtin://mlp"},
             {"INFERSTACK_MAX_BATCH_SIZE": "lots"},

@@ -23,9 +23,9 @@ from inferstack.cli import main
 from inferstack.runtime.interruption import Notice
 from inferstack.runtime.results.local import DirectoryStore
 from inferstack.runtime.worker import (
+    SettingsError,
     Worker,
     WorkerSettings,
-    WorkerSettingsError,
     resolve_settings,
 )
 from tests.worker.fakes import GATE_SAFETY_S, DoublingModel, MemoryQueue, request_body
@@ -318,7 +318,7 @@ def test_directory_store_keeps_odd_ids_inside_the_directory(tmp_path: Path) -> N
 def test_settings_errors_name_their_source(tmp_path: Path) -> None:
     config = tmp_path / "worker.yaml"
     config.write_text("max_batch_size: 0\nbatchsize: 8\n")
-    with pytest.raises(WorkerSettingsError) as raised:
+    with pytest.raises(SettingsError) as raised:
         resolve_settings(
             {"queue": "redis://x/0?stream=s", "model": "builtin://mlp"},
             config_file=config,

@@ -1,0 +1,134 @@
+"""Settings from flags, environment variables and a config file, for every runtime command.
+
+`inferstack serve` and `inferstack work` take the same three layers, highest first: a
+command-line flag, an environment variable `INFERSTACK_<FIELD>` (what a Kubernetes Deployment
+sets), a YAML or JSON config file (keys are the field names), then the model's default. Errors
+name where each bad value came from, so a user knows whether to fix a flag, a variable or a file.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any, TypeVar
+
+import yaml
+from pydantic import BaseModel, ValidationError
+
+from inferstack.runtime.env_names import ENV_CONFIG, ENV_PREFIX
+
+SettingsT = TypeVar("SettingsT", bound=BaseModel)
+
+
+class SettingsError(ValueError):
+    """A setting with a wrong value; the message names where it came from and the fix."""
+
+
+def env_vars(model: type[BaseModel]) -> dict[str, str]:
+    """Field name to the environment variable that sets it."""
+    return {name: ENV_PREFIX + name.upper() for name in model.model_fields}
+
+
+def _flag(name: str) -> str:
+    return "--" + name.replace("_", "-")
+
+
+def resolve(
+    model: type[SettingsT],
+    flags: Mapping[str, Any],
+    *,
+    config_file: str | Path | None = None,
+    environ: Mapping[str, str] | None = None,
+    check: Callable[[SettingsT], object] | None = None,
+) -> SettingsT:
+    """Merge the layers into `model`; `flags` maps field names to values (None: not given).
+
+    `check` runs on the merged settings for cross-field rules that raise ValueError.
+    """
+    env = os.environ if environ is None else environ
+    variables = env_vars(model)
+    values: dict[str, Any] = {}
+    sources: dict[str, str] = {}
+    path = config_file or env.get(ENV_CONFIG)
+    if path:
+        for key, value in read_config(Path(path)).items():
+            values[key] = value
+            sources[key] = f"config file {path}: {key}"
+    for name, variable in variables.items():
+        if variable in env:
+            values[name] = env[variable]
+            sources[name] = f"environment variable {variable}"
+    for name, value in flags.items():
+        if value is not None:
+            values[name] = value
+            sources[name] = _flag(name)
+    try:
+        settings = model.model_validate(values)
+        if check is not None:
+            check(settings)
+    except ValidationError as error:
+        problems = []
+        for detail in error.errors(include_url=False):
+            name = str(detail["loc"][0]) if detail["loc"] else "(settings)"
+            where = sources.get(name) or f"{_flag(name)} or {variables.get(name, name)}"
+            message = str(detail["msg"]).removeprefix("Value error, ")
+            if detail["type"] == "extra_forbidden":
+                message = f"unknown setting; known settings are {', '.join(model.model_fields)}"
+            elif detail["type"] == "missing" and model.model_fields[name].description:
+                message = f"required; {model.model_fields[name].description}"
+            problems.append(f"{where}: {message}")
+        raise SettingsError("; ".join(problems)) from None
+    except ValueError as error:
+        raise SettingsError(str(error)) from None
+    return settings
+
+
+def read_config(path: Path) -> dict[str, Any]:
+    """The settings in a YAML or JSON file (JSON is YAML)."""
+    try:
+        data = yaml.safe_load(path.read_text())
+    except (OSError, yaml.YAMLError) as error:
+        raise SettingsError(f"cannot read config file {path}: {error}") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise SettingsError(f"config file {path} must be a mapping of setting name to value")
+    return {str(key): value for key, value in data.items()}
+
+
+def boolean(text: str) -> bool:
+    """An argparse type for true/false flags."""
+    lowered = text.lower()
+    if lowered in ("1", "true", "yes", "on"):
+        return True
+    if lowered in ("0", "false", "no", "off"):
+        return False
+    raise argparse.ArgumentTypeError(f"expected true or false, got {text!r}")
+
+
+def add_setting_flags(
+    parser: argparse.ArgumentParser, model: type[BaseModel], help_texts: Mapping[str, str]
+) -> None:
+    """One flag per field (default None, so the lower layers show through) plus `--config`."""
+    parser.add_argument("--config", help="YAML or JSON file of settings (keys: setting names)")
+    variables = env_vars(model)
+    for name, field in model.model_fields.items():
+        kind = field.annotation
+        arg_type: Callable[[str], Any] = str
+        if kind is int or kind == int | None:
+            arg_type = int
+        elif kind is float or kind == float | None:
+            arg_type = float
+        elif kind is bool:
+            arg_type = boolean
+        help_text = help_texts.get(name, field.description or name.replace("_", " "))
+        default = "" if field.is_required() else f"; default {field.default!r}"
+        parser.add_argument(
+            _flag(name),
+            dest=name,
+            type=arg_type,
+            default=None,
+            help=f"{help_text} (env {variables[name]}{default})",
+        )
