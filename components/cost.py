@@ -152,7 +152,7 @@ def _batch_costs(
     blended = SPOT_AVAILABILITY * spot_ratio + (1 - SPOT_AVAILABILITY)
     spot = autoscaled * blended if pool.capacity.spot else autoscaled
     notes = [
-        f"batch pool: {pool.expected_items_per_day:g} items/day keeps one replica busy "
+        f"batch pool: {pool.expected_items_per_day:,.0f} items/day keeps one replica busy "
         f"{busy_share:.1%} of the time at {batched_rate:g} items/s; spot assumed available "
         f"{SPOT_AVAILABILITY:.0%} of the time at {spot_ratio:.0%} of the on-demand price",
     ]

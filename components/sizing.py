@@ -158,7 +158,7 @@ def _prewarm_windows(
     for index, spike in enumerate(spec.traffic.spikes):
         path = f"traffic.spikes[{index}].cron"
         lead = cold_minutes
-        note = f"measured cold start {profile.cold_start.total_seconds:.0f} s"
+        note = f"cold start {profile.cold_start.total_seconds:.0f} s: node, image, load, warm-up"
         skipped = skipped_dates(spike.cron, spike.timezone, start=now)
         if skipped:
             problems.append(
