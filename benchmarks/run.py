@@ -160,7 +160,7 @@ def perf_analyzer(port: int, concurrency: int, seconds: float) -> list[str]:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=10.0, help="wrk run length")
-    parser.add_argument("--max-batch-size", type=int, default=32)
+    parser.add_argument("--max-batch-size", type=int, default=64)
     parser.add_argument("--max-queue-delay-ms", type=float, default=2.0)
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: server default)")
     parser.add_argument("--perf-analyzer", action="store_true", help="also run perf_analyzer")
