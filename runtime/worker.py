@@ -33,16 +33,12 @@ import sys
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any, Final, Literal
+from typing import Any, Final
 
 import orjson
-from prometheus_client import CollectorRegistry, Counter, Gauge
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from prometheus_client import CollectorRegistry
 
-from inferstack.runtime import metric_names as names
 from inferstack.runtime.batcher import (
-    BatcherConfig,
     BatchTooLargeError,
     DrainingError,
     DynamicBatcher,
@@ -53,7 +49,7 @@ from inferstack.runtime.interruption import (
     Notice,
     resolve_endpoints,
 )
-from inferstack.runtime.layered_settings import SettingsError, add_setting_flags, resolve
+from inferstack.runtime.layered_settings import SettingsError, add_setting_flags
 from inferstack.runtime.metrics import RuntimeMetrics
 from inferstack.runtime.protocol import (
     InferRequest,
@@ -64,143 +60,10 @@ from inferstack.runtime.protocol import (
     encode_response,
 )
 from inferstack.runtime.queues import Message, QueueConsumer
+from inferstack.runtime.worker_metrics import OUTCOMES, WorkerMetrics
+from inferstack.runtime.worker_settings import FIELDS, WorkerSettings, resolve_settings
 
 logger = logging.getLogger("inferstack.worker")
-
-OUTCOMES: Final = names.WORKER_OUTCOMES
-"""Values of the worker messages counter's `outcome` label."""
-
-ENV_PREFIX: Final = "INFERSTACK_"
-
-
-# Settings ------------------------------------------------------------------------------------
-
-
-class WorkerSettings(BaseModel):
-    """Everything `inferstack work` can be told."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    queue: str = Field(
-        description="queue URI: sqs://, pubsub://projects/P/subscriptions/S, redis://"
-    )
-    model: str = Field(description="model URI, e.g. builtin://mlp")
-    results: str = Field(default="", description="result store URI (default file://$PWD/results)")
-    model_name: str | None = None
-    device: str = "auto"
-    torch_threads: int = Field(default=0, ge=0, description="0: CPU budget minus one")
-    max_batch_size: int = Field(default=32, ge=1)
-    preferred_batch_sizes: tuple[int, ...] = ()
-    max_queue_delay_ms: float = Field(default=5.0, ge=0)
-    instances: int = Field(default=1, ge=1)
-    prefetch_batches: int = Field(default=2, ge=1, description="pulled batches worked at once")
-    lease_s: float = Field(default=60.0, gt=0, description="visibility timeout / claim idle")
-    poll_wait_s: float = Field(default=2.0, ge=0, description="long-poll wait of one receive")
-    max_attempts: int | None = Field(
-        default=None,
-        ge=1,
-        description="deliveries before dead-lettering (Redis; SQS and Pub/Sub read the queue)",
-    )
-    retry_base_s: float = Field(default=1.0, gt=0)
-    retry_max_s: float = Field(default=300.0, gt=0)
-    drain_margin_s: float = Field(default=5.0, ge=0, description="kept free before a deadline")
-    sigterm_grace_s: float = Field(default=25.0, gt=0, description="time SIGTERM leaves us")
-    interruption: Literal["auto", "on", "off"] = "auto"
-    aws_metadata_url: str | None = None
-    gcp_metadata_url: str | None = None
-    metadata_poll_s: float = Field(default=1.0, gt=0)
-    watch_rebalance: bool = True
-    rebalance_drain_s: float = Field(default=120.0, gt=0)
-    metrics_port: int = Field(default=9091, ge=0, le=65535, description="0: no /metrics")
-    backlog_interval_s: float = Field(default=15.0, gt=0)
-    exit_when_idle_s: float | None = Field(
-        default=None, gt=0, description="exit once the queue gave nothing for this long"
-    )
-    log_level: Literal["debug", "info", "warning", "error"] = "info"
-    log_format: Literal["text", "json"] = "text"
-
-    @field_validator("preferred_batch_sizes", mode="before")
-    @classmethod
-    def _split(cls, value: object) -> object:
-        if isinstance(value, str):
-            parts = [part.strip() for part in value.split(",") if part.strip()]
-            if not all(part.isdigit() for part in parts):
-                raise ValueError(f"expected comma-separated positive integers, got {value!r}")
-            return tuple(int(part) for part in parts)
-        return value
-
-    def batcher_config(self) -> BatcherConfig:
-        """The batcher knobs. The queue is bounded by prefetch, so the batcher's never fills."""
-        return BatcherConfig(
-            max_batch_size=self.max_batch_size,
-            preferred_batch_sizes=self.preferred_batch_sizes,
-            max_queue_delay_s=self.max_queue_delay_ms / 1000,
-            max_queue_size=self.max_batch_size * self.prefetch_batches,
-            instances=self.instances,
-        )
-
-    def results_uri(self) -> str:
-        """The result store URI, defaulting to `results/` under the working directory."""
-        return self.results or (Path.cwd() / "results").as_uri()
-
-
-FIELDS: Final = tuple(WorkerSettings.model_fields)
-
-
-def resolve_settings(
-    flags: Mapping[str, Any],
-    *,
-    config_file: str | Path | None = None,
-    environ: Mapping[str, str] | None = None,
-) -> WorkerSettings:
-    """Merge flags, environment and config file (that precedence); errors name the source."""
-    return resolve(
-        WorkerSettings,
-        flags,
-        config_file=config_file,
-        environ=environ,
-        check=WorkerSettings.batcher_config,
-    )
-
-
-# Metrics -------------------------------------------------------------------------------------
-
-
-class WorkerMetrics:
-    """The worker's own series: backlog seen, messages in flight, messages by outcome."""
-
-    def __init__(self, model: str, registry: CollectorRegistry | None = None) -> None:
-        self.registry = registry if registry is not None else CollectorRegistry()
-        label = [names.MODEL_LABEL]
-        self.backlog = Gauge(
-            names.WORKER_BACKLOG,
-            "Messages waiting in the queue, as last seen by this worker.",
-            label,
-            registry=self.registry,
-        ).labels(model)
-        self.in_flight = Gauge(
-            names.WORKER_IN_FLIGHT,
-            "Messages received and not yet acked, retried, released or dead-lettered.",
-            label,
-            registry=self.registry,
-        ).labels(model)
-        counter = Counter(
-            names.WORKER_MESSAGES,
-            "Messages by outcome.",
-            [names.MODEL_LABEL, names.OUTCOME_LABEL],
-            registry=self.registry,
-        )
-        self._messages = {outcome: counter.labels(model, outcome) for outcome in OUTCOMES}
-
-    def count(self, outcome: str, amount: int = 1) -> None:
-        """Count messages that ended with `outcome` (one of OUTCOMES)."""
-        if amount:
-            self._messages[outcome].inc(amount)
-
-    def messages(self, outcome: str) -> float:
-        """The current count for `outcome`."""
-        return float(self._messages[outcome]._value.get())
-
 
 # The worker ----------------------------------------------------------------------------------
 

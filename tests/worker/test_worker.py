@@ -21,13 +21,10 @@ import pytest
 
 from inferstack.cli import main
 from inferstack.runtime.interruption import Notice
+from inferstack.runtime.layered_settings import SettingsError
 from inferstack.runtime.results.local import DirectoryStore
-from inferstack.runtime.worker import (
-    SettingsError,
-    Worker,
-    WorkerSettings,
-    resolve_settings,
-)
+from inferstack.runtime.worker import Worker
+from inferstack.runtime.worker_settings import WorkerSettings, resolve_settings
 from tests.worker.fakes import GATE_SAFETY_S, DoublingModel, MemoryQueue, request_body
 
 
@@ -395,7 +392,7 @@ def test_metrics_are_exported_under_the_shared_names(store: DirectoryStore) -> N
     from prometheus_client import generate_latest
 
     from inferstack.runtime import metric_names as names
-    from inferstack.runtime.worker import WorkerMetrics
+    from inferstack.runtime.worker_metrics import WorkerMetrics
 
     queue = MemoryQueue()
     queue.put(request_body([1, 2, 3, 4]))
