@@ -460,6 +460,20 @@ def configure_torch_threads(intra_op: int, inter_op: int = 1) -> None:
         torch.set_num_interop_threads(inter_op)
 
 
+def configure_gil_switch_interval(microseconds: int) -> None:
+    """How long a thread may hold the GIL while another one waits for it.
+
+    Why: the model thread releases the GIL inside each torch operator but needs it back between
+    operators, while the event-loop thread, busy parsing requests, keeps it for the whole
+    default interval (5 ms). A forward pass of a few operators then waits several intervals, and
+    the model sits idle with its batch half done. A short interval hands the GIL back within
+    `microseconds`; `make bench` shows the effect.
+    """
+    import sys
+
+    sys.setswitchinterval(microseconds / 1_000_000)
+
+
 def warm_up(model: LoadedModel, batch_sizes: Sequence[int], repeats: int = 2) -> float:
     """Run the model on synthetic inputs at each batch size; returns the seconds it took.
 

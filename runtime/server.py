@@ -30,6 +30,7 @@ from inferstack.runtime.app import InferenceApp, Response, ServedModel
 from inferstack.runtime.batcher import DynamicBatcher
 from inferstack.runtime.metrics import RuntimeMetrics
 from inferstack.runtime.models import (
+    configure_gil_switch_interval,
     configure_torch_threads,
     load_model,
     model_name_from_uri,
@@ -177,6 +178,7 @@ class InferenceServer:
         settings = self.settings
         threads = settings.resolved_torch_threads()
         configure_torch_threads(threads)
+        configure_gil_switch_interval(settings.gil_switch_interval_us)
         device = resolve_device(settings.device)
         started = time.perf_counter()
         model = await asyncio.to_thread(

@@ -38,6 +38,12 @@ class ServerSettings(BaseModel):
     instances: int = Field(default=1, ge=1)
     torch_threads: int = Field(default=0, ge=0, description="0: CPU budget minus one")
     device: str = Field(default="auto", description="auto, cpu, cuda or cuda:N")
+    gil_switch_interval_us: int = Field(
+        default=200,
+        ge=20,
+        le=5000,
+        description="max microseconds a thread keeps the GIL while the model thread waits",
+    )
     drain_grace_s: float = Field(default=30.0, gt=0)
     max_request_bytes: int = Field(default=64 * 1024 * 1024, ge=1024)
     log_level: Literal["debug", "info", "warning", "error"] = "info"

@@ -600,7 +600,12 @@ def run_worker(settings: WorkerSettings) -> int:
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda received, _frame: early_signals.append(received))
 
-    from inferstack.runtime.models import ModelLoadError, load_model
+    from inferstack.runtime.models import (
+        ModelLoadError,
+        configure_gil_switch_interval,
+        configure_torch_threads,
+        load_model,
+    )
     from inferstack.runtime.queues import QueueConfigError, open_queue
     from inferstack.runtime.results import ResultStoreConfigError, open_result_store
     from inferstack.runtime.settings import cpu_budget
@@ -616,9 +621,8 @@ def run_worker(settings: WorkerSettings) -> int:
     except (QueueConfigError, ResultStoreConfigError, ValueError) as error:
         sys.stderr.write(f"inferstack work: {error}\n")
         return 2
-    import torch
-
-    torch.set_num_threads(settings.torch_threads or max(1, cpu_budget() - 1))
+    configure_torch_threads(settings.torch_threads or max(1, cpu_budget() - 1))
+    configure_gil_switch_interval(settings.gil_switch_interval_us)
     try:
         model = load_model(settings.model, name=settings.model_name, device=settings.device)
     except ModelLoadError as error:

@@ -29,6 +29,12 @@ class WorkerSettings(BaseModel):
     model_name: str | None = None
     device: str = "auto"
     torch_threads: int = Field(default=0, ge=0, description="0: CPU budget minus one")
+    gil_switch_interval_us: int = Field(
+        default=200,
+        ge=20,
+        le=5000,
+        description="max microseconds a thread keeps the GIL while the model thread waits",
+    )
     max_batch_size: int = Field(default=32, ge=1)
     preferred_batch_sizes: tuple[int, ...] = ()
     max_queue_delay_ms: float = Field(default=5.0, ge=0)
