@@ -78,3 +78,27 @@ def test_automatic_threads_leave_a_core_for_the_event_loop():
     settings = ServerSettings(model="builtin://mlp")
     assert settings.resolved_torch_threads() == max(1, module.cpu_budget() - 1)
     assert ServerSettings(model="builtin://mlp", torch_threads=3).resolved_torch_threads() == 3
+
+
+def test_gil_switch_interval_is_a_setting_with_bounds(tmp_path):
+    settings = resolve_settings(
+        {"model": "builtin://mlp"}, environ={"INFERSTACK_GIL_SWITCH_INTERVAL_US": "500"}
+    )
+    assert settings.gil_switch_interval_us == 500
+    with pytest.raises(SettingsError, match="INFERSTACK_GIL_SWITCH_INTERVAL_US"):
+        resolve_settings(
+            {"model": "builtin://mlp"}, environ={"INFERSTACK_GIL_SWITCH_INTERVAL_US": "1"}
+        )
+
+
+def test_configure_gil_switch_interval_sets_the_interpreter_interval():
+    import sys
+
+    from inferstack.runtime.models import configure_gil_switch_interval
+
+    before = sys.getswitchinterval()
+    try:
+        configure_gil_switch_interval(250)
+        assert sys.getswitchinterval() == pytest.approx(0.00025)
+    finally:
+        sys.setswitchinterval(before)
