@@ -12,10 +12,10 @@ import argparse
 import os
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Annotated, Any, TypeVar
 
 import yaml
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, BeforeValidator, ValidationError
 
 from inferstack.runtime.env_names import ENV_CONFIG, ENV_PREFIX
 
@@ -24,6 +24,20 @@ SettingsT = TypeVar("SettingsT", bound=BaseModel)
 
 class SettingsError(ValueError):
     """A setting with a wrong value; the message names where it came from and the fix."""
+
+
+def _comma_separated_ints(value: object) -> object:
+    """`16,32` (how an environment variable or a flag carries a list) -> (16, 32)."""
+    if isinstance(value, str):
+        parts = [part.strip() for part in value.split(",") if part.strip()]
+        if not all(part.isdigit() for part in parts):
+            raise ValueError(f"expected comma-separated positive integers, got {value!r}")
+        return tuple(int(part) for part in parts)
+    return value
+
+
+BatchSizes = Annotated[tuple[int, ...], BeforeValidator(_comma_separated_ints)]
+"""A list of batch sizes, given as a list (config file) or as `16,32` (flag, env var)."""
 
 
 def env_vars(model: type[BaseModel]) -> dict[str, str]:

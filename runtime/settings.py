@@ -18,7 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from inferstack.runtime.batcher import BatcherConfig
 from inferstack.runtime.env_names import DEFAULT_PORT
-from inferstack.runtime.layered_settings import SettingsError, env_vars, resolve
+from inferstack.runtime.layered_settings import BatchSizes, SettingsError, env_vars, resolve
 
 
 class ServerSettings(BaseModel):
@@ -31,7 +31,7 @@ class ServerSettings(BaseModel):
     host: str = "0.0.0.0"
     port: int = Field(default=DEFAULT_PORT, ge=1, le=65535)
     max_batch_size: int = Field(default=32, ge=1)
-    preferred_batch_sizes: tuple[int, ...] = ()
+    preferred_batch_sizes: BatchSizes = ()
     max_queue_delay_ms: float = Field(default=5.0, ge=0)
     max_queue_size: int = Field(default=1024, ge=1)
     request_timeout_ms: float = Field(default=0, ge=0, description="0: no timeout")
@@ -47,16 +47,6 @@ class ServerSettings(BaseModel):
     drain_grace_s: float = Field(default=30.0, gt=0)
     max_request_bytes: int = Field(default=64 * 1024 * 1024, ge=1024)
     log_level: Literal["debug", "info", "warning", "error"] = "info"
-
-    @field_validator("preferred_batch_sizes", mode="before")
-    @classmethod
-    def _split(cls, value: object) -> object:
-        if isinstance(value, str):
-            parts = [part.strip() for part in value.split(",") if part.strip()]
-            if not all(part.isdigit() for part in parts):
-                raise ValueError(f"expected comma-separated positive integers, got {value!r}")
-            return tuple(int(part) for part in parts)
-        return value
 
     @field_validator("device")
     @classmethod

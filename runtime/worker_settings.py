@@ -10,10 +10,10 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Final, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field
 
 from inferstack.runtime.batcher import BatcherConfig
-from inferstack.runtime.layered_settings import resolve
+from inferstack.runtime.layered_settings import BatchSizes, resolve
 
 
 class WorkerSettings(BaseModel):
@@ -36,7 +36,7 @@ class WorkerSettings(BaseModel):
         description="max microseconds a thread keeps the GIL while the model thread waits",
     )
     max_batch_size: int = Field(default=32, ge=1)
-    preferred_batch_sizes: tuple[int, ...] = ()
+    preferred_batch_sizes: BatchSizes = ()
     max_queue_delay_ms: float = Field(default=5.0, ge=0)
     instances: int = Field(default=1, ge=1)
     prefetch_batches: int = Field(default=2, ge=1, description="pulled batches worked at once")
@@ -64,16 +64,6 @@ class WorkerSettings(BaseModel):
     )
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     log_format: Literal["text", "json"] = "text"
-
-    @field_validator("preferred_batch_sizes", mode="before")
-    @classmethod
-    def _split(cls, value: object) -> object:
-        if isinstance(value, str):
-            parts = [part.strip() for part in value.split(",") if part.strip()]
-            if not all(part.isdigit() for part in parts):
-                raise ValueError(f"expected comma-separated positive integers, got {value!r}")
-            return tuple(int(part) for part in parts)
-        return value
 
     def batcher_config(self) -> BatcherConfig:
         """The batcher knobs. The queue is bounded by prefetch, so the batcher's never fills."""
