@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 import math
 import struct
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final, Protocol, cast
 
@@ -450,21 +450,9 @@ def encode_response(
         if requested is None
         else [(item.name, item.binary) for item in requested]
     )
-    entries: list[dict[str, Any]] = []
-    chunks: list[bytes] = []
-    finite = True
-    for name, binary in selected:
-        array = outputs[name]
-        datatype = datatype_of(array)
-        entry: dict[str, Any] = {"name": name, "datatype": datatype, "shape": list(array.shape)}
-        if binary:
-            chunk = _to_binary(array, datatype)
-            entry["parameters"] = {"binary_data_size": len(chunk)}
-            chunks.append(chunk)
-        else:
-            entry["data"] = _to_json_data(array, datatype)
-            finite = finite and _finite(array)
-        entries.append(entry)
+    entries, chunks, finite = _tensor_entries(
+        (name, outputs[name], binary) for name, binary in selected
+    )
     document: dict[str, Any] = {"model_name": model_name, "outputs": entries}
     if model_version is not None:
         document["model_version"] = model_version
@@ -476,18 +464,15 @@ def encode_response(
     return EncodedBody(header + b"".join(chunks), len(header))
 
 
-def encode_request(
-    inputs: Mapping[str, np.ndarray],
-    *,
-    binary: bool = False,
-    request_id: str | None = None,
-    binary_output: bool = False,
-) -> EncodedBody:
-    """Encode a v2 inference request (for clients, tests and benchmarks)."""
+def _tensor_entries(
+    tensors: Iterable[tuple[str, np.ndarray, bool]],
+) -> tuple[list[dict[str, Any]], list[bytes], bool]:
+    """v2 tensor entries for (name, array, as binary) triples, the binary chunks in order, and
+    whether every JSON-encoded array is finite (which decides the JSON serialiser)."""
     entries: list[dict[str, Any]] = []
     chunks: list[bytes] = []
     finite = True
-    for name, array in inputs.items():
+    for name, array, binary in tensors:
         datatype = datatype_of(array)
         entry: dict[str, Any] = {"name": name, "datatype": datatype, "shape": list(array.shape)}
         if binary:
@@ -498,6 +483,20 @@ def encode_request(
             entry["data"] = _to_json_data(array, datatype)
             finite = finite and _finite(array)
         entries.append(entry)
+    return entries, chunks, finite
+
+
+def encode_request(
+    inputs: Mapping[str, np.ndarray],
+    *,
+    binary: bool = False,
+    request_id: str | None = None,
+    binary_output: bool = False,
+) -> EncodedBody:
+    """Encode a v2 inference request (for clients, tests and benchmarks)."""
+    entries, chunks, finite = _tensor_entries(
+        (name, array, binary) for name, array in inputs.items()
+    )
     document: dict[str, Any] = {"inputs": entries}
     if request_id is not None:
         document["id"] = request_id
