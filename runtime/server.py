@@ -1,9 +1,4 @@
-"""The HTTP server: raw ASGI on uvicorn (httptools parser, uvloop), start-up and graceful drain.
-
-Why this stack: measured against aiohttp with the same endpoints and wrk
-(`benchmarks/http_stacks.py`, numbers in the README), raw ASGI on uvicorn with httptools and
-uvloop answered the most requests per second; a framework layer (routing, request objects) adds
-per-request Python work that the six v2 routes do not need.
+"""The inference server process: the HTTP layer (`http.py`) on uvloop, start-up and graceful drain.
 
 Start-up: the port opens first (so liveness answers while a large model loads), the model loads
 and warms up on a worker thread, then readiness turns true.
@@ -20,14 +15,11 @@ import asyncio
 import logging
 import signal
 import time
-from collections.abc import Awaitable, Callable, MutableMapping
-from types import FrameType
-from typing import Any
+from collections.abc import Callable
 
-import uvicorn
-
-from inferstack.runtime.app import InferenceApp, Response, ServedModel
+from inferstack.runtime.app import InferenceApp, ServedModel
 from inferstack.runtime.batcher import DynamicBatcher
+from inferstack.runtime.http import HttpLimits, HttpServer
 from inferstack.runtime.metrics import RuntimeMetrics
 from inferstack.runtime.models import (
     configure_gil_switch_interval,
@@ -37,97 +29,12 @@ from inferstack.runtime.models import (
     resolve_device,
     warm_up,
 )
-from inferstack.runtime.protocol import error_body
 from inferstack.runtime.settings import ServerSettings
 
 log = logging.getLogger("inferstack.runtime")
 
-Scope = MutableMapping[str, Any]
-Message = MutableMapping[str, Any]
-Receive = Callable[[], Awaitable[Message]]
-Send = Callable[[Message], Awaitable[None]]
-
-
-class AsgiAdapter:
-    """Serves an `InferenceApp` as a raw ASGI application, enforcing the body size limit."""
-
-    def __init__(self, app: InferenceApp, max_request_bytes: int) -> None:
-        self.app = app
-        self.max_request_bytes = max_request_bytes
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            return  # Lifespan is off; websockets are not part of the protocol.
-        headers = {
-            name.decode("latin-1").lower(): value.decode("latin-1")
-            for name, value in scope["headers"]
-        }
-        body = await self._read_body(headers, receive)
-        if body is None:
-            response = Response(
-                413,
-                error_body(
-                    f"the request body exceeds {self.max_request_bytes} bytes; send smaller "
-                    "batches or raise max_request_bytes"
-                ),
-            )
-        else:
-            response = await self.app.handle(scope["method"], scope["path"], headers, body)
-        await send(
-            {
-                "type": "http.response.start",
-                "status": response.status,
-                "headers": [
-                    (b"content-type", response.content_type.encode()),
-                    *((name.encode(), value.encode()) for name, value in response.headers),
-                ],
-            }
-        )
-        await send({"type": "http.response.body", "body": response.body})
-
-    async def _read_body(self, headers: dict[str, str], receive: Receive) -> bytes | None:
-        declared = headers.get("content-length", "")
-        if declared.isdigit() and int(declared) > self.max_request_bytes:
-            return None
-        chunks: list[bytes] = []
-        size = 0
-        while True:
-            message = await receive()
-            if message["type"] == "http.disconnect":
-                return b""
-            chunk = message.get("body", b"")
-            size += len(chunk)
-            if size > self.max_request_bytes:
-                return None
-            chunks.append(chunk)
-            if not message.get("more_body", False):
-                return chunks[0] if len(chunks) == 1 else b"".join(chunks)
-
-
-class _DrainingServer(uvicorn.Server):
-    """uvicorn's server with a drain step between the signal and closing the port."""
-
-    def __init__(self, config: uvicorn.Config, on_signal: Callable[[], None]) -> None:
-        super().__init__(config)
-        self._on_signal = on_signal
-        self._signalled = False
-        self._loop: asyncio.AbstractEventLoop | None = None
-
-    async def serve(self, sockets: Any = None) -> None:
-        self._loop = asyncio.get_running_loop()
-        await super().serve(sockets)
-
-    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
-        # Runs as a signal handler: only schedule work on the loop from here.
-        if self._signalled:
-            self.should_exit = True
-            self.force_exit = True
-            return
-        self._signalled = True
-        if self._loop is not None:
-            self._loop.call_soon_threadsafe(self._on_signal)
-        else:
-            self.should_exit = True
+HTTP_CLOSE_GRACE_S = 5.0
+"""After the drain, how long open connections get to finish writing before they are dropped."""
 
 
 class InferenceServer:
@@ -138,40 +45,36 @@ class InferenceServer:
         self.model_name = settings.model_name or model_name_from_uri(settings.model)
         self.metrics = RuntimeMetrics(self.model_name)
         self.app = InferenceApp(self.model_name, self.metrics)
-        config = uvicorn.Config(
-            AsgiAdapter(self.app, settings.max_request_bytes),
-            host=settings.host,
-            port=settings.port,
-            loop="none",  # The caller's loop (uvloop when installed, see run()).
-            http="httptools",
-            lifespan="off",
-            access_log=False,
-            log_level=settings.log_level,
-            timeout_graceful_shutdown=5,
-            # Per-request work nobody here needs: X-Forwarded-* rewriting, Server and Date headers.
-            proxy_headers=False,
-            server_header=False,
-            date_header=False,
-        )
-        self.http = _DrainingServer(config, self._begin_drain)
+        self.http = HttpServer(self.app, HttpLimits(max_request_bytes=settings.max_request_bytes))
         self._drain_task: asyncio.Task[None] | None = None
+        self._stop = asyncio.Event()
+        self._signals = 0
         self.exit_code = 0
 
     async def serve(self) -> int:
         """Open the port, load and warm the model, serve until drained. Returns the exit code."""
-        http_task = asyncio.create_task(self.http.serve(), name="http")
+        settings = self.settings
+        await self.http.start(settings.host, settings.port)
+        log.info("listening on %s:%d", settings.host, self.http.port)
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(signum, self._on_signal)
         try:
-            await self._load()
-        except BaseException:
-            self.http.should_exit = True
-            await http_task
-            raise
-        await http_task
-        if self._drain_task is not None:
-            await self._drain_task
-        served = self.app.served
-        if served is not None:
-            await served.batcher.close()
+            try:
+                await self._load()
+            except BaseException:
+                await self.http.close(grace_s=0)
+                raise
+            await self._stop.wait()
+            if self._drain_task is not None and self._signals < 2:
+                await self._drain_task
+            await self.http.close(grace_s=HTTP_CLOSE_GRACE_S if self._signals < 2 else 0)
+            served = self.app.served
+            if served is not None and self._signals < 2:
+                await served.batcher.close()
+        finally:
+            for signum in (signal.SIGTERM, signal.SIGINT):
+                loop.remove_signal_handler(signum)
         return self.exit_code
 
     async def _load(self) -> None:
@@ -189,7 +92,7 @@ class InferenceServer:
         sizes = sorted({1, *config.preferred_batch_sizes, config.max_batch_size})
         await asyncio.to_thread(warm_up, model, sizes)
         warmed = time.perf_counter()
-        if self.http.should_exit or self._drain_task is not None:
+        if self._stop.is_set() or self._drain_task is not None:
             return  # Told to stop while loading: never turn ready.
         batcher = DynamicBatcher(
             model.predict_batch, config, name=self.model_name, metrics=self.metrics
@@ -212,8 +115,14 @@ class InferenceServer:
             threads,
         )
 
-    def _begin_drain(self) -> None:
-        if self._drain_task is None:
+    def _on_signal(self) -> None:
+        """First SIGTERM/SIGINT: drain. A second one: stop at once."""
+        self._signals += 1
+        if self._signals > 1:
+            log.warning("second signal: stopping without waiting for admitted requests")
+            self.exit_code = 1
+            self._stop.set()
+        elif self._drain_task is None:
             self._drain_task = asyncio.create_task(self.drain(), name="drain")
 
     async def drain(self) -> None:
@@ -236,7 +145,7 @@ class InferenceServer:
                 self.exit_code = 1
             else:
                 log.info("drained: every admitted request was answered")
-        self.http.should_exit = True
+        self._stop.set()
 
 
 def run_server(settings: ServerSettings) -> int:
