@@ -1,0 +1,561 @@
+"""The HTTP/1.1 layer (`inferstack.runtime.http`) observed on the wire.
+
+Each test starts an `HttpServer` on port 0 in front of a real `InferenceApp`, whose model is a
+real `DynamicBatcher` over `GatedModel` (y = 2x, optionally held on a gate), and talks to it
+with raw bytes over loopback TCP. Every test runs on asyncio's own loop and on uvloop, the loop
+the server runs on in production: their transports differ (write_eof, pause_reading, buffers).
+
+Nothing here sleeps to synchronise: a gated model reports when a batch entered it, and a
+condition of the server is awaited with zero-time yields. Timeouts are hang guards only.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Coroutine, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import orjson
+import pytest
+import uvloop
+
+from inferstack.runtime.app import InferenceApp, ServedModel
+from inferstack.runtime.batcher import BatcherConfig, DynamicBatcher
+from inferstack.runtime.http import HttpLimits, HttpServer
+from inferstack.runtime.metrics import RuntimeMetrics
+from inferstack.runtime.models import LoadedModel
+from inferstack.runtime.protocol import decode_response, encode_request
+from inferstack.runtime.tensors import TensorSpec
+from tests.runtime.fakes import GatedModel, rows
+
+MODEL = "doubler"
+HANG_GUARD_S = 10.0
+"""Upper bound on one scenario: a broken server fails the test instead of hanging CI."""
+LIVE_BODY = b'{"live":true}'
+CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
+
+LOOPS: dict[str, Callable[[], asyncio.AbstractEventLoop]] = {
+    "asyncio": asyncio.new_event_loop,
+    "uvloop": uvloop.new_event_loop,
+}
+
+
+class DoublerModel(LoadedModel):
+    """`GatedModel` behind the served-model interface: input x, output y = 2x, two columns."""
+
+    def __init__(self, gated: GatedModel) -> None:
+        self.name = MODEL
+        self.uri = "tests.runtime.fakes:GatedModel"
+        self.inputs = [TensorSpec("x", "FP32", [-1, 2])]
+        self.outputs = [TensorSpec("y", "FP32", [-1, 2])]
+        self._gated = gated
+
+    def predict_batch(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        return self._gated.predict_batch(inputs)
+
+
+@dataclass
+class Harness:
+    """One server, its app and model, and the client connections a scenario opened."""
+
+    server: HttpServer
+    app: InferenceApp
+    model: GatedModel
+    batcher: DynamicBatcher
+    metrics: RuntimeMetrics
+    port: int
+    """Read once at start: the server forgets it when it stops listening."""
+    writers: list[asyncio.StreamWriter] = field(default_factory=list)
+
+    async def connect(self) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+        reader, writer = await asyncio.open_connection("127.0.0.1", self.port)
+        self.writers.append(writer)
+        return reader, writer
+
+
+Scenario = Callable[[Harness], Awaitable[None]]
+
+
+async def _serve(scenario: Scenario, limits: HttpLimits, gate_open: bool) -> None:
+    model = GatedModel(open_gate=gate_open)
+    metrics = RuntimeMetrics(MODEL)
+    # No queue delay: each request is dispatched the moment the model is free.
+    batcher = DynamicBatcher(
+        model.predict_batch,
+        BatcherConfig(max_batch_size=8, max_queue_delay_s=0.0),
+        name=MODEL,
+        metrics=metrics,
+    )
+    await batcher.start()
+    app = InferenceApp(MODEL, metrics)
+    app.served = ServedModel(DoublerModel(model), batcher, metrics)
+    server = HttpServer(app, limits)
+    await server.start("127.0.0.1", 0)
+    harness = Harness(server, app, model, batcher, metrics, server.port)
+    try:
+        await scenario(harness)
+    finally:
+        model.gate.set()  # A failed scenario must not leave the model thread blocked.
+        for writer in harness.writers:
+            writer.close()
+        await server.close(grace_s=0)
+        await batcher.close()
+
+
+Runner = Callable[..., None]
+
+
+@pytest.fixture(params=sorted(LOOPS))
+def run(request: pytest.FixtureRequest) -> Runner:
+    """Run a scenario against a fresh server on the parametrised event loop."""
+    factory = LOOPS[request.param]
+
+    def runner(
+        scenario: Scenario, *, limits: HttpLimits | None = None, gate_open: bool = True
+    ) -> None:
+        coroutine: Coroutine[Any, Any, None] = _serve(scenario, limits or HttpLimits(), gate_open)
+        with asyncio.Runner(loop_factory=factory) as loop:
+            loop.run(asyncio.wait_for(coroutine, HANG_GUARD_S))
+
+    return runner
+
+
+# Wire helpers ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Reply:
+    """One HTTP response as read off the socket."""
+
+    status: int
+    head: bytes
+    """The status line and headers, up to and including the blank line."""
+    headers: dict[str, str]
+    body: bytes
+
+    @property
+    def error(self) -> str:
+        document = orjson.loads(self.body)
+        assert set(document) == {"error"}, document
+        return str(document["error"])
+
+
+async def read_reply(reader: asyncio.StreamReader, *, head_only: bool = False) -> Reply:
+    """Read exactly one response: the head, then `content-length` bytes (none after a HEAD)."""
+    head = await reader.readuntil(b"\r\n\r\n")
+    status_line, *header_lines = head[:-4].decode("latin-1").split("\r\n")
+    version, status, _reason = status_line.split(" ", 2)
+    assert version == "HTTP/1.1", status_line
+    headers: dict[str, str] = {}
+    for line in header_lines:
+        name, value = line.split(": ", 1)
+        assert name == name.lower(), head
+        assert name not in headers, head
+        headers[name] = value
+    body = b"" if head_only else await reader.readexactly(int(headers["content-length"]))
+    return Reply(int(status), head, headers, body)
+
+
+async def read_to_eof(reader: asyncio.StreamReader) -> bytes:
+    """What is left until the server closes its side; a reset raises instead."""
+    return await reader.read()
+
+
+def request(
+    method: str,
+    path: str,
+    body: bytes = b"",
+    *,
+    headers: tuple[tuple[str, str], ...] = (),
+    version: str = "HTTP/1.1",
+    length: bool = True,
+) -> bytes:
+    """A request as bytes; `content-length` from the body unless `length` is False."""
+    lines = [f"{method} {path} {version}", "host: 127.0.0.1"]
+    if length and (body or method == "POST"):
+        lines.append(f"content-length: {len(body)}")
+    lines.extend(f"{name}: {value}" for name, value in headers)
+    return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body
+
+
+def infer_body(*values: float) -> bytes:
+    return encode_request(rows(*values)).body
+
+
+def infer(*values: float, path: str = f"/v2/models/{MODEL}/infer") -> bytes:
+    return request(
+        "POST", path, infer_body(*values), headers=(("content-type", "application/json"),)
+    )
+
+
+def doubled(reply: Reply) -> list[list[float]]:
+    """The `y` output of a successful inference reply."""
+    assert reply.status == 200, reply
+    assert reply.headers["content-type"] == "application/json"
+    return [[float(v) for v in row] for row in decode_response(reply.body)["y"]]
+
+
+def live_reply(*, close: bool = False) -> bytes:
+    """The exact bytes of `GET /v2/health/live`'s answer."""
+    connection = "connection: close\r\n" if close else ""
+    return (
+        b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\n"
+        + f"content-length: {len(LIVE_BODY)}\r\n{connection}\r\n".encode()
+        + LIVE_BODY
+    )
+
+
+async def until(condition: Callable[[], bool]) -> None:
+    """Yield to the loop (zero-time) until the server reaches `condition`; the scenario's
+    hang guard bounds the wait."""
+    while not condition():
+        await asyncio.sleep(0)
+
+
+LIVE = request("GET", "/v2/health/live")
+
+
+# 1. keep-alive -----------------------------------------------------------------------------
+
+
+def test_keep_alive_answers_two_requests_on_one_connection(run: Runner) -> None:
+    async def scenario(h: Harness) -> None:
+        reader, writer = await h.connect()
+        writer.write(infer(1.5))
+        first = await read_reply(reader)
+        writer.write(infer(2.0, 3.0))
+        second = await read_reply(reader)
+
+        for reply in (first, second):
+            assert "connection" not in reply.headers
+            assert int(reply.headers["content-length"]) == len(reply.body)
+        assert doubled(first) == [[3.0, 3.0]]
+        assert doubled(second) == [[4.0, 4.0], [6.0, 6.0]]
+        assert len(h.server.connections) == 1
+
+    run(scenario)
+
+
+# 2. pipelining -----------------------------------------------------------------------------
+
+
+def test_pipelined_requests_are_answered_in_order(run: Runner) -> None:
+    async def scenario(h: Harness) -> None:
+        reader, writer = await h.connect()
+        writer.write(infer(1.0) + LIVE + infer(5.0))
+
+        first = await read_reply(reader)
+        second = await read_reply(reader)
+        third = await read_reply(reader)
+
+        assert doubled(first) == [[2.0, 2.0]]
+        assert second.head + second.body == live_reply()
+        assert doubled(third) == [[10.0, 10.0]]
+        assert [call.tolist() for call in h.model.calls] == [[[1.0, 1.0]], [[5.0, 5.0]]]
+
+    run(scenario)
+
+
+# 3. Expect: 100-continue -------------------------------------------------------------------
+
+
+def test_expect_100_continue_is_answered_before_the_body_is_sent(run: Runner) -> None:
+    async def scenario(h: Harness) -> None:
+        reader, writer = await h.connect()
+        body = infer_body(4.0)
+        writer.write(
+            request(
+                "POST",
+                f"/v2/models/{MODEL}/infer",
+                headers=(("content-length", str(len(body))), ("expect", "100-continue")),
+                length=False,
+            )
+        )
+        # The body is not sent yet: a server waiting for it would trip the hang guard here.
+        assert await reader.readexactly(len(CONTINUE)) == CONTINUE
+        writer.write(body)
+        assert doubled(await read_reply(reader)) == [[8.0, 8.0]]
+
+    run(scenario)
+
+
+# 4. request body limit ---------------------------------------------------------------------
+
+TOO_LARGE = "the request body exceeds 1024 bytes; send smaller batches or raise max_request_bytes"
+
+
+def test_declared_body_over_the_limit_gets_413_and_a_clean_close(run: Runner) -> None:
+    async def scenario(h: Harness) -> None:
+        reader, writer = await h.connect()
+        # Far more than the socket buffers hold, all sent before reading: a server that closed
+        # with this unread would reset the connection and the client would lose the answer.
+        body = b"0" * (4 * 1024 * 1024)
+        writer.write(request("POST", f"/v2/models/{MODEL}/infer", body))
+
+        reply = await read_reply(reader)
+        assert reply.status == 413
+        assert reply.headers["connection"] == "close"
+        assert reply.error == TOO_LARGE
+        assert await read_to_eof(reader) == b""
+        await writer.drain()  # The rest of the body was accepted, not refused with a reset.
+        assert h.model.calls == []
+
+    run(scenario, limits=HttpLimits(max_request_bytes=1024))
+
+
+def test_chunked_body_growing_over_the_limit_gets_413(run: Runner) -> None:
+    async def scenario(h: Harness) -> None:
+        reader, writer = await h.connect()
+        chunk = b"200\r\n" + b"0" * 0x200 + b"\r\n"
+        writer.write(
+            request(
+                "POST",
+                f"/v2/models/{MODEL}/infer",
+                headers=(("transfer-encoding", "chunked"),),
+                length=False,
+            )
+            # The third chunk crosses 1024 bytes; the client keeps sending 4 MiB more before it
+            # reads, as in the declared case.
+            + chunk * 8192
+            + b"0\r\n\r\n"
+        )
+
+        reply = await read_reply(reader)
+        assert reply.status == 413
+        assert reply.headers["connection"] == "close"
+        assert reply.error == TOO_LARGE
+        assert await read_to_eof(reader) == b""
+        await writer.drain()
+        assert h.model.calls == []
+
+    run(scenario, limits=HttpLimits(max_request_bytes=1024))
+
+
+# 5. header limit ---------------------------------------------------------------------------
+
+
+def test_headers_over_the_limit_get_431(run: Runner) -> None:
+    async def scenario(h: Harness) -> None:
+        reader, writer = await h.connect()
+        writer.write(
+            request("GET", "/v2/health/live", headers=(("x-padding", "p" * 600), ("x-more", "m")))
+        )
+
+        reply = await read_reply(reader)
+        assert reply.status == 431
+        assert reply.head.startswith(b"HTTP/1.1 431 Request Header Fields Too Large\r\n")
+        assert reply.headers["connection"] == "close"
+        assert reply.error == ("request headers exceed 512 bytes; send fewer or shorter headers")
+        assert await read_to_eof(reader) == b""
+
+    run(scenario, limits=HttpLimits(max_header_bytes=512))
+
+
+# 6. malformed input ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "garbage",
+    [
+        pytest.param(b"GET /v2/health/live HTTP/1.1 extra\r\n\r\n", id="bad-request-line"),
+        pytest.param(b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03" + bytes(32), id="tls-hello"),
+        pytest.param(b"hello there\r\n\r\n", id="not-http"),
+    ],
+)
+def test_malformed_request_gets_400_and_the_connection_closes(run: Runner, garbage: bytes) -> None:
+    async def scenario(h: Harness) -> None:
+        reader, writer = await h.connect()
+        writer.write(garbage)
+
+        reply = await read_reply(reader)
+        assert reply.status == 400
+        assert reply.headers["connection"] == "close"
+        assert reply.error.startswith("malformed HTTP request (")
+        assert reply.error.endswith("); send HTTP/1.1")
+        assert await read_to_eof(reader) == b""
+
+    run(scenario)
+
+
+# 7. connection: close ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        pytest.param(b"GET /v2/health/live HTTP/1.0\r\n\r\n", id="http-1.0"),
+        pytest.param(
+            b"GET /v2/health/live HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n",
+            id="http-1.1-close",
+        ),
+    ],
+)
+def test_a_request_without_keep_alive_is_answered_then_closed(run: Runner, raw: bytes) -> None:
+    async def scenario(h: Harness) -> None:
+        reader, writer = await h.connect()
+        writer.write(raw)
+        assert await read_to_eof(reader) == live_reply(close=True)
+        await until(lambda: not h.server.connections)
+
+    run(scenario)
+
+
+# 8. HEAD -----------------------------------------------------------------------------------
+
+
+def test_head_sends_the_get_headers_without_the_body(run: Runner) -> None:
+    async def scenario(h: Harness) -> None:
+        reader, writer = await h.connect()
+        writer.write(request("HEAD", "/v2/health/live") + LIVE)
+
+        head = await read_reply(reader, head_only=True)
+        # The next bytes are the GET's status line: the HEAD answer carried no body.
+        get = await read_reply(reader)
+        assert head.head == get.head
+        assert head.headers["content-length"] == str(len(LIVE_BODY))
+        assert get.body == LIVE_BODY
+
+    run(scenario)
+
+
+# 9. idle keep-alive timeout ----------------------------------------------------------------
+
+
+def test_idle_keep_alive_connections_are_closed_by_the_server(run: Runner) -> None:
+    async def scenario(h: Harness) -> None:
+        served_reader, served_writer = await h.connect()
+        silent_reader, _ = await h.connect()
+        served_writer.write(LIVE)
+        assert (await read_reply(served_reader)).body == LIVE_BODY
+
+        # Both EOFs come from the server's idle timer; the hang guard fails a server without one.
+        assert await read_to_eof(served_reader) == b""
+        assert await read_to_eof(silent_reader) == b""
+        await until(lambda: not h.server.connections)
+
+    run(scenario, limits=HttpLimits(keep_alive_s=0.05))
+
+
+# 10. a client that goes away ---------------------------------------------------------------
+
+
+def test_a_client_that_disconnects_while_queued_is_cancelled_and_never_computed(
+    run: Runner,
+) -> None:
+    async def scenario(h: Harness) -> None:
+        stays_reader, stays = await h.connect()
+        _, leaves = await h.connect()
+        stays.write(infer(1.0))
+        assert await h.model.entered.get() == 1  # Its batch holds the model.
+        leaves.write(infer(7.0))
+        await until(lambda: h.batcher.queue_depth == 1)
+        assert h.batcher.outstanding == 2
+
+        leaves.close()
+        await until(lambda: h.metrics.requests("cancelled") == 1)
+        assert h.batcher.outstanding == 1
+        assert h.batcher.queue_depth == 0
+
+        h.model.gate.set()
+        assert doubled(await read_reply(stays_reader)) == [[2.0, 2.0]]
+        assert [call.tolist() for call in h.model.calls] == [[[1.0, 1.0]]]
+        assert h.batcher.outstanding == 0
+        assert h.metrics.requests("success") == 1
+        assert h.metrics.requests("cancelled") == 1
+
+    run(scenario, gate_open=False)
+
+
+# 11. graceful close ------------------------------------------------------------------------
+
+
+def test_close_ends_idle_connections_finishes_busy_ones_and_refuses_new_ones(
+    run: Runner,
+) -> None:
+    async def scenario(h: Harness) -> None:
+        idle_reader, idle = await h.connect()
+        busy_reader, busy = await h.connect()
+        idle.write(LIVE)
+        assert (await read_reply(idle_reader)).body == LIVE_BODY
+        busy.write(infer(3.0))
+        assert await h.model.entered.get() == 1
+
+        closing = asyncio.create_task(h.server.close(grace_s=HANG_GUARD_S))
+        # The model is still held: this EOF is the idle connection closed at once.
+        assert await read_to_eof(idle_reader) == b""
+        with pytest.raises(ConnectionRefusedError):
+            await asyncio.open_connection("127.0.0.1", h.port)
+        assert not closing.done()
+
+        h.model.gate.set()
+        reply = await read_reply(busy_reader)
+        assert doubled(reply) == [[6.0, 6.0]]
+        assert reply.headers["connection"] == "close"
+        assert await read_to_eof(busy_reader) == b""
+        await closing
+        assert not h.server.connections
+
+    run(scenario, gate_open=False)
+
+
+# 12. percent-encoded paths -----------------------------------------------------------------
+
+
+def test_percent_encoded_paths_route_like_plain_ones(run: Runner) -> None:
+    async def scenario(h: Harness) -> None:
+        reader, writer = await h.connect()
+        writer.write(
+            request("GET", f"/v2/models/{MODEL}/ready")
+            + request("GET", "/v2/models/doubl%65r/ready")
+            + infer(2.5, path="/v2/models/%64oubler/%69nfer")
+        )
+
+        plain = await read_reply(reader)
+        encoded = await read_reply(reader)
+        assert plain.status == 200
+        assert orjson.loads(plain.body) == {"name": MODEL, "ready": True}
+        assert encoded.head + encoded.body == plain.head + plain.body
+        assert doubled(await read_reply(reader)) == [[5.0, 5.0]]
+
+    run(scenario)
+
+
+# 13. an exception inside the app -----------------------------------------------------------
+
+
+class BrokenCollector:
+    """A Prometheus collector that fails on scrape, so `/metrics` raises inside app.handle."""
+
+    def describe(self) -> list[Any]:
+        return []  # Registered without a collect() call.
+
+    def collect(self) -> Iterator[Any]:
+        raise RuntimeError("collector exploded")
+
+
+def test_an_exception_in_the_app_gets_500_and_the_connection_serves_on(
+    run: Runner, caplog: pytest.LogCaptureFixture
+) -> None:
+    async def scenario(h: Harness) -> None:
+        h.metrics.registry.register(BrokenCollector())
+        reader, writer = await h.connect()
+        writer.write(request("GET", "/metrics"))
+
+        reply = await read_reply(reader)
+        assert reply.status == 500
+        assert reply.head.startswith(b"HTTP/1.1 500 Internal Server Error\r\n")
+        assert "connection" not in reply.headers
+        assert reply.error == "internal server error; see the server log"
+
+        writer.write(LIVE)
+        assert await reader.readexactly(len(live_reply())) == live_reply()
+
+    with caplog.at_level(logging.ERROR, logger="inferstack.runtime.http"):
+        run(scenario)
+    [record] = caplog.records
+    assert record.getMessage() == "unhandled error answering GET /metrics"
+    assert record.exc_info is not None
+    assert str(record.exc_info[1]) == "collector exploded"
