@@ -99,6 +99,7 @@ class HttpConnection(asyncio.Protocol):
         self._writable.set()
         self._reading = True
         self._discarding = False
+        self._continue_owed = False
         self._closing = False
         self._idle_timer: asyncio.TimerHandle | None = None
         # The request being parsed.
@@ -129,15 +130,21 @@ class HttpConnection(asyncio.Protocol):
         if self._discarding:
             return
         self._cancel_idle_timer()
-        try:
-            self._parser.feed_data(data)
-        except httptools.HttpParserUpgrade:
-            self._fail(400, "protocol upgrades are not supported; send plain HTTP/1.1 requests")
-        except httptools.HttpParserError as error:
-            self._fail(400, f"malformed HTTP request ({error}); send HTTP/1.1")
-        else:
-            if self.idle:  # A partial request: the keep-alive clock keeps running.
-                self._arm_idle_timer()
+        while data and not self._discarding:
+            try:
+                self._parser.feed_data(data)
+            except httptools.HttpParserUpgrade as upgrade:
+                # RFC 9110 7.8: a server may ignore Upgrade and answer over HTTP/1.1 (curl's
+                # h2c offer, for one); the client sends nothing new before a 101, so parsing
+                # simply continues after the request.
+                consumed = int(upgrade.args[0]) if upgrade.args else len(data)
+                data = data[max(consumed, 1) :]
+                continue
+            except httptools.HttpParserError as error:
+                self._refuse_now(400, f"malformed HTTP request ({error}); send HTTP/1.1")
+            break
+        if self.idle and not self._closing:  # A partial request: the idle clock keeps running.
+            self._arm_idle_timer()
 
     def pause_writing(self) -> None:
         self._writable.clear()
@@ -156,17 +163,16 @@ class HttpConnection(asyncio.Protocol):
         self._body_bytes = 0
 
     def on_url(self, url: bytes) -> None:
-        self._url += url
         self._header_bytes += len(url)
+        if self._header_bytes > self._limits.max_header_bytes:
+            self._refuse_header_size()
+            return
+        self._url += url
 
     def on_header(self, name: bytes, value: bytes) -> None:
         self._header_bytes += len(name) + len(value)
         if self._header_bytes > self._limits.max_header_bytes:
-            self._refuse_now(
-                431,
-                f"request headers exceed {self._limits.max_header_bytes} bytes; send fewer "
-                "or shorter headers",
-            )
+            self._refuse_header_size()
             return
         self._header_pairs.append((name, value))
 
@@ -181,11 +187,16 @@ class HttpConnection(asyncio.Protocol):
         if declared.isdigit() and int(declared) > self._limits.max_request_bytes:
             self._refuse_now(413, self._too_large_message())
             return
-        if headers.get("expect", "").lower() == "100-continue" and self._transport is not None:
-            self._transport.write(_CONTINUE)
+        if headers.get("expect", "").lower() == "100-continue":
+            # Interim answers keep request order too: owed until earlier answers are written.
+            if self.idle:
+                self._write(_CONTINUE)
+            else:
+                self._continue_owed = True
         self._headers = headers
 
     def on_body(self, chunk: bytes) -> None:
+        self._continue_owed = False  # The client did not wait for it.
         if self._discarding:
             return
         self._body_bytes += len(chunk)
@@ -195,9 +206,14 @@ class HttpConnection(asyncio.Protocol):
         self._body.append(chunk)
 
     def on_message_complete(self) -> None:
+        self._continue_owed = False
         if self._discarding:
             return
-        raw_path = httptools.parse_url(self._url).path.decode("latin-1")
+        try:
+            raw_path = httptools.parse_url(self._url).path.decode("latin-1")
+        except httptools.HttpParserInvalidURLError:
+            self._refuse_now(400, "the request target is not a valid URL path; send /v2/...")
+            return
         path = unquote(raw_path) if "%" in raw_path else raw_path
         body = self._body[0] if len(self._body) == 1 else b"".join(self._body)
         request = _Request(
@@ -217,20 +233,18 @@ class HttpConnection(asyncio.Protocol):
             "batches or raise max_request_bytes"
         )
 
+    def _refuse_header_size(self) -> None:
+        if not self._discarding:
+            self._refuse_now(
+                431,
+                f"request line and headers exceed {self._limits.max_header_bytes} bytes; send "
+                "fewer or shorter headers, or a shorter URL",
+            )
+
     def _refuse_now(self, status: int, message: str) -> None:
         """Answer after what is queued, then close: the rest of this request is not read."""
         self._discarding = True
         self._enqueue(_Request("", "", {}, False, refusal=_refusal(status, message)))
-
-    def _fail(self, status: int, message: str) -> None:
-        """Malformed input: the stream cannot be trusted, so answer once and close."""
-        self._discarding = True
-        self._requests.clear()
-        if self._responder is not None:
-            self._responder.cancel()
-            self._responder = None
-        self._write(encode_response(_refusal(status, message), head_only=False, keep_alive=False))
-        self._linger_and_close()
 
     def _enqueue(self, request: _Request) -> None:
         self._requests.append(request)
@@ -266,6 +280,9 @@ class HttpConnection(asyncio.Protocol):
             if not keep_alive:
                 self._linger_and_close() if request.refusal is not None else self._close()
                 break
+            if self._continue_owed and not self._requests:
+                self._continue_owed = False
+                self._write(_CONTINUE)
             if not self._writable.is_set():
                 await self._writable.wait()
         self._responder = None

@@ -323,11 +323,6 @@ def test_expect_100_continue_is_answered_before_the_body_is_sent(run: Runner) ->
     run(scenario)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="http.py bug: `100 Continue` is written from on_headers_complete at parse time, "
-    "ahead of the final responses still owed to earlier pipelined requests",
-)
 def test_100_continue_of_a_pipelined_request_waits_for_the_earlier_answers(run: Runner) -> None:
     async def scenario(h: Harness) -> None:
         reader, writer = await h.connect()
@@ -416,17 +411,15 @@ def test_headers_over_the_limit_get_431(run: Runner) -> None:
         assert reply.status == 431
         assert reply.head.startswith(b"HTTP/1.1 431 Request Header Fields Too Large\r\n")
         assert reply.headers["connection"] == "close"
-        assert reply.error == ("request headers exceed 512 bytes; send fewer or shorter headers")
+        assert reply.error == (
+            "request line and headers exceed 512 bytes; send fewer or shorter headers, "
+            "or a shorter URL"
+        )
         assert await read_to_eof(reader) == b""
 
     run(scenario, limits=HttpLimits(max_header_bytes=512))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="http.py bug: on_url adds the target to the header byte count but only on_header "
-    "checks the limit, so a request line alone is never refused (and buffers without bound)",
-)
 def test_a_request_line_over_the_header_limit_is_refused(run: Runner) -> None:
     async def scenario(h: Harness) -> None:
         reader, writer = await h.connect()
@@ -467,11 +460,6 @@ def test_malformed_request_gets_400_and_the_connection_closes(run: Runner, garba
     run(scenario)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="http.py bug: _fail clears the queued requests and cancels the responder, so a valid "
-    "request pipelined before the bad bytes is never answered and the 400 reads as its answer",
-)
 def test_a_valid_request_before_malformed_bytes_is_answered_first(run: Runner) -> None:
     async def scenario(h: Harness) -> None:
         reader, writer = await h.connect()
@@ -486,11 +474,6 @@ def test_a_valid_request_before_malformed_bytes_is_answered_first(run: Runner) -
     run(scenario)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="http.py bug: an Upgrade request (here curl --http2's h2c offer) gets 400, but RFC "
-    "9110 section 7.8 lets a server ignore Upgrade and answer over HTTP/1.1",
-)
 def test_an_h2c_upgrade_offer_is_ignored_and_the_request_answered(run: Runner) -> None:
     async def scenario(h: Harness) -> None:
         reader, writer = await h.connect()
