@@ -78,6 +78,9 @@ class LoadedModel(ABC):
         """The spec of input `name`, or None when the model has no such input."""
         return next((spec for spec in self.inputs if spec.name == name), None)
 
+    def close(self) -> None:  # noqa: B027 (an optional hook, not an abstract method)
+        """Release what the model holds beyond memory (processes, files); none by default."""
+
 
 class TorchModel(LoadedModel):
     """A torch callable (nn.Module, ScriptModule or exported program) behind the interface."""

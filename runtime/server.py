@@ -21,7 +21,9 @@ from inferstack.runtime.app import InferenceApp, ServedModel
 from inferstack.runtime.batcher import DynamicBatcher
 from inferstack.runtime.http import HttpLimits, HttpServer
 from inferstack.runtime.metrics import RuntimeMetrics
+from inferstack.runtime.model_process import ModelProcessConfig, ProcessModel
 from inferstack.runtime.models import (
+    LoadedModel,
     configure_gil_switch_interval,
     configure_torch_threads,
     load_model,
@@ -49,6 +51,8 @@ class InferenceServer:
         self._drain_task: asyncio.Task[None] | None = None
         self._stop = asyncio.Event()
         self._signals = 0
+        self._model: LoadedModel | None = None
+        self._model_closed = False
         self.exit_code = 0
 
     async def serve(self) -> int:
@@ -73,6 +77,7 @@ class InferenceServer:
             if served is not None and self._signals < 2:
                 await served.batcher.close()
         finally:
+            self._close_model()
             for signum in (signal.SIGTERM, signal.SIGINT):
                 loop.remove_signal_handler(signum)
         return self.exit_code
@@ -80,18 +85,25 @@ class InferenceServer:
     async def _load(self) -> None:
         settings = self.settings
         threads = settings.resolved_torch_threads()
-        configure_torch_threads(threads)
-        configure_gil_switch_interval(settings.gil_switch_interval_us)
-        device = resolve_device(settings.device)
-        started = time.perf_counter()
-        model = await asyncio.to_thread(
-            load_model, settings.model, name=self.model_name, device=device
-        )
-        loaded = time.perf_counter()
         config = settings.batcher_config()
-        sizes = sorted({1, *config.preferred_batch_sizes, config.max_batch_size})
-        await asyncio.to_thread(warm_up, model, sizes)
-        warmed = time.perf_counter()
+        sizes = tuple(sorted({1, *config.preferred_batch_sizes, config.max_batch_size}))
+        configure_gil_switch_interval(settings.gil_switch_interval_us)
+        model: LoadedModel
+        if settings.model_process:
+            process_config = ModelProcessConfig(
+                settings.model, self.model_name, settings.device, threads, sizes
+            )
+            processes = await asyncio.to_thread(
+                ProcessModel.start, process_config, settings.instances
+            )
+            load_s, warm_up_s, device = processes.load_s, processes.warm_up_s, processes.device
+            self._watch_model_processes(processes)
+            model = processes
+        else:
+            model, load_s, warm_up_s, device = await asyncio.to_thread(
+                self._load_in_process, threads, sizes
+            )
+        self._model = model
         if self._stop.is_set() or self._drain_task is not None:
             return  # Told to stop while loading: never turn ready.
         batcher = DynamicBatcher(
@@ -103,17 +115,54 @@ class InferenceServer:
         )
         log.info(
             "model %s (%s) ready on %s:%d: load %.2fs, warm-up %.2fs at batch sizes %s, "
-            "device %s, %d torch threads",
+            "device %s, %d torch threads, %d %s",
             self.model_name,
             settings.model,
             settings.host,
             settings.port,
-            loaded - started,
-            warmed - loaded,
-            sizes,
+            load_s,
+            warm_up_s,
+            list(sizes),
             device,
             threads,
+            settings.instances,
+            "model processes" if settings.model_process else "model threads",
         )
+
+    def _load_in_process(
+        self, threads: int, sizes: tuple[int, ...]
+    ) -> tuple[LoadedModel, float, float, str]:
+        """The model on threads of this process (`model_process: false`)."""
+        configure_torch_threads(threads)
+        device = resolve_device(self.settings.device)
+        started = time.perf_counter()
+        model = load_model(self.settings.model, name=self.model_name, device=device)
+        loaded = time.perf_counter()
+        return model, loaded - started, warm_up(model, sizes), device
+
+    def _watch_model_processes(self, model: ProcessModel) -> None:
+        loop = asyncio.get_running_loop()
+        for sentinel in model.sentinels:
+            loop.add_reader(sentinel, self._model_process_ended, sentinel)
+
+    def _model_process_ended(self, sentinel: int) -> None:
+        asyncio.get_running_loop().remove_reader(sentinel)
+        if self._model_closed:
+            return
+        # Requests routed to it fail with 500 from now on; a restart is the only cure.
+        log.error("a model process exited unexpectedly; draining and exiting with code 1")
+        self.exit_code = 1
+        if self._drain_task is None:
+            self._drain_task = asyncio.create_task(self.drain(), name="drain")
+
+    def _close_model(self) -> None:
+        self._model_closed = True
+        if isinstance(self._model, ProcessModel):
+            loop = asyncio.get_running_loop()
+            for sentinel in self._model.sentinels:
+                loop.remove_reader(sentinel)
+        if self._model is not None:
+            self._model.close()
 
     def _on_signal(self) -> None:
         """First SIGTERM/SIGINT: drain. A second one: stop at once."""

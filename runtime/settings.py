@@ -36,6 +36,10 @@ class ServerSettings(BaseModel):
     max_queue_size: int = Field(default=1024, ge=1)
     request_timeout_ms: float = Field(default=0, ge=0, description="0: no timeout")
     instances: int = Field(default=1, ge=1)
+    model_process: bool = Field(
+        default=True,
+        description="run each model instance in its own process (false: on a server thread)",
+    )
     torch_threads: int = Field(default=0, ge=0, description="0: CPU budget minus one")
     device: str = Field(default="auto", description="auto, cpu, cuda or cuda:N")
     gil_switch_interval_us: int = Field(

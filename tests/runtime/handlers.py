@@ -65,3 +65,49 @@ class NoPredict:
 
     def load(self) -> None:
         pass
+
+
+class Picky:
+    """Echoes `x`, but raises on a batch whose first value is negative (a model bug)."""
+
+    inputs = [TensorSpec("x", "FP32", [-1, 2])]
+    outputs = [TensorSpec("y", "FP32", [-1, 2])]
+
+    def load(self) -> None:
+        pass
+
+    def predict_batch(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        x = inputs["x"]
+        if x[0, 0] < 0:
+            raise ValueError(f"negative input {x[0, 0]}")
+        return {"y": x}
+
+
+class Strings:
+    """BYTES in, BYTES and INT64 out: object arrays have to cross process boundaries too."""
+
+    inputs = [TensorSpec("text", "BYTES", [-1])]
+    outputs = [TensorSpec("upper", "BYTES", [-1]), TensorSpec("length", "INT64", [-1])]
+
+    def load(self) -> None:
+        pass
+
+    def predict_batch(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        text = inputs["text"]
+        return {
+            "upper": np.array([item.upper() for item in text], dtype=np.object_),
+            "length": np.array([len(item) for item in text], dtype=np.int64),
+        }
+
+
+class Pid:
+    """Answers each row with the id of the process it ran in."""
+
+    inputs = [TensorSpec("x", "FP32", [-1])]
+    outputs = [TensorSpec("pid", "INT64", [-1])]
+
+    def load(self) -> None:
+        pass
+
+    def predict_batch(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        return {"pid": np.full(len(inputs["x"]), os.getpid(), dtype=np.int64)}

@@ -154,6 +154,21 @@ def test_tritonclient_outputs_equal_the_models_direct_output(mlp, binary):
     assert result.get_response()["id"] == "req-7"
 
 
+def test_the_model_can_run_on_a_server_thread_instead_of_a_process():
+    server = _start("--model", "builtin://mlp", "--model-process", "false")
+    try:
+        assert _model_processes(server.process.pid) == []
+        x = np.random.default_rng(8).standard_normal((2, 512), dtype=np.float32)
+        code, _, payload = _post(f"{server.url}/v2/models/mlp/infer", _row_body(x))
+    finally:
+        _stop(server)
+    assert code == 200
+    configure_torch_threads(1)
+    direct = load_model("builtin://mlp").predict_batch({"input": x})["output"]
+    output = json.loads(payload)["outputs"][0]
+    np.testing.assert_array_equal(np.array(output["data"], np.float32).reshape(2, 512), direct)
+
+
 def test_metadata_and_triton_config(mlp):
     client = triton.InferenceServerClient(f"127.0.0.1:{mlp.port}")
     metadata = client.get_model_metadata("mlp")
@@ -264,3 +279,31 @@ def test_full_queue_then_graceful_drain_on_sigterm(tmp_path):
         assert code == 200, payload
         output = json.loads(payload)["outputs"][0]
         assert output["data"] == values.ravel().tolist()
+
+
+def _model_processes(parent: int) -> list[int]:
+    """Children of `parent` that run multiprocessing's spawn entry point (the model instances)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            command = (entry / "cmdline").read_bytes().split(b"\0")
+        except (OSError, IndexError, ValueError):
+            continue  # Gone while we looked.
+        if ppid == parent and any(b"spawn_main" in part for part in command):
+            found.append(int(entry.name))
+    return found
+
+
+def test_a_crashed_model_process_makes_the_server_exit_1_for_a_restart():
+    server = _start("--model", "tests.runtime.handlers:Picky")
+    try:
+        children = _model_processes(server.process.pid)
+        assert len(children) == 1
+        os.kill(children[0], signal.SIGKILL)
+        assert server.process.wait(timeout=60) == 1
+    finally:
+        _stop(server)
+    assert b"a model process exited unexpectedly" in server.process.stderr.read()
