@@ -3,8 +3,13 @@
 Every candidate serves the same `InferenceApp` (same routing, codec, batcher and metrics) in
 front of a model that returns its input (`echo_model.Echo`), so the only difference is the
 HTTP layer: the runtime's own protocol on httptools (`runtime/http.py`, what `inferstack serve`
-runs), raw ASGI on uvicorn with httptools, and aiohttp's low-level server. All run on uvloop.
-wrk drives each with the same JSON request (one 512-float row) at 32 and 128 connections.
+runs), raw ASGI on uvicorn with httptools, and aiohttp's low-level server. All run on uvloop in
+one process each, with the echo model on the batcher's thread and Python's default GIL switch
+interval.
+wrk drives each with the same JSON inference request (one 512-float row) and with
+`GET /v2/health/live` (the HTTP layer alone), at 32 and 128 connections. Besides req/s it reports
+the server's CPU time per request (user + system, all threads, from /proc): on a machine the
+model shares, that is the figure that decides how much CPU the HTTP layer leaves to the model.
 
     .venv/bin/python benchmarks/http_stacks.py [--seconds 10]
 """
@@ -21,7 +26,15 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from loadgen import PYTHON, free_port, machine_load, start_server, stop_server, wrk  # noqa: E402
+from loadgen import (  # noqa: E402
+    PYTHON,
+    cpu_seconds,
+    free_port,
+    machine_load,
+    start_server,
+    stop_server,
+    wrk,
+)
 
 from inferstack.runtime.protocol import encode_request  # noqa: E402
 
@@ -128,26 +141,27 @@ def serve_aiohttp(port: int) -> None:
     uvloop.run(main())
 
 
-SERVERS = {"uvicorn-httptools": serve_uvicorn, "aiohttp": serve_aiohttp}
+def serve_inferstack(port: int) -> None:
+    """The same app behind the runtime's own protocol (`runtime/http.py`), as `serve` runs it."""
+    import uvloop
+
+    from inferstack.runtime.http import HttpServer
+
+    async def main() -> None:
+        await HttpServer(await _served_app()).start("127.0.0.1", port)
+        await asyncio.Event().wait()
+
+    uvloop.run(main())
+
+
+SERVERS = {
+    "inferstack": serve_inferstack,
+    "uvicorn-httptools": serve_uvicorn,
+    "aiohttp": serve_aiohttp,
+}
 
 
 def command(stack: str, port: int) -> list[str]:
-    if stack == "inferstack":
-        # The product path: `inferstack serve`, the runtime's own protocol on httptools + uvloop.
-        return [
-            PYTHON,
-            "-m",
-            "inferstack.cli",
-            "serve",
-            "--model",
-            "echo_model:Echo",
-            "--model-name",
-            "mlp",
-            "--max-queue-delay-ms",
-            "0",
-            "--port",
-            str(port),
-        ]
     return [PYTHON, __file__, "--serve", stack, str(port)]
 
 
@@ -162,20 +176,29 @@ def main() -> int:
         return 0
     body = encode_request({"input": np.random.default_rng(0).random((1, 512), dtype=np.float32)})
     print(f"machine: {machine_load()}")
-    print(f"  {'stack':<20} {'clients':>7} {'req/s':>8} {'p50 ms':>7} {'p99 ms':>7} {'errors':>6}")
-    env = {"PYTHONPATH": str(Path(__file__).resolve().parent), "INFERSTACK_TORCH_THREADS": "1"}
+    header = ("stack", "request", "clients", "req/s", "p50 ms", "p99 ms", "errors", "CPU us/req")
+    print("  {:<18} {:<8} {:>7} {:>8} {:>7} {:>7} {:>6} {:>10}".format(*header))
+    env = {"PYTHONPATH": str(Path(__file__).resolve().parent)}
     for stack in STACKS:
         port = free_port()
         server = start_server(command(stack, port), port, env=env)
-        url = f"http://127.0.0.1:{port}/v2/models/mlp/infer"
+        base = f"http://127.0.0.1:{port}"
         try:
-            wrk(url, body.body, 32, 2.0)
-            for clients in (32, 128):
-                load = wrk(url, body.body, clients, args.seconds)
-                print(
-                    f"  {stack:<20} {clients:>7} {load.rps:>8.0f} {load.p50_ms:>7.2f} "
-                    f"{load.p99_ms:>7.2f} {load.errors:>6}"
-                )
+            wrk(f"{base}/v2/models/mlp/infer", body.body, 32, 2.0)
+            for label, path, method, payload in (
+                ("infer", "/v2/models/mlp/infer", "POST", body.body),
+                ("live", "/v2/health/live", "GET", b""),
+            ):
+                for clients in (32, 128):
+                    before = cpu_seconds(server.pid)
+                    load = wrk(base + path, payload, clients, args.seconds, method=method)
+                    used = cpu_seconds(server.pid) - before
+                    answered = load.requests - load.errors
+                    print(
+                        f"  {stack:<18} {label:<8} {clients:>7} {load.rps:>8.0f} "
+                        f"{load.p50_ms:>7.2f} {load.p99_ms:>7.2f} {load.errors:>6} "
+                        f"{1e6 * used / max(answered, 1):>10.0f}"
+                    )
         finally:
             stop_server(server)
     print(f"machine after: {machine_load()}")

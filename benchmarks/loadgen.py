@@ -24,11 +24,12 @@ REPO = Path(__file__).resolve().parents[1]
 PYTHON = sys.executable
 
 _LUA = """
-wrk.method = "POST"
+wrk.method = "%(method)s"
 %(headers)s
 local f = assert(io.open("%(body)s", "rb"))
-wrk.body = f:read("*a")
+local body = f:read("*a")
 f:close()
+if #body > 0 then wrk.body = body end
 done = function(summary, latency, requests)
   io.write(string.format(
     '\\nWRKJSON {"requests": %%d, "duration_us": %%d, "p50_us": %%d, "p90_us": %%d, '
@@ -122,8 +123,9 @@ def wrk(
     *,
     headers: Mapping[str, str] | None = None,
     threads: int = 1,
+    method: str = "POST",
 ) -> LoadResult:
-    """POST `body` to `url` from `connections` keep-alive connections for `seconds`."""
+    """Send `method` with `body` to `url` from `connections` keep-alive connections."""
     all_headers = {"Content-Type": "application/json", **(headers or {})}
     header_lines = "\n".join(
         f'wrk.headers["{name}"] = "{value}"' for name, value in all_headers.items()
@@ -135,7 +137,7 @@ def wrk(
         body_path = Path(folder, "body.json")
         body_path.write_bytes(body)
         script = Path(folder, "post.lua")
-        script.write_text(_LUA % {"body": body_path, "headers": header_lines})
+        script.write_text(_LUA % {"method": method, "body": body_path, "headers": header_lines})
         completed = subprocess.run(
             [
                 binary,
@@ -171,6 +173,12 @@ def wrk(
         p99_ms=data["p99_us"] / 1000,
         errors=errors,
     )
+
+
+def cpu_seconds(pid: int) -> float:
+    """User plus system CPU time a process has used so far (all its threads)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def machine_load() -> str:
