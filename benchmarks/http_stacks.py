@@ -124,7 +124,7 @@ def serve_aiohttp(port: int) -> None:
     async def main() -> None:
         app = await _served_app()
 
-        async def handle(request: web.Request) -> web.Response:
+        async def handle(request: web.BaseRequest) -> web.Response:
             headers = {name.lower(): value for name, value in request.headers.items()}
             response = await app.handle(request.method, request.path, headers, await request.read())
             return web.Response(

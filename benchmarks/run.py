@@ -1,11 +1,14 @@
 """`make bench`: the server against the raw-torch limit, on this machine, in one run.
 
-1. Raw torch: `predict_batch` of builtin://mlp (the server's own call path, numpy in and out) at
-   batch sizes 1..128 with the server's torch thread setting; the best items/s is the limit.
+1. Raw torch: `predict_batch` of builtin://mlp (what the model process runs, numpy in and out)
+   at batch sizes 1..128 with the server's torch thread setting; the best items/s is the limit.
 2. The server (`inferstack serve`, a separate process) under wrk with 32 and 128 keep-alive
-   clients, each request one 512-float row as JSON: req/s, p50, p99.
+   clients, each request one 512-float row, as JSON and as binary tensors: req/s, p50, p99, and
+   from the server's own metrics the mean batch and the time per batch (pipe included).
 3. The ratios to the limit, and the p99 target at 32 clients: max queue delay plus twice the
    compute time of a full batch.
+4. For comparison, binary tensors again with the model on a thread of the server process
+   (`model_process: false`), the runtime's other mode.
 
 Optionally (`--perf-analyzer`), perf_analyzer against the same server with JSON and binary
 tensors, from a separate virtualenv under `.bench/` that this script creates (the project venv
@@ -42,6 +45,7 @@ from loadgen import (  # noqa: E402
 from inferstack.runtime.env_names import (  # noqa: E402
     ENV_MAX_BATCH_SIZE,
     ENV_MAX_QUEUE_DELAY_MS,
+    ENV_MODEL_PROCESS,
     ENV_TORCH_THREADS,
 )
 from inferstack.runtime.metric_names import BATCH_SIZE, COMPUTE_SECONDS  # noqa: E402
@@ -51,6 +55,8 @@ from inferstack.runtime.settings import cpu_budget  # noqa: E402
 
 BATCH_SIZES = (1, 2, 4, 8, 16, 32, 64, 128)
 MODEL = "builtin://mlp"
+THREAD_LABEL = "bin/thr"
+"""Binary tensors with the model on a thread of the server process (`model_process: false`)."""
 PERF_ANALYZER_VENV = REPO / ".bench" / "perf-analyzer"
 
 
@@ -177,16 +183,6 @@ def main() -> int:
         print(f"  {size:>5} {latency_ms:>9.2f} {throughput:>9.0f}")
     print(f"  limit: {limit:.0f} items/s at batch {best_size}")
 
-    port = free_port()
-    server = start_server(
-        [PYTHON, "-m", "inferstack.cli", "serve", "--model", MODEL, "--port", str(port)],
-        port,
-        env={
-            ENV_TORCH_THREADS: str(threads),
-            ENV_MAX_BATCH_SIZE: str(args.max_batch_size),
-            ENV_MAX_QUEUE_DELAY_MS: str(args.max_queue_delay_ms),
-        },
-    )
     row = {"input": np.random.default_rng(0).random((1, 512), dtype=np.float32)}
     json_body = encode_request(row).body
     binary = encode_request(row, binary=True, binary_output=True)
@@ -194,25 +190,41 @@ def main() -> int:
         "Content-Type": "application/octet-stream",
         "Inference-Header-Content-Length": str(binary.header_length),
     }
-    url = f"http://127.0.0.1:{port}/v2/models/mlp/infer"
     runs: dict[str, list[LoadResult]] = {}
     batches: dict[tuple[str, int], BatchStats] = {}
+    extra: list[str] = []
 
-    def measured(label: str, clients: int, body: bytes, headers: dict[str, str]) -> LoadResult:
-        before = batch_stats(port)
-        result = wrk(url, body, clients, args.seconds, headers=headers)
-        batches[label, clients] = batch_stats(port) - before
-        return result
+    Load = tuple[bytes, dict[str, str]]
 
-    try:
-        wrk(url, json_body, 32, 2.0)  # Warm the connections and the allocator.
-        runs["JSON"] = [measured("JSON", clients, json_body, {}) for clients in (32, 128)]
-        runs["binary"] = [
-            measured("binary", clients, binary.body, binary_headers) for clients in (32, 128)
-        ]
-        extra = perf_analyzer(port, 32, 5.0) if args.perf_analyzer else []
-    finally:
-        stop_server(server)
+    def serve_and_measure(model_process: bool, loads: dict[str, Load]) -> None:
+        port = free_port()
+        server = start_server(
+            [PYTHON, "-m", "inferstack.cli", "serve", "--model", MODEL, "--port", str(port)],
+            port,
+            env={
+                ENV_TORCH_THREADS: str(threads),
+                ENV_MAX_BATCH_SIZE: str(args.max_batch_size),
+                ENV_MAX_QUEUE_DELAY_MS: str(args.max_queue_delay_ms),
+                ENV_MODEL_PROCESS: str(model_process).lower(),
+            },
+        )
+        url = f"http://127.0.0.1:{port}/v2/models/mlp/infer"
+        try:
+            wrk(url, json_body, 32, 2.0)  # Warm the connections and the allocator.
+            for label, (body, headers) in loads.items():
+                runs[label] = []
+                for clients in (32, 128):
+                    before = batch_stats(port)
+                    runs[label].append(wrk(url, body, clients, args.seconds, headers=headers))
+                    batches[label, clients] = batch_stats(port) - before
+            if model_process and args.perf_analyzer:
+                extra.extend(perf_analyzer(port, 32, 5.0))
+        finally:
+            stop_server(server)
+
+    serve_and_measure(True, {"JSON": (json_body, {}), "binary": (binary.body, binary_headers)})
+    # The same load with the model on a thread of the server process, for the comparison.
+    serve_and_measure(False, {THREAD_LABEL: (binary.body, binary_headers)})
 
     batch_ms = raw[args.max_batch_size][0] if args.max_batch_size in raw else best_latency_ms
     p99_target = args.max_queue_delay_ms + 2 * batch_ms
@@ -220,8 +232,10 @@ def main() -> int:
         f"\nserver: inferstack serve, max_batch_size {args.max_batch_size}, max_queue_delay "
         f"{args.max_queue_delay_ms} ms; wrk -t1; one row of 512 FP32 per request"
     )
-    header = ("tensors", "clients", "req/s", "p50 ms", "p99 ms", "errors", "of limit")
-    header += ("mean batch", "ms/batch", "alone")
+    header = (
+        *("tensors", "clients", "req/s", "p50 ms", "p99 ms", "errors", "of limit"),
+        *("mean batch", "ms/batch", "alone"),
+    )
     print("  {:<7} {:>7} {:>8} {:>7} {:>7} {:>6} {:>8} {:>10} {:>8} {:>6}".format(*header))
     for label, loads in runs.items():
         for load in loads:
@@ -235,7 +249,7 @@ def main() -> int:
             )
     print(
         "  (mean batch and ms/batch from the server's own metrics during the run; 'alone' is the "
-        "raw ms/batch of the nearest measured size)"
+        "raw ms/batch of the nearest measured size; bin/thr: binary, model on a server thread)"
     )
     print(
         f"\np99 target at 32 clients: {args.max_queue_delay_ms} ms delay + 2 x {batch_ms:.2f} ms "
@@ -243,6 +257,8 @@ def main() -> int:
         f"{limit:.0f} = {0.6 * limit:.0f} req/s"
     )
     for label, loads in runs.items():
+        if label == THREAD_LABEL:
+            continue
         at_32, best = loads[0], max(loads, key=lambda load: load.rps)
         print(
             f"  {label:<7} p99 at 32 clients {at_32.p99_ms:.2f} ms: "
