@@ -46,7 +46,7 @@ class ServerSettings(BaseModel):
         default=200,
         ge=20,
         le=5000,
-        description="max microseconds a thread keeps the GIL while the model thread waits",
+        description="max microseconds a thread keeps the GIL while the batch thread waits",
     )
     drain_grace_s: float = Field(default=30.0, gt=0)
     max_request_bytes: int = Field(default=64 * 1024 * 1024, ge=1024)
