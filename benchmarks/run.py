@@ -35,6 +35,7 @@ from loadgen import (  # noqa: E402
     PYTHON,
     REPO,
     LoadResult,
+    cpu_seconds,
     free_port,
     machine_load,
     start_server,
@@ -192,6 +193,8 @@ def main() -> int:
     }
     runs: dict[str, list[LoadResult]] = {}
     batches: dict[tuple[str, int], BatchStats] = {}
+    http_cpu_us: dict[tuple[str, int], float] = {}
+    """CPU time of the server process (not the model process) per request, in microseconds."""
     extra: list[str] = []
 
     Load = tuple[bytes, dict[str, str]]
@@ -214,9 +217,13 @@ def main() -> int:
             for label, (body, headers) in loads.items():
                 runs[label] = []
                 for clients in (32, 128):
-                    before = batch_stats(port)
-                    runs[label].append(wrk(url, body, clients, args.seconds, headers=headers))
+                    before, cpu_before = batch_stats(port), cpu_seconds(server.pid)
+                    load = wrk(url, body, clients, args.seconds, headers=headers)
+                    runs[label].append(load)
                     batches[label, clients] = batch_stats(port) - before
+                    http_cpu_us[label, clients] = (
+                        1e6 * (cpu_seconds(server.pid) - cpu_before) / max(load.requests, 1)
+                    )
             if model_process and args.perf_analyzer:
                 extra.extend(perf_analyzer(port, 32, 5.0))
         finally:
@@ -234,9 +241,9 @@ def main() -> int:
     )
     header = (
         *("tensors", "clients", "req/s", "p50 ms", "p99 ms", "errors", "of limit"),
-        *("mean batch", "ms/batch", "alone"),
+        *("mean batch", "ms/batch", "alone", "server CPU us/req"),
     )
-    print("  {:<7} {:>7} {:>8} {:>7} {:>7} {:>6} {:>8} {:>10} {:>8} {:>6}".format(*header))
+    print("  {:<7} {:>7} {:>8} {:>7} {:>7} {:>6} {:>8} {:>10} {:>8} {:>6} {:>17}".format(*header))
     for label, loads in runs.items():
         for load in loads:
             stats = batches[label, load.connections]
@@ -245,11 +252,14 @@ def main() -> int:
             print(
                 f"  {label:<7} {load.connections:>7} {load.rps:>8.0f} {load.p50_ms:>7.2f} "
                 f"{load.p99_ms:>7.2f} {load.errors:>6} {load.rps / limit:>8.0%} "
-                f"{stats.mean_batch:>10.1f} {stats.ms_per_batch:>8.2f} {raw[nearest][0]:>6.2f}"
+                f"{stats.mean_batch:>10.1f} {stats.ms_per_batch:>8.2f} {raw[nearest][0]:>6.2f} "
+                f"{http_cpu_us[label, load.connections]:>17.0f}"
             )
     print(
         "  (mean batch and ms/batch from the server's own metrics during the run; 'alone' is the "
-        "raw ms/batch of the nearest measured size; bin/thr: binary, model on a server thread)"
+        "raw ms/batch of the nearest measured size; server CPU: the HTTP side's process, user + "
+        "system, per request (with bin/thr it includes the model); bin/thr: binary, model on a "
+        "server thread)"
     )
     print(
         f"\np99 target at 32 clients: {args.max_queue_delay_ms} ms delay + 2 x {batch_ms:.2f} ms "
@@ -278,7 +288,16 @@ def main() -> int:
                     "limit_items_per_s": limit,
                     "limit_batch_size": best_size,
                     "server": {
-                        label: [load.__dict__ | {"rps": load.rps} for load in loads]
+                        label: [
+                            load.__dict__
+                            | {
+                                "rps": load.rps,
+                                "server_cpu_us_per_request": http_cpu_us[label, load.connections],
+                                "mean_batch": batches[label, load.connections].mean_batch,
+                                "ms_per_batch": batches[label, load.connections].ms_per_batch,
+                            }
+                            for load in loads
+                        ]
                         for label, loads in runs.items()
                     },
                     "p99_target_ms": p99_target,
