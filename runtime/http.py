@@ -278,7 +278,10 @@ class HttpConnection(asyncio.Protocol):
                 encode_response(response, head_only=request.method == "HEAD", keep_alive=keep_alive)
             )
             if not keep_alive:
-                self._linger_and_close() if request.refusal is not None else self._close()
+                if request.refusal is not None:
+                    self._linger_and_close()  # The client may still be sending that body.
+                else:
+                    self._close()
                 break
             if self._continue_owed and not self._requests:
                 self._continue_owed = False
