@@ -40,6 +40,11 @@ def run(args: argparse.Namespace) -> int:
     except SettingsError as error:
         sys.stderr.write(f"inferstack serve: {error}\n")
         return 2
+    from inferstack.runtime.models import ModelLoadError
     from inferstack.runtime.server import run_server
 
-    return run_server(settings)
+    try:
+        return run_server(settings)
+    except ModelLoadError as error:
+        sys.stderr.write(f"inferstack serve: cannot load the model: {error}\n")
+        return 2

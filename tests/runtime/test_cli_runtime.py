@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import socket
+
+import pytest
 
 from inferstack.cli import main
 from inferstack.components.profile import load_profile
@@ -14,6 +17,21 @@ def test_serve_refuses_bad_settings_before_loading_anything(capsys, monkeypatch)
     error = capsys.readouterr().err
     assert "environment variable INFERSTACK_MAX_QUEUE_DELAY_MS" in error
     assert "greater than or equal to 0" in error
+
+
+@pytest.mark.parametrize("model_process", ["true", "false"])
+def test_serve_reports_a_model_that_cannot_load_and_exits_2(capsys, model_process):
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = str(probe.getsockname()[1])
+    code = main(
+        ["serve", "--model", "builtin://resnet", "--host", "127.0.0.1", "--port", port]
+        + ["--model-process", model_process]
+    )
+    assert code == 2
+    error = capsys.readouterr().err
+    assert "inferstack serve: cannot load the model: unknown built-in model" in error
+    assert "Traceback" not in error
 
 
 def test_profile_writes_a_valid_profile_with_measured_and_assumed_parts(tmp_path):
