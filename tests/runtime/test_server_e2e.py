@@ -307,3 +307,21 @@ def test_a_crashed_model_process_makes_the_server_exit_1_for_a_restart():
     finally:
         _stop(server)
     assert b"a model process exited unexpectedly" in server.process.stderr.read()
+
+
+def test_the_model_process_exits_when_the_server_is_killed():
+    server = _start("--model", "tests.runtime.handlers:Picky")
+    try:
+        (child,) = _model_processes(server.process.pid)
+        server.process.kill()  # No drain, no cleanup: the pipe closing is all the child sees.
+        server.process.wait(timeout=60)
+        _until(lambda: not Path(f"/proc/{child}").exists() or _zombie(child), "the child to exit")
+    finally:
+        _stop(server)
+
+
+def _zombie(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
+    except OSError:
+        return True
