@@ -1,7 +1,8 @@
 """The inference server process: the HTTP layer (`http.py`) on uvloop, start-up and graceful drain.
 
 Start-up: the port opens first (so liveness answers while a large model loads), the model loads
-and warms up on a worker thread, then readiness turns true.
+and warms up in its own process (`model_process.py`; or on a thread of this one with
+`model_process: false`), then readiness turns true.
 
 Drain, on SIGTERM or SIGINT: readiness turns false and new inference requests get 503 with
 Retry-After while the port stays open (the endpoint leaves the Service meanwhile); everything
