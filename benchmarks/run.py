@@ -50,7 +50,12 @@ from inferstack.runtime.env_names import (  # noqa: E402
     ENV_TORCH_THREADS,
 )
 from inferstack.runtime.metric_names import BATCH_SIZE, COMPUTE_SECONDS  # noqa: E402
-from inferstack.runtime.models import configure_torch_threads, load_model  # noqa: E402
+from inferstack.runtime.model_process import ModelProcessConfig, ProcessModel  # noqa: E402
+from inferstack.runtime.models import (  # noqa: E402
+    LoadedModel,
+    configure_torch_threads,
+    load_model,
+)
 from inferstack.runtime.protocol import encode_request  # noqa: E402
 from inferstack.runtime.settings import cpu_budget  # noqa: E402
 
@@ -61,11 +66,32 @@ THREAD_LABEL = "bin/thr"
 PERF_ANALYZER_VENV = REPO / ".bench" / "perf-analyzer"
 
 
-def raw_torch(threads: int, seconds_per_size: float) -> dict[int, tuple[float, float]]:
-    """Per batch size: (median batch latency in ms, items per second)."""
+Timings = dict[int, tuple[float, float]]
+"""Per batch size: (median ms per batch, items per second)."""
+
+
+def raw_torch(threads: int, seconds_per_size: float) -> Timings:
+    """`predict_batch` of the model in this process, alone: what the model process runs."""
     configure_torch_threads(threads)
-    model = load_model(MODEL, device="cpu")
-    results: dict[int, tuple[float, float]] = {}
+    return time_batches(load_model(MODEL, device="cpu"), seconds_per_size)
+
+
+def pipe_round_trip(seconds_per_size: float) -> Timings:
+    """What the pipe to a model process costs: a model that returns its input, in a process.
+
+    Not measured by alternating with the real model: two copies of its 25 MB of weights would
+    evict each other from the cache and slow the raw figure down.
+    """
+    echo = ProcessModel.start(ModelProcessConfig("echo_model:Echo", "echo", "cpu", 1, (1,)))
+    try:
+        return time_batches(echo, seconds_per_size)
+    finally:
+        echo.close()
+
+
+def time_batches(model: LoadedModel, seconds_per_size: float) -> Timings:
+    """Median ms per `predict_batch`, and items per second, at each of BATCH_SIZES."""
+    results: Timings = {}
     for batch_size in BATCH_SIZES:
         inputs = model.example_inputs(batch_size)
         for _ in range(3):
@@ -76,8 +102,8 @@ def raw_torch(threads: int, seconds_per_size: float) -> dict[int, tuple[float, f
             before = time.perf_counter()
             model.predict_batch(inputs)
             timings.append(time.perf_counter() - before)
-        total = sum(timings)
-        results[batch_size] = (float(np.median(timings)) * 1000, batch_size * len(timings) / total)
+        median_ms = float(np.median(timings)) * 1000
+        results[batch_size] = (median_ms, batch_size * len(timings) / sum(timings))
     return results
 
 
@@ -177,11 +203,12 @@ def main() -> int:
     threads = args.threads or max(1, cpu_budget() - 1)
     print(f"machine: {machine_load()}; torch intra-op threads {threads}")
     raw = raw_torch(threads, seconds_per_size=1.5)
+    piped = pipe_round_trip(seconds_per_size=0.5)
     best_size, (best_latency_ms, limit) = max(raw.items(), key=lambda item: item[1][1])
-    print("\nraw torch (predict_batch, numpy in/out)")
-    print(f"  {'batch':>5} {'ms/batch':>9} {'items/s':>9}")
+    print("\nraw torch (predict_batch, numpy in/out); pipe: the round trip to a model process")
+    print(f"  {'batch':>5} {'ms/batch':>9} {'items/s':>9} {'pipe ms':>8}")
     for size, (latency_ms, throughput) in raw.items():
-        print(f"  {size:>5} {latency_ms:>9.2f} {throughput:>9.0f}")
+        print(f"  {size:>5} {latency_ms:>9.2f} {throughput:>9.0f} {piped[size][0]:>8.2f}")
     print(f"  limit: {limit:.0f} items/s at batch {best_size}")
 
     row = {"input": np.random.default_rng(0).random((1, 512), dtype=np.float32)}
@@ -285,6 +312,7 @@ def main() -> int:
                 {
                     "threads": threads,
                     "raw": {str(k): {"ms": v[0], "items_per_s": v[1]} for k, v in raw.items()},
+                    "pipe_round_trip_ms": {str(k): v[0] for k, v in piped.items()},
                     "limit_items_per_s": limit,
                     "limit_batch_size": best_size,
                     "server": {
