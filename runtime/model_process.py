@@ -195,9 +195,9 @@ class _Instance:
                 "during a batch"
             ) from None
 
-    def stop(self) -> None:
+    def stop(self, timeout_s: float = STOP_TIMEOUT_S) -> None:
         self.conn.close()
-        self.process.join(STOP_TIMEOUT_S)
+        self.process.join(timeout_s)
         if self.process.is_alive():
             self.process.kill()
             self.process.join()
@@ -262,7 +262,10 @@ class ProcessModel(LoadedModel):
         finally:
             self._free.put(instance)
 
-    def close(self) -> None:
-        """Close every pipe; each child exits on its own, or is killed after a timeout."""
+    def close(self, timeout_s: float | None = None) -> None:
+        """Close every pipe; each child exits on its own or is killed after `timeout_s`.
+
+        The default timeout is STOP_TIMEOUT_S; 0 kills at once (the server's second signal).
+        """
         for instance in self._instances:
-            instance.stop()
+            instance.stop(STOP_TIMEOUT_S if timeout_s is None else timeout_s)

@@ -78,8 +78,12 @@ class LoadedModel(ABC):
         """The spec of input `name`, or None when the model has no such input."""
         return next((spec for spec in self.inputs if spec.name == name), None)
 
-    def close(self) -> None:  # noqa: B027 (an optional hook, not an abstract method)
-        """Release what the model holds beyond memory (processes, files); none by default."""
+    def close(self, timeout_s: float | None = None) -> None:  # noqa: B027 (an optional hook)
+        """Release what the model holds beyond memory (processes, files); none by default.
+
+        `timeout_s` bounds how long a model that is still working may take to stop (None: the
+        model's own default).
+        """
 
 
 class TorchModel(LoadedModel):

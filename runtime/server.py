@@ -163,7 +163,8 @@ class InferenceServer:
             for sentinel in self._model.sentinels:
                 loop.remove_reader(sentinel)
         if self._model is not None:
-            self._model.close()
+            # After a second signal nothing may wait on a model that is still mid-batch.
+            self._model.close(timeout_s=0 if self._signals > 1 else None)
 
     def _on_signal(self) -> None:
         """First SIGTERM/SIGINT: drain. A second one: stop at once."""

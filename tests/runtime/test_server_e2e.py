@@ -325,3 +325,45 @@ def _zombie(pid: int) -> bool:
         return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
     except OSError:
         return True
+
+
+def test_a_second_sigterm_stops_at_once_even_with_a_batch_in_the_model(tmp_path):
+    entered, gate = tmp_path / "entered", tmp_path / "gate"
+    os.mkfifo(entered)
+    os.mkfifo(gate)
+    server = _start(
+        "--model",
+        "tests.runtime.handlers:Gated",
+        "--max-queue-delay-ms",
+        "0",
+        env={"INFERSTACK_TEST_ENTERED": str(entered), "INFERSTACK_TEST_GATE": str(gate)},
+    )
+    answer: list[tuple[int, dict[str, str], bytes] | BaseException] = []
+
+    def held() -> None:
+        try:
+            answer.append(
+                _post(
+                    f"{server.url}/v2/models/gated/infer",
+                    _row_body(np.full((1, 4), GATE_VALUE, np.float32)),
+                )
+            )
+        except OSError as error:  # The connection is dropped: that is the point.
+            answer.append(error)
+
+    client = threading.Thread(target=held)
+    try:
+        client.start()
+        with open(entered, "rb") as signal_in:  # The model now holds the batch, gate shut.
+            assert signal_in.read(1) == b"1"
+        (model_process,) = _model_processes(server.process.pid)
+        server.process.send_signal(signal.SIGTERM)
+        _until(lambda: _status(f"{server.url}/v2/health/ready") == 503, "readiness to drop", 30)
+        server.process.send_signal(signal.SIGTERM)
+        assert server.process.wait(timeout=60) == 1
+        client.join(60)
+    finally:
+        _stop(server)
+    assert not isinstance(answer[0], tuple) or answer[0][0] != 200
+    assert not Path(f"/proc/{model_process}").exists() or _zombie(model_process)
+    assert b"second signal" in server.process.stderr.read()
