@@ -2,8 +2,10 @@
 
 Measured here: model load, warm-up, and per batch size the compute latency (p50, p99) and
 throughput of `predict_batch` (numpy in, numpy out: what the server pays per batch), with the
-same explicit torch thread setting the server uses. Not measurable here, and so recorded as
-`source: "assumed"` with the figure's origin: node provisioning and image pull.
+same explicit torch thread setting the server uses and, by default, the way the server calls it:
+in a model process, through the pipe (`--model-process false` times it in this process). Not
+measurable here, and so recorded as `source: "assumed"` with the figure's origin: node
+provisioning and image pull.
 """
 
 from __future__ import annotations
@@ -28,11 +30,14 @@ from inferstack.components.profile import (
     LatencyMs,
     Profile,
 )
+from inferstack.runtime.layered_settings import boolean
+from inferstack.runtime.model_process import ModelProcessConfig, ProcessModel
 from inferstack.runtime.models import (
     LoadedModel,
     ModelLoadError,
     configure_torch_threads,
     load_model,
+    model_name_from_uri,
     resolve_device,
     warm_up,
 )
@@ -70,6 +75,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--seconds", type=float, default=2.0, help="measuring time per batch size (default 2)"
     )
     parser.add_argument("--accelerator", help="spec GPU type to record, e.g. nvidia-l4")
+    parser.add_argument(
+        "--model-process",
+        type=boolean,
+        default=True,
+        help="time the model in its own process, as `serve` runs it (default true)",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -90,6 +101,7 @@ def run(args: argparse.Namespace) -> int:
             threads=args.threads or max(1, cpu_budget() - 1),
             seconds_per_size=args.seconds,
             accelerator=args.accelerator,
+            model_process=args.model_process,
             progress=_to_stderr,
         )
     except ModelLoadError as error:
@@ -109,25 +121,39 @@ def measure(
     threads: int = 1,
     seconds_per_size: float = 2.0,
     accelerator: str | None = None,
+    model_process: bool = True,
     progress: Callable[[str], None] | None = None,
 ) -> Profile:
     """Load, warm up and time the model at each batch size; returns a validated Profile."""
     report = progress or (lambda line: None)
     configure_torch_threads(threads)
     resolved = resolve_device(device)
-    started = time.perf_counter()
-    model = load_model(uri, device=resolved)
-    load_s = time.perf_counter() - started
-    warmup_s = warm_up(model, sorted(batch_sizes))
-    report(f"{uri}: load {load_s:.2f}s, warm-up {warmup_s:.2f}s on {resolved}, {threads} threads")
+    model: LoadedModel
+    if model_process:
+        name = model_name_from_uri(uri)
+        config = ModelProcessConfig(uri, name, resolved, threads, tuple(sorted(batch_sizes)))
+        model = ProcessModel.start(config)
+        load_s, warmup_s, where = model.load_s, model.warm_up_s, "in a model process"
+    else:
+        started = time.perf_counter()
+        model = load_model(uri, device=resolved)
+        load_s = time.perf_counter() - started
+        warmup_s, where = warm_up(model, sorted(batch_sizes)), "in this process"
+    report(
+        f"{uri}: load {load_s:.2f}s, warm-up {warmup_s:.2f}s on {resolved} {where}, "
+        f"{threads} threads"
+    )
     points = []
-    for size in sorted(batch_sizes):
-        point = _time_batch(model, size, seconds_per_size)
-        report(
-            f"  batch {size:>4}: p50 {point.latency_ms.p50:8.2f} ms  p99 "
-            f"{point.latency_ms.p99:8.2f} ms  {point.throughput_items_per_s:10.0f} items/s"
-        )
-        points.append(point)
+    try:
+        for size in sorted(batch_sizes):
+            point = _time_batch(model, size, seconds_per_size)
+            report(
+                f"  batch {size:>4}: p50 {point.latency_ms.p50:8.2f} ms  p99 "
+                f"{point.latency_ms.p99:8.2f} ms  {point.throughput_items_per_s:10.0f} items/s"
+            )
+            points.append(point)
+    finally:
+        model.close()
     import torch
 
     gpu = resolved.startswith("cuda")
@@ -154,7 +180,7 @@ def measure(
             model_load=ColdStartPart(
                 seconds=round(load_s, 3),
                 source="measured",
-                note=f"load_model({uri!r}) on {resolved}",
+                note=f"load_model({uri!r}) on {resolved} {where}",
             ),
             warmup=ColdStartPart(
                 seconds=round(warmup_s, 3),

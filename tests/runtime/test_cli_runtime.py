@@ -34,7 +34,12 @@ def test_serve_reports_a_model_that_cannot_load_and_exits_2(capsys, model_proces
     assert "Traceback" not in error
 
 
-def test_profile_writes_a_valid_profile_with_measured_and_assumed_parts(tmp_path):
+@pytest.mark.parametrize(
+    ("model_process", "where"), [("true", "in a model process"), ("false", "in this process")]
+)
+def test_profile_writes_a_valid_profile_with_measured_and_assumed_parts(
+    tmp_path, model_process, where
+):
     out = tmp_path / "doubler.json"
     code = main(
         [
@@ -49,10 +54,13 @@ def test_profile_writes_a_valid_profile_with_measured_and_assumed_parts(tmp_path
             "0.01",
             "--threads",
             "1",
+            "--model-process",
+            model_process,
         ]
     )
     assert code == 0
     profile = load_profile(out)
+    assert profile.cold_start.model_load.note.endswith(where)
     assert [point.batch_size for point in profile.batches] == [1, 2, 4]
     assert profile.hardware.kind == "cpu"
     assert profile.hardware.threads == 1
