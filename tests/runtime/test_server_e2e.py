@@ -213,20 +213,23 @@ def test_metrics_are_exposed_for_prometheus(mlp):
         assert name in text
 
 
-def test_full_queue_then_graceful_drain_on_sigterm(tmp_path):
+def _start_gated(tmp_path: Path, *flags: str) -> tuple[Server, Path, Path]:
+    """A server of the Gated handler, and the FIFOs it announces on and waits at."""
     entered, gate = tmp_path / "entered", tmp_path / "gate"
     os.mkfifo(entered)
     os.mkfifo(gate)
     server = _start(
         "--model",
         "tests.runtime.handlers:Gated",
-        "--max-batch-size",
-        "1",
-        "--max-queue-size",
-        "1",
-        "--max-queue-delay-ms",
-        "0",
+        *flags,
         env={"INFERSTACK_TEST_ENTERED": str(entered), "INFERSTACK_TEST_GATE": str(gate)},
+    )
+    return server, entered, gate
+
+
+def test_full_queue_then_graceful_drain_on_sigterm(tmp_path):
+    server, entered, gate = _start_gated(
+        tmp_path, "--max-batch-size", "1", "--max-queue-size", "1", "--max-queue-delay-ms", "0"
     )
     infer = f"{server.url}/v2/models/gated/infer"
     held = np.full((1, 4), GATE_VALUE, np.float32)
@@ -288,7 +291,7 @@ def _model_processes(parent: int) -> list[int]:
         if not entry.name.isdigit():
             continue
         try:
-            ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            ppid = int(_stat_fields(int(entry.name))[1])
             command = (entry / "cmdline").read_bytes().split(b"\0")
         except (OSError, IndexError, ValueError):
             continue  # Gone while we looked.
@@ -320,24 +323,20 @@ def test_the_model_process_exits_when_the_server_is_killed():
         _stop(server)
 
 
+def _stat_fields(pid: int) -> list[str]:
+    """/proc/PID/stat after the command name: state, parent pid, ..."""
+    return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+
+
 def _zombie(pid: int) -> bool:
     try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
+        return _stat_fields(pid)[0] == "Z"
     except OSError:
         return True
 
 
 def test_a_second_sigterm_stops_at_once_even_with_a_batch_in_the_model(tmp_path):
-    entered, gate = tmp_path / "entered", tmp_path / "gate"
-    os.mkfifo(entered)
-    os.mkfifo(gate)
-    server = _start(
-        "--model",
-        "tests.runtime.handlers:Gated",
-        "--max-queue-delay-ms",
-        "0",
-        env={"INFERSTACK_TEST_ENTERED": str(entered), "INFERSTACK_TEST_GATE": str(gate)},
-    )
+    server, entered, _ = _start_gated(tmp_path, "--max-queue-delay-ms", "0")
     answer: list[tuple[int, dict[str, str], bytes] | BaseException] = []
 
     def held() -> None:
