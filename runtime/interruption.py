@@ -58,7 +58,8 @@ class Notice:
     """An interruption is coming: where from, and by when (on the `time.monotonic` clock)."""
 
     source: str
-    """`aws-spot`, `aws-rebalance`, `gcp-preempted` or `sigterm`."""
+    """`aws-spot`, `aws-rebalance`, `gcp-preempted`, `sigterm`, or `model-exit` (the worker's model
+    process died)."""
     deadline: float
     detail: str = ""
 

@@ -600,11 +600,14 @@ def run_worker(settings: WorkerSettings) -> int:
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda received, _frame: early_signals.append(received))
 
+    from inferstack.runtime.model_process import ModelProcessConfig, ProcessModel
     from inferstack.runtime.models import (
+        LoadedModel,
         ModelLoadError,
         configure_gil_switch_interval,
         configure_torch_threads,
         load_model,
+        model_name_from_uri,
     )
     from inferstack.runtime.queues import QueueConfigError, open_queue
     from inferstack.runtime.results import ResultStoreConfigError, open_result_store
@@ -621,10 +624,25 @@ def run_worker(settings: WorkerSettings) -> int:
     except (QueueConfigError, ResultStoreConfigError, ValueError) as error:
         sys.stderr.write(f"inferstack work: {error}\n")
         return 2
-    configure_torch_threads(settings.torch_threads or max(1, cpu_budget() - 1))
+    threads = settings.torch_threads or max(1, cpu_budget() - 1)
     configure_gil_switch_interval(settings.gil_switch_interval_us)
+    model: LoadedModel
     try:
-        model = load_model(settings.model, name=settings.model_name, device=settings.device)
+        if settings.model_process:
+            config = settings.batcher_config()
+            model = ProcessModel.start(
+                ModelProcessConfig(
+                    settings.model,
+                    settings.model_name or model_name_from_uri(settings.model),
+                    settings.device,
+                    threads,
+                    tuple(sorted({1, *config.preferred_batch_sizes, config.max_batch_size})),
+                ),
+                settings.instances,
+            )
+        else:
+            configure_torch_threads(threads)
+            model = load_model(settings.model, name=settings.model_name, device=settings.device)
     except ModelLoadError as error:
         sys.stderr.write(f"inferstack work: {error}\n")
         return 2
@@ -671,19 +689,35 @@ def run_worker(settings: WorkerSettings) -> int:
             name = signal.Signals(signum).name.lower()
             worker.interrupt(Notice(name, time.monotonic() + grace, f"signal {signals}"))
 
+        def on_model_exit(sentinel: int) -> None:
+            loop.remove_reader(sentinel)
+            model_died.append(sentinel)
+            # Every batch from now on would fail and burn the messages' attempts: release
+            # what is held at once and exit 1, so that the pod restarts with a fresh model.
+            logger.error("a model process exited unexpectedly; releasing held messages")
+            worker.interrupt(Notice("model-exit", time.monotonic(), "the model process exited"))
+
         for handled in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(handled, on_signal, handled)
         for early in early_signals:
             on_signal(early)
+        if isinstance(model, ProcessModel):
+            for sentinel in model.sentinels:
+                loop.add_reader(sentinel, on_model_exit, sentinel)
         watcher.start()
         try:
             await worker.run()
         finally:
             watcher.stop()
+            if isinstance(model, ProcessModel):
+                for sentinel in model.sentinels:
+                    loop.remove_reader(sentinel)
 
+    model_died: list[int] = []
     try:
         asyncio.run(main())
     finally:
         queue.close()
         store.close()
-    return 0
+        model.close()
+    return 1 if model_died else 0

@@ -39,6 +39,10 @@ class WorkerSettings(BaseModel):
     preferred_batch_sizes: BatchSizes = ()
     max_queue_delay_ms: float = Field(default=5.0, ge=0)
     instances: int = Field(default=1, ge=1)
+    model_process: bool = Field(
+        default=True,
+        description="run each model instance in its own process (false: on a worker thread)",
+    )
     prefetch_batches: int = Field(default=2, ge=1, description="pulled batches worked at once")
     lease_s: float = Field(default=60.0, gt=0, description="visibility timeout / claim idle")
     poll_wait_s: float = Field(default=2.0, ge=0, description="long-poll wait of one receive")

@@ -7,6 +7,7 @@ passage of time does to it, so no test waits for a clock.
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -22,6 +23,7 @@ from inferstack.runtime.queues import QueueConfigError, open_queue
 from inferstack.runtime.queues.redis_streams import RedisStreamQueue
 from inferstack.runtime.results import open_result_store
 from tests.integration.conftest import RedisServer, unique
+from tests.processes import model_processes
 from tests.worker.fakes import FakeMetadataServer
 
 pytestmark = pytest.mark.integration
@@ -290,3 +292,27 @@ def test_sigterm_drains_and_exits_cleanly(redis_server: RedisServer, tmp_path: P
     assert all(row["time_since_delivered"] >= 60_000 for row in pending)
     group = client.xinfo_groups(stream)[0]
     assert 800 - group["lag"] - group["pending"] == len(list(results.iterdir()))  # Acked = done.
+
+
+def test_a_dead_model_process_releases_what_the_worker_holds_and_exits_1(
+    redis_server: RedisServer, tmp_path: Path
+) -> None:
+    stream = unique("model-exit")
+    client = redis_server.client()
+    ids = [client.xadd(stream, {"body": mlp_request(i)}).decode() for i in range(1000)]
+    results = tmp_path / "results"
+    first = work(stream_uri(redis_server, stream, consumer="crashed"), results)
+    wait_for_a_batch(first)
+    (model,) = model_processes(first.pid)
+    os.kill(model, signal.SIGKILL)
+    output, _ = first.communicate(timeout=WORKER_TIMEOUT_S)
+    assert first.returncode == 1, output.decode(errors="replace")
+    assert b"a model process exited unexpectedly" in output
+    # A crashed model is not the messages' fault: none of them is dead-lettered.
+    assert client.xrange(f"{stream}:dead") == []
+
+    second = stream_uri(redis_server, stream, consumer="second")
+    finish(work(second, results, "--exit-when-idle-s", "1"))
+    assert sorted(p.stem for p in results.iterdir()) == sorted(ids)
+    assert client.xpending(stream, "inferstack")["pending"] == 0
+    assert client.xrange(f"{stream}:dead") == []

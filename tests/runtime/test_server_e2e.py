@@ -21,6 +21,7 @@ import pytest
 import tritonclient.http as triton
 
 from inferstack.runtime.models import configure_torch_threads, load_model
+from tests.processes import is_gone, model_processes
 from tests.runtime.handlers import GATE_VALUE
 
 pytestmark = pytest.mark.integration
@@ -157,7 +158,7 @@ def test_tritonclient_outputs_equal_the_models_direct_output(mlp, binary):
 def test_the_model_can_run_on_a_server_thread_instead_of_a_process():
     server = _start("--model", "builtin://mlp", "--model-process", "false")
     try:
-        assert _model_processes(server.process.pid) == []
+        assert model_processes(server.process.pid) == []
         x = np.random.default_rng(8).standard_normal((2, 512), dtype=np.float32)
         code, _, payload = _post(f"{server.url}/v2/models/mlp/infer", _row_body(x))
     finally:
@@ -284,26 +285,10 @@ def test_full_queue_then_graceful_drain_on_sigterm(tmp_path):
         assert output["data"] == values.ravel().tolist()
 
 
-def _model_processes(parent: int) -> list[int]:
-    """Children of `parent` that run multiprocessing's spawn entry point (the model instances)."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            ppid = int(_stat_fields(int(entry.name))[1])
-            command = (entry / "cmdline").read_bytes().split(b"\0")
-        except (OSError, IndexError, ValueError):
-            continue  # Gone while we looked.
-        if ppid == parent and any(b"spawn_main" in part for part in command):
-            found.append(int(entry.name))
-    return found
-
-
 def test_a_crashed_model_process_makes_the_server_exit_1_for_a_restart():
     server = _start("--model", "tests.runtime.handlers:Picky")
     try:
-        children = _model_processes(server.process.pid)
+        children = model_processes(server.process.pid)
         assert len(children) == 1
         os.kill(children[0], signal.SIGKILL)
         assert server.process.wait(timeout=60) == 1
@@ -315,24 +300,12 @@ def test_a_crashed_model_process_makes_the_server_exit_1_for_a_restart():
 def test_the_model_process_exits_when_the_server_is_killed():
     server = _start("--model", "tests.runtime.handlers:Picky")
     try:
-        (child,) = _model_processes(server.process.pid)
+        (child,) = model_processes(server.process.pid)
         server.process.kill()  # No drain, no cleanup: the pipe closing is all the child sees.
         server.process.wait(timeout=60)
-        _until(lambda: not Path(f"/proc/{child}").exists() or _zombie(child), "the child to exit")
+        _until(lambda: is_gone(child), "the child to exit")
     finally:
         _stop(server)
-
-
-def _stat_fields(pid: int) -> list[str]:
-    """/proc/PID/stat after the command name: state, parent pid, ..."""
-    return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-
-
-def _zombie(pid: int) -> bool:
-    try:
-        return _stat_fields(pid)[0] == "Z"
-    except OSError:
-        return True
 
 
 def test_a_second_sigterm_stops_at_once_even_with_a_batch_in_the_model(tmp_path):
@@ -355,7 +328,7 @@ def test_a_second_sigterm_stops_at_once_even_with_a_batch_in_the_model(tmp_path)
         client.start()
         with open(entered, "rb") as signal_in:  # The model now holds the batch, gate shut.
             assert signal_in.read(1) == b"1"
-        (model_process,) = _model_processes(server.process.pid)
+        (model_process,) = model_processes(server.process.pid)
         server.process.send_signal(signal.SIGTERM)
         _until(lambda: _status(f"{server.url}/v2/health/ready") == 503, "readiness to drop", 30)
         server.process.send_signal(signal.SIGTERM)
@@ -364,5 +337,5 @@ def test_a_second_sigterm_stops_at_once_even_with_a_batch_in_the_model(tmp_path)
     finally:
         _stop(server)
     assert not isinstance(answer[0], tuple) or answer[0][0] != 200
-    assert not Path(f"/proc/{model_process}").exists() or _zombie(model_process)
+    assert is_gone(model_process)
     assert b"second signal" in server.process.stderr.read()
