@@ -33,7 +33,7 @@ class WorkerSettings(BaseModel):
         default=200,
         ge=20,
         le=5000,
-        description="max microseconds a thread keeps the GIL while the model thread waits",
+        description="max microseconds a thread keeps the GIL while the batch thread waits",
     )
     max_batch_size: int = Field(default=32, ge=1)
     preferred_batch_sizes: BatchSizes = ()
