@@ -127,6 +127,11 @@ class BatcherConfig:
         if self.instances < 1:
             raise ValueError(f"instances must be at least 1, got {self.instances}")
 
+    @property
+    def warm_up_sizes(self) -> tuple[int, ...]:
+        """Batch sizes worth warming a model up at: 1, the preferred sizes and the maximum."""
+        return tuple(sorted({1, *self.preferred_batch_sizes, self.max_batch_size}))
+
 
 class _State(enum.Enum):
     QUEUED = "queued"

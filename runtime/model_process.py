@@ -21,11 +21,12 @@ and exits when its pipe closes, which also happens if the server dies.
 
 from __future__ import annotations
 
+import asyncio
 import multiprocessing
 import queue
 import signal
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from multiprocessing.process import BaseProcess
@@ -207,8 +208,8 @@ class ProcessModel(LoadedModel):
     """`instances` copies of a model, each in its own process; a batch goes to a free one.
 
     Start with `ProcessModel.start(config, instances)`, which blocks until every copy has loaded
-    and warmed up (run it off the event loop). `sentinels` become readable when a process ends,
-    so the server can notice a crashed model; `close` stops them all.
+    and warmed up (run it off the event loop). `watch` reports a process that ends, so the server
+    or worker can notice a crashed model; `close` stops them all.
     """
 
     def __init__(self, config: ModelProcessConfig, instances: Sequence[_Instance]) -> None:
@@ -224,6 +225,7 @@ class ProcessModel(LoadedModel):
         self.load_s = signature.load_s
         self.warm_up_s = signature.warm_up_s
         self._instances = list(instances)
+        self._watching: asyncio.AbstractEventLoop | None = None
         self._free: queue.SimpleQueue[_Instance] = queue.SimpleQueue()
         for instance in self._instances:
             self._free.put(instance)
@@ -253,6 +255,27 @@ class ProcessModel(LoadedModel):
     def sentinels(self) -> list[int]:
         """File descriptors that become readable when a model process ends."""
         return [instance.process.sentinel for instance in self._instances]
+
+    def watch(self, on_exit: Callable[[], None]) -> None:
+        """Call `on_exit` on the running event loop whenever an instance's process ends."""
+        loop = asyncio.get_running_loop()
+        self._watching = loop
+        for sentinel in self.sentinels:
+            loop.add_reader(sentinel, self._process_ended, loop, sentinel, on_exit)
+
+    def unwatch(self) -> None:
+        """Stop watching: call before a deliberate `close`, whose exits are expected."""
+        if self._watching is not None:
+            for sentinel in self.sentinels:
+                self._watching.remove_reader(sentinel)
+            self._watching = None
+
+    @staticmethod
+    def _process_ended(
+        loop: asyncio.AbstractEventLoop, sentinel: int, on_exit: Callable[[], None]
+    ) -> None:
+        loop.remove_reader(sentinel)  # Stays readable: report each exit once.
+        on_exit()
 
     def predict_batch(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         instance = self._free.get()

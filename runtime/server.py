@@ -53,7 +53,6 @@ class InferenceServer:
         self._stop = asyncio.Event()
         self._signals = 0
         self._model: LoadedModel | None = None
-        self._model_closed = False
         self.exit_code = 0
 
     async def serve(self) -> int:
@@ -87,7 +86,7 @@ class InferenceServer:
         settings = self.settings
         threads = settings.resolved_torch_threads()
         config = settings.batcher_config()
-        sizes = tuple(sorted({1, *config.preferred_batch_sizes, config.max_batch_size}))
+        sizes = config.warm_up_sizes
         configure_gil_switch_interval(settings.gil_switch_interval_us)
         model: LoadedModel
         if settings.model_process:
@@ -98,7 +97,7 @@ class InferenceServer:
                 ProcessModel.start, process_config, settings.instances
             )
             load_s, warm_up_s, device = processes.load_s, processes.warm_up_s, processes.device
-            self._watch_model_processes(processes)
+            processes.watch(self._model_process_ended)
             model = processes
         else:
             model, load_s, warm_up_s, device = await asyncio.to_thread(
@@ -141,15 +140,7 @@ class InferenceServer:
         loaded = time.perf_counter()
         return model, loaded - started, warm_up(model, sizes), device
 
-    def _watch_model_processes(self, model: ProcessModel) -> None:
-        loop = asyncio.get_running_loop()
-        for sentinel in model.sentinels:
-            loop.add_reader(sentinel, self._model_process_ended, sentinel)
-
-    def _model_process_ended(self, sentinel: int) -> None:
-        asyncio.get_running_loop().remove_reader(sentinel)
-        if self._model_closed:
-            return
+    def _model_process_ended(self) -> None:
         # Requests routed to it fail with 500 from now on; a restart is the only cure.
         log.error("a model process exited unexpectedly; draining and exiting with code 1")
         self.exit_code = 1
@@ -157,11 +148,8 @@ class InferenceServer:
             self._drain_task = asyncio.create_task(self.drain(), name="drain")
 
     def _close_model(self) -> None:
-        self._model_closed = True
         if isinstance(self._model, ProcessModel):
-            loop = asyncio.get_running_loop()
-            for sentinel in self._model.sentinels:
-                loop.remove_reader(sentinel)
+            self._model.unwatch()
         if self._model is not None:
             # After a second signal nothing may wait on a model that is still mid-batch.
             self._model.close(timeout_s=0 if self._signals > 1 else None)

@@ -636,7 +636,7 @@ def run_worker(settings: WorkerSettings) -> int:
                     settings.model_name or model_name_from_uri(settings.model),
                     settings.device,
                     threads,
-                    tuple(sorted({1, *config.preferred_batch_sizes, config.max_batch_size})),
+                    config.warm_up_sizes,
                 ),
                 settings.instances,
             )
@@ -689,9 +689,8 @@ def run_worker(settings: WorkerSettings) -> int:
             name = signal.Signals(signum).name.lower()
             worker.interrupt(Notice(name, time.monotonic() + grace, f"signal {signals}"))
 
-        def on_model_exit(sentinel: int) -> None:
-            loop.remove_reader(sentinel)
-            model_died.append(sentinel)
+        def on_model_exit() -> None:
+            model_died.append(True)
             # Every batch from now on would fail and burn the messages' attempts: release
             # what is held at once and exit 1, so that the pod restarts with a fresh model.
             logger.error("a model process exited unexpectedly; releasing held messages")
@@ -702,18 +701,16 @@ def run_worker(settings: WorkerSettings) -> int:
         for early in early_signals:
             on_signal(early)
         if isinstance(model, ProcessModel):
-            for sentinel in model.sentinels:
-                loop.add_reader(sentinel, on_model_exit, sentinel)
+            model.watch(on_model_exit)
         watcher.start()
         try:
             await worker.run()
         finally:
             watcher.stop()
             if isinstance(model, ProcessModel):
-                for sentinel in model.sentinels:
-                    loop.remove_reader(sentinel)
+                model.unwatch()
 
-    model_died: list[int] = []
+    model_died: list[bool] = []
     try:
         asyncio.run(main())
     finally:
