@@ -25,7 +25,10 @@ $(STAMP): pyproject.toml
 demo: $(STAMP) ## preview the default stack offline: resources, sizing with reasons, cost
 	$(BIN)/inferstack preview --stack $(STACK)
 
-test: $(STAMP) ## run every test (integration tests start Redis, Prometheus and an SQS server)
+# tests/servers.py installs the servers the integration tests start (Debian packages) when it
+# can, and otherwise says what is missing and the command; .ci/run takes the same path.
+test: $(STAMP) ## run every test (installs redis-server and prometheus first when root or sudo)
+	$(BIN)/python tests/servers.py --install
 	$(BIN)/pytest -q
 
 lint: $(STAMP) ## ruff and mypy

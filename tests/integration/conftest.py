@@ -11,7 +11,8 @@ the one named by an environment variable when CI started it already:
   GCS JSON API in Python.
 
 A missing server program skips the test on a laptop and fails it when `CI=true`: CI must run
-every test.
+every test. tests/servers.py says where each program comes from; `make test` installs them when
+it can.
 """
 
 from __future__ import annotations
@@ -30,9 +31,8 @@ from typing import Any
 
 import pytest
 
-PUBSUB_EMULATOR_BIN = Path(
-    "/usr/lib/google-cloud-sdk/platform/pubsub-emulator/bin/cloud-pubsub-emulator"
-)
+from tests.servers import BY_FIXTURE, PUBSUB_EMULATOR_BIN
+
 STARTUP_TIMEOUT_S = 60.0
 
 
@@ -98,7 +98,7 @@ def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServ
         yield RedisServer(external)
         return
     binary = shutil.which("redis-server")
-    require(binary is not None, "redis-server is not installed (apt-get install redis-server)")
+    require(binary is not None, BY_FIXTURE["redis_server"].reason())
     assert binary is not None
     directory = tmp_path_factory.mktemp("redis")
     port = free_port()
@@ -205,11 +205,7 @@ def pubsub_emulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PubSub
     if external:
         yield PubSubEmulator(external)
         return
-    require(
-        PUBSUB_EMULATOR_BIN.exists() and shutil.which("java") is not None,
-        f"the Pub/Sub emulator ({PUBSUB_EMULATOR_BIN}) or java is not installed "
-        "(apt-get install google-cloud-cli-pubsub-emulator openjdk-17-jre-headless)",
-    )
+    require(BY_FIXTURE["pubsub_emulator"].present(), BY_FIXTURE["pubsub_emulator"].reason())
     directory = tmp_path_factory.mktemp("pubsub")
     port = free_port()
     log = directory / "emulator.log"

@@ -32,6 +32,7 @@ from inferstack.components.capture import capture_program
 from inferstack.runtime.metrics import CONTENT_TYPE, RuntimeMetrics
 from tests.components.factories import PROFILE, spec_data
 from tests.integration.conftest import free_port, require, stop, wait_for_port
+from tests.servers import BY_FIXTURE
 
 pytestmark = pytest.mark.integration
 
@@ -105,7 +106,7 @@ def pods() -> Iterator[list[Pod]]:
 @pytest.fixture(scope="module")
 def prometheus(pods: list[Pod], tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     binary = os.environ.get("INFERSTACK_TEST_PROMETHEUS") or shutil.which("prometheus")
-    require(binary is not None, "prometheus is not installed (apt-get install prometheus)")
+    require(binary is not None, BY_FIXTURE["prometheus"].reason())
     assert binary is not None
     folder = tmp_path_factory.mktemp("prometheus")
     config = {
