@@ -36,7 +36,7 @@ lint: $(STAMP) ## ruff and mypy
 	$(BIN)/ruff format --check .
 	@# mypy cannot follow setuptools' package-dir mapping: give it the installed layout as links.
 	@mkdir -p .typecheck/inferstack
-	@for f in __init__.py cli.py py.typed; do ln -sf ../../inferstack/$$f .typecheck/inferstack/$$f; done
+	@for f in inferstack/*; do ln -sfn ../../$$f .typecheck/$$f; done
 	@for d in components runtime policies; do ln -sfn ../../$$d .typecheck/inferstack/$$d; done
 	MYPYPATH=.typecheck $(BIN)/mypy -p inferstack
 

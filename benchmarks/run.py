@@ -43,13 +43,13 @@ from loadgen import (  # noqa: E402
     wrk,
 )
 
-from inferstack.runtime.env_names import (  # noqa: E402
+from inferstack.contract.env import (  # noqa: E402
     ENV_MAX_BATCH_SIZE,
     ENV_MAX_QUEUE_DELAY_MS,
     ENV_MODEL_PROCESS,
     ENV_TORCH_THREADS,
 )
-from inferstack.runtime.metric_names import BATCH_SIZE, COMPUTE_SECONDS  # noqa: E402
+from inferstack.contract.metrics import BATCH_SIZE, COMPUTE_SECONDS  # noqa: E402
 from inferstack.runtime.model_process import ModelProcessConfig, ProcessModel  # noqa: E402
 from inferstack.runtime.models import (  # noqa: E402
     LoadedModel,

@@ -9,11 +9,9 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-from inferstack.components.cost import CostEstimate, LeverRow, estimate_cost
-from inferstack.components.errors import Problem, SpecError
-from inferstack.components.k8s_options import KubernetesOptions, QueueBinding
-from inferstack.components.profile import Profile, load_profile, parse_profile, resolve_profile
-from inferstack.components.sizing import (
+from inferstack.components.kubernetes.options import KubernetesOptions, QueueBinding
+from inferstack.components.planning.cost import CostEstimate, LeverRow, estimate_cost
+from inferstack.components.planning.sizing import (
     BatchSizing,
     Derived,
     PrewarmWindow,
@@ -21,14 +19,16 @@ from inferstack.components.sizing import (
     Sizing,
     size_service,
 )
-from inferstack.components.spec import (
+from inferstack.components.planning.spec import (
     InferenceServiceSpec,
     load_spec_file,
     load_spec_from_config,
     parse_spec,
 )
+from inferstack.errors import Problem, SpecError
+from inferstack.profile import Profile, load_profile, parse_profile, resolve_profile
 
-_PULUMI_COMPONENTS = {"KubernetesInferenceService": "inferstack.components.kubernetes"}
+_PULUMI_COMPONENTS = {"KubernetesInferenceService": "inferstack.components.kubernetes.component"}
 
 
 def __getattr__(name: str) -> Any:

@@ -24,11 +24,11 @@ class Subcommand(NamedTuple):
 
 SUBCOMMANDS: dict[str, Subcommand] = {
     "preview": Subcommand(
-        "inferstack.components.preview",
+        "inferstack.offline.preview",
         "show every resource `pulumi up` would create, the derived sizing and the cost (offline)",
     ),
     "fit-traffic": Subcommand(
-        "inferstack.components.traffic_fit",
+        "inferstack.components.planning.traffic_fit",
         "propose the spec's traffic block (baseline and peak rps) from a request trace",
     ),
     "check": Subcommand(

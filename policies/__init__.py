@@ -1,6 +1,6 @@
 """The CrossGuard policy pack rules and the offline policy check.
 
-Light on purpose: the Kubernetes components import `inferstack.policies.conventions`, and neither
+Light on purpose: the Kubernetes components import `inferstack.contract.labels`, and neither
 they nor a rule test should pay for `pulumi_policy` or gRPC. The pack adapter
 (`inferstack.policies.pack`) and the engine emulator (`inferstack.policies.engine`) import those.
 """

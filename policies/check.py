@@ -22,7 +22,7 @@ from inferstack.policies.pack_config import ConfigEntry, PackConfigError, load_c
 from inferstack.policies.pack_process import PackProcess, PolicyRunError, StackContext, read_pack
 
 if TYPE_CHECKING:
-    from inferstack.components.capture import Capture
+    from inferstack.offline.capture import Capture
 
 DEFAULT_PACK_DIR = Path(__file__).resolve().parent
 """This package's directory is the pack (`PulumiPolicy.yaml` and `__main__.py` live here)."""
@@ -101,7 +101,7 @@ def _error(message: str) -> int:
 def run(args: argparse.Namespace) -> int:
     """Capture the program, run the pack over it, print the verdict; 1 on mandatory violations."""
     started = time.perf_counter()
-    from inferstack.components.capture import (
+    from inferstack.offline.capture import (
         CaptureError,
         capture_program,
         engine_config,

@@ -59,7 +59,7 @@ _SEVERITIES: Final = {
 
 
 class ResourceRecord(Protocol):
-    """A registered resource: what `inferstack.components.capture.CapturedResource` holds."""
+    """A registered resource: what `inferstack.offline.capture.CapturedResource` holds."""
 
     @property
     def type(self) -> str: ...

@@ -11,7 +11,11 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
-from inferstack.policies.conventions import SERVICE_LABEL, TIER_LABEL, TIER_REALTIME
+from inferstack.contract import metrics as metric_names
+from inferstack.contract.clouds import SPOT_LABELS
+from inferstack.contract.labels import SERVICE_LABEL, TIER_LABEL, TIER_REALTIME
+from inferstack.contract.pods import GPU_RESOURCE
+from inferstack.contract.resource_types import CRON_JOB, POD, SERVICE, WORKLOAD_TYPES
 from inferstack.policies.resources import (
     UNKNOWN,
     Resource,
@@ -20,37 +24,9 @@ from inferstack.policies.resources import (
     list_of,
     mapping_of,
 )
-from inferstack.runtime import metric_names
-
-# Type tokens as pulumi-kubernetes registers them. Custom resources built with
-# `apiextensions.CustomResource(api_version=..., kind=...)` register as
-# `kubernetes:<group>/<version>:<Kind>`, the same shape as the typed resources.
-DEPLOYMENT: Final = "kubernetes:apps/v1:Deployment"
-STATEFUL_SET: Final = "kubernetes:apps/v1:StatefulSet"
-DAEMON_SET: Final = "kubernetes:apps/v1:DaemonSet"
-REPLICA_SET: Final = "kubernetes:apps/v1:ReplicaSet"
-JOB: Final = "kubernetes:batch/v1:Job"
-CRON_JOB: Final = "kubernetes:batch/v1:CronJob"
-POD: Final = "kubernetes:core/v1:Pod"
-SERVICE: Final = "kubernetes:core/v1:Service"
-SCALED_OBJECT: Final = "kubernetes:keda.sh/v1alpha1:ScaledObject"
-SCALED_JOB: Final = "kubernetes:keda.sh/v1alpha1:ScaledJob"
-HTTP_SCALED_OBJECT: Final = "kubernetes:http.keda.sh/v1alpha1:HTTPScaledObject"
-INTERCEPTOR_ROUTE: Final = "kubernetes:http.keda.sh/v1beta1:InterceptorRoute"
-HPA_TYPES: Final = frozenset(
-    {
-        "kubernetes:autoscaling/v1:HorizontalPodAutoscaler",
-        "kubernetes:autoscaling/v2:HorizontalPodAutoscaler",
-        "kubernetes:autoscaling/v2beta2:HorizontalPodAutoscaler",
-    }
-)
-
-WORKLOAD_TYPES: Final = frozenset(
-    {DEPLOYMENT, STATEFUL_SET, DAEMON_SET, REPLICA_SET, JOB, CRON_JOB, POD}
-)
 
 GPU_RESOURCE_NAMES: Final = frozenset(
-    {"nvidia.com/gpu", "amd.com/gpu", "gpu.intel.com/i915", "gpu.intel.com/xe"}
+    {GPU_RESOURCE, "amd.com/gpu", "gpu.intel.com/i915", "gpu.intel.com/xe"}
 )
 _GPU_RESOURCE_PREFIXES: Final = ("nvidia.com/mig-",)
 
@@ -181,15 +157,10 @@ class SpotKey:
 
 
 SPOT_KEYS: Final = {
-    spot.key: spot
-    for spot in (
-        SpotKey("eks.amazonaws.com/capacityType", frozenset({"spot"}), False, "aws"),
-        SpotKey("karpenter.sh/capacity-type", frozenset({"spot"}), False, "aws"),
-        SpotKey("cloud.google.com/gke-spot", frozenset({"true"}), True, "gcp"),
-        SpotKey("cloud.google.com/gke-preemptible", frozenset({"true"}), True, "gcp"),
-        SpotKey("cloud.google.com/gke-provisioning", frozenset({"spot"}), False, "gcp"),
-        SpotKey("kubernetes.azure.com/scalesetpriority", frozenset({"spot"}), True, "azure"),
+    label.key: SpotKey(
+        label.key, frozenset({label.value.lower()}), label.only_on_spot, label.provider
     )
+    for label in SPOT_LABELS
 }
 
 

@@ -10,7 +10,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from inferstack.policies.conventions import TIER_LABEL, TIER_REALTIME
+from inferstack.contract.labels import TIER_LABEL, TIER_REALTIME
 from inferstack.policies.resources import Finding, Resource
 
 Severity = Literal["low", "medium", "high", "critical"]

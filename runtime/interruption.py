@@ -32,6 +32,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Final
 
+from inferstack.contract.clouds import INTERRUPTION_NOTICE_SECONDS
+
 logger = logging.getLogger(__name__)
 
 AWS_DEFAULT_URL: Final = "http://169.254.169.254"
@@ -45,9 +47,9 @@ AWS_REBALANCE_PATH: Final = "/latest/meta-data/events/recommendations/rebalance"
 GCP_PREEMPTED_PATH: Final = "/computeMetadata/v1/instance/preempted"
 AWS_TOKEN_TTL_S: Final = 21_600
 
-AWS_NOTICE_S: Final = 120.0
+AWS_NOTICE_S: Final = float(INTERRUPTION_NOTICE_SECONDS["aws"])
 """EC2 gives two minutes between the spot instance-action notice and the stop."""
-GCP_NOTICE_S: Final = 30.0
+GCP_NOTICE_S: Final = float(INTERRUPTION_NOTICE_SECONDS["gcp"])
 """GCE gives about 30 s between the preemption notice and the stop."""
 
 DMI_DIR: Final = Path("/sys/class/dmi/id")

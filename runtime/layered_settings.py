@@ -17,7 +17,7 @@ from typing import Annotated, Any, TypeVar
 import yaml
 from pydantic import BaseModel, BeforeValidator, ValidationError
 
-from inferstack.runtime.env_names import ENV_CONFIG, ENV_PREFIX
+from inferstack.contract.env import ENV_CONFIG, ENV_PREFIX
 
 SettingsT = TypeVar("SettingsT", bound=BaseModel)
 

@@ -19,7 +19,7 @@ from prometheus_client import (
 )
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
-from inferstack.runtime import metric_names as names
+from inferstack.contract import metrics as names
 
 # The `_created` series double the exposition and no query here uses them.
 disable_created_metrics()  # type: ignore[no-untyped-call]

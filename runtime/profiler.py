@@ -22,7 +22,7 @@ from typing import Final
 
 import numpy as np
 
-from inferstack.components.profile import (
+from inferstack.profile import (
     BatchPoint,
     ColdStart,
     ColdStartPart,

@@ -16,8 +16,8 @@ from typing import Any, Final, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from inferstack.contract.pods import DEFAULT_PORT
 from inferstack.runtime.batcher import BatcherConfig
-from inferstack.runtime.env_names import DEFAULT_PORT
 from inferstack.runtime.layered_settings import BatchSizes, SettingsError, env_vars, resolve
 
 

@@ -6,7 +6,7 @@ from typing import Final
 
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
-from inferstack.runtime import metric_names as names
+from inferstack.contract import metrics as names
 
 OUTCOMES: Final = names.WORKER_OUTCOMES
 """Values of the worker messages counter's `outcome` label."""

@@ -12,6 +12,7 @@ from typing import Any, Final, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from inferstack.contract.pods import WORKER_METRICS_PORT
 from inferstack.runtime.batcher import BatcherConfig
 from inferstack.runtime.layered_settings import BatchSizes, resolve
 
@@ -61,7 +62,9 @@ class WorkerSettings(BaseModel):
     metadata_poll_s: float = Field(default=1.0, gt=0)
     watch_rebalance: bool = True
     rebalance_drain_s: float = Field(default=120.0, gt=0)
-    metrics_port: int = Field(default=9091, ge=0, le=65535, description="0: no /metrics")
+    metrics_port: int = Field(
+        default=WORKER_METRICS_PORT, ge=0, le=65535, description="0: no /metrics"
+    )
     backlog_interval_s: float = Field(default=15.0, gt=0)
     exit_when_idle_s: float | None = Field(
         default=None, gt=0, description="exit once the queue gave nothing for this long"

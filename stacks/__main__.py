@@ -10,12 +10,12 @@ from pathlib import Path
 
 import pulumi
 
-from inferstack.components.cost import estimate_cost
-from inferstack.components.errors import Problem, SpecError
-from inferstack.components.k8s_options import parse_options
-from inferstack.components.kubernetes import KubernetesInferenceService
-from inferstack.components.profile import resolve_profile
-from inferstack.components.spec import load_spec_from_config
+from inferstack.components.kubernetes.component import KubernetesInferenceService
+from inferstack.components.kubernetes.options import parse_options
+from inferstack.components.planning.cost import estimate_cost
+from inferstack.components.planning.spec import load_spec_from_config
+from inferstack.errors import Problem, SpecError
+from inferstack.profile import resolve_profile
 
 SUPPORTED_TARGETS = ("kubernetes",)
 PROJECT_DIR = Path(__file__).resolve().parent.parent  # relative profile paths start here

@@ -34,5 +34,5 @@ def test_package_dir_maps_the_top_level_folders() -> None:
 
 
 def test_shipped_data_files_exist() -> None:
-    assert (REPO / "components" / "prices" / "gpu-prices.json").is_file()
-    assert (REPO / "components" / "profiles" / "builtin-mlp.cpu.json").is_file()
+    assert (REPO / "components" / "planning" / "prices" / "gpu-prices.json").is_file()
+    assert (REPO / "inferstack" / "profiles" / "builtin-mlp.cpu.json").is_file()

@@ -18,8 +18,10 @@ import json
 from collections.abc import Mapping, Sequence
 from typing import Any, Final
 
+from inferstack.contract import resource_types
+from inferstack.contract.clouds import INTERRUPTION_NOTICE_SECONDS
+from inferstack.contract.labels import MAX_JOB_SECONDS_ANNOTATION
 from inferstack.policies import kube
-from inferstack.policies.conventions import MAX_JOB_SECONDS_ANNOTATION
 from inferstack.policies.resources import (
     UNKNOWN,
     Finding,
@@ -84,7 +86,7 @@ def _max_job_seconds(
     if tag is not None:
         declared.append(tag)
     for consumer in resources:
-        if consumer.type in kube.WORKLOAD_TYPES and consumer.depends_on(queue.urn):
+        if consumer.type in resource_types.WORKLOAD_TYPES and consumer.depends_on(queue.urn):
             notes = dict(kube.object_annotations(consumer))
             notes.update(mapping_of(get_path(kube.pod_template(consumer), "metadata.annotations")))
             value = as_number(notes.get(MAX_JOB_SECONDS_ANNOTATION))
@@ -156,7 +158,7 @@ def check(resources: Sequence[Resource], config: Mapping[str, Any]) -> list[Find
                         resource.urn,
                     )
                 )
-        elif resource.type in kube.WORKLOAD_TYPES:
+        elif resource.type in resource_types.WORKLOAD_TYPES:
             spec = kube.pod_spec(resource)
             admission = kube.spot_admission(spec)
             if admission is None:
@@ -210,8 +212,14 @@ RULE: Final = Rule(
                 f"{MAX_JOB_SECONDS_ANNOTATION}); null skips the visibility check for them"
             ),
         },
-        "awsInterruptionNoticeSeconds": _seconds("AWS spot interruption notice", 120),
-        "gcpInterruptionNoticeSeconds": _seconds("GCP spot/preemptible termination notice", 30),
-        "azureInterruptionNoticeSeconds": _seconds("Azure spot eviction notice", 30),
+        "awsInterruptionNoticeSeconds": _seconds(
+            "AWS spot interruption notice", INTERRUPTION_NOTICE_SECONDS["aws"]
+        ),
+        "gcpInterruptionNoticeSeconds": _seconds(
+            "GCP spot/preemptible termination notice", INTERRUPTION_NOTICE_SECONDS["gcp"]
+        ),
+        "azureInterruptionNoticeSeconds": _seconds(
+            "Azure spot eviction notice", INTERRUPTION_NOTICE_SECONDS["azure"]
+        ),
     },
 )

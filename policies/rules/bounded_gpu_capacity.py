@@ -16,8 +16,10 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import Any, Final
 
+from inferstack.contract import resource_types
+from inferstack.contract.labels import SERVICE_LABEL, TIER_LABEL
+from inferstack.contract.thresholds import MAX_GPU_NODES, MAX_GPU_REPLICAS
 from inferstack.policies import kube
-from inferstack.policies.conventions import SERVICE_LABEL, TIER_LABEL
 from inferstack.policies.resources import (
     UNKNOWN,
     Finding,
@@ -100,15 +102,15 @@ def _node_max(resource: Resource) -> tuple[float | None, str]:
 
 def _replica_max(scaler: Resource) -> tuple[float | None, str]:
     """(max replicas, field); None with the KEDA default when the field is left out."""
-    if scaler.type == kube.HTTP_SCALED_OBJECT:
+    if scaler.type == resource_types.HTTP_SCALED_OBJECT:
         return as_number(scaler.get("spec.replicas.max")), "spec.replicas.max"
-    if scaler.type in kube.HPA_TYPES:
+    if scaler.type in resource_types.HPA_TYPES:
         return as_number(scaler.get("spec.maxReplicas")), "spec.maxReplicas"
     return as_number(scaler.get("spec.maxReplicaCount")), "spec.maxReplicaCount"
 
 
 def _scales_gpus(scaler: Resource, resources: Sequence[Resource]) -> bool:
-    if scaler.type == kube.SCALED_JOB:
+    if scaler.type == resource_types.SCALED_JOB:
         spec = mapping_of(scaler.get("spec.jobTargetRef.template.spec"))
         return kube.requests_gpu(spec) or TIER_LABEL in kube.labels(scaler)
     scaler_labels = kube.labels(scaler)
@@ -161,14 +163,18 @@ def check(resources: Sequence[Resource], config: Mapping[str, Any]) -> list[Find
                     )
                 )
             continue
-        scaler_types = {kube.SCALED_OBJECT, kube.SCALED_JOB, kube.HTTP_SCALED_OBJECT}
-        if resource.type not in scaler_types | kube.HPA_TYPES:
+        scaler_types = {
+            resource_types.SCALED_OBJECT,
+            resource_types.SCALED_JOB,
+            resource_types.HTTP_SCALED_OBJECT,
+        }
+        if resource.type not in scaler_types | resource_types.HPA_TYPES:
             continue
         if not _scales_gpus(resource, resources):
             continue
         maximum, field = _replica_max(resource)
         kind = kube.kind_of(resource.type)
-        if maximum is None and resource.type not in kube.HPA_TYPES:
+        if maximum is None and resource.type not in resource_types.HPA_TYPES:
             if resource.get(field) is UNKNOWN:
                 continue
             findings.append(
@@ -210,13 +216,13 @@ RULE: Final = Rule(
         "maxGpuNodes": {
             "type": "integer",
             "minimum": 1,
-            "default": 64,
+            "default": MAX_GPU_NODES,
             "description": "largest allowed max size of one GPU node group or pool",
         },
         "maxGpuReplicas": {
             "type": "integer",
             "minimum": 1,
-            "default": 64,
+            "default": MAX_GPU_REPLICAS,
             "description": "largest allowed max replica count of one GPU autoscaler",
         },
     },

@@ -16,8 +16,9 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any, Final
 
+from inferstack.contract import resource_types
+from inferstack.contract.labels import COLD_START_SECONDS_ANNOTATION
 from inferstack.policies import kube
-from inferstack.policies.conventions import COLD_START_SECONDS_ANNOTATION
 from inferstack.policies.resources import (
     Finding,
     Resource,
@@ -82,19 +83,19 @@ def check(resources: Sequence[Resource], config: Mapping[str, Any]) -> list[Find
     default_wait = float(config_value(config, RULE, "defaultConditionWaitSeconds"))
     findings = []
     for holder in resources:
-        if holder.type == kube.HTTP_SCALED_OBJECT:
+        if holder.type == resource_types.HTTP_SCALED_OBJECT:
             minimum = as_number(holder.get("spec.replicas.min"))
             if minimum is not None and minimum >= 1:
                 continue  # a warm replica answers; nobody waits for a cold start
             workload = kube.find_workload(holder, resources)
             hold: tuple[float, str] | None = _http_scaled_object_hold(holder, default_wait)
             workloads = [workload] if workload else []
-        elif holder.type == kube.INTERCEPTOR_ROUTE:
+        elif holder.type == resource_types.INTERCEPTOR_ROUTE:
             service_name = holder.get("spec.target.service")
             workloads = [
                 w
                 for w in resources
-                if w.type in kube.WORKLOAD_TYPES
+                if w.type in resource_types.WORKLOAD_TYPES
                 and any(
                     kube.name_of(s) == service_name for s in kube.services_selecting(w, resources)
                 )

@@ -15,8 +15,9 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any, Final
 
+from inferstack.contract import resource_types
+from inferstack.contract.labels import SERVICE_LABEL
 from inferstack.policies import kube
-from inferstack.policies.conventions import SERVICE_LABEL
 from inferstack.policies.resources import Finding, Resource, list_of, mapping_of
 from inferstack.policies.rule import TIER_CONFIG_SCHEMA, Rule, config_value
 
@@ -27,7 +28,7 @@ _DEMAND_HINT: Final = (
 
 
 def _signal_kinds(scaler: Resource) -> list[str]:
-    if scaler.type == kube.SCALED_OBJECT:
+    if scaler.type == resource_types.SCALED_OBJECT:
         return [kube.trigger_kind(t) for t in kube.triggers(scaler)]
     if scaler.get("spec.targetCPUUtilizationPercentage") is not None:
         return ["utilisation"]
@@ -39,7 +40,10 @@ def check(resources: Sequence[Resource], config: Mapping[str, Any]) -> list[Find
     tier_key = str(config_value(config, RULE, "tierLabel"))
     findings = []
     for scaler in resources:
-        if scaler.type != kube.SCALED_OBJECT and scaler.type not in kube.HPA_TYPES:
+        if (
+            scaler.type != resource_types.SCALED_OBJECT
+            and scaler.type not in resource_types.HPA_TYPES
+        ):
             continue
         kinds = _signal_kinds(scaler)
         if "utilisation" not in kinds or {"demand", "wake"} & set(kinds):

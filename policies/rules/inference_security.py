@@ -15,8 +15,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, Final
 
+from inferstack.contract import resource_types
+from inferstack.contract.labels import SERVICE_LABEL
 from inferstack.policies import kube
-from inferstack.policies.conventions import SERVICE_LABEL
 from inferstack.policies.resources import Resource, as_number, is_true, list_of, mapping_of
 from inferstack.policies.rule import TIER_CONFIG_SCHEMA, Rule, config_value
 
@@ -106,9 +107,9 @@ def _gpu_messages(resource: Resource) -> list[str]:
 def check(resource: Resource, config: Mapping[str, Any]) -> list[str]:
     """Messages for public inference endpoints, root/privileged containers and GPU limits."""
     tier_key = str(config_value(config, RULE, "tierLabel"))
-    if resource.type == kube.SERVICE:
+    if resource.type == resource_types.SERVICE:
         return _service_messages(resource, tier_key)
-    if resource.type not in kube.WORKLOAD_TYPES:
+    if resource.type not in resource_types.WORKLOAD_TYPES:
         return []
     messages = _gpu_messages(resource)
     if kube.is_inference_workload(resource, tier_key):

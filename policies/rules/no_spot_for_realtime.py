@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, Final
 
+from inferstack.contract import resource_types
 from inferstack.policies import kube
 from inferstack.policies.resources import Resource, get_path, is_true, list_of, mapping_of
 from inferstack.policies.rule import TIER_CONFIG_SCHEMA, Rule, realtime_selector
@@ -27,7 +28,7 @@ KARPENTER_NODE_POOLS: Final = frozenset(
 TYPES: Final = (
     frozenset({EKS_NODE_GROUP, GKE_NODE_POOL, GKE_CLUSTER})
     | KARPENTER_NODE_POOLS
-    | kube.WORKLOAD_TYPES
+    | resource_types.WORKLOAD_TYPES
 )
 
 

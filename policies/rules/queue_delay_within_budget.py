@@ -15,12 +15,11 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, Final
 
+from inferstack.contract import resource_types
+from inferstack.contract.env import ENV_MAX_QUEUE_DELAY_MS as MAX_QUEUE_DELAY_ENV
+from inferstack.contract.labels import LATENCY_BUDGET_MS_ANNOTATION, MAX_QUEUE_DELAY_MS_ANNOTATION
+from inferstack.contract.thresholds import MAX_QUEUE_DELAY_SHARE
 from inferstack.policies import kube
-from inferstack.policies.conventions import (
-    LATENCY_BUDGET_MS_ANNOTATION,
-    MAX_QUEUE_DELAY_ENV,
-    MAX_QUEUE_DELAY_MS_ANNOTATION,
-)
 from inferstack.policies.resources import (
     Resource,
     as_number,
@@ -31,7 +30,10 @@ from inferstack.policies.resources import (
 )
 from inferstack.policies.rule import Rule, config_value
 
-TYPES: Final = kube.WORKLOAD_TYPES | {kube.SCALED_OBJECT, kube.HTTP_SCALED_OBJECT}
+TYPES: Final = resource_types.WORKLOAD_TYPES | {
+    resource_types.SCALED_OBJECT,
+    resource_types.HTTP_SCALED_OBJECT,
+}
 
 
 def _declared(resource: Resource) -> dict[str, Any]:
@@ -115,7 +117,7 @@ RULE: Final = Rule(
             "type": "number",
             "exclusiveMinimum": 0,
             "maximum": 1,
-            "default": 0.2,
+            "default": MAX_QUEUE_DELAY_SHARE,
             "description": "largest share of the p99 budget the max queue delay may take",
         },
     },

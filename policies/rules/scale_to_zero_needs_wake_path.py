@@ -19,6 +19,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any, Final
 
+from inferstack.contract import resource_types
 from inferstack.policies import kube
 from inferstack.policies.resources import Finding, Resource, as_number, mapping_of
 from inferstack.policies.rule import TIER_CONFIG_SCHEMA, Rule, realtime_selector
@@ -29,14 +30,14 @@ def _has_request_holding_proxy(
 ) -> bool:
     target_name = scaler.get("spec.scaleTargetRef.name")
     for other in resources:
-        if other.type == kube.HTTP_SCALED_OBJECT:
+        if other.type == resource_types.HTTP_SCALED_OBJECT:
             fronted = kube.find_workload(other, resources)
             if workload is not None and fronted is workload:
                 return True
             same_ref = other.get("spec.scaleTargetRef.name") == target_name
             if isinstance(target_name, str) and same_ref:
                 return kube.namespace_of(other) == kube.namespace_of(scaler)
-        if other.type == kube.INTERCEPTOR_ROUTE and workload is not None:
+        if other.type == resource_types.INTERCEPTOR_ROUTE and workload is not None:
             service = other.get("spec.target.service")
             selecting = kube.services_selecting(workload, resources)
             if any(kube.name_of(s) == service for s in selecting):
@@ -49,7 +50,7 @@ def check(resources: Sequence[Resource], config: Mapping[str, Any]) -> list[Find
     key, realtime = realtime_selector(config, RULE)
     findings = []
     for scaler in resources:
-        if scaler.type != kube.SCALED_OBJECT:
+        if scaler.type != resource_types.SCALED_OBJECT:
             continue
         raw_min = scaler.get("spec.minReplicaCount")
         minimum = 0.0 if raw_min is None else as_number(raw_min)

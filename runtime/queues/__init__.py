@@ -18,15 +18,8 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Final
 
-SCHEMES: Final = {
-    "sqs": "sqs://<queue url or name>",
-    "pubsub": "pubsub://projects/<project>/subscriptions/<subscription>",
-    "redis": "redis://HOST:PORT/DB?stream=NAME",
-    "rediss": "rediss://HOST:PORT/DB?stream=NAME",
-}
-"""Queue URI forms, by scheme."""
+from inferstack.contract.queues import SCHEMES
 
 
 class QueueConfigError(ValueError):

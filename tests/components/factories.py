@@ -5,8 +5,8 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-from inferstack.components.profile import Profile, parse_profile
-from inferstack.components.spec import InferenceServiceSpec, parse_spec
+from inferstack.components.planning.spec import InferenceServiceSpec, parse_spec
+from inferstack.profile import Profile, parse_profile
 
 VALID_SPEC: dict[str, Any] = {
     "name": "embedder",

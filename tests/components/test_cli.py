@@ -37,7 +37,8 @@ def test_unknown_subcommand_is_refused_with_the_choices() -> None:
 
 def test_components_spec_and_sizing_import_neither_pulumi_nor_torch() -> None:
     result = run_python(
-        "import sys, inferstack.cli, inferstack.components.sizing, inferstack.components.cost;"
+        "import sys, inferstack.cli, inferstack.components.planning.sizing,"
+        " inferstack.components.planning.cost;"
         "print(sorted(m for m in ('pulumi', 'torch') if m in sys.modules))"
     )
     assert result.returncode == 0, result.stderr
@@ -46,8 +47,7 @@ def test_components_spec_and_sizing_import_neither_pulumi_nor_torch() -> None:
 
 def test_runtime_package_does_not_import_pulumi() -> None:
     result = run_python(
-        "import sys, inferstack.runtime, inferstack.runtime.metric_names;"
-        "print('pulumi' in sys.modules)"
+        "import sys, inferstack.runtime, inferstack.contract.metrics;print('pulumi' in sys.modules)"
     )
     assert result.stdout.strip() == "False", result.stderr
 
@@ -55,7 +55,8 @@ def test_runtime_package_does_not_import_pulumi() -> None:
 def test_kubernetes_manifests_import_no_runtime_dependencies() -> None:
     # A Pulumi repo installs inferstack[infra]: no numpy, torch or prometheus_client.
     result = run_python(
-        "import sys, inferstack.components.k8s_workloads, inferstack.components.k8s_scaling;"
+        "import sys, inferstack.components.kubernetes.workloads,"
+        " inferstack.components.kubernetes.scaling;"
         "print(sorted(m for m in ('numpy', 'torch', 'prometheus_client') if m in sys.modules))"
     )
     assert result.returncode == 0, result.stderr

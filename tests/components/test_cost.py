@@ -6,9 +6,9 @@ from datetime import UTC, datetime
 
 import pytest
 
-from inferstack.components.cost import estimate_cost
-from inferstack.components.pricing import default_price_table, machine_price
-from inferstack.components.sizing import size_service
+from inferstack.components.planning.cost import estimate_cost
+from inferstack.components.planning.pricing import default_price_table, machine_price
+from inferstack.components.planning.sizing import size_service
 from tests.components.factories import make_profile, make_spec
 
 NOW = datetime(2026, 11, 29, 12, 0, tzinfo=UTC)

@@ -21,25 +21,25 @@ import kubernetes_validate
 import pytest
 from croniter import croniter
 
-from inferstack.components.capture import Capture, CapturedResource, capture_program
-from inferstack.components.errors import SpecError
-from inferstack.components.k8s_options import (
+from inferstack.components.kubernetes.options import (
     HTTP_ADDON_CHART_VERSION,
     KEDA_CHART_VERSION,
     KubernetesOptions,
     QueueBinding,
     parse_options,
 )
-from inferstack.components.k8s_workloads import SPOT_LABELS
-from inferstack.components.sizing import INTERRUPTION_NOTICE_SECONDS, size_service
-from inferstack.policies.conventions import (
+from inferstack.components.kubernetes.workloads import SPOT_NODE_LABELS
+from inferstack.components.planning.sizing import INTERRUPTION_NOTICE_SECONDS, size_service
+from inferstack.contract import metrics as metric_names
+from inferstack.contract.labels import (
     COLD_START_SECONDS_ANNOTATION,
     LATENCY_BUDGET_MS_ANNOTATION,
     MAX_QUEUE_DELAY_MS_ANNOTATION,
     SERVICE_LABEL,
     TIER_LABEL,
 )
-from inferstack.runtime import metric_names
+from inferstack.errors import SpecError
+from inferstack.offline.capture import Capture, CapturedResource, capture_program
 from inferstack.runtime.settings import ENV_VARS
 from tests.components import schemas
 from tests.components.factories import PROFILE, make_profile, spec_data
@@ -164,7 +164,7 @@ def rendered() -> Rendered:
 
 def _sizing(name: str) -> Any:
     scenario = next(s for s in SCENARIOS if s["spec"]["name"] == name)
-    from inferstack.components.spec import parse_spec
+    from inferstack.components.planning.spec import parse_spec
 
     return size_service(parse_spec(scenario["spec"]), make_profile(), now=NOW)
 
@@ -248,7 +248,7 @@ def test_realtime_pods_never_schedule_on_spot(rendered: Rendered, service: str) 
     pod = _pod_spec(rendered.one(service, "Deployment", f"{service}-realtime"))
     for node in NODES:
         assert schedulable(pod, node) is not node.spot, node.name
-    keys = {key for key, _ in SPOT_LABELS}
+    keys = {key for key, _ in SPOT_NODE_LABELS}
     assert not [t for t in pod.get("tolerations", []) if t.get("key") in keys or not t.get("key")]
 
 
@@ -611,7 +611,7 @@ def test_unknown_options_are_refused_with_the_known_ones() -> None:
 
 
 def test_options_missing_for_the_queue_are_named() -> None:
-    from inferstack.components.spec import parse_spec
+    from inferstack.components.planning.spec import parse_spec
 
     sqs = parse_spec(spec_data())
     problems = {p.path for p in KubernetesOptions().problems(sqs)}

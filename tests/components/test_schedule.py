@@ -6,7 +6,7 @@ from datetime import UTC, date, datetime
 
 import pytest
 
-from inferstack.components.schedule import (
+from inferstack.components.planning.schedule import (
     CronShiftError,
     occurrences_per_week,
     real_lead_minutes,

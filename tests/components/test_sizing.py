@@ -6,8 +6,8 @@ from datetime import UTC, datetime
 
 import pytest
 
-from inferstack.components.errors import SpecError
-from inferstack.components.sizing import TARGET_UTILISATION, size_service
+from inferstack.components.planning.sizing import TARGET_UTILISATION, size_service
+from inferstack.errors import SpecError
 from tests.components.factories import make_profile, make_spec
 
 NOW = datetime(2026, 11, 29, 12, 0, tzinfo=UTC)

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from inferstack.components.errors import SpecError
-from inferstack.components.spec import load_spec_file, parse_spec
+from inferstack.components.planning.spec import load_spec_file, parse_spec
+from inferstack.errors import SpecError
 from tests.components.factories import VALID_SPEC, make_spec, spec_data
 
 

@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from inferstack.components.errors import SpecError
-from inferstack.components.traffic_fit import fit_traffic, read_timestamps
+from inferstack.components.planning.traffic_fit import fit_traffic, read_timestamps
+from inferstack.errors import SpecError
 
 REPO = Path(__file__).resolve().parents[2]
 AZURE_TRACE = REPO.parent / "shared" / "traces" / "azure-llm-2023-code.csv"

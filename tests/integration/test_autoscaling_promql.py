@@ -28,7 +28,7 @@ from typing import Any
 import pytest
 import yaml
 
-from inferstack.components.capture import capture_program
+from inferstack.offline.capture import capture_program
 from inferstack.runtime.metrics import CONTENT_TYPE, RuntimeMetrics
 from tests.components.factories import PROFILE, spec_data
 from tests.integration.conftest import free_port, require, stop, wait_for_port

@@ -6,9 +6,9 @@ import copy
 from dataclasses import dataclass, field
 from typing import Any
 
-from inferstack.policies.conventions import SERVICE_LABEL, TIER_LABEL
+from inferstack.contract import metrics as metric_names
+from inferstack.contract.labels import SERVICE_LABEL, TIER_LABEL
 from inferstack.policies.resources import Resource
-from inferstack.runtime import metric_names
 
 STACK_URN = "urn:pulumi:ci::cases::pulumi:pulumi:Stack::cases-ci"
 
@@ -157,7 +157,7 @@ def mutated(props: dict[str, Any], path: str, value: Any) -> dict[str, Any]:
 
 @dataclass
 class Record:
-    """A hand-written registration, shaped like `inferstack.components.capture.CapturedResource`."""
+    """A hand-written registration, shaped like `inferstack.offline.capture.CapturedResource`."""
 
     type: str
     name: str

@@ -87,7 +87,7 @@ def test_package_exports_and_stays_light() -> None:
         "Rule",
     }
     probe = (
-        "import sys, inferstack.policies, inferstack.policies.conventions; "
+        "import sys, inferstack.policies, inferstack.contract.labels; "
         "print(sorted(m for m in ('pulumi', 'pulumi_policy', 'grpc') if m in sys.modules))"
     )
     loaded = subprocess.run(

@@ -8,7 +8,7 @@ import socket
 import pytest
 
 from inferstack.cli import main
-from inferstack.components.profile import load_profile
+from inferstack.profile import load_profile
 
 
 def test_serve_refuses_bad_settings_before_loading_anything(capsys, monkeypatch):

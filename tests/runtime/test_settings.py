@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from inferstack.runtime import env_names
+from inferstack.contract import env as env_names
 from inferstack.runtime import settings as module
 from inferstack.runtime.settings import (
     ENV_VARS,

@@ -391,7 +391,7 @@ def test_directory_store_without_o_tmpfile_uses_named_temporaries(tmp_path: Path
 def test_metrics_are_exported_under_the_shared_names(store: DirectoryStore) -> None:
     from prometheus_client import generate_latest
 
-    from inferstack.runtime import metric_names as names
+    from inferstack.contract import metrics as names
     from inferstack.runtime.worker_metrics import WorkerMetrics
 
     queue = MemoryQueue()

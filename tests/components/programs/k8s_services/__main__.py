@@ -9,11 +9,11 @@ from datetime import UTC, datetime
 
 import pulumi
 
-from inferstack.components.errors import SpecError
-from inferstack.components.k8s_options import parse_options
-from inferstack.components.kubernetes import KubernetesInferenceService
-from inferstack.components.profile import parse_profile
-from inferstack.components.spec import parse_spec
+from inferstack.components.kubernetes.component import KubernetesInferenceService
+from inferstack.components.kubernetes.options import parse_options
+from inferstack.components.planning.spec import parse_spec
+from inferstack.errors import SpecError
+from inferstack.profile import parse_profile
 
 config = pulumi.Config("k8s-services")
 now = datetime.fromisoformat(config.require("now")).astimezone(UTC)

@@ -15,15 +15,15 @@ import pulumi_aws as aws
 import pulumi_gcp as gcp
 import pulumi_kubernetes as k8s
 
-from inferstack.policies.conventions import (
+from inferstack.contract import metrics as metric_names
+from inferstack.contract.env import ENV_MAX_QUEUE_DELAY_MS
+from inferstack.contract.labels import (
     COLD_START_SECONDS_ANNOTATION,
     LATENCY_BUDGET_MS_ANNOTATION,
     MAX_JOB_SECONDS_ANNOTATION,
-    MAX_QUEUE_DELAY_ENV,
     SERVICE_LABEL,
     TIER_LABEL,
 )
-from inferstack.runtime import metric_names
 
 raw = pulumi.Config("policy-cases").get("violate") or ""
 VIOLATE = {name.strip() for name in raw.split(",") if name.strip()}
@@ -171,7 +171,7 @@ aws.eks.NodeGroup(
 delay_ms = "60" if violates("queue-delay-within-budget") else "8"
 deployment(
     "delay-case",
-    env=[{"name": MAX_QUEUE_DELAY_ENV, "value": delay_ms}],
+    env=[{"name": ENV_MAX_QUEUE_DELAY_MS, "value": delay_ms}],
     annotations={LATENCY_BUDGET_MS_ANNOTATION: "150"},
 )
 

@@ -1,8 +1,4 @@
-"""Label and annotation keys: the components write them, the policies read them.
-
-A plain module on purpose: the Kubernetes components import it, and they must not pull in
-`pulumi_policy`. Renaming a key here renames it on both sides.
-"""
+"""Label and annotation keys: the components write them, the policies read them."""
 
 from typing import Final
 
@@ -25,7 +21,3 @@ COLD_START_SECONDS_ANNOTATION: Final = f"{PREFIX}/cold-start-seconds"
 """The measured cold start (node + image pull + model load), in seconds (a decimal string)."""
 MAX_JOB_SECONDS_ANNOTATION: Final = f"{PREFIX}/max-job-seconds"
 """The longest a queue worker may spend on one message, in seconds. Also read as a queue tag."""
-
-# The runtime reads its max queue delay from this container env var; the policy reads it too, so
-# the value that actually runs is the value that is judged.
-MAX_QUEUE_DELAY_ENV: Final = "INFERSTACK_MAX_QUEUE_DELAY_MS"

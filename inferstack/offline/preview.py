@@ -14,14 +14,16 @@ from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
-from inferstack.components.capture import (
+from inferstack.components.planning.sizing import BatchSizing, RealtimeSizing
+from inferstack.contract.labels import TIER_LABEL
+from inferstack.contract.pods import GPU_RESOURCE
+from inferstack.offline.capture import (
     Capture,
     CapturedResource,
     CaptureError,
     capture_program,
     read_project,
 )
-from inferstack.components.sizing import BatchSizing, RealtimeSizing
 
 DEFAULT_PROJECT_DIR = Path.cwd()
 STACK_RESOURCE_TYPE = "pulumi:pulumi:Stack"
@@ -84,7 +86,7 @@ def key_properties(resource: CapturedResource) -> str:
     """A short summary of what matters about a resource, for the text preview."""
     inputs = resource.inputs
     parts: list[str] = []
-    tier = _dig(inputs, "metadata", "labels", "inferstack.io/tier")
+    tier = _dig(inputs, "metadata", "labels", TIER_LABEL)
     if tier:
         parts.append(f"tier={tier}")
     spec = inputs.get("spec") if isinstance(inputs.get("spec"), dict) else {}
@@ -97,7 +99,7 @@ def key_properties(resource: CapturedResource) -> str:
     containers = _dig(inputs, "spec", "template", "spec", "containers")
     if isinstance(containers, list):
         for container in containers:
-            gpus = _dig(container, "resources", "limits", "nvidia.com/gpu")
+            gpus = _dig(container, "resources", "limits", GPU_RESOURCE)
             gpu = f" gpu={_plain(gpus)}" if gpus else ""
             parts.append(f"image={container.get('image')}{gpu}")
     return " ".join(parts)

@@ -1,8 +1,8 @@
 """Prometheus metric names exported by the runtime.
 
-Defined once here because two sides depend on them: the runtime exports them, and the
-components write PromQL against them for the KEDA triggers. Renaming one here renames it in
-both places; nothing else may spell these strings.
+Two sides depend on them: the runtime exports them, and the components write PromQL against them
+for the KEDA triggers (and the policies recognise demand triggers by them). Nothing else may
+spell these strings.
 """
 
 from typing import Final

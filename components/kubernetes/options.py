@@ -13,8 +13,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from typing import Any, Literal
 
-from inferstack.components.errors import Problem, SpecError
-from inferstack.components.spec import InferenceServiceSpec
+from inferstack.components.planning.spec import InferenceServiceSpec
+from inferstack.errors import Problem, SpecError
 
 DEFAULT_PROMETHEUS_URL = "http://prometheus-operated.monitoring.svc:9090"
 """The Service the Prometheus Operator creates for every Prometheus it runs."""

@@ -15,10 +15,12 @@ import math
 from collections.abc import Mapping
 from typing import Any, Final, Literal
 
-from inferstack.components.k8s_options import KubernetesOptions, queue_uri
-from inferstack.components.sizing import BatchSizing, RealtimeSizing, Sizing
-from inferstack.components.spec import Gpu, InferenceServiceSpec
-from inferstack.policies.conventions import (
+from inferstack.components.kubernetes.options import KubernetesOptions, queue_uri
+from inferstack.components.planning.sizing import BatchSizing, RealtimeSizing, Sizing
+from inferstack.components.planning.spec import Gpu, InferenceServiceSpec
+from inferstack.contract import clouds
+from inferstack.contract import env as runtime_env
+from inferstack.contract.labels import (
     COLD_START_SECONDS_ANNOTATION,
     LATENCY_BUDGET_MS_ANNOTATION,
     MAX_JOB_SECONDS_ANNOTATION,
@@ -28,36 +30,26 @@ from inferstack.policies.conventions import (
     TIER_LABEL,
     TIER_REALTIME,
 )
-from inferstack.runtime import env_names as runtime_env
+from inferstack.contract.pods import (
+    GPU_RESOURCE,
+    LIVE_PATH,
+    METRICS_PATH,
+    PRESTOP_SECONDS,
+    READY_PATH,
+    RUN_AS_USER,
+)
 
 Tier = Literal["realtime", "batch"]
 Manifest = dict[str, Any]
 
-GPU_RESOURCE: Final = "nvidia.com/gpu"
 CONTAINER_NAME: Final = "runtime"
 PORT_NAME: Final = "http"
-READY_PATH: Final = "/v2/health/ready"
-LIVE_PATH: Final = "/v2/health/live"
-METRICS_PATH: Final = "/metrics"
-RUN_AS_USER: Final = 65532
-"""An unprivileged UID (distroless `nonroot`); numeric so the kubelet can verify non-root."""
 STARTUP_PERIOD_SECONDS: Final = 5
-PRESTOP_SLEEP_SECONDS: Final = 5
-"""Keep serving while endpoint removal reaches every proxy; matches sizing's PRESTOP_SECONDS."""
 DRAIN_MARGIN_SECONDS: Final = 2
 SCRATCH_SIZE: Final = "2Gi"
-
-SPOT_LABELS: Final = (
-    ("eks.amazonaws.com/capacityType", "SPOT"),
-    ("karpenter.sh/capacity-type", "spot"),
-    ("cloud.google.com/gke-spot", "true"),
-    ("cloud.google.com/gke-preemptible", "true"),
-    ("cloud.google.com/gke-provisioning", "spot"),
-    ("kubernetes.azure.com/scalesetpriority", "spot"),
-)
-"""Node labels that mark spot / preemptible capacity, by convention (EKS managed node groups,
-Karpenter, GKE Spot VMs, GKE preemptible VMs, GKE ComputeClass provisioning, AKS spot pools). The
-same keys are used as taints by the platforms that taint spot nodes."""
+SPOT_NODE_LABELS: Final = tuple((label.key, label.value) for label in clouds.SPOT_LABELS)
+"""(key, value) of every node label that marks spot capacity (see `inferstack.contract.clouds`);
+the same keys are used as taints by the platforms that taint spot nodes."""
 
 
 def labels(spec: InferenceServiceSpec, tier: Tier) -> dict[str, str]:
@@ -118,13 +110,13 @@ def metadata(
 
 
 def on_demand_only_affinity() -> Manifest:
-    """Required node affinity that rejects spot nodes under every convention in SPOT_LABELS.
+    """Required node affinity that rejects spot nodes under every convention in SPOT_NODE_LABELS.
 
     One term whose expressions are ANDed: `NotIn` also matches nodes without the label, so
     on-demand nodes of any platform qualify and a spot node of any platform does not.
     """
     expressions = [
-        {"key": key, "operator": "NotIn", "values": [value]} for key, value in SPOT_LABELS
+        {"key": key, "operator": "NotIn", "values": [value]} for key, value in SPOT_NODE_LABELS
     ]
     return {
         "nodeAffinity": {
@@ -139,7 +131,7 @@ def spot_first_affinity(fallback_on_demand: bool) -> Manifest:
     """Prefer spot nodes (every convention); require them only when there is no fallback."""
     terms = [
         {"matchExpressions": [{"key": key, "operator": "In", "values": [value]}]}
-        for key, value in SPOT_LABELS
+        for key, value in SPOT_NODE_LABELS
     ]
     node_affinity: Manifest = {
         "preferredDuringSchedulingIgnoredDuringExecution": [
@@ -158,7 +150,7 @@ def spot_tolerations() -> list[Manifest]:
     """Tolerate the taints platforms put on spot nodes (GKE, AKS, and Karpenter/EKS when set)."""
     return [
         {"key": key, "operator": "Equal", "value": value, "effect": "NoSchedule"}
-        for key, value in SPOT_LABELS
+        for key, value in SPOT_NODE_LABELS
     ]
 
 
@@ -263,7 +255,7 @@ def realtime_container(
     """The server container: probes sized to the cold start, a drain that fits the grace."""
     assert spec.realtime is not None
     grace = sizing.termination_grace_seconds.value
-    drain = max(1, grace - PRESTOP_SLEEP_SECONDS - DRAIN_MARGIN_SECONDS)
+    drain = max(1, grace - PRESTOP_SECONDS - DRAIN_MARGIN_SECONDS)
     env = _batching_env(spec, sizing.batch_size.value)
     env += [
         {"name": runtime_env.ENV_PORT, "value": str(options.port)},
@@ -299,7 +291,7 @@ def realtime_container(
         },
         # preStop keeps the pod serving until endpoint removal has propagated; SIGTERM then
         # makes the server finish what it admitted (INFERSTACK_DRAIN_GRACE_S) and exit.
-        "lifecycle": {"preStop": {"sleep": {"seconds": PRESTOP_SLEEP_SECONDS}}},
+        "lifecycle": {"preStop": {"sleep": {"seconds": PRESTOP_SECONDS}}},
         "securityContext": hardened_container_security(),
         "volumeMounts": [scratch_mount],
     }
@@ -528,7 +520,7 @@ def pod_monitor(spec: InferenceServiceSpec, options: KubernetesOptions) -> Manif
 
 
 __all__ = [
-    "SPOT_LABELS",
+    "SPOT_NODE_LABELS",
     "batch_deployment",
     "labels",
     "on_demand_only_affinity",

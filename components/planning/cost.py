@@ -15,11 +15,11 @@ from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from inferstack.components.pricing import Cloud, machine_price
-from inferstack.components.profile import Profile
-from inferstack.components.schedule import occurrences_per_week
-from inferstack.components.sizing import TARGET_UTILISATION, Sizing
-from inferstack.components.spec import InferenceServiceSpec
+from inferstack.components.planning.pricing import Cloud, machine_price
+from inferstack.components.planning.schedule import occurrences_per_week
+from inferstack.components.planning.sizing import TARGET_UTILISATION, Sizing
+from inferstack.components.planning.spec import InferenceServiceSpec
+from inferstack.profile import Profile
 
 HOURS_PER_MONTH = 730
 MINUTES_PER_WEEK = 7 * 24 * 60

@@ -1,8 +1,10 @@
-"""Environment variables the server reads, and its default port.
+"""Environment variables the runtime processes read (`inferstack serve` and `inferstack work`).
 
-Kept apart from `settings` (which needs pydantic, and pulls in the batcher and numpy) because the
-Kubernetes component writes these variables into Deployments and must import them in a Pulumi
-repo that has no runtime dependencies installed. Nothing else may spell these strings.
+Every setting of either process is also an `INFERSTACK_<SETTING>` variable (see the runtime's
+`layered_settings`); the names here are the ones the components write into pod specs. A test
+resolves every variable a rendered container carries through the settings model of the process
+that reads it, so a name here that its process does not know fails there. Nothing else may spell
+these strings.
 """
 
 from typing import Final
@@ -34,5 +36,3 @@ ENV_MAX_REQUEST_BYTES: Final = "INFERSTACK_MAX_REQUEST_BYTES"
 ENV_LOG_LEVEL: Final = "INFERSTACK_LOG_LEVEL"
 ENV_CONFIG: Final = "INFERSTACK_CONFIG"
 """Path of a config file, when `--config` is not given."""
-
-DEFAULT_PORT: Final = 8000

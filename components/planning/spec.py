@@ -3,7 +3,7 @@
 Everything else (sizing, resources, policies) is derived from it. Loading validates the whole
 document at once and raises a `SpecError` whose problems each name the field path and the fix,
 before any resource exists. Checks that need the measured profile (cold start against the
-budget, batch compute against the budget) live in `inferstack.components.sizing`.
+budget, batch compute against the budget) live in `inferstack.components.planning.sizing`.
 """
 
 from __future__ import annotations
@@ -18,8 +18,8 @@ import yaml
 from croniter import croniter
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from inferstack.components.errors import Problem, SpecError
-from inferstack.components.gpus import GPU_TYPES
+from inferstack.components.planning.gpus import GPU_TYPES
+from inferstack.errors import Problem, SpecError
 
 Auto = Literal["auto"]
 DEFAULT_IMAGE = "ghcr.io/inferstack/runtime:0.1.0"

@@ -17,8 +17,8 @@ from __future__ import annotations
 import math
 from typing import Any, Final
 
-from inferstack.components.k8s_options import KubernetesOptions, queue_name
-from inferstack.components.k8s_workloads import (
+from inferstack.components.kubernetes.options import KubernetesOptions, queue_name
+from inferstack.components.kubernetes.workloads import (
     PORT_NAME,
     Manifest,
     batch_annotations,
@@ -28,9 +28,9 @@ from inferstack.components.k8s_workloads import (
     scraped_label_selector,
     workload_name,
 )
-from inferstack.components.sizing import Sizing
-from inferstack.components.spec import InferenceServiceSpec
-from inferstack.runtime import metric_names
+from inferstack.components.planning.sizing import Sizing
+from inferstack.components.planning.spec import InferenceServiceSpec
+from inferstack.contract import metrics as metric_names
 
 KEDA_API: Final = "keda.sh/v1alpha1"
 HTTP_ADDON_API: Final = "http.keda.sh/v1beta1"

@@ -4,7 +4,7 @@ This is what `inferstack preview` and `inferstack check` see instead of a Pulumi
 `RegisterResourceRequest`s the Python SDK sends when the real program runs, in preview mode (the
 mocks return no ID and echo the inputs, so computed outputs stay unknown, as in a first
 `pulumi preview`). The Pulumi runtime is process-global, so each capture runs the program in a
-fresh interpreter (`python -m inferstack.components.capture`) and hands back JSON.
+fresh interpreter (`python -m inferstack.offline.capture`) and hands back JSON.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from typing import Any
 
 import yaml
 
-from inferstack.components.errors import SpecError
+from inferstack.errors import SpecError
 
 _SPEC_ERROR_EXIT = 3
 
@@ -128,7 +128,7 @@ def capture_program(
         "config": merged,
     }
     result = subprocess.run(
-        [sys.executable, "-m", "inferstack.components.capture"],
+        [sys.executable, "-m", "inferstack.offline.capture"],
         input=json.dumps(request),
         capture_output=True,
         text=True,

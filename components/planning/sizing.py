@@ -13,16 +13,18 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Generic, Literal, TypeVar
 
-from inferstack.components.errors import Problem, SpecError
-from inferstack.components.profile import BatchPoint, Profile
-from inferstack.components.schedule import (
+from inferstack.components.planning.schedule import (
     CronShiftError,
     next_occurrence_utc,
     real_lead_minutes,
     shift_cron,
     skipped_dates,
 )
-from inferstack.components.spec import BatchPool, InferenceServiceSpec, Realtime
+from inferstack.components.planning.spec import BatchPool, InferenceServiceSpec, Realtime
+from inferstack.contract.clouds import INTERRUPTION_NOTICE_SECONDS, Provider
+from inferstack.contract.pods import PRESTOP_SECONDS
+from inferstack.errors import Problem, SpecError
+from inferstack.profile import BatchPoint, Profile
 
 T = TypeVar("T")
 Target = Literal["kubernetes", "aws", "gcp"]
@@ -32,11 +34,7 @@ TARGET_UTILISATION = 0.7
 utilisation nears 1, so the rest is headroom that keeps the p99 inside the budget."""
 BACKLOG_DRAIN_SECONDS = 60
 """The async pool adds a replica when the backlog per replica would take longer than this."""
-PRESTOP_SECONDS = 5
-"""Time for endpoint removal to reach every proxy before the pod stops accepting requests."""
 DST_MARGIN_MINUTES = 60
-INTERRUPTION_NOTICE_SECONDS = {"aws": 120, "gcp": 30}
-"""Spot notice: AWS gives two minutes; GCP Spot VMs get 30 seconds."""
 INTERRUPTION_MARGIN_SECONDS = 15
 """Part of the notice kept back for the node drain itself and the final acknowledgements."""
 HOLD_TIMEOUT_FACTOR = 1.5
@@ -396,7 +394,7 @@ def size_batch(
         )
     else:
         backlog = Derived(int(pool.scaling.target_per_replica), "set in the spec")
-    clouds = ["aws", "gcp"] if target == "kubernetes" else [target]
+    clouds: list[Provider] = ["aws", "gcp"] if target == "kubernetes" else [target]
     notice = min(INTERRUPTION_NOTICE_SECONDS[cloud] for cloud in clouds)
     which = "the shortest spot notice of AWS and GCP" if target == "kubernetes" else f"{target}"
     grace = Derived(

@@ -19,19 +19,21 @@ from typing import Any
 import pulumi
 import pulumi_kubernetes as k8s
 
-from inferstack.components import k8s_scaling, k8s_workloads
-from inferstack.components.errors import SpecError
-from inferstack.components.k8s_options import (
+from inferstack.components.kubernetes import scaling as k8s_scaling
+from inferstack.components.kubernetes import workloads as k8s_workloads
+from inferstack.components.kubernetes.options import (
     HTTP_ADDON_CHART_VERSION,
     KEDA_CHART_VERSION,
     KubernetesOptions,
 )
-from inferstack.components.k8s_workloads import Manifest
-from inferstack.components.profile import Profile, resolve_profile
-from inferstack.components.sizing import Sizing, Target, size_service
-from inferstack.components.spec import InferenceServiceSpec
+from inferstack.components.kubernetes.workloads import Manifest
+from inferstack.components.planning.sizing import Sizing, Target, size_service
+from inferstack.components.planning.spec import InferenceServiceSpec
+from inferstack.contract import resource_types
+from inferstack.errors import SpecError
+from inferstack.profile import Profile, resolve_profile
 
-TYPE_TOKEN = "inferstack:kubernetes:InferenceService"
+TYPE_TOKEN = resource_types.KUBERNETES_SERVICE
 KEDA_CHART_REPO = "https://kedacore.github.io/charts"
 
 

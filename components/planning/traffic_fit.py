@@ -21,7 +21,7 @@ from pathlib import Path
 
 import yaml
 
-from inferstack.components.errors import Problem, SpecError
+from inferstack.errors import Problem, SpecError
 
 PEAK_WINDOW_SECONDS = 60
 

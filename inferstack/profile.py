@@ -17,7 +17,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from inferstack.components.errors import Problem, SpecError
+from inferstack.errors import Problem, SpecError
 
 PROFILE_FORMAT_VERSION: Literal[1] = 1
 
@@ -147,7 +147,7 @@ BUILTIN_PROFILES = {"builtin://mlp": "profiles/builtin-mlp.cpu.json"}
 
 def builtin_profile(uri: str) -> Profile:
     """The shipped profile of a built-in model."""
-    resource = resources.files("inferstack.components").joinpath(BUILTIN_PROFILES[uri])
+    resource = resources.files("inferstack").joinpath(BUILTIN_PROFILES[uri])
     return parse_profile(json.loads(resource.read_text()), source=f"shipped profile of {uri}")
 
 

@@ -12,7 +12,7 @@ from functools import cache
 from importlib import resources
 from typing import Literal
 
-from inferstack.components.gpus import gpu_type
+from inferstack.components.planning.gpus import gpu_type
 
 Cloud = Literal["aws", "gcp"]
 
@@ -42,7 +42,9 @@ class PriceTable:
 def default_price_table() -> PriceTable:
     """The table shipped with the package."""
     raw = json.loads(
-        resources.files("inferstack.components").joinpath("prices/gpu-prices.json").read_text()
+        resources.files("inferstack.components.planning")
+        .joinpath("prices/gpu-prices.json")
+        .read_text()
     )
     return PriceTable(as_of=raw["as_of"], source=raw["source"], instances=raw["instances"])
 

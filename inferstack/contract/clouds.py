@@ -1,0 +1,40 @@
+"""Spot capacity, per cloud: the node labels that mark it, and how much notice it gives.
+
+The components keep realtime pods off every one of these labels and steer batch pods onto them;
+the policy pack recognises spot admission by the same table; the worker and sizing fit their
+drain into the same notices.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Final, Literal
+
+Provider = Literal["aws", "gcp", "azure"]
+
+
+@dataclass(frozen=True)
+class SpotLabel:
+    """A node label (and the matching taint, where a platform taints) that marks spot capacity."""
+
+    key: str
+    value: str
+    """The value nodes carry when they are spot (compared case-insensitively when read)."""
+    only_on_spot: bool
+    """True when on-demand nodes lack the label (GKE, AKS); False when every node carries it."""
+    provider: Provider
+
+
+SPOT_LABELS: Final[tuple[SpotLabel, ...]] = (
+    SpotLabel("eks.amazonaws.com/capacityType", "SPOT", False, "aws"),
+    SpotLabel("karpenter.sh/capacity-type", "spot", False, "aws"),
+    SpotLabel("cloud.google.com/gke-spot", "true", True, "gcp"),
+    SpotLabel("cloud.google.com/gke-preemptible", "true", True, "gcp"),
+    SpotLabel("cloud.google.com/gke-provisioning", "spot", False, "gcp"),
+    SpotLabel("kubernetes.azure.com/scalesetpriority", "spot", True, "azure"),
+)
+"""By convention: EKS managed node groups, Karpenter, GKE Spot VMs, GKE preemptible VMs, GKE
+ComputeClass provisioning, AKS spot pools."""
+
+INTERRUPTION_NOTICE_SECONDS: Final[dict[Provider, int]] = {"aws": 120, "gcp": 30, "azure": 30}
+"""Time between the spot notice and the machine's stop: EC2 two minutes, GCE and Azure 30 s."""

@@ -1,0 +1,17 @@
+"""What a pod spec and the runtime inside it agree on."""
+
+from typing import Final
+
+GPU_RESOURCE: Final = "nvidia.com/gpu"
+"""The extended resource a GPU pod requests, and the taint key GPU node pools carry."""
+DEFAULT_PORT: Final = 8000
+"""The server's HTTP port (KServe v2 API and /metrics)."""
+WORKER_METRICS_PORT: Final = 9091
+"""The queue worker's /metrics port."""
+READY_PATH: Final = "/v2/health/ready"
+LIVE_PATH: Final = "/v2/health/live"
+METRICS_PATH: Final = "/metrics"
+RUN_AS_USER: Final = 65532
+"""The image's unprivileged UID (distroless `nonroot`); numeric so the kubelet can verify it."""
+PRESTOP_SECONDS: Final = 5
+"""How long a stopping pod keeps serving while its endpoint removal reaches every proxy."""
