@@ -321,6 +321,10 @@ class DynamicBatcher:
         pending.state = _State.DONE
         self._gauge_queue()
 
+    def retry_after_s(self) -> int:
+        """Seconds a refused caller should wait: the queue ahead of it at the recent batch time."""
+        return self._retry_after_s()
+
     def _retry_after_s(self) -> int:
         batches_ahead = self._queued_rows / self.config.max_batch_size / self.config.instances
         return max(1, math.ceil(batches_ahead * self._compute_ewma_s))

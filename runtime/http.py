@@ -12,19 +12,35 @@ What it does, per connection:
   parsing pauses while too many are waiting;
 - keep-alive as the client asks (`Connection`, HTTP/1.0 rules), closed after `keep_alive_s` idle;
 - `Expect: 100-continue` is answered before the body is read;
+- admission is decided when the headers are complete (`InferenceApp.admit`): a request the
+  server would refuse (a full queue: 429, loading or draining: 503) is answered without its body
+  being kept or decoded, and the connection stays usable;
 - a body over `max_request_bytes` (declared or actual) gets 413 and the connection closes
   after a lingering half-close, so the client reads the answer instead of a reset;
-- malformed HTTP gets 400 and the connection closes; headers over `max_header_bytes` get 431;
+- malformed HTTP (HTTP/0.9 included) gets 400 and the connection closes; headers over
+  `max_header_bytes` get 431; a client that closes its side in the middle of a request (a
+  truncated body) gets 400 before the close;
+- slow clients: the request line and headers must arrive within `header_timeout_s` of the
+  request's first byte, and after that same allowance the body must average at least
+  `min_body_rate` bytes/s; either miss gets 408 (bytes trickled in do not restart a clock);
+- at most `max_connections` are open: a new one past the cap evicts the connection that has
+  spent longest on an incomplete request head (else the longest idle one), and when every
+  connection is busy it is refused with 503 and Retry-After;
 - a client that goes away cancels its request (the batcher drops it if it has not run yet).
 
-Shutdown (`close`): stop listening, close idle connections at once, let busy ones finish their
-current response (sent with `Connection: close`), abort what is left after the grace.
+Shutdown, in two steps, so that no request sent on an open connection goes unanswered:
+- `begin_drain`: every answer from now on carries `Connection: close` and its connection then
+  closes (after a lingering half-close); idle connections are left to their idle timer, because
+  closing an idle keep-alive connection races with a request the client may be sending on it;
+- `close`: stop listening; connections finish their current answer; idle ones close on their
+  idle timer; whatever is left is aborted after the grace.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import resource
 from collections import deque
 from dataclasses import dataclass
 from http import HTTPStatus
@@ -42,17 +58,39 @@ MAX_PIPELINED: Final = 32
 """Requests one connection may have waiting before its reads pause."""
 LINGER_S: Final = 2.0
 """How long a connection closing after an error keeps discarding the client's unread body."""
+REFUSAL_LINGER_S: Final = 0.5
+"""How long a connection refused at the cap keeps discarding its request before it closes."""
+MAX_REFUSING: Final = 32
+"""Refused connections lingering at once; past this a refused connection is dropped at once, so
+refusals cannot exhaust descriptors themselves."""
+RESERVED_DESCRIPTORS: Final = 128
+"""Descriptors kept free of connections (model pipes, log files, refusals) when the connection
+cap is derived from RLIMIT_NOFILE."""
+MAX_SWEEP_S: Final = 1.0
+"""Longest interval between checks of the header and body deadlines."""
 _CONTINUE: Final = b"HTTP/1.1 100 Continue\r\n\r\n"
 _REASONS: Final = {status.value: status.phrase for status in HTTPStatus}
 
 
+def descriptor_connection_cap() -> int:
+    """A connection cap that leaves RESERVED_DESCRIPTORS of the process's descriptor limit free."""
+    soft, _hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft == resource.RLIM_INFINITY:
+        return 1 << 20
+    return max(16, soft - RESERVED_DESCRIPTORS)
+
+
 @dataclass(frozen=True)
 class HttpLimits:
-    """Per-connection limits."""
+    """Per-connection limits, and the cap on open connections (0: from RLIMIT_NOFILE)."""
 
     max_request_bytes: int = 64 * 1024 * 1024
     max_header_bytes: int = 64 * 1024
     keep_alive_s: float = 5.0
+    header_timeout_s: float = 10.0
+    min_body_rate: float = 16 * 1024
+    """Bytes per second a body must average after `header_timeout_s`; 0 disables the floor."""
+    max_connections: int = 0
 
 
 @dataclass
@@ -63,7 +101,9 @@ class _Request:
     keep_alive: bool
     body: bytes = b""
     refusal: Response | None = None
-    """Set when the request is answered without reaching the app (413, 431)."""
+    """Set when the request is answered without reaching the app's handler."""
+    linger: bool = False
+    """The rest of the connection's input is unread: close with a lingering half-close."""
 
 
 def encode_response(response: Response, *, head_only: bool, keep_alive: bool) -> bytes:
@@ -80,8 +120,8 @@ def encode_response(response: Response, *, head_only: bool, keep_alive: bool) ->
     return head if head_only else head + response.body
 
 
-def _refusal(status: int, message: str) -> Response:
-    return Response(status, error_body(message))
+def _refusal(status: int, message: str, *headers: tuple[str, str]) -> Response:
+    return Response(status, error_body(message), headers=headers)
 
 
 class HttpConnection(asyncio.Protocol):
@@ -89,7 +129,6 @@ class HttpConnection(asyncio.Protocol):
 
     def __init__(self, server: HttpServer) -> None:
         self._server = server
-        self._limits = server.limits
         self._loop = asyncio.get_running_loop()
         self._transport: asyncio.Transport | None = None
         self._parser = httptools.HttpRequestParser(self)
@@ -101,21 +140,36 @@ class HttpConnection(asyncio.Protocol):
         self._discarding = False
         self._continue_owed = False
         self._closing = False
+        self._peer_eof = False
         self._idle_timer: asyncio.TimerHandle | None = None
+        self.last_active = self._loop.time()
+        """When the connection last became idle (or opened): the eviction order of idle ones."""
         # The request being parsed.
+        self.in_message = False
+        self.head_done = False
+        self.message_started = 0.0
         self._url = b""
+        self._path = ""
         self._header_pairs: list[tuple[bytes, bytes]] = []
         self._header_bytes = 0
         self._headers: dict[str, str] = {}
+        self._early: Response | None = None
         self._body: list[bytes] = []
         self._body_bytes = 0
+        self._body_started = 0.0
+
+    @property
+    def _limits(self) -> HttpLimits:
+        return self._server.limits
 
     # asyncio.Protocol ----------------------------------------------------------------------
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # uvloop's transports implement asyncio.Transport without subclassing it.
         self._transport = cast(asyncio.Transport, transport)
-        self._server.connections.add(self)
+        if not self._server.admit_connection(self):
+            self._refuse_connection()
+            return
         self._arm_idle_timer()
 
     def connection_lost(self, exc: Exception | None) -> None:
@@ -125,6 +179,17 @@ class HttpConnection(asyncio.Protocol):
         self._writable.set()
         if self._responder is not None:
             self._responder.cancel()  # Nobody is left to answer; the batcher drops the request.
+
+    def eof_received(self) -> bool:
+        """The client closed its side. Mid-request, it gets a 400 (it may still be reading);
+        otherwise the connection closes, which cancels what it was waiting for: a half-close
+        and a client that went away look the same here, and the second is the common one."""
+        self._peer_eof = True
+        if self._closing or self._discarding or not self.in_message:
+            return False
+        received = f"after {self._body_bytes} body bytes" if self.head_done else "inside its head"
+        self._refuse_now(400, f"the connection was closed {received}; send the whole request")
+        return True
 
     def data_received(self, data: bytes) -> None:
         if self._discarding:
@@ -143,7 +208,18 @@ class HttpConnection(asyncio.Protocol):
             except httptools.HttpParserError as error:
                 self._refuse_now(400, f"malformed HTTP request ({error}); send HTTP/1.1")
             break
-        if self.idle and not self._closing:  # A partial request: the idle clock keeps running.
+        if (
+            self.in_message
+            and not self.head_done
+            and not self._discarding
+            and data.endswith(b"\n")
+            and self._url
+            and self._parser.get_http_version() == "0.0"
+        ):
+            # A request line ended without a version: HTTP/0.9, which would wait for headers
+            # that never come.
+            self._refuse_now(400, "HTTP/0.9 requests are not supported; send HTTP/1.1")
+        if self.idle and not self.in_message and not self._closing:
             self._arm_idle_timer()
 
     def pause_writing(self) -> None:
@@ -155,10 +231,14 @@ class HttpConnection(asyncio.Protocol):
     # httptools callbacks -------------------------------------------------------------------
 
     def on_message_begin(self) -> None:
+        self.in_message = True
+        self.head_done = False
+        self.message_started = self._loop.time()
         self._url = b""
         self._header_pairs = []
         self._header_bytes = 0
         self._headers = {}
+        self._early = None
         self._body = []
         self._body_bytes = 0
 
@@ -179,6 +259,17 @@ class HttpConnection(asyncio.Protocol):
     def on_headers_complete(self) -> None:
         if self._discarding:
             return
+        self.head_done = True
+        self._body_started = self._loop.time()
+        if self._parser.get_http_version() == "0.9":
+            self._refuse_now(400, "HTTP/0.9 requests are not supported; send HTTP/1.1")
+            return
+        try:
+            raw_path = httptools.parse_url(self._url).path.decode("latin-1")
+        except httptools.HttpParserInvalidURLError:
+            self._refuse_now(400, "the request target is not a valid URL path; send /v2/...")
+            return
+        self._path = unquote(raw_path) if "%" in raw_path else raw_path
         headers: dict[str, str] = {}
         for raw_name, raw_value in self._header_pairs:
             name, value = raw_name.decode("latin-1").lower(), raw_value.decode("latin-1")
@@ -187,7 +278,17 @@ class HttpConnection(asyncio.Protocol):
         if declared.isdigit() and int(declared) > self._limits.max_request_bytes:
             self._refuse_now(413, self._too_large_message())
             return
-        if headers.get("expect", "").lower() == "100-continue":
+        expects_continue = headers.get("expect", "").lower() == "100-continue"
+        method = self._parser.get_method()
+        if method == b"POST":
+            early = self._server.app.admit(self._path, headers)
+            if early is not None:
+                if expects_continue:
+                    # The client waits for a 100 before it sends the body: answer now, close.
+                    self._refuse(early)
+                    return
+                self._early = early  # Answered when the (discarded) body has arrived.
+        if expects_continue and self._early is None:
             # Interim answers keep request order too: owed until earlier answers are written.
             if self.idle:
                 self._write(_CONTINUE)
@@ -203,27 +304,102 @@ class HttpConnection(asyncio.Protocol):
         if self._body_bytes > self._limits.max_request_bytes:
             self._refuse_now(413, self._too_large_message())
             return
-        self._body.append(chunk)
+        if self._early is None:
+            self._body.append(chunk)
 
     def on_message_complete(self) -> None:
+        self.in_message = False
         self._continue_owed = False
         if self._discarding:
             return
-        try:
-            raw_path = httptools.parse_url(self._url).path.decode("latin-1")
-        except httptools.HttpParserInvalidURLError:
-            self._refuse_now(400, "the request target is not a valid URL path; send /v2/...")
+        method = self._parser.get_method().decode("latin-1")
+        keep_alive = self._parser.should_keep_alive()
+        if self._early is not None:
+            self._enqueue(_Request(method, self._path, self._headers, keep_alive, b"", self._early))
             return
-        path = unquote(raw_path) if "%" in raw_path else raw_path
         body = self._body[0] if len(self._body) == 1 else b"".join(self._body)
-        request = _Request(
-            self._parser.get_method().decode("latin-1"),
-            path,
-            self._headers,
-            self._parser.should_keep_alive(),
-            body,
+        self._enqueue(_Request(method, self._path, self._headers, keep_alive, body))
+
+    # Deadlines and eviction ----------------------------------------------------------------
+
+    def check_deadlines(self, now: float) -> None:
+        """Refuse a request whose head or body is arriving too slowly (the server's sweep)."""
+        if not self.in_message or self._discarding or self._closing:
+            return
+        limits = self._limits
+        if not self.head_done:
+            if now - self.message_started > limits.header_timeout_s:
+                self._refuse_now(
+                    408,
+                    f"the request line and headers did not arrive within "
+                    f"{limits.header_timeout_s:g} s; send them at once",
+                )
+            return
+        if limits.min_body_rate <= 0 or not self._reading or self._continue_owed:
+            return  # Not the client's fault while this side holds the body back.
+        elapsed = now - self._body_started - limits.header_timeout_s
+        if elapsed > 0 and self._body_bytes < limits.min_body_rate * elapsed:
+            self._refuse_now(
+                408,
+                f"the request body arrived slower than {limits.min_body_rate:g} bytes/s "
+                f"({self._body_bytes} bytes so far); send it at once",
+            )
+
+    @property
+    def evictable_head(self) -> bool:
+        """Waiting on an incomplete request head: the first to go when the cap is reached."""
+        return self.in_message and not self.head_done and not self._discarding
+
+    @property
+    def evictable_idle(self) -> bool:
+        """Idle between requests."""
+        return self.idle and not self.in_message and not self._closing
+
+    def evict(self) -> None:
+        """Make room for a new connection: answer 408 if mid-head, then close at once."""
+        self._server.forget(self)
+        if self.in_message and self._transport is not None:
+            self._transport.write(
+                encode_response(
+                    _refusal(
+                        408,
+                        "the server is at its connection limit and this request head was "
+                        "the slowest; send the request line and headers at once",
+                    ),
+                    head_only=False,
+                    keep_alive=False,
+                )
+            )
+        self._close()
+
+    def _refuse_connection(self) -> None:
+        """Past the cap with nobody to evict: 503, a short linger, close."""
+        self._closing = True
+        self._discarding = True
+        transport = self._transport
+        assert transport is not None
+        if self._server.refusing >= MAX_REFUSING or not transport.can_write_eof():
+            transport.abort()
+            return
+        self._server.refusing += 1
+        transport.write(
+            encode_response(
+                _refusal(
+                    503,
+                    f"the server holds its limit of {self._server.max_connections} open "
+                    "connections; retry shortly or on another replica",
+                    ("retry-after", "1"),
+                ),
+                head_only=False,
+                keep_alive=False,
+            )
         )
-        self._enqueue(request)
+        transport.write_eof()
+        self._loop.call_later(REFUSAL_LINGER_S, self._end_refusal, transport)
+
+    def _end_refusal(self, transport: asyncio.Transport) -> None:
+        self._server.refusing -= 1
+        transport.close()
 
     # Answering -----------------------------------------------------------------------------
 
@@ -243,8 +419,12 @@ class HttpConnection(asyncio.Protocol):
 
     def _refuse_now(self, status: int, message: str) -> None:
         """Answer after what is queued, then close: the rest of this request is not read."""
+        self._refuse(_refusal(status, message))
+
+    def _refuse(self, response: Response) -> None:
         self._discarding = True
-        self._enqueue(_Request("", "", {}, False, refusal=_refusal(status, message)))
+        self.in_message = False
+        self._enqueue(_Request("", "", {}, False, refusal=response, linger=True))
 
     def _enqueue(self, request: _Request) -> None:
         self._requests.append(request)
@@ -273,13 +453,15 @@ class HttpConnection(asyncio.Protocol):
                     response = _refusal(500, "internal server error; see the server log")
             if self._closing:
                 break
-            keep_alive = request.keep_alive and not self._server.closing
+            # While draining, requests already waiting on this connection are still answered
+            # over keep-alive; the last one says close.
+            keep_alive = request.keep_alive and (not self._server.draining or bool(self._requests))
             self._write(
                 encode_response(response, head_only=request.method == "HEAD", keep_alive=keep_alive)
             )
             if not keep_alive:
-                if request.refusal is not None:
-                    self._linger_and_close()  # The client may still be sending that body.
+                if request.linger or (self._server.draining and request.keep_alive):
+                    self._linger_and_close()  # The client may still be sending.
                 else:
                     self._close()
                 break
@@ -289,7 +471,10 @@ class HttpConnection(asyncio.Protocol):
             if not self._writable.is_set():
                 await self._writable.wait()
         self._responder = None
-        if not self._closing:
+        if self._closing:
+            return
+        self.last_active = self._loop.time()
+        if not self.in_message:
             self._arm_idle_timer()
 
     def _write(self, data: bytes) -> None:
@@ -315,6 +500,9 @@ class HttpConnection(asyncio.Protocol):
         transport = self._transport
         if transport is None or transport.is_closing():
             return
+        if self._peer_eof:
+            transport.close()  # The client sends nothing more.
+            return
         if not self._reading:
             transport.resume_reading()
             self._reading = True
@@ -324,11 +512,6 @@ class HttpConnection(asyncio.Protocol):
         else:
             transport.close()
 
-    def close_when_idle(self) -> None:
-        """Shutdown: close now if idle, else after the current response (sent as the last)."""
-        if self.idle:
-            self._close()
-
     def abort(self) -> None:
         """Drop the connection at once."""
         self._closing = True
@@ -337,7 +520,7 @@ class HttpConnection(asyncio.Protocol):
 
     def _arm_idle_timer(self) -> None:
         self._cancel_idle_timer()
-        if self._server.closing:
+        if self._server.closing and self._server.close_idle_at_once:
             self._close()
             return
         self._idle_timer = self._loop.call_later(self._limits.keep_alive_s, self._close)
@@ -349,15 +532,29 @@ class HttpConnection(asyncio.Protocol):
 
 
 class HttpServer:
-    """Listens on a port and serves an `InferenceApp` over HTTP/1.1."""
+    """Listens on a port and serves an `InferenceApp` over HTTP/1.1.
+
+    `limits` may be replaced while serving (the server sizes the body limit once the model's
+    signature is known); connections read it on every check.
+    """
 
     def __init__(self, app: InferenceApp, limits: HttpLimits | None = None) -> None:
         self.app = app
         self.limits = limits or HttpLimits()
         self.connections: set[HttpConnection] = set()
+        self.draining = False
         self.closing = False
+        self.close_idle_at_once = False
+        self.refusing = 0
+        """Refused connections still lingering."""
         self._server: asyncio.Server | None = None
         self._all_closed = asyncio.Event()
+        self._sweeper: asyncio.TimerHandle | None = None
+
+    @property
+    def max_connections(self) -> int:
+        """The cap on open connections in force."""
+        return self.limits.max_connections or descriptor_connection_cap()
 
     async def start(self, host: str, port: int) -> None:
         """Open the listening socket."""
@@ -365,6 +562,7 @@ class HttpServer:
         self._server = await loop.create_server(
             lambda: HttpConnection(self), host, port, reuse_address=True, backlog=2048
         )
+        self._sweep()
 
     @property
     def port(self) -> int:
@@ -373,25 +571,57 @@ class HttpServer:
             raise RuntimeError("the server is not listening; call start() first")
         return int(self._server.sockets[0].getsockname()[1])
 
+    def admit_connection(self, connection: HttpConnection) -> bool:
+        """Count a new connection in, evicting one past the cap; False: refuse it."""
+        if len(self.connections) >= self.max_connections:
+            victim = self._victim()
+            if victim is None:
+                return False
+            victim.evict()
+        self.connections.add(connection)
+        return True
+
+    def _victim(self) -> HttpConnection | None:
+        heads = [c for c in self.connections if c.evictable_head]
+        if heads:
+            return min(heads, key=lambda c: c.message_started)
+        idle = [c for c in self.connections if c.evictable_idle]
+        return min(idle, key=lambda c: c.last_active) if idle else None
+
+    def _sweep(self) -> None:
+        loop = asyncio.get_running_loop()
+        now = loop.time()
+        for connection in list(self.connections):
+            connection.check_deadlines(now)
+        interval = min(MAX_SWEEP_S, self.limits.header_timeout_s / 4)
+        self._sweeper = loop.call_later(interval, self._sweep)
+
     def forget(self, connection: HttpConnection) -> None:
-        """A connection ended."""
+        """A connection ended (or was evicted)."""
         self.connections.discard(connection)
         if self.closing and not self.connections:
             self._all_closed.set()
 
+    def begin_drain(self) -> None:
+        """From now on every answer closes its connection (see the module docstring)."""
+        self.draining = True
+
     async def close(self, grace_s: float) -> None:
-        """Stop listening; let busy connections finish their response; abort after the grace."""
+        """Stop listening; let connections finish their answers and idle ones time out; abort
+        what is left after the grace (at once with a grace of 0)."""
+        self.draining = True
         self.closing = True
+        self.close_idle_at_once = grace_s <= 0
         if self._server is not None:
             self._server.close()
         if not self.connections:
             self._all_closed.set()
-        for connection in list(self.connections):
-            connection.close_when_idle()
         try:
             await asyncio.wait_for(self._all_closed.wait(), grace_s)
         except TimeoutError:
             for connection in list(self.connections):
                 connection.abort()
+        if self._sweeper is not None:
+            self._sweeper.cancel()
         if self._server is not None:
             await self._server.wait_closed()

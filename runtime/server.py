@@ -4,10 +4,18 @@ Start-up: the port opens first (so liveness answers while a large model loads), 
 and warms up in its own process (`model_process.py`; or on a thread of this one with
 `model_process: false`), then readiness turns true.
 
-Drain, on SIGTERM or SIGINT: readiness turns false and new inference requests get 503 with
-Retry-After while the port stays open (the endpoint leaves the Service meanwhile); everything
-already admitted completes; then the server closes, within `drain_grace_s`. A second signal
-stops at once.
+Drain, on SIGTERM or SIGINT, within `drain_grace_s`; no request sent on an open connection goes
+unanswered:
+1. readiness turns false and every answer carries `Connection: close`; for `drain_listen_s`
+   (the endpoint-removal window: clients still learning that the pod is going) the port keeps
+   accepting and inference is still served;
+2. then new inference requests get 503 with Retry-After, and everything admitted completes;
+3. then the port closes; connections finish their answer, idle ones close on their idle timer
+   (closing them at once would race with a request a client is sending on one).
+A second signal stops at once.
+
+A model process that dies ends the replica the same way, minus the serving: the batch that was
+in it gets 500, every other request 503 with Retry-After, and the exit code is 1.
 """
 
 from __future__ import annotations
@@ -17,8 +25,11 @@ import logging
 import signal
 import time
 from collections.abc import Callable
+from dataclasses import replace
 
-from inferstack.runtime.app import InferenceApp, ServedModel
+import numpy as np
+
+from inferstack.runtime.app import InferenceApp, ModelUnavailableError, ServedModel
 from inferstack.runtime.batcher import DynamicBatcher
 from inferstack.runtime.http import HttpLimits, HttpServer
 from inferstack.runtime.metrics import RuntimeMetrics
@@ -33,11 +44,15 @@ from inferstack.runtime.models import (
     warm_up,
 )
 from inferstack.runtime.settings import ServerSettings
+from inferstack.runtime.tensors import json_request_bytes
 
 log = logging.getLogger("inferstack.runtime")
 
-HTTP_CLOSE_GRACE_S = 5.0
-"""After the drain, how long open connections get to finish writing before they are dropped."""
+HTTP_CLOSE_GRACE_S = HttpLimits.keep_alive_s + 1.0
+"""After the drain, how long open connections get to finish writing and idle ones to reach
+their idle timeout, before what is left is dropped."""
+FALLBACK_MAX_REQUEST_BYTES = 64 * 1024 * 1024
+"""The body limit when the model's signature bounds nothing (BYTES or variable dimensions)."""
 
 
 class InferenceServer:
@@ -48,7 +63,16 @@ class InferenceServer:
         self.model_name = settings.model_name or model_name_from_uri(settings.model)
         self.metrics = RuntimeMetrics(self.model_name)
         self.app = InferenceApp(self.model_name, self.metrics)
-        self.http = HttpServer(self.app, HttpLimits(max_request_bytes=settings.max_request_bytes))
+        self.http = HttpServer(
+            self.app,
+            HttpLimits(
+                max_request_bytes=settings.max_request_bytes or FALLBACK_MAX_REQUEST_BYTES,
+                header_timeout_s=settings.header_timeout_s,
+                min_body_rate=settings.min_body_rate,
+                max_connections=settings.max_connections,
+            ),
+        )
+        self._model_lost = False
         self._drain_task: asyncio.Task[None] | None = None
         self._stop = asyncio.Event()
         self._signals = 0
@@ -77,6 +101,7 @@ class InferenceServer:
             if served is not None and self._signals < 2:
                 await served.batcher.close()
         finally:
+            self.app.decoder.close()
             self._close_model()
             for signum in (signal.SIGTERM, signal.SIGINT):
                 loop.remove_signal_handler(signum)
@@ -106,8 +131,12 @@ class InferenceServer:
         self._model = model
         if self._stop.is_set() or self._drain_task is not None:
             return  # Told to stop while loading: never turn ready.
+        limit = settings.max_request_bytes or (
+            json_request_bytes(model.inputs, config.max_batch_size) or FALLBACK_MAX_REQUEST_BYTES
+        )
+        self.http.limits = replace(self.http.limits, max_request_bytes=limit)
         batcher = DynamicBatcher(
-            model.predict_batch, config, name=self.model_name, metrics=self.metrics
+            self._guarded(model), config, name=self.model_name, metrics=self.metrics
         )
         await batcher.start()
         self.app.served = ServedModel(
@@ -115,7 +144,7 @@ class InferenceServer:
         )
         log.info(
             "model %s (%s) ready on %s:%d: load %.2fs, warm-up %.2fs at batch sizes %s, "
-            "device %s, %d torch threads, %d %s",
+            "device %s, %d torch threads, %d %s, request bodies up to %d bytes",
             self.model_name,
             settings.model,
             settings.host,
@@ -127,7 +156,30 @@ class InferenceServer:
             threads,
             settings.instances,
             "model processes" if settings.model_process else "model threads",
+            limit,
         )
+
+    def _guarded(
+        self, model: LoadedModel
+    ) -> Callable[[dict[str, np.ndarray]], dict[str, np.ndarray]]:
+        """`predict_batch`, refusing with ModelUnavailableError once a model process is gone.
+
+        Checked on the batch thread before each batch: the batch that was in the process when it
+        died fails on its own (500); the ones behind it never reach it (503, retry elsewhere).
+        """
+        processes = model if isinstance(model, ProcessModel) else None
+
+        def predict(inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+            if self._model_lost or (
+                processes is not None and any(code is not None for code in processes.exit_codes)
+            ):
+                raise ModelUnavailableError(
+                    f"the model process of {self.model_name!r} exited and this replica is "
+                    "restarting; retry on another replica"
+                )
+            return model.predict_batch(inputs)
+
+        return predict
 
     def _load_in_process(
         self, threads: int, sizes: tuple[int, ...]
@@ -144,6 +196,9 @@ class InferenceServer:
         # Requests routed to it fail with 500 from now on; a restart is the only cure.
         log.error("a model process exited unexpectedly; draining and exiting with code 1")
         self.exit_code = 1
+        self._model_lost = True
+        if self.app.served is not None:
+            self.app.served.batcher.stop_accepting()
         if self._drain_task is None:
             self._drain_task = asyncio.create_task(self.drain(), name="drain")
 
@@ -165,10 +220,17 @@ class InferenceServer:
             self._drain_task = asyncio.create_task(self.drain(), name="drain")
 
     async def drain(self) -> None:
-        """Turn unready, refuse new work, finish admitted work within the grace, then close."""
+        """Turn unready and close connections after their answers; keep serving through the
+        listen window; then refuse new work and finish admitted work within the grace."""
+        loop = asyncio.get_running_loop()
+        started = loop.time()
         self.app.draining = True
-        served = self.app.served
+        self.http.begin_drain()
         grace = self.settings.drain_grace_s
+        if not self._model_lost:
+            await asyncio.sleep(min(self.settings.drain_listen_s, grace))
+        grace = max(0.0, grace - (loop.time() - started))
+        served = self.app.served
         if served is not None:
             log.info(
                 "draining: %d requests outstanding, grace %.0fs", served.batcher.outstanding, grace

@@ -49,8 +49,35 @@ class ServerSettings(BaseModel):
         description="max microseconds a thread keeps the GIL while the batch thread waits",
     )
     drain_grace_s: float = Field(default=30.0, gt=0)
-    max_request_bytes: int = Field(default=64 * 1024 * 1024, ge=1024)
+    drain_listen_s: float = Field(
+        default=3.0,
+        ge=0,
+        description="after SIGTERM, seconds the port keeps serving while the endpoint is removed",
+    )
+    max_request_bytes: int = Field(
+        default=0,
+        ge=0,
+        description="0: the JSON worst case of max_batch_size rows of the model's inputs",
+    )
+    header_timeout_s: float = Field(
+        default=10.0, gt=0, description="seconds a request line and headers may take to arrive"
+    )
+    min_body_rate: float = Field(
+        default=16 * 1024,
+        ge=0,
+        description="bytes/s a body must average after header_timeout_s (0: no floor)",
+    )
+    max_connections: int = Field(
+        default=0, ge=0, description="open connections (0: the descriptor limit minus a reserve)"
+    )
     log_level: Literal["debug", "info", "warning", "error"] = "info"
+
+    @field_validator("max_request_bytes")
+    @classmethod
+    def _request_bytes(cls, value: int) -> int:
+        if 0 < value < 1024:
+            raise ValueError(f"expected 0 (automatic) or at least 1024 bytes, got {value}")
+        return value
 
     @field_validator("device")
     @classmethod

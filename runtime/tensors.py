@@ -39,6 +39,38 @@ _NUMPY_TO_DATATYPE: Final = {
 }
 
 
+JSON_ELEMENT_BYTES: Final = 40
+"""The most bytes one tensor element takes in a JSON request as serialisers write it: a double's
+shortest repr is at most 24 characters (`-2.2250738585072014e-308`), plus a separator, plus the
+newline and indentation of pretty-printed nested lists."""
+REQUEST_ENVELOPE_BYTES: Final = 64 * 1024
+"""Room for everything in a request that is not tensor data: names, shapes, parameters, id."""
+
+
+def json_request_bytes(specs: Sequence[TensorSpec], max_batch_size: int) -> int | None:
+    """The largest JSON request body a max-size batch of `specs` can need, or None when no
+    bound follows from the signature (a BYTES input or a variable non-batch dimension).
+
+    The binary extension carries the same elements in fewer bytes, so this bounds it too.
+    """
+    row_elements = 0
+    for spec in specs:
+        if spec.datatype == "BYTES" or VARIABLE_DIM in spec.shape[1:]:
+            return None
+        row_elements += int(np.prod(spec.shape[1:], dtype=np.int64))
+    return max_batch_size * row_elements * JSON_ELEMENT_BYTES + REQUEST_ENVELOPE_BYTES
+
+
+def finite_range(datatype: str) -> float | None:
+    """The largest finite magnitude of a v2 floating-point datatype narrower than JSON's
+    doubles (FP16, FP32), None for the others: larger JSON numbers would become infinities."""
+    if datatype == "FP32":
+        return float(np.finfo(np.float32).max)
+    if datatype == "FP16":
+        return float(np.finfo(np.float16).max)
+    return None
+
+
 def numpy_dtype(datatype: str) -> np.dtype[np.generic]:
     """The numpy dtype of a v2 datatype; ValueError names the supported ones."""
     try:

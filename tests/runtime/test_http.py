@@ -23,7 +23,7 @@ import orjson
 import pytest
 import uvloop
 
-from inferstack.runtime.app import InferenceApp, ServedModel
+from inferstack.runtime.app import LARGE_BODY_BYTES, InferenceApp, ServedModel
 from inferstack.runtime.batcher import BatcherConfig, DynamicBatcher
 from inferstack.runtime.http import HttpLimits, HttpServer
 from inferstack.runtime.metrics import RuntimeMetrics
@@ -80,13 +80,13 @@ class Harness:
 Scenario = Callable[[Harness], Awaitable[None]]
 
 
-async def _serve(scenario: Scenario, limits: HttpLimits, gate_open: bool) -> None:
+async def _serve(scenario: Scenario, limits: HttpLimits, gate_open: bool, queue: int) -> None:
     model = GatedModel(open_gate=gate_open)
     metrics = RuntimeMetrics(MODEL)
     # No queue delay: each request is dispatched the moment the model is free.
     batcher = DynamicBatcher(
         model.predict_batch,
-        BatcherConfig(max_batch_size=8, max_queue_delay_s=0.0),
+        BatcherConfig(max_batch_size=8, max_queue_delay_s=0.0, max_queue_size=queue),
         name=MODEL,
         metrics=metrics,
     )
@@ -104,6 +104,7 @@ async def _serve(scenario: Scenario, limits: HttpLimits, gate_open: bool) -> Non
             writer.close()
         await server.close(grace_s=0)
         await batcher.close()
+        app.decoder.close()
 
 
 Runner = Callable[..., None]
@@ -115,9 +116,15 @@ def run(request: pytest.FixtureRequest) -> Runner:
     factory = LOOPS[request.param]
 
     def runner(
-        scenario: Scenario, *, limits: HttpLimits | None = None, gate_open: bool = True
+        scenario: Scenario,
+        *,
+        limits: HttpLimits | None = None,
+        gate_open: bool = True,
+        queue: int = 1024,
     ) -> None:
-        coroutine: Coroutine[Any, Any, None] = _serve(scenario, limits or HttpLimits(), gate_open)
+        coroutine: Coroutine[Any, Any, None] = _serve(
+            scenario, limits or HttpLimits(), gate_open, queue
+        )
         with asyncio.Runner(loop_factory=factory) as loop:
             loop.run(asyncio.wait_for(coroutine, HANG_GUARD_S))
 
@@ -588,7 +595,7 @@ def test_a_client_that_disconnects_while_queued_is_cancelled_and_never_computed(
 # 11. graceful close ------------------------------------------------------------------------
 
 
-def test_close_ends_idle_connections_finishes_busy_ones_and_refuses_new_ones(
+def test_close_finishes_busy_connections_answers_idle_ones_and_refuses_new_ones(
     run: Runner,
 ) -> None:
     async def scenario(h: Harness) -> None:
@@ -600,10 +607,13 @@ def test_close_ends_idle_connections_finishes_busy_ones_and_refuses_new_ones(
         assert await h.model.entered.get() == 1
 
         closing = asyncio.create_task(h.server.close(grace_s=HANG_GUARD_S))
-        # The model is still held: this EOF is the idle connection closed at once.
-        assert await read_to_eof(idle_reader) == b""
+        await until(lambda: h.server.closing)
         with pytest.raises(ConnectionRefusedError):
             await asyncio.open_connection("127.0.0.1", h.port)
+        # The idle connection was not closed under a client that may be sending on it: a
+        # request on it now is answered, with close.
+        idle.write(LIVE)
+        assert await read_to_eof(idle_reader) == live_reply(close=True)
         assert not closing.done()
 
         h.model.gate.set()
@@ -615,6 +625,33 @@ def test_close_ends_idle_connections_finishes_busy_ones_and_refuses_new_ones(
         assert not h.server.connections
 
     run(scenario, gate_open=False)
+
+
+def test_draining_answers_every_request_with_close_and_idle_connections_time_out(
+    run: Runner,
+) -> None:
+    async def scenario(h: Harness) -> None:
+        used_reader, used = await h.connect()
+        silent_reader, _ = await h.connect()
+        used.write(LIVE)
+        assert (await read_reply(used_reader)).body == LIVE_BODY
+
+        h.server.begin_drain()
+        # Still listening: a new connection is served too, and told to close.
+        fresh_reader, fresh = await h.connect()
+        fresh.write(infer(1.0))
+        reply = await read_reply(fresh_reader)
+        assert doubled(reply) == [[2.0, 2.0]]
+        assert reply.headers["connection"] == "close"
+        assert await read_to_eof(fresh_reader) == b""
+        used.write(infer(2.0))
+        reply = await read_reply(used_reader)
+        assert reply.headers["connection"] == "close"
+        assert await read_to_eof(used_reader) == b""
+        # A connection that never sends again is closed by its idle timer, not reset.
+        assert await read_to_eof(silent_reader) == b""
+
+    run(scenario, limits=HttpLimits(keep_alive_s=0.5))
 
 
 # 12. percent-encoded paths -----------------------------------------------------------------
@@ -675,3 +712,232 @@ def test_an_exception_in_the_app_gets_500_and_the_connection_serves_on(
     assert record.getMessage() == "unhandled error answering GET /metrics"
     assert record.exc_info is not None
     assert str(record.exc_info[1]) == "collector exploded"
+
+
+# 14. admission at header time --------------------------------------------------------------
+
+
+def test_a_full_queue_is_refused_with_429_before_the_body_is_decoded(run: Runner) -> None:
+    async def scenario(h: Harness) -> None:
+        held_reader, held = await h.connect()
+        held.write(infer(1.0))
+        assert await h.model.entered.get() == 1
+        _, queued = await h.connect()
+        queued.write(infer(2.0))
+        await until(lambda: h.batcher.queue_depth == 1)
+
+        reader, writer = await h.connect()
+        # Not even JSON: a 429 rather than a 400 shows that nothing decoded the body.
+        writer.write(request("POST", f"/v2/models/{MODEL}/infer", b"{" * 2000))
+        reply = await read_reply(reader)
+        assert reply.status == 429
+        assert int(reply.headers["retry-after"]) >= 1
+        assert "queue is full (1 requests)" in reply.error
+        assert "connection" not in reply.headers  # The connection stays usable.
+        writer.write(LIVE)
+        assert await reader.readexactly(len(live_reply())) == live_reply()
+        assert h.metrics.requests("rejected") == 1
+
+        h.model.gate.set()
+        assert doubled(await read_reply(held_reader)) == [[2.0, 2.0]]
+
+    run(scenario, gate_open=False, queue=1)
+
+
+def test_a_refused_request_that_expects_100_continue_is_answered_at_once_and_closed(
+    run: Runner,
+) -> None:
+    async def scenario(h: Harness) -> None:
+        h.batcher.stop_accepting()
+        reader, writer = await h.connect()
+        writer.write(
+            request(
+                "POST",
+                f"/v2/models/{MODEL}/infer",
+                headers=(("content-length", "100000"), ("expect", "100-continue")),
+                length=False,
+            )
+        )
+        reply = await read_reply(reader)  # No 100 first, and no body was sent.
+        assert reply.status == 503
+        assert reply.headers["connection"] == "close"
+        assert "retry-after" in reply.headers
+
+    run(scenario)
+
+
+# 15. slow clients and the connection cap ---------------------------------------------------
+
+SLOW_LIMITS = HttpLimits(header_timeout_s=0.2, min_body_rate=1000.0)
+
+
+async def trickle(writer: asyncio.StreamWriter, data: bytes) -> None:
+    """Send `data` a byte at a time, as a slowloris client does, until it is sent or refused."""
+    for index in range(len(data)):
+        if writer.is_closing():
+            return
+        writer.write(data[index : index + 1])
+        await asyncio.sleep(0.02)
+
+
+def test_a_trickled_request_head_gets_408_however_often_bytes_arrive(run: Runner) -> None:
+    async def scenario(h: Harness) -> None:
+        reader, writer = await h.connect()
+        sender = asyncio.create_task(trickle(writer, LIVE * 50))
+        reply = await read_reply(reader)
+        assert reply.status == 408
+        assert reply.headers["connection"] == "close"
+        assert "did not arrive within 0.2 s" in reply.error
+        sender.cancel()
+
+    run(scenario, limits=SLOW_LIMITS)
+
+
+def test_a_body_slower_than_the_floor_gets_408(run: Runner) -> None:
+    async def scenario(h: Harness) -> None:
+        reader, writer = await h.connect()
+        writer.write(
+            request(
+                "POST",
+                f"/v2/models/{MODEL}/infer",
+                headers=(("content-length", "100000"),),
+                length=False,
+            )
+        )
+        sender = asyncio.create_task(trickle(writer, b" " * 100000))
+        reply = await read_reply(reader)
+        assert reply.status == 408
+        assert "slower than 1000 bytes/s" in reply.error
+        sender.cancel()
+        assert h.model.calls == []
+
+    run(scenario, limits=SLOW_LIMITS)
+
+
+def test_past_the_connection_cap_the_slowest_head_makes_room_for_a_new_client(
+    run: Runner,
+) -> None:
+    async def scenario(h: Harness) -> None:
+        slow = [await h.connect() for _ in range(3)]
+        for _, writer in slow:
+            writer.write(b"GET /v2/hea")  # A head that never completes.
+        await until(lambda: all(c.evictable_head for c in h.server.connections))
+
+        reader, writer = await h.connect()
+        writer.write(LIVE)
+        assert await reader.readexactly(len(live_reply())) == live_reply()
+        # The oldest head goes; the three began within one tick of the loop's clock, so which
+        # one that is, is the clock's call.
+        reads = [asyncio.create_task(read_reply(reader)) for reader, _ in slow]
+        done, pending = await asyncio.wait(reads, return_when=asyncio.FIRST_COMPLETED)
+        for task in pending:
+            task.cancel()
+        (evicted,) = [task.result() for task in done]
+        assert evicted.status == 408
+        assert "connection limit" in evicted.error
+        assert len(h.server.connections) == 3
+
+    run(scenario, limits=HttpLimits(max_connections=3))
+
+
+def test_past_the_connection_cap_with_every_connection_busy_a_new_one_gets_503(
+    run: Runner,
+) -> None:
+    async def scenario(h: Harness) -> None:
+        busy = [await h.connect() for _ in range(2)]
+        for value, (_, writer) in enumerate(busy, start=1):
+            writer.write(infer(float(value)))
+        await h.model.entered.get()
+        await until(lambda: h.batcher.outstanding == 2)
+
+        reader, _ = await h.connect()
+        reply = await read_reply(reader)
+        assert reply.status == 503
+        assert reply.headers["retry-after"] == "1"
+        assert "limit of 2 open connections" in reply.error
+        assert await read_to_eof(reader) == b""
+
+        h.model.gate.set()
+        assert doubled(await read_reply(busy[0][0])) == [[2.0, 2.0]]
+
+    run(scenario, gate_open=False, limits=HttpLimits(max_connections=2))
+
+
+# 16. small ones ----------------------------------------------------------------------------
+
+
+def test_a_body_cut_short_by_the_client_gets_400(run: Runner) -> None:
+    async def scenario(h: Harness) -> None:
+        reader, writer = await h.connect()
+        body = infer_body(1.0)
+        writer.write(request("POST", f"/v2/models/{MODEL}/infer", body)[: -len(body) // 2])
+        writer.write_eof()
+        reply = await read_reply(reader)
+        assert reply.status == 400
+        assert "closed after" in reply.error
+        assert await read_to_eof(reader) == b""
+
+    run(scenario)
+
+
+def test_an_http_0_9_request_gets_400(run: Runner) -> None:
+    async def scenario(h: Harness) -> None:
+        reader, writer = await h.connect()
+        writer.write(b"GET /v2/health/live\r\n")
+        reply = await read_reply(reader)
+        assert reply.status == 400
+        assert "HTTP/0.9" in reply.error
+        assert await read_to_eof(reader) == b""
+
+    run(scenario)
+
+
+def _post_json(document: object) -> bytes:
+    return request("POST", f"/v2/models/{MODEL}/infer", orjson.dumps(document))
+
+
+def test_fp32_data_beyond_the_fp32_range_gets_400_naming_the_tensor(run: Runner) -> None:
+    async def scenario(h: Harness) -> None:
+        reader, writer = await h.connect()
+        writer.write(
+            _post_json(
+                {"inputs": [{"name": "x", "datatype": "FP32", "shape": [1, 2], "data": [1, 1e39]}]}
+            )
+        )
+        reply = await read_reply(reader)
+        assert reply.status == 400
+        assert reply.error.startswith("input 'x': values outside the finite FP32 range")
+        assert h.model.calls == []
+
+    run(scenario)
+
+
+def test_an_empty_outputs_list_asks_for_every_output(run: Runner) -> None:
+    async def scenario(h: Harness) -> None:
+        reader, writer = await h.connect()
+        writer.write(
+            _post_json(
+                {
+                    "inputs": [{"name": "x", "datatype": "FP32", "shape": [1, 2], "data": [1, 2]}],
+                    "outputs": [],
+                }
+            )
+        )
+        assert doubled(await read_reply(reader)) == [[2.0, 4.0]]
+
+    run(scenario)
+
+
+def test_a_large_body_is_decoded_off_the_event_loop(run: Runner) -> None:
+    async def scenario(h: Harness) -> None:
+        reader, writer = await h.connect()
+        body = infer_body(3.0)
+        padded = body[:-1] + b" " * LARGE_BODY_BYTES + body[-1:]  # Valid JSON, just large.
+        writer.write(request("POST", f"/v2/models/{MODEL}/infer", padded))
+        assert doubled(await read_reply(reader)) == [[6.0, 6.0]]
+        assert h.app.decoder._pool is not None
+        writer.write(request("POST", f"/v2/models/{MODEL}/infer", b"[" * LARGE_BODY_BYTES))
+        reply = await read_reply(reader)
+        assert reply.status == 400
+
+    run(scenario)

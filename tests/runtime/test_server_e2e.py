@@ -230,7 +230,15 @@ def _start_gated(tmp_path: Path, *flags: str) -> tuple[Server, Path, Path]:
 
 def test_full_queue_then_graceful_drain_on_sigterm(tmp_path):
     server, entered, gate = _start_gated(
-        tmp_path, "--max-batch-size", "1", "--max-queue-size", "1", "--max-queue-delay-ms", "0"
+        tmp_path,
+        "--max-batch-size",
+        "1",
+        "--max-queue-size",
+        "1",
+        "--max-queue-delay-ms",
+        "0",
+        "--drain-listen-s",
+        "0",
     )
     infer = f"{server.url}/v2/models/gated/infer"
     held = np.full((1, 4), GATE_VALUE, np.float32)
