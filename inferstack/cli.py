@@ -31,6 +31,10 @@ SUBCOMMANDS: dict[str, Subcommand] = {
         "inferstack.components.planning.traffic_fit",
         "propose the spec's traffic block (baseline and peak rps) from a request trace",
     ),
+    "simulate": Subcommand(
+        "inferstack.components.simulate.cli",
+        "simulate autoscaling, cold starts and spot on traffic: p99, SLO and cost (offline)",
+    ),
     "check": Subcommand(
         "inferstack.policies.check",
         "run the policy pack against a stack offline and exit 1 on mandatory violations",

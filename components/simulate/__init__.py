@@ -1,0 +1,40 @@
+"""`inferstack simulate`: KEDA, the HPA, cold starts and spot on moving traffic, per request.
+
+Modules, one per part: `arrivals` (traffic), `replica` (the batcher kernel), `autoscaler` (KEDA
+and the HPA), `capacity` (nodes, cold starts, spot), `cost`, `engine` (the exact mode),
+`scenarios` (naive and competent default), `report`, `cli`; `inputs` is the only module that
+reads the rest of inferstack.
+"""
+
+from __future__ import annotations
+
+from inferstack.components.simulate.autoscaler import (
+    DEFAULT_BEHAVIOR,
+    Behavior,
+    CronTrigger,
+    HorizontalPodAutoscaler,
+    KedaScaler,
+    ScaledObjectParams,
+    ScalingPolicy,
+    ScalingRules,
+    external_average_value_replicas,
+)
+from inferstack.components.simulate.config import Scenario
+from inferstack.components.simulate.engine import RunResult, run_exact
+from inferstack.components.simulate.errors import SimulateError
+
+__all__ = [
+    "DEFAULT_BEHAVIOR",
+    "Behavior",
+    "CronTrigger",
+    "HorizontalPodAutoscaler",
+    "KedaScaler",
+    "RunResult",
+    "ScaledObjectParams",
+    "ScalingPolicy",
+    "ScalingRules",
+    "Scenario",
+    "SimulateError",
+    "external_average_value_replicas",
+    "run_exact",
+]

@@ -1,0 +1,241 @@
+"""Capacity: pods on GPU nodes, cold starts, node consolidation, spot interruptions.
+
+- A new pod lands in a free slot of an existing node, or asks for a new node. Ready after the
+  profile's cold start: model load + warm-up on a node that has the image; node provisioning +
+  image pull first on a new node (later pods on that node reuse the image).
+- Scale-down removes pods the way a ReplicaSet ranks them (`controller.ActivePods`): pods not
+  yet ready first, then the newest ready ones.
+- An empty node is removed after the consolidation delay; nodes are billed from launch to
+  removal, by capacity type, so a node kept for a pod that left still costs.
+- Spot nodes (batch pool only: the realtime pool requires on-demand) are interrupted as a
+  Poisson process per node. The provider's notice (2 min AWS, 30 s GCP) starts a drain: the
+  node's pods stop taking work, finish what they hold within the grace period (messages that do
+  not finish are released to the queue, never lost), and the node goes at the end of the
+  notice. The Deployment recreates the pods at once; for a while (exponential, mean
+  `shortage_mean_s`) spot capacity is short, and new nodes come up on-demand when the pool falls
+  back, or stay pending when it does not.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from dataclasses import dataclass, field
+from typing import Literal
+
+import numpy as np
+
+from inferstack.components.simulate.config import ColdStart
+
+CapacityType = Literal["on_demand", "spot"]
+
+
+@dataclass(eq=False)
+class Node:
+    """One GPU machine."""
+
+    id: int
+    capacity: CapacityType
+    launched: float
+    image_at: float
+    slots: int
+    pods: set[int] = field(default_factory=set)
+    empty_since: float | None = None
+    interrupt_at: float = math.inf
+    terminate_at: float = math.inf
+
+
+@dataclass(eq=False)
+class Pod:
+    """One replica."""
+
+    id: int
+    created: float
+    ready_at: float
+    node: Node | None
+    draining_since: float | None = None
+
+    def ready(self, now: float) -> bool:
+        """Serving: started and not draining."""
+        return self.node is not None and self.ready_at <= now and self.draining_since is None
+
+
+@dataclass
+class Usage:
+    """Accumulated seconds, by capacity type."""
+
+    node_gpu_seconds: dict[str, float] = field(
+        default_factory=lambda: {"on_demand": 0.0, "spot": 0.0}
+    )
+    pod_seconds: dict[str, float] = field(default_factory=lambda: {"on_demand": 0.0, "spot": 0.0})
+    interruptions: int = 0
+    nodes_launched: int = 0
+    cold_starts: int = 0
+
+
+class PoolCapacity:
+    """The nodes and pods of one pool."""
+
+    def __init__(
+        self,
+        *,
+        cold_start: ColdStart,
+        pods_per_node: int,
+        gpus_per_node: int,
+        spot: bool,
+        fallback_on_demand: bool,
+        notice_s: float,
+        interruptions_per_node_hour: float,
+        shortage_mean_s: float,
+        consolidation_s: float,
+        rng: np.random.Generator,
+    ) -> None:
+        self.cold_start = cold_start
+        self.pods_per_node = max(1, pods_per_node)
+        self.gpus_per_node = gpus_per_node
+        self.spot = spot
+        self.fallback = fallback_on_demand
+        self.notice_s = notice_s
+        self.rate = interruptions_per_node_hour / 3600.0
+        self.shortage_mean_s = shortage_mean_s
+        self.consolidation_s = consolidation_s
+        self.rng = rng
+        self.nodes: list[Node] = []
+        self.pods: list[Pod] = []
+        self.pending: list[Pod] = []
+        self.usage = Usage()
+        self.shortage_until = -math.inf
+        self._ids = itertools.count()
+
+    # Queries --------------------------------------------------------------------------------
+
+    @property
+    def spec_replicas(self) -> int:
+        """Pods the Deployment wants (placed or pending, not draining)."""
+        live = [p for p in self.pods if p.draining_since is None]
+        return len(live) + len(self.pending)
+
+    def ready_pods(self, now: float) -> list[Pod]:
+        """Pods that serve at `now`."""
+        return [pod for pod in self.pods if pod.ready(now)]
+
+    def capacity_of(self, pod: Pod) -> CapacityType:
+        """Capacity type of the node a pod runs on."""
+        return pod.node.capacity if pod.node is not None else "on_demand"
+
+    # Changes --------------------------------------------------------------------------------
+
+    def scale_to(self, replicas: int, now: float) -> list[Pod]:
+        """Create or remove pods to reach `replicas`; returns the removed pods."""
+        removed: list[Pod] = []
+        while self.spec_replicas < replicas:
+            self._create_pod(now)
+        while self.spec_replicas > replicas:
+            if self.pending:
+                self.pending.pop()
+                continue
+            live = [p for p in self.pods if p.draining_since is None]
+            victim = max(live, key=lambda p: (p.ready_at > now, p.created, p.id))
+            self._remove_pod(victim, now)
+            removed.append(victim)
+        return removed
+
+    def _create_pod(self, now: float) -> None:
+        pod = Pod(next(self._ids), now, math.inf, None)
+        if not self._place(pod, now):
+            self.pending.append(pod)
+
+    def _wanted_capacity(self, now: float) -> CapacityType | None:
+        if not self.spot:
+            return "on_demand"
+        if now < self.shortage_until:
+            return "on_demand" if self.fallback else None
+        return "spot"
+
+    def _place(self, pod: Pod, now: float) -> bool:
+        wanted = self._wanted_capacity(now)
+        if wanted is None:
+            return False
+        node = next(
+            (
+                n
+                for n in self.nodes
+                if len(n.pods) < n.slots and n.terminate_at == math.inf and n.capacity == wanted
+            ),
+            None,
+        )
+        if node is None:
+            node = self._launch(wanted, now)
+        node.pods.add(pod.id)
+        node.empty_since = None
+        pod.node = node
+        pod.ready_at = max(now, node.image_at) + self.cold_start.pod_s
+        self.pods.append(pod)
+        self.usage.cold_starts += 1
+        return True
+
+    def _launch(self, capacity: CapacityType, now: float) -> Node:
+        ready = now + self.cold_start.node_provision_s
+        node = Node(
+            next(self._ids),
+            capacity,
+            now,
+            ready + self.cold_start.image_pull_s,
+            self.pods_per_node,
+        )
+        if capacity == "spot" and self.rate > 0:
+            node.interrupt_at = now + float(self.rng.exponential(1.0 / self.rate))
+        self.nodes.append(node)
+        self.usage.nodes_launched += 1
+        return node
+
+    def _remove_pod(self, pod: Pod, now: float) -> None:
+        self.pods.remove(pod)
+        if pod.node is not None:
+            pod.node.pods.discard(pod.id)
+            if not pod.node.pods:
+                pod.node.empty_since = now
+
+    def step(self, now: float, dt: float) -> list[Pod]:
+        """Advance `dt` seconds from `now`: bill, interrupt, drain, consolidate, place pending.
+
+        Returns the pods whose node got an interruption notice in this step.
+        """
+        for node in self.nodes:
+            self.usage.node_gpu_seconds[node.capacity] += self.gpus_per_node * dt
+        for pod in self.pods:
+            self.usage.pod_seconds[self.capacity_of(pod)] += dt
+        noticed: list[Pod] = []
+        end = now + dt
+        for node in list(self.nodes):
+            if node.interrupt_at < end and node.terminate_at == math.inf:
+                self.usage.interruptions += 1
+                node.terminate_at = node.interrupt_at + self.notice_s
+                self.shortage_until = max(
+                    self.shortage_until,
+                    node.interrupt_at + float(self.rng.exponential(self.shortage_mean_s)),
+                )
+                for pod in self.pods:
+                    if pod.node is node and pod.draining_since is None:
+                        pod.draining_since = node.interrupt_at
+                        noticed.append(pod)
+                # The Deployment replaces the drained pods right away.
+                for _ in range(sum(1 for p in noticed if p.node is node)):
+                    self._create_pod(end)
+            if node.terminate_at <= end:
+                for pod in [p for p in self.pods if p.node is node]:
+                    self.pods.remove(pod)
+                self.nodes.remove(node)
+                continue
+            if (
+                not node.pods
+                and node.empty_since is not None
+                and end - node.empty_since >= self.consolidation_s
+            ):
+                self.nodes.remove(node)
+        if self.pending and self._wanted_capacity(end) is not None:
+            waiting, self.pending = self.pending, []
+            for pod in waiting:
+                if not self._place(pod, end):
+                    self.pending.append(pod)
+        return noticed

@@ -1,0 +1,211 @@
+"""`inferstack simulate`: what a configuration costs and what it does to p99, on moving traffic.
+
+Reads the stack offline (see `inputs`), builds the traffic (declared, or a trace), runs the
+configured scenario and the two alternatives (see `scenarios`) with the same seed, and prints
+the three-way table, or one JSON document with `--json`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+from collections.abc import Callable
+from dataclasses import replace
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from inferstack.components.simulate.arrivals import declared_rates, read_trace, trace_rates
+from inferstack.components.simulate.config import Scenario
+from inferstack.components.simulate.engine import RunResult, run_exact
+from inferstack.components.simulate.errors import SimulateError
+from inferstack.components.simulate.inputs import StackInputs, load_stack
+from inferstack.components.simulate.report import summarize, table
+from inferstack.components.simulate.scenarios import competent_default, naive
+
+DEFAULT_START = "2026-01-05T00:00:00+00:00"
+"""A Monday outside any DST change, as the preview's cost estimate uses."""
+PROGRESS_REQUESTS = 5e7
+"""Runs with more simulated requests than this report progress on stderr."""
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Flags of `inferstack simulate`."""
+    parser.add_argument("--stack", default="dev", help="stack name (stacks/Pulumi.<NAME>.yaml)")
+    parser.add_argument("--project-dir", type=Path, default=None, help="folder of Pulumi.yaml")
+    parser.add_argument("--trace", type=Path, default=None, help="request trace CSV")
+    parser.add_argument("--timestamp-column", default="TIMESTAMP", help="the trace's time column")
+    parser.add_argument(
+        "--rate-scale",
+        default="1",
+        help="replay the trace at this multiple of its rate, or 'baseline' to scale its median "
+        "per-minute rate to the spec's baseline_rps",
+    )
+    parser.add_argument("--loop", action="store_true", help="repeat a short trace to fill --days")
+    parser.add_argument("--days", type=float, default=1.0, help="simulated days (default 1)")
+    parser.add_argument("--start", default=DEFAULT_START, help="simulated start, ISO 8601")
+    parser.add_argument("--seed", type=int, default=0, help="random seed: same seed, same numbers")
+    parser.add_argument("--diurnal", action="store_true", help="a daily curve baseline..peak")
+    parser.add_argument("--bursts", action="store_true", help="random undeclared bursts")
+    parser.add_argument(
+        "--spot-interruptions-per-hour",
+        type=float,
+        default=None,
+        help="spot interruption rate per node-hour (default 0.05)",
+    )
+    parser.add_argument("--mode", choices=["exact"], default="exact", help="simulation mode")
+    parser.add_argument("--json", action="store_true", help="print one JSON document")
+    parser.add_argument("--plot", type=Path, default=None, help="write a PNG of the runs")
+
+
+def _start(text: str) -> datetime:
+    try:
+        start = datetime.fromisoformat(text)
+    except ValueError:
+        raise SimulateError(
+            "--start", f"{text!r} is not ISO 8601; use e.g. {DEFAULT_START}"
+        ) from None
+    return start if start.tzinfo else start.replace(tzinfo=UTC)
+
+
+def _rates(
+    args: argparse.Namespace, inputs: StackInputs, start: datetime
+) -> tuple[np.ndarray, str]:
+    if args.days <= 0 or not math.isfinite(args.days):
+        raise SimulateError("--days", f"{args.days:g} is not a positive number of days")
+    seconds = max(60, round(args.days * 86400))
+    rng = np.random.default_rng(args.seed + 7919)
+    if args.trace is None:
+        rates = declared_rates(
+            inputs.traffic, start, seconds, diurnal=args.diurnal, bursts=args.bursts, rng=rng
+        )
+        extras = [name for name in ("diurnal", "bursts") if getattr(args, name)]
+        return rates, "declared traffic" + (f" with {' and '.join(extras)}" if extras else "")
+    trace = read_trace(args.trace, args.timestamp_column)
+    if args.rate_scale == "baseline":
+        median = trace.median_minute_rps()
+        if median <= 0:
+            raise SimulateError("--rate-scale", "the trace's median per-minute rate is 0")
+        scale = inputs.traffic.baseline_rps / median
+    else:
+        try:
+            scale = float(args.rate_scale)
+        except ValueError:
+            raise SimulateError(
+                "--rate-scale", f"{args.rate_scale!r} is neither a number nor 'baseline'"
+            ) from None
+    rates = trace_rates(trace, seconds, rate_scale=scale, loop=args.loop)
+    note = f"trace {args.trace.name} x {scale:.4g}" + (" (looped)" if args.loop else "")
+    return rates, note
+
+
+def _check(args: argparse.Namespace, inputs: StackInputs) -> None:
+    if inputs.spec.realtime is None and (args.trace or args.diurnal or args.bursts):
+        raise SimulateError(
+            "--trace/--diurnal/--bursts",
+            f"stack {inputs.stack} has no realtime pool, so there is no request latency to "
+            "simulate; add a `realtime` section to its spec, or drop these flags to simulate "
+            "the batch pool alone",
+        )
+
+
+def simulate(
+    inputs: StackInputs,
+    rates: np.ndarray,
+    start: datetime,
+    *,
+    seed: int,
+    spot_rate: float | None = None,
+    progress: bool = False,
+) -> list[RunResult]:
+    """Run the configured scenario and both alternatives on the same traffic and seed."""
+    configured = inputs.configured
+    scenarios: list[Scenario] = [
+        configured,
+        naive(configured, inputs.facts),
+        competent_default(configured, inputs.facts),
+    ]
+    runs = []
+    for scenario in scenarios:
+        if spot_rate is not None:
+            scenario = replace(scenario, spot_interruptions_per_node_hour=spot_rate)
+        report = None
+        if progress:
+            report = _progress_printer(scenario.name)
+        runs.append(run_exact(scenario, rates, start, seed=seed, progress=report))
+    return runs
+
+
+def _progress_printer(name: str) -> Callable[[float], None]:
+    printed = [-1]
+
+    def report(share: float) -> None:
+        decile = int(share * 10)
+        if decile > printed[0]:
+            printed[0] = decile
+            sys.stderr.write(f"simulate: {name} {decile * 10}%\n")
+
+    return report
+
+
+def document(
+    inputs: StackInputs, runs: list[RunResult], traffic: str, start: datetime, seed: int
+) -> dict[str, Any]:
+    """The `--json` document."""
+    return {
+        "stack": inputs.stack,
+        "service": inputs.spec.name,
+        "traffic": traffic,
+        "start": start.isoformat(),
+        "seed": seed,
+        "latency_budget_ms": inputs.spec.latency_budget_ms,
+        "price_source": inputs.price_source,
+        "scenarios": [summarize(run) for run in runs],
+    }
+
+
+def run(args: argparse.Namespace) -> int:
+    """Simulate and print; exit 2 on bad input."""
+    project_dir = (args.project_dir or Path.cwd()).resolve()
+    try:
+        start = _start(args.start)
+        inputs = load_stack(args.stack, project_dir, start)
+        _check(args, inputs)
+        rates, traffic = _rates(args, inputs, start)
+    except SimulateError as error:
+        sys.stderr.write(f"error: {error}\n")
+        return 2
+    progress = float(rates.sum()) * 3 > PROGRESS_REQUESTS
+    runs = simulate(
+        inputs,
+        rates,
+        start,
+        seed=args.seed,
+        spot_rate=args.spot_interruptions_per_hour,
+        progress=progress,
+    )
+    doc = document(inputs, runs, traffic, start, args.seed)
+    if args.plot is not None:
+        from inferstack.components.simulate.plot import write_plot
+
+        write_plot(doc, args.plot)
+    if args.json:
+        json.dump(doc, sys.stdout)
+        sys.stdout.write("\n")
+        return 0
+    days = len(rates) / 86400
+    budget = inputs.spec.latency_budget_ms if inputs.spec.realtime else None
+    lines = [
+        f"Stack {inputs.stack} ({inputs.spec.name}): {days:g} simulated day(s) from "
+        f"{start.isoformat()}, {traffic}, seed {args.seed}, {runs[0].mode} mode",
+        table([summarize(r, timeline=False) for r in runs], budget),
+        f"prices: {inputs.price_source}",
+    ]
+    if args.plot is not None:
+        lines.append(f"plot: {args.plot}")
+    sys.stdout.write("\n".join(lines) + "\n")
+    return 0

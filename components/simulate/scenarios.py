@@ -1,0 +1,106 @@
+"""The two alternatives every simulation is compared with.
+
+- **naive**: what a team does without inferstack: enough on-demand replicas for the peak at
+  batch 1 (each request its own model call), always on, no autoscaler; the queue pool likewise on
+  on-demand, sized to the average queue rate at batch 1, always on.
+- **competent default**: a team that knows KEDA but keeps its defaults: the same batching, a
+  Prometheus rps trigger with the sized rps per replica as target, KEDA's default
+  `pollingInterval` (30 s) and `cooldownPeriod` (300 s), the HPA's default behaviour, `min =
+  ceil(peak replicas / 4)`, the configured maximum, no pre-warm, no spot (the queue pool scales
+  from zero on its backlog, on-demand).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import replace
+
+from inferstack.components.simulate.autoscaler import (
+    DEFAULT_BEHAVIOR,
+    KEDA_DEFAULT_COOLDOWN_SECONDS,
+    KEDA_DEFAULT_POLLING_SECONDS,
+    ScaledObjectParams,
+)
+from inferstack.components.simulate.config import Facts, Scenario, naive_replicas
+
+
+def naive(configured: Scenario, facts: Facts) -> Scenario:
+    """Peak-sized, on-demand, batch 1, always on."""
+    realtime = None
+    if configured.realtime is not None:
+        pool = configured.realtime
+        batcher = replace(pool.batcher, max_batch_size=1, preferred_batch_sizes=())
+        realtime = replace(
+            pool,
+            batcher=batcher,
+            scaler=None,
+            fixed_replicas=naive_replicas(facts.peak_rps, facts.single_replica_rps),
+            scale_to_zero=False,
+        )
+    batch = None
+    if configured.batch is not None:
+        queue = configured.batch
+        single = facts.batch_single_items_per_second
+        batch = replace(
+            queue,
+            scaler=None,
+            fixed_replicas=max(1, math.ceil(queue.items_per_second / single)),
+            replica_items_per_second=single,
+            spot=False,
+        )
+    return Scenario(
+        name="naive",
+        description="peak-sized, on-demand, batch 1, always on",
+        realtime=realtime,
+        batch=batch,
+        cold_start=configured.cold_start,
+        consolidation_s=configured.consolidation_s,
+        scrape_s=configured.scrape_s,
+    )
+
+
+def _defaults(params: ScaledObjectParams, *, minimum: int, threshold: float) -> ScaledObjectParams:
+    return ScaledObjectParams(
+        polling_seconds=KEDA_DEFAULT_POLLING_SECONDS,
+        cooldown_seconds=KEDA_DEFAULT_COOLDOWN_SECONDS,
+        min_replicas=minimum,
+        max_replicas=params.max_replicas,
+        behavior=DEFAULT_BEHAVIOR,
+        demand_threshold=threshold,
+        activation_threshold=0.0,
+    )
+
+
+def competent_default(configured: Scenario, facts: Facts) -> Scenario:
+    """Same batching, KEDA and HPA defaults, rps target, a quarter of peak as floor."""
+    realtime = None
+    if configured.realtime is not None and configured.realtime.scaler is not None:
+        pool = configured.realtime
+        scaler_rt = configured.realtime.scaler
+        at_peak = math.ceil(facts.peak_rps / facts.replica_rps)
+        minimum = max(1, math.ceil(at_peak / 4))
+        realtime = replace(
+            pool,
+            metric="rps",
+            scaler=_defaults(scaler_rt, minimum=minimum, threshold=facts.replica_rps),
+            scale_to_zero=False,
+        )
+    batch = None
+    if configured.batch is not None and configured.batch.scaler is not None:
+        queue = configured.batch
+        scaler = configured.batch.scaler
+        batch = replace(
+            queue,
+            scaler=_defaults(scaler, minimum=0, threshold=scaler.demand_threshold),
+            spot=False,
+        )
+    return Scenario(
+        name="competent default",
+        description="same batching, KEDA/HPA defaults, rps target, min = ceil(peak/4), no "
+        "pre-warm, no spot",
+        realtime=realtime,
+        batch=batch,
+        cold_start=configured.cold_start,
+        consolidation_s=configured.consolidation_s,
+        scrape_s=configured.scrape_s,
+    )
