@@ -23,12 +23,15 @@ from inferstack.components.simulate.arrivals import declared_rates, read_trace, 
 from inferstack.components.simulate.config import Scenario
 from inferstack.components.simulate.engine import RunResult, run_exact
 from inferstack.components.simulate.errors import SimulateError
+from inferstack.components.simulate.fast import run_fast
 from inferstack.components.simulate.inputs import StackInputs, load_stack
 from inferstack.components.simulate.report import summarize, table
 from inferstack.components.simulate.scenarios import competent_default, naive
 
 DEFAULT_START = "2026-01-05T00:00:00+00:00"
 """A Monday outside any DST change, as the preview's cost estimate uses."""
+EXACT_MAX_REQUESTS = 2e7
+"""`--mode auto` simulates every request up to this many per scenario, two time scales above."""
 PROGRESS_REQUESTS = 5e7
 """Runs with more simulated requests than this report progress on stderr."""
 
@@ -57,7 +60,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=None,
         help="spot interruption rate per node-hour (default 0.05)",
     )
-    parser.add_argument("--mode", choices=["exact"], default="exact", help="simulation mode")
+    parser.add_argument(
+        "--mode",
+        choices=["auto", "exact", "fast"],
+        default="auto",
+        help="exact: every request through the batcher; fast: two time scales (queueing from "
+        f"exact tables); auto: exact up to {EXACT_MAX_REQUESTS:.0e} requests per scenario",
+    )
     parser.add_argument("--json", action="store_true", help="print one JSON document")
     parser.add_argument("--plot", type=Path, default=None, help="write a PNG of the runs")
 
@@ -121,6 +130,7 @@ def simulate(
     seed: int,
     spot_rate: float | None = None,
     progress: bool = False,
+    mode: str = "auto",
 ) -> list[RunResult]:
     """Run the configured scenario and both alternatives on the same traffic and seed."""
     configured = inputs.configured
@@ -136,7 +146,9 @@ def simulate(
         report = None
         if progress:
             report = _progress_printer(scenario.name)
-        runs.append(run_exact(scenario, rates, start, seed=seed, progress=report))
+        exact = mode == "exact" or (mode == "auto" and float(rates.sum()) <= EXACT_MAX_REQUESTS)
+        runner = run_exact if exact else run_fast
+        runs.append(runner(scenario, rates, start, seed=seed, progress=report))
     return runs
 
 
@@ -179,7 +191,9 @@ def run(args: argparse.Namespace) -> int:
     except SimulateError as error:
         sys.stderr.write(f"error: {error}\n")
         return 2
-    progress = float(rates.sum()) * 3 > PROGRESS_REQUESTS
+    requests = float(rates.sum())
+    exact = args.mode == "exact" or (args.mode == "auto" and requests <= EXACT_MAX_REQUESTS)
+    progress = (exact and 3 * requests > PROGRESS_REQUESTS) or rates.size > 7 * 86400
     runs = simulate(
         inputs,
         rates,
@@ -187,6 +201,7 @@ def run(args: argparse.Namespace) -> int:
         seed=args.seed,
         spot_rate=args.spot_interruptions_per_hour,
         progress=progress,
+        mode=args.mode,
     )
     doc = document(inputs, runs, traffic, start, args.seed)
     if args.plot is not None:

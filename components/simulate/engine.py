@@ -36,12 +36,14 @@ from inferstack.components.simulate.config import (
     Scenario,
 )
 from inferstack.components.simulate.replica import (
+    COARSE_RATIO,
     REJECTED,
     TIMEOUTS,
     KernelTables,
     Recorder,
     Replica,
     advance,
+    percentile,
 )
 
 Floats = npt.NDArray[np.float64]
@@ -59,6 +61,8 @@ class Timeline:
     batch_backlog: list[float] = field(default_factory=list)
     cost_usd: list[float] = field(default_factory=list)
     """Cumulative cost at the end of each minute."""
+    p99_s: list[float] = field(default_factory=list)
+    """p99 latency of the requests that arrived in each minute (NaN: none served)."""
 
 
 @dataclass
@@ -89,7 +93,7 @@ class RunResult:
     held: int = 0
 
 
-def _keda(
+def keda_for(
     params_pool: RealtimePool | BatchPool, start: datetime, seconds: int
 ) -> KedaScaler | None:
     scaler = params_pool.scaler
@@ -209,7 +213,7 @@ class ExactRealtime:
         self.recorder = recorder
         self.tables = KernelTables.build(pool.batcher, pool.compute, pool.latency_budget_s)
         self.capacity = realtime_capacity(scenario, pool, rng)
-        self.keda = _keda(pool, start, seconds)
+        self.keda = keda_for(pool, start, seconds)
         self.scrape_s = scenario.scrape_s
         self.replicas: dict[int, Replica] = {}
         self.held: list[float] = []
@@ -330,14 +334,14 @@ class ExactRealtime:
         self._drain(gone)
 
 
-def _batch_queue(
+def batch_queue(
     scenario: Scenario, start: datetime, seconds: int, rng: np.random.Generator
 ) -> BatchQueue | None:
     pool = scenario.batch
     if pool is None:
         return None
     capacity = batch_capacity(scenario, pool, rng)
-    queue = BatchQueue(pool, capacity, _keda(pool, start, seconds))
+    queue = BatchQueue(pool, capacity, keda_for(pool, start, seconds))
     capacity.scale_to(initial_replicas(pool), 0.0)
     for pod in capacity.pods:
         pod.ready_at = 0.0
@@ -383,7 +387,7 @@ def run_exact(
         if scenario.realtime is not None
         else None
     )
-    queue = _batch_queue(scenario, start, seconds, rng)
+    queue = batch_queue(scenario, start, seconds, rng)
     timeline = Timeline()
     cost = 0.0
     for s in range(seconds):
@@ -408,6 +412,9 @@ def run_exact(
     if realtime is not None:
         realtime._drain(list(realtime.replicas))
         recorder.counters[TIMEOUTS] += len(realtime.held)
+    timeline.p99_s = [
+        percentile(recorder.coarse[minute], 0.99, COARSE_RATIO) for minute in range(minutes)
+    ]
     return RunResult(
         scenario=scenario,
         mode="exact",

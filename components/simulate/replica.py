@@ -273,9 +273,12 @@ class Replica:
 
 @dataclass
 class Recorder:
-    """Where the kernel writes: totals histogram, per-minute histogram, counters."""
+    """Where the kernel writes: totals histogram, per-minute histogram, counters.
 
-    fine: Ints
+    The fast mode's totals are weights (floats): mixtures of the queueing table's histograms.
+    """
+
+    fine: npt.NDArray[Any]
     coarse: Ints
     counters: Ints
 

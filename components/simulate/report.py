@@ -14,7 +14,6 @@ from typing import Any
 from inferstack.components.simulate.cost import PoolCost, pool_cost
 from inferstack.components.simulate.engine import RunResult
 from inferstack.components.simulate.replica import (
-    COARSE_RATIO,
     REJECTED,
     SERVED,
     TIMEOUTS,
@@ -88,9 +87,7 @@ def _timeline(run: RunResult) -> list[dict[str, Any]]:
             "minute": minute,
             "rps": round(line.rps[minute], 2),
             "realtime_ready": line.realtime_ready[minute],
-            "p99_ms": _ms(percentile(run.recorder.coarse[minute], 0.99, COARSE_RATIO))
-            if minute < len(run.recorder.coarse)
-            else None,
+            "p99_ms": _ms(line.p99_s[minute]) if minute < len(line.p99_s) else None,
             "cost_usd": round(line.cost_usd[minute], 4),
         }
         if line.batch_backlog:

@@ -1,0 +1,428 @@
+"""The fast mode: two time scales, for days and months of traffic.
+
+Outside, the control loops run tick by tick exactly as in the exact mode (capacity, KEDA polls,
+HPA syncs, scrapes, the batch queue), with a tick the greatest common divisor of the polling,
+sync and scrape periods (5 s for the dev stack). Inside each tick no request is simulated: a
+replica's queueing is read from a table built once per run by the exact batcher kernel itself,
+one steady-state run of a single replica per arrival rate on a grid from near zero to three
+times its capacity (latency histogram, rejected, timed-out and within-budget shares, mean
+queue depth and in-flight count). Each second's arrivals (Poisson counts at the second's rate)
+are weighted onto the two grid rates around its per-replica rate (rate / ready replicas, the
+same random spread as the exact mode), and the histograms are mixed by those weights at the end
+in one matrix product, so the cost of a second does not grow with its request count.
+
+What it gives up: the transient of a queue filling or draining within a second (the table is
+steady state; at these rates a queue reaches it in well under a second), and the spread of the
+scraped gauge (the autoscaler reads the table's mean queue depth, not one sample of it).
+Requests held at zero replicas wait until the first replica is ready and are then served at the
+table's median latency. `benchmarks/simulate_modes.py` measures the agreement with the exact
+mode on a day of the dev stack.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+
+import numpy as np
+import numpy.typing as npt
+
+from inferstack.components.simulate.autoscaler import HPA_SYNC_SECONDS
+from inferstack.components.simulate.config import RATE_WINDOW_SECONDS, RealtimePool, Scenario
+from inferstack.components.simulate.engine import (
+    RunResult,
+    Timeline,
+    batch_queue,
+    cost_rate,
+    initial_replicas,
+    keda_for,
+    realtime_capacity,
+)
+from inferstack.components.simulate.replica import (
+    COARSE_BINS,
+    COARSE_RATIO,
+    FINE_BINS,
+    FINE_RATIO,
+    N_COUNTERS,
+    REJECTED,
+    SERVED,
+    TIMEOUTS,
+    WITHIN_BUDGET,
+    KernelTables,
+    Recorder,
+    Replica,
+    advance,
+    bin_index,
+    percentile,
+)
+
+Floats = npt.NDArray[np.float64]
+Progress = Callable[[float], None]
+TABLE_REQUESTS = 60_000
+"""Requests simulated per grid rate."""
+TABLE_SAMPLES = 1500
+"""Gauge samples per grid rate (queue depth, in-flight)."""
+TABLE_MAX_SECONDS = 900.0
+
+
+@dataclass(frozen=True)
+class QueueingTable:
+    """One replica's steady state per arrival rate, from the exact kernel."""
+
+    rates: Floats
+    fine: Floats
+    coarse: Floats
+    served: Floats
+    rejected: Floats
+    timeouts: Floats
+    within: Floats
+    queue_depth: Floats
+    in_flight: Floats
+    median_s: Floats
+
+    def weights(self, per_replica: Floats) -> tuple[npt.NDArray[np.int64], Floats]:
+        """Lower grid index and the weight of the upper one, for each rate."""
+        clipped = np.clip(per_replica, self.rates[0], self.rates[-1])
+        upper = np.clip(np.searchsorted(self.rates, clipped, side="left"), 1, len(self.rates) - 1)
+        lower = upper - 1
+        span = self.rates[upper] - self.rates[lower]
+        weight = (clipped - self.rates[lower]) / span
+        return lower, weight
+
+    def at(self, column: Floats, rate: float) -> float:
+        """A per-rate quantity interpolated at `rate`."""
+        return float(np.interp(rate, self.rates, column))
+
+
+def _capacity(pool: RealtimePool, tables: KernelTables) -> float:
+    batch = pool.batcher.max_batch_size
+    return batch * pool.batcher.instances / float(tables.median[batch])
+
+
+def rate_grid(capacity: float) -> Floats:
+    """Grid of per-replica rates: dense near capacity, where latency changes fastest."""
+    low = np.linspace(0.01, 0.7, 24)
+    mid = np.linspace(0.72, 1.1, 28)
+    high = np.linspace(1.15, 3.0, 10)
+    return capacity * np.concatenate([low, mid, high])
+
+
+def build_table(pool: RealtimePool, rng: np.random.Generator) -> QueueingTable:
+    """Steady-state runs of one replica on the rate grid."""
+    tables = KernelTables.build(pool.batcher, pool.compute, pool.latency_budget_s)
+    grid = rate_grid(_capacity(pool, tables))
+    size = len(grid)
+    fine = np.zeros((size, FINE_BINS))
+    coarse = np.zeros((size, COARSE_BINS))
+    columns = {name: np.zeros(size) for name in ("served", "rejected", "timeouts", "within")}
+    depth, in_flight, median = np.zeros(size), np.zeros(size), np.zeros(size)
+    for index, rate in enumerate(grid):
+        seconds = min(TABLE_MAX_SECONDS, max(20.0, TABLE_REQUESTS / rate))
+        step = seconds / TABLE_SAMPLES
+        replica = Replica(pool.batcher, 0.0)
+        warm = Recorder.empty(1)
+        now = 0.0
+        for _ in range(50):  # warm up into the steady state, then start counting
+            times = now + np.sort(rng.random(int(rng.poisson(rate * step)))) * step
+            advance(replica, tables, times, times, now + step, rng, warm)
+            now += step
+        recorder = Recorder.empty(1)
+        arrivals = 0
+        depths = np.zeros(TABLE_SAMPLES)
+        flights = np.zeros(TABLE_SAMPLES)
+        for sample in range(TABLE_SAMPLES):
+            count = int(rng.poisson(rate * step))
+            arrivals += count
+            times = now + np.sort(rng.random(count)) * step
+            advance(replica, tables, times, times, now + step, rng, recorder)
+            now += step
+            depths[sample] = replica.queue_depth
+            flights[sample] = replica.in_flight(now)
+        total = max(arrivals, 1)
+        fine[index] = recorder.fine / total
+        coarse[index] = recorder.coarse[0] / total
+        counters = recorder.counters
+        # Requests still queued at the end are neither served nor refused yet: count them
+        # as served at the same distribution (they are a sliver of a steady-state run).
+        columns["served"][index] = 1.0 - (counters[REJECTED] + counters[TIMEOUTS]) / total
+        columns["rejected"][index] = counters[REJECTED] / total
+        columns["timeouts"][index] = counters[TIMEOUTS] / total
+        served = max(int(counters[SERVED]), 1)
+        columns["within"][index] = counters[WITHIN_BUDGET] / served * columns["served"][index]
+        fine[index] *= columns["served"][index] / max(fine[index].sum(), 1e-12)
+        coarse[index] *= columns["served"][index] / max(coarse[index].sum(), 1e-12)
+        depth[index] = depths.mean()
+        in_flight[index] = flights.mean()
+        median[index] = percentile(recorder.fine, 0.5) if counters[SERVED] else 0.0
+    return QueueingTable(
+        grid,
+        fine,
+        coarse,
+        columns["served"],
+        columns["rejected"],
+        columns["timeouts"],
+        columns["within"],
+        depth,
+        in_flight,
+        median,
+    )
+
+
+@dataclass
+class _Held:
+    second: int
+    count: int
+
+
+class FastRealtime:
+    """The realtime pool on the outer time scale."""
+
+    def __init__(
+        self,
+        scenario: Scenario,
+        pool: RealtimePool,
+        start: datetime,
+        counts: npt.NDArray[np.int64],
+        rates: Floats,
+        rng: np.random.Generator,
+    ) -> None:
+        self.pool = pool
+        self.rates = rates
+        self.counts = counts
+        self.table = build_table(pool, rng)
+        self.capacity = realtime_capacity(scenario, pool, rng)
+        seconds = len(rates)
+        self.keda = keda_for(pool, start, seconds)
+        self.scrape_s = int(scenario.scrape_s)
+        self.ready = np.zeros(seconds, dtype=np.int64)
+        self.held: list[_Held] = []
+        self.held_total = 0
+        self.refused = 0
+        self.held_timeouts = 0
+        self.extra: list[tuple[int, float, int]] = []
+        """Held requests once served: (minute, latency seconds, count)."""
+        self.scraped = 0.0
+        self.capacity.scale_to(initial_replicas(pool), 0.0)
+        for pod in self.capacity.pods:
+            pod.ready_at = 0.0
+            if pod.node is not None:
+                pod.node.image_at = 0.0
+
+    def tick(self, t0: int, t1: int) -> None:
+        """Seconds t0..t1-1, then the control loops at t1."""
+        self.capacity.step(float(t0), float(t1 - t0))
+        starts = sorted(
+            pod.ready_at
+            for pod in self.capacity.pods
+            if pod.node is not None and pod.draining_since is None
+        )
+        seconds = np.arange(t0, t1, dtype=np.float64)
+        ready = np.searchsorted(np.array(starts), seconds, side="right")
+        self.ready[t0:t1] = ready
+        if not ready.all() or self.held:
+            self._zero_seconds(t0, ready)
+        self._control(t1)
+
+    def _zero_seconds(self, t0: int, ready: npt.NDArray[np.int64]) -> None:
+        for offset, replicas in enumerate(ready.tolist()):
+            second = t0 + offset
+            count = int(self.counts[second])
+            if replicas == 0:
+                if self.pool.scale_to_zero:
+                    if count:
+                        self.held.append(_Held(second, count))
+                        self.held_total += count
+                else:
+                    self.refused += count
+                keep = []
+                for group in self.held:
+                    if second + 1 - group.second > self.pool.hold_timeout_s:
+                        self.held_timeouts += group.count
+                    else:
+                        keep.append(group)
+                self.held = keep
+            elif self.held:
+                rate = self.rates[second] / replicas
+                service = self.table.at(self.table.median_s, rate)
+                for group in self.held:
+                    latency = second - group.second + 0.5 + service
+                    self.extra.append((group.second // 60, latency, group.count))
+                self.held = []
+
+    def _demand(self, end: int) -> float:
+        replicas = int(self.ready[end - 1])
+        metric = self.pool.metric
+        if metric == "rps":
+            window = int(RATE_WINDOW_SECONDS)
+            return float(self.counts[max(0, end - window) : end].sum() / window)
+        if replicas == 0:
+            return 0.0
+        rate = float(self.rates[end - 1]) / replicas
+        column = self.table.queue_depth if metric == "queue_depth" else self.table.in_flight
+        return replicas * self.table.at(column, rate)
+
+    def _control(self, end: int) -> None:
+        now = float(end)
+        if end % self.scrape_s == 0:
+            self.scraped = self._demand(end)
+        if self.keda is None:
+            return
+        held = sum(group.count for group in self.held)
+        if end % int(self.keda.params.polling_seconds) == 0:
+            wanted = self.keda.poll(now, self.capacity.spec_replicas, self.scraped, held)
+            self.capacity.scale_to(wanted, now)
+        if end % int(HPA_SYNC_SECONDS) == 0:
+            replicas = int(self.ready[end - 1])
+            rate = float(self.rates[end - 1]) / max(replicas, 1)
+            in_flight = held + replicas * self.table.at(self.table.in_flight, rate)
+            desired = self.keda.hpa_sync(now, self.capacity.spec_replicas, self.scraped, in_flight)
+            self.capacity.scale_to(desired, now)
+
+    def results(self, minutes: int) -> tuple[Recorder, list[float]]:
+        """Mix the table by each second's weights: the totals and the per-minute p99."""
+        table = self.table
+        mask = self.ready > 0
+        per_replica = np.where(mask, self.rates / np.maximum(self.ready, 1), table.rates[0])
+        lower, weight = table.weights(per_replica)
+        served_counts = np.where(mask, self.counts, 0).astype(np.float64)
+        size = len(table.rates)
+        low_w = served_counts * (1 - weight)
+        high_w = served_counts * weight
+        totals = np.bincount(lower, low_w, size) + np.bincount(lower + 1, high_w, size)
+        fine = totals @ table.fine
+        within = float(totals @ table.within)
+        served = float(totals @ table.served)
+        rejected = float(totals @ table.rejected) + self.refused
+        timeouts = (
+            float(totals @ table.timeouts) + self.held_timeouts + sum(g.count for g in self.held)
+        )
+        extra_bins = bin_index(
+            np.array([e[1] for e in self.extra], dtype=np.float64), FINE_RATIO, FINE_BINS
+        )
+        budget = self.pool.latency_budget_s
+        for (_, latency, count), b in zip(self.extra, extra_bins.tolist(), strict=True):
+            fine[b] += count
+            served += count
+            if latency <= budget:
+                within += count
+        counters = np.zeros(N_COUNTERS, dtype=np.int64)
+        counters[SERVED] = round(served)
+        counters[REJECTED] = round(rejected)
+        counters[TIMEOUTS] = round(timeouts)
+        counters[WITHIN_BUDGET] = round(within)
+        recorder = Recorder(fine, np.zeros((1, COARSE_BINS), dtype=np.int64), counters)
+        return recorder, self._minute_p99(minutes, lower, low_w, high_w)
+
+    def _minute_p99(
+        self, minutes: int, lower: npt.NDArray[np.int64], low_w: Floats, high_w: Floats
+    ) -> list[float]:
+        table = self.table
+        size = len(table.rates)
+        minute_of = np.arange(len(self.rates)) // 60
+        flat = minutes * size
+        weights = np.bincount(minute_of * size + lower, low_w, flat) + np.bincount(
+            minute_of * size + lower + 1, high_w, flat
+        )
+        weights = weights.reshape(minutes, size)
+        extra: dict[int, list[tuple[int, int]]] = {}
+        coarse_bins = bin_index(
+            np.array([e[1] for e in self.extra], dtype=np.float64), COARSE_RATIO, COARSE_BINS
+        )
+        for (minute, _, count), b in zip(self.extra, coarse_bins.tolist(), strict=True):
+            extra.setdefault(minute, []).append((b, count))
+        p99: list[float] = []
+        chunk = 1440
+        for first in range(0, minutes, chunk):
+            hists = weights[first : first + chunk] @ table.coarse
+            for offset, row in enumerate(hists):
+                for b, count in extra.get(first + offset, []):
+                    row[b] += count
+                p99.append(percentile(row, 0.99, COARSE_RATIO))
+        return p99
+
+
+def _tick(scenario: Scenario) -> int:
+    periods = [int(HPA_SYNC_SECONDS), int(scenario.scrape_s), 60]
+    for pool in (scenario.realtime, scenario.batch):
+        if pool is not None and pool.scaler is not None:
+            periods.append(int(pool.scaler.polling_seconds))
+    return max(1, math.gcd(*periods))
+
+
+def run_fast(
+    scenario: Scenario,
+    rates: Floats,
+    start: datetime,
+    *,
+    seed: int,
+    progress: Progress | None = None,
+) -> RunResult:
+    """Simulate `scenario` on per-second `rates` on two time scales (see the module docstring)."""
+    seconds = len(rates)
+    minutes = math.ceil(seconds / 60)
+    rng = np.random.default_rng(seed)
+    counts = rng.poisson(rates).astype(np.int64)
+    realtime = (
+        FastRealtime(scenario, scenario.realtime, start, counts, rates, rng)
+        if scenario.realtime is not None
+        else None
+    )
+    queue = batch_queue(scenario, start, seconds, rng)
+    timeline = Timeline()
+    tick = _tick(scenario)
+    cost = 0.0
+    for t0 in range(0, seconds, tick):
+        t1 = min(seconds, t0 + tick)
+        dt = float(t1 - t0)
+        if realtime is not None:
+            realtime.tick(t0, t1)
+            prices = realtime.pool.prices
+            rate = cost_rate(
+                realtime.capacity, prices.on_demand_per_gpu_hour, prices.spot_per_gpu_hour
+            )
+            cost += rate * dt
+        if queue is not None:
+            queue.step(float(t0), dt, rng)
+            prices = queue.pool.prices
+            cost += dt * cost_rate(
+                queue.capacity, prices.on_demand_per_gpu_hour, prices.spot_per_gpu_hour
+            )
+        while len(timeline.rps) < t1 // 60 or (t1 == seconds and len(timeline.rps) < minutes):
+            minute = len(timeline.rps)
+            last = min(seconds, (minute + 1) * 60) - 1
+            timeline.rps.append(float(rates[minute * 60 : last + 1].mean()))
+            timeline.realtime_ready.append(int(realtime.ready[last]) if realtime else 0)
+            if queue is not None:
+                ready = queue.capacity.ready_pods(float(last))
+                spot = sum(1 for p in ready if queue.capacity.capacity_of(p) == "spot")
+                timeline.batch_ready_spot.append(spot)
+                timeline.batch_ready_on_demand.append(len(ready) - spot)
+                timeline.batch_backlog.append(queue.backlog)
+            timeline.cost_usd.append(cost)
+            if progress is not None:
+                progress(t1 / seconds)
+    if realtime is not None:
+        recorder, timeline.p99_s = realtime.results(minutes)
+        arrivals = int(counts.sum())
+    else:
+        recorder = Recorder(
+            np.zeros(FINE_BINS),
+            np.zeros((1, COARSE_BINS), dtype=np.int64),
+            np.zeros(N_COUNTERS, dtype=np.int64),
+        )
+        timeline.p99_s = [math.nan] * minutes
+        arrivals = 0
+    return RunResult(
+        scenario=scenario,
+        mode="fast",
+        seconds=seconds,
+        arrivals=arrivals,
+        recorder=recorder,
+        timeline=timeline,
+        realtime_usage=realtime.capacity.usage if realtime else None,
+        batch_usage=queue.capacity.usage if queue else None,
+        batch=queue.stats if queue else None,
+        held=realtime.held_total if realtime else 0,
+    )

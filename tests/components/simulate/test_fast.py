@@ -1,0 +1,55 @@
+"""The fast mode: its queueing table, and its agreement with the exact mode."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import numpy as np
+import pytest
+
+from inferstack.components.simulate.engine import run_exact
+from inferstack.components.simulate.fast import build_table, run_fast
+from inferstack.components.simulate.report import summarize
+from tests.components.simulate.factories import COLD, realtime_pool, scenario, zero_pool
+
+START = datetime(2026, 1, 5, tzinfo=UTC)
+
+
+def test_the_table_queues_more_as_the_rate_rises_and_refuses_past_capacity():
+    table = build_table(realtime_pool(), np.random.default_rng(0))
+    assert np.all(np.diff(table.median_s[:20]) > -1e-4)
+    assert table.rejected[0] == 0
+    assert table.queue_depth[-1] > table.queue_depth[0]
+    # At three times capacity about two thirds of the requests find the queue full.
+    assert table.rejected[-1] == pytest.approx(2 / 3, abs=0.05)
+    assert table.fine[0].sum() == pytest.approx(table.served[0])
+
+
+def test_fast_and_exact_agree_on_a_step_that_makes_the_pool_scale():
+    rates = np.full(900, 600.0)
+    rates[300:600] = 2400.0
+    config = scenario(realtime_pool())
+    exact = summarize(run_exact(config, rates, START, seed=4), timeline=False)
+    fast = summarize(run_fast(config, rates, START, seed=4), timeline=False)
+    assert fast["requests"] == pytest.approx(exact["requests"], rel=0.01)
+    assert fast["latency_ms"]["p99"] == pytest.approx(exact["latency_ms"]["p99"], rel=0.1)
+    assert fast["latency_ms"]["p50"] == pytest.approx(exact["latency_ms"]["p50"], rel=0.1)
+    assert fast["monthly_usd"] == pytest.approx(exact["monthly_usd"], rel=0.1)
+
+
+def test_fast_mode_holds_requests_at_zero_and_serves_them_after_the_wake():
+    rates = np.zeros(900)
+    rates[400:460] = 4.0
+    run = run_fast(scenario(zero_pool(hold_timeout_s=60)), rates, START, seed=3)
+    summary = summarize(run, timeline=False)
+    assert summary["held_at_zero"] > 0
+    assert summary["timeouts"] == 0
+    assert summary["latency_ms"]["max"] >= COLD.new_node_s * 1000
+
+
+def test_fast_mode_is_reproducible():
+    rates = np.full(600, 900.0)
+    config = scenario(realtime_pool())
+    first = summarize(run_fast(config, rates, START, seed=9))
+    assert first == summarize(run_fast(config, rates, START, seed=9))
+    assert first != summarize(run_fast(config, rates, START, seed=10))
