@@ -4,16 +4,15 @@ Needs a cluster with the NVIDIA device plugin and KEDA (and the KEDA HTTP add-on
 scales the realtime pool to zero); `options.install_keda=True` installs both as Helm releases.
 The AWS and GCP components reuse it with their own queue, identity and target.
 
-Constructor order (see DESIGN.md): validate and size before any child exists, so a spec that
-cannot work (a hold timeout shorter than the cold start, a budget no batch fits) fails with a
-`SpecError` naming the field; then create the children, named `{name}-{role}` and parented to
+It takes a `ServicePlan` (sized once by `plan_service`) and never sizes again: a spec that
+cannot work (a hold timeout shorter than the cold start, a budget no batch fits) has already
+failed with a `SpecError` naming the field. Constructor order (see DESIGN.md): validate the
+options before any child exists; then create the children, named `{name}-{role}` and parented to
 this component; then the outputs; `register_outputs` last.
 """
 
 from __future__ import annotations
 
-from datetime import datetime
-from pathlib import Path
 from typing import Any
 
 import pulumi
@@ -27,11 +26,9 @@ from inferstack.components.kubernetes.options import (
     KubernetesOptions,
 )
 from inferstack.components.kubernetes.workloads import Manifest
-from inferstack.components.planning.sizing import Sizing, Target, size_service
-from inferstack.components.planning.spec import InferenceServiceSpec
+from inferstack.components.planning.plan import ServicePlan
 from inferstack.contract import resource_types
 from inferstack.errors import SpecError
-from inferstack.profile import Profile, resolve_profile
 
 TYPE_TOKEN = resource_types.KUBERNETES_SERVICE
 KEDA_CHART_REPO = "https://kedacore.github.io/charts"
@@ -52,34 +49,27 @@ class KubernetesInferenceService(pulumi.ComponentResource):
     """Name of the batch pool's KEDA ScaledObject."""
     sizing_output: pulumi.Output[dict[str, Any]]
     """The sizing that was applied, every number with its reason."""
+    cost_output: pulumi.Output[dict[str, Any]]
+    """The plan's monthly cost, naive against configured, lever by lever."""
 
     def __init__(
         self,
         name: str,
-        spec: InferenceServiceSpec,
+        plan: ServicePlan,
         options: KubernetesOptions | None = None,
         *,
-        profile: Profile | None = None,
-        profile_base_dir: Path | None = None,
-        target: Target = "kubernetes",
-        now: datetime | None = None,
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
         super().__init__(TYPE_TOKEN, name, {}, opts)
         options = options or KubernetesOptions()
-        # Every problem at once, spec and options together, before any child exists.
+        spec = plan.spec
+        # Every problem at once, before any child exists.
         problems = options.problems(spec)
-        try:
-            profile = profile or resolve_profile(
-                spec.model.uri, spec.model.profile, base_dir=profile_base_dir
-            )
-            self.sizing: Sizing = size_service(spec, profile, target=target, now=now)
-            """The plain sizing (for cost estimates and the preview); also exported as an output."""
-        except SpecError as error:
-            raise SpecError(error.problems + problems, source=error.source) from None
         if problems:
             raise SpecError(problems, source="KubernetesInferenceService options")
+        self.plan = plan
         self.spec = spec
+        self.sizing = plan.sizing
         self.options = options
 
         child = pulumi.ResourceOptions(parent=self)
@@ -101,6 +91,7 @@ class KubernetesInferenceService(pulumi.ComponentResource):
         self.realtime_scaled_object = pulumi.Output.from_input(realtime_scaler)
         self.batch_scaled_object = pulumi.Output.from_input(batch_scaler)
         self.sizing_output = pulumi.Output.from_input(self.sizing.to_dict())
+        self.cost_output = pulumi.Output.from_input(plan.cost.to_dict())
         self.register_outputs(
             {
                 "service_url": self.service_url,
@@ -109,6 +100,7 @@ class KubernetesInferenceService(pulumi.ComponentResource):
                 "realtime_scaled_object": self.realtime_scaled_object,
                 "batch_scaled_object": self.batch_scaled_object,
                 "sizing": self.sizing_output,
+                "cost": self.cost_output,
             }
         )
 

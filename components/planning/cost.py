@@ -15,7 +15,12 @@ from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from inferstack.components.planning.pricing import Cloud, machine_price
+from inferstack.components.planning.pricing import (
+    Cloud,
+    PriceTable,
+    default_price_table,
+    machine_price,
+)
 from inferstack.components.planning.schedule import occurrences_per_week
 from inferstack.components.planning.sizing import TARGET_UTILISATION, Sizing
 from inferstack.components.planning.spec import InferenceServiceSpec
@@ -77,7 +82,6 @@ def _average_realtime_replicas(
 ) -> tuple[float, str]:
     realtime = sizing.realtime
     assert realtime is not None  # noqa: S101 (caller checked)
-    rate = realtime.replica_rps.value
     spike_minutes = 0.0
     weighted = 0.0
     for window in realtime.prewarm:
@@ -87,28 +91,24 @@ def _average_realtime_replicas(
         spike_minutes += minutes
         weighted += minutes * window.desired_replicas
     spike_minutes = min(spike_minutes, MINUTES_PER_WEEK)
-    base = (
-        floor
-        if spec.traffic.baseline_rps == 0
-        else max(floor, math.ceil(spec.traffic.baseline_rps / rate))
-    )
+    base = max(floor, realtime.baseline_replicas.value)
     average = (weighted + base * (MINUTES_PER_WEEK - spike_minutes)) / MINUTES_PER_WEEK
     share = spike_minutes / MINUTES_PER_WEEK
     return average, f"{base} replica(s) off-spike, spike replicas {share:.1%} of the week"
 
 
 def _realtime_costs(
-    spec: InferenceServiceSpec, profile: Profile, sizing: Sizing, cloud: Cloud
+    spec: InferenceServiceSpec, profile: Profile, sizing: Sizing, cloud: Cloud, table: PriceTable
 ) -> tuple[_PoolCosts, list[str]] | None:
     if spec.realtime is None or sizing.realtime is None:
         return None
     gpus = spec.realtime.gpu.count
-    price = machine_price(spec.realtime.gpu.type, cloud, spec.prices)
+    price = machine_price(spec.realtime.gpu.type, cloud, spec.prices, table)
     per_replica_month = price.on_demand_per_gpu_hour * gpus * HOURS_PER_MONTH
     single = profile.batches[0]
     single_rate = single.throughput_items_per_s * gpus * TARGET_UTILISATION
     naive_replicas = math.ceil(spec.traffic.peak_rps / single_rate)
-    batched_replicas = math.ceil(spec.traffic.peak_rps / sizing.realtime.replica_rps.value)
+    batched_replicas = sizing.realtime.peak_replicas.value
     warm_floor = 1
     autoscaled, autoscaled_why = _average_realtime_replicas(spec, sizing, warm_floor)
     zero_floor = 0 if spec.realtime.scale_to_zero else warm_floor
@@ -129,7 +129,7 @@ def _realtime_costs(
 
 
 def _batch_costs(
-    spec: InferenceServiceSpec, profile: Profile, sizing: Sizing, cloud: Cloud
+    spec: InferenceServiceSpec, profile: Profile, sizing: Sizing, cloud: Cloud, table: PriceTable
 ) -> tuple[_PoolCosts, list[str]] | None:
     pool = spec.batch
     if pool is None or sizing.batch is None:
@@ -137,7 +137,7 @@ def _batch_costs(
     if pool.expected_items_per_day is None:
         return None
     gpus = pool.gpu.count
-    price = machine_price(pool.gpu.type, cloud, spec.prices)
+    price = machine_price(pool.gpu.type, cloud, spec.prices, table)
     per_replica_month = price.on_demand_per_gpu_hour * gpus * HOURS_PER_MONTH
     average_rate = pool.expected_items_per_day / 86400
     single_rate = profile.batches[0].throughput_items_per_s * gpus
@@ -167,15 +167,25 @@ def _batch_costs(
 
 
 def estimate_cost(
-    spec: InferenceServiceSpec, profile: Profile, sizing: Sizing, cloud: Cloud | None = None
+    spec: InferenceServiceSpec,
+    profile: Profile,
+    sizing: Sizing,
+    cloud: Cloud | None = None,
+    *,
+    table: PriceTable | None = None,
 ) -> CostEstimate:
-    """Monthly cost of the naive deployment and of this one, lever by lever."""
+    """Monthly cost of the naive deployment and of this one, lever by lever.
+
+    Replica counts come from `sizing` (the plan's); only the naive baseline, which no plan
+    deploys, is derived here. `table` replaces the shipped list prices.
+    """
     cloud = cloud or spec.price_cloud
+    table = table or default_price_table()
     pools = []
     notes: list[str] = []
     for result in (
-        _realtime_costs(spec, profile, sizing, cloud),
-        _batch_costs(spec, profile, sizing, cloud),
+        _realtime_costs(spec, profile, sizing, cloud, table),
+        _batch_costs(spec, profile, sizing, cloud, table),
     ):
         if result is not None:
             pools.append(result[0])
@@ -200,6 +210,7 @@ def estimate_cost(
         (spec.realtime or spec.batch).gpu.type,  # type: ignore[union-attr]
         cloud,
         spec.prices,
+        table,
     ).source
     return CostEstimate(
         currency="USD",

@@ -10,11 +10,10 @@ import json
 from dataclasses import dataclass
 from functools import cache
 from importlib import resources
-from typing import Literal
 
-from inferstack.components.planning.gpus import gpu_type
+from inferstack.components.planning.clouds import CLOUDS, CloudName
 
-Cloud = Literal["aws", "gcp"]
+Cloud = CloudName
 
 
 @dataclass(frozen=True)
@@ -57,8 +56,10 @@ def machine_price(
 ) -> MachinePrice:
     """Per-GPU hourly price for `gpu` on `cloud`; `overrides` maps instance type to prices."""
     table = table or default_price_table()
-    kind = gpu_type(gpu)
-    instance = kind.aws_instance_type if cloud == "aws" else kind.gcp_machine_type
+    provider = CLOUDS[cloud]
+    machines = provider.machines_for(gpu) or provider.machines_for(provider.price_stand_ins[gpu])
+    assert machines is not None  # noqa: S101 (every GPU is offered or has a stand-in: tested)
+    instance = machines.priced.name
     listed = dict(table.instances[cloud][instance])
     source = f"{cloud} {instance} list price as of {table.as_of}"
     if overrides and instance in overrides:

@@ -11,8 +11,9 @@ from __future__ import annotations
 import math
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
-from typing import Any, Generic, Literal, TypeVar
+from typing import Any, Generic, TypeVar
 
+from inferstack.components.planning.clouds import Target, spot_notice
 from inferstack.components.planning.schedule import (
     CronShiftError,
     next_occurrence_utc,
@@ -21,13 +22,11 @@ from inferstack.components.planning.schedule import (
     skipped_dates,
 )
 from inferstack.components.planning.spec import BatchPool, InferenceServiceSpec, Realtime
-from inferstack.contract.clouds import INTERRUPTION_NOTICE_SECONDS, Provider
 from inferstack.contract.pods import PRESTOP_SECONDS
 from inferstack.errors import Problem, SpecError
 from inferstack.profile import BatchPoint, Profile
 
 T = TypeVar("T")
-Target = Literal["kubernetes", "aws", "gcp"]
 
 TARGET_UTILISATION = 0.7
 """Share of measured throughput a replica is sized for: queueing delay grows without bound as
@@ -73,6 +72,10 @@ class RealtimeSizing:
     target_per_replica: Derived[float]
     min_replicas: Derived[int]
     max_replicas: Derived[int]
+    baseline_replicas: Derived[int]
+    """Replicas the declared baseline needs at the sized rate (0 when the baseline is 0)."""
+    peak_replicas: Derived[int]
+    """Replicas the declared peak needs at the sized rate, before max_replicas caps them."""
     prewarm: list[PrewarmWindow]
     startup_seconds: Derived[int]
     termination_grace_seconds: Derived[int]
@@ -342,6 +345,12 @@ def size_realtime(
         target_per_replica=target,
         min_replicas=minimum,
         max_replicas=maximum,
+        baseline_replicas=Derived(
+            math.ceil(baseline / rate), f"baseline {baseline:g} rps / {rate:.1f} rps per replica"
+        ),
+        peak_replicas=Derived(
+            at_peak, f"peak {spec.traffic.peak_rps:g} rps / {rate:.1f} rps per replica"
+        ),
         prewarm=windows,
         startup_seconds=startup,
         termination_grace_seconds=grace,
@@ -394,9 +403,7 @@ def size_batch(
         )
     else:
         backlog = Derived(int(pool.scaling.target_per_replica), "set in the spec")
-    clouds: list[Provider] = ["aws", "gcp"] if target == "kubernetes" else [target]
-    notice = min(INTERRUPTION_NOTICE_SECONDS[cloud] for cloud in clouds)
-    which = "the shortest spot notice of AWS and GCP" if target == "kubernetes" else f"{target}"
+    notice, which = spot_notice(target)
     grace = Derived(
         notice - INTERRUPTION_MARGIN_SECONDS,
         f"{which} ({notice} s) minus {INTERRUPTION_MARGIN_SECONDS} s for the drain itself; "

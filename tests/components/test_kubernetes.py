@@ -29,8 +29,9 @@ from inferstack.components.kubernetes.options import (
     parse_options,
 )
 from inferstack.components.kubernetes.workloads import SPOT_NODE_LABELS
-from inferstack.components.planning.sizing import INTERRUPTION_NOTICE_SECONDS, size_service
+from inferstack.components.planning.sizing import size_service
 from inferstack.contract import metrics as metric_names
+from inferstack.contract.clouds import INTERRUPTION_NOTICE_SECONDS
 from inferstack.contract.labels import (
     COLD_START_SECONDS_ANNOTATION,
     LATENCY_BUDGET_MS_ANNOTATION,
@@ -406,11 +407,12 @@ def test_without_scale_to_zero_there_are_no_http_addon_objects(rendered: Rendere
     assert url == "http://full-realtime.inference.svc.cluster.local:8000"
 
 
-def test_short_hold_timeout_is_refused_before_any_child_exists(rendered: Rendered) -> None:
+def test_short_hold_timeout_is_refused_before_any_resource_exists(rendered: Rendered) -> None:
     error = rendered.capture.stack_outputs["error-refused"]
     assert "realtime.request_hold_timeout_s" in error
     assert "shorter than the cold start" in error
-    assert rendered.children("refused") == []
+    # Planning refuses it, so not even the component is registered.
+    assert [r.name for r in rendered.capture.resources if r.name.startswith("refused")] == []
 
 
 # ---------------------------------------------------------------------------------------------

@@ -11,18 +11,24 @@ import pulumi
 
 from inferstack.components.kubernetes.component import KubernetesInferenceService
 from inferstack.components.kubernetes.options import parse_options
+from inferstack.components.planning.plan import plan_service
 from inferstack.components.planning.spec import parse_spec
 from inferstack.errors import SpecError
-from inferstack.profile import parse_profile
+from inferstack.profile import parse_profile, resolve_profile
 
 config = pulumi.Config("k8s-services")
 now = datetime.fromisoformat(config.require("now")).astimezone(UTC)
 for scenario in config.require_object("scenarios"):
     spec = parse_spec(scenario["spec"])
     options = parse_options(scenario.get("options"), source="options")
-    profile = parse_profile(scenario["profile"]) if "profile" in scenario else None
     try:
-        service = KubernetesInferenceService(spec.name, spec, options, profile=profile, now=now)
+        profile = (
+            parse_profile(scenario["profile"])
+            if "profile" in scenario
+            else resolve_profile(spec.model.uri, spec.model.profile)
+        )
+        plan = plan_service(spec, profile, now=now)
+        service = KubernetesInferenceService(spec.name, plan, options)
     except SpecError as error:
         pulumi.export(f"error-{spec.name}", str(error))
         continue

@@ -1,0 +1,161 @@
+"""One table per cloud: spot notice and labels, the machines that carry each GPU, the price key.
+
+Everything that differs between AWS and GCP for planning lives here, so sizing, pricing, the
+cloud components and the simulator read one answer. Adding a cloud is one more `Cloud` entry
+(plus its component); no other planning module branches on a cloud's name.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Final, Literal
+
+from inferstack.contract.clouds import INTERRUPTION_NOTICE_SECONDS, SPOT_LABELS, SpotLabel
+
+CloudName = Literal["aws", "gcp"]
+Target = Literal["kubernetes", "aws", "gcp"]
+"""Where a stack runs: any Kubernetes cluster, or a cloud whose capacity inferstack creates."""
+
+
+@dataclass(frozen=True)
+class MachineSize:
+    """One machine type and how many of the GPU it carries."""
+
+    name: str
+    gpus: int
+
+
+@dataclass(frozen=True)
+class Machines:
+    """The machines of one cloud that carry one GPU type.
+
+    The first size is the one the price table lists; node pools may use any size whose GPU count
+    fits a replica, so that spot capacity can be found in more than one pool.
+    """
+
+    family: str
+    """Instance family (EC2, e.g. `g6`) or machine series (GCE, e.g. `g2`)."""
+    sizes: tuple[MachineSize, ...]
+    accelerator: str | None = None
+    """The accelerator type a node pool names (GCE); None where the machine implies it (EC2)."""
+
+    @property
+    def priced(self) -> MachineSize:
+        """The machine the price table lists for this GPU."""
+        return self.sizes[0]
+
+    def fitting(self, gpus_per_replica: int) -> tuple[MachineSize, ...]:
+        """Sizes that hold at least one replica of `gpus_per_replica` GPUs."""
+        return tuple(size for size in self.sizes if size.gpus >= gpus_per_replica)
+
+
+@dataclass(frozen=True)
+class Cloud:
+    """What planning needs to know about one cloud."""
+
+    name: CloudName
+    title: str
+    spot_notice_seconds: int
+    """Time between the spot interruption notice and the machine's stop."""
+    spot_labels: tuple[SpotLabel, ...]
+    """Node labels that mark this cloud's spot capacity (see `inferstack.contract.clouds`)."""
+    capacity_type_label: str
+    """The node label that tells spot from on-demand on the capacity inferstack creates."""
+    machines: Mapping[str, Machines]
+    """By the spec's GPU name; a GPU this cloud does not offer is absent."""
+    price_stand_ins: Mapping[str, str] = field(default_factory=dict)
+    """GPU -> the GPU whose machine prices it when this cloud lacks it (plain Kubernetes only)."""
+
+    def machines_for(self, gpu: str) -> Machines | None:
+        """The machines that carry `gpu`, or None when this cloud offers no such GPU."""
+        return self.machines.get(gpu)
+
+
+def _sizes(family: str, *sizes: tuple[str, int]) -> tuple[MachineSize, ...]:
+    return tuple(MachineSize(f"{family}.{size}", gpus) for size, gpus in sizes)
+
+
+_SINGLE_GPU_EC2 = (("xlarge", 1), ("2xlarge", 1), ("4xlarge", 1), ("8xlarge", 1), ("16xlarge", 1))
+_MULTI_GPU_EC2 = (("12xlarge", 4), ("24xlarge", 4), ("48xlarge", 8))
+
+
+def _ec2(family: str, *sizes: tuple[str, int]) -> Machines:
+    return Machines(family, _sizes(family, *sizes))
+
+
+def _gce(series: str, accelerator: str, *sizes: tuple[str, int]) -> Machines:
+    return Machines(
+        series, tuple(MachineSize(f"{series}-{s}", gpus) for s, gpus in sizes), accelerator
+    )
+
+
+AWS: Final = Cloud(
+    name="aws",
+    title="AWS",
+    spot_notice_seconds=INTERRUPTION_NOTICE_SECONDS["aws"],
+    spot_labels=tuple(label for label in SPOT_LABELS if label.provider == "aws"),
+    capacity_type_label="karpenter.sh/capacity-type",
+    machines={
+        "nvidia-t4": _ec2("g4dn", *_SINGLE_GPU_EC2, ("12xlarge", 4), ("metal", 8)),
+        "nvidia-a10g": _ec2("g5", *_SINGLE_GPU_EC2, *_MULTI_GPU_EC2),
+        "nvidia-l4": _ec2("g6", *_SINGLE_GPU_EC2, *_MULTI_GPU_EC2),
+        "nvidia-l40s": _ec2("g6e", *_SINGLE_GPU_EC2, *_MULTI_GPU_EC2),
+        "nvidia-a100-40gb": _ec2("p4d", ("24xlarge", 8)),
+        "nvidia-a100-80gb": _ec2("p4de", ("24xlarge", 8)),
+        "nvidia-h100-80gb": _ec2("p5", ("48xlarge", 8)),
+    },
+)
+"""EC2 GPU instances (the families the AWS issue names: L4 g6, A10G g5, L40S g6e, T4 g4dn, A100
+p4d/p4de, H100 p5). Spot notice: two minutes."""
+
+GCP: Final = Cloud(
+    name="gcp",
+    title="GCP",
+    spot_notice_seconds=INTERRUPTION_NOTICE_SECONDS["gcp"],
+    spot_labels=tuple(label for label in SPOT_LABELS if label.provider == "gcp"),
+    capacity_type_label="cloud.google.com/gke-spot",
+    machines={
+        "nvidia-t4": _gce("n1", "nvidia-tesla-t4", ("standard-8", 1), ("standard-16", 2)),
+        "nvidia-l4": _gce(
+            "g2",
+            "nvidia-l4",
+            ("standard-8", 1),
+            ("standard-4", 1),
+            ("standard-12", 1),
+            ("standard-16", 1),
+            ("standard-32", 1),
+            ("standard-24", 2),
+            ("standard-48", 4),
+            ("standard-96", 8),
+        ),
+        "nvidia-a100-40gb": _gce(
+            "a2", "nvidia-tesla-a100", ("highgpu-1g", 1), ("highgpu-2g", 2), ("highgpu-4g", 4)
+        ),
+        "nvidia-a100-80gb": _gce(
+            "a2", "nvidia-a100-80gb", ("ultragpu-1g", 1), ("ultragpu-2g", 2), ("ultragpu-4g", 4)
+        ),
+        "nvidia-h100-80gb": _gce(
+            "a3", "nvidia-h100-80gb", ("highgpu-1g", 1), ("highgpu-2g", 2), ("highgpu-4g", 4)
+        ),
+    },
+    price_stand_ins={"nvidia-a10g": "nvidia-l4", "nvidia-l40s": "nvidia-l4"},
+)
+"""GCE accelerator-optimized and N1 machines. A10G and L40S have no GCE twin: a GKE target refuses
+them, and a plain Kubernetes stack priced on GCP prices them as L4 (and says so). The priced L4
+machine is g2-standard-8, as in the shipped price table. Spot notice: 30 seconds."""
+
+CLOUDS: Final[Mapping[CloudName, Cloud]] = {"aws": AWS, "gcp": GCP}
+
+
+def spot_notice(target: Target) -> tuple[int, str]:
+    """The interruption notice the batch pool must drain within, and whose it is.
+
+    A plain Kubernetes cluster may sit on any cloud, so it gets the shortest notice of all.
+    """
+    if target != "kubernetes":
+        cloud = CLOUDS[target]
+        return cloud.spot_notice_seconds, f"the {cloud.title} spot notice"
+    shortest = min(CLOUDS.values(), key=lambda cloud: cloud.spot_notice_seconds)
+    titles = " and ".join(cloud.title for cloud in CLOUDS.values())
+    return shortest.spot_notice_seconds, f"the shortest spot notice of {titles}"

@@ -1,0 +1,113 @@
+"""The plan: a service sized once, from its spec, its measured profile, its target and prices.
+
+Built by the stack program (the only reader of Pulumi config) and handed to every consumer: the
+Kubernetes component, the cloud components, the cost table, the preview and the simulator. No
+consumer sizes again, so the replicas a node pool is bounded by, the replicas KEDA may reach and
+the replicas the cost table prices are the same numbers, with the same reasons.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from inferstack.components.planning.clouds import CLOUDS, Cloud, Target
+from inferstack.components.planning.cost import CostEstimate, estimate_cost
+from inferstack.components.planning.pricing import PriceTable
+from inferstack.components.planning.sizing import Sizing, size_service
+from inferstack.components.planning.spec import InferenceServiceSpec
+from inferstack.errors import Problem, SpecError
+from inferstack.profile import Profile
+
+
+@dataclass(frozen=True)
+class ServicePlan:
+    """One service, sized for one target: what every component and report reads."""
+
+    spec: InferenceServiceSpec
+    profile: Profile
+    target: Target
+    sizing: Sizing
+    """Every derived number of the pools, each with its reason."""
+    cost: CostEstimate
+    """Naive against configured monthly cost, lever by lever, at `price_cloud`'s prices."""
+    price_cloud: Cloud
+    """Whose prices the cost uses: the target's cloud, or the spec's `price_cloud` on a plain
+    Kubernetes target."""
+
+    @property
+    def cloud(self) -> Cloud | None:
+        """The target's cloud table, or None on a plain Kubernetes target."""
+        return None if self.target == "kubernetes" else CLOUDS[self.target]
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready form: the target, the sizing and the cost."""
+        return {
+            "target": self.target,
+            "price_cloud": self.price_cloud.name,
+            "sizing": self.sizing.to_dict(),
+            "cost": self.cost.to_dict(),
+        }
+
+
+def _target_problems(spec: InferenceServiceSpec, target: Target) -> list[Problem]:
+    """GPUs a cloud target cannot provide: said before anything is sized or created."""
+    if target == "kubernetes":
+        return []
+    cloud = CLOUDS[target]
+    problems = []
+    for path, pool in (("realtime", spec.realtime), ("batch", spec.batch)):
+        if pool is None:
+            continue
+        machines = cloud.machines_for(pool.gpu.type)
+        offered = ", ".join(sorted(cloud.machines))
+        if machines is None:
+            problems.append(
+                Problem(
+                    f"{path}.gpu.type",
+                    f"{pool.gpu.type} is not offered on {cloud.title}; use one of: {offered}",
+                )
+            )
+        elif not machines.fitting(pool.gpu.count):
+            largest = max(size.gpus for size in machines.sizes)
+            problems.append(
+                Problem(
+                    f"{path}.gpu.count",
+                    f"{pool.gpu.count} x {pool.gpu.type} do not fit one {cloud.title} machine "
+                    f"(at most {largest}); lower gpu.count to {largest} or less",
+                )
+            )
+    return problems
+
+
+def plan_service(
+    spec: InferenceServiceSpec,
+    profile: Profile,
+    *,
+    target: Target = "kubernetes",
+    prices: PriceTable | None = None,
+    now: datetime | None = None,
+) -> ServicePlan:
+    """Size `spec` from `profile` for `target` and price it; raise `SpecError` if it cannot work.
+
+    `prices` replaces the shipped list-price table (the spec's own `prices` still override it);
+    `now` fixes the clock that pre-warm schedules are computed from.
+    """
+    problems = _target_problems(spec, target)
+    if problems:
+        raise SpecError(problems, source=f"spec for target {target}")
+    sizing = size_service(spec, profile, target=target, now=now)
+    price_cloud = CLOUDS[spec.price_cloud] if target == "kubernetes" else CLOUDS[target]
+    cost = estimate_cost(spec, profile, sizing, price_cloud.name, table=prices)
+    return ServicePlan(
+        spec=spec,
+        profile=profile,
+        target=target,
+        sizing=sizing,
+        cost=cost,
+        price_cloud=price_cloud,
+    )
+
+
+__all__ = ["ServicePlan", "plan_service"]

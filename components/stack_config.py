@@ -1,0 +1,81 @@
+"""Reading a stack's config, once: the target, the spec, the target's options, and the plan.
+
+The stack program is the only reader of Pulumi config; it calls `load_stack_config` and hands
+the typed result to the components. Every problem (spec, profile, options, a GPU the target
+cannot provide) is reported at once, before any resource exists.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Final, get_args
+
+from inferstack.components.kubernetes.options import KubernetesOptions, parse_options
+from inferstack.components.planning.clouds import Target
+from inferstack.components.planning.plan import ServicePlan, plan_service
+from inferstack.components.planning.spec import InferenceServiceSpec, load_spec_from_config
+from inferstack.errors import Problem, SpecError
+from inferstack.profile import resolve_profile
+
+NAMESPACE: Final = "inferstack"
+TARGET_KEY: Final = "target"
+KUBERNETES_KEY: Final = "kubernetes"
+AVAILABLE_TARGETS: Final[tuple[Target, ...]] = ("kubernetes",)
+"""Targets whose component exists; the others of `Target` are planned."""
+
+
+@dataclass(frozen=True)
+class StackConfig:
+    """Everything a stack program needs, typed and validated."""
+
+    target: Target
+    spec: InferenceServiceSpec
+    plan: ServicePlan
+    kubernetes: KubernetesOptions
+    """Cluster-side options (`inferstack:kubernetes`); the cloud targets fill in the rest."""
+
+
+def _target(raw: str | None) -> Target:
+    target = raw or "kubernetes"
+    if target not in AVAILABLE_TARGETS:
+        planned = [t for t in get_args(Target) if t not in AVAILABLE_TARGETS]
+        raise SpecError(
+            [
+                Problem(
+                    f"{NAMESPACE}:{TARGET_KEY}",
+                    f"{target!r} is not available; use one of {', '.join(AVAILABLE_TARGETS)}"
+                    + (f" ({', '.join(planned)} planned)" if planned else ""),
+                )
+            ],
+            source="stack config",
+        )
+    return target
+
+
+def load_stack_config(project_dir: Path, *, now: datetime | None = None) -> StackConfig:
+    """Read `inferstack:*` from the stack config and plan the service; `SpecError` lists all.
+
+    `project_dir` is where relative profile paths start (the folder of Pulumi.yaml).
+    """
+    import pulumi  # deferred: planning and tests import this module without Pulumi
+
+    config = pulumi.Config(NAMESPACE)
+    target = _target(config.get(TARGET_KEY))
+    spec = load_spec_from_config(NAMESPACE)
+    options = parse_options(
+        config.get_object(KUBERNETES_KEY), source=f"{NAMESPACE}:{KUBERNETES_KEY}"
+    )
+    option_problems = options.problems(spec)
+    try:
+        profile = resolve_profile(spec.model.uri, spec.model.profile, base_dir=project_dir)
+        plan = plan_service(spec, profile, target=target, now=now)
+    except SpecError as error:
+        raise SpecError(error.problems + option_problems, source=error.source) from None
+    if option_problems:
+        raise SpecError(option_problems, source=f"{NAMESPACE}:{KUBERNETES_KEY}")
+    return StackConfig(target=target, spec=spec, plan=plan, kubernetes=options)
+
+
+__all__ = ["AVAILABLE_TARGETS", "StackConfig", "load_stack_config"]
