@@ -10,7 +10,9 @@ import importlib
 from typing import Any
 
 from inferstack.components.kubernetes.options import KubernetesOptions, QueueBinding
+from inferstack.components.planning.clouds import CLOUDS, Cloud, Target
 from inferstack.components.planning.cost import CostEstimate, LeverRow, estimate_cost
+from inferstack.components.planning.plan import ServicePlan, plan_service
 from inferstack.components.planning.sizing import (
     BatchSizing,
     Derived,
@@ -39,7 +41,9 @@ def __getattr__(name: str) -> Any:
 
 
 __all__ = [
+    "CLOUDS",
     "BatchSizing",
+    "Cloud",
     "CostEstimate",
     "Derived",
     "InferenceServiceSpec",
@@ -51,14 +55,17 @@ __all__ = [
     "QueueBinding",
     "Profile",
     "RealtimeSizing",
+    "ServicePlan",
     "Sizing",
     "SpecError",
+    "Target",
     "estimate_cost",
     "load_profile",
     "load_spec_file",
     "load_spec_from_config",
     "parse_profile",
     "parse_spec",
+    "plan_service",
     "resolve_profile",
     "size_service",
 ]
