@@ -29,7 +29,7 @@ SUBCOMMANDS: dict[str, Subcommand] = {
     ),
     "fit-traffic": Subcommand(
         "inferstack.components.planning.traffic_fit",
-        "propose the spec's traffic block (baseline and peak rps) from a request trace",
+        "propose the spec's traffic block (baseline, peak, recurring spikes) from a request trace",
     ),
     "simulate": Subcommand(
         "inferstack.components.simulate.cli",

@@ -1,10 +1,18 @@
 """`inferstack fit-traffic`: right-size from a request trace instead of a guess.
 
-Reads a CSV of request arrival timestamps (one row per request) and proposes the spec's
-`traffic` block: the baseline is the median of per-minute rates (the level the service sits at),
-the peak is the busiest 60-second rolling window (the autoscaler acts on signals of about a
-minute; shorter bursts are absorbed by the batcher's bounded queue). Spikes recur on a calendar
-that a short trace cannot show, so they stay declared by hand.
+Reads a CSV of request arrival times (one row per request: ISO 8601, or epoch seconds,
+milliseconds, microseconds or nanoseconds, detected from the first row) and proposes the spec's
+`traffic` block:
+
+- the baseline is the trough, a low percentile of the per-minute rates: `min_replicas` is sized
+  from it, so it must be what the service carries at its quietest, not its typical level (the
+  median is printed beside it, with the daily shape; autoscaling carries everything above);
+- the peak is the busiest 60-second rolling window (the autoscaler acts on signals of about a
+  minute; shorter bursts are absorbed by the batcher's bounded queue);
+- spikes are bursts well above the median that recur at the same time of day on at least two
+  days of the trace (on every day, or on the same days of the week), proposed as cron entries in
+  `--timezone` so that pre-warm starts from the user's own history. A burst seen once is reported
+  and not proposed: one occurrence says nothing about a calendar.
 """
 
 from __future__ import annotations
@@ -15,15 +23,77 @@ import csv
 import math
 import statistics
 import sys
-from dataclasses import dataclass
-from datetime import datetime
+from collections import defaultdict
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta, tzinfo
 from pathlib import Path
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
 
-from inferstack.errors import Problem, SpecError
-
 PEAK_WINDOW_SECONDS = 60
+BASELINE_PERCENTILE = 10
+"""The baseline is this percentile of the per-minute rates: the trough, not the typical level."""
+DEFAULT_COLUMN = "TIMESTAMP"
+DEFAULT_TIMEZONE = "UTC"
+SPIKE_BIN_MINUTES = 5
+"""Spikes are found on clock-aligned bins of this many minutes (cron starts land on them)."""
+SPIKE_FACTOR = 3.0
+"""A bin is part of a spike when its rate is at least this many times the median bin rate..."""
+SPIKE_SIGMA = 5.0
+"""...and above the median by more than this many standard deviations of Poisson noise."""
+SAME_TIME_MINUTES = 15
+"""Bursts on different days whose starts are this close in local time are one recurring spike."""
+MIN_OCCURRENCES = 2
+
+# Epoch values are told apart by magnitude: each unit's plausible range (years 2000 to 2100)
+# is disjoint from the others'.
+_EPOCH_MIN_S, _EPOCH_MAX_S = 946_684_800, 4_102_444_800
+EPOCH_UNITS = {"epoch-s": 1, "epoch-ms": 10**3, "epoch-us": 10**6, "epoch-ns": 10**9}
+TIMESTAMP_FORMATS = ("auto", "iso", *EPOCH_UNITS)
+_FORMAT_NAMES = {
+    "iso": "ISO 8601",
+    "epoch-s": "epoch seconds",
+    "epoch-ms": "epoch milliseconds",
+    "epoch-us": "epoch microseconds",
+    "epoch-ns": "epoch nanoseconds",
+}
+_CRON_DAYS = ("Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat")
+
+
+class TraceError(ValueError):
+    """The trace cannot be read or fitted; the message is one line naming the file and the fix."""
+
+
+@dataclass(frozen=True)
+class Trace:
+    """Arrival times read from a CSV, and how they were read."""
+
+    stamps: list[datetime]
+    column: str
+    timestamp_format: str
+    column_note: str = ""
+
+
+@dataclass(frozen=True)
+class ProposedSpike:
+    """A recurring burst, as a spec `traffic.spikes[]` entry, with its evidence."""
+
+    cron: str
+    timezone: str
+    duration_minutes: int
+    rps: float
+    reason: str
+
+    def entry(self) -> dict[str, object]:
+        """The spec's spike entry."""
+        return {
+            "cron": self.cron,
+            "timezone": self.timezone,
+            "duration_minutes": self.duration_minutes,
+            "rps": self.rps,
+        }
 
 
 @dataclass(frozen=True)
@@ -34,77 +104,440 @@ class TrafficFit:
     span_seconds: float
     mean_rps: float
     baseline_rps: float
+    median_rps: float
     peak_rps: float
     busiest_second_rps: int
     peak_window_start: datetime
+    timezone: str = DEFAULT_TIMEZONE
+    hourly_rps: dict[int, float] = field(default_factory=dict)
+    spikes: list[ProposedSpike] = field(default_factory=list)
+    spike_notes: list[str] = field(default_factory=list)
+
+    @property
+    def baseline_value(self) -> float:
+        """The baseline as the YAML shows it: rounded up, so sizing errs toward capacity."""
+        return _round_up(self.baseline_rps)
+
+    @property
+    def peak_value(self) -> float:
+        """The peak as the YAML shows it: rounded up, so sizing errs toward capacity."""
+        return _round_up(self.peak_rps)
 
     def traffic_block(self) -> dict[str, object]:
-        """The spec's `traffic` section, rounded up so that sizing errs toward capacity."""
+        """The spec's `traffic` section."""
         return {
-            "baseline_rps": math.ceil(self.baseline_rps * 100) / 100,
-            "peak_rps": math.ceil(self.peak_rps * 100) / 100,
-            "spikes": [],
+            "baseline_rps": self.baseline_value,
+            "peak_rps": self.peak_value,
+            "spikes": [spike.entry() for spike in self.spikes],
         }
 
     def reasons(self) -> list[str]:
-        """One line per fitted number."""
-        return [
-            f"{self.requests} requests over {self.span_seconds / 60:.1f} min "
+        """One line per fitted number (each number exactly as the YAML shows it)."""
+        lines = [
+            f"{self.requests} requests over {_span_text(self.span_seconds)} "
             f"(mean {self.mean_rps:.2f} rps)",
-            f"baseline_rps {self.baseline_rps:.2f}: median of the per-minute rates",
-            f"peak_rps {self.peak_rps:.2f}: busiest {PEAK_WINDOW_SECONDS} s window, starting "
+            f"baseline_rps {self.baseline_value!r}: the trough, {_ordinal(BASELINE_PERCENTILE)} "
+            f"percentile of the per-minute rates (median {self.median_rps:.2f} rps); "
+            "min_replicas is sized from it and autoscaling carries the rest",
+            f"peak_rps {self.peak_value!r}: busiest {PEAK_WINDOW_SECONDS} s window, starting "
             f"{self.peak_window_start.isoformat()}",
             f"busiest single second: {self.busiest_second_rps} requests (absorbed by the queue, "
             "not by scaling)",
         ]
+        if self.hourly_rps:
+            lines.append(f"daily shape, mean rps by hour of day ({self.timezone}):")
+            hours = sorted(self.hourly_rps)
+            for row in range(0, len(hours), 8):
+                lines.append(
+                    "  "
+                    + "  ".join(
+                        f"{hour:02d}h {self.hourly_rps[hour]:.2f}" for hour in hours[row:][:8]
+                    )
+                )
+        lines.extend(f"spikes[{i}]: {spike.reason}" for i, spike in enumerate(self.spikes))
+        lines.extend(self.spike_notes)
+        return lines
 
 
-def read_timestamps(path: Path, column: str) -> list[datetime]:
-    """Arrival times from the CSV column `column`, sorted."""
+def _round_up(value: float) -> float:
+    # The epsilon keeps an exact 2.0 from becoming 2.01 through float noise (e.g. 120/60).
+    return math.ceil(value * 100 - 1e-9) / 100
+
+
+def _ordinal(number: int) -> str:
+    suffix = {1: "st", 2: "nd", 3: "rd"}.get(number % 10 if number % 100 not in (11, 12, 13) else 0)
+    return f"{number}{suffix or 'th'}"
+
+
+def _span_text(seconds: float) -> str:
+    if seconds < 2 * 3600:
+        return f"{seconds / 60:.1f} min"
+    if seconds < 2 * 86400:
+        return f"{seconds / 3600:.1f} h"
+    return f"{seconds / 86400:.1f} days"
+
+
+def _zone(name: str) -> tzinfo:
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise TraceError(
+            f"--timezone: {name!r} is not an IANA timezone; use a name such as "
+            "'America/New_York' or 'UTC'"
+        ) from None
+
+
+def _epoch_unit(text: str) -> str | None:
+    try:
+        value = float(text)
+    except ValueError:
+        return None
+    for unit, scale in EPOCH_UNITS.items():
+        if _EPOCH_MIN_S <= value / scale <= _EPOCH_MAX_S:
+            return unit
+    return None
+
+
+def _detect_format(text: str, requested: str) -> str | None:
+    """The format `text` is in under `requested` (auto: detect), or None if it is not a time."""
+    text = text.strip()
+    if requested in EPOCH_UNITS or "%" in requested:
+        return requested
+    unit = _epoch_unit(text)
+    if requested == "auto" and unit is not None:
+        return unit
+    try:
+        datetime.fromisoformat(text)
+    except ValueError:
+        return None
+    return "iso"
+
+
+def _parser(timestamp_format: str, zone: tzinfo) -> Callable[[str], datetime]:
+    if timestamp_format in EPOCH_UNITS:
+        scale = EPOCH_UNITS[timestamp_format]
+
+        def from_epoch(text: str) -> datetime:
+            return datetime.fromtimestamp(float(text) / scale, tz=UTC)
+
+        return from_epoch
+
+    def from_text(text: str) -> datetime:
+        if "%" in timestamp_format:
+            stamp = datetime.strptime(text.strip(), timestamp_format)
+        else:
+            stamp = datetime.fromisoformat(text.strip())
+        return stamp if stamp.tzinfo is not None else stamp.replace(tzinfo=zone)
+
+    return from_text
+
+
+def _format_name(timestamp_format: str) -> str:
+    return _FORMAT_NAMES.get(timestamp_format, f"format {timestamp_format!r}")
+
+
+def _resolve_column(
+    fieldnames: Sequence[str],
+    requested: str | None,
+    first_row: dict[str, str],
+    fmt: str,
+    path: Path,
+) -> tuple[str, str]:
+    """The column to read and, when it was not named exactly, how it was chosen."""
+    wanted = requested or DEFAULT_COLUMN
+    if wanted in fieldnames:
+        return wanted, ""
+    folded = [name for name in fieldnames if name.strip().casefold() == wanted.casefold()]
+    if len(folded) == 1:
+        return folded[0], f"column {folded[0]!r} (matched {wanted!r} ignoring case)"
+    if requested is None:
+        candidates = [name for name in fieldnames if _detect_format(first_row.get(name) or "", fmt)]
+        if len(candidates) == 1:
+            return candidates[0], (
+                f"column {candidates[0]!r} (no {DEFAULT_COLUMN!r} column; the only one holding "
+                "times)"
+            )
+        if candidates:
+            raise TraceError(
+                f"{path}: no column {DEFAULT_COLUMN!r}, and several hold times ({candidates}); "
+                "name the arrival-time column with --timestamp-column"
+            )
+    raise TraceError(
+        f"{path}: no column {wanted!r} (columns: {list(fieldnames)}); name the arrival-time "
+        "column with --timestamp-column"
+    )
+
+
+def read_trace(
+    path: Path,
+    column: str | None = None,
+    *,
+    timestamp_format: str = "auto",
+    timezone: str = DEFAULT_TIMEZONE,
+) -> Trace:
+    """Arrival times from the CSV at `path`, sorted, as timezone-aware datetimes.
+
+    `column` is matched exactly, then ignoring case; when it is None, the `TIMESTAMP` column, or
+    else the only column whose first value is a time. Times without an offset are in `timezone`.
+    """
+    if timestamp_format not in TIMESTAMP_FORMATS and "%" not in timestamp_format:
+        raise TraceError(
+            f"--timestamp-format: {timestamp_format!r} is not one of "
+            f"{', '.join(TIMESTAMP_FORMATS)} nor a strptime pattern such as '%d/%m/%Y %H:%M:%S'"
+        )
+    zone = _zone(timezone)
+    if not path.exists():
+        raise TraceError(f"trace file {path} does not exist; pass the CSV path with --trace")
     try:
         with path.open(newline="", encoding="utf-8-sig") as handle:
             reader = csv.DictReader(handle)
-            if reader.fieldnames is None or column not in reader.fieldnames:
-                raise SpecError(
-                    [
-                        Problem(
-                            "--timestamp-column",
-                            f"{path} has no column {column!r} (columns: {reader.fieldnames}); "
-                            "name the arrival-time column",
-                        )
-                    ],
-                    source=str(path),
-                )
-            stamps = []
-            for line, row in enumerate(reader, start=2):
-                try:
-                    stamps.append(datetime.fromisoformat(row[column]))
-                except ValueError:
-                    raise SpecError(
-                        [Problem(f"{path}:{line}", f"{row[column]!r} is not an ISO 8601 time")],
-                        source=str(path),
-                    ) from None
-    except OSError as error:
-        raise SpecError([Problem("--trace", f"cannot read {path}: {error}")]) from None
-    return sorted(stamps)
+            rows = list(reader)
+            fieldnames = list(reader.fieldnames or [])
+    except (OSError, UnicodeDecodeError, csv.Error) as error:
+        raise TraceError(f"cannot read trace file {path}: {error}") from None
+    if not fieldnames:
+        raise TraceError(f"{path} is empty; expected a CSV header and one row per request")
+    if not rows:
+        raise TraceError(f"{path} has a header but no rows; expected one row per request")
+    name, note = _resolve_column(fieldnames, column, rows[0], timestamp_format, path)
+    first = (rows[0].get(name) or "").strip()
+    detected = _detect_format(first, timestamp_format)
+    if detected is None:
+        expected = "an ISO 8601 time" if timestamp_format == "iso" else "a time"
+        raise TraceError(
+            f"{path}:2: {first!r} in column {name!r} is not {expected} (ISO 8601, or epoch "
+            "seconds/ms/us/ns); pass --timestamp-format, e.g. a strptime pattern"
+        )
+    parse = _parser(detected, zone)
+    stamps = []
+    for line, row in enumerate(rows, start=2):
+        text = row.get(name) or ""
+        try:
+            stamps.append(parse(text))
+        except (ValueError, OverflowError, OSError):
+            raise TraceError(
+                f"{path}:{line}: {text!r} is not {_format_name(detected)} (the format of the "
+                "first row); fix the row or pass --timestamp-format"
+            ) from None
+    return Trace(sorted(stamps), name, detected, note)
 
 
-def fit_traffic(stamps: list[datetime]) -> TrafficFit:
-    """Fit baseline and peak rates to sorted arrival times."""
+def read_timestamps(
+    path: Path,
+    column: str | None = None,
+    *,
+    timestamp_format: str = "auto",
+    timezone: str = DEFAULT_TIMEZONE,
+) -> list[datetime]:
+    """Arrival times from the CSV, sorted (see `read_trace`)."""
+    return read_trace(path, column, timestamp_format=timestamp_format, timezone=timezone).stamps
+
+
+def _percentile(values: Sequence[float], percent: float) -> float:
+    ordered = sorted(values)
+    position = (len(ordered) - 1) * percent / 100
+    low = math.floor(position)
+    high = min(low + 1, len(ordered) - 1)
+    return ordered[low] + (ordered[high] - ordered[low]) * (position - low)
+
+
+def _local(stamp: datetime, zone: tzinfo) -> datetime:
+    """Wall-clock time in `zone`; a naive stamp is taken as already local."""
+    return stamp.astimezone(zone).replace(tzinfo=None) if stamp.tzinfo else stamp
+
+
+@dataclass(frozen=True)
+class _Bins:
+    """Per-minute counts on clock-aligned minutes, and which minutes the trace fully covers."""
+
+    origin: datetime
+    counts: list[int]
+    first_whole: int
+    last_whole: int
+
+    def whole(self) -> range:
+        return range(self.first_whole, self.last_whole + 1)
+
+    def start(self, index: int) -> datetime:
+        return self.origin + timedelta(minutes=index)
+
+
+def _minute_bins(stamps: Sequence[datetime]) -> _Bins:
+    # Aligned to SPIKE_BIN_MINUTES on the stamps' own clock, so that bins start on round times.
+    first, last = stamps[0], stamps[-1]
+    origin = first.replace(second=0, microsecond=0)
+    origin -= timedelta(minutes=origin.minute % SPIKE_BIN_MINUTES)
+    counts = [0] * (int((last - origin).total_seconds() // 60) + 1)
+    for stamp in stamps:
+        counts[int((stamp - origin).total_seconds() // 60)] += 1
+    first_whole = math.ceil((first - origin).total_seconds() / 60)
+    last_whole = len(counts) - 2  # the last minute is partial: it ends at the last request
+    if last_whole < first_whole:  # a trace shorter than two minutes: use what there is
+        first_whole, last_whole = 0, len(counts) - 1
+    return _Bins(origin, counts, first_whole, last_whole)
+
+
+def _hourly_shape(bins: _Bins, zone: tzinfo) -> dict[int, float]:
+    counts: dict[int, int] = defaultdict(int)
+    minutes: dict[int, int] = defaultdict(int)
+    for index in bins.whole():
+        hour = _local(bins.start(index), zone).hour
+        counts[hour] += bins.counts[index]
+        minutes[hour] += 1
+    return {hour: counts[hour] / (minutes[hour] * 60) for hour in sorted(minutes)}
+
+
+@dataclass(frozen=True)
+class _Burst:
+    start: datetime  # local wall clock
+    minutes: int
+    peak_minute_rps: float
+    mean_rps: float
+
+
+def _bursts(bins: _Bins, zone: tzinfo) -> tuple[list[_Burst], float]:
+    """Runs of spike bins, and the median bin rate they were judged against."""
+    width = SPIKE_BIN_MINUTES
+    whole = set(bins.whole())
+    first_bin = math.ceil(bins.first_whole / width)
+    bin_ids = [b for b in range(first_bin, len(bins.counts) // width + 1) if b * width in whole]
+    bin_ids = [b for b in bin_ids if all(b * width + i in whole for i in range(width))]
+    if len(bin_ids) < 2:
+        return [], 0.0
+    totals = {b: sum(bins.counts[b * width : (b + 1) * width]) for b in bin_ids}
+    median = statistics.median(totals.values())
+    threshold = max(SPIKE_FACTOR * median, median + SPIKE_SIGMA * math.sqrt(max(median, 1.0)))
+    hot = [b for b in bin_ids if totals[b] >= threshold]
+    runs: list[list[int]] = []
+    for b in hot:
+        if runs and b == runs[-1][-1] + 1:
+            runs[-1].append(b)
+        else:
+            runs.append([b])
+    bursts = []
+    for run in runs:
+        minutes = range(run[0] * width, (run[-1] + 1) * width)
+        bursts.append(
+            _Burst(
+                start=_local(bins.start(minutes[0]), zone),
+                minutes=len(minutes),
+                peak_minute_rps=max(bins.counts[m] for m in minutes) / 60,
+                mean_rps=sum(bins.counts[m] for m in minutes) / (60 * len(minutes)),
+            )
+        )
+    return bursts, median / (width * 60)
+
+
+def _cron_days(days: set[int]) -> str:
+    """Cron day-of-week field for `days` (0 = Sunday), with runs written as ranges."""
+    ordered = sorted(days)
+    parts: list[str] = []
+    run_start = previous = ordered[0]
+    for day in [*ordered[1:], None]:
+        if day is not None and day == previous + 1:
+            previous = day
+            continue
+        parts.append(str(run_start) if run_start == previous else f"{run_start}-{previous}")
+        if day is not None:
+            run_start = previous = day
+    return ",".join(parts)
+
+
+def _cron_weekday(day: date) -> int:
+    return (day.weekday() + 1) % 7
+
+
+def _covered_days(bins: _Bins, zone: tzinfo, minute_of_day: int) -> set[date]:
+    """Local dates on which the trace covers the time of day `minute_of_day`."""
+    days = set()
+    for index in bins.whole():
+        local = _local(bins.start(index), zone)
+        if local.hour * 60 + local.minute == minute_of_day:
+            days.add(local.date())
+    return days
+
+
+def _recurring_spikes(
+    bursts: list[_Burst],
+    bins: _Bins,
+    zone: tzinfo,
+    timezone: str,
+    baseline: float,
+    median: float,
+    peak_cap: float,
+) -> tuple[list[ProposedSpike], list[str]]:
+    ordered = sorted(bursts, key=lambda b: (b.start.hour * 60 + b.start.minute, b.start))
+    groups: list[list[_Burst]] = []
+    for burst in ordered:
+        minute = burst.start.hour * 60 + burst.start.minute
+        if groups:
+            head = groups[-1][0].start
+            if minute - (head.hour * 60 + head.minute) <= SAME_TIME_MINUTES:
+                groups[-1].append(burst)
+                continue
+        groups.append([burst])
+    spikes: list[ProposedSpike] = []
+    notes: list[str] = []
+    for group in groups:
+        dates = sorted({burst.start.date() for burst in group})
+        start = min(burst.start.time() for burst in group)
+        rps = min(_round_up(max(burst.peak_minute_rps for burst in group)), peak_cap)
+        level = max(burst.mean_rps for burst in group)
+        if len(dates) < MIN_OCCURRENCES:
+            burst = group[0]
+            notes.append(
+                f"not proposed: a burst on {burst.start:%Y-%m-%d} at {burst.start:%H:%M} "
+                f"{timezone} ({burst.peak_minute_rps:.2f} rps for {burst.minutes} min) did not "
+                "recur on another day; declare it by hand if it is on a calendar"
+            )
+            continue
+        minute_of_day = start.hour * 60 + start.minute
+        covered = _covered_days(bins, zone, minute_of_day) | set(dates)
+        seen_days = {_cron_weekday(day) for day in dates}
+        covered_days = {_cron_weekday(day) for day in covered}
+        field = "*" if seen_days >= covered_days else _cron_days(seen_days)
+        duration = min(1440, max(burst.minutes for burst in group))
+        when = (
+            "every day"
+            if field == "*"
+            else "on " + ",".join(_CRON_DAYS[d] for d in sorted(seen_days))
+        )
+        matching = [day for day in covered if _cron_weekday(day) in seen_days]
+        times = baseline and level / baseline
+        over = f"{times:.0f}x the baseline {baseline:.2f} rps" if times else "over a zero baseline"
+        spikes.append(
+            ProposedSpike(
+                cron=f"{start.minute} {start.hour} * * {field}",
+                timezone=timezone,
+                duration_minutes=duration,
+                rps=rps,
+                reason=(
+                    f"recurs at {start:%H:%M} {timezone} {when}: seen on {len(dates)} of the "
+                    f"{len(matching)} matching days the trace covers "
+                    f"({', '.join(f'{d:%a %Y-%m-%d}' for d in dates)}); up to {duration} min at "
+                    f"{level:.2f} rps ({over}, median {median:.2f} rps); rps {rps!r} is its "
+                    "busiest minute"
+                ),
+            )
+        )
+    return spikes, notes
+
+
+def fit_traffic(stamps: Sequence[datetime], *, timezone: str = DEFAULT_TIMEZONE) -> TrafficFit:
+    """Fit baseline, peak and recurring spikes to sorted arrival times."""
     if len(stamps) < 2:
-        raise SpecError([Problem("--trace", "needs at least two requests to measure a rate")])
+        raise TraceError("--trace: needs at least two requests to measure a rate")
+    zone = _zone(timezone)
     start = stamps[0]
     offsets = [(stamp - start).total_seconds() for stamp in stamps]
     span = max(offsets[-1], 1.0)
-    minutes = max(1, math.ceil(span / 60))
-    per_minute = [0] * minutes
     per_second = [0] * (math.ceil(span) + 1)
     for offset in offsets:
-        per_minute[min(int(offset // 60), minutes - 1)] += 1
         per_second[int(offset)] += 1
-    # Per-minute rates from whole minutes only: a partial last minute would read low.
-    whole = per_minute[:-1] if span % 60 and minutes > 1 else per_minute
-    baseline = statistics.median(count / 60 for count in whole)
+    bins = _minute_bins(stamps)
+    rates = [bins.counts[index] / 60 for index in bins.whole()]
+    baseline = _percentile(rates, BASELINE_PERCENTILE)
+    median = statistics.median(rates)
     window = min(PEAK_WINDOW_SECONDS, span)
     busiest, busiest_at = 0, 0.0
     for index, offset in enumerate(offsets):
@@ -112,14 +545,34 @@ def fit_traffic(stamps: list[datetime]) -> TrafficFit:
         if end - index > busiest:
             busiest, busiest_at = end - index, offset
     peak_start = stamps[bisect.bisect_left(offsets, busiest_at)]
+    peak = busiest / window
+    bursts, median_bin_rps = _bursts(bins, zone)
+    spikes, notes = _recurring_spikes(
+        bursts, bins, zone, timezone, baseline, median_bin_rps, _round_up(peak)
+    )
+    if not spikes and span < 86400:
+        notes.append(
+            f"spikes: none proposed; recurring spikes need a trace longer than a day "
+            f"(this one covers {_span_text(span)})"
+        )
+    elif not spikes:
+        notes.append(
+            f"spikes: none proposed; no burst of {SPIKE_FACTOR:g}x the median rate recurred at "
+            "the same time of day on two or more days"
+        )
     return TrafficFit(
         requests=len(stamps),
         span_seconds=span,
         mean_rps=len(stamps) / span,
         baseline_rps=baseline,
-        peak_rps=busiest / window,
+        median_rps=median,
+        peak_rps=peak,
         busiest_second_rps=max(per_second),
         peak_window_start=peak_start,
+        timezone=timezone,
+        hourly_rps=_hourly_shape(bins, zone),
+        spikes=spikes,
+        spike_notes=notes,
     )
 
 
@@ -127,18 +580,43 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Flags of `inferstack fit-traffic`."""
     parser.add_argument("--trace", type=Path, required=True, help="CSV, one row per request")
     parser.add_argument(
-        "--timestamp-column", default="TIMESTAMP", help="arrival-time column (ISO 8601)"
+        "--timestamp-column",
+        default=None,
+        metavar="NAME",
+        help=f"arrival-time column, matched ignoring case (default: {DEFAULT_COLUMN}, or else "
+        "the only column whose values are times)",
+    )
+    parser.add_argument(
+        "--timestamp-format",
+        default="auto",
+        metavar="FORMAT",
+        help=f"one of {', '.join(TIMESTAMP_FORMATS)}, or a strptime pattern (default: auto, "
+        "detected from the first row: ISO 8601 or epoch seconds/ms/us/ns)",
+    )
+    parser.add_argument(
+        "--timezone",
+        default=DEFAULT_TIMEZONE,
+        help="IANA timezone of the proposed spikes' crons and of times written without an "
+        f"offset (default: {DEFAULT_TIMEZONE})",
     )
 
 
 def run(args: argparse.Namespace) -> int:
     """Print the fitted `traffic` block as YAML, with its reasons as comments."""
     try:
-        fit = fit_traffic(read_timestamps(args.trace, args.timestamp_column))
-    except SpecError as error:
-        sys.stderr.write(f"error: {error}\n")
+        trace = read_trace(
+            args.trace,
+            args.timestamp_column,
+            timestamp_format=args.timestamp_format,
+            timezone=args.timezone,
+        )
+        fit = fit_traffic(trace.stamps, timezone=args.timezone)
+    except TraceError as error:
+        sys.stderr.write(f"inferstack fit-traffic: {error}\n")
         return 2
-    lines = [f"# {reason}" for reason in fit.reasons()]
+    read_as = f"read {_format_name(trace.timestamp_format)} from column {trace.column!r}"
+    lines = [f"# {read_as}" + (f": {trace.column_note}" if trace.column_note else "")]
+    lines += [f"# {reason}" for reason in fit.reasons()]
     lines.append(yaml.safe_dump({"traffic": fit.traffic_block()}, sort_keys=False).rstrip())
     sys.stdout.write("\n".join(lines) + "\n")
     return 0
