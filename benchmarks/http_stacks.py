@@ -25,6 +25,8 @@ from typing import Any
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+# The repository root, for the v2 client half that tests and benchmarks share.
+sys.path.insert(1, str(Path(__file__).resolve().parents[1]))
 
 from loadgen import (  # noqa: E402
     PYTHON,
@@ -36,7 +38,7 @@ from loadgen import (  # noqa: E402
     wrk,
 )
 
-from inferstack.runtime.protocol import encode_request  # noqa: E402
+from tests.v2_client import encode_request  # noqa: E402
 
 STACKS = ("inferstack", "uvicorn-httptools", "aiohttp")
 

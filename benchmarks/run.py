@@ -30,6 +30,8 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+# The repository root, for the v2 client half that tests and benchmarks share.
+sys.path.insert(1, str(Path(__file__).resolve().parents[1]))
 
 from loadgen import (  # noqa: E402
     PYTHON,
@@ -56,8 +58,8 @@ from inferstack.runtime.models import (  # noqa: E402
     configure_torch_threads,
     load_model,
 )
-from inferstack.runtime.protocol import encode_request  # noqa: E402
 from inferstack.runtime.settings import cpu_budget  # noqa: E402
+from tests.v2_client import encode_request  # noqa: E402
 
 BATCH_SIZES = (1, 2, 4, 8, 16, 32, 64, 128)
 MODEL = "builtin://mlp"

@@ -18,12 +18,12 @@ import numpy as np
 import pytest
 
 from inferstack.runtime.models import load_model
-from inferstack.runtime.protocol import encode_request
 from inferstack.runtime.queues import QueueConfigError, open_queue
 from inferstack.runtime.queues.redis_streams import RedisStreamQueue
 from inferstack.runtime.results import open_result_store
 from tests.integration.conftest import RedisServer, unique
 from tests.processes import model_processes
+from tests.v2_client import encode_request
 from tests.worker.fakes import FakeMetadataServer
 
 pytestmark = pytest.mark.integration

@@ -15,7 +15,6 @@ import numpy as np
 import pytest
 
 from inferstack.runtime.models import load_model
-from inferstack.runtime.protocol import encode_request
 from inferstack.runtime.queues import QueueConfigError, open_queue
 from inferstack.runtime.queues.sqs import (
     HEADER_LENGTH_ATTRIBUTE,
@@ -26,6 +25,7 @@ from inferstack.runtime.results import open_result_store
 from inferstack.runtime.worker import Worker
 from inferstack.runtime.worker_settings import WorkerSettings
 from tests.integration.conftest import AwsServer, unique
+from tests.v2_client import encode_request
 
 pytestmark = pytest.mark.integration
 

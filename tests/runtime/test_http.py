@@ -28,9 +28,9 @@ from inferstack.runtime.batcher import BatcherConfig, DynamicBatcher
 from inferstack.runtime.http import HttpLimits, HttpServer
 from inferstack.runtime.metrics import RuntimeMetrics
 from inferstack.runtime.models import LoadedModel
-from inferstack.runtime.protocol import decode_response, encode_request
 from inferstack.runtime.tensors import TensorSpec
 from tests.runtime.fakes import GatedModel, rows
+from tests.v2_client import decode_response, encode_request
 
 MODEL = "doubler"
 HANG_GUARD_S = 10.0

@@ -13,11 +13,10 @@ from inferstack.runtime.protocol import (
     ProtocolError,
     RequestedOutput,
     decode_request,
-    decode_response,
-    encode_request,
     encode_response,
 )
 from inferstack.runtime.tensors import TensorSpec
+from tests.v2_client import decode_response, encode_request
 
 
 @dataclass

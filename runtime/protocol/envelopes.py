@@ -1,10 +1,10 @@
-"""KServe v2 (Open Inference Protocol) inference request and response codec.
+"""KServe v2 (Open Inference Protocol) envelopes: the inference request and response documents.
 
 Pure functions over bytes, independent of any HTTP server: the server uses them for
 `POST /v2/models/{m}/infer`, and the queue worker for message bodies (v2 request JSON in, v2
 response JSON out). Both encodings are supported: JSON tensors (`"data": [...]`) and the binary
 tensor data extension (a JSON header of `Inference-Header-Content-Length` bytes followed by raw
-little-endian tensor bytes, in input order).
+little-endian tensor bytes, in input order). Each tensor itself goes through `codecs.py`.
 
 Every request is validated against the model's `TensorSpec`s before it reaches a batch, and
 every error names the offending input and says what to send instead.
@@ -12,31 +12,28 @@ every error names the offending input and says what to send instead.
 
 from __future__ import annotations
 
-import json
 import math
-import struct
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Final, Protocol, cast
+from typing import Any, Final, Protocol
 
 import numpy as np
 import orjson
 
-from inferstack.runtime.tensors import VARIABLE_DIM, TensorSpec, datatype_of
+from inferstack.runtime.protocol.codecs import (
+    ProtocolError,
+    dumps,
+    from_binary,
+    from_json,
+    loads,
+    tensor_entries,
+)
+from inferstack.runtime.tensors import VARIABLE_DIM, TensorSpec
 
 HEADER_LENGTH_HEADER: Final = "inference-header-content-length"
 """HTTP header (lower-case) carrying the JSON header length of a binary-extension body."""
 JSON_CONTENT_TYPE: Final = "application/json"
 BINARY_CONTENT_TYPE: Final = "application/octet-stream"
-
-
-class ProtocolError(Exception):
-    """A request that breaks the protocol or the model's signature: a 4xx with a fix."""
-
-    def __init__(self, message: str, status: int = 400) -> None:
-        super().__init__(message)
-        self.message = message
-        self.status = status
 
 
 class Signature(Protocol):
@@ -104,7 +101,7 @@ def decode_request(
             return _decode_raw_binary(body, model)
         header_bytes, binary = body[:header_length], body[header_length:]
     try:
-        document = _loads(header_bytes)
+        document = loads(header_bytes)
     except ValueError as error:
         raise ProtocolError(
             f"the request body is not valid JSON ({error}); send a v2 inference request "
@@ -113,35 +110,6 @@ def decode_request(
     if not isinstance(document, dict):
         raise ProtocolError("the request body must be a JSON object with an 'inputs' list")
     return _decode_document(document, binary, model)
-
-
-def _loads(data: bytes) -> Any:
-    """Parse JSON; NaN, Infinity and -Infinity are accepted as Triton accepts them.
-
-    perf_analyzer's random FP32 data contains them and Triton's parser allows them, so the
-    strict (and fast) parser is tried first and the permissive one only when it refuses.
-    """
-    try:
-        return orjson.loads(data)
-    except orjson.JSONDecodeError:
-        return json.loads(data)
-
-
-def _dumps(document: Any, arrays_finite: bool) -> bytes:
-    """Serialise a v2 document; non-finite floats are written as NaN/Infinity, not null."""
-    if arrays_finite:
-        return orjson.dumps(document, option=orjson.OPT_SERIALIZE_NUMPY)
-    return json.dumps(document, default=_jsonable, separators=(",", ":")).encode()
-
-
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    raise TypeError(f"{type(value).__name__} is not JSON serialisable")
-
-
-def _finite(array: np.ndarray) -> bool:
-    return array.dtype.kind != "f" or bool(np.isfinite(array).all())
 
 
 def _decode_document(document: dict[str, Any], binary: bytes, model: Signature) -> InferRequest:
@@ -195,10 +163,10 @@ def _decode_document(document: dict[str, Any], binary: bytes, model: Signature) 
                     f"{len(binary) - offset} bytes of tensor data follow the JSON header; check "
                     "Inference-Header-Content-Length and the sizes"
                 )
-            decoded[spec.name] = _from_binary(spec, shape, binary[offset : offset + size])
+            decoded[spec.name] = from_binary(spec, shape, binary[offset : offset + size])
             offset += size
         elif "data" in raw:
-            decoded[spec.name] = _from_json(spec, shape, raw["data"])
+            decoded[spec.name] = from_json(spec, shape, raw["data"])
         else:
             raise ProtocolError(
                 f"input {spec.name!r} has no 'data' and no parameters.binary_data_size; "
@@ -250,7 +218,7 @@ def _decode_raw_binary(body: bytes, model: Signature) -> InferRequest:
             f"rows, got {len(body)} bytes"
         )
     shape = (len(body) // row_bytes, *spec.shape[1:])
-    array = _from_binary(spec, shape, body)
+    array = from_binary(spec, shape, body)
     return InferRequest(inputs={spec.name: array}, batch_size=shape[0])
 
 
@@ -287,111 +255,6 @@ def _check_datatype(spec: TensorSpec, datatype: object) -> None:
             f"input {spec.name!r} has datatype {datatype!r} but the model expects "
             f"{spec.datatype!r}; send {spec.datatype}"
         )
-
-
-def _from_binary(spec: TensorSpec, shape: tuple[int, ...], data: bytes) -> np.ndarray:
-    count = math.prod(shape)
-    if spec.datatype == "BYTES":
-        elements = _split_bytes(spec, data)
-        if len(elements) != count:
-            raise ProtocolError(
-                f"input {spec.name!r}: shape {list(shape)} needs {count} elements but the "
-                f"binary data holds {len(elements)}"
-            )
-        return np.array(elements, dtype=np.object_).reshape(shape)
-    dtype = spec.dtype.newbyteorder("<")
-    if len(data) != count * dtype.itemsize:
-        raise ProtocolError(
-            f"input {spec.name!r}: shape {list(shape)} of {spec.datatype} needs "
-            f"{count * dtype.itemsize} bytes but binary_data_size is {len(data)}"
-        )
-    # A copy: the batcher concatenates anyway, and a view would pin the whole request body.
-    return np.frombuffer(data, dtype=dtype).astype(spec.dtype).reshape(shape)
-
-
-def _split_bytes(spec: TensorSpec, data: bytes) -> list[bytes]:
-    elements: list[bytes] = []
-    position = 0
-    while position < len(data):
-        if position + 4 > len(data):
-            raise ProtocolError(
-                f"input {spec.name!r}: BYTES element at byte {position} lacks its 4-byte "
-                "length prefix"
-            )
-        (length,) = struct.unpack_from("<I", data, position)
-        position += 4
-        if position + length > len(data):
-            raise ProtocolError(
-                f"input {spec.name!r}: BYTES element at byte {position} claims {length} bytes "
-                "past the end of the data"
-            )
-        elements.append(data[position : position + length])
-        position += length
-    return elements
-
-
-def _from_json(spec: TensorSpec, shape: tuple[int, ...], data: object) -> np.ndarray:
-    count = math.prod(shape)
-    if not isinstance(data, list):
-        raise ProtocolError(f"input {spec.name!r}: 'data' must be a JSON array (flat or nested)")
-    if spec.datatype == "BYTES":
-        flat = _flatten(data)
-        if not all(isinstance(item, str) for item in flat):
-            raise ProtocolError(f"input {spec.name!r}: BYTES data must be strings")
-        array = np.array([item.encode() for item in flat], dtype=np.object_)
-    else:
-        try:
-            array = np.asarray(data)
-        except ValueError:
-            raise ProtocolError(
-                f"input {spec.name!r}: 'data' is a ragged nested array; send a flat list of "
-                f"{count} values or a nested list of shape {list(shape)}"
-            ) from None
-        array = _cast(spec, array)
-    if array.size != count:
-        raise ProtocolError(
-            f"input {spec.name!r}: shape {list(shape)} needs {count} values but 'data' has "
-            f"{array.size}"
-        )
-    return array.reshape(shape)
-
-
-def _cast(spec: TensorSpec, array: np.ndarray) -> np.ndarray:
-    """Cast decoded JSON numbers to the spec's dtype, refusing lossy or nonsensical casts."""
-    target = spec.dtype
-    kind = array.dtype.kind
-    if array.size == 0:
-        return array.astype(target)
-    if target.kind == "b":
-        if kind != "b":
-            raise ProtocolError(f"input {spec.name!r}: BOOL data must be true/false")
-    elif kind not in "biuf":
-        raise ProtocolError(
-            f"input {spec.name!r}: {spec.datatype} data must be numbers, got {array.dtype.kind!r} "
-            "elements (strings or objects)"
-        )
-    elif target.kind in "iu":
-        if kind == "f":
-            raise ProtocolError(
-                f"input {spec.name!r}: {spec.datatype} data must be integers, got fractions"
-            )
-        info = np.iinfo(cast(Any, target))
-        if array.min() < info.min or array.max() > info.max:
-            raise ProtocolError(
-                f"input {spec.name!r}: values outside the {spec.datatype} range "
-                f"[{info.min}, {info.max}]"
-            )
-    return array.astype(target, copy=False)
-
-
-def _flatten(data: list[Any]) -> list[Any]:
-    flat: list[Any] = []
-    for item in data:
-        if isinstance(item, list):
-            flat.extend(_flatten(item))
-        else:
-            flat.append(item)
-    return flat
 
 
 def _flag(parameters: Mapping[str, Any], key: str, where: str) -> bool:
@@ -450,7 +313,7 @@ def encode_response(
         if requested is None
         else [(item.name, item.binary) for item in requested]
     )
-    entries, chunks, finite = _tensor_entries(
+    entries, chunks, finite = tensor_entries(
         (name, outputs[name], binary) for name, binary in selected
     )
     document: dict[str, Any] = {"model_name": model_name, "outputs": entries}
@@ -458,97 +321,10 @@ def encode_response(
         document["model_version"] = model_version
     if request_id is not None:
         document["id"] = request_id
-    header = _dumps(document, finite)
+    header = dumps(document, finite)
     if not chunks:
         return EncodedBody(header, None)
     return EncodedBody(header + b"".join(chunks), len(header))
-
-
-def _tensor_entries(
-    tensors: Iterable[tuple[str, np.ndarray, bool]],
-) -> tuple[list[dict[str, Any]], list[bytes], bool]:
-    """v2 tensor entries for (name, array, as binary) triples, the binary chunks in order, and
-    whether every JSON-encoded array is finite (which decides the JSON serialiser)."""
-    entries: list[dict[str, Any]] = []
-    chunks: list[bytes] = []
-    finite = True
-    for name, array, binary in tensors:
-        datatype = datatype_of(array)
-        entry: dict[str, Any] = {"name": name, "datatype": datatype, "shape": list(array.shape)}
-        if binary:
-            chunk = _to_binary(array, datatype)
-            entry["parameters"] = {"binary_data_size": len(chunk)}
-            chunks.append(chunk)
-        else:
-            entry["data"] = _to_json_data(array, datatype)
-            finite = finite and _finite(array)
-        entries.append(entry)
-    return entries, chunks, finite
-
-
-def encode_request(
-    inputs: Mapping[str, np.ndarray],
-    *,
-    binary: bool = False,
-    request_id: str | None = None,
-    binary_output: bool = False,
-) -> EncodedBody:
-    """Encode a v2 inference request (for clients, tests and benchmarks)."""
-    entries, chunks, finite = _tensor_entries(
-        (name, array, binary) for name, array in inputs.items()
-    )
-    document: dict[str, Any] = {"inputs": entries}
-    if request_id is not None:
-        document["id"] = request_id
-    if binary_output:
-        document["parameters"] = {"binary_data_output": True}
-    header = _dumps(document, finite)
-    if not chunks:
-        return EncodedBody(header, None)
-    return EncodedBody(header + b"".join(chunks), len(header))
-
-
-def decode_response(body: bytes, *, header_length: int | None = None) -> dict[str, np.ndarray]:
-    """Decode the outputs of a v2 inference response (JSON or binary) into numpy arrays."""
-    header, binary = (
-        (body, b"") if header_length is None else (body[:header_length], body[header_length:])
-    )
-    document = _loads(header)
-    if "error" in document:
-        raise ProtocolError(str(document["error"]))
-    result: dict[str, np.ndarray] = {}
-    offset = 0
-    for entry in document["outputs"]:
-        spec = TensorSpec("response", entry["datatype"], [VARIABLE_DIM, *entry["shape"][1:]])
-        shape = tuple(entry["shape"])
-        size = (entry.get("parameters") or {}).get("binary_data_size")
-        if size is None:
-            result[entry["name"]] = _from_json(spec, shape, entry["data"])
-        else:
-            result[entry["name"]] = _from_binary(spec, shape, binary[offset : offset + size])
-            offset += size
-    return result
-
-
-def _to_binary(array: np.ndarray, datatype: str) -> bytes:
-    if datatype == "BYTES":
-        parts: list[bytes] = []
-        for item in array.reshape(-1):
-            raw = item if isinstance(item, bytes) else str(item).encode()
-            parts.append(struct.pack("<I", len(raw)))
-            parts.append(raw)
-        return b"".join(parts)
-    return np.ascontiguousarray(array, dtype=array.dtype.newbyteorder("<")).tobytes()
-
-
-def _to_json_data(array: np.ndarray, datatype: str) -> Any:
-    if datatype == "BYTES":
-        return [
-            item.decode(errors="replace") if isinstance(item, bytes) else str(item)
-            for item in array.reshape(-1)
-        ]
-    # orjson writes numpy arrays natively (OPT_SERIALIZE_NUMPY) without a Python list per value.
-    return np.ascontiguousarray(array.reshape(-1))
 
 
 def error_body(message: str) -> bytes:

@@ -1,0 +1,37 @@
+"""The KServe v2 (Open Inference Protocol) wire format, in two layers.
+
+- `envelopes`: the request and response documents (decode and validate a request against the
+  model's signature, encode a response, the error document);
+- `codecs`: one tensor to and from JSON `data` or binary-extension bytes.
+
+Only the server side lives here; the client side (encode a request, decode a response) that
+tests and benchmarks use is `tests/v2_client.py`.
+"""
+
+from inferstack.runtime.protocol.codecs import ProtocolError
+from inferstack.runtime.protocol.envelopes import (
+    BINARY_CONTENT_TYPE,
+    HEADER_LENGTH_HEADER,
+    JSON_CONTENT_TYPE,
+    EncodedBody,
+    InferRequest,
+    RequestedOutput,
+    Signature,
+    decode_request,
+    encode_response,
+    error_body,
+)
+
+__all__ = [
+    "BINARY_CONTENT_TYPE",
+    "HEADER_LENGTH_HEADER",
+    "JSON_CONTENT_TYPE",
+    "EncodedBody",
+    "InferRequest",
+    "ProtocolError",
+    "RequestedOutput",
+    "Signature",
+    "decode_request",
+    "encode_response",
+    "error_body",
+]
