@@ -48,7 +48,7 @@ SUBCOMMANDS: dict[str, Subcommand] = {
         "measure a model's latency, throughput and cold start on this hardware",
     ),
     "work": Subcommand(
-        "inferstack.runtime.worker",
+        "inferstack.runtime.work",
         "consume a queue (SQS, Pub/Sub, Redis Streams) and write results durably",
     ),
 }

@@ -4,20 +4,25 @@
 command-line flag, an environment variable `INFERSTACK_<FIELD>` (what a Kubernetes Deployment
 sets), a YAML or JSON config file (keys are the field names), then the model's default. Errors
 name where each bad value came from, so a user knows whether to fix a flag, a variable or a file.
+
+Both commands' settings extend `BatchingSettings`: the model, how it runs, and the batcher's
+knobs are one definition, so a setting cannot mean one thing to `serve` and another to `work`.
 """
 
 from __future__ import annotations
 
 import argparse
+import math
 import os
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any, Literal, TypeVar
 
 import yaml
-from pydantic import BaseModel, BeforeValidator, ValidationError
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator
 
 from inferstack.contract.env import ENV_CONFIG, ENV_PREFIX
+from inferstack.runtime.batcher import BatcherConfig
 
 SettingsT = TypeVar("SettingsT", bound=BaseModel)
 
@@ -38,6 +43,66 @@ def _comma_separated_ints(value: object) -> object:
 
 BatchSizes = Annotated[tuple[int, ...], BeforeValidator(_comma_separated_ints)]
 """A list of batch sizes, given as a list (config file) or as `16,32` (flag, env var)."""
+
+
+class BatchingSettings(BaseModel):
+    """What `serve` and `work` share: the model, how it runs, and the batcher's knobs."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    model: str = Field(description="model URI, e.g. builtin://mlp")
+    model_name: str | None = Field(default=None, description="served name; derived from the URI")
+    device: str = Field(default="auto", description="auto, cpu, cuda or cuda:N")
+    torch_threads: int = Field(default=0, ge=0, description="0: CPU budget minus one")
+    gil_switch_interval_us: int = Field(
+        default=200,
+        ge=20,
+        le=5000,
+        description="max microseconds a thread keeps the GIL while the batch thread waits",
+    )
+    max_batch_size: int = Field(default=32, ge=1)
+    preferred_batch_sizes: BatchSizes = ()
+    max_queue_delay_ms: float = Field(default=5.0, ge=0)
+    instances: int = Field(default=1, ge=1)
+    model_process: bool = Field(
+        default=True,
+        description="run each model instance in its own process (false: on a thread of this one)",
+    )
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+
+    @field_validator("device")
+    @classmethod
+    def _device(cls, value: str) -> str:
+        if value not in ("auto", "cpu", "cuda") and not value.startswith("cuda:"):
+            raise ValueError(f"expected auto, cpu, cuda or cuda:N, got {value!r}")
+        return value
+
+    def resolved_torch_threads(self) -> int:
+        """The intra-op thread count to use: the explicit setting, or CPU budget minus one."""
+        return self.torch_threads or max(1, cpu_budget() - 1)
+
+    def batching(self, *, max_queue_size: int, request_timeout_s: float | None) -> BatcherConfig:
+        """The batcher knobs with the queue bound and timeout the command decides."""
+        return BatcherConfig(
+            max_batch_size=self.max_batch_size,
+            preferred_batch_sizes=self.preferred_batch_sizes,
+            max_queue_delay_s=self.max_queue_delay_ms / 1000,
+            max_queue_size=max_queue_size,
+            request_timeout_s=request_timeout_s,
+            instances=self.instances,
+        )
+
+
+def cpu_budget() -> int:
+    """CPUs this process may use: the cgroup v2 quota if set, else the affinity mask."""
+    available = len(os.sched_getaffinity(0))
+    try:
+        quota, period = Path("/sys/fs/cgroup/cpu.max").read_text().split()[:2]
+    except (OSError, ValueError):
+        return available
+    if quota == "max":
+        return available
+    return max(1, min(available, math.ceil(int(quota) / int(period))))
 
 
 def env_vars(model: type[BaseModel]) -> dict[str, str]:

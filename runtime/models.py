@@ -24,9 +24,11 @@ import contextlib
 import importlib
 import json
 import re
+import time
 import warnings
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
 
@@ -487,8 +489,6 @@ def warm_up(model: LoadedModel, batch_sizes: Sequence[int], repeats: int = 2) ->
     Why: the first calls at a new shape pay one-off costs (allocator growth, kernel selection,
     lazy initialisation on GPUs) that must not land on the first real requests.
     """
-    import time
-
     started = time.perf_counter()
     for batch_size in batch_sizes:
         inputs = model.example_inputs(batch_size)
@@ -499,3 +499,48 @@ def warm_up(model: LoadedModel, batch_sizes: Sequence[int], repeats: int = 2) ->
 
         torch.cuda.synchronize()
     return time.perf_counter() - started
+
+
+@dataclass(frozen=True)
+class OpenedModel:
+    """A model ready for `predict_batch`, and what opening it cost."""
+
+    model: LoadedModel
+    device: str
+    """The resolved device (`auto` decided)."""
+    load_s: float
+    warm_up_s: float
+
+
+def open_model(
+    uri: str,
+    *,
+    name: str | None = None,
+    device: str = "auto",
+    threads: int,
+    warm_up_sizes: Sequence[int],
+    instances: int = 1,
+    model_process: bool = True,
+) -> OpenedModel:
+    """Load and warm up a model the way `serve`, `work` and `profile` all run it.
+
+    With `model_process` (the default) each of `instances` copies runs in its own process
+    (`model_process.ProcessModel`); otherwise one copy loads on this process's torch, its
+    intra-op pool set to `threads`. Blocking: call it off the event loop. Raises ModelLoadError
+    with the fix when the model cannot load.
+    """
+    if model_process:
+        # model_process builds on this module (ProcessModel is a LoadedModel): imported here.
+        from inferstack.runtime.model_process import ModelProcessConfig, ProcessModel
+
+        config = ModelProcessConfig(
+            uri, name or model_name_from_uri(uri), device, threads, tuple(warm_up_sizes)
+        )
+        processes = ProcessModel.start(config, instances)
+        return OpenedModel(processes, processes.device, processes.load_s, processes.warm_up_s)
+    configure_torch_threads(threads)
+    resolved = resolve_device(device)
+    started = time.perf_counter()
+    model = load_model(uri, name=name, device=resolved)
+    load_s = time.perf_counter() - started
+    return OpenedModel(model, resolved, load_s, warm_up(model, warm_up_sizes))

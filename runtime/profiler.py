@@ -31,15 +31,11 @@ from inferstack.profile import (
     Profile,
 )
 from inferstack.runtime.layered_settings import boolean
-from inferstack.runtime.model_process import ModelProcessConfig, ProcessModel
 from inferstack.runtime.models import (
     LoadedModel,
     ModelLoadError,
     configure_torch_threads,
-    load_model,
-    model_name_from_uri,
-    resolve_device,
-    warm_up,
+    open_model,
 )
 from inferstack.runtime.settings import cpu_budget
 
@@ -126,19 +122,18 @@ def measure(
 ) -> Profile:
     """Load, warm up and time the model at each batch size; returns a validated Profile."""
     report = progress or (lambda line: None)
+    # Set here too in a model process: the profile records this process's torch as well.
     configure_torch_threads(threads)
-    resolved = resolve_device(device)
-    model: LoadedModel
-    if model_process:
-        name = model_name_from_uri(uri)
-        config = ModelProcessConfig(uri, name, resolved, threads, tuple(sorted(batch_sizes)))
-        model = ProcessModel.start(config)
-        load_s, warmup_s, where = model.load_s, model.warm_up_s, "in a model process"
-    else:
-        started = time.perf_counter()
-        model = load_model(uri, device=resolved)
-        load_s = time.perf_counter() - started
-        warmup_s, where = warm_up(model, sorted(batch_sizes)), "in this process"
+    opened = open_model(
+        uri,
+        device=device,
+        threads=threads,
+        warm_up_sizes=sorted(batch_sizes),
+        model_process=model_process,
+    )
+    model, resolved = opened.model, opened.device
+    load_s, warmup_s = opened.load_s, opened.warm_up_s
+    where = "in a model process" if model_process else "in this process"
     report(
         f"{uri}: load {load_s:.2f}s, warm-up {warmup_s:.2f}s on {resolved} {where}, "
         f"{threads} threads"

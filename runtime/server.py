@@ -23,7 +23,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
-import time
 from collections.abc import Callable
 from dataclasses import replace
 
@@ -33,15 +32,12 @@ from inferstack.runtime.app import InferenceApp, ModelUnavailableError, ServedMo
 from inferstack.runtime.batcher import DynamicBatcher
 from inferstack.runtime.http import HttpLimits, HttpServer
 from inferstack.runtime.metrics import RuntimeMetrics
-from inferstack.runtime.model_process import ModelProcessConfig, ProcessModel
+from inferstack.runtime.model_process import ProcessModel
 from inferstack.runtime.models import (
     LoadedModel,
     configure_gil_switch_interval,
-    configure_torch_threads,
-    load_model,
     model_name_from_uri,
-    resolve_device,
-    warm_up,
+    open_model,
 )
 from inferstack.runtime.settings import ServerSettings
 from inferstack.runtime.tensors import json_request_bytes
@@ -113,21 +109,20 @@ class InferenceServer:
         config = settings.batcher_config()
         sizes = config.warm_up_sizes
         configure_gil_switch_interval(settings.gil_switch_interval_us)
-        model: LoadedModel
-        if settings.model_process:
-            process_config = ModelProcessConfig(
-                settings.model, self.model_name, settings.device, threads, sizes
-            )
-            processes = await asyncio.to_thread(
-                ProcessModel.start, process_config, settings.instances
-            )
-            load_s, warm_up_s, device = processes.load_s, processes.warm_up_s, processes.device
-            processes.watch(self._model_process_ended)
-            model = processes
-        else:
-            model, load_s, warm_up_s, device = await asyncio.to_thread(
-                self._load_in_process, threads, sizes
-            )
+        opened = await asyncio.to_thread(
+            open_model,
+            settings.model,
+            name=self.model_name,
+            device=settings.device,
+            threads=threads,
+            warm_up_sizes=sizes,
+            instances=settings.instances,
+            model_process=settings.model_process,
+        )
+        model, device = opened.model, opened.device
+        load_s, warm_up_s = opened.load_s, opened.warm_up_s
+        if isinstance(model, ProcessModel):
+            model.watch(self._model_process_ended)
         self._model = model
         if self._stop.is_set() or self._drain_task is not None:
             return  # Told to stop while loading: never turn ready.
@@ -180,17 +175,6 @@ class InferenceServer:
             return model.predict_batch(inputs)
 
         return predict
-
-    def _load_in_process(
-        self, threads: int, sizes: tuple[int, ...]
-    ) -> tuple[LoadedModel, float, float, str]:
-        """The model on threads of this process (`model_process: false`)."""
-        configure_torch_threads(threads)
-        device = resolve_device(self.settings.device)
-        started = time.perf_counter()
-        model = load_model(self.settings.model, name=self.model_name, device=device)
-        loaded = time.perf_counter()
-        return model, loaded - started, warm_up(model, sizes), device
 
     def _model_process_ended(self) -> None:
         # Requests routed to it fail with 500 from now on; a restart is the only cure.

@@ -2,52 +2,37 @@
 
 Precedence, highest first: command-line flag, environment variable, config file (YAML or
 JSON, keys are the field names), default. The Kubernetes Deployment sets the environment
-variables named by the `ENV_*` constants here; the components import those constants rather
-than spelling the strings.
+variables named by the `ENV_*` constants in `inferstack.contract.env`; the components import
+those rather than spelling the strings. The model and batching settings are `BatchingSettings`,
+shared with `inferstack work`.
 """
 
 from __future__ import annotations
 
-import math
-import os
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Final, Literal
+from typing import Any, Final
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import Field, field_validator
 
 from inferstack.contract.pods import DEFAULT_PORT
 from inferstack.runtime.batcher import BatcherConfig
-from inferstack.runtime.layered_settings import BatchSizes, SettingsError, env_vars, resolve
+from inferstack.runtime.layered_settings import (
+    BatchingSettings,
+    SettingsError,
+    cpu_budget,
+    env_vars,
+    resolve,
+)
 
 
-class ServerSettings(BaseModel):
+class ServerSettings(BatchingSettings):
     """Everything `inferstack serve` can be told."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    model: str = Field(description="model URI, e.g. builtin://mlp")
-    model_name: str | None = Field(default=None, description="served name; derived from the URI")
     host: str = "0.0.0.0"
     port: int = Field(default=DEFAULT_PORT, ge=1, le=65535)
-    max_batch_size: int = Field(default=32, ge=1)
-    preferred_batch_sizes: BatchSizes = ()
-    max_queue_delay_ms: float = Field(default=5.0, ge=0)
     max_queue_size: int = Field(default=1024, ge=1)
     request_timeout_ms: float = Field(default=0, ge=0, description="0: no timeout")
-    instances: int = Field(default=1, ge=1)
-    model_process: bool = Field(
-        default=True,
-        description="run each model instance in its own process (false: on a server thread)",
-    )
-    torch_threads: int = Field(default=0, ge=0, description="0: CPU budget minus one")
-    device: str = Field(default="auto", description="auto, cpu, cuda or cuda:N")
-    gil_switch_interval_us: int = Field(
-        default=200,
-        ge=20,
-        le=5000,
-        description="max microseconds a thread keeps the GIL while the batch thread waits",
-    )
     drain_grace_s: float = Field(default=30.0, gt=0)
     drain_listen_s: float = Field(
         default=3.0,
@@ -70,7 +55,6 @@ class ServerSettings(BaseModel):
     max_connections: int = Field(
         default=0, ge=0, description="open connections (0: the descriptor limit minus a reserve)"
     )
-    log_level: Literal["debug", "info", "warning", "error"] = "info"
 
     @field_validator("max_request_bytes")
     @classmethod
@@ -79,43 +63,16 @@ class ServerSettings(BaseModel):
             raise ValueError(f"expected 0 (automatic) or at least 1024 bytes, got {value}")
         return value
 
-    @field_validator("device")
-    @classmethod
-    def _device(cls, value: str) -> str:
-        if value not in ("auto", "cpu", "cuda") and not value.startswith("cuda:"):
-            raise ValueError(f"expected auto, cpu, cuda or cuda:N, got {value!r}")
-        return value
-
     def batcher_config(self) -> BatcherConfig:
         """The batcher knobs; ValueError when they contradict each other."""
-        return BatcherConfig(
-            max_batch_size=self.max_batch_size,
-            preferred_batch_sizes=self.preferred_batch_sizes,
-            max_queue_delay_s=self.max_queue_delay_ms / 1000,
+        return self.batching(
             max_queue_size=self.max_queue_size,
             request_timeout_s=self.request_timeout_ms / 1000 if self.request_timeout_ms else None,
-            instances=self.instances,
         )
-
-    def resolved_torch_threads(self) -> int:
-        """The intra-op thread count to use: the explicit setting, or CPU budget minus one."""
-        return self.torch_threads or max(1, cpu_budget() - 1)
 
 
 ENV_VARS: Final[Mapping[str, str]] = env_vars(ServerSettings)
 """Environment variable of each setting: `max_batch_size` -> `INFERSTACK_MAX_BATCH_SIZE`."""
-
-
-def cpu_budget() -> int:
-    """CPUs this process may use: the cgroup v2 quota if set, else the affinity mask."""
-    available = len(os.sched_getaffinity(0))
-    try:
-        quota, period = Path("/sys/fs/cgroup/cpu.max").read_text().split()[:2]
-    except (OSError, ValueError):
-        return available
-    if quota == "max":
-        return available
-    return max(1, min(available, math.ceil(int(quota) / int(period))))
 
 
 def resolve_settings(

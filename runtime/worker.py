@@ -1,4 +1,4 @@
-"""`inferstack work`: consume a queue, run each message through the model, write results durably.
+"""The queue worker's core: consume a queue, run each message through the model, store results.
 
 The contract, per message (at-least-once):
 1. received in a batch of up to `max_batch_size`, its lease kept alive while it is worked;
@@ -17,39 +17,28 @@ deadline minus a margin, releases the rest at once (visibility 0 / ack deadline 
 releases whatever is still unfinished at the deadline, and exits 0. A SIGKILL loses nothing
 either: unacked messages come back when their lease expires, and results are write-once.
 
-Settings come from flags, `INFERSTACK_<SETTING>` environment variables or `--config` (YAML), in
-that precedence.
+The command line (`inferstack work`: settings, logging, signals, opening queue, store and model)
+is `work.py`; this module is the loop alone, with its clock injected so that tests decide time.
 """
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import contextlib
-import json
 import logging
-import signal
-import sys
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Final
+from typing import Any
 
 import orjson
-from prometheus_client import CollectorRegistry
 
 from inferstack.runtime.batcher import (
     BatchTooLargeError,
     DrainingError,
     DynamicBatcher,
 )
-from inferstack.runtime.interruption import (
-    InterruptionWatcher,
-    MetadataPoller,
-    Notice,
-    resolve_endpoints,
-)
-from inferstack.runtime.layered_settings import SettingsError, add_setting_flags
+from inferstack.runtime.interruption import Notice
 from inferstack.runtime.metrics import RuntimeMetrics
 from inferstack.runtime.protocol import (
     InferRequest,
@@ -61,7 +50,7 @@ from inferstack.runtime.protocol import (
 )
 from inferstack.runtime.queues import Message, QueueConsumer
 from inferstack.runtime.worker_metrics import OUTCOMES, WorkerMetrics
-from inferstack.runtime.worker_settings import FIELDS, WorkerSettings, resolve_settings
+from inferstack.runtime.worker_settings import WorkerSettings
 
 logger = logging.getLogger("inferstack.worker")
 
@@ -98,7 +87,8 @@ class Worker:
     """The consume-infer-store-ack loop for one queue and one model (see the module docstring).
 
     `run()` returns once the worker stopped (interruption, `stop()` or idle exit) and every
-    message it held is settled. `interrupt()` is safe to call from any thread.
+    message it held is settled. `interrupt()` is safe to call from any thread. `clock` is
+    the clock of `Notice.deadline` (monotonic seconds); tests pass their own.
     """
 
     def __init__(
@@ -110,6 +100,7 @@ class Worker:
         *,
         metrics: WorkerMetrics | None = None,
         runtime_metrics: RuntimeMetrics | None = None,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.queue = queue
         self.store = store
@@ -117,6 +108,7 @@ class Worker:
         self.settings = settings
         self.metrics = metrics or WorkerMetrics(model.name)
         self.runtime_metrics = runtime_metrics
+        self.clock = clock
         self.notice: Notice | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stopping: asyncio.Event | None = None
@@ -191,7 +183,7 @@ class Worker:
     async def _pull(self) -> None:
         assert self._stopping is not None
         assert self._slot_free is not None
-        idle_since = time.monotonic()
+        idle_since = self.clock()
         while not self._stopping.is_set():
             if len(self._batches) >= self.settings.prefetch_batches:
                 self._slot_free.clear()
@@ -217,13 +209,13 @@ class Worker:
             if not messages:
                 limit = self.settings.exit_when_idle_s
                 if limit is not None and not self._batches:
-                    if time.monotonic() - idle_since >= limit:
+                    if self.clock() - idle_since >= limit:
                         logger.info("queue idle for %.1f s: stopping", limit)
                         self._stopping.set()
                 else:
-                    idle_since = time.monotonic()
+                    idle_since = self.clock()
                 continue
-            idle_since = time.monotonic()
+            idle_since = self.clock()
             self._start_batch(messages)
 
     async def _wait_any(self, awaitable: Any) -> None:
@@ -242,7 +234,7 @@ class Worker:
         batch = _Batch(
             number=number,
             unsettled={id(message): message for message in messages},
-            started=time.monotonic(),
+            started=self.clock(),
             messages=messages,
         )
         self._batches[number] = batch
@@ -252,7 +244,7 @@ class Worker:
     async def _work(self, batch: _Batch) -> None:
         try:
             await self._process(batch)
-            elapsed = time.monotonic() - batch.started
+            elapsed = self.clock() - batch.started
             previous = self._batch_s_ewma
             self._batch_s_ewma = elapsed if not previous else 0.7 * previous + 0.3 * elapsed
         except asyncio.CancelledError:
@@ -466,7 +458,7 @@ class Worker:
             return  # Already draining for an earlier deadline.
         self.notice = notice
         self._stopping.set()
-        now = time.monotonic()
+        now = self.clock()
         drain_by = notice.deadline - self.settings.drain_margin_s
         logger.warning(
             "interruption (%s: %s): draining %d held messages, %.1f s left",
@@ -496,7 +488,7 @@ class Worker:
 
     def _fits_another(self) -> bool:
         """Whether one more batch fits before the drain deadline, by the measured batch time."""
-        remaining = self._drain_by - time.monotonic()
+        remaining = self._drain_by - self.clock()
         if remaining <= 0:
             return False
         needed = (len(self._batches) + 1) * self._batch_s_ewma
@@ -525,196 +517,3 @@ def result_document(
     response = encode_response(model.name, outputs, request_id=request.id, requested=requested)
     # The response is a JSON object; splice the id in rather than re-parse 100s of KiB of data.
     return b'{"message_id":' + orjson.dumps(message_id) + b"," + response.body[1:]
-
-
-# Command line --------------------------------------------------------------------------------
-
-_HELP: Final = {
-    "queue": "queue URI: sqs://<url or name>, pubsub://projects/P/subscriptions/S, "
-    "redis://HOST:PORT/DB?stream=NAME",
-    "model": "model URI: builtin://mlp, a TorchScript .pt, a torch.export .pt2 or module:Class",
-    "results": "result store URI: file:///DIR, redis://HOST:PORT/DB, s3://BUCKET/PREFIX, "
-    "gs://BUCKET/PREFIX (default file://$PWD/results)",
-    "interruption": "watch the spot metadata services: auto (on the cloud or when a URL is "
-    "set), on, off",
-}
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """Flags for every setting; each defaults to the environment, then the config file."""
-    add_setting_flags(parser, WorkerSettings, _HELP)
-
-
-class _JsonFormatter(logging.Formatter):
-    """One JSON object per line: time, level, logger, message and the record's `extra` fields."""
-
-    _BUILTIN: Final = set(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message"}
-
-    def format(self, record: logging.LogRecord) -> str:
-        document: dict[str, Any] = {
-            "ts": round(record.created, 3),
-            "level": record.levelname.lower(),
-            "logger": record.name,
-            "pid": record.process,
-            "msg": record.getMessage(),
-        }
-        for key, value in vars(record).items():
-            if key not in self._BUILTIN:
-                document[key] = value
-        if record.exc_info:
-            document["exception"] = self.formatException(record.exc_info)
-        return json.dumps(document, default=str)
-
-
-def _configure_logging(settings: WorkerSettings) -> None:
-    handler = logging.StreamHandler(sys.stderr)
-    if settings.log_format == "json":
-        handler.setFormatter(_JsonFormatter())
-    else:
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-    root = logging.getLogger()
-    root.handlers[:] = [handler]
-    root.setLevel(settings.log_level.upper())
-    # Client libraries log every request at debug; keep ours readable.
-    for noisy in ("botocore", "boto3", "urllib3", "google", "grpc", "redis", "asyncio"):
-        logging.getLogger(noisy).setLevel(max(logging.INFO, root.level))
-
-
-def run(args: argparse.Namespace) -> int:
-    """Resolve the settings, open queue, store and model, and work until stopped."""
-    flags = {name: getattr(args, name) for name in FIELDS}
-    try:
-        settings = resolve_settings(flags, config_file=args.config)
-    except SettingsError as error:
-        sys.stderr.write(f"inferstack work: {error}\n")
-        return 2
-    _configure_logging(settings)
-    return run_worker(settings)
-
-
-def run_worker(settings: WorkerSettings) -> int:
-    """Open everything `settings` names and run the worker; the process exit code."""
-    # Signals that arrive while torch loads (seconds) must not kill the process uncleanly: note
-    # them now, act on them once the loop runs (the worker then exits at once, holding nothing).
-    early_signals: list[int] = []
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(signum, lambda received, _frame: early_signals.append(received))
-
-    from inferstack.runtime.model_process import ModelProcessConfig, ProcessModel
-    from inferstack.runtime.models import (
-        LoadedModel,
-        ModelLoadError,
-        configure_gil_switch_interval,
-        configure_torch_threads,
-        load_model,
-        model_name_from_uri,
-    )
-    from inferstack.runtime.queues import QueueConfigError, open_queue
-    from inferstack.runtime.results import ResultStoreConfigError, open_result_store
-    from inferstack.runtime.settings import cpu_budget
-
-    try:
-        endpoints = resolve_endpoints(
-            settings.interruption, aws=settings.aws_metadata_url, gcp=settings.gcp_metadata_url
-        )
-        queue = open_queue(
-            settings.queue, lease_s=settings.lease_s, max_attempts=settings.max_attempts
-        )
-        store = open_result_store(settings.results_uri())
-    except (QueueConfigError, ResultStoreConfigError, ValueError) as error:
-        sys.stderr.write(f"inferstack work: {error}\n")
-        return 2
-    threads = settings.torch_threads or max(1, cpu_budget() - 1)
-    configure_gil_switch_interval(settings.gil_switch_interval_us)
-    model: LoadedModel
-    try:
-        if settings.model_process:
-            config = settings.batcher_config()
-            model = ProcessModel.start(
-                ModelProcessConfig(
-                    settings.model,
-                    settings.model_name or model_name_from_uri(settings.model),
-                    settings.device,
-                    threads,
-                    config.warm_up_sizes,
-                ),
-                settings.instances,
-            )
-        else:
-            configure_torch_threads(threads)
-            model = load_model(settings.model, name=settings.model_name, device=settings.device)
-    except ModelLoadError as error:
-        sys.stderr.write(f"inferstack work: {error}\n")
-        return 2
-    registry = CollectorRegistry()
-    worker = Worker(
-        queue,
-        store,
-        model,
-        settings,
-        metrics=WorkerMetrics(model.name, registry),
-        runtime_metrics=RuntimeMetrics(model.name, registry),
-    )
-    if settings.metrics_port:
-        from prometheus_client import start_http_server
-
-        start_http_server(settings.metrics_port, registry=registry)
-    watcher = InterruptionWatcher(
-        MetadataPoller(
-            endpoints,
-            watch_rebalance=settings.watch_rebalance,
-            rebalance_drain_s=settings.rebalance_drain_s,
-        ),
-        worker.interrupt,
-        interval_s=settings.metadata_poll_s,
-    )
-    logger.info(
-        "working %s with model %s into %s (interruption watch: aws=%s gcp=%s)",
-        settings.queue,
-        model.name,
-        store.uri,
-        endpoints.aws or "off",
-        endpoints.gcp or "off",
-    )
-
-    async def main() -> None:
-        loop = asyncio.get_running_loop()
-        signals = 0
-
-        def on_signal(signum: int) -> None:
-            nonlocal signals
-            signals += 1
-            # The first signal starts the grace period; a second one means "now".
-            grace = settings.sigterm_grace_s if signals == 1 else settings.drain_margin_s
-            name = signal.Signals(signum).name.lower()
-            worker.interrupt(Notice(name, time.monotonic() + grace, f"signal {signals}"))
-
-        def on_model_exit() -> None:
-            model_died.append(True)
-            # Every batch from now on would fail and burn the messages' attempts: release
-            # what is held at once and exit 1, so that the pod restarts with a fresh model.
-            logger.error("a model process exited unexpectedly; releasing held messages")
-            worker.interrupt(Notice("model-exit", time.monotonic(), "the model process exited"))
-
-        for handled in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(handled, on_signal, handled)
-        for early in early_signals:
-            on_signal(early)
-        if isinstance(model, ProcessModel):
-            model.watch(on_model_exit)
-        watcher.start()
-        try:
-            await worker.run()
-        finally:
-            watcher.stop()
-            if isinstance(model, ProcessModel):
-                model.unwatch()
-
-    model_died: list[bool] = []
-    try:
-        asyncio.run(main())
-    finally:
-        queue.close()
-        store.close()
-        model.close()
-    return 1 if model_died else 0

@@ -1,7 +1,8 @@
 """Settings of `inferstack work`: queue, model, results, batching, leases, retries, interruption.
 
 Each one comes from a flag, an `INFERSTACK_<SETTING>` environment variable or a config file, in
-that precedence (see `layered_settings`).
+that precedence (see `layered_settings`). The model and batching settings are
+`BatchingSettings`, shared with `inferstack serve`.
 """
 
 from __future__ import annotations
@@ -10,40 +11,20 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Final, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
 from inferstack.contract.pods import WORKER_METRICS_PORT
 from inferstack.runtime.batcher import BatcherConfig
-from inferstack.runtime.layered_settings import BatchSizes, resolve
+from inferstack.runtime.layered_settings import BatchingSettings, env_vars, resolve
 
 
-class WorkerSettings(BaseModel):
+class WorkerSettings(BatchingSettings):
     """Everything `inferstack work` can be told."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
     queue: str = Field(
         description="queue URI: sqs://, pubsub://projects/P/subscriptions/S, redis://"
     )
-    model: str = Field(description="model URI, e.g. builtin://mlp")
     results: str = Field(default="", description="result store URI (default file://$PWD/results)")
-    model_name: str | None = None
-    device: str = "auto"
-    torch_threads: int = Field(default=0, ge=0, description="0: CPU budget minus one")
-    gil_switch_interval_us: int = Field(
-        default=200,
-        ge=20,
-        le=5000,
-        description="max microseconds a thread keeps the GIL while the batch thread waits",
-    )
-    max_batch_size: int = Field(default=32, ge=1)
-    preferred_batch_sizes: BatchSizes = ()
-    max_queue_delay_ms: float = Field(default=5.0, ge=0)
-    instances: int = Field(default=1, ge=1)
-    model_process: bool = Field(
-        default=True,
-        description="run each model instance in its own process (false: on a worker thread)",
-    )
     prefetch_batches: int = Field(default=2, ge=1, description="pulled batches worked at once")
     lease_s: float = Field(default=60.0, gt=0, description="visibility timeout / claim idle")
     poll_wait_s: float = Field(default=2.0, ge=0, description="long-poll wait of one receive")
@@ -69,17 +50,12 @@ class WorkerSettings(BaseModel):
     exit_when_idle_s: float | None = Field(
         default=None, gt=0, description="exit once the queue gave nothing for this long"
     )
-    log_level: Literal["debug", "info", "warning", "error"] = "info"
     log_format: Literal["text", "json"] = "text"
 
     def batcher_config(self) -> BatcherConfig:
         """The batcher knobs. The queue is bounded by prefetch, so the batcher's never fills."""
-        return BatcherConfig(
-            max_batch_size=self.max_batch_size,
-            preferred_batch_sizes=self.preferred_batch_sizes,
-            max_queue_delay_s=self.max_queue_delay_ms / 1000,
-            max_queue_size=self.max_batch_size * self.prefetch_batches,
-            instances=self.instances,
+        return self.batching(
+            max_queue_size=self.max_batch_size * self.prefetch_batches, request_timeout_s=None
         )
 
     def results_uri(self) -> str:
@@ -88,6 +64,9 @@ class WorkerSettings(BaseModel):
 
 
 FIELDS: Final = tuple(WorkerSettings.model_fields)
+
+ENV_VARS: Final[Mapping[str, str]] = env_vars(WorkerSettings)
+"""Environment variable of each worker setting: `lease_s` -> `INFERSTACK_LEASE_S`."""
 
 
 def resolve_settings(

@@ -6,12 +6,14 @@ import pytest
 
 from inferstack.contract import env as env_names
 from inferstack.runtime import settings as module
+from inferstack.runtime.layered_settings import BatchingSettings
 from inferstack.runtime.settings import (
     ENV_VARS,
     ServerSettings,
     SettingsError,
     resolve_settings,
 )
+from inferstack.runtime.worker_settings import WorkerSettings
 
 
 def test_every_setting_has_a_constant_in_the_dependency_free_env_names_module():
@@ -102,3 +104,15 @@ def test_configure_gil_switch_interval_sets_the_interpreter_interval():
         assert sys.getswitchinterval() == pytest.approx(0.00025)
     finally:
         sys.setswitchinterval(before)
+
+
+@pytest.mark.parametrize("command", [ServerSettings, WorkerSettings])
+def test_serve_and_work_share_one_definition_of_the_model_and_batching_settings(command):
+    assert issubclass(command, BatchingSettings)
+    for name, field in BatchingSettings.model_fields.items():
+        assert repr(command.model_fields[name]) == repr(field), name
+
+
+def test_the_worker_refuses_an_unknown_device_as_the_server_does():
+    with pytest.raises(ValueError, match="expected auto, cpu, cuda or cuda:N"):
+        WorkerSettings(queue="redis://x/0?stream=s", model="builtin://mlp", device="tpu")

@@ -200,6 +200,27 @@ def test_backoff_doubles_and_is_capped(store: DirectoryStore) -> None:
     assert [worker.backoff_s(attempt) for attempt in (1, 2, 3, 4, 5)] == [2, 4, 8, 10, 10]
 
 
+class SteppingClock:
+    """A clock that moves `step_s` forward every time it is read."""
+
+    def __init__(self, step_s: float) -> None:
+        self.now = 0.0
+        self.step_s = step_s
+
+    def __call__(self) -> float:
+        self.now += self.step_s
+        return self.now
+
+
+def test_the_idle_exit_is_timed_by_the_injected_clock(store: DirectoryStore) -> None:
+    clock = SteppingClock(step_s=60.0)
+    worker = Worker(
+        MemoryQueue(), store, DoublingModel(), settings(exit_when_idle_s=3600), clock=clock
+    )
+    run_worker(worker)  # An hour of the worker's clock, a few empty receives of real time.
+    assert 3600 <= clock.now <= 3600 + 3 * 60
+
+
 def test_receive_errors_are_retried_not_fatal(store: DirectoryStore) -> None:
     queue = MemoryQueue(fail_receive=2)
     message_id = queue.put(request_body([1, 2, 3, 4]))
