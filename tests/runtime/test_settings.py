@@ -2,16 +2,26 @@
 
 from __future__ import annotations
 
+import asyncio
+import json
+
 import pytest
 
 from inferstack.contract import env as env_names
 from inferstack.runtime import settings as module
 from inferstack.runtime.layered_settings import BatchingSettings
+from inferstack.runtime.server import InferenceServer
 from inferstack.runtime.settings import (
     ENV_VARS,
     ServerSettings,
     SettingsError,
     resolve_settings,
+)
+from inferstack.runtime.tensors import (
+    JSON_ELEMENT_BYTES,
+    REQUEST_ENVELOPE_BYTES,
+    TensorSpec,
+    json_request_bytes,
 )
 from inferstack.runtime.worker_settings import WorkerSettings
 
@@ -116,3 +126,42 @@ def test_serve_and_work_share_one_definition_of_the_model_and_batching_settings(
 def test_the_worker_refuses_an_unknown_device_as_the_server_does():
     with pytest.raises(ValueError, match="expected auto, cpu, cuda or cuda:N"):
         WorkerSettings(queue="redis://x/0?stream=s", model="builtin://mlp", device="tpu")
+
+
+# The request body limit ---------------------------------------------------------------------
+
+
+def test_the_body_limit_is_automatic_or_at_least_a_kilobyte():
+    assert ServerSettings(model="builtin://mlp").max_request_bytes == 0
+    assert ServerSettings(model="builtin://mlp", max_request_bytes=4096).max_request_bytes == 4096
+    with pytest.raises(ValueError, match="0 \\(automatic\\) or at least 1024"):
+        ServerSettings(model="builtin://mlp", max_request_bytes=10)
+
+
+def test_the_automatic_body_limit_is_a_max_batch_in_json_worst_case_bytes():
+    specs = [TensorSpec("x", "FP32", [-1, 512]), TensorSpec("m", "BOOL", [-1, 2, 4])]
+    row = 512 + 8
+    assert json_request_bytes(specs, 32) == 32 * row * JSON_ELEMENT_BYTES + REQUEST_ENVELOPE_BYTES
+    # A float's longest JSON spelling, pretty-printed in a nested list, fits the element budget.
+    pretty = json.dumps({"data": [[[-2.2250738585072014e-308] * 8] * 8] * 8}, indent=2)
+    assert len(pretty) / 8**3 < JSON_ELEMENT_BYTES
+    assert json_request_bytes([TensorSpec("s", "BYTES", [-1])], 32) is None
+    assert json_request_bytes([TensorSpec("v", "FP32", [-1, -1])], 32) is None
+
+
+def test_the_server_sizes_its_body_limit_from_the_loaded_model():
+    async def load(settings: ServerSettings) -> int:
+        server = InferenceServer(settings)
+        await server._load()
+        try:
+            return server.http.limits.max_request_bytes
+        finally:
+            assert server.app.served is not None
+            await server.app.served.batcher.close()
+            server._close_model()
+
+    doubler = {"model": "tests.runtime.handlers:Doubler", "model_process": False}
+    derived = asyncio.run(load(ServerSettings(**doubler, max_batch_size=4)))
+    assert derived == 4 * 3 * JSON_ELEMENT_BYTES + REQUEST_ENVELOPE_BYTES
+    explicit = asyncio.run(load(ServerSettings(**doubler, max_request_bytes=5000)))
+    assert explicit == 5000

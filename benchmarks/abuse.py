@@ -1,0 +1,407 @@
+"""The server under abuse, in one run: overload, SIGTERM under keep-alive load, a 64 MB body.
+
+1. Overload, with the queue limit at its default and at 64: wrk sweeps 8..128 keep-alive clients
+   (one 512-float JSON row per request, `builtin://mlp`, max batch 64, max queue delay 2 ms);
+   the smallest count within 90% of the best throughput is the saturating one; then 5x that
+   count. Goodput is the server's own success count per second. The p99 of *admitted* requests
+   comes from a probe: 4 more keep-alive clients, in this process, sending the same request and
+   timing only the answers that were 200 (wrk times 429s and 200s together).
+2. SIGTERM with 16 keep-alive clients posting back to back and 16 idle ones that post once more
+   after readiness dropped: requests that got no answer (RST or EOF), and how long the port
+   kept accepting after the signal.
+3. A 64 MB JSON body (rows of the echo model, so no compute): with the default body limit (the
+   JSON worst case of a max batch; 413 at header time), and with the limit raised to allow it:
+   peak RSS growth of the server and of its decoder process per MB of body, and the longest
+   `GET /v2/health/live` answered meanwhile (whether the decode blocked the event loop).
+
+`.venv/bin/python benchmarks/abuse.py` (needs `wrk`). Numbers on a shared 2-core machine move
+from run to run; compare the ratios, which are measured side by side.
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import json
+import os
+import signal
+import socket
+import sys
+import threading
+import time
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+# The repository root, for the v2 client half that tests and benchmarks share.
+sys.path.insert(1, str(Path(__file__).resolve().parents[1]))
+
+from loadgen import (  # noqa: E402
+    PYTHON,
+    free_port,
+    machine_load,
+    start_server,
+    stop_server,
+    wrk,
+)
+
+from inferstack.contract.env import ENV_TORCH_THREADS  # noqa: E402
+from inferstack.contract.metrics import REQUESTS  # noqa: E402
+from tests.v2_client import encode_request  # noqa: E402
+
+SWEEP = (8, 16, 32, 64, 128)
+PROBES = 4
+RESET_ERRORS = (ConnectionError, http.client.HTTPException)
+
+
+def _serve(port: int, *flags: str) -> list[str]:
+    return [PYTHON, "-m", "inferstack.cli", "serve", "--port", str(port), *flags]
+
+
+def _successes(port: int) -> float:
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as response:
+        for line in response.read().decode().splitlines():
+            if line.startswith(REQUESTS + "_total{") and 'outcome="success"' in line:
+                return float(line.split()[-1])
+    return 0.0
+
+
+class Probe:
+    """Keep-alive clients that time only the requests the server admitted (status 200)."""
+
+    def __init__(self, port: int, path: str, body: bytes) -> None:
+        self.port, self.path, self.body = port, path, body
+        self.latencies: list[float] = []
+        self.refused = 0
+        self._stop = threading.Event()
+        self._threads = [threading.Thread(target=self._run) for _ in range(PROBES)]
+
+    def _run(self) -> None:
+        connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
+        headers = {"content-type": "application/json"}
+        while not self._stop.is_set():
+            started = time.perf_counter()
+            try:
+                connection.request("POST", self.path, self.body, headers)
+                response = connection.getresponse()
+                response.read()
+            except RESET_ERRORS:
+                connection.close()
+                continue
+            if response.status == 200:
+                self.latencies.append(time.perf_counter() - started)
+            else:
+                self.refused += 1
+
+    def __enter__(self) -> Probe:
+        for thread in self._threads:
+            thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._stop.set()
+        for thread in self._threads:
+            thread.join(60)
+
+    def p99_ms(self) -> float:
+        return float(np.percentile(self.latencies, 99) * 1000) if self.latencies else float("nan")
+
+
+@dataclass
+class Load:
+    connections: int
+    goodput: float
+    wrk_rps: float
+    admitted_p99_ms: float
+    probe_answers: int
+
+
+def _load(port: int, body: bytes, connections: int, seconds: float) -> Load:
+    url = f"http://127.0.0.1:{port}/v2/models/mlp/infer"
+    before = _successes(port)
+    with Probe(port, "/v2/models/mlp/infer", body) as probe:
+        result = wrk(url, body, connections, seconds)
+    after = _successes(port)
+    return Load(
+        connections,
+        (after - before) / result.seconds,
+        result.requests / result.seconds,
+        probe.p99_ms(),
+        len(probe.latencies),
+    )
+
+
+def overload(seconds: float, repeats: int) -> None:
+    body = encode_request(
+        {"input": np.random.default_rng(1).standard_normal((1, 512), dtype=np.float32)}
+    ).body
+    print("\n1. Overload: goodput and admitted p99 at 5x the saturating concurrency")
+    print(
+        "| queue limit | run | clients | goodput req/s | all answers req/s (wrk) "
+        "| admitted p99 ms | goodput / saturated | p99 / saturated |"
+    )
+    print("|---|---|---|---|---|---|---|---|")
+    for queue in (None, 64):
+        port = free_port()
+        flags = ["--model", "builtin://mlp", "--max-batch-size", "64", "--max-queue-delay-ms", "2"]
+        if queue is not None:
+            flags += ["--max-queue-size", str(queue)]
+        label = "default (1024)" if queue is None else str(queue)
+        process = start_server(_serve(port, *flags), port, {ENV_TORCH_THREADS: "1"})
+        try:
+            _load(port, body, 8, 2)  # Warm-up.
+            sweep = [_load(port, body, count, seconds) for count in SWEEP]
+            best = max(load.goodput for load in sweep)
+            saturating = next(load for load in sweep if load.goodput >= 0.9 * best).connections
+            print(
+                f"| {label} | sweep | {', '.join(str(load.connections) for load in sweep)} "
+                f"| {', '.join(f'{load.goodput:.0f}' for load in sweep)} | | "
+                f"{', '.join(f'{load.admitted_p99_ms:.0f}' for load in sweep)} | | |"
+            )
+            # Saturated and 5x back to back, repeated: the shared machine's load drifts, and a
+            # ratio of neighbours drifts less.
+            ratios: list[tuple[float, float]] = []
+            for run in range(1, repeats + 1):
+                saturated = _load(port, body, saturating, seconds)
+                over = _load(port, body, 5 * saturating, seconds)
+                ratio = (
+                    over.goodput / saturated.goodput,
+                    over.admitted_p99_ms / saturated.admitted_p99_ms,
+                )
+                ratios.append(ratio)
+                for load, mark in ((saturated, ""), (over, " (5x)")):
+                    print(
+                        f"| {label} | {run} | {load.connections}{mark} | {load.goodput:.0f} "
+                        f"| {load.wrk_rps:.0f} | {load.admitted_p99_ms:.1f} "
+                        + (f"| {ratio[0]:.0%} | {ratio[1]:.2f}x |" if mark else "| | |")
+                    )
+        finally:
+            stop_server(process)
+        goodput = sorted(r[0] for r in ratios)[len(ratios) // 2]
+        p99 = sorted(r[1] for r in ratios)[len(ratios) // 2]
+        print(
+            f"| {label} | **median** | | | | | **{goodput:.0%}** (target >= 80%) "
+            f"| **{p99:.2f}x** (target <= 2x) |"
+        )
+
+
+def _post_once(connection: http.client.HTTPConnection, body: bytes) -> tuple[int, bool] | None:
+    """(status, told to close), or None when the request got no answer."""
+    try:
+        connection.request("POST", "/v2/models/mlp/infer", body, {"content-type": "a/json"})
+        response = connection.getresponse()
+        response.read()
+    except RESET_ERRORS:
+        return None
+    return response.status, (response.getheader("connection") or "").lower() == "close"
+
+
+def sigterm() -> None:
+    body = encode_request({"input": np.ones((1, 512), dtype=np.float32)}).body
+    port = free_port()
+    process = start_server(
+        _serve(port, "--model", "builtin://mlp", "--max-queue-delay-ms", "2"),
+        port,
+        {ENV_TORCH_THREADS: "1"},
+    )
+    lost = answered = 0
+    lock = threading.Lock()
+    warmed = threading.Barrier(17)
+
+    def busy() -> None:
+        nonlocal lost, answered
+        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+        count = 0
+        while True:
+            outcome = _post_once(connection, body)
+            count += 1
+            if count == 5:
+                warmed.wait(60)
+            with lock:
+                if outcome is None:
+                    lost += 1
+                else:
+                    answered += 1
+            if outcome is None or outcome[1]:
+                return
+
+    idle = [http.client.HTTPConnection("127.0.0.1", port, timeout=60) for _ in range(16)]
+    for connection in idle:
+        _post_once(connection, body)
+    threads = [threading.Thread(target=busy) for _ in range(16)]
+    for thread in threads:
+        thread.start()
+    warmed.wait(60)
+    signalled = time.perf_counter()
+    process.send_signal(signal.SIGTERM)
+    while True:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/v2/health/ready", timeout=5):
+                pass
+        except urllib.error.HTTPError:
+            break  # 503: draining.
+        except OSError:
+            break
+    for connection in idle:
+        outcome = _post_once(connection, body)
+        with lock:
+            lost += outcome is None
+            answered += outcome is not None
+    for thread in threads:
+        thread.join(60)
+    listening = 0.0
+    while process.poll() is None:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=1):
+                listening = time.perf_counter() - signalled
+        except OSError:
+            break
+        time.sleep(0.05)
+    process.wait(60)
+    print("\n2. SIGTERM with 16 busy and 16 idle keep-alive clients")
+    print(f"requests answered from the signal on: {answered}; lost (reset or EOF): {lost}")
+    print(f"port still accepting {listening:.2f} s after SIGTERM; exit code {process.returncode}")
+
+
+def _rss_peak_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def _rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def _children(pid: int) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(stat[1]) == pid:
+                found.append(int(entry.name))
+    return found
+
+
+def _reset_peaks(pids: list[int]) -> None:
+    for pid in pids:
+        Path(f"/proc/{pid}/clear_refs").write_text("5")
+
+
+def _send_bodies(port: int, body: bytes, count: int) -> tuple[list[int], float]:
+    """Post `body` `count` times at once; the statuses and the longest liveness answer."""
+    worst_live = 0.0
+    done = threading.Event()
+
+    def live() -> None:
+        nonlocal worst_live
+        while not done.is_set():
+            started = time.perf_counter()
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/v2/health/live", timeout=60):
+                pass
+            worst_live = max(worst_live, time.perf_counter() - started)
+            time.sleep(0.01)
+
+    statuses: list[int] = []
+
+    def post() -> None:
+        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=300)
+        outcome = _post_once(connection, body)
+        statuses.append(outcome[0] if outcome else 0)
+
+    watcher = threading.Thread(target=live)
+    watcher.start()
+    posts = [threading.Thread(target=post) for _ in range(count)]
+    for thread in posts:
+        thread.start()
+    for thread in posts:
+        thread.join(600)
+    done.set()
+    watcher.join(60)
+    return statuses, worst_live
+
+
+def large_body(parallel: int) -> None:
+    rows = 6100  # About 64 MB as json.dumps writes float32 values.
+    values = np.random.default_rng(2).standard_normal((rows, 512)).astype(np.float32)
+    body = json.dumps(
+        {
+            "inputs": [
+                {
+                    "name": "input",
+                    "datatype": "FP32",
+                    "shape": [rows, 512],
+                    "data": values.ravel().tolist(),
+                }
+            ]
+        }
+    ).encode()
+    size_mb = len(body) / 1e6
+    print(f"\n3. A {size_mb:.0f} MB JSON body ({rows} rows of 512 FP32), a model that echoes")
+    env = {"PYTHONPATH": str(Path(__file__).resolve().parent), ENV_TORCH_THREADS: "1"}
+    print(
+        "| default limit at | bodies at once | status | server peak RSS growth MB | per MB of body "
+        "| decoder process peak MB | longest /v2/health/live meanwhile ms |"
+    )
+    print("|---|---|---|---|---|---|---|")
+    for raised in (False, True):
+        port = free_port()
+        # The default limit follows from max batch x the row's JSON worst case: at a max batch
+        # of 64 it refuses this body; at a max batch that holds all its rows it admits it.
+        flags = [
+            "--model",
+            "echo_model:Echo",
+            "--model-name",
+            "mlp",
+            "--max-batch-size",
+            str(rows if raised else 64),
+        ]
+        process = start_server(_serve(port, *flags), port, env)
+        models = _children(process.pid)
+        try:
+            for count in (1, parallel) if raised else (1,):
+                before = _rss_mb(process.pid)
+                _reset_peaks([process.pid, *_children(process.pid)])
+                statuses, worst_live = _send_bodies(port, body, count)
+                growth = _rss_peak_mb(process.pid) - before
+                decoders = [p for p in _children(process.pid) if p not in models]
+                decoder_peak = sum(_rss_peak_mb(p) for p in decoders) if decoders else 0.0
+                limit = f"max batch {rows}: fits" if raised else "max batch 64: too large"
+                print(
+                    f"| {limit} | {count} | {','.join(map(str, sorted(set(statuses))))} "
+                    f"| {growth:.0f} | {growth / (size_mb * count):.2f} "
+                    f"| {decoder_peak:.0f} | {worst_live * 1000:.0f} |"
+                )
+        finally:
+            stop_server(process)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--seconds", type=float, default=5.0, help="per wrk run")
+    parser.add_argument("--repeats", type=int, default=3, help="saturated/5x pairs per limit")
+    parser.add_argument("--parallel", type=int, default=4, help="large bodies at once")
+    parser.add_argument("--skip", nargs="*", default=[], choices=["overload", "sigterm", "body"])
+    args = parser.parse_args()
+    print(f"abuse benchmark on {os.cpu_count()} cores; {machine_load()}")
+    if "overload" not in args.skip:
+        overload(args.seconds, args.repeats)
+    if "sigterm" not in args.skip:
+        sigterm()
+    if "body" not in args.skip:
+        large_body(args.parallel)
+    print(f"\nafter the run: {machine_load()}")
+
+
+if __name__ == "__main__":
+    main()
