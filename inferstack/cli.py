@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 from collections.abc import Sequence
 from typing import NamedTuple
@@ -20,36 +21,63 @@ from inferstack import __version__
 class Subcommand(NamedTuple):
     module: str
     summary: str
+    extra: str | None
+    """The distribution extra whose packages the subcommand imports (None: only the base)."""
+
+
+EXTRA_MODULES: dict[str, tuple[str, ...]] = {
+    "infra": (
+        "pulumi",
+        "pulumi_kubernetes",
+        "pulumi_policy",
+        "grpc",
+        "google.protobuf",
+        "jsonschema",
+    ),
+    "runtime": ("torch", "numpy", "prometheus_client", "orjson", "httptools", "uvloop"),
+    "simulate": ("numpy", "numba"),
+    "worker": ("redis", "boto3", "botocore", "google.cloud"),
+}
+"""Top-level modules each extra of pyproject.toml installs (import names, not distributions)."""
+EXTRA_INCLUDES = {"worker": ("runtime",)}
+"""Extras that install other extras (`inferstack[worker]` depends on `inferstack[runtime]`)."""
 
 
 SUBCOMMANDS: dict[str, Subcommand] = {
     "preview": Subcommand(
         "inferstack.offline.preview",
         "show every resource `pulumi up` would create, the derived sizing and the cost (offline)",
+        "infra",
     ),
     "fit-traffic": Subcommand(
         "inferstack.components.planning.traffic_fit",
         "propose the spec's traffic block (baseline, peak, recurring spikes) from a request trace",
+        None,
     ),
     "simulate": Subcommand(
         "inferstack.components.simulate.cli",
         "simulate autoscaling, cold starts and spot on traffic: p99, SLO and cost (offline)",
+        "simulate",
     ),
     "check": Subcommand(
         "inferstack.policies.check",
         "run the policy pack against a stack offline and exit 1 on mandatory violations",
+        "infra",
     ),
     "serve": Subcommand(
         "inferstack.runtime.serve",
         "serve a model over the KServe v2 protocol with dynamic batching",
+        "runtime",
     ),
     "profile": Subcommand(
         "inferstack.runtime.profiler",
         "measure a model's latency, throughput and cold start on this hardware",
+        "runtime",
     ),
     "work": Subcommand(
         "inferstack.runtime.work",
         "consume a queue (SQS, Pub/Sub, Redis Streams) and write results durably",
+        "worker",
     ),
 }
 
@@ -75,13 +103,47 @@ def main(argv: Sequence[str] | None = None) -> int:
         _top_level_parser().parse_args(args[:1])
         return 2
     name, rest = args[0], args[1:]
-    module = importlib.import_module(SUBCOMMANDS[name].module)
-    parser = argparse.ArgumentParser(
-        prog=f"inferstack {name}", description=SUBCOMMANDS[name].summary
-    )
-    module.add_arguments(parser)
-    code: int = module.run(parser.parse_args(rest))
+    try:
+        module = importlib.import_module(SUBCOMMANDS[name].module)
+        parser = argparse.ArgumentParser(
+            prog=f"inferstack {name}", description=SUBCOMMANDS[name].summary
+        )
+        module.add_arguments(parser)
+        code: int = module.run(parser.parse_args(rest))
+        sys.stdout.flush()  # here, not at exit, so that a closed pipe is reported below
+    except ModuleNotFoundError as error:
+        extra = _extra_providing(error.name or "", SUBCOMMANDS[name].extra)
+        if extra is None:
+            raise  # not an optional dependency: a bug, and its traceback is the report
+        sys.stderr.write(
+            f"inferstack {name}: needs the {extra!r} extra (module {error.name!r} is not "
+            f"installed): pip install 'inferstack[{extra}]'\n"
+        )
+        return 2
+    except BrokenPipeError:
+        # The reader went away (`inferstack preview | head`): stop writing, and keep the
+        # interpreter's final flush of stdout from raising again on the closed pipe.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        sys.stderr.write(f"inferstack {name}: output closed before it was all written\n")
+        return 2
     return code
+
+
+def _provides(extra: str, module: str) -> bool:
+    extras = (extra, *EXTRA_INCLUDES.get(extra, ()))
+    return any(
+        module == top or module.startswith(f"{top}.")
+        for name in extras
+        for top in EXTRA_MODULES.get(name, ())
+    )
+
+
+def _extra_providing(module: str, preferred: str | None) -> str | None:
+    """The extra to install for a missing `module`: the subcommand's own when it has it."""
+    if preferred is not None and _provides(preferred, module):
+        return preferred
+    return next((extra for extra in EXTRA_MODULES if _provides(extra, module)), None)
 
 
 if __name__ == "__main__":

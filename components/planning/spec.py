@@ -372,7 +372,14 @@ def parse_spec(
 
 def load_spec_file(path: str | Path) -> InferenceServiceSpec:
     """Load a spec from a YAML file: the document itself, or under an `inferstack:service` key."""
-    text = Path(path).read_text()
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as error:
+        reason = error.strerror if isinstance(error, OSError) and error.strerror else str(error)
+        raise SpecError(
+            [Problem(str(path), f"cannot read the spec file ({reason}); check the path")],
+            source=str(path),
+        ) from None
     try:
         document = yaml.safe_load(text)
     except yaml.YAMLError as error:

@@ -66,13 +66,32 @@ class ProjectSettings:
     stack_config_dir: Path
 
 
+def load_yaml_mapping(path: Path) -> dict[str, Any]:
+    """A YAML file that must hold a mapping; `CaptureError` (one line, with the place) if not."""
+    try:
+        document = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError) as error:
+        raise CaptureError(f"cannot read {path}: {error}") from None
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark is not None else str(path)
+        problem = getattr(error, "problem", None) or str(error).splitlines()[0]
+        raise CaptureError(f"{where}: not valid YAML ({problem}); fix the file") from None
+    if document is None:
+        return {}
+    if not isinstance(document, dict):
+        raise CaptureError(
+            f"{path}: expected a mapping of keys at the top, got {type(document).__name__}"
+        )
+    return document
+
+
 def read_project(project_dir: Path) -> ProjectSettings:
     """Read `Pulumi.yaml` in `project_dir`: project name, `main` and `stackConfigDir`."""
     path = project_dir / "Pulumi.yaml"
-    try:
-        document = yaml.safe_load(path.read_text()) or {}
-    except OSError as error:
-        raise CaptureError(f"cannot read {path}: {error}") from None
+    document = load_yaml_mapping(path)
+    if "name" not in document:
+        raise CaptureError(f"{path}: no `name`; add the project name (e.g. `name: inferstack`)")
     return ProjectSettings(
         name=str(document["name"]),
         program_dir=project_dir / str(document.get("main", ".")),
@@ -91,9 +110,11 @@ def engine_config(project: ProjectSettings, stack: str) -> dict[str, str]:
             p.name[len("Pulumi.") : -len(".yaml")] for p in path.parent.glob("Pulumi.*.yaml")
         )
         raise CaptureError(f"no stack {stack!r}: {path} does not exist (stacks here: {known})")
-    document = yaml.safe_load(path.read_text()) or {}
+    section = load_yaml_mapping(path).get("config") or {}
+    if not isinstance(section, dict):
+        raise CaptureError(f"{path}: `config` must be a mapping of keys to values")
     config: dict[str, str] = {}
-    for key, value in (document.get("config") or {}).items():
+    for key, value in section.items():
         full_key = key if ":" in key else f"{project.name}:{key}"
         if isinstance(value, dict) and "secure" in value:
             raise CaptureError(
@@ -270,5 +291,6 @@ __all__ = [
     "ProjectSettings",
     "capture_program",
     "engine_config",
+    "load_yaml_mapping",
     "read_project",
 ]

@@ -4,8 +4,14 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import tomllib
+from pathlib import Path
 
-from inferstack.cli import SUBCOMMANDS
+import pytest
+
+from inferstack.cli import EXTRA_INCLUDES, EXTRA_MODULES, SUBCOMMANDS
+
+REPO = Path(__file__).resolve().parents[2]
 
 
 def run_python(code: str) -> subprocess.CompletedProcess[str]:
@@ -61,3 +67,53 @@ def test_kubernetes_manifests_import_no_runtime_dependencies() -> None:
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "[]"
+
+
+def without_modules(*names: str) -> str:
+    """Python that makes `names` unimportable, as in an install without their extra."""
+    return f"import sys; sys.modules.update(dict.fromkeys({names!r}));"
+
+
+@pytest.mark.parametrize(
+    ("argv", "missing", "extra"),
+    [
+        (["serve", "--model", "builtin://mlp"], ("torch", "numpy"), "runtime"),
+        (["profile", "--model", "builtin://mlp", "--out", "p.json"], ("torch", "numpy"), "runtime"),
+        (["work", "--help"], ("torch", "numpy"), "worker"),
+    ],
+)
+def test_a_subcommand_without_its_extra_names_the_extra(
+    argv: list[str], missing: tuple[str, ...], extra: str
+) -> None:
+    result = run_python(
+        without_modules(*missing) + f"from inferstack.cli import main; sys.exit(main({argv!r}))"
+    )
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.count("\n") == 1, result.stderr
+    assert f"pip install 'inferstack[{extra}]'" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_extras_named_by_the_cli_exist_in_pyproject() -> None:
+    extras = tomllib.loads((REPO / "pyproject.toml").read_text())["project"][
+        "optional-dependencies"
+    ]
+    named = {sub.extra for sub in SUBCOMMANDS.values() if sub.extra} | set(EXTRA_MODULES)
+    assert named <= set(extras)
+    for extra, included in EXTRA_INCLUDES.items():
+        assert all(f"inferstack[{name}]" in extras[extra] for name in included)
+
+
+def test_a_closed_output_pipe_is_one_line_and_exit_2() -> None:
+    # `inferstack preview | head -0`: the reader is gone before the first line is written
+    # (the preview runs the program first, for a second or more).
+    script = (
+        f"{sys.executable} -m inferstack.cli preview 2>err.txt | head -0; echo ${{PIPESTATUS[0]}}"
+    )
+    result = subprocess.run(
+        ["bash", "-c", script], cwd=REPO, capture_output=True, text=True, check=False
+    )
+    err = (REPO / "err.txt").read_text()
+    (REPO / "err.txt").unlink()
+    assert result.stdout.strip() == "2", err
+    assert err == "inferstack preview: output closed before it was all written\n"

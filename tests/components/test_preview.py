@@ -108,3 +108,20 @@ def test_scale_to_zero_stack_holds_requests_through_the_http_add_on() -> None:
     assert scaler["inputs"]["spec"]["minReplicaCount"] == 0
     hold = document["sizing"]["realtime"]["request_hold_timeout_seconds"]["value"]
     assert hold >= document["sizing"]["cold_start_seconds"]["value"]
+
+
+def test_a_yaml_syntax_error_in_a_stack_file_is_one_line_with_its_place(tmp_path: Path) -> None:
+    project = bad_project(tmp_path, dev_service())
+    (project / "Pulumi.broken.yaml").write_text("config:\n  inferstack:service: {name: [oops\n")
+    for command in ("preview", "check"):
+        result = subprocess.run(
+            [sys.executable, "-m", "inferstack.cli", command, "--stack", "broken"],
+            cwd=project,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        assert result.returncode == 2, result.stderr
+        assert "Traceback" not in result.stderr
+        assert result.stderr.count("\n") == 1, result.stderr
+        assert f"{project / 'Pulumi.broken.yaml'}:3:1: not valid YAML" in result.stderr

@@ -163,3 +163,10 @@ def test_load_from_yaml_file_reports_syntax_errors(tmp_path: Path) -> None:
     with pytest.raises(SpecError) as caught:
         load_spec_file(broken)
     assert "not valid YAML" in str(caught.value)
+
+
+def test_load_from_a_missing_file_names_the_file(tmp_path: Path) -> None:
+    with pytest.raises(SpecError) as caught:
+        load_spec_file(tmp_path / "service.yaml")
+    assert caught.value.problems[0].path == str(tmp_path / "service.yaml")
+    assert "cannot read the spec file (No such file or directory)" in str(caught.value)
