@@ -11,7 +11,9 @@ import pytest
 BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
 
 
-@pytest.mark.parametrize("script", ["run.py", "http_stacks.py", "simulate_modes.py"])
+@pytest.mark.parametrize(
+    "script", ["run.py", "http_stacks.py", "simulate_modes.py", "simulate_fidelity.py"]
+)
 def test_benchmark_script_parses_its_arguments(script: str) -> None:
     result = subprocess.run(
         [sys.executable, str(BENCHMARKS / script), "--help"],

@@ -207,8 +207,10 @@ class ExactRealtime:
         seconds: int,
         recorder: Recorder,
         rng: np.random.Generator,
+        bucket_s: float = 60.0,
     ) -> None:
         self.pool = pool
+        self.bucket_s = bucket_s
         self.rng = rng
         self.recorder = recorder
         self.tables = KernelTables.build(pool.batcher, pool.compute, pool.latency_budget_s)
@@ -240,6 +242,7 @@ class ExactRealtime:
                     self.rng,
                     self.recorder,
                     draining=True,
+                    bucket_s=self.bucket_s,
                 )
 
     def _hold(self, times: Floats, now: float) -> None:
@@ -292,6 +295,7 @@ class ExactRealtime:
                     now + 1.0,
                     self.rng,
                     self.recorder,
+                    bucket_s=self.bucket_s,
                 )
             self.per_second[s] = count
         self._control(s + 1)
@@ -376,14 +380,19 @@ def run_exact(
     *,
     seed: int,
     progress: Progress | None = None,
+    bucket_s: float = 60.0,
 ) -> RunResult:
-    """Simulate `scenario` on per-second `rates` from `start`, request by request."""
+    """Simulate `scenario` on per-second `rates` from `start`, request by request.
+
+    `recorder.coarse` holds one latency histogram per `bucket_s` of arrival time (a minute,
+    unless a benchmark wants finer windows; the timeline's p99 is per bucket then).
+    """
     seconds = len(rates)
-    minutes = math.ceil(seconds / 60)
+    buckets = math.ceil(seconds / bucket_s)
     rng = np.random.default_rng(seed)
-    recorder = Recorder.empty(minutes)
+    recorder = Recorder.empty(buckets)
     realtime = (
-        ExactRealtime(scenario, scenario.realtime, start, seconds, recorder, rng)
+        ExactRealtime(scenario, scenario.realtime, start, seconds, recorder, rng, bucket_s)
         if scenario.realtime is not None
         else None
     )
@@ -413,7 +422,7 @@ def run_exact(
         realtime._drain(list(realtime.replicas))
         recorder.counters[TIMEOUTS] += len(realtime.held)
     timeline.p99_s = [
-        percentile(recorder.coarse[minute], 0.99, COARSE_RATIO) for minute in range(minutes)
+        percentile(recorder.coarse[bucket], 0.99, COARSE_RATIO) for bucket in range(buckets)
     ]
     return RunResult(
         scenario=scenario,

@@ -141,7 +141,7 @@ def _kernel(
     budget: float,
     fine: Ints,
     coarse: Ints,
-    minute_base: int,
+    bucket_s: float,
     counters: Ints,
 ) -> int:
     """Advance one replica to `t_end`, admitting `arrive` (sorted); returns the z draws used.
@@ -209,7 +209,7 @@ def _kernel(
                 b = int(math.log(scaled) * log_fine) if scaled > 1.0 else 0
                 fine[min(b, n_fine - 1)] += 1
                 c = int(math.log(scaled) * log_coarse) if scaled > 1.0 else 0
-                minute = int(q_origin[head] // 60.0) - minute_base
+                minute = int(q_origin[head] // bucket_s)
                 if 0 <= minute < n_minutes:
                     coarse[minute, min(c, n_coarse - 1)] += 1
                 head = (head + 1) % capacity
@@ -323,8 +323,12 @@ def advance(
     recorder: Recorder,
     *,
     draining: bool = False,
+    bucket_s: float = 60.0,
 ) -> None:
-    """Run `replica` to `t_end`, admitting `arrive` (sorted, with their `origin` times)."""
+    """Run `replica` to `t_end`, admitting `arrive` (sorted, with their `origin` times).
+
+    The per-bucket histogram row of a request is its origin time // `bucket_s`.
+    """
     params = tables.params
     z = rng.standard_normal(len(arrive) + replica.queue_depth + 1)
     kernel(
@@ -349,6 +353,6 @@ def advance(
         tables.budget_s,
         recorder.fine,
         recorder.coarse,
-        0,
+        bucket_s,
         recorder.counters,
     )
