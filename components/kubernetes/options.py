@@ -14,6 +14,13 @@ from dataclasses import dataclass, field, fields
 from typing import Any, Literal
 
 from inferstack.components.planning.spec import InferenceServiceSpec
+from inferstack.contract.queues import (
+    KIND_OF_SCHEME,
+    REDIS_DEFAULT_DB,
+    SCHEMES,
+    QueueUriError,
+    parse_queue_uri,
+)
 from inferstack.errors import Problem, SpecError
 
 DEFAULT_PROMETHEUS_URL = "http://prometheus-operated.monitoring.svc:9090"
@@ -32,9 +39,13 @@ ServiceType = Literal["ClusterIP", "NodePort", "LoadBalancer"]
 class QueueBinding:
     """Where the batch queue lives and who may read it, for both the worker and KEDA's scaler.
 
-    `url` is an SQS queue URL or name, or a Pub/Sub subscription ID, and may be a Pulumi
-    Output (the AWS and GCP components pass the queue they create). When None, the spec's
-    `batch.queue.name` is used, then `<service>-jobs`.
+    `url` is either a name (an SQS queue URL or name, a Pub/Sub subscription ID, a Redis stream
+    name) or the worker's queue URI of the spec's kind (`sqs://...`, `pubsub://projects/P/
+    subscriptions/S`, `redis://HOST:PORT/DB?stream=NAME`), whose name is then used; a URI of
+    another kind, or one whose project or Redis address contradicts the spec and options, is
+    refused with the form it was read as. It may be a Pulumi Output (the AWS and GCP components
+    pass the queue they create), taken as a name. When None, the spec's `batch.queue.name` is
+    used, then `<service>-jobs`.
     """
 
     url: Any = None
@@ -90,6 +101,7 @@ class KubernetesOptions:
         if spec.batch is None:
             return problems
         queue = self.queue
+        problems += queue_binding(spec, self).problems
         if not queue.results_uri:
             problems.append(
                 Problem(
@@ -120,8 +132,95 @@ def queue_name(spec: InferenceServiceSpec, options: KubernetesOptions) -> Any:
     """The queue, subscription or stream the batch pool reads (a string or a Pulumi Output)."""
     assert spec.batch is not None
     if options.queue.url is not None:
-        return options.queue.url
+        return queue_binding(spec, options).name
     return spec.batch.queue.name or f"{spec.name}-jobs"
+
+
+@dataclass(frozen=True)
+class ResolvedQueueBinding:
+    """How `options.queue.url` was read: as a name or as a queue URI, and what it names."""
+
+    name: Any
+    form: Literal["name", "uri"]
+    problems: list[Problem]
+
+
+_URL_PATH = "options.queue.url"
+
+
+def queue_binding(spec: InferenceServiceSpec, options: KubernetesOptions) -> ResolvedQueueBinding:
+    """Read `options.queue.url` as a name or a queue URI of the spec's kind (see QueueBinding)."""
+    assert spec.batch is not None
+    url, queue, binding = options.queue.url, spec.batch.queue, options.queue
+    if not isinstance(url, str):
+        return ResolvedQueueBinding(url, "name", [])  # an Output: the cloud component's queue
+    scheme, separator, _ = url.partition("://")
+    if not separator or (queue.kind == "sqs" and scheme in {"https", "http"}):
+        return ResolvedQueueBinding(url, "name", _name_problems(queue.kind, url))
+    form = f"read as a queue URI ({scheme}://)"
+    try:
+        address = parse_queue_uri(url)
+    except QueueUriError as error:
+        return ResolvedQueueBinding(url, "uri", [Problem(_URL_PATH, f"{url!r} {form}: {error}")])
+    problems = []
+    if address.kind != queue.kind:
+        problems.append(
+            Problem(
+                _URL_PATH,
+                f"{url!r} {form} names a {address.kind} queue, but batch.queue.kind is "
+                f"{queue.kind}; set url to the queue's name or to a URI of the form "
+                f"{_form_of(queue.kind)}",
+            )
+        )
+    elif address.kind == "pubsub" and address.gcp_project != binding.gcp_project:
+        problems.append(
+            Problem(
+                _URL_PATH,
+                f"{url!r} {form} is in project {address.gcp_project!r}, but "
+                f"options.queue.gcp_project is {binding.gcp_project!r}; make them agree, or set "
+                f"url to the subscription ID {address.name!r}",
+            )
+        )
+    elif address.kind == "redis-streams" and (
+        address.redis_address != queue.redis_address or address.redis_db != REDIS_DEFAULT_DB
+    ):
+        problems.append(
+            Problem(
+                _URL_PATH,
+                f"{url!r} {form} is stream {address.name!r} at {address.redis_address}/"
+                f"{address.redis_db}, but the worker reads batch.queue.redis_address "
+                f"{queue.redis_address}/{REDIS_DEFAULT_DB}; make them agree, or set url to the "
+                f"stream name {address.name!r}",
+            )
+        )
+    return ResolvedQueueBinding(address.name, "uri", problems)
+
+
+def _form_of(kind: str) -> str:
+    return next(SCHEMES[scheme] for scheme, of in KIND_OF_SCHEME.items() if of == kind)
+
+
+def _name_problems(kind: str, name: str) -> list[Problem]:
+    form = "read as a name (no scheme://)"
+    if not name.strip():
+        return [Problem(_URL_PATH, "is empty; set the queue's name or leave url unset")]
+    if kind == "pubsub" and "/" in name:
+        return [
+            Problem(
+                _URL_PATH,
+                f"{name!r} {form} is not a subscription ID (it has '/'); set the ID alone, or the "
+                "URI pubsub://projects/PROJECT/subscriptions/ID",
+            )
+        ]
+    if kind == "redis-streams" and any(char in name for char in "?&# "):
+        return [
+            Problem(
+                _URL_PATH,
+                f"{name!r} {form} has characters a stream name in a URI cannot carry; set the "
+                "stream name alone, or the URI redis://HOST:PORT/DB?stream=NAME",
+            )
+        ]
+    return []
 
 
 def queue_uri(spec: InferenceServiceSpec, options: KubernetesOptions) -> Any:
