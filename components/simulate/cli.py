@@ -26,7 +26,7 @@ from inferstack.components.simulate.errors import SimulateError
 from inferstack.components.simulate.fast import run_fast
 from inferstack.components.simulate.inputs import StackInputs, load_stack
 from inferstack.components.simulate.report import summarize, table
-from inferstack.components.simulate.scenarios import competent_default, naive
+from inferstack.components.simulate.scenarios import competent_default, lever_steps, naive
 
 DEFAULT_START = "2026-01-05T00:00:00+00:00"
 """A Monday outside any DST change, as the preview's cost estimate uses."""
@@ -131,14 +131,16 @@ def simulate(
     spot_rate: float | None = None,
     progress: bool = False,
     mode: str = "auto",
+    scenarios: list[Scenario] | None = None,
 ) -> list[RunResult]:
     """Run the configured scenario and both alternatives on the same traffic and seed."""
     configured = inputs.configured
-    scenarios: list[Scenario] = [
-        configured,
-        naive(configured, inputs.facts),
-        competent_default(configured, inputs.facts),
-    ]
+    if scenarios is None:
+        scenarios = [
+            configured,
+            naive(configured, inputs.facts),
+            competent_default(configured, inputs.facts),
+        ]
     runs = []
     for scenario in scenarios:
         if spot_rate is not None:
@@ -162,6 +164,16 @@ def _progress_printer(name: str) -> Callable[[float], None]:
             sys.stderr.write(f"simulate: {name} {decile * 10}%\n")
 
     return report
+
+
+def levers(runs: list[RunResult], names: list[str]) -> list[dict[str, Any]]:
+    """Monthly cost after each lever, and what it saved against the step before."""
+    rows: list[dict[str, Any]] = []
+    for name, run in zip(names, runs, strict=True):
+        monthly = summarize(run, timeline=False)["monthly_usd"]
+        saves = rows[-1]["monthly_usd"] - monthly if rows else 0.0
+        rows.append({"lever": name, "monthly_usd": monthly, "saves_usd": round(saves, 2)})
+    return rows
 
 
 def document(
@@ -205,6 +217,17 @@ def run(args: argparse.Namespace) -> int:
     )
     doc = document(inputs, runs, traffic, start, args.seed)
     if args.plot is not None:
+        steps = lever_steps(inputs.configured, inputs.facts)
+        middle = simulate(
+            inputs,
+            rates,
+            start,
+            seed=args.seed,
+            spot_rate=args.spot_interruptions_per_hour,
+            mode=args.mode,
+            scenarios=steps[1:3],
+        )
+        doc["levers"] = levers([runs[1], *middle, runs[0]], [s.name for s in steps])
         from inferstack.components.simulate.plot import write_plot
 
         write_plot(doc, args.plot)

@@ -104,3 +104,49 @@ def competent_default(configured: Scenario, facts: Facts) -> Scenario:
         consolidation_s=configured.consolidation_s,
         scrape_s=configured.scrape_s,
     )
+
+
+def lever_steps(configured: Scenario, facts: Facts) -> list[Scenario]:
+    """The preview's levers applied one at a time, from naive to configured.
+
+    naive -> batching (the configured batcher, still peak-sized, on-demand and always on) ->
+    autoscaling (the configured KEDA/HPA, pre-warm and scale-to-zero, queue work on-demand) ->
+    spot (the configuration as rendered). Each step's cost minus the next is what that lever
+    saves on this traffic.
+    """
+    base = naive(configured, facts)
+    realtime = None
+    if configured.realtime is not None:
+        realtime = replace(
+            configured.realtime,
+            scaler=None,
+            fixed_replicas=naive_replicas(facts.peak_rps, facts.replica_rps),
+            scale_to_zero=False,
+        )
+    batch = None
+    if base.batch is not None and configured.batch is not None:
+        batch = replace(
+            base.batch,
+            replica_items_per_second=configured.batch.replica_items_per_second,
+            fixed_replicas=max(
+                1,
+                math.ceil(
+                    configured.batch.items_per_second / configured.batch.replica_items_per_second
+                ),
+            ),
+        )
+    batching = replace(
+        base,
+        name="batching",
+        description="configured batching, peak-sized, always on",
+        realtime=realtime,
+        batch=batch,
+    )
+    on_demand = replace(
+        configured,
+        name="autoscaling",
+        description="configured autoscaling, queue work on-demand",
+        batch=replace(configured.batch, spot=False) if configured.batch is not None else None,
+    )
+    spot = replace(configured, name="spot", description="as configured, queue work on spot")
+    return [base, batching, on_demand, spot]

@@ -147,3 +147,18 @@ def test_plot_writes_a_png(capsys, tmp_path):
     assert code == 0, err
     assert target.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert f"plot: {target}" in out
+
+
+def test_plot_runs_the_levers_one_at_a_time(capsys, tmp_path):
+    target = tmp_path / "sim.png"
+    code, out, err = _simulate(
+        capsys, "--stack", "dev", "--days", "0.002", "--plot", str(target), "--json"
+    )
+    assert code == 0, err
+    document = json.loads(out)
+    levers = document["levers"]
+    assert [row["lever"] for row in levers] == ["naive", "batching", "autoscaling", "spot"]
+    configured, naive = document["scenarios"][0], document["scenarios"][1]
+    assert levers[0]["monthly_usd"] == naive["monthly_usd"]
+    assert levers[-1]["monthly_usd"] == configured["monthly_usd"]
+    assert levers[1]["saves_usd"] > 0  # batching carries the peak on fewer replicas
