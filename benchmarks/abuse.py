@@ -5,7 +5,8 @@
    the smallest count within 90% of the best throughput is the saturating one; then 5x that
    count. Goodput is the server's own success count per second. The p99 of *admitted* requests
    comes from a probe: 4 more keep-alive clients, in this process, sending the same request and
-   timing only the answers that were 200 (wrk times 429s and 200s together).
+   timing only the answers that were 200 (wrk times 429s and 200s together). With the queue at
+   64, a last run with 1000 clients, against the last saturated run.
 2. SIGTERM with 16 keep-alive clients posting back to back and 16 idle ones that post once more
    after readiness dropped: requests that got no answer (RST or EOF), and how long the port
    kept accepting after the signal.
@@ -53,6 +54,8 @@ from inferstack.contract.metrics import REQUESTS  # noqa: E402
 from tests.v2_client import encode_request  # noqa: E402
 
 SWEEP = (8, 16, 32, 64, 128)
+CROWD = 1000
+"""Clients in the last overload run with the queue at 64, as in the issue's measurement."""
 PROBES = 4
 RESET_ERRORS = (ConnectionError, http.client.HTTPException)
 
@@ -178,6 +181,14 @@ def overload(seconds: float, repeats: int) -> None:
                         f"| {load.wrk_rps:.0f} | {load.admitted_p99_ms:.1f} "
                         + (f"| {ratio[0]:.0%} | {ratio[1]:.2f}x |" if mark else "| | |")
                     )
+            if queue is not None:
+                # The issue's own case: 1000 clients against a queue of 64.
+                crowd = _load(port, body, CROWD, seconds)
+                print(
+                    f"| {label} | crowd | {CROWD} | {crowd.goodput:.0f} | {crowd.wrk_rps:.0f} "
+                    f"| {crowd.admitted_p99_ms:.1f} | {crowd.goodput / saturated.goodput:.0%} "
+                    f"| {crowd.admitted_p99_ms / saturated.admitted_p99_ms:.2f}x |"
+                )
         finally:
             stop_server(process)
         goodput = sorted(r[0] for r in ratios)[len(ratios) // 2]
@@ -262,7 +273,7 @@ def sigterm() -> None:
         time.sleep(0.05)
     process.wait(60)
     print("\n2. SIGTERM with 16 busy and 16 idle keep-alive clients")
-    print(f"requests answered from the signal on: {answered}; lost (reset or EOF): {lost}")
+    print(f"requests sent on open connections: {answered} answered, {lost} lost (reset or EOF)")
     print(f"port still accepting {listening:.2f} s after SIGTERM; exit code {process.returncode}")
 
 

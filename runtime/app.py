@@ -12,7 +12,8 @@ What `/infer` promises beyond the codec's checks:
 - no request body can produce a 5xx: whatever the decoder raises on it is a 400 naming the
   problem (a 5xx means the server or the model failed);
 - admission is decided before the body is decoded (`admit`, called by the HTTP layer once the
-  headers are in): a full queue answers 429 with Retry-After at the cost of a header parse;
+  headers are in): a full queue answers 429 with Retry-After at the cost of a header parse,
+  held for QUEUE_FULL_HOLD_S so that clients retrying at once cannot make refusals a storm;
 - FP16/FP32 values outside the datatype's finite range are a 400 naming the tensor (they would
   become infinities); NaN and Infinity written as such are accepted, as Triton accepts them;
 - `"outputs": []` means every output, as when `outputs` is absent (Triton does the same);
@@ -65,6 +66,11 @@ MODEL_VERSION: Final = "1"
 EXTENSIONS: Final = ("binary_tensor_data", "model_configuration")
 DRAIN_RETRY_AFTER_S: Final = 5
 """Retry-After while draining: long enough for the endpoint to leave the Service."""
+QUEUE_FULL_HOLD_S: Final = 0.5
+"""How long a 429 for a full queue is held before it is sent. A client that retries at once
+(wrk does, and so do many retry loops) otherwise turns shedding into a storm of refusals whose
+parsing takes the CPU that admitted requests need; held, each connection costs at most two
+refusals a second. Retry-After still says when to come back."""
 LARGE_BODY_BYTES: Final = 256 * 1024
 """Bodies from this size on are decoded in the helper process, off the event loop (a 256 KiB
 JSON body parses in about 10 ms on this machine's cores; 64 MiB took 2.6 s)."""
@@ -94,6 +100,8 @@ class Response:
     body: bytes = b""
     content_type: str = JSON_CONTENT_TYPE
     headers: tuple[tuple[str, str], ...] = field(default=())
+    hold_s: float = 0.0
+    """How long the HTTP layer waits before sending it (paces clients that retry at once)."""
 
 
 def _json(status: int, document: object) -> Response:
@@ -261,12 +269,20 @@ class InferenceApp:
         limit = batcher.config.max_queue_size
         if batcher.queue_depth + self._decoding >= limit:
             served.metrics.count("rejected")
-            return _error(
-                429,
+            return self._queue_full(
                 f"model {self.model_name!r} queue is full ({limit} requests); retry later",
-                ("retry-after", str(batcher.retry_after_s())),
+                batcher.retry_after_s(),
             )
         return None
+
+    @staticmethod
+    def _queue_full(message: str, retry_after_s: int) -> Response:
+        return Response(
+            429,
+            error_body(message),
+            headers=(("retry-after", str(retry_after_s)),),
+            hold_s=QUEUE_FULL_HOLD_S,
+        )
 
     @staticmethod
     def _draining() -> Response:
@@ -410,7 +426,7 @@ class InferenceApp:
         try:
             outputs = await served.batcher.submit(request.inputs)
         except QueueFullError as error:
-            return _error(429, str(error), ("retry-after", str(error.retry_after_s)))
+            return self._queue_full(str(error), error.retry_after_s)
         except DrainingError:
             return self._draining()
         except RequestTimeoutError as error:

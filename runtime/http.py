@@ -443,6 +443,10 @@ class HttpConnection(asyncio.Protocol):
                 self._transport.resume_reading()
                 self._reading = True
             response = request.refusal
+            if response is not None and response.hold_s:
+                await asyncio.sleep(response.hold_s)
+                if self._closing:
+                    break
             if response is None:
                 try:
                     response = await app.handle(
@@ -451,6 +455,8 @@ class HttpConnection(asyncio.Protocol):
                 except Exception:
                     log.exception("unhandled error answering %s %s", request.method, request.path)
                     response = _refusal(500, "internal server error; see the server log")
+                if response.hold_s:
+                    await asyncio.sleep(response.hold_s)
             if self._closing:
                 break
             # While draining, requests already waiting on this connection are still answered
