@@ -178,7 +178,7 @@ class KubernetesInferenceService(pulumi.ComponentResource):
             pulumi.ResourceOptions.merge(base, pulumi.ResourceOptions(depends_on=[account])),
         )
         scaler_deps: list[pulumi.Resource] = [deployment]
-        if k8s_scaling.needs_trigger_authentication(spec):
+        if k8s_scaling.needs_trigger_authentication(spec, options):
             scaler_deps.append(
                 _custom(
                     f"{name}-queue-auth",

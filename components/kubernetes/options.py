@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from typing import Any, Literal
 
+from inferstack.components.kubernetes.queues import backend
 from inferstack.components.planning.spec import InferenceServiceSpec
 from inferstack.contract.queues import (
     KIND_OF_SCHEME,
@@ -59,6 +60,19 @@ class QueueBinding:
 
 
 @dataclass(frozen=True)
+class PoolPlacement:
+    """Where one pool's pods must run, beyond the spot rules: the nodes a cloud target created.
+
+    The AWS and GCP components set it to the NodePool / node pool / ComputeClass they create for
+    the pool; a plain-Kubernetes stack may set it to its own GPU node labels and taints.
+    """
+
+    node_selector: dict[str, str] = field(default_factory=dict)
+    tolerations: list[dict[str, Any]] = field(default_factory=list)
+    """Extra tolerations (wire form), e.g. for the taints of a dedicated node pool."""
+
+
+@dataclass(frozen=True)
 class KubernetesOptions:
     """Cluster-side settings of a `KubernetesInferenceService`; every field has a safe default."""
 
@@ -82,6 +96,8 @@ class KubernetesOptions:
     batch_service_account_annotations: dict[str, str] = field(default_factory=dict)
     """e.g. `eks.amazonaws.com/role-arn` (IRSA) or `iam.gke.io/gcp-service-account` (GKE WI)."""
     queue: QueueBinding = field(default_factory=QueueBinding)
+    realtime_placement: PoolPlacement = field(default_factory=PoolPlacement)
+    batch_placement: PoolPlacement = field(default_factory=PoolPlacement)
 
     def problems(self, spec: InferenceServiceSpec) -> list[Problem]:
         """Everything wrong with these options for `spec`, each naming the option and the fix."""
@@ -110,21 +126,7 @@ class KubernetesOptions:
                     "gs://BUCKET/PREFIX, redis://HOST:PORT/DB or file:///DIR",
                 )
             )
-        kind = spec.batch.queue.kind
-        if kind == "sqs" and not queue.aws_region:
-            problems.append(
-                Problem(
-                    "options.queue.aws_region",
-                    "an sqs queue needs the AWS region KEDA queries (e.g. us-east-1)",
-                )
-            )
-        if kind == "pubsub" and not queue.gcp_project:
-            problems.append(
-                Problem(
-                    "options.queue.gcp_project",
-                    "a pubsub queue needs the GCP project that holds the subscription",
-                )
-            )
+        problems += backend(spec.batch.queue).problems(spec.batch.queue, self)
         return problems
 
 
@@ -227,20 +229,7 @@ def queue_uri(spec: InferenceServiceSpec, options: KubernetesOptions) -> Any:
     """The worker's `--queue` URI (see `inferstack work`): one naming rule for worker and KEDA."""
     assert spec.batch is not None
     queue = spec.batch.queue
-    name = queue_name(spec, options)
-    if queue.kind == "sqs":
-        return _concat("sqs://", name)
-    if queue.kind == "pubsub":
-        return _concat(f"pubsub://projects/{options.queue.gcp_project}/subscriptions/", name)
-    return _concat(f"redis://{queue.redis_address}/0?stream=", name)
-
-
-def _concat(prefix: str, name: Any) -> Any:
-    if isinstance(name, str):
-        return prefix + name
-    import pulumi  # only reached with an Output, i.e. inside a Pulumi program
-
-    return pulumi.Output.concat(prefix, name)
+    return backend(queue).worker_uri(queue_name(spec, options), queue, options)
 
 
 def parse_options(data: Mapping[str, Any] | None, *, source: str) -> KubernetesOptions:
@@ -264,5 +253,28 @@ def parse_options(data: Mapping[str, Any] | None, *, source: str) -> KubernetesO
     ]
     if problems:
         raise SpecError(problems, source=source)
+    placements: dict[str, PoolPlacement] = {}
+    placement_known = {f.name for f in fields(PoolPlacement)}
+    for key in ("realtime_placement", "batch_placement"):
+        raw = data.pop(key, None) or {}
+        if not isinstance(raw, Mapping):
+            problems.append(Problem(f"{source}.{key}", "expected a mapping of placement options"))
+            continue
+        problems += [
+            Problem(
+                f"{source}.{key}.{name}",
+                f"unknown option; known: {', '.join(sorted(placement_known))}",
+            )
+            for name in raw
+            if name not in placement_known
+        ]
+        placements[key] = PoolPlacement(**{k: v for k, v in raw.items() if k in placement_known})
+    if problems:
+        raise SpecError(problems, source=source)
     values = {key: value for key, value in data.items() if key in known}
-    return KubernetesOptions(**values, queue=QueueBinding(**dict(queue_data)))
+    return KubernetesOptions(
+        **values,
+        queue=QueueBinding(**dict(queue_data)),
+        realtime_placement=placements.get("realtime_placement", PoolPlacement()),
+        batch_placement=placements.get("batch_placement", PoolPlacement()),
+    )

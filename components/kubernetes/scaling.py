@@ -18,6 +18,7 @@ import math
 from typing import Any, Final
 
 from inferstack.components.kubernetes.options import KubernetesOptions, queue_name
+from inferstack.components.kubernetes.queues import TRIGGER_NAME, backend
 from inferstack.components.kubernetes.workloads import (
     PORT_NAME,
     Manifest,
@@ -44,10 +45,6 @@ IDLE_BEFORE_ZERO_SECONDS: Final = 300
 """How long a pool sits without demand before KEDA takes it to zero."""
 SCALE_DOWN_STABILIZATION_SECONDS: Final = 300
 RATE_WINDOW: Final = "1m"
-GMP_UNDELIVERED: Final = "pubsub.googleapis.com:subscription_num_undelivered_messages"
-"""Pub/Sub backlog as Google Cloud Managed Service for Prometheus names it. KEDA's gcp-pubsub
-scaler reads it through Cloud Monitoring MQL, which Google deprecated; KEDA's recommended path is
-its Prometheus scaler against the Managed Prometheus query API, authenticated with pod identity."""
 
 
 def demand_query(spec: InferenceServiceSpec, namespace: str) -> str:
@@ -250,24 +247,16 @@ def trigger_authentication_name(spec: InferenceServiceSpec) -> str:
     return f"{spec.name}-queue"
 
 
-def needs_trigger_authentication(spec: InferenceServiceSpec) -> bool:
+def needs_trigger_authentication(spec: InferenceServiceSpec, options: KubernetesOptions) -> bool:
     """Cloud queues are read with pod identity; an in-cluster Redis needs no cloud identity."""
-    return spec.batch is not None and spec.batch.queue.kind in {"sqs", "pubsub"}
+    return spec.batch is not None and backend(spec.batch.queue).pod_identity(options) is not None
 
 
 def trigger_authentication(spec: InferenceServiceSpec, options: KubernetesOptions) -> Manifest:
     """Pod identity (IRSA / EKS Pod Identity, GKE Workload Identity) for KEDA: no static keys."""
     assert spec.batch is not None
-    if spec.batch.queue.kind == "sqs":
-        identity: Manifest = {"provider": "aws"}
-        if options.queue.aws_role_arn:
-            identity["roleArn"] = options.queue.aws_role_arn
-        else:
-            # The scaled Deployment's own service account role (IRSA), which already reads the
-            # queue, so no second role needs queue permissions.
-            identity["identityOwner"] = "workload"
-    else:
-        identity = {"provider": "gcp"}
+    identity = backend(spec.batch.queue).pod_identity(options)
+    assert identity is not None
     return {
         "apiVersion": KEDA_API,
         "kind": "TriggerAuthentication",
@@ -280,65 +269,15 @@ def queue_trigger(spec: InferenceServiceSpec, sizing: Sizing, options: Kubernete
     """The batch pool's one trigger: the queue's backlog per replica, active from one message."""
     assert spec.batch is not None
     assert sizing.batch is not None
-    target = str(sizing.batch.target_per_replica.value)
-    name = queue_name(spec, options)
     queue = spec.batch.queue
-    auth = {"name": trigger_authentication_name(spec)}
-    if queue.kind == "sqs":
-        return {
-            "type": "aws-sqs-queue",
-            "name": "backlog",
-            "authenticationRef": auth,
-            "metadata": {
-                "queueURL": name,
-                "awsRegion": str(options.queue.aws_region),
-                "queueLength": target,
-                "activationQueueLength": "0",
-                # Count messages being worked too, so busy workers are not scaled away.
-                "scaleOnInFlight": "true",
-            },
-        }
-    if queue.kind == "redis-streams":
-        return {
-            "type": "redis-streams",
-            "name": "backlog",
-            "metadata": {
-                "address": str(queue.redis_address),
-                "stream": name,
-                "consumerGroup": options.queue.redis_consumer_group,
-                # Entries not yet delivered to the group (Redis >= 7): from zero, pending-entry
-                # counts are zero because no consumer has read anything.
-                "lagCount": target,
-                "activationLagCount": "0",
-            },
-        }
-    project = str(options.queue.gcp_project)
-    return {
-        "type": "prometheus",
-        "name": "backlog",
-        "authenticationRef": auth,
-        "metadata": {
-            "serverAddress": (
-                f"https://monitoring.googleapis.com/v1/projects/{project}/location/global/prometheus"
-            ),
-            "query": _pubsub_backlog_query(project, name),
-            "threshold": target,
-            "activationThreshold": "0",
-            "ignoreNullValues": "true",
-        },
-    }
-
-
-def _pubsub_backlog_query(project: str, subscription: Any) -> Any:
-    def query(name: str) -> str:
-        return (
-            f'sum({{"__name__"="{GMP_UNDELIVERED}","monitored_resource"="pubsub_subscription",'
-            f'"project_id"="{project}","subscription_id"="{name}"}})'
-        )
-
-    if isinstance(subscription, str):
-        return query(subscription)
-    return subscription.apply(query)
+    kind, trigger_metadata = backend(queue).trigger_metadata(
+        queue_name(spec, options), str(sizing.batch.target_per_replica.value), queue, options
+    )
+    trigger: Manifest = {"type": kind, "name": TRIGGER_NAME}
+    if needs_trigger_authentication(spec, options):
+        trigger["authenticationRef"] = {"name": trigger_authentication_name(spec)}
+    trigger["metadata"] = dict(trigger_metadata)
+    return trigger
 
 
 def batch_scaled_object(

@@ -15,7 +15,7 @@ import math
 from collections.abc import Mapping
 from typing import Any, Final, Literal
 
-from inferstack.components.kubernetes.options import KubernetesOptions, queue_uri
+from inferstack.components.kubernetes.options import KubernetesOptions, PoolPlacement, queue_uri
 from inferstack.components.planning.sizing import BatchSizing, RealtimeSizing, Sizing
 from inferstack.components.planning.spec import Gpu, InferenceServiceSpec
 from inferstack.contract import clouds
@@ -213,36 +213,36 @@ def _scratch_volume() -> tuple[Manifest, Manifest]:
     )
 
 
-def _batching_env(spec: InferenceServiceSpec, max_batch: int) -> list[Manifest]:
+def _container_env(process: frozenset[str], values: Mapping[str, str | None]) -> list[Manifest]:
+    """Env vars of one runtime process, from its setting names (`runtime_env.*_SETTINGS`).
+
+    Refuses a setting the process does not read, so a variable no process reads cannot be
+    written (the batch pod once carried two).
+    """
+    unknown = sorted(set(values) - process)
+    if unknown:
+        raise ValueError(
+            f"settings {unknown} are not read by this process; known: {sorted(process)}"
+        )
+    env = [
+        {"name": runtime_env.env_name(setting), "value": value}
+        for setting, value in values.items()
+        if value is not None
+    ]
+    return [*env, {"name": "HOME", "value": "/tmp"}]
+
+
+def _batching_values(spec: InferenceServiceSpec, max_batch: int) -> dict[str, str | None]:
+    """Batcher settings both processes read, from the spec's batching block."""
     batching = spec.batching
     preferred = [size for size in batching.preferred_batch_sizes if size <= max_batch]
-    env = [
-        {"name": runtime_env.ENV_MODEL, "value": spec.model.uri},
-        {"name": runtime_env.ENV_MAX_BATCH_SIZE, "value": str(max_batch)},
-        {
-            "name": runtime_env.ENV_MAX_QUEUE_DELAY_MS,
-            "value": _decimal(batching.max_queue_delay_ms),
-        },
-        {"name": runtime_env.ENV_MAX_QUEUE_SIZE, "value": str(batching.queue_limit)},
-        {"name": runtime_env.ENV_INSTANCES, "value": str(batching.instances_per_gpu)},
-        {"name": runtime_env.ENV_DEVICE, "value": "cuda"},
-        {"name": "HOME", "value": "/tmp"},
-    ]
-    if preferred:
-        env.append(
-            {
-                "name": runtime_env.ENV_PREFERRED_BATCH_SIZES,
-                "value": ",".join(str(size) for size in preferred),
-            }
-        )
-    if batching.request_timeout_ms is not None:
-        env.append(
-            {
-                "name": runtime_env.ENV_REQUEST_TIMEOUT_MS,
-                "value": _decimal(batching.request_timeout_ms),
-            }
-        )
-    return env
+    return {
+        "max_batch_size": str(max_batch),
+        "preferred_batch_sizes": ",".join(str(size) for size in preferred) or None,
+        "max_queue_delay_ms": _decimal(batching.max_queue_delay_ms),
+        "instances": str(batching.instances_per_gpu),
+        "device": "cuda",
+    }
 
 
 def _http_probe(path: str) -> Manifest:
@@ -256,11 +256,19 @@ def realtime_container(
     assert spec.realtime is not None
     grace = sizing.termination_grace_seconds.value
     drain = max(1, grace - PRESTOP_SECONDS - DRAIN_MARGIN_SECONDS)
-    env = _batching_env(spec, sizing.batch_size.value)
-    env += [
-        {"name": runtime_env.ENV_PORT, "value": str(options.port)},
-        {"name": runtime_env.ENV_DRAIN_GRACE_S, "value": str(drain)},
-    ]
+    batching = spec.batching
+    timeout = batching.request_timeout_ms
+    env = _container_env(
+        runtime_env.SERVE_SETTINGS,
+        {
+            "model": spec.model.uri,
+            **_batching_values(spec, sizing.batch_size.value),
+            "max_queue_size": str(batching.queue_limit),
+            "request_timeout_ms": None if timeout is None else _decimal(timeout),
+            "port": str(options.port),
+            "drain_grace_s": str(drain),
+        },
+    )
     _, scratch_mount = _scratch_volume()
     return {
         "name": CONTAINER_NAME,
@@ -316,7 +324,15 @@ def worker_container(
             "--results",
             str(options.queue.results_uri),
         ],
-        "env": _batching_env(spec, sizing.batch_size.value),
+        "env": _container_env(
+            runtime_env.WORK_SETTINGS,
+            {
+                **_batching_values(spec, sizing.batch_size.value),
+                # What SIGTERM leaves the worker: the pod's grace, so it releases what it holds
+                # before the kill rather than trusting its own default.
+                "sigterm_grace_s": str(sizing.termination_grace_seconds.value),
+            },
+        ),
         "resources": _resources(spec.batch.gpu, options),
         "securityContext": hardened_container_security(),
         "volumeMounts": [scratch_mount],
@@ -325,6 +341,11 @@ def worker_container(
 
 # ---------------------------------------------------------------------------------------------
 # Workloads
+
+
+def _node_selector(placement: PoolPlacement) -> Manifest:
+    """`nodeSelector` when the placement names nodes (a cloud target's pool), else nothing."""
+    return {"nodeSelector": dict(placement.node_selector)} if placement.node_selector else {}
 
 
 def _scrape_annotations(options: KubernetesOptions) -> dict[str, str]:
@@ -374,8 +395,9 @@ def realtime_deployment(
                     "enableServiceLinks": False,
                     "terminationGracePeriodSeconds": grace,
                     "securityContext": _pod_security(),
+                    **_node_selector(options.realtime_placement),
                     "affinity": on_demand_only_affinity(),
-                    "tolerations": [gpu_toleration()],
+                    "tolerations": [gpu_toleration(), *options.realtime_placement.tolerations],
                     "containers": [realtime_container(spec, sizing.realtime, options, image)],
                     "volumes": [scratch_volume],
                 },
@@ -419,8 +441,9 @@ def batch_deployment(
                     # unfinished messages completes before the node disappears.
                     "terminationGracePeriodSeconds": sizing.batch.termination_grace_seconds.value,
                     "securityContext": _pod_security(),
+                    **_node_selector(options.batch_placement),
                     "affinity": affinity,
-                    "tolerations": tolerations,
+                    "tolerations": [*tolerations, *options.batch_placement.tolerations],
                     "containers": [worker_container(spec, sizing.batch, options, image)],
                     "volumes": [scratch_volume],
                 },

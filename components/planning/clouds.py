@@ -11,7 +11,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Final, Literal
 
-from inferstack.contract.clouds import INTERRUPTION_NOTICE_SECONDS, SPOT_LABELS, SpotLabel
+from inferstack.contract.clouds import (
+    GKE_SPOT,
+    INTERRUPTION_NOTICE_SECONDS,
+    KARPENTER_CAPACITY_TYPE,
+    SPOT_LABELS,
+    SpotLabel,
+)
 
 CloudName = Literal["aws", "gcp"]
 Target = Literal["kubernetes", "aws", "gcp"]
@@ -95,7 +101,7 @@ AWS: Final = Cloud(
     title="AWS",
     spot_notice_seconds=INTERRUPTION_NOTICE_SECONDS["aws"],
     spot_labels=tuple(label for label in SPOT_LABELS if label.provider == "aws"),
-    capacity_type_label="karpenter.sh/capacity-type",
+    capacity_type_label=KARPENTER_CAPACITY_TYPE,
     machines={
         "nvidia-t4": _ec2("g4dn", *_SINGLE_GPU_EC2, ("12xlarge", 4), ("metal", 8)),
         "nvidia-a10g": _ec2("g5", *_SINGLE_GPU_EC2, *_MULTI_GPU_EC2),
@@ -114,7 +120,7 @@ GCP: Final = Cloud(
     title="GCP",
     spot_notice_seconds=INTERRUPTION_NOTICE_SECONDS["gcp"],
     spot_labels=tuple(label for label in SPOT_LABELS if label.provider == "gcp"),
-    capacity_type_label="cloud.google.com/gke-spot",
+    capacity_type_label=GKE_SPOT,
     machines={
         "nvidia-t4": _gce("n1", "nvidia-tesla-t4", ("standard-8", 1), ("standard-16", 2)),
         "nvidia-l4": _gce(

@@ -21,8 +21,14 @@ from inferstack.components.planning.schedule import (
     shift_cron,
     skipped_dates,
 )
-from inferstack.components.planning.spec import BatchPool, InferenceServiceSpec, Realtime
+from inferstack.components.planning.spec import (
+    BatchPool,
+    InferenceServiceSpec,
+    Realtime,
+    gpu_replicas_message,
+)
 from inferstack.contract.pods import PRESTOP_SECONDS
+from inferstack.contract.thresholds import gpu_replicas_excess
 from inferstack.errors import Problem, SpecError
 from inferstack.profile import BatchPoint, Profile
 
@@ -296,6 +302,17 @@ def size_realtime(
             max(minimum.value, at_peak, 1),
             f"peak {spec.traffic.peak_rps:g} rps / {rate:.1f} rps per replica, rounded up",
         )
+        ceiling = spec.guardrails.max_gpu_replicas
+        excess = gpu_replicas_excess(maximum.value, ceiling)
+        if excess is not None:
+            raise SpecError(
+                [
+                    Problem(
+                        "realtime.scaling.max_replicas",
+                        f"{gpu_replicas_message('auto', maximum.value, excess)} ({maximum.reason})",
+                    )
+                ]
+            )
     else:
         maximum = Derived(int(scaling.max_replicas), "set in the spec")
         if maximum.value < at_peak:

@@ -19,11 +19,27 @@ from croniter import croniter
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from inferstack.components.planning.gpus import GPU_TYPES
+from inferstack.contract.queues import QueueKind
+from inferstack.contract.thresholds import (
+    MAX_GPU_REPLICAS,
+    MAX_QUEUE_DELAY_SHARE,
+    gpu_replicas_excess,
+    queue_delay_excess,
+)
 from inferstack.errors import Problem, SpecError
 
 Auto = Literal["auto"]
 DEFAULT_IMAGE = "ghcr.io/inferstack/runtime:0.1.0"
 _DNS_LABEL = re.compile(r"^[a-z]([-a-z0-9]{0,38}[a-z0-9])?$")
+
+
+def gpu_replicas_message(field: str, maximum: int, excess: str) -> str:
+    """Why a pool's max replicas is refused (explicit here, or derived in sizing), and the fix."""
+    return (
+        f"{field} allows {maximum} GPU replicas, {excess}, which the policy pack's "
+        f"bounded-gpu-capacity rule blocks; lower it (or the traffic it is derived from), or raise "
+        "guardrails.max_gpu_replicas together with the pack's maxGpuReplicas"
+    )
 
 
 class _Strict(BaseModel):
@@ -221,7 +237,7 @@ class Realtime(_Strict):
 class Queue(_Strict):
     """The queue the asynchronous pool consumes."""
 
-    kind: Literal["sqs", "pubsub", "redis-streams"]
+    kind: QueueKind
     name: str | None = Field(default=None, description="queue, subscription or stream name")
     redis_address: str | None = Field(
         default=None, description="host:port of Redis, for kind redis-streams"
@@ -274,6 +290,28 @@ class BatchPool(_Strict):
     )
 
 
+class Guardrails(_Strict):
+    """The policy pack's limits, as this spec is judged by them: the spec refuses what the pack
+    would block, with the pack's words, so `preview` says it before `check` does.
+
+    The defaults are the pack's. A team that relaxes a pack setting raises the matching field here
+    too; that is the one explicit step that lets a spec past a default limit.
+    """
+
+    max_queue_delay_share: float = Field(
+        default=MAX_QUEUE_DELAY_SHARE,
+        gt=0,
+        le=1,
+        description="queue-delay-within-budget's maxQueueDelayShare: the share of "
+        "latency_budget_ms the batching wait may take",
+    )
+    max_gpu_replicas: int = Field(
+        default=MAX_GPU_REPLICAS,
+        ge=1,
+        description="bounded-gpu-capacity's maxGpuReplicas: the highest max replicas of a pool",
+    )
+
+
 class InferenceServiceSpec(_Strict):
     """One inference service: what it serves, how fast, how much traffic, on what capacity."""
 
@@ -292,6 +330,7 @@ class InferenceServiceSpec(_Strict):
     price_cloud: Literal["aws", "gcp"] = Field(
         default="aws", description="whose prices to use for a plain Kubernetes target"
     )
+    guardrails: Guardrails = Field(default_factory=Guardrails)
 
     @field_validator("name")
     @classmethod
@@ -315,6 +354,28 @@ class InferenceServiceSpec(_Strict):
                 f"latency_budget_ms ({self.latency_budget_ms:g}), so batching alone eats the "
                 "budget; lower max_queue_delay_ms (a few ms is typical)"
             )
+        guardrails = self.guardrails
+        excess = queue_delay_excess(
+            self.batching.max_queue_delay_ms,
+            self.latency_budget_ms,
+            guardrails.max_queue_delay_share,
+        )
+        if excess is not None:
+            allowed = self.latency_budget_ms * guardrails.max_queue_delay_share
+            raise ValueError(
+                f"batching.max_queue_delay_ms allows {excess}, which the policy pack's "
+                f"queue-delay-within-budget rule blocks; lower max_queue_delay_ms to at most "
+                f"{allowed:g}, or raise latency_budget_ms, or raise "
+                "guardrails.max_queue_delay_share together with the pack's maxQueueDelayShare"
+            )
+        for path, pool in (("realtime", self.realtime), ("batch", self.batch)):
+            maximum = pool.scaling.max_replicas if pool is not None else "auto"
+            if isinstance(maximum, int) and (
+                replicas := gpu_replicas_excess(maximum, guardrails.max_gpu_replicas)
+            ):
+                raise ValueError(
+                    gpu_replicas_message(f"{path}.scaling.max_replicas", maximum, replicas)
+                )
         if self.model.profile is None and not self.model.uri.startswith("builtin://"):
             raise ValueError(
                 "model.profile is required for a non-built-in model; measure one with "

@@ -25,13 +25,20 @@ class SpotLabel:
     provider: Provider
 
 
+EKS_CAPACITY_TYPE: Final = "eks.amazonaws.com/capacityType"
+KARPENTER_CAPACITY_TYPE: Final = "karpenter.sh/capacity-type"
+GKE_SPOT: Final = "cloud.google.com/gke-spot"
+GKE_PREEMPTIBLE: Final = "cloud.google.com/gke-preemptible"
+GKE_PROVISIONING: Final = "cloud.google.com/gke-provisioning"
+AKS_SCALESET_PRIORITY: Final = "kubernetes.azure.com/scalesetpriority"
+
 SPOT_LABELS: Final[tuple[SpotLabel, ...]] = (
-    SpotLabel("eks.amazonaws.com/capacityType", "SPOT", False, "aws"),
-    SpotLabel("karpenter.sh/capacity-type", "spot", False, "aws"),
-    SpotLabel("cloud.google.com/gke-spot", "true", True, "gcp"),
-    SpotLabel("cloud.google.com/gke-preemptible", "true", True, "gcp"),
-    SpotLabel("cloud.google.com/gke-provisioning", "spot", False, "gcp"),
-    SpotLabel("kubernetes.azure.com/scalesetpriority", "spot", True, "azure"),
+    SpotLabel(EKS_CAPACITY_TYPE, "SPOT", False, "aws"),
+    SpotLabel(KARPENTER_CAPACITY_TYPE, "spot", False, "aws"),
+    SpotLabel(GKE_SPOT, "true", True, "gcp"),
+    SpotLabel(GKE_PREEMPTIBLE, "true", True, "gcp"),
+    SpotLabel(GKE_PROVISIONING, "spot", False, "gcp"),
+    SpotLabel(AKS_SCALESET_PRIORITY, "spot", True, "azure"),
 )
 """By convention: EKS managed node groups, Karpenter, GKE Spot VMs, GKE preemptible VMs, GKE
 ComputeClass provisioning, AKS spot pools."""

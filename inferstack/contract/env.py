@@ -41,6 +41,44 @@ ENV_MIN_BODY_RATE: Final = "INFERSTACK_MIN_BODY_RATE"
 """Bytes per second a request body must average once the header timeout has passed; 0: none."""
 ENV_MAX_CONNECTIONS: Final = "INFERSTACK_MAX_CONNECTIONS"
 """0 means automatic: the descriptor limit (RLIMIT_NOFILE) minus a reserve."""
+ENV_SIGTERM_GRACE_S: Final = "INFERSTACK_SIGTERM_GRACE_S"
+"""The worker: seconds between SIGTERM and the kill (the pod's termination grace period)."""
 ENV_LOG_LEVEL: Final = "INFERSTACK_LOG_LEVEL"
 ENV_CONFIG: Final = "INFERSTACK_CONFIG"
 """Path of a config file, when `--config` is not given."""
+
+
+def env_name(setting: str) -> str:
+    """The variable of a setting, by the runtime's one rule: `max_batch_size` ->
+    `INFERSTACK_MAX_BATCH_SIZE`."""
+    return ENV_PREFIX + setting.upper()
+
+
+SERVE_SETTINGS: Final = frozenset(
+    {
+        "model",
+        "port",
+        "max_batch_size",
+        "preferred_batch_sizes",
+        "max_queue_delay_ms",
+        "max_queue_size",
+        "request_timeout_ms",
+        "instances",
+        "device",
+        "drain_grace_s",
+    }
+)
+"""Settings of `inferstack serve` that the components write into the realtime pod."""
+WORK_SETTINGS: Final = frozenset(
+    {
+        "max_batch_size",
+        "preferred_batch_sizes",
+        "max_queue_delay_ms",
+        "instances",
+        "device",
+        "sigterm_grace_s",
+    }
+)
+"""Settings of `inferstack work` that the components write into the batch pod. The worker has
+no admission queue or request timeout: its queue is bounded by what it prefetches, and a job's
+time limit is the queue's lease."""

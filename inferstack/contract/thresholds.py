@@ -14,3 +14,21 @@ MAX_GPU_REPLICAS: Final = 64
 `maxGpuReplicas`)."""
 MAX_GPU_NODES: Final = 64
 """Largest max size of one GPU node group or pool (`bounded-gpu-capacity`, `maxGpuNodes`)."""
+
+
+def queue_delay_excess(delay_ms: float, budget_ms: float, share: float) -> str | None:
+    """The words both the spec and the pack use when a batching wait takes too much budget."""
+    allowed = budget_ms * share
+    if delay_ms <= allowed:
+        return None
+    return (
+        f"a {delay_ms:g} ms batching wait, more than {share * 100:g}% of the {budget_ms:g} ms "
+        f"p99 budget ({allowed:g} ms)"
+    )
+
+
+def gpu_replicas_excess(maximum: float, ceiling: float) -> str | None:
+    """The words both the spec and the pack use when a GPU autoscaler's max is above the ceiling."""
+    if maximum <= ceiling:
+        return None
+    return f"above the ceiling of {ceiling:g}"

@@ -18,7 +18,7 @@ from typing import Any, Final
 
 from inferstack.contract import resource_types
 from inferstack.contract.labels import SERVICE_LABEL, TIER_LABEL
-from inferstack.contract.thresholds import MAX_GPU_NODES, MAX_GPU_REPLICAS
+from inferstack.contract.thresholds import MAX_GPU_NODES, MAX_GPU_REPLICAS, gpu_replicas_excess
 from inferstack.policies import kube
 from inferstack.policies.resources import (
     UNKNOWN,
@@ -185,11 +185,11 @@ def check(resources: Sequence[Resource], config: Mapping[str, Any]) -> list[Find
                     resource.urn,
                 )
             )
-        elif maximum is not None and maximum > replica_ceiling:
+        elif maximum is not None and (excess := gpu_replicas_excess(maximum, replica_ceiling)):
             findings.append(
                 Finding(
-                    f"{kind} allows {format_number(maximum)} GPU replicas ({field}), above the "
-                    f"ceiling of {format_number(replica_ceiling)}; lower {field} or raise "
+                    f"{kind} allows {format_number(maximum)} GPU replicas ({field}), {excess}; "
+                    f"lower {field} or raise "
                     "maxGpuReplicas in the policy config if the service was sized for it",
                     resource.urn,
                 )

@@ -15,6 +15,7 @@ from collections.abc import Mapping
 from typing import Any, Final
 
 from inferstack.contract import resource_types
+from inferstack.contract.clouds import KARPENTER_CAPACITY_TYPE
 from inferstack.policies import kube
 from inferstack.policies.resources import Resource, get_path, is_true, list_of, mapping_of
 from inferstack.policies.rule import TIER_CONFIG_SCHEMA, Rule, realtime_selector
@@ -69,7 +70,7 @@ def check(resource: Resource, config: Mapping[str, Any]) -> list[str]:
         for requirement in list_of(get_path(template, "spec.requirements")):
             requirement = mapping_of(requirement)
             values = [str(v).lower() for v in list_of(requirement.get("values"))]
-            if requirement.get("key") == "karpenter.sh/capacity-type" and (
+            if requirement.get("key") == KARPENTER_CAPACITY_TYPE and (
                 (requirement.get("operator") == "In" and "spot" in values)
                 or (requirement.get("operator") == "Exists")
             ):

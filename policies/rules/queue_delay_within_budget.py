@@ -18,7 +18,7 @@ from typing import Any, Final
 from inferstack.contract import resource_types
 from inferstack.contract.env import ENV_MAX_QUEUE_DELAY_MS as MAX_QUEUE_DELAY_ENV
 from inferstack.contract.labels import LATENCY_BUDGET_MS_ANNOTATION, MAX_QUEUE_DELAY_MS_ANNOTATION
-from inferstack.contract.thresholds import MAX_QUEUE_DELAY_SHARE
+from inferstack.contract.thresholds import MAX_QUEUE_DELAY_SHARE, queue_delay_excess
 from inferstack.policies import kube
 from inferstack.policies.resources import (
     Resource,
@@ -76,7 +76,6 @@ def check(resource: Resource, config: Mapping[str, Any]) -> list[str]:
             (f"annotation {MAX_QUEUE_DELAY_MS_ANNOTATION}", declared[MAX_QUEUE_DELAY_MS_ANNOTATION])
         )
     share = float(config_value(config, RULE, "maxQueueDelayShare"))
-    allowed = budget * share
     messages = []
     for source, raw in delays:
         delay = as_number(raw)
@@ -86,12 +85,11 @@ def check(resource: Resource, config: Mapping[str, Any]) -> list[str]:
                     f"{source} is not a number of milliseconds; write it as a decimal string"
                 )
             continue
-        if delay > allowed:
+        excess = queue_delay_excess(delay, budget, share)
+        if excess is not None:
             messages.append(
-                f"{source} allows a {format_number(delay)} ms batching wait, more than "
-                f"{format_number(share * 100)}% of the {format_number(budget)} ms p99 budget "
-                f"({format_number(allowed)} ms); lower the max queue delay to at most "
-                f"{format_number(allowed)} ms or raise the declared budget"
+                f"{source} allows {excess}; lower the max queue delay to at most "
+                f"{format_number(budget * share)} ms or raise the declared budget"
             )
     return messages
 

@@ -38,7 +38,7 @@ def test_min_replicas_from_baseline_hand_computed() -> None:
 
 def test_tighter_budget_picks_a_smaller_batch_and_needs_more_replicas() -> None:
     # Budget 15 ms: batch 32 needs 19 ms, batch 8 needs 11 ms -> 2000 x 0.7 = 1400 rps/replica.
-    realtime = size(latency_budget_ms=15).realtime
+    realtime = size(latency_budget_ms=15, guardrails={"max_queue_delay_share": 0.34}).realtime
     assert realtime is not None
     assert realtime.batch_size.value == 8
     assert realtime.min_replicas.value == 4  # 5000 / 1400 = 3.57
@@ -74,7 +74,11 @@ def test_zero_baseline_with_scale_to_zero_goes_to_zero() -> None:
 
 def test_budget_that_cannot_hold_even_batch_one_is_refused() -> None:
     with pytest.raises(SpecError) as caught:
-        size(latency_budget_ms=7, batching__max_queue_delay_ms=5)
+        size(
+            latency_budget_ms=7,
+            batching__max_queue_delay_ms=5,
+            guardrails={"max_queue_delay_share": 0.75},
+        )
     (problem,) = caught.value.problems
     assert problem.path == "latency_budget_ms"
     assert "raise the budget" in problem.message
