@@ -191,6 +191,33 @@ def trace_rates(
     return np.tile(counts, repeats)[:seconds]
 
 
+def trace_times(
+    trace: Trace, seconds: int, *, rate_scale: float = 1.0, loop: bool = False
+) -> Floats:
+    """The trace's own arrival offsets over `seconds` (repeated if `loop`).
+
+    A scale below 1 keeps each request with that probability (deterministically: every
+    1/scale-th); above 1 the trace would need requests it does not have, so it is refused.
+    """
+    if not 0 < rate_scale <= 1:
+        raise SimulateError(
+            "--rate-scale",
+            f"{rate_scale:g} with --exact-timestamps: a trace's own timestamps can only be "
+            "thinned (a scale in (0, 1]); drop --exact-timestamps to scale it up as Poisson "
+            "arrivals",
+        )
+    span = math.ceil(trace.span_s) + 1
+    offsets = trace.offsets
+    if loop and seconds > span:
+        repeats = math.ceil(seconds / span)
+        offsets = np.concatenate([offsets + k * span for k in range(repeats)])
+    offsets = offsets[offsets < seconds]
+    if rate_scale < 1:
+        keep = np.floor(np.arange(1, len(offsets) + 1) * rate_scale)
+        offsets = offsets[np.diff(keep, prepend=0) > 0]
+    return offsets
+
+
 def poisson_second(rate: float, second: float, rng: np.random.Generator) -> Floats:
     """Poisson arrivals within one second starting at `second`, sorted."""
     count = int(rng.poisson(rate)) if rate > 0 else 0

@@ -19,7 +19,12 @@ from typing import Any
 
 import numpy as np
 
-from inferstack.components.simulate.arrivals import declared_rates, read_trace, trace_rates
+from inferstack.components.simulate.arrivals import (
+    declared_rates,
+    read_trace,
+    trace_rates,
+    trace_times,
+)
 from inferstack.components.simulate.config import Scenario
 from inferstack.components.simulate.engine import RunResult, run_exact
 from inferstack.components.simulate.errors import SimulateError
@@ -49,6 +54,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "per-minute rate to the spec's baseline_rps",
     )
     parser.add_argument("--loop", action="store_true", help="repeat a short trace to fill --days")
+    parser.add_argument(
+        "--exact-timestamps",
+        action="store_true",
+        help="replay the trace's own arrival times instead of Poisson arrivals at its rate "
+        "(exact mode; --rate-scale at most 1)",
+    )
     parser.add_argument("--days", type=float, default=1.0, help="simulated days (default 1)")
     parser.add_argument("--start", default=DEFAULT_START, help="simulated start, ISO 8601")
     parser.add_argument("--seed", type=int, default=0, help="random seed: same seed, same numbers")
@@ -83,7 +94,8 @@ def _start(text: str) -> datetime:
 
 def _rates(
     args: argparse.Namespace, inputs: StackInputs, start: datetime
-) -> tuple[np.ndarray, str]:
+) -> tuple[np.ndarray, str, np.ndarray | None]:
+    """Per-second rates, a description, and the trace's own arrival times if asked for."""
     if args.days <= 0 or not math.isfinite(args.days):
         raise SimulateError("--days", f"{args.days:g} is not a positive number of days")
     seconds = max(60, round(args.days * 86400))
@@ -92,8 +104,11 @@ def _rates(
         rates = declared_rates(
             inputs.traffic, start, seconds, diurnal=args.diurnal, bursts=args.bursts, rng=rng
         )
+        if args.exact_timestamps:
+            raise SimulateError("--exact-timestamps", "needs --trace: declared traffic has none")
         extras = [name for name in ("diurnal", "bursts") if getattr(args, name)]
-        return rates, "declared traffic" + (f" with {' and '.join(extras)}" if extras else "")
+        note = "declared traffic" + (f" with {' and '.join(extras)}" if extras else "")
+        return rates, note, None
     trace = read_trace(args.trace, args.timestamp_column)
     if args.rate_scale == "baseline":
         median = trace.median_minute_rps()
@@ -107,9 +122,17 @@ def _rates(
             raise SimulateError(
                 "--rate-scale", f"{args.rate_scale!r} is neither a number nor 'baseline'"
             ) from None
-    rates = trace_rates(trace, seconds, rate_scale=scale, loop=args.loop)
     note = f"trace {args.trace.name} x {scale:.4g}" + (" (looped)" if args.loop else "")
-    return rates, note
+    if args.exact_timestamps:
+        if args.mode == "fast":
+            raise SimulateError(
+                "--exact-timestamps", "replays every request, so it needs --mode exact or auto"
+            )
+        times = trace_times(trace, seconds, rate_scale=scale, loop=args.loop)
+        span = max(1, min(seconds, math.ceil(float(times[-1])) + 1)) if len(times) else 1
+        counts = np.bincount(times.astype(np.int64), minlength=span)[:span]
+        return counts.astype(np.float64), note + ", its own timestamps", times
+    return trace_rates(trace, seconds, rate_scale=scale, loop=args.loop), note, None
 
 
 def _check(args: argparse.Namespace, inputs: StackInputs) -> None:
@@ -132,6 +155,7 @@ def simulate(
     progress: bool = False,
     mode: str = "auto",
     scenarios: list[Scenario] | None = None,
+    arrival_times: np.ndarray | None = None,
 ) -> list[RunResult]:
     """Run the configured scenario and both alternatives on the same traffic and seed."""
     configured = inputs.configured
@@ -148,9 +172,18 @@ def simulate(
         report = None
         if progress:
             report = _progress_printer(scenario.name)
-        exact = mode == "exact" or (mode == "auto" and float(rates.sum()) <= EXACT_MAX_REQUESTS)
-        runner = run_exact if exact else run_fast
-        runs.append(runner(scenario, rates, start, seed=seed, progress=report))
+        exact = (
+            mode == "exact"
+            or arrival_times is not None
+            or (mode == "auto" and float(rates.sum()) <= EXACT_MAX_REQUESTS)
+        )
+        if exact:
+            run = run_exact(
+                scenario, rates, start, seed=seed, progress=report, arrival_times=arrival_times
+            )
+        else:
+            run = run_fast(scenario, rates, start, seed=seed, progress=report)
+        runs.append(run)
     return runs
 
 
@@ -199,7 +232,7 @@ def run(args: argparse.Namespace) -> int:
         start = _start(args.start)
         inputs = load_stack(args.stack, project_dir, start)
         _check(args, inputs)
-        rates, traffic = _rates(args, inputs, start)
+        rates, traffic, times = _rates(args, inputs, start)
     except SimulateError as error:
         sys.stderr.write(f"error: {error}\n")
         return 2
@@ -214,6 +247,7 @@ def run(args: argparse.Namespace) -> int:
         spot_rate=args.spot_interruptions_per_hour,
         progress=progress,
         mode=args.mode,
+        arrival_times=times,
     )
     doc = document(inputs, runs, traffic, start, args.seed)
     if args.plot is not None:
@@ -225,6 +259,7 @@ def run(args: argparse.Namespace) -> int:
             seed=args.seed,
             spot_rate=args.spot_interruptions_per_hour,
             mode=args.mode,
+            arrival_times=times,
             scenarios=steps[1:3],
         )
         doc["levers"] = levers([runs[1], *middle, runs[0]], [s.name for s in steps])

@@ -258,13 +258,17 @@ class ExactRealtime:
             self.recorder.counters[TIMEOUTS] += expired
             self.held = keep
 
-    def second(self, s: int, rate: float) -> None:
-        """Serve second `s` at `rate` requests per second, then run the control loops."""
+    def second(self, s: int, rate: float, given: Floats | None = None) -> None:
+        """Serve second `s` at `rate` requests per second, then run the control loops.
+
+        `given`: this second's arrival times (a trace's own timestamps) instead of Poisson
+        ones; each goes to a ready replica picked uniformly at random.
+        """
         now = float(s)
         self.capacity.step(now, 1.0)
         ready = self.capacity.ready_pods(now)
         if not ready:
-            times = poisson_second(rate, now, self.rng)
+            times = poisson_second(rate, now, self.rng) if given is None else given
             self.per_second[s] = len(times)
             self._hold(times, now)
         else:
@@ -279,8 +283,12 @@ class ExactRealtime:
                 self.held = []
             count = 0
             share = rate / len(ready)
+            routes = None if given is None else self.rng.integers(0, len(ready), len(given))
             for index, pod in enumerate(ready):
-                times = poisson_second(share, now, self.rng)
+                if given is None or routes is None:
+                    times = poisson_second(share, now, self.rng)
+                else:
+                    times = given[routes == index]
                 count += len(times)
                 if released[index]:
                     origin = np.concatenate([np.array(released[index]), times])
@@ -381,8 +389,11 @@ def run_exact(
     seed: int,
     progress: Progress | None = None,
     bucket_s: float = 60.0,
+    arrival_times: Floats | None = None,
 ) -> RunResult:
     """Simulate `scenario` on per-second `rates` from `start`, request by request.
+
+    `arrival_times` (sorted offsets in seconds) replaces the Poisson arrivals with these.
 
     `recorder.coarse` holds one latency histogram per `bucket_s` of arrival time (a minute,
     unless a benchmark wants finer windows; the timeline's p99 is per bucket then).
@@ -399,9 +410,17 @@ def run_exact(
     queue = batch_queue(scenario, start, seconds, rng)
     timeline = Timeline()
     cost = 0.0
+    edges = (
+        np.searchsorted(arrival_times, np.arange(seconds + 1, dtype=np.float64))
+        if arrival_times is not None
+        else None
+    )
     for s in range(seconds):
         if realtime is not None:
-            realtime.second(s, float(rates[s]))
+            given = None
+            if arrival_times is not None and edges is not None:
+                given = arrival_times[edges[s] : edges[s + 1]]
+            realtime.second(s, float(rates[s]), given)
             pool = realtime.pool
             cost += cost_rate(
                 realtime.capacity, pool.prices.on_demand_per_gpu_hour, pool.prices.spot_per_gpu_hour

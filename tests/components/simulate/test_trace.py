@@ -17,6 +17,7 @@ from inferstack.components.simulate.arrivals import (
     declared_rates,
     read_trace,
     trace_rates,
+    trace_times,
 )
 
 REPO = Path(__file__).resolve().parents[3]
@@ -87,3 +88,58 @@ def test_the_shared_azure_trace_scaled_to_the_dev_baseline(capsys):
     assert "azure-llm-2023-code.csv" in document["traffic"]
     configured = document["scenarios"][0]
     assert configured["requests"] > 0.5 * 3000 * 864  # about the dev baseline for 864 s
+
+
+def test_exact_timestamps_replay_every_request_of_the_trace(capsys, tmp_path):
+    trace = _trace(tmp_path, [i * 0.25 for i in range(400)])
+    code = main(
+        [
+            "simulate",
+            "--project-dir",
+            str(REPO),
+            "--stack",
+            "dev",
+            "--trace",
+            str(trace),
+            "--exact-timestamps",
+            "--days",
+            "0.01",
+            "--json",
+        ]
+    )
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    document = json.loads(captured.out)
+    assert "its own timestamps" in document["traffic"]
+    for scenario in document["scenarios"]:
+        assert scenario["requests"] == 400
+        assert scenario["mode"] == "exact"
+
+
+def test_exact_timestamps_cannot_be_scaled_up(capsys, tmp_path):
+    trace = _trace(tmp_path, [i * 0.25 for i in range(40)])
+    code = main(
+        [
+            "simulate",
+            "--project-dir",
+            str(REPO),
+            "--stack",
+            "dev",
+            "--trace",
+            str(trace),
+            "--exact-timestamps",
+            "--rate-scale",
+            "3",
+        ]
+    )
+    err = capsys.readouterr().err
+    assert code == 2
+    assert "--rate-scale" in err
+    assert "thinned" in err
+
+
+def test_thinning_keeps_the_share_asked_for(tmp_path):
+    trace = read_trace(_trace(tmp_path, [i * 0.1 for i in range(1000)]))
+    assert len(trace_times(trace, 200, rate_scale=0.25)) == 250
+    # Each copy starts a second after the previous copy's last request: at 0, 101 and 202 s.
+    assert len(trace_times(trace, 300, loop=True)) == 2 * 1000 + 980
