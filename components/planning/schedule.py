@@ -41,7 +41,8 @@ def _expand_days_of_week(field: str) -> set[int]:
     return days
 
 
-def _compress_days_of_week(days: set[int]) -> str:
+def compress_days_of_week(days: set[int]) -> str:
+    """Cron day-of-week field for `days` (0 = Sunday), with runs written as ranges."""
     ordered = sorted(days)
     parts: list[str] = []
     run_start = previous = ordered[0]
@@ -72,7 +73,7 @@ def shift_cron(expression: str, minutes: int) -> str:
             )
         if day_of_week != "*":
             days = {(day + day_shift) % 7 for day in _expand_days_of_week(day_of_week)}
-            day_of_week = _compress_days_of_week(days)
+            day_of_week = compress_days_of_week(days)
     new_hour, new_minute = divmod(minute_of_day, 60)
     return f"{new_minute} {new_hour} {day_of_month} {month} {day_of_week}"
 

@@ -32,6 +32,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
 
+from inferstack.components.planning.schedule import compress_days_of_week
+
 PEAK_WINDOW_SECONDS = 60
 BASELINE_PERCENTILE = 10
 """The baseline is this percentile of the per-minute rates: the trough, not the typical level."""
@@ -428,21 +430,6 @@ def _bursts(bins: _Bins, zone: tzinfo) -> tuple[list[_Burst], float]:
     return bursts, median / (width * 60)
 
 
-def _cron_days(days: set[int]) -> str:
-    """Cron day-of-week field for `days` (0 = Sunday), with runs written as ranges."""
-    ordered = sorted(days)
-    parts: list[str] = []
-    run_start = previous = ordered[0]
-    for day in [*ordered[1:], None]:
-        if day is not None and day == previous + 1:
-            previous = day
-            continue
-        parts.append(str(run_start) if run_start == previous else f"{run_start}-{previous}")
-        if day is not None:
-            run_start = previous = day
-    return ",".join(parts)
-
-
 def _cron_weekday(day: date) -> int:
     return (day.weekday() + 1) % 7
 
@@ -495,7 +482,7 @@ def _recurring_spikes(
         covered = _covered_days(bins, zone, minute_of_day) | set(dates)
         seen_days = {_cron_weekday(day) for day in dates}
         covered_days = {_cron_weekday(day) for day in covered}
-        field = "*" if seen_days >= covered_days else _cron_days(seen_days)
+        field = "*" if seen_days >= covered_days else compress_days_of_week(seen_days)
         duration = min(1440, max(burst.minutes for burst in group))
         when = (
             "every day"
