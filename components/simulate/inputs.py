@@ -1,13 +1,14 @@
-"""The simulator's one adapter to the rest of inferstack: stack -> spec, profile, sizing, manifests.
+"""The simulator's one adapter to the rest of inferstack: stack -> plan -> rendered manifests.
 
 Everything the simulator knows about a stack comes through here, so that the planning and
 Kubernetes modules can move without touching the engine. A stack is read the way `inferstack
 preview --stack` reads it (Pulumi.yaml, then `stacks/Pulumi.<stack>.yaml` in the engine's config
 form), through the same loaders, but without running the Pulumi program: the spec, the profile
-and the sizing are pure functions, and the KEDA ScaledObjects are rendered by the same pure
-functions the Kubernetes component calls, then read back (polling interval, cooldown, bounds,
-HPA behaviour, thresholds, cron floors, the HTTP add-on's wake trigger), so the simulator runs
-what `pulumi up` would deploy.
+and the plan (`plan_service`, the service sized once with its prices, as `load_stack_config`
+builds it for the stack program) are pure functions, and the KEDA ScaledObjects are rendered by
+the same pure functions the Kubernetes component calls, then read back (polling interval,
+cooldown, bounds, HPA behaviour, thresholds, cron floors, the HTTP add-on's wake trigger), so
+the simulator runs what `pulumi up` would deploy.
 """
 
 from __future__ import annotations
@@ -24,12 +25,10 @@ from inferstack.components.kubernetes.scaling import (
     concurrency_target,
     realtime_scaled_object,
 )
+from inferstack.components.planning.clouds import Target
+from inferstack.components.planning.plan import ServicePlan, plan_service
 from inferstack.components.planning.pricing import machine_price
-from inferstack.components.planning.sizing import (
-    TARGET_UTILISATION,
-    Sizing,
-    size_service,
-)
+from inferstack.components.planning.sizing import TARGET_UTILISATION, Sizing
 from inferstack.components.planning.spec import InferenceServiceSpec, parse_spec
 from inferstack.components.simulate.arrivals import DeclaredTraffic, Spike
 from inferstack.components.simulate.autoscaler import (
@@ -52,7 +51,7 @@ from inferstack.components.simulate.config import (
 )
 from inferstack.components.simulate.errors import SimulateError
 from inferstack.components.simulate.replica import BatcherParams, ComputeModel
-from inferstack.contract.clouds import INTERRUPTION_NOTICE_SECONDS
+from inferstack.components.stack_config import AVAILABLE_TARGETS
 from inferstack.errors import SpecError
 from inferstack.offline.capture import CaptureError, engine_config, read_project
 from inferstack.profile import Profile, resolve_profile
@@ -63,6 +62,7 @@ class StackInputs:
     """A stack, resolved: what it declares, what sizing made of it, what it would deploy."""
 
     stack: str
+    plan: ServicePlan
     spec: InferenceServiceSpec
     profile: Profile
     sizing: Sizing
@@ -72,7 +72,9 @@ class StackInputs:
     price_source: str
 
 
-def _stack_documents(stack: str, project_dir: Path) -> tuple[dict[str, Any], dict[str, Any]]:
+def _stack_documents(
+    stack: str, project_dir: Path
+) -> tuple[dict[str, Any], dict[str, Any], Target]:
     try:
         project = read_project(project_dir)
         config = engine_config(project, stack)
@@ -86,7 +88,15 @@ def _stack_documents(stack: str, project_dir: Path) -> tuple[dict[str, Any], dic
     options = (
         json.loads(config["inferstack:kubernetes"]) if "inferstack:kubernetes" in config else {}
     )
-    return json.loads(raw), options
+    name = config.get("inferstack:target") or "kubernetes"
+    target = next((t for t in AVAILABLE_TARGETS if t == name), None)
+    if target is None:
+        raise SimulateError(
+            f"--stack {stack}",
+            f"inferstack:target {name!r} is not available; use one of "
+            f"{', '.join(AVAILABLE_TARGETS)}",
+        )
+    return json.loads(raw), options, target
 
 
 def _behavior(manifest: dict[str, Any]) -> Behavior:
@@ -160,8 +170,8 @@ def scaled_object_params(
     )
 
 
-def _prices(spec: InferenceServiceSpec, gpu: str) -> Prices:
-    price = machine_price(gpu, spec.price_cloud, spec.prices)
+def _prices(plan: ServicePlan, gpu: str) -> Prices:
+    price = machine_price(gpu, plan.price_cloud.name, plan.spec.prices)
     return Prices(
         price.on_demand_per_gpu_hour,
         price.spot_per_gpu_hour,
@@ -193,15 +203,9 @@ def compute_model(profile: Profile) -> ComputeModel:
     )
 
 
-def build_inputs(
-    stack: str,
-    spec: InferenceServiceSpec,
-    profile: Profile,
-    options: KubernetesOptions,
-    now: datetime,
-) -> StackInputs:
-    """Size the spec and render its autoscaling, as the stack program would."""
-    sizing = size_service(spec, profile, now=now)
+def build_inputs(stack: str, plan: ServicePlan, options: KubernetesOptions) -> StackInputs:
+    """Render the plan's autoscaling as the Kubernetes component would, and read it back."""
+    spec, profile, sizing = plan.spec, plan.profile, plan.sizing
     cold = profile.cold_start
     cold_start = ColdStart(
         cold.node_provision.seconds,
@@ -217,7 +221,7 @@ def build_inputs(
         manifest = realtime_scaled_object(spec, sizing, options)
         concurrency = float(concurrency_target(spec, sizing)) if rt.scale_to_zero else 1.0
         hold = sizing.realtime.request_hold_timeout_seconds
-        prices = _prices(spec, rt.gpu.type)
+        prices = _prices(plan, rt.gpu.type)
         source = prices.source
         realtime = RealtimePool(
             batcher=_batcher(spec, rt.gpu.count),
@@ -233,7 +237,7 @@ def build_inputs(
     batch = None
     if spec.batch is not None and sizing.batch is not None:
         pool = spec.batch
-        prices = _prices(spec, pool.gpu.type)
+        prices = _prices(plan, pool.gpu.type)
         source = source or prices.source
         batch = BatchPool(
             items_per_second=(pool.expected_items_per_day or 0.0) / 86400,
@@ -243,7 +247,7 @@ def build_inputs(
             scaler=scaled_object_params(batch_scaled_object(spec, sizing, options)),
             spot=pool.capacity.spot,
             fallback_on_demand=pool.capacity.fallback == "on_demand",
-            notice_s=float(INTERRUPTION_NOTICE_SECONDS[spec.price_cloud]),
+            notice_s=float(plan.price_cloud.spot_notice_seconds),
             grace_s=float(sizing.batch.termination_grace_seconds.value),
             max_job_s=float(pool.max_job_seconds),
         )
@@ -272,18 +276,20 @@ def build_inputs(
             Spike(s.cron, s.timezone, s.duration_minutes * 60.0, s.rps) for s in spec.traffic.spikes
         ),
     )
-    return StackInputs(stack, spec, profile, sizing, traffic, configured, facts, source)
+    return StackInputs(stack, plan, spec, profile, sizing, traffic, configured, facts, source)
 
 
 def load_stack(stack: str, project_dir: Path, now: datetime) -> StackInputs:
     """Read `stacks/Pulumi.<stack>.yaml` and resolve it offline; errors name the input."""
-    service, options_raw = _stack_documents(stack, project_dir)
+    service, options_raw, target = _stack_documents(stack, project_dir)
     try:
         spec = parse_spec(
             service, source=f"stack {stack} inferstack:service", prefix="inferstack:service"
         )
         profile = resolve_profile(spec.model.uri, spec.model.profile, base_dir=project_dir)
         options = parse_options(options_raw, source="inferstack:kubernetes")
-        return build_inputs(stack, spec, profile, options, now)
+        # The same plan the stack program builds (`load_stack_config`), without Pulumi config.
+        plan = plan_service(spec, profile, target=target, now=now)
+        return build_inputs(stack, plan, options)
     except SpecError as error:
         raise SimulateError(f"--stack {stack}", str(error)) from None

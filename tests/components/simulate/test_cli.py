@@ -162,3 +162,15 @@ def test_plot_runs_the_levers_one_at_a_time(capsys, tmp_path):
     assert levers[0]["monthly_usd"] == naive["monthly_usd"]
     assert levers[-1]["monthly_usd"] == configured["monthly_usd"]
     assert levers[1]["saves_usd"] > 0  # batching carries the peak on fewer replicas
+
+
+def test_the_simulator_runs_the_plan_the_stack_program_builds():
+    inputs = load_stack("dev", REPO, _start(DEFAULT_START))
+    plan = inputs.plan
+    assert inputs.sizing is plan.sizing
+    assert inputs.configured.realtime is not None
+    scaler = inputs.configured.realtime.scaler
+    assert scaler is not None
+    assert scaler.max_replicas == plan.sizing.realtime.max_replicas.value
+    assert inputs.configured.batch is not None
+    assert inputs.configured.batch.notice_s == plan.price_cloud.spot_notice_seconds
