@@ -3,8 +3,9 @@
 The contract, per message (at-least-once):
 1. received in a batch of up to `max_batch_size`, its lease kept alive while it is worked;
 2. skipped straight to the ack when its result already exists (a redelivery);
-3. decoded as a KServe v2 request: one that cannot be decoded (or is larger than a batch) can
-   never succeed, so it is dead-lettered at once with the reason;
+3. decoded as a KServe v2 request: one that cannot be decoded, for whatever reason (or is
+   larger than a batch), can never succeed, so it alone is dead-lettered at once with the
+   reason, and the rest of its batch goes on;
 4. run through the dynamic batcher together with everything else in flight;
 5. its result (the v2 response plus `message_id`) written to the result store, write-once;
 6. acked only after that write returned. A failure (model error, store outage) is retried with
@@ -280,6 +281,14 @@ class Worker:
             except ProtocolError as error:
                 failures.append(_Failure(message, f"invalid v2 request: {error.message}", True))
                 continue
+            except Exception as error:
+                # The decoder refuses with ProtocolError alone; anything else is a bug in it, but
+                # the message is just as undecodable on every delivery. Letting it fail the
+                # batch would release it and its neighbours again and again: settle it alone.
+                logger.exception("decoding message %s raised unexpectedly", message.id)
+                reason = f"undecodable message: {type(error).__name__}: {str(error)[:500]}"
+                failures.append(_Failure(message, reason, True))
+                continue
             decoded.append((message, request))
         assert self._batcher is not None
         outcomes = await asyncio.gather(
@@ -298,7 +307,14 @@ class Worker:
             elif isinstance(outcome, BaseException):
                 failures.append(_Failure(message, f"{type(outcome).__name__}: {outcome}", False))
             else:
-                documents[message.id] = result_document(message.id, self.model, request, outcome)
+                try:
+                    documents[message.id] = result_document(
+                        message.id, self.model, request, outcome
+                    )
+                except Exception as error:  # The model's outputs, not the batch, are at fault.
+                    reason = f"cannot encode the result: {type(error).__name__}: {error}"
+                    failures.append(_Failure(message, reason, False))
+                    continue
                 computed.append(message)
         written: dict[str, bool] = {}
         if documents:

@@ -29,16 +29,35 @@ class ProtocolError(Exception):
         self.status = status
 
 
+def shown(value: object, limit: int = 80) -> str:
+    """A client's JSON value as an error message may quote it: scalars and short strings as
+    they are, longer strings cut, arrays and objects as `[...]` and `{...}` (their repr can be
+    huge, and deeply nested ones exhaust the stack)."""
+    if isinstance(value, str):
+        text = repr(value[:limit])
+        return text if len(value) <= limit else f"{text}... ({len(value)} characters)"
+    if value is None or isinstance(value, bool | int | float):
+        text = repr(value)
+        return text if len(text) <= limit else f"a {len(text)}-digit number"
+    return "[...]" if isinstance(value, list) else "{...}"
+
+
 def loads(data: bytes) -> Any:
     """Parse JSON; NaN, Infinity and -Infinity are accepted as Triton accepts them.
 
     perf_analyzer's random FP32 data contains them and Triton's parser allows them, so the
     strict (and fast) parser is tried first and the permissive one only when it refuses.
+    Raises ValueError for anything that is not JSON, nesting too deep for the parsers included.
     """
     try:
         return orjson.loads(data)
     except orjson.JSONDecodeError:
+        pass
+    try:
         return json.loads(data)
+    except RecursionError:
+        # orjson stops at 1024 levels; the permissive parser would exhaust the stack instead.
+        raise ValueError("arrays or objects nested more than 1024 levels deep") from None
 
 
 def dumps(document: Any, arrays_finite: bool) -> bytes:
@@ -131,7 +150,13 @@ def from_json(spec: TensorSpec, shape: tuple[int, ...], data: object) -> np.ndar
         flat = _flatten(data)
         if not all(isinstance(item, str) for item in flat):
             raise ProtocolError(f"input {spec.name!r}: BYTES data must be strings")
-        array = np.array([item.encode() for item in flat], dtype=np.object_)
+        try:
+            array = np.array([item.encode() for item in flat], dtype=np.object_)
+        except UnicodeEncodeError:
+            raise ProtocolError(
+                f"input {spec.name!r}: BYTES data holds a lone UTF-16 surrogate (\\uD800 to "
+                "\\uDFFF without its pair); send valid Unicode text"
+            ) from None
     else:
         try:
             array = np.asarray(data)
@@ -178,12 +203,17 @@ def _cast(spec: TensorSpec, array: np.ndarray) -> np.ndarray:
 
 
 def _flatten(data: list[Any]) -> list[Any]:
+    """The leaves of a nested list in order; iterative, so no nesting depth exhausts the stack."""
     flat: list[Any] = []
-    for item in data:
-        if isinstance(item, list):
-            flat.extend(_flatten(item))
-        else:
+    stack = [iter(data)]
+    while stack:
+        for item in stack[-1]:
+            if isinstance(item, list):
+                stack.append(iter(item))
+                break
             flat.append(item)
+        else:
+            stack.pop()
     return flat
 
 

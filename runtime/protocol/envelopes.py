@@ -26,6 +26,7 @@ from inferstack.runtime.protocol.codecs import (
     from_binary,
     from_json,
     loads,
+    shown,
     tensor_entries,
 )
 from inferstack.runtime.tensors import VARIABLE_DIM, TensorSpec
@@ -123,8 +124,8 @@ def _decode_document(document: dict[str, Any], binary: bytes, model: Signature) 
     if not isinstance(parameters, dict):
         raise ProtocolError("'parameters' must be a JSON object")
     request_id = document.get("id")
-    if request_id is not None and not isinstance(request_id, str):
-        raise ProtocolError("'id' must be a string")
+    if request_id is not None and not _is_text(request_id):
+        raise ProtocolError("'id' must be a string of valid Unicode text (it is echoed back)")
 
     specs = {spec.name: spec for spec in model.inputs}
     decoded: dict[str, np.ndarray] = {}
@@ -136,7 +137,7 @@ def _decode_document(document: dict[str, Any], binary: bytes, model: Signature) 
         spec = specs.get(name) if isinstance(name, str) else None
         if spec is None:
             raise ProtocolError(
-                f"inputs[{index}].name {name!r} is not an input of model {model.name!r}; "
+                f"inputs[{index}].name {shown(name)} is not an input of model {model.name!r}; "
                 f"its inputs are {_describe(model.inputs)}"
             )
         if spec.name in decoded:
@@ -222,6 +223,18 @@ def _decode_raw_binary(body: bytes, model: Signature) -> InferRequest:
     return InferRequest(inputs={spec.name: array}, batch_size=shape[0])
 
 
+def _is_text(value: object) -> bool:
+    """A str that can be written back as UTF-8 (the permissive JSON parser lets lone UTF-16
+    surrogates through, which no response could then carry)."""
+    if not isinstance(value, str):
+        return False
+    try:
+        value.encode()
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def _describe(specs: Sequence[TensorSpec]) -> str:
     return ", ".join(f"{s.name} ({s.datatype} {list(s.shape)})" for s in specs)
 
@@ -252,7 +265,7 @@ def _check_shape(spec: TensorSpec, shape: object) -> tuple[int, ...]:
 def _check_datatype(spec: TensorSpec, datatype: object) -> None:
     if datatype != spec.datatype:
         raise ProtocolError(
-            f"input {spec.name!r} has datatype {datatype!r} but the model expects "
+            f"input {spec.name!r} has datatype {shown(datatype)} but the model expects "
             f"{spec.datatype!r}; send {spec.datatype}"
         )
 
@@ -273,9 +286,9 @@ def _requested_outputs(raw: object, model: Signature) -> list[RequestedOutput] |
     requested: list[RequestedOutput] = []
     for index, item in enumerate(raw):
         name = item.get("name") if isinstance(item, dict) else None
-        if name not in known:
+        if not isinstance(name, str) or name not in known:
             raise ProtocolError(
-                f"outputs[{index}].name {name!r} is not an output of model {model.name!r}; "
+                f"outputs[{index}].name {shown(name)} is not an output of model {model.name!r}; "
                 f"its outputs are {_describe(model.outputs)}"
             )
         parameters = item.get("parameters") or {}

@@ -22,6 +22,17 @@ from dataclasses import dataclass, field
 from inferstack.contract.queues import SCHEMES
 
 
+def byte_count(value: str | bytes | None) -> int | None:
+    """A header-length attribute as a byte count: ASCII digits only, else None.
+
+    `str.isdigit` alone is not enough: it accepts superscripts and other digits `int` refuses,
+    and a receive that raised on one message would hand back its whole batch, again and again.
+    """
+    if value is None or not value.isascii() or not value.isdigit():
+        return None
+    return int(value)
+
+
 class QueueConfigError(ValueError):
     """A queue URI or the queue's own configuration is unusable; the message says the fix."""
 
@@ -119,4 +130,11 @@ def open_queue(
     return RedisStreamQueue.from_uri(uri, lease_s=lease_s, max_attempts=max_attempts)
 
 
-__all__ = ["SCHEMES", "Message", "QueueConfigError", "QueueConsumer", "open_queue"]
+__all__ = [
+    "SCHEMES",
+    "Message",
+    "QueueConfigError",
+    "QueueConsumer",
+    "byte_count",
+    "open_queue",
+]

@@ -25,7 +25,7 @@ import warnings
 from collections.abc import Sequence
 from typing import Any, Final
 
-from inferstack.runtime.queues import Message, QueueConfigError, QueueConsumer
+from inferstack.runtime.queues import Message, QueueConfigError, QueueConsumer, byte_count
 
 with warnings.catch_warnings():
     # google-api-core warns about the interpreter's end-of-life date at import; not actionable.
@@ -116,8 +116,9 @@ class PubSubQueue(QueueConsumer):
     def _message(self, received: Any) -> Message:
         attributes = dict(received.message.attributes)
         header = attributes.get(HEADER_LENGTH_ATTRIBUTE)
+        header_length = byte_count(header)
         problem = None
-        if header is not None and not header.isdigit():
+        if header is not None and header_length is None:
             problem = f"attribute {HEADER_LENGTH_ATTRIBUTE} must be a byte count, got {header!r}"
         return Message(
             id=str(received.message.message_id),
@@ -125,7 +126,7 @@ class PubSubQueue(QueueConsumer):
             # 0 when the subscription has no dead-letter policy (refused at open).
             attempt=max(1, int(received.delivery_attempt)),
             handle=str(received.ack_id),
-            header_length=int(header) if header is not None and header.isdigit() else None,
+            header_length=header_length,
             problem=problem,
         )
 

@@ -27,7 +27,7 @@ from urllib.parse import parse_qs, urlsplit, urlunsplit
 
 import redis
 
-from inferstack.runtime.queues import Message, QueueConfigError, QueueConsumer
+from inferstack.runtime.queues import Message, QueueConfigError, QueueConsumer, byte_count
 
 DEFAULT_GROUP: Final = "inferstack"
 DEFAULT_MAX_ATTEMPTS: Final = 5
@@ -193,20 +193,21 @@ class RedisStreamQueue(QueueConsumer):
 
     def _message(self, entry_id: Any, fields: dict[bytes, bytes], attempt: int) -> Message:
         header = fields.get(HEADER_LENGTH_FIELD)
+        header_length = byte_count(header)
         problem = None
         if BODY_FIELD not in fields:
             problem = (
                 f"stream entry has no 'body' field (fields: {sorted(_text(k) for k in fields)}); "
                 f"write requests as XADD {self.stream} * body '<v2 request JSON>'"
             )
-        elif header is not None and not header.isdigit():
+        elif header is not None and header_length is None:
             problem = f"'header_length' must be a byte count, got {header!r}"
         return Message(
             id=_text(entry_id),
             body=fields.get(BODY_FIELD, b""),
             attempt=attempt,
             handle=_text(entry_id),
-            header_length=int(header) if header is not None and header.isdigit() else None,
+            header_length=header_length,
             problem=problem,
         )
 

@@ -19,13 +19,14 @@ the `inference-header-content-length` attribute, since SQS bodies are text.
 from __future__ import annotations
 
 import base64
+import binascii
 import json
 from collections.abc import Iterator, Sequence
 from typing import Any, Final
 
 import boto3
 
-from inferstack.runtime.queues import Message, QueueConfigError, QueueConsumer
+from inferstack.runtime.queues import Message, QueueConfigError, QueueConsumer, byte_count
 
 MAX_BATCH: Final = 10
 """SQS caps ReceiveMessage, DeleteMessageBatch and ChangeMessageVisibilityBatch at 10."""
@@ -117,15 +118,30 @@ class SqsQueue(QueueConsumer):
 
     def _message(self, raw: dict[str, Any]) -> Message:
         attribute = raw.get("MessageAttributes", {}).get(HEADER_LENGTH_ATTRIBUTE)
-        header_length = int(attribute["StringValue"]) if attribute else None
         body_text: str = raw.get("Body", "")
-        body = base64.b64decode(body_text) if header_length is not None else body_text.encode()
+        body, header_length, problem = body_text.encode(), None, None
+        # Never raise here: a receive that fails hands back every message it received.
+        if attribute:
+            value = attribute.get("StringValue")
+            header_length = byte_count(value)
+            if header_length is None:
+                problem = f"attribute {HEADER_LENGTH_ATTRIBUTE} must be a byte count, got {value!r}"
+            else:
+                try:
+                    body = base64.b64decode(body_text, validate=True)
+                except (binascii.Error, ValueError):
+                    problem = (
+                        f"with attribute {HEADER_LENGTH_ATTRIBUTE} the body must be the base64 "
+                        "of the JSON header and the tensor bytes, and it is not valid base64"
+                    )
+                    header_length = None
         return Message(
             id=raw["MessageId"],
             body=body,
             attempt=int(raw.get("Attributes", {}).get("ApproximateReceiveCount", 1)),
             handle=raw["ReceiptHandle"],
             header_length=header_length,
+            problem=problem,
         )
 
     def ack(self, messages: Sequence[Message]) -> None:

@@ -23,6 +23,7 @@ from inferstack.cli import main
 from inferstack.runtime.interruption import Notice
 from inferstack.runtime.layered_settings import SettingsError
 from inferstack.runtime.results.local import DirectoryStore
+from inferstack.runtime.tensors import TensorSpec
 from inferstack.runtime.worker import Worker
 from inferstack.runtime.worker_settings import WorkerSettings, resolve_settings
 from tests.worker.fakes import GATE_SAFETY_S, DoublingModel, MemoryQueue, request_body
@@ -46,6 +47,11 @@ def settings(**overrides: object) -> WorkerSettings:
 def v2(name: str, shape: list[int], data: list[float]) -> bytes:
     tensor = {"name": name, "datatype": "FP32", "shape": shape, "data": data}
     return json.dumps({"inputs": [tensor]}).encode()
+
+
+def with_outputs(outputs: object) -> bytes:
+    document = json.loads(request_body([1, 2, 3, 4]))
+    return json.dumps(document | {"outputs": outputs}).encode()
 
 
 def run_worker(worker: Worker) -> None:
@@ -147,8 +153,21 @@ def test_a_redelivered_message_with_a_result_is_acked_without_the_model(
         (v2("pixels", [1, 4], [1, 2, 3, 4]), "pixels"),
         (v2("input", [1, 3], [1, 2, 3]), "shape"),
         (v2("input", [5, 4], [0] * 20), "max_batch_size"),
+        (with_outputs([{"name": ["output"]}]), "is not an output"),
+        (with_outputs([{"name": {"output": 1}}]), "is not an output"),
+        (b'{"inputs": ' + b"[" * 5000 + b"]" * 5000 + b"}", "nested more than 1024 levels"),
+        (request_body([1, 2, 3, 4]).replace(b'"inputs"', b'"id": "\\ud800", "inputs"'), "'id'"),
     ],
-    ids=["bad-json", "unknown-input", "wrong-shape", "larger-than-a-batch"],
+    ids=[
+        "bad-json",
+        "unknown-input",
+        "wrong-shape",
+        "larger-than-a-batch",
+        "output-name-list",
+        "output-name-dict",
+        "nested-5000-deep",
+        "id-lone-surrogate",
+    ],
 )
 def test_poison_goes_to_the_dead_letter_queue_at_once(
     store: DirectoryStore, body: bytes, reason: str
@@ -163,6 +182,53 @@ def test_poison_goes_to_the_dead_letter_queue_at_once(
     assert reason in queue.dead[0][1]
     assert queue.retried == []  # Never retried: it could not succeed.
     assert store.get(poison) is None
+
+
+def test_a_decoder_that_raises_anything_dead_letters_that_message_alone(
+    store: DirectoryStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from inferstack.runtime import worker as module
+
+    real = module.decode_request
+
+    def flaky_decoder(body: bytes, model: Any, *, header_length: int | None = None) -> Any:
+        if b"boom" in body:
+            raise KeyError("a decoder bug")
+        return real(body, model, header_length=header_length)
+
+    monkeypatch.setattr(module, "decode_request", flaky_decoder)
+    queue = MemoryQueue(max_attempts=5)
+    good = [queue.put(request_body([i, 0, 0, 0])) for i in range(6)]
+    poison = queue.put(b'{"boom": true}')
+    good += [queue.put(request_body([i, 1, 1, 1])) for i in range(6)]
+    worker = Worker(queue, store, DoublingModel(), settings(max_batch_size=4))
+    run_worker(worker)
+    assert sorted(queue.acked) == sorted(good)  # Its batch-mates too, on the first delivery.
+    assert queue.dead == [(poison, "undecodable message: KeyError: 'a decoder bug'")]
+    assert queue.released == []
+    assert queue.retried == []
+    assert worker.counts()["processed"] == 12
+    assert store.existing(good) == set(good)
+
+
+def test_a_result_that_cannot_be_encoded_fails_that_message_not_its_batch(
+    store: DirectoryStore,
+) -> None:
+    class ForgetfulModel(DoublingModel):
+        """Declares `output2` but never returns it: a result that asks for it cannot encode."""
+
+        def predict_batch(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+            return {"output": super().predict_batch(inputs)["output"]}
+
+    queue = MemoryQueue(max_attempts=1)
+    good = queue.put(request_body([1, 2, 3, 4]))
+    bad = queue.put(with_outputs([{"name": "output"}, {"name": "output2"}]))
+    model = ForgetfulModel()
+    model.outputs.append(TensorSpec("output2", "FP32", [-1, 4]))
+    run_worker(Worker(queue, store, model, settings()))
+    assert queue.acked == [good]
+    assert [message_id for message_id, _ in queue.dead] == [bad]
+    assert "cannot encode the result: KeyError" in queue.dead[0][1]
 
 
 def test_a_delivery_without_a_request_is_dead_lettered_with_its_problem(

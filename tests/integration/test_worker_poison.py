@@ -1,0 +1,164 @@
+"""Poison messages on real queues: each one is dead-lettered once, alone, and its batch goes on.
+
+Good requests and undecodable ones (each kind that used to escape the decoder as a TypeError or a
+RecursionError, plus bad JSON, a lone surrogate, a broken header length or binary body) are mixed
+so that every pulled batch holds some of each. The worker runs in this process against Redis
+Streams (redis-server) and SQS (moto in server mode), with a small model, until the queue is idle.
+Before the fix, the first poison in a batch released the whole batch over and over: no message
+in it was ever processed or dead-lettered.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from inferstack.runtime.queues import open_queue
+from inferstack.runtime.queues.sqs import (
+    HEADER_LENGTH_ATTRIBUTE,
+    MESSAGE_ID_ATTRIBUTE,
+    REASON_ATTRIBUTE,
+)
+from inferstack.runtime.results import open_result_store
+from inferstack.runtime.worker import Worker
+from inferstack.runtime.worker_settings import WorkerSettings
+from tests.integration.conftest import AwsServer, RedisServer, unique
+from tests.integration.test_worker_sqs import drain, make_queue
+from tests.worker.fakes import GATE_SAFETY_S, DoublingModel, request_body
+
+pytestmark = pytest.mark.integration
+
+GOOD = 60
+
+
+def with_extra(extra: str) -> bytes:
+    """A valid one-row request with `extra` spliced in as further top-level JSON members."""
+    return request_body([1, 2, 3, 4]).replace(b'{"inputs"', ("{" + extra + ', "inputs"').encode())
+
+
+POISON_BODIES = {
+    "output-name-list": with_extra('"outputs": [{"name": ["output"]}]'),
+    "output-name-dict": with_extra('"outputs": [{"name": {"output": true}}]'),
+    "nested-2000": b'{"inputs": ' + b"[" * 2000 + b"]" * 2000 + b"}",
+    "nested-100000": b'{"inputs": [{"name": "input", "data": '
+    + b"[" * 100_000
+    + b"]" * 100_000
+    + b"}]}",
+    "id-lone-surrogate": with_extra('"id": "\\ud800"'),
+    "not-json": b"{not json",
+    "wrong-shape": request_body([1, 2, 3, 4]).replace(b"[1, 4]", b"[1, 3]"),
+}
+
+
+def worker_settings(queue: str) -> WorkerSettings:
+    return WorkerSettings(
+        queue=queue,
+        model="double",
+        max_batch_size=8,
+        max_queue_delay_ms=0,
+        poll_wait_s=0,
+        exit_when_idle_s=0.5,
+        retry_base_s=0.1,
+        metrics_port=0,
+    )
+
+
+def run(worker: Worker) -> None:
+    asyncio.run(asyncio.wait_for(worker.run(), GATE_SAFETY_S * 4))
+
+
+def test_redis_poison_is_dead_lettered_once_and_every_good_message_processed(
+    redis_server: RedisServer, tmp_path: Path
+) -> None:
+    stream = unique("poison")
+    client = redis_server.client()
+    good: list[str] = []
+    poison: dict[str, str] = {}
+    kinds = list(POISON_BODIES.items())
+    for index in range(GOOD):
+        good.append(client.xadd(stream, {"body": request_body([index, 0, 0, 0])}).decode())
+        if index % 6 == 0 and kinds:  # A poison among every few good ones: in most batches.
+            kind, body = kinds.pop()
+            poison[client.xadd(stream, {"body": body}).decode()] = kind
+    # Deliveries that carry no request at all, or a header length that is not a byte count.
+    poison[client.xadd(stream, {"payload": b"x"}).decode()] = "no-body-field"
+    fields = {"body": b"{}", "header_length": "\u00b2".encode()}
+    poison[client.xadd(stream, fields).decode()] = "header-length-superscript"
+
+    queue = open_queue(f"{redis_server.url}?stream={stream}&max_attempts=3", lease_s=30)
+    store = open_result_store((tmp_path / "results").as_uri())
+    worker = Worker(queue, store, DoublingModel(), worker_settings(queue.uri))
+    run(worker)
+
+    assert store.existing(good) == set(good)
+    assert worker.counts()["processed"] == GOOD
+    dead = client.xrange(f"{stream}:dead")
+    dead_ids = Counter(entry[b"message_id"].decode() for _, entry in dead)
+    assert dead_ids == Counter(poison.keys()), (
+        "each poison dead-lettered exactly once, nothing else"
+    )
+    assert worker.counts()["dead_lettered"] == len(poison)
+    assert worker.counts()["retried"] == 0
+    assert worker.counts()["released"] == 0
+    reasons = {entry[b"message_id"].decode(): entry[b"reason"].decode() for _, entry in dead}
+    assert "nested more than 1024 levels" in reasons[_id(poison, "nested-100000")]
+    assert "is not an output" in reasons[_id(poison, "output-name-list")]
+    assert client.xpending(stream, "inferstack")["pending"] == 0
+
+
+def _id(poison: dict[str, str], kind: str) -> str:
+    return next(message_id for message_id, known in poison.items() if known == kind)
+
+
+def test_sqs_poison_is_dead_lettered_once_and_every_good_message_processed(
+    aws_env: AwsServer, tmp_path: Path
+) -> None:
+    url, dlq_url = make_queue(aws_env, max_receive=3)
+    sqs = aws_env.client("sqs")
+    good: list[str] = []
+    poison: dict[str, str] = {}
+    kinds = list(POISON_BODIES.items())
+    for index in range(GOOD):
+        body = request_body([index, 0, 0, 0]).decode()
+        good.append(sqs.send_message(QueueUrl=url, MessageBody=body)["MessageId"])
+        if index % 6 == 0 and kinds:
+            kind, poison_body = kinds.pop()
+            sent = sqs.send_message(QueueUrl=url, MessageBody=poison_body.decode())
+            poison[sent["MessageId"]] = kind
+    # A binary-extension header length that is no byte count, and a body that is not base64:
+    # both used to raise inside receive and hand back every message received with them.
+    for kind, value, body in [
+        ("header-length-fraction", "1.5", base64.b64encode(b"{}").decode()),
+        ("body-not-base64", "2", "{} is not base64!"),
+    ]:
+        attributes = {HEADER_LENGTH_ATTRIBUTE: {"DataType": "Number", "StringValue": value}}
+        sent = sqs.send_message(QueueUrl=url, MessageBody=body, MessageAttributes=attributes)
+        poison[sent["MessageId"]] = kind
+
+    settings = worker_settings(f"sqs://{url}")
+    store = open_result_store((tmp_path / "results").as_uri())
+    worker = Worker(open_queue(settings.queue), store, DoublingModel(), settings)
+    run(worker)
+
+    assert store.existing(good) == set(good)
+    assert worker.counts()["processed"] == GOOD
+    dead = drain(aws_env, dlq_url)
+    dead_ids = Counter(m["MessageAttributes"][MESSAGE_ID_ATTRIBUTE]["StringValue"] for m in dead)
+    assert dead_ids == Counter(poison.keys()), (
+        "each poison dead-lettered exactly once, nothing else"
+    )
+    assert worker.counts()["dead_lettered"] == len(poison)
+    assert worker.counts()["retried"] == 0
+    reasons = {
+        m["MessageAttributes"][MESSAGE_ID_ATTRIBUTE]["StringValue"]: m["MessageAttributes"][
+            REASON_ATTRIBUTE
+        ]["StringValue"]
+        for m in dead
+    }
+    assert "must be a byte count" in reasons[_id(poison, "header-length-fraction")]
+    assert "not valid base64" in reasons[_id(poison, "body-not-base64")]
+    assert drain(aws_env, url) == []
