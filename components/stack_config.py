@@ -7,11 +7,14 @@ cannot provide) is reported at once, before any resource exists.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
 from typing import Final, get_args
 
+from inferstack.components.gcp import checks as gcp_checks
+from inferstack.components.gcp.options import GcpOptions, parse_gcp_options
+from inferstack.components.gcp.storage import results_location
 from inferstack.components.kubernetes.options import KubernetesOptions, parse_options
 from inferstack.components.planning.clouds import Target
 from inferstack.components.planning.plan import ServicePlan, plan_service
@@ -22,7 +25,8 @@ from inferstack.profile import resolve_profile
 NAMESPACE: Final = "inferstack"
 TARGET_KEY: Final = "target"
 KUBERNETES_KEY: Final = "kubernetes"
-AVAILABLE_TARGETS: Final[tuple[Target, ...]] = ("kubernetes",)
+GCP_KEY: Final = "gcp"
+AVAILABLE_TARGETS: Final[tuple[Target, ...]] = ("kubernetes", "gcp")
 """Targets whose component exists; the others of `Target` are planned."""
 
 
@@ -35,6 +39,8 @@ class StackConfig:
     plan: ServicePlan
     kubernetes: KubernetesOptions
     """Cluster-side options (`inferstack:kubernetes`); the cloud targets fill in the rest."""
+    gcp: GcpOptions | None = None
+    """The GCP target's options (`inferstack:gcp`); None on other targets."""
 
 
 def _target(raw: str | None) -> Target:
@@ -67,7 +73,15 @@ def load_stack_config(project_dir: Path, *, now: datetime | None = None) -> Stac
     options = parse_options(
         config.get_object(KUBERNETES_KEY), source=f"{NAMESPACE}:{KUBERNETES_KEY}"
     )
-    option_problems = options.problems(spec)
+    gcp: GcpOptions | None = None
+    option_problems = []
+    if target == "gcp":
+        gcp, gcp_problems = _gcp_options(config.get_object(GCP_KEY), spec)
+        option_problems += gcp_problems
+        if gcp is not None:
+            # What the GCP component fills in from the resources it creates.
+            options = _as_filled_by_gcp(options, gcp, spec)
+    option_problems += options.problems(spec)
     try:
         profile = resolve_profile(spec.model.uri, spec.model.profile, base_dir=project_dir)
         plan = plan_service(spec, profile, target=target, now=now)
@@ -75,7 +89,31 @@ def load_stack_config(project_dir: Path, *, now: datetime | None = None) -> Stac
         raise SpecError(error.problems + option_problems, source=error.source) from None
     if option_problems:
         raise SpecError(option_problems, source=f"{NAMESPACE}:{KUBERNETES_KEY}")
-    return StackConfig(target=target, spec=spec, plan=plan, kubernetes=options)
+    return StackConfig(target=target, spec=spec, plan=plan, kubernetes=options, gcp=gcp)
+
+
+def _gcp_options(
+    data: dict[str, object] | None, spec: InferenceServiceSpec
+) -> tuple[GcpOptions | None, list[Problem]]:
+    source = f"{NAMESPACE}:{GCP_KEY}"
+    try:
+        options = parse_gcp_options(data, source=source)
+    except SpecError as error:
+        return None, error.problems + gcp_checks.spec_problems(spec)
+    return options, gcp_checks.spec_problems(spec)
+
+
+def _as_filled_by_gcp(
+    options: KubernetesOptions, gcp: GcpOptions, spec: InferenceServiceSpec
+) -> KubernetesOptions:
+    if spec.batch is None:
+        return options
+    queue = replace(
+        options.queue,
+        gcp_project=gcp.project,
+        results_uri=results_location(spec.name, gcp).uri,
+    )
+    return replace(options, queue=queue)
 
 
 __all__ = ["AVAILABLE_TARGETS", "StackConfig", "load_stack_config"]

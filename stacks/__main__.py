@@ -1,8 +1,9 @@
 """The inferstack Pulumi program: one service from the stack config, on the stack's target.
 
 Config keys: `inferstack:service` (the spec, see README), `inferstack:target` (`kubernetes`, the
-default; `aws` and `gcp` are planned) and `inferstack:kubernetes` (cluster-side options: namespace,
-Prometheus URL, batch queue binding; see `KubernetesOptions`). The program reads config once,
+default, or `gcp`; `aws` is planned), `inferstack:kubernetes` (cluster-side options: namespace,
+Prometheus URL, batch queue binding; see `KubernetesOptions`) and, on the gcp target,
+`inferstack:gcp` (project, region, cluster; see `GcpOptions`). The program reads config once,
 plans the service once (`load_stack_config`), and hands the plan to the components; components
 never read config and never size.
 """
@@ -17,7 +18,19 @@ from inferstack.components.stack_config import load_stack_config
 PROJECT_DIR = Path(__file__).resolve().parent.parent  # relative profile paths start here
 
 stack = load_stack_config(PROJECT_DIR)
-service = KubernetesInferenceService(stack.spec.name, stack.plan, stack.kubernetes)
+if stack.target == "gcp":
+    from inferstack.components.gcp.component import GcpInferenceStack
+
+    assert stack.gcp is not None
+    gcp_stack = GcpInferenceStack(stack.spec.name, stack.plan, stack.gcp, stack.kubernetes)
+    service = gcp_stack.kubernetes
+    pulumi.export("subscription", gcp_stack.subscription)
+    pulumi.export("dead_letter_subscription", gcp_stack.dead_letter_subscription)
+    pulumi.export("results_uri", gcp_stack.results_uri)
+    pulumi.export("image", gcp_stack.image)
+    pulumi.export("node_pools", gcp_stack.node_pools)
+else:
+    service = KubernetesInferenceService(stack.spec.name, stack.plan, stack.kubernetes)
 
 pulumi.export("sizing", stack.plan.sizing.to_dict())
 pulumi.export("cost", stack.plan.cost.to_dict())

@@ -45,3 +45,11 @@ ComputeClass provisioning, AKS spot pools."""
 
 INTERRUPTION_NOTICE_SECONDS: Final[dict[Provider, int]] = {"aws": 120, "gcp": 30, "azure": 30}
 """Time between the spot notice and the machine's stop: EC2 two minutes, GCE and Azure 30 s."""
+
+PUBSUB_SERVICE_AGENT_DOMAIN: Final = "gcp-sa-pubsub.iam.gserviceaccount.com"
+"""Domain of a project's Pub/Sub service agent, which forwards messages to dead-letter topics."""
+
+
+def pubsub_service_agent(project_number: str) -> str:
+    """The IAM member of the Pub/Sub service agent of the project numbered `project_number`."""
+    return f"serviceAccount:service-{project_number}@{PUBSUB_SERVICE_AGENT_DOMAIN}"

@@ -37,3 +37,21 @@ HPA_TYPES: Final = frozenset(
         "kubernetes:autoscaling/v2beta2:HorizontalPodAutoscaler",
     }
 )
+
+# The GCP target.
+GCP_STACK: Final = "inferstack:gcp:InferenceStack"
+GKE_NODE_POOL: Final = "gcp:container/nodePool:NodePool"
+GKE_CLUSTER: Final = "gcp:container/cluster:Cluster"
+COMPUTE_CLASS: Final = "kubernetes:cloud.google.com/v1:ComputeClass"
+PUBSUB_TOPIC: Final = "gcp:pubsub/topic:Topic"
+PUBSUB_SUBSCRIPTION: Final = "gcp:pubsub/subscription:Subscription"
+PUBSUB_TOPIC_IAM_MEMBER: Final = "gcp:pubsub/topicIAMMember:TopicIAMMember"
+PUBSUB_TOPIC_IAM_BINDING: Final = "gcp:pubsub/topicIAMBinding:TopicIAMBinding"
+PUBSUB_TOPIC_IAM_POLICY: Final = "gcp:pubsub/topicIAMPolicy:TopicIAMPolicy"
+PUBSUB_SUBSCRIPTION_IAM_MEMBER: Final = "gcp:pubsub/subscriptionIAMMember:SubscriptionIAMMember"
+PUBSUB_SUBSCRIPTION_IAM_BINDING: Final = "gcp:pubsub/subscriptionIAMBinding:SubscriptionIAMBinding"
+PUBSUB_SUBSCRIPTION_IAM_POLICY: Final = "gcp:pubsub/subscriptionIAMPolicy:SubscriptionIAMPolicy"
+STORAGE_BUCKET: Final = "gcp:storage/bucket:Bucket"
+STORAGE_BUCKET_IAM_MEMBER: Final = "gcp:storage/bucketIAMMember:BucketIAMMember"
+ARTIFACT_REPOSITORY: Final = "gcp:artifactregistry/repository:Repository"
+PROJECT_IAM_MEMBER: Final = "gcp:projects/iAMMember:IAMMember"

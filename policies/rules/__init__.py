@@ -6,10 +6,12 @@ from inferstack.policies.rule import Rule
 from inferstack.policies.rules import (
     async_spot_durability,
     bounded_gpu_capacity,
+    bucket_public_access_prevention,
     cold_start_within_hold_timeout,
     demand_signal_autoscaling,
     inference_security,
     no_spot_for_realtime,
+    pubsub_dead_letter_bindings,
     queue_delay_within_budget,
     scale_to_zero_needs_wake_path,
 )
@@ -23,6 +25,8 @@ RULE_MODULES = (
     async_spot_durability,
     cold_start_within_hold_timeout,
     inference_security,
+    pubsub_dead_letter_bindings,
+    bucket_public_access_prevention,
 )
 
 ALL_RULES: tuple[Rule, ...] = tuple(module.RULE for module in RULE_MODULES)

@@ -5,8 +5,9 @@ request on a reclaimed node fails or waits a full cold start, so the latency bud
 when capacity is scarce. Spot belongs to queue work that can be retried.
 
 Fix: run realtime pools on on-demand capacity (EKS `capacityType: ON_DEMAND`, GKE pools without
-`spot`/`preemptible`, Karpenter `karpenter.sh/capacity-type In [on-demand]`), and drop spot node
-selectors, affinities and tolerations from realtime pod templates.
+`spot`/`preemptible`, GKE ComputeClass priorities without `spot: true`, Karpenter
+`karpenter.sh/capacity-type In [on-demand]`), and drop spot node selectors, affinities and
+tolerations from realtime pod templates.
 """
 
 from __future__ import annotations
@@ -26,8 +27,9 @@ GKE_CLUSTER: Final = "gcp:container/cluster:Cluster"
 KARPENTER_NODE_POOLS: Final = frozenset(
     {"kubernetes:karpenter.sh/v1:NodePool", "kubernetes:karpenter.sh/v1beta1:NodePool"}
 )
+COMPUTE_CLASS: Final = resource_types.COMPUTE_CLASS
 TYPES: Final = (
-    frozenset({EKS_NODE_GROUP, GKE_NODE_POOL, GKE_CLUSTER})
+    frozenset({EKS_NODE_GROUP, GKE_NODE_POOL, GKE_CLUSTER, COMPUTE_CLASS})
     | KARPENTER_NODE_POOLS
     | resource_types.WORKLOAD_TYPES
 )
@@ -61,6 +63,21 @@ def check(resource: Resource, config: Mapping[str, Any]) -> list[str]:
             return [
                 f"GKE node pool labelled {key}={realtime} sets nodeConfig.{flags[0]}; remove "
                 f"nodeConfig.{flags[0]} (on-demand VMs), or move spot capacity to a batch-tier pool"
+            ]
+        return []
+    if resource.type == COMPUTE_CLASS:
+        if mapping_of(resource.get("metadata.labels")).get(key) != realtime:
+            return []
+        spot_rules = [
+            index
+            for index, rule in enumerate(list_of(resource.get("spec.priorities")))
+            if is_true(mapping_of(rule).get("spot"))
+        ]
+        if spot_rules:
+            return [
+                f"GKE ComputeClass labelled {key}={realtime} admits Spot VMs "
+                f"(spec.priorities[{spot_rules[0]}].spot); set spot: false on every priority, "
+                "or move spot capacity to a batch-tier ComputeClass"
             ]
         return []
     if resource.type in KARPENTER_NODE_POOLS:

@@ -1,0 +1,238 @@
+"""Who may do what: the node service account, the batch worker, KEDA. Nothing for realtime.
+
+Every grant is decided here as plain data (`Grant`: the resource it sits on, the role, the member,
+an optional IAM condition) and then created as an IAM member binding *on that resource*, never on
+the project, except for the two identities that are not inference identities and whose roles
+only exist project-wide: the nodes (`roles/container.defaultNodeServiceAccount`: logs, metrics)
+and the KEDA operator (`roles/monitoring.viewer`: the Pub/Sub backlog from Managed Prometheus).
+
+The batch worker's Kubernetes service account is the member itself (Workload Identity Federation
+for GKE, `principal://.../subject/ns/NAMESPACE/sa/NAME`), or, with `identity: service_account`, a
+Google service account of its own that only that Kubernetes service account may impersonate. It
+gets exactly what `inferstack work` does on GCP:
+
+- `roles/pubsub.subscriber` on its subscription (pull, ack, modify deadlines);
+- `roles/pubsub.viewer` on its subscription: the worker reads the dead-letter policy when it opens
+  the queue (`GetSubscription`), which the subscriber role does not allow;
+- `roles/pubsub.publisher` on its dead-letter topic (it dead-letters a failing message itself);
+- `roles/storage.objectCreator` and `roles/storage.objectViewer` on the results bucket, both
+  conditioned on the service's prefix: it creates each result once and reads it back to tell a
+  redelivered message (already answered) from a new one.
+
+The realtime pool's service account has no annotation and no binding: it needs no GCP API.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Final, Literal
+
+from inferstack.components.gcp.options import GcpOptions
+from inferstack.components.gcp.storage import ResultsLocation
+
+On = Literal["project", "subscription", "dead_letter_topic", "results_bucket", "repository", "gsa"]
+
+NODE_ROLE: Final = "roles/container.defaultNodeServiceAccount"
+REGISTRY_READER: Final = "roles/artifactregistry.reader"
+KEDA_ROLE: Final = "roles/monitoring.viewer"
+SUBSCRIBER: Final = "roles/pubsub.subscriber"
+PUBSUB_VIEWER: Final = "roles/pubsub.viewer"
+PUBLISHER: Final = "roles/pubsub.publisher"
+OBJECT_CREATOR: Final = "roles/storage.objectCreator"
+OBJECT_VIEWER: Final = "roles/storage.objectViewer"
+WORKLOAD_IDENTITY_USER: Final = "roles/iam.workloadIdentityUser"
+GKE_SA_ANNOTATION: Final = "iam.gke.io/gcp-service-account"
+
+
+@dataclass(frozen=True)
+class Condition:
+    """An IAM condition (CEL) on a binding."""
+
+    title: str
+    expression: str
+
+
+@dataclass(frozen=True)
+class Grant:
+    """One IAM member binding: on which resource, which role, to whom, and why."""
+
+    on: On
+    role: str
+    member: str
+    why: str
+    condition: Condition | None = None
+
+
+def workload_principal(options: GcpOptions, namespace: str, service_account: str) -> str:
+    """The IAM principal of a Kubernetes service account (Workload Identity Federation for GKE)."""
+    return (
+        f"principal://iam.googleapis.com/projects/{options.project_number}/locations/global/"
+        f"workloadIdentityPools/{options.workload_pool}/subject/ns/{namespace}/sa/{service_account}"
+    )
+
+
+def node_account_id(service: str) -> str:
+    """Account ID of the nodes' Google service account (6-30 characters)."""
+    return f"{service[:24]}-nodes"
+
+
+def batch_account_id(service: str) -> str:
+    """Account ID of the batch pool's Google service account (`identity: service_account`)."""
+    return f"{service[:24]}-batch"
+
+
+def account_email(account_id: str, options: GcpOptions) -> str:
+    """The email of a user-managed service account in the project."""
+    return f"{account_id}@{options.project}.iam.gserviceaccount.com"
+
+
+def batch_member(options: GcpOptions, service: str, namespace: str, ksa: str) -> str:
+    """The member the worker's grants name."""
+    if options.identity == "service_account":
+        return f"serviceAccount:{account_email(batch_account_id(service), options)}"
+    return workload_principal(options, namespace, ksa)
+
+
+def batch_service_account_annotations(options: GcpOptions, service: str) -> dict[str, str]:
+    """Annotations of the worker's Kubernetes service account (only for a Google one)."""
+    if options.identity != "service_account":
+        return {}
+    return {GKE_SA_ANNOTATION: account_email(batch_account_id(service), options)}
+
+
+def _prefix_condition(where: ResultsLocation, verb: str) -> Condition:
+    return Condition(
+        title=f"{verb} under {where.object_prefix}",
+        expression=(
+            f'resource.name.startsWith("projects/_/buckets/{where.bucket}/objects/'
+            f'{where.object_prefix}")'
+        ),
+    )
+
+
+def worker_grants(member: str, where: ResultsLocation) -> list[Grant]:
+    """What the batch worker may do: its queue, its dead letters, its results prefix."""
+    return [
+        Grant("subscription", SUBSCRIBER, member, "pull, ack and extend leases"),
+        Grant("subscription", PUBSUB_VIEWER, member, "read the dead-letter policy at start"),
+        Grant("dead_letter_topic", PUBLISHER, member, "dead-letter a failing message itself"),
+        Grant(
+            "results_bucket",
+            OBJECT_CREATOR,
+            member,
+            "write each result once",
+            _prefix_condition(where, "create"),
+        ),
+        Grant(
+            "results_bucket",
+            OBJECT_VIEWER,
+            member,
+            "read a result back to recognise a redelivered message",
+            _prefix_condition(where, "read"),
+        ),
+    ]
+
+
+def impersonation_grant(options: GcpOptions, namespace: str, ksa: str) -> Grant:
+    """With `identity: service_account`: only the worker's KSA may act as its Google account."""
+    return Grant(
+        "gsa",
+        WORKLOAD_IDENTITY_USER,
+        f"serviceAccount:{options.workload_pool}[{namespace}/{ksa}]",
+        "the worker's Kubernetes service account acts as this account",
+    )
+
+
+def keda_grants(options: GcpOptions) -> list[Grant]:
+    """KEDA's operator reads the subscription backlog from Managed Prometheus (project-wide)."""
+    namespace, _, name = options.keda_service_account.partition("/")
+    return [
+        Grant(
+            "project",
+            KEDA_ROLE,
+            workload_principal(options, namespace, name),
+            "read num_undelivered_messages from Managed Prometheus",
+        )
+    ]
+
+
+def node_grants(node_email: str, with_registry: bool) -> list[Grant]:
+    """The nodes: GKE's minimal node role, and pulling from this service's repository."""
+    member = f"serviceAccount:{node_email}"
+    grants = [Grant("project", NODE_ROLE, member, "write logs and metrics, as GKE requires")]
+    if with_registry:
+        grants.append(Grant("repository", REGISTRY_READER, member, "pull the runtime image"))
+    return grants
+
+
+def bind(name: str, grant: Grant, targets: dict[On, Any], options: GcpOptions, opts: Any) -> Any:
+    """The IAM member resource of one grant, on its resource (`targets[grant.on]`)."""
+    import pulumi_gcp as gcp
+
+    target = targets.get(grant.on)
+    if grant.on == "project":
+        return gcp.projects.IAMMember(
+            name, project=options.project, role=grant.role, member=grant.member, opts=opts
+        )
+    assert target is not None, grant.on
+    if grant.on == "subscription":
+        return gcp.pubsub.SubscriptionIAMMember(
+            name,
+            project=options.project,
+            subscription=target.name,
+            role=grant.role,
+            member=grant.member,
+            opts=opts,
+        )
+    if grant.on == "dead_letter_topic":
+        return gcp.pubsub.TopicIAMMember(
+            name,
+            project=options.project,
+            topic=target.name,
+            role=grant.role,
+            member=grant.member,
+            opts=opts,
+        )
+    if grant.on == "results_bucket":
+        condition = grant.condition
+        return gcp.storage.BucketIAMMember(
+            name,
+            bucket=target,
+            role=grant.role,
+            member=grant.member,
+            condition=(
+                gcp.storage.BucketIAMMemberConditionArgs(
+                    title=condition.title, expression=condition.expression
+                )
+                if condition
+                else None
+            ),
+            opts=opts,
+        )
+    if grant.on == "repository":
+        return gcp.artifactregistry.RepositoryIamMember(
+            name,
+            project=options.project,
+            location=options.region,
+            repository=target.name,
+            role=grant.role,
+            member=grant.member,
+            opts=opts,
+        )
+    return gcp.serviceaccount.IAMMember(
+        name, service_account_id=target.name, role=grant.role, member=grant.member, opts=opts
+    )
+
+
+__all__ = [
+    "Condition",
+    "Grant",
+    "account_email",
+    "batch_member",
+    "bind",
+    "impersonation_grant",
+    "keda_grants",
+    "node_grants",
+    "worker_grants",
+    "workload_principal",
+]

@@ -1,0 +1,301 @@
+"""GKE GPU node pools: realtime on-demand, batch on Spot VMs, batch on-demand fallback.
+
+`pool_plans` decides every pool as plain data (machine, accelerator, bounds, labels, taints)
+from the plan and the options, so tests and the policy fixtures read the same decisions the
+Pulumi resources are built from; `node_pool` turns one into a `gcp.container.NodePool`.
+
+Why three pools and not one mixed pool: GKE labels a Spot node `cloud.google.com/gke-spot=true`
+and nothing else on a mixed pool tells a scheduler where a reclaim will hit. The realtime pool is
+on-demand only and its pods select it by name; the two batch pools carry the ComputeClass label
+and taint, so only pods that select the class (the batch pool's) land there, and the class's
+priorities (not the pods) decide spot first, on-demand when spot is gone, back to spot later.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, Final, Literal
+
+from inferstack.components.gcp.options import GcpOptions
+from inferstack.components.planning.plan import ServicePlan
+from inferstack.components.planning.spec import Gpu
+from inferstack.contract.labels import SERVICE_LABEL, TIER_BATCH, TIER_LABEL, TIER_REALTIME
+from inferstack.contract.pods import GPU_RESOURCE
+from inferstack.errors import Problem
+
+PoolRole = Literal["realtime", "spot", "fallback"]
+
+NODE_POOL_LABEL: Final = "cloud.google.com/gke-nodepool"
+"""The label GKE puts on every node with its pool's name."""
+COMPUTE_CLASS_LABEL: Final = "cloud.google.com/compute-class"
+"""Label (and taint) key that ties a node pool to a ComputeClass; pods select the class by it."""
+SPOT_TAINT_KEY: Final = "cloud.google.com/gke-spot"
+GPU_TAINT_VALUE: Final = "present"
+GPU_DRIVER_VERSION: Final = "LATEST"
+"""GKE installs the newest driver its node version supports (`gpu-driver-version=latest`)."""
+NODE_SCOPES: Final = ("https://www.googleapis.com/auth/cloud-platform",)
+"""With a dedicated node service account, IAM (not scopes) decides what nodes may do."""
+BOOT_DISK_GB: Final = 100
+BOOT_DISK_TYPE: Final = "pd-balanced"
+MAX_POOL_NAME: Final = 40
+"""GKE's limit on a node pool name."""
+POOL_SUFFIXES: Final[dict[PoolRole, str]] = {
+    "realtime": "realtime",
+    "spot": "batch-spot",
+    "fallback": "batch-ondemand",
+}
+
+
+@dataclass(frozen=True)
+class Taint:
+    """A node taint in Kubernetes form (the node pool's API spells the effect NO_SCHEDULE)."""
+
+    key: str
+    value: str
+    effect: str = "NoSchedule"
+
+    def gke_effect(self) -> str:
+        """The effect as the GKE API spells it."""
+        return {"NoSchedule": "NO_SCHEDULE", "NoExecute": "NO_EXECUTE"}[self.effect]
+
+
+@dataclass(frozen=True)
+class PoolPlan:
+    """One GPU node pool, decided: what it runs on, how far it scales, how it is marked."""
+
+    role: PoolRole
+    name: str
+    machine_type: str
+    accelerator: str
+    accelerators_per_node: int
+    spot: bool
+    min_nodes: int
+    max_nodes: int
+    bounds_reason: str
+    labels: dict[str, str]
+    taints: list[Taint] = field(default_factory=list)
+
+    @property
+    def tier(self) -> str:
+        """The tier label value of the pool."""
+        return TIER_REALTIME if self.role == "realtime" else TIER_BATCH
+
+
+def pool_name(service: str, role: PoolRole) -> str:
+    """GKE name of a pool: `<service>-<role>`."""
+    return f"{service}-{POOL_SUFFIXES[role]}"
+
+
+def compute_class_name(service: str) -> str:
+    """The batch pool's ComputeClass (cluster-scoped, so it carries the service name)."""
+    return f"{service}-batch"
+
+
+def name_problems(service: str) -> list[Problem]:
+    """Pool names GKE would refuse (over 40 characters), reported before any resource."""
+    longest = max(POOL_SUFFIXES.values(), key=len)
+    limit = MAX_POOL_NAME - len(longest) - 1
+    if len(service) > limit:
+        return [
+            Problem(
+                "name",
+                f"{service!r} makes GKE node pool names over {MAX_POOL_NAME} characters "
+                f"(e.g. {service}-{longest}); use a service name of at most {limit} characters",
+            )
+        ]
+    return []
+
+
+def _gpu_taint() -> Taint:
+    return Taint(GPU_RESOURCE, GPU_TAINT_VALUE)
+
+
+def _machine(plan: ServicePlan, gpu: Gpu) -> tuple[str, str, int]:
+    """(machine type, accelerator, GPUs per node) for `gpu` from the plan's GCP table."""
+    cloud = plan.cloud
+    assert cloud is not None, "a GCP node pool needs a plan for the gcp target"
+    machines = cloud.machines_for(gpu.type)
+    assert machines is not None, gpu.type  # the plan refuses GPUs GCE lacks
+    assert machines.accelerator is not None, gpu.type
+    size = machines.fitting(gpu.count)[0]
+    return size.name, machines.accelerator, size.gpus
+
+
+def _bounds(min_replicas: int, max_replicas: int, per_node: int) -> tuple[int, int, str]:
+    low = math.ceil(min_replicas / per_node)
+    high = max(1, math.ceil(max_replicas / per_node))
+    reason = (
+        f"{min_replicas}-{max_replicas} replicas from sizing at {per_node} per node"
+        if per_node > 1
+        else f"{min_replicas}-{max_replicas} replicas from sizing, one per node"
+    )
+    return low, high, reason
+
+
+def pool_plans(plan: ServicePlan, options: GcpOptions) -> list[PoolPlan]:
+    """Every GPU node pool the plan needs: realtime, then the batch spot and fallback pools."""
+    spec, sizing = plan.spec, plan.sizing
+    pools: list[PoolPlan] = []
+    base = {SERVICE_LABEL: spec.name}
+    if spec.realtime is not None and sizing.realtime is not None:
+        machine, accelerator, gpus = _machine(plan, spec.realtime.gpu)
+        per_node = gpus // spec.realtime.gpu.count
+        low, high, reason = _bounds(
+            sizing.realtime.min_replicas.value, sizing.realtime.max_replicas.value, per_node
+        )
+        pools.append(
+            PoolPlan(
+                role="realtime",
+                name=pool_name(spec.name, "realtime"),
+                machine_type=machine,
+                accelerator=accelerator,
+                accelerators_per_node=gpus,
+                spot=False,
+                min_nodes=low,
+                max_nodes=high,
+                bounds_reason=reason,
+                labels={**base, TIER_LABEL: TIER_REALTIME},
+                taints=[_gpu_taint()],
+            )
+        )
+    if spec.batch is not None and sizing.batch is not None:
+        machine, accelerator, gpus = _machine(plan, spec.batch.gpu)
+        per_node = gpus // spec.batch.gpu.count
+        low, high, reason = _bounds(
+            sizing.batch.min_replicas.value, sizing.batch.max_replicas.value, per_node
+        )
+        klass = compute_class_name(spec.name)
+        labels = {**base, TIER_LABEL: TIER_BATCH, COMPUTE_CLASS_LABEL: klass}
+        class_taint = Taint(COMPUTE_CLASS_LABEL, klass)
+        capacity = spec.batch.capacity
+        roles: list[PoolRole] = []
+        if capacity.spot:
+            roles.append("spot")
+        if not capacity.spot or capacity.fallback == "on_demand":
+            roles.append("fallback")
+        for role in roles:
+            spot = role == "spot"
+            taints = [_gpu_taint(), class_taint]
+            if spot:
+                # GKE does not taint Spot nodes in Standard clusters; this keeps every pod that
+                # did not ask for spot off them, whatever else it selects.
+                taints.append(Taint(SPOT_TAINT_KEY, "true"))
+            pools.append(
+                PoolPlan(
+                    role=role,
+                    name=pool_name(spec.name, role),
+                    machine_type=machine,
+                    accelerator=accelerator,
+                    accelerators_per_node=gpus,
+                    spot=spot,
+                    # Both batch pools start empty: the class fills spot first, and the queue's
+                    # backlog (not a floor) brings the first replica.
+                    min_nodes=low if spot or len(roles) == 1 else 0,
+                    max_nodes=high,
+                    bounds_reason=reason,
+                    labels=dict(labels),
+                    taints=taints,
+                )
+            )
+    return pools
+
+
+def node_labels_on_gke(pool: PoolPlan) -> dict[str, str]:
+    """The labels a node of `pool` carries once GKE has added its own (for scheduling tests)."""
+    labels = {
+        **pool.labels,
+        NODE_POOL_LABEL: pool.name,
+        "cloud.google.com/gke-accelerator": pool.accelerator,
+        "node.kubernetes.io/instance-type": pool.machine_type,
+        "cloud.google.com/gke-provisioning": "spot" if pool.spot else "standard",
+    }
+    if pool.spot:
+        labels[SPOT_TAINT_KEY] = "true"
+    return labels
+
+
+def node_pool(
+    resource_name: str,
+    pool: PoolPlan,
+    options: GcpOptions,
+    node_service_account: Any,
+    opts: Any,
+) -> Any:
+    """The `gcp.container.NodePool` for one decided pool, on the existing cluster."""
+    import pulumi_gcp as gcp
+
+    container = gcp.container
+    accelerator = container.NodePoolNodeConfigGuestAcceleratorArgs(
+        type=pool.accelerator,
+        count=pool.accelerators_per_node,
+        gpu_driver_installation_config=(
+            container.NodePoolNodeConfigGuestAcceleratorGpuDriverInstallationConfigArgs(
+                gpu_driver_version=GPU_DRIVER_VERSION
+            )
+        ),
+    )
+    node_config = container.NodePoolNodeConfigArgs(
+        machine_type=pool.machine_type,
+        guest_accelerators=[accelerator],
+        spot=pool.spot,
+        labels=pool.labels,
+        taints=[
+            container.NodePoolNodeConfigTaintArgs(key=t.key, value=t.value, effect=t.gke_effect())
+            for t in pool.taints
+        ],
+        service_account=node_service_account,
+        oauth_scopes=list(NODE_SCOPES),
+        # GKE_METADATA: pods see the Workload Identity metadata server, never the node's identity.
+        workload_metadata_config=container.NodePoolNodeConfigWorkloadMetadataConfigArgs(
+            mode="GKE_METADATA"
+        ),
+        shielded_instance_config=container.NodePoolNodeConfigShieldedInstanceConfigArgs(
+            enable_secure_boot=True, enable_integrity_monitoring=True
+        ),
+        metadata={"disable-legacy-endpoints": "true"},
+        disk_size_gb=BOOT_DISK_GB,
+        disk_type=BOOT_DISK_TYPE,
+        image_type="COS_CONTAINERD",
+        resource_labels={"inferstack-service": pool.labels[SERVICE_LABEL], "tier": pool.tier},
+    )
+    return container.NodePool(
+        resource_name,
+        name=pool.name,
+        project=options.project,
+        location=options.location,
+        cluster=options.cluster,
+        node_locations=list(options.node_locations) or None,
+        initial_node_count=pool.min_nodes,
+        autoscaling=container.NodePoolAutoscalingArgs(
+            total_min_node_count=pool.min_nodes,
+            total_max_node_count=pool.max_nodes,
+            # Spot: take capacity wherever a zone has it; on-demand: spread across zones.
+            location_policy="ANY" if pool.spot else "BALANCED",
+        ),
+        management=container.NodePoolManagementArgs(auto_repair=True, auto_upgrade=True),
+        upgrade_settings=container.NodePoolUpgradeSettingsArgs(
+            strategy="SURGE", max_surge=1, max_unavailable=0
+        ),
+        node_config=node_config,
+        opts=opts,
+    )
+
+
+def pools_by_role(pools: Sequence[PoolPlan]) -> dict[PoolRole, PoolPlan]:
+    """The pools keyed by role."""
+    return {pool.role: pool for pool in pools}
+
+
+__all__ = [
+    "COMPUTE_CLASS_LABEL",
+    "NODE_POOL_LABEL",
+    "PoolPlan",
+    "Taint",
+    "compute_class_name",
+    "node_labels_on_gke",
+    "node_pool",
+    "pool_name",
+    "pool_plans",
+]
