@@ -138,6 +138,56 @@ def gke_node_pool_props() -> dict[str, Any]:
     }
 
 
+COMPUTE_CLASS = "kubernetes:cloud.google.com/v1:ComputeClass"
+PUBSUB_AGENT = "serviceAccount:service-123456789012@gcp-sa-pubsub.iam.gserviceaccount.com"
+
+
+def compute_class_props() -> dict[str, Any]:
+    return {
+        "apiVersion": "cloud.google.com/v1",
+        "kind": "ComputeClass",
+        "metadata": {"name": "llm", "labels": tier_labels()},
+        "spec": {
+            "priorities": [{"machineFamily": "g2", "spot": False}],
+            "whenUnsatisfiable": "DoNotScaleUp",
+        },
+    }
+
+
+def bucket_props() -> dict[str, Any]:
+    return {
+        "name": "results",
+        "location": "US-CENTRAL1",
+        "uniformBucketLevelAccess": True,
+        "publicAccessPrevention": "enforced",
+    }
+
+
+def pubsub_dead_letter_case() -> list[Resource]:
+    """A subscription with a dead-letter topic and the service agent's two bindings."""
+    topic = resource("gcp:pubsub/topic:Topic", "jobs", {"name": "jobs"})
+    dead = resource("gcp:pubsub/topic:Topic", "dlq", {"name": "dlq"})
+    subscription = resource(
+        "gcp:pubsub/subscription:Subscription",
+        "jobs-sub",
+        {"name": "jobs-sub", "topic": "", "deadLetterPolicy": {"maxDeliveryAttempts": 5.0}},
+        property_dependencies={"topic": (topic.urn,), "deadLetterPolicy": (dead.urn,)},
+    )
+    publisher = resource(
+        "gcp:pubsub/topicIAMMember:TopicIAMMember",
+        "agent-publisher",
+        {"topic": "dlq", "role": "roles/pubsub.publisher", "member": PUBSUB_AGENT},
+        property_dependencies={"topic": (dead.urn,)},
+    )
+    subscriber = resource(
+        "gcp:pubsub/subscriptionIAMMember:SubscriptionIAMMember",
+        "agent-subscriber",
+        {"subscription": "jobs-sub", "role": "roles/pubsub.subscriber", "member": PUBSUB_AGENT},
+        property_dependencies={"subscription": (subscription.urn,)},
+    )
+    return [subscription, topic, dead, publisher, subscriber]
+
+
 def mutated(props: dict[str, Any], path: str, value: Any) -> dict[str, Any]:
     """A deep copy of `props` with the dotted `path` set to `value` (None deletes it)."""
     copied = copy.deepcopy(props)

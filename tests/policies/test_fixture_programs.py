@@ -29,6 +29,8 @@ EXPECTED_RESOURCE = {
         "cold-case",
     ),
     "inference-security": ("kubernetes:core/v1:Service", "secure-case"),
+    "pubsub-dead-letter-bindings": ("gcp:pubsub/subscription:Subscription", "durable-case-workers"),
+    "bucket-public-access-prevention": ("gcp:storage/bucket:Bucket", "private-case"),
 }
 
 

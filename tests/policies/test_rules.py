@@ -14,10 +14,12 @@ from inferstack.policies.resources import UNKNOWN, Resource
 from inferstack.policies.rules import (
     async_spot_durability,
     bounded_gpu_capacity,
+    bucket_public_access_prevention,
     cold_start_within_hold_timeout,
     demand_signal_autoscaling,
     inference_security,
     no_spot_for_realtime,
+    pubsub_dead_letter_bindings,
     queue_delay_within_budget,
     scale_to_zero_needs_wake_path,
 )
@@ -165,6 +167,16 @@ def test_gke_node_pool_spot_or_preemptible(flag: str) -> None:
     spot = b.mutated(pool, f"nodeConfig.{flag}", True)
     [message] = spot_messages(b.resource("gcp:container/nodePool:NodePool", "p", spot))
     assert f"nodeConfig.{flag}" in message
+
+
+def test_realtime_compute_class_admitting_spot() -> None:
+    klass = b.compute_class_props()
+    assert spot_messages(b.resource(b.COMPUTE_CLASS, "c", klass)) == []
+    spot = b.mutated(klass, "spec.priorities.0.spot", True)
+    [message] = spot_messages(b.resource(b.COMPUTE_CLASS, "c", spot))
+    assert "admits Spot VMs (spec.priorities[0].spot)" in message
+    batch = b.mutated(spot, "metadata.labels", b.tier_labels(tier="batch"))
+    assert spot_messages(b.resource(b.COMPUTE_CLASS, "c", batch)) == []
 
 
 def test_karpenter_node_pool_allowing_spot() -> None:
@@ -661,3 +673,99 @@ def test_idle_replica_count_zero_also_reaches_zero() -> None:
     scaler = b.scaled_object(b.mutated(b.scaled_object_props(), "spec.idleReplicaCount", 0.0))
     [finding] = scale_to_zero_needs_wake_path.check([b.deployment(), scaler], NO_CONFIG)
     assert "idleReplicaCount 0" in finding.message
+
+
+# ---------------------------------------------------------------------------------------------
+# 9. pubsub-dead-letter-bindings
+
+
+def binding_findings(resources: list[Resource]) -> list[str]:
+    return [f.message for f in pubsub_dead_letter_bindings.check(resources, NO_CONFIG)]
+
+
+def test_dead_letter_policy_with_both_agent_bindings_complies() -> None:
+    assert binding_findings(b.pubsub_dead_letter_case()) == []
+
+
+@pytest.mark.parametrize(
+    ("dropped", "missing"),
+    [
+        ("agent-publisher", "roles/pubsub.publisher on the dead-letter topic"),
+        ("agent-subscriber", "roles/pubsub.subscriber on this subscription"),
+    ],
+)
+def test_a_missing_agent_binding_is_flagged(dropped: str, missing: str) -> None:
+    resources = [r for r in b.pubsub_dead_letter_case() if r.name != dropped]
+    [message] = binding_findings(resources)
+    assert missing in message
+    assert "gcp-sa-pubsub.iam.gserviceaccount.com" in message
+
+
+def test_a_binding_for_someone_else_or_on_another_topic_does_not_count() -> None:
+    resources = b.pubsub_dead_letter_case()
+    other_member = [
+        b.resource(
+            r.type,
+            r.name,
+            {**r.props, "member": "serviceAccount:w@p.iam.gserviceaccount.com"},
+            property_dependencies=r.property_dependencies,
+        )
+        if r.name == "agent-publisher"
+        else r
+        for r in resources
+    ]
+    assert len(binding_findings(other_member)) == 1
+    other_topic = [
+        b.resource(r.type, r.name, {**r.props, "topic": "jobs"}, property_dependencies={})
+        if r.name == "agent-publisher"
+        else r
+        for r in resources
+    ]
+    assert len(binding_findings(other_topic)) == 1
+
+
+def test_project_wide_grants_and_names_instead_of_dependencies_count() -> None:
+    subscription, *_ = b.pubsub_dead_letter_case()
+    named = b.resource(
+        subscription.type,
+        subscription.name,
+        {**subscription.props, "deadLetterPolicy": {"deadLetterTopic": "projects/p/topics/dlq"}},
+    )
+    project_grants = [
+        b.resource(
+            "gcp:projects/iAMMember:IAMMember",
+            f"agent-{role}",
+            {"project": "p", "role": f"roles/pubsub.{role}", "member": b.PUBSUB_AGENT},
+        )
+        for role in ("publisher", "subscriber")
+    ]
+    assert binding_findings([named, *project_grants]) == []
+    by_name = b.resource(
+        "gcp:pubsub/topicIAMMember:TopicIAMMember",
+        "by-name",
+        {"topic": "dlq", "role": "roles/pubsub.publisher", "member": b.PUBSUB_AGENT},
+    )
+    assert binding_findings([named, by_name, project_grants[1]]) == []
+
+
+def test_subscription_without_dead_letter_policy_is_not_this_rules_finding() -> None:
+    subscription = b.resource("gcp:pubsub/subscription:Subscription", "s", {"topic": "jobs"})
+    assert binding_findings([subscription]) == []
+
+
+# ---------------------------------------------------------------------------------------------
+# 10. bucket-public-access-prevention
+
+
+@pytest.mark.parametrize(
+    ("value", "flagged"),
+    [("enforced", False), (UNKNOWN, False), ("inherited", True), (None, True)],
+)
+def test_bucket_public_access_prevention(value: Any, flagged: bool) -> None:
+    props = b.mutated(b.bucket_props(), "publicAccessPrevention", value)
+    messages = bucket_public_access_prevention.check(
+        b.resource("gcp:storage/bucket:Bucket", "results", props), NO_CONFIG
+    )
+    assert bool(messages) is flagged
+    if flagged:
+        assert 'set publicAccessPrevention to "enforced"' in messages[0]

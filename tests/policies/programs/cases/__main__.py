@@ -194,7 +194,7 @@ work_queue = aws.sqs.Queue(
 )
 gcp_topic = gcp.pubsub.Topic("durable-case-jobs")
 gcp_dead_letter = gcp.pubsub.Topic("durable-case-dead-letter")
-gcp.pubsub.Subscription(
+gcp_subscription = gcp.pubsub.Subscription(
     "durable-case-workers",
     topic=gcp_topic.id,
     ack_deadline_seconds=600,
@@ -250,4 +250,53 @@ k8s.core.v1.Service(
         "selector": labels("secure-case"),
         "ports": [{"port": 80, "target_port": 8080}],
     },
+)
+
+# 9. pubsub-dead-letter-bindings: the Pub/Sub service agent may publish to the dead-letter topic
+# and acknowledge on the subscription above, or lacks the second binding.
+PUBSUB_AGENT = "serviceAccount:service-123456789012@gcp-sa-pubsub.iam.gserviceaccount.com"
+gcp.pubsub.TopicIAMMember(
+    "durable-case-agent-publisher",
+    topic=gcp_dead_letter.name,
+    role="roles/pubsub.publisher",
+    member=PUBSUB_AGENT,
+)
+if not violates("pubsub-dead-letter-bindings"):
+    gcp.pubsub.SubscriptionIAMMember(
+        "durable-case-agent-subscriber",
+        subscription=gcp_subscription.name,
+        role="roles/pubsub.subscriber",
+        member=PUBSUB_AGENT,
+    )
+
+# 10. bucket-public-access-prevention: the results bucket enforces public access prevention, or
+# inherits whatever the organisation says.
+gcp.storage.Bucket(
+    "private-case",
+    location="US-CENTRAL1",
+    uniform_bucket_level_access=True,
+    public_access_prevention=(
+        "inherited" if violates("bucket-public-access-prevention") else "enforced"
+    ),
+)
+
+# GKE raw types that comply in every run: a bounded realtime L4 pool on on-demand VMs, and a
+# realtime ComputeClass that never asks for Spot.
+gcp.container.NodePool(
+    "gke-realtime-case",
+    cluster="inference",
+    location="us-central1",
+    autoscaling={"total_min_node_count": 1, "total_max_node_count": 8},
+    node_config={
+        "machine_type": "g2-standard-8",
+        "guest_accelerators": [{"type": "nvidia-l4", "count": 1}],
+        "labels": labels("gke-realtime-case"),
+    },
+)
+k8s.apiextensions.CustomResource(
+    "gke-realtime-class",
+    api_version="cloud.google.com/v1",
+    kind="ComputeClass",
+    metadata={"name": "gke-realtime-class", "labels": labels("gke-realtime-class")},
+    spec={"priorities": [{"machineFamily": "g2", "spot": False}]},
 )
