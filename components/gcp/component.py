@@ -105,11 +105,11 @@ class GcpInferenceStack(pulumi.ComponentResource):
         repository = None
         if options.create_registry:
             repository = registry.repository(name, spec.name, options, labels, child)
-        for index, grant in enumerate(identity.node_grants(node_email, repository is not None)):
+        for grant in identity.node_grants(node_email, repository is not None):
             target = repository if grant.on == "repository" else None
             grants_done.append(
                 identity.bind(
-                    f"{name}-nodes-{_slug(grant.role)}-{index}",
+                    _binding_name(name, "nodes", grant),
                     grant,
                     {"repository": target},
                     options,
@@ -189,21 +189,19 @@ class GcpInferenceStack(pulumi.ComponentResource):
                 "results_bucket": bucket if bucket is not None else self,
                 "gsa": targets.get("gsa"),
             }
-            for index, grant in enumerate(grants):
+            for grant in grants:
                 worker_deps.append(
                     identity.bind(
-                        f"{name}-worker-{_slug(grant.role)}-{index}",
+                        _binding_name(name, "worker", grant),
                         grant,
                         targets,
                         options,
                         on(parents[grant.on]),
                     )
                 )
-            for index, grant in enumerate(identity.keda_grants(options)):
+            for grant in identity.keda_grants(options):
                 worker_deps.append(
-                    identity.bind(
-                        f"{name}-keda-{_slug(grant.role)}-{index}", grant, {}, options, child
-                    )
+                    identity.bind(_binding_name(name, "keda", grant), grant, {}, options, child)
                 )
             subscription_id = queue.subscription.id
             dead_letter_id = queue.dead_letter_subscription.id
@@ -245,8 +243,10 @@ class GcpInferenceStack(pulumi.ComponentResource):
         )
 
 
-def _slug(role: str) -> str:
-    return role.removeprefix("roles/").replace(".", "-").lower()
+def _binding_name(name: str, who: str, grant: identity.Grant) -> str:
+    """`{name}-{who}-{resource}-{role}`: stable when grants are added or reordered."""
+    role = grant.role.removeprefix("roles/").replace(".", "-").lower()
+    return f"{name}-{who}-{grant.on.replace('_', '-')}-{role}"
 
 
 __all__ = ["TYPE_TOKEN", "GcpInferenceStack", "plan_problems"]
