@@ -267,7 +267,8 @@ def node_pool(
         location=options.location,
         cluster=options.cluster,
         node_locations=list(options.node_locations) or None,
-        initial_node_count=pool.min_nodes,
+        # Per zone, and changing it replaces the pool: the autoscaler keeps the totals after.
+        initial_node_count=math.ceil(pool.min_nodes / max(1, len(options.node_locations))),
         autoscaling=container.NodePoolAutoscalingArgs(
             total_min_node_count=pool.min_nodes,
             total_max_node_count=pool.max_nodes,

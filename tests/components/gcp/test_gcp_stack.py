@@ -267,6 +267,11 @@ def test_autoscaling_limits_are_the_plans_replicas(rendered: Rendered) -> None:
         "totalMaxNodeCount": plan.sizing.realtime.max_replicas.value,
         "locationPolicy": "BALANCED",
     }
+    # initialNodeCount is per zone (two here); the autoscaler keeps the totals.
+    assert pools["embedder-realtime"]["initialNodeCount"] == -(
+        -plan.sizing.realtime.min_replicas.value // 2
+    )
+    assert pools["embedder-batch-spot"]["initialNodeCount"] == 0
     assert pools["embedder-batch-spot"]["autoscaling"] == {
         "totalMinNodeCount": 0,
         "totalMaxNodeCount": plan.sizing.batch.max_replicas.value,
