@@ -284,6 +284,36 @@ def node_pool(
     )
 
 
+@dataclass(frozen=True)
+class Placement:
+    """Where one tier's pods must run: a node selector and the tolerations of its pools' taints."""
+
+    node_selector: dict[str, str]
+    tolerations: list[dict[str, str]]
+
+
+def pod_placement(pools: Sequence[PoolPlan]) -> dict[str, Placement]:
+    """By tier: realtime pods select their pool by name; batch pods select the ComputeClass.
+
+    The GPU taint is tolerated by the Kubernetes layer already; the spot taint by its spot
+    tolerations (batch pods with spot capacity only). What is left is the class taint.
+    """
+    placement: dict[str, Placement] = {}
+    for pool in pools:
+        if pool.role == "realtime":
+            placement[TIER_REALTIME] = Placement({NODE_POOL_LABEL: pool.name}, [])
+        elif TIER_BATCH not in placement:
+            klass = pool.labels[COMPUTE_CLASS_LABEL]
+            toleration = {
+                "key": COMPUTE_CLASS_LABEL,
+                "operator": "Equal",
+                "value": klass,
+                "effect": "NoSchedule",
+            }
+            placement[TIER_BATCH] = Placement({COMPUTE_CLASS_LABEL: klass}, [toleration])
+    return placement
+
+
 def pools_by_role(pools: Sequence[PoolPlan]) -> dict[PoolRole, PoolPlan]:
     """The pools keyed by role."""
     return {pool.role: pool for pool in pools}
@@ -292,11 +322,13 @@ def pools_by_role(pools: Sequence[PoolPlan]) -> dict[PoolRole, PoolPlan]:
 __all__ = [
     "COMPUTE_CLASS_LABEL",
     "NODE_POOL_LABEL",
+    "Placement",
     "PoolPlan",
     "Taint",
     "compute_class_name",
     "node_labels_on_gke",
     "node_pool",
+    "pod_placement",
     "pool_name",
     "pool_plans",
 ]
