@@ -62,7 +62,7 @@ Floats = npt.NDArray[np.float64]
 Progress = Callable[[float], None]
 TABLE_REQUESTS = 60_000
 """Requests simulated per grid rate."""
-TABLE_SAMPLES = 1500
+TABLE_SAMPLES = 600
 """Gauge samples per grid rate (queue depth, in-flight)."""
 TABLE_MAX_SECONDS = 900.0
 
@@ -373,6 +373,8 @@ def run_fast(
     timeline = Timeline()
     tick = _tick(scenario)
     cost = 0.0
+    queue_from = 0
+    queue_rate = 0.0
     for t0 in range(0, seconds, tick):
         t1 = min(seconds, t0 + tick)
         dt = float(t1 - t0)
@@ -384,11 +386,15 @@ def run_fast(
             )
             cost += rate * dt
         if queue is not None:
-            queue.step(float(t0), dt, rng)
-            prices = queue.pool.prices
-            cost += dt * cost_rate(
-                queue.capacity, prices.on_demand_per_gpu_hour, prices.spot_per_gpu_hour
-            )
+            # The queue is a fluid: one step per HPA sync period is as exact as one per tick.
+            if t1 % int(HPA_SYNC_SECONDS) == 0 or t1 == seconds:
+                queue.step(float(queue_from), float(t1 - queue_from), rng)
+                queue_from = t1
+                prices = queue.pool.prices
+                queue_rate = cost_rate(
+                    queue.capacity, prices.on_demand_per_gpu_hour, prices.spot_per_gpu_hour
+                )
+            cost += dt * queue_rate
         while len(timeline.rps) < t1 // 60 or (t1 == seconds and len(timeline.rps) < minutes):
             minute = len(timeline.rps)
             last = min(seconds, (minute + 1) * 60) - 1

@@ -301,6 +301,7 @@ class KernelTables:
     sigma: Floats
     preferred: Ints
     budget_s: float
+    due_count: int
 
     @classmethod
     def build(cls, params: BatcherParams, compute: ComputeModel, budget_s: float) -> KernelTables:
@@ -310,7 +311,7 @@ class KernelTables:
             sorted(s for s in params.preferred_batch_sizes if s <= params.max_batch_size),
             dtype=np.int64,
         )
-        return cls(params, median, sigma, preferred, budget_s)
+        return cls(params, median, sigma, preferred, budget_s, params.due_count)
 
 
 def advance(
@@ -343,7 +344,7 @@ def advance(
         replica.free,
         replica.running,
         params.max_batch_size,
-        params.due_count,
+        tables.due_count,
         tables.preferred,
         params.max_queue_delay_s,
         params.queue_limit,
