@@ -109,6 +109,16 @@ def _pool_hours(document: dict[str, Any], pool: str, kind: str) -> str:
     return "-"
 
 
+def _batch(document: dict[str, Any], key: str, form: str) -> str:
+    value = (document.get("batch") or {}).get(key)
+    return "-" if value is None else form.format(value)
+
+
+def _interruptions(document: dict[str, Any]) -> str:
+    counts = [c["interruptions"] for c in document["pools"] if c["pool"] == "batch"]
+    return str(counts[0]) if counts else "-"
+
+
 def table(documents: list[dict[str, Any]], budget_ms: float | None) -> str:
     """The side-by-side table of scenarios."""
     rows: list[tuple[str, list[str]]] = [
@@ -130,6 +140,12 @@ def table(documents: list[dict[str, Any]], budget_ms: float | None) -> str:
         ("batch GPU-h spot", [_pool_hours(d, "batch", "spot") for d in documents]),
         ("monthly cost", [f"${d['monthly_usd']:,.0f}" for d in documents]),
     ]
+    if any("batch" in d for d in documents):
+        rows[-1:-1] = [
+            ("batch mean wait", [_batch(d, "mean_wait_s", "{:,.1f} s") for d in documents]),
+            ("batch max backlog", [_batch(d, "max_backlog", "{:,.0f}") for d in documents]),
+            ("spot interruptions", [_interruptions(d) for d in documents]),
+        ]
     header = ["", *[d["scenario"] for d in documents]]
     widths = [max(len(r[0]) for r in rows)] + [
         max(len(header[i + 1]), *(len(r[1][i]) for r in rows)) for i in range(len(documents))
