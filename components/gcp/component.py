@@ -30,7 +30,7 @@ from inferstack.components.gcp import node_pools as pools_module
 from inferstack.components.gcp.options import GcpOptions
 from inferstack.components.gcp.pubsub import pubsub_queue, queue_settings
 from inferstack.components.kubernetes.component import KubernetesInferenceService
-from inferstack.components.kubernetes.options import KubernetesOptions
+from inferstack.components.kubernetes.options import KubernetesOptions, PoolPlacement
 from inferstack.components.kubernetes.workloads import workload_name
 from inferstack.components.planning.plan import ServicePlan
 from inferstack.contract import resource_types
@@ -214,11 +214,14 @@ class GcpInferenceStack(pulumi.ComponentResource):
             )
 
         image = kubernetes.image or registry.deployment_image(spec, options) or spec.image
+        placement = pools_module.pod_placement(self.pool_plans)
         workload_options = dataclasses.replace(
             kubernetes,
             image=image,
             queue=queue_binding,
             batch_service_account_annotations=batch_annotations,
+            realtime_placement=_placement(kubernetes.realtime_placement, placement.get("realtime")),
+            batch_placement=_placement(kubernetes.batch_placement, placement.get("batch")),
         )
         self.kubernetes = KubernetesInferenceService(
             name,
@@ -241,6 +244,16 @@ class GcpInferenceStack(pulumi.ComponentResource):
                 "node_pools": self.node_pools,
             }
         )
+
+
+def _placement(given: PoolPlacement, pools: pools_module.Placement | None) -> PoolPlacement:
+    """The pools' placement, on top of what the Kubernetes options already asked for."""
+    if pools is None:
+        return given
+    return PoolPlacement(
+        node_selector={**given.node_selector, **pools.node_selector},
+        tolerations=[*given.tolerations, *pools.tolerations],
+    )
 
 
 def _binding_name(name: str, who: str, grant: identity.Grant) -> str:

@@ -21,6 +21,7 @@ from typing import Any, Final, Literal
 from inferstack.components.gcp.options import GcpOptions
 from inferstack.components.planning.plan import ServicePlan
 from inferstack.components.planning.spec import Gpu
+from inferstack.contract.clouds import GKE_PROVISIONING, GKE_SPOT
 from inferstack.contract.labels import SERVICE_LABEL, TIER_BATCH, TIER_LABEL, TIER_REALTIME
 from inferstack.contract.pods import GPU_RESOURCE
 from inferstack.errors import Problem
@@ -31,7 +32,8 @@ NODE_POOL_LABEL: Final = "cloud.google.com/gke-nodepool"
 """The label GKE puts on every node with its pool's name."""
 COMPUTE_CLASS_LABEL: Final = "cloud.google.com/compute-class"
 """Label (and taint) key that ties a node pool to a ComputeClass; pods select the class by it."""
-SPOT_TAINT_KEY: Final = "cloud.google.com/gke-spot"
+SPOT_TAINT_KEY: Final = GKE_SPOT
+"""GKE's spot label, used as the spot pool's taint too (see `inferstack.contract.clouds`)."""
 GPU_TAINT_VALUE: Final = "present"
 GPU_DRIVER_VERSION: Final = "LATEST"
 """GKE installs the newest driver its node version supports (`gpu-driver-version=latest`)."""
@@ -209,7 +211,7 @@ def node_labels_on_gke(pool: PoolPlan) -> dict[str, str]:
         NODE_POOL_LABEL: pool.name,
         "cloud.google.com/gke-accelerator": pool.accelerator,
         "node.kubernetes.io/instance-type": pool.machine_type,
-        "cloud.google.com/gke-provisioning": "spot" if pool.spot else "standard",
+        GKE_PROVISIONING: "spot" if pool.spot else "standard",
     }
     if pool.spot:
         labels[SPOT_TAINT_KEY] = "true"

@@ -28,7 +28,7 @@ from inferstack.contract.queues import parse_queue_uri
 from inferstack.offline.capture import Capture, CapturedResource, capture_program
 from tests.components import schemas
 from tests.components.factories import PROFILE, make_profile, spec_data
-from tests.components.scheduling import NODES, Node, schedulable
+from tests.components.scheduling import NODES, Node, preference_score, schedulable
 
 PROGRAM = Path(__file__).parent.parent / "programs" / "gcp_stacks"
 NOW = datetime(2026, 1, 15, 12, 0, tzinfo=UTC)
@@ -386,6 +386,41 @@ def test_realtime_pods_land_only_on_the_realtime_pool(rendered: Rendered) -> Non
     for node in NODES:  # nor on any other platform's spot node
         if node.spot:
             assert not schedulable(pod, node), node.name
+
+
+def test_batch_pods_land_on_the_class_pools_preferring_spot(rendered: Rendered) -> None:
+    nodes = _gke_nodes(rendered, "embedder")
+    pod = _pod(rendered.manifest("embedder", "Deployment", "embedder-batch"))
+    assert pod["nodeSelector"]["cloud.google.com/compute-class"] == "embedder-batch"
+    assert schedulable(pod, nodes["embedder-batch-spot"])
+    assert schedulable(pod, nodes["embedder-batch-ondemand"])
+    assert not schedulable(pod, nodes["embedder-realtime"])
+    assert preference_score(pod, nodes["embedder-batch-spot"]) > preference_score(
+        pod, nodes["embedder-batch-ondemand"]
+    )
+
+
+def test_spot_only_batch_pods_never_land_on_on_demand(rendered: Rendered) -> None:
+    nodes = _gke_nodes(rendered, "ranker")
+    pod = _pod(rendered.manifest("ranker", "Deployment", "ranker-batch"))
+    assert schedulable(pod, nodes["ranker-batch-spot"])
+    fallback_like = Node(
+        "ondemand",
+        {**nodes["ranker-batch-spot"].labels, "cloud.google.com/gke-provisioning": "standard"}
+        | {"cloud.google.com/gke-spot": "false"},
+        nodes["ranker-batch-spot"].taints,
+    )
+    assert not schedulable(pod, fallback_like)
+
+
+def test_on_demand_batch_pods_land_on_the_on_demand_class_pool(rendered: Rendered) -> None:
+    nodes = _gke_nodes(rendered, "steady")
+    pod = _pod(rendered.manifest("steady", "Deployment", "steady-batch"))
+    assert schedulable(pod, nodes["steady-batch-ondemand"])
+    assert not schedulable(pod, nodes["steady-realtime"])
+    realtime = _pod(rendered.manifest("steady", "Deployment", "steady-realtime"))
+    assert realtime["nodeSelector"] == {"cloud.google.com/gke-nodepool": "steady-realtime"}
+    assert not schedulable(realtime, nodes["steady-batch-ondemand"])
 
 
 def test_batch_grace_fits_the_30_second_gcp_notice(rendered: Rendered) -> None:
