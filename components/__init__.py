@@ -9,6 +9,7 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
+from inferstack.components.gcp.options import GcpOptions
 from inferstack.components.kubernetes.options import KubernetesOptions, QueueBinding
 from inferstack.components.planning.clouds import CLOUDS, Cloud, Target
 from inferstack.components.planning.cost import CostEstimate, LeverRow, estimate_cost
@@ -30,7 +31,10 @@ from inferstack.components.planning.spec import (
 from inferstack.errors import Problem, SpecError
 from inferstack.profile import Profile, load_profile, parse_profile, resolve_profile
 
-_PULUMI_COMPONENTS = {"KubernetesInferenceService": "inferstack.components.kubernetes.component"}
+_PULUMI_COMPONENTS = {
+    "KubernetesInferenceService": "inferstack.components.kubernetes.component",
+    "GcpInferenceStack": "inferstack.components.gcp.component",
+}
 
 
 def __getattr__(name: str) -> Any:
@@ -46,6 +50,8 @@ __all__ = [
     "Cloud",
     "CostEstimate",
     "Derived",
+    "GcpInferenceStack",
+    "GcpOptions",
     "InferenceServiceSpec",
     "KubernetesInferenceService",
     "KubernetesOptions",
