@@ -54,6 +54,8 @@ class Pod:
     ready_at: float
     node: Node | None
     draining_since: float | None = None
+    replaced_by: Pod | None = None
+    """Set while a spot replacement of this on-demand fallback pod starts."""
 
     def ready(self, now: float) -> bool:
         """Serving: started and not draining."""
@@ -112,7 +114,7 @@ class PoolCapacity:
     @property
     def spec_replicas(self) -> int:
         """Pods the Deployment wants (placed or pending, not draining)."""
-        live = [p for p in self.pods if p.draining_since is None]
+        live = [p for p in self.pods if p.draining_since is None and p.replaced_by is None]
         return len(live) + len(self.pending)
 
     def ready_pods(self, now: float) -> list[Pod]:
@@ -134,7 +136,7 @@ class PoolCapacity:
             if self.pending:
                 self.pending.pop()
                 continue
-            live = [p for p in self.pods if p.draining_since is None]
+            live = [p for p in self.pods if p.draining_since is None and p.replaced_by is None]
             victim = max(live, key=lambda p: (p.ready_at > now, p.created, p.id))
             self._remove_pod(victim, now)
             removed.append(victim)
@@ -238,4 +240,22 @@ class PoolCapacity:
             for pod in waiting:
                 if not self._place(pod, end):
                     self.pending.append(pod)
+        if self.spot and end >= self.shortage_until:
+            self._back_to_spot(end)
         return noticed
+
+    def _back_to_spot(self, now: float) -> None:
+        """Once spot is back, replace on-demand fallback pods with spot ones, start then stop.
+
+        What Karpenter's consolidation does when a cheaper (spot) node can take the pods of an
+        on-demand one: the replacement starts (a cold start), then the old pod goes.
+        """
+        for pod in list(self.pods):
+            if pod.draining_since is not None or pod.node is None:
+                continue
+            if pod.replaced_by is None and pod.node.capacity == "on_demand":
+                replacement = Pod(next(self._ids), now, math.inf, None)
+                if self._place(replacement, now):
+                    pod.replaced_by = replacement
+            elif pod.replaced_by is not None and pod.replaced_by.ready_at <= now:
+                self._remove_pod(pod, now)

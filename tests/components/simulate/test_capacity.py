@@ -107,3 +107,29 @@ def test_without_fallback_the_replacement_waits_for_spot():
     assert pool.pending
     assert all(n.capacity == "spot" for n in pool.nodes)
     assert math.isinf(pool.pending[0].ready_at)
+
+
+def test_fallback_pods_move_back_to_spot_once_spot_returns():
+    pool = _pool(
+        spot=True,
+        pods_per_node=1,
+        gpus_per_node=1,
+        interruptions_per_node_hour=3600,
+        shortage_mean_s=60.0,
+    )
+    pool.scale_to(1, 0.0)
+    t = 0.0
+    while pool.usage.interruptions == 0:
+        pool.step(t, 1.0)
+        t += 1.0
+    pool.rate = 0.0  # no further interruptions
+    for node in pool.nodes:
+        if node.terminate_at == math.inf:
+            node.interrupt_at = math.inf
+    assert any(pool.capacity_of(p) == "on_demand" for p in pool.pods)
+    for _ in range(4000):
+        pool.step(t, 1.0)
+        t += 1.0
+    assert pool.spec_replicas == 1
+    assert [pool.capacity_of(p) for p in pool.pods] == ["spot"]
+    assert pool.usage.node_gpu_seconds["on_demand"] > 0
