@@ -12,6 +12,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Final, get_args
 
+from inferstack.components.aws.options import AwsOptions, parse_aws_options
 from inferstack.components.gcp import checks as gcp_checks
 from inferstack.components.gcp.options import GcpOptions, parse_gcp_options
 from inferstack.components.gcp.storage import results_location
@@ -26,7 +27,8 @@ NAMESPACE: Final = "inferstack"
 TARGET_KEY: Final = "target"
 KUBERNETES_KEY: Final = "kubernetes"
 GCP_KEY: Final = "gcp"
-AVAILABLE_TARGETS: Final[tuple[Target, ...]] = ("kubernetes", "gcp")
+AWS_KEY: Final = "aws"
+AVAILABLE_TARGETS: Final[tuple[Target, ...]] = ("kubernetes", "gcp", "aws")
 """Targets whose component exists; the others of `Target` are planned."""
 
 
@@ -41,6 +43,8 @@ class StackConfig:
     """Cluster-side options (`inferstack:kubernetes`); the cloud targets fill in the rest."""
     gcp: GcpOptions | None = None
     """The GCP target's options (`inferstack:gcp`); None on other targets."""
+    aws: AwsOptions | None = None
+    """The AWS target's options (`inferstack:aws`); None on other targets."""
 
 
 def _target(raw: str | None) -> Target:
@@ -81,15 +85,27 @@ def load_stack_config(project_dir: Path, *, now: datetime | None = None) -> Stac
         if gcp is not None:
             # What the GCP component fills in from the resources it creates.
             options = _as_filled_by_gcp(options, gcp, spec)
-    option_problems += options.problems(spec)
+    aws: AwsOptions | None = None
+    if target == "aws":
+        aws_source = f"{NAMESPACE}:{AWS_KEY}"
+        aws = parse_aws_options(config.get_object(AWS_KEY), source=aws_source)
+        option_problems += aws.problems(spec, source=aws_source)
+        # The AWS target binds the queue itself (its URL, region, identity and result store) from
+        # the resources it creates, so only the rest of the Kubernetes options are the user's.
+        option_problems += [
+            p for p in options.problems(spec) if not p.path.startswith("options.queue.")
+        ]
+    else:
+        option_problems += options.problems(spec)
     try:
         profile = resolve_profile(spec.model.uri, spec.model.profile, base_dir=project_dir)
         plan = plan_service(spec, profile, target=target, now=now)
     except SpecError as error:
         raise SpecError(error.problems + option_problems, source=error.source) from None
     if option_problems:
-        raise SpecError(option_problems, source=f"{NAMESPACE}:{KUBERNETES_KEY}")
-    return StackConfig(target=target, spec=spec, plan=plan, kubernetes=options, gcp=gcp)
+        key = AWS_KEY if target == "aws" else KUBERNETES_KEY
+        raise SpecError(option_problems, source=f"{NAMESPACE}:{key}")
+    return StackConfig(target=target, spec=spec, plan=plan, kubernetes=options, gcp=gcp, aws=aws)
 
 
 def _gcp_options(

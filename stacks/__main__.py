@@ -1,11 +1,12 @@
 """The inferstack Pulumi program: one service from the stack config, on the stack's target.
 
 Config keys: `inferstack:service` (the spec, see README), `inferstack:target` (`kubernetes`, the
-default, or `gcp`; `aws` is planned), `inferstack:kubernetes` (cluster-side options: namespace,
-Prometheus URL, batch queue binding; see `KubernetesOptions`) and, on the gcp target,
-`inferstack:gcp` (project, region, cluster; see `GcpOptions`). The program reads config once,
-plans the service once (`load_stack_config`), and hands the plan to the components; components
-never read config and never size.
+default, `gcp` or `aws`), `inferstack:kubernetes` (cluster-side options: namespace, Prometheus
+URL, batch queue binding; see `KubernetesOptions`) and, on the gcp target, `inferstack:gcp`
+(project, region, cluster; see `GcpOptions`), on the aws target `inferstack:aws` (cluster,
+region, subnets, identities; see `AwsOptions`). The program reads config once, plans the service
+once (`load_stack_config`), and hands the plan to the components; components never read config
+and never size.
 """
 
 from pathlib import Path
@@ -29,6 +30,28 @@ if stack.target == "gcp":
     pulumi.export("results_uri", gcp_stack.results_uri)
     pulumi.export("image", gcp_stack.image)
     pulumi.export("node_pools", gcp_stack.node_pools)
+elif stack.target == "aws":
+    import pulumi_aws as aws
+
+    from inferstack.components.aws.component import AwsInferenceStack
+
+    assert stack.aws is not None
+    # The region option decides where everything is created, whatever the ambient AWS config.
+    provider = aws.Provider("aws", region=stack.aws.region)
+    aws_stack = AwsInferenceStack(
+        stack.spec.name,
+        stack.plan,
+        stack.aws,
+        stack.kubernetes,
+        opts=pulumi.ResourceOptions(providers={"aws": provider}),
+    )
+    service = aws_stack.service
+    pulumi.export("queue_url", aws_stack.queue_url)
+    pulumi.export("dead_letter_queue_url", aws_stack.dead_letter_queue_url)
+    pulumi.export("results_uri", aws_stack.results_uri)
+    pulumi.export("interruption_queue", aws_stack.interruption_queue)
+    pulumi.export("node_role", aws_stack.node_role)
+    pulumi.export("repository_url", aws_stack.repository_url)
 else:
     service = KubernetesInferenceService(stack.spec.name, stack.plan, stack.kubernetes)
 

@@ -72,10 +72,20 @@ class Cloud:
     """By the spec's GPU name; a GPU this cloud does not offer is absent."""
     price_stand_ins: Mapping[str, str] = field(default_factory=dict)
     """GPU -> the GPU whose machine prices it when this cloud lacks it (plain Kubernetes only)."""
+    regions: Mapping[str, frozenset[str]] = field(default_factory=dict)
+    """Machine family -> the regions that offer it; a family absent here is not checked."""
 
     def machines_for(self, gpu: str) -> Machines | None:
         """The machines that carry `gpu`, or None when this cloud offers no such GPU."""
         return self.machines.get(gpu)
+
+    def offers(self, family: str, region: str) -> bool:
+        """Whether `region` offers the machine `family` (True when the table has no entry)."""
+        return family not in self.regions or region in self.regions[family]
+
+    def regions_of(self, family: str) -> frozenset[str]:
+        """The regions the table lists for `family` (empty when it lists none)."""
+        return self.regions.get(family, frozenset())
 
 
 def _sizes(family: str, *sizes: tuple[str, int]) -> tuple[MachineSize, ...]:
@@ -96,6 +106,68 @@ def _gce(series: str, accelerator: str, *sizes: tuple[str, int]) -> Machines:
     )
 
 
+_US = ("us-east-1", "us-east-2", "us-west-2")
+_EC2_REGIONS: Final[Mapping[str, frozenset[str]]] = {
+    "g4dn": frozenset(
+        (
+            *_US,
+            "us-west-1",
+            "ca-central-1",
+            "sa-east-1",
+            "eu-west-1",
+            "eu-west-2",
+            "eu-west-3",
+            "eu-central-1",
+            "eu-north-1",
+            "eu-south-1",
+            "ap-northeast-1",
+            "ap-northeast-2",
+            "ap-southeast-1",
+            "ap-southeast-2",
+            "ap-south-1",
+        )
+    ),
+    "g5": frozenset(
+        (
+            *_US,
+            "ca-central-1",
+            "sa-east-1",
+            "eu-west-1",
+            "eu-west-2",
+            "eu-central-1",
+            "eu-north-1",
+            "ap-northeast-1",
+            "ap-northeast-2",
+            "ap-southeast-1",
+            "ap-southeast-2",
+            "ap-south-1",
+        )
+    ),
+    "g6": frozenset(
+        (
+            *_US,
+            "ca-central-1",
+            "sa-east-1",
+            "eu-west-2",
+            "eu-central-1",
+            "eu-north-1",
+            "eu-south-2",
+            "ap-northeast-1",
+            "ap-south-1",
+        )
+    ),
+    "g6e": frozenset((*_US, "eu-north-1", "eu-south-2", "ap-northeast-1")),
+    "p4d": frozenset(
+        (*_US, "eu-west-1", "eu-central-1", "ap-northeast-1", "ap-northeast-2", "ap-southeast-1")
+    ),
+    "p4de": frozenset(("us-east-1", "us-west-2")),
+    "p5": frozenset((*_US, "eu-north-1", "ap-northeast-1", "ap-south-1")),
+}
+"""Regions that offer each EC2 GPU family, kept conservative (a region listed here offers the
+family in at least one zone, per `aws ec2 describe-instance-type-offerings --location-type
+region`, as of 2025-07). A region missing here is refused with the list; check it with that
+command and add it."""
+
 AWS: Final = Cloud(
     name="aws",
     title="AWS",
@@ -111,6 +183,7 @@ AWS: Final = Cloud(
         "nvidia-a100-80gb": _ec2("p4de", ("24xlarge", 8)),
         "nvidia-h100-80gb": _ec2("p5", ("48xlarge", 8)),
     },
+    regions=_EC2_REGIONS,
 )
 """EC2 GPU instances (the families the AWS issue names: L4 g6, A10G g5, L40S g6e, T4 g4dn, A100
 p4d/p4de, H100 p5). Spot notice: two minutes."""

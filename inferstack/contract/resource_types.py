@@ -55,3 +55,22 @@ STORAGE_BUCKET: Final = "gcp:storage/bucket:Bucket"
 STORAGE_BUCKET_IAM_MEMBER: Final = "gcp:storage/bucketIAMMember:BucketIAMMember"
 ARTIFACT_REPOSITORY: Final = "gcp:artifactregistry/repository:Repository"
 PROJECT_IAM_MEMBER: Final = "gcp:projects/iAMMember:IAMMember"
+
+# The AWS target's component, and the raw AWS and Karpenter types the rules match.
+AWS_STACK: Final = "inferstack:aws:InferenceStack"
+KARPENTER_NODE_POOL: Final = "kubernetes:karpenter.sh/v1:NodePool"
+KARPENTER_NODE_POOLS: Final = frozenset(
+    {KARPENTER_NODE_POOL, "kubernetes:karpenter.sh/v1beta1:NodePool"}
+)
+EC2_NODE_CLASS: Final = "kubernetes:karpenter.k8s.aws/v1:EC2NodeClass"
+EKS_NODE_GROUP: Final = "aws:eks/nodeGroup:NodeGroup"
+SQS_QUEUE: Final = "aws:sqs/queue:Queue"
+SQS_QUEUE_POLICY: Final = "aws:sqs/queuePolicy:QueuePolicy"
+EVENT_RULE: Final = "aws:cloudwatch/eventRule:EventRule"
+EVENT_TARGET: Final = "aws:cloudwatch/eventTarget:EventTarget"
+IAM_ROLE: Final = "aws:iam/role:Role"
+IAM_ROLE_POLICY: Final = "aws:iam/rolePolicy:RolePolicy"
+IAM_POLICY: Final = "aws:iam/policy:Policy"
+S3_BUCKETS: Final = frozenset({"aws:s3/bucket:Bucket", "aws:s3/bucketV2:BucketV2"})
+S3_PUBLIC_ACCESS_BLOCK: Final = "aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock"
+HELM_RELEASE: Final = "kubernetes:helm.sh/v3:Release"

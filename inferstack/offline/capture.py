@@ -23,6 +23,46 @@ import yaml
 from inferstack.errors import SpecError
 
 _SPEC_ERROR_EXIT = 3
+PLACEHOLDER_ACCOUNT = "000000000000"
+"""The account ID offline data sources answer with: no real account has it."""
+PLACEHOLDER_REGION = "placeholder"
+
+
+def _cluster_placeholder(args: dict[str, Any]) -> dict[str, Any]:
+    name = str(args.get("name", "cluster"))
+    return {
+        "id": name,
+        "name": name,
+        "arn": f"arn:aws:eks:{PLACEHOLDER_REGION}:{PLACEHOLDER_ACCOUNT}:cluster/{name}",
+        "endpoint": f"https://{name}.eks.placeholder.invalid",
+        "version": "1.33",
+        "status": "ACTIVE",
+        "identities": [
+            {"oidcs": [{"issuer": f"https://oidc.eks.placeholder.invalid/id/{name.upper()}"}]}
+        ],
+        "vpcConfig": {"clusterSecurityGroupId": "sg-00000000000000000"},
+    }
+
+
+DATA_SOURCE_PLACEHOLDERS: dict[str, Any] = {
+    "aws:index/getCallerIdentity:getCallerIdentity": lambda args: {
+        "accountId": PLACEHOLDER_ACCOUNT,
+        "arn": f"arn:aws:iam::{PLACEHOLDER_ACCOUNT}:user/placeholder",
+        "id": PLACEHOLDER_ACCOUNT,
+        "userId": "PLACEHOLDER",
+    },
+    "aws:index/getPartition:getPartition": lambda args: {
+        "id": "aws",
+        "partition": "aws",
+        "dnsSuffix": "amazonaws.com",
+    },
+    "aws:eks/getCluster:getCluster": _cluster_placeholder,
+}
+"""What an offline run answers for the data sources the components read, by invoke token.
+
+Offline there is no cloud to ask, so every answer is a placeholder; the capture lists each call
+with its answer, and the preview prints them as placeholders. A token missing here answers `{}`.
+"""
 
 
 class CaptureError(RuntimeError):
@@ -55,6 +95,8 @@ class Capture:
     config: dict[str, str]
     resources: list[CapturedResource]
     stack_outputs: dict[str, Any]
+    data_sources: list[dict[str, Any]] = field(default_factory=list)
+    """Each data-source call the program made: `token`, `args`, and the placeholder `answer`."""
 
 
 @dataclass(frozen=True)
@@ -165,6 +207,7 @@ def capture_program(
         config=merged,
         resources=[CapturedResource(**item) for item in document["resources"]],
         stack_outputs=_integral_floats_to_int(document["stack_outputs"]),
+        data_sources=document.get("data_sources", []),
     )
 
 
@@ -190,6 +233,7 @@ def _run_program_under_mocks(request: dict[str, Any]) -> dict[str, Any]:
 
     records: list[dict[str, Any]] = []
     stack_outputs: dict[str, Any] = {}
+    calls: list[dict[str, Any]] = []
 
     class _EchoInputs(mocks.Mocks):
         def new_resource(self, args: mocks.MockResourceArgs) -> tuple[str | None, dict[str, Any]]:
@@ -198,7 +242,10 @@ def _run_program_under_mocks(request: dict[str, Any]) -> dict[str, Any]:
         def call(
             self, args: mocks.MockCallArgs
         ) -> tuple[dict[str, Any], list[tuple[str, str]] | None]:
-            return {}, None
+            placeholder = DATA_SOURCE_PLACEHOLDERS.get(args.token)
+            answer: dict[str, Any] = placeholder(dict(args.args)) if placeholder else {}
+            calls.append({"token": args.token, "args": _plain_args(args.args), "answer": answer})
+            return answer, []
 
     class _CapturingMonitor(mocks.MockMonitor):
         def RegisterResource(self, request: Any) -> Any:  # noqa: N802 (gRPC method name)
@@ -265,7 +312,13 @@ def _run_program_under_mocks(request: dict[str, Any]) -> dict[str, Any]:
                 continue
             seen_stack = True
         unique.append(record)
-    return {"resources": unique, "stack_outputs": stack_outputs}
+    return {"resources": unique, "stack_outputs": stack_outputs, "data_sources": calls}
+
+
+def _plain_args(args: Any) -> dict[str, Any]:
+    """Invoke arguments as JSON-ready data (unknowns and resources become their text)."""
+    plain: dict[str, Any] = json.loads(json.dumps(dict(args), default=str))
+    return plain
 
 
 def _main() -> int:

@@ -63,6 +63,7 @@ def preview_document(capture: Capture) -> dict[str, Any]:
         "resources": [resource_document(r) for r in capture.resources],
         "sizing": capture.stack_outputs.get("sizing"),
         "cost": capture.stack_outputs.get("cost"),
+        "data_sources": capture.data_sources,
     }
 
 
@@ -117,6 +118,18 @@ def _print_resources(capture: Capture) -> None:
         print("  (only the stack: this target's components declare no resources yet)")
 
 
+def _print_data_sources(capture: Capture) -> None:
+    if not capture.data_sources:
+        return
+    print("\nData sources, answered offline with placeholders (not your account's values):")
+    for call in capture.data_sources:
+        args = ", ".join(f"{key}={value}" for key, value in sorted(call["args"].items()))
+        answer = call["answer"]
+        shown = {key: answer[key] for key in ("accountId", "arn", "name") if key in answer}
+        summary = " ".join(f"{key}={value}" for key, value in shown.items()) or "(empty)"
+        print(f"  {call['token']}({args}) -> {summary}")
+
+
 def _print_derived(prefix: str, values: dict[str, Any], order: list[str]) -> None:
     for key in order:
         item = values.get(key)
@@ -161,6 +174,7 @@ def print_preview(capture: Capture) -> None:
     """The human-readable preview."""
     print(f"Stack {capture.stack} of project {capture.project} (offline preview, no cloud calls)\n")
     _print_resources(capture)
+    _print_data_sources(capture)
     sizing = capture.stack_outputs.get("sizing")
     if sizing:
         _print_sizing(sizing)

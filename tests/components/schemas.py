@@ -1,11 +1,13 @@
-"""Strict schema validation of rendered objects: Kubernetes (pinned minor) and the KEDA CRDs.
+"""Strict schema validation of rendered objects: Kubernetes (pinned minor), KEDA and Karpenter.
 
 Kubernetes objects go through `kubernetes-validate` in strict mode. KEDA objects go through the
 CRDs in ../shared/schemas/keda/, converted to JSON Schema the way the API server reads them:
 `additionalProperties: false` wherever the CRD does not set `x-kubernetes-preserve-unknown-fields`
 (so an unknown field fails, as `kubectl --validate=strict` reports it), `x-kubernetes-int-or-string`
 as integer-or-string, and the CRDs' CEL rules (`x-kubernetes-validations`) translated one by one:
-an untranslated rule raises instead of being skipped.
+an untranslated rule raises instead of being skipped. Karpenter's NodePool and EC2NodeClass go
+through the CRDs in ../shared/schemas/karpenter/ the same way (their CEL rules are translated in
+`tests/components/karpenter_cel.py`).
 """
 
 from __future__ import annotations
@@ -23,9 +25,13 @@ import kubernetes_validate
 import pytest
 import yaml
 
+from tests.components.karpenter_cel import rule_check
+
 KUBERNETES_VERSION = "1.33.0"
 """The pinned Kubernetes minor: the oldest minor still in standard support on EKS and GKE."""
-KEDA_SCHEMA_DIR = Path(__file__).resolve().parents[3] / "shared" / "schemas" / "keda"
+SCHEMAS_DIR = Path(__file__).resolve().parents[3] / "shared" / "schemas"
+KEDA_SCHEMA_DIR = SCHEMAS_DIR / "keda"
+KARPENTER_SCHEMA_DIR = SCHEMAS_DIR / "karpenter"
 
 CRD_FILES = {
     ("keda.sh", "ScaledObject"): "keda.sh_scaledobjects.yaml",
@@ -34,7 +40,10 @@ CRD_FILES = {
     ("keda.sh", "ClusterTriggerAuthentication"): "keda.sh_clustertriggerauthentications.yaml",
     ("http.keda.sh", "HTTPScaledObject"): "http.keda.sh_httpscaledobjects.yaml",
     ("http.keda.sh", "InterceptorRoute"): "http.keda.sh_interceptorroutes.yaml",
+    ("karpenter.sh", "NodePool"): "karpenter.sh_nodepools.yaml",
+    ("karpenter.k8s.aws", "EC2NodeClass"): "karpenter.k8s.aws_ec2nodeclasses.yaml",
 }
+KARPENTER_GROUPS = frozenset({"karpenter.sh", "karpenter.k8s.aws"})
 
 WIRE_TYPE_PREFIX = "kubernetes:"
 
@@ -43,11 +52,11 @@ class SchemaMissing(Exception):
     """A schema file the tests need is not there."""
 
 
-def require_schema_dir() -> Path:
-    """The KEDA schema folder; in CI a missing folder fails the test, elsewhere it skips."""
-    if KEDA_SCHEMA_DIR.is_dir():
-        return KEDA_SCHEMA_DIR
-    message = f"KEDA CRDs not found at {KEDA_SCHEMA_DIR} (../shared/schemas/keda/)"
+def require_schema_dir(folder: Path = KEDA_SCHEMA_DIR) -> Path:
+    """A CRD schema folder; in CI a missing folder fails the test, elsewhere it skips."""
+    if folder.is_dir():
+        return folder
+    message = f"CRDs not found at {folder} (../shared/schemas/{folder.name}/)"
     if os.environ.get("CI") == "true":
         pytest.fail(message)
     pytest.skip(message)
@@ -107,7 +116,12 @@ CEL_RULES: dict[str, CelCheck] = {
         "minReplicaCount" not in o or o["minReplicaCount"] <= o.get("maxReplicaCount", 100)
     ),
 }
-"""The CEL rules of the shipped CRDs, as Python. A new rule in a CRD must be added here."""
+"""The CEL rules of the shipped KEDA CRDs, as Python. A new rule in a CRD must be added here."""
+
+
+def cel_check(rule: str) -> CelCheck | None:
+    """The Python check of a CEL rule of any shipped CRD (KEDA here, Karpenter by pattern)."""
+    return CEL_RULES.get(rule) or rule_check(rule)
 
 
 class CelRuleUnknown(Exception):
@@ -137,7 +151,7 @@ def _structural(schema: dict[str, Any], path: str, rules: list[tuple[str, str, s
             result[key] = [_structural(item, path, rules) for item in value]
         elif key == "x-kubernetes-validations":
             for rule in value:
-                if rule["rule"] not in CEL_RULES:
+                if cel_check(rule["rule"]) is None:
                     raise CelRuleUnknown(f"{path}: {rule['rule']!r}; add it to CEL_RULES")
                 rules.append((path, rule["rule"], rule.get("message", "")))
             result["x-cel"] = [rule["rule"] for rule in value]
@@ -153,10 +167,12 @@ def _structural(schema: dict[str, Any], path: str, rules: list[tuple[str, str, s
 
 
 def _cel_keyword(validator: Any, rules: list[str], instance: Any, schema: Any) -> Any:
-    if not isinstance(instance, dict):
-        return
+    # A rule's `self` is whatever its node holds: an object, a list (Karpenter's requirements,
+    # selector terms) or a string (a requirement's key, an AMI alias).
     for rule in rules:
-        if not CEL_RULES[rule](instance):
+        check = cel_check(rule)
+        assert check is not None
+        if not check(instance):
             yield jsonschema.ValidationError(f"CEL rule failed: {rule}")
 
 
@@ -176,7 +192,9 @@ def _object_meta_schema() -> dict[str, Any]:
 @cache
 def crd_schema(group: str, kind: str, version: str) -> dict[str, Any]:
     """The closed JSON Schema of one CRD version; raises SchemaMissing if the file is absent."""
-    folder = require_schema_dir()
+    folder = require_schema_dir(
+        KARPENTER_SCHEMA_DIR if group in KARPENTER_GROUPS else KEDA_SCHEMA_DIR
+    )
     path = folder / CRD_FILES[(group, kind)]
     if not path.exists():
         raise SchemaMissing(str(path))
@@ -191,8 +209,8 @@ def crd_schema(group: str, kind: str, version: str) -> dict[str, Any]:
     raise SchemaMissing(f"{path} has no version {version}")
 
 
-def validate_keda(manifest: dict[str, Any]) -> None:
-    """Strict validation of a KEDA / KEDA HTTP add-on object against its CRD."""
+def validate_crd(manifest: dict[str, Any]) -> None:
+    """Strict validation of a KEDA, KEDA HTTP add-on or Karpenter object against its CRD."""
     group, version = manifest["apiVersion"].split("/")
     schema = crd_schema(group, manifest["kind"], version)
     errors = sorted(_CelValidator(schema).iter_errors(manifest), key=lambda e: list(e.path))
@@ -203,6 +221,14 @@ def validate_keda(manifest: dict[str, Any]) -> None:
         raise jsonschema.ValidationError(f"{manifest['kind']} {details}")
 
 
+validate_keda = validate_crd
+
+
+def is_karpenter(manifest: dict[str, Any]) -> bool:
+    """True for objects of Karpenter's API groups (NodePool, EC2NodeClass)."""
+    return str(manifest.get("apiVersion", "")).split("/")[0] in KARPENTER_GROUPS
+
+
 def is_keda(manifest: dict[str, Any]) -> bool:
     """True for objects of the KEDA and KEDA HTTP add-on API groups."""
     group = str(manifest.get("apiVersion", "")).split("/")[0]
@@ -211,7 +237,7 @@ def is_keda(manifest: dict[str, Any]) -> bool:
 
 def validate(manifest: dict[str, Any]) -> None:
     """Validate any rendered object with the right schema."""
-    if is_keda(manifest):
-        validate_keda(manifest)
+    if is_keda(manifest) or is_karpenter(manifest):
+        validate_crd(manifest)
     else:
         validate_kubernetes(manifest)

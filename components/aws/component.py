@@ -1,0 +1,331 @@
+"""`AwsInferenceStack`: a planned service on an existing EKS cluster, with the capacity it needs.
+
+From the same plan as the Kubernetes target, it creates what a platform team otherwise builds
+by hand: GPU capacity with Karpenter (an EC2NodeClass, an on-demand realtime NodePool, a
+spot-first batch NodePool), Karpenter's interruption queue and its EventBridge rules, the node
+role and its EKS access entry, the job queue with its dead-letter queue, the results bucket,
+scoped identities (EKS Pod Identity, or IRSA) for the batch worker and KEDA's queue scaler, an
+ECR repository for the runtime image, and optionally Karpenter itself. Then it hands the queue
+URL, the region, the identities and the node placement to a `KubernetesInferenceService`, which
+creates the workloads and their KEDA autoscalers.
+
+Needs a cluster with the EKS Pod Identity agent add-on (or an IAM OIDC provider for IRSA), the
+NVIDIA device plugin, KEDA, and Karpenter v1 (or `install_karpenter`).
+
+Constructor order (see DESIGN.md): validate the options before any child exists; then the
+children, named `{name}-{role}` and parented to this component or to what owns them; then the
+outputs; `register_outputs` last.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from typing import Any, Final, cast
+
+import pulumi
+import pulumi_aws as aws
+import pulumi_kubernetes as k8s
+
+from inferstack.components.aws import iam
+from inferstack.components.aws import karpenter as karpenter_objects
+from inferstack.components.aws.controller import install_karpenter
+from inferstack.components.aws.interruption import create_interruption_queue
+from inferstack.components.aws.options import AwsOptions
+from inferstack.components.aws.queue import JobQueue, create_job_queue
+from inferstack.components.aws.registry import create_repository, repository_name
+from inferstack.components.kubernetes.component import KubernetesInferenceService
+from inferstack.components.kubernetes.options import KubernetesOptions
+from inferstack.components.kubernetes.workloads import workload_name
+from inferstack.components.planning.plan import ServicePlan
+from inferstack.contract import resource_types
+from inferstack.errors import Problem, SpecError
+
+TYPE_TOKEN: Final = resource_types.AWS_STACK
+IRSA_ANNOTATION: Final = "eks.amazonaws.com/role-arn"
+MAX_ROLE_NAME: Final = 64
+
+
+class AwsInferenceStack(pulumi.ComponentResource):
+    """A GPU inference service on EKS: Karpenter capacity, SQS, S3, ECR, identities, workloads."""
+
+    queue_url: pulumi.Output[str | None]
+    """The job queue's URL (None without a batch pool)."""
+    dead_letter_queue_url: pulumi.Output[str | None]
+    """The dead-letter queue's URL."""
+    results_uri: pulumi.Output[str | None]
+    """Where the worker writes results (`s3://BUCKET/PREFIX`)."""
+    interruption_queue: pulumi.Output[str]
+    """Karpenter's interruption queue name (`settings.interruptionQueue`)."""
+    node_role: pulumi.Output[str]
+    """The GPU nodes' IAM role name (the EC2NodeClass's `role`)."""
+    repository_url: pulumi.Output[str | None]
+    """The runtime image's ECR repository, when the stack creates one."""
+    service: KubernetesInferenceService
+    """The workloads and autoscalers."""
+
+    def __init__(
+        self,
+        name: str,
+        plan: ServicePlan,
+        options: AwsOptions,
+        kubernetes: KubernetesOptions | None = None,
+        *,
+        opts: pulumi.ResourceOptions | None = None,
+    ) -> None:
+        super().__init__(TYPE_TOKEN, name, {}, opts)
+        kubernetes = kubernetes or KubernetesOptions()
+        problems = options.problems(plan.spec)
+        if plan.target != "aws":
+            problems.append(
+                Problem("target", f"the plan was made for {plan.target!r}; plan it for aws")
+            )
+        if problems:
+            raise SpecError(problems, source="AwsInferenceStack options")
+        self.plan, self.options = plan, options
+        spec = plan.spec
+        child = pulumi.ResourceOptions(parent=self)
+        invoke = pulumi.InvokeOutputOptions(parent=self)
+        account = aws.get_caller_identity_output(opts=invoke).account_id
+        cluster = aws.eks.get_cluster_output(name=options.cluster_name, opts=invoke)
+
+        node_role = self._node_role(name, account, child)
+        interruption = create_interruption_queue(name, plan, options, account, child)
+        controller: list[pulumi.Resource] = []
+        if options.install_karpenter:
+            controller = install_karpenter(
+                name, plan, options, account, cluster.arn, interruption, node_role, child
+            )
+
+        repository = (
+            create_repository(name, plan, options, child) if options.create_repository else None
+        )
+        job_queue = None
+        bound = kubernetes
+        if spec.batch is not None:
+            job_queue = create_job_queue(name, plan, options, account, child)
+            bound = self._identities(name, kubernetes, job_queue, account, cluster, child)
+        if repository is not None and "image" not in spec.model_fields_set and not bound.image:
+            image = account.apply(
+                lambda a: (
+                    f"{a}.dkr.ecr.{options.region}.amazonaws.com/"
+                    f"{repository_name(plan)}:{options.image_tag}"
+                )
+            )
+            bound = dataclasses.replace(bound, image=cast(str, image))
+
+        capacity = self._capacity(name, node_role, controller, child)
+        bound = dataclasses.replace(bound, **self._placement())
+        self.service = KubernetesInferenceService(
+            name,
+            plan,
+            bound,
+            opts=pulumi.ResourceOptions(parent=self, depends_on=capacity),
+        )
+
+        self.queue_url = pulumi.Output.from_input(job_queue.queue_url if job_queue else None)
+        self.dead_letter_queue_url = pulumi.Output.from_input(
+            job_queue.dead_letter.url if job_queue else None
+        )
+        self.results_uri = pulumi.Output.from_input(job_queue.results_uri if job_queue else None)
+        self.interruption_queue = pulumi.Output.from_input(interruption.name)
+        self.node_role = node_role.name
+        self.repository_url = pulumi.Output.from_input(
+            repository.repository_url if repository else None
+        )
+        self.register_outputs(
+            {
+                "queue_url": self.queue_url,
+                "dead_letter_queue_url": self.dead_letter_queue_url,
+                "results_uri": self.results_uri,
+                "interruption_queue": self.interruption_queue,
+                "node_role": self.node_role,
+                "repository_url": self.repository_url,
+            }
+        )
+
+    # -----------------------------------------------------------------------------------------
+
+    def _role_name(self, role: str) -> str:
+        # IAM names are account-wide: the cluster keeps two stacks' services apart.
+        return f"{self.options.cluster_name}-{self.plan.spec.name}-{role}"[:MAX_ROLE_NAME]
+
+    def _node_role(
+        self, name: str, account: pulumi.Output[str], child: pulumi.ResourceOptions
+    ) -> aws.iam.Role:
+        role = aws.iam.Role(
+            f"{name}-node-role",
+            name=self._role_name("gpu-node"),
+            assume_role_policy=json.dumps(iam.node_trust()),
+            description=f"GPU nodes Karpenter launches for {self.plan.spec.name}",
+            opts=child,
+        )
+        on_role = pulumi.ResourceOptions(parent=role)
+        for policy in iam.NODE_MANAGED_POLICIES:
+            aws.iam.RolePolicyAttachment(
+                f"{name}-node-{policy}",
+                role=role.name,
+                policy_arn=iam.managed_policy_arn(policy),
+                opts=on_role,
+            )
+        # Nodes join the cluster through an access entry, not the aws-auth ConfigMap.
+        aws.eks.AccessEntry(
+            f"{name}-node-access",
+            cluster_name=self.options.cluster_name,
+            principal_arn=role.arn,
+            type="EC2_LINUX",
+            opts=on_role,
+        )
+        return role
+
+    def _identities(
+        self,
+        name: str,
+        kubernetes: KubernetesOptions,
+        job_queue: JobQueue,
+        account: pulumi.Output[str],
+        cluster: Any,
+        child: pulumi.ResourceOptions,
+    ) -> KubernetesOptions:
+        """The worker's and KEDA's roles, bound to the batch pool; the realtime pool gets none."""
+        options, spec = self.options, self.plan.spec
+        service_account = workload_name(spec, "batch")
+        namespace = kubernetes.namespace
+        if options.identity == "pod_identity":
+            trust = pulumi.Output.all(account, cluster.arn).apply(
+                lambda v: json.dumps(iam.pod_identity_trust(v[0], v[1]))
+            )
+        else:
+            provider = (
+                pulumi.Output.from_input(options.oidc_provider_arn)
+                if options.oidc_provider_arn
+                else pulumi.Output.all(account, cluster.identities).apply(_oidc_provider_arn)
+            )
+            trust = provider.apply(
+                lambda arn: json.dumps(iam.irsa_trust(arn, namespace, service_account))
+            )
+        worker = aws.iam.Role(
+            f"{name}-worker-role",
+            name=self._role_name("worker"),
+            assume_role_policy=trust,
+            description=f"Batch worker of {spec.name}: its queue, its DLQ, its results prefix",
+            opts=child,
+        )
+        aws.iam.RolePolicy(
+            f"{name}-worker-policy",
+            role=worker.name,
+            policy=pulumi.Output.all(
+                job_queue.queue_arn, job_queue.dead_letter_arn, job_queue.bucket
+            ).apply(
+                lambda v: json.dumps(
+                    iam.worker_policy(
+                        v[0], v[1], v[2], job_queue.prefix, kms_key_arn=options.kms_key_arn
+                    )
+                )
+            ),
+            opts=pulumi.ResourceOptions(parent=worker),
+        )
+        annotations = dict(kubernetes.batch_service_account_annotations)
+        if options.identity == "pod_identity":
+            aws.eks.PodIdentityAssociation(
+                f"{name}-worker-identity",
+                cluster_name=options.cluster_name,
+                namespace=namespace,
+                service_account=service_account,
+                role_arn=worker.arn,
+                opts=pulumi.ResourceOptions(parent=worker),
+            )
+        else:
+            annotations[IRSA_ANNOTATION] = cast(str, worker.arn)
+
+        keda_role = options.keda_operator_role
+        keda_arn = (
+            pulumi.Output.from_input(keda_role)
+            if keda_role.startswith("arn:")
+            else account.apply(lambda a: f"arn:aws:iam::{a}:role/{keda_role}")
+        )
+        scaler = aws.iam.Role(
+            f"{name}-scaler-role",
+            name=self._role_name("queue-scaler"),
+            assume_role_policy=keda_arn.apply(lambda arn: json.dumps(iam.role_trust(arn))),
+            description=f"KEDA reads the length of {spec.name}'s job queue",
+            opts=child,
+        )
+        aws.iam.RolePolicy(
+            f"{name}-scaler-policy",
+            role=scaler.name,
+            policy=job_queue.queue_arn.apply(lambda arn: json.dumps(iam.scaler_policy(arn))),
+            opts=pulumi.ResourceOptions(parent=scaler),
+        )
+        queue = dataclasses.replace(
+            kubernetes.queue,
+            url=job_queue.queue_url,
+            aws_region=options.region,
+            aws_role_arn=cast(str, scaler.arn),
+            results_uri=job_queue.results_uri,
+        )
+        return dataclasses.replace(
+            kubernetes, queue=queue, batch_service_account_annotations=annotations
+        )
+
+    def _capacity(
+        self,
+        name: str,
+        node_role: aws.iam.Role,
+        controller: list[pulumi.Resource],
+        child: pulumi.ResourceOptions,
+    ) -> list[pulumi.Resource]:
+        """The EC2NodeClass and one NodePool per pool of the spec."""
+        plan = self.plan
+        after = pulumi.ResourceOptions(parent=self, depends_on=controller)
+        node_class = _custom(
+            f"{name}-node-class",
+            karpenter_objects.node_class(plan, self.options, node_role.name),
+            after,
+        )
+        created: list[pulumi.Resource] = [node_class]
+        pools: list[karpenter_objects.Pool] = []
+        if plan.spec.realtime is not None:
+            pools.append("realtime")
+        if plan.spec.batch is not None:
+            pools.append("batch")
+        for pool in pools:
+            created.append(
+                _custom(
+                    f"{name}-{pool}-node-pool",
+                    karpenter_objects.node_pool(plan, pool),
+                    pulumi.ResourceOptions(parent=self, depends_on=[node_class, *controller]),
+                )
+            )
+        return created
+
+    def _placement(self) -> dict[str, Any]:
+        """Node placement for the Kubernetes layer: each pool on its own NodePool's nodes."""
+        return {}
+
+
+def _oidc_provider_arn(values: list[Any]) -> str:
+    account, identities = values
+    issuer = str(_field(_field(identities[0], "oidcs")[0], "issuer"))
+    return f"arn:aws:iam::{account}:oidc-provider/{issuer.removeprefix('https://')}"
+
+
+def _field(value: Any, key: str) -> Any:
+    """A data source's nested field: typed result objects, or plain dicts from the mocks."""
+    return value[key] if isinstance(value, dict) else getattr(value, key)
+
+
+def _custom(
+    name: str, manifest: dict[str, Any], opts: pulumi.ResourceOptions
+) -> k8s.apiextensions.CustomResource:
+    return k8s.apiextensions.CustomResource(
+        name,
+        api_version=manifest["apiVersion"],
+        kind=manifest["kind"],
+        metadata=manifest["metadata"],
+        spec=manifest["spec"],
+        opts=opts,
+    )
+
+
+__all__ = ["TYPE_TOKEN", "AwsInferenceStack"]

@@ -1,0 +1,265 @@
+"""IAM policy documents of the AWS target, as data: built here, serialised by the component.
+
+Each function returns a plain policy document (a dict) from plain strings, so tests parse the
+exact actions and ARNs and lint every document with parliament; the component calls them inside
+`Output.apply` once the ARNs are known. Who gets what:
+
+- the batch worker: its one queue (receive, delete, change visibility, read attributes), its DLQ
+  (send, and resolve the DLQ's URL from the redrive policy's ARN), and objects under its results
+  prefix (put; get and a prefix-scoped list, because the worker checks whether a result is
+  already there before it runs a redelivered message, and without list S3 answers 403 instead of
+  404 for a missing key);
+- KEDA's queue scaler: that queue's attributes, nothing else;
+- the realtime pool: no AWS permissions at all (no role is created for it);
+- the GPU nodes: the managed policies a node needs (kubelet, CNI, image pulls, SSM);
+- the queues and the bucket: resource policies that deny any request not over TLS, and on the
+  interruption queue, sends only from EventBridge on behalf of this stack's rules.
+
+No `*` resource appears in any document built here.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Final
+
+Document = dict[str, Any]
+
+VERSION: Final = "2012-10-17"
+NODE_MANAGED_POLICIES: Final = (
+    "AmazonEKSWorkerNodePolicy",
+    "AmazonEKS_CNI_Policy",
+    "AmazonEC2ContainerRegistryPullOnly",
+    "AmazonSSMManagedInstanceCore",
+)
+"""What an EKS node needs: join and report (worker node), pod networking (VPC CNI), image pulls
+from ECR (pull only, no push), and Session Manager instead of SSH."""
+WORKER_QUEUE_ACTIONS: Final = (
+    "sqs:ChangeMessageVisibility",
+    "sqs:DeleteMessage",
+    "sqs:GetQueueAttributes",
+    "sqs:ReceiveMessage",
+)
+WORKER_DLQ_ACTIONS: Final = ("sqs:GetQueueUrl", "sqs:SendMessage")
+SCALER_ACTIONS: Final = ("sqs:GetQueueAttributes",)
+POD_IDENTITY_SERVICE: Final = "pods.eks.amazonaws.com"
+INTERRUPTION_SENDERS: Final = ("events.amazonaws.com",)
+
+
+def managed_policy_arn(name: str, partition: str = "aws") -> str:
+    """The ARN of an AWS-managed policy."""
+    return f"arn:{partition}:iam::aws:policy/{name}"
+
+
+def bucket_arn(bucket: str, partition: str = "aws") -> str:
+    """The ARN of an S3 bucket."""
+    return f"arn:{partition}:s3:::{bucket}"
+
+
+def _prefix(prefix: str) -> str:
+    return prefix.strip("/")
+
+
+# ---------------------------------------------------------------------------------------------
+# Trust policies
+
+
+def node_trust() -> Document:
+    """EC2 instances (the GPU nodes Karpenter launches) assume the node role."""
+    return {
+        "Version": VERSION,
+        "Statement": [
+            {
+                "Sid": "EC2AssumesNodeRole",
+                "Effect": "Allow",
+                "Principal": {"Service": "ec2.amazonaws.com"},
+                "Action": "sts:AssumeRole",
+            }
+        ],
+    }
+
+
+def pod_identity_trust(account_id: str, cluster_arn: str) -> Document:
+    """EKS Pod Identity assumes the role, for associations of this account's cluster only."""
+    return {
+        "Version": VERSION,
+        "Statement": [
+            {
+                "Sid": "EksPodIdentity",
+                "Effect": "Allow",
+                "Principal": {"Service": POD_IDENTITY_SERVICE},
+                "Action": ["sts:AssumeRole", "sts:TagSession"],
+                "Condition": {
+                    "StringEquals": {"aws:SourceAccount": account_id},
+                    "ArnEquals": {"aws:SourceArn": cluster_arn},
+                },
+            }
+        ],
+    }
+
+
+def irsa_trust(oidc_provider_arn: str, namespace: str, service_account: str) -> Document:
+    """IRSA: the cluster's OIDC provider, for one service account's tokens only."""
+    issuer = oidc_provider_arn.split(":oidc-provider/", 1)[1]
+    return {
+        "Version": VERSION,
+        "Statement": [
+            {
+                "Sid": "IrsaServiceAccount",
+                "Effect": "Allow",
+                "Principal": {"Federated": oidc_provider_arn},
+                "Action": "sts:AssumeRoleWithWebIdentity",
+                "Condition": {
+                    "StringEquals": {
+                        f"{issuer}:sub": f"system:serviceaccount:{namespace}:{service_account}",
+                        f"{issuer}:aud": "sts.amazonaws.com",
+                    }
+                },
+            }
+        ],
+    }
+
+
+def role_trust(role_arn: str) -> Document:
+    """One IAM role (KEDA's operator) assumes this role."""
+    return {
+        "Version": VERSION,
+        "Statement": [
+            {
+                "Sid": "AssumedByRole",
+                "Effect": "Allow",
+                "Principal": {"AWS": role_arn},
+                "Action": "sts:AssumeRole",
+            }
+        ],
+    }
+
+
+# ---------------------------------------------------------------------------------------------
+# Identity policies
+
+
+def _kms_statement(kms_key_arn: str | None) -> list[Document]:
+    if not kms_key_arn:
+        return []
+    return [
+        {
+            "Sid": "UseQueueAndBucketKey",
+            "Effect": "Allow",
+            "Action": ["kms:Decrypt", "kms:GenerateDataKey"],
+            "Resource": kms_key_arn,
+        }
+    ]
+
+
+def worker_policy(
+    queue_arn: str,
+    dlq_arn: str,
+    bucket: str,
+    prefix: str,
+    *,
+    kms_key_arn: str | None = None,
+    partition: str = "aws",
+) -> Document:
+    """The batch worker: its queue, its DLQ, and objects under its results prefix."""
+    arn = bucket_arn(bucket, partition)
+    under = _prefix(prefix)
+    objects = f"{arn}/{under}/*" if under else f"{arn}/*"
+    statements: list[Document] = [
+        {
+            "Sid": "ConsumeJobs",
+            "Effect": "Allow",
+            "Action": list(WORKER_QUEUE_ACTIONS),
+            "Resource": queue_arn,
+        },
+        {
+            "Sid": "DeadLetter",
+            "Effect": "Allow",
+            "Action": list(WORKER_DLQ_ACTIONS),
+            "Resource": dlq_arn,
+        },
+        {
+            "Sid": "WriteResults",
+            "Effect": "Allow",
+            "Action": ["s3:GetObject", "s3:PutObject"],
+            "Resource": objects,
+        },
+        {
+            "Sid": "FindResults",
+            "Effect": "Allow",
+            "Action": "s3:ListBucket",
+            "Resource": arn,
+            "Condition": {"StringLike": {"s3:prefix": [f"{under}/*" if under else "*"]}},
+        },
+    ]
+    return {"Version": VERSION, "Statement": statements + _kms_statement(kms_key_arn)}
+
+
+def scaler_policy(queue_arn: str) -> Document:
+    """KEDA's aws-sqs-queue scaler: the queue's message counts, nothing else."""
+    statement = {
+        "Sid": "ReadQueueLength",
+        "Effect": "Allow",
+        "Action": list(SCALER_ACTIONS),
+        "Resource": queue_arn,
+    }
+    return {"Version": VERSION, "Statement": [statement]}
+
+
+# ---------------------------------------------------------------------------------------------
+# Resource policies
+
+
+def _deny_insecure_transport(service: str, resources: list[str]) -> Document:
+    return {
+        "Sid": "DenyInsecureTransport",
+        "Effect": "Deny",
+        "Principal": "*",
+        "Action": f"{service}:*",
+        "Resource": resources if len(resources) > 1 else resources[0],
+        "Condition": {"Bool": {"aws:SecureTransport": "false"}},
+    }
+
+
+def job_queue_policy(queue_arn: str) -> Document:
+    """The job queue and its DLQ: no request without TLS."""
+    return {"Version": VERSION, "Statement": [_deny_insecure_transport("sqs", [queue_arn])]}
+
+
+def interruption_queue_policy(queue_arn: str, rule_arns: list[str]) -> Document:
+    """Karpenter's interruption queue: only EventBridge, from this stack's rules, may send."""
+    return {
+        "Version": VERSION,
+        "Statement": [
+            {
+                "Sid": "EventBridgeRulesSend",
+                "Effect": "Allow",
+                "Principal": {"Service": list(INTERRUPTION_SENDERS)},
+                "Action": "sqs:SendMessage",
+                "Resource": queue_arn,
+                "Condition": {"ArnEquals": {"aws:SourceArn": sorted(rule_arns)}},
+            },
+            _deny_insecure_transport("sqs", [queue_arn]),
+        ],
+    }
+
+
+def bucket_policy(bucket: str, *, partition: str = "aws") -> Document:
+    """The results bucket: no request without TLS."""
+    arn = bucket_arn(bucket, partition)
+    return {"Version": VERSION, "Statement": [_deny_insecure_transport("s3", [arn, f"{arn}/*"])]}
+
+
+__all__ = [
+    "NODE_MANAGED_POLICIES",
+    "bucket_arn",
+    "bucket_policy",
+    "interruption_queue_policy",
+    "irsa_trust",
+    "job_queue_policy",
+    "managed_policy_arn",
+    "node_trust",
+    "pod_identity_trust",
+    "role_trust",
+    "scaler_policy",
+    "worker_policy",
+]

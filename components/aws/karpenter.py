@@ -1,0 +1,260 @@
+"""Karpenter v1 objects of a planned service: one EC2NodeClass and a NodePool per pool.
+
+Pure functions returning wire-form (camelCase) manifests, like the Kubernetes layer's builders,
+so the tests validate them against the Karpenter CRDs without a Pulumi runtime.
+
+- The realtime NodePool launches on-demand capacity only: a reclaimed node would break the
+  latency budget. Its consolidation only removes empty nodes, and not before the realtime
+  pool's scale-down stabilization has passed, so it never evicts a pod that is still starting
+  or a replica that KEDA is about to need again.
+- The batch NodePool allows spot and on-demand: Karpenter launches the cheapest offering it can
+  get, which is spot while spot is there, and on-demand when spot is short. Several instance
+  types widen the spot pools it can draw from.
+- Both carry the `nvidia.com/gpu` NoSchedule taint, the tier label, and a GPU limit equal to the
+  pool's max replicas times its GPUs per replica, so Karpenter cannot buy past the sizing.
+
+Interruptions: Karpenter reads EC2's spot warnings, rebalance recommendations, state changes and
+scheduled health events from its interruption queue (`interruption`), cordons the node and
+drains it at once, so the batch worker gets SIGTERM with the whole two-minute notice ahead of it;
+its grace period (sizing's `termination_grace_seconds`) fits inside that notice. Pods therefore
+need no instance metadata: the NodeClass keeps IMDSv2's hop limit at 1, so no pod can read the
+node role's credentials from IMDS (the worker's own IMDS watcher stays unreachable there and
+SIGTERM is its signal).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Final, Literal
+
+from inferstack.components.aws.options import AwsOptions
+from inferstack.components.kubernetes.scaling import SCALE_DOWN_STABILIZATION_SECONDS
+from inferstack.components.planning.clouds import Cloud
+from inferstack.components.planning.plan import ServicePlan
+from inferstack.contract.labels import SERVICE_LABEL, TIER_BATCH, TIER_LABEL, TIER_REALTIME
+from inferstack.contract.pods import GPU_RESOURCE
+
+Manifest = dict[str, Any]
+Pool = Literal["realtime", "batch"]
+
+NODEPOOL_API: Final = "karpenter.sh/v1"
+NODECLASS_API: Final = "karpenter.k8s.aws/v1"
+NODECLASS_GROUP: Final = "karpenter.k8s.aws"
+CAPACITY_TYPE_LABEL: Final = "karpenter.sh/capacity-type"
+"""Karpenter's label on every node it launches: `spot`, `on-demand` (or `reserved`)."""
+NODEPOOL_LABEL: Final = "karpenter.sh/nodepool"
+"""Karpenter's label naming the NodePool that launched a node: what the pods select."""
+INSTANCE_TYPE_LABEL: Final = "node.kubernetes.io/instance-type"
+INSTANCE_FAMILY_LABEL: Final = "karpenter.k8s.aws/instance-family"
+GPU_TAINT: Final = {"key": GPU_RESOURCE, "value": "true", "effect": "NoSchedule"}
+"""Only pods that tolerate it (GPU pods) land on the GPU nodes."""
+MIN_BATCH_INSTANCE_TYPES: Final = 3
+"""Spot is found by flexibility: the batch pool asks for at least this many instance types."""
+BATCH_CONSOLIDATE_AFTER_SECONDS: Final = 60
+"""An empty batch node goes after a minute: KEDA already waited out its cooldown before it
+removed the last worker, and an idle GPU node bills by the second."""
+EXPIRE_AFTER: Final = "720h"
+"""Nodes are replaced monthly, so they pick up new AMIs (Karpenter's own default, made visible)."""
+IMDS_HOP_LIMIT: Final = 1
+"""See the module docstring: pods never need instance metadata under Karpenter."""
+
+
+@dataclass(frozen=True)
+class Placement:
+    """Where a pool's pods must run: the node selector and the tolerations that match a NodePool."""
+
+    node_selector: dict[str, str]
+    tolerations: list[Manifest]
+
+
+def node_class_name(plan: ServicePlan) -> str:
+    """The EC2NodeClass's name (both NodePools reference it)."""
+    return f"{plan.spec.name}-gpu"
+
+
+def node_pool_name(plan: ServicePlan, pool: Pool) -> str:
+    """A pool's NodePool name; also the value of `karpenter.sh/nodepool` on its nodes."""
+    return f"{plan.spec.name}-{pool}"
+
+
+def instance_types(plan: ServicePlan, pool: Pool) -> list[str]:
+    """The EC2 instance types that carry the pool's GPU and hold one replica (the cloud table)."""
+    spec_pool = plan.spec.realtime if pool == "realtime" else plan.spec.batch
+    assert spec_pool is not None
+    machines = _aws_cloud(plan).machines_for(spec_pool.gpu.type)
+    assert machines is not None  # plan_service refuses a GPU the cloud lacks
+    return [size.name for size in machines.fitting(spec_pool.gpu.count)]
+
+
+def gpu_limit(plan: ServicePlan, pool: Pool) -> int:
+    """GPUs the NodePool may hold: the pool's max replicas times its GPUs per replica."""
+    if pool == "realtime":
+        assert plan.spec.realtime is not None
+        assert plan.sizing.realtime is not None
+        return plan.sizing.realtime.max_replicas.value * plan.spec.realtime.gpu.count
+    assert plan.spec.batch is not None
+    assert plan.sizing.batch is not None
+    return plan.sizing.batch.max_replicas.value * plan.spec.batch.gpu.count
+
+
+def realtime_consolidate_after_seconds(plan: ServicePlan) -> int:
+    """No shorter than the realtime scale-down stabilization, nor than a replica's startup."""
+    assert plan.sizing.realtime is not None
+    return max(SCALE_DOWN_STABILIZATION_SECONDS, plan.sizing.realtime.startup_seconds.value)
+
+
+def _aws_cloud(plan: ServicePlan) -> Cloud:
+    cloud = plan.cloud
+    assert cloud is not None, "Karpenter objects need a plan for the aws target"
+    assert cloud.name == "aws", "Karpenter objects need a plan for the aws target"
+    return cloud
+
+
+def _tier(pool: Pool) -> str:
+    return TIER_REALTIME if pool == "realtime" else TIER_BATCH
+
+
+def _labels(plan: ServicePlan, pool: Pool) -> dict[str, str]:
+    return {
+        "app.kubernetes.io/managed-by": "inferstack",
+        SERVICE_LABEL: plan.spec.name,
+        TIER_LABEL: _tier(pool),
+    }
+
+
+def _requirement(key: str, values: list[str], min_values: int | None = None) -> Manifest:
+    requirement: Manifest = {"key": key, "operator": "In", "values": values}
+    if min_values is not None:
+        requirement["minValues"] = min_values
+    return requirement
+
+
+def node_pool(plan: ServicePlan, pool: Pool) -> Manifest:
+    """The NodePool of one pool (see the module docstring for what each part guarantees)."""
+    types = instance_types(plan, pool)
+    if pool == "realtime":
+        capacity = ["on-demand"]
+        disruption: Manifest = {
+            "consolidationPolicy": "WhenEmpty",
+            "consolidateAfter": f"{realtime_consolidate_after_seconds(plan)}s",
+            # One node at a time, also for drift and expiry, so replacements never take more
+            # than one node's replicas out of serving at once.
+            "budgets": [{"nodes": "1"}],
+        }
+        type_requirement = _requirement(INSTANCE_TYPE_LABEL, types)
+    else:
+        assert plan.spec.batch is not None
+        capacity = ["spot", "on-demand"] if plan.spec.batch.capacity.spot else ["on-demand"]
+        if plan.spec.batch.capacity.spot and plan.spec.batch.capacity.fallback == "none":
+            capacity = ["spot"]
+        disruption = {
+            # Only empty nodes: consolidating a busy one restarts jobs of up to max_job_seconds.
+            "consolidationPolicy": "WhenEmpty",
+            "consolidateAfter": f"{BATCH_CONSOLIDATE_AFTER_SECONDS}s",
+            "budgets": [{"nodes": "10%"}],
+        }
+        type_requirement = _requirement(
+            INSTANCE_TYPE_LABEL, types, min(MIN_BATCH_INSTANCE_TYPES, len(types))
+        )
+    labels = _labels(plan, pool)
+    return {
+        "apiVersion": NODEPOOL_API,
+        "kind": "NodePool",
+        "metadata": {"name": node_pool_name(plan, pool), "labels": dict(labels)},
+        "spec": {
+            "template": {
+                "metadata": {"labels": dict(labels)},
+                "spec": {
+                    "nodeClassRef": {
+                        "group": NODECLASS_GROUP,
+                        "kind": "EC2NodeClass",
+                        "name": node_class_name(plan),
+                    },
+                    "requirements": [
+                        _requirement(CAPACITY_TYPE_LABEL, capacity),
+                        type_requirement,
+                        _requirement("kubernetes.io/arch", ["amd64"]),
+                        _requirement("kubernetes.io/os", ["linux"]),
+                    ],
+                    "taints": [dict(GPU_TAINT)],
+                    "expireAfter": EXPIRE_AFTER,
+                },
+            },
+            "disruption": disruption,
+            "limits": {GPU_RESOURCE: str(gpu_limit(plan, pool))},
+        },
+    }
+
+
+def _block_devices(options: AwsOptions) -> list[Manifest]:
+    volume: Manifest = {
+        "volumeSize": f"{options.root_volume_gib}Gi",
+        "volumeType": "gp3",
+        "encrypted": True,
+        "deleteOnTermination": True,
+    }
+    if options.kms_key_arn:
+        volume["kmsKeyID"] = options.kms_key_arn
+    if options.ami_family == "bottlerocket":
+        # Bottlerocket keeps images and containers on its second (data) volume.
+        os_volume = {**volume, "volumeSize": "4Gi"}
+        return [
+            {"deviceName": "/dev/xvda", "ebs": os_volume},
+            {"deviceName": "/dev/xvdb", "rootVolume": True, "ebs": volume},
+        ]
+    return [{"deviceName": "/dev/xvda", "rootVolume": True, "ebs": volume}]
+
+
+def node_class(plan: ServicePlan, options: AwsOptions, node_role: Any) -> Manifest:
+    """The EC2NodeClass: NVIDIA-ready AMI, subnets and security groups, IMDSv2, encrypted disk.
+
+    `node_role` is the node IAM role's name (a string or a Pulumi Output).
+    """
+    if options.subnet_ids:
+        subnets: list[Manifest] = [{"id": subnet} for subnet in options.subnet_ids]
+    else:
+        subnets = [{"tags": dict(options.subnet_selector)}]
+    return {
+        "apiVersion": NODECLASS_API,
+        "kind": "EC2NodeClass",
+        "metadata": {"name": node_class_name(plan), "labels": _labels(plan, "realtime")},
+        "spec": {
+            "role": node_role,
+            # The alias resolves to the accelerated (NVIDIA driver + container toolkit) AMI for
+            # GPU instance types.
+            "amiSelectorTerms": [{"alias": options.ami_alias}],
+            "subnetSelectorTerms": subnets,
+            "securityGroupSelectorTerms": [{"tags": options.security_groups()}],
+            "metadataOptions": {
+                "httpEndpoint": "enabled",
+                "httpProtocolIPv6": "disabled",
+                "httpPutResponseHopLimit": IMDS_HOP_LIMIT,
+                "httpTokens": "required",
+            },
+            "blockDeviceMappings": _block_devices(options),
+            "tags": {SERVICE_LABEL: plan.spec.name, "app.kubernetes.io/managed-by": "inferstack"},
+        },
+    }
+
+
+def placement(plan: ServicePlan, pool: Pool) -> Placement:
+    """The node selector and tolerations that put a pool's pods on its own NodePool's nodes."""
+    return Placement(
+        node_selector={NODEPOOL_LABEL: node_pool_name(plan, pool)},
+        tolerations=[{"key": GPU_RESOURCE, "operator": "Exists", "effect": "NoSchedule"}],
+    )
+
+
+__all__ = [
+    "CAPACITY_TYPE_LABEL",
+    "GPU_TAINT",
+    "NODEPOOL_LABEL",
+    "Placement",
+    "gpu_limit",
+    "instance_types",
+    "node_class",
+    "node_class_name",
+    "node_pool",
+    "node_pool_name",
+    "placement",
+]

@@ -1,0 +1,215 @@
+"""What the AWS target needs besides the spec: which cluster, where, and how identities bind.
+
+The spec says what to serve; these options say on which EKS cluster (it must exist already),
+in which region, on which subnets and security groups Karpenter launches GPU nodes, how pods get
+AWS credentials (EKS Pod Identity, or IRSA), and where results go. Pure data, no Pulumi, so the
+pure builders (`karpenter`, `iam`) and the tests read them without a Pulumi runtime. Every
+problem is reported at once, with the option's path and the fix, before any resource exists.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
+from typing import Any, Final, Literal
+
+from inferstack.components.planning.clouds import CLOUDS
+from inferstack.components.planning.spec import InferenceServiceSpec
+from inferstack.errors import Problem, SpecError
+
+Identity = Literal["pod_identity", "irsa"]
+AmiFamily = Literal["al2023", "bottlerocket"]
+
+KARPENTER_CHART_VERSION: Final = "1.14.1"
+"""Pinned Karpenter chart for `install_karpenter=True` (its CRDs: ../shared/schemas/karpenter)."""
+KARPENTER_CHART: Final = "oci://public.ecr.aws/karpenter/karpenter"
+DEFAULT_KARPENTER_NAMESPACE: Final = "kube-system"
+DEFAULT_KARPENTER_SERVICE_ACCOUNT: Final = "karpenter"
+DEFAULT_ROOT_VOLUME_GIB: Final = 100
+"""The CUDA runtime image unpacked (about 15 GiB), model weights and their page-cache copy, the
+image's previous version during a rollout, and the kubelet's image-GC headroom (85% high mark)."""
+MIN_ROOT_VOLUME_GIB: Final = 40
+DEFAULT_MAX_RECEIVE_COUNT: Final = 5
+DEFAULT_RETENTION_SECONDS: Final = 4 * 24 * 3600
+"""SQS's own default: four days for a job to be picked up."""
+DLQ_RETENTION_SECONDS: Final = 14 * 24 * 3600
+"""SQS's maximum, so a dead-lettered message waits as long as possible for someone to look."""
+DEFAULT_RESULTS_EXPIRY_DAYS: Final = 30
+_REGION: Final = re.compile(r"^[a-z]{2}(-gov)?-[a-z]+-\d$")
+_CLUSTER: Final = re.compile(r"^[0-9A-Za-z][A-Za-z0-9\-_]{0,99}$")
+_ARN: Final = re.compile(r"^arn:aws[a-z-]*:")
+
+
+@dataclass(frozen=True)
+class AwsOptions:
+    """Cloud-side settings of an `AwsInferenceStack` (`inferstack:aws` in the stack config)."""
+
+    cluster_name: str = ""
+    """The existing EKS cluster; required."""
+    region: str = ""
+    """Its region; required (and must offer the spec's GPU instances)."""
+    subnet_selector: dict[str, str] = field(default_factory=dict)
+    """Tags of the private subnets Karpenter launches GPU nodes in (e.g. karpenter.sh/discovery)."""
+    subnet_ids: list[str] = field(default_factory=list)
+    """Or the subnets by ID; one of the two is required."""
+    security_group_selector: dict[str, str] = field(default_factory=dict)
+    """Tags of the node security groups; empty: `karpenter.sh/discovery: <cluster_name>`."""
+    ami_family: AmiFamily = "al2023"
+    """AL2023 or Bottlerocket; Karpenter picks the NVIDIA variant for GPU instances."""
+    ami_version: str = "latest"
+    """The alias version (`al2023@latest`); pin one (e.g. `v20250715`) for reproducible nodes."""
+    root_volume_gib: int = DEFAULT_ROOT_VOLUME_GIB
+    identity: Identity = "pod_identity"
+    """How pods get AWS credentials: EKS Pod Identity (the agent add-on) or IRSA (OIDC)."""
+    oidc_provider_arn: str | None = None
+    """IRSA only: the cluster's IAM OIDC provider; None: derived from the cluster's issuer."""
+    kms_key_arn: str | None = None
+    """Customer-managed key for the queues and the bucket; None: the AWS-managed SSE keys."""
+    max_receive_count: int = DEFAULT_MAX_RECEIVE_COUNT
+    """Deliveries before SQS moves a message to the dead-letter queue."""
+    message_retention_seconds: int = DEFAULT_RETENTION_SECONDS
+    results_bucket: str | None = None
+    """An existing bucket for results; None: the component creates one."""
+    results_prefix: str = "results"
+    results_expiry_days: int = DEFAULT_RESULTS_EXPIRY_DAYS
+    create_repository: bool = True
+    """Create an ECR repository for the runtime image; the Deployments use it when the spec
+    names no image of its own."""
+    image_tag: str = "0.1.0"
+    """The tag the Deployments run from the created repository (tags are immutable there)."""
+    keda_operator_role: str = "keda-operator"
+    """Name or ARN of the IAM role KEDA's operator runs as; it assumes the queue-reader role."""
+    install_karpenter: bool = False
+    """Also install Karpenter (pinned chart) with its interruption queue and controller role."""
+    karpenter_namespace: str = DEFAULT_KARPENTER_NAMESPACE
+    karpenter_service_account: str = DEFAULT_KARPENTER_SERVICE_ACCOUNT
+
+    @property
+    def ami_alias(self) -> str:
+        """The EC2NodeClass alias, e.g. `al2023@latest`."""
+        return f"{self.ami_family}@{self.ami_version}"
+
+    def security_groups(self) -> dict[str, str]:
+        """The security-group tag selector, with Karpenter's discovery tag as the default."""
+        return dict(self.security_group_selector) or {"karpenter.sh/discovery": self.cluster_name}
+
+    def problems(self, spec: InferenceServiceSpec, *, source: str = "aws") -> list[Problem]:
+        """Everything wrong with these options for `spec`, each naming the option and the fix."""
+        problems: list[Problem] = []
+        if not self.cluster_name:
+            problems.append(
+                Problem(
+                    f"{source}.cluster_name",
+                    "the AWS target runs on an existing EKS cluster; set cluster_name to its name",
+                )
+            )
+        elif not _CLUSTER.match(self.cluster_name):
+            problems.append(
+                Problem(f"{source}.cluster_name", f"{self.cluster_name!r} is not an EKS name")
+            )
+        if not self.region:
+            problems.append(
+                Problem(f"{source}.region", "set region to the cluster's region, e.g. us-east-1")
+            )
+        elif not _REGION.match(self.region):
+            problems.append(
+                Problem(f"{source}.region", f"{self.region!r} is not an AWS region, e.g. us-east-1")
+            )
+        else:
+            problems += self._region_problems(spec, source)
+        if not self.subnet_selector and not self.subnet_ids:
+            problems.append(
+                Problem(
+                    f"{source}.subnet_selector",
+                    "Karpenter needs the subnets to launch GPU nodes in; set subnet_selector to "
+                    "their tags (e.g. {karpenter.sh/discovery: <cluster>}) or subnet_ids",
+                )
+            )
+        problems += [
+            Problem(f"{source}.subnet_ids", f"{subnet!r} is not a subnet ID (subnet-...)")
+            for subnet in self.subnet_ids
+            if not subnet.startswith("subnet-")
+        ]
+        if self.root_volume_gib < MIN_ROOT_VOLUME_GIB:
+            problems.append(
+                Problem(
+                    f"{source}.root_volume_gib",
+                    f"{self.root_volume_gib} GiB cannot hold the CUDA runtime image and the model; "
+                    f"use at least {MIN_ROOT_VOLUME_GIB}",
+                )
+            )
+        if not 1 <= self.max_receive_count <= 1000:
+            problems.append(
+                Problem(f"{source}.max_receive_count", "SQS allows 1 to 1000 receives per message")
+            )
+        if not 60 <= self.message_retention_seconds <= DLQ_RETENTION_SECONDS:
+            problems.append(
+                Problem(
+                    f"{source}.message_retention_seconds",
+                    f"SQS keeps messages 60 to {DLQ_RETENTION_SECONDS} seconds",
+                )
+            )
+        if self.results_expiry_days < 1:
+            problems.append(Problem(f"{source}.results_expiry_days", "use at least 1 day"))
+        provider = self.oidc_provider_arn
+        if self.identity == "irsa" and provider is not None and not _ARN.match(provider):
+            problems.append(
+                Problem(f"{source}.oidc_provider_arn", "expected an IAM OIDC provider ARN")
+            )
+        if self.kms_key_arn is not None and not _ARN.match(self.kms_key_arn):
+            problems.append(Problem(f"{source}.kms_key_arn", "expected a KMS key ARN"))
+        if spec.batch is not None and spec.batch.queue.kind != "sqs":
+            problems.append(
+                Problem(
+                    "batch.queue.kind",
+                    f"the AWS target creates an SQS queue, not {spec.batch.queue.kind}; set "
+                    "batch.queue.kind to sqs",
+                )
+            )
+        return problems
+
+    def _region_problems(self, spec: InferenceServiceSpec, source: str) -> list[Problem]:
+        cloud = CLOUDS["aws"]
+        problems = []
+        for path, pool in (("realtime", spec.realtime), ("batch", spec.batch)):
+            if pool is None:
+                continue
+            machines = cloud.machines_for(pool.gpu.type)
+            if machines is None or cloud.offers(machines.family, self.region):
+                continue
+            where = ", ".join(sorted(cloud.regions_of(machines.family)))
+            problems.append(
+                Problem(
+                    f"{source}.region",
+                    f"{self.region} has no {machines.family} instances ({pool.gpu.type}, "
+                    f"{path} pool) in the region table; use one of: {where}, or another "
+                    f"{path}.gpu.type",
+                )
+            )
+        return problems
+
+
+def parse_aws_options(data: Mapping[str, Any] | None, *, source: str) -> AwsOptions:
+    """Options from a config mapping (`inferstack:aws`); unknown keys are errors."""
+    data = dict(data or {})
+    known = {f.name for f in fields(AwsOptions)}
+    problems = [
+        Problem(f"{source}.{key}", f"unknown option; known options are {', '.join(sorted(known))}")
+        for key in data
+        if key not in known
+    ]
+    if problems:
+        raise SpecError(problems, source=source)
+    try:
+        return AwsOptions(**data)
+    except TypeError as error:  # pragma: no cover - dataclass keyword errors are caught above
+        raise SpecError([Problem(source, str(error))], source=source) from None
+
+
+__all__ = [
+    "KARPENTER_CHART",
+    "KARPENTER_CHART_VERSION",
+    "AwsOptions",
+    "parse_aws_options",
+]
