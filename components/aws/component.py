@@ -94,7 +94,15 @@ class AwsInferenceStack(pulumi.ComponentResource):
         controller: list[pulumi.Resource] = []
         if options.install_karpenter:
             controller = install_karpenter(
-                name, plan, options, account, cluster.arn, interruption, node_role, child
+                name,
+                plan,
+                options,
+                account,
+                cluster.arn,
+                interruption,
+                node_role,
+                self._role_name("gpu-node"),
+                child,
             )
 
         repository = (

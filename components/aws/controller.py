@@ -244,6 +244,7 @@ def install_karpenter(
     cluster_arn: pulumi.Output[str],
     interruption: InterruptionQueue,
     node_role: aws.iam.Role,
+    node_role_name: str,
     opts: pulumi.ResourceOptions,
 ) -> list[pulumi.Resource]:
     """The controller role (Pod Identity), its policy, and the pinned Helm release."""
@@ -260,19 +261,20 @@ def install_karpenter(
     policy = aws.iam.RolePolicy(
         f"{name}-karpenter-policy",
         role=role.name,
-        policy=pulumi.Output.all(account, cluster_arn, node_role.arn, interruption.arn).apply(
+        policy=pulumi.Output.all(account, cluster_arn, interruption.arn).apply(
             lambda v: json.dumps(
                 controller_policy(
                     account_id=v[0],
                     region=options.region,
                     cluster_name=options.cluster_name,
                     cluster_arn=v[1],
-                    node_role_arn=v[2],
-                    interruption_queue_arn=v[3],
+                    # From the role's name, so the document is known (and judged) in preview.
+                    node_role_arn=f"arn:aws:iam::{v[0]}:role/{node_role_name}",
+                    interruption_queue_arn=v[2],
                 )
             )
         ),
-        opts=on_role,
+        opts=pulumi.ResourceOptions(parent=role, depends_on=[node_role]),
     )
     association = aws.eks.PodIdentityAssociation(
         f"{name}-karpenter-identity",

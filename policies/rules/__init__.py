@@ -11,9 +11,12 @@ from inferstack.policies.rules import (
     demand_signal_autoscaling,
     inference_security,
     no_spot_for_realtime,
+    private_results_bucket,
     pubsub_dead_letter_bindings,
     queue_delay_within_budget,
     scale_to_zero_needs_wake_path,
+    scoped_inference_identities,
+    spot_interruption_handling,
 )
 
 RULE_MODULES = (
@@ -27,6 +30,9 @@ RULE_MODULES = (
     inference_security,
     pubsub_dead_letter_bindings,
     bucket_public_access_prevention,
+    spot_interruption_handling,
+    scoped_inference_identities,
+    private_results_bucket,
 )
 
 ALL_RULES: tuple[Rule, ...] = tuple(module.RULE for module in RULE_MODULES)

@@ -21,7 +21,7 @@ from typing import Any, Final
 from inferstack.contract import resource_types
 from inferstack.contract.clouds import INTERRUPTION_NOTICE_SECONDS
 from inferstack.contract.labels import MAX_JOB_SECONDS_ANNOTATION
-from inferstack.policies import kube
+from inferstack.policies import aws, kube
 from inferstack.policies.resources import (
     UNKNOWN,
     Finding,
@@ -120,8 +120,12 @@ def check(resources: Sequence[Resource], config: Mapping[str, Any]) -> list[Find
         if r.type == PUBSUB_SUBSCRIPTION
         for urn in r.property_dependencies.get("deadLetterPolicy", ())
     }
+    # Karpenter's interruption queue carries EC2 events, not jobs: nothing to redrive or time.
+    interruption = aws.interruption_queues(resources)
     findings = []
     for resource in resources:
+        if resource.type == SQS_QUEUE and resource.urn in interruption:
+            continue
         if resource.type == SQS_QUEUE:
             is_dlq = resource.urn in dead_letter or resource.get("redriveAllowPolicy") is not None
             problem = None if is_dlq else _redrive_problem(resource, resources)

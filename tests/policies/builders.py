@@ -230,3 +230,100 @@ def stack_record() -> Record:
 
 def record(resource_type: str, name: str, inputs: dict[str, Any], **extra: Any) -> Record:
     return Record(resource_type, name, urn(resource_type, name), inputs, **extra)
+
+
+# ---------------------------------------------------------------------------------------------
+# AWS: Karpenter capacity, interruption queue, identities, results bucket
+
+KARPENTER_NODE_POOL = "kubernetes:karpenter.sh/v1:NodePool"
+
+
+def karpenter_pool_props(capacity: list[str], tier: str = "batch") -> dict[str, Any]:
+    return {
+        "apiVersion": "karpenter.sh/v1",
+        "kind": "NodePool",
+        "metadata": {"name": f"llm-{tier}"},
+        "spec": {
+            "template": {
+                "metadata": {"labels": tier_labels(tier=tier)},
+                "spec": {
+                    "requirements": [
+                        {"key": "karpenter.sh/capacity-type", "operator": "In", "values": capacity},
+                        {
+                            "key": "node.kubernetes.io/instance-type",
+                            "operator": "In",
+                            "values": ["g6.xlarge"],
+                        },
+                    ]
+                },
+            },
+            "limits": {"nvidia.com/gpu": "8"},
+        },
+    }
+
+
+def interruption_resources(
+    detail_type: str = "EC2 Spot Instance Interruption Warning",
+) -> list[Resource]:
+    """An SQS queue, an EventBridge rule for `detail_type`, and the target joining them."""
+    import json
+
+    queue = resource("aws:sqs/queue:Queue", "interruption", {"name": "interruption"})
+    rule = resource(
+        "aws:cloudwatch/eventRule:EventRule",
+        "spot",
+        {"eventPattern": json.dumps({"source": ["aws.ec2"], "detail-type": [detail_type]})},
+    )
+    target = resource(
+        "aws:cloudwatch/eventTarget:EventTarget",
+        "spot-target",
+        {"targetId": "karpenter"},
+        property_dependencies={"rule": (rule.urn,), "arn": (queue.urn,)},
+    )
+    return [queue, rule, target]
+
+
+def pod_role(name: str = "worker", **props: Any) -> Resource:
+    import json
+
+    trust = {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Effect": "Allow",
+                "Principal": {"Service": "pods.eks.amazonaws.com"},
+                "Action": ["sts:AssumeRole", "sts:TagSession"],
+            }
+        ],
+    }
+    return resource("aws:iam/role:Role", name, {"assumeRolePolicy": json.dumps(trust), **props})
+
+
+def role_policy(role: Resource, statements: list[dict[str, Any]]) -> Resource:
+    import json
+
+    document = {"Version": "2012-10-17", "Statement": statements}
+    return resource(
+        "aws:iam/rolePolicy:RolePolicy",
+        f"{role.name}-policy",
+        {"policy": json.dumps(document)},
+        property_dependencies={"role": (role.urn,)},
+    )
+
+
+def bucket_with_block(**flags: Any) -> list[Resource]:
+    bucket = resource("aws:s3/bucket:Bucket", "results", {"bucket": "results"})
+    block_props = {
+        "blockPublicAcls": True,
+        "blockPublicPolicy": True,
+        "ignorePublicAcls": True,
+        "restrictPublicBuckets": True,
+        **flags,
+    }
+    block = resource(
+        "aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock",
+        "results-block",
+        block_props,
+        property_dependencies={"bucket": (bucket.urn,)},
+    )
+    return [bucket, block]

@@ -31,6 +31,9 @@ EXPECTED_RESOURCE = {
     "inference-security": ("kubernetes:core/v1:Service", "secure-case"),
     "pubsub-dead-letter-bindings": ("gcp:pubsub/subscription:Subscription", "durable-case-workers"),
     "bucket-public-access-prevention": ("gcp:storage/bucket:Bucket", "private-case"),
+    "spot-interruption-handling": ("kubernetes:karpenter.sh/v1:NodePool", "interruption-case"),
+    "scoped-inference-identities": ("aws:iam/rolePolicy:RolePolicy", "scoped-case"),
+    "private-results-bucket": ("aws:s3/bucket:Bucket", "results-case"),
 }
 
 

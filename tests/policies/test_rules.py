@@ -19,9 +19,12 @@ from inferstack.policies.rules import (
     demand_signal_autoscaling,
     inference_security,
     no_spot_for_realtime,
+    private_results_bucket,
     pubsub_dead_letter_bindings,
     queue_delay_within_budget,
     scale_to_zero_needs_wake_path,
+    scoped_inference_identities,
+    spot_interruption_handling,
 )
 from tests.policies import builders as b
 
@@ -769,3 +772,144 @@ def test_bucket_public_access_prevention(value: Any, flagged: bool) -> None:
     assert bool(messages) is flagged
     if flagged:
         assert 'set publicAccessPrevention to "enforced"' in messages[0]
+
+
+# 9. spot-interruption-handling
+
+
+def interruption_findings(resources: list[Resource], config: dict[str, Any] = NO_CONFIG):
+    return [f.urn for f in spot_interruption_handling.check(resources, config)]
+
+
+def _spot_pool(capacity: list[str] | None = None) -> Resource:
+    props = b.karpenter_pool_props(capacity or ["spot", "on-demand"])
+    return b.resource(b.KARPENTER_NODE_POOL, "llm-batch", props)
+
+
+def test_spot_pool_with_an_interruption_queue_complies() -> None:
+    assert interruption_findings([_spot_pool(), *b.interruption_resources()]) == []
+
+
+def test_spot_pool_without_an_interruption_queue_is_flagged() -> None:
+    pool = _spot_pool()
+    assert interruption_findings([pool]) == [pool.urn]
+    [finding] = spot_interruption_handling.check([pool], NO_CONFIG)
+    assert "EC2 Spot Instance Interruption Warning" in finding.message
+    assert "settings.interruptionQueue" in finding.message
+
+
+def test_a_rule_for_other_events_is_not_an_interruption_queue() -> None:
+    pool = _spot_pool()
+    others = b.interruption_resources("EC2 Instance State-change Notification")
+    assert interruption_findings([pool, *others]) == [pool.urn]
+
+
+def test_on_demand_pools_need_no_interruption_queue() -> None:
+    assert interruption_findings([_spot_pool(["on-demand"])]) == []
+
+
+def test_spot_managed_node_group_needs_one_too() -> None:
+    group = b.resource(
+        "aws:eks/nodeGroup:NodeGroup",
+        "g",
+        b.mutated(b.eks_node_group_props(), "capacityType", "SPOT"),
+    )
+    assert interruption_findings([group]) == [group.urn]
+    assert interruption_findings([group], {"externalInterruptionQueue": "shared"}) == []
+
+
+def test_karpenter_release_without_interruption_queue_is_flagged() -> None:
+    values = {"settings": {"clusterName": "c", "interruptionQueue": "q"}}
+    release = b.resource(
+        "kubernetes:helm.sh/v3:Release",
+        "karpenter",
+        {"chart": "oci://public.ecr.aws/karpenter/karpenter", "values": values},
+    )
+    assert interruption_findings([release]) == []
+    # The eksctl #7697 mistake: the key is spelt the old way and the setting is empty.
+    broken = b.mutated(release.props, "values.settings", {"aws": {"interruptionQueueName": "q"}})
+    bad = b.resource("kubernetes:helm.sh/v3:Release", "karpenter", broken)
+    assert interruption_findings([bad]) == [bad.urn]
+
+
+# ---------------------------------------------------------------------------------------------
+# 10. scoped-inference-identities
+
+
+def identity_findings(resources: list[Resource], config: dict[str, Any] = NO_CONFIG) -> list[str]:
+    return [f.message for f in scoped_inference_identities.check(resources, config)]
+
+
+SCOPED = {
+    "Sid": "ConsumeJobs",
+    "Effect": "Allow",
+    "Action": ["sqs:ReceiveMessage", "sqs:DeleteMessage"],
+    "Resource": "arn:aws:sqs:us-east-1:123456789012:jobs",
+}
+
+
+def test_scoped_worker_policy_complies() -> None:
+    role = b.pod_role()
+    assert identity_findings([role, b.role_policy(role, [SCOPED])]) == []
+
+
+@pytest.mark.parametrize(
+    ("change", "expected"),
+    [
+        ({"Action": "sqs:*"}, "allows 'sqs:*'"),
+        ({"Action": ["s3:Get*"]}, "allows 's3:Get*'"),
+        ({"Action": "*"}, "allows '*'"),
+        ({"Resource": "*"}, "allows 'sqs:ReceiveMessage' on every resource"),
+    ],
+)
+def test_wildcard_data_plane_permissions_are_flagged(change: dict[str, Any], expected: str) -> None:
+    role = b.pod_role()
+    [message] = identity_findings([role, b.role_policy(role, [{**SCOPED, **change}])])[:1]
+    assert expected in message
+    assert "statement ConsumeJobs" in message
+
+
+def test_roles_that_are_not_pod_roles_are_not_judged() -> None:
+    node = b.resource("aws:iam/role:Role", "node", {"assumeRolePolicy": "{}"})
+    assert identity_findings([node, b.role_policy(node, [{**SCOPED, "Action": "sqs:*"}])]) == []
+    tagged = b.resource("aws:iam/role:Role", "t", {"tags": {"inferstack.io/service": "llm"}})
+    assert identity_findings([tagged, b.role_policy(tagged, [{**SCOPED, "Action": "sqs:*"}])])
+
+
+def test_describe_on_every_resource_is_not_data_plane() -> None:
+    role = b.pod_role()
+    describe = {"Effect": "Allow", "Action": "ec2:DescribeInstances", "Resource": "*"}
+    assert identity_findings([role, b.role_policy(role, [describe])]) == []
+
+
+# ---------------------------------------------------------------------------------------------
+# 11. private-results-bucket
+
+
+def bucket_findings(resources: list[Resource], config: dict[str, Any] = NO_CONFIG) -> list[str]:
+    return [f.message for f in private_results_bucket.check(resources, config)]
+
+
+def test_bucket_with_a_full_public_access_block_complies() -> None:
+    assert bucket_findings(b.bucket_with_block()) == []
+
+
+def test_bucket_without_a_public_access_block_is_flagged() -> None:
+    bucket, _ = b.bucket_with_block()
+    [message] = bucket_findings([bucket])
+    assert "no public access block" in message
+    assert bucket_findings([bucket], {"publicBuckets": ["results"]}) == []
+
+
+def test_a_partial_public_access_block_names_the_flags_left_off() -> None:
+    [message] = bucket_findings(b.bucket_with_block(restrictPublicBuckets=False))
+    assert "leaves restrictPublicBuckets off" in message
+
+
+def test_karpenters_interruption_queue_needs_no_dead_letter_queue() -> None:
+    """It carries EC2 events (stale in minutes), not jobs: async-spot-durability leaves it."""
+    resources = b.interruption_resources()
+    assert async_spot_durability.check(resources, NO_CONFIG) == []
+    job_queue = b.resource("aws:sqs/queue:Queue", "jobs", {"name": "jobs"})
+    [finding] = async_spot_durability.check([*resources, job_queue], NO_CONFIG)
+    assert finding.urn == job_queue.urn

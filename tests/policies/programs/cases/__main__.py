@@ -300,3 +300,97 @@ k8s.apiextensions.CustomResource(
     metadata={"name": "gke-realtime-class", "labels": labels("gke-realtime-class")},
     spec={"priorities": [{"machineFamily": "g2", "spot": False}]},
 )
+
+# 11. spot-interruption-handling: a Karpenter spot NodePool with an interruption queue that an
+# EventBridge rule for spot warnings targets, or without that queue.
+k8s.apiextensions.CustomResource(
+    "interruption-case",
+    api_version="karpenter.sh/v1",
+    kind="NodePool",
+    metadata={"name": "interruption-case"},
+    spec={
+        "template": {
+            "metadata": {"labels": labels("interruption-case", "batch")},
+            "spec": {
+                "nodeClassRef": {
+                    "group": "karpenter.k8s.aws",
+                    "kind": "EC2NodeClass",
+                    "name": "gpu",
+                },
+                "requirements": [
+                    {
+                        "key": "karpenter.sh/capacity-type",
+                        "operator": "In",
+                        "values": ["spot", "on-demand"],
+                    },
+                    {
+                        "key": "node.kubernetes.io/instance-type",
+                        "operator": "In",
+                        "values": ["g6.xlarge", "g6.2xlarge", "g6.4xlarge"],
+                    },
+                ],
+            },
+        },
+        "limits": {"nvidia.com/gpu": "8"},
+    },
+)
+if not violates("spot-interruption-handling"):
+    interruption_queue = aws.sqs.Queue(
+        "interruption-case-queue", message_retention_seconds=300, sqs_managed_sse_enabled=True
+    )
+    interruption_rule = aws.cloudwatch.EventRule(
+        "interruption-case-rule",
+        event_pattern=json.dumps(
+            {"source": ["aws.ec2"], "detail-type": ["EC2 Spot Instance Interruption Warning"]}
+        ),
+    )
+    aws.cloudwatch.EventTarget(
+        "interruption-case-target", rule=interruption_rule.name, arn=interruption_queue.arn
+    )
+
+# 12. scoped-inference-identities: the worker's Pod Identity role reads one queue, or `sqs:*`.
+worker_role = aws.iam.Role(
+    "scoped-case-role",
+    assume_role_policy=json.dumps(
+        {
+            "Version": "2012-10-17",
+            "Statement": [
+                {
+                    "Effect": "Allow",
+                    "Principal": {"Service": "pods.eks.amazonaws.com"},
+                    "Action": ["sts:AssumeRole", "sts:TagSession"],
+                }
+            ],
+        }
+    ),
+)
+aws.iam.RolePolicy(
+    "scoped-case",
+    role=worker_role.name,
+    policy=json.dumps(
+        {
+            "Version": "2012-10-17",
+            "Statement": [
+                {
+                    "Effect": "Allow",
+                    "Action": "sqs:*"
+                    if violates("scoped-inference-identities")
+                    else ["sqs:ReceiveMessage", "sqs:DeleteMessage"],
+                    "Resource": "arn:aws:sqs:us-east-1:123456789012:jobs",
+                }
+            ],
+        }
+    ),
+)
+
+# 13. private-results-bucket: the results bucket has a public access block, or none.
+results = aws.s3.Bucket("results-case")
+if not violates("private-results-bucket"):
+    aws.s3.BucketPublicAccessBlock(
+        "results-case-block",
+        bucket=results.id,
+        block_public_acls=True,
+        block_public_policy=True,
+        ignore_public_acls=True,
+        restrict_public_buckets=True,
+    )

@@ -1,0 +1,388 @@
+"""AwsInferenceStack rendered under the Pulumi SDK's mock monitor, resource by resource.
+
+The AWS resources went through pulumi-aws's typed constructors (a misspelt argument raises
+there); the tests read their wire inputs back: the queues, the bucket and its guards, the
+identities and their policy documents (parsed and linted), the interruption rules, the ECR
+repository, and the Kubernetes objects (validated strictly, Karpenter's against its CRDs).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from inferstack.components.aws import interruption, karpenter
+from inferstack.components.aws.queue import VISIBILITY_MARGIN_SECONDS
+from inferstack.contract import resource_types
+from inferstack.offline.capture import PLACEHOLDER_ACCOUNT, Capture, CapturedResource, capture_program
+from tests.components import schemas
+from tests.components.aws.factories import AWS_OPTIONS, NOW
+from tests.components.aws.iam_lint import findings
+from tests.components.factories import PROFILE, spec_data
+
+PROGRAM = Path(__file__).resolve().parents[1] / "programs" / "aws_stacks"
+
+
+def _scenario(name: str, aws: dict[str, Any], **changes: Any) -> dict[str, Any]:
+    return {
+        "spec": spec_data(name=name, **changes),
+        "aws": {**AWS_OPTIONS, **aws},
+        "kubernetes": {"namespace": "inference"},
+        "profile": PROFILE,
+    }
+
+
+SCENARIOS = [
+    # Both pools, Pod Identity, a bucket and a repository of its own.
+    _scenario("full", {}),
+    # IRSA with the OIDC provider read from the cluster, an existing bucket, no repository,
+    # Karpenter installed with its interruption queue, Bottlerocket nodes, a customer key.
+    _scenario(
+        "irsa",
+        {
+            "identity": "irsa",
+            "results_bucket": "team-results",
+            "results_prefix": "irsa/out",
+            "create_repository": False,
+            "install_karpenter": True,
+            "ami_family": "bottlerocket",
+            "kms_key_arn": "arn:aws:kms:us-east-1:123456789012:key/abcd",
+            "max_receive_count": 3,
+        },
+    ),
+    # Realtime only: no queue, no worker identity.
+    _scenario("sync", {}, batch=None),
+    # Refused before any resource: no cluster, a region without g6e, no subnets.
+    _scenario(
+        "refused",
+        {"cluster_name": "", "region": "af-south-1", "subnet_selector": {}},
+        realtime__gpu={"type": "nvidia-l40s", "count": 1},
+    ),
+]
+
+
+@dataclass(frozen=True)
+class Rendered:
+    capture: Capture
+
+    def of(self, stack: str) -> list[CapturedResource]:
+        """Every resource under the stack's component, at any depth."""
+        root = next(
+            r
+            for r in self.capture.resources
+            if r.type == resource_types.AWS_STACK and r.name == stack
+        )
+        inside = {root.urn}
+        found = []
+        for resource in self.capture.resources:  # registered parents first
+            if resource.parent in inside:
+                inside.add(resource.urn)
+                found.append(resource)
+        return found
+
+    def typed(self, stack: str, resource_type: str) -> list[CapturedResource]:
+        return [r for r in self.of(stack) if r.type == resource_type]
+
+    def named(self, stack: str, name: str) -> CapturedResource:
+        [resource] = [r for r in self.of(stack) if r.name == name]
+        return resource
+
+    def manifest(self, stack: str, name: str) -> dict[str, Any]:
+        resource = self.named(stack, name)
+        return schemas.manifest_from_wire(resource.type, resource.inputs)
+
+
+@pytest.fixture(scope="module")
+def rendered() -> Rendered:
+    config = {
+        "aws-stacks:scenarios": json.dumps(SCENARIOS),
+        "aws-stacks:now": NOW.isoformat(),
+    }
+    return Rendered(capture_program(PROGRAM, stack="test", config=config))
+
+
+def _queue_arn(name: str) -> str:
+    return f"arn:aws:sqs:us-east-1:{PLACEHOLDER_ACCOUNT}:{name}"
+
+
+# ---------------------------------------------------------------------------------------------
+# Refusals
+
+
+def test_bad_options_are_refused_before_any_resource(rendered: Rendered) -> None:
+    error = rendered.capture.stack_outputs["error-refused"]
+    assert "aws.cluster_name" in error
+    assert "af-south-1 has no g6e instances" in error
+    assert "aws.subnet_selector" in error
+    assert rendered.of("refused") == []  # the component itself, and no child
+
+
+# ---------------------------------------------------------------------------------------------
+# Kubernetes and Karpenter objects
+
+
+@pytest.mark.parametrize("stack", ["full", "irsa", "sync"])
+def test_every_kubernetes_object_validates_strictly(rendered: Rendered, stack: str) -> None:
+    schemas.require_schema_dir(schemas.KARPENTER_SCHEMA_DIR)
+    kinds = set()
+    for resource in rendered.of(stack):
+        if not resource.type.startswith("kubernetes:") or resource.type == (
+            resource_types.HELM_RELEASE
+        ):
+            continue
+        manifest = schemas.manifest_from_wire(resource.type, resource.inputs)
+        schemas.validate(manifest)
+        kinds.add(manifest["kind"])
+    assert {"EC2NodeClass", "NodePool", "Deployment", "ScaledObject"} <= kinds
+
+
+def test_node_pools_are_the_pure_builders_output(rendered: Rendered) -> None:
+    pool = rendered.manifest("full", "full-batch-node-pool")
+    assert pool["metadata"]["name"] == "full-batch"
+    assert pool["spec"]["limits"] == {"nvidia.com/gpu": "10"}
+    assert [p.name for p in rendered.typed("sync", resource_types.KARPENTER_NODE_POOL)] == [
+        "sync-realtime-node-pool"
+    ]
+
+
+def test_node_class_names_the_node_role(rendered: Rendered) -> None:
+    node_class = rendered.manifest("full", "full-node-class")
+    role = rendered.named("full", "full-node-role")
+    assert role.inputs["name"] == "inference-prod-full-gpu-node"
+    assert json.loads(role.inputs["assumeRolePolicy"])["Statement"][0]["Principal"] == {
+        "Service": "ec2.amazonaws.com"
+    }
+    # The role's name is computed by AWS in preview: unknown on the wire, with its dependency.
+    assert "role" not in node_class["spec"] or node_class["spec"]["role"]
+    node_class_resource = rendered.named("full", "full-node-class")
+    assert role.urn in node_class_resource.dependencies
+
+
+# ---------------------------------------------------------------------------------------------
+# Queues and results
+
+
+def test_job_queue_is_encrypted_with_a_dlq_after_max_receives(rendered: Rendered) -> None:
+    queue = rendered.named("full", "full-jobs").inputs
+    assert queue["name"] == "jobs"
+    assert queue["sqsManagedSseEnabled"] is True
+    assert queue["visibilityTimeoutSeconds"] == 600 + VISIBILITY_MARGIN_SECONDS
+    assert queue["messageRetentionSeconds"] == 4 * 24 * 3600
+    assert json.loads(queue["redrivePolicy"]) == {
+        "deadLetterTargetArn": _queue_arn("jobs-dlq"),
+        "maxReceiveCount": 5,
+    }
+    assert queue["tags"]["inferstack.io/max-job-seconds"] == "600"
+    dlq = rendered.named("full", "full-dlq").inputs
+    assert dlq["name"] == "jobs-dlq"
+    assert dlq["messageRetentionSeconds"] == 14 * 24 * 3600
+    allow = rendered.named("full", "full-dlq-redrive-allow").inputs
+    assert json.loads(allow["redriveAllowPolicy"]) == {
+        "redrivePermission": "byQueue",
+        "sourceQueueArns": [_queue_arn("jobs")],
+    }
+
+
+def test_customer_key_and_max_receive_count_from_the_options(rendered: Rendered) -> None:
+    queue = rendered.named("irsa", "irsa-jobs").inputs
+    assert queue["kmsMasterKeyId"] == "arn:aws:kms:us-east-1:123456789012:key/abcd"
+    assert "sqsManagedSseEnabled" not in queue
+    assert json.loads(queue["redrivePolicy"])["maxReceiveCount"] == 3
+
+
+def test_queue_policies_deny_requests_without_tls(rendered: Rendered) -> None:
+    for name in ("full-jobs-policy", "full-dlq-policy"):
+        [statement] = json.loads(rendered.named("full", name).inputs["policy"])["Statement"]
+        assert statement["Effect"] == "Deny"
+        assert statement["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
+
+
+def test_results_bucket_is_private_encrypted_tls_only_and_expires(rendered: Rendered) -> None:
+    bucket = f"full-results-{PLACEHOLDER_ACCOUNT}-us-east-1"
+    assert rendered.named("full", "full-results").inputs["bucket"] == bucket
+    block = rendered.named("full", "full-results-public-access").inputs
+    assert {k: block[k] for k in block if k != "bucket"} == {
+        "blockPublicAcls": True,
+        "blockPublicPolicy": True,
+        "ignorePublicAcls": True,
+        "restrictPublicBuckets": True,
+    }
+    ownership = rendered.named("full", "full-results-ownership").inputs
+    assert ownership["rule"] == {"objectOwnership": "BucketOwnerEnforced"}
+    [rule] = rendered.named("full", "full-results-encryption").inputs["rules"]
+    assert rule["applyServerSideEncryptionByDefault"] == {"sseAlgorithm": "AES256"}
+    [expiry] = rendered.named("full", "full-results-expiry").inputs["rules"]
+    assert expiry["status"] == "Enabled"
+    assert expiry["expiration"]["days"] == 30
+    assert expiry["filter"] == {"prefix": "results/"}
+    policy = json.loads(rendered.named("full", "full-results-policy").inputs["policy"])
+    assert findings(policy) == []
+    assert policy["Statement"][0]["Resource"] == [
+        f"arn:aws:s3:::{bucket}",
+        f"arn:aws:s3:::{bucket}/*",
+    ]
+    assert rendered.capture.stack_outputs["results_uri-full"] == f"s3://{bucket}/results"
+
+
+def test_an_existing_bucket_is_bound_not_created(rendered: Rendered) -> None:
+    assert not rendered.typed("irsa", "aws:s3/bucket:Bucket")
+    assert rendered.capture.stack_outputs["results_uri-irsa"] == "s3://team-results/irsa/out"
+
+
+# ---------------------------------------------------------------------------------------------
+# Identities
+
+
+def _role_policy(rendered: Rendered, stack: str, name: str) -> dict[str, Any]:
+    policy: dict[str, Any] = json.loads(rendered.named(stack, name).inputs["policy"])
+    return policy
+
+
+def test_worker_and_scaler_policies_are_scoped_and_lint_clean(rendered: Rendered) -> None:
+    worker = _role_policy(rendered, "full", "full-worker-policy")
+    assert findings(worker) == []
+    resources = {s["Sid"]: s["Resource"] for s in worker["Statement"]}
+    bucket = f"full-results-{PLACEHOLDER_ACCOUNT}-us-east-1"
+    assert resources == {
+        "ConsumeJobs": _queue_arn("jobs"),
+        "DeadLetter": _queue_arn("jobs-dlq"),
+        "WriteResults": f"arn:aws:s3:::{bucket}/results/*",
+        "FindResults": f"arn:aws:s3:::{bucket}",
+    }
+    scaler = _role_policy(rendered, "full", "full-scaler-policy")
+    assert findings(scaler) == []
+    assert scaler["Statement"][0]["Action"] == ["sqs:GetQueueAttributes"]
+    assert scaler["Statement"][0]["Resource"] == _queue_arn("jobs")
+    trust = json.loads(rendered.named("full", "full-scaler-role").inputs["assumeRolePolicy"])
+    assert trust["Statement"][0]["Principal"] == {
+        "AWS": f"arn:aws:iam::{PLACEHOLDER_ACCOUNT}:role/keda-operator"
+    }
+
+
+def test_pod_identity_binds_the_batch_service_account_only(rendered: Rendered) -> None:
+    [association] = rendered.typed("full", "aws:eks/podIdentityAssociation:PodIdentityAssociation")
+    assert association.inputs["namespace"] == "inference"
+    assert association.inputs["serviceAccount"] == "full-batch"
+    assert association.inputs["clusterName"] == "inference-prod"
+    trust = json.loads(rendered.named("full", "full-worker-role").inputs["assumeRolePolicy"])
+    assert trust["Statement"][0]["Principal"] == {"Service": "pods.eks.amazonaws.com"}
+    realtime_sa = rendered.manifest("full", "full-realtime-sa")
+    assert "annotations" not in realtime_sa["metadata"]
+    roles = {r.inputs["name"] for r in rendered.typed("full", resource_types.IAM_ROLE)}
+    assert roles == {
+        "inference-prod-full-gpu-node",
+        "inference-prod-full-worker",
+        "inference-prod-full-queue-scaler",
+    }
+
+
+def test_irsa_trusts_the_clusters_oidc_provider_for_one_service_account(
+    rendered: Rendered,
+) -> None:
+    # Only the Karpenter controller uses Pod Identity here; the worker goes through IRSA.
+    [association] = rendered.typed("irsa", "aws:eks/podIdentityAssociation:PodIdentityAssociation")
+    assert association.inputs["serviceAccount"] == "karpenter"
+    trust = json.loads(rendered.named("irsa", "irsa-worker-role").inputs["assumeRolePolicy"])
+    [statement] = trust["Statement"]
+    assert statement["Action"] == "sts:AssumeRoleWithWebIdentity"
+    assert statement["Principal"]["Federated"].endswith(
+        ":oidc-provider/oidc.eks.placeholder.invalid/id/INFERENCE-PROD"
+    )
+    issuer = "oidc.eks.placeholder.invalid/id/INFERENCE-PROD"
+    assert statement["Condition"]["StringEquals"][f"{issuer}:sub"] == (
+        "system:serviceaccount:inference:irsa-batch"
+    )
+
+
+def test_keda_reads_the_queue_with_pod_identity_and_no_keys(rendered: Rendered) -> None:
+    auth = rendered.manifest("full", "full-queue-auth")
+    assert auth["spec"]["podIdentity"]["provider"] == "aws"
+    assert "secretTargetRef" not in auth["spec"]
+    scaler_role = rendered.named("full", "full-scaler-role")
+    assert scaler_role.urn in rendered.named("full", "full-queue-auth").dependencies
+
+
+def test_nodes_join_through_an_access_entry_with_the_managed_policies(rendered: Rendered) -> None:
+    [entry] = rendered.typed("full", "aws:eks/accessEntry:AccessEntry")
+    assert entry.inputs["type"] == "EC2_LINUX"
+    attached = [
+        r.inputs["policyArn"].rsplit("/", 1)[1]
+        for r in rendered.typed("full", "aws:iam/rolePolicyAttachment:RolePolicyAttachment")
+    ]
+    assert attached == [
+        "AmazonEKSWorkerNodePolicy",
+        "AmazonEKS_CNI_Policy",
+        "AmazonEC2ContainerRegistryPullOnly",
+        "AmazonSSMManagedInstanceCore",
+    ]
+
+
+# ---------------------------------------------------------------------------------------------
+# Interruption handling
+
+
+def test_interruption_queue_gets_the_four_event_kinds(rendered: Rendered) -> None:
+    rules = rendered.typed("full", resource_types.EVENT_RULE)
+    patterns = {r.inputs["name"]: json.loads(r.inputs["eventPattern"]) for r in rules}
+    assert patterns == {
+        f"full-karpenter-{kind}": pattern for kind, pattern in interruption.EVENT_PATTERNS.items()
+    }
+    detail_types = {t for p in patterns.values() for t in p["detail-type"]}
+    assert detail_types == {
+        "EC2 Spot Instance Interruption Warning",
+        "EC2 Instance Rebalance Recommendation",
+        "EC2 Instance State-change Notification",
+        "AWS Health Event",
+    }
+    assert len(rendered.typed("full", resource_types.EVENT_TARGET)) == 4
+    queue = rendered.named("full", "full-interruption").inputs
+    assert queue["sqsManagedSseEnabled"] is True
+    policy = json.loads(rendered.named("full", "full-interruption-policy").inputs["policy"])
+    assert findings(policy) == []
+    send = policy["Statement"][0]
+    assert send["Principal"] == {"Service": ["events.amazonaws.com"]}
+    assert len(send["Condition"]["ArnEquals"]["aws:SourceArn"]) == 4
+
+
+def test_installed_karpenter_reads_the_interruption_queue(rendered: Rendered) -> None:
+    [release] = rendered.typed("irsa", resource_types.HELM_RELEASE)
+    values = release.inputs["values"]
+    assert values["settings"]["interruptionQueue"] == "irsa-karpenter-interruption"
+    assert values["settings"]["clusterName"] == "inference-prod"
+    assert release.inputs["version"] == "1.14.1"
+    controller = _role_policy(rendered, "irsa", "irsa-karpenter-policy")
+    sids = {s["Sid"] for s in controller["Statement"]}
+    assert "AllowInterruptionQueueActions" in sids
+
+
+def test_batch_grace_fits_the_notice_karpenter_drains_within(rendered: Rendered) -> None:
+    deployment = rendered.manifest("full", "full-batch")
+    grace = deployment["spec"]["template"]["spec"]["terminationGracePeriodSeconds"]
+    assert grace < 120
+    node_class = rendered.manifest("full", "full-node-class")
+    assert node_class["spec"]["metadataOptions"]["httpPutResponseHopLimit"] == (
+        karpenter.IMDS_HOP_LIMIT
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# The image
+
+
+def test_repository_is_immutable_and_scanned_and_the_pods_run_from_it(rendered: Rendered) -> None:
+    [repository] = rendered.typed("full", "aws:ecr/repository:Repository")
+    assert repository.inputs["imageTagMutability"] == "IMMUTABLE"
+    assert repository.inputs["imageScanningConfiguration"] == {"scanOnPush": True}
+    assert repository.inputs["encryptionConfigurations"] == [{"encryptionType": "AES256"}]
+    [lifecycle] = rendered.typed("full", "aws:ecr/lifecyclePolicy:LifecyclePolicy")
+    assert len(json.loads(lifecycle.inputs["policy"])["rules"]) == 2
+    image = f"{PLACEHOLDER_ACCOUNT}.dkr.ecr.us-east-1.amazonaws.com/inferstack/full-runtime:0.1.0"
+    for pool in ("realtime", "batch"):
+        pod = rendered.manifest("full", f"full-{pool}")["spec"]["template"]["spec"]
+        assert pod["containers"][0]["image"] == image
+    pod = rendered.manifest("irsa", "irsa-batch")["spec"]["template"]["spec"]
+    assert pod["containers"][0]["image"] == "ghcr.io/inferstack/runtime:0.1.0"

@@ -1,0 +1,42 @@
+"""Test fixture: one `AwsInferenceStack` per scenario in `aws-stacks:scenarios`.
+
+Each scenario is `{"spec": ..., "aws": ..., "kubernetes": ..., "profile": ...}`. A scenario the
+component refuses exports the refusal as `error-<name>` instead of failing the program, so one
+capture shows both what was built and what was refused.
+"""
+
+from datetime import UTC, datetime
+
+import pulumi
+import pulumi_aws as aws
+
+from inferstack.components.aws.component import AwsInferenceStack
+from inferstack.components.aws.options import parse_aws_options
+from inferstack.components.kubernetes.options import parse_options
+from inferstack.components.planning.plan import plan_service
+from inferstack.components.planning.spec import parse_spec
+from inferstack.errors import SpecError
+from inferstack.profile import parse_profile
+
+config = pulumi.Config("aws-stacks")
+now = datetime.fromisoformat(config.require("now")).astimezone(UTC)
+for scenario in config.require_object("scenarios"):
+    spec = parse_spec(scenario["spec"])
+    options = parse_aws_options(scenario.get("aws"), source="aws")
+    kubernetes = parse_options(scenario.get("kubernetes"), source="kubernetes")
+    try:
+        plan = plan_service(spec, parse_profile(scenario["profile"]), target="aws", now=now)
+        provider = aws.Provider(f"aws-{spec.name}", region=options.region or "us-east-1")
+        stack = AwsInferenceStack(
+            spec.name,
+            plan,
+            options,
+            kubernetes,
+            opts=pulumi.ResourceOptions(providers={"aws": provider}),
+        )
+    except SpecError as error:
+        pulumi.export(f"error-{spec.name}", str(error))
+        continue
+    pulumi.export(f"queue_url-{spec.name}", stack.queue_url)
+    pulumi.export(f"interruption_queue-{spec.name}", stack.interruption_queue)
+    pulumi.export(f"results_uri-{spec.name}", stack.results_uri)
