@@ -39,6 +39,7 @@ from inferstack.components.kubernetes.options import KubernetesOptions
 from inferstack.components.kubernetes.workloads import workload_name
 from inferstack.components.planning.plan import ServicePlan
 from inferstack.contract import resource_types
+from inferstack.contract.labels import SERVICE_LABEL
 from inferstack.errors import Problem, SpecError
 
 TYPE_TOKEN: Final = resource_types.AWS_STACK
@@ -154,6 +155,10 @@ class AwsInferenceStack(pulumi.ComponentResource):
 
     # -----------------------------------------------------------------------------------------
 
+    def _tags(self) -> dict[str, str]:
+        # The service tag marks an inference role for the pack's scoped-inference-identities.
+        return {SERVICE_LABEL: self.plan.spec.name, "app.kubernetes.io/managed-by": "inferstack"}
+
     def _role_name(self, role: str) -> str:
         # IAM names are account-wide: the cluster keeps two stacks' services apart.
         return f"{self.options.cluster_name}-{self.plan.spec.name}-{role}"[:MAX_ROLE_NAME]
@@ -166,6 +171,7 @@ class AwsInferenceStack(pulumi.ComponentResource):
             name=self._role_name("gpu-node"),
             assume_role_policy=json.dumps(iam.node_trust()),
             description=f"GPU nodes Karpenter launches for {self.plan.spec.name}",
+            tags=self._tags(),
             opts=child,
         )
         on_role = pulumi.ResourceOptions(parent=role)
@@ -217,6 +223,7 @@ class AwsInferenceStack(pulumi.ComponentResource):
             name=self._role_name("worker"),
             assume_role_policy=trust,
             description=f"Batch worker of {spec.name}: its queue, its DLQ, its results prefix",
+            tags=self._tags(),
             opts=child,
         )
         aws.iam.RolePolicy(
@@ -257,6 +264,7 @@ class AwsInferenceStack(pulumi.ComponentResource):
             name=self._role_name("queue-scaler"),
             assume_role_policy=keda_arn.apply(lambda arn: json.dumps(iam.role_trust(arn))),
             description=f"KEDA reads the length of {spec.name}'s job queue",
+            tags=self._tags(),
             opts=child,
         )
         aws.iam.RolePolicy(
@@ -309,7 +317,18 @@ class AwsInferenceStack(pulumi.ComponentResource):
 
     def _placement(self) -> dict[str, Any]:
         """Node placement for the Kubernetes layer: each pool on its own NodePool's nodes."""
-        return {}
+        cloud = self.plan.cloud
+        assert cloud is not None
+        return {
+            "realtime_placement": karpenter_objects.placement(self.plan, "realtime"),
+            "batch_placement": karpenter_objects.placement(self.plan, "batch"),
+            # Karpenter's label only: the batch NodePool's nodes carry no other spot label.
+            "spot_labels": tuple(
+                (label.key, label.value)
+                for label in cloud.spot_labels
+                if label.key == karpenter_objects.CAPACITY_TYPE_LABEL
+            ),
+        }
 
 
 def _oidc_provider_arn(values: list[Any]) -> str:

@@ -24,13 +24,14 @@ SIGTERM is its signal).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any, Final, Literal
 
 from inferstack.components.aws.options import AwsOptions
+from inferstack.components.kubernetes.options import PoolPlacement
 from inferstack.components.kubernetes.scaling import SCALE_DOWN_STABILIZATION_SECONDS
 from inferstack.components.planning.clouds import Cloud
 from inferstack.components.planning.plan import ServicePlan
+from inferstack.contract.clouds import KARPENTER_CAPACITY_TYPE
 from inferstack.contract.labels import SERVICE_LABEL, TIER_BATCH, TIER_LABEL, TIER_REALTIME
 from inferstack.contract.pods import GPU_RESOURCE
 
@@ -40,7 +41,7 @@ Pool = Literal["realtime", "batch"]
 NODEPOOL_API: Final = "karpenter.sh/v1"
 NODECLASS_API: Final = "karpenter.k8s.aws/v1"
 NODECLASS_GROUP: Final = "karpenter.k8s.aws"
-CAPACITY_TYPE_LABEL: Final = "karpenter.sh/capacity-type"
+CAPACITY_TYPE_LABEL: Final = KARPENTER_CAPACITY_TYPE
 """Karpenter's label on every node it launches: `spot`, `on-demand` (or `reserved`)."""
 NODEPOOL_LABEL: Final = "karpenter.sh/nodepool"
 """Karpenter's label naming the NodePool that launched a node: what the pods select."""
@@ -57,14 +58,6 @@ EXPIRE_AFTER: Final = "720h"
 """Nodes are replaced monthly, so they pick up new AMIs (Karpenter's own default, made visible)."""
 IMDS_HOP_LIMIT: Final = 1
 """See the module docstring: pods never need instance metadata under Karpenter."""
-
-
-@dataclass(frozen=True)
-class Placement:
-    """Where a pool's pods must run: the node selector and the tolerations that match a NodePool."""
-
-    node_selector: dict[str, str]
-    tolerations: list[Manifest]
 
 
 def node_class_name(plan: ServicePlan) -> str:
@@ -237,19 +230,16 @@ def node_class(plan: ServicePlan, options: AwsOptions, node_role: Any) -> Manife
     }
 
 
-def placement(plan: ServicePlan, pool: Pool) -> Placement:
-    """The node selector and tolerations that put a pool's pods on its own NodePool's nodes."""
-    return Placement(
-        node_selector={NODEPOOL_LABEL: node_pool_name(plan, pool)},
-        tolerations=[{"key": GPU_RESOURCE, "operator": "Exists", "effect": "NoSchedule"}],
-    )
+def placement(plan: ServicePlan, pool: Pool) -> PoolPlacement:
+    """What puts a pool's pods on its own NodePool's nodes: Karpenter's `karpenter.sh/nodepool`
+    label. The pods already tolerate the `nvidia.com/gpu` taint; no other taint is added."""
+    return PoolPlacement(node_selector={NODEPOOL_LABEL: node_pool_name(plan, pool)})
 
 
 __all__ = [
     "CAPACITY_TYPE_LABEL",
     "GPU_TAINT",
     "NODEPOOL_LABEL",
-    "Placement",
     "gpu_limit",
     "instance_types",
     "node_class",

@@ -56,7 +56,8 @@ class QueueBinding:
     gcp_project: str | None = None
     redis_consumer_group: str = "inferstack"
     results_uri: str | None = None
-    """Where the worker writes results: s3://, gs://, redis:// or file:// (`inferstack work`)."""
+    """Where the worker writes results: s3://, gs://, redis:// or file:// (`inferstack work`);
+    the AWS component passes an Output (its bucket's name carries the account ID)."""
 
 
 @dataclass(frozen=True)
@@ -98,6 +99,9 @@ class KubernetesOptions:
     queue: QueueBinding = field(default_factory=QueueBinding)
     realtime_placement: PoolPlacement = field(default_factory=PoolPlacement)
     batch_placement: PoolPlacement = field(default_factory=PoolPlacement)
+    spot_labels: tuple[tuple[str, str], ...] | None = None
+    """(key, value) of the spot node labels the batch pool prefers; None: every platform's
+    (`inferstack.contract.clouds`). A cloud target sets its own cloud's."""
 
     def problems(self, spec: InferenceServiceSpec) -> list[Problem]:
         """Everything wrong with these options for `spec`, each naming the option and the fix."""

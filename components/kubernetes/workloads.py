@@ -12,7 +12,7 @@ tolerates its taints and falls back to on-demand nodes when spot is gone.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any, Final, Literal
 
 from inferstack.components.kubernetes.options import KubernetesOptions, PoolPlacement, queue_uri
@@ -127,11 +127,14 @@ def on_demand_only_affinity() -> Manifest:
     }
 
 
-def spot_first_affinity(fallback_on_demand: bool) -> Manifest:
-    """Prefer spot nodes (every convention); require them only when there is no fallback."""
+def spot_first_affinity(
+    fallback_on_demand: bool, spot_labels: Sequence[tuple[str, str]] = SPOT_NODE_LABELS
+) -> Manifest:
+    """Prefer spot nodes (every convention, or a cloud target's own); require them only when
+    there is no fallback."""
     terms = [
         {"matchExpressions": [{"key": key, "operator": "In", "values": [value]}]}
-        for key, value in SPOT_NODE_LABELS
+        for key, value in spot_labels
     ]
     node_affinity: Manifest = {
         "preferredDuringSchedulingIgnoredDuringExecution": [
@@ -146,11 +149,13 @@ def spot_first_affinity(fallback_on_demand: bool) -> Manifest:
     return {"nodeAffinity": node_affinity}
 
 
-def spot_tolerations() -> list[Manifest]:
+def spot_tolerations(
+    spot_labels: Sequence[tuple[str, str]] = SPOT_NODE_LABELS,
+) -> list[Manifest]:
     """Tolerate the taints platforms put on spot nodes (GKE, AKS, and Karpenter/EKS when set)."""
     return [
         {"key": key, "operator": "Equal", "value": value, "effect": "NoSchedule"}
-        for key, value in SPOT_NODE_LABELS
+        for key, value in spot_labels
     ]
 
 
@@ -322,7 +327,8 @@ def worker_container(
             "--model",
             spec.model.uri,
             "--results",
-            str(options.queue.results_uri),
+            # A string, or a Pulumi Output when a cloud target names the bucket it creates.
+            options.queue.results_uri,
         ],
         "env": _container_env(
             runtime_env.WORK_SETTINGS,
@@ -417,8 +423,11 @@ def batch_deployment(
     annotations = batch_annotations(spec)
     capacity = spec.batch.capacity
     if capacity.spot:
-        affinity = spot_first_affinity(fallback_on_demand=capacity.fallback == "on_demand")
-        tolerations = [gpu_toleration(), *spot_tolerations()]
+        # A cloud target names its own spot labels: preferring other clouds' labels there would
+        # only make the pod look interruptible on a cloud it cannot run on.
+        spot_labels = options.spot_labels or SPOT_NODE_LABELS
+        affinity = spot_first_affinity(capacity.fallback == "on_demand", spot_labels)
+        tolerations = [gpu_toleration(), *spot_tolerations(spot_labels)]
     else:
         affinity = on_demand_only_affinity()
         tolerations = [gpu_toleration()]

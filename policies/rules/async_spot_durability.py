@@ -33,10 +33,10 @@ from inferstack.policies.resources import (
 )
 from inferstack.policies.rule import Rule, config_value
 
-SQS_QUEUE: Final = "aws:sqs/queue:Queue"
+SQS_QUEUE: Final = resource_types.SQS_QUEUE
 SQS_REDRIVE_POLICY: Final = "aws:sqs/redrivePolicy:RedrivePolicy"
 SQS_REDRIVE_ALLOW_POLICY: Final = "aws:sqs/redriveAllowPolicy:RedriveAllowPolicy"
-PUBSUB_SUBSCRIPTION: Final = "gcp:pubsub/subscription:Subscription"
+PUBSUB_SUBSCRIPTION: Final = resource_types.PUBSUB_SUBSCRIPTION
 SQS_DEFAULT_VISIBILITY_SECONDS: Final = 30.0
 KUBERNETES_DEFAULT_GRACE_SECONDS: Final = 30.0
 

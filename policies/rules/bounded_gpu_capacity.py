@@ -31,14 +31,12 @@ from inferstack.policies.resources import (
 )
 from inferstack.policies.rule import Rule, config_value
 
-EKS_NODE_GROUP: Final = "aws:eks/nodeGroup:NodeGroup"
-GKE_NODE_POOL: Final = "gcp:container/nodePool:NodePool"
+EKS_NODE_GROUP: Final = resource_types.EKS_NODE_GROUP
+GKE_NODE_POOL: Final = resource_types.GKE_NODE_POOL
 _AWS_GPU_INSTANCE: Final = re.compile(r"^(p\d|g\d|gr\d|inf\d|trn\d)", re.IGNORECASE)
 _AWS_GPU_AMI: Final = re.compile(r"GPU|NVIDIA|NEURON", re.IGNORECASE)
 _GCP_GPU_MACHINE: Final = re.compile(r"^(a2|a3|a4|g2|g4)-", re.IGNORECASE)
-KARPENTER_NODE_POOLS: Final = frozenset(
-    {"kubernetes:karpenter.sh/v1:NodePool", "kubernetes:karpenter.sh/v1beta1:NodePool"}
-)
+KARPENTER_NODE_POOLS: Final = resource_types.KARPENTER_NODE_POOLS
 _KARPENTER_GPU_KEYS: Final = frozenset(
     {
         "karpenter.k8s.aws/instance-gpu-count",

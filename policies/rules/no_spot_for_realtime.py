@@ -21,12 +21,10 @@ from inferstack.policies import kube
 from inferstack.policies.resources import Resource, get_path, is_true, list_of, mapping_of
 from inferstack.policies.rule import TIER_CONFIG_SCHEMA, Rule, realtime_selector
 
-EKS_NODE_GROUP: Final = "aws:eks/nodeGroup:NodeGroup"
-GKE_NODE_POOL: Final = "gcp:container/nodePool:NodePool"
-GKE_CLUSTER: Final = "gcp:container/cluster:Cluster"
-KARPENTER_NODE_POOLS: Final = frozenset(
-    {"kubernetes:karpenter.sh/v1:NodePool", "kubernetes:karpenter.sh/v1beta1:NodePool"}
-)
+EKS_NODE_GROUP: Final = resource_types.EKS_NODE_GROUP
+GKE_NODE_POOL: Final = resource_types.GKE_NODE_POOL
+GKE_CLUSTER: Final = resource_types.GKE_CLUSTER
+KARPENTER_NODE_POOLS: Final = resource_types.KARPENTER_NODE_POOLS
 COMPUTE_CLASS: Final = resource_types.COMPUTE_CLASS
 TYPES: Final = (
     frozenset({EKS_NODE_GROUP, GKE_NODE_POOL, GKE_CLUSTER, COMPUTE_CLASS})

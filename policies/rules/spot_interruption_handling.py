@@ -20,6 +20,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any, Final
 
 from inferstack.contract import resource_types
+from inferstack.contract.clouds import KARPENTER_CAPACITY_TYPE
 from inferstack.policies import aws
 from inferstack.policies.resources import (
     UNKNOWN,
@@ -32,7 +33,7 @@ from inferstack.policies.resources import (
 from inferstack.policies.rule import Rule, config_value
 
 SPOT_WARNING: Final = aws.SPOT_WARNING
-CAPACITY_TYPE_KEY: Final = "karpenter.sh/capacity-type"
+CAPACITY_TYPE_KEY: Final = KARPENTER_CAPACITY_TYPE
 KARPENTER_CHART: Final = "karpenter"
 
 

@@ -18,11 +18,17 @@ import pytest
 from inferstack.components.aws import interruption, karpenter
 from inferstack.components.aws.queue import VISIBILITY_MARGIN_SECONDS
 from inferstack.contract import resource_types
-from inferstack.offline.capture import PLACEHOLDER_ACCOUNT, Capture, CapturedResource, capture_program
+from inferstack.offline.capture import (
+    PLACEHOLDER_ACCOUNT,
+    Capture,
+    CapturedResource,
+    capture_program,
+)
 from tests.components import schemas
 from tests.components.aws.factories import AWS_OPTIONS, NOW
 from tests.components.aws.iam_lint import findings
 from tests.components.factories import PROFILE, spec_data
+from tests.components.scheduling import NODES, Node, preference_score, schedulable
 
 PROGRAM = Path(__file__).resolve().parents[1] / "programs" / "aws_stacks"
 
@@ -386,3 +392,78 @@ def test_repository_is_immutable_and_scanned_and_the_pods_run_from_it(rendered: 
         assert pod["containers"][0]["image"] == image
     pod = rendered.manifest("irsa", "irsa-batch")["spec"]["template"]["spec"]
     assert pod["containers"][0]["image"] == "ghcr.io/inferstack/runtime:0.1.0"
+
+
+# ---------------------------------------------------------------------------------------------
+# Scheduling: the pods land on their own NodePool's nodes, as Karpenter labels them
+
+
+def _karpenter_nodes(rendered: Rendered, stack: str) -> list[Node]:
+    """One node per NodePool and capacity type it allows, labelled the way Karpenter labels."""
+    nodes = []
+    for resource in rendered.typed(stack, resource_types.KARPENTER_NODE_POOL):
+        pool = schemas.manifest_from_wire(resource.type, resource.inputs)
+        template = pool["spec"]["template"]
+        requirements = {r["key"]: r["values"] for r in template["spec"]["requirements"]}
+        for capacity in requirements["karpenter.sh/capacity-type"]:
+            instance = requirements[karpenter.INSTANCE_TYPE_LABEL][0]
+            labels = {
+                **template["metadata"]["labels"],
+                "karpenter.sh/capacity-type": capacity,
+                "karpenter.sh/nodepool": pool["metadata"]["name"],
+                karpenter.INSTANCE_TYPE_LABEL: instance,
+                "karpenter.k8s.aws/instance-family": instance.split(".")[0],
+                "kubernetes.io/arch": "amd64",
+                "kubernetes.io/os": "linux",
+            }
+            nodes.append(
+                Node(
+                    f"{pool['metadata']['name']}-{capacity}",
+                    labels,
+                    template["spec"]["taints"],
+                    spot=capacity == "spot",
+                )
+            )
+    return nodes
+
+
+def _pod(rendered: Rendered, stack: str, pool: str) -> dict[str, Any]:
+    spec: dict[str, Any] = rendered.manifest(stack, f"{stack}-{pool}")["spec"]["template"]["spec"]
+    return spec
+
+
+def test_the_node_model_covers_both_pools_and_both_capacity_types(rendered: Rendered) -> None:
+    names = {node.name for node in _karpenter_nodes(rendered, "full")}
+    assert names == {"full-realtime-on-demand", "full-batch-spot", "full-batch-on-demand"}
+
+
+def test_realtime_pods_land_only_on_realtime_node_pool_nodes(rendered: Rendered) -> None:
+    pod = _pod(rendered, "full", "realtime")
+    ours = _karpenter_nodes(rendered, "full")
+    others = _karpenter_nodes(rendered, "irsa") + NODES  # another service's pools, other clouds
+    landing = {node.name for node in ours + others if schedulable(pod, node)}
+    assert landing == {"full-realtime-on-demand"}
+
+
+def test_batch_pods_land_on_batch_node_pool_nodes_spot_first(rendered: Rendered) -> None:
+    pod = _pod(rendered, "full", "batch")
+    ours = _karpenter_nodes(rendered, "full")
+    others = _karpenter_nodes(rendered, "irsa") + NODES
+    landing = {node.name for node in ours + others if schedulable(pod, node)}
+    assert landing == {"full-batch-spot", "full-batch-on-demand"}
+    scores = {node.name: preference_score(pod, node) for node in ours if node.name in landing}
+    assert scores["full-batch-spot"] > scores["full-batch-on-demand"]
+
+
+def test_the_worker_reads_the_created_queue_and_writes_to_the_created_bucket(
+    rendered: Rendered,
+) -> None:
+    container = _pod(rendered, "full", "batch")["containers"][0]
+    args = dict(zip(container["args"][::2], container["args"][1::2], strict=True))
+    bucket = f"full-results-{PLACEHOLDER_ACCOUNT}-us-east-1"
+    assert args["--results"] == f"s3://{bucket}/results"
+    # The queue's URL is computed by AWS: unknown in preview, with the dependency recorded.
+    batch = rendered.named("full", "full-batch")
+    assert rendered.named("full", "full-jobs").urn in batch.dependencies
+    env = {e["name"]: e.get("value") for e in container.get("env", [])}
+    assert not [name for name in env if name.startswith("AWS_ACCESS_KEY")]
