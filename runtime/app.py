@@ -31,6 +31,7 @@ import logging
 import multiprocessing
 from collections.abc import Mapping
 from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from typing import Any, Final
 
@@ -186,6 +187,10 @@ def _decode_in_child(
         return error.message, error.status
 
 
+class DecoderUnavailableError(Exception):
+    """The large-body decoder process died while decoding: 503, the request may be retried."""
+
+
 class LargeBodyDecoder:
     """One helper process that decodes large bodies, one at a time, started on first use.
 
@@ -204,9 +209,17 @@ class LargeBodyDecoder:
                 self._pool = ProcessPoolExecutor(
                     max_workers=1, mp_context=multiprocessing.get_context("spawn")
                 )
-            result = await asyncio.get_running_loop().run_in_executor(
-                self._pool, _decode_in_child, body, signature, header_length
-            )
+            try:
+                result = await asyncio.get_running_loop().run_in_executor(
+                    self._pool, _decode_in_child, body, signature, header_length
+                )
+            except BrokenProcessPool:
+                # The helper died (killed for memory, say); the next large body gets a new one.
+                self._pool.shutdown(wait=False, cancel_futures=True)
+                self._pool = None
+                raise DecoderUnavailableError(
+                    "the process that decodes large request bodies exited; retry"
+                ) from None
         if isinstance(result, tuple):
             raise ProtocolError(result[0], result[1])
         return result
@@ -421,6 +434,9 @@ class InferenceApp:
         except ProtocolError as error:
             served.metrics.count("rejected")
             return _error(error.status, error.message)
+        except DecoderUnavailableError as error:
+            served.metrics.count("error")
+            return _error(503, str(error), ("retry-after", "1"))
         finally:
             self._decoding -= 1
         try:

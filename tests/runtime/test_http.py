@@ -941,3 +941,30 @@ def test_a_large_body_is_decoded_off_the_event_loop(run: Runner) -> None:
         assert reply.status == 400
 
     run(scenario)
+
+
+def test_a_dead_decoder_process_answers_503_and_the_next_large_body_gets_a_new_one(
+    run: Runner,
+) -> None:
+    async def scenario(h: Harness) -> None:
+        reader, writer = await h.connect()
+        body = infer_body(3.0)
+        padded = request(
+            "POST", f"/v2/models/{MODEL}/infer", body[:-1] + b" " * LARGE_BODY_BYTES + body[-1:]
+        )
+        writer.write(padded)
+        assert doubled(await read_reply(reader)) == [[6.0, 6.0]]
+        pool = h.app.decoder._pool
+        assert pool is not None
+        for process in list(pool._processes.values()):
+            process.kill()
+
+        writer.write(padded)
+        reply = await read_reply(reader)
+        assert reply.status == 503
+        assert reply.headers["retry-after"] == "1"
+        assert "decodes large request bodies exited" in reply.error
+        writer.write(padded)
+        assert doubled(await read_reply(reader)) == [[6.0, 6.0]]
+
+    run(scenario)
