@@ -60,6 +60,19 @@ class RuntimeMetrics:
             label,
             registry=self.registry,
         ).labels(model)
+        self.open_connections = Gauge(
+            names.OPEN_CONNECTIONS,
+            "Client connections the HTTP layer holds open.",
+            label,
+            registry=self.registry,
+        ).labels(model)
+        refusals = Counter(
+            names.HTTP_REFUSALS,
+            "Connections or requests the HTTP layer refused itself, by reason.",
+            [names.MODEL_LABEL, names.REASON_LABEL],
+            registry=self.registry,
+        )
+        self._refusals = {reason: refusals.labels(model, reason) for reason in names.HTTP_REASONS}
         requests = Counter(
             names.REQUESTS,
             "Requests by outcome.",
@@ -101,6 +114,14 @@ class RuntimeMetrics:
     def count(self, outcome: str, amount: int = 1) -> None:
         """Count requests that ended with `outcome` (one of OUTCOMES)."""
         self._requests[outcome].inc(amount)
+
+    def refuse(self, reason: str) -> None:
+        """Count one refusal of the HTTP layer (`reason` one of HTTP_REASONS)."""
+        self._refusals[reason].inc()
+
+    def refusals(self, reason: str) -> float:
+        """The current count for `reason` (for tests)."""
+        return float(self._refusals[reason]._value.get())
 
     def requests(self, outcome: str) -> float:
         """The current count for `outcome` (for tests and the drain log)."""

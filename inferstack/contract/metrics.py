@@ -16,10 +16,18 @@ IN_FLIGHT: Final = f"{NAMESPACE}_inflight_requests"
 """Requests admitted and not yet answered: waiting plus computing."""
 BUSY_INSTANCES: Final = f"{NAMESPACE}_busy_model_instances"
 """Model instances currently running a batch."""
+OPEN_CONNECTIONS: Final = f"{NAMESPACE}_http_open_connections"
+"""Client connections the HTTP layer holds open (counted against its connection cap)."""
 
 # Counters (exposed with the `_total` suffix by the Prometheus client).
 REQUESTS: Final = f"{NAMESPACE}_requests"
 """Requests by `model` and `outcome` (success, rejected, timeout, error, cancelled)."""
+HTTP_REFUSALS: Final = f"{NAMESPACE}_http_refusals"
+"""Connections or requests the HTTP layer refused itself, by `reason` (one of HTTP_REASONS)."""
+HTTP_REASONS: Final = ("connection_cap", "evicted", "header_timeout", "body_rate", "malformed")
+"""`reason` values of HTTP_REFUSALS: a new connection past the cap with nobody to evict (503);
+a connection closed to make room (408 when mid-head); a request head or body that arrived too
+slowly (408); bytes that are not an HTTP/1.1 request (400)."""
 
 # Histograms.
 BATCH_SIZE: Final = f"{NAMESPACE}_batch_size"
@@ -40,3 +48,4 @@ the dead-letter queue."""
 # Labels every series carries.
 MODEL_LABEL: Final = "model"
 OUTCOME_LABEL: Final = "outcome"
+REASON_LABEL: Final = "reason"

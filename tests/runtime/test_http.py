@@ -789,6 +789,7 @@ def test_a_trickled_request_head_gets_408_however_often_bytes_arrive(run: Runner
         assert reply.headers["connection"] == "close"
         assert "did not arrive within 0.2 s" in reply.error
         sender.cancel()
+        assert h.metrics.refusals("header_timeout") == 1
 
     run(scenario, limits=SLOW_LIMITS)
 
@@ -809,6 +810,7 @@ def test_a_body_slower_than_the_floor_gets_408(run: Runner) -> None:
         assert reply.status == 408
         assert "slower than 1000 bytes/s" in reply.error
         sender.cancel()
+        assert h.metrics.refusals("body_rate") == 1
         assert h.model.calls == []
 
     run(scenario, limits=SLOW_LIMITS)
@@ -836,6 +838,8 @@ def test_past_the_connection_cap_the_slowest_head_makes_room_for_a_new_client(
         assert evicted.status == 408
         assert "connection limit" in evicted.error
         assert len(h.server.connections) == 3
+        assert h.metrics.refusals("evicted") == 1
+        assert b'inferstack_http_open_connections{model="doubler"} 3.0' in h.metrics.exposition()
 
     run(scenario, limits=HttpLimits(max_connections=3))
 
@@ -856,6 +860,7 @@ def test_past_the_connection_cap_with_every_connection_busy_a_new_one_gets_503(
         assert reply.headers["retry-after"] == "1"
         assert "limit of 2 open connections" in reply.error
         assert await read_to_eof(reader) == b""
+        assert h.metrics.refusals("connection_cap") == 1
 
         h.model.gate.set()
         assert doubled(await read_reply(busy[0][0])) == [[2.0, 2.0]]
@@ -888,6 +893,7 @@ def test_an_http_0_9_request_gets_400(run: Runner) -> None:
         assert reply.status == 400
         assert "HTTP/0.9" in reply.error
         assert await read_to_eof(reader) == b""
+        assert h.metrics.refusals("malformed") == 1
 
     run(scenario)
 
