@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any, Final, Literal
 
 from inferstack.components.gcp.options import GcpOptions
+from inferstack.components.planning.clouds import GCP
 from inferstack.components.planning.plan import ServicePlan
 from inferstack.components.planning.spec import Gpu
 from inferstack.contract.clouds import GKE_PROVISIONING, GKE_SPOT
@@ -28,14 +29,14 @@ from inferstack.errors import Problem
 
 PoolRole = Literal["realtime", "spot", "fallback"]
 
-NODE_POOL_LABEL: Final = "cloud.google.com/gke-nodepool"
-"""The label GKE puts on every node with its pool's name."""
+NODE_POOL_LABEL: Final = str(GCP.node_pool_label)
+"""The label GKE puts on every node with its pool's name (from the GCP cloud table)."""
 COMPUTE_CLASS_LABEL: Final = "cloud.google.com/compute-class"
 """Label (and taint) key that ties a node pool to a ComputeClass; pods select the class by it."""
 SPOT_TAINT_KEY: Final = GKE_SPOT
 """GKE's spot label, used as the spot pool's taint too (see `inferstack.contract.clouds`)."""
 GPU_TAINT_VALUE: Final = "present"
-GPU_DRIVER_VERSION: Final = "LATEST"
+GPU_DRIVER_VERSION: Final = str(GCP.gpu_driver_version)
 """GKE installs the newest driver its node version supports (`gpu-driver-version=latest`)."""
 NODE_SCOPES: Final = ("https://www.googleapis.com/auth/cloud-platform",)
 """With a dedicated node service account, IAM (not scopes) decides what nodes may do."""

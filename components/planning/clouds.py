@@ -74,6 +74,10 @@ class Cloud:
     """GPU -> the GPU whose machine prices it when this cloud lacks it (plain Kubernetes only)."""
     regions: Mapping[str, frozenset[str]] = field(default_factory=dict)
     """Machine family -> the regions that offer it; a family absent here is not checked."""
+    node_pool_label: str | None = None
+    """The label the platform puts on every node with its pool's name (pods select a pool by it)."""
+    gpu_driver_version: str | None = None
+    """The driver the platform installs on GPU nodes it creates (GKE); None: the image has it."""
 
     def machines_for(self, gpu: str) -> Machines | None:
         """The machines that carry `gpu`, or None when this cloud offers no such GPU."""
@@ -219,6 +223,8 @@ GCP: Final = Cloud(
         ),
     },
     price_stand_ins={"nvidia-a10g": "nvidia-l4", "nvidia-l40s": "nvidia-l4"},
+    node_pool_label="cloud.google.com/gke-nodepool",
+    gpu_driver_version="LATEST",
 )
 """GCE accelerator-optimized and N1 machines. A10G and L40S have no GCE twin: a GKE target refuses
 them, and a plain Kubernetes stack priced on GCP prices them as L4 (and says so). The priced L4
