@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 STACK ?= dev
 
-.PHONY: help demo test lint check bench clean
+.PHONY: help demo test test-image lint check bench image lock clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
@@ -45,6 +45,29 @@ check: $(STAMP) ## run the policy pack against the default stack offline
 
 bench: $(STAMP) ## measure the runtime against raw torch (see README)
 	$(BIN)/python benchmarks/run.py
+
+test-image: $(STAMP) ## build the image and serve one inference from it (root; minutes)
+	$(BIN)/pytest -q -m image tests/runtime/test_image.py
+
+image: ## build the runtime image with buildah from a Debian base made here (scripts/image.sh)
+	scripts/image.sh build
+
+# The image's dependencies, pinned with hashes: the runtime and worker extras and the build
+# backend, torch the CPU build from pip's find-links folder. The package index alone, not this
+# machine's pip config (its local mirrors would end up in the lock); the project's own line
+# (the worker extra names inferstack[runtime]) is dropped: the image installs it with --no-deps.
+TORCH_LOCK_PIN ?= torch==2.13.0+cpu
+TORCH_WHEELS ?= $(or $(PIP_FIND_LINKS),/opt/wheels)
+lock: $(STAMP) ## pin the image's dependencies with hashes (runtime/requirements.lock, pip-tools)
+	$(BIN)/pip install -q pip-tools
+	env -u PIP_FIND_LINKS -u PIP_CONSTRAINT PIP_CONFIG_FILE=/dev/null CUSTOM_COMPILE_COMMAND='make lock' \
+	  $(BIN)/pip-compile --quiet \
+	  --generate-hashes --allow-unsafe --all-build-deps --strip-extras \
+	  --extra runtime --extra worker --upgrade-package '$(TORCH_LOCK_PIN)' \
+	  --index-url https://pypi.org/simple --find-links $(TORCH_WHEELS) \
+	  --no-emit-index-url --no-emit-find-links \
+	  --output-file runtime/requirements.lock pyproject.toml 2>/dev/null
+	sed -i '/^# WARNING: pip install will require/,/^    # via file:/d' runtime/requirements.lock
 
 clean: ## remove the virtualenv and caches
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache build *.egg-info
