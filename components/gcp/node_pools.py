@@ -42,6 +42,9 @@ NODE_SCOPES: Final = ("https://www.googleapis.com/auth/cloud-platform",)
 """With a dedicated node service account, IAM (not scopes) decides what nodes may do."""
 BOOT_DISK_GB: Final = 100
 BOOT_DISK_TYPE: Final = "pd-balanced"
+GKE_POD_SHUTDOWN_SECONDS: Final = 15
+"""Of the 30 s Spot notice, what GKE's graceful node shutdown gives non-system pods (the other
+15 s are for critical system pods): the batch pool's grace must fit this share."""
 MAX_POOL_NAME: Final = 40
 """GKE's limit on a node pool name."""
 POOL_SUFFIXES: Final[dict[PoolRole, str]] = {

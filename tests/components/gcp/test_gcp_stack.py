@@ -427,6 +427,8 @@ def test_batch_grace_fits_the_30_second_gcp_notice(rendered: Rendered) -> None:
     for stack in ("embedder", "ranker", "steady"):
         pod = _pod(rendered.manifest(stack, "Deployment", f"{stack}-batch"))
         assert pod["terminationGracePeriodSeconds"] <= INTERRUPTION_NOTICE_SECONDS["gcp"]
+        # GKE's graceful node shutdown gives non-system pods the first 15 s of the notice.
+        assert pod["terminationGracePeriodSeconds"] <= gke_pools.GKE_POD_SHUTDOWN_SECONDS
         assert (
             pod["terminationGracePeriodSeconds"]
             == _plan(stack).sizing.batch.termination_grace_seconds.value
