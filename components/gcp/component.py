@@ -89,8 +89,11 @@ class GcpInferenceStack(pulumi.ComponentResource):
         labels = {"inferstack-service": spec.name, "managed-by": "inferstack"}
         child = pulumi.ResourceOptions(parent=self)
 
-        def on(resource: Any) -> pulumi.ResourceOptions:
-            return pulumi.ResourceOptions(parent=resource)
+        def on(resource: Any, *also: pulumi.Resource) -> pulumi.ResourceOptions:
+            # Members are known strings (emails, principals), so nothing orders a binding after
+            # the account it names or the resource it sits on unless it is said here.
+            after = [resource] if resource is not self else []
+            return pulumi.ResourceOptions(parent=resource, depends_on=[*after, *also])
 
         # Nodes: their own service account, with GKE's minimal node role.
         node_account = gcp.serviceaccount.Account(
@@ -113,7 +116,7 @@ class GcpInferenceStack(pulumi.ComponentResource):
                     grant,
                     {"repository": target},
                     options,
-                    on(target if target is not None else node_account),
+                    on(target if target is not None else node_account, node_account),
                 )
             )
 
@@ -170,6 +173,7 @@ class GcpInferenceStack(pulumi.ComponentResource):
                 "dead_letter_topic": queue.dead_letter_topic,
                 "results_bucket": bucket_name,
             }
+            member_account: list[pulumi.Resource] = []
             if options.identity == "service_account":
                 account = gcp.serviceaccount.Account(
                     f"{name}-batch-identity",
@@ -179,6 +183,7 @@ class GcpInferenceStack(pulumi.ComponentResource):
                     opts=child,
                 )
                 targets["gsa"] = account
+                member_account.append(account)
                 grants.append(identity.impersonation_grant(options, namespace, ksa))
                 batch_annotations.update(
                     identity.batch_service_account_annotations(options, spec.name)
@@ -196,7 +201,7 @@ class GcpInferenceStack(pulumi.ComponentResource):
                         grant,
                         targets,
                         options,
-                        on(parents[grant.on]),
+                        on(parents[grant.on], *member_account),
                     )
                 )
             for grant in identity.keda_grants(options):

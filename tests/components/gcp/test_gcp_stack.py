@@ -674,3 +674,16 @@ def test_registry_has_immutable_tags_and_a_cleanup_policy(rendered: Rendered) ->
         },
     ]
     assert not rendered.of_type("ranker", resource_types.ARTIFACT_REPOSITORY)
+
+
+def test_bindings_wait_for_the_accounts_they_name(rendered: Rendered) -> None:
+    nodes = rendered.one("ranker", "gcp:serviceaccount/account:Account", "ranker-nodes")
+    gsa = rendered.one("ranker", "gcp:serviceaccount/account:Account", "ranker-batch-identity")
+    for resource in rendered.under("ranker"):
+        if "IAMMember" not in resource.type and "IamMember" not in resource.type:
+            continue
+        member = resource.inputs["member"]
+        if member.startswith("serviceAccount:ranker-nodes@"):
+            assert nodes.urn in resource.dependencies, resource.name
+        if member.startswith("serviceAccount:ranker-batch@"):
+            assert gsa.urn in resource.dependencies, resource.name
