@@ -2,8 +2,9 @@
 
 Resolves the settings (flags, `INFERSTACK_<SETTING>` environment variables or `--config`, in that
 precedence), configures logging, opens the queue, the result store and the model, serves
-`/metrics`, watches the spot metadata services and the signals, and runs the worker until it
-stopped. The exit code: 0 when drained, 1 when a model process died, 2 on bad settings.
+`/metrics` and the health path on the metrics port (`worker_http.py`), watches the spot metadata
+services and the signals, and runs the worker until it stopped. The exit code: 0 when drained,
+1 when a model process died, 2 on bad settings.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from typing import Any, Final
 
 from prometheus_client import CollectorRegistry
 
+from inferstack.contract.pods import METRICS_PATH, WORKER_HEALTH_PATH
 from inferstack.runtime.interruption import (
     InterruptionWatcher,
     MetadataPoller,
@@ -28,6 +30,7 @@ from inferstack.runtime.interruption import (
 from inferstack.runtime.layered_settings import SettingsError, add_setting_flags
 from inferstack.runtime.metrics import RuntimeMetrics
 from inferstack.runtime.worker import Worker
+from inferstack.runtime.worker_http import WorkerHttpServer
 from inferstack.runtime.worker_metrics import WorkerMetrics
 from inferstack.runtime.worker_settings import FIELDS, WorkerSettings, resolve_settings
 
@@ -149,10 +152,17 @@ def run_worker(settings: WorkerSettings) -> int:
         metrics=WorkerMetrics(model.name, registry),
         runtime_metrics=RuntimeMetrics(model.name, registry),
     )
+    http: WorkerHttpServer | None = None
     if settings.metrics_port:
-        from prometheus_client import start_http_server
-
-        start_http_server(settings.metrics_port, registry=registry)
+        http = WorkerHttpServer(settings.metrics_port, registry, worker.health)
+        http.start()
+        logger.info(
+            "metrics on :%d%s, health on :%d%s",
+            http.port,
+            METRICS_PATH,
+            http.port,
+            WORKER_HEALTH_PATH,
+        )
     watcher = InterruptionWatcher(
         MetadataPoller(
             endpoints,
@@ -208,6 +218,8 @@ def run_worker(settings: WorkerSettings) -> int:
     try:
         asyncio.run(main())
     finally:
+        if http is not None:
+            http.close()
         queue.close()
         store.close()
         model.close()

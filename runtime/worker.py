@@ -84,6 +84,31 @@ class _Failure:
     permanent: bool
 
 
+@dataclass(frozen=True)
+class Health:
+    """Whether the consume loop is alive, as the worker's health endpoint reports it."""
+
+    live: bool
+    state: str
+    """`starting` (the loop has not run yet), `consuming`, `draining`, `stopped` or `stale`
+    (running, but it has not beaten within `bound_s`)."""
+    beat_age_s: float | None
+    """Seconds since the loop last beat; None before it first ran."""
+    bound_s: float
+    held: int
+
+    def document(self) -> dict[str, Any]:
+        """The JSON body of the health answer."""
+        age = None if self.beat_age_s is None else round(self.beat_age_s, 3)
+        return {
+            "live": self.live,
+            "state": self.state,
+            "beat_age_s": age,
+            "bound_s": self.bound_s,
+            "held": self.held,
+        }
+
+
 class Worker:
     """The consume-infer-store-ack loop for one queue and one model (see the module docstring).
 
@@ -120,6 +145,8 @@ class Worker:
         self._deadline_timer: asyncio.TimerHandle | None = None
         self._drain_by = float("inf")
         self._batcher: DynamicBatcher | None = None
+        self._state = "starting"
+        self._beat_at: float | None = None
 
     # Control -------------------------------------------------------------------------------
 
@@ -141,6 +168,28 @@ class Worker:
         """Messages received and not yet settled."""
         return sum(len(batch.unsettled) for batch in self._batches.values())
 
+    @property
+    def health_bound_s(self) -> float:
+        """How long the loop may go without a beat and still count as alive.
+
+        The pull loop beats around every receive, which long-polls for `poll_wait_s` and may
+        take up to a lease more on a slow queue; while it waits for a free batch slot, the lease
+        heartbeat (every `lease_s / 3`) beats for it as long as messages are held.
+        """
+        return self.settings.poll_wait_s + self.settings.lease_s
+
+    def health(self) -> Health:
+        """The consume loop's health (thread-safe: read by the HTTP thread)."""
+        beat_at, state = self._beat_at, self._state
+        age = None if beat_at is None else max(0.0, self.clock() - beat_at)
+        bound = self.health_bound_s
+        if state in ("consuming", "draining") and (age is None or age > bound):
+            state = "stale"
+        return Health(state in ("consuming", "draining"), state, age, bound, self.held)
+
+    def _beat(self) -> None:
+        self._beat_at = self.clock()
+
     # Main loop -----------------------------------------------------------------------------
 
     async def run(self) -> None:
@@ -158,6 +207,9 @@ class Worker:
         )
         self._batcher = batcher
         await batcher.start()
+        if self._state == "starting":
+            self._state = "consuming"
+        self._beat()
         heartbeat = asyncio.create_task(self._heartbeat(), name="worker-heartbeat")
         backlog = asyncio.create_task(self._watch_backlog(), name="worker-backlog")
         try:
@@ -172,6 +224,7 @@ class Worker:
                 self._deadline_timer.cancel()
             await self._release_all()
             await batcher.close()
+            self._state = "stopped"
         logger.info(
             "worker stopped",
             extra={"event": "stopped", "counts": self.counts()},
@@ -186,6 +239,7 @@ class Worker:
         assert self._slot_free is not None
         idle_since = self.clock()
         while not self._stopping.is_set():
+            self._beat()
             if len(self._batches) >= self.settings.prefetch_batches:
                 self._slot_free.clear()
                 await self._wait_any(self._slot_free.wait())
@@ -195,9 +249,11 @@ class Worker:
                     self.queue.receive, self.settings.max_batch_size, self.settings.poll_wait_s
                 )
             except Exception as error:  # Connection loss and throttling: back off, keep going.
+                self._beat()
                 logger.warning("receive from %s failed: %s", self.queue.uri, error)
                 await self._wait_any(asyncio.sleep(self.settings.retry_base_s))
                 continue
+            self._beat()
             if self._stopping.is_set():
                 # Received while the notice arrived. Work them if they fit before the deadline
                 # (a release counts as a receive against the queue's dead-letter policy, so
@@ -447,6 +503,9 @@ class Worker:
             held = [m for batch in self._batches.values() for m in batch.unsettled.values()]
             if not held:
                 continue
+            # Batches in flight keep the loop alive while the pull waits for a free slot or the
+            # drain settles them; with nothing held only the pull loop's own beats count.
+            self._beat()
             try:
                 await asyncio.to_thread(self.queue.extend, held)
             except Exception as error:
@@ -474,6 +533,7 @@ class Worker:
             return  # Already draining for an earlier deadline.
         self.notice = notice
         self._stopping.set()
+        self._state = "draining"
         now = self.clock()
         drain_by = notice.deadline - self.settings.drain_margin_s
         logger.warning(

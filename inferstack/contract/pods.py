@@ -7,7 +7,10 @@ GPU_RESOURCE: Final = "nvidia.com/gpu"
 DEFAULT_PORT: Final = 8000
 """The server's HTTP port (KServe v2 API and /metrics)."""
 WORKER_METRICS_PORT: Final = 9091
-"""The queue worker's /metrics port."""
+"""The queue worker's /metrics port, which also answers WORKER_HEALTH_PATH."""
+WORKER_HEALTH_PATH: Final = "/healthz"
+"""The queue worker's health: 200 while its consume loop runs and has beaten within poll wait plus
+lease, else 503 (model still loading, loop stopped or stuck); the body is JSON saying which."""
 READY_PATH: Final = "/v2/health/ready"
 LIVE_PATH: Final = "/v2/health/live"
 METRICS_PATH: Final = "/metrics"

@@ -11,17 +11,21 @@ import os
 import signal
 import subprocess
 import sys
+import time
+import urllib.error
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from inferstack.contract.pods import METRICS_PATH, WORKER_HEALTH_PATH
 from inferstack.runtime.models import load_model
 from inferstack.runtime.queues import QueueConfigError, open_queue
 from inferstack.runtime.queues.redis_streams import RedisStreamQueue
 from inferstack.runtime.results import open_result_store
-from tests.integration.conftest import RedisServer, unique
+from tests.integration.conftest import RedisServer, free_port, unique
 from tests.processes import model_processes
 from tests.v2_client import encode_request
 from tests.worker.fakes import FakeMetadataServer
@@ -316,3 +320,34 @@ def test_a_dead_model_process_releases_what_the_worker_holds_and_exits_1(
     assert sorted(p.stem for p in results.iterdir()) == sorted(ids)
     assert client.xpending(stream, "inferstack")["pending"] == 0
     assert client.xrange(f"{stream}:dead") == []
+
+
+def test_the_metrics_port_answers_health_from_the_consume_loop(
+    redis_server: RedisServer, tmp_path: Path
+) -> None:
+    stream = unique("health")
+    redis_server.client().xadd(stream, {"body": mlp_request(0)})
+    port = free_port()
+    process = work(
+        stream_uri(redis_server, stream, consumer="probe"),
+        tmp_path / "results",
+        *("--metrics-port", str(port), "--log-level", "info"),
+    )
+    base = f"http://127.0.0.1:{port}"
+    status, body = 0, b""
+    deadline = time.monotonic() + WORKER_TIMEOUT_S
+    while status != 200 and time.monotonic() < deadline and process.poll() is None:
+        try:  # Connection refused while the model loads (the probe's startup phase), then 200.
+            with urllib.request.urlopen(base + WORKER_HEALTH_PATH, timeout=10) as reply:
+                status, body = reply.status, reply.read()
+        except (urllib.error.URLError, ConnectionError):
+            time.sleep(0.2)
+    assert status == 200, finish(process)
+    health = json.loads(body)
+    assert health["live"] is True
+    assert health["state"] == "consuming"
+    assert health["bound_s"] == 0.2 + 60  # --poll-wait-s 0.2 plus the default lease.
+    with urllib.request.urlopen(base + METRICS_PATH, timeout=10) as reply:
+        assert b"inferstack_worker_messages_total" in reply.read()
+    process.send_signal(signal.SIGTERM)
+    assert f"health on :{port}{WORKER_HEALTH_PATH}" in finish(process)
