@@ -286,6 +286,12 @@ class Worker:
         await asyncio.gather(waiter, stopper, return_exceptions=True)
 
     def _start_batch(self, messages: list[Message]) -> None:
+        # One pull can hold the same message twice when a stale release made it visible again
+        # mid-receive (seen on SQS under chaos). The last delivery's receipt is the one that
+        # controls it; working both would write and count it twice.
+        latest = {message.id: message for message in messages}
+        if len(latest) < len(messages):
+            messages = list(latest.values())
         number = self._next_number
         self._next_number += 1
         batch = _Batch(

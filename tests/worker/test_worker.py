@@ -22,6 +22,7 @@ import pytest
 from inferstack.cli import main
 from inferstack.runtime.interruption import Notice
 from inferstack.runtime.layered_settings import SettingsError
+from inferstack.runtime.queues import Message
 from inferstack.runtime.results.local import DirectoryStore
 from inferstack.runtime.tensors import TensorSpec
 from inferstack.runtime.worker import Worker
@@ -285,6 +286,30 @@ def test_the_idle_exit_is_timed_by_the_injected_clock(store: DirectoryStore) -> 
     )
     run_worker(worker)  # An hour of the worker's clock, a few empty receives of real time.
     assert 3600 <= clock.now <= 3600 + 3 * 60
+
+
+def test_a_message_delivered_twice_in_one_pull_is_worked_once_under_its_last_receipt(
+    store: DirectoryStore,
+) -> None:
+    class RedeliveringQueue(MemoryQueue):
+        """Hands out each message, lets its lease lapse, and hands it out again in one pull."""
+
+        def receive(self, max_messages: int, wait_s: float) -> list[Message]:
+            first = super().receive(max_messages, wait_s)
+            if not first:
+                return first
+            self.expire_leases()
+            return first + super().receive(max_messages, wait_s)
+
+    queue = RedeliveringQueue()
+    message_id = queue.put(request_body([1, 2, 3, 4]))
+    model = DoublingModel()
+    worker = Worker(queue, store, model, settings())
+    run_worker(worker)
+    assert queue.acked == [message_id]  # Under the second receipt: the first one is stale.
+    assert model.rows_seen == 1
+    assert worker.counts()["processed"] == 1
+    assert worker.counts()["duplicate"] == 0
 
 
 def test_receive_errors_are_retried_not_fatal(store: DirectoryStore) -> None:
