@@ -2,8 +2,9 @@
 
 Modules, one per part: `arrivals` (traffic), `replica` (the batcher kernel), `autoscaler` (KEDA
 and the HPA), `capacity` (nodes, cold starts, spot), `cost`, `engine` (the exact mode),
-`scenarios` (naive and competent default), `report`, `cli`; `inputs` is the only module that
-reads the rest of inferstack.
+`fast` (the two-scale mode), `scenarios` (naive, competent default, levers), `report`, `plot`,
+`cli`; `inputs` is the only module that reads the rest of inferstack (the plan, the rendered
+ScaledObjects).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from inferstack.components.simulate.autoscaler import (
 from inferstack.components.simulate.config import Scenario
 from inferstack.components.simulate.engine import RunResult, run_exact
 from inferstack.components.simulate.errors import SimulateError
+from inferstack.components.simulate.fast import run_fast
 
 __all__ = [
     "DEFAULT_BEHAVIOR",
@@ -37,4 +39,5 @@ __all__ = [
     "SimulateError",
     "external_average_value_replicas",
     "run_exact",
+    "run_fast",
 ]
