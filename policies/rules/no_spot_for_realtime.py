@@ -85,9 +85,11 @@ def check(resource: Resource, config: Mapping[str, Any]) -> list[str]:
         for requirement in list_of(get_path(template, "spec.requirements")):
             requirement = mapping_of(requirement)
             values = [str(v).lower() for v in list_of(requirement.get("values"))]
+            operator = requirement.get("operator")
             if requirement.get("key") == KARPENTER_CAPACITY_TYPE and (
-                (requirement.get("operator") == "In" and "spot" in values)
-                or (requirement.get("operator") == "Exists")
+                (operator == "In" and "spot" in values)
+                or operator == "Exists"
+                or (operator == "NotIn" and "on-demand" in values)
             ):
                 return [
                     f"Karpenter NodePool labelled {key}={realtime} allows "

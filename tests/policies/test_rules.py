@@ -203,6 +203,8 @@ def test_karpenter_node_pool_allowing_spot() -> None:
     assert spot_messages(b.resource(pool_type, "p", props)) == []
     spot = b.mutated(props, "spec.template.spec.requirements.0.values", ["spot", "on-demand"])
     assert len(spot_messages(b.resource(pool_type, "p", spot))) == 1
+    not_on_demand = b.mutated(props, "spec.template.spec.requirements.0.operator", "NotIn")
+    assert len(spot_messages(b.resource(pool_type, "p", not_on_demand))) == 1
 
 
 # ---------------------------------------------------------------------------------------------
