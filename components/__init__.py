@@ -9,6 +9,7 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
+from inferstack.components.aws.options import AwsOptions
 from inferstack.components.gcp.options import GcpOptions
 from inferstack.components.kubernetes.options import KubernetesOptions, QueueBinding
 from inferstack.components.planning.clouds import CLOUDS, Cloud, Target
@@ -34,6 +35,7 @@ from inferstack.profile import Profile, load_profile, parse_profile, resolve_pro
 _PULUMI_COMPONENTS = {
     "KubernetesInferenceService": "inferstack.components.kubernetes.component",
     "GcpInferenceStack": "inferstack.components.gcp.component",
+    "AwsInferenceStack": "inferstack.components.aws.component",
 }
 
 
@@ -46,6 +48,8 @@ def __getattr__(name: str) -> Any:
 
 __all__ = [
     "CLOUDS",
+    "AwsInferenceStack",
+    "AwsOptions",
     "BatchSizing",
     "Cloud",
     "CostEstimate",

@@ -52,6 +52,7 @@ elif stack.target == "aws":
     pulumi.export("interruption_queue", aws_stack.interruption_queue)
     pulumi.export("node_role", aws_stack.node_role)
     pulumi.export("repository_url", aws_stack.repository_url)
+    pulumi.export("queue_scaler_role_arn", aws_stack.queue_scaler_role_arn)
 else:
     service = KubernetesInferenceService(stack.spec.name, stack.plan, stack.kubernetes)
 

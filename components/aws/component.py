@@ -62,6 +62,8 @@ class AwsInferenceStack(pulumi.ComponentResource):
     """The GPU nodes' IAM role name (the EC2NodeClass's `role`)."""
     repository_url: pulumi.Output[str | None]
     """The runtime image's ECR repository, when the stack creates one."""
+    queue_scaler_role_arn: pulumi.Output[str | None]
+    """The role KEDA's operator assumes to read the queue length (allow it `sts:AssumeRole`)."""
     service: KubernetesInferenceService
     """The workloads and autoscalers."""
 
@@ -110,6 +112,7 @@ class AwsInferenceStack(pulumi.ComponentResource):
             create_repository(name, plan, options, child) if options.create_repository else None
         )
         job_queue = None
+        self._scaler_arn: pulumi.Output[str] | None = None
         bound = kubernetes
         if spec.batch is not None:
             job_queue = create_job_queue(name, plan, options, account, child)
@@ -142,6 +145,7 @@ class AwsInferenceStack(pulumi.ComponentResource):
         self.repository_url = pulumi.Output.from_input(
             repository.repository_url if repository else None
         )
+        self.queue_scaler_role_arn = pulumi.Output.from_input(self._scaler_arn)
         self.register_outputs(
             {
                 "queue_url": self.queue_url,
@@ -150,6 +154,7 @@ class AwsInferenceStack(pulumi.ComponentResource):
                 "interruption_queue": self.interruption_queue,
                 "node_role": self.node_role,
                 "repository_url": self.repository_url,
+                "queue_scaler_role_arn": self.queue_scaler_role_arn,
             }
         )
 
@@ -273,6 +278,7 @@ class AwsInferenceStack(pulumi.ComponentResource):
             policy=job_queue.queue_arn.apply(lambda arn: json.dumps(iam.scaler_policy(arn))),
             opts=pulumi.ResourceOptions(parent=scaler),
         )
+        self._scaler_arn = scaler.arn
         queue = dataclasses.replace(
             kubernetes.queue,
             url=job_queue.queue_url,
@@ -293,10 +299,12 @@ class AwsInferenceStack(pulumi.ComponentResource):
     ) -> list[pulumi.Resource]:
         """The EC2NodeClass and one NodePool per pool of the spec."""
         plan = self.plan
-        after = pulumi.ResourceOptions(parent=self, depends_on=controller)
+        # The role's name is ours (explicit), so the NodeClass carries it as a known string and
+        # waits for the role through the dependency.
+        after = pulumi.ResourceOptions(parent=self, depends_on=[node_role, *controller])
         node_class = _custom(
             f"{name}-node-class",
-            karpenter_objects.node_class(plan, self.options, node_role.name),
+            karpenter_objects.node_class(plan, self.options, self._role_name("gpu-node")),
             after,
         )
         created: list[pulumi.Resource] = [node_class]

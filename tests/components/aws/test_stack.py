@@ -162,8 +162,7 @@ def test_node_class_names_the_node_role(rendered: Rendered) -> None:
     assert json.loads(role.inputs["assumeRolePolicy"])["Statement"][0]["Principal"] == {
         "Service": "ec2.amazonaws.com"
     }
-    # The role's name is computed by AWS in preview: unknown on the wire, with its dependency.
-    assert "role" not in node_class["spec"] or node_class["spec"]["role"]
+    assert node_class["spec"]["role"] == "inference-prod-full-gpu-node"
     node_class_resource = rendered.named("full", "full-node-class")
     assert role.urn in node_class_resource.dependencies
 
