@@ -49,6 +49,7 @@ from urllib.parse import unquote
 
 import httptools
 
+from inferstack.contract import metrics as names
 from inferstack.runtime.app import InferenceApp, Response
 from inferstack.runtime.protocol import error_body
 
@@ -168,7 +169,7 @@ class HttpConnection(asyncio.Protocol):
         # uvloop's transports implement asyncio.Transport without subclassing it.
         self._transport = cast(asyncio.Transport, transport)
         if not self._server.admit_connection(self):
-            self._server.app.metrics.refuse("connection_cap")
+            self._server.app.metrics.refuse(names.REFUSED_CONNECTION_CAP)
             self._refuse_connection()
             return
         self._arm_idle_timer()
@@ -207,7 +208,7 @@ class HttpConnection(asyncio.Protocol):
                 data = data[max(consumed, 1) :]
                 continue
             except httptools.HttpParserError as error:
-                self._server.app.metrics.refuse("malformed")
+                self._server.app.metrics.refuse(names.REFUSED_MALFORMED)
                 self._refuse_now(400, f"malformed HTTP request ({error}); send HTTP/1.1")
             break
         if (
@@ -220,7 +221,7 @@ class HttpConnection(asyncio.Protocol):
         ):
             # A request line ended without a version: HTTP/0.9, which would wait for headers
             # that never come.
-            self._server.app.metrics.refuse("malformed")
+            self._server.app.metrics.refuse(names.REFUSED_MALFORMED)
             self._refuse_now(400, "HTTP/0.9 requests are not supported; send HTTP/1.1")
         if self.idle and not self.in_message and not self._closing:
             self._arm_idle_timer()
@@ -265,7 +266,7 @@ class HttpConnection(asyncio.Protocol):
         self.head_done = True
         self._body_started = self._loop.time()
         if self._parser.get_http_version() == "0.9":
-            self._server.app.metrics.refuse("malformed")
+            self._server.app.metrics.refuse(names.REFUSED_MALFORMED)
             self._refuse_now(400, "HTTP/0.9 requests are not supported; send HTTP/1.1")
             return
         try:
@@ -333,7 +334,7 @@ class HttpConnection(asyncio.Protocol):
         limits = self._limits
         if not self.head_done:
             if now - self.message_started > limits.header_timeout_s:
-                self._server.app.metrics.refuse("header_timeout")
+                self._server.app.metrics.refuse(names.REFUSED_HEADER_TIMEOUT)
                 self._refuse_now(
                     408,
                     f"the request line and headers did not arrive within "
@@ -344,7 +345,7 @@ class HttpConnection(asyncio.Protocol):
             return  # Not the client's fault while this side holds the body back.
         elapsed = now - self._body_started - limits.header_timeout_s
         if elapsed > 0 and self._body_bytes < limits.min_body_rate * elapsed:
-            self._server.app.metrics.refuse("body_rate")
+            self._server.app.metrics.refuse(names.REFUSED_BODY_RATE)
             self._refuse_now(
                 408,
                 f"the request body arrived slower than {limits.min_body_rate:g} bytes/s "
@@ -363,7 +364,7 @@ class HttpConnection(asyncio.Protocol):
 
     def evict(self) -> None:
         """Make room for a new connection: answer 408 if mid-head, then close at once."""
-        self._server.app.metrics.refuse("evicted")
+        self._server.app.metrics.refuse(names.REFUSED_EVICTED)
         self._server.forget(self)
         if self.in_message and self._transport is not None:
             self._transport.write(

@@ -24,7 +24,18 @@ REQUESTS: Final = f"{NAMESPACE}_requests"
 """Requests by `model` and `outcome` (success, rejected, timeout, error, cancelled)."""
 HTTP_REFUSALS: Final = f"{NAMESPACE}_http_refusals"
 """Connections or requests the HTTP layer refused itself, by `reason` (one of HTTP_REASONS)."""
-HTTP_REASONS: Final = ("connection_cap", "evicted", "header_timeout", "body_rate", "malformed")
+REFUSED_CONNECTION_CAP: Final = "connection_cap"
+REFUSED_EVICTED: Final = "evicted"
+REFUSED_HEADER_TIMEOUT: Final = "header_timeout"
+REFUSED_BODY_RATE: Final = "body_rate"
+REFUSED_MALFORMED: Final = "malformed"
+HTTP_REASONS: Final = (
+    REFUSED_CONNECTION_CAP,
+    REFUSED_EVICTED,
+    REFUSED_HEADER_TIMEOUT,
+    REFUSED_BODY_RATE,
+    REFUSED_MALFORMED,
+)
 """`reason` values of HTTP_REFUSALS: a new connection past the cap with nobody to evict (503);
 a connection closed to make room (408 when mid-head); a request head or body that arrived too
 slowly (408); bytes that are not an HTTP/1.1 request (400)."""
