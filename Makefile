@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 STACK ?= dev
 
-.PHONY: help demo test test-image lint check bench image lock clean
+.PHONY: help demo test test-image lint check bench image lock scan clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
@@ -69,5 +69,16 @@ lock: $(STAMP) ## pin the image's dependencies with hashes (runtime/requirements
 	  --output-file runtime/requirements.lock pyproject.toml 2>/dev/null
 	sed -i '/^# WARNING: pip install will require/,/^    # via file:/d' runtime/requirements.lock
 
+# checkov in a virtualenv of its own: its pins would fight the project's.
+SCAN_VENV := .venv-scan
+CHECKOV_VERSION := 3.3.30
+$(SCAN_VENV)/.installed:
+	@test -x $(SCAN_VENV)/bin/python || $(PYTHON) -m venv $(SCAN_VENV)
+	$(SCAN_VENV)/bin/pip install -q checkov==$(CHECKOV_VERSION)
+	@touch $@
+
+scan: $(STAMP) $(SCAN_VENV)/.installed ## judge every stack's Kubernetes objects with checkov
+	$(BIN)/python scripts/scan.py --checkov $(SCAN_VENV)/bin/checkov
+
 clean: ## remove the virtualenv and caches
-	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache build *.egg-info
+	rm -rf $(VENV) $(SCAN_VENV) .mypy_cache .ruff_cache .pytest_cache build *.egg-info

@@ -19,6 +19,7 @@ from inferstack.contract import (
     resource_types,
     thresholds,
 )
+from inferstack.contract.images import ImageReference, ImageReferenceError, has_digest, parse_image
 from inferstack.contract.queues import QueueUriError, parse_queue_uri
 from inferstack.runtime.layered_settings import env_vars
 from inferstack.runtime.settings import ServerSettings
@@ -167,3 +168,18 @@ def test_thresholds_are_the_pack_defaults() -> None:
     schema = bounded_gpu_capacity.RULE.config_schema
     assert schema["maxGpuReplicas"]["default"] == thresholds.MAX_GPU_REPLICAS
     assert schema["maxGpuNodes"]["default"] == thresholds.MAX_GPU_NODES
+
+
+def test_image_references_split_into_repository_tag_and_digest() -> None:
+    digest = "sha256:" + "f" * 64
+    assert parse_image(f"ghcr.io/x/runtime:0.1.0@{digest}") == ImageReference(
+        "ghcr.io/x/runtime", "0.1.0", digest
+    )
+    assert parse_image("localhost:5000/runtime") == ImageReference(
+        "localhost:5000/runtime", None, None
+    )
+    assert has_digest(f"runtime@{digest}")
+    assert not has_digest("runtime:0.1.0")
+    assert not has_digest("not an image@" + digest)
+    with pytest.raises(ImageReferenceError, match="not an image reference of the form"):
+        parse_image("runtime:tag@sha256:short")

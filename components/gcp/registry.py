@@ -13,6 +13,7 @@ from typing import Any, Final
 
 from inferstack.components.gcp.options import GcpOptions
 from inferstack.components.planning.spec import DEFAULT_IMAGE, InferenceServiceSpec
+from inferstack.contract.images import parse_image
 
 UNTAGGED_AFTER_SECONDS: Final = 7 * 24 * 3600
 READER_ROLE: Final = "roles/artifactregistry.reader"
@@ -26,7 +27,7 @@ def repository_id(service: str) -> str:
 
 def image_in_registry(service: str, options: GcpOptions) -> str:
     """The runtime image's address in this service's repository, at the shipped version."""
-    tag = DEFAULT_IMAGE.rsplit(":", 1)[1]
+    tag = parse_image(DEFAULT_IMAGE).tag
     host = f"{options.region}-docker.pkg.dev"
     return f"{host}/{options.project}/{repository_id(service)}/{IMAGE_NAME}:{tag}"
 

@@ -18,6 +18,7 @@ from typing import Any
 import pulumi
 import pulumi_kubernetes as k8s
 
+from inferstack.components.kubernetes import network as k8s_network
 from inferstack.components.kubernetes import scaling as k8s_scaling
 from inferstack.components.kubernetes import workloads as k8s_workloads
 from inferstack.components.kubernetes.options import (
@@ -146,6 +147,12 @@ class KubernetesInferenceService(pulumi.ComponentResource):
             f"{name}-realtime-service", k8s_workloads.realtime_service(spec, options), base
         )
         _pdb(f"{name}-realtime-pdb", k8s_workloads.realtime_pdb(spec, options), base)
+        if options.network_policy:
+            _network_policy(
+                f"{name}-realtime-netpol",
+                k8s_network.network_policy(spec, "realtime", options),
+                base,
+            )
         if options.metrics == "podmonitor":
             _custom(f"{name}-realtime-podmonitor", k8s_workloads.pod_monitor(spec, options), base)
         scaler_deps: list[pulumi.Resource] = [deployment]
@@ -177,6 +184,10 @@ class KubernetesInferenceService(pulumi.ComponentResource):
             k8s_workloads.batch_deployment(spec, sizing, options),
             pulumi.ResourceOptions.merge(base, pulumi.ResourceOptions(depends_on=[account])),
         )
+        if options.network_policy:
+            _network_policy(
+                f"{name}-batch-netpol", k8s_network.network_policy(spec, "batch", options), base
+            )
         scaler_deps: list[pulumi.Resource] = [deployment]
         if k8s_scaling.needs_trigger_authentication(spec, options):
             scaler_deps.append(
@@ -224,6 +235,14 @@ def _pdb(
     name: str, manifest: Manifest, opts: pulumi.ResourceOptions
 ) -> k8s.policy.v1.PodDisruptionBudget:
     return k8s.policy.v1.PodDisruptionBudget(
+        name, metadata=manifest["metadata"], spec=manifest["spec"], opts=opts
+    )
+
+
+def _network_policy(
+    name: str, manifest: Manifest, opts: pulumi.ResourceOptions
+) -> k8s.networking.v1.NetworkPolicy:
+    return k8s.networking.v1.NetworkPolicy(
         name, metadata=manifest["metadata"], spec=manifest["spec"], opts=opts
     )
 

@@ -15,6 +15,7 @@ from typing import Any, Literal
 
 from inferstack.components.kubernetes.queues import backend
 from inferstack.components.planning.spec import InferenceServiceSpec
+from inferstack.contract.images import ImageReferenceError, parse_image
 from inferstack.contract.queues import (
     KIND_OF_SCHEME,
     REDIS_DEFAULT_DB,
@@ -79,7 +80,8 @@ class KubernetesOptions:
 
     namespace: str = "default"
     image: str | None = None
-    """Runtime image; None: the spec's `image`."""
+    """Runtime image; None: the spec's `image`. A tag, a digest or both
+    (`repository:tag@sha256:...`, what the stacks use: one image for good)."""
     service_type: ServiceType = "ClusterIP"
     service_annotations: dict[str, str] = field(default_factory=dict)
     port: int = 8000
@@ -97,6 +99,16 @@ class KubernetesOptions:
     batch_service_account_annotations: dict[str, str] = field(default_factory=dict)
     """e.g. `eks.amazonaws.com/role-arn` (IRSA) or `iam.gke.io/gcp-service-account` (GKE WI)."""
     queue: QueueBinding = field(default_factory=QueueBinding)
+    network_policy: bool = True
+    """A NetworkPolicy per pool (see `inferstack.components.kubernetes.network`); False when a
+    mesh or a cluster-wide policy already restricts the pods' traffic."""
+    ingress_namespaces: list[str] = field(default_factory=list)
+    """Namespaces whose pods may call the realtime pool (a gateway's, the calling apps')."""
+    ingress_peers: list[dict[str, Any]] = field(default_factory=list)
+    """More callers of the realtime pool, as NetworkPolicy peers (wire form), e.g. a gateway's
+    pods: `{namespaceSelector: {...}, podSelector: {matchLabels: {...}}}`."""
+    prometheus_namespace: str = "monitoring"
+    """Namespace of the Prometheus that scrapes the pools (admitted to the metrics ports only)."""
     realtime_placement: PoolPlacement = field(default_factory=PoolPlacement)
     batch_placement: PoolPlacement = field(default_factory=PoolPlacement)
     spot_labels: tuple[tuple[str, str], ...] | None = None
@@ -106,6 +118,11 @@ class KubernetesOptions:
     def problems(self, spec: InferenceServiceSpec) -> list[Problem]:
         """Everything wrong with these options for `spec`, each naming the option and the fix."""
         problems: list[Problem] = []
+        if isinstance(self.image, str):
+            try:
+                parse_image(self.image)
+            except ImageReferenceError as error:
+                problems.append(Problem("options.image", str(error)))
         if not 1 <= self.port <= 65535:
             problems.append(Problem("options.port", f"{self.port} is not a TCP port (1-65535)"))
         if self.service_type == "LoadBalancer" and not self.service_annotations:

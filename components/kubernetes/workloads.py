@@ -20,6 +20,7 @@ from inferstack.components.planning.sizing import BatchSizing, RealtimeSizing, S
 from inferstack.components.planning.spec import Gpu, InferenceServiceSpec
 from inferstack.contract import clouds
 from inferstack.contract import env as runtime_env
+from inferstack.contract.images import has_digest
 from inferstack.contract.labels import (
     COLD_START_SECONDS_ANNOTATION,
     LATENCY_BUDGET_MS_ANNOTATION,
@@ -90,6 +91,42 @@ def batch_annotations(spec: InferenceServiceSpec) -> dict[str, str]:
     """Declared values of the batch pool (its longest job), for the durability policy."""
     assert spec.batch is not None
     return {MAX_JOB_SECONDS_ANNOTATION: str(spec.batch.max_job_seconds)}
+
+
+PULL_POLICY_CHECK: Final = "CKV_K8S_15"
+SCANNER_DECISIONS: Final = {
+    "CKV_K8S_11": (
+        "no CPU limit on purpose: a CFS quota throttles the batching and HTTP threads in bursts "
+        "and breaks the latency budget; CPU is requested for scheduling, memory and GPUs are "
+        "limited"
+    ),
+    PULL_POLICY_CHECK: (
+        "IfNotPresent on purpose: the image is pinned by digest (CKV_K8S_43), so a cached copy "
+        "is the same image, and Always adds a registry round trip to every cold start"
+    ),
+}
+"""Checks of an independent scanner (checkov) the workloads fail by design, with the reason.
+Recorded on each Deployment as `checkov.io/skip<N>: CHECK_ID=reason`, so that the decision
+travels with the object to whichever CI scans it."""
+
+
+def scanner_annotations(image: Any) -> dict[str, str]:
+    """`checkov.io/skip<N>` annotations for SCANNER_DECISIONS that hold for this workload.
+
+    The pull-policy decision holds only for an image pinned by digest: with a tag, checkov's
+    pull-policy and digest checks both fail, as they should. An image that is a Pulumi Output
+    (a registry the stack creates) is not known here, so it is not taken as pinned.
+    """
+    pinned = isinstance(image, str) and has_digest(image)
+    decisions = {
+        check: reason
+        for check, reason in sorted(SCANNER_DECISIONS.items())
+        if check != PULL_POLICY_CHECK or pinned
+    }
+    return {
+        f"checkov.io/skip{index}": f"{check}={reason}"
+        for index, (check, reason) in enumerate(decisions.items(), start=1)
+    }
 
 
 def metadata(
@@ -379,7 +416,9 @@ def realtime_deployment(
     return {
         "apiVersion": "apps/v1",
         "kind": "Deployment",
-        "metadata": metadata(name, options, pool_labels, annotations),
+        "metadata": metadata(
+            name, options, pool_labels, {**annotations, **scanner_annotations(image)}
+        ),
         # No `replicas`: KEDA's HPA owns the count, and a value here would fight it on every
         # update. The HPA starts from the Deployment default (1) until KEDA takes over.
         "spec": {
@@ -436,7 +475,9 @@ def batch_deployment(
     return {
         "apiVersion": "apps/v1",
         "kind": "Deployment",
-        "metadata": metadata(name, options, pool_labels, annotations),
+        "metadata": metadata(
+            name, options, pool_labels, {**annotations, **scanner_annotations(image)}
+        ),
         "spec": {
             "selector": {"matchLabels": selector(spec, "batch")},
             "revisionHistoryLimit": 3,

@@ -19,6 +19,7 @@ from croniter import croniter
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from inferstack.components.planning.gpus import GPU_TYPES
+from inferstack.contract.images import parse_image
 from inferstack.contract.queues import QueueKind
 from inferstack.contract.thresholds import (
     MAX_GPU_REPLICAS,
@@ -331,6 +332,13 @@ class InferenceServiceSpec(_Strict):
         default="aws", description="whose prices to use for a plain Kubernetes target"
     )
     guardrails: Guardrails = Field(default_factory=Guardrails)
+
+    @field_validator("image")
+    @classmethod
+    def _image_reference(cls, value: str) -> str:
+        # A tag or a digest, or both: `repository:tag@sha256:...` pins one image for good.
+        parse_image(value)
+        return value
 
     @field_validator("name")
     @classmethod

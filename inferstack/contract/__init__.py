@@ -12,4 +12,5 @@ it. The three packages import this and never each other for constants.
 - `clouds`: spot capacity labels and interruption notices, per cloud.
 - `thresholds`: limits the spec enforces and the policy pack judges with the same default.
 - `resource_types`: Pulumi type tokens of the resources the rules match.
+- `images`: container image references (tag, digest), with the one parser.
 """

@@ -76,7 +76,10 @@ SCENARIOS = [
     # Batch only, Pub/Sub, spot required (no on-demand fallback).
     _scenario(
         "pubsub",
-        {"queue": {"gcp_project": "proj-1", "results_uri": "gs://results/p"}},
+        {
+            "queue": {"gcp_project": "proj-1", "results_uri": "gs://results/p"},
+            "network_policy": False,
+        },
         realtime=None,
         batch__queue={"kind": "pubsub", "name": "jobs-sub"},
         batch__capacity={"spot": True, "fallback": "none"},
@@ -84,7 +87,13 @@ SCENARIOS = [
     # Request-rate demand, batch pool kept off spot, KEDA installed by the component.
     _scenario(
         "ondemand",
-        {"install_keda": True, "queue": {"aws_region": "eu-west-1", "results_uri": "s3://r/o"}},
+        {
+            "install_keda": True,
+            "queue": {"aws_region": "eu-west-1", "results_uri": "s3://r/o"},
+            "ingress_namespaces": ["gateway"],
+            "ingress_peers": [{"podSelector": {"matchLabels": {"app": "caller"}}}],
+            "prometheus_namespace": "observability",
+        },
         realtime__scaling__metric="rps",
         batch__capacity={"spot": False, "fallback": "on_demand"},
     ),
@@ -207,6 +216,7 @@ def test_every_object_validates_strictly_against_its_schema(rendered: Rendered) 
         "ScaledObject",
         "TriggerAuthentication",
         "InterceptorRoute",
+        "NetworkPolicy",
     }
 
 
@@ -628,7 +638,7 @@ def test_children_are_named_by_role_under_the_component(rendered: Rendered) -> N
         f"full-{role}"
         for role in (
             "realtime", "realtime-sa", "realtime-service", "realtime-pdb", "realtime-scaler",
-            "batch", "batch-sa", "batch-scaler", "queue-auth",
+            "realtime-netpol", "batch", "batch-sa", "batch-scaler", "queue-auth", "batch-netpol",
         )
     )  # fmt: skip
 
@@ -646,6 +656,74 @@ def test_install_keda_adds_pinned_helm_releases_before_the_workloads(rendered: R
         if resource.type != "kubernetes:helm.sh/v3:Release":
             assert urns <= set(resource.dependencies), resource.name
     assert not [r for r in rendered.children("full") if r.type.startswith("kubernetes:helm")]
+
+
+# ---------------------------------------------------------------------------------------------
+# Network policies
+
+
+def _namespace_peer(name: str) -> dict[str, Any]:
+    return {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": name}}}
+
+
+DNS_RULE = {
+    "to": [
+        {**_namespace_peer("kube-system"), "podSelector": {"matchLabels": {"k8s-app": "kube-dns"}}}
+    ],
+    "ports": [{"protocol": "UDP", "port": 53}, {"protocol": "TCP", "port": 53}],
+}
+HTTPS_RULE = {
+    "to": [{"ipBlock": {"cidr": "0.0.0.0/0"}}],
+    "ports": [{"protocol": "TCP", "port": 443}],
+}
+METADATA_RULE = {
+    "to": [{"ipBlock": {"cidr": "169.254.169.254/32"}}],
+    "ports": [{"protocol": "TCP", "port": 80}],
+}
+
+
+def test_each_pool_admits_only_prometheus_and_reaches_only_dns_and_its_cloud(
+    rendered: Rendered,
+) -> None:
+    realtime = rendered.one("full", "NetworkPolicy", "full-realtime")
+    deployment = rendered.one("full", "Deployment", "full-realtime")
+    assert realtime["spec"]["podSelector"] == deployment["spec"]["selector"]
+    assert realtime["spec"]["policyTypes"] == ["Ingress", "Egress"]
+    # Nobody named: only Prometheus may call the realtime port (its /metrics is there too).
+    assert realtime["spec"]["ingress"] == [
+        {"from": [_namespace_peer("monitoring")], "ports": [{"protocol": "TCP", "port": 8000}]}
+    ]
+    assert realtime["spec"]["egress"] == [DNS_RULE]  # builtin:// model: nothing to fetch
+    batch = rendered.one("full", "NetworkPolicy", "full-batch")
+    assert batch["spec"]["ingress"] == [
+        {"from": [_namespace_peer("monitoring")], "ports": [{"protocol": "TCP", "port": 9091}]}
+    ]
+    # SQS and S3 over HTTPS; the metadata endpoint for pod identity and the spot notice.
+    assert batch["spec"]["egress"] == [DNS_RULE, HTTPS_RULE, METADATA_RULE]
+
+
+def test_named_callers_and_the_interceptor_are_admitted(rendered: Rendered) -> None:
+    named = rendered.one("ondemand", "NetworkPolicy", "ondemand-realtime")
+    assert named["spec"]["ingress"][0]["from"] == [
+        _namespace_peer("gateway"),
+        {"podSelector": {"matchLabels": {"app": "caller"}}},
+        _namespace_peer("observability"),
+    ]
+    # Scale-to-zero: the HTTP add-on's interceptor (KEDA's namespace) forwards the requests.
+    zero = rendered.one("zero", "NetworkPolicy", "zero-realtime")
+    assert _namespace_peer("keda") in zero["spec"]["ingress"][0]["from"]
+
+
+def test_a_redis_pool_reaches_redis_on_its_port_and_no_https(rendered: Rendered) -> None:
+    batch = rendered.one("zero", "NetworkPolicy", "zero-batch")
+    egress = batch["spec"]["egress"]
+    assert HTTPS_RULE not in egress
+    assert {"ports": [{"protocol": "TCP", "port": 6379}]} in egress
+    assert METADATA_RULE in egress  # the spot watcher
+
+
+def test_network_policies_can_be_turned_off(rendered: Rendered) -> None:
+    assert not [m for m in rendered.manifests("pubsub") if m["kind"] == "NetworkPolicy"]
 
 
 # ---------------------------------------------------------------------------------------------

@@ -118,6 +118,7 @@ def test_valid_spec_parses_with_defaults() -> None:
             "(spec)",
             ["model.profile is required", "inferstack profile"],
         ),
+        ({"image": "runtime:0.1@sha256:abc"}, "image", ["[registry/]repository[:tag][@sha256:"]),
     ],
 )
 def test_each_rule_names_the_field_and_the_fix(
@@ -170,3 +171,16 @@ def test_load_from_a_missing_file_names_the_file(tmp_path: Path) -> None:
         load_spec_file(tmp_path / "service.yaml")
     assert caught.value.problems[0].path == str(tmp_path / "service.yaml")
     assert "cannot read the spec file (No such file or directory)" in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    "image",
+    [
+        "ghcr.io/inferstack/runtime:0.1.0",
+        "ghcr.io/inferstack/runtime@sha256:" + "a" * 64,
+        "ghcr.io/inferstack/runtime:0.1.0@sha256:" + "a" * 64,
+        "localhost:5000/runtime:cpu",
+    ],
+)
+def test_an_image_by_tag_digest_or_both_is_accepted(image: str) -> None:
+    assert make_spec(image=image).image == image

@@ -23,6 +23,9 @@ def resource(resource_type: str, name: str, props: dict[str, Any], **extra: Any)
     )
 
 
+PINNED_IMAGE = "ghcr.io/inferstack/runtime:0.1.0@sha256:" + "0" * 64
+
+
 def tier_labels(service: str = "llm", tier: str = "realtime") -> dict[str, str]:
     return {TIER_LABEL: tier, SERVICE_LABEL: service}
 
@@ -35,7 +38,7 @@ def pod_spec() -> dict[str, Any]:
         "containers": [
             {
                 "name": "model",
-                "image": "ghcr.io/inferstack/runtime:0.1.0",
+                "image": PINNED_IMAGE,
                 "resources": {
                     "requests": {"nvidia.com/gpu": "1"},
                     "limits": {"nvidia.com/gpu": "1"},

@@ -17,6 +17,7 @@ from inferstack.policies.rules import (
     bucket_public_access_prevention,
     cold_start_within_hold_timeout,
     demand_signal_autoscaling,
+    image_pinned_by_digest,
     inference_security,
     no_spot_for_realtime,
     private_results_bucket,
@@ -915,3 +916,37 @@ def test_karpenters_interruption_queue_needs_no_dead_letter_queue() -> None:
     job_queue = b.resource("aws:sqs/queue:Queue", "jobs", {"name": "jobs"})
     [finding] = async_spot_durability.check([*resources, job_queue], NO_CONFIG)
     assert finding.urn == job_queue.urn
+
+
+# ---------------------------------------------------------------------------------------------
+# 12. image-pinned-by-digest
+
+
+@pytest.mark.parametrize(
+    ("image", "flagged"),
+    [
+        (b.PINNED_IMAGE, False),
+        ("ghcr.io/inferstack/runtime@sha256:" + "1" * 64, False),
+        ("ghcr.io/inferstack/runtime:0.1.0", True),
+        ("ghcr.io/inferstack/runtime", True),
+        ("ghcr.io/inferstack/runtime:0.1.0@sha256:short", True),
+    ],
+)
+def test_image_pinned_by_digest(image: str, flagged: bool) -> None:
+    props = b.mutated(b.deployment_props(), "spec.template.spec.containers.0.image", image)
+    messages = image_pinned_by_digest.check(
+        b.resource("kubernetes:apps/v1:Deployment", "llm", props), NO_CONFIG
+    )
+    assert bool(messages) is flagged
+    if flagged:
+        assert "container model runs image" in messages[0]
+        assert "repository:tag@sha256:<digest>" in messages[0]
+
+
+def test_image_digest_is_not_judged_outside_inference_workloads() -> None:
+    props = b.mutated(b.deployment_props(), "spec.template.spec.containers.0.image", "nginx:1")
+    props = b.mutated(props, "metadata.labels", {"app": "web"})
+    props = b.mutated(props, "spec.template.metadata.labels", {"app": "web"})
+    props = b.mutated(props, "spec.template.spec.containers.0.resources", {})
+    web = b.resource("kubernetes:apps/v1:Deployment", "web", props)
+    assert image_pinned_by_digest.check(web, NO_CONFIG) == []

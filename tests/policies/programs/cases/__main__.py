@@ -37,10 +37,13 @@ def labels(service: str, tier: str = "realtime") -> dict[str, str]:
     return {TIER_LABEL: tier, SERVICE_LABEL: service}
 
 
-def container(env: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+PINNED_IMAGE = "ghcr.io/inferstack/runtime:0.1.0@sha256:" + "0" * 64
+
+
+def container(env: list[dict[str, Any]] | None = None, image: str = PINNED_IMAGE) -> dict[str, Any]:
     return {
         "name": "model",
-        "image": "ghcr.io/inferstack/runtime:0.1.0",
+        "image": image,
         "env": env or [],
         "resources": {"requests": {"nvidia.com/gpu": "1"}, "limits": {"nvidia.com/gpu": "1"}},
         "security_context": {"run_as_non_root": True, "run_as_user": 1000},
@@ -56,6 +59,7 @@ def deployment(
     annotations: dict[str, str] | None = None,
     grace_seconds: int = 30,
     named: bool = True,
+    image: str = PINNED_IMAGE,
 ) -> k8s.apps.v1.Deployment:
     pod_labels = labels(service, tier)
     metadata: dict[str, Any] = {"labels": pod_labels, "annotations": annotations or {}}
@@ -71,7 +75,7 @@ def deployment(
                 "spec": {
                     "node_selector": node_selector or {"karpenter.sh/capacity-type": "on-demand"},
                     "termination_grace_period_seconds": grace_seconds,
-                    "containers": [container(env)],
+                    "containers": [container(env, image)],
                 },
             },
         },
@@ -280,27 +284,6 @@ gcp.storage.Bucket(
     ),
 )
 
-# GKE raw types that comply in every run: a bounded realtime L4 pool on on-demand VMs, and a
-# realtime ComputeClass that never asks for Spot.
-gcp.container.NodePool(
-    "gke-realtime-case",
-    cluster="inference",
-    location="us-central1",
-    autoscaling={"total_min_node_count": 1, "total_max_node_count": 8},
-    node_config={
-        "machine_type": "g2-standard-8",
-        "guest_accelerators": [{"type": "nvidia-l4", "count": 1}],
-        "labels": labels("gke-realtime-case"),
-    },
-)
-k8s.apiextensions.CustomResource(
-    "gke-realtime-class",
-    api_version="cloud.google.com/v1",
-    kind="ComputeClass",
-    metadata={"name": "gke-realtime-class", "labels": labels("gke-realtime-class")},
-    spec={"priorities": [{"machineFamily": "g2", "spot": False}]},
-)
-
 # 11. spot-interruption-handling: a Karpenter spot NodePool with an interruption queue that an
 # EventBridge rule for spot warnings targets, or without that queue.
 k8s.apiextensions.CustomResource(
@@ -394,3 +377,32 @@ if not violates("private-results-bucket"):
         ignore_public_acls=True,
         restrict_public_buckets=True,
     )
+
+# 14. image-pinned-by-digest: the realtime image is pinned by digest, or named by its tag alone.
+deployment(
+    "digest-case",
+    image="ghcr.io/inferstack/runtime:0.1.0"
+    if violates("image-pinned-by-digest")
+    else PINNED_IMAGE,
+)
+
+# GKE raw types that comply in every run: a bounded realtime L4 pool on on-demand VMs, and a
+# realtime ComputeClass that never asks for Spot.
+gcp.container.NodePool(
+    "gke-realtime-case",
+    cluster="inference",
+    location="us-central1",
+    autoscaling={"total_min_node_count": 1, "total_max_node_count": 8},
+    node_config={
+        "machine_type": "g2-standard-8",
+        "guest_accelerators": [{"type": "nvidia-l4", "count": 1}],
+        "labels": labels("gke-realtime-case"),
+    },
+)
+k8s.apiextensions.CustomResource(
+    "gke-realtime-class",
+    api_version="cloud.google.com/v1",
+    kind="ComputeClass",
+    metadata={"name": "gke-realtime-class", "labels": labels("gke-realtime-class")},
+    spec={"priorities": [{"machineFamily": "g2", "spot": False}]},
+)

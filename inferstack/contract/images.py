@@ -1,0 +1,51 @@
+"""Container image references: `[registry/]repository[:tag][@sha256:<64 hex>]`.
+
+One parser for the spec and options (which accept a digest wherever an image is set), the
+components that derive a registry address from the shipped image, and the policy that advises
+pinning inference images by digest (a tag can be moved; a digest names one image forever).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Final
+
+DIGEST_ALGORITHM: Final = "sha256"
+_REFERENCE = re.compile(
+    r"^(?P<repository>[a-z0-9]+(?:[._-][a-z0-9]+|__)*"  # first path component (or registry)
+    r"(?::[0-9]+)?"  # a registry port
+    r"(?:/[a-zA-Z0-9]+(?:[._-][a-zA-Z0-9]+|__)*)*)"  # more path components
+    r"(?::(?P<tag>[A-Za-z0-9_][A-Za-z0-9._-]{0,127}))?"
+    r"(?:@(?P<digest>sha256:[0-9a-f]{64}))?$"
+)
+FORM: Final = "[registry/]repository[:tag][@sha256:<64 hex digits>]"
+
+
+class ImageReferenceError(ValueError):
+    """A string that is not an image reference."""
+
+
+@dataclass(frozen=True)
+class ImageReference:
+    repository: str
+    """Registry (with port) and path, e.g. `ghcr.io/inferstack/runtime`."""
+    tag: str | None
+    digest: str | None
+    """`sha256:<hex>`, when the reference pins one image."""
+
+
+def parse_image(reference: str) -> ImageReference:
+    """Split a reference; raise ImageReferenceError naming the expected form."""
+    match = _REFERENCE.match(reference)
+    if match is None:
+        raise ImageReferenceError(f"{reference!r} is not an image reference of the form {FORM}")
+    return ImageReference(match["repository"], match["tag"], match["digest"])
+
+
+def has_digest(reference: str) -> bool:
+    """Whether the reference pins its image by digest (False for a malformed one)."""
+    try:
+        return parse_image(reference).digest is not None
+    except ImageReferenceError:
+        return False
