@@ -77,7 +77,8 @@ class AwsOptions:
     """Create an ECR repository for the runtime image; the Deployments use it when the spec
     names no image of its own."""
     image_tag: str = "0.1.0"
-    """The tag the Deployments run from the created repository (tags are immutable there)."""
+    """The tag the Deployments run from the created repository (tags are immutable there); may
+    carry the pushed image's digest too (`0.1.0@sha256:...`), which is what is then pulled."""
     keda_operator_role: str = "keda-operator"
     """Name or ARN of the IAM role KEDA's operator runs as; it assumes the queue-reader role."""
     install_karpenter: bool = False

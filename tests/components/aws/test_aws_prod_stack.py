@@ -75,6 +75,7 @@ def test_preview_lists_every_resource(document: dict[str, object]) -> None:
         "kubernetes:policy/v1:PodDisruptionBudget": 1,
         "kubernetes:keda.sh/v1alpha1:TriggerAuthentication": 1,
         "kubernetes:keda.sh/v1alpha1:ScaledObject": 2,
+        "kubernetes:networking.k8s.io/v1:NetworkPolicy": 2,
     }
 
 
