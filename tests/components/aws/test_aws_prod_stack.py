@@ -91,6 +91,21 @@ def test_the_node_pools_are_g6_and_the_provider_is_us_east_1(document: dict[str,
         assert all(value.startswith("g6.") for value in types["values"])
 
 
+def test_the_pods_run_the_repositorys_image_pinned_by_digest(document: dict[str, object]) -> None:
+    resources = document["resources"]
+    assert isinstance(resources, list)
+    images = {
+        container["image"]
+        for r in resources
+        if r["type"] == "kubernetes:apps/v1:Deployment"
+        for container in r["inputs"]["spec"]["template"]["spec"]["containers"]
+    }
+    assert images == {
+        f"{PLACEHOLDER_ACCOUNT}.dkr.ecr.us-east-1.amazonaws.com/inferstack/embedder-runtime:0.1.0"
+        "@sha256:ef9b6b36502fa94d17957b9ed0c80298cdbb24cfef431090a64ecd593167143b"
+    }
+
+
 def test_data_sources_are_answered_with_marked_placeholders(document: dict[str, object]) -> None:
     calls = document["data_sources"]
     assert isinstance(calls, list)
