@@ -6,20 +6,31 @@ machine is needed, image pull once per node, model load and warm-up once per rep
 that cannot be measured where the profiler ran (node provisioning, image pull on a machine
 without a registry) are recorded with `source: "assumed"` and a note saying where the figure
 comes from, never passed off as measurements.
+
+Format 2 also records what was measured, so that sizing can refuse a profile of another model
+and warn for every pool on other hardware: the model URI with a digest of its file (or of the
+built-in model's weights, or of a handler's module source), its signature, and the device the
+profiler saw (the CPU model, or the GPU name from the driver with the spec GPU type it is).
+Format 1 files still load: the fields they lack are None, and a CPU profile's `accelerator`
+label is ignored (it was a free-form flag then, not what the profiler saw).
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 from importlib import resources
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from inferstack.contract.gpus import GPU_TYPE_NAMES, gpu_type_of_device
 from inferstack.errors import Problem, SpecError
 
-PROFILE_FORMAT_VERSION: Literal[1] = 1
+PROFILE_FORMAT_VERSION: Literal[2] = 2
+READABLE_FORMAT_VERSIONS = (1, 2)
+FILE_SCHEME = "file://"
 
 
 class _Strict(BaseModel):
@@ -31,7 +42,11 @@ class Hardware(_Strict):
 
     kind: Literal["cpu", "gpu"]
     device: str = Field(description="CPU model or GPU name as the driver reports it")
-    accelerator: str | None = Field(default=None, description="spec GPU type, e.g. nvidia-l4")
+    accelerator: str | None = Field(
+        default=None,
+        description="the spec GPU type of the device seen, e.g. nvidia-l4 (None on a CPU or a GPU "
+        "the spec does not list)",
+    )
     threads: int | None = Field(default=None, ge=1, description="torch intra-op threads used")
     torch_version: str | None = None
 
@@ -89,22 +104,86 @@ class ColdStart(_Strict):
         )
 
 
+class TensorSignature(_Strict):
+    """One input or output of the measured model: v2 datatype and shape (-1 varies)."""
+
+    name: str
+    datatype: str
+    shape: list[int]
+
+
+class Signature(_Strict):
+    """The measured model's inputs and outputs."""
+
+    inputs: list[TensorSignature]
+    outputs: list[TensorSignature]
+
+
 class Profile(_Strict):
     """A model's measured behaviour on one kind of hardware."""
 
-    format_version: Literal[1] = 1
+    format_version: Literal[1, 2] = PROFILE_FORMAT_VERSION
     model: str = Field(description="the model URI that was measured")
+    model_digest: str | None = Field(
+        default=None, description="sha256:<hex> of what `model_digest_of` names (format 2)"
+    )
+    model_digest_of: Literal["file", "weights", "handler source"] | None = Field(
+        default=None,
+        description="what was hashed: the model file, the built-in model's weights, or the "
+        "handler's module source",
+    )
+    signature: Signature | None = Field(default=None, description="inputs and outputs (format 2)")
     measured_at: str = Field(description="ISO 8601 timestamp")
     hardware: Hardware
     batches: list[BatchPoint] = Field(min_length=1)
     cold_start: ColdStart
+
+    @field_validator("format_version", mode="before")
+    @classmethod
+    def _readable(cls, value: Any) -> Any:
+        if value not in READABLE_FORMAT_VERSIONS:
+            raise ValueError(
+                f"format_version {value!r} is not one this inferstack reads "
+                f"({', '.join(map(str, READABLE_FORMAT_VERSIONS))}); upgrade inferstack, or "
+                "re-run `inferstack profile` with this one"
+            )
+        return value
 
     @model_validator(mode="after")
     def _sorted_unique(self) -> Profile:
         sizes = [point.batch_size for point in self.batches]
         if sizes != sorted(set(sizes)):
             raise ValueError(f"batches must be sorted by batch_size without repeats, got {sizes}")
+        hardware = self.hardware
+        if self.format_version >= 2 and hardware.accelerator is not None:
+            if hardware.kind == "cpu":
+                raise ValueError(
+                    f"hardware.accelerator is {hardware.accelerator} but the profile was measured "
+                    "on a CPU; remove it (format 2 records the device the profiler saw)"
+                )
+            if hardware.accelerator not in GPU_TYPE_NAMES:
+                raise ValueError(
+                    f"hardware.accelerator {hardware.accelerator!r} is not a spec GPU type; use "
+                    f"one of {', '.join(GPU_TYPE_NAMES)} or remove it"
+                )
         return self
+
+    @property
+    def measured_gpu_type(self) -> str | None:
+        """The spec GPU type this was measured on; None for a CPU or an unlisted GPU.
+
+        The driver's device name decides where it names a known type; the recorded label only
+        otherwise, and never for a CPU profile.
+        """
+        if self.hardware.kind != "gpu":
+            return None
+        return gpu_type_of_device(self.hardware.device) or self.hardware.accelerator
+
+    @property
+    def hardware_label(self) -> str:
+        """What the profile was measured on, for messages: e.g. `gpu: NVIDIA L4 (nvidia-l4)`."""
+        gpu = self.measured_gpu_type
+        return f"{self.hardware.kind}: {self.hardware.device}" + (f" ({gpu})" if gpu else "")
 
     def at(self, batch_size: int) -> BatchPoint:
         """The measured point for exactly `batch_size`; KeyError when it was not measured."""
@@ -151,15 +230,65 @@ def builtin_profile(uri: str) -> Profile:
     return parse_profile(json.loads(resource.read_text()), source=f"shipped profile of {uri}")
 
 
+def file_digest(path: Path) -> str:
+    """`sha256:<hex>` of a file's bytes, as profiles record a model file."""
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return f"sha256:{digest.hexdigest()}"
+
+
+def model_file(uri: str, base_dir: Path | None = None) -> Path | None:
+    """The local file a model URI names (a path or `file://`), or None for other URIs."""
+    if uri.startswith(FILE_SCHEME):
+        path = Path(uri.removeprefix(FILE_SCHEME))
+    elif ":" in uri:  # another scheme (builtin://, s3://) or a module:Class handler
+        return None
+    else:
+        path = Path(uri)
+    if path.is_absolute():
+        return path
+    return None if base_dir is None else base_dir / path
+
+
+def _check_model_file(profile: Profile, path: Path, base_dir: Path | None) -> None:
+    """Refuse a profile whose model file has changed since it was measured, when both are here."""
+    if profile.model_digest_of != "file" or profile.model_digest is None:
+        return
+    model = model_file(profile.model, base_dir)
+    if model is None or not model.is_file():
+        return
+    digest = file_digest(model)
+    if digest != profile.model_digest:
+        raise SpecError(
+            [
+                Problem(
+                    "model.profile",
+                    f"{model} has changed since it was profiled (now {digest[:19]}..., profiled "
+                    f"{profile.model_digest[:19]}...); re-run `inferstack profile --model "
+                    f"{profile.model} --out {path}`",
+                )
+            ],
+            source=str(path),
+        )
+
+
 def resolve_profile(
     model_uri: str, profile_path: str | None, base_dir: Path | None = None
 ) -> Profile:
-    """The profile a spec points at: its `model.profile` path, else the built-in model's own."""
+    """The profile a spec points at: its `model.profile` path, else the built-in model's own.
+
+    A profile of a local model file whose bytes have changed since it was measured is refused.
+    """
     if profile_path is not None:
         path = Path(profile_path)
         if not path.is_absolute() and base_dir is not None:
             path = base_dir / path
-        return load_profile(path)
+        profile = load_profile(path)
+        if profile.model == model_uri:
+            _check_model_file(profile, path, base_dir)
+        return profile
     if model_uri in BUILTIN_PROFILES:
         return builtin_profile(model_uri)
     raise SpecError(

@@ -6,22 +6,30 @@ same explicit torch thread setting the server uses and, by default, the way the 
 in a model process, through the pipe (`--model-process false` times it in this process). Not
 measurable here, and so recorded as `source: "assumed"` with the figure's origin: node
 provisioning and image pull.
+
+The profile also records what it measured: the model URI with a digest of its file (the
+built-in model's weights, a handler's module source), its signature, and the device seen (the
+CPU model, or the GPU's driver name with the spec GPU type it is). `--accelerator` is a check,
+not a label: a name the spec would reject, or one that is not the GPU here, is refused.
 """
 
 from __future__ import annotations
 
 import argparse
 import datetime as dt
+import hashlib
+import importlib.util
 import json
 import platform
 import sys
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Final
+from typing import Final, Literal
 
 import numpy as np
 
+from inferstack.contract.gpus import GPU_TYPE_NAMES, gpu_type_of_device
 from inferstack.profile import (
     BatchPoint,
     ColdStart,
@@ -29,15 +37,22 @@ from inferstack.profile import (
     Hardware,
     LatencyMs,
     Profile,
+    Signature,
+    TensorSignature,
+    file_digest,
+    model_file,
 )
 from inferstack.runtime.layered_settings import boolean
 from inferstack.runtime.models import (
     LoadedModel,
     ModelLoadError,
+    build_mlp,
     configure_torch_threads,
     open_model,
+    resolve_device,
 )
 from inferstack.runtime.settings import cpu_budget
+from inferstack.runtime.tensors import TensorSpec
 
 DEFAULT_BATCH_SIZES: Final = (1, 2, 4, 8, 16, 32, 64, 128)
 
@@ -70,7 +85,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--seconds", type=float, default=2.0, help="measuring time per batch size (default 2)"
     )
-    parser.add_argument("--accelerator", help="spec GPU type to record, e.g. nvidia-l4")
+    parser.add_argument(
+        "--accelerator",
+        help="the spec GPU type this run must measure, e.g. nvidia-l4: refused unless it is the "
+        "GPU here (the type seen is recorded either way)",
+    )
     parser.add_argument(
         "--model-process",
         type=boolean,
@@ -100,7 +119,7 @@ def run(args: argparse.Namespace) -> int:
             model_process=args.model_process,
             progress=_to_stderr,
         )
-    except ModelLoadError as error:
+    except (ModelLoadError, AcceleratorError) as error:
         sys.stderr.write(f"inferstack profile: {error}\n")
         return 2
     args.out.parent.mkdir(parents=True, exist_ok=True)
@@ -120,13 +139,23 @@ def measure(
     model_process: bool = True,
     progress: Callable[[str], None] | None = None,
 ) -> Profile:
-    """Load, warm up and time the model at each batch size; returns a validated Profile."""
+    """Load, warm up and time the model at each batch size; returns a validated Profile.
+
+    Raises `AcceleratorError` before loading anything when `accelerator` is not the GPU here.
+    """
+    import torch
+
     report = progress or (lambda line: None)
     # Set here too in a model process: the profile records this process's torch as well.
     configure_torch_threads(threads)
+    resolved = resolve_device(device)
+    gpu = resolved.startswith("cuda")
+    device_name = torch.cuda.get_device_name(resolved) if gpu else _cpu_name()
+    seen_type = check_accelerator(accelerator, resolved, device_name)
+    digest, digest_of = model_digest(uri)
     opened = open_model(
         uri,
-        device=device,
+        device=resolved,
         threads=threads,
         warm_up_sizes=sorted(batch_sizes),
         model_process=model_process,
@@ -147,18 +176,22 @@ def measure(
                 f"{point.latency_ms.p99:8.2f} ms  {point.throughput_items_per_s:10.0f} items/s"
             )
             points.append(point)
+        signature = Signature(
+            inputs=[_tensor(spec) for spec in model.inputs],
+            outputs=[_tensor(spec) for spec in model.outputs],
+        )
     finally:
         model.close()
-    import torch
-
-    gpu = resolved.startswith("cuda")
     return Profile(
         model=uri,
+        model_digest=digest,
+        model_digest_of=digest_of,
+        signature=signature,
         measured_at=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         hardware=Hardware(
             kind="gpu" if gpu else "cpu",
-            device=torch.cuda.get_device_name(resolved) if gpu else _cpu_name(),
-            accelerator=accelerator,
+            device=device_name,
+            accelerator=seen_type,
             threads=threads,
             torch_version=torch.__version__,
         ),
@@ -184,6 +217,62 @@ def measure(
             ),
         ),
     )
+
+
+class AcceleratorError(ValueError):
+    """`--accelerator` names a GPU the spec would reject, or not the one this run measures."""
+
+
+def check_accelerator(requested: str | None, device: str, device_name: str) -> str | None:
+    """The spec GPU type to record for `device` (named `device_name` by its driver).
+
+    Refuses a `requested` type that the spec would reject or that is not what is seen.
+    """
+    if requested is not None and requested not in GPU_TYPE_NAMES:
+        raise AcceleratorError(
+            f"--accelerator {requested!r} is not a GPU type a spec accepts; use one of "
+            f"{', '.join(GPU_TYPE_NAMES)}"
+        )
+    if not device.startswith("cuda"):
+        if requested is not None:
+            raise AcceleratorError(
+                f"--accelerator {requested} but this run measures the CPU ({device_name}); run "
+                f"it on a machine with a {requested} (--device cuda), or drop --accelerator: the "
+                "profile then records the CPU and sizing warns that its numbers are indicative"
+            )
+        return None
+    seen = gpu_type_of_device(device_name)
+    if requested is not None and requested != seen:
+        raise AcceleratorError(
+            f"--accelerator {requested} but the GPU on {device} is {device_name!r} "
+            f"({seen or 'not a GPU type the spec lists'}); run it on a {requested}, or drop "
+            "--accelerator to record the GPU seen"
+        )
+    return seen
+
+
+def model_digest(
+    uri: str,
+) -> tuple[str | None, Literal["file", "weights", "handler source"] | None]:
+    """A digest of what `uri` loads, and what was hashed; (None, None) when nothing local is."""
+    if uri.startswith("builtin://"):
+        digest = hashlib.sha256()
+        for name, tensor in sorted(build_mlp("cpu").state_dict().items()):
+            digest.update(name.encode())
+            digest.update(tensor.detach().contiguous().numpy().tobytes())
+        return f"sha256:{digest.hexdigest()}", "weights"
+    path = model_file(uri, Path.cwd())
+    if path is not None:
+        return (file_digest(path), "file") if path.is_file() else (None, None)
+    if "://" not in uri and ":" in uri:  # package.module:Class
+        found = importlib.util.find_spec(uri.split(":", 1)[0])
+        if found is not None and found.origin and Path(found.origin).is_file():
+            return file_digest(Path(found.origin)), "handler source"
+    return None, None
+
+
+def _tensor(spec: TensorSpec) -> TensorSignature:
+    return TensorSignature(name=spec.name, datatype=spec.datatype, shape=list(spec.shape))
 
 
 def _time_batch(model: LoadedModel, batch_size: int, seconds: float) -> BatchPoint:

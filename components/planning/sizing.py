@@ -436,6 +436,47 @@ def size_batch(
     )
 
 
+def profile_warnings(spec: InferenceServiceSpec, profile: Profile) -> list[str]:
+    """Refuse a profile of another model; warn for every pool it sizes on other hardware.
+
+    A profile of another model sizes only when `model.accept_profile_of` names that model, and
+    then with a warning. The hardware is what the profiler saw: a CPU profile is never taken for
+    a GPU one, whatever its `accelerator` label says.
+    """
+    uri, measured = spec.model.uri, profile.model
+    accepted = spec.model.accept_profile_of
+    warnings = []
+    if measured != uri:
+        if accepted != measured:
+            raise SpecError(
+                [
+                    Problem(
+                        "model.profile",
+                        f"the profile measured {measured}, not {uri}; run `inferstack profile "
+                        f"--model {uri} --out FILE` and set model.profile to FILE, or set "
+                        f"model.accept_profile_of: {measured!r} to size from it knowingly",
+                    )
+                ]
+            )
+        warnings.append(
+            f"model.accept_profile_of: sized from a profile of {measured}, not of {uri}; the "
+            f"numbers hold only as far as the two models cost the same to run; measure {uri} "
+            "with `inferstack profile`"
+        )
+    elif accepted is not None:
+        warnings.append(
+            f"model.accept_profile_of is {accepted!r} but the profile is of {uri} itself; remove it"
+        )
+    for path, pool in (("realtime", spec.realtime), ("batch", spec.batch)):
+        if pool is not None and profile.measured_gpu_type != pool.gpu.type:
+            warnings.append(
+                f"{path}: sized from a profile measured on {profile.hardware_label}, not on the "
+                f"pool's {pool.gpu.type}: its numbers are indicative; measure on a "
+                f"{pool.gpu.type} with `inferstack profile`"
+            )
+    return warnings
+
+
 def size_service(
     spec: InferenceServiceSpec,
     profile: Profile,
@@ -445,15 +486,9 @@ def size_service(
 ) -> Sizing:
     """Derive every `auto` of the spec from the profile; raise `SpecError` if nothing fits."""
     now = now or datetime.now(UTC)
-    warnings: list[str] = []
+    warnings = profile_warnings(spec, profile)
     hardware = profile.hardware
     label = f"{hardware.kind}: {hardware.device}"
-    spec_gpus = {pool.gpu.type for pool in (spec.realtime, spec.batch) if pool is not None}
-    if hardware.accelerator not in spec_gpus:
-        warnings.append(
-            f"the profile was measured on {label}, not on {', '.join(sorted(spec_gpus))}: the "
-            "derived numbers are indicative; measure on the target GPU with `inferstack profile`"
-        )
     realtime = None
     if spec.realtime is not None:
         realtime, realtime_warnings = size_realtime(spec, spec.realtime, profile, now)

@@ -60,6 +60,11 @@ class ModelSource(_Strict):
         default=None,
         description="path to the measured profile JSON; the built-in model ships its own",
     )
+    accept_profile_of: str | None = Field(
+        default=None,
+        description="the other model URI whose profile `profile` is, to size from it knowingly "
+        "(sizing refuses a profile of another model otherwise; the preview warns)",
+    )
 
 
 class Spike(_Strict):

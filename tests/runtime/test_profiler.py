@@ -1,0 +1,78 @@
+"""`inferstack profile` records what it measured and refuses an `--accelerator` it does not see."""
+
+from __future__ import annotations
+
+import hashlib
+import inspect
+from pathlib import Path
+
+import pytest
+
+from inferstack.cli import main
+from inferstack.profile import file_digest, load_profile
+from inferstack.runtime import profiler
+from inferstack.runtime.profiler import AcceleratorError, check_accelerator, model_digest
+from tests.runtime import handlers
+
+
+def test_a_cpu_run_records_no_gpu_and_refuses_one_named() -> None:
+    assert check_accelerator(None, "cpu", "AMD EPYC") is None
+    with pytest.raises(AcceleratorError, match="but this run measures the CPU"):
+        check_accelerator("nvidia-a10g", "cpu", "AMD EPYC")
+
+
+def test_a_gpu_run_records_the_type_seen_and_refuses_another() -> None:
+    assert check_accelerator(None, "cuda:0", "NVIDIA L4") == "nvidia-l4"
+    assert check_accelerator("nvidia-l4", "cuda:0", "NVIDIA L4") == "nvidia-l4"
+    with pytest.raises(AcceleratorError, match="the GPU on cuda:0 is 'NVIDIA L4' \\(nvidia-l4\\)"):
+        check_accelerator("nvidia-a10g", "cuda:0", "NVIDIA L4")
+    # A GPU the spec does not list is recorded as the device name alone, never as a guess.
+    assert check_accelerator(None, "cuda:0", "NVIDIA H200") is None
+    with pytest.raises(AcceleratorError, match="not a GPU type the spec lists"):
+        check_accelerator("nvidia-h100-80gb", "cuda:0", "NVIDIA H200")
+
+
+def test_a_gpu_name_the_spec_would_reject_is_refused_before_anything_loads(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "p.json"
+    code = main(
+        ["profile", "--model", "builtin://nope", "--out", str(out), "--accelerator", "h100"]
+    )
+    assert code == 2
+    error = capsys.readouterr().err
+    assert error.startswith("inferstack profile: --accelerator 'h100' is not a GPU type a spec")
+    assert error.count("\n") == 1
+    assert not out.exists()
+
+
+def test_digests_name_what_was_hashed(tmp_path: Path) -> None:
+    weights, of = model_digest("builtin://mlp")
+    assert of == "weights"
+    assert weights == model_digest("builtin://mlp")[0]  # the built-in weights are seeded
+    archive = tmp_path / "m.pt"
+    archive.write_bytes(b"not really torchscript")
+    expected = f"sha256:{hashlib.sha256(archive.read_bytes()).hexdigest()}"
+    assert model_digest(f"file://{archive}") == (expected, "file")
+    assert file_digest(archive) == expected
+    source = Path(inspect.getfile(handlers))
+    assert model_digest("tests.runtime.handlers:Doubler") == (file_digest(source), "handler source")
+    assert model_digest("s3://bucket/model.pt") == (None, None)
+
+
+def test_the_profile_records_the_model_its_signature_and_the_device_seen(tmp_path: Path) -> None:
+    out = tmp_path / "doubler.json"
+    argv = ["profile", "--model", "tests.runtime.handlers:Doubler", "--out", str(out)]
+    argv += ["--batch-sizes", "1,2", "--seconds", "0.01", "--threads", "1"]
+    assert main([*argv, "--model-process", "false"]) == 0
+    written = load_profile(out)
+    assert written.format_version == 2
+    assert written.model == "tests.runtime.handlers:Doubler"
+    assert written.model_digest_of == "handler source"
+    assert written.signature is not None
+    assert [t.name for t in written.signature.inputs] == [
+        s["name"] for s in handlers.Doubler.inputs
+    ]
+    assert written.hardware.kind == "cpu"
+    assert written.hardware.device == profiler._cpu_name()
+    assert written.hardware.accelerator is None
