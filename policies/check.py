@@ -14,42 +14,27 @@ import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 # Only light modules at import time: gRPC and the Pulumi SDK are imported while the pack boots
 # and the program runs, so the three overlap instead of queueing (see `run`).
+from inferstack.offline.capture import (
+    Capture,
+    CaptureError,
+    add_program_arguments,
+    capture_program,
+    locate_program,
+    service_outputs,
+)
 from inferstack.policies.pack_config import ConfigEntry, PackConfigError, load_config_file
 from inferstack.policies.pack_process import PackProcess, PolicyRunError, StackContext, read_pack
-
-if TYPE_CHECKING:
-    from inferstack.offline.capture import Capture
 
 DEFAULT_PACK_DIR = Path(__file__).resolve().parent
 """This package's directory is the pack (`PulumiPolicy.yaml` and `__main__.py` live here)."""
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """Options of `inferstack check`."""
-    parser.add_argument(
-        "--stack",
-        default="dev",
-        help="stack whose config (Pulumi.<stack>.yaml in stackConfigDir) the program runs with "
-        "(default: dev)",
-    )
-    parser.add_argument(
-        "--program",
-        type=Path,
-        help="Pulumi program directory to check instead of the project's own (its Pulumi.yaml "
-        "is the one in it or in the nearest parent)",
-    )
-    parser.add_argument(
-        "--config",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="set a config value over the stack's (repeatable; a key without `ns:` belongs to "
-        "the project), as `pulumi preview --config` does",
-    )
+    """Options of `inferstack check`: those of `inferstack preview`, plus the pack's."""
+    add_program_arguments(parser)
     parser.add_argument(
         "--policy-pack",
         type=Path,
@@ -70,29 +55,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
-class _UsageError(ValueError):
-    """A bad command line: the message names the option and the fix."""
-
-
-def _find_project_dir(start: Path) -> Path:
-    for directory in (start, *start.parents):
-        if (directory / "Pulumi.yaml").is_file():
-            return directory
-    raise _UsageError(
-        f"no Pulumi.yaml in {start} or any parent; run from the project or pass --program DIR"
-    )
-
-
-def _config_overrides(pairs: list[str], project: str) -> dict[str, str]:
-    overrides = {}
-    for pair in pairs:
-        key, separator, value = pair.partition("=")
-        if not separator or not key:
-            raise _UsageError(f"--config {pair!r}: write KEY=VALUE, e.g. --config {project}:x=1")
-        overrides[key if ":" in key else f"{project}:{key}"] = value
-    return overrides
-
-
 def _error(message: str) -> int:
     sys.stderr.write(f"inferstack check: error: {message}\n")
     return 2
@@ -101,33 +63,16 @@ def _error(message: str) -> int:
 def run(args: argparse.Namespace) -> int:
     """Capture the program, run the pack over it, print the verdict; 1 on mandatory violations."""
     started = time.perf_counter()
-    from inferstack.offline.capture import (
-        CaptureError,
-        capture_program,
-        engine_config,
-        read_project,
-    )
-
     try:
         user_config: dict[str, ConfigEntry] = (
             load_config_file(args.policy_pack_config) if args.policy_pack_config else {}
         )
         pack = read_pack(args.policy_pack)
-        if args.program is not None:
-            program_dir = args.program.resolve()
-            if not (program_dir / "__main__.py").is_file():
-                return _error(f"--program {args.program}: no __main__.py in it")
-            project_dir = _find_project_dir(program_dir)
-        else:
-            project_dir = _find_project_dir(Path.cwd().resolve())
-        project = read_project(project_dir)
-        if args.program is None:
-            program_dir = project.program_dir.resolve()
-        has_stack_file = (project.stack_config_dir / f"Pulumi.{args.stack}.yaml").is_file()
-        config = engine_config(project, args.stack) if has_stack_file or not args.program else {}
-        config.update(_config_overrides(args.config, project.name))
-    except (_UsageError, CaptureError, PackConfigError, PolicyRunError) as error:
+        location = locate_program(args)
+    except (CaptureError, PackConfigError, PolicyRunError) as error:
         return _error(str(error))
+    project, config = location.project, location.config
+    program_dir, project_dir = location.program_dir, location.project_dir
 
     context = StackContext(project=project.name, stack=args.stack, config=config)
     # The pack boots and the program runs (each in its own process) while this one imports the
@@ -158,7 +103,13 @@ def run(args: argparse.Namespace) -> int:
         sys.stdout.write(json.dumps(as_json(result), indent=2) + "\n")
     else:
         label = f"local: {_display_path(pack.directory)}"
-        sys.stdout.write(render_text(result, label) + "\n\n" + summary(result) + "\n")
+        sys.stdout.write(render_text(result, label) + "\n\n")
+        # Sizing warnings (a profile from other hardware, a profile accepted from another
+        # model) are not policy violations, but whoever reads the check must see them too.
+        for service in service_outputs(capture):
+            for warning in (service.sizing or {}).get("warnings") or []:
+                sys.stdout.write(f"warning: {service.name}: {warning}\n")
+        sys.stdout.write(summary(result) + "\n")
     if args.verbose:
         sys.stdout.flush()
         finished = time.perf_counter()

@@ -23,6 +23,7 @@ import grpc
 from google.protobuf import empty_pb2, json_format
 from pulumi.runtime.proto import analyzer_pb2, analyzer_pb2_grpc
 
+from inferstack.offline.capture import default_provider_name
 from inferstack.policies.marshal import marshal_properties, to_struct
 from inferstack.policies.pack_config import (
     ConfigEntry,
@@ -229,7 +230,7 @@ def _default_provider(
     Named `default_<X_Y_Z>` after the plugin version, with the stack's `<package>:*` config as
     its inputs (the engine does this in `pkg/resource/deploy/providers/registry.go`).
     """
-    name = "default" + (f"_{version.replace('.', '_').replace('-', '_')}" if version else "")
+    name = default_provider_name(version)
     prefix = f"{package}:"
     properties: dict[str, Any] = {
         key[len(prefix) :]: _config_value(value)

@@ -10,6 +10,7 @@ fresh interpreter (`python -m inferstack.offline.capture`) and hands back JSON.
 from __future__ import annotations
 
 import argparse
+import heapq
 import json
 import os
 import subprocess
@@ -84,6 +85,8 @@ class CapturedResource:
     property_dependencies: dict[str, list[str]] = field(default_factory=dict)
     options: dict[str, Any] = field(default_factory=dict)
     version: str = ""
+    outputs: dict[str, Any] = field(default_factory=dict)
+    """What a component registered with `register_outputs` (e.g. its sizing and cost)."""
 
 
 @dataclass(frozen=True)
@@ -97,6 +100,40 @@ class Capture:
     stack_outputs: dict[str, Any]
     data_sources: list[dict[str, Any]] = field(default_factory=list)
     """Each data-source call the program made: `token`, `args`, and the placeholder `answer`."""
+
+
+COMPONENT_TYPE_PREFIX = "inferstack:"
+"""Type tokens of inferstack's own components (`inferstack:<target>:<Type>`)."""
+
+
+@dataclass(frozen=True)
+class ServiceOutputs:
+    """What one inferstack component in the program registered about itself."""
+
+    name: str
+    type: str
+    sizing: dict[str, Any] | None
+    cost: dict[str, Any] | None
+
+
+def service_outputs(capture: Capture) -> list[ServiceOutputs]:
+    """Sizing and cost of every inferstack component in the program, from the components.
+
+    Read from the outputs each component registered, so a program that exports nothing (or
+    declares several services) is previewed and checked as completely as the stack program.
+    """
+    return [
+        ServiceOutputs(
+            resource.name,
+            resource.type,
+            resource.outputs.get("sizing"),
+            resource.outputs.get("cost"),
+        )
+        for resource in capture.resources
+        if resource.type.startswith(COMPONENT_TYPE_PREFIX)
+        and not resource.custom
+        and ("sizing" in resource.outputs or "cost" in resource.outputs)
+    ]
 
 
 @dataclass(frozen=True)
@@ -167,6 +204,87 @@ def engine_config(project: ProjectSettings, stack: str) -> dict[str, str]:
     return config
 
 
+def find_project_dir(start: Path) -> Path:
+    """The nearest folder from `start` up that holds Pulumi.yaml, as the Pulumi CLI finds it."""
+    for directory in (start, *start.parents):
+        if (directory / "Pulumi.yaml").is_file():
+            return directory
+    raise CaptureError(
+        f"no Pulumi.yaml in {start} or any parent; run from the project, or pass --project-dir "
+        "or --program"
+    )
+
+
+def config_overrides(pairs: list[str], project: str) -> dict[str, str]:
+    """`--config KEY=VALUE` pairs in engine form; a key without `ns:` belongs to the project."""
+    overrides = {}
+    for pair in pairs:
+        key, separator, value = pair.partition("=")
+        if not separator or not key:
+            raise CaptureError(f"--config {pair!r}: write KEY=VALUE, e.g. --config {project}:x=1")
+        overrides[key if ":" in key else f"{project}:{key}"] = value
+    return overrides
+
+
+@dataclass(frozen=True)
+class ProgramLocation:
+    """Which program runs, in which project, with which config: what `preview` and `check`
+    both resolve from the same flags."""
+
+    project: ProjectSettings
+    project_dir: Path
+    program_dir: Path
+    config: dict[str, str]
+
+
+def add_program_arguments(parser: argparse.ArgumentParser) -> None:
+    """The flags `preview` and `check` share to find the program and its config."""
+    parser.add_argument(
+        "--stack",
+        default="dev",
+        help="stack whose config (Pulumi.<stack>.yaml in stackConfigDir) the program runs with "
+        "(default: dev)",
+    )
+    parser.add_argument(
+        "--project-dir",
+        type=Path,
+        default=None,
+        help="where to look for Pulumi.yaml, then in its parents (default: the current folder)",
+    )
+    parser.add_argument(
+        "--program",
+        type=Path,
+        help="Pulumi program directory to run instead of the project's own (its Pulumi.yaml is "
+        "the one in it or in the nearest parent)",
+    )
+    parser.add_argument(
+        "--config",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="set a config value over the stack's (repeatable; a key without `ns:` belongs to "
+        "the project), as `pulumi preview --config` does",
+    )
+
+
+def locate_program(args: argparse.Namespace) -> ProgramLocation:
+    """Resolve the flags of `add_program_arguments`; `CaptureError` names what is missing."""
+    if args.program is not None:
+        program_dir = args.program.resolve()
+        if not (program_dir / "__main__.py").is_file():
+            raise CaptureError(f"--program {args.program}: no __main__.py in it")
+        project_dir = find_project_dir(program_dir)
+    else:
+        project_dir = find_project_dir((args.project_dir or Path.cwd()).resolve())
+    project = read_project(project_dir)
+    if args.program is None:
+        program_dir = project.program_dir.resolve()
+    has_stack_file = (project.stack_config_dir / f"Pulumi.{args.stack}.yaml").is_file()
+    config = engine_config(project, args.stack) if has_stack_file or not args.program else {}
+    config.update(config_overrides(args.config, project.name))
+    return ProgramLocation(project, project_dir, program_dir, config)
+
+
 def capture_program(
     program_dir: Path,
     *,
@@ -201,14 +319,75 @@ def capture_program(
     if result.returncode != 0:
         raise CaptureError(result.stderr.strip() or f"program exited with {result.returncode}")
     document = json.loads(result.stdout)
+    resources = [
+        CapturedResource(**{**item, "outputs": _integral_floats_to_int(item.get("outputs", {}))})
+        for item in document["resources"]
+    ]
     return Capture(
         project=project.name,
         stack=stack,
         config=merged,
-        resources=[CapturedResource(**item) for item in document["resources"]],
+        resources=tree_order(resources),
         stack_outputs=_integral_floats_to_int(document["stack_outputs"]),
         data_sources=document.get("data_sources", []),
     )
+
+
+def tree_order(resources: list[CapturedResource]) -> list[CapturedResource]:
+    """Every resource after its parent, its provider and its dependencies; ties by type and name.
+
+    The SDK registers resources as their inputs resolve, which varies from run to run; CI diffs
+    of a preview, and the order the pack sees resources in, must not.
+    """
+    by_urn = {resource.urn: resource for resource in resources}
+    waiting_on: dict[str, set[str]] = {}
+    dependents: dict[str, list[str]] = {}
+    for resource in resources:
+        before = {resource.parent, resource.provider.rsplit("::", 1)[0], *resource.dependencies}
+        waiting_on[resource.urn] = {urn for urn in before if urn in by_urn and urn != resource.urn}
+        for urn in waiting_on[resource.urn]:
+            dependents.setdefault(urn, []).append(resource.urn)
+    ready = [_order_key(r) for r in resources if not waiting_on[r.urn]]
+    heapq.heapify(ready)
+    ordered: list[CapturedResource] = []
+    while ready:
+        urn = heapq.heappop(ready)[-1]
+        ordered.append(by_urn[urn])
+        for dependent in dependents.get(urn, []):
+            waiting_on[dependent].discard(urn)
+            if not waiting_on[dependent]:
+                heapq.heappush(ready, _order_key(by_urn[dependent]))
+    placed = {resource.urn for resource in ordered}  # a cycle cannot happen; keep all anyway
+    return ordered + [resource for resource in resources if resource.urn not in placed]
+
+
+def _order_key(resource: CapturedResource) -> tuple[bool, str, str, str]:
+    return (resource.type != STACK_TYPE, resource.type, resource.name, resource.urn)
+
+
+STACK_TYPE = "pulumi:pulumi:Stack"
+
+
+def default_provider_name(version: str) -> str:
+    """The name the engine gives the default provider of a plugin version: `default_X_Y_Z`."""
+    return "default" + (f"_{version.replace('.', '_').replace('-', '_')}" if version else "")
+
+
+def default_providers(resources: list[CapturedResource]) -> list[tuple[str, str]]:
+    """(type, name) of each provider the engine creates for resources that name none.
+
+    `pulumi up` registers these too: preview lists and counts them, and check analyses them.
+    """
+    found: dict[tuple[str, str], None] = {}
+    for resource in resources:
+        if (
+            resource.custom
+            and not resource.provider
+            and not resource.type.startswith("pulumi:providers:")
+        ):
+            package = resource.type.split(":", 1)[0]
+            found[(f"pulumi:providers:{package}", default_provider_name(resource.version))] = None
+    return list(found)
 
 
 def _integral_floats_to_int(value: Any) -> Any:
@@ -234,6 +413,7 @@ def _run_program_under_mocks(request: dict[str, Any]) -> dict[str, Any]:
     records: list[dict[str, Any]] = []
     stack_outputs: dict[str, Any] = {}
     calls: list[dict[str, Any]] = []
+    outputs_by_urn: dict[str, dict[str, Any]] = {}
 
     class _EchoInputs(mocks.Mocks):
         def new_resource(self, args: mocks.MockResourceArgs) -> tuple[str | None, dict[str, Any]]:
@@ -278,8 +458,11 @@ def _run_program_under_mocks(request: dict[str, Any]) -> dict[str, Any]:
             return response
 
         def RegisterResourceOutputs(self, request: Any) -> Any:  # noqa: N802
+            outputs = json_format.MessageToDict(request.outputs)
             if request.urn.split("::")[2] == "pulumi:pulumi:Stack":
-                stack_outputs.update(json_format.MessageToDict(request.outputs))
+                stack_outputs.update(outputs)
+            else:
+                outputs_by_urn.setdefault(request.urn, {}).update(outputs)
             return super().RegisterResourceOutputs(request)  # type: ignore[no-untyped-call]
 
     monitor = _CapturingMonitor(_EchoInputs())
@@ -311,7 +494,7 @@ def _run_program_under_mocks(request: dict[str, Any]) -> dict[str, Any]:
             if seen_stack:
                 continue
             seen_stack = True
-        unique.append(record)
+        unique.append({**record, "outputs": outputs_by_urn.get(record["urn"], {})})
     return {"resources": unique, "stack_outputs": stack_outputs, "data_sources": calls}
 
 
@@ -343,7 +526,17 @@ __all__ = [
     "CapturedResource",
     "ProjectSettings",
     "capture_program",
+    "ProgramLocation",
+    "ServiceOutputs",
+    "add_program_arguments",
+    "config_overrides",
+    "default_provider_name",
+    "default_providers",
     "engine_config",
+    "find_project_dir",
     "load_yaml_mapping",
+    "locate_program",
     "read_project",
+    "service_outputs",
+    "tree_order",
 ]

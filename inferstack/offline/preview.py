@@ -1,8 +1,11 @@
 """`inferstack preview`: what `pulumi up` would create, the derived sizing and the cost, offline.
 
 Runs the stack program under the Pulumi SDK's mock monitor (no CLI, no credentials, no cloud)
-and prints every registered resource with its key properties, then the sizing and cost the
-program exported, each number with its reason.
+and prints every resource `pulumi up` would create (the registered ones and the default providers
+the engine adds), in the same order on every run, with its key properties; then, for every
+inferstack component in the program, the sizing and cost that component registered, each number
+with its reason. The program need not export anything. It finds the program and its config as
+`inferstack check` does (`add_program_arguments`), and counts resources the same way.
 """
 
 from __future__ import annotations
@@ -11,33 +14,28 @@ import argparse
 import json
 import sys
 from dataclasses import fields
-from pathlib import Path
 from typing import Any
 
 from inferstack.components.planning.sizing import BatchSizing, RealtimeSizing
 from inferstack.contract.labels import TIER_LABEL
 from inferstack.contract.pods import GPU_RESOURCE
 from inferstack.offline.capture import (
+    STACK_TYPE,
     Capture,
     CapturedResource,
     CaptureError,
+    ServiceOutputs,
+    add_program_arguments,
     capture_program,
-    read_project,
+    default_providers,
+    locate_program,
+    service_outputs,
 )
-
-DEFAULT_PROJECT_DIR = Path.cwd()
-STACK_RESOURCE_TYPE = "pulumi:pulumi:Stack"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """Flags of `inferstack preview`."""
-    parser.add_argument("--stack", default="dev", help="stack name (stacks/Pulumi.<NAME>.yaml)")
-    parser.add_argument(
-        "--project-dir",
-        type=Path,
-        default=None,
-        help="folder holding Pulumi.yaml (default: the current folder)",
-    )
+    """Flags of `inferstack preview`: the program and its config as for `inferstack check`."""
+    add_program_arguments(parser)
     parser.add_argument("--json", action="store_true", help="print one JSON document")
 
 
@@ -55,14 +53,42 @@ def resource_document(resource: CapturedResource) -> dict[str, Any]:
     }
 
 
+def _provider_document(kind: str, name: str) -> dict[str, Any]:
+    return {"type": kind, "name": name, "parent": None, "inputs": {}}
+
+
+def resource_documents(capture: Capture) -> list[dict[str, Any]]:
+    """Every resource `pulumi up` would create: the stack, the engine's default providers, then
+    the registered resources in dependency order."""
+    documents = [resource_document(r) for r in capture.resources]
+    providers = [_provider_document(*p) for p in default_providers(capture.resources)]
+    stack = 1 if documents and documents[0]["type"] == STACK_TYPE else 0
+    return documents[:stack] + providers + documents[stack:]
+
+
+def _service_document(service: ServiceOutputs) -> dict[str, Any]:
+    return {
+        "name": service.name,
+        "type": service.type,
+        "sizing": service.sizing,
+        "cost": service.cost,
+    }
+
+
 def preview_document(capture: Capture) -> dict[str, Any]:
-    """The JSON preview: resources, sizing and cost."""
+    """The JSON preview: resources, then every inferstack component's sizing and cost.
+
+    `sizing` and `cost` at the top are the one service's, when the program declares one.
+    """
+    services = service_outputs(capture)
+    only = services[0] if len(services) == 1 else None
     return {
         "project": capture.project,
         "stack": capture.stack,
-        "resources": [resource_document(r) for r in capture.resources],
-        "sizing": capture.stack_outputs.get("sizing"),
-        "cost": capture.stack_outputs.get("cost"),
+        "resources": resource_documents(capture),
+        "services": [_service_document(service) for service in services],
+        "sizing": only.sizing if only else None,
+        "cost": only.cost if only else None,
         "data_sources": capture.data_sources,
     }
 
@@ -110,6 +136,12 @@ def _print_resources(capture: Capture) -> None:
     rows = [
         (r.type, r.name, _name_of(r.parent) or "-", key_properties(r)) for r in capture.resources
     ]
+    stack = 1 if rows and rows[0][0] == STACK_TYPE else 0
+    providers = [
+        (kind, name, "-", "default provider (the engine creates it)")
+        for kind, name in default_providers(capture.resources)
+    ]
+    rows = rows[:stack] + providers + rows[stack:]
     print(f"Resources ({len(rows)}), as `pulumi up` would create them:")
     widths = [max(len(row[i]) for row in rows) for i in range(3)]
     for row in rows:
@@ -175,25 +207,32 @@ def print_preview(capture: Capture) -> None:
     print(f"Stack {capture.stack} of project {capture.project} (offline preview, no cloud calls)\n")
     _print_resources(capture)
     _print_data_sources(capture)
-    sizing = capture.stack_outputs.get("sizing")
-    if sizing:
-        _print_sizing(sizing)
-    cost = capture.stack_outputs.get("cost")
-    if cost:
-        _print_cost(cost)
+    services = service_outputs(capture)
+    for service in services:
+        if len(services) > 1:
+            print(f"\n== {service.name} ({service.type})")
+        if service.sizing:
+            _print_sizing(service.sizing)
+        if service.cost:
+            _print_cost(service.cost)
 
 
 def run(args: argparse.Namespace) -> int:
     """Run the stack program under mocks and print the preview; non-zero on any error."""
-    project_dir = (args.project_dir or DEFAULT_PROJECT_DIR).resolve()
     try:
-        project = read_project(project_dir)
-        capture = capture_program(project.program_dir, stack=args.stack, project_dir=project_dir)
+        location = locate_program(args)
+        capture = capture_program(
+            location.program_dir,
+            stack=args.stack,
+            config=location.config,
+            project_dir=location.project_dir,
+        )
     except CaptureError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     if args.json:
-        json.dump(preview_document(capture), sys.stdout, indent=2)
+        # Sorted keys: the inputs arrive as protobuf maps, whose order is not the program's.
+        json.dump(preview_document(capture), sys.stdout, indent=2, sort_keys=True)
         sys.stdout.write("\n")
     else:
         print_preview(capture)

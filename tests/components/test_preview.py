@@ -125,3 +125,73 @@ def test_a_yaml_syntax_error_in_a_stack_file_is_one_line_with_its_place(tmp_path
         assert "Traceback" not in result.stderr
         assert result.stderr.count("\n") == 1, result.stderr
         assert f"{project / 'Pulumi.broken.yaml'}:3:1: not valid YAML" in result.stderr
+
+
+PROGRAM = REPO / "tests" / "components" / "programs" / "k8s_services"
+QUEUE_OPTIONS = {"queue": {"results_uri": "s3://b/p", "aws_region": "us-east-1"}}
+
+
+def test_preview_json_is_byte_identical_run_to_run() -> None:
+    first, second = preview("--json"), preview("--json")
+    assert first.returncode == second.returncode == 0, first.stderr
+    assert first.stdout == second.stdout
+
+
+def test_preview_finds_pulumi_yaml_in_a_parent_and_takes_config_like_check() -> None:
+    from_subfolder = preview(cwd=REPO / "stacks")
+    assert from_subfolder.returncode == 0, from_subfolder.stderr
+    assert from_subfolder.stdout.startswith("Stack dev of project inferstack")
+    overridden = preview("--config", "inferstack:target=nowhere", cwd=REPO / "stacks")
+    assert overridden.returncode == 2
+    assert "'nowhere' is not available" in overridden.stderr
+
+
+def test_preview_and_check_count_the_same_resources() -> None:
+    shown = preview()
+    checked = subprocess.run(
+        [sys.executable, "-m", "inferstack.cli", "check"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert shown.returncode == checked.returncode == 0, checked.stderr
+    count = shown.stdout.split("Resources (", 1)[1].split(")", 1)[0]
+    assert f"over {count} resources" in checked.stdout
+    assert "pulumi:providers:kubernetes" in shown.stdout  # the engine's default provider
+    # The sizing warnings reach the check's reader too, one per pool.
+    assert checked.stdout.count("warning: embedder: ") == 2
+
+
+def test_preview_reads_every_components_sizing_and_cost_without_stack_exports() -> None:
+    from tests.components.factories import PROFILE, spec_data
+
+    other = {**PROFILE, "model": "file:///models/other.pt"}
+    scenarios = [
+        {"spec": spec_data(name="alpha"), "options": QUEUE_OPTIONS, "profile": PROFILE},
+        {
+            "spec": spec_data(name="beta", model__accept_profile_of="file:///models/other.pt"),
+            "options": QUEUE_OPTIONS,
+            "profile": other,
+        },
+    ]
+    args = ["--program", str(PROGRAM), "--stack", "t"]
+    args += ["--config", "k8s-services:now=2026-06-01T00:00:00+00:00"]
+    args += ["--config", f"k8s-services:scenarios={json.dumps(scenarios)}"]
+    result = preview(*args, "--json")
+    assert result.returncode == 0, result.stderr
+    document = json.loads(result.stdout)
+    services = {service["name"]: service for service in document["services"]}
+    assert sorted(services) == ["alpha", "beta"]
+    for service in services.values():
+        assert service["type"] == "inferstack:kubernetes:InferenceService"
+        assert service["sizing"]["realtime"]["min_replicas"]["value"] >= 1
+        assert service["cost"]["configured_monthly_usd"] > 0
+    assert services["alpha"]["sizing"]["warnings"] == []
+    assert services["beta"]["sizing"]["warnings"][0].startswith("model.accept_profile_of:")
+    assert document["sizing"] is None  # two services: read `services`
+    text = preview(*args)
+    assert text.stdout.count("Monthly cost") == 2
+    assert "warning: model.accept_profile_of: sized from a profile of file:///models/other.pt" in (
+        text.stdout
+    )
