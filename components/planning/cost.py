@@ -118,6 +118,16 @@ def _realtime_costs(
         f"{single.batch_size} for peak {spec.traffic.peak_rps:g} rps; batched: {batched_replicas}; "
         f"autoscaled average {autoscaled:.2f} ({autoscaled_why})",
     ]
+    if to_zero == 0:
+        # Time at zero is only what the declared traffic says is idle: off-spike time with no
+        # baseline. A pool that serves its peak at moments nobody declared is not free.
+        to_zero = autoscaled
+        notes.append(
+            f"realtime scale-to-zero: the declared traffic (baseline 0 rps, no pre-warmed spike) "
+            f"says {spec.traffic.peak_rps:g} rps come but not when, so no time at zero is "
+            f"counted and {autoscaled:.2f} replica(s) are costed as always on; declare the "
+            "spikes, or measure the idle share on a trace with `inferstack simulate`"
+        )
     costs = _PoolCosts(
         naive=naive_replicas * per_replica_month,
         batching=batched_replicas * per_replica_month,

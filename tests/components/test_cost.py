@@ -92,3 +92,26 @@ def test_price_table_is_dated_sourced_and_covers_the_gpu_catalog() -> None:
     assert a100.gpus_per_instance == 8
     assert a100.on_demand_per_gpu_hour == pytest.approx(21.96 / 8)
     assert machine_price("nvidia-l4", "gcp").instance_type == "g2-standard-8"
+
+
+def test_scale_to_zero_is_never_free_for_a_pool_that_serves_traffic() -> None:
+    # The stack: baseline 0, peak 300, no spikes. It used to cost 0 ("saves 100%").
+    result = estimate(
+        traffic={"baseline_rps": 0, "peak_rps": 300, "spikes": []},
+        realtime__scale_to_zero=True,
+        realtime__allow_cold_start_over_budget=True,
+        batch=None,
+    )
+    rows = {row.lever: row.monthly_usd for row in result.rows}
+    assert rows["scale-to-zero"] == rows["autoscaling"] == pytest.approx(L4_MONTH, abs=0.01)
+    assert result.configured_monthly_usd > 0
+    assert result.savings_ratio < 1
+    assert any("no time at zero is counted" in note for note in result.notes)
+    # With the spikes declared, the time between them is at zero, and only that.
+    spiky = by_lever(
+        traffic__baseline_rps=0,
+        realtime__scale_to_zero=True,
+        realtime__allow_cold_start_over_budget=True,
+        batch=None,
+    )
+    assert 0 < spiky["scale-to-zero"] < spiky["autoscaling"]
