@@ -45,6 +45,9 @@ def test_preview_lists_every_resource(document: dict[str, object]) -> None:
     counts = Counter(r["type"] for r in resources)
     assert counts == {
         "pulumi:pulumi:Stack": 1,
+        # The default providers the engine creates, as `pulumi up` would list them.
+        "pulumi:providers:gcp": 1,
+        "pulumi:providers:kubernetes": 1,
         "inferstack:gcp:InferenceStack": 1,
         "gcp:serviceaccount/account:Account": 1,
         "gcp:artifactregistry/repository:Repository": 1,
