@@ -48,11 +48,17 @@ def worked_example() -> dict[str, object]:
 
 
 TWINS = {
-    "from inferstack.components.gcp.component import GcpInferenceStack": (
+    "GcpInferenceStack(": (
         "tests/components/gcp/test_gcp_prod_stack.py",
         "test_preview_lists_every_resource",
         "a fragment (`spec` and `profile` as in the Kubernetes snippet); its twin previews the "
         "same GcpInferenceStack call through stacks/ on stacks/Pulumi.gcp-prod.yaml",
+    ),
+    "AwsInferenceStack(": (
+        "tests/components/aws/test_stack.py",
+        "test_every_kubernetes_object_validates_strictly",
+        "a fragment (`spec` and `profile` as in the Kubernetes snippet); its twin builds "
+        "AwsInferenceStack from a plan and AwsOptions in a test program",
     ),
 }
 """Python blocks that do not run alone, by a line they contain: (test file, test, why)."""
