@@ -47,6 +47,7 @@ def test_preview_lists_every_resource(document: dict[str, object]) -> None:
     assert counts == {
         "pulumi:pulumi:Stack": 1,
         "pulumi:providers:aws": 1,
+        "pulumi:providers:kubernetes": 1,  # the engine's default provider, as `pulumi up` lists it
         "inferstack:aws:InferenceStack": 1,
         "aws:iam/role:Role": 3,  # nodes, worker, KEDA's queue scaler
         "aws:iam/rolePolicyAttachment:RolePolicyAttachment": 4,
