@@ -26,7 +26,6 @@ What `/infer` promises beyond the codec's checks:
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import multiprocessing
 from collections.abc import Mapping
@@ -34,8 +33,6 @@ from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from typing import Any, Final
-
-import numpy as np
 
 from inferstack import __version__
 from inferstack.runtime.batcher import (
@@ -54,11 +51,11 @@ from inferstack.runtime.protocol import (
     JSON_CONTENT_TYPE,
     InferRequest,
     ProtocolError,
-    decode_request,
+    decode_checked,
     encode_response,
     error_body,
 )
-from inferstack.runtime.tensors import TensorSpec, finite_range
+from inferstack.runtime.tensors import TensorSpec
 
 log = logging.getLogger("inferstack.runtime.app")
 
@@ -126,56 +123,6 @@ class _Signature:
     name: str
     inputs: list[TensorSpec]
     outputs: list[TensorSpec]
-
-
-def _out_of_range(body: bytes, header_length: int | None, model: Any) -> str:
-    """Which FP16/FP32 input of `body` holds a value its datatype cannot represent."""
-    import json
-
-    specs = {spec.name: spec for spec in model.inputs}
-    with contextlib.suppress(Exception):  # Only the message is at stake here.
-        document = json.loads(body if header_length is None else body[:header_length])
-        for raw in document["inputs"]:
-            spec = specs.get(raw.get("name"))
-            limit = finite_range(spec.datatype) if spec is not None else None
-            if spec is None or limit is None:
-                continue
-            values = np.asarray(raw.get("data", []), dtype=np.float64).ravel()
-            if bool((np.abs(values[np.isfinite(values)]) > limit).any()):
-                return (
-                    f"input {spec.name!r}: values outside the finite {spec.datatype} range "
-                    f"(magnitude at most {limit:.8g}); scale the data or send FP64"
-                )
-    return "a value is outside the finite range of its floating-point datatype"
-
-
-def decode_checked(body: bytes, model: Any, header_length: int | None) -> InferRequest:
-    """`decode_request`, with every failure a ProtocolError and float overflow refused.
-
-    Runs on the event loop or in the decoder process. An exception other than ProtocolError
-    from the decoder is still the body's fault (the decoder has no other input), so it becomes
-    a 400 too; it is logged, because the decoder should have named the problem itself.
-    """
-    try:
-        with np.errstate(over="raise"):
-            request = decode_request(body, model, header_length=header_length)
-    except ProtocolError:
-        raise
-    except FloatingPointError:
-        raise ProtocolError(_out_of_range(body, header_length, model)) from None
-    except RecursionError:
-        raise ProtocolError(
-            "the request nests JSON too deeply; send tensors as flat or shaped lists"
-        ) from None
-    except Exception as error:
-        log.warning("the decoder failed on a request body", exc_info=True)
-        raise ProtocolError(
-            f"the request body is not a valid v2 inference request "
-            f"({type(error).__name__}: {error}); check each field against the model metadata"
-        ) from None
-    if request.outputs is not None and not request.outputs:
-        request.outputs = None  # `"outputs": []` asks for nothing specific: every output.
-    return request
 
 
 def _decode_in_child(

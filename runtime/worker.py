@@ -46,7 +46,7 @@ from inferstack.runtime.protocol import (
     ProtocolError,
     RequestedOutput,
     Signature,
-    decode_request,
+    decode_checked,
     encode_response,
 )
 from inferstack.runtime.queues import Message, QueueConsumer
@@ -337,9 +337,7 @@ class Worker:
                 failures.append(_Failure(message, message.problem, True))
                 continue
             try:
-                request = decode_request(
-                    message.body, self.model, header_length=message.header_length
-                )
+                request = decode_checked(message.body, self.model, message.header_length)
             except ProtocolError as error:
                 failures.append(_Failure(message, f"invalid v2 request: {error.message}", True))
                 continue

@@ -2,12 +2,14 @@
 
 - `envelopes`: the request and response documents (decode and validate a request against the
   model's signature, encode a response, the error document);
-- `codecs`: one tensor to and from JSON `data` or binary-extension bytes.
+- `codecs`: one tensor to and from JSON `data` or binary-extension bytes;
+- `checked`: the decode both the server and the worker call.
 
 Only the server side lives here; the client side (encode a request, decode a response) that
 tests and benchmarks use is `tests/v2_client.py`.
 """
 
+from inferstack.runtime.protocol.checked import decode_checked
 from inferstack.runtime.protocol.codecs import ProtocolError
 from inferstack.runtime.protocol.envelopes import (
     BINARY_CONTENT_TYPE,
@@ -31,6 +33,7 @@ __all__ = [
     "ProtocolError",
     "RequestedOutput",
     "Signature",
+    "decode_checked",
     "decode_request",
     "encode_response",
     "error_body",

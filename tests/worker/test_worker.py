@@ -158,6 +158,7 @@ def test_a_redelivered_message_with_a_result_is_acked_without_the_model(
         (with_outputs([{"name": {"output": 1}}]), "is not an output"),
         (b'{"inputs": ' + b"[" * 5000 + b"]" * 5000 + b"}", "nested more than 1024 levels"),
         (request_body([1, 2, 3, 4]).replace(b'"inputs"', b'"id": "\\ud800", "inputs"'), "'id'"),
+        (request_body([1e39, 0, 0, 0]), "input 'input': values outside the finite FP32 range"),
     ],
     ids=[
         "bad-json",
@@ -168,6 +169,7 @@ def test_a_redelivered_message_with_a_result_is_acked_without_the_model(
         "output-name-dict",
         "nested-5000-deep",
         "id-lone-surrogate",
+        "fp32-overflow",
     ],
 )
 def test_poison_goes_to_the_dead_letter_queue_at_once(
@@ -190,14 +192,14 @@ def test_a_decoder_that_raises_anything_dead_letters_that_message_alone(
 ) -> None:
     from inferstack.runtime import worker as module
 
-    real = module.decode_request
+    real = module.decode_checked
 
-    def flaky_decoder(body: bytes, model: Any, *, header_length: int | None = None) -> Any:
+    def flaky_decoder(body: bytes, model: Any, header_length: int | None) -> Any:
         if b"boom" in body:
             raise KeyError("a decoder bug")
-        return real(body, model, header_length=header_length)
+        return real(body, model, header_length)
 
-    monkeypatch.setattr(module, "decode_request", flaky_decoder)
+    monkeypatch.setattr(module, "decode_checked", flaky_decoder)
     queue = MemoryQueue(max_attempts=5)
     good = [queue.put(request_body([i, 0, 0, 0])) for i in range(6)]
     poison = queue.put(b'{"boom": true}')
@@ -210,6 +212,15 @@ def test_a_decoder_that_raises_anything_dead_letters_that_message_alone(
     assert queue.retried == []
     assert worker.counts()["processed"] == 12
     assert store.existing(good) == set(good)
+
+
+def test_empty_outputs_ask_for_every_output_as_over_http(store: DirectoryStore) -> None:
+    queue = MemoryQueue()
+    message = queue.put(with_outputs([]))
+    run_worker(Worker(queue, store, DoublingModel(), settings()))
+    assert queue.acked == [message]
+    document = json.loads(store.get(message) or b"{}")
+    assert [output["name"] for output in document["outputs"]] == ["output"]
 
 
 def test_a_result_that_cannot_be_encoded_fails_that_message_not_its_batch(
