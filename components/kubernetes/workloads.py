@@ -38,6 +38,8 @@ from inferstack.contract.pods import (
     PRESTOP_SECONDS,
     READY_PATH,
     RUN_AS_USER,
+    WORKER_HEALTH_PATH,
+    WORKER_METRICS_PORT,
 )
 
 Tier = Literal["realtime", "batch"]
@@ -45,6 +47,7 @@ Manifest = dict[str, Any]
 
 CONTAINER_NAME: Final = "runtime"
 PORT_NAME: Final = "http"
+WORKER_PORT_NAME: Final = "metrics"
 STARTUP_PERIOD_SECONDS: Final = 5
 DRAIN_MARGIN_SECONDS: Final = 2
 SCRATCH_SIZE: Final = "2Gi"
@@ -287,8 +290,8 @@ def _batching_values(spec: InferenceServiceSpec, max_batch: int) -> dict[str, st
     }
 
 
-def _http_probe(path: str) -> Manifest:
-    return {"httpGet": {"path": path, "port": PORT_NAME}}
+def _http_probe(path: str, port: str = PORT_NAME) -> Manifest:
+    return {"httpGet": {"path": path, "port": port}}
 
 
 def realtime_container(
@@ -376,7 +379,31 @@ def worker_container(
                 "sigterm_grace_s": str(sizing.termination_grace_seconds.value),
             },
         ),
+        "ports": [
+            {"name": WORKER_PORT_NAME, "containerPort": WORKER_METRICS_PORT, "protocol": "TCP"}
+        ],
         "resources": _resources(spec.batch.gpu, options),
+        # The worker's health endpoint answers from its consume loop, not just its process: it
+        # turns 503 once the loop has not beaten within a poll wait plus a lease (see
+        # `inferstack work`), and the port opens only after the model has loaded.
+        "startupProbe": {
+            **_http_probe(WORKER_HEALTH_PATH, WORKER_PORT_NAME),
+            "periodSeconds": STARTUP_PERIOD_SECONDS,
+            "timeoutSeconds": 2,
+            "failureThreshold": math.ceil(sizing.startup_seconds.value / STARTUP_PERIOD_SECONDS),
+        },
+        "readinessProbe": {
+            **_http_probe(WORKER_HEALTH_PATH, WORKER_PORT_NAME),
+            "periodSeconds": 10,
+            "timeoutSeconds": 2,
+            "failureThreshold": 2,
+        },
+        "livenessProbe": {
+            **_http_probe(WORKER_HEALTH_PATH, WORKER_PORT_NAME),
+            "periodSeconds": 10,
+            "timeoutSeconds": 3,
+            "failureThreshold": 3,
+        },
         "securityContext": hardened_container_security(),
         "volumeMounts": [scratch_mount],
     }

@@ -98,6 +98,8 @@ class BatchSizing:
     min_replicas: Derived[int]
     max_replicas: Derived[int]
     termination_grace_seconds: Derived[int]
+    startup_seconds: Derived[int]
+    """How long the worker may load and warm up before its health endpoint must answer."""
 
 
 @dataclass(frozen=True)
@@ -253,6 +255,16 @@ def _cold_start_checks(realtime: Realtime, spec: InferenceServiceSpec, profile: 
         raise SpecError(problems)
 
 
+def _startup_seconds(profile: Profile) -> Derived[int]:
+    """How long a starting pod may take before its probes count: load and warm-up, with room."""
+    cold = profile.cold_start
+    return Derived(
+        max(MIN_STARTUP_SECONDS, math.ceil(cold.pod_seconds * STARTUP_PROBE_FACTOR)),
+        f"{STARTUP_PROBE_FACTOR:g} x measured model load + warm-up ({cold.pod_seconds:.1f} s), "
+        f"at least {MIN_STARTUP_SECONDS} s",
+    )
+
+
 def size_realtime(
     spec: InferenceServiceSpec, realtime: Realtime, profile: Profile, now: datetime
 ) -> tuple[RealtimeSizing, list[str]]:
@@ -334,11 +346,7 @@ def size_realtime(
 
     target = _realtime_target(spec, realtime, point, rate)
     cold = profile.cold_start
-    startup = Derived(
-        max(MIN_STARTUP_SECONDS, math.ceil(cold.pod_seconds * STARTUP_PROBE_FACTOR)),
-        f"{STARTUP_PROBE_FACTOR:g} x measured model load + warm-up ({cold.pod_seconds:.1f} s), "
-        f"at least {MIN_STARTUP_SECONDS} s",
-    )
+    startup = _startup_seconds(profile)
     drain = spec.batching.queue_limit / (point.throughput_items_per_s * gpus)
     grace = Derived(
         PRESTOP_SECONDS + math.ceil(drain + spec.latency_budget_ms / 1000) + 5,
@@ -433,6 +441,7 @@ def size_batch(
         min_replicas=Derived(pool.scaling.min_replicas, "set in the spec (0: scale from zero)"),
         max_replicas=Derived(pool.scaling.max_replicas, "set in the spec: a hard GPU ceiling"),
         termination_grace_seconds=grace,
+        startup_seconds=_startup_seconds(profile),
     )
 
 
