@@ -25,7 +25,6 @@ from typing import Any, Final, cast
 
 import pulumi
 import pulumi_aws as aws
-import pulumi_kubernetes as k8s
 
 from inferstack.components.aws import iam
 from inferstack.components.aws import karpenter as karpenter_objects
@@ -34,7 +33,7 @@ from inferstack.components.aws.interruption import create_interruption_queue
 from inferstack.components.aws.options import AwsOptions
 from inferstack.components.aws.queue import JobQueue, create_job_queue
 from inferstack.components.aws.registry import create_repository, repository_name
-from inferstack.components.kubernetes.component import KubernetesInferenceService
+from inferstack.components.kubernetes.component import KubernetesInferenceService, custom_resource
 from inferstack.components.kubernetes.options import KubernetesOptions
 from inferstack.components.kubernetes.workloads import workload_name
 from inferstack.components.planning.plan import ServicePlan
@@ -302,7 +301,7 @@ class AwsInferenceStack(pulumi.ComponentResource):
         # The role's name is ours (explicit), so the NodeClass carries it as a known string and
         # waits for the role through the dependency.
         after = pulumi.ResourceOptions(parent=self, depends_on=[node_role, *controller])
-        node_class = _custom(
+        node_class = custom_resource(
             f"{name}-node-class",
             karpenter_objects.node_class(plan, self.options, self._role_name("gpu-node")),
             after,
@@ -315,7 +314,7 @@ class AwsInferenceStack(pulumi.ComponentResource):
             pools.append("batch")
         for pool in pools:
             created.append(
-                _custom(
+                custom_resource(
                     f"{name}-{pool}-node-pool",
                     karpenter_objects.node_pool(plan, pool),
                     pulumi.ResourceOptions(parent=self, depends_on=[node_class, *controller]),
@@ -348,19 +347,6 @@ def _oidc_provider_arn(values: list[Any]) -> str:
 def _field(value: Any, key: str) -> Any:
     """A data source's nested field: typed result objects, or plain dicts from the mocks."""
     return value[key] if isinstance(value, dict) else getattr(value, key)
-
-
-def _custom(
-    name: str, manifest: dict[str, Any], opts: pulumi.ResourceOptions
-) -> k8s.apiextensions.CustomResource:
-    return k8s.apiextensions.CustomResource(
-        name,
-        api_version=manifest["apiVersion"],
-        kind=manifest["kind"],
-        metadata=manifest["metadata"],
-        spec=manifest["spec"],
-        opts=opts,
-    )
 
 
 __all__ = ["TYPE_TOKEN", "AwsInferenceStack"]

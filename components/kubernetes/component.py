@@ -154,11 +154,13 @@ class KubernetesInferenceService(pulumi.ComponentResource):
                 base,
             )
         if options.metrics == "podmonitor":
-            _custom(f"{name}-realtime-podmonitor", k8s_workloads.pod_monitor(spec, options), base)
+            custom_resource(
+                f"{name}-realtime-podmonitor", k8s_workloads.pod_monitor(spec, options), base
+            )
         scaler_deps: list[pulumi.Resource] = [deployment]
         if spec.realtime is not None and spec.realtime.scale_to_zero:
             _service(f"{name}-proxy", k8s_scaling.proxy_service(spec, options), base)
-            route = _custom(
+            route = custom_resource(
                 f"{name}-realtime-route",
                 k8s_scaling.interceptor_route(spec, sizing, options),
                 pulumi.ResourceOptions.merge(base, pulumi.ResourceOptions(depends_on=[service])),
@@ -167,7 +169,7 @@ class KubernetesInferenceService(pulumi.ComponentResource):
             # CPU) if the ScaledObject arrives before its InterceptorRoute.
             scaler_deps.append(route)
         manifest = k8s_scaling.realtime_scaled_object(spec, sizing, options)
-        _custom(
+        custom_resource(
             f"{name}-realtime-scaler",
             manifest,
             pulumi.ResourceOptions.merge(base, pulumi.ResourceOptions(depends_on=scaler_deps)),
@@ -191,14 +193,14 @@ class KubernetesInferenceService(pulumi.ComponentResource):
         scaler_deps: list[pulumi.Resource] = [deployment]
         if k8s_scaling.needs_trigger_authentication(spec, options):
             scaler_deps.append(
-                _custom(
+                custom_resource(
                     f"{name}-queue-auth",
                     k8s_scaling.trigger_authentication(spec, options),
                     base,
                 )
             )
         manifest = k8s_scaling.batch_scaled_object(spec, sizing, options)
-        _custom(
+        custom_resource(
             f"{name}-batch-scaler",
             manifest,
             pulumi.ResourceOptions.merge(base, pulumi.ResourceOptions(depends_on=scaler_deps)),
@@ -247,9 +249,10 @@ def _network_policy(
     )
 
 
-def _custom(
+def custom_resource(
     name: str, manifest: Manifest, opts: pulumi.ResourceOptions
 ) -> k8s.apiextensions.CustomResource:
+    """A custom resource (KEDA, Karpenter, ComputeClass ...) from its wire-form manifest."""
     return k8s.apiextensions.CustomResource(
         name,
         api_version=manifest["apiVersion"],
