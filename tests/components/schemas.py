@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import copy
 import json
-import os
 from collections.abc import Callable
 from functools import cache
 from pathlib import Path
@@ -22,16 +21,16 @@ from typing import Any
 
 import jsonschema
 import kubernetes_validate
-import pytest
 import yaml
 
 from tests.components.karpenter_cel import rule_check
+from tests.shared_data import KARPENTER_SCHEMAS, KEDA_SCHEMAS, SCHEMAS, require
 
 KUBERNETES_VERSION = "1.33.0"
 """The pinned Kubernetes minor: the oldest minor still in standard support on EKS and GKE."""
-SCHEMAS_DIR = Path(__file__).resolve().parents[3] / "shared" / "schemas"
-KEDA_SCHEMA_DIR = SCHEMAS_DIR / "keda"
-KARPENTER_SCHEMA_DIR = SCHEMAS_DIR / "karpenter"
+SCHEMAS_DIR = SCHEMAS
+KEDA_SCHEMA_DIR = KEDA_SCHEMAS
+KARPENTER_SCHEMA_DIR = KARPENTER_SCHEMAS
 
 CRD_FILES = {
     ("keda.sh", "ScaledObject"): "keda.sh_scaledobjects.yaml",
@@ -54,12 +53,8 @@ class SchemaMissing(Exception):
 
 def require_schema_dir(folder: Path = KEDA_SCHEMA_DIR) -> Path:
     """A CRD schema folder; in CI a missing folder fails the test, elsewhere it skips."""
-    if folder.is_dir():
-        return folder
-    message = f"CRDs not found at {folder} (../shared/schemas/{folder.name}/)"
-    if os.environ.get("CI") == "true":
-        pytest.fail(message)
-    pytest.skip(message)
+    require(folder.is_dir(), f"CRDs not found at {folder} (../shared/schemas/{folder.name}/)")
+    return folder
 
 
 # ---------------------------------------------------------------------------------------------

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import csv
-import os
 import random
 import re
 from collections.abc import Iterable
@@ -22,19 +21,11 @@ from inferstack.components.planning.traffic_fit import (
     read_trace,
 )
 from tests.components.factories import make_spec
+from tests.shared_data import azure_trace
 
 REPO = Path(__file__).resolve().parents[2]
-AZURE_TRACE = REPO.parent / "shared" / "traces" / "azure-llm-2023-code.csv"
 T0 = datetime(2026, 1, 1, 12, 0, 0)
 MONDAY = datetime(2026, 1, 5, tzinfo=UTC)
-
-
-def shared_trace() -> Path:
-    if not AZURE_TRACE.exists():
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"{AZURE_TRACE} is missing in CI")
-        pytest.skip(f"{AZURE_TRACE} not present beside the checkout")
-    return AZURE_TRACE
 
 
 def even(start: datetime, seconds: float, rps: float) -> list[datetime]:
@@ -266,7 +257,7 @@ def test_poisson_noise_is_not_a_spike() -> None:
 
 
 def test_public_azure_trace_peak_matches_a_brute_force_count() -> None:
-    trace = shared_trace()
+    trace = azure_trace()
     with trace.open(encoding="utf-8-sig") as handle:
         rows = list(csv.DictReader(handle))
     stamps = read_timestamps(trace, "TIMESTAMP")
@@ -280,7 +271,7 @@ def test_public_azure_trace_peak_matches_a_brute_force_count() -> None:
 
 
 def test_public_azure_trace_has_no_recurring_spike() -> None:
-    fit = fit_traffic(read_timestamps(shared_trace()))
+    fit = fit_traffic(read_timestamps(azure_trace()))
     assert fit.spikes == []
     assert fit.spike_notes == [
         "spikes: none proposed; recurring spikes need a trace longer than a day "
@@ -289,7 +280,7 @@ def test_public_azure_trace_has_no_recurring_spike() -> None:
 
 
 def test_cli_prints_a_traffic_block_the_spec_accepts(capsys: pytest.CaptureFixture[str]) -> None:
-    code, out, err = fit_cli(capsys, "--trace", str(shared_trace()))
+    code, out, err = fit_cli(capsys, "--trace", str(azure_trace()))
     assert code == 0, err
     document = yaml.safe_load(out)
     spec = make_spec(traffic=document["traffic"], realtime__scaling__max_replicas=3)

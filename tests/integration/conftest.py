@@ -32,17 +32,9 @@ from typing import Any
 import pytest
 
 from tests.servers import BY_FIXTURE, PUBSUB_EMULATOR_BIN
+from tests.shared_data import require
 
 STARTUP_TIMEOUT_S = 60.0
-
-
-def require(condition: bool, reason: str) -> None:
-    """Skip with `reason` unless it holds; under CI=true, fail instead."""
-    if condition:
-        return
-    if os.environ.get("CI") == "true":
-        pytest.fail(f"{reason} (CI=true: integration tests may not skip)")
-    pytest.skip(reason)
 
 
 def free_port() -> int:
