@@ -109,6 +109,80 @@ def _notice_seconds(providers: frozenset[str], config: Mapping[str, Any]) -> tup
     return candidates[provider], provider
 
 
+def _sqs_findings(
+    queue: Resource,
+    resources: Sequence[Resource],
+    dead_letter: set[str],
+    default_job: float | None,
+) -> list[Finding]:
+    """A job queue without a DLQ, or whose visibility timeout is shorter than its longest job."""
+    findings = []
+    is_dlq = queue.urn in dead_letter or queue.get("redriveAllowPolicy") is not None
+    problem = None if is_dlq else _redrive_problem(queue, resources)
+    if problem:
+        findings.append(Finding(problem, queue.urn))
+    max_job = _max_job_seconds(queue, resources, default_job)
+    raw_visibility = queue.get("visibilityTimeoutSeconds")
+    if max_job is None or raw_visibility is UNKNOWN or is_dlq:
+        return findings
+    visibility = as_number(raw_visibility)
+    if visibility is None:
+        visibility = SQS_DEFAULT_VISIBILITY_SECONDS
+    if visibility < max_job:
+        findings.append(
+            Finding(
+                f"SQS queue visibility timeout ({format_number(visibility)} s) is shorter "
+                f"than the max job time ({format_number(max_job)} s), so a message is "
+                "redelivered while its first worker still runs it; set "
+                f"visibilityTimeoutSeconds to at least {format_number(max_job)}",
+                queue.urn,
+            )
+        )
+    return findings
+
+
+def _subscription_findings(subscription: Resource, dead_letter_topics: set[str]) -> list[Finding]:
+    """A subscription without a dead-letter policy (dead-letter topics' own ones excepted)."""
+    on_dead_letter_topic = bool(
+        dead_letter_topics & set(subscription.property_dependencies.get("topic", ()))
+    )
+    policy = subscription.get("deadLetterPolicy")
+    if on_dead_letter_topic or not (policy is None or policy == {}):
+        return []
+    return [
+        Finding(
+            "Pub/Sub subscription has no deadLetterPolicy, so a message that keeps "
+            "failing is redelivered forever; add deadLetterPolicy with "
+            "deadLetterTopic and maxDeliveryAttempts",
+            subscription.urn,
+        )
+    ]
+
+
+def _worker_findings(workload: Resource, config: Mapping[str, Any]) -> list[Finding]:
+    """A workload on spot whose grace period outlasts the provider's interruption notice."""
+    spec = kube.pod_spec(workload)
+    admission = kube.spot_admission(spec)
+    if admission is None:
+        return []
+    grace = as_number(spec.get("terminationGracePeriodSeconds"))
+    if grace is None:
+        grace = KUBERNETES_DEFAULT_GRACE_SECONDS
+    notice, provider = _notice_seconds(admission.providers, config)
+    if grace <= notice:
+        return []
+    return [
+        Finding(
+            f"{kube.kind_of(workload.type)} runs on spot ({admission.reason}) with "
+            f"terminationGracePeriodSeconds {format_number(grace)}, longer than the "
+            f"{provider.upper()} interruption notice ({format_number(notice)} s): the node is "
+            "reclaimed before the worker finishes draining; set "
+            f"terminationGracePeriodSeconds to at most {format_number(notice)}",
+            workload.urn,
+        )
+    ]
+
+
 def check(resources: Sequence[Resource], config: Mapping[str, Any]) -> list[Finding]:
     """Findings for queues, subscriptions and spot workers that can lose or loop on work."""
     configured_job = config_value(config, RULE, "maxJobSeconds")
@@ -124,65 +198,12 @@ def check(resources: Sequence[Resource], config: Mapping[str, Any]) -> list[Find
     interruption = aws.interruption_queues(resources)
     findings = []
     for resource in resources:
-        if resource.type == SQS_QUEUE and resource.urn in interruption:
-            continue
-        if resource.type == SQS_QUEUE:
-            is_dlq = resource.urn in dead_letter or resource.get("redriveAllowPolicy") is not None
-            problem = None if is_dlq else _redrive_problem(resource, resources)
-            if problem:
-                findings.append(Finding(problem, resource.urn))
-            max_job = _max_job_seconds(resource, resources, default_job)
-            raw_visibility = resource.get("visibilityTimeoutSeconds")
-            if max_job is None or raw_visibility is UNKNOWN or is_dlq:
-                continue
-            visibility = as_number(raw_visibility)
-            if visibility is None:
-                visibility = SQS_DEFAULT_VISIBILITY_SECONDS
-            if visibility < max_job:
-                findings.append(
-                    Finding(
-                        f"SQS queue visibility timeout ({format_number(visibility)} s) is shorter "
-                        f"than the max job time ({format_number(max_job)} s), so a message is "
-                        "redelivered while its first worker still runs it; set "
-                        f"visibilityTimeoutSeconds to at least {format_number(max_job)}",
-                        resource.urn,
-                    )
-                )
+        if resource.type == SQS_QUEUE and resource.urn not in interruption:
+            findings += _sqs_findings(resource, resources, dead_letter, default_job)
         elif resource.type == PUBSUB_SUBSCRIPTION:
-            on_dead_letter_topic = bool(
-                dead_letter_topics & set(resource.property_dependencies.get("topic", ()))
-            )
-            policy = resource.get("deadLetterPolicy")
-            if not on_dead_letter_topic and (policy is None or policy == {}):
-                findings.append(
-                    Finding(
-                        "Pub/Sub subscription has no deadLetterPolicy, so a message that keeps "
-                        "failing is redelivered forever; add deadLetterPolicy with "
-                        "deadLetterTopic and maxDeliveryAttempts",
-                        resource.urn,
-                    )
-                )
+            findings += _subscription_findings(resource, dead_letter_topics)
         elif resource.type in resource_types.WORKLOAD_TYPES:
-            spec = kube.pod_spec(resource)
-            admission = kube.spot_admission(spec)
-            if admission is None:
-                continue
-            grace = as_number(spec.get("terminationGracePeriodSeconds"))
-            if grace is None:
-                grace = KUBERNETES_DEFAULT_GRACE_SECONDS
-            notice, provider = _notice_seconds(admission.providers, config)
-            if grace > notice:
-                where = f"{provider.upper()} "
-                findings.append(
-                    Finding(
-                        f"{kube.kind_of(resource.type)} runs on spot ({admission.reason}) with "
-                        f"terminationGracePeriodSeconds {format_number(grace)}, longer than the "
-                        f"{where}interruption notice ({format_number(notice)} s): the node is "
-                        "reclaimed before the worker finishes draining; set "
-                        f"terminationGracePeriodSeconds to at most {format_number(notice)}",
-                        resource.urn,
-                    )
-                )
+            findings += _worker_findings(resource, config)
     return findings
 
 
@@ -193,16 +214,7 @@ def _seconds(description: str, default: int) -> dict[str, Any]:
 RULE: Final = Rule(
     name="async-spot-durability",
     description="Queue work on spot capacity must survive interruptions and poison messages.",
-    why=(
-        "Spot workers die mid-job: without a DLQ failing messages cycle forever, a visibility "
-        "timeout below the job time runs jobs twice, and a grace period beyond the interruption "
-        "notice abandons the in-flight message when the node vanishes."
-    ),
-    remediation=(
-        "Give SQS queues a redrivePolicy to a DLQ and visibilityTimeoutSeconds above the max job "
-        "time; give Pub/Sub subscriptions a deadLetterPolicy; keep spot workers' "
-        "terminationGracePeriodSeconds within the provider's interruption notice."
-    ),
+    doc=__doc__,
     severity="high",
     enforcement="mandatory",
     check_stack=check,

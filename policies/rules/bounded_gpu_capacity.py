@@ -7,7 +7,8 @@ is the same risk with extra steps.
 
 Fix: set `scalingConfig.maxSize` (EKS), `autoscaling.maxNodeCount`/`totalMaxNodeCount` (GKE),
 `spec.limits["nvidia.com/gpu"]` (Karpenter NodePool), `maxReplicaCount` (ScaledObject,
-ScaledJob), `replicas.max` (HTTPScaledObject) or `maxReplicas` (HPA), within the ceilings.
+ScaledJob), `replicas.max` (HTTPScaledObject) or `maxReplicas` (HPA) to the peak the service
+was sized for, within the pack's ceilings (`maxGpuNodes`, `maxGpuReplicas`).
 """
 
 from __future__ import annotations
@@ -118,6 +119,85 @@ def _scales_gpus(scaler: Resource, resources: Sequence[Resource]) -> bool:
     return workload is not None and kube.requests_gpu(kube.pod_spec(workload))
 
 
+_SCALER_TYPES: Final = (
+    frozenset(
+        {
+            resource_types.SCALED_OBJECT,
+            resource_types.SCALED_JOB,
+            resource_types.HTTP_SCALED_OBJECT,
+        }
+    )
+    | resource_types.HPA_TYPES
+)
+
+
+def _node_pool_findings(pool: Resource, ceiling: float) -> list[Finding]:
+    """An EKS node group or GKE pool of GPUs without a max size, or above the ceiling."""
+    maximum, field = _node_max(pool)
+    if maximum is None and pool.get(field.split(" ")[0]) is UNKNOWN:
+        return []
+    if maximum is None:
+        return [
+            Finding(
+                f"GPU node pool has no {field}, so it can grow without bound; set "
+                f"{field} to at most {format_number(ceiling)}",
+                pool.urn,
+            )
+        ]
+    if maximum > ceiling:
+        return [
+            Finding(
+                f"GPU node pool allows {format_number(maximum)} nodes ({field}), above "
+                f"the ceiling of {format_number(ceiling)}; lower {field} or raise "
+                "maxGpuNodes in the policy config if the service was sized for it",
+                pool.urn,
+            )
+        ]
+    return []
+
+
+def _karpenter_findings(pool: Resource) -> list[Finding]:
+    """A Karpenter NodePool of GPU instances without a GPU limit."""
+    limits = mapping_of(pool.get("spec.limits"))
+    if any(kube.is_gpu_resource_name(str(name)) for name in limits):
+        return []
+    return [
+        Finding(
+            "Karpenter NodePool provisions GPU instances with no GPU limit in "
+            "spec.limits, so it can launch GPUs without bound; set spec.limits"
+            '["nvidia.com/gpu"] to the GPUs the service was sized for',
+            pool.urn,
+        )
+    ]
+
+
+def _scaler_findings(scaler: Resource, ceiling: float) -> list[Finding]:
+    """A GPU autoscaler that leaves its max to KEDA's default, or allows more than the ceiling."""
+    maximum, field = _replica_max(scaler)
+    kind = kube.kind_of(scaler.type)
+    if maximum is None and scaler.type not in resource_types.HPA_TYPES:
+        if scaler.get(field) is UNKNOWN:
+            return []
+        return [
+            Finding(
+                f"{kind} scaling GPU replicas leaves {field} unset, so KEDA's default of "
+                f"{format_number(KEDA_DEFAULT_MAX)} applies; set {field} to the replicas the "
+                f"service was sized for (at most {format_number(ceiling)})",
+                scaler.urn,
+            )
+        ]
+    if maximum is not None and (excess := gpu_replicas_excess(maximum, ceiling)):
+        return [
+            Finding(
+                f"{kind} allows {format_number(maximum)} GPU replicas ({field}), {excess}; "
+                f"lower {field} or raise "
+                "maxGpuReplicas in the policy config if the service was sized for it",
+                scaler.urn,
+            )
+        ]
+    return []
+
+
 def check(resources: Sequence[Resource], config: Mapping[str, Any]) -> list[Finding]:
     """Findings for GPU capacity without a max, or with a max above the ceiling."""
     node_ceiling = float(config_value(config, RULE, "maxGpuNodes"))
@@ -127,86 +207,19 @@ def check(resources: Sequence[Resource], config: Mapping[str, Any]) -> list[Find
         if (resource.type == EKS_NODE_GROUP and _is_gpu_node_group(resource)) or (
             resource.type == GKE_NODE_POOL and _is_gpu_node_pool(resource)
         ):
-            maximum, field = _node_max(resource)
-            if maximum is None and resource.get(field.split(" ")[0]) is UNKNOWN:
-                continue
-            if maximum is None:
-                findings.append(
-                    Finding(
-                        f"GPU node pool has no {field}, so it can grow without bound; set "
-                        f"{field} to at most {format_number(node_ceiling)}",
-                        resource.urn,
-                    )
-                )
-            elif maximum > node_ceiling:
-                findings.append(
-                    Finding(
-                        f"GPU node pool allows {format_number(maximum)} nodes ({field}), above "
-                        f"the ceiling of {format_number(node_ceiling)}; lower {field} or raise "
-                        "maxGpuNodes in the policy config if the service was sized for it",
-                        resource.urn,
-                    )
-                )
-            continue
-        if resource.type in KARPENTER_NODE_POOLS and _is_gpu_karpenter_pool(resource):
-            limits = mapping_of(resource.get("spec.limits"))
-            gpus = [name for name in limits if kube.is_gpu_resource_name(str(name))]
-            if not gpus:
-                findings.append(
-                    Finding(
-                        "Karpenter NodePool provisions GPU instances with no GPU limit in "
-                        "spec.limits, so it can launch GPUs without bound; set spec.limits"
-                        '["nvidia.com/gpu"] to the GPUs the service was sized for',
-                        resource.urn,
-                    )
-                )
-            continue
-        scaler_types = {
-            resource_types.SCALED_OBJECT,
-            resource_types.SCALED_JOB,
-            resource_types.HTTP_SCALED_OBJECT,
-        }
-        if resource.type not in scaler_types | resource_types.HPA_TYPES:
-            continue
-        if not _scales_gpus(resource, resources):
-            continue
-        maximum, field = _replica_max(resource)
-        kind = kube.kind_of(resource.type)
-        if maximum is None and resource.type not in resource_types.HPA_TYPES:
-            if resource.get(field) is UNKNOWN:
-                continue
-            findings.append(
-                Finding(
-                    f"{kind} scaling GPU replicas leaves {field} unset, so KEDA's default of "
-                    f"{format_number(KEDA_DEFAULT_MAX)} applies; set {field} to the replicas the "
-                    f"service was sized for (at most {format_number(replica_ceiling)})",
-                    resource.urn,
-                )
-            )
-        elif maximum is not None and (excess := gpu_replicas_excess(maximum, replica_ceiling)):
-            findings.append(
-                Finding(
-                    f"{kind} allows {format_number(maximum)} GPU replicas ({field}), {excess}; "
-                    f"lower {field} or raise "
-                    "maxGpuReplicas in the policy config if the service was sized for it",
-                    resource.urn,
-                )
-            )
+            findings += _node_pool_findings(resource, node_ceiling)
+        elif resource.type in KARPENTER_NODE_POOLS:
+            if _is_gpu_karpenter_pool(resource):
+                findings += _karpenter_findings(resource)
+        elif resource.type in _SCALER_TYPES and _scales_gpus(resource, resources):
+            findings += _scaler_findings(resource, replica_ceiling)
     return findings
 
 
 RULE: Final = Rule(
     name="bounded-gpu-capacity",
     description="GPU node pools and GPU autoscalers must have an explicit maximum under a ceiling.",
-    why=(
-        "Without a max (KEDA defaults to 100 replicas) a spike, retry storm or stuck metric buys "
-        "GPUs without limit; a max far above the sized peak is the same bill with extra steps."
-    ),
-    remediation=(
-        "Set scalingConfig.maxSize (EKS), autoscaling.maxNodeCount or totalMaxNodeCount (GKE), "
-        "maxReplicaCount (ScaledObject/ScaledJob), replicas.max (HTTPScaledObject) or maxReplicas "
-        "(HPA) to the peak the service was sized for, within maxGpuNodes / maxGpuReplicas."
-    ),
+    doc=__doc__,
     severity="high",
     enforcement="mandatory",
     check_stack=check,

@@ -38,14 +38,7 @@ def check(resource: Resource, config: Mapping[str, Any]) -> list[str]:
 RULE: Final = Rule(
     name="bucket-public-access-prevention",
     description="GCS buckets must enforce public access prevention.",
-    why=(
-        "Inference inputs and results are customer data; without enforced public access "
-        "prevention one allUsers binding or object ACL publishes them to the internet."
-    ),
-    remediation=(
-        'Set publicAccessPrevention="enforced" on the bucket, and uniformBucketLevelAccess=True '
-        "so object ACLs cannot bypass IAM."
-    ),
+    doc=__doc__,
     severity="high",
     enforcement="mandatory",
     check_resource=check,

@@ -122,15 +122,7 @@ def check(resources: Sequence[Resource], config: Mapping[str, Any]) -> list[Find
 RULE: Final = Rule(
     name="cold-start-within-hold-timeout",
     description="A request-holding proxy must wait at least as long as the declared cold start.",
-    why=(
-        "At zero replicas the first requests are held while a replica starts; a hold timeout "
-        "shorter than the cold start fails them every time the service wakes."
-    ),
-    remediation=(
-        "Raise HTTPScaledObject spec.timeouts.conditionWait (or InterceptorRoute "
-        "spec.timeouts.readiness) above the cold start, keep one warm replica, or shorten the "
-        "cold start (smaller image, cached weights, pre-warm before known spikes)."
-    ),
+    doc=__doc__,
     severity="high",
     enforcement="mandatory",
     check_stack=check,

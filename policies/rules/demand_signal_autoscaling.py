@@ -69,16 +69,7 @@ def check(resources: Sequence[Resource], config: Mapping[str, Any]) -> list[Find
 RULE: Final = Rule(
     name="demand-signal-autoscaling",
     description="Inference autoscaling must read a demand signal, not utilisation alone.",
-    why=(
-        "Under dynamic batching GPU utilisation is high at any load and CPU/memory barely move, so "
-        "utilisation-only scaling adds replicas after the latency budget is already gone, or "
-        "keeps idle replicas running."
-    ),
-    remediation=(
-        "Scale on queue depth, in-flight requests or request rate (the runtime's "
-        "inferstack_queue_depth / inferstack_inflight_requests / inferstack_requests_total, or "
-        "the KEDA HTTP add-on's concurrency). Utilisation triggers may remain as extra signals."
-    ),
+    doc=__doc__,
     severity="medium",
     enforcement="mandatory",
     check_stack=check,

@@ -40,11 +40,7 @@ def check(resource: Resource, config: Mapping[str, Any]) -> list[str]:
 RULE: Final = Rule(
     name="image-pinned-by-digest",
     description="Inference workloads should pin their image by digest.",
-    why=(
-        "A tag can be moved: replicas, nodes with a cached copy and rollbacks may then run "
-        "different images under one name; a digest names one image forever."
-    ),
-    remediation="Set the image as repository:tag@sha256:<digest>.",
+    doc=__doc__,
     severity="medium",
     enforcement="advisory",
     check_resource=check,

@@ -120,16 +120,7 @@ def check(resource: Resource, config: Mapping[str, Any]) -> list[str]:
 RULE: Final = Rule(
     name="inference-security",
     description="Inference endpoints must not be public, pods not root, GPU requests bounded.",
-    why=(
-        "A public LoadBalancer invites cost abuse and model extraction on expensive GPUs; a root "
-        "or privileged container on a GPU node can reach the driver and host; a GPU request "
-        "without an equal limit is rejected or mis-scheduled."
-    ),
-    remediation=(
-        "Annotate inference LoadBalancers as internal or restrict loadBalancerSourceRanges; set "
-        "runAsNonRoot: true and a non-zero runAsUser, never privileged; set GPU limits equal to "
-        "GPU requests."
-    ),
+    doc=__doc__,
     severity="high",
     enforcement="mandatory",
     check_resource=check,

@@ -59,15 +59,7 @@ def check(resources: Sequence[Resource], config: Mapping[str, Any]) -> list[Find
 RULE: Final = Rule(
     name="private-results-bucket",
     description="S3 buckets must block public access with a bucket-level public access block.",
-    why=(
-        "Results are the model's answers to users' inputs; without a bucket-level public access "
-        "block one ACL or policy publishes all of them, whatever the account setting is today."
-    ),
-    remediation=(
-        "Add aws.s3.BucketPublicAccessBlock with blockPublicAcls, blockPublicPolicy, "
-        "ignorePublicAcls and restrictPublicBuckets true; list buckets meant to be public in "
-        "publicBuckets."
-    ),
+    doc=__doc__,
     severity="high",
     enforcement="mandatory",
     check_stack=check,

@@ -151,16 +151,7 @@ def check(resources: Sequence[Resource], config: Mapping[str, Any]) -> list[Find
 RULE: Final = Rule(
     name="pubsub-dead-letter-bindings",
     description="A Pub/Sub dead-letter policy must come with the service agent's two bindings.",
-    why=(
-        "Pub/Sub's service agent does the dead-lettering: without publisher on the dead-letter "
-        "topic and subscriber on the subscription, the policy silently does nothing and poison "
-        "messages are redelivered forever."
-    ),
-    remediation=(
-        "Grant service-PROJECT_NUMBER@gcp-sa-pubsub.iam.gserviceaccount.com roles/pubsub.publisher "
-        "on the dead-letter topic (TopicIAMMember) and roles/pubsub.subscriber on the "
-        "subscription (SubscriptionIAMMember)."
-    ),
+    doc=__doc__,
     severity="high",
     enforcement="mandatory",
     check_stack=check,

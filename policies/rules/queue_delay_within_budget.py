@@ -4,10 +4,12 @@ Why: a request may wait up to the max queue delay for a batch to fill before any
 If that wait takes more than a small share of the p99 budget, the budget is spent in the queue
 under light traffic, when batches never fill and every request waits the full delay.
 
-Fix: lower the max queue delay (a few milliseconds is typical) or, if the budget really is that
-tight, declare a larger budget. Both values come from the spec; our components write them as the
-annotations `inferstack.io/max-queue-delay-ms` and `inferstack.io/latency-budget-ms`, and the
-runtime reads its delay from the `INFERSTACK_MAX_QUEUE_DELAY_MS` container env var.
+Fix: lower the max queue delay (`batching.max_queue_delay_ms`; a few milliseconds is typical)
+or, if a larger budget is acceptable, declare it (`latency_budget_ms`); raise
+`maxQueueDelayShare` in the policy config only if compute time is known to be small. Both values
+come from the spec; our components write them as the annotations `inferstack.io/max-queue-delay-ms`
+and `inferstack.io/latency-budget-ms`, and the runtime reads its delay from the
+`INFERSTACK_MAX_QUEUE_DELAY_MS` container env var.
 """
 
 from __future__ import annotations
@@ -97,16 +99,7 @@ def check(resource: Resource, config: Mapping[str, Any]) -> list[str]:
 RULE: Final = Rule(
     name="queue-delay-within-budget",
     description="The batching max queue delay must stay within a share of the p99 latency budget.",
-    why=(
-        "Under light traffic batches never fill and every request waits the full max queue "
-        "delay before compute starts; a delay that is a large share of the budget spends it in "
-        "the queue."
-    ),
-    remediation=(
-        "Lower batching.max_queue_delay_ms in the spec (a few ms is typical) or declare a larger "
-        "latency_budget_ms; raise maxQueueDelayShare in the policy config only if compute time "
-        "is known to be small."
-    ),
+    doc=__doc__,
     severity="medium",
     enforcement="mandatory",
     check_resource=check,

@@ -87,15 +87,7 @@ def check(resources: Sequence[Resource], config: Mapping[str, Any]) -> list[Find
 RULE: Final = Rule(
     name="scale-to-zero-needs-wake-path",
     description="A realtime workload that scales to zero needs a wake-up path outside its pods.",
-    why=(
-        "Pod metrics vanish with the last replica, so a ScaledObject at zero that only reads them "
-        "never sees demand again: the service stays down and every request fails."
-    ),
-    remediation=(
-        "Front the workload with the KEDA HTTP add-on (HTTPScaledObject, or InterceptorRoute with "
-        "its external-push trigger) so requests are held while it wakes; or add a trigger whose "
-        "source is outside the pods (queue length, cron pre-warm); or set minReplicaCount >= 1."
-    ),
+    doc=__doc__,
     severity="critical",
     enforcement="mandatory",
     check_stack=check,

@@ -104,15 +104,7 @@ def check(resources: Sequence[Resource], config: Mapping[str, Any]) -> list[Find
 RULE: Final = Rule(
     name="scoped-inference-identities",
     description="Inference pod roles must not hold wildcard data-plane permissions.",
-    why=(
-        "Inference pods process untrusted input; a role with sqs:*, s3:* or data actions on '*' "
-        "makes one compromised pod a reader and writer of every queue and bucket in the account."
-    ),
-    remediation=(
-        "List the exact actions (sqs:ReceiveMessage, sqs:DeleteMessage, s3:PutObject, ...) on the "
-        "ARNs of the service's own queue, DLQ and results prefix; keep '*' resources for APIs "
-        "without resource-level permissions only."
-    ),
+    doc=__doc__,
     severity="high",
     enforcement="mandatory",
     check_stack=check,

@@ -106,17 +106,7 @@ def check(resources: Sequence[Resource], config: Mapping[str, Any]) -> list[Find
 RULE: Final = Rule(
     name="spot-interruption-handling",
     description="Spot capacity needs an interruption queue fed by EventBridge, read by Karpenter.",
-    why=(
-        "Karpenter and the Node Termination Handler learn of a spot reclaim only from an SQS "
-        "queue fed by EventBridge; without it nodes vanish under running workers, which lose "
-        "their jobs instead of draining within the two-minute notice."
-    ),
-    remediation=(
-        "Add an SQS queue with EventBridge rules for spot interruption warnings, rebalance "
-        "recommendations, state changes and AWS Health events, and set Karpenter's "
-        "settings.interruptionQueue to it; name a queue managed elsewhere in "
-        "externalInterruptionQueue."
-    ),
+    doc=__doc__,
     severity="high",
     enforcement="mandatory",
     check_stack=check,
