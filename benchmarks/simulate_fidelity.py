@@ -39,10 +39,10 @@ sys.path.insert(1, str(Path(__file__).resolve().parents[1]))
 
 from loadgen import PYTHON, free_port, machine_load, start_server, stop_server  # noqa: E402
 
-from inferstack.components.simulate.config import ColdStart, Prices, RealtimePool, Scenario  # noqa: E402
-from inferstack.components.simulate.engine import run_exact  # noqa: E402
-from inferstack.components.simulate.inputs import compute_model  # noqa: E402
-from inferstack.components.simulate.replica import (  # noqa: E402
+from inferstack.offline.simulate.config import ColdStart, Prices, RealtimePool, Scenario  # noqa: E402
+from inferstack.offline.simulate.engine import run_exact  # noqa: E402
+from inferstack.offline.simulate.inputs import compute_model  # noqa: E402
+from inferstack.offline.simulate.replica import (  # noqa: E402
     COARSE_RATIO,
     BatcherParams,
     percentile,

@@ -20,12 +20,12 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from inferstack.components.simulate.arrivals import declared_rates
-from inferstack.components.simulate.cli import DEFAULT_START
-from inferstack.components.simulate.engine import RunResult, run_exact
-from inferstack.components.simulate.fast import run_fast
-from inferstack.components.simulate.inputs import load_stack
-from inferstack.components.simulate.report import summarize
+from inferstack.offline.simulate.arrivals import declared_rates
+from inferstack.offline.simulate.cli import DEFAULT_START
+from inferstack.offline.simulate.engine import RunResult, run_exact
+from inferstack.offline.simulate.fast import run_fast
+from inferstack.offline.simulate.inputs import load_stack
+from inferstack.offline.simulate.report import summarize
 
 REPO = Path(__file__).resolve().parents[1]
 

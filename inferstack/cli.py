@@ -55,12 +55,12 @@ SUBCOMMANDS: dict[str, Subcommand] = {
         None,
     ),
     "simulate": Subcommand(
-        "inferstack.components.simulate.cli",
+        "inferstack.offline.simulate.cli",
         "simulate autoscaling, cold starts and spot on traffic: p99, SLO and cost (offline)",
         "simulate",
     ),
     "check": Subcommand(
-        "inferstack.policies.check",
+        "inferstack.offline.check",
         "run the policy pack against a stack offline and exit 1 on mandatory violations",
         "infra",
     ),

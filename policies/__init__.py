@@ -1,8 +1,8 @@
-"""The CrossGuard policy pack rules and the offline policy check.
+"""The CrossGuard policy pack: the rule model, one module per rule, and the pack adapter.
 
-Light on purpose: the Kubernetes components import `inferstack.contract.labels`, and neither
-they nor a rule test should pay for `pulumi_policy` or gRPC. The pack adapter
-(`inferstack.policies.pack`) and the engine emulator (`inferstack.policies.engine`) import those.
+Light on purpose: a rule test should not pay for `pulumi_policy` or gRPC; only the pack adapter
+(`inferstack.policies.pack`) imports them. The offline replay of the engine that drives this pack
+(`inferstack check`) lives in `inferstack.offline.analyzer`.
 """
 
 from inferstack.policies.resources import UNKNOWN, Finding, Resource

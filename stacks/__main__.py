@@ -14,7 +14,7 @@ from pathlib import Path
 import pulumi
 
 from inferstack.components.kubernetes.component import KubernetesInferenceService
-from inferstack.components.stack_config import load_stack_config
+from inferstack.offline.stack_config import load_stack_config
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent  # relative profile paths start here
 

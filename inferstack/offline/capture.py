@@ -329,7 +329,11 @@ def capture_program(
         config=merged,
         resources=tree_order(resources),
         stack_outputs=_integral_floats_to_int(document["stack_outputs"]),
-        data_sources=document.get("data_sources", []),
+        # Invokes resolve in an order that varies with the hash seed: sort them, as resources are.
+        data_sources=sorted(
+            document.get("data_sources", []),
+            key=lambda call: (call["token"], json.dumps(call["args"], sort_keys=True)),
+        ),
     )
 
 

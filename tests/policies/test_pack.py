@@ -11,7 +11,7 @@ import pytest
 from jsonschema import Draft7Validator
 
 import inferstack.policies.rules as rules_package
-from inferstack.policies.engine import PackProcess, StackContext, analyze, read_pack
+from inferstack.offline.analyzer.session import PackProcess, StackContext, analyze, read_pack
 from inferstack.policies.rules import ALL_RULES, RULE_MODULES
 from tests.policies import builders as b
 

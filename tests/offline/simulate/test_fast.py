@@ -7,10 +7,10 @@ from datetime import UTC, datetime
 import numpy as np
 import pytest
 
-from inferstack.components.simulate.engine import run_exact
-from inferstack.components.simulate.fast import build_table, run_fast
-from inferstack.components.simulate.report import summarize
-from tests.components.simulate.factories import COLD, realtime_pool, scenario, zero_pool
+from inferstack.offline.simulate.engine import run_exact
+from inferstack.offline.simulate.fast import build_table, run_fast
+from inferstack.offline.simulate.report import summarize
+from tests.offline.simulate.factories import COLD, realtime_pool, scenario, zero_pool
 
 START = datetime(2026, 1, 5, tzinfo=UTC)
 

@@ -26,16 +26,16 @@ from datetime import datetime
 import numpy as np
 import numpy.typing as npt
 
-from inferstack.components.simulate.arrivals import poisson_second
-from inferstack.components.simulate.autoscaler import HPA_SYNC_SECONDS, CronSchedule, KedaScaler
-from inferstack.components.simulate.capacity import PoolCapacity, Usage
-from inferstack.components.simulate.config import (
+from inferstack.offline.simulate.arrivals import poisson_second
+from inferstack.offline.simulate.autoscaler import HPA_SYNC_SECONDS, CronSchedule, KedaScaler
+from inferstack.offline.simulate.capacity import PoolCapacity, Usage
+from inferstack.offline.simulate.config import (
     RATE_WINDOW_SECONDS,
     BatchPool,
     RealtimePool,
     Scenario,
 )
-from inferstack.components.simulate.replica import (
+from inferstack.offline.simulate.replica import (
     COARSE_RATIO,
     REJECTED,
     TIMEOUTS,

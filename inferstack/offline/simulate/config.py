@@ -11,8 +11,8 @@ import math
 from dataclasses import dataclass
 from typing import Literal
 
-from inferstack.components.simulate.autoscaler import ScaledObjectParams
-from inferstack.components.simulate.replica import BatcherParams, ComputeModel
+from inferstack.offline.simulate.autoscaler import ScaledObjectParams
+from inferstack.offline.simulate.replica import BatcherParams, ComputeModel
 
 DemandMetric = Literal["queue_depth", "in_flight", "rps"]
 CONSOLIDATION_SECONDS = 600.0

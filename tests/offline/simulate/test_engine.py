@@ -6,9 +6,9 @@ from datetime import UTC, datetime
 
 import numpy as np
 
-from inferstack.components.simulate.engine import run_exact
-from inferstack.components.simulate.report import summarize
-from tests.components.simulate.factories import (
+from inferstack.offline.simulate.engine import run_exact
+from inferstack.offline.simulate.report import summarize
+from tests.offline.simulate.factories import (
     COLD,
     batch_pool,
     realtime_pool,

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from inferstack.cli import SUBCOMMANDS, main
-from inferstack.components.simulate.cli import DEFAULT_START, _start
-from inferstack.components.simulate.inputs import load_stack
+from inferstack.offline.simulate.cli import DEFAULT_START, _start
+from inferstack.offline.simulate.inputs import load_stack
 
 REPO = Path(__file__).resolve().parents[3]
 
@@ -21,7 +21,7 @@ def _simulate(capsys, *args: str) -> tuple[int, str, str]:
 
 
 def test_simulate_is_a_subcommand():
-    assert SUBCOMMANDS["simulate"].module == "inferstack.components.simulate.cli"
+    assert SUBCOMMANDS["simulate"].module == "inferstack.offline.simulate.cli"
 
 
 def test_the_dev_stack_prints_the_three_way_table(capsys):

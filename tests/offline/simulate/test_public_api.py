@@ -5,7 +5,7 @@ from __future__ import annotations
 import subprocess
 import sys
 
-import inferstack.components.simulate as simulate
+import inferstack.offline.simulate as simulate
 
 
 def test_every_exported_name_resolves():
@@ -15,7 +15,7 @@ def test_every_exported_name_resolves():
 
 def test_simulate_imports_neither_pulumi_nor_torch_nor_matplotlib():
     code = (
-        "import sys, inferstack.components.simulate.cli, inferstack.components.simulate.fast;"
+        "import sys, inferstack.offline.simulate.cli, inferstack.offline.simulate.fast;"
         "print(*('pulumi' in sys.modules, 'torch' in sys.modules, 'matplotlib' in sys.modules))"
     )
     result = subprocess.run(

@@ -29,9 +29,9 @@ from datetime import datetime
 import numpy as np
 import numpy.typing as npt
 
-from inferstack.components.simulate.autoscaler import HPA_SYNC_SECONDS
-from inferstack.components.simulate.config import RATE_WINDOW_SECONDS, RealtimePool, Scenario
-from inferstack.components.simulate.engine import (
+from inferstack.offline.simulate.autoscaler import HPA_SYNC_SECONDS
+from inferstack.offline.simulate.config import RATE_WINDOW_SECONDS, RealtimePool, Scenario
+from inferstack.offline.simulate.engine import (
     RunResult,
     Timeline,
     batch_queue,
@@ -40,7 +40,7 @@ from inferstack.components.simulate.engine import (
     keda_for,
     realtime_capacity,
 )
-from inferstack.components.simulate.replica import (
+from inferstack.offline.simulate.replica import (
     COARSE_BINS,
     COARSE_RATIO,
     FINE_BINS,

@@ -25,7 +25,7 @@ from typing import Literal
 
 import numpy as np
 
-from inferstack.components.simulate.config import ColdStart
+from inferstack.offline.simulate.config import ColdStart
 
 CapacityType = Literal["on_demand", "spot"]
 

@@ -19,19 +19,19 @@ from typing import Any
 
 import numpy as np
 
-from inferstack.components.simulate.arrivals import (
+from inferstack.offline.simulate.arrivals import (
     declared_rates,
     read_trace,
     trace_rates,
     trace_times,
 )
-from inferstack.components.simulate.config import Scenario
-from inferstack.components.simulate.engine import RunResult, run_exact
-from inferstack.components.simulate.errors import SimulateError
-from inferstack.components.simulate.fast import run_fast
-from inferstack.components.simulate.inputs import StackInputs, load_stack
-from inferstack.components.simulate.report import summarize, table
-from inferstack.components.simulate.scenarios import competent_default, lever_steps, naive
+from inferstack.offline.simulate.config import Scenario
+from inferstack.offline.simulate.engine import RunResult, run_exact
+from inferstack.offline.simulate.errors import SimulateError
+from inferstack.offline.simulate.fast import run_fast
+from inferstack.offline.simulate.inputs import StackInputs, load_stack
+from inferstack.offline.simulate.report import summarize, table
+from inferstack.offline.simulate.scenarios import competent_default, lever_steps, naive
 
 DEFAULT_START = "2026-01-05T00:00:00+00:00"
 """A Monday outside any DST change, as the preview's cost estimate uses."""
@@ -263,7 +263,7 @@ def run(args: argparse.Namespace) -> int:
             scenarios=steps[1:3],
         )
         doc["levers"] = levers([runs[1], *middle, runs[0]], [s.name for s in steps])
-        from inferstack.components.simulate.plot import write_plot
+        from inferstack.offline.simulate.plot import write_plot
 
         write_plot(doc, args.plot)
     if args.json:

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from inferstack.components.simulate.capacity import Usage
-from inferstack.components.simulate.config import Prices
+from inferstack.offline.simulate.capacity import Usage
+from inferstack.offline.simulate.config import Prices
 
 HOURS_PER_MONTH = 730.0
 

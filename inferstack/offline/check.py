@@ -2,7 +2,7 @@
 
 The program runs under the Pulumi SDK's mock monitor (no CLI, no cloud, no credentials); the
 pack runs as its real `pulumi_policy` process, started and driven as the engine does it
-(`inferstack.policies.engine`). Exit status: 0 when no mandatory policy is violated, 1 when one
+(`inferstack.offline.analyzer.session`). Exit status: 0 when no mandatory policy is violated, 1 when one
 is, 2 when the check itself could not run (bad config, the program failed, the pack failed).
 """
 
@@ -12,6 +12,7 @@ import argparse
 import json
 import sys
 import time
+from importlib import resources
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -25,11 +26,11 @@ from inferstack.offline.capture import (
     locate_program,
     service_outputs,
 )
-from inferstack.policies.pack_config import ConfigEntry, PackConfigError, load_config_file
-from inferstack.policies.pack_process import PackProcess, PolicyRunError, StackContext, read_pack
+from inferstack.offline.analyzer.pack_config import ConfigEntry, PackConfigError, load_config_file
+from inferstack.offline.analyzer.pack_process import PackProcess, PolicyRunError, StackContext, read_pack
 
-DEFAULT_PACK_DIR = Path(__file__).resolve().parent
-"""This package's directory is the pack (`PulumiPolicy.yaml` and `__main__.py` live here)."""
+DEFAULT_PACK_DIR = Path(str(resources.files("inferstack.policies"))).resolve()
+"""The inferstack pack: `PulumiPolicy.yaml` and `__main__.py` live in the policies package."""
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -81,8 +82,8 @@ def run(args: argparse.Namespace) -> int:
         capturing = pool.submit(
             capture_program, program_dir, stack=args.stack, config=config, project_dir=project_dir
         )
-        from inferstack.policies.engine import analyze
-        from inferstack.policies.report import as_json, render_text, summary
+        from inferstack.offline.analyzer.session import analyze
+        from inferstack.offline.analyzer.report import as_json, render_text, summary
 
         try:
             capture: Capture = capturing.result()

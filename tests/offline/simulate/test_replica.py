@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from inferstack.components.simulate.replica import (
+from inferstack.offline.simulate.replica import (
     BATCHES,
     REJECTED,
     SERVED,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from inferstack.components.simulate.autoscaler import (
+from inferstack.offline.simulate.autoscaler import (
     DEFAULT_BEHAVIOR,
     Behavior,
     CronSchedule,

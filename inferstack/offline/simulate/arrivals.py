@@ -29,7 +29,7 @@ import numpy as np
 import numpy.typing as npt
 from croniter import croniter
 
-from inferstack.components.simulate.errors import SimulateError
+from inferstack.offline.simulate.errors import SimulateError
 
 Floats = npt.NDArray[np.float64]
 BURSTS_PER_DAY = 6.0

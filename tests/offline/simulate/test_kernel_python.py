@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from inferstack.components.simulate import replica
-from inferstack.components.simulate.replica import (
+from inferstack.offline.simulate import replica
+from inferstack.offline.simulate.replica import (
     BatcherParams,
     ComputeModel,
     KernelTables,

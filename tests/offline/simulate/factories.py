@@ -4,15 +4,15 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from inferstack.components.simulate.autoscaler import DEFAULT_BEHAVIOR, ScaledObjectParams
-from inferstack.components.simulate.config import (
+from inferstack.offline.simulate.autoscaler import DEFAULT_BEHAVIOR, ScaledObjectParams
+from inferstack.offline.simulate.config import (
     BatchPool,
     ColdStart,
     Prices,
     RealtimePool,
     Scenario,
 )
-from inferstack.components.simulate.replica import BatcherParams, ComputeModel
+from inferstack.offline.simulate.replica import BatcherParams, ComputeModel
 
 PRICES = Prices(1.0, 0.4, 1, "test prices")
 COLD = ColdStart(node_provision_s=20, image_pull_s=5, model_load_s=3, warmup_s=2)

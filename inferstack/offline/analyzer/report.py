@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from inferstack.policies.engine import AnalysisResult
+    from inferstack.offline.analyzer.session import AnalysisResult
 
 _INDENT = "    "
 

@@ -24,14 +24,14 @@ from google.protobuf import empty_pb2, json_format
 from pulumi.runtime.proto import analyzer_pb2, analyzer_pb2_grpc
 
 from inferstack.offline.capture import default_provider_name
-from inferstack.policies.marshal import marshal_properties, to_struct
-from inferstack.policies.pack_config import (
+from inferstack.offline.analyzer.marshal import marshal_properties, to_struct
+from inferstack.offline.analyzer.pack_config import (
     ConfigEntry,
     PolicyConfig,
     PolicyMeta,
     reconcile,
 )
-from inferstack.policies.pack_process import (
+from inferstack.offline.analyzer.pack_process import (
     BOOT_TIMEOUT_S,
     ORGANIZATION,
     PackInfo,

@@ -7,8 +7,8 @@ import math
 import numpy as np
 import pytest
 
-from inferstack.components.simulate.capacity import PoolCapacity
-from inferstack.components.simulate.config import ColdStart
+from inferstack.offline.simulate.capacity import PoolCapacity
+from inferstack.offline.simulate.config import ColdStart
 
 COLD = ColdStart(node_provision_s=150, image_pull_s=40, model_load_s=5, warmup_s=2)
 

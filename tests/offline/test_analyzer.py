@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from inferstack.policies.engine import PackProcess, PolicyRunError, StackContext, analyze, read_pack
-from inferstack.policies.marshal import (
+from inferstack.offline.analyzer.session import PackProcess, PolicyRunError, StackContext, analyze, read_pack
+from inferstack.offline.analyzer.marshal import (
     OUTPUT_VALUE_SIG,
     RESOURCE_REF_SIG,
     SECRET_SIG,
@@ -17,7 +17,7 @@ from inferstack.policies.marshal import (
     UNKNOWN_STRING,
     marshal_properties,
 )
-from inferstack.policies.pack_config import (
+from inferstack.offline.analyzer.pack_config import (
     ConfigEntry,
     PackConfigError,
     PolicyMeta,

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -11,7 +10,7 @@ import numpy as np
 import pytest
 
 from inferstack.cli import main
-from inferstack.components.simulate.arrivals import (
+from inferstack.offline.simulate.arrivals import (
     DeclaredTraffic,
     Spike,
     declared_rates,
@@ -19,17 +18,9 @@ from inferstack.components.simulate.arrivals import (
     trace_rates,
     trace_times,
 )
+from tests.shared_data import azure_trace
 
 REPO = Path(__file__).resolve().parents[3]
-AZURE_TRACE = REPO.parent / "shared" / "traces" / "azure-llm-2023-code.csv"
-
-
-def shared_trace() -> Path:
-    if not AZURE_TRACE.exists():
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"{AZURE_TRACE} is missing in CI")
-        pytest.skip(f"{AZURE_TRACE} not present beside the checkout")
-    return AZURE_TRACE
 
 
 def _trace(tmp_path: Path, seconds: list[float]) -> Path:
@@ -63,7 +54,7 @@ def test_declared_spike_follows_its_timezone_and_bursts_stay_below_peak():
 
 
 def test_the_shared_azure_trace_scaled_to_the_dev_baseline(capsys):
-    trace = shared_trace()
+    trace = azure_trace()
     code = main(
         [
             "simulate",

@@ -9,7 +9,7 @@ ScaledObjects).
 
 from __future__ import annotations
 
-from inferstack.components.simulate.autoscaler import (
+from inferstack.offline.simulate.autoscaler import (
     DEFAULT_BEHAVIOR,
     Behavior,
     CronTrigger,
@@ -20,10 +20,10 @@ from inferstack.components.simulate.autoscaler import (
     ScalingRules,
     external_average_value_replicas,
 )
-from inferstack.components.simulate.config import Scenario
-from inferstack.components.simulate.engine import RunResult, run_exact
-from inferstack.components.simulate.errors import SimulateError
-from inferstack.components.simulate.fast import run_fast
+from inferstack.offline.simulate.config import Scenario
+from inferstack.offline.simulate.engine import RunResult, run_exact
+from inferstack.offline.simulate.errors import SimulateError
+from inferstack.offline.simulate.fast import run_fast
 
 __all__ = [
     "DEFAULT_BEHAVIOR",

@@ -11,9 +11,9 @@ import math
 from dataclasses import asdict
 from typing import Any
 
-from inferstack.components.simulate.cost import PoolCost, pool_cost
-from inferstack.components.simulate.engine import RunResult
-from inferstack.components.simulate.replica import (
+from inferstack.offline.simulate.cost import PoolCost, pool_cost
+from inferstack.offline.simulate.engine import RunResult
+from inferstack.offline.simulate.replica import (
     REJECTED,
     SERVED,
     TIMEOUTS,

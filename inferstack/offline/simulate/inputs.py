@@ -30,8 +30,8 @@ from inferstack.components.planning.plan import ServicePlan, plan_service
 from inferstack.components.planning.pricing import machine_price
 from inferstack.components.planning.sizing import TARGET_UTILISATION, Sizing
 from inferstack.components.planning.spec import InferenceServiceSpec, parse_spec
-from inferstack.components.simulate.arrivals import DeclaredTraffic, Spike
-from inferstack.components.simulate.autoscaler import (
+from inferstack.offline.simulate.arrivals import DeclaredTraffic, Spike
+from inferstack.offline.simulate.autoscaler import (
     DEFAULT_BEHAVIOR,
     KEDA_DEFAULT_COOLDOWN_SECONDS,
     KEDA_DEFAULT_POLLING_SECONDS,
@@ -41,7 +41,7 @@ from inferstack.components.simulate.autoscaler import (
     ScalingPolicy,
     ScalingRules,
 )
-from inferstack.components.simulate.config import (
+from inferstack.offline.simulate.config import (
     BatchPool,
     ColdStart,
     Facts,
@@ -49,9 +49,9 @@ from inferstack.components.simulate.config import (
     RealtimePool,
     Scenario,
 )
-from inferstack.components.simulate.errors import SimulateError
-from inferstack.components.simulate.replica import BatcherParams, ComputeModel
-from inferstack.components.stack_config import AVAILABLE_TARGETS
+from inferstack.offline.simulate.errors import SimulateError
+from inferstack.offline.simulate.replica import BatcherParams, ComputeModel
+from inferstack.offline.stack_config import AVAILABLE_TARGETS
 from inferstack.errors import SpecError
 from inferstack.offline.capture import CaptureError, engine_config, read_project
 from inferstack.profile import Profile, resolve_profile

@@ -15,13 +15,13 @@ from __future__ import annotations
 import math
 from dataclasses import replace
 
-from inferstack.components.simulate.autoscaler import (
+from inferstack.offline.simulate.autoscaler import (
     DEFAULT_BEHAVIOR,
     KEDA_DEFAULT_COOLDOWN_SECONDS,
     KEDA_DEFAULT_POLLING_SECONDS,
     ScaledObjectParams,
 )
-from inferstack.components.simulate.config import Facts, Scenario, naive_replicas
+from inferstack.offline.simulate.config import Facts, Scenario, naive_replicas
 
 
 def naive(configured: Scenario, facts: Facts) -> Scenario:
