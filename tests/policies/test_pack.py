@@ -12,6 +12,8 @@ from jsonschema import Draft7Validator
 
 import inferstack.policies.rules as rules_package
 from inferstack.offline.analyzer.session import PackProcess, StackContext, analyze, read_pack
+from inferstack.policies import pack
+from inferstack.policies.rule import Rule
 from inferstack.policies.rules import ALL_RULES, RULE_MODULES
 from tests.policies import builders as b
 
@@ -94,3 +96,31 @@ def test_package_exports_and_stays_light() -> None:
         [sys.executable, "-c", probe], capture_output=True, text=True, check=True
     ).stdout.strip()
     assert loaded == "[]"
+
+
+@pytest.mark.parametrize("module", RULE_MODULES, ids=lambda module: module.RULE.name)
+def test_why_and_fix_are_written_once_in_the_module_docstring(module) -> None:
+    """The Rule reads its why and fix from the docstring; the pack README shows that text."""
+    rule = module.RULE
+    assert rule.doc is module.__doc__
+    unwrapped = " ".join(module.__doc__.split())
+    for text in (rule.why, rule.remediation):
+        assert text[1:60] in unwrapped
+    assert unwrapped.index("Why: ") < unwrapped.index("Fix: ")
+    readme = pack.readme([rule])
+    assert f"Why: {rule.why}" in readme
+    assert f"Fix: {rule.remediation}" in readme
+
+
+def test_a_rule_without_why_or_fix_is_refused() -> None:
+    def check(resource, config):
+        return []
+
+    doc = "some-rule: a summary.\n\nWhy: it matters, for reasons.\n\nFix: do this."
+    rule = Rule("some-rule", "A summary.", doc, "low", "advisory", check_resource=check)
+    assert (rule.why, rule.remediation) == ("It matters, for reasons.", "Do this.")
+    for broken in (doc.replace("Why:", "So:"), doc.replace("\n\nFix: do this.", ""), None):
+        with pytest.raises(ValueError, match="some-rule"):
+            Rule("some-rule", "A summary.", broken, "low", "advisory", check_resource=check)
+    with pytest.raises(ValueError, match="must start with"):
+        Rule("other-rule", "A summary.", doc, "low", "advisory", check_resource=check)
