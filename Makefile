@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 STACK ?= dev
 
-.PHONY: help demo test test-image lint check bench image lock scan clean
+.PHONY: help demo test test-image lint check bench docs image lock scan clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
@@ -43,8 +43,12 @@ lint: $(STAMP) ## ruff and mypy
 check: $(STAMP) ## run the policy pack against the default stack offline
 	$(BIN)/inferstack check --stack $(STACK)
 
-bench: $(STAMP) ## measure the runtime against raw torch (see README)
+bench: $(STAMP) ## measure the runtime against raw torch (docs: Performance)
 	$(BIN)/python benchmarks/run.py
+
+# Strict (mkdocs.yml): a broken link, anchor or generated section fails the build.
+docs: $(STAMP) ## build the documentation site into site/
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --quiet
 
 test-image: $(STAMP) ## build the image and serve one inference from it (root; minutes)
 	$(BIN)/pytest -q -m image tests/runtime/test_image.py
@@ -81,4 +85,4 @@ scan: $(STAMP) $(SCAN_VENV)/.installed ## judge every stack's Kubernetes objects
 	$(BIN)/python scripts/scan.py --checkov $(SCAN_VENV)/bin/checkov
 
 clean: ## remove the virtualenv and caches
-	rm -rf $(VENV) $(SCAN_VENV) .mypy_cache .ruff_cache .pytest_cache build *.egg-info
+	rm -rf $(VENV) $(SCAN_VENV) .mypy_cache .ruff_cache .pytest_cache build site *.egg-info

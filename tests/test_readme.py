@@ -1,15 +1,16 @@
-"""The README's examples run as shown.
+"""The examples of the README and of the documentation (docs/**/*.md) run as shown.
 
 Every ```yaml block is a stack config that the real stack program previews; every ```python
 block runs as a Pulumi program under the SDK's mocks, or, when it is a fragment, has a test twin
 named in `TWINS`; the fit-traffic transcript is what the command prints on the shared trace.
+A block that appears on two pages (the worked example) runs once.
 """
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -17,33 +18,58 @@ import yaml
 
 from inferstack.components.planning.spec import parse_spec
 from inferstack.offline.capture import capture_program, service_outputs
+from tests.shared_data import REPO, azure_trace
 
-REPO = Path(__file__).resolve().parent.parent
-README = (REPO / "README.md").read_text()
-AZURE_TRACE = REPO.parent / "shared" / "traces" / "azure-llm-2023-code.csv"
+PAGES = (REPO / "README.md", *sorted((REPO / "docs").rglob("*.md")))
+"""Every page a user reads: the README and the documentation site's sources."""
 
 
-def blocks(language: str) -> list[str]:
-    """The fenced blocks whose info string is `language` ("" for unlabelled ones), in order."""
-    found: list[str] = []
+@dataclass(frozen=True)
+class Block:
+    """One fenced block: where it is, its info string and its text."""
+
+    page: Path
+    line: int
+    label: str
+    text: str
+
+    def __str__(self) -> str:
+        return f"{self.page.relative_to(REPO)}:{self.line}"
+
+
+def page_blocks(page: Path) -> list[Block]:
+    """The fenced blocks of one page, in order."""
+    found: list[Block] = []
     current: list[str] | None = None
-    label = ""
-    for line in README.splitlines(keepends=True):
+    label, start = "", 0
+    for number, line in enumerate(page.read_text().splitlines(keepends=True), start=1):
         if line.startswith("```"):
             if current is None:
-                current, label = [], line[3:].strip()
+                current, label, start = [], line[3:].strip(), number
             else:
-                if label == language:
-                    found.append("".join(current))
+                found.append(Block(page, start, label, "".join(current)))
                 current = None
         elif current is not None:
             current.append(line)
     return found
 
 
+def blocks(language: str) -> list[Block]:
+    """The blocks of every page whose info string is `language` ("" for unlabelled ones)."""
+    return [block for page in PAGES for block in page_blocks(page) if block.label == language]
+
+
+def distinct(found: list[Block]) -> list[Block]:
+    """The first block of each distinct text: a block repeated on two pages runs once."""
+    first: dict[str, Block] = {}
+    for block in found:
+        first.setdefault(block.text, block)
+    return list(first.values())
+
+
 def worked_example() -> dict[str, object]:
-    [example] = [b for b in blocks("yaml") if "inferstack:service" in b]
-    document: dict[str, object] = yaml.safe_load(example)
+    [example] = distinct([b for b in blocks("yaml") if "inferstack:service" in b.text])
+    document: dict[str, object] = yaml.safe_load(example.text)
     return document
 
 
@@ -64,17 +90,19 @@ TWINS = {
 """Python blocks that do not run alone, by a line they contain: (test file, test, why)."""
 
 
-def twin_of(block: str) -> tuple[str, str, str] | None:
-    return next((twin for line, twin in TWINS.items() if line in block), None)
+def twin_of(block: Block) -> tuple[str, str, str] | None:
+    return next((twin for line, twin in TWINS.items() if line in block.text), None)
 
 
-def test_the_readme_has_the_blocks_this_file_runs() -> None:
-    assert len(blocks("yaml")) == 1
+def test_the_pages_have_the_blocks_this_file_runs() -> None:
+    assert {b.page.name for b in blocks("yaml")} >= {"README.md", "getting-started.md"}
+    assert len(distinct(blocks("yaml"))) == 1
     assert [block for block in blocks("python") if twin_of(block) is None]
+    assert [b for b in blocks("") if b.text.startswith("$ inferstack fit-traffic")]
 
 
-@pytest.mark.parametrize("block", [b for b in blocks("python") if twin_of(b) is not None])
-def test_a_python_block_that_cannot_run_alone_has_a_named_twin(block: str) -> None:
+@pytest.mark.parametrize("block", [b for b in blocks("python") if twin_of(b) is not None], ids=str)
+def test_a_python_block_that_cannot_run_alone_has_a_named_twin(block: Block) -> None:
     twin = twin_of(block)
     assert twin is not None
     path, name, _why = twin
@@ -97,14 +125,16 @@ def test_the_worked_example_previews_and_is_the_dev_stack(tmp_path: Path) -> Non
     assert config["inferstack:kubernetes"] == dev["inferstack:kubernetes"]
 
 
-@pytest.mark.parametrize("block", [b for b in blocks("python") if twin_of(b) is None])
-def test_python_blocks_run_as_written(tmp_path: Path, block: str) -> None:
-    # The component snippet reads `service.yaml`: the worked example's spec, as its comment says.
+@pytest.mark.parametrize(
+    "block", distinct([b for b in blocks("python") if twin_of(b) is None]), ids=str
+)
+def test_python_blocks_run_as_written(tmp_path: Path, block: Block) -> None:
+    # The component snippet reads `service.yaml`: the worked example's spec, as its page says.
     config = worked_example()["config"]
     assert isinstance(config, dict)
     (tmp_path / "service.yaml").write_text(yaml.safe_dump(config["inferstack:service"]))
     (tmp_path / "Pulumi.yaml").write_text("name: readme\nruntime: python\n")
-    (tmp_path / "__main__.py").write_text(block)
+    (tmp_path / "__main__.py").write_text(block.text)
     capture = capture_program(tmp_path, stack="readme", config={})
     [service] = service_outputs(capture)
     assert service.sizing is not None
@@ -112,16 +142,17 @@ def test_python_blocks_run_as_written(tmp_path: Path, block: str) -> None:
     assert {r.type for r in capture.resources} >= {"kubernetes:apps/v1:Deployment"}
 
 
-def test_the_fit_traffic_transcript_is_what_the_command_prints() -> None:
-    if not AZURE_TRACE.exists():
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"{AZURE_TRACE} is missing in CI")
-        pytest.skip(f"{AZURE_TRACE} not present beside the checkout")
-    [transcript] = [b for b in blocks("") if b.startswith("$ inferstack fit-traffic")]
-    command, _, shown = transcript.partition("\n")
+@pytest.mark.parametrize(
+    "transcript",
+    distinct([b for b in blocks("") if b.text.startswith("$ inferstack fit-traffic")]),
+    ids=str,
+)
+def test_the_fit_traffic_transcript_is_what_the_command_prints(transcript: Block) -> None:
+    trace = azure_trace()
+    command, _, shown = transcript.text.partition("\n")
     result = subprocess.run(
         [sys.executable, "-m", "inferstack.cli", *command.split()[2:]],
-        cwd=AZURE_TRACE.parent,
+        cwd=trace.parent,
         capture_output=True,
         text=True,
         check=False,
