@@ -1,8 +1,8 @@
-"""Which HTTP stack carries the v2 endpoints fastest? The measurement behind `runtime/server.py`.
+"""Which HTTP stack carries the v2 endpoints fastest? The measurement behind `runtime/server/`.
 
 Every candidate serves the same `InferenceApp` (same routing, codec, batcher and metrics) in
 front of a model that returns its input (`echo_model.Echo`), so the only difference is the
-HTTP layer: the runtime's own protocol on httptools (`runtime/http.py`, what `inferstack serve`
+HTTP layer: the runtime's own protocol on httptools (`server/http.py`, what `inferstack serve`
 runs), raw ASGI on uvicorn with httptools, and aiohttp's low-level server. All run on uvloop in
 one process each, with the echo model on the batcher's thread and Python's default GIL switch
 interval.
@@ -45,10 +45,10 @@ STACKS = ("inferstack", "uvicorn-httptools", "aiohttp")
 
 async def _served_app() -> Any:
     """The product's `InferenceApp` in front of the echo model, with a started batcher."""
-    from inferstack.runtime.app import InferenceApp, ServedModel
     from inferstack.runtime.batcher import BatcherConfig, DynamicBatcher
     from inferstack.runtime.metrics import RuntimeMetrics
     from inferstack.runtime.models import load_model
+    from inferstack.runtime.server.routes import InferenceApp, ServedModel
 
     metrics = RuntimeMetrics("mlp")
     app = InferenceApp("mlp", metrics)
@@ -144,10 +144,10 @@ def serve_aiohttp(port: int) -> None:
 
 
 def serve_inferstack(port: int) -> None:
-    """The same app behind the runtime's own protocol (`runtime/http.py`), as `serve` runs it."""
+    """The same app behind the runtime's own protocol (`server/http.py`), as `serve` runs it."""
     import uvloop
 
-    from inferstack.runtime.http import HttpServer
+    from inferstack.runtime.server.http import HttpServer
 
     async def main() -> None:
         await HttpServer(await _served_app()).start("127.0.0.1", port)

@@ -65,7 +65,7 @@ SUBCOMMANDS: dict[str, Subcommand] = {
         "infra",
     ),
     "serve": Subcommand(
-        "inferstack.runtime.serve",
+        "inferstack.runtime.server.command",
         "serve a model over the KServe v2 protocol with dynamic batching",
         "runtime",
     ),
@@ -75,7 +75,7 @@ SUBCOMMANDS: dict[str, Subcommand] = {
         "runtime",
     ),
     "work": Subcommand(
-        "inferstack.runtime.work",
+        "inferstack.runtime.worker.command",
         "consume a queue (SQS, Pub/Sub, Redis Streams) and write results durably",
         "worker",
     ),

@@ -42,7 +42,6 @@ from inferstack.profile import (
     file_digest,
     model_file,
 )
-from inferstack.runtime.layered_settings import boolean
 from inferstack.runtime.models import (
     LoadedModel,
     ModelLoadError,
@@ -51,7 +50,7 @@ from inferstack.runtime.models import (
     open_model,
     resolve_device,
 )
-from inferstack.runtime.settings import cpu_budget
+from inferstack.runtime.settings import boolean, cpu_budget
 from inferstack.runtime.tensors import TensorSpec
 
 DEFAULT_BATCH_SIZES: Final = (1, 2, 4, 8, 16, 32, 64, 128)

@@ -1,98 +1,213 @@
-"""Server settings: every knob by flag, environment variable or config file.
+"""Settings from flags, environment variables and a config file, for every runtime command.
 
-Precedence, highest first: command-line flag, environment variable, config file (YAML or
-JSON, keys are the field names), default. The Kubernetes Deployment sets the environment
-variables named by the `ENV_*` constants in `inferstack.contract.env`; the components import
-those rather than spelling the strings. The model and batching settings are `BatchingSettings`,
-shared with `inferstack work`.
+`inferstack serve` and `inferstack work` take the same three layers, highest first: a
+command-line flag, an environment variable `INFERSTACK_<FIELD>` (what a Kubernetes Deployment
+sets), a YAML or JSON config file (keys are the field names), then the model's default. Errors
+name where each bad value came from, so a user knows whether to fix a flag, a variable or a file.
+
+Both commands' settings extend `BatchingSettings`: the model, how it runs, and the batcher's
+knobs are one definition, so a setting cannot mean one thing to `serve` and another to `work`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import argparse
+import math
+import os
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any, Final
+from typing import Annotated, Any, Literal, TypeVar
 
-from pydantic import Field, field_validator
+import yaml
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator
 
-from inferstack.contract.pods import DEFAULT_PORT
+from inferstack.contract.env import ENV_CONFIG, ENV_PREFIX
 from inferstack.runtime.batcher import BatcherConfig
-from inferstack.runtime.layered_settings import (
-    BatchingSettings,
-    SettingsError,
-    cpu_budget,
-    env_vars,
-    resolve,
-)
+
+SettingsT = TypeVar("SettingsT", bound=BaseModel)
 
 
-class ServerSettings(BatchingSettings):
-    """Everything `inferstack serve` can be told."""
+class SettingsError(ValueError):
+    """A setting with a wrong value; the message names where it came from and the fix."""
 
-    host: str = "0.0.0.0"
-    port: int = Field(default=DEFAULT_PORT, ge=1, le=65535)
-    max_queue_size: int = Field(default=1024, ge=1)
-    request_timeout_ms: float = Field(default=0, ge=0, description="0: no timeout")
-    drain_grace_s: float = Field(default=30.0, gt=0)
-    drain_listen_s: float = Field(
-        default=3.0,
-        ge=0,
-        description="after SIGTERM, seconds the port keeps serving while the endpoint is removed",
-    )
-    max_request_bytes: int = Field(
-        default=0,
-        ge=0,
-        description="0: the JSON worst case of max_batch_size rows of the model's inputs",
-    )
-    header_timeout_s: float = Field(
-        default=10.0, gt=0, description="seconds a request line and headers may take to arrive"
-    )
-    min_body_rate: float = Field(
-        default=16 * 1024,
-        ge=0,
-        description="bytes/s a body must average after header_timeout_s (0: no floor)",
-    )
-    max_connections: int = Field(
-        default=0, ge=0, description="open connections (0: the descriptor limit minus a reserve)"
-    )
 
-    @field_validator("max_request_bytes")
+def _comma_separated_ints(value: object) -> object:
+    """`16,32` (how an environment variable or a flag carries a list) -> (16, 32)."""
+    if isinstance(value, str):
+        parts = [part.strip() for part in value.split(",") if part.strip()]
+        if not all(part.isdigit() for part in parts):
+            raise ValueError(f"expected comma-separated positive integers, got {value!r}")
+        return tuple(int(part) for part in parts)
+    return value
+
+
+BatchSizes = Annotated[tuple[int, ...], BeforeValidator(_comma_separated_ints)]
+"""A list of batch sizes, given as a list (config file) or as `16,32` (flag, env var)."""
+
+
+class BatchingSettings(BaseModel):
+    """What `serve` and `work` share: the model, how it runs, and the batcher's knobs."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    model: str = Field(description="model URI, e.g. builtin://mlp")
+    model_name: str | None = Field(default=None, description="served name; derived from the URI")
+    device: str = Field(default="auto", description="auto, cpu, cuda or cuda:N")
+    torch_threads: int = Field(default=0, ge=0, description="0: CPU budget minus one")
+    gil_switch_interval_us: int = Field(
+        default=200,
+        ge=20,
+        le=5000,
+        description="max microseconds a thread keeps the GIL while the batch thread waits",
+    )
+    max_batch_size: int = Field(default=32, ge=1)
+    preferred_batch_sizes: BatchSizes = ()
+    max_queue_delay_ms: float = Field(default=5.0, ge=0)
+    instances: int = Field(default=1, ge=1)
+    model_process: bool = Field(
+        default=True,
+        description="run each model instance in its own process (false: on a thread of this one)",
+    )
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+
+    @field_validator("device")
     @classmethod
-    def _request_bytes(cls, value: int) -> int:
-        if 0 < value < 1024:
-            raise ValueError(f"expected 0 (automatic) or at least 1024 bytes, got {value}")
+    def _device(cls, value: str) -> str:
+        if value not in ("auto", "cpu", "cuda") and not value.startswith("cuda:"):
+            raise ValueError(f"expected auto, cpu, cuda or cuda:N, got {value!r}")
         return value
 
-    def batcher_config(self) -> BatcherConfig:
-        """The batcher knobs; ValueError when they contradict each other."""
-        return self.batching(
-            max_queue_size=self.max_queue_size,
-            request_timeout_s=self.request_timeout_ms / 1000 if self.request_timeout_ms else None,
+    def resolved_torch_threads(self) -> int:
+        """The intra-op thread count to use: the explicit setting, or CPU budget minus one."""
+        return self.torch_threads or max(1, cpu_budget() - 1)
+
+    def batching(self, *, max_queue_size: int, request_timeout_s: float | None) -> BatcherConfig:
+        """The batcher knobs with the queue bound and timeout the command decides."""
+        return BatcherConfig(
+            max_batch_size=self.max_batch_size,
+            preferred_batch_sizes=self.preferred_batch_sizes,
+            max_queue_delay_s=self.max_queue_delay_ms / 1000,
+            max_queue_size=max_queue_size,
+            request_timeout_s=request_timeout_s,
+            instances=self.instances,
         )
 
 
-ENV_VARS: Final[Mapping[str, str]] = env_vars(ServerSettings)
-"""Environment variable of each setting: `max_batch_size` -> `INFERSTACK_MAX_BATCH_SIZE`."""
+def cpu_budget() -> int:
+    """CPUs this process may use: the cgroup v2 quota if set, else the affinity mask."""
+    available = len(os.sched_getaffinity(0))
+    try:
+        quota, period = Path("/sys/fs/cgroup/cpu.max").read_text().split()[:2]
+    except (OSError, ValueError):
+        return available
+    if quota == "max":
+        return available
+    return max(1, min(available, math.ceil(int(quota) / int(period))))
 
 
-def resolve_settings(
+def env_vars(model: type[BaseModel]) -> dict[str, str]:
+    """Field name to the environment variable that sets it."""
+    return {name: ENV_PREFIX + name.upper() for name in model.model_fields}
+
+
+def _flag(name: str) -> str:
+    return "--" + name.replace("_", "-")
+
+
+def resolve(
+    model: type[SettingsT],
     flags: Mapping[str, Any],
     *,
     config_file: str | Path | None = None,
     environ: Mapping[str, str] | None = None,
-) -> ServerSettings:
-    """Merge flags, environment and config file (in that precedence) into settings.
+    check: Callable[[SettingsT], object] | None = None,
+) -> SettingsT:
+    """Merge the layers into `model`; `flags` maps field names to values (None: not given).
 
-    `flags` maps field names to values, None meaning "not given". Raises SettingsError naming
-    the source of each bad value.
+    `check` runs on the merged settings for cross-field rules that raise ValueError.
     """
-    return resolve(
-        ServerSettings,
-        flags,
-        config_file=config_file,
-        environ=environ,
-        check=ServerSettings.batcher_config,
-    )
+    env = os.environ if environ is None else environ
+    variables = env_vars(model)
+    values: dict[str, Any] = {}
+    sources: dict[str, str] = {}
+    path = config_file or env.get(ENV_CONFIG)
+    if path:
+        for key, value in read_config(Path(path)).items():
+            values[key] = value
+            sources[key] = f"config file {path}: {key}"
+    for name, variable in variables.items():
+        if variable in env:
+            values[name] = env[variable]
+            sources[name] = f"environment variable {variable}"
+    for name, value in flags.items():
+        if value is not None:
+            values[name] = value
+            sources[name] = _flag(name)
+    try:
+        settings = model.model_validate(values)
+        if check is not None:
+            check(settings)
+    except ValidationError as error:
+        problems = []
+        for detail in error.errors(include_url=False):
+            name = str(detail["loc"][0]) if detail["loc"] else "(settings)"
+            where = sources.get(name) or f"{_flag(name)} or {variables.get(name, name)}"
+            message = str(detail["msg"]).removeprefix("Value error, ")
+            if detail["type"] == "extra_forbidden":
+                message = f"unknown setting; known settings are {', '.join(model.model_fields)}"
+            elif detail["type"] == "missing" and model.model_fields[name].description:
+                message = f"required; {model.model_fields[name].description}"
+            problems.append(f"{where}: {message}")
+        raise SettingsError("; ".join(problems)) from None
+    except ValueError as error:
+        raise SettingsError(str(error)) from None
+    return settings
 
 
-__all__ = ["ENV_VARS", "ServerSettings", "SettingsError", "cpu_budget", "resolve_settings"]
+def read_config(path: Path) -> dict[str, Any]:
+    """The settings in a YAML or JSON file (JSON is YAML)."""
+    try:
+        data = yaml.safe_load(path.read_text())
+    except (OSError, yaml.YAMLError) as error:
+        raise SettingsError(f"cannot read config file {path}: {error}") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise SettingsError(f"config file {path} must be a mapping of setting name to value")
+    return {str(key): value for key, value in data.items()}
+
+
+def boolean(text: str) -> bool:
+    """An argparse type for true/false flags."""
+    lowered = text.lower()
+    if lowered in ("1", "true", "yes", "on"):
+        return True
+    if lowered in ("0", "false", "no", "off"):
+        return False
+    raise argparse.ArgumentTypeError(f"expected true or false, got {text!r}")
+
+
+def add_setting_flags(
+    parser: argparse.ArgumentParser, model: type[BaseModel], help_texts: Mapping[str, str]
+) -> None:
+    """One flag per field (default None, so the lower layers show through) plus `--config`."""
+    parser.add_argument("--config", help="YAML or JSON file of settings (keys: setting names)")
+    variables = env_vars(model)
+    for name, field in model.model_fields.items():
+        kind = field.annotation
+        arg_type: Callable[[str], Any] = str
+        if kind is int or kind == int | None:
+            arg_type = int
+        elif kind is float or kind == float | None:
+            arg_type = float
+        elif kind is bool:
+            arg_type = boolean
+        help_text = help_texts.get(name, field.description or name.replace("_", " "))
+        default = "" if field.is_required() else f"; default {field.default!r}"
+        parser.add_argument(
+            _flag(name),
+            dest=name,
+            type=arg_type,
+            default=None,
+            help=f"{help_text} (env {variables[name]}{default})",
+        )

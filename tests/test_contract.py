@@ -21,9 +21,9 @@ from inferstack.contract import (
 )
 from inferstack.contract.images import ImageReference, ImageReferenceError, has_digest, parse_image
 from inferstack.contract.queues import QueueUriError, parse_queue_uri
-from inferstack.runtime.layered_settings import env_vars
-from inferstack.runtime.settings import ServerSettings
-from inferstack.runtime.worker_settings import WorkerSettings
+from inferstack.runtime.server.settings import ServerSettings
+from inferstack.runtime.settings import env_vars
+from inferstack.runtime.worker.settings import WorkerSettings
 from tests.components.factories import make_spec
 
 REPO = Path(__file__).resolve().parent.parent

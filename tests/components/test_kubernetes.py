@@ -517,8 +517,8 @@ def test_realtime_probes_and_drain_follow_the_sizing(rendered: Rendered) -> None
 
 def _process_settings(container: dict[str, Any]) -> tuple[Any, Any]:
     """The settings model and resolver of the process the container runs."""
-    from inferstack.runtime import settings as serve
-    from inferstack.runtime import worker_settings as work
+    from inferstack.runtime.server import settings as serve
+    from inferstack.runtime.worker import settings as work
 
     process = container["command"][1]
     assert process in {"serve", "work"}, container["command"]
@@ -533,7 +533,7 @@ def test_every_container_env_resolves_through_the_settings_of_its_process(
     """Each pod's env, read by the real resolver of the process that runs in it: any
     INFERSTACK_* variable that process does not know fails here (the batch pod once set the
     server's queue size and timeout, which the worker silently ignored)."""
-    from inferstack.runtime.layered_settings import env_vars
+    from inferstack.runtime.settings import env_vars
 
     seen = set()
     for name, container in _containers(rendered):

@@ -24,8 +24,8 @@ from inferstack.runtime.queues.sqs import (
     REASON_ATTRIBUTE,
 )
 from inferstack.runtime.results import open_result_store
-from inferstack.runtime.worker import Worker
-from inferstack.runtime.worker_settings import WorkerSettings
+from inferstack.runtime.worker.loop import Worker
+from inferstack.runtime.worker.settings import WorkerSettings
 from tests.integration.conftest import AwsServer, RedisServer, unique
 from tests.integration.test_worker_sqs import drain, make_queue
 from tests.worker.fakes import GATE_SAFETY_S, DoublingModel, request_body

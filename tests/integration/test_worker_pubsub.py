@@ -21,8 +21,8 @@ from inferstack.runtime.models import load_model
 from inferstack.runtime.queues import QueueConfigError, open_queue
 from inferstack.runtime.queues.pubsub import MESSAGE_ID_ATTRIBUTE, REASON_ATTRIBUTE
 from inferstack.runtime.results import open_result_store
-from inferstack.runtime.worker import Worker
-from inferstack.runtime.worker_settings import WorkerSettings
+from inferstack.runtime.worker.loop import Worker
+from inferstack.runtime.worker.settings import WorkerSettings
 from tests.integration.conftest import PubSubEmulator, unique
 from tests.v2_client import encode_request
 

@@ -22,8 +22,8 @@ from inferstack.runtime.queues.sqs import (
     REASON_ATTRIBUTE,
 )
 from inferstack.runtime.results import open_result_store
-from inferstack.runtime.worker import Worker
-from inferstack.runtime.worker_settings import WorkerSettings
+from inferstack.runtime.worker.loop import Worker
+from inferstack.runtime.worker.settings import WorkerSettings
 from tests.integration.conftest import AwsServer, unique
 from tests.v2_client import encode_request
 

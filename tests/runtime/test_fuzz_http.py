@@ -23,11 +23,11 @@ import uvloop
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from inferstack.runtime.app import InferenceApp, ServedModel
 from inferstack.runtime.batcher import BatcherConfig, DynamicBatcher
-from inferstack.runtime.http import HttpLimits, HttpServer
 from inferstack.runtime.metrics import RuntimeMetrics
 from inferstack.runtime.models import LoadedModel
+from inferstack.runtime.server.http import HttpLimits, HttpServer
+from inferstack.runtime.server.routes import InferenceApp, ServedModel
 from inferstack.runtime.tensors import TensorSpec
 
 MODEL = "fuzzed"

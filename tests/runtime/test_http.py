@@ -1,4 +1,4 @@
-"""The HTTP/1.1 layer (`inferstack.runtime.http`) observed on the wire.
+"""The HTTP/1.1 layer (`inferstack.runtime.server.http`) observed on the wire.
 
 Each test starts an `HttpServer` on port 0 in front of a real `InferenceApp`, whose model is a
 real `DynamicBatcher` over `GatedModel` (y = 2x, optionally held on a gate), and talks to it
@@ -23,11 +23,12 @@ import orjson
 import pytest
 import uvloop
 
-from inferstack.runtime.app import LARGE_BODY_BYTES, InferenceApp, ServedModel
 from inferstack.runtime.batcher import BatcherConfig, DynamicBatcher
-from inferstack.runtime.http import HttpLimits, HttpServer
 from inferstack.runtime.metrics import RuntimeMetrics
 from inferstack.runtime.models import LoadedModel
+from inferstack.runtime.server.http import HttpLimits, HttpServer
+from inferstack.runtime.server.large_bodies import LARGE_BODY_BYTES
+from inferstack.runtime.server.routes import InferenceApp, ServedModel
 from inferstack.runtime.tensors import TensorSpec
 from tests.runtime.fakes import GatedModel, rows
 from tests.v2_client import decode_response, encode_request

@@ -8,22 +8,16 @@ import json
 import pytest
 
 from inferstack.contract import env as env_names
-from inferstack.runtime import settings as module
-from inferstack.runtime.layered_settings import BatchingSettings
-from inferstack.runtime.server import InferenceServer
-from inferstack.runtime.settings import (
-    ENV_VARS,
-    ServerSettings,
-    SettingsError,
-    resolve_settings,
-)
+from inferstack.runtime.server.lifecycle import InferenceServer
+from inferstack.runtime.server.settings import ENV_VARS, ServerSettings, resolve_settings
+from inferstack.runtime.settings import BatchingSettings, SettingsError, cpu_budget
 from inferstack.runtime.tensors import (
     JSON_ELEMENT_BYTES,
     REQUEST_ENVELOPE_BYTES,
     TensorSpec,
     json_request_bytes,
 )
-from inferstack.runtime.worker_settings import WorkerSettings
+from inferstack.runtime.worker.settings import WorkerSettings
 
 
 def test_every_setting_has_a_constant_in_the_dependency_free_env_names_module():
@@ -88,7 +82,7 @@ def test_unknown_config_key_lists_the_known_ones(tmp_path):
 
 def test_automatic_threads_leave_a_core_for_the_event_loop():
     settings = ServerSettings(model="builtin://mlp")
-    assert settings.resolved_torch_threads() == max(1, module.cpu_budget() - 1)
+    assert settings.resolved_torch_threads() == max(1, cpu_budget() - 1)
     assert ServerSettings(model="builtin://mlp", torch_threads=3).resolved_torch_threads() == 3
 
 

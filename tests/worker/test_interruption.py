@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from inferstack.runtime.interruption import (
+from inferstack.runtime.worker.interruption import (
     AWS_DEFAULT_URL,
     AWS_URL_ENV,
     GCP_DEFAULT_URL,

@@ -20,13 +20,13 @@ import numpy as np
 import pytest
 
 from inferstack.cli import main
-from inferstack.runtime.interruption import Notice
-from inferstack.runtime.layered_settings import SettingsError
 from inferstack.runtime.queues import Message
 from inferstack.runtime.results.local import DirectoryStore
+from inferstack.runtime.settings import SettingsError
 from inferstack.runtime.tensors import TensorSpec
-from inferstack.runtime.worker import Worker
-from inferstack.runtime.worker_settings import WorkerSettings, resolve_settings
+from inferstack.runtime.worker.interruption import Notice
+from inferstack.runtime.worker.loop import Worker
+from inferstack.runtime.worker.settings import WorkerSettings, resolve_settings
 from tests.worker.fakes import GATE_SAFETY_S, DoublingModel, MemoryQueue, request_body
 
 
@@ -190,7 +190,7 @@ def test_poison_goes_to_the_dead_letter_queue_at_once(
 def test_a_decoder_that_raises_anything_dead_letters_that_message_alone(
     store: DirectoryStore, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from inferstack.runtime import worker as module
+    from inferstack.runtime.worker import loop as module
 
     real = module.decode_checked
 
@@ -515,7 +515,7 @@ def test_metrics_are_exported_under_the_shared_names(store: DirectoryStore) -> N
     from prometheus_client import generate_latest
 
     from inferstack.contract import metrics as names
-    from inferstack.runtime.worker_metrics import WorkerMetrics
+    from inferstack.runtime.worker.metrics import WorkerMetrics
 
     queue = MemoryQueue()
     queue.put(request_body([1, 2, 3, 4]))

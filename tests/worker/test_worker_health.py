@@ -20,10 +20,10 @@ from prometheus_client import CollectorRegistry
 
 from inferstack.contract.pods import METRICS_PATH, WORKER_HEALTH_PATH
 from inferstack.runtime.results.local import DirectoryStore
-from inferstack.runtime.worker import Health, Worker
-from inferstack.runtime.worker_http import WorkerHttpServer
-from inferstack.runtime.worker_metrics import WorkerMetrics
-from inferstack.runtime.worker_settings import WorkerSettings
+from inferstack.runtime.worker.health import Health, WorkerHttpServer
+from inferstack.runtime.worker.loop import Worker
+from inferstack.runtime.worker.metrics import WorkerMetrics
+from inferstack.runtime.worker.settings import WorkerSettings
 from tests.worker.fakes import GATE_SAFETY_S, DoublingModel, MemoryQueue, request_body
 
 

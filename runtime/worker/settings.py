@@ -1,7 +1,7 @@
 """Settings of `inferstack work`: queue, model, results, batching, leases, retries, interruption.
 
 Each one comes from a flag, an `INFERSTACK_<SETTING>` environment variable or a config file, in
-that precedence (see `layered_settings`). The model and batching settings are
+that precedence (see `runtime/settings.py`). The model and batching settings are
 `BatchingSettings`, shared with `inferstack serve`.
 """
 
@@ -15,7 +15,7 @@ from pydantic import Field
 
 from inferstack.contract.pods import WORKER_METRICS_PORT
 from inferstack.runtime.batcher import BatcherConfig
-from inferstack.runtime.layered_settings import BatchingSettings, env_vars, resolve
+from inferstack.runtime.settings import BatchingSettings, env_vars, resolve
 
 
 class WorkerSettings(BatchingSettings):

@@ -1,4 +1,4 @@
-"""The queue worker's core: consume a queue, run each message through the model, store results.
+"""The queue worker's consume loop: each message through the model into the result store, acked.
 
 The contract, per message (at-least-once):
 1. received in a batch of up to `max_batch_size`, its lease kept alive while it is worked;
@@ -12,14 +12,17 @@ The contract, per message (at-least-once):
    exponential backoff until the queue's dead-letter policy says the attempts are spent, then
    dead-lettered with the reason.
 
-On an interruption notice (spot instance-action, rebalance, GCE preemption, SIGTERM) the worker
-stops pulling, keeps the batches that its measured batch time says fit before the notice
-deadline minus a margin, releases the rest at once (visibility 0 / ack deadline 0 / claimable),
-releases whatever is still unfinished at the deadline, and exits 0. A SIGKILL loses nothing
-either: unacked messages come back when their lease expires, and results are write-once.
+On an interruption notice (spot instance-action, rebalance, GCE preemption, a signal, a model
+process that died) the worker stops pulling, keeps the batches that its measured batch time says
+fit before the notice deadline minus a margin, releases the rest at once (visibility 0 / ack
+deadline 0 / claimable), releases whatever is still unfinished at the deadline, and `run()`
+returns. A SIGKILL loses nothing either: unacked messages come back when their lease expires,
+and results are write-once. The loop also stops on `stop()`, or once the queue stayed empty for
+`exit_when_idle_s`.
 
-The command line (`inferstack work`: settings, logging, signals, opening queue, store and model)
-is `work.py`; this module is the loop alone, with its clock injected so that tests decide time.
+This module is the loop alone, with its clock injected so that tests decide time; the process
+around it (opening queue, store and model, signals, the health port, the metadata watcher) is
+`process.py`, and the command line `command.py`.
 """
 
 from __future__ import annotations
@@ -39,7 +42,6 @@ from inferstack.runtime.batcher import (
     DrainingError,
     DynamicBatcher,
 )
-from inferstack.runtime.interruption import Notice
 from inferstack.runtime.metrics import RuntimeMetrics
 from inferstack.runtime.protocol import (
     InferRequest,
@@ -50,8 +52,10 @@ from inferstack.runtime.protocol import (
     encode_response,
 )
 from inferstack.runtime.queues import Message, QueueConsumer
-from inferstack.runtime.worker_metrics import OUTCOMES, WorkerMetrics
-from inferstack.runtime.worker_settings import WorkerSettings
+from inferstack.runtime.worker.health import Health
+from inferstack.runtime.worker.interruption import Notice
+from inferstack.runtime.worker.metrics import OUTCOMES, WorkerMetrics
+from inferstack.runtime.worker.settings import WorkerSettings
 
 logger = logging.getLogger("inferstack.worker")
 
@@ -82,31 +86,6 @@ class _Failure:
     message: Message
     reason: str
     permanent: bool
-
-
-@dataclass(frozen=True)
-class Health:
-    """Whether the consume loop is alive, as the worker's health endpoint reports it."""
-
-    live: bool
-    state: str
-    """`starting` (the loop has not run yet), `consuming`, `draining`, `stopped` or `stale`
-    (running, but it has not beaten within `bound_s`)."""
-    beat_age_s: float | None
-    """Seconds since the loop last beat; None before it first ran."""
-    bound_s: float
-    held: int
-
-    def document(self) -> dict[str, Any]:
-        """The JSON body of the health answer."""
-        age = None if self.beat_age_s is None else round(self.beat_age_s, 3)
-        return {
-            "live": self.live,
-            "state": self.state,
-            "beat_age_s": age,
-            "bound_s": self.bound_s,
-            "held": self.held,
-        }
 
 
 class Worker:

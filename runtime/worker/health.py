@@ -14,14 +14,40 @@ import json
 import logging
 import threading
 from collections.abc import Callable
+from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
 from inferstack.contract.pods import METRICS_PATH, WORKER_HEALTH_PATH
-from inferstack.runtime.worker import Health
 
 logger = logging.getLogger("inferstack.worker")
+
+
+@dataclass(frozen=True)
+class Health:
+    """Whether the consume loop is alive, as the worker's health endpoint reports it."""
+
+    live: bool
+    state: str
+    """`starting` (the loop has not run yet), `consuming`, `draining`, `stopped` or `stale`
+    (running, but it has not beaten within `bound_s`)."""
+    beat_age_s: float | None
+    """Seconds since the loop last beat; None before it first ran."""
+    bound_s: float
+    held: int
+
+    def document(self) -> dict[str, Any]:
+        """The JSON body of the health answer."""
+        age = None if self.beat_age_s is None else round(self.beat_age_s, 3)
+        return {
+            "live": self.live,
+            "state": self.state,
+            "beat_age_s": age,
+            "bound_s": self.bound_s,
+            "held": self.held,
+        }
 
 
 class WorkerHttpServer:

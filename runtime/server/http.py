@@ -50,8 +50,8 @@ from urllib.parse import unquote
 import httptools
 
 from inferstack.contract import metrics as names
-from inferstack.runtime.app import InferenceApp, Response
 from inferstack.runtime.protocol import error_body
+from inferstack.runtime.server.routes import InferenceApp, Response
 
 log = logging.getLogger("inferstack.runtime.http")
 

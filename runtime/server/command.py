@@ -1,7 +1,9 @@
 """`inferstack serve`: serve one model over the KServe v2 protocol with dynamic batching.
 
 Every setting can come from a flag, an environment variable (`INFERSTACK_<SETTING>`, what the
-Kubernetes Deployment uses) or a config file (`--config`, YAML or JSON); see `settings.py`.
+Kubernetes Deployment uses) or a config file (`--config`, YAML or JSON), in that precedence
+(`runtime/settings.py`); the server's own settings are `server/settings.py`. Exit code 2 on bad
+settings or a model that cannot load; otherwise the server's (`lifecycle.py`).
 """
 
 from __future__ import annotations
@@ -9,8 +11,8 @@ from __future__ import annotations
 import argparse
 import sys
 
-from inferstack.runtime.layered_settings import add_setting_flags
-from inferstack.runtime.settings import ServerSettings, SettingsError, resolve_settings
+from inferstack.runtime.server.settings import ServerSettings, resolve_settings
+from inferstack.runtime.settings import SettingsError, add_setting_flags
 
 _HELP = {
     "model": "model URI: builtin://mlp, a TorchScript .pt, a torch.export .pt2 or module:Class",
@@ -41,7 +43,7 @@ def run(args: argparse.Namespace) -> int:
         sys.stderr.write(f"inferstack serve: {error}\n")
         return 2
     from inferstack.runtime.models import ModelLoadError
-    from inferstack.runtime.server import run_server
+    from inferstack.runtime.server.lifecycle import run_server
 
     try:
         return run_server(settings)

@@ -1,8 +1,10 @@
-"""The KServe v2 REST endpoints, independent of the HTTP server that carries them.
+"""The KServe v2 REST endpoints, independent of the HTTP layer that carries them.
 
-`InferenceApp.handle(method, path, headers, body)` returns a `Response`; `server.py` adapts it to
-ASGI. Keeping routing and protocol here means the server stack can be swapped (and was measured
-against others, see `benchmarks/http_stacks.py`) without touching the endpoints.
+`InferenceApp.admit(path, headers)` decides admission once a request's headers are in, and
+`InferenceApp.handle(method, path, headers, body)` answers it with a `Response`; the HTTP layer
+(`http.py`) calls both and writes the answer out. Keeping routing and protocol here lets the HTTP
+layer be measured against others on the same endpoints: `benchmarks/http_stacks.py` serves this
+app over uvicorn (raw ASGI) and aiohttp too, which is why `http.py` is the runtime's own.
 
 Endpoints: `/v2/health/live`, `/v2/health/ready`, `/v2`, `/v2/models/{m}[/versions/{v}]`,
 `.../ready`, `.../config` (Triton's model configuration, which perf_analyzer needs),
@@ -11,28 +13,24 @@ Endpoints: `/v2/health/live`, `/v2/health/ready`, `/v2`, `/v2/models/{m}[/versio
 What `/infer` promises beyond the codec's checks:
 - no request body can produce a 5xx: whatever the decoder raises on it is a 400 naming the
   problem (a 5xx means the server or the model failed);
-- admission is decided before the body is decoded (`admit`, called by the HTTP layer once the
-  headers are in): a full queue answers 429 with Retry-After at the cost of a header parse,
-  held for QUEUE_FULL_HOLD_S so that clients retrying at once cannot make refusals a storm;
-- FP16/FP32 values outside the datatype's finite range are a 400 naming the tensor (they would
-  become infinities); NaN and Infinity written as such are accepted, as Triton accepts them;
-- `"outputs": []` means every output, as when `outputs` is absent (Triton does the same);
-- bodies over LARGE_BODY_BYTES are decoded in a helper process, one at a time: the decoder holds
-  the GIL for the whole parse, so a thread would still stall the event loop;
+- admission is decided before the body is decoded: a full queue answers 429 with Retry-After at
+  the cost of a header parse, held for QUEUE_FULL_HOLD_S so that clients retrying at once cannot
+  make refusals a storm;
+- the body is judged by `protocol.decode_checked`, as the worker judges a queue message: FP16/FP32
+  values outside the datatype's finite range are a 400 naming the tensor, NaN and Infinity
+  written as such are accepted (as Triton accepts them), `"outputs": []` means every output;
+- bodies from LARGE_BODY_BYTES on are decoded in a helper process (`large_bodies.py`), so the
+  event loop keeps answering meanwhile;
 - when the model process has died, requests that had not reached it get 503 with Retry-After
   (the replica is going away; another one can answer), the batch that was in it 500.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
-import multiprocessing
 from collections.abc import Mapping
-from concurrent.futures import ProcessPoolExecutor
-from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
-from typing import Any, Final
+from typing import Final
 
 from inferstack import __version__
 from inferstack.runtime.batcher import (
@@ -49,11 +47,15 @@ from inferstack.runtime.models import LoadedModel
 from inferstack.runtime.protocol import (
     HEADER_LENGTH_HEADER,
     JSON_CONTENT_TYPE,
-    InferRequest,
     ProtocolError,
     decode_checked,
     encode_response,
     error_body,
+)
+from inferstack.runtime.server.large_bodies import (
+    LARGE_BODY_BYTES,
+    DecoderUnavailableError,
+    LargeBodyDecoder,
 )
 from inferstack.runtime.tensors import TensorSpec
 
@@ -69,10 +71,6 @@ QUEUE_FULL_HOLD_S: Final = 0.5
 (wrk does, and so do many retry loops) otherwise turns shedding into a storm of refusals whose
 parsing takes the CPU that admitted requests need; held, each connection costs at most two
 refusals a second. Retry-After still says when to come back."""
-LARGE_BODY_BYTES: Final = 256 * 1024
-"""Bodies from this size on are decoded in the helper process, off the event loop (a 256 KiB
-JSON body parses in about 10 ms on this machine's cores; 64 MiB took 2.6 s)."""
-
 _TRITON_TYPES: Final = {
     "BOOL": "TYPE_BOOL",
     "UINT8": "TYPE_UINT8",
@@ -114,68 +112,6 @@ def _error(status: int, message: str, *headers: tuple[str, str]) -> Response:
 
 class ModelUnavailableError(ModelError):
     """The model process is gone and the request never reached it: 503, retry elsewhere."""
-
-
-@dataclass(frozen=True)
-class _Signature:
-    """The part of a model the codec reads, small enough to send to the decoder process."""
-
-    name: str
-    inputs: list[TensorSpec]
-    outputs: list[TensorSpec]
-
-
-def _decode_in_child(
-    body: bytes, model: _Signature, header_length: int | None
-) -> InferRequest | tuple[str, int]:
-    try:
-        return decode_checked(body, model, header_length)
-    except ProtocolError as error:  # Its status does not survive pickling as an exception.
-        return error.message, error.status
-
-
-class DecoderUnavailableError(Exception):
-    """The large-body decoder process died while decoding: 503, the request may be retried."""
-
-
-class LargeBodyDecoder:
-    """One helper process that decodes large bodies, one at a time, started on first use.
-
-    One at a time bounds the decode's memory (a JSON body takes many times its size as Python
-    objects) to one body's worth however many arrive together.
-    """
-
-    def __init__(self) -> None:
-        self._pool: ProcessPoolExecutor | None = None
-        self._lock = asyncio.Lock()
-
-    async def decode(self, body: bytes, model: Any, header_length: int | None) -> InferRequest:
-        signature = _Signature(model.name, list(model.inputs), list(model.outputs))
-        async with self._lock:
-            if self._pool is None:
-                self._pool = ProcessPoolExecutor(
-                    max_workers=1, mp_context=multiprocessing.get_context("spawn")
-                )
-            try:
-                result = await asyncio.get_running_loop().run_in_executor(
-                    self._pool, _decode_in_child, body, signature, header_length
-                )
-            except BrokenProcessPool:
-                # The helper died (killed for memory, say); the next large body gets a new one.
-                self._pool.shutdown(wait=False, cancel_futures=True)
-                self._pool = None
-                raise DecoderUnavailableError(
-                    "the process that decodes large request bodies exited; retry"
-                ) from None
-        if isinstance(result, tuple):
-            raise ProtocolError(result[0], result[1])
-        return result
-
-    def close(self) -> None:
-        """Stop the helper process, if it was started."""
-        if self._pool is not None:
-            self._pool.shutdown(wait=True, cancel_futures=True)
-            self._pool = None
 
 
 @dataclass

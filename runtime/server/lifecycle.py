@@ -1,4 +1,7 @@
-"""The inference server process: the HTTP layer (`http.py`) on uvloop, start-up and graceful drain.
+"""The inference server process: start-up, serving and graceful drain of one model.
+
+`InferenceServer` runs the routes (`routes.py`) behind the HTTP layer (`http.py`) on uvloop
+(asyncio when uvloop is absent); the queue worker's counterpart is `worker/process.py`.
 
 Start-up: the port opens first (so liveness answers while a large model loads), the model loads
 and warms up in its own process (`model_process.py`; or on a thread of this one with
@@ -28,9 +31,7 @@ from dataclasses import replace
 
 import numpy as np
 
-from inferstack.runtime.app import InferenceApp, ModelUnavailableError, ServedModel
 from inferstack.runtime.batcher import DynamicBatcher
-from inferstack.runtime.http import HttpLimits, HttpServer
 from inferstack.runtime.metrics import RuntimeMetrics
 from inferstack.runtime.model_process import ProcessModel
 from inferstack.runtime.models import (
@@ -39,7 +40,9 @@ from inferstack.runtime.models import (
     model_name_from_uri,
     open_model,
 )
-from inferstack.runtime.settings import ServerSettings
+from inferstack.runtime.server.http import HttpLimits, HttpServer
+from inferstack.runtime.server.routes import InferenceApp, ModelUnavailableError, ServedModel
+from inferstack.runtime.server.settings import ServerSettings
 from inferstack.runtime.tensors import json_request_bytes
 
 log = logging.getLogger("inferstack.runtime")

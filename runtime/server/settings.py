@@ -1,0 +1,92 @@
+"""Server settings: every knob by flag, environment variable or config file.
+
+Precedence, highest first: command-line flag, environment variable, config file (YAML or
+JSON, keys are the field names), default. The Kubernetes Deployment sets the environment
+variables named by the `ENV_*` constants in `inferstack.contract.env`; the components import
+those rather than spelling the strings. The model and batching settings are `BatchingSettings`,
+shared with `inferstack work`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Final
+
+from pydantic import Field, field_validator
+
+from inferstack.contract.pods import DEFAULT_PORT
+from inferstack.runtime.batcher import BatcherConfig
+from inferstack.runtime.settings import BatchingSettings, env_vars, resolve
+
+
+class ServerSettings(BatchingSettings):
+    """Everything `inferstack serve` can be told."""
+
+    host: str = "0.0.0.0"
+    port: int = Field(default=DEFAULT_PORT, ge=1, le=65535)
+    max_queue_size: int = Field(default=1024, ge=1)
+    request_timeout_ms: float = Field(default=0, ge=0, description="0: no timeout")
+    drain_grace_s: float = Field(default=30.0, gt=0)
+    drain_listen_s: float = Field(
+        default=3.0,
+        ge=0,
+        description="after SIGTERM, seconds the port keeps serving while the endpoint is removed",
+    )
+    max_request_bytes: int = Field(
+        default=0,
+        ge=0,
+        description="0: the JSON worst case of max_batch_size rows of the model's inputs",
+    )
+    header_timeout_s: float = Field(
+        default=10.0, gt=0, description="seconds a request line and headers may take to arrive"
+    )
+    min_body_rate: float = Field(
+        default=16 * 1024,
+        ge=0,
+        description="bytes/s a body must average after header_timeout_s (0: no floor)",
+    )
+    max_connections: int = Field(
+        default=0, ge=0, description="open connections (0: the descriptor limit minus a reserve)"
+    )
+
+    @field_validator("max_request_bytes")
+    @classmethod
+    def _request_bytes(cls, value: int) -> int:
+        if 0 < value < 1024:
+            raise ValueError(f"expected 0 (automatic) or at least 1024 bytes, got {value}")
+        return value
+
+    def batcher_config(self) -> BatcherConfig:
+        """The batcher knobs; ValueError when they contradict each other."""
+        return self.batching(
+            max_queue_size=self.max_queue_size,
+            request_timeout_s=self.request_timeout_ms / 1000 if self.request_timeout_ms else None,
+        )
+
+
+ENV_VARS: Final[Mapping[str, str]] = env_vars(ServerSettings)
+"""Environment variable of each setting: `max_batch_size` -> `INFERSTACK_MAX_BATCH_SIZE`."""
+
+
+def resolve_settings(
+    flags: Mapping[str, Any],
+    *,
+    config_file: str | Path | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> ServerSettings:
+    """Merge flags, environment and config file (in that precedence) into settings.
+
+    `flags` maps field names to values, None meaning "not given". Raises SettingsError naming
+    the source of each bad value.
+    """
+    return resolve(
+        ServerSettings,
+        flags,
+        config_file=config_file,
+        environ=environ,
+        check=ServerSettings.batcher_config,
+    )
+
+
+__all__ = ["ENV_VARS", "ServerSettings", "resolve_settings"]
