@@ -2,8 +2,8 @@
 
 The program runs under the Pulumi SDK's mock monitor (no CLI, no cloud, no credentials); the
 pack runs as its real `pulumi_policy` process, started and driven as the engine does it
-(`inferstack.offline.analyzer.session`). Exit status: 0 when no mandatory policy is violated, 1 when one
-is, 2 when the check itself could not run (bad config, the program failed, the pack failed).
+(`inferstack.offline.analyzer`). Exit status: 0 when no mandatory policy is violated, 1 when
+one is, 2 when the check itself could not run (bad config, the program failed, the pack failed).
 """
 
 from __future__ import annotations
@@ -12,22 +12,22 @@ import argparse
 import json
 import sys
 import time
-from importlib import resources
 from concurrent.futures import ThreadPoolExecutor
+from importlib import resources
 from pathlib import Path
+
+from inferstack.offline.analyzer.pack_config import ConfigEntry, PackConfigError, load_config_file
+from inferstack.offline.analyzer.pack_process import (
+    PackProcess,
+    PolicyRunError,
+    StackContext,
+    read_pack,
+)
 
 # Only light modules at import time: gRPC and the Pulumi SDK are imported while the pack boots
 # and the program runs, so the three overlap instead of queueing (see `run`).
-from inferstack.offline.capture import (
-    Capture,
-    CaptureError,
-    add_program_arguments,
-    capture_program,
-    locate_program,
-    service_outputs,
-)
-from inferstack.offline.analyzer.pack_config import ConfigEntry, PackConfigError, load_config_file
-from inferstack.offline.analyzer.pack_process import PackProcess, PolicyRunError, StackContext, read_pack
+from inferstack.offline.capture import Capture, capture_program, service_outputs
+from inferstack.offline.discovery import CaptureError, add_program_arguments, locate_program
 
 DEFAULT_PACK_DIR = Path(str(resources.files("inferstack.policies"))).resolve()
 """The inferstack pack: `PulumiPolicy.yaml` and `__main__.py` live in the policies package."""
@@ -82,8 +82,8 @@ def run(args: argparse.Namespace) -> int:
         capturing = pool.submit(
             capture_program, program_dir, stack=args.stack, config=config, project_dir=project_dir
         )
-        from inferstack.offline.analyzer.session import analyze
         from inferstack.offline.analyzer.report import as_json, render_text, summary
+        from inferstack.offline.analyzer.session import analyze
 
         try:
             capture: Capture = capturing.result()

@@ -23,14 +23,12 @@ from inferstack.offline.capture import (
     STACK_TYPE,
     Capture,
     CapturedResource,
-    CaptureError,
     ServiceOutputs,
-    add_program_arguments,
     capture_program,
     default_providers,
-    locate_program,
     service_outputs,
 )
+from inferstack.offline.discovery import CaptureError, add_program_arguments, locate_program
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -223,7 +221,7 @@ def run(args: argparse.Namespace) -> int:
         location = locate_program(args)
         capture = capture_program(
             location.program_dir,
-            stack=args.stack,
+            stack=location.stack,
             config=location.config,
             project_dir=location.project_dir,
         )

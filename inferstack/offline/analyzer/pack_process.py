@@ -1,7 +1,8 @@
 """Start a policy pack the way the Pulumi engine starts it; no gRPC here.
 
-Kept apart from the RPC driver (`inferstack.offline.analyzer.session`) so that `inferstack check` can start
-the pack, and the program under mocks, before it pays for importing gRPC and the Pulumi SDK.
+Kept apart from the RPC driver (`inferstack.offline.analyzer.session`) so that `inferstack check`
+can start the pack, and the program under mocks, before it pays for importing gRPC and the Pulumi
+SDK.
 """
 
 from __future__ import annotations

@@ -23,7 +23,6 @@ import grpc
 from google.protobuf import empty_pb2, json_format
 from pulumi.runtime.proto import analyzer_pb2, analyzer_pb2_grpc
 
-from inferstack.offline.capture import default_provider_name
 from inferstack.offline.analyzer.marshal import marshal_properties, to_struct
 from inferstack.offline.analyzer.pack_config import (
     ConfigEntry,
@@ -40,6 +39,8 @@ from inferstack.offline.analyzer.pack_process import (
     StackContext,
     read_pack,
 )
+from inferstack.offline.capture import default_provider_name
+from inferstack.policies.kube import go_duration_seconds
 
 _MAX_MESSAGE: Final = 400 * 1024 * 1024
 _RPC_TIMEOUT_S: Final = 120.0
@@ -63,27 +64,48 @@ class ResourceRecord(Protocol):
     """A registered resource: what `inferstack.offline.capture.CapturedResource` holds."""
 
     @property
-    def type(self) -> str: ...
+    def type(self) -> str:
+        """The type token, e.g. `kubernetes:apps/v1:Deployment`."""
+
     @property
-    def name(self) -> str: ...
+    def name(self) -> str:
+        """The resource's name in the program."""
+
     @property
-    def urn(self) -> str: ...
+    def urn(self) -> str:
+        """The URN the monitor gave it."""
+
     @property
-    def parent(self) -> str: ...
+    def parent(self) -> str:
+        """The parent's URN; empty for the stack."""
+
     @property
-    def custom(self) -> bool: ...
+    def custom(self) -> bool:
+        """False for a component."""
+
     @property
-    def provider(self) -> str: ...
+    def provider(self) -> str:
+        """The explicit provider reference (`URN::ID`); empty for the default one."""
+
     @property
-    def inputs(self) -> dict[str, Any]: ...
+    def inputs(self) -> dict[str, Any]:
+        """The registered inputs, as the SDK serialised them."""
+
     @property
-    def dependencies(self) -> list[str]: ...
+    def dependencies(self) -> list[str]:
+        """URNs it depends on."""
+
     @property
-    def property_dependencies(self) -> dict[str, list[str]]: ...
+    def property_dependencies(self) -> dict[str, list[str]]:
+        """Per input property, the URNs its value came from."""
+
     @property
-    def options(self) -> dict[str, Any]: ...
+    def options(self) -> dict[str, Any]:
+        """Resource options (protect, aliases, custom timeouts, ...)."""
+
     @property
-    def version(self) -> str: ...
+    def version(self) -> str:
+        """The provider plugin version; names the default provider."""
 
 
 @dataclass(frozen=True)
@@ -166,8 +188,6 @@ def _initial_config(info: Any) -> dict[str, ConfigEntry]:
 
 
 def _custom_timeouts(raw: Mapping[str, Any]) -> analyzer_pb2.AnalyzerResourceOptions.CustomTimeouts:
-    from inferstack.policies.kube import go_duration_seconds
-
     seconds = {
         key: go_duration_seconds(raw.get(key)) or 0.0 for key in ("create", "update", "delete")
     }
@@ -281,38 +301,44 @@ def _diagnostic(
     )
 
 
-def analyze(
-    process: PackProcess,
-    resources: Sequence[ResourceRecord],
-    context: StackContext,
-    user_config: Mapping[str, ConfigEntry] | None = None,
-    *,
-    user_config_source: str = "policy pack config",
-) -> AnalysisResult:
-    """Replay the engine's RPC sequence against a started pack and collect its verdict."""
-    log: list[str] = []
-    options = [
-        ("grpc.max_receive_message_length", _MAX_MESSAGE),
-        ("grpc.max_send_message_length", _MAX_MESSAGE),
-    ]
-    address = f"127.0.0.1:{process.port()}"
-    with grpc.insecure_channel(address, options=options) as channel:
-        grpc.channel_ready_future(channel).result(timeout=BOOT_TIMEOUT_S)
-        stub = analyzer_pb2_grpc.AnalyzerStub(channel)
-        pack_dir = str(process.pack.directory)
-        _call(
-            log,
+class AnalyzerSession:
+    """One replay of the engine's RPC sequence against a started pack, step by step.
+
+    `configure` runs the handshake and the config steps, `analyze_resource` runs Remediate and
+    Analyze for one registration (after the default provider it needs, synthesized once), and
+    `analyze_stack` runs AnalyzeStack over everything analysed; `result` is the verdict.
+    """
+
+    def __init__(self, stub: Any, process: PackProcess, context: StackContext) -> None:
+        self._stub = stub
+        self._process = process
+        self._context = context
+        self.log: list[str] = []
+        self._entries: dict[str, _Entry] = {}
+        self._providers: dict[str, _Entry] = {}
+        self._diagnostics: list[Diagnostic] = []
+        self._remediations: list[dict[str, Any]] = []
+        self._stack_urn = ""
+        self._pack_name = ""
+        self._metas: list[PolicyMeta] = []
+        self._config: dict[str, PolicyConfig] = {}
+
+    def _call(self, name: str, request: Any, *, optional: bool = False) -> Any:
+        return _call(self.log, name, getattr(self._stub, name), request, optional=optional)
+
+    def configure(self, user_config: Mapping[str, ConfigEntry], *, user_config_source: str) -> None:
+        """Handshake, ConfigureStack, GetPluginInfo, GetAnalyzerInfo, then Configure."""
+        pack_dir = str(self._process.pack.directory)
+        context = self._context
+        self._call(
             "Handshake",
-            stub.Handshake,
             analyzer_pb2.AnalyzerHandshakeRequest(
                 engine_address="127.0.0.1:0", root_directory=pack_dir, program_directory=pack_dir
             ),
             optional=True,
         )
-        _call(
-            log,
+        self._call(
             "ConfigureStack",
-            stub.ConfigureStack,
             analyzer_pb2.AnalyzerStackConfigureRequest(
                 stack=context.stack,
                 project=context.project,
@@ -323,99 +349,100 @@ def analyze(
             ),
             optional=True,
         )
-        plugin = _call(log, "GetPluginInfo", stub.GetPluginInfo, empty_pb2.Empty())
-        log.append(f"GetPluginInfo: version={plugin.version}")
-        info = _call(log, "GetAnalyzerInfo", stub.GetAnalyzerInfo, empty_pb2.Empty())
-        metas = _policy_metas(info)
-        log.append(f"GetAnalyzerInfo: {info.name}, {len(metas)} policies")
-        config = reconcile(
-            metas, _initial_config(info), user_config or {}, user_source=user_config_source
+        plugin = self._call("GetPluginInfo", empty_pb2.Empty())
+        self.log.append(f"GetPluginInfo: version={plugin.version}")
+        info = self._call("GetAnalyzerInfo", empty_pb2.Empty())
+        self._pack_name = info.name
+        self._metas = _policy_metas(info)
+        self.log.append(f"GetAnalyzerInfo: {info.name}, {len(self._metas)} policies")
+        self._config = reconcile(
+            self._metas, _initial_config(info), user_config, user_source=user_config_source
         )
         request = analyzer_pb2.ConfigureAnalyzerRequest()
-        for name, policy_config in config.items():
+        for name, policy_config in self._config.items():
             entry = request.policyConfig[name]
             entry.enforcementLevel = _LEVEL_CODES[policy_config.enforcement]
             entry.properties.update(policy_config.properties)
-        _call(log, "Configure", stub.Configure, request)
-        log.append(
-            "Configure: " + ", ".join(f"{n}={c.enforcement}" for n, c in sorted(config.items()))
+        self._call("Configure", request)
+        self.log.append(
+            "Configure: "
+            + ", ".join(f"{n}={c.enforcement}" for n, c in sorted(self._config.items()))
         )
 
-        stack_urn = _stack_urn(resources, context)
-        entries: dict[str, _Entry] = {}
-        providers: dict[str, _Entry] = {}
-        diagnostics: list[Diagnostic] = []
-        remediations: list[dict[str, Any]] = []
+    def _provider_message(self, urn: str) -> analyzer_pb2.AnalyzerProviderResource | None:
+        provider = self._providers.get(urn)
+        if provider is None:
+            return None
+        return analyzer_pb2.AnalyzerProviderResource(
+            type=provider.type,
+            urn=provider.urn,
+            name=provider.name,
+            properties=to_struct(provider.properties),
+        )
 
-        def provider_message(urn: str) -> analyzer_pb2.AnalyzerProviderResource | None:
-            provider = providers.get(urn)
-            if provider is None:
-                return None
-            return analyzer_pb2.AnalyzerProviderResource(
-                type=provider.type,
-                urn=provider.urn,
-                name=provider.name,
-                properties=to_struct(provider.properties),
-            )
+    def _remediate(self, entry: _Entry, request: analyzer_pb2.AnalyzeRequest) -> None:
+        """Remediate: note each remediation, and analyse the properties it returns instead."""
+        response = self._call("Remediate", request, optional=True)
+        for remediation in response.remediations if response is not None else []:
+            if remediation.diagnostic:
+                self._remediations.append(
+                    {
+                        "policy": remediation.policyName,
+                        "urn": entry.urn,
+                        "diagnostic": remediation.diagnostic,
+                    }
+                )
+            if remediation.HasField("properties"):
+                entry.properties = json_format.MessageToDict(remediation.properties)
+                request.properties.CopyFrom(to_struct(entry.properties))
+                self._remediations.append({"policy": remediation.policyName, "urn": entry.urn})
 
-        def analyze_one(entry: _Entry) -> None:
-            provider = provider_message(entry.provider_urn)
-            remediate = analyzer_pb2.AnalyzeRequest(
-                type=entry.type,
-                properties=to_struct(entry.properties),
-                urn=entry.urn,
-                name=entry.name,
-                options=entry.options,
-                provider=provider,
-            )
-            response = _call(log, "Remediate", stub.Remediate, remediate, optional=True)
-            for remediation in response.remediations if response is not None else []:
-                if remediation.diagnostic:
-                    remediations.append(
-                        {
-                            "policy": remediation.policyName,
-                            "urn": entry.urn,
-                            "diagnostic": remediation.diagnostic,
-                        }
-                    )
-                if remediation.HasField("properties"):
-                    entry.properties = json_format.MessageToDict(remediation.properties)
-                    remediations.append({"policy": remediation.policyName, "urn": entry.urn})
-            request = analyzer_pb2.AnalyzeRequest(
-                type=entry.type,
-                properties=to_struct(entry.properties),
-                urn=entry.urn,
-                name=entry.name,
-                options=entry.options,
-                provider=provider,
-            )
-            entries[entry.urn] = entry
-            result = _call(log, "Analyze", stub.Analyze, request)
-            diagnostics.extend(
-                _diagnostic(d, "Analyze", entry.urn, entries, stack_urn) for d in result.diagnostics
-            )
+    def _analyze_entry(self, entry: _Entry) -> None:
+        # One request for both calls: Analyze sees what Remediate left of the properties.
+        request = analyzer_pb2.AnalyzeRequest(
+            type=entry.type,
+            properties=to_struct(entry.properties),
+            urn=entry.urn,
+            name=entry.name,
+            options=entry.options,
+            provider=self._provider_message(entry.provider_urn),
+        )
+        self._remediate(entry, request)
+        self._entries[entry.urn] = entry
+        result = self._call("Analyze", request)
+        self._diagnostics.extend(
+            _diagnostic(d, "Analyze", entry.urn, self._entries, self._stack_urn)
+            for d in result.diagnostics
+        )
 
+    def _default_provider_urn(self, record: ResourceRecord) -> str:
+        """The engine's default provider of `record`'s package, analysed the first time."""
+        package = record.type.split(":", 1)[0]
+        default = _default_provider(package, record.version, self._context, self._stack_urn)
+        if default.urn not in self._providers:
+            synthesized = _Entry(
+                type=default.record_type,
+                name=default.name,
+                urn=default.urn,
+                parent="",
+                properties=default.properties,
+                options=analyzer_pb2.AnalyzerResourceOptions(),
+                provider_urn="",
+                dependencies=[],
+                property_dependencies={},
+            )
+            self._providers[default.urn] = synthesized
+            self._analyze_entry(synthesized)
+        return default.urn
+
+    def analyze_resources(self, resources: Sequence[ResourceRecord]) -> None:
+        """Remediate and Analyze each registration in order, default providers first."""
+        self._stack_urn = _stack_urn(resources, self._context)
         for record in resources:
             provider_urn = record.provider.rsplit("::", 1)[0] if record.provider else ""
             is_provider = record.type.startswith("pulumi:providers:")
             if record.custom and not provider_urn and not is_provider:
-                package = record.type.split(":", 1)[0]
-                default = _default_provider(package, record.version, context, stack_urn)
-                if default.urn not in providers:
-                    synthesized = _Entry(
-                        type=default.record_type,
-                        name=default.name,
-                        urn=default.urn,
-                        parent="",
-                        properties=default.properties,
-                        options=analyzer_pb2.AnalyzerResourceOptions(),
-                        provider_urn="",
-                        dependencies=[],
-                        property_dependencies={},
-                    )
-                    providers[default.urn] = synthesized
-                    analyze_one(synthesized)
-                provider_urn = default.urn
+                provider_urn = self._default_provider_urn(record)
             entry = _Entry(
                 type=record.type,
                 name=record.name,
@@ -428,52 +455,84 @@ def analyze(
                 property_dependencies={k: list(v) for k, v in record.property_dependencies.items()},
             )
             if is_provider:
-                providers[entry.urn] = entry
-            analyze_one(entry)
+                self._providers[entry.urn] = entry
+            self._analyze_entry(entry)
 
-        stack_request = analyzer_pb2.AnalyzeStackRequest()
-        for entry in entries.values():
-            resource = stack_request.resources.add()
-            resource.type = entry.type
-            resource.urn = entry.urn
-            resource.name = entry.name
+    def _stack_resource(self, entry: _Entry) -> analyzer_pb2.AnalyzerResource:
+        resource = analyzer_pb2.AnalyzerResource(
+            type=entry.type,
+            urn=entry.urn,
+            name=entry.name,
             # Preview outputs: the mocks echo inputs, so outputs are the (remediated) inputs.
-            resource.properties.CopyFrom(to_struct(entry.properties))
-            resource.options.CopyFrom(entry.options)
-            provider = provider_message(entry.provider_urn)
-            if provider is not None:
-                resource.provider.CopyFrom(provider)
-            resource.parent = entry.parent
-            resource.dependencies.extend(entry.dependencies)
-            for key, urns in entry.property_dependencies.items():
-                if urns:  # the engine omits properties without dependencies
-                    resource.propertyDependencies[key].urns.extend(urns)
+            properties=to_struct(entry.properties),
+            options=entry.options,
+            provider=self._provider_message(entry.provider_urn),
+            parent=entry.parent,
+            dependencies=entry.dependencies,
+        )
+        for key, urns in entry.property_dependencies.items():
+            if urns:  # the engine omits properties without dependencies
+                resource.propertyDependencies[key].urns.extend(urns)
+        return resource
+
+    def analyze_stack(self) -> None:
+        """AnalyzeStack once, over every resource analysed so far."""
+        request = analyzer_pb2.AnalyzeStackRequest(
+            resources=[self._stack_resource(entry) for entry in self._entries.values()]
+        )
         started = time.perf_counter()
-        stack_result = _call(log, "AnalyzeStack", stub.AnalyzeStack, stack_request, optional=True)
-        if stack_result is not None:
-            diagnostics.extend(
-                _diagnostic(d, "AnalyzeStack", "", entries, stack_urn)
-                for d in stack_result.diagnostics
+        result = self._call("AnalyzeStack", request, optional=True)
+        if result is not None:
+            self._diagnostics.extend(
+                _diagnostic(d, "AnalyzeStack", "", self._entries, self._stack_urn)
+                for d in result.diagnostics
             )
-        log.append(
-            f"Remediate+Analyze: {len(entries)} resources; AnalyzeStack: 1 call "
+        self.log.append(
+            f"Remediate+Analyze: {len(self._entries)} resources; AnalyzeStack: 1 call "
             f"({(time.perf_counter() - started) * 1000:.0f} ms)"
         )
-    return AnalysisResult(
-        pack_name=info.name,
-        pack_version=process.pack.version,
-        pack_dir=process.pack.directory,
-        policies=metas,
-        config=config,
-        diagnostics=diagnostics,
-        remediations=remediations,
-        analyzed=len(entries),
-        rpc_log=log,
-    )
+
+    def result(self) -> AnalysisResult:
+        """The verdict of the steps run so far."""
+        return AnalysisResult(
+            pack_name=self._pack_name,
+            pack_version=self._process.pack.version,
+            pack_dir=self._process.pack.directory,
+            policies=self._metas,
+            config=self._config,
+            diagnostics=self._diagnostics,
+            remediations=self._remediations,
+            analyzed=len(self._entries),
+            rpc_log=self.log,
+        )
+
+
+def analyze(
+    process: PackProcess,
+    resources: Sequence[ResourceRecord],
+    context: StackContext,
+    user_config: Mapping[str, ConfigEntry] | None = None,
+    *,
+    user_config_source: str = "policy pack config",
+) -> AnalysisResult:
+    """Replay the engine's RPC sequence against a started pack and collect its verdict."""
+    options = [
+        ("grpc.max_receive_message_length", _MAX_MESSAGE),
+        ("grpc.max_send_message_length", _MAX_MESSAGE),
+    ]
+    address = f"127.0.0.1:{process.port()}"
+    with grpc.insecure_channel(address, options=options) as channel:
+        grpc.channel_ready_future(channel).result(timeout=BOOT_TIMEOUT_S)
+        session = AnalyzerSession(analyzer_pb2_grpc.AnalyzerStub(channel), process, context)
+        session.configure(user_config or {}, user_config_source=user_config_source)
+        session.analyze_resources(resources)
+        session.analyze_stack()
+    return session.result()
 
 
 __all__ = [
     "AnalysisResult",
+    "AnalyzerSession",
     "Diagnostic",
     "PackInfo",
     "PackProcess",

@@ -53,7 +53,7 @@ from inferstack.offline.simulate.errors import SimulateError
 from inferstack.offline.simulate.replica import BatcherParams, ComputeModel
 from inferstack.offline.stack_config import AVAILABLE_TARGETS
 from inferstack.errors import SpecError
-from inferstack.offline.capture import CaptureError, engine_config, read_project
+from inferstack.offline.discovery import CaptureError, engine_config, read_project
 from inferstack.profile import Profile, resolve_profile
 
 

@@ -17,7 +17,7 @@ import yaml
 
 from inferstack.cli import main
 from inferstack.components.planning.pricing import default_price_table
-from inferstack.offline.capture import PLACEHOLDER_ACCOUNT
+from inferstack.offline.placeholders import PLACEHOLDER_ACCOUNT
 
 REPO = Path(__file__).resolve().parents[3]
 

@@ -18,12 +18,8 @@ import pytest
 from inferstack.components.aws import interruption, karpenter
 from inferstack.components.aws.queue import VISIBILITY_MARGIN_SECONDS
 from inferstack.contract import resource_types
-from inferstack.offline.capture import (
-    PLACEHOLDER_ACCOUNT,
-    Capture,
-    CapturedResource,
-    capture_program,
-)
+from inferstack.offline.capture import Capture, CapturedResource, capture_program
+from inferstack.offline.placeholders import PLACEHOLDER_ACCOUNT
 from tests.components import schemas
 from tests.components.aws.factories import AWS_OPTIONS, NOW
 from tests.components.aws.iam_lint import findings
@@ -121,9 +117,9 @@ def _queue_arn(name: str) -> str:
 
 def test_bad_options_are_refused_before_any_resource(rendered: Rendered) -> None:
     error = rendered.capture.stack_outputs["error-refused"]
-    assert "aws.cluster_name" in error
+    assert "inferstack:aws.cluster_name" in error
     assert "af-south-1 has no g6e instances" in error
-    assert "aws.subnet_selector" in error
+    assert "inferstack:aws.subnet_selector" in error
     assert rendered.of("refused") == []  # the component itself, and no child
 
 
