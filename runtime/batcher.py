@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 import numpy as np
+from typing_extensions import override
 
 from inferstack.runtime.metrics import RuntimeMetrics
 
@@ -68,26 +69,31 @@ class ModelError(BatcherError):
 class TimerHandle(Protocol):
     """A scheduled callback that can be cancelled."""
 
-    def cancel(self) -> None: ...
+    def cancel(self) -> None:
+        """Do not run the callback (a no-op once it ran)."""
 
 
 class Clock(Protocol):
     """The batcher's notion of time: `now` in seconds, and callbacks at a given time."""
 
-    def now(self) -> float: ...
+    def now(self) -> float:
+        """The current time in seconds, on a clock that never goes back."""
 
-    def call_at(self, when: float, callback: Callable[[], None]) -> TimerHandle: ...
+    def call_at(self, when: float, callback: Callable[[], None]) -> TimerHandle:
+        """Run `callback` on the event loop once `now()` reaches `when`."""
 
 
-class LoopClock:
+class LoopClock(Clock):
     """`time.monotonic` with the running event loop's timers.
 
     Not `loop.time()`: uvloop's is millisecond-grained, too coarse for the latency histograms.
     """
 
+    @override
     def now(self) -> float:
         return time.monotonic()
 
+    @override
     def call_at(self, when: float, callback: Callable[[], None]) -> TimerHandle:
         return asyncio.get_running_loop().call_later(max(0.0, when - time.monotonic()), callback)
 

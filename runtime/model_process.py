@@ -33,6 +33,7 @@ from multiprocessing.process import BaseProcess
 from typing import Any, Final
 
 import numpy as np
+from typing_extensions import override
 
 from inferstack.runtime.models import (
     LoadedModel,
@@ -277,6 +278,7 @@ class ProcessModel(LoadedModel):
         loop.remove_reader(sentinel)  # Stays readable: report each exit once.
         on_exit()
 
+    @override
     def predict_batch(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         instance = self._free.get()
         try:

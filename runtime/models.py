@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Any, Final
 
 import numpy as np
+from typing_extensions import override
 
 from inferstack.runtime.tensors import VARIABLE_DIM, TensorSpec
 
@@ -110,6 +111,7 @@ class TorchModel(LoadedModel):
         self.device = device
         self._module = module
 
+    @override
     def predict_batch(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         import torch
 
@@ -167,6 +169,7 @@ class HandlerModel(LoadedModel):
         self.outputs = _specs(getattr(handler, "outputs", None), f"{uri}: handler.outputs")
         self.platform = "python"
 
+    @override
     def predict_batch(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         result = self._handler.predict_batch(inputs)
         if not isinstance(result, Mapping):
@@ -176,6 +179,7 @@ class HandlerModel(LoadedModel):
             )
         return {str(key): np.asarray(value) for key, value in result.items()}
 
+    @override
     def example_inputs(self, batch_size: int) -> dict[str, np.ndarray]:
         custom = getattr(self._handler, "example_inputs", None)
         if callable(custom):

@@ -126,8 +126,25 @@ def resolve(
 
     `check` runs on the merged settings for cross-field rules that raise ValueError.
     """
-    env = os.environ if environ is None else environ
-    variables = env_vars(model)
+    values, sources = _layers(model, flags, config_file, os.environ if environ is None else environ)
+    try:
+        settings = model.model_validate(values)
+        if check is not None:
+            check(settings)
+    except ValidationError as error:
+        raise SettingsError(_problems(model, error, sources)) from None
+    except ValueError as error:
+        raise SettingsError(str(error)) from None
+    return settings
+
+
+def _layers(
+    model: type[BaseModel],
+    flags: Mapping[str, Any],
+    config_file: str | Path | None,
+    env: Mapping[str, str],
+) -> tuple[dict[str, Any], dict[str, str]]:
+    """The merged values, lowest layer first, and where each one came from."""
     values: dict[str, Any] = {}
     sources: dict[str, str] = {}
     path = config_file or env.get(ENV_CONFIG)
@@ -135,7 +152,7 @@ def resolve(
         for key, value in read_config(Path(path)).items():
             values[key] = value
             sources[key] = f"config file {path}: {key}"
-    for name, variable in variables.items():
+    for name, variable in env_vars(model).items():
         if variable in env:
             values[name] = env[variable]
             sources[name] = f"environment variable {variable}"
@@ -143,25 +160,23 @@ def resolve(
         if value is not None:
             values[name] = value
             sources[name] = _flag(name)
-    try:
-        settings = model.model_validate(values)
-        if check is not None:
-            check(settings)
-    except ValidationError as error:
-        problems = []
-        for detail in error.errors(include_url=False):
-            name = str(detail["loc"][0]) if detail["loc"] else "(settings)"
-            where = sources.get(name) or f"{_flag(name)} or {variables.get(name, name)}"
-            message = str(detail["msg"]).removeprefix("Value error, ")
-            if detail["type"] == "extra_forbidden":
-                message = f"unknown setting; known settings are {', '.join(model.model_fields)}"
-            elif detail["type"] == "missing" and model.model_fields[name].description:
-                message = f"required; {model.model_fields[name].description}"
-            problems.append(f"{where}: {message}")
-        raise SettingsError("; ".join(problems)) from None
-    except ValueError as error:
-        raise SettingsError(str(error)) from None
-    return settings
+    return values, sources
+
+
+def _problems(model: type[BaseModel], error: ValidationError, sources: Mapping[str, str]) -> str:
+    """Every validation error, each naming where its value came from (or how to give one)."""
+    variables = env_vars(model)
+    problems = []
+    for detail in error.errors(include_url=False):
+        name = str(detail["loc"][0]) if detail["loc"] else "(settings)"
+        where = sources.get(name) or f"{_flag(name)} or {variables.get(name, name)}"
+        message = str(detail["msg"]).removeprefix("Value error, ")
+        if detail["type"] == "extra_forbidden":
+            message = f"unknown setting; known settings are {', '.join(model.model_fields)}"
+        elif detail["type"] == "missing" and model.model_fields[name].description:
+            message = f"required; {model.model_fields[name].description}"
+        problems.append(f"{where}: {message}")
+    return "; ".join(problems)
 
 
 def read_config(path: Path) -> dict[str, Any]:

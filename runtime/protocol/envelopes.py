@@ -114,19 +114,7 @@ def decode_request(
 
 
 def _decode_document(document: dict[str, Any], binary: bytes, model: Signature) -> InferRequest:
-    raw_inputs = document.get("inputs")
-    if not isinstance(raw_inputs, list) or not raw_inputs:
-        raise ProtocolError(
-            f"'inputs' must be a non-empty list; model {model.name!r} takes "
-            f"{_describe(model.inputs)}"
-        )
-    parameters = document.get("parameters") or {}
-    if not isinstance(parameters, dict):
-        raise ProtocolError("'parameters' must be a JSON object")
-    request_id = document.get("id")
-    if request_id is not None and not _is_text(request_id):
-        raise ProtocolError("'id' must be a string of valid Unicode text (it is echoed back)")
-
+    raw_inputs, parameters, request_id = _envelope(document, model)
     specs = {spec.name: spec for spec in model.inputs}
     decoded: dict[str, np.ndarray] = {}
     offset = 0
@@ -142,40 +130,76 @@ def _decode_document(document: dict[str, Any], binary: bytes, model: Signature) 
             )
         if spec.name in decoded:
             raise ProtocolError(f"input {spec.name!r} appears twice; send each input once")
-        shape = _check_shape(spec, raw.get("shape"))
-        _check_datatype(spec, raw.get("datatype"))
-        input_parameters = raw.get("parameters") or {}
-        if not isinstance(input_parameters, dict):
-            raise ProtocolError(f"input {spec.name!r}: 'parameters' must be a JSON object")
-        size = input_parameters.get("binary_data_size")
-        if size is not None:
-            if "data" in raw:
-                raise ProtocolError(
-                    f"input {spec.name!r} has both 'data' and parameters.binary_data_size; "
-                    "send the tensor one way"
-                )
-            if not isinstance(size, int) or isinstance(size, bool) or size < 0:
-                raise ProtocolError(
-                    f"input {spec.name!r}: binary_data_size must be a non-negative integer"
-                )
-            if offset + size > len(binary):
-                raise ProtocolError(
-                    f"input {spec.name!r} declares binary_data_size {size} but only "
-                    f"{len(binary) - offset} bytes of tensor data follow the JSON header; check "
-                    "Inference-Header-Content-Length and the sizes"
-                )
-            decoded[spec.name] = from_binary(spec, shape, binary[offset : offset + size])
-            offset += size
-        elif "data" in raw:
-            decoded[spec.name] = from_json(spec, shape, raw["data"])
-        else:
+        decoded[spec.name], offset = _decode_input(spec, raw, binary, offset)
+    batch_size = _batch_size(decoded, len(binary) - offset, model)
+    return InferRequest(
+        inputs={spec.name: decoded[spec.name] for spec in model.inputs},
+        batch_size=batch_size,
+        id=request_id,
+        parameters=parameters,
+        outputs=_requested_outputs(document.get("outputs"), model),
+        binary_output=_flag(parameters, "binary_data_output", "parameters"),
+    )
+
+
+def _envelope(
+    document: dict[str, Any], model: Signature
+) -> tuple[list[Any], dict[str, Any], str | None]:
+    """The request's `inputs` list, its `parameters` and its `id`, each checked for its type."""
+    raw_inputs = document.get("inputs")
+    if not isinstance(raw_inputs, list) or not raw_inputs:
+        raise ProtocolError(
+            f"'inputs' must be a non-empty list; model {model.name!r} takes "
+            f"{_describe(model.inputs)}"
+        )
+    parameters = document.get("parameters") or {}
+    if not isinstance(parameters, dict):
+        raise ProtocolError("'parameters' must be a JSON object")
+    request_id = document.get("id")
+    if request_id is not None and not _is_text(request_id):
+        raise ProtocolError("'id' must be a string of valid Unicode text (it is echoed back)")
+    return raw_inputs, parameters, request_id
+
+
+def _decode_input(
+    spec: TensorSpec, raw: dict[str, Any], binary: bytes, offset: int
+) -> tuple[np.ndarray, int]:
+    """One input entry as an array, from its JSON data or from `binary` at `offset`; the offset
+    of the next binary input."""
+    shape = _check_shape(spec, raw.get("shape"))
+    _check_datatype(spec, raw.get("datatype"))
+    input_parameters = raw.get("parameters") or {}
+    if not isinstance(input_parameters, dict):
+        raise ProtocolError(f"input {spec.name!r}: 'parameters' must be a JSON object")
+    size = input_parameters.get("binary_data_size")
+    if size is None:
+        if "data" not in raw:
             raise ProtocolError(
                 f"input {spec.name!r} has no 'data' and no parameters.binary_data_size; "
                 "send the tensor as JSON data or as binary"
             )
-    if offset != len(binary):
+        return from_json(spec, shape, raw["data"]), offset
+    if "data" in raw:
         raise ProtocolError(
-            f"{len(binary) - offset} bytes follow the JSON header beyond the declared "
+            f"input {spec.name!r} has both 'data' and parameters.binary_data_size; "
+            "send the tensor one way"
+        )
+    if not isinstance(size, int) or isinstance(size, bool) or size < 0:
+        raise ProtocolError(f"input {spec.name!r}: binary_data_size must be a non-negative integer")
+    if offset + size > len(binary):
+        raise ProtocolError(
+            f"input {spec.name!r} declares binary_data_size {size} but only "
+            f"{len(binary) - offset} bytes of tensor data follow the JSON header; check "
+            "Inference-Header-Content-Length and the sizes"
+        )
+    return from_binary(spec, shape, binary[offset : offset + size]), offset + size
+
+
+def _batch_size(decoded: dict[str, np.ndarray], trailing: int, model: Signature) -> int:
+    """The rows every input carries, once no binary bytes are left over and no input missing."""
+    if trailing:
+        raise ProtocolError(
+            f"{trailing} bytes follow the JSON header beyond the declared "
             "binary_data_size values; check Inference-Header-Content-Length"
         )
     missing = [spec.name for spec in model.inputs if spec.name not in decoded]
@@ -189,14 +213,7 @@ def _decode_document(document: dict[str, Any], binary: bytes, model: Signature) 
             f"inputs disagree on the batch dimension {rows}; send the same number of rows "
             "in every input"
         )
-    return InferRequest(
-        inputs={spec.name: decoded[spec.name] for spec in model.inputs},
-        batch_size=next(iter(rows.values())),
-        id=request_id,
-        parameters=parameters,
-        outputs=_requested_outputs(document.get("outputs"), model),
-        binary_output=_flag(parameters, "binary_data_output", "parameters"),
-    )
+    return int(next(iter(rows.values())))
 
 
 def _decode_raw_binary(body: bytes, model: Signature) -> InferRequest:

@@ -25,6 +25,8 @@ import warnings
 from collections.abc import Sequence
 from typing import Any, Final
 
+from typing_extensions import override
+
 from inferstack.runtime.queues import Message, QueueConfigError, QueueConsumer, byte_count
 
 with warnings.catch_warnings():
@@ -98,6 +100,7 @@ class PubSubQueue(QueueConsumer):
             max_attempts=max_attempts,
         )
 
+    @override
     def receive(self, max_messages: int, wait_s: float) -> list[Message]:
         try:
             reply = self._subscriber.pull(
@@ -130,18 +133,22 @@ class PubSubQueue(QueueConsumer):
             problem=problem,
         )
 
+    @override
     def ack(self, messages: Sequence[Message]) -> None:
         for chunk in _chunks(messages):
             self._subscriber.acknowledge(
                 request={"subscription": self.subscription, "ack_ids": chunk}
             )
 
+    @override
     def extend(self, messages: Sequence[Message]) -> None:
         self._deadline(messages, round(self.lease_s))
 
+    @override
     def retry_later(self, message: Message, delay_s: float) -> None:
         self._deadline([message], max(0, min(MAX_ACK_DEADLINE_S, round(delay_s))))
 
+    @override
     def release(self, messages: Sequence[Message]) -> None:
         self._deadline(messages, 0)
 
@@ -155,6 +162,7 @@ class PubSubQueue(QueueConsumer):
                 }
             )
 
+    @override
     def dead_letter(self, message: Message, reason: str) -> None:
         attributes = {
             MESSAGE_ID_ATTRIBUTE: message.id,
@@ -165,11 +173,13 @@ class PubSubQueue(QueueConsumer):
         self._publisher.publish(self.dead_letter_topic, message.body, **attributes).result()
         self.ack([message])
 
+    @override
     def backlog(self) -> int | None:
         # Only Cloud Monitoring knows num_undelivered_messages; KEDA's gcp-pubsub scaler reads
         # it there. Not worth a monitoring client in the image.
         return None
 
+    @override
     def close(self) -> None:
         self._subscriber.close()
 

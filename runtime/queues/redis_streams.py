@@ -26,6 +26,7 @@ from typing import Any, Final
 from urllib.parse import parse_qs, urlsplit, urlunsplit
 
 import redis
+from typing_extensions import override
 
 from inferstack.runtime.queues import Message, QueueConfigError, QueueConsumer, byte_count
 
@@ -143,6 +144,7 @@ class RedisStreamQueue(QueueConsumer):
     def _lease_ms(self) -> int:
         return max(1, int(self.lease_s * 1000))
 
+    @override
     def receive(self, max_messages: int, wait_s: float) -> list[Message]:
         messages = self._reclaim(max_messages)
         room = max_messages - len(messages)
@@ -211,17 +213,21 @@ class RedisStreamQueue(QueueConsumer):
             problem=problem,
         )
 
+    @override
     def ack(self, messages: Sequence[Message]) -> None:
         if messages:
             self._client.xack(self.stream, self.group, *[str(m.handle) for m in messages])
 
+    @override
     def extend(self, messages: Sequence[Message]) -> None:
         self._idle(messages, 0)
 
+    @override
     def retry_later(self, message: Message, delay_s: float) -> None:
         # Claimable once idle for lease_s: start it at lease_s - delay.
         self._idle([message], max(0, self._lease_ms - int(delay_s * 1000)))
 
+    @override
     def release(self, messages: Sequence[Message]) -> None:
         self._idle(messages, self._lease_ms)
 
@@ -232,6 +238,7 @@ class RedisStreamQueue(QueueConsumer):
                 args=[self.group, self.consumer, idle_ms, *[str(m.handle) for m in messages]],
             )
 
+    @override
     def dead_letter(self, message: Message, reason: str) -> None:
         fields: list[Any] = [
             "body", message.body,
@@ -247,6 +254,7 @@ class RedisStreamQueue(QueueConsumer):
             args=[self.group, self.consumer, str(message.handle), *fields],
         )
 
+    @override
     def backlog(self) -> int | None:
         for group in self._client.xinfo_groups(self.stream):
             if _text(group["name"]) == self.group:
@@ -257,6 +265,7 @@ class RedisStreamQueue(QueueConsumer):
                 return int(lag) + pending
         return None
 
+    @override
     def close(self) -> None:
         self._client.close()
 

@@ -25,6 +25,7 @@ from collections.abc import Iterator, Sequence
 from typing import Any, Final
 
 import boto3
+from typing_extensions import override
 
 from inferstack.runtime.queues import Message, QueueConfigError, QueueConsumer, byte_count
 
@@ -97,6 +98,7 @@ class SqsQueue(QueueConsumer):
     def _visibility(self) -> int:
         return max(1, min(MAX_VISIBILITY_S, round(self.lease_s)))
 
+    @override
     def receive(self, max_messages: int, wait_s: float) -> list[Message]:
         messages: list[Message] = []
         wait = max(0, min(MAX_WAIT_S, round(wait_s)))
@@ -144,6 +146,7 @@ class SqsQueue(QueueConsumer):
             problem=problem,
         )
 
+    @override
     def ack(self, messages: Sequence[Message]) -> None:
         for chunk in _chunks(messages):
             reply = self._client.delete_message_batch(
@@ -152,9 +155,11 @@ class SqsQueue(QueueConsumer):
             )
             _raise_failed(reply, "DeleteMessageBatch")
 
+    @override
     def extend(self, messages: Sequence[Message]) -> None:
         self._visibility_batch(messages, self._visibility)
 
+    @override
     def retry_later(self, message: Message, delay_s: float) -> None:
         self._client.change_message_visibility(
             QueueUrl=self.queue_url,
@@ -162,6 +167,7 @@ class SqsQueue(QueueConsumer):
             VisibilityTimeout=max(0, min(MAX_VISIBILITY_S, round(delay_s))),
         )
 
+    @override
     def release(self, messages: Sequence[Message]) -> None:
         self._visibility_batch(messages, 0)
 
@@ -176,6 +182,7 @@ class SqsQueue(QueueConsumer):
             )
             _raise_failed(reply, "ChangeMessageVisibilityBatch")
 
+    @override
     def dead_letter(self, message: Message, reason: str) -> None:
         attributes: dict[str, Any] = {
             MESSAGE_ID_ATTRIBUTE: {"DataType": "String", "StringValue": message.id},
@@ -195,6 +202,7 @@ class SqsQueue(QueueConsumer):
         )
         self._client.delete_message(QueueUrl=self.queue_url, ReceiptHandle=message.handle)
 
+    @override
     def backlog(self) -> int | None:
         attributes = self._client.get_queue_attributes(
             QueueUrl=self.queue_url, AttributeNames=["ApproximateNumberOfMessages"]

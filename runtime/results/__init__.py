@@ -54,6 +54,10 @@ class ResultStore(ABC):
         """Release connections."""
 
 
+RESULT_SUFFIX: Final = ".json"
+"""Every stored result is one JSON document, named `<key>.json` in a directory or a bucket."""
+
+
 def result_key(message_id: str) -> str:
     """A file- and object-name-safe key for a message id (ids are opaque to the queue's client).
 
@@ -63,6 +67,12 @@ def result_key(message_id: str) -> str:
     if _SAFE.match(message_id):
         return message_id
     return quote(message_id, safe="").replace(".", "%2E")
+
+
+def object_name(prefix: str, message_id: str) -> str:
+    """The object name of a message's result in a bucket: `PREFIX/<key>.json`."""
+    name = f"{result_key(message_id)}{RESULT_SUFFIX}"
+    return f"{prefix}/{name}" if prefix else name
 
 
 def open_result_store(uri: str) -> ResultStore:
@@ -90,9 +100,11 @@ def open_result_store(uri: str) -> ResultStore:
 
 
 __all__ = [
+    "RESULT_SUFFIX",
     "SCHEMES",
     "ResultStore",
     "ResultStoreConfigError",
+    "object_name",
     "open_result_store",
     "result_key",
 ]

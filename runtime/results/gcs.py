@@ -12,7 +12,9 @@ import warnings
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from inferstack.runtime.results import ResultStore, ResultStoreConfigError, result_key
+from typing_extensions import override
+
+from inferstack.runtime.results import ResultStore, ResultStoreConfigError, object_name
 
 with warnings.catch_warnings():
     # google-api-core warns about the interpreter's end-of-life date at import; not actionable.
@@ -39,9 +41,9 @@ class GcsStore(ResultStore):
 
     def key(self, message_id: str) -> str:
         """The object name of `message_id`'s result."""
-        name = f"{result_key(message_id)}.json"
-        return f"{self.prefix}/{name}" if self.prefix else name
+        return object_name(self.prefix, message_id)
 
+    @override
     def put_many(self, results: Mapping[str, bytes]) -> dict[str, bool]:
         written: dict[str, bool] = {}
         for message_id, document in results.items():
@@ -55,9 +57,11 @@ class GcsStore(ResultStore):
                 written[message_id] = False
         return written
 
+    @override
     def existing(self, message_ids: Iterable[str]) -> set[str]:
         return {m for m in message_ids if self._bucket.blob(self.key(m)).exists()}
 
+    @override
     def get(self, message_id: str) -> bytes | None:
         try:
             data: bytes = self._bucket.blob(self.key(message_id)).download_as_bytes()

@@ -18,9 +18,15 @@ import tempfile
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
-from inferstack.runtime.results import ResultStore, ResultStoreConfigError, result_key
+from typing_extensions import override
 
-SUFFIX = ".json"
+from inferstack.runtime.results import (
+    RESULT_SUFFIX,
+    ResultStore,
+    ResultStoreConfigError,
+    result_key,
+)
+
 # What O_TMPFILE and linkat through /proc fail with where the filesystem, kernel or sandbox
 # does not allow them.
 _NO_TMPFILE = {
@@ -61,8 +67,9 @@ class DirectoryStore(ResultStore):
 
     def path(self, message_id: str) -> Path:
         """Where the result of `message_id` lives."""
-        return self.directory / f"{result_key(message_id)}{SUFFIX}"
+        return self.directory / f"{result_key(message_id)}{RESULT_SUFFIX}"
 
+    @override
     def put_many(self, results: Mapping[str, bytes]) -> dict[str, bool]:
         written: dict[str, bool] = {}
         for message_id, document in results.items():
@@ -105,7 +112,9 @@ class DirectoryStore(ResultStore):
             os.close(descriptor)
 
     def _put_named(self, final: Path, document: bytes) -> bool:
-        descriptor, temporary = tempfile.mkstemp(prefix=".tmp-", suffix=SUFFIX, dir=self.directory)
+        descriptor, temporary = tempfile.mkstemp(
+            prefix=".tmp-", suffix=RESULT_SUFFIX, dir=self.directory
+        )
         try:
             try:
                 _write_all(descriptor, document)
@@ -120,9 +129,11 @@ class DirectoryStore(ResultStore):
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(temporary)
 
+    @override
     def existing(self, message_ids: Iterable[str]) -> set[str]:
         return {message_id for message_id in message_ids if self.path(message_id).exists()}
 
+    @override
     def get(self, message_id: str) -> bytes | None:
         try:
             return self.path(message_id).read_bytes()

@@ -11,6 +11,7 @@ from typing import Any, Final
 from urllib.parse import parse_qs, urlsplit, urlunsplit
 
 import redis
+from typing_extensions import override
 
 from inferstack.runtime.results import ResultStore, ResultStoreConfigError, result_key
 
@@ -42,6 +43,7 @@ class RedisStore(ResultStore):
         """The Redis key of `message_id`'s result."""
         return f"{self.prefix}{result_key(message_id)}"
 
+    @override
     def put_many(self, results: Mapping[str, bytes]) -> dict[str, bool]:
         pipe = self._client.pipeline(transaction=False)
         for message_id, document in results.items():
@@ -49,6 +51,7 @@ class RedisStore(ResultStore):
         replies: list[Any] = pipe.execute()
         return {message_id: bool(reply) for message_id, reply in zip(results, replies, strict=True)}
 
+    @override
     def existing(self, message_ids: Iterable[str]) -> set[str]:
         ids = list(message_ids)
         if not ids:
@@ -58,9 +61,11 @@ class RedisStore(ResultStore):
             pipe.exists(self.key(message_id))
         return {message_id for message_id, found in zip(ids, pipe.execute(), strict=True) if found}
 
+    @override
     def get(self, message_id: str) -> bytes | None:
         value: Any = self._client.get(self.key(message_id))
         return None if value is None else bytes(value)
 
+    @override
     def close(self) -> None:
         self._client.close()

@@ -13,8 +13,9 @@ from typing import Any
 
 import boto3
 from botocore.exceptions import ClientError
+from typing_extensions import override
 
-from inferstack.runtime.results import ResultStore, ResultStoreConfigError, result_key
+from inferstack.runtime.results import ResultStore, ResultStoreConfigError, object_name
 
 
 class S3Store(ResultStore):
@@ -36,9 +37,9 @@ class S3Store(ResultStore):
 
     def key(self, message_id: str) -> str:
         """The object key of `message_id`'s result."""
-        name = f"{result_key(message_id)}.json"
-        return f"{self.prefix}/{name}" if self.prefix else name
+        return object_name(self.prefix, message_id)
 
+    @override
     def put_many(self, results: Mapping[str, bytes]) -> dict[str, bool]:
         written: dict[str, bool] = {}
         for message_id, document in results.items():
@@ -57,6 +58,7 @@ class S3Store(ResultStore):
                 written[message_id] = False
         return written
 
+    @override
     def existing(self, message_ids: Iterable[str]) -> set[str]:
         found: set[str] = set()
         for message_id in message_ids:
@@ -69,6 +71,7 @@ class S3Store(ResultStore):
                 found.add(message_id)
         return found
 
+    @override
     def get(self, message_id: str) -> bytes | None:
         try:
             reply = self._client.get_object(Bucket=self.bucket, Key=self.key(message_id))

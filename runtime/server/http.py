@@ -48,6 +48,7 @@ from typing import Final, cast
 from urllib.parse import unquote
 
 import httptools
+from typing_extensions import override
 
 from inferstack.contract import metrics as names
 from inferstack.runtime.protocol import error_body
@@ -165,6 +166,7 @@ class HttpConnection(asyncio.Protocol):
 
     # asyncio.Protocol ----------------------------------------------------------------------
 
+    @override
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # uvloop's transports implement asyncio.Transport without subclassing it.
         self._transport = cast(asyncio.Transport, transport)
@@ -174,6 +176,7 @@ class HttpConnection(asyncio.Protocol):
             return
         self._arm_idle_timer()
 
+    @override
     def connection_lost(self, exc: Exception | None) -> None:
         self._server.forget(self)
         self._closing = True
@@ -182,6 +185,7 @@ class HttpConnection(asyncio.Protocol):
         if self._responder is not None:
             self._responder.cancel()  # Nobody is left to answer; the batcher drops the request.
 
+    @override
     def eof_received(self) -> bool:
         """The client closed its side. Mid-request, it gets a 400 (it may still be reading);
         otherwise the connection closes, which cancels what it was waiting for: a half-close
@@ -193,6 +197,7 @@ class HttpConnection(asyncio.Protocol):
         self._refuse_now(400, f"the connection was closed {received}; send the whole request")
         return True
 
+    @override
     def data_received(self, data: bytes) -> None:
         if self._discarding:
             return
@@ -226,15 +231,18 @@ class HttpConnection(asyncio.Protocol):
         if self.idle and not self.in_message and not self._closing:
             self._arm_idle_timer()
 
+    @override
     def pause_writing(self) -> None:
         self._writable.clear()
 
+    @override
     def resume_writing(self) -> None:
         self._writable.set()
 
     # httptools callbacks -------------------------------------------------------------------
 
     def on_message_begin(self) -> None:
+        """A new request starts: forget what the previous one left."""
         self.in_message = True
         self.head_done = False
         self.message_started = self._loop.time()
@@ -247,6 +255,7 @@ class HttpConnection(asyncio.Protocol):
         self._body_bytes = 0
 
     def on_url(self, url: bytes) -> None:
+        """A piece of the request target, counted against `max_header_bytes`."""
         self._header_bytes += len(url)
         if self._header_bytes > self._limits.max_header_bytes:
             self._refuse_header_size()
@@ -254,6 +263,7 @@ class HttpConnection(asyncio.Protocol):
         self._url += url
 
     def on_header(self, name: bytes, value: bytes) -> None:
+        """One header, counted against `max_header_bytes`."""
         self._header_bytes += len(name) + len(value)
         if self._header_bytes > self._limits.max_header_bytes:
             self._refuse_header_size()
@@ -261,6 +271,8 @@ class HttpConnection(asyncio.Protocol):
         self._header_pairs.append((name, value))
 
     def on_headers_complete(self) -> None:
+        """The head is in: refuse what is too large or not HTTP/1.x, decide admission
+        (`InferenceApp.admit`), answer `Expect: 100-continue`."""
         if self._discarding:
             return
         self.head_done = True
@@ -302,6 +314,7 @@ class HttpConnection(asyncio.Protocol):
         self._headers = headers
 
     def on_body(self, chunk: bytes) -> None:
+        """A piece of the body: refused past `max_request_bytes`, dropped when already answered."""
         self._continue_owed = False  # The client did not wait for it.
         if self._discarding:
             return
@@ -313,6 +326,7 @@ class HttpConnection(asyncio.Protocol):
             self._body.append(chunk)
 
     def on_message_complete(self) -> None:
+        """The request is whole: queue it to be answered in arrival order."""
         self.in_message = False
         self._continue_owed = False
         if self._discarding:
@@ -443,28 +457,13 @@ class HttpConnection(asyncio.Protocol):
             self._responder = self._loop.create_task(self._answer_in_order())
 
     async def _answer_in_order(self) -> None:
-        app = self._server.app
         while self._requests and not self._closing:
             request = self._requests.popleft()
             if not self._reading and len(self._requests) <= MAX_PIPELINED // 2:
                 assert self._transport is not None
                 self._transport.resume_reading()
                 self._reading = True
-            response = request.refusal
-            if response is not None and response.hold_s:
-                await asyncio.sleep(response.hold_s)
-                if self._closing:
-                    break
-            if response is None:
-                try:
-                    response = await app.handle(
-                        request.method, request.path, request.headers, request.body
-                    )
-                except Exception:
-                    log.exception("unhandled error answering %s %s", request.method, request.path)
-                    response = _refusal(500, "internal server error; see the server log")
-                if response.hold_s:
-                    await asyncio.sleep(response.hold_s)
+            response = await self._response_to(request)
             if self._closing:
                 break
             # While draining, requests already waiting on this connection are still answered
@@ -474,10 +473,7 @@ class HttpConnection(asyncio.Protocol):
                 encode_response(response, head_only=request.method == "HEAD", keep_alive=keep_alive)
             )
             if not keep_alive:
-                if request.linger or (self._server.draining and request.keep_alive):
-                    self._linger_and_close()  # The client may still be sending.
-                else:
-                    self._close()
+                self._close_after(request)
                 break
             if self._continue_owed and not self._requests:
                 self._continue_owed = False
@@ -490,6 +486,28 @@ class HttpConnection(asyncio.Protocol):
         self.last_active = self._loop.time()
         if not self.in_message:
             self._arm_idle_timer()
+
+    async def _response_to(self, request: _Request) -> Response:
+        """The refusal decided earlier, or the app's answer; after its hold, if it has one."""
+        response = request.refusal
+        if response is None:
+            try:
+                response = await self._server.app.handle(
+                    request.method, request.path, request.headers, request.body
+                )
+            except Exception:
+                log.exception("unhandled error answering %s %s", request.method, request.path)
+                response = _refusal(500, "internal server error; see the server log")
+        if response.hold_s:
+            await asyncio.sleep(response.hold_s)
+        return response
+
+    def _close_after(self, request: _Request) -> None:
+        """The answer said `Connection: close`: close, lingering if the client may still send."""
+        if request.linger or (self._server.draining and request.keep_alive):
+            self._linger_and_close()
+        else:
+            self._close()
 
     def _write(self, data: bytes) -> None:
         if self._transport is not None and not self._transport.is_closing():

@@ -40,6 +40,7 @@ from inferstack.runtime.batcher import (
     ModelError,
     QueueFullError,
     RequestTimeoutError,
+    Tensors,
 )
 from inferstack.runtime.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from inferstack.runtime.metrics import RuntimeMetrics
@@ -47,6 +48,7 @@ from inferstack.runtime.models import LoadedModel
 from inferstack.runtime.protocol import (
     HEADER_LENGTH_HEADER,
     JSON_CONTENT_TYPE,
+    InferRequest,
     ProtocolError,
     decode_checked,
     encode_response,
@@ -299,6 +301,18 @@ class InferenceApp:
         if not served.batcher.accepting:
             served.metrics.count("rejected")
             return self._draining()
+        request = await self._decode(served, headers, body)
+        if isinstance(request, Response):
+            return request
+        outputs = await self._run(served, request)
+        if isinstance(outputs, Response):
+            return outputs
+        return self._encode(request, outputs)
+
+    async def _decode(
+        self, served: ServedModel, headers: Mapping[str, str], body: bytes
+    ) -> InferRequest | Response:
+        """The request in `body`, or the answer refusing it (400; 503 if the decoder died)."""
         raw_length = headers.get(HEADER_LENGTH_HEADER)
         try:
             header_length = None if raw_length is None else int(raw_length)
@@ -311,9 +325,8 @@ class InferenceApp:
         self._decoding += 1
         try:
             if len(body) >= LARGE_BODY_BYTES:
-                request = await self.decoder.decode(body, served.model, header_length)
-            else:
-                request = decode_checked(body, served.model, header_length)
+                return await self.decoder.decode(body, served.model, header_length)
+            return decode_checked(body, served.model, header_length)
         except ProtocolError as error:
             served.metrics.count("rejected")
             return _error(error.status, error.message)
@@ -322,8 +335,11 @@ class InferenceApp:
             return _error(503, str(error), ("retry-after", "1"))
         finally:
             self._decoding -= 1
+
+    async def _run(self, served: ServedModel, request: InferRequest) -> Tensors | Response:
+        """The model's outputs for `request`, or the answer for what the batcher raised."""
         try:
-            outputs = await served.batcher.submit(request.inputs)
+            return await served.batcher.submit(request.inputs)
         except QueueFullError as error:
             return self._queue_full(str(error), error.retry_after_s)
         except DrainingError:
@@ -336,6 +352,9 @@ class InferenceApp:
             return _error(503, str(error), ("retry-after", str(DRAIN_RETRY_AFTER_S)))
         except ModelError as error:
             return _error(500, str(error))
+
+    def _encode(self, request: InferRequest, outputs: Tensors) -> Response:
+        """The 200 answer with the requested outputs, or a 500 for outputs v2 cannot carry."""
         try:
             encoded = encode_response(
                 self.model_name,

@@ -304,14 +304,53 @@ class Worker:
             self._slot_free.set()
 
     async def _process(self, batch: _Batch) -> None:
+        """Steps 2 to 6 of the module docstring for one batch; every message ends settled."""
         messages = batch.messages
         already = await asyncio.to_thread(self.store.existing, [m.id for m in messages])
         duplicates = [m for m in messages if m.id in already]
         failures: list[_Failure] = []
+        decoded = self._decode([m for m in messages if m.id not in already], failures)
+        documents, computed = await self._infer(decoded, failures)
+        written, computed = await self._store(documents, computed, failures)
+        done = computed + duplicates
+        processed = [m for m in computed if written.get(m.id, False)]
+        # Logged before the ack: a worker killed after this line still acks nothing, so every
+        # message it names either comes back (and is logged again as a duplicate) or was done.
+        logger.debug(
+            "batch %d: %d processed, %d duplicate",
+            batch.number,
+            len(processed),
+            len(done) - len(processed),
+            extra={
+                "event": "batch",
+                "processed": [m.id for m in processed],
+                "duplicate": [m.id for m in done if not written.get(m.id, False)],
+            },
+        )
+        if done:
+            await self._ack(batch, done)
+        self.metrics.count("processed", len(processed))
+        self.metrics.count("duplicate", len(done) - len(processed))
+        retried, dead = await self._fail(batch, failures)
+        if failures:
+            logger.debug(
+                "batch %d: %d retried, %d dead-lettered",
+                batch.number,
+                len(retried),
+                len(dead),
+                extra={
+                    "event": "failures",
+                    "retried": [m.id for m in retried],
+                    "dead_lettered": [m.id for m in dead],
+                },
+            )
+
+    def _decode(
+        self, messages: Sequence[Message], failures: list[_Failure]
+    ) -> list[tuple[Message, InferRequest]]:
+        """Each message as a v2 request; one that cannot be decoded joins `failures` for good."""
         decoded: list[tuple[Message, InferRequest]] = []
         for message in messages:
-            if message.id in already:
-                continue
             if message.problem is not None:
                 failures.append(_Failure(message, message.problem, True))
                 continue
@@ -329,6 +368,16 @@ class Worker:
                 failures.append(_Failure(message, reason, True))
                 continue
             decoded.append((message, request))
+        return decoded
+
+    async def _infer(
+        self, decoded: Sequence[tuple[Message, InferRequest]], failures: list[_Failure]
+    ) -> tuple[dict[str, bytes], list[Message]]:
+        """Run the requests through the batcher: the result documents, and their messages.
+
+        A message the batcher refused, or whose outputs cannot be encoded, joins `failures`; one
+        refused because the batcher is draining is left unsettled (released on the way out).
+        """
         assert self._batcher is not None
         outcomes = await asyncio.gather(
             *(self._batcher.submit(request.inputs) for _, request in decoded),
@@ -355,52 +404,34 @@ class Worker:
                     failures.append(_Failure(message, reason, False))
                     continue
                 computed.append(message)
-        written: dict[str, bool] = {}
-        if documents:
-            try:
-                written = await asyncio.to_thread(self.store.put_many, documents)
-            except Exception as error:  # The store is down: nothing durable, nothing to ack.
-                reason = f"result store {self.store.uri} failed: {type(error).__name__}: {error}"
-                failures.extend(_Failure(m, reason, False) for m in computed)
-                computed = []
-        done = computed + duplicates
-        processed = [m for m in computed if written.get(m.id, False)]
-        # Logged before the ack: a worker killed after this line still acks nothing, so every
-        # message it names either comes back (and is logged again as a duplicate) or was done.
-        logger.debug(
-            "batch %d: %d processed, %d duplicate",
-            batch.number,
-            len(processed),
-            len(done) - len(processed),
-            extra={
-                "event": "batch",
-                "processed": [m.id for m in processed],
-                "duplicate": [m.id for m in done if not written.get(m.id, False)],
-            },
-        )
-        if done:
-            self._settle(batch, done)
-            try:
-                await asyncio.to_thread(self.queue.ack, done)
-            except Exception as error:
-                # Results are durable; the messages come back after their lease and are then
-                # acked as duplicates without running the model again.
-                logger.warning("ack of %d messages failed: %s", len(done), error)
-        self.metrics.count("processed", len(processed))
-        self.metrics.count("duplicate", len(done) - len(processed))
-        retried, dead = await self._fail(batch, failures)
-        if failures:
-            logger.debug(
-                "batch %d: %d retried, %d dead-lettered",
-                batch.number,
-                len(retried),
-                len(dead),
-                extra={
-                    "event": "failures",
-                    "retried": [m.id for m in retried],
-                    "dead_lettered": [m.id for m in dead],
-                },
-            )
+        return documents, computed
+
+    async def _store(
+        self, documents: Mapping[str, bytes], computed: list[Message], failures: list[_Failure]
+    ) -> tuple[dict[str, bool], list[Message]]:
+        """Write the results: which were new, and the messages still to ack.
+
+        When the store fails nothing is durable, so nothing may be acked: every computed message
+        joins `failures` (retried) instead.
+        """
+        if not documents:
+            return {}, computed
+        try:
+            written: dict[str, bool] = await asyncio.to_thread(self.store.put_many, documents)
+        except Exception as error:  # The store is down: nothing durable, nothing to ack.
+            reason = f"result store {self.store.uri} failed: {type(error).__name__}: {error}"
+            failures.extend(_Failure(m, reason, False) for m in computed)
+            return {}, []
+        return written, computed
+
+    async def _ack(self, batch: _Batch, done: list[Message]) -> None:
+        self._settle(batch, done)
+        try:
+            await asyncio.to_thread(self.queue.ack, done)
+        except Exception as error:
+            # Results are durable; the messages come back after their lease and are then
+            # acked as duplicates without running the model again.
+            logger.warning("ack of %d messages failed: %s", len(done), error)
 
     async def _fail(
         self, batch: _Batch, failures: Sequence[_Failure]
