@@ -217,12 +217,8 @@ def _term_effect(term: Mapping[str, Any]) -> tuple[str, SpotKey] | None:
     return effects[0] if effects else None
 
 
-def spot_admission(spec: Mapping[str, Any]) -> SpotAdmissions | None:
-    """Whether a pod spec admits spot nodes (EKS, Karpenter, GKE and AKS conventions).
-
-    Admits means: its nodeSelector or node affinity (required or preferred) asks for spot, or it
-    tolerates a spot taint without pinning itself to on-demand capacity.
-    """
+def _node_selector_admissions(spec: Mapping[str, Any]) -> tuple[list[SpotAdmission], bool]:
+    """Spot admissions of the nodeSelector, and whether it pins the pod to non-spot capacity."""
     reasons: list[SpotAdmission] = []
     excluded = False
     for key, value in mapping_of(spec.get("nodeSelector")).items():
@@ -233,14 +229,20 @@ def spot_admission(spec: Mapping[str, Any]) -> SpotAdmissions | None:
             reasons.append(SpotAdmission(f"nodeSelector {key}={value}", spot.provider))
         else:
             excluded = True
+    return reasons, excluded
 
+
+def _affinity_admissions(spec: Mapping[str, Any]) -> tuple[list[SpotAdmission], bool]:
+    """Spot admissions of the node affinity, and whether every required term excludes spot."""
+    reasons: list[SpotAdmission] = []
     affinity = mapping_of(get_path(spec, "affinity.nodeAffinity"))
     required = list_of(
         get_path(affinity, "requiredDuringSchedulingIgnoredDuringExecution.nodeSelectorTerms")
     )
     term_effects = [_term_effect(term) for term in required if isinstance(term, Mapping)]
-    if term_effects and all(effect and effect[0] == "excludes" for effect in term_effects):
-        excluded = True
+    excluded = bool(term_effects) and all(
+        effect and effect[0] == "excludes" for effect in term_effects
+    )
     for effect in term_effects:
         if effect and effect[0] == "selects":
             reasons.append(
@@ -253,8 +255,19 @@ def spot_admission(spec: Mapping[str, Any]) -> SpotAdmissions | None:
             reasons.append(
                 SpotAdmission(f"preferred node affinity on {effect[1].key}", effect[1].provider)
             )
+    return reasons, excluded
 
-    if not excluded:
+
+def spot_admission(spec: Mapping[str, Any]) -> SpotAdmissions | None:
+    """Whether a pod spec admits spot nodes (EKS, Karpenter, GKE and AKS conventions).
+
+    Admits means: its nodeSelector or node affinity (required or preferred) asks for spot, or it
+    tolerates a spot taint without pinning itself to on-demand capacity.
+    """
+    selected, selector_excludes = _node_selector_admissions(spec)
+    preferred, affinity_excludes = _affinity_admissions(spec)
+    reasons = selected + preferred
+    if not (selector_excludes or affinity_excludes):
         for toleration in list_of(spec.get("tolerations")):
             admission = _toleration_admits_spot(mapping_of(toleration))
             if admission:
