@@ -1,8 +1,10 @@
-"""The runtime's Prometheus metrics, on a registry of their own.
+"""The batcher's and the HTTP layer's Prometheus metrics, for the server and the worker alike.
 
-Names come from `metric_names` (shared with the components' PromQL). Every series carries the
-`model` label. A private `CollectorRegistry` per server keeps tests and several batchers in one
-process independent, and keeps the default registry's process collectors out of the way.
+Names and labels come from `inferstack.contract.metrics`, which the components' PromQL reads
+too. Every series carries the `model` label. Each `RuntimeMetrics` has a `CollectorRegistry` of
+its own unless it is given one (the worker shares one with its `WorkerMetrics`, behind one
+`/metrics`): that keeps tests and several batchers in one process independent, and keeps the
+default registry's process collectors out of the way.
 """
 
 from __future__ import annotations

@@ -15,8 +15,9 @@ One `multiprocessing` pipe per instance carries:
 The header lists (name, dtype, shape) per array. Arrays of Python objects (BYTES tensors), and a
 result that is not a dict of arrays, travel pickled in place of the header instead.
 
-The child ignores SIGINT and SIGTERM (the server decides when the model stops: after the drain)
-and exits when its pipe closes, which also happens if the server dies.
+The child ignores SIGINT and SIGTERM (the server or the worker decides when the model stops:
+after the drain) and exits when its pipe closes, which also happens if its parent dies. The
+worker runs its model the same way; "server" above stands for either.
 """
 
 from __future__ import annotations

@@ -2,11 +2,12 @@
 
 `inferstack serve` and `inferstack work` take the same three layers, highest first: a
 command-line flag, an environment variable `INFERSTACK_<FIELD>` (what a Kubernetes Deployment
-sets), a YAML or JSON config file (keys are the field names), then the model's default. Errors
+sets), a YAML or JSON config file (keys are the field names), then the field's default. Errors
 name where each bad value came from, so a user knows whether to fix a flag, a variable or a file.
 
-Both commands' settings extend `BatchingSettings`: the model, how it runs, and the batcher's
-knobs are one definition, so a setting cannot mean one thing to `serve` and another to `work`.
+Both commands' settings (`server/settings.py`, `worker/settings.py`) extend `BatchingSettings`:
+the model, how it runs, and the batcher's knobs are one definition, so a setting cannot mean one
+thing to `serve` and another to `work`.
 """
 
 from __future__ import annotations

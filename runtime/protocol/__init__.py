@@ -1,9 +1,9 @@
-"""The KServe v2 (Open Inference Protocol) wire format, in two layers.
+"""The KServe v2 (Open Inference Protocol) wire format: two layers and the one checked decode.
 
 - `envelopes`: the request and response documents (decode and validate a request against the
   model's signature, encode a response, the error document);
 - `codecs`: one tensor to and from JSON `data` or binary-extension bytes;
-- `checked`: the decode both the server and the worker call.
+- `checked`: the decode both the server and the worker call, on top of `envelopes`.
 
 Only the server side lives here; the client side (encode a request, decode a response) that
 tests and benchmarks use is `tests/v2_client.py`.

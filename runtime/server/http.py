@@ -1,11 +1,12 @@
 """HTTP/1.1 for the v2 endpoints: httptools parses, an asyncio protocol answers.
 
-Why not an ASGI server: the six v2 routes need a method, a path, the headers and the whole body,
-and they answer with one buffer. An ASGI server spends per-request Python on what they do not
-use (the scope dict, receive/send messages, response header checks); measured with the same
-`InferenceApp` and wrk (`benchmarks/http_stacks.py`, numbers in the README), this protocol
-answered more requests per second than uvicorn with httptools and than aiohttp, and that CPU is
-what the model thread shares the machine with.
+Why not an ASGI server: the v2 routes (`routes.py`) need a method, a path, the headers and the
+whole body, and they answer with one buffer. An ASGI server spends per-request Python on what
+they do not use (the scope dict, receive/send messages, response header checks); measured with
+the same `InferenceApp` and wrk (`benchmarks/http_stacks.py`, numbers in the documentation's
+runtime performance page, `docs/runtime/performance.md`), this protocol answered more requests
+per second than uvicorn with httptools and than aiohttp, and that CPU is what the model shares
+the machine with.
 
 What it does, per connection:
 - requests are answered one at a time, in arrival order (pipelined requests stay in order);

@@ -1,4 +1,4 @@
-"""Spot interruption notices: the cloud metadata services, polled, plus SIGTERM.
+"""Spot interruption notices from the cloud metadata services, polled on a thread.
 
 - AWS (IMDSv2): a session token from `PUT /latest/api/token`, then
   `GET /latest/meta-data/spot/instance-action` (404 until EC2 schedules the stop, then
@@ -7,7 +7,9 @@
   instance is at elevated risk; no deadline is given, so `rebalance_drain_s` stands in).
 - GCP: `GET /computeMetadata/v1/instance/preempted` with `Metadata-Flavor: Google` answers
   `TRUE` once the VM is being preempted; the VM stops about 30 s later (`gcp_notice_s`).
-- SIGTERM (Kubernetes evicting the pod, the node draining): the pod's grace period.
+
+SIGTERM (Kubernetes evicting the pod, the node draining) is the other notice; `process.py` turns
+it into a `Notice` whose deadline is the pod's grace period.
 
 The watcher is off unless a metadata base URL is configured or the process runs on that cloud
 (read from the DMI vendor strings, which costs no network call), so tests and laptops never
@@ -60,8 +62,9 @@ class Notice:
     """An interruption is coming: where from, and by when (on the `time.monotonic` clock)."""
 
     source: str
-    """`aws-spot`, `aws-rebalance`, `gcp-preempted`, `sigterm`, or `model-exit` (the worker's model
-    process died)."""
+    """`aws-spot`, `aws-rebalance` or `gcp-preempted` (the metadata services), `sigterm` or
+    `sigint` (the process's signals), `model-exit` (the worker's model process died), or `stop`
+    (`Worker.stop`)."""
     deadline: float
     detail: str = ""
 
