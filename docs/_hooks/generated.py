@@ -41,7 +41,8 @@ _SCALARS: dict[object, str] = {
 _BOUNDS = (("ge", ">="), ("gt", ">"), ("le", "<="), ("lt", "<"))
 
 
-def _load(target: str) -> type[BaseModel]:
+def load_model(target: str) -> type[BaseModel]:
+    """The pydantic model a `module:Class` target names; anything else is an error."""
     module_name, _, name = target.partition(":")
     module = __import__(module_name, fromlist=[name])
     model = getattr(module, name)
@@ -65,7 +66,7 @@ def config_models() -> list[tuple[list[str], type[BaseModel]]]:
                 visit(nested, f"{where}.{name}{suffix}")
 
     for key, target in CONFIG_ROOTS:
-        visit(_load(target), key)
+        visit(load_model(target), key)
     return [(paths, model) for model, paths in seen.items()]
 
 
