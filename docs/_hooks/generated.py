@@ -93,8 +93,10 @@ def type_name(annotation: Any) -> str:
         return " or ".join(type_name(argument) for argument in arguments)
     if origin is Literal:
         return " or ".join(f"`{json.dumps(value)}`" for value in arguments)
-    if origin is list:
+    if origin is list or (origin is tuple and arguments[1:] == (Ellipsis,)):
         return f"list of {type_name(arguments[0])}"
+    if origin is tuple:
+        return "[" + ", ".join(type_name(argument) for argument in arguments) + "]"
     if origin is dict:
         return f"map of {type_name(arguments[0])} to {type_name(arguments[1])}"
     if isinstance(annotation, type) and issubclass(annotation, BaseModel):
@@ -122,7 +124,7 @@ def default_text(info: FieldInfo) -> str:
     value = info.get_default(call_default_factory=True, validated_data={})
     if isinstance(value, BaseModel):
         return "its defaults"
-    if isinstance(value, str):
+    if isinstance(value, str) and value:
         return f"`{value}`"
     return f"`{json.dumps(value)}`"
 
