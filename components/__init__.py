@@ -11,7 +11,12 @@ from typing import Any
 
 from inferstack.components.aws.options import AwsOptions
 from inferstack.components.gcp.options import GcpOptions
-from inferstack.components.kubernetes.options import KubernetesOptions, QueueBinding
+from inferstack.components.kubernetes.bindings import KubernetesBindings, QueueWiring
+from inferstack.components.kubernetes.options import (
+    KubernetesOptions,
+    PoolPlacement,
+    QueueBinding,
+)
 from inferstack.components.planning.clouds import CLOUDS, Cloud, Target
 from inferstack.components.planning.cost import CostEstimate, LeverRow, estimate_cost
 from inferstack.components.planning.plan import ServicePlan, plan_service
@@ -57,12 +62,15 @@ __all__ = [
     "GcpInferenceStack",
     "GcpOptions",
     "InferenceServiceSpec",
+    "KubernetesBindings",
     "KubernetesInferenceService",
     "KubernetesOptions",
     "LeverRow",
+    "PoolPlacement",
     "PrewarmWindow",
     "Problem",
     "QueueBinding",
+    "QueueWiring",
     "Profile",
     "RealtimeSizing",
     "ServicePlan",

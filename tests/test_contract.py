@@ -8,7 +8,8 @@ from typing import Any
 
 import pytest
 
-from inferstack.components.kubernetes.options import KubernetesOptions, QueueBinding, queue_uri
+from inferstack.components.kubernetes.bindings import KubernetesBindings, queue_uri
+from inferstack.components.kubernetes.options import KubernetesOptions, QueueBinding
 from inferstack.contract import (
     clouds,
     env,
@@ -143,7 +144,7 @@ def test_queue_uri_round_trips(
     pool = {"gpu": {"type": "nvidia-l4"}, "queue": queue, "scaling": {"max_replicas": 2}}
     spec = make_spec(batch=pool)
     options = KubernetesOptions(queue=QueueBinding(results_uri="file:///r", **binding))
-    uri = queue_uri(spec, options)
+    uri = queue_uri(spec, KubernetesBindings.from_options(options))
     address = parse_queue_uri(uri)
     assert (address.kind, address.name, address.gcp_project) == expected
     if address.kind == "redis-streams":

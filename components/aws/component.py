@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from typing import Any, Final, cast
+from typing import Any, Final
 
 import pulumi
 import pulumi_aws as aws
@@ -33,12 +33,13 @@ from inferstack.components.aws.interruption import create_interruption_queue
 from inferstack.components.aws.options import AwsOptions
 from inferstack.components.aws.queue import JobQueue, create_job_queue
 from inferstack.components.aws.registry import create_repository, repository_name
+from inferstack.components.aws.tags import resource_tags
+from inferstack.components.kubernetes.bindings import KubernetesBindings, QueueWiring
 from inferstack.components.kubernetes.component import KubernetesInferenceService, custom_resource
 from inferstack.components.kubernetes.options import KubernetesOptions
 from inferstack.components.kubernetes.workloads import workload_name
 from inferstack.components.planning.plan import ServicePlan
 from inferstack.contract import resource_types
-from inferstack.contract.labels import SERVICE_LABEL
 from inferstack.errors import Problem, SpecError
 
 TYPE_TOKEN: Final = resource_types.AWS_STACK
@@ -77,7 +78,7 @@ class AwsInferenceStack(pulumi.ComponentResource):
     ) -> None:
         super().__init__(TYPE_TOKEN, name, {}, opts)
         kubernetes = kubernetes or KubernetesOptions()
-        problems = options.problems(plan.spec)
+        problems = options.problems(plan.spec) + kubernetes.problems(plan.spec)
         if plan.target != "aws":
             problems.append(
                 Problem("target", f"the plan was made for {plan.target!r}; plan it for aws")
@@ -112,25 +113,19 @@ class AwsInferenceStack(pulumi.ComponentResource):
         )
         job_queue = None
         self._scaler_arn: pulumi.Output[str] | None = None
-        bound = kubernetes
+        bindings = self._placement(KubernetesBindings.from_options(kubernetes))
         if spec.batch is not None:
             job_queue = create_job_queue(name, plan, options, account, child)
-            bound = self._identities(name, kubernetes, job_queue, account, cluster, child)
-        if repository is not None and "image" not in spec.model_fields_set and not bound.image:
-            image = account.apply(
-                lambda a: (
-                    f"{a}.dkr.ecr.{options.region}.amazonaws.com/"
-                    f"{repository_name(plan)}:{options.image_tag}"
-                )
-            )
-            bound = dataclasses.replace(bound, image=cast(str, image))
+            bindings = self._identities(name, kubernetes, bindings, job_queue, account, cluster)
+        if repository is not None and "image" not in spec.model_fields_set and not bindings.image:
+            bindings = dataclasses.replace(bindings, image=self._repository_image(account))
 
-        capacity = self._capacity(name, node_role, controller, child)
-        bound = dataclasses.replace(bound, **self._placement())
+        capacity = self._capacity(name, node_role, controller)
         self.service = KubernetesInferenceService(
             name,
             plan,
-            bound,
+            kubernetes,
+            bindings=bindings,
             opts=pulumi.ResourceOptions(parent=self, depends_on=capacity),
         )
 
@@ -159,10 +154,6 @@ class AwsInferenceStack(pulumi.ComponentResource):
 
     # -----------------------------------------------------------------------------------------
 
-    def _tags(self) -> dict[str, str]:
-        # The service tag marks an inference role for the pack's scoped-inference-identities.
-        return {SERVICE_LABEL: self.plan.spec.name, "app.kubernetes.io/managed-by": "inferstack"}
-
     def _role_name(self, role: str) -> str:
         # IAM names are account-wide: the cluster keeps two stacks' services apart.
         return f"{self.options.cluster_name}-{self.plan.spec.name}-{role}"[:MAX_ROLE_NAME]
@@ -175,7 +166,7 @@ class AwsInferenceStack(pulumi.ComponentResource):
             name=self._role_name("gpu-node"),
             assume_role_policy=json.dumps(iam.node_trust()),
             description=f"GPU nodes Karpenter launches for {self.plan.spec.name}",
-            tags=self._tags(),
+            tags=resource_tags(self.plan),
             opts=child,
         )
         on_role = pulumi.ResourceOptions(parent=role)
@@ -196,38 +187,56 @@ class AwsInferenceStack(pulumi.ComponentResource):
         )
         return role
 
+    def _repository_image(self, account: pulumi.Output[str]) -> pulumi.Output[str]:
+        """The created repository's image at `image_tag` (its host carries the account ID)."""
+        options, repository = self.options, repository_name(self.plan)
+        return account.apply(
+            lambda a: f"{a}.dkr.ecr.{options.region}.amazonaws.com/{repository}:{options.image_tag}"
+        )
+
+    def _worker_trust(
+        self,
+        namespace: str,
+        account: pulumi.Output[str],
+        cluster: pulumi.Output[aws.eks.GetClusterResult],
+    ) -> pulumi.Output[str]:
+        """Who may assume the worker's role: the Pod Identity agent, or the IRSA OIDC subject."""
+        options = self.options
+        service_account = workload_name(self.plan.spec, "batch")
+        if options.identity == "pod_identity":
+            return pulumi.Output.all(account, cluster.arn).apply(
+                lambda v: json.dumps(iam.pod_identity_trust(v[0], v[1]))
+            )
+        provider = (
+            pulumi.Output.from_input(options.oidc_provider_arn)
+            if options.oidc_provider_arn
+            else pulumi.Output.all(account, cluster.identities).apply(_oidc_provider_arn)
+        )
+        return provider.apply(
+            lambda arn: json.dumps(iam.irsa_trust(arn, namespace, service_account))
+        )
+
     def _identities(
         self,
         name: str,
         kubernetes: KubernetesOptions,
+        bindings: KubernetesBindings,
         job_queue: JobQueue,
         account: pulumi.Output[str],
-        cluster: Any,
-        child: pulumi.ResourceOptions,
-    ) -> KubernetesOptions:
+        cluster: pulumi.Output[aws.eks.GetClusterResult],
+    ) -> KubernetesBindings:
         """The worker's and KEDA's roles, bound to the batch pool; the realtime pool gets none."""
         options, spec = self.options, self.plan.spec
         service_account = workload_name(spec, "batch")
         namespace = kubernetes.namespace
-        if options.identity == "pod_identity":
-            trust = pulumi.Output.all(account, cluster.arn).apply(
-                lambda v: json.dumps(iam.pod_identity_trust(v[0], v[1]))
-            )
-        else:
-            provider = (
-                pulumi.Output.from_input(options.oidc_provider_arn)
-                if options.oidc_provider_arn
-                else pulumi.Output.all(account, cluster.identities).apply(_oidc_provider_arn)
-            )
-            trust = provider.apply(
-                lambda arn: json.dumps(iam.irsa_trust(arn, namespace, service_account))
-            )
+        child = pulumi.ResourceOptions(parent=self)
+        trust = self._worker_trust(namespace, account, cluster)
         worker = aws.iam.Role(
             f"{name}-worker-role",
             name=self._role_name("worker"),
             assume_role_policy=trust,
             description=f"Batch worker of {spec.name}: its queue, its DLQ, its results prefix",
-            tags=self._tags(),
+            tags=resource_tags(self.plan),
             opts=child,
         )
         aws.iam.RolePolicy(
@@ -244,7 +253,7 @@ class AwsInferenceStack(pulumi.ComponentResource):
             ),
             opts=pulumi.ResourceOptions(parent=worker),
         )
-        annotations = dict(kubernetes.batch_service_account_annotations)
+        annotations: dict[str, pulumi.Input[str]] = dict(bindings.batch_service_account_annotations)
         if options.identity == "pod_identity":
             aws.eks.PodIdentityAssociation(
                 f"{name}-worker-identity",
@@ -255,8 +264,25 @@ class AwsInferenceStack(pulumi.ComponentResource):
                 opts=pulumi.ResourceOptions(parent=worker),
             )
         else:
-            annotations[IRSA_ANNOTATION] = cast(str, worker.arn)
+            annotations[IRSA_ANNOTATION] = worker.arn
+        scaler = self._queue_scaler(name, job_queue, account)
+        return dataclasses.replace(
+            bindings,
+            queue=QueueWiring(
+                url=job_queue.queue_url,
+                aws_region=options.region,
+                aws_role_arn=scaler.arn,
+                redis_consumer_group=bindings.queue.redis_consumer_group,
+                results_uri=job_queue.results_uri,
+            ),
+            batch_service_account_annotations=annotations,
+        )
 
+    def _queue_scaler(
+        self, name: str, job_queue: JobQueue, account: pulumi.Output[str]
+    ) -> aws.iam.Role:
+        """The role KEDA's operator assumes to read the job queue's length, and nothing else."""
+        options, spec = self.options, self.plan.spec
         keda_role = options.keda_operator_role
         keda_arn = (
             pulumi.Output.from_input(keda_role)
@@ -268,8 +294,8 @@ class AwsInferenceStack(pulumi.ComponentResource):
             name=self._role_name("queue-scaler"),
             assume_role_policy=keda_arn.apply(lambda arn: json.dumps(iam.role_trust(arn))),
             description=f"KEDA reads the length of {spec.name}'s job queue",
-            tags=self._tags(),
-            opts=child,
+            tags=resource_tags(self.plan),
+            opts=pulumi.ResourceOptions(parent=self),
         )
         aws.iam.RolePolicy(
             f"{name}-scaler-policy",
@@ -278,23 +304,13 @@ class AwsInferenceStack(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions(parent=scaler),
         )
         self._scaler_arn = scaler.arn
-        queue = dataclasses.replace(
-            kubernetes.queue,
-            url=job_queue.queue_url,
-            aws_region=options.region,
-            aws_role_arn=cast(str, scaler.arn),
-            results_uri=job_queue.results_uri,
-        )
-        return dataclasses.replace(
-            kubernetes, queue=queue, batch_service_account_annotations=annotations
-        )
+        return scaler
 
     def _capacity(
         self,
         name: str,
         node_role: aws.iam.Role,
         controller: list[pulumi.Resource],
-        child: pulumi.ResourceOptions,
     ) -> list[pulumi.Resource]:
         """The EC2NodeClass and one NodePool per pool of the spec."""
         plan = self.plan
@@ -322,20 +338,21 @@ class AwsInferenceStack(pulumi.ComponentResource):
             )
         return created
 
-    def _placement(self) -> dict[str, Any]:
+    def _placement(self, bindings: KubernetesBindings) -> KubernetesBindings:
         """Node placement for the Kubernetes layer: each pool on its own NodePool's nodes."""
         cloud = self.plan.cloud
         assert cloud is not None
-        return {
-            "realtime_placement": karpenter_objects.placement(self.plan, "realtime"),
-            "batch_placement": karpenter_objects.placement(self.plan, "batch"),
+        return dataclasses.replace(
+            bindings,
+            realtime_placement=karpenter_objects.placement(self.plan, "realtime"),
+            batch_placement=karpenter_objects.placement(self.plan, "batch"),
             # Karpenter's label only: the batch NodePool's nodes carry no other spot label.
-            "spot_labels": tuple(
+            spot_labels=tuple(
                 (label.key, label.value)
                 for label in cloud.spot_labels
                 if label.key == karpenter_objects.CAPACITY_TYPE_LABEL
             ),
-        }
+        )
 
 
 def _oidc_provider_arn(values: list[Any]) -> str:

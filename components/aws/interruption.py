@@ -24,8 +24,8 @@ import pulumi_aws as aws
 from inferstack.components.aws import iam
 from inferstack.components.aws.options import AwsOptions
 from inferstack.components.aws.queue import queue_arn
+from inferstack.components.aws.tags import resource_tags
 from inferstack.components.planning.plan import ServicePlan
-from inferstack.contract.labels import SERVICE_LABEL
 
 RETENTION_SECONDS: Final = 300
 EVENT_PATTERNS: Final[dict[str, dict[str, Any]]] = {
@@ -79,7 +79,7 @@ def create_interruption_queue(
 ) -> InterruptionQueue:
     """Create the queue, its policy, and one rule plus target per event kind."""
     region = options.region
-    tags = {SERVICE_LABEL: plan.spec.name, "app.kubernetes.io/managed-by": "inferstack"}
+    tags = resource_tags(plan)
     queue = aws.sqs.Queue(
         f"{name}-interruption",
         name=queue_name(plan),

@@ -27,12 +27,13 @@ from __future__ import annotations
 from typing import Any, Final, Literal
 
 from inferstack.components.aws.options import AwsOptions
+from inferstack.components.aws.tags import resource_tags
 from inferstack.components.kubernetes.options import PoolPlacement
 from inferstack.components.kubernetes.scaling import SCALE_DOWN_STABILIZATION_SECONDS
 from inferstack.components.planning.clouds import Cloud
 from inferstack.components.planning.plan import ServicePlan
 from inferstack.contract.clouds import KARPENTER_CAPACITY_TYPE
-from inferstack.contract.labels import SERVICE_LABEL, TIER_BATCH, TIER_LABEL, TIER_REALTIME
+from inferstack.contract.labels import TIER_BATCH, TIER_LABEL, TIER_REALTIME
 from inferstack.contract.pods import GPU_RESOURCE
 
 Manifest = dict[str, Any]
@@ -108,11 +109,7 @@ def _tier(pool: Pool) -> str:
 
 
 def _labels(plan: ServicePlan, pool: Pool) -> dict[str, str]:
-    return {
-        "app.kubernetes.io/managed-by": "inferstack",
-        SERVICE_LABEL: plan.spec.name,
-        TIER_LABEL: _tier(pool),
-    }
+    return resource_tags(plan, **{TIER_LABEL: _tier(pool)})
 
 
 def _requirement(key: str, values: list[str], min_values: int | None = None) -> Manifest:
@@ -225,7 +222,7 @@ def node_class(plan: ServicePlan, options: AwsOptions, node_role: Any) -> Manife
                 "httpTokens": "required",
             },
             "blockDeviceMappings": _block_devices(options),
-            "tags": {SERVICE_LABEL: plan.spec.name, "app.kubernetes.io/managed-by": "inferstack"},
+            "tags": resource_tags(plan),
         },
     }
 

@@ -4,23 +4,30 @@ The spec says what to serve; these options say on which EKS cluster (it must exi
 in which region, on which subnets and security groups Karpenter launches GPU nodes, how pods get
 AWS credentials (EKS Pod Identity, or IRSA), and where results go. Pure data, no Pulumi, so the
 pure builders (`karpenter`, `iam`) and the tests read them without a Pulumi runtime. Every
-problem is reported at once, with the option's path and the fix, before any resource exists.
+problem is reported at once, with the option's path and the fix, before any resource exists:
+the values' own checks when they are read (`parse_aws_options`), the checks against the spec in
+`AwsOptions.problems`.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field, fields
 from typing import Any, Final, Literal
 
+from pydantic import Field, ValidationInfo, field_validator
+
+from inferstack.components.planning import validation
 from inferstack.components.planning.clouds import CLOUDS
 from inferstack.components.planning.spec import InferenceServiceSpec
-from inferstack.errors import Problem, SpecError
+from inferstack.components.planning.validation import StrictModel
+from inferstack.errors import Problem
 
 Identity = Literal["pod_identity", "irsa"]
 AmiFamily = Literal["al2023", "bottlerocket"]
 
+CONFIG_KEY: Final = "inferstack:aws"
+"""The stack config key of these options; every problem's path starts with it."""
 KARPENTER_CHART_VERSION: Final = "1.14.1"
 """Pinned Karpenter chart for `install_karpenter=True` (its CRDs: ../shared/schemas/karpenter)."""
 KARPENTER_CHART: Final = "oci://public.ecr.aws/karpenter/karpenter"
@@ -41,19 +48,18 @@ _CLUSTER: Final = re.compile(r"^[0-9A-Za-z][A-Za-z0-9\-_]{0,99}$")
 _ARN: Final = re.compile(r"^arn:aws[a-z-]*:")
 
 
-@dataclass(frozen=True)
-class AwsOptions:
+class AwsOptions(StrictModel):
     """Cloud-side settings of an `AwsInferenceStack` (`inferstack:aws` in the stack config)."""
 
-    cluster_name: str = ""
+    cluster_name: str = Field(default="", validate_default=True)
     """The existing EKS cluster; required."""
-    region: str = ""
+    region: str = Field(default="", validate_default=True)
     """Its region; required (and must offer the spec's GPU instances)."""
-    subnet_selector: dict[str, str] = field(default_factory=dict)
-    """Tags of the private subnets Karpenter launches GPU nodes in (e.g. karpenter.sh/discovery)."""
-    subnet_ids: list[str] = field(default_factory=list)
-    """Or the subnets by ID; one of the two is required."""
-    security_group_selector: dict[str, str] = field(default_factory=dict)
+    subnet_ids: list[str] = Field(default_factory=list)
+    """The private subnets Karpenter launches GPU nodes in, by ID; or `subnet_selector`."""
+    subnet_selector: dict[str, str] = Field(default_factory=dict, validate_default=True)
+    """Or their tags (e.g. karpenter.sh/discovery); one of the two is required."""
+    security_group_selector: dict[str, str] = Field(default_factory=dict)
     """Tags of the node security groups; empty: `karpenter.sh/discovery: <cluster_name>`."""
     ami_family: AmiFamily = "al2023"
     """AL2023 or Bottlerocket; Karpenter picks the NVIDIA variant for GPU instances."""
@@ -86,6 +92,93 @@ class AwsOptions:
     karpenter_namespace: str = DEFAULT_KARPENTER_NAMESPACE
     karpenter_service_account: str = DEFAULT_KARPENTER_SERVICE_ACCOUNT
 
+    @field_validator("cluster_name")
+    @classmethod
+    def _cluster_name(cls, value: str) -> str:
+        if not value:
+            raise ValueError(
+                "the AWS target runs on an existing EKS cluster; set cluster_name to its name"
+            )
+        if not _CLUSTER.match(value):
+            raise ValueError(f"{value!r} is not an EKS name")
+        return value
+
+    @field_validator("region")
+    @classmethod
+    def _region(cls, value: str) -> str:
+        if not value:
+            raise ValueError("set region to the cluster's region, e.g. us-east-1")
+        if not _REGION.match(value):
+            raise ValueError(f"{value!r} is not an AWS region, e.g. us-east-1")
+        return value
+
+    @field_validator("subnet_ids")
+    @classmethod
+    def _subnet_ids(cls, value: list[str]) -> list[str]:
+        wrong = [subnet for subnet in value if not subnet.startswith("subnet-")]
+        if wrong:
+            raise ValueError(
+                "; ".join(f"{subnet!r} is not a subnet ID (subnet-...)" for subnet in wrong)
+            )
+        return value
+
+    @field_validator("subnet_selector")
+    @classmethod
+    def _subnets_named(cls, value: dict[str, str], info: ValidationInfo) -> dict[str, str]:
+        if not value and not info.data.get("subnet_ids") and "subnet_ids" in info.data:
+            raise ValueError(
+                "Karpenter needs the subnets to launch GPU nodes in; set subnet_selector to "
+                "their tags (e.g. {karpenter.sh/discovery: <cluster>}) or subnet_ids"
+            )
+        return value
+
+    @field_validator("root_volume_gib")
+    @classmethod
+    def _root_volume(cls, value: int) -> int:
+        if value < MIN_ROOT_VOLUME_GIB:
+            raise ValueError(
+                f"{value} GiB cannot hold the CUDA runtime image and the model; "
+                f"use at least {MIN_ROOT_VOLUME_GIB}"
+            )
+        return value
+
+    @field_validator("max_receive_count")
+    @classmethod
+    def _receives(cls, value: int) -> int:
+        if not 1 <= value <= 1000:
+            raise ValueError("SQS allows 1 to 1000 receives per message")
+        return value
+
+    @field_validator("message_retention_seconds")
+    @classmethod
+    def _retention(cls, value: int) -> int:
+        if not 60 <= value <= DLQ_RETENTION_SECONDS:
+            raise ValueError(f"SQS keeps messages 60 to {DLQ_RETENTION_SECONDS} seconds")
+        return value
+
+    @field_validator("results_expiry_days")
+    @classmethod
+    def _expiry(cls, value: int) -> int:
+        if value < 1:
+            raise ValueError("use at least 1 day")
+        return value
+
+    @field_validator("oidc_provider_arn")
+    @classmethod
+    def _oidc_provider(cls, value: str | None) -> str | None:
+        if value is not None and not _ARN.match(value):
+            raise ValueError(
+                "expected an IAM OIDC provider ARN (arn:aws:iam::ACCOUNT:oidc-provider/...)"
+            )
+        return value
+
+    @field_validator("kms_key_arn")
+    @classmethod
+    def _kms_key(cls, value: str | None) -> str | None:
+        if value is not None and not _ARN.match(value):
+            raise ValueError("expected a KMS key ARN (arn:aws:kms:REGION:ACCOUNT:key/...)")
+        return value
+
     @property
     def ami_alias(self) -> str:
         """The EC2NodeClass alias, e.g. `al2023@latest`."""
@@ -95,71 +188,9 @@ class AwsOptions:
         """The security-group tag selector, with Karpenter's discovery tag as the default."""
         return dict(self.security_group_selector) or {"karpenter.sh/discovery": self.cluster_name}
 
-    def problems(self, spec: InferenceServiceSpec, *, source: str = "aws") -> list[Problem]:
-        """Everything wrong with these options for `spec`, each naming the option and the fix."""
-        problems: list[Problem] = []
-        if not self.cluster_name:
-            problems.append(
-                Problem(
-                    f"{source}.cluster_name",
-                    "the AWS target runs on an existing EKS cluster; set cluster_name to its name",
-                )
-            )
-        elif not _CLUSTER.match(self.cluster_name):
-            problems.append(
-                Problem(f"{source}.cluster_name", f"{self.cluster_name!r} is not an EKS name")
-            )
-        if not self.region:
-            problems.append(
-                Problem(f"{source}.region", "set region to the cluster's region, e.g. us-east-1")
-            )
-        elif not _REGION.match(self.region):
-            problems.append(
-                Problem(f"{source}.region", f"{self.region!r} is not an AWS region, e.g. us-east-1")
-            )
-        else:
-            problems += self._region_problems(spec, source)
-        if not self.subnet_selector and not self.subnet_ids:
-            problems.append(
-                Problem(
-                    f"{source}.subnet_selector",
-                    "Karpenter needs the subnets to launch GPU nodes in; set subnet_selector to "
-                    "their tags (e.g. {karpenter.sh/discovery: <cluster>}) or subnet_ids",
-                )
-            )
-        problems += [
-            Problem(f"{source}.subnet_ids", f"{subnet!r} is not a subnet ID (subnet-...)")
-            for subnet in self.subnet_ids
-            if not subnet.startswith("subnet-")
-        ]
-        if self.root_volume_gib < MIN_ROOT_VOLUME_GIB:
-            problems.append(
-                Problem(
-                    f"{source}.root_volume_gib",
-                    f"{self.root_volume_gib} GiB cannot hold the CUDA runtime image and the model; "
-                    f"use at least {MIN_ROOT_VOLUME_GIB}",
-                )
-            )
-        if not 1 <= self.max_receive_count <= 1000:
-            problems.append(
-                Problem(f"{source}.max_receive_count", "SQS allows 1 to 1000 receives per message")
-            )
-        if not 60 <= self.message_retention_seconds <= DLQ_RETENTION_SECONDS:
-            problems.append(
-                Problem(
-                    f"{source}.message_retention_seconds",
-                    f"SQS keeps messages 60 to {DLQ_RETENTION_SECONDS} seconds",
-                )
-            )
-        if self.results_expiry_days < 1:
-            problems.append(Problem(f"{source}.results_expiry_days", "use at least 1 day"))
-        provider = self.oidc_provider_arn
-        if self.identity == "irsa" and provider is not None and not _ARN.match(provider):
-            problems.append(
-                Problem(f"{source}.oidc_provider_arn", "expected an IAM OIDC provider ARN")
-            )
-        if self.kms_key_arn is not None and not _ARN.match(self.kms_key_arn):
-            problems.append(Problem(f"{source}.kms_key_arn", "expected a KMS key ARN"))
+    def problems(self, spec: InferenceServiceSpec) -> list[Problem]:
+        """What this target cannot build for `spec` with these options, each with its fix."""
+        problems = self._region_problems(spec)
         if spec.batch is not None and spec.batch.queue.kind != "sqs":
             problems.append(
                 Problem(
@@ -170,9 +201,11 @@ class AwsOptions:
             )
         return problems
 
-    def _region_problems(self, spec: InferenceServiceSpec, source: str) -> list[Problem]:
+    def _region_problems(self, spec: InferenceServiceSpec) -> list[Problem]:
         cloud = CLOUDS["aws"]
-        problems = []
+        problems: list[Problem] = []
+        if not self.region:
+            return problems  # refused when read; nothing to compare the GPUs with
         for path, pool in (("realtime", spec.realtime), ("batch", spec.batch)):
             if pool is None:
                 continue
@@ -182,7 +215,7 @@ class AwsOptions:
             where = ", ".join(sorted(cloud.regions_of(machines.family)))
             problems.append(
                 Problem(
-                    f"{source}.region",
+                    f"{CONFIG_KEY}.region",
                     f"{self.region} has no {machines.family} instances ({pool.gpu.type}, "
                     f"{path} pool) in the region table; use one of: {where}, or another "
                     f"{path}.gpu.type",
@@ -191,24 +224,18 @@ class AwsOptions:
         return problems
 
 
-def parse_aws_options(data: Mapping[str, Any] | None, *, source: str) -> AwsOptions:
-    """Options from a config mapping (`inferstack:aws`); unknown keys are errors."""
-    data = dict(data or {})
-    known = {f.name for f in fields(AwsOptions)}
-    problems = [
-        Problem(f"{source}.{key}", f"unknown option; known options are {', '.join(sorted(known))}")
-        for key in data
-        if key not in known
-    ]
-    if problems:
-        raise SpecError(problems, source=source)
-    try:
-        return AwsOptions(**data)
-    except TypeError as error:  # pragma: no cover - dataclass keyword errors are caught above
-        raise SpecError([Problem(source, str(error))], source=source) from None
+def parse_aws_options(
+    data: Mapping[str, Any] | None, *, source: str, spec: InferenceServiceSpec | None = None
+) -> AwsOptions:
+    """Options from a config mapping (`inferstack:aws`): unknown keys and bad values are errors.
+
+    With `spec`, a refusal also lists what `AwsOptions.problems(spec)` finds in the rest.
+    """
+    return validation.parse_options(AwsOptions, data, source=source, spec=spec)
 
 
 __all__ = [
+    "CONFIG_KEY",
     "KARPENTER_CHART",
     "KARPENTER_CHART_VERSION",
     "AwsOptions",

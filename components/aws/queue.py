@@ -25,9 +25,10 @@ import pulumi_aws as aws
 
 from inferstack.components.aws import iam
 from inferstack.components.aws.options import DLQ_RETENTION_SECONDS, AwsOptions
+from inferstack.components.aws.tags import resource_tags
 from inferstack.components.planning.plan import ServicePlan
 from inferstack.components.planning.sizing import Derived
-from inferstack.contract.labels import MAX_JOB_SECONDS_ANNOTATION, SERVICE_LABEL
+from inferstack.contract.labels import MAX_JOB_SECONDS_ANNOTATION
 
 VISIBILITY_MARGIN_SECONDS: Final = 60
 """Beyond the longest job: the worker's final result write and acknowledgement."""
@@ -98,10 +99,6 @@ def _encryption(options: AwsOptions) -> dict[str, Any]:
     return {"sqs_managed_sse_enabled": True}
 
 
-def _tags(plan: ServicePlan, **extra: str) -> dict[str, str]:
-    return {SERVICE_LABEL: plan.spec.name, "app.kubernetes.io/managed-by": "inferstack", **extra}
-
-
 def create_job_queue(
     name: str,
     plan: ServicePlan,
@@ -118,7 +115,7 @@ def create_job_queue(
         f"{name}-dlq",
         name=dead_letter_name(plan),
         message_retention_seconds=DLQ_RETENTION_SECONDS,
-        tags=_tags(plan),
+        tags=resource_tags(plan),
         **_encryption(options),
         opts=opts,
     )
@@ -134,7 +131,9 @@ def create_job_queue(
                 {"deadLetterTargetArn": arn, "maxReceiveCount": options.max_receive_count}
             )
         ),
-        tags=_tags(plan, **{MAX_JOB_SECONDS_ANNOTATION: str(plan.spec.batch.max_job_seconds)}),
+        tags=resource_tags(
+            plan, **{MAX_JOB_SECONDS_ANNOTATION: str(plan.spec.batch.max_job_seconds)}
+        ),
         **_encryption(options),
         opts=pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(depends_on=[dead_letter])),
     )
@@ -189,7 +188,7 @@ def _results_bucket(
         f"{name}-results",
         bucket=bucket_id,
         force_destroy=False,
-        tags=_tags(plan),
+        tags=resource_tags(plan),
         opts=opts,
     )
     on_bucket = pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(parent=bucket))

@@ -15,8 +15,8 @@ import pulumi
 import pulumi_aws as aws
 
 from inferstack.components.aws.options import AwsOptions
+from inferstack.components.aws.tags import resource_tags
 from inferstack.components.planning.plan import ServicePlan
-from inferstack.contract.labels import SERVICE_LABEL
 
 KEEP_TAGGED_IMAGES: Final = 30
 UNTAGGED_EXPIRY_DAYS: Final = 7
@@ -76,7 +76,7 @@ def create_repository(
         ),
         encryption_configurations=[encryption],
         force_delete=False,
-        tags={SERVICE_LABEL: plan.spec.name, "app.kubernetes.io/managed-by": "inferstack"},
+        tags=resource_tags(plan),
         opts=opts,
     )
     aws.ecr.LifecyclePolicy(

@@ -1,8 +1,8 @@
 """`GcpInferenceStack`: one planned service on an existing GKE Standard cluster.
 
 Creates the capacity, the queue and the identities on GCP, then hands them to the Kubernetes
-layer (`KubernetesInferenceService`) as options: the subscription (a Pulumi Output), the project,
-the results URI, the registry image, and node placement that matches the pools.
+layer (`KubernetesInferenceService`) as `KubernetesBindings`: the subscription (a Pulumi Output),
+the project, the results URI, the registry image, and node placement that matches the pools.
 
 - GPU node pools (node_pools): realtime on-demand; batch on Spot VMs; batch on-demand fallback.
 - A ComputeClass (compute_class) that fills the spot pool first, falls back, and migrates back.
@@ -22,14 +22,14 @@ from typing import Any
 
 import pulumi
 import pulumi_gcp as gcp
-import pulumi_kubernetes as k8s
 
-from inferstack.components.gcp import checks, identity, registry, storage
 from inferstack.components.gcp import compute_class as gke_class
+from inferstack.components.gcp import identity, registry, storage
 from inferstack.components.gcp import node_pools as pools_module
 from inferstack.components.gcp.options import GcpOptions
-from inferstack.components.gcp.pubsub import pubsub_queue, queue_settings
-from inferstack.components.kubernetes.component import KubernetesInferenceService
+from inferstack.components.gcp.pubsub import PubSubQueue, pubsub_queue, queue_settings
+from inferstack.components.kubernetes.bindings import KubernetesBindings, QueueWiring
+from inferstack.components.kubernetes.component import KubernetesInferenceService, custom_resource
 from inferstack.components.kubernetes.options import KubernetesOptions, PoolPlacement
 from inferstack.components.kubernetes.workloads import workload_name
 from inferstack.components.planning.plan import ServicePlan
@@ -41,7 +41,7 @@ TYPE_TOKEN = resource_types.GCP_STACK
 
 def plan_problems(plan: ServicePlan, options: GcpOptions) -> list[Problem]:
     """What this target cannot build for `plan`, with `options`: each with its field and fix."""
-    found = checks.problems(plan.spec, options)
+    found = options.problems(plan.spec)
     if plan.target != "gcp":
         found.append(
             Problem(
@@ -79,166 +79,45 @@ class GcpInferenceStack(pulumi.ComponentResource):
     ) -> None:
         super().__init__(TYPE_TOKEN, name, {}, opts)
         kubernetes = kubernetes or KubernetesOptions()
-        problems = plan_problems(plan, options)
+        problems = plan_problems(plan, options) + kubernetes.problems(plan.spec)
         if problems:
             raise SpecError(problems, source="GcpInferenceStack")
+        self.plan, self.options = plan, options
         spec = plan.spec
-        self.plan = plan
-        self.options = options
-        namespace = kubernetes.namespace
-        labels = {"inferstack-service": spec.name, "managed-by": "inferstack"}
-        child = pulumi.ResourceOptions(parent=self)
+        self._labels = {"inferstack-service": spec.name, "managed-by": "inferstack"}
 
-        def on(resource: Any, *also: pulumi.Resource) -> pulumi.ResourceOptions:
-            # Members are known strings (emails, principals), so nothing orders a binding after
-            # the account it names or the resource it sits on unless it is said here.
-            after = [resource] if resource is not self else []
-            return pulumi.ResourceOptions(parent=resource, depends_on=[*after, *also])
-
-        # Nodes: their own service account, with GKE's minimal node role.
-        node_account = gcp.serviceaccount.Account(
-            f"{name}-nodes",
-            account_id=identity.node_account_id(spec.name),
-            project=options.project,
-            display_name=f"GKE GPU nodes of {spec.name}",
-            opts=child,
-        )
-        node_email = identity.account_email(identity.node_account_id(spec.name), options)
-        grants_done: list[pulumi.Resource] = []
-        repository = None
-        if options.create_registry:
-            repository = registry.repository(name, spec.name, options, labels, child)
-        for grant in identity.node_grants(node_email, repository is not None):
-            target = repository if grant.on == "repository" else None
-            grants_done.append(
-                identity.bind(
-                    _binding_name(name, "nodes", grant),
-                    grant,
-                    {"repository": target},
-                    options,
-                    on(target if target is not None else node_account, node_account),
-                )
-            )
-
-        # Capacity.
+        node_email, node_ready = self._nodes(name)
         self.pool_plans = pools_module.pool_plans(plan, options)
-        pools: list[pulumi.Resource] = [
-            pools_module.node_pool(
-                f"{name}-{pool.role}-pool",
-                pool,
-                options,
-                node_email,
-                pulumi.ResourceOptions(parent=self, depends_on=[node_account, *grants_done]),
-            )
-            for pool in self.pool_plans
-        ]
-        by_role = pools_module.pools_by_role(self.pool_plans)
-        placement_deps: list[pulumi.Resource] = list(pools)
-        if "spot" in by_role or "fallback" in by_role:
-            manifest = gke_class.compute_class(spec.name, self.pool_plans)
-            placement_deps.append(
-                k8s.apiextensions.CustomResource(
-                    f"{name}-compute-class",
-                    api_version=manifest["apiVersion"],
-                    kind=manifest["kind"],
-                    metadata=manifest["metadata"],
-                    spec=manifest["spec"],
-                    opts=pulumi.ResourceOptions(parent=self, depends_on=pools),
-                )
-            )
-
-        # Queue, results and the worker's identity.
-        queue_binding = kubernetes.queue
-        batch_annotations = dict(kubernetes.batch_service_account_annotations)
-        subscription_id: Any = None
-        dead_letter_id: Any = None
+        capacity = self._capacity(name, node_email, node_ready)
+        bindings = self._placement(KubernetesBindings.from_options(kubernetes))
+        bindings = dataclasses.replace(
+            bindings,
+            image=kubernetes.image or registry.deployment_image(spec, options) or spec.image,
+        )
+        subscription_id: pulumi.Input[str] | None = None
+        dead_letter_id: pulumi.Input[str] | None = None
         results_uri: str | None = None
-        worker_deps: list[pulumi.Resource] = []
+        worker_ready: list[pulumi.Resource] = []
         if spec.batch is not None:
-            settings = queue_settings(plan, options)
-            self.queue_settings = settings
-            queue = pubsub_queue(name, settings, options, labels, child)
-            worker_deps += queue.agent_bindings
+            queue = self._queue(name)
             where = storage.results_location(spec.name, options)
-            bucket_name: Any = where.bucket
-            bucket = None
-            if where.create:
-                bucket = storage.results_bucket(name, where, options, labels, child)
-                bucket_name = bucket.name
-            ksa = workload_name(spec, "batch")
-            member = identity.batch_member(options, spec.name, namespace, ksa)
-            grants = identity.worker_grants(member, where)
-            targets: dict[identity.On, Any] = {
-                "subscription": queue.subscription,
-                "dead_letter_topic": queue.dead_letter_topic,
-                "results_bucket": bucket_name,
-            }
-            member_account: list[pulumi.Resource] = []
-            if options.identity == "service_account":
-                account = gcp.serviceaccount.Account(
-                    f"{name}-batch-identity",
-                    account_id=identity.batch_account_id(spec.name),
-                    project=options.project,
-                    display_name=f"batch worker of {spec.name}",
-                    opts=child,
-                )
-                targets["gsa"] = account
-                member_account.append(account)
-                grants.append(identity.impersonation_grant(options, namespace, ksa))
-                batch_annotations.update(
-                    identity.batch_service_account_annotations(options, spec.name)
-                )
-            parents = {
-                "subscription": queue.subscription,
-                "dead_letter_topic": queue.dead_letter_topic,
-                "results_bucket": bucket if bucket is not None else self,
-                "gsa": targets.get("gsa"),
-            }
-            for grant in grants:
-                worker_deps.append(
-                    identity.bind(
-                        _binding_name(name, "worker", grant),
-                        grant,
-                        targets,
-                        options,
-                        on(parents[grant.on], *member_account),
-                    )
-                )
-            for grant in identity.keda_grants(options):
-                worker_deps.append(
-                    identity.bind(_binding_name(name, "keda", grant), grant, {}, options, child)
-                )
+            bindings, worker_ready = self._worker(name, kubernetes, bindings, queue, where)
             subscription_id = queue.subscription.id
             dead_letter_id = queue.dead_letter_subscription.id
             results_uri = where.uri
-            queue_binding = dataclasses.replace(
-                kubernetes.queue,
-                url=queue.subscription.name,
-                gcp_project=options.project,
-                results_uri=where.uri,
-            )
 
-        image = kubernetes.image or registry.deployment_image(spec, options) or spec.image
-        placement = pools_module.pod_placement(self.pool_plans)
-        workload_options = dataclasses.replace(
-            kubernetes,
-            image=image,
-            queue=queue_binding,
-            batch_service_account_annotations=batch_annotations,
-            realtime_placement=_placement(kubernetes.realtime_placement, placement.get("realtime")),
-            batch_placement=_placement(kubernetes.batch_placement, placement.get("batch")),
-        )
         self.kubernetes = KubernetesInferenceService(
             name,
             plan,
-            workload_options,
-            opts=pulumi.ResourceOptions(parent=self, depends_on=placement_deps + worker_deps),
+            kubernetes,
+            bindings=bindings,
+            opts=pulumi.ResourceOptions(parent=self, depends_on=capacity + worker_ready),
         )
 
         self.subscription = pulumi.Output.from_input(subscription_id)
         self.dead_letter_subscription = pulumi.Output.from_input(dead_letter_id)
         self.results_uri = pulumi.Output.from_input(results_uri)
-        self.image = pulumi.Output.from_input(image)
+        self.image = pulumi.Output.from_input(bindings.image or spec.image)
         self.node_pools = pulumi.Output.from_input([pool.name for pool in self.pool_plans])
         self.register_outputs(
             {
@@ -249,6 +128,167 @@ class GcpInferenceStack(pulumi.ComponentResource):
                 "node_pools": self.node_pools,
             }
         )
+
+    # -----------------------------------------------------------------------------------------
+
+    def _bound_to(
+        self, resource: pulumi.Resource | None, *also: pulumi.Resource
+    ) -> pulumi.ResourceOptions:
+        """A binding's options: parented to what it sits on, and ordered after it.
+
+        Members are known strings (emails, principals), so nothing orders a binding after the
+        account it names or the resource it sits on unless it is said here.
+        """
+        if resource is None:
+            return pulumi.ResourceOptions(parent=self, depends_on=list(also))
+        return pulumi.ResourceOptions(parent=resource, depends_on=[resource, *also])
+
+    def _nodes(self, name: str) -> tuple[str, list[pulumi.Resource]]:
+        """The nodes' own service account with GKE's minimal node role (and registry reads)."""
+        options, service = self.options, self.plan.spec.name
+        node_account = gcp.serviceaccount.Account(
+            f"{name}-nodes",
+            account_id=identity.node_account_id(service),
+            project=options.project,
+            display_name=f"GKE GPU nodes of {service}",
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        node_email = identity.account_email(identity.node_account_id(service), options)
+        repository = None
+        if options.create_registry:
+            repository = registry.repository(
+                name, service, options, self._labels, pulumi.ResourceOptions(parent=self)
+            )
+        ready: list[pulumi.Resource] = [node_account]
+        for grant in identity.node_grants(node_email, repository is not None):
+            target = repository if grant.on == "repository" else None
+            ready.append(
+                identity.bind(
+                    _binding_name(name, "nodes", grant),
+                    grant,
+                    {"repository": target},
+                    options,
+                    self._bound_to(target or node_account, node_account),
+                )
+            )
+        return node_email, ready
+
+    def _capacity(
+        self, name: str, node_email: str, node_ready: list[pulumi.Resource]
+    ) -> list[pulumi.Resource]:
+        """The GPU node pools, and the ComputeClass that fills spot first when batch has one."""
+        pools: list[pulumi.Resource] = [
+            pools_module.node_pool(
+                f"{name}-{pool.role}-pool",
+                pool,
+                self.options,
+                node_email,
+                pulumi.ResourceOptions(parent=self, depends_on=node_ready),
+            )
+            for pool in self.pool_plans
+        ]
+        by_role = pools_module.pools_by_role(self.pool_plans)
+        if "spot" not in by_role and "fallback" not in by_role:
+            return pools
+        compute_class = custom_resource(
+            f"{name}-compute-class",
+            gke_class.compute_class(self.plan.spec.name, self.pool_plans),
+            pulumi.ResourceOptions(parent=self, depends_on=pools),
+        )
+        return [*pools, compute_class]
+
+    def _placement(self, bindings: KubernetesBindings) -> KubernetesBindings:
+        """Each pool on its node pools' nodes, on top of what the options already asked for."""
+        placement = pools_module.pod_placement(self.pool_plans)
+        return dataclasses.replace(
+            bindings,
+            realtime_placement=_placement(bindings.realtime_placement, placement.get("realtime")),
+            batch_placement=_placement(bindings.batch_placement, placement.get("batch")),
+        )
+
+    def _queue(self, name: str) -> PubSubQueue:
+        """The Pub/Sub topic, subscription and dead letters of the batch pool."""
+        settings = queue_settings(self.plan, self.options)
+        self.queue_settings = settings
+        return pubsub_queue(
+            name, settings, self.options, self._labels, pulumi.ResourceOptions(parent=self)
+        )
+
+    def _worker(
+        self,
+        name: str,
+        kubernetes: KubernetesOptions,
+        bindings: KubernetesBindings,
+        queue: PubSubQueue,
+        where: storage.ResultsLocation,
+    ) -> tuple[KubernetesBindings, list[pulumi.Resource]]:
+        """The results bucket and the worker's and KEDA's grants; the queue bound to the pool."""
+        options, service = self.options, self.plan.spec.name
+        bucket = None
+        bucket_name: Any = where.bucket
+        if where.create:
+            bucket = storage.results_bucket(
+                name, where, options, self._labels, pulumi.ResourceOptions(parent=self)
+            )
+            bucket_name = bucket.name
+        ksa = workload_name(self.plan.spec, "batch")
+        member = identity.batch_member(options, service, kubernetes.namespace, ksa)
+        grants = identity.worker_grants(member, where)
+        targets: dict[identity.On, Any] = {
+            "subscription": queue.subscription,
+            "dead_letter_topic": queue.dead_letter_topic,
+            "results_bucket": bucket_name,
+        }
+        parents: dict[identity.On, pulumi.Resource | None] = {
+            "subscription": queue.subscription,
+            "dead_letter_topic": queue.dead_letter_topic,
+            "results_bucket": bucket,
+        }
+        annotations: dict[str, pulumi.Input[str]] = dict(bindings.batch_service_account_annotations)
+        member_account: list[pulumi.Resource] = []
+        if options.identity == "service_account":
+            account = gcp.serviceaccount.Account(
+                f"{name}-batch-identity",
+                account_id=identity.batch_account_id(service),
+                project=options.project,
+                display_name=f"batch worker of {service}",
+                opts=pulumi.ResourceOptions(parent=self),
+            )
+            targets["gsa"] = parents["gsa"] = account
+            member_account.append(account)
+            grants.append(identity.impersonation_grant(options, kubernetes.namespace, ksa))
+            annotations.update(identity.batch_service_account_annotations(options, service))
+        ready: list[pulumi.Resource] = list(queue.agent_bindings)
+        for grant in grants:
+            ready.append(
+                identity.bind(
+                    _binding_name(name, "worker", grant),
+                    grant,
+                    targets,
+                    options,
+                    self._bound_to(parents[grant.on], *member_account),
+                )
+            )
+        for grant in identity.keda_grants(options):
+            ready.append(
+                identity.bind(
+                    _binding_name(name, "keda", grant),
+                    grant,
+                    {},
+                    options,
+                    pulumi.ResourceOptions(parent=self),
+                )
+            )
+        wiring = QueueWiring(
+            url=queue.subscription.name,
+            gcp_project=options.project,
+            redis_consumer_group=bindings.queue.redis_consumer_group,
+            results_uri=where.uri,
+        )
+        bound = dataclasses.replace(
+            bindings, queue=wiring, batch_service_account_annotations=annotations
+        )
+        return bound, ready
 
 
 def _placement(given: PoolPlacement, pools: pools_module.Placement | None) -> PoolPlacement:

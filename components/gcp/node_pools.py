@@ -16,18 +16,15 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Final, Literal
+from typing import Any, Final
 
-from inferstack.components.gcp.options import GcpOptions
+from inferstack.components.gcp.options import POOL_SUFFIXES, GcpOptions, PoolRole
 from inferstack.components.planning.clouds import GCP
 from inferstack.components.planning.plan import ServicePlan
 from inferstack.components.planning.spec import Gpu
 from inferstack.contract.clouds import GKE_PROVISIONING, GKE_SPOT
 from inferstack.contract.labels import SERVICE_LABEL, TIER_BATCH, TIER_LABEL, TIER_REALTIME
 from inferstack.contract.pods import GPU_RESOURCE
-from inferstack.errors import Problem
-
-PoolRole = Literal["realtime", "spot", "fallback"]
 
 NODE_POOL_LABEL: Final = str(GCP.node_pool_label)
 """The label GKE puts on every node with its pool's name (from the GCP cloud table)."""
@@ -45,13 +42,6 @@ BOOT_DISK_TYPE: Final = "pd-balanced"
 GKE_POD_SHUTDOWN_SECONDS: Final = 15
 """Of the 30 s Spot notice, what GKE's graceful node shutdown gives non-system pods (the other
 15 s are for critical system pods): the batch pool's grace must fit this share."""
-MAX_POOL_NAME: Final = 40
-"""GKE's limit on a node pool name."""
-POOL_SUFFIXES: Final[dict[PoolRole, str]] = {
-    "realtime": "realtime",
-    "spot": "batch-spot",
-    "fallback": "batch-ondemand",
-}
 
 
 @dataclass(frozen=True)
@@ -97,21 +87,6 @@ def pool_name(service: str, role: PoolRole) -> str:
 def compute_class_name(service: str) -> str:
     """The batch pool's ComputeClass (cluster-scoped, so it carries the service name)."""
     return f"{service}-batch"
-
-
-def name_problems(service: str) -> list[Problem]:
-    """Pool names GKE would refuse (over 40 characters), reported before any resource."""
-    longest = max(POOL_SUFFIXES.values(), key=len)
-    limit = MAX_POOL_NAME - len(longest) - 1
-    if len(service) > limit:
-        return [
-            Problem(
-                "name",
-                f"{service!r} makes GKE node pool names over {MAX_POOL_NAME} characters "
-                f"(e.g. {service}-{longest}); use a service name of at most {limit} characters",
-            )
-        ]
-    return []
 
 
 def _gpu_taint() -> Taint:

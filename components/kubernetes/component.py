@@ -21,6 +21,7 @@ import pulumi_kubernetes as k8s
 from inferstack.components.kubernetes import network as k8s_network
 from inferstack.components.kubernetes import scaling as k8s_scaling
 from inferstack.components.kubernetes import workloads as k8s_workloads
+from inferstack.components.kubernetes.bindings import KubernetesBindings
 from inferstack.components.kubernetes.options import (
     HTTP_ADDON_CHART_VERSION,
     KEDA_CHART_VERSION,
@@ -59,19 +60,24 @@ class KubernetesInferenceService(pulumi.ComponentResource):
         plan: ServicePlan,
         options: KubernetesOptions | None = None,
         *,
+        bindings: KubernetesBindings | None = None,
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
         super().__init__(TYPE_TOKEN, name, {}, opts)
         options = options or KubernetesOptions()
+        # A cloud target wires its own queue, identities, image and nodes; a plain stack's come
+        # from its options.
+        bindings = bindings or KubernetesBindings.from_options(options)
         spec = plan.spec
         # Every problem at once, before any child exists.
-        problems = options.problems(spec)
+        problems = options.problems(spec) + bindings.problems(spec)
         if problems:
             raise SpecError(problems, source="KubernetesInferenceService options")
         self.plan = plan
         self.spec = spec
         self.sizing = plan.sizing
         self.options = options
+        self.bindings = bindings
 
         child = pulumi.ResourceOptions(parent=self)
         addons = self._install_keda(name, options, child) if options.install_keda else []
@@ -132,15 +138,15 @@ class KubernetesInferenceService(pulumi.ComponentResource):
         return [keda, http_addon]
 
     def _realtime(self, name: str, base: pulumi.ResourceOptions) -> tuple[str, str]:
-        spec, sizing, options = self.spec, self.sizing, self.options
+        spec, sizing, options, bindings = self.spec, self.sizing, self.options, self.bindings
         account = _service_account(
             f"{name}-realtime-sa",
-            k8s_workloads.service_account(spec, "realtime", options),
+            k8s_workloads.service_account(spec, "realtime", options, bindings),
             base,
         )
         deployment = _deployment(
             f"{name}-realtime",
-            k8s_workloads.realtime_deployment(spec, sizing, options),
+            k8s_workloads.realtime_deployment(spec, sizing, options, bindings),
             pulumi.ResourceOptions.merge(base, pulumi.ResourceOptions(depends_on=[account])),
         )
         service = _service(
@@ -150,7 +156,7 @@ class KubernetesInferenceService(pulumi.ComponentResource):
         if options.network_policy:
             _network_policy(
                 f"{name}-realtime-netpol",
-                k8s_network.network_policy(spec, "realtime", options),
+                k8s_network.network_policy(spec, "realtime", options, bindings),
                 base,
             )
         if options.metrics == "podmonitor":
@@ -177,29 +183,33 @@ class KubernetesInferenceService(pulumi.ComponentResource):
         return k8s_workloads.workload_name(spec, "realtime"), manifest["metadata"]["name"]
 
     def _batch(self, name: str, base: pulumi.ResourceOptions) -> tuple[str, str]:
-        spec, sizing, options = self.spec, self.sizing, self.options
+        spec, sizing, options, bindings = self.spec, self.sizing, self.options, self.bindings
         account = _service_account(
-            f"{name}-batch-sa", k8s_workloads.service_account(spec, "batch", options), base
+            f"{name}-batch-sa",
+            k8s_workloads.service_account(spec, "batch", options, bindings),
+            base,
         )
         deployment = _deployment(
             f"{name}-batch",
-            k8s_workloads.batch_deployment(spec, sizing, options),
+            k8s_workloads.batch_deployment(spec, sizing, options, bindings),
             pulumi.ResourceOptions.merge(base, pulumi.ResourceOptions(depends_on=[account])),
         )
         if options.network_policy:
             _network_policy(
-                f"{name}-batch-netpol", k8s_network.network_policy(spec, "batch", options), base
+                f"{name}-batch-netpol",
+                k8s_network.network_policy(spec, "batch", options, bindings),
+                base,
             )
         scaler_deps: list[pulumi.Resource] = [deployment]
-        if k8s_scaling.needs_trigger_authentication(spec, options):
+        if k8s_scaling.needs_trigger_authentication(spec, bindings):
             scaler_deps.append(
                 custom_resource(
                     f"{name}-queue-auth",
-                    k8s_scaling.trigger_authentication(spec, options),
+                    k8s_scaling.trigger_authentication(spec, options, bindings),
                     base,
                 )
             )
-        manifest = k8s_scaling.batch_scaled_object(spec, sizing, options)
+        manifest = k8s_scaling.batch_scaled_object(spec, sizing, options, bindings)
         custom_resource(
             f"{name}-batch-scaler",
             manifest,

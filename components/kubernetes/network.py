@@ -20,8 +20,9 @@ already does the job).
 
 from __future__ import annotations
 
-from typing import Any, Final
+from typing import TYPE_CHECKING, Final
 
+from inferstack.components.kubernetes.bindings import KubernetesBindings
 from inferstack.components.kubernetes.options import KubernetesOptions
 from inferstack.components.kubernetes.workloads import (
     Manifest,
@@ -33,6 +34,9 @@ from inferstack.components.kubernetes.workloads import (
 )
 from inferstack.components.planning.spec import InferenceServiceSpec
 from inferstack.contract.pods import WORKER_METRICS_PORT
+
+if TYPE_CHECKING:
+    import pulumi
 
 NAMESPACE_NAME_LABEL: Final = "kubernetes.io/metadata.name"
 """Set by the API server on every namespace (1.22+): selects a namespace by its name."""
@@ -69,12 +73,12 @@ def _redis_port(address: str | None) -> int:
     return int(port) if colon and port.isdigit() else REDIS_DEFAULT_PORT
 
 
-def _scheme(uri: Any) -> str:
+def _scheme(uri: pulumi.Input[str] | None) -> str:
     return uri.partition("://")[0].lower() if isinstance(uri, str) and "://" in uri else ""
 
 
 def egress_rules(
-    spec: InferenceServiceSpec, tier: Tier, options: KubernetesOptions
+    spec: InferenceServiceSpec, tier: Tier, bindings: KubernetesBindings
 ) -> list[Manifest]:
     """DNS always; the cloud and Redis endpoints the pool's model, queue and results live at."""
     cloud = _scheme(spec.model.uri) in CLOUD_SCHEMES
@@ -87,7 +91,7 @@ def egress_rules(
             redis_ports.add(_redis_port(queue.redis_address))
         else:
             cloud = True  # SQS and Pub/Sub are HTTPS APIs
-        results = options.queue.results_uri
+        results = bindings.queue.results_uri
         if _scheme(results) == "redis":
             redis_ports.add(_redis_port(str(results).partition("://")[2]))
         elif _scheme(results) in CLOUD_SCHEMES:
@@ -122,7 +126,12 @@ def ingress_rules(
     return [{"from": callers, "ports": [_tcp(options.port)]}]
 
 
-def network_policy(spec: InferenceServiceSpec, tier: Tier, options: KubernetesOptions) -> Manifest:
+def network_policy(
+    spec: InferenceServiceSpec,
+    tier: Tier,
+    options: KubernetesOptions,
+    bindings: KubernetesBindings,
+) -> Manifest:
     """One pool's NetworkPolicy: both directions denied except the rules above."""
     return {
         "apiVersion": "networking.k8s.io/v1",
@@ -132,6 +141,6 @@ def network_policy(spec: InferenceServiceSpec, tier: Tier, options: KubernetesOp
             "podSelector": {"matchLabels": selector(spec, tier)},
             "policyTypes": ["Ingress", "Egress"],
             "ingress": ingress_rules(spec, tier, options),
-            "egress": egress_rules(spec, tier, options),
+            "egress": egress_rules(spec, tier, bindings),
         },
     }

@@ -7,7 +7,7 @@ reads its backlog, and the pod identity KEDA reads it with. Adding a queue kind 
 the kind.
 
 The queue's name may be a Pulumi Output (a cloud component passes the queue it creates), so the
-builders accept `Any` and go through `Output.apply` only when handed one.
+builders accept `pulumi.Input[str]` and go through `Output.apply` only when handed one.
 """
 
 from __future__ import annotations
@@ -16,11 +16,16 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final
 
+from typing_extensions import override
+
+from inferstack.components.kubernetes.options import CONFIG_KEY
 from inferstack.contract.queues import QueueKind, queue_uri
 from inferstack.errors import Problem
 
 if TYPE_CHECKING:
-    from inferstack.components.kubernetes.options import KubernetesOptions
+    import pulumi
+
+    from inferstack.components.kubernetes.bindings import QueueWiring
     from inferstack.components.planning.spec import Queue
 
 Manifest = dict[str, Any]
@@ -32,11 +37,17 @@ its Prometheus scaler against the Managed Prometheus query API, authenticated wi
 TRIGGER_NAME: Final = "backlog"
 
 
-def apply(value: Any, function: Callable[[str], str]) -> Any:
-    """`function(value)` for a plain string; `value.apply(function)` for a Pulumi Output."""
+def apply(value: pulumi.Input[str], function: Callable[[str], str]) -> pulumi.Input[str]:
+    """`function(value)` for a plain string; `Output.apply(function)` for a Pulumi input."""
     if isinstance(value, str):
         return function(value)
-    return value.apply(function)
+    return _output(value).apply(function)
+
+
+def _output(value: pulumi.Input[str]) -> pulumi.Output[str]:
+    import pulumi  # deferred: only a cloud target hands an Output, and it has Pulumi
+
+    return pulumi.Output.from_input(value)
 
 
 @dataclass(frozen=True)
@@ -45,20 +56,22 @@ class QueueBackend:
 
     kind: QueueKind
 
-    def problems(self, queue: Queue, options: KubernetesOptions) -> list[Problem]:
+    def problems(self, queue: Queue, wiring: QueueWiring) -> list[Problem]:
         """Options this kind needs that are missing, each naming the option and the fix."""
         return []
 
-    def worker_uri(self, name: Any, queue: Queue, options: KubernetesOptions) -> Any:
+    def worker_uri(
+        self, name: pulumi.Input[str], queue: Queue, wiring: QueueWiring
+    ) -> pulumi.Input[str]:
         """The worker's `--queue` URI for the queue called `name`."""
         return apply(name, lambda text: queue_uri(self.kind, text))
 
-    def pod_identity(self, options: KubernetesOptions) -> Manifest | None:
+    def pod_identity(self, wiring: QueueWiring) -> Manifest | None:
         """KEDA's TriggerAuthentication `podIdentity`, or None when no cloud identity is needed."""
         return None
 
     def trigger_metadata(
-        self, name: Any, target: str, queue: Queue, options: KubernetesOptions
+        self, name: pulumi.Input[str], target: str, queue: Queue, wiring: QueueWiring
     ) -> tuple[str, Mapping[str, Any]]:
         """The KEDA scaler type and its metadata: backlog per replica, active from one message."""
         raise NotImplementedError
@@ -68,32 +81,35 @@ class QueueBackend:
 class SqsBackend(QueueBackend):
     """Amazon SQS, read by KEDA's aws-sqs-queue scaler."""
 
-    def problems(self, queue: Queue, options: KubernetesOptions) -> list[Problem]:
-        if options.queue.aws_region:
+    @override
+    def problems(self, queue: Queue, wiring: QueueWiring) -> list[Problem]:
+        if wiring.aws_region:
             return []
         return [
             Problem(
-                "options.queue.aws_region",
+                f"{CONFIG_KEY}.queue.aws_region",
                 "an sqs queue needs the AWS region KEDA queries (e.g. us-east-1)",
             )
         ]
 
-    def pod_identity(self, options: KubernetesOptions) -> Manifest:
+    @override
+    def pod_identity(self, wiring: QueueWiring) -> Manifest:
         identity: Manifest = {"provider": "aws"}
-        if options.queue.aws_role_arn:
-            identity["roleArn"] = options.queue.aws_role_arn
+        if wiring.aws_role_arn:
+            identity["roleArn"] = wiring.aws_role_arn
         else:
             # The scaled Deployment's own service account role (IRSA), which already reads the
             # queue, so no second role needs queue permissions.
             identity["identityOwner"] = "workload"
         return identity
 
+    @override
     def trigger_metadata(
-        self, name: Any, target: str, queue: Queue, options: KubernetesOptions
+        self, name: pulumi.Input[str], target: str, queue: Queue, wiring: QueueWiring
     ) -> tuple[str, Mapping[str, Any]]:
         return "aws-sqs-queue", {
             "queueURL": name,
-            "awsRegion": str(options.queue.aws_region),
+            "awsRegion": str(wiring.aws_region),
             "queueLength": target,
             "activationQueueLength": "0",
             # Count messages being worked too, so busy workers are not scaled away.
@@ -105,27 +121,33 @@ class SqsBackend(QueueBackend):
 class PubSubBackend(QueueBackend):
     """Google Pub/Sub, its backlog read from Managed Prometheus by KEDA's Prometheus scaler."""
 
-    def problems(self, queue: Queue, options: KubernetesOptions) -> list[Problem]:
-        if options.queue.gcp_project:
+    @override
+    def problems(self, queue: Queue, wiring: QueueWiring) -> list[Problem]:
+        if wiring.gcp_project:
             return []
         return [
             Problem(
-                "options.queue.gcp_project",
+                f"{CONFIG_KEY}.queue.gcp_project",
                 "a pubsub queue needs the GCP project that holds the subscription",
             )
         ]
 
-    def worker_uri(self, name: Any, queue: Queue, options: KubernetesOptions) -> Any:
-        project = str(options.queue.gcp_project)
+    @override
+    def worker_uri(
+        self, name: pulumi.Input[str], queue: Queue, wiring: QueueWiring
+    ) -> pulumi.Input[str]:
+        project = str(wiring.gcp_project)
         return apply(name, lambda text: queue_uri("pubsub", text, gcp_project=project))
 
-    def pod_identity(self, options: KubernetesOptions) -> Manifest:
+    @override
+    def pod_identity(self, wiring: QueueWiring) -> Manifest:
         return {"provider": "gcp"}
 
+    @override
     def trigger_metadata(
-        self, name: Any, target: str, queue: Queue, options: KubernetesOptions
+        self, name: pulumi.Input[str], target: str, queue: Queue, wiring: QueueWiring
     ) -> tuple[str, Mapping[str, Any]]:
-        project = str(options.queue.gcp_project)
+        project = str(wiring.gcp_project)
 
         def query(subscription: str) -> str:
             return (
@@ -148,17 +170,21 @@ class PubSubBackend(QueueBackend):
 class RedisStreamsBackend(QueueBackend):
     """Redis Streams in the cluster: no cloud identity, KEDA's redis-streams scaler."""
 
-    def worker_uri(self, name: Any, queue: Queue, options: KubernetesOptions) -> Any:
+    @override
+    def worker_uri(
+        self, name: pulumi.Input[str], queue: Queue, wiring: QueueWiring
+    ) -> pulumi.Input[str]:
         address = str(queue.redis_address)
         return apply(name, lambda text: queue_uri("redis-streams", text, redis_address=address))
 
+    @override
     def trigger_metadata(
-        self, name: Any, target: str, queue: Queue, options: KubernetesOptions
+        self, name: pulumi.Input[str], target: str, queue: Queue, wiring: QueueWiring
     ) -> tuple[str, Mapping[str, Any]]:
         return "redis-streams", {
             "address": str(queue.redis_address),
             "stream": name,
-            "consumerGroup": options.queue.redis_consumer_group,
+            "consumerGroup": wiring.redis_consumer_group,
             # Entries not yet delivered to the group (Redis >= 7): from zero, pending-entry
             # counts are zero because no consumer has read anything.
             "lagCount": target,

@@ -15,9 +15,10 @@ Pure functions returning wire-form dicts, like `k8s_workloads`. What each pool s
 from __future__ import annotations
 
 import math
-from typing import Any, Final
+from typing import Final
 
-from inferstack.components.kubernetes.options import KubernetesOptions, queue_name
+from inferstack.components.kubernetes.bindings import KubernetesBindings, queue_name
+from inferstack.components.kubernetes.options import KubernetesOptions
 from inferstack.components.kubernetes.queues import TRIGGER_NAME, backend
 from inferstack.components.kubernetes.workloads import (
     PORT_NAME,
@@ -247,15 +248,20 @@ def trigger_authentication_name(spec: InferenceServiceSpec) -> str:
     return f"{spec.name}-queue"
 
 
-def needs_trigger_authentication(spec: InferenceServiceSpec, options: KubernetesOptions) -> bool:
+def needs_trigger_authentication(spec: InferenceServiceSpec, bindings: KubernetesBindings) -> bool:
     """Cloud queues are read with pod identity; an in-cluster Redis needs no cloud identity."""
-    return spec.batch is not None and backend(spec.batch.queue).pod_identity(options) is not None
+    return (
+        spec.batch is not None
+        and backend(spec.batch.queue).pod_identity(bindings.queue) is not None
+    )
 
 
-def trigger_authentication(spec: InferenceServiceSpec, options: KubernetesOptions) -> Manifest:
+def trigger_authentication(
+    spec: InferenceServiceSpec, options: KubernetesOptions, bindings: KubernetesBindings
+) -> Manifest:
     """Pod identity (IRSA / EKS Pod Identity, GKE Workload Identity) for KEDA: no static keys."""
     assert spec.batch is not None
-    identity = backend(spec.batch.queue).pod_identity(options)
+    identity = backend(spec.batch.queue).pod_identity(bindings.queue)
     assert identity is not None
     return {
         "apiVersion": KEDA_API,
@@ -265,25 +271,37 @@ def trigger_authentication(spec: InferenceServiceSpec, options: KubernetesOption
     }
 
 
-def queue_trigger(spec: InferenceServiceSpec, sizing: Sizing, options: KubernetesOptions) -> Any:
+def queue_trigger(
+    spec: InferenceServiceSpec, sizing: Sizing, bindings: KubernetesBindings
+) -> Manifest:
     """The batch pool's one trigger: the queue's backlog per replica, active from one message."""
     assert spec.batch is not None
     assert sizing.batch is not None
     queue = spec.batch.queue
     kind, trigger_metadata = backend(queue).trigger_metadata(
-        queue_name(spec, options), str(sizing.batch.target_per_replica.value), queue, options
+        queue_name(spec, bindings),
+        str(sizing.batch.target_per_replica.value),
+        queue,
+        bindings.queue,
     )
     trigger: Manifest = {"type": kind, "name": TRIGGER_NAME}
-    if needs_trigger_authentication(spec, options):
+    if needs_trigger_authentication(spec, bindings):
         trigger["authenticationRef"] = {"name": trigger_authentication_name(spec)}
     trigger["metadata"] = dict(trigger_metadata)
     return trigger
 
 
 def batch_scaled_object(
-    spec: InferenceServiceSpec, sizing: Sizing, options: KubernetesOptions
+    spec: InferenceServiceSpec,
+    sizing: Sizing,
+    options: KubernetesOptions,
+    bindings: KubernetesBindings | None = None,
 ) -> Manifest:
-    """The batch pool's autoscaler: from zero on the queue's backlog, bounded by sizing."""
+    """The batch pool's autoscaler: from zero on the queue's backlog, bounded by sizing.
+
+    Without `bindings`, the queue is the one the options declare (the simulator's case).
+    """
+    bindings = bindings or KubernetesBindings.from_options(options)
     assert spec.batch is not None
     assert sizing.batch is not None
     name = workload_name(spec, "batch")
@@ -298,6 +316,6 @@ def batch_scaled_object(
             "minReplicaCount": sizing.batch.min_replicas.value,
             "maxReplicaCount": sizing.batch.max_replicas.value,
             "advanced": _behavior(SCALE_DOWN_STABILIZATION_SECONDS),
-            "triggers": [queue_trigger(spec, sizing, options)],
+            "triggers": [queue_trigger(spec, sizing, bindings)],
         },
     }

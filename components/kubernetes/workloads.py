@@ -1,8 +1,8 @@
 """Kubernetes workload manifests of an inference service, as plain dicts in wire (camelCase) form.
 
-Pure functions of the spec, its sizing and the options: no Pulumi here, so the same manifests
-serve the Kubernetes component, the AWS and GCP components that reuse it, and the tests that
-validate them against the Kubernetes schema.
+Pure functions of the spec, its sizing, the options and the bindings: no Pulumi here, so the
+same manifests serve the Kubernetes component, the AWS and GCP components that reuse it, and the
+tests that validate them against the Kubernetes schema.
 
 The two pools differ where it matters for cost and latency: the realtime pool must never land
 on spot capacity (a reclaimed node breaks the latency budget), the batch pool prefers spot,
@@ -13,9 +13,10 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from typing import Any, Final, Literal
+from typing import TYPE_CHECKING, Any, Final, Literal
 
-from inferstack.components.kubernetes.options import KubernetesOptions, PoolPlacement, queue_uri
+from inferstack.components.kubernetes.bindings import KubernetesBindings, queue_uri
+from inferstack.components.kubernetes.options import KubernetesOptions, PoolPlacement
 from inferstack.components.planning.sizing import BatchSizing, RealtimeSizing, Sizing
 from inferstack.components.planning.spec import Gpu, InferenceServiceSpec
 from inferstack.contract import clouds
@@ -41,6 +42,9 @@ from inferstack.contract.pods import (
     WORKER_HEALTH_PATH,
     WORKER_METRICS_PORT,
 )
+
+if TYPE_CHECKING:
+    import pulumi
 
 Tier = Literal["realtime", "batch"]
 Manifest = dict[str, Any]
@@ -113,7 +117,7 @@ Recorded on each Deployment as `checkov.io/skip<N>: CHECK_ID=reason`, so that th
 travels with the object to whichever CI scans it."""
 
 
-def scanner_annotations(image: Any) -> dict[str, str]:
+def scanner_annotations(image: pulumi.Input[str]) -> dict[str, str]:
     """`checkov.io/skip<N>` annotations for SCANNER_DECISIONS that hold for this workload.
 
     The pull-policy decision holds only for an image pinned by digest: with a tag, checkov's
@@ -136,7 +140,7 @@ def metadata(
     name: str,
     options: KubernetesOptions,
     object_labels: Mapping[str, str],
-    annotations: Mapping[str, str] | None = None,
+    annotations: Mapping[str, pulumi.Input[str]] | None = None,
 ) -> Manifest:
     """Object metadata with an explicit name, so cross-references are plain, known strings."""
     result: Manifest = {"name": name, "namespace": options.namespace, "labels": dict(object_labels)}
@@ -295,7 +299,10 @@ def _http_probe(path: str, port: str = PORT_NAME) -> Manifest:
 
 
 def realtime_container(
-    spec: InferenceServiceSpec, sizing: RealtimeSizing, options: KubernetesOptions, image: str
+    spec: InferenceServiceSpec,
+    sizing: RealtimeSizing,
+    options: KubernetesOptions,
+    image: pulumi.Input[str],
 ) -> Manifest:
     """The server container: probes sized to the cold start, a drain that fits the grace."""
     assert spec.realtime is not None
@@ -351,7 +358,11 @@ def realtime_container(
 
 
 def worker_container(
-    spec: InferenceServiceSpec, sizing: BatchSizing, options: KubernetesOptions, image: str
+    spec: InferenceServiceSpec,
+    sizing: BatchSizing,
+    options: KubernetesOptions,
+    bindings: KubernetesBindings,
+    image: pulumi.Input[str],
 ) -> Manifest:
     """The same image in worker mode: pulls the queue, writes results, drains on interruption."""
     assert spec.batch is not None
@@ -363,12 +374,12 @@ def worker_container(
         "command": ["inferstack", "work"],
         "args": [
             "--queue",
-            queue_uri(spec, options),
+            queue_uri(spec, bindings),
             "--model",
             spec.model.uri,
             "--results",
             # A string, or a Pulumi Output when a cloud target names the bucket it creates.
-            options.queue.results_uri,
+            bindings.queue.results_uri,
         ],
         "env": _container_env(
             runtime_env.WORK_SETTINGS,
@@ -429,12 +440,15 @@ def _scrape_annotations(options: KubernetesOptions) -> dict[str, str]:
 
 
 def realtime_deployment(
-    spec: InferenceServiceSpec, sizing: Sizing, options: KubernetesOptions
+    spec: InferenceServiceSpec,
+    sizing: Sizing,
+    options: KubernetesOptions,
+    bindings: KubernetesBindings,
 ) -> Manifest:
     """The synchronous pool: on-demand nodes only, hardened, drained cleanly on scale-in."""
     assert spec.realtime is not None
     assert sizing.realtime is not None
-    image = options.image or spec.image
+    image = bindings.image or spec.image
     pool_labels = labels(spec, "realtime")
     annotations = realtime_annotations(spec, sizing)
     scratch_volume, _ = _scratch_volume()
@@ -467,9 +481,9 @@ def realtime_deployment(
                     "enableServiceLinks": False,
                     "terminationGracePeriodSeconds": grace,
                     "securityContext": _pod_security(),
-                    **_node_selector(options.realtime_placement),
+                    **_node_selector(bindings.realtime_placement),
                     "affinity": on_demand_only_affinity(),
-                    "tolerations": [gpu_toleration(), *options.realtime_placement.tolerations],
+                    "tolerations": [gpu_toleration(), *bindings.realtime_placement.tolerations],
                     "containers": [realtime_container(spec, sizing.realtime, options, image)],
                     "volumes": [scratch_volume],
                 },
@@ -479,19 +493,22 @@ def realtime_deployment(
 
 
 def batch_deployment(
-    spec: InferenceServiceSpec, sizing: Sizing, options: KubernetesOptions
+    spec: InferenceServiceSpec,
+    sizing: Sizing,
+    options: KubernetesOptions,
+    bindings: KubernetesBindings,
 ) -> Manifest:
     """The asynchronous pool: spot first with on-demand fallback, grace inside the spot notice."""
     assert spec.batch is not None
     assert sizing.batch is not None
-    image = options.image or spec.image
+    image = bindings.image or spec.image
     pool_labels = labels(spec, "batch")
     annotations = batch_annotations(spec)
     capacity = spec.batch.capacity
     if capacity.spot:
         # A cloud target names its own spot labels: preferring other clouds' labels there would
         # only make the pod look interruptible on a cloud it cannot run on.
-        spot_labels = options.spot_labels or SPOT_NODE_LABELS
+        spot_labels = bindings.spot_labels or SPOT_NODE_LABELS
         affinity = spot_first_affinity(capacity.fallback == "on_demand", spot_labels)
         tolerations = [gpu_toleration(), *spot_tolerations(spot_labels)]
     else:
@@ -518,10 +535,10 @@ def batch_deployment(
                     # unfinished messages completes before the node disappears.
                     "terminationGracePeriodSeconds": sizing.batch.termination_grace_seconds.value,
                     "securityContext": _pod_security(),
-                    **_node_selector(options.batch_placement),
+                    **_node_selector(bindings.batch_placement),
                     "affinity": affinity,
-                    "tolerations": [*tolerations, *options.batch_placement.tolerations],
-                    "containers": [worker_container(spec, sizing.batch, options, image)],
+                    "tolerations": [*tolerations, *bindings.batch_placement.tolerations],
+                    "containers": [worker_container(spec, sizing.batch, options, bindings, image)],
                     "volumes": [scratch_volume],
                 },
             },
@@ -529,12 +546,17 @@ def batch_deployment(
     }
 
 
-def service_account(spec: InferenceServiceSpec, tier: Tier, options: KubernetesOptions) -> Manifest:
+def service_account(
+    spec: InferenceServiceSpec,
+    tier: Tier,
+    options: KubernetesOptions,
+    bindings: KubernetesBindings,
+) -> Manifest:
     """A pool's own identity: IRSA / Workload Identity annotations bind it to cloud roles."""
     annotations = (
-        options.realtime_service_account_annotations
+        bindings.realtime_service_account_annotations
         if tier == "realtime"
-        else options.batch_service_account_annotations
+        else bindings.batch_service_account_annotations
     )
     return {
         "apiVersion": "v1",

@@ -16,9 +16,10 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
 from croniter import croniter
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
 
 from inferstack.components.planning.gpus import GPU_TYPES
+from inferstack.components.planning.validation import StrictModel, problems_from
 from inferstack.contract.images import parse_image
 from inferstack.contract.queues import QueueKind
 from inferstack.contract.thresholds import (
@@ -43,10 +44,8 @@ def gpu_replicas_message(field: str, maximum: int, excess: str) -> str:
     )
 
 
-class _Strict(BaseModel):
+class _Strict(StrictModel):
     """Base for every spec section: unknown keys are errors, so typos never pass silently."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
 
 class ModelSource(_Strict):
@@ -72,8 +71,8 @@ class Spike(_Strict):
 
     cron: str = Field(description="five-field cron of the spike's start, in `timezone`")
     timezone: str = Field(description="IANA timezone, e.g. America/New_York")
-    duration_minutes: int = Field(gt=0, le=1440)
-    rps: float = Field(gt=0)
+    duration_minutes: int = Field(gt=0, le=1440, description="how long the spike lasts")
+    rps: float = Field(gt=0, description="requests per second during the spike, at most peak_rps")
 
     @field_validator("cron")
     @classmethod
@@ -108,7 +107,10 @@ class Traffic(_Strict):
 
     baseline_rps: float = Field(ge=0, description="steady demand outside spikes")
     peak_rps: float = Field(gt=0, description="the highest demand to serve within the budget")
-    spikes: list[Spike] = Field(default_factory=list)
+    spikes: list[Spike] = Field(
+        default_factory=list,
+        description="known recurring spikes; each gets a pre-warm window (`realtime.prewarm`)",
+    )
 
     @model_validator(mode="after")
     def _ordered(self) -> Traffic:
@@ -129,10 +131,21 @@ class Traffic(_Strict):
 class Batching(_Strict):
     """Dynamic batching knobs of the runtime (Triton semantics)."""
 
-    max_batch_size: int = Field(default=32, ge=1, le=4096)
-    preferred_batch_sizes: list[Annotated[int, Field(ge=1)]] = Field(default_factory=list)
-    max_queue_delay_ms: float = Field(default=5.0, ge=0)
-    instances_per_gpu: int = Field(default=1, ge=1, le=16)
+    max_batch_size: int = Field(
+        default=32, ge=1, le=4096, description="the largest batch the runtime forms"
+    )
+    preferred_batch_sizes: list[Annotated[int, Field(ge=1)]] = Field(
+        default_factory=list,
+        description="batch sizes dispatched as soon as they form, without waiting out the delay",
+    )
+    max_queue_delay_ms: float = Field(
+        default=5.0,
+        ge=0,
+        description="the longest a request waits for its batch to fill (a few ms is typical)",
+    )
+    instances_per_gpu: int = Field(
+        default=1, ge=1, le=16, description="model instances per GPU, each in its own process"
+    )
     queue_limit: int = Field(default=1024, ge=1, description="requests admitted before 429")
     request_timeout_ms: float | None = Field(
         default=None, gt=0, description="reject requests older than this before compute"
@@ -158,7 +171,7 @@ class Gpu(_Strict):
     """The accelerator of one replica."""
 
     type: str = Field(description=f"one of {', '.join(GPU_TYPES)}")
-    count: int = Field(default=1, ge=1, le=8)
+    count: int = Field(default=1, ge=1, le=8, description="GPUs per replica")
 
     @field_validator("type")
     @classmethod
@@ -171,10 +184,22 @@ class Gpu(_Strict):
 class RealtimeScaling(_Strict):
     """Demand autoscaling of the synchronous pool."""
 
-    metric: Literal["queue_depth", "in_flight", "rps"] = "queue_depth"
-    target_per_replica: float | Auto = Field(default="auto")
-    min_replicas: int | Auto = Field(default="auto")
-    max_replicas: int | Auto = Field(default="auto")
+    metric: Literal["queue_depth", "in_flight", "rps"] = Field(
+        default="queue_depth",
+        description="the demand signal KEDA scales on: requests queued, in flight, or per second",
+    )
+    target_per_replica: float | Auto = Field(
+        default="auto",
+        description="the metric's value per replica above which the pool scales out; auto: one "
+        "full batch waiting (queue_depth), Little's law at the sized load (in_flight), the sized "
+        "rate (rps)",
+    )
+    min_replicas: int | Auto = Field(
+        default="auto", description="auto: the replicas the baseline needs within the budget"
+    )
+    max_replicas: int | Auto = Field(
+        default="auto", description="auto: the replicas the peak needs within the budget"
+    )
 
     @field_validator("target_per_replica")
     @classmethod
@@ -209,9 +234,15 @@ class RealtimeScaling(_Strict):
 class Realtime(_Strict):
     """The synchronous pool: on-demand capacity only, scaled on demand."""
 
-    gpu: Gpu
-    scaling: RealtimeScaling = Field(default_factory=RealtimeScaling)
-    scale_to_zero: bool = False
+    gpu: Gpu = Field(description="the accelerator of one replica")
+    scaling: RealtimeScaling = Field(
+        default_factory=RealtimeScaling, description="demand autoscaling"
+    )
+    scale_to_zero: bool = Field(
+        default=False,
+        description="no replicas while idle; requests are held while one starts (refused when "
+        "the cold start exceeds the budget, unless allow_cold_start_over_budget)",
+    )
     allow_cold_start_over_budget: bool = Field(
         default=False,
         description="accept that the first request after scale-to-zero waits a full cold start",
@@ -219,7 +250,11 @@ class Realtime(_Strict):
     request_hold_timeout_s: float | Auto = Field(
         default="auto", description="how long the HTTP add-on holds a request while waking"
     )
-    prewarm: Literal["auto", "off"] = "auto"
+    prewarm: Literal["auto", "off"] = Field(
+        default="auto",
+        description="auto: a replica floor for each spike, raised early by the measured cold "
+        "start; off: none",
+    )
 
     @model_validator(mode="after")
     def _zero_is_consistent(self) -> Realtime:
@@ -243,8 +278,11 @@ class Realtime(_Strict):
 class Queue(_Strict):
     """The queue the asynchronous pool consumes."""
 
-    kind: QueueKind
-    name: str | None = Field(default=None, description="queue, subscription or stream name")
+    kind: QueueKind = Field(description="the queue service the worker consumes")
+    name: str | None = Field(
+        default=None,
+        description="queue, subscription or stream name; `<service>-jobs` when omitted",
+    )
     redis_address: str | None = Field(
         default=None, description="host:port of Redis, for kind redis-streams"
     )
@@ -259,16 +297,27 @@ class Queue(_Strict):
 class Capacity(_Strict):
     """Where the asynchronous pool runs: spot first, on-demand when spot is gone."""
 
-    spot: bool = True
-    fallback: Literal["on_demand", "none"] = "on_demand"
+    spot: bool = Field(default=True, description="run the pool on spot capacity")
+    fallback: Literal["on_demand", "none"] = Field(
+        default="on_demand",
+        description="on_demand: on-demand nodes while spot is unavailable; none: spot only",
+    )
 
 
 class BatchScaling(_Strict):
     """Queue-driven scaling of the asynchronous pool."""
 
-    metric: Literal["backlog"] = "backlog"
-    target_per_replica: int | Auto = Field(default="auto")
-    min_replicas: int = Field(default=0, ge=0)
+    metric: Literal["backlog"] = Field(
+        default="backlog", description="messages waiting in the queue"
+    )
+    target_per_replica: int | Auto = Field(
+        default="auto",
+        description="messages waiting per replica above which the pool scales out; auto: what "
+        "a replica clears within a fixed drain time at its sized throughput",
+    )
+    min_replicas: int = Field(
+        default=0, ge=0, description="replicas kept while the queue is empty (0: from zero)"
+    )
     max_replicas: int = Field(ge=1, description="a hard ceiling: GPU pools are never unbounded")
 
     @model_validator(mode="after")
@@ -286,11 +335,17 @@ class BatchScaling(_Strict):
 class BatchPool(_Strict):
     """The asynchronous pool: queue work on spot capacity with on-demand fallback."""
 
-    gpu: Gpu
-    queue: Queue
-    capacity: Capacity = Field(default_factory=Capacity)
-    scaling: BatchScaling
-    max_job_seconds: int = Field(default=600, ge=1, le=43200)
+    gpu: Gpu = Field(description="the accelerator of one replica")
+    queue: Queue = Field(description="the queue the pool consumes")
+    capacity: Capacity = Field(default_factory=Capacity, description="spot and its fallback")
+    scaling: BatchScaling = Field(description="queue-driven scaling")
+    max_job_seconds: int = Field(
+        default=600,
+        ge=1,
+        le=43200,
+        description="the longest one message may take; sets the queue's visibility timeout "
+        "or ack deadline",
+    )
     expected_items_per_day: float | None = Field(
         default=None, ge=0, description="queue volume, for the cost estimate only"
     )
@@ -321,14 +376,28 @@ class Guardrails(_Strict):
 class InferenceServiceSpec(_Strict):
     """One inference service: what it serves, how fast, how much traffic, on what capacity."""
 
-    name: str
-    model: ModelSource
-    image: str = DEFAULT_IMAGE
+    name: str = Field(
+        description="DNS label (1-40 lowercase letters, digits and '-') that names every resource"
+    )
+    model: ModelSource = Field(description="the model and the profile sizing reads")
+    image: str = Field(
+        default=DEFAULT_IMAGE,
+        description="the runtime image: repository:tag, repository@sha256:digest, or both",
+    )
     latency_budget_ms: float = Field(gt=0, description="p99 on the synchronous path")
-    traffic: Traffic
-    batching: Batching = Field(default_factory=Batching)
-    realtime: Realtime | None = None
-    batch: BatchPool | None = None
+    traffic: Traffic = Field(
+        description="declared demand (`inferstack fit-traffic` proposes it from a trace)"
+    )
+    batching: Batching = Field(
+        default_factory=Batching, description="the runtime's dynamic batching"
+    )
+    realtime: Realtime | None = Field(
+        default=None,
+        description="the synchronous pool, on-demand only (declare realtime, batch or both)",
+    )
+    batch: BatchPool | None = Field(
+        default=None, description="the queue pool, spot with on-demand fallback"
+    )
     prices: dict[str, dict[str, float]] = Field(
         default_factory=dict,
         description="instance type -> {on_demand, spot, gpus} overriding the shipped list prices",
@@ -336,7 +405,9 @@ class InferenceServiceSpec(_Strict):
     price_cloud: Literal["aws", "gcp"] = Field(
         default="aws", description="whose prices to use for a plain Kubernetes target"
     )
-    guardrails: Guardrails = Field(default_factory=Guardrails)
+    guardrails: Guardrails = Field(
+        default_factory=Guardrails, description="the policy pack's limits the spec applies"
+    )
 
     @field_validator("image")
     @classmethod
@@ -397,32 +468,12 @@ class InferenceServiceSpec(_Strict):
         return self
 
 
-def _field_path(location: tuple[int | str, ...]) -> str:
-    path = ""
-    for part in location:
-        if isinstance(part, int):
-            path += f"[{part}]"
-        elif part.startswith(("function-after", "function-before", "function-wrap")):
-            continue  # pydantic's names for validator steps, not fields
-        elif part in {"int", "float", "str", "literal['auto']", "bool"}:
-            continue  # union-member labels: the user wrote one field, not a type
-        else:
-            path += f".{part}" if path else part
-    return path or "(spec)"
-
-
-def _problems_from(error: ValidationError, prefix: str) -> list[Problem]:
-    problems: dict[tuple[str, str], Problem] = {}
-    for detail in error.errors(include_url=False):
-        path = _field_path(tuple(detail["loc"]))
-        message = str(detail["msg"]).removeprefix("Value error, ")
-        if detail["type"] == "extra_forbidden":
-            message = "unknown field; remove it or check its spelling against the spec reference"
-        elif detail["type"] == "missing":
-            message = "required field is missing; add it"
-        full_path = f"{prefix}.{path}" if prefix else path
-        problems.setdefault((full_path, message), Problem(full_path, message))
-    return list(problems.values())
+def _spec_message(detail: Mapping[str, Any]) -> str:
+    if detail["type"] == "extra_forbidden":
+        return "unknown field; remove it or check its spelling against the spec reference"
+    if detail["type"] == "missing":
+        return "required field is missing; add it"
+    return str(detail["msg"]).removeprefix("Value error, ")
 
 
 def parse_spec(
@@ -441,7 +492,7 @@ def parse_spec(
     try:
         return InferenceServiceSpec.model_validate(dict(data))
     except ValidationError as error:
-        raise SpecError(_problems_from(error, prefix), source=source) from None
+        raise SpecError(problems_from(error, prefix, _spec_message), source=source) from None
 
 
 def load_spec_file(path: str | Path) -> InferenceServiceSpec:

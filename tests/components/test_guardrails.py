@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from inferstack.components.kubernetes.bindings import KubernetesBindings
 from inferstack.components.kubernetes.options import KubernetesOptions, QueueBinding
 from inferstack.components.kubernetes.scaling import realtime_scaled_object
 from inferstack.components.kubernetes.workloads import realtime_deployment
@@ -30,7 +31,8 @@ OPTIONS = KubernetesOptions(queue=QueueBinding(aws_region="us-east-1", results_u
 
 def _rendered(data: dict[str, Any]) -> list[Resource]:
     plan = plan_service(parse_spec(data), make_profile(), now=NOW)
-    deployment = realtime_deployment(plan.spec, plan.sizing, OPTIONS)
+    bindings = KubernetesBindings.from_options(OPTIONS)
+    deployment = realtime_deployment(plan.spec, plan.sizing, OPTIONS, bindings)
     scaler = realtime_scaled_object(plan.spec, plan.sizing, OPTIONS)
     return [
         resource(resource_types.DEPLOYMENT, "rt", deployment),

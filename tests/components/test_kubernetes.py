@@ -21,6 +21,7 @@ import kubernetes_validate
 import pytest
 from croniter import croniter
 
+from inferstack.components.kubernetes.bindings import KubernetesBindings
 from inferstack.components.kubernetes.options import (
     HTTP_ADDON_CHART_VERSION,
     KEDA_CHART_VERSION,
@@ -733,20 +734,40 @@ def test_network_policies_can_be_turned_off(rendered: Rendered) -> None:
 def test_unknown_options_are_refused_with_the_known_ones() -> None:
     with pytest.raises(SpecError, match=r"opts\.namespce: unknown option; known options are"):
         parse_options({"namespce": "x"}, source="opts")
-    with pytest.raises(SpecError, match=r"opts\.queue\.region: unknown option"):
+    with pytest.raises(SpecError, match=r"opts\.queue\.region: unknown option; known options are"):
         parse_options({"queue": {"region": "x"}}, source="opts")
+
+
+def test_wrong_types_are_named_with_what_was_expected() -> None:
+    with pytest.raises(SpecError) as raised:
+        parse_options(
+            {"port": "http", "queue": "jobs", "batch_placement": {"tolerations": {}}},
+            source="inferstack:kubernetes",
+        )
+    assert {str(problem) for problem in raised.value.problems} == {
+        "inferstack:kubernetes.port: expected a whole number, got str",
+        "inferstack:kubernetes.queue: expected a mapping of options, got str",
+        "inferstack:kubernetes.batch_placement.tolerations: expected a list, got dict",
+    }
 
 
 def test_options_missing_for_the_queue_are_named() -> None:
     from inferstack.components.planning.spec import parse_spec
 
+    def missing(spec: Any, options: KubernetesOptions) -> set[str]:
+        found = options.problems(spec) + KubernetesBindings.from_options(options).problems(spec)
+        return {p.path for p in found}
+
     sqs = parse_spec(spec_data())
-    problems = {p.path for p in KubernetesOptions().problems(sqs)}
-    assert problems == {"options.queue.results_uri", "options.queue.aws_region"}
+    assert missing(sqs, KubernetesOptions()) == {
+        "inferstack:kubernetes.queue.results_uri",
+        "inferstack:kubernetes.queue.aws_region",
+    }
     pubsub = parse_spec(spec_data(batch__queue={"kind": "pubsub"}))
     bound = KubernetesOptions(queue=QueueBinding(results_uri="gs://b/p"))
-    assert {p.path for p in bound.problems(pubsub)} == {"options.queue.gcp_project"}
+    assert missing(pubsub, bound) == {"inferstack:kubernetes.queue.gcp_project"}
     public = KubernetesOptions(
-        service_type="LoadBalancer", queue=QueueBinding("q", "r", results_uri="s3://b")
+        service_type="LoadBalancer",
+        queue=QueueBinding(url="q", aws_region="r", results_uri="s3://b"),
     )
-    assert {p.path for p in public.problems(sqs)} == {"options.service_annotations"}
+    assert missing(sqs, public) == {"inferstack:kubernetes.service_annotations"}

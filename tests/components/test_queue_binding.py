@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import pytest
 
-from inferstack.components.kubernetes.options import (
-    KubernetesOptions,
-    QueueBinding,
+from inferstack.components.kubernetes.bindings import (
+    KubernetesBindings,
     queue_binding,
     queue_name,
     queue_uri,
 )
+from inferstack.components.kubernetes.options import KubernetesOptions, QueueBinding
 from inferstack.components.planning.spec import InferenceServiceSpec, parse_spec
 from inferstack.contract.queues import parse_queue_uri
 from tests.components.factories import spec_data
@@ -22,12 +22,15 @@ def spec(**queue: str) -> InferenceServiceSpec:
     return parse_spec(spec_data(batch__queue=queue))
 
 
-def options(url: str, **binding: str) -> KubernetesOptions:
-    return KubernetesOptions(queue=QueueBinding(url=url, results_uri="s3://b/p", **binding))
+def options(url: str, **binding: str) -> KubernetesBindings:
+    """The wiring a plain stack declares with `url` (and more of its queue options)."""
+    queue = QueueBinding(url=url, results_uri="s3://b/p", **binding)
+    return KubernetesBindings.from_options(KubernetesOptions(queue=queue))
 
 
-def url_problems(service: InferenceServiceSpec, bound: KubernetesOptions) -> list[str]:
-    return [p.message for p in bound.problems(service) if p.path == "options.queue.url"]
+def url_problems(service: InferenceServiceSpec, bound: KubernetesBindings) -> list[str]:
+    path = "inferstack:kubernetes.queue.url"
+    return [p.message for p in bound.problems(service) if p.path == path]
 
 
 def test_the_issue_case_a_redis_uri_is_read_as_a_uri_not_wrapped_again() -> None:
@@ -85,7 +88,7 @@ def test_either_form_is_accepted_and_the_worker_reads_the_same_queue(
             {"kind": "pubsub"},
             "pubsub://projects/other/subscriptions/s",
             {"gcp_project": "p1"},
-            "is in project 'other', but options.queue.gcp_project is 'p1'",
+            "is in project 'other', but inferstack:kubernetes.queue.gcp_project is 'p1'",
         ),
         (
             REDIS,

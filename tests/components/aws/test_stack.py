@@ -58,11 +58,15 @@ SCENARIOS = [
     ),
     # Realtime only: no queue, no worker identity.
     _scenario("sync", {}, batch=None),
-    # Refused before any resource: no cluster, a region without g6e, no subnets.
+    # Refused when read, every problem at once: no cluster, a region without g6e, no subnets.
     _scenario(
         "refused",
         {"cluster_name": "", "region": "af-south-1", "subnet_selector": {}},
         realtime__gpu={"type": "nvidia-l40s", "count": 1},
+    ),
+    # Valid options the component itself refuses for the spec, before any child.
+    _scenario(
+        "noregion", {"region": "af-south-1"}, realtime__gpu={"type": "nvidia-l40s", "count": 1}
     ),
 ]
 
@@ -120,7 +124,10 @@ def test_bad_options_are_refused_before_any_resource(rendered: Rendered) -> None
     assert "inferstack:aws.cluster_name" in error
     assert "af-south-1 has no g6e instances" in error
     assert "inferstack:aws.subnet_selector" in error
-    assert rendered.of("refused") == []  # the component itself, and no child
+    assert not [r for r in rendered.capture.resources if "refused" in r.name and r.custom]
+    error = rendered.capture.stack_outputs["error-noregion"]
+    assert "inferstack:aws.region: af-south-1 has no g6e instances" in error
+    assert rendered.of("noregion") == []  # the component itself, and no child
 
 
 # ---------------------------------------------------------------------------------------------

@@ -85,7 +85,16 @@ SCENARIOS = [
     # Batch pool kept off spot: one on-demand pool.
     _scenario("steady", GCP, {}, batch__capacity={"spot": False, "fallback": "on_demand"}),
     # Bad options: every problem at once, before any resource.
-    _scenario("badopts", {**GCP, "project_number": "not-a-number", "region": "mars"}, {}),
+    _scenario(
+        "badopts",
+        {
+            **GCP,
+            "project_number": "not-a-number",
+            "region": "mars",
+            "node_locations": ["us-central1-a", "moon"],
+        },
+        {},
+    ),
     # An SQS queue on GCP: the component refuses it before any child exists.
     _scenario("sqsjobs", GCP, {}, batch__queue={"kind": "sqs", "name": "jobs"}),
 ]
@@ -169,7 +178,8 @@ def test_bad_options_fail_before_any_resource_naming_each_field(rendered: Render
     assert "inferstack:gcp.project_number" in error
     assert "gcloud projects describe" in error
     assert "inferstack:gcp.region" in error
-    assert "inferstack:gcp.node_locations: 'us-central1-a' is not a zone of mars" in error
+    # With no valid region to compare with, only the zone that is no zone at all is named.
+    assert "inferstack:gcp.node_locations: 'moon' is not a zone; use e.g. us-central1-a" in error
     assert not [r for r in rendered.capture.resources if "badopts" in r.name]
 
 

@@ -22,9 +22,11 @@ config = pulumi.Config("aws-stacks")
 now = datetime.fromisoformat(config.require("now")).astimezone(UTC)
 for scenario in config.require_object("scenarios"):
     spec = parse_spec(scenario["spec"])
-    options = parse_aws_options(scenario.get("aws"), source="aws")
-    kubernetes = parse_options(scenario.get("kubernetes"), source="kubernetes")
     try:
+        options = parse_aws_options(scenario.get("aws"), source="inferstack:aws", spec=spec)
+        kubernetes = parse_options(
+            scenario.get("kubernetes"), source="inferstack:kubernetes", spec=spec
+        )
         plan = plan_service(spec, parse_profile(scenario["profile"]), target="aws", now=now)
         provider = aws.Provider(f"aws-{spec.name}", region=options.region or "us-east-1")
         stack = AwsInferenceStack(

@@ -22,8 +22,10 @@ now = datetime.fromisoformat(config.require("now")).astimezone(UTC)
 for scenario in config.require_object("scenarios"):
     spec = parse_spec(scenario["spec"])
     try:
-        options = parse_gcp_options(scenario.get("gcp"), source="inferstack:gcp")
-        kubernetes = parse_options(scenario.get("kubernetes"), source="inferstack:kubernetes")
+        options = parse_gcp_options(scenario.get("gcp"), source="inferstack:gcp", spec=spec)
+        kubernetes = parse_options(
+            scenario.get("kubernetes"), source="inferstack:kubernetes", spec=spec
+        )
         plan = plan_service(spec, parse_profile(scenario["profile"]), target="gcp", now=now)
         stack = GcpInferenceStack(spec.name, plan, options, kubernetes)
     except SpecError as error:
