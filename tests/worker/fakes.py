@@ -216,61 +216,65 @@ class FakeMetadataServer:
         return f"http://{host!s}:{port}" + (f"/{prefix}" if prefix else "")
 
     def _handler(self) -> type[BaseHTTPRequestHandler]:
-        outer = self
+        return type("Handler", (_MetadataHandler,), {"metadata": self})
 
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *_: object) -> None:
-                pass
 
-            def _split(self) -> tuple[MetadataState, str]:
-                path = self.path.split("?", 1)[0]
-                for prefix in list(outer.states):
-                    if prefix and path.startswith(f"/{prefix}/"):
-                        return outer.state(prefix), path[len(prefix) + 1 :]
-                return outer.state(""), path
+class _MetadataHandler(BaseHTTPRequestHandler):
+    """Answers for `metadata` (set per server): IMDSv2 token and paths, GCE's preempted flag."""
 
-            def _send(
-                self, status: int, body: bytes = b"", headers: dict[str, str] | None = None
-            ) -> None:
-                self.send_response(status)
-                for key, value in (headers or {}).items():
-                    self.send_header(key, value)
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
+    metadata: FakeMetadataServer
 
-            def do_PUT(self) -> None:  # noqa: N802 - http.server's naming.
-                state, path = self._split()
-                outer.requests.append(("PUT", path))
-                if path != "/latest/api/token":
-                    return self._send(404)
-                if not self.headers.get("X-aws-ec2-metadata-token-ttl-seconds"):
-                    return self._send(400)
-                token = uuid.uuid4().hex
-                state.tokens.add(token)
-                return self._send(200, token.encode())
+    def log_message(self, *_: object) -> None:
+        pass
 
-            def do_GET(self) -> None:  # noqa: N802 - http.server's naming.
-                state, path = self._split()
-                outer.requests.append(("GET", path))
-                if path.startswith("/computeMetadata/"):
-                    if self.headers.get("Metadata-Flavor") != "Google":
-                        return self._send(403)
-                    if path == "/computeMetadata/v1/instance/preempted":
-                        body = b"TRUE" if state.preempted else b"FALSE"
-                        return self._send(200, body, {"Metadata-Flavor": "Google"})
-                    return self._send(404, headers={"Metadata-Flavor": "Google"})
-                if self.headers.get("X-aws-ec2-metadata-token") not in state.tokens:
-                    return self._send(401)
-                if path == "/latest/meta-data/spot/instance-action":
-                    action = state.instance_action
-                    if action is None:
-                        return self._send(404)
-                    return self._send(200, json.dumps(action).encode())
-                if path == "/latest/meta-data/events/recommendations/rebalance":
-                    if state.rebalance is None:
-                        return self._send(404)
-                    return self._send(200, json.dumps(state.rebalance).encode())
-                return self._send(404)
+    def _split(self) -> tuple[MetadataState, str]:
+        path = self.path.split("?", 1)[0]
+        for prefix in list(self.metadata.states):
+            if prefix and path.startswith(f"/{prefix}/"):
+                return self.metadata.state(prefix), path[len(prefix) + 1 :]
+        return self.metadata.state(""), path
 
-        return Handler
+    def _send(self, status: int, body: bytes = b"", headers: dict[str, str] | None = None) -> None:
+        self.send_response(status)
+        for key, value in (headers or {}).items():
+            self.send_header(key, value)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def do_PUT(self) -> None:  # noqa: N802 - http.server's naming.
+        state, path = self._split()
+        self.metadata.requests.append(("PUT", path))
+        if path != "/latest/api/token":
+            return self._send(404)
+        if not self.headers.get("X-aws-ec2-metadata-token-ttl-seconds"):
+            return self._send(400)
+        token = uuid.uuid4().hex
+        state.tokens.add(token)
+        return self._send(200, token.encode())
+
+    def do_GET(self) -> None:  # noqa: N802 - http.server's naming.
+        state, path = self._split()
+        self.metadata.requests.append(("GET", path))
+        if path.startswith("/computeMetadata/"):
+            return self._gcp(state, path)
+        if self.headers.get("X-aws-ec2-metadata-token") not in state.tokens:
+            return self._send(401)
+        if path == "/latest/meta-data/spot/instance-action":
+            return self._json_or_404(state.instance_action)
+        if path == "/latest/meta-data/events/recommendations/rebalance":
+            return self._json_or_404(state.rebalance)
+        return self._send(404)
+
+    def _gcp(self, state: MetadataState, path: str) -> None:
+        if self.headers.get("Metadata-Flavor") != "Google":
+            return self._send(403)
+        if path == "/computeMetadata/v1/instance/preempted":
+            body = b"TRUE" if state.preempted else b"FALSE"
+            return self._send(200, body, {"Metadata-Flavor": "Google"})
+        return self._send(404, headers={"Metadata-Flavor": "Google"})
+
+    def _json_or_404(self, document: dict[str, str] | None) -> None:
+        if document is None:
+            return self._send(404)
+        return self._send(200, json.dumps(document).encode())

@@ -26,6 +26,7 @@ from inferstack.runtime.settings import SettingsError
 from inferstack.runtime.tensors import TensorSpec
 from inferstack.runtime.worker.interruption import Notice
 from inferstack.runtime.worker.loop import Worker
+from inferstack.runtime.worker.process import WorkerProcess, WorkerStartError
 from inferstack.runtime.worker.settings import WorkerSettings, resolve_settings
 from tests.worker.fakes import GATE_SAFETY_S, DoublingModel, MemoryQueue, request_body
 
@@ -472,6 +473,16 @@ def test_unknown_queue_scheme_is_a_clear_error(capsys: pytest.CaptureFixture[str
     error = capsys.readouterr().err
     assert "kafka://x" in error
     assert "redis://HOST:PORT/DB?stream=NAME" in error
+
+
+def test_a_worker_process_that_cannot_open_its_queue_raises_and_holds_nothing() -> None:
+    process = WorkerProcess(settings(queue="kafka://x"))
+    with pytest.raises(WorkerStartError, match="kafka://x"):
+        process.open()
+    with pytest.raises(RuntimeError, match="call open"):
+        _ = process.worker
+    process.close()  # Nothing was opened: nothing to close, and no error.
+    assert process.exit_code == 0
 
 
 def test_prefetch_bounds_the_batcher_queue() -> None:
