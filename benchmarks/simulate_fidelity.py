@@ -39,6 +39,13 @@ sys.path.insert(1, str(Path(__file__).resolve().parents[1]))
 
 from loadgen import PYTHON, free_port, machine_load, start_server, stop_server  # noqa: E402
 
+from inferstack.contract.env import (  # noqa: E402
+    ENV_MAX_BATCH_SIZE,
+    ENV_MAX_QUEUE_DELAY_MS,
+    ENV_MAX_QUEUE_SIZE,
+    ENV_PREFERRED_BATCH_SIZES,
+    ENV_TORCH_THREADS,
+)
 from inferstack.offline.simulate.config import ColdStart, Prices, RealtimePool, Scenario  # noqa: E402
 from inferstack.offline.simulate.engine import run_exact  # noqa: E402
 from inferstack.offline.simulate.inputs import compute_model  # noqa: E402
@@ -46,13 +53,6 @@ from inferstack.offline.simulate.replica import (  # noqa: E402
     COARSE_RATIO,
     BatcherParams,
     percentile,
-)
-from inferstack.contract.env import (  # noqa: E402
-    ENV_MAX_BATCH_SIZE,
-    ENV_MAX_QUEUE_DELAY_MS,
-    ENV_MAX_QUEUE_SIZE,
-    ENV_PREFERRED_BATCH_SIZES,
-    ENV_TORCH_THREADS,
 )
 from inferstack.profile import load_profile  # noqa: E402
 from tests.v2_client import encode_request  # noqa: E402

@@ -22,9 +22,10 @@ from typing import Any
 
 from inferstack.offline.simulate.arrivals import declared_rates
 from inferstack.offline.simulate.cli import DEFAULT_START
-from inferstack.offline.simulate.engine import RunResult, run_exact
+from inferstack.offline.simulate.engine import run_exact
 from inferstack.offline.simulate.fast import run_fast
 from inferstack.offline.simulate.inputs import load_stack
+from inferstack.offline.simulate.loop import RunResult
 from inferstack.offline.simulate.report import summarize
 
 REPO = Path(__file__).resolve().parents[1]

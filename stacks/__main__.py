@@ -5,8 +5,8 @@ default, `gcp` or `aws`), `inferstack:kubernetes` (cluster-side options: namespa
 URL, batch queue binding; see `KubernetesOptions`) and, on the gcp target, `inferstack:gcp`
 (project, region, cluster; see `GcpOptions`), on the aws target `inferstack:aws` (cluster,
 region, subnets, identities; see `AwsOptions`). The program reads config once, plans the service
-once (`load_stack_config`), and hands the plan to the components; components never read config
-and never size.
+once (`from_values`, the reader `inferstack preview`, `check` and `simulate` use too), and
+hands the plan to the components; components never read config and never size.
 """
 
 from pathlib import Path
@@ -14,11 +14,17 @@ from pathlib import Path
 import pulumi
 
 from inferstack.components.kubernetes.component import KubernetesInferenceService
-from inferstack.offline.stack_config import load_stack_config
+from inferstack.offline.stack_config import CONFIG_KEYS, NAMESPACE, engine_values, from_values
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent  # relative profile paths start here
 
-stack = load_stack_config(PROJECT_DIR)
+# The one place that reads Pulumi config: every `inferstack:*` key, in the engine's form.
+config = pulumi.Config(NAMESPACE)
+found = {key: config.get(key) for key in CONFIG_KEYS}
+stack = from_values(
+    engine_values({f"{NAMESPACE}:{key}": text for key, text in found.items() if text is not None}),
+    project_dir=PROJECT_DIR,
+)
 if stack.target == "gcp":
     from inferstack.components.gcp.component import GcpInferenceStack
 

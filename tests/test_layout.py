@@ -1,4 +1,4 @@
-"""The package layout: no import cycle between the parts, and the contract stays dependency-free.
+"""The package layout: the boundaries between the parts, no cycle, a dependency-free contract.
 
 Reads every module's imports with `ast` (deferred imports inside functions included), so a
 cycle cannot hide behind a lazy import.
@@ -24,7 +24,6 @@ PARTS = (
     "inferstack.contract",
     "inferstack.errors",
     "inferstack.profile",
-    "inferstack.offline.capture",
     "inferstack.offline",
     "inferstack.components",
     "inferstack.runtime",
@@ -33,6 +32,13 @@ PARTS = (
 )
 """The units whose imports are checked, most specific first (a module belongs to the first
 part its name starts with)."""
+CAPTURE_SIDE = (
+    "inferstack.offline.capture",
+    "inferstack.offline.discovery",
+    "inferstack.offline.mock_monitor",
+    "inferstack.offline.placeholders",
+)
+"""The offline modules that find and run any Pulumi program: they know no inferstack part."""
 
 
 def _modules() -> dict[str, Path]:
@@ -97,22 +103,53 @@ def test_every_module_belongs_to_a_part() -> None:
 @pytest.mark.parametrize(
     ("source", "forbidden"),
     [
+        # The image carries the runtime alone: no Pulumi, no pack, no offline engine.
         (
             "inferstack.runtime",
             {"inferstack.components", "inferstack.policies", "inferstack.offline"},
         ),
-        ("inferstack.components", {"inferstack.runtime", "inferstack.policies"}),
-        ("inferstack.policies", {"inferstack.components", "inferstack.runtime"}),
+        # A team's Pulumi program imports the components: they carry no engine and no pack.
         (
-            "inferstack.offline.capture",
-            {"inferstack.components", "inferstack.runtime", "inferstack.policies"},
+            "inferstack.components",
+            {"inferstack.runtime", "inferstack.policies", "inferstack.offline"},
+        ),
+        # The pack is the rule model, the rules and the adapter: the engine replay is offline's.
+        (
+            "inferstack.policies",
+            {"inferstack.components", "inferstack.runtime", "inferstack.offline"},
         ),
     ],
 )
-def test_the_three_packages_do_not_import_each_other(source: str, forbidden: set[str]) -> None:
+def test_the_packages_do_not_import_each_other(source: str, forbidden: set[str]) -> None:
     edges = _part_edges()[source]
     offending = {target: sorted(set(edges[target])) for target in forbidden if target in edges}
     assert offending == {}, f"{source} imports {offending}; share constants via inferstack.contract"
+
+
+def test_the_offline_engine_lives_in_one_package() -> None:
+    """No analyzer replay beside the rules, no simulator beside the components."""
+    modules = _modules()
+    for engine_part in ("engine", "pack_process", "pack_config", "marshal", "check", "report"):
+        assert f"inferstack.policies.{engine_part}" not in modules
+    assert not any(m.startswith("inferstack.components.simulate") for m in modules)
+    assert "inferstack.components.stack_config" not in modules
+    for part in ("analyzer.session", "simulate.engine", "stack_config", "discovery", "capture"):
+        assert f"inferstack.offline.{part}" in modules
+
+
+def test_the_capture_side_knows_no_inferstack_part() -> None:
+    """Finding and running a program works for any program, with or without the components."""
+    modules = _modules()
+    allowed = {"inferstack.errors", "inferstack.offline"}
+    for module in CAPTURE_SIDE:
+        imported = {_part(name) for name in _imports(modules[module], module)}
+        assert imported - {None} <= allowed, (module, imported)
+        offline = {
+            name
+            for name in _imports(modules[module], module)
+            if _part(name) == "inferstack.offline" and not name.startswith(CAPTURE_SIDE)
+        }
+        assert offline == set(), (module, offline)
 
 
 def test_no_cycle_between_parts() -> None:

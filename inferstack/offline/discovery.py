@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import json
-from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -93,23 +92,6 @@ def engine_config(project: ProjectSettings, stack: str) -> dict[str, str]:
             )
         config[full_key] = value if isinstance(value, str) else json.dumps(value)
     return config
-
-
-def namespace_values(config: Mapping[str, str], namespace: str) -> dict[str, object]:
-    """The `namespace:*` keys of engine-form config, by key, objects decoded as the SDK does.
-
-    `pulumi.Config.get_object` parses a value as JSON; a plain string that is not JSON (a name,
-    a target) stays the string it is.
-    """
-    prefix = f"{namespace}:"
-    values: dict[str, object] = {}
-    for key, text in config.items():
-        if key.startswith(prefix):
-            try:
-                values[key[len(prefix) :]] = json.loads(text)
-            except ValueError:
-                values[key[len(prefix) :]] = text
-    return values
 
 
 def find_project_dir(start: Path) -> Path:
@@ -207,6 +189,5 @@ __all__ = [
     "find_project_dir",
     "load_yaml_mapping",
     "locate_program",
-    "namespace_values",
     "read_project",
 ]

@@ -21,9 +21,10 @@ from inferstack.offline.simulate.autoscaler import (
     external_average_value_replicas,
 )
 from inferstack.offline.simulate.config import Scenario
-from inferstack.offline.simulate.engine import RunResult, run_exact
+from inferstack.offline.simulate.engine import run_exact
 from inferstack.offline.simulate.errors import SimulateError
 from inferstack.offline.simulate.fast import run_fast
+from inferstack.offline.simulate.loop import RunResult
 
 __all__ = [
     "DEFAULT_BEHAVIOR",

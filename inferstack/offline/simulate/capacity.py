@@ -203,37 +203,17 @@ class PoolCapacity:
 
         Returns the pods whose node got an interruption notice in this step.
         """
-        for node in self.nodes:
-            self.usage.node_gpu_seconds[node.capacity] += self.gpus_per_node * dt
-        for pod in self.pods:
-            self.usage.pod_seconds[self.capacity_of(pod)] += dt
+        self._bill(dt)
         noticed: list[Pod] = []
         end = now + dt
         for node in list(self.nodes):
             if node.interrupt_at < end and node.terminate_at == math.inf:
-                self.usage.interruptions += 1
-                node.terminate_at = node.interrupt_at + self.notice_s
-                self.shortage_until = max(
-                    self.shortage_until,
-                    node.interrupt_at + float(self.rng.exponential(self.shortage_mean_s)),
-                )
-                for pod in self.pods:
-                    if pod.node is node and pod.draining_since is None:
-                        pod.draining_since = node.interrupt_at
-                        noticed.append(pod)
-                # The Deployment replaces the drained pods right away.
-                for _ in range(sum(1 for p in noticed if p.node is node)):
-                    self._create_pod(end)
+                noticed += self._interrupt(node, end)
             if node.terminate_at <= end:
                 for pod in [p for p in self.pods if p.node is node]:
                     self.pods.remove(pod)
                 self.nodes.remove(node)
-                continue
-            if (
-                not node.pods
-                and node.empty_since is not None
-                and end - node.empty_since >= self.consolidation_s
-            ):
+            elif self._consolidated(node, end):
                 self.nodes.remove(node)
         if self.pending and self._wanted_capacity(end) is not None:
             waiting, self.pending = self.pending, []
@@ -243,6 +223,38 @@ class PoolCapacity:
         if self.spot and end >= self.shortage_until:
             self._back_to_spot(end)
         return noticed
+
+    def _bill(self, dt: float) -> None:
+        for node in self.nodes:
+            self.usage.node_gpu_seconds[node.capacity] += self.gpus_per_node * dt
+        for pod in self.pods:
+            self.usage.pod_seconds[self.capacity_of(pod)] += dt
+
+    def _interrupt(self, node: Node, end: float) -> list[Pod]:
+        """The notice: the node's pods drain, spot runs short for a while, replacements start."""
+        self.usage.interruptions += 1
+        node.terminate_at = node.interrupt_at + self.notice_s
+        self.shortage_until = max(
+            self.shortage_until,
+            node.interrupt_at + float(self.rng.exponential(self.shortage_mean_s)),
+        )
+        noticed = []
+        for pod in self.pods:
+            if pod.node is node and pod.draining_since is None:
+                pod.draining_since = node.interrupt_at
+                noticed.append(pod)
+        # The Deployment replaces the drained pods right away.
+        for _ in noticed:
+            self._create_pod(end)
+        return noticed
+
+    def _consolidated(self, node: Node, end: float) -> bool:
+        """Empty for the consolidation delay: the autoscaler removes it."""
+        return (
+            not node.pods
+            and node.empty_since is not None
+            and end - node.empty_since >= self.consolidation_s
+        )
 
     def _back_to_spot(self, now: float) -> None:
         """Once spot is back, replace on-demand fallback pods with spot ones, start then stop.

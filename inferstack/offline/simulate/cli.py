@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from inferstack.offline.discovery import CaptureError, add_program_arguments, locate_program
 from inferstack.offline.simulate.arrivals import (
     declared_rates,
     read_trace,
@@ -26,10 +27,11 @@ from inferstack.offline.simulate.arrivals import (
     trace_times,
 )
 from inferstack.offline.simulate.config import Scenario
-from inferstack.offline.simulate.engine import RunResult, run_exact
+from inferstack.offline.simulate.engine import run_exact
 from inferstack.offline.simulate.errors import SimulateError
 from inferstack.offline.simulate.fast import run_fast
-from inferstack.offline.simulate.inputs import StackInputs, load_stack
+from inferstack.offline.simulate.inputs import StackInputs, load_location
+from inferstack.offline.simulate.loop import RunResult
 from inferstack.offline.simulate.report import summarize, table
 from inferstack.offline.simulate.scenarios import competent_default, lever_steps, naive
 
@@ -42,9 +44,8 @@ PROGRESS_REQUESTS = 5e7
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """Flags of `inferstack simulate`."""
-    parser.add_argument("--stack", default="dev", help="stack name (stacks/Pulumi.<NAME>.yaml)")
-    parser.add_argument("--project-dir", type=Path, default=None, help="folder of Pulumi.yaml")
+    """Flags of `inferstack simulate`: the stack as for `inferstack preview`, then the traffic."""
+    add_program_arguments(parser)
     parser.add_argument("--trace", type=Path, default=None, help="request trace CSV")
     parser.add_argument("--timestamp-column", default="TIMESTAMP", help="the trace's time column")
     parser.add_argument(
@@ -227,13 +228,12 @@ def document(
 
 def run(args: argparse.Namespace) -> int:
     """Simulate and print; exit 2 on bad input."""
-    project_dir = (args.project_dir or Path.cwd()).resolve()
     try:
         start = _start(args.start)
-        inputs = load_stack(args.stack, project_dir, start)
+        inputs = load_location(locate_program(args), start)
         _check(args, inputs)
         rates, traffic, times = _rates(args, inputs, start)
-    except SimulateError as error:
+    except (SimulateError, CaptureError) as error:
         sys.stderr.write(f"error: {error}\n")
         return 2
     requests = float(rates.sum())

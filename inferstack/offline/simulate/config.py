@@ -86,6 +86,9 @@ class BatchPool:
     notice_s: float = 120.0
     grace_s: float = 105.0
     max_job_s: float = 600.0
+    retention_s: float = math.inf
+    """How long the queue keeps an unread item before deleting it (SQS's
+    `MessageRetentionPeriod`, Pub/Sub's retention); a backlog older than this is lost."""
 
 
 @dataclass(frozen=True)

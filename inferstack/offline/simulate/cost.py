@@ -1,18 +1,17 @@
 """Cost of a run: GPU-hours by pool and capacity type at the preview's prices, per month.
 
 Nodes are billed from launch to removal (what a cloud bills), so the consolidation delay and
-cold starts cost what they cost. The month is the preview's 730 hours: a run of N simulated
-seconds is scaled by 730 h / N.
+cold starts cost what they cost. The month is the preview's (`HOURS_PER_MONTH` of the plan's
+cost): a run of N simulated seconds is scaled by that month / N.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+from inferstack.components.planning.cost import HOURS_PER_MONTH
 from inferstack.offline.simulate.capacity import Usage
 from inferstack.offline.simulate.config import Prices
-
-HOURS_PER_MONTH = 730.0
 
 
 @dataclass(frozen=True)

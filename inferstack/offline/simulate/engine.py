@@ -19,21 +19,24 @@ One step per simulated second:
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
-from dataclasses import dataclass, field
 from datetime import datetime
 
 import numpy as np
 import numpy.typing as npt
 
 from inferstack.offline.simulate.arrivals import poisson_second
-from inferstack.offline.simulate.autoscaler import HPA_SYNC_SECONDS, CronSchedule, KedaScaler
-from inferstack.offline.simulate.capacity import PoolCapacity, Usage
-from inferstack.offline.simulate.config import (
-    RATE_WINDOW_SECONDS,
-    BatchPool,
-    RealtimePool,
-    Scenario,
+from inferstack.offline.simulate.autoscaler import HPA_SYNC_SECONDS
+from inferstack.offline.simulate.config import RATE_WINDOW_SECONDS, RealtimePool, Scenario
+from inferstack.offline.simulate.loop import (
+    Progress,
+    RunResult,
+    Steps,
+    batch_queue,
+    drive,
+    keda_for,
+    realtime_capacity,
+    run_result,
+    start_warm,
 )
 from inferstack.offline.simulate.replica import (
     COARSE_RATIO,
@@ -47,153 +50,6 @@ from inferstack.offline.simulate.replica import (
 )
 
 Floats = npt.NDArray[np.float64]
-Progress = Callable[[float], None]
-
-
-@dataclass
-class Timeline:
-    """Per-minute series of one run."""
-
-    rps: list[float] = field(default_factory=list)
-    realtime_ready: list[int] = field(default_factory=list)
-    batch_ready_spot: list[int] = field(default_factory=list)
-    batch_ready_on_demand: list[int] = field(default_factory=list)
-    batch_backlog: list[float] = field(default_factory=list)
-    cost_usd: list[float] = field(default_factory=list)
-    """Cumulative cost at the end of each minute."""
-    p99_s: list[float] = field(default_factory=list)
-    """p99 latency of the requests that arrived in each minute (NaN: none served)."""
-
-
-@dataclass
-class BatchStats:
-    """What the queue pool did."""
-
-    items: float = 0.0
-    processed: float = 0.0
-    max_backlog: float = 0.0
-    backlog_seconds: float = 0.0
-    drained_pods: int = 0
-    released_items: float = 0.0
-
-
-@dataclass
-class RunResult:
-    """Everything one scenario's run produced (turned into numbers by `report`)."""
-
-    scenario: Scenario
-    mode: str
-    seconds: int
-    arrivals: int
-    recorder: Recorder
-    timeline: Timeline
-    realtime_usage: Usage | None
-    batch_usage: Usage | None
-    batch: BatchStats | None
-    held: int = 0
-
-
-def keda_for(
-    params_pool: RealtimePool | BatchPool, start: datetime, seconds: int
-) -> KedaScaler | None:
-    scaler = params_pool.scaler
-    if scaler is None:
-        return None
-    schedules = [CronSchedule(trigger, start, seconds + 60) for trigger in scaler.crons]
-    return KedaScaler(scaler, schedules)
-
-
-def _pods_per_node(gpus_per_node: int, gpus_per_replica: int) -> int:
-    return max(1, gpus_per_node // max(1, gpus_per_replica))
-
-
-def realtime_capacity(
-    scenario: Scenario, pool: RealtimePool, rng: np.random.Generator
-) -> PoolCapacity:
-    """The realtime pool's nodes: on-demand only."""
-    return PoolCapacity(
-        cold_start=scenario.cold_start,
-        pods_per_node=_pods_per_node(pool.prices.gpus_per_node, pool.gpus_per_replica),
-        gpus_per_node=pool.prices.gpus_per_node,
-        spot=False,
-        fallback_on_demand=True,
-        notice_s=0.0,
-        interruptions_per_node_hour=0.0,
-        shortage_mean_s=0.0,
-        consolidation_s=scenario.consolidation_s,
-        rng=rng,
-    )
-
-
-def batch_capacity(scenario: Scenario, pool: BatchPool, rng: np.random.Generator) -> PoolCapacity:
-    """The batch pool's nodes: spot first when configured."""
-    return PoolCapacity(
-        cold_start=scenario.cold_start,
-        pods_per_node=_pods_per_node(pool.prices.gpus_per_node, pool.gpus_per_replica),
-        gpus_per_node=pool.prices.gpus_per_node,
-        spot=pool.spot,
-        fallback_on_demand=pool.fallback_on_demand,
-        notice_s=pool.notice_s,
-        interruptions_per_node_hour=scenario.spot_interruptions_per_node_hour,
-        shortage_mean_s=scenario.spot_shortage_mean_s,
-        consolidation_s=scenario.consolidation_s,
-        rng=rng,
-    )
-
-
-def initial_replicas(pool: RealtimePool | BatchPool) -> int:
-    """What the pool starts the run with: its floor (a run begins in steady state)."""
-    if pool.scaler is None:
-        return pool.fixed_replicas
-    return pool.scaler.min_replicas
-
-
-def cost_rate(capacity: PoolCapacity, on_demand: float, spot: float) -> float:
-    """Dollars per second the pool's nodes cost now."""
-    total = 0.0
-    for node in capacity.nodes:
-        price = spot if node.capacity == "spot" else on_demand
-        total += price * capacity.gpus_per_node
-    return total / 3600.0
-
-
-class BatchQueue:
-    """The batch pool's queue as a fluid, with its KEDA loop."""
-
-    def __init__(self, pool: BatchPool, capacity: PoolCapacity, keda: KedaScaler | None) -> None:
-        self.pool = pool
-        self.capacity = capacity
-        self.keda = keda
-        self.backlog = 0.0
-        self.in_flight = 0.0
-        self.stats = BatchStats()
-
-    def step(self, now: float, dt: float, rng: np.random.Generator) -> None:
-        """Advance the queue `dt` seconds from `now` and run KEDA's loops that fall inside."""
-        noticed = self.capacity.step(now, dt)
-        self.stats.drained_pods += len(noticed)
-        arrived = float(rng.poisson(self.pool.items_per_second * dt))
-        self.stats.items += arrived
-        self.backlog += arrived
-        workers = len(self.capacity.ready_pods(now))
-        served = min(self.backlog, workers * self.pool.replica_items_per_second * dt)
-        self.backlog -= served
-        self.in_flight = served / dt if dt else 0.0
-        self.stats.processed += served
-        self.stats.max_backlog = max(self.stats.max_backlog, self.backlog)
-        self.stats.backlog_seconds += self.backlog * dt
-        if self.keda is None:
-            return
-        end = now + dt
-        metric = self.backlog + self.in_flight
-        polling = self.keda.params.polling_seconds
-        current = self.capacity.spec_replicas
-        if math.floor(end / polling) > math.floor(now / polling):
-            current = self.keda.poll(end, current, metric, 0)
-            self.capacity.scale_to(current, end)
-        if math.floor(end / HPA_SYNC_SECONDS) > math.floor(now / HPA_SYNC_SECONDS):
-            desired = self.keda.hpa_sync(end, self.capacity.spec_replicas, metric, 0.0)
-            self.capacity.scale_to(desired, end)
 
 
 class ExactRealtime:
@@ -204,15 +60,23 @@ class ExactRealtime:
         scenario: Scenario,
         pool: RealtimePool,
         start: datetime,
-        seconds: int,
-        recorder: Recorder,
+        rates: Floats,
         rng: np.random.Generator,
         bucket_s: float = 60.0,
+        arrival_times: Floats | None = None,
     ) -> None:
+        seconds = len(rates)
         self.pool = pool
+        self.rates = rates
+        self.arrival_times = arrival_times
+        self._edges = (
+            np.searchsorted(arrival_times, np.arange(seconds + 1, dtype=np.float64))
+            if arrival_times is not None
+            else None
+        )
         self.bucket_s = bucket_s
         self.rng = rng
-        self.recorder = recorder
+        self.recorder = Recorder.empty(math.ceil(seconds / bucket_s))
         self.tables = KernelTables.build(pool.batcher, pool.compute, pool.latency_budget_s)
         self.capacity = realtime_capacity(scenario, pool, rng)
         self.keda = keda_for(pool, start, seconds)
@@ -222,11 +86,29 @@ class ExactRealtime:
         self.held_total = 0
         self.scraped = 0.0
         self.per_second = np.zeros(seconds + 1, dtype=np.float64)
-        self.capacity.scale_to(initial_replicas(pool), 0.0)
-        for pod in self.capacity.pods:  # the run starts warm
-            pod.ready_at = 0.0
-            if pod.node is not None:
-                pod.node.image_at = 0.0
+        start_warm(self.capacity, pool)
+
+    def advance(self, t0: int, t1: int) -> None:
+        """Serve seconds t0..t1-1 at their rates (or the trace's own arrival times)."""
+        for s in range(t0, t1):
+            given = None
+            if self.arrival_times is not None and self._edges is not None:
+                given = self.arrival_times[self._edges[s] : self._edges[s + 1]]
+            self.second(s, float(self.rates[s]), given)
+
+    def ready_at(self, second: int) -> int:
+        """Ready replicas at the end of `second`."""
+        return len(self.capacity.ready_pods(float(second)))
+
+    def finish(self, minutes: int) -> tuple[Recorder, list[float], int]:
+        """Drain every replica's queue, time out what is still held, and read the record."""
+        self._drain(list(self.replicas))
+        self.recorder.counters[TIMEOUTS] += len(self.held)
+        p99 = [
+            percentile(self.recorder.coarse[bucket], 0.99, COARSE_RATIO)
+            for bucket in range(len(self.recorder.coarse))
+        ]
+        return self.recorder, p99, int(self.per_second.sum())
 
     def _drain(self, pod_ids: list[int]) -> None:
         empty = np.empty(0, dtype=np.float64)
@@ -346,41 +228,6 @@ class ExactRealtime:
         self._drain(gone)
 
 
-def batch_queue(
-    scenario: Scenario, start: datetime, seconds: int, rng: np.random.Generator
-) -> BatchQueue | None:
-    pool = scenario.batch
-    if pool is None:
-        return None
-    capacity = batch_capacity(scenario, pool, rng)
-    queue = BatchQueue(pool, capacity, keda_for(pool, start, seconds))
-    capacity.scale_to(initial_replicas(pool), 0.0)
-    for pod in capacity.pods:
-        pod.ready_at = 0.0
-        if pod.node is not None:
-            pod.node.image_at = 0.0
-    return queue
-
-
-def _minute(
-    timeline: Timeline,
-    rates: Floats,
-    s: int,
-    realtime_ready: int,
-    queue: BatchQueue | None,
-    cost: float,
-) -> None:
-    timeline.rps.append(float(rates[max(0, s - 59) : s + 1].mean()))
-    timeline.realtime_ready.append(realtime_ready)
-    if queue is not None:
-        ready = queue.capacity.ready_pods(float(s))
-        spot = sum(1 for p in ready if queue.capacity.capacity_of(p) == "spot")
-        timeline.batch_ready_spot.append(spot)
-        timeline.batch_ready_on_demand.append(len(ready) - spot)
-        timeline.batch_backlog.append(queue.backlog)
-    timeline.cost_usd.append(cost)
-
-
 def run_exact(
     scenario: Scenario,
     rates: Floats,
@@ -401,57 +248,13 @@ def run_exact(
     seconds = len(rates)
     buckets = math.ceil(seconds / bucket_s)
     rng = np.random.default_rng(seed)
-    recorder = Recorder.empty(buckets)
-    realtime = (
-        ExactRealtime(scenario, scenario.realtime, start, seconds, recorder, rng, bucket_s)
-        if scenario.realtime is not None
-        else None
-    )
+    realtime = None
+    if scenario.realtime is not None:
+        realtime = ExactRealtime(
+            scenario, scenario.realtime, start, rates, rng, bucket_s, arrival_times
+        )
     queue = batch_queue(scenario, start, seconds, rng)
-    timeline = Timeline()
-    cost = 0.0
-    edges = (
-        np.searchsorted(arrival_times, np.arange(seconds + 1, dtype=np.float64))
-        if arrival_times is not None
-        else None
-    )
-    for s in range(seconds):
-        if realtime is not None:
-            given = None
-            if arrival_times is not None and edges is not None:
-                given = arrival_times[edges[s] : edges[s + 1]]
-            realtime.second(s, float(rates[s]), given)
-            pool = realtime.pool
-            cost += cost_rate(
-                realtime.capacity, pool.prices.on_demand_per_gpu_hour, pool.prices.spot_per_gpu_hour
-            )
-        if queue is not None:
-            queue.step(float(s), 1.0, rng)
-            prices = queue.pool.prices
-            cost += cost_rate(
-                queue.capacity, prices.on_demand_per_gpu_hour, prices.spot_per_gpu_hour
-            )
-        if s % 60 == 59 or s == seconds - 1:
-            ready = len(realtime.capacity.ready_pods(float(s))) if realtime else 0
-            _minute(timeline, rates, s, ready, queue, cost)
-            if progress is not None:
-                progress((s + 1) / seconds)
-    arrivals = int(realtime.per_second.sum()) if realtime is not None else 0
-    if realtime is not None:
-        realtime._drain(list(realtime.replicas))
-        recorder.counters[TIMEOUTS] += len(realtime.held)
-    timeline.p99_s = [
-        percentile(recorder.coarse[bucket], 0.99, COARSE_RATIO) for bucket in range(buckets)
-    ]
-    return RunResult(
-        scenario=scenario,
-        mode="exact",
-        seconds=seconds,
-        arrivals=arrivals,
-        recorder=recorder,
-        timeline=timeline,
-        realtime_usage=realtime.capacity.usage if realtime else None,
-        batch_usage=queue.capacity.usage if queue else None,
-        batch=queue.stats if queue else None,
-        held=realtime.held_total if realtime else 0,
+    timeline = drive(rates, realtime, queue, rng, Steps(tick=1, queue_every=1), progress)
+    return run_result(
+        scenario, "exact", rates, realtime, queue, timeline, lambda _: Recorder.empty(buckets)
     )

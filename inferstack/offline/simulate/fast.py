@@ -22,7 +22,6 @@ mode on a day of the dev stack.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -31,14 +30,16 @@ import numpy.typing as npt
 
 from inferstack.offline.simulate.autoscaler import HPA_SYNC_SECONDS
 from inferstack.offline.simulate.config import RATE_WINDOW_SECONDS, RealtimePool, Scenario
-from inferstack.offline.simulate.engine import (
+from inferstack.offline.simulate.loop import (
+    Progress,
     RunResult,
-    Timeline,
+    Steps,
     batch_queue,
-    cost_rate,
-    initial_replicas,
+    drive,
     keda_for,
     realtime_capacity,
+    run_result,
+    start_warm,
 )
 from inferstack.offline.simulate.replica import (
     COARSE_BINS,
@@ -59,7 +60,6 @@ from inferstack.offline.simulate.replica import (
 )
 
 Floats = npt.NDArray[np.float64]
-Progress = Callable[[float], None]
 TABLE_REQUESTS = 60_000
 """Requests simulated per grid rate."""
 TABLE_SAMPLES = 600
@@ -204,13 +204,18 @@ class FastRealtime:
         self.extra: list[tuple[int, float, int]] = []
         """Held requests once served: (minute, latency seconds, count)."""
         self.scraped = 0.0
-        self.capacity.scale_to(initial_replicas(pool), 0.0)
-        for pod in self.capacity.pods:
-            pod.ready_at = 0.0
-            if pod.node is not None:
-                pod.node.image_at = 0.0
+        start_warm(self.capacity, pool)
 
-    def tick(self, t0: int, t1: int) -> None:
+    def ready_at(self, second: int) -> int:
+        """Ready replicas during `second`."""
+        return int(self.ready[second])
+
+    def finish(self, minutes: int) -> tuple[Recorder, list[float], int]:
+        """The mixed record and per-minute p99 (see `results`), and the arrivals."""
+        recorder, p99 = self.results(minutes)
+        return recorder, p99, int(self.counts.sum())
+
+    def advance(self, t0: int, t1: int) -> None:
         """Seconds t0..t1-1, then the control loops at t1."""
         self.capacity.step(float(t0), float(t1 - t0))
         starts = sorted(
@@ -351,6 +356,14 @@ def _tick(scenario: Scenario) -> int:
     return max(1, math.gcd(*periods))
 
 
+def _idle(minutes: int) -> Recorder:
+    return Recorder(
+        np.zeros(FINE_BINS),
+        np.zeros((1, COARSE_BINS), dtype=np.int64),
+        np.zeros(N_COUNTERS, dtype=np.int64),
+    )
+
+
 def run_fast(
     scenario: Scenario,
     rates: Floats,
@@ -361,7 +374,6 @@ def run_fast(
 ) -> RunResult:
     """Simulate `scenario` on per-second `rates` on two time scales (see the module docstring)."""
     seconds = len(rates)
-    minutes = math.ceil(seconds / 60)
     rng = np.random.default_rng(seed)
     counts = rng.poisson(rates).astype(np.int64)
     realtime = (
@@ -370,65 +382,6 @@ def run_fast(
         else None
     )
     queue = batch_queue(scenario, start, seconds, rng)
-    timeline = Timeline()
-    tick = _tick(scenario)
-    cost = 0.0
-    queue_from = 0
-    queue_rate = 0.0
-    for t0 in range(0, seconds, tick):
-        t1 = min(seconds, t0 + tick)
-        dt = float(t1 - t0)
-        if realtime is not None:
-            realtime.tick(t0, t1)
-            prices = realtime.pool.prices
-            rate = cost_rate(
-                realtime.capacity, prices.on_demand_per_gpu_hour, prices.spot_per_gpu_hour
-            )
-            cost += rate * dt
-        if queue is not None:
-            # The queue is a fluid: one step per HPA sync period is as exact as one per tick.
-            if t1 % int(HPA_SYNC_SECONDS) == 0 or t1 == seconds:
-                queue.step(float(queue_from), float(t1 - queue_from), rng)
-                queue_from = t1
-                prices = queue.pool.prices
-                queue_rate = cost_rate(
-                    queue.capacity, prices.on_demand_per_gpu_hour, prices.spot_per_gpu_hour
-                )
-            cost += dt * queue_rate
-        while len(timeline.rps) < t1 // 60 or (t1 == seconds and len(timeline.rps) < minutes):
-            minute = len(timeline.rps)
-            last = min(seconds, (minute + 1) * 60) - 1
-            timeline.rps.append(float(rates[minute * 60 : last + 1].mean()))
-            timeline.realtime_ready.append(int(realtime.ready[last]) if realtime else 0)
-            if queue is not None:
-                ready = queue.capacity.ready_pods(float(last))
-                spot = sum(1 for p in ready if queue.capacity.capacity_of(p) == "spot")
-                timeline.batch_ready_spot.append(spot)
-                timeline.batch_ready_on_demand.append(len(ready) - spot)
-                timeline.batch_backlog.append(queue.backlog)
-            timeline.cost_usd.append(cost)
-            if progress is not None:
-                progress(t1 / seconds)
-    if realtime is not None:
-        recorder, timeline.p99_s = realtime.results(minutes)
-        arrivals = int(counts.sum())
-    else:
-        recorder = Recorder(
-            np.zeros(FINE_BINS),
-            np.zeros((1, COARSE_BINS), dtype=np.int64),
-            np.zeros(N_COUNTERS, dtype=np.int64),
-        )
-        timeline.p99_s = [math.nan] * minutes
-        arrivals = 0
-    return RunResult(
-        scenario=scenario,
-        mode="fast",
-        seconds=seconds,
-        arrivals=arrivals,
-        recorder=recorder,
-        timeline=timeline,
-        realtime_usage=realtime.capacity.usage if realtime else None,
-        batch_usage=queue.capacity.usage if queue else None,
-        batch=queue.stats if queue else None,
-        held=realtime.held_total if realtime else 0,
-    )
+    steps = Steps(tick=_tick(scenario), queue_every=int(HPA_SYNC_SECONDS))
+    timeline = drive(rates, realtime, queue, rng, steps, progress)
+    return run_result(scenario, "fast", rates, realtime, queue, timeline, _idle)

@@ -1,35 +1,37 @@
 """The simulator's one adapter to the rest of inferstack: stack -> plan -> rendered manifests.
 
 Everything the simulator knows about a stack comes through here, so that the planning and
-Kubernetes modules can move without touching the engine. A stack is read the way `inferstack
-preview --stack` reads it (Pulumi.yaml, then `stacks/Pulumi.<stack>.yaml` in the engine's config
-form), through the same loaders, but without running the Pulumi program: the spec, the profile
-and the plan (`plan_service`, the service sized once with its prices, as `load_stack_config`
-builds it for the stack program) are pure functions, and the KEDA ScaledObjects are rendered by
-the same pure functions the Kubernetes component calls, then read back (polling interval,
-cooldown, bounds, HPA behaviour, thresholds, cron floors, the HTTP add-on's wake trigger), so
-the simulator runs what `pulumi up` would deploy.
+Kubernetes modules can move without touching the engine. A stack is found as `inferstack preview`
+finds it (`inferstack.offline.discovery`: Pulumi.yaml, the stack file, the same flags) and read
+by the one stack-config reader (`inferstack.offline.stack_config.from_values`) that the stack
+program uses, so the spec, every target's options and the plan (the service sized once with its
+prices) are what `pulumi up` would get, without running the Pulumi program. The KEDA
+ScaledObjects are rendered by the same pure functions the Kubernetes component calls, then read
+back (polling interval, cooldown, bounds, HPA behaviour, thresholds, cron floors, the HTTP
+add-on's wake trigger); the target's queue retention comes from its options (SQS's
+`message_retention_seconds` on AWS), so the simulator runs what `pulumi up` would deploy.
 """
 
 from __future__ import annotations
 
-import json
+import math
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from inferstack.components.kubernetes.options import KubernetesOptions, parse_options
 from inferstack.components.kubernetes.scaling import (
     batch_scaled_object,
     concurrency_target,
     realtime_scaled_object,
 )
-from inferstack.components.planning.clouds import Target
-from inferstack.components.planning.plan import ServicePlan, plan_service
+from inferstack.components.planning.plan import ServicePlan
 from inferstack.components.planning.pricing import machine_price
 from inferstack.components.planning.sizing import TARGET_UTILISATION, Sizing
-from inferstack.components.planning.spec import InferenceServiceSpec, parse_spec
+from inferstack.components.planning.spec import CONFIG_KEY as SERVICE_KEY
+from inferstack.components.planning.spec import InferenceServiceSpec
+from inferstack.errors import SpecError
+from inferstack.offline.discovery import CaptureError, ProgramLocation, engine_config, read_project
 from inferstack.offline.simulate.arrivals import DeclaredTraffic, Spike
 from inferstack.offline.simulate.autoscaler import (
     DEFAULT_BEHAVIOR,
@@ -51,10 +53,8 @@ from inferstack.offline.simulate.config import (
 )
 from inferstack.offline.simulate.errors import SimulateError
 from inferstack.offline.simulate.replica import BatcherParams, ComputeModel
-from inferstack.offline.stack_config import AVAILABLE_TARGETS
-from inferstack.errors import SpecError
-from inferstack.offline.discovery import CaptureError, engine_config, read_project
-from inferstack.profile import Profile, resolve_profile
+from inferstack.offline.stack_config import StackConfig, engine_values, from_values
+from inferstack.profile import Profile
 
 
 @dataclass(frozen=True)
@@ -70,33 +70,6 @@ class StackInputs:
     configured: Scenario
     facts: Facts
     price_source: str
-
-
-def _stack_documents(
-    stack: str, project_dir: Path
-) -> tuple[dict[str, Any], dict[str, Any], Target]:
-    try:
-        project = read_project(project_dir)
-        config = engine_config(project, stack)
-    except (CaptureError, KeyError) as error:
-        raise SimulateError("--stack", str(error)) from None
-    raw = config.get("inferstack:service")
-    if raw is None:
-        raise SimulateError(
-            "--stack", f"stack {stack!r} has no inferstack:service; add the spec to its config"
-        )
-    options = (
-        json.loads(config["inferstack:kubernetes"]) if "inferstack:kubernetes" in config else {}
-    )
-    name = config.get("inferstack:target") or "kubernetes"
-    target = next((t for t in AVAILABLE_TARGETS if t == name), None)
-    if target is None:
-        raise SimulateError(
-            f"--stack {stack}",
-            f"inferstack:target {name!r} is not available; use one of "
-            f"{', '.join(AVAILABLE_TARGETS)}",
-        )
-    return json.loads(raw), options, target
 
 
 def _behavior(manifest: dict[str, Any]) -> Behavior:
@@ -203,9 +176,11 @@ def compute_model(profile: Profile) -> ComputeModel:
     )
 
 
-def build_inputs(stack: str, plan: ServicePlan, options: KubernetesOptions) -> StackInputs:
+def build_inputs(stack: str, config: StackConfig) -> StackInputs:
     """Render the plan's autoscaling as the Kubernetes component would, and read it back."""
+    plan, options = config.plan, config.kubernetes
     spec, profile, sizing = plan.spec, plan.profile, plan.sizing
+    retention = config.queue_retention_seconds
     cold = profile.cold_start
     cold_start = ColdStart(
         cold.node_provision.seconds,
@@ -250,6 +225,7 @@ def build_inputs(stack: str, plan: ServicePlan, options: KubernetesOptions) -> S
             notice_s=float(plan.price_cloud.spot_notice_seconds),
             grace_s=float(sizing.batch.termination_grace_seconds.value),
             max_job_s=float(pool.max_job_seconds),
+            retention_s=math.inf if retention is None else retention,
         )
     configured = Scenario(
         name="configured",
@@ -279,17 +255,27 @@ def build_inputs(stack: str, plan: ServicePlan, options: KubernetesOptions) -> S
     return StackInputs(stack, plan, spec, profile, sizing, traffic, configured, facts, source)
 
 
-def load_stack(stack: str, project_dir: Path, now: datetime) -> StackInputs:
-    """Read `stacks/Pulumi.<stack>.yaml` and resolve it offline; errors name the input."""
-    service, options_raw, target = _stack_documents(stack, project_dir)
-    try:
-        spec = parse_spec(
-            service, source=f"stack {stack} inferstack:service", prefix="inferstack:service"
+def load_location(location: ProgramLocation, now: datetime) -> StackInputs:
+    """The located stack's config, read by `from_values` and resolved offline."""
+    stack = location.stack
+    values = engine_values(location.config)
+    if SERVICE_KEY not in values:
+        raise SimulateError(
+            "--stack", f"stack {stack!r} has no inferstack:service; add the spec to its config"
         )
-        profile = resolve_profile(spec.model.uri, spec.model.profile, base_dir=project_dir)
-        options = parse_options(options_raw, source="inferstack:kubernetes")
-        # The same plan the stack program builds (`load_stack_config`), without Pulumi config.
-        plan = plan_service(spec, profile, target=target, now=now)
-        return build_inputs(stack, plan, options)
+    try:
+        config = from_values(values, project_dir=location.project_dir, now=now)
     except SpecError as error:
         raise SimulateError(f"--stack {stack}", str(error)) from None
+    return build_inputs(stack, config)
+
+
+def load_stack(stack: str, project_dir: Path, now: datetime) -> StackInputs:
+    """`Pulumi.<stack>.yaml` of the project in `project_dir`, resolved offline."""
+    try:
+        project = read_project(project_dir)
+        config = engine_config(project, stack)
+    except CaptureError as error:
+        raise SimulateError("--stack", str(error)) from None
+    location = ProgramLocation(project, project_dir, project.program_dir, stack, config)
+    return load_location(location, now)

@@ -119,7 +119,9 @@ class ComputeModel:
         return batch / float(median[batch] * math.exp(sigma[batch] ** 2 / 2))
 
 
-def _kernel(
+# One loop the numba compiler turns into machine code: splitting it into helpers would cost a
+# call per request in the hot loop (and numba inlines only what it is told to).
+def _kernel(  # noqa: C901
     arrive: Floats,
     origin: Floats,
     z: Floats,

@@ -12,7 +12,7 @@ from dataclasses import asdict
 from typing import Any
 
 from inferstack.offline.simulate.cost import PoolCost, pool_cost
-from inferstack.offline.simulate.engine import RunResult
+from inferstack.offline.simulate.loop import RunResult
 from inferstack.offline.simulate.replica import (
     REJECTED,
     SERVED,
@@ -72,7 +72,7 @@ def summarize(run: RunResult, *, timeline: bool = True) -> dict[str, Any]:
             if stats.processed
             else None,
             "pods_drained_on_notice": stats.drained_pods,
-            "items_lost": 0,
+            "items_lost": round(stats.expired_items),
         }
     if timeline:
         document["timeline"] = _timeline(run)

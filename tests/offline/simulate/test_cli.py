@@ -122,8 +122,12 @@ def test_a_stack_without_a_realtime_pool_cannot_be_asked_for_latency(capsys, tmp
     )
     stacks = tmp_path / "stacks"
     stacks.mkdir()
+    # A stack the stack program accepts (simulate reads it as the program does): the plain
+    # Kubernetes target binds its SQS queue by hand.
     (stacks / "Pulumi.queue.yaml").write_text(
         "config:\n"
+        "  inferstack:kubernetes:\n"
+        "    queue: {aws_region: us-east-1, results_uri: s3://jobs-results/out}\n"
         "  inferstack:service:\n"
         "    name: jobs\n"
         "    model: {uri: builtin://mlp}\n"

@@ -1,0 +1,70 @@
+"""The simulator reads a stack through the stack program's reader: every target's options count."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from inferstack.offline.discovery import ProgramLocation, engine_config, read_project
+from inferstack.offline.simulate.cli import DEFAULT_START, _start
+from inferstack.offline.simulate.engine import run_exact
+from inferstack.offline.simulate.errors import SimulateError
+from inferstack.offline.simulate.inputs import load_location, load_stack
+from inferstack.offline.simulate.report import summarize
+
+REPO = Path(__file__).resolve().parents[3]
+START = _start(DEFAULT_START)
+
+
+def _aws_prod(**aws: object) -> ProgramLocation:
+    project = read_project(REPO)
+    config = engine_config(project, "aws-prod")
+    options = {**json.loads(config["inferstack:aws"]), **aws}
+    config["inferstack:aws"] = json.dumps(options)
+    return ProgramLocation(project, REPO, project.program_dir, "aws-prod", config)
+
+
+def test_the_aws_queue_retention_option_reaches_the_simulated_queue():
+    default = load_location(_aws_prod(), START).configured.batch
+    short = load_location(_aws_prod(message_retention_seconds=60), START).configured.batch
+    assert default is not None
+    assert short is not None
+    assert default.retention_s == 4 * 24 * 3600  # SQS's default, as the AWS component sets it
+    assert short.retention_s == 60
+
+
+def test_a_backlog_older_than_the_retention_is_lost():
+    """The batch pool starts at zero: items wait out a cold start, longer than 60 s."""
+    runs = {}
+    for retention in (None, 60):
+        changes = {} if retention is None else {"message_retention_seconds": retention}
+        scenario = load_location(_aws_prod(**changes), START).configured
+        batch_only = replace(scenario, realtime=None, spot_interruptions_per_node_hour=0.0)
+        runs[retention] = summarize(
+            run_exact(batch_only, np.zeros(900), START, seed=4), timeline=False
+        )["batch"]
+    assert runs[None]["items_lost"] == 0
+    assert runs[60]["items_lost"] > 0
+    assert runs[60]["processed"] < runs[None]["processed"]
+
+
+def test_the_gcp_stack_simulates_with_its_subscription_retention():
+    batch = load_stack("gcp-prod", REPO, START).configured.batch
+    assert batch is not None
+    assert batch.retention_s == 7 * 24 * 3600
+
+
+def test_the_kubernetes_stack_keeps_its_backlog():
+    batch = load_stack("dev", REPO, START).configured.batch
+    assert batch is not None
+    assert batch.retention_s == float("inf")
+
+
+def test_bad_aws_options_are_refused_by_simulate_as_by_preview():
+    with pytest.raises(SimulateError) as caught:
+        load_location(_aws_prod(region="af-south-1"), START)
+    assert "inferstack:aws.region: af-south-1 has no g6 instances" in str(caught.value)
