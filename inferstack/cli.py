@@ -64,6 +64,11 @@ SUBCOMMANDS: dict[str, Subcommand] = {
         "run the policy pack against a stack offline and exit 1 on mandatory violations",
         "infra",
     ),
+    "schema": Subcommand(
+        "inferstack.offline.schema",
+        "print the JSON Schema of a stack file (Pulumi.<stack>.yaml), for your editor",
+        None,
+    ),
     "serve": Subcommand(
         "inferstack.runtime.server.command",
         "serve a model over the KServe v2 protocol with dynamic batching",

@@ -19,6 +19,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Final, TypeVar, get_args
 
+from pydantic import BaseModel
+
 from inferstack.components.aws import options as aws_options
 from inferstack.components.aws.options import AwsOptions, parse_aws_options
 from inferstack.components.gcp import options as gcp_options
@@ -61,6 +63,8 @@ class TargetRow:
 
     config_key: str | None
     """`inferstack:<target>`, the key of the target's own options; None: it has none."""
+    model: type[BaseModel] | None
+    """The pydantic model of those options (what `inferstack schema` describes)."""
     parse: Parser | None
     """Options from the key's value; `SpecError` naming each bad field as `<key>.<field>`, and
     what the valid rest finds wrong with the spec. The options' `problems(spec)` judges a valid
@@ -82,18 +86,21 @@ def _aws_retention(options: TargetOptions | None) -> float | None:
 TARGETS: Final[Mapping[Target, TargetRow]] = {
     "kubernetes": TargetRow(
         config_key=None,
+        model=None,
         parse=None,
         kubernetes_problems=_kubernetes_problems,
         queue_retention_seconds=lambda options: None,
     ),
     "aws": TargetRow(
         config_key=aws_options.CONFIG_KEY,
+        model=AwsOptions,
         parse=lambda data, key, spec: parse_aws_options(data, source=key, spec=spec),
         kubernetes_problems=_options_problems,
         queue_retention_seconds=_aws_retention,
     ),
     "gcp": TargetRow(
         config_key=gcp_options.CONFIG_KEY,
+        model=GcpOptions,
         parse=lambda data, key, spec: parse_gcp_options(data, source=key, spec=spec),
         kubernetes_problems=_options_problems,
         # The GCP component creates the subscription with this retention, whatever the options.
@@ -109,6 +116,18 @@ CONFIG_KEYS: Final[tuple[str, ...]] = (
     *(row.config_key.removeprefix(f"{NAMESPACE}:") for row in TARGETS.values() if row.config_key),
 )
 """Every key of the `inferstack` namespace `from_values` reads."""
+
+
+def config_models() -> dict[str, type[BaseModel]]:
+    """Each `inferstack:*` key whose value a pydantic model reads, and that model."""
+    models: dict[str, type[BaseModel]] = {
+        f"{NAMESPACE}:{SERVICE_KEY}": InferenceServiceSpec,
+        kubernetes_options.CONFIG_KEY: KubernetesOptions,
+    }
+    for row in TARGETS.values():
+        if row.config_key is not None and row.model is not None:
+            models[row.config_key] = row.model
+    return models
 
 
 @dataclass(frozen=True)
@@ -273,6 +292,7 @@ __all__ = [
     "TARGETS",
     "StackConfig",
     "TargetRow",
+    "config_models",
     "engine_values",
     "from_values",
 ]
