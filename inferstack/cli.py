@@ -19,6 +19,8 @@ from inferstack import __version__
 
 
 class Subcommand(NamedTuple):
+    """One `inferstack` subcommand: the module that runs it, what it does, what it needs."""
+
     module: str
     summary: str
     extra: str | None

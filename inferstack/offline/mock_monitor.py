@@ -88,7 +88,7 @@ class _CapturingMonitor(mocks.MockMonitor):
     """The SDK's mock monitor, recording what the program registers."""
 
     def __init__(self, echo: _EchoInputs) -> None:
-        super().__init__(echo)  # type: ignore[no-untyped-call]
+        super().__init__(echo)
         self.records: list[dict[str, Any]] = []
         self.stack_outputs: dict[str, Any] = {}
         self.outputs_by_urn: dict[str, dict[str, Any]] = {}

@@ -8,7 +8,6 @@ from typing import Any
 
 import pytest
 
-from inferstack.offline.analyzer.session import PackProcess, PolicyRunError, StackContext, analyze, read_pack
 from inferstack.offline.analyzer.marshal import (
     OUTPUT_VALUE_SIG,
     RESOURCE_REF_SIG,
@@ -24,6 +23,13 @@ from inferstack.offline.analyzer.pack_config import (
     load_config_file,
     parse_entries,
     reconcile,
+)
+from inferstack.offline.analyzer.session import (
+    PackProcess,
+    PolicyRunError,
+    StackContext,
+    analyze,
+    read_pack,
 )
 from tests.policies import builders as b
 from tests.policies.test_pack import PACK_DIR

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Any
 
 from inferstack.offline.simulate.autoscaler import (
     DEFAULT_BEHAVIOR,
@@ -120,7 +121,7 @@ def test_cron_floor_through_the_hpa_respects_the_tolerance():
 
 
 def _zero_params(**changes) -> ScaledObjectParams:
-    base = {
+    base: dict[str, Any] = {
         "polling_seconds": 10,
         "cooldown_seconds": 300,
         "min_replicas": 0,

@@ -3,18 +3,19 @@
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import numpy as np
 import pytest
 
-from inferstack.offline.simulate.capacity import PoolCapacity
+from inferstack.offline.simulate.capacity import Pod, PoolCapacity
 from inferstack.offline.simulate.config import ColdStart
 
 COLD = ColdStart(node_provision_s=150, image_pull_s=40, model_load_s=5, warmup_s=2)
 
 
 def _pool(**changes) -> PoolCapacity:
-    base = {
+    base: dict[str, Any] = {
         "cold_start": COLD,
         "pods_per_node": 2,
         "gpus_per_node": 2,
@@ -68,7 +69,7 @@ def test_a_spot_interruption_drains_the_pods_and_falls_back_to_on_demand():
     pool.scale_to(2, 0.0)
     for pod in pool.pods:
         pod.ready_at = 0.0
-    noticed = []
+    noticed: list[Pod] = []
     t = 0.0
     while not noticed:
         noticed = pool.step(t, 1.0)

@@ -57,6 +57,7 @@ def test_the_rendered_scaled_object_is_what_runs():
     assert scaler.cooldown_seconds == 300
     assert scaler.behavior.scale_down.stabilization_seconds == 300
     assert [p.type for p in scaler.behavior.scale_up.policies] == ["Percent", "Pods"]
+    assert inputs.sizing.realtime is not None
     assert scaler.demand_threshold == inputs.sizing.realtime.target_per_replica.value
     assert len(scaler.crons) == 1
     assert scaler.crons[0].timezone == "America/New_York"
@@ -175,6 +176,7 @@ def test_the_simulator_runs_the_plan_the_stack_program_builds():
     assert inputs.configured.realtime is not None
     scaler = inputs.configured.realtime.scaler
     assert scaler is not None
+    assert plan.sizing.realtime is not None
     assert scaler.max_replicas == plan.sizing.realtime.max_replicas.value
     assert inputs.configured.batch is not None
     assert inputs.configured.batch.notice_s == plan.price_cloud.spot_notice_seconds

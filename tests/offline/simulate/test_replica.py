@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import numpy as np
 import pytest
@@ -27,7 +28,7 @@ COMPUTE = ComputeModel(sizes=(1, 32), p50_s=(0.002, 0.010), p99_s=(0.002, 0.010)
 
 
 def _params(**changes) -> BatcherParams:
-    base = {
+    base: dict[str, Any] = {
         "max_batch_size": 32,
         "preferred_batch_sizes": (),
         "max_queue_delay_s": 0.005,
