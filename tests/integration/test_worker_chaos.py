@@ -293,53 +293,7 @@ def run_chaos(backend: Backend, messages: int, tmp_path: Path) -> None:
     began = time.monotonic()
     try:
         with FakeMetadataServer() as metadata:
-
-            def spawn() -> None:
-                chaos.workers.append(start_worker(backend, results, metadata, logs, chaos.started))
-                chaos.started += 1
-
-            for _ in range(POOL):
-                spawn()
-
-            def finished() -> bool:
-                done = len(os.listdir(results)) if results.exists() else 0
-                return done == len(good) and backend.leftover() == 0
-
-            # Chaos until 90 % of the good messages have results; then let the pool finish.
-            while not finished():
-                assert time.monotonic() - began < RUN_LIMIT_S, "chaos run did not finish in time"
-                threading.Event().wait(CHAOS_INTERVAL_S)
-                done = len(os.listdir(results)) if results.exists() else 0
-                if done >= 0.9 * len(good):
-                    continue
-                # Victims are workers that are consuming: interrupting one that is still importing
-                # torch proves nothing about draining.
-                live = [w for w in chaos.workers if w.fate == "running" and consuming(w)]
-                if not live:
-                    continue
-                victim = rng.choice(live)
-                if rng.random() < 0.5:
-                    victim.process.kill()
-                    victim.fate = "sigkill"
-                    chaos.kills += 1
-                else:
-                    # A roomy notice (held batches finish) or a tight one (they are released).
-                    stop_at = datetime.now(UTC) + timedelta(seconds=rng.choice((1, 8)))
-                    metadata.state(victim.prefix).instance_action = {
-                        "action": "terminate",
-                        "time": stop_at.strftime("%Y-%m-%dT%H:%M:%SZ"),
-                    }
-                    victim.process.send_signal(signal.SIGTERM)
-                    victim.fate = "notice+sigterm"
-                    chaos.notices += 1
-                spawn()
-
-            for worker in chaos.workers:
-                if worker.fate == "running":
-                    worker.process.send_signal(signal.SIGTERM)
-                    worker.fate = "final-sigterm"
-            for worker in chaos.workers:
-                worker.process.wait(timeout=120)
+            drive(backend, chaos, metadata, rng, len(good), results, logs, began)
     finally:
         # Whatever failed above, leave no worker behind to spin against a stopped server.
         for worker in chaos.workers:
@@ -356,7 +310,95 @@ def run_chaos(backend: Backend, messages: int, tmp_path: Path) -> None:
     ]
     assert unclean == []
 
-    # Exactly one result per good message, none for poison, no debris.
+    names = check_results(results, good)
+    dead_repeats = check_dead_letters(backend, poison, chaos)
+
+    # Nothing left behind in the queue.
+    assert backend.leftover() == 0
+
+    duplicates, released = check_repeated_work(logs, good, chaos)
+    interrupted = chaos.kills + chaos.notices
+    print(  # noqa: T201 - the counts are the test's report (README quotes them).
+        f"\nchaos ({backend.name}): {messages} messages "
+        f"({len(good)} good, {len(poison)} poison) in "
+        f"{elapsed:.0f} s; workers started {chaos.started}, SIGKILLed {chaos.kills}, "
+        f"notice+SIGTERM {chaos.notices}; results {len(names)} (one per good message); "
+        f"dead-lettered {len(poison)} (exactly the injected poison; repeated DLQ copies "
+        f"{dead_repeats}); redelivered after their "
+        f"result was written {duplicates} (bound {interrupted * MAX_BATCH * PREFETCH}); "
+        f"released on drain {released}; lost 0"
+    )
+    assert chaos.kills >= 1
+    assert chaos.notices >= 1
+
+
+def drive(
+    backend: Backend,
+    chaos: Chaos,
+    metadata: FakeMetadataServer,
+    rng: random.Random,
+    good: int,
+    results: Path,
+    logs: Path,
+    began: float,
+) -> None:
+    """Run the pool, interrupting a consuming worker every CHAOS_INTERVAL_S and replacing it,
+    until every good message has its result; then stop the pool with SIGTERM."""
+
+    def spawn() -> None:
+        chaos.workers.append(start_worker(backend, results, metadata, logs, chaos.started))
+        chaos.started += 1
+
+    for _ in range(POOL):
+        spawn()
+
+    def written() -> int:
+        return len(os.listdir(results)) if results.exists() else 0
+
+    # Chaos until 90 % of the good messages have results; then let the pool finish.
+    while not (written() == good and backend.leftover() == 0):
+        assert time.monotonic() - began < RUN_LIMIT_S, "chaos run did not finish in time"
+        threading.Event().wait(CHAOS_INTERVAL_S)
+        if written() >= 0.9 * good:
+            continue
+        # Victims are workers that are consuming: interrupting one that is still importing
+        # torch proves nothing about draining.
+        live = [w for w in chaos.workers if w.fate == "running" and consuming(w)]
+        if not live:
+            continue
+        interrupt(rng.choice(live), chaos, metadata, rng)
+        spawn()
+
+    for worker in chaos.workers:
+        if worker.fate == "running":
+            worker.process.send_signal(signal.SIGTERM)
+            worker.fate = "final-sigterm"
+    for worker in chaos.workers:
+        worker.process.wait(timeout=120)
+
+
+def interrupt(
+    victim: Worker, chaos: Chaos, metadata: FakeMetadataServer, rng: random.Random
+) -> None:
+    """SIGKILL the victim, or announce a spot interruption on its metadata prefix and SIGTERM it."""
+    if rng.random() < 0.5:
+        victim.process.kill()
+        victim.fate = "sigkill"
+        chaos.kills += 1
+        return
+    # A roomy notice (held batches finish) or a tight one (they are released).
+    stop_at = datetime.now(UTC) + timedelta(seconds=rng.choice((1, 8)))
+    metadata.state(victim.prefix).instance_action = {
+        "action": "terminate",
+        "time": stop_at.strftime("%Y-%m-%dT%H:%M:%SZ"),
+    }
+    victim.process.send_signal(signal.SIGTERM)
+    victim.fate = "notice+sigterm"
+    chaos.notices += 1
+
+
+def check_results(results: Path, good: dict[str, int]) -> list[str]:
+    """Exactly one result per good message, none for poison, no debris; each one right."""
     names = sorted(os.listdir(results))
     assert names == sorted(f"{entry_id}.json" for entry_id in good)
 
@@ -376,9 +418,13 @@ def run_chaos(backend: Backend, messages: int, tmp_path: Path) -> None:
                 rtol=1e-4,
                 atol=1e-5,
             )
+    return names
 
-    # The dead-letter queue holds exactly the injected poison, once each where the move is
-    # atomic; elsewhere a repeat needs an interruption between the send and the delete.
+
+def check_dead_letters(backend: Backend, poison: set[str], chaos: Chaos) -> int:
+    """The dead-letter queue holds exactly the injected poison, once each where the move is
+    atomic; elsewhere a repeat needs an interruption between the send and the delete. Returns
+    the repeats."""
     dead_ids = backend.dead_ids()
     assert set(dead_ids) == poison
     dead_repeats = len(dead_ids) - len(poison)
@@ -386,11 +432,11 @@ def run_chaos(backend: Backend, messages: int, tmp_path: Path) -> None:
         assert dead_repeats == 0
     else:
         assert dead_repeats <= chaos.kills + chaos.notices
+    return dead_repeats
 
-    # Nothing left behind in the queue.
-    assert backend.leftover() == 0
 
-    # Repeated work only where at-least-once allows it.
+def check_repeated_work(logs: Path, good: dict[str, int], chaos: Chaos) -> tuple[int, int]:
+    """Repeated work only where at-least-once allows it. Returns the duplicates and releases."""
     events = read_events(logs)
     batches = [e for e in events if e.get("event") == "batch"]
     written = Counter(i for e in batches for i in e["processed"])
@@ -405,16 +451,4 @@ def run_chaos(backend: Backend, messages: int, tmp_path: Path) -> None:
     assert sum(duplicates.values()) <= interrupted * held_per_worker
     retried = sum(len(e["retried"]) for e in events if e.get("event") == "failures")
     assert retried == 0  # Nothing transient failed: poison is dead-lettered without retries.
-
-    print(  # noqa: T201 - the counts are the test's report (README quotes them).
-        f"\nchaos ({backend.name}): {messages} messages "
-        f"({len(good)} good, {len(poison)} poison) in "
-        f"{elapsed:.0f} s; workers started {chaos.started}, SIGKILLed {chaos.kills}, "
-        f"notice+SIGTERM {chaos.notices}; results {len(names)} (one per good message); "
-        f"dead-lettered {len(poison)} (exactly the injected poison; repeated DLQ copies "
-        f"{dead_repeats}); redelivered after their "
-        f"result was written {sum(duplicates.values())} (bound {interrupted * held_per_worker}); "
-        f"released on drain {released}; lost 0"
-    )
-    assert chaos.kills >= 1
-    assert chaos.notices >= 1
+    return sum(duplicates.values()), released
