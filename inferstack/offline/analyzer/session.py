@@ -12,12 +12,11 @@ previews of outputs, multi-language components, engine-side transforms).
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Final, Protocol
+from typing import Any, Final
 
 import grpc
 from google.protobuf import empty_pb2, json_format
@@ -39,91 +38,21 @@ from inferstack.offline.analyzer.pack_process import (
     StackContext,
     read_pack,
 )
-from inferstack.offline.capture import default_provider_name
-from inferstack.policies.kube import go_duration_seconds
+from inferstack.offline.analyzer.wire import (
+    LEVEL_CODES,
+    Diagnostic,
+    Entry,
+    ResourceRecord,
+    default_provider,
+    diagnostic,
+    initial_config,
+    policy_metas,
+    resource_options,
+    stack_urn,
+)
 
 _MAX_MESSAGE: Final = 400 * 1024 * 1024
 _RPC_TIMEOUT_S: Final = 120.0
-_LEVELS: Final = {
-    analyzer_pb2.ADVISORY: "advisory",
-    analyzer_pb2.MANDATORY: "mandatory",
-    analyzer_pb2.REMEDIATE: "remediate",
-    analyzer_pb2.DISABLED: "disabled",
-}
-_LEVEL_CODES: Final = {name: code for code, name in _LEVELS.items()}
-_SEVERITIES: Final = {
-    analyzer_pb2.POLICY_SEVERITY_UNSPECIFIED: "",
-    analyzer_pb2.POLICY_SEVERITY_LOW: "low",
-    analyzer_pb2.POLICY_SEVERITY_MEDIUM: "medium",
-    analyzer_pb2.POLICY_SEVERITY_HIGH: "high",
-    analyzer_pb2.POLICY_SEVERITY_CRITICAL: "critical",
-}
-
-
-class ResourceRecord(Protocol):
-    """A registered resource: what `inferstack.offline.capture.CapturedResource` holds."""
-
-    @property
-    def type(self) -> str:
-        """The type token, e.g. `kubernetes:apps/v1:Deployment`."""
-
-    @property
-    def name(self) -> str:
-        """The resource's name in the program."""
-
-    @property
-    def urn(self) -> str:
-        """The URN the monitor gave it."""
-
-    @property
-    def parent(self) -> str:
-        """The parent's URN; empty for the stack."""
-
-    @property
-    def custom(self) -> bool:
-        """False for a component."""
-
-    @property
-    def provider(self) -> str:
-        """The explicit provider reference (`URN::ID`); empty for the default one."""
-
-    @property
-    def inputs(self) -> dict[str, Any]:
-        """The registered inputs, as the SDK serialised them."""
-
-    @property
-    def dependencies(self) -> list[str]:
-        """URNs it depends on."""
-
-    @property
-    def property_dependencies(self) -> dict[str, list[str]]:
-        """Per input property, the URNs its value came from."""
-
-    @property
-    def options(self) -> dict[str, Any]:
-        """Resource options (protect, aliases, custom timeouts, ...)."""
-
-    @property
-    def version(self) -> str:
-        """The provider plugin version; names the default provider."""
-
-
-@dataclass(frozen=True)
-class Diagnostic:
-    """One reported violation, attributed to a resource."""
-
-    policy: str
-    pack: str
-    pack_version: str
-    level: str
-    severity: str
-    description: str
-    message: str
-    urn: str
-    resource_type: str
-    resource_name: str
-    stage: str
-    """`Analyze` (per resource) or `AnalyzeStack`."""
 
 
 @dataclass(frozen=True)
@@ -146,161 +75,6 @@ class AnalysisResult:
         return [d for d in self.diagnostics if d.level == "mandatory"]
 
 
-def _call(log: list[str], name: str, method: Any, request: Any, *, optional: bool = False) -> Any:
-    try:
-        response = method(request, timeout=_RPC_TIMEOUT_S)
-    except grpc.RpcError as error:
-        code = error.code() if hasattr(error, "code") else None
-        if optional and code == grpc.StatusCode.UNIMPLEMENTED:
-            log.append(f"{name}: UNIMPLEMENTED (tolerated, as by the engine)")
-            return None
-        details = error.details() if hasattr(error, "details") else str(error)
-        raise PolicyRunError(f"{name} failed: {details}") from None
-    return response
-
-
-def _policy_metas(info: Any) -> list[PolicyMeta]:
-    metas = []
-    for policy in info.policies:
-        schema = json_format.MessageToDict(policy.configSchema.properties)
-        metas.append(
-            PolicyMeta(
-                name=policy.name,
-                description=policy.description,
-                enforcement=_LEVELS.get(policy.enforcementLevel, "advisory"),
-                severity=_SEVERITIES.get(policy.severity, ""),
-                config_schema=schema,
-                required=tuple(policy.configSchema.required),
-            )
-        )
-    return metas
-
-
-def _initial_config(info: Any) -> dict[str, ConfigEntry]:
-    # An entry without an enforcement level decodes as proto 0 = advisory, as in the engine.
-    return {
-        name: ConfigEntry(
-            _LEVELS.get(config.enforcementLevel, "advisory"),
-            json_format.MessageToDict(config.properties),
-        )
-        for name, config in info.initialConfig.items()
-    }
-
-
-def _custom_timeouts(raw: Mapping[str, Any]) -> analyzer_pb2.AnalyzerResourceOptions.CustomTimeouts:
-    seconds = {
-        key: go_duration_seconds(raw.get(key)) or 0.0 for key in ("create", "update", "delete")
-    }
-    return analyzer_pb2.AnalyzerResourceOptions.CustomTimeouts(**seconds)
-
-
-def _options(record: ResourceRecord) -> analyzer_pb2.AnalyzerResourceOptions:
-    raw = record.options or {}
-    aliases = [
-        str(a["urn"]) for a in raw.get("aliases", []) if isinstance(a, Mapping) and "urn" in a
-    ]
-    return analyzer_pb2.AnalyzerResourceOptions(
-        protect=bool(raw.get("protect", False)),
-        ignoreChanges=list(raw.get("ignoreChanges", [])),
-        deleteBeforeReplace=bool(raw.get("deleteBeforeReplace", False)),
-        deleteBeforeReplaceDefined=bool(raw.get("deleteBeforeReplaceDefined", False)),
-        additionalSecretOutputs=list(raw.get("additionalSecretOutputs", [])),
-        aliases=aliases,
-        customTimeouts=_custom_timeouts(raw.get("customTimeouts") or {}),
-        parent=record.parent,
-    )
-
-
-@dataclass
-class _Entry:
-    """A resource as the analysis sees it: after marshalling and any remediation."""
-
-    type: str
-    name: str
-    urn: str
-    parent: str
-    properties: dict[str, Any]
-    options: analyzer_pb2.AnalyzerResourceOptions
-    provider_urn: str
-    dependencies: list[str]
-    property_dependencies: dict[str, list[str]]
-
-
-@dataclass(frozen=True)
-class _DefaultProvider:
-    record_type: str
-    name: str
-    urn: str
-    properties: dict[str, Any]
-
-
-def _stack_urn(resources: Sequence[ResourceRecord], context: StackContext) -> str:
-    for record in resources:
-        if record.type == "pulumi:pulumi:Stack":
-            return record.urn
-    name = f"{context.project}-{context.stack}"
-    return f"urn:pulumi:{context.stack}::{context.project}::pulumi:pulumi:Stack::{name}"
-
-
-def _default_provider(
-    package: str, version: str, context: StackContext, stack_urn: str
-) -> _DefaultProvider:
-    """The provider the engine registers for resources without an explicit one.
-
-    Named `default_<X_Y_Z>` after the plugin version, with the stack's `<package>:*` config as
-    its inputs (the engine does this in `pkg/resource/deploy/providers/registry.go`).
-    """
-    name = default_provider_name(version)
-    prefix = f"{package}:"
-    properties: dict[str, Any] = {
-        key[len(prefix) :]: _config_value(value)
-        for key, value in context.config.items()
-        if key.startswith(prefix)
-    }
-    if version:
-        properties["version"] = version
-    record_type = f"pulumi:providers:{package}"
-    head = stack_urn.rsplit("::", 2)[0]
-    return _DefaultProvider(record_type, name, f"{head}::{record_type}::{name}", properties)
-
-
-def _config_value(value: str) -> Any:
-    # Object and list config values travel JSON-encoded; the provider sees them decoded.
-    if value[:1] in "[{":
-        try:
-            return json.loads(value)
-        except ValueError:
-            return value
-    return value
-
-
-def _diagnostic(
-    raw: Any, stage: str, fallback_urn: str, entries: Mapping[str, _Entry], stack_urn: str
-) -> Diagnostic:
-    urn = raw.urn or fallback_urn
-    if urn not in entries:
-        urn = stack_urn  # the engine attributes unknown URNs to the root stack
-    entry = entries.get(urn)
-    message = raw.message
-    prefix = f"{raw.description}\n"
-    if raw.description and message.startswith(prefix):
-        message = message[len(prefix) :]
-    level = _LEVELS.get(raw.enforcementLevel, "advisory")
-    return Diagnostic(
-        policy=raw.policyName,
-        pack=raw.policyPackName,
-        pack_version=raw.policyPackVersion,
-        level="mandatory" if level == "remediate" else level,
-        severity=_SEVERITIES.get(raw.severity, ""),
-        description=raw.description,
-        message=message,
-        urn=urn,
-        resource_type=entry.type if entry else "",
-        resource_name=entry.name if entry else "",
-        stage=stage,
-    )
-
-
 class AnalyzerSession:
     """One replay of the engine's RPC sequence against a started pack, step by step.
 
@@ -314,17 +88,26 @@ class AnalyzerSession:
         self._process = process
         self._context = context
         self.log: list[str] = []
-        self._entries: dict[str, _Entry] = {}
-        self._providers: dict[str, _Entry] = {}
+        self._entries: dict[str, Entry] = {}
+        self._providers: dict[str, Entry] = {}
         self._diagnostics: list[Diagnostic] = []
         self._remediations: list[dict[str, Any]] = []
-        self._stack_urn = ""
+        self.stack_urn = ""
         self._pack_name = ""
         self._metas: list[PolicyMeta] = []
         self._config: dict[str, PolicyConfig] = {}
 
     def _call(self, name: str, request: Any, *, optional: bool = False) -> Any:
-        return _call(self.log, name, getattr(self._stub, name), request, optional=optional)
+        """One RPC; an optional one the pack does not implement is skipped, as by the engine."""
+        try:
+            return getattr(self._stub, name)(request, timeout=_RPC_TIMEOUT_S)
+        except grpc.RpcError as error:
+            code = error.code() if hasattr(error, "code") else None
+            if optional and code == grpc.StatusCode.UNIMPLEMENTED:
+                self.log.append(f"{name}: UNIMPLEMENTED (tolerated, as by the engine)")
+                return None
+            details = error.details() if hasattr(error, "details") else str(error)
+            raise PolicyRunError(f"{name} failed: {details}") from None
 
     def configure(self, user_config: Mapping[str, ConfigEntry], *, user_config_source: str) -> None:
         """Handshake, ConfigureStack, GetPluginInfo, GetAnalyzerInfo, then Configure."""
@@ -353,15 +136,15 @@ class AnalyzerSession:
         self.log.append(f"GetPluginInfo: version={plugin.version}")
         info = self._call("GetAnalyzerInfo", empty_pb2.Empty())
         self._pack_name = info.name
-        self._metas = _policy_metas(info)
+        self._metas = policy_metas(info)
         self.log.append(f"GetAnalyzerInfo: {info.name}, {len(self._metas)} policies")
         self._config = reconcile(
-            self._metas, _initial_config(info), user_config, user_source=user_config_source
+            self._metas, initial_config(info), user_config, user_source=user_config_source
         )
         request = analyzer_pb2.ConfigureAnalyzerRequest()
         for name, policy_config in self._config.items():
             entry = request.policyConfig[name]
-            entry.enforcementLevel = _LEVEL_CODES[policy_config.enforcement]
+            entry.enforcementLevel = LEVEL_CODES[policy_config.enforcement]
             entry.properties.update(policy_config.properties)
         self._call("Configure", request)
         self.log.append(
@@ -380,7 +163,7 @@ class AnalyzerSession:
             properties=to_struct(provider.properties),
         )
 
-    def _remediate(self, entry: _Entry, request: analyzer_pb2.AnalyzeRequest) -> None:
+    def _remediate(self, entry: Entry, request: analyzer_pb2.AnalyzeRequest) -> None:
         """Remediate: note each remediation, and analyse the properties it returns instead."""
         response = self._call("Remediate", request, optional=True)
         for remediation in response.remediations if response is not None else []:
@@ -397,7 +180,7 @@ class AnalyzerSession:
                 request.properties.CopyFrom(to_struct(entry.properties))
                 self._remediations.append({"policy": remediation.policyName, "urn": entry.urn})
 
-    def _analyze_entry(self, entry: _Entry) -> None:
+    def _analyze_entry(self, entry: Entry) -> None:
         # One request for both calls: Analyze sees what Remediate left of the properties.
         request = analyzer_pb2.AnalyzeRequest(
             type=entry.type,
@@ -411,16 +194,16 @@ class AnalyzerSession:
         self._entries[entry.urn] = entry
         result = self._call("Analyze", request)
         self._diagnostics.extend(
-            _diagnostic(d, "Analyze", entry.urn, self._entries, self._stack_urn)
+            diagnostic(d, "Analyze", entry.urn, self._entries, self.stack_urn)
             for d in result.diagnostics
         )
 
     def _default_provider_urn(self, record: ResourceRecord) -> str:
         """The engine's default provider of `record`'s package, analysed the first time."""
         package = record.type.split(":", 1)[0]
-        default = _default_provider(package, record.version, self._context, self._stack_urn)
+        default = default_provider(package, record.version, self._context, self.stack_urn)
         if default.urn not in self._providers:
-            synthesized = _Entry(
+            synthesized = Entry(
                 type=default.record_type,
                 name=default.name,
                 urn=default.urn,
@@ -437,19 +220,19 @@ class AnalyzerSession:
 
     def analyze_resources(self, resources: Sequence[ResourceRecord]) -> None:
         """Remediate and Analyze each registration in order, default providers first."""
-        self._stack_urn = _stack_urn(resources, self._context)
+        self.stack_urn = stack_urn(resources, self._context)
         for record in resources:
             provider_urn = record.provider.rsplit("::", 1)[0] if record.provider else ""
             is_provider = record.type.startswith("pulumi:providers:")
             if record.custom and not provider_urn and not is_provider:
                 provider_urn = self._default_provider_urn(record)
-            entry = _Entry(
+            entry = Entry(
                 type=record.type,
                 name=record.name,
                 urn=record.urn,
                 parent=record.parent,
                 properties=marshal_properties(record.inputs),
-                options=_options(record),
+                options=resource_options(record),
                 provider_urn=provider_urn,
                 dependencies=list(record.dependencies),
                 property_dependencies={k: list(v) for k, v in record.property_dependencies.items()},
@@ -458,7 +241,7 @@ class AnalyzerSession:
                 self._providers[entry.urn] = entry
             self._analyze_entry(entry)
 
-    def _stack_resource(self, entry: _Entry) -> analyzer_pb2.AnalyzerResource:
+    def _stack_resource(self, entry: Entry) -> analyzer_pb2.AnalyzerResource:
         resource = analyzer_pb2.AnalyzerResource(
             type=entry.type,
             urn=entry.urn,
@@ -484,7 +267,7 @@ class AnalyzerSession:
         result = self._call("AnalyzeStack", request, optional=True)
         if result is not None:
             self._diagnostics.extend(
-                _diagnostic(d, "AnalyzeStack", "", self._entries, self._stack_urn)
+                diagnostic(d, "AnalyzeStack", "", self._entries, self.stack_urn)
                 for d in result.diagnostics
             )
         self.log.append(
