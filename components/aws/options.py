@@ -66,6 +66,7 @@ class AwsOptions(StrictModel):
     ami_version: str = "latest"
     """The alias version (`al2023@latest`); pin one (e.g. `v20250715`) for reproducible nodes."""
     root_volume_gib: int = DEFAULT_ROOT_VOLUME_GIB
+    """Size of the GPU nodes' encrypted gp3 root volume (the image and the model's cache)."""
     identity: Identity = "pod_identity"
     """How pods get AWS credentials: EKS Pod Identity (the agent add-on) or IRSA (OIDC)."""
     oidc_provider_arn: str | None = None
@@ -75,10 +76,13 @@ class AwsOptions(StrictModel):
     max_receive_count: int = DEFAULT_MAX_RECEIVE_COUNT
     """Deliveries before SQS moves a message to the dead-letter queue."""
     message_retention_seconds: int = DEFAULT_RETENTION_SECONDS
+    """How long the job queue keeps a message nobody has worked yet."""
     results_bucket: str | None = None
     """An existing bucket for results; None: the component creates one."""
     results_prefix: str = "results"
+    """Object prefix of this service's results in the bucket."""
     results_expiry_days: int = DEFAULT_RESULTS_EXPIRY_DAYS
+    """Days after which a result object is deleted."""
     create_repository: bool = True
     """Create an ECR repository for the runtime image; the Deployments use it when the spec
     names no image of its own."""
@@ -90,7 +94,9 @@ class AwsOptions(StrictModel):
     install_karpenter: bool = False
     """Also install Karpenter (pinned chart) with its interruption queue and controller role."""
     karpenter_namespace: str = DEFAULT_KARPENTER_NAMESPACE
+    """Namespace Karpenter's controller runs in (installed here or already)."""
     karpenter_service_account: str = DEFAULT_KARPENTER_SERVICE_ACCOUNT
+    """Service account of Karpenter's controller, bound to its role."""
 
     @field_validator("cluster_name")
     @classmethod

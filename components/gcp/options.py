@@ -74,6 +74,8 @@ class GcpOptions(StrictModel):
     node_locations: list[str] = Field(default_factory=list)
     """Zones of the GPU node pools; empty: the cluster's own. L4 is not offered in every zone."""
     identity: IdentityMode = "principal"
+    """principal: IAM bindings for the worker's Kubernetes service account itself (Workload
+    Identity Federation); service_account: one Google service account for the pool."""
     keda_service_account: str = DEFAULT_KEDA_SERVICE_ACCOUNT
     """`namespace/name` of the KEDA operator's Kubernetes service account."""
     create_results_bucket: bool = True
@@ -83,6 +85,7 @@ class GcpOptions(StrictModel):
     results_prefix: str | None = None
     """Object prefix of this service's results; None: the service name."""
     results_expiry_days: int = DEFAULT_RESULTS_EXPIRY_DAYS
+    """Days after which a result object is deleted."""
     max_delivery_attempts: int = DEFAULT_MAX_DELIVERY_ATTEMPTS
     """Deliveries of one message before Pub/Sub forwards it to the dead-letter topic."""
     create_registry: bool = True

@@ -47,11 +47,15 @@ class QueueBinding(StrictModel):
     """
 
     url: str | None = None
+    """The queue's name or the worker's queue URI; None: the spec's `batch.queue.name`."""
     aws_region: str | None = None
+    """Region of the SQS queue (kind sqs), where KEDA reads its length."""
     aws_role_arn: str | None = None
     """IAM role KEDA assumes to read queue length; None: the workload's own (IRSA) identity."""
     gcp_project: str | None = None
+    """Project of the Pub/Sub subscription (kind pubsub)."""
     redis_consumer_group: str = "inferstack"
+    """Consumer group the workers read the stream with (kind redis-streams)."""
     results_uri: str | None = None
     """Where the worker writes results: s3://, gs://, redis:// or file:// (`inferstack work`)."""
 
@@ -64,6 +68,7 @@ class PoolPlacement(StrictModel):
     """
 
     node_selector: dict[str, str] = Field(default_factory=dict)
+    """Node labels the pool's pods require, e.g. a dedicated GPU node pool's."""
     tolerations: list[dict[str, Any]] = Field(default_factory=list)
     """Extra tolerations (wire form), e.g. for the taints of a dedicated node pool."""
 
@@ -72,12 +77,16 @@ class KubernetesOptions(StrictModel):
     """Cluster-side settings of a `KubernetesInferenceService`; every field has a safe default."""
 
     namespace: str = "default"
+    """Namespace of the service's workloads, Services, scalers and policies."""
     image: str | None = None
     """Runtime image; None: the spec's `image`. A tag, a digest or both
     (`repository:tag@sha256:...`, what the stacks use: one image for good)."""
     service_type: ServiceType = "ClusterIP"
+    """Type of the realtime pool's Service; a LoadBalancer should be internal (the pack checks)."""
     service_annotations: dict[str, str] = Field(default_factory=dict)
+    """Annotations of that Service, e.g. the cloud's internal load balancer annotation."""
     port: int = 8000
+    """The runtime's HTTP port in the pods and on the Service."""
     metrics: MetricsScraping = "annotations"
     """`annotations` (prometheus.io/* on the pods) or `podmonitor` (Prometheus Operator)."""
     prometheus_url: str = DEFAULT_PROMETHEUS_URL
@@ -87,11 +96,15 @@ class KubernetesOptions(StrictModel):
     install_keda: bool = False
     """Also install KEDA and the HTTP add-on as Helm releases (pinned chart versions)."""
     cpu_per_gpu: str = "3"
+    """CPU requested per GPU of a replica (no CPU limit: a quota would throttle batching)."""
     memory_per_gpu: str = "12Gi"
+    """Memory requested and limited per GPU of a replica."""
     realtime_service_account_annotations: dict[str, str] = Field(default_factory=dict)
+    """Annotations of the realtime pool's service account (it needs no cloud identity)."""
     batch_service_account_annotations: dict[str, str] = Field(default_factory=dict)
     """e.g. `eks.amazonaws.com/role-arn` (IRSA) or `iam.gke.io/gcp-service-account` (GKE WI)."""
     queue: QueueBinding = Field(default_factory=QueueBinding)
+    """Where the batch pool's queue lives and where its results go."""
     network_policy: bool = True
     """A NetworkPolicy per pool (see `inferstack.components.kubernetes.network`); False when a
     mesh or a cluster-wide policy already restricts the pods' traffic."""
@@ -103,7 +116,9 @@ class KubernetesOptions(StrictModel):
     prometheus_namespace: str = "monitoring"
     """Namespace of the Prometheus that scrapes the pools (admitted to the metrics ports only)."""
     realtime_placement: PoolPlacement = Field(default_factory=PoolPlacement)
+    """Nodes the realtime pool must run on, beyond the on-demand rule."""
     batch_placement: PoolPlacement = Field(default_factory=PoolPlacement)
+    """Nodes the batch pool must run on, beyond the spot preference."""
     spot_labels: tuple[tuple[str, str], ...] | None = None
     """(key, value) of the spot node labels the batch pool prefers; None: every platform's
     (`inferstack.contract.clouds`). A cloud target sets its own cloud's."""

@@ -42,7 +42,9 @@ _TYPE_MESSAGES = {
 class StrictModel(BaseModel):
     """Base of every user-written section: unknown keys are errors, values never change."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # Attribute docstrings are the fields' descriptions: `inferstack schema` and the
+    # documentation's configuration reference show them, so each is written once.
+    model_config = ConfigDict(extra="forbid", frozen=True, use_attribute_docstrings=True)
 
 
 class TargetOptions(Protocol):
