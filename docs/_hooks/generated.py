@@ -20,12 +20,10 @@ from typing import Any, Literal, Union, get_args, get_origin
 from pydantic import BaseModel
 from pydantic.fields import FieldInfo
 
-MARKER = re.compile(r"^<!-- generated: ([a-z-]+) -->$", re.MULTILINE)
+from inferstack.offline.stack_config import config_models as reader_models
+from inferstack.policies.rules import ALL_RULES
 
-CONFIG_ROOTS: tuple[tuple[str, str], ...] = (
-    ("inferstack:service", "inferstack.components.planning.spec:InferenceServiceSpec"),
-)
-"""Each stack-config key a user writes, and the pydantic model that reads it."""
+MARKER = re.compile(r"^<!-- generated: ([a-z-]+) -->$", re.MULTILINE)
 
 EXTRA_FILES: dict[str, str] = {"img/simulate-dev.png": "benchmarks/simulate-dev.png"}
 """Files outside docs/ the pages show: site path -> path in the repository."""
@@ -41,14 +39,13 @@ _SCALARS: dict[object, str] = {
 _BOUNDS = (("ge", ">="), ("gt", ">"), ("le", "<="), ("lt", "<"))
 
 
-def load_model(target: str) -> type[BaseModel]:
-    """The pydantic model a `module:Class` target names; anything else is an error."""
-    module_name, _, name = target.partition(":")
-    module = __import__(module_name, fromlist=[name])
-    model = getattr(module, name)
-    if not (isinstance(model, type) and issubclass(model, BaseModel)):
-        raise TypeError(f"{target} is not a pydantic model: the reference documents only those")
-    return model
+def config_roots() -> dict[str, type[BaseModel]]:
+    """Each stack-config key a user writes, and the model that reads it.
+
+    The one table the config reader and `inferstack schema` use, so the reference documents
+    exactly what is read.
+    """
+    return reader_models()
 
 
 def config_models() -> list[tuple[list[str], type[BaseModel]]]:
@@ -65,8 +62,8 @@ def config_models() -> list[tuple[list[str], type[BaseModel]]]:
             for nested in _models_in(info.annotation):
                 visit(nested, f"{where}.{name}{suffix}")
 
-    for key, target in CONFIG_ROOTS:
-        visit(load_model(target), key)
+    for key, model in config_roots().items():
+        visit(model, key)
     return [(paths, model) for model, paths in seen.items()]
 
 
@@ -150,8 +147,15 @@ def model_section(paths: list[str], model: type[BaseModel]) -> str:
 
 
 def config_reference() -> str:
-    """Every model of the stack config, each as a table of its fields."""
-    return "\n".join(model_section(paths, model) for paths, model in config_models())
+    """Each stack-config key, then every model below it as a table of its fields."""
+    roots = {model: key for key, model in config_roots().items()}
+    parts: list[str] = []
+    for paths, model in config_models():
+        if model in roots:
+            key = roots[model]
+            parts.append(f"## `{key}`\n\nThe value of `{key}`, and the sections below it.\n")
+        parts.append(model_section(paths, model))
+    return "\n".join(parts)
 
 
 def _rule_tunables(schema: dict[str, Any]) -> str:
@@ -168,8 +172,6 @@ def _rule_tunables(schema: dict[str, Any]) -> str:
 
 def policy_rules() -> str:
     """Every rule of the pack, in pack order: what it blocks, why, the fix and its settings."""
-    from inferstack.policies.rules import ALL_RULES
-
     summary = ["| policy | level | blocks |", "|---|---|---|"]
     sections = []
     for rule in ALL_RULES:
