@@ -31,8 +31,9 @@ import yaml
 from inferstack.offline.capture import capture_program
 from inferstack.runtime.metrics import CONTENT_TYPE, RuntimeMetrics
 from tests.components.factories import PROFILE, spec_data
-from tests.integration.conftest import free_port, require, stop, wait_for_port
+from tests.integration.conftest import free_port, stop, wait_for_port
 from tests.servers import BY_FIXTURE
+from tests.shared_data import require
 
 pytestmark = pytest.mark.integration
 

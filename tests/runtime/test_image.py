@@ -27,7 +27,8 @@ from typing import Any
 import pytest
 
 from inferstack.contract.pods import RUN_AS_USER
-from tests.integration.conftest import free_port, require
+from tests.integration.conftest import free_port
+from tests.shared_data import require
 
 pytestmark = pytest.mark.image
 
