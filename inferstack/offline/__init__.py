@@ -1,6 +1,13 @@
-"""The offline engine: run a stack's Pulumi program under the SDK's mocks, and report on it.
+"""The offline engine: everything `inferstack preview`, `check`, `simulate` and `schema` do.
 
-`capture` records every resource a program registers (what `inferstack preview` prints and what
-`inferstack check` judges); it imports neither the components nor the policies, so the pack can
-use it without importing the components.
+- `discovery`: Pulumi.yaml, the stack files, and the flags the commands share to find them.
+- `stack_config`: the one stack-config reader (`from_values`), also the stack program's.
+- `capture`, `mock_monitor`, `placeholders`: run any Pulumi program under the SDK's mocks and
+  record what it registers (they import no other inferstack part).
+- `preview`, `check`, `schema`: the commands; `analyzer/`: the policy pack driven as the Pulumi
+  engine drives it; `simulate/`: autoscaling, cold starts and spot on moving traffic.
+
+Nothing in `components`, `runtime` or `policies` imports this package (tests/test_layout.py).
 """
+
+__all__: list[str] = []
