@@ -114,8 +114,8 @@ class AwsInferenceStack(pulumi.ComponentResource):
         job_queue = None
         self._scaler_arn: pulumi.Output[str] | None = None
         bindings = self._placement(KubernetesBindings.from_options(kubernetes))
-        if spec.batch is not None:
-            job_queue = create_job_queue(name, plan, options, account, child)
+        if plan.batch is not None:
+            job_queue = create_job_queue(name, plan, plan.batch, options, account, child)
             bindings = self._identities(name, kubernetes, bindings, job_queue, account, cluster)
         if repository is not None and "image" not in spec.model_fields_set and not bindings.image:
             bindings = dataclasses.replace(bindings, image=self._repository_image(account))
@@ -323,15 +323,10 @@ class AwsInferenceStack(pulumi.ComponentResource):
             after,
         )
         created: list[pulumi.Resource] = [node_class]
-        pools: list[karpenter_objects.Pool] = []
-        if plan.spec.realtime is not None:
-            pools.append("realtime")
-        if plan.spec.batch is not None:
-            pools.append("batch")
-        for pool in pools:
+        for pool in plan.pools:
             created.append(
                 custom_resource(
-                    f"{name}-{pool}-node-pool",
+                    f"{name}-{pool.tier}-node-pool",
                     karpenter_objects.node_pool(plan, pool),
                     pulumi.ResourceOptions(parent=self, depends_on=[node_class, *controller]),
                 )

@@ -24,7 +24,7 @@ SIGTERM is its signal).
 
 from __future__ import annotations
 
-from typing import Any, Final, Literal
+from typing import TYPE_CHECKING, Any, Final
 
 from inferstack.components.aws.options import AwsOptions
 from inferstack.components.aws.tags import resource_tags
@@ -32,12 +32,21 @@ from inferstack.components.kubernetes.options import PoolPlacement
 from inferstack.components.kubernetes.scaling import SCALE_DOWN_STABILIZATION_SECONDS
 from inferstack.components.planning.clouds import Cloud
 from inferstack.components.planning.plan import ServicePlan
+from inferstack.components.planning.pools import Placement, Pool, RealtimePool, Tier
 from inferstack.contract.clouds import KARPENTER_CAPACITY_TYPE
 from inferstack.contract.labels import TIER_BATCH, TIER_LABEL, TIER_REALTIME
 from inferstack.contract.pods import GPU_RESOURCE
 
+if TYPE_CHECKING:
+    import pulumi
+
 Manifest = dict[str, Any]
-Pool = Literal["realtime", "batch"]
+CAPACITY_TYPES: Final[dict[Placement, list[str]]] = {
+    "on_demand": ["on-demand"],
+    "spot_first": ["spot", "on-demand"],
+    "spot_only": ["spot"],
+}
+"""The capacity types a pool's NodePool may launch: Karpenter takes the cheapest it can get."""
 
 NODEPOOL_API: Final = "karpenter.sh/v1"
 NODECLASS_API: Final = "karpenter.k8s.aws/v1"
@@ -66,35 +75,26 @@ def node_class_name(plan: ServicePlan) -> str:
     return f"{plan.spec.name}-gpu"
 
 
-def node_pool_name(plan: ServicePlan, pool: Pool) -> str:
+def node_pool_name(plan: ServicePlan, tier: Tier) -> str:
     """A pool's NodePool name; also the value of `karpenter.sh/nodepool` on its nodes."""
-    return f"{plan.spec.name}-{pool}"
+    return f"{plan.spec.name}-{tier}"
 
 
 def instance_types(plan: ServicePlan, pool: Pool) -> list[str]:
     """The EC2 instance types that carry the pool's GPU and hold one replica (the cloud table)."""
-    spec_pool = plan.spec.realtime if pool == "realtime" else plan.spec.batch
-    assert spec_pool is not None
-    machines = _aws_cloud(plan).machines_for(spec_pool.gpu.type)
+    machines = _aws_cloud(plan).machines_for(pool.gpu.type)
     assert machines is not None  # plan_service refuses a GPU the cloud lacks
-    return [size.name for size in machines.fitting(spec_pool.gpu.count)]
+    return [size.name for size in machines.fitting(pool.gpu.count)]
 
 
-def gpu_limit(plan: ServicePlan, pool: Pool) -> int:
+def gpu_limit(pool: Pool) -> int:
     """GPUs the NodePool may hold: the pool's max replicas times its GPUs per replica."""
-    if pool == "realtime":
-        assert plan.spec.realtime is not None
-        assert plan.sizing.realtime is not None
-        return plan.sizing.realtime.max_replicas.value * plan.spec.realtime.gpu.count
-    assert plan.spec.batch is not None
-    assert plan.sizing.batch is not None
-    return plan.sizing.batch.max_replicas.value * plan.spec.batch.gpu.count
+    return pool.sizing.max_replicas.value * pool.gpu.count
 
 
-def realtime_consolidate_after_seconds(plan: ServicePlan) -> int:
+def realtime_consolidate_after_seconds(pool: RealtimePool) -> int:
     """No shorter than the realtime scale-down stabilization, nor than a replica's startup."""
-    assert plan.sizing.realtime is not None
-    return max(SCALE_DOWN_STABILIZATION_SECONDS, plan.sizing.realtime.startup_seconds.value)
+    return max(SCALE_DOWN_STABILIZATION_SECONDS, pool.sizing.startup_seconds.value)
 
 
 def _aws_cloud(plan: ServicePlan) -> Cloud:
@@ -104,12 +104,8 @@ def _aws_cloud(plan: ServicePlan) -> Cloud:
     return cloud
 
 
-def _tier(pool: Pool) -> str:
-    return TIER_REALTIME if pool == "realtime" else TIER_BATCH
-
-
-def _labels(plan: ServicePlan, pool: Pool) -> dict[str, str]:
-    return resource_tags(plan, **{TIER_LABEL: _tier(pool)})
+def _labels(plan: ServicePlan, tier: Tier) -> dict[str, str]:
+    return resource_tags(plan, **{TIER_LABEL: TIER_REALTIME if tier == "realtime" else TIER_BATCH})
 
 
 def _requirement(key: str, values: list[str], min_values: int | None = None) -> Manifest:
@@ -122,21 +118,17 @@ def _requirement(key: str, values: list[str], min_values: int | None = None) -> 
 def node_pool(plan: ServicePlan, pool: Pool) -> Manifest:
     """The NodePool of one pool (see the module docstring for what each part guarantees)."""
     types = instance_types(plan, pool)
-    if pool == "realtime":
-        capacity = ["on-demand"]
+    capacity = list(CAPACITY_TYPES[pool.placement])
+    if isinstance(pool, RealtimePool):
         disruption: Manifest = {
             "consolidationPolicy": "WhenEmpty",
-            "consolidateAfter": f"{realtime_consolidate_after_seconds(plan)}s",
+            "consolidateAfter": f"{realtime_consolidate_after_seconds(pool)}s",
             # One node at a time, also for drift and expiry, so replacements never take more
             # than one node's replicas out of serving at once.
             "budgets": [{"nodes": "1"}],
         }
         type_requirement = _requirement(INSTANCE_TYPE_LABEL, types)
     else:
-        assert plan.spec.batch is not None
-        capacity = ["spot", "on-demand"] if plan.spec.batch.capacity.spot else ["on-demand"]
-        if plan.spec.batch.capacity.spot and plan.spec.batch.capacity.fallback == "none":
-            capacity = ["spot"]
         disruption = {
             # Only empty nodes: consolidating a busy one restarts jobs of up to max_job_seconds.
             "consolidationPolicy": "WhenEmpty",
@@ -146,11 +138,11 @@ def node_pool(plan: ServicePlan, pool: Pool) -> Manifest:
         type_requirement = _requirement(
             INSTANCE_TYPE_LABEL, types, min(MIN_BATCH_INSTANCE_TYPES, len(types))
         )
-    labels = _labels(plan, pool)
+    labels = _labels(plan, pool.tier)
     return {
         "apiVersion": NODEPOOL_API,
         "kind": "NodePool",
-        "metadata": {"name": node_pool_name(plan, pool), "labels": dict(labels)},
+        "metadata": {"name": node_pool_name(plan, pool.tier), "labels": dict(labels)},
         "spec": {
             "template": {
                 "metadata": {"labels": dict(labels)},
@@ -171,7 +163,7 @@ def node_pool(plan: ServicePlan, pool: Pool) -> Manifest:
                 },
             },
             "disruption": disruption,
-            "limits": {GPU_RESOURCE: str(gpu_limit(plan, pool))},
+            "limits": {GPU_RESOURCE: str(gpu_limit(pool))},
         },
     }
 
@@ -195,7 +187,7 @@ def _block_devices(options: AwsOptions) -> list[Manifest]:
     return [{"deviceName": "/dev/xvda", "rootVolume": True, "ebs": volume}]
 
 
-def node_class(plan: ServicePlan, options: AwsOptions, node_role: Any) -> Manifest:
+def node_class(plan: ServicePlan, options: AwsOptions, node_role: pulumi.Input[str]) -> Manifest:
     """The EC2NodeClass: NVIDIA-ready AMI, subnets and security groups, IMDSv2, encrypted disk.
 
     `node_role` is the node IAM role's name (a string or a Pulumi Output).
@@ -227,13 +219,14 @@ def node_class(plan: ServicePlan, options: AwsOptions, node_role: Any) -> Manife
     }
 
 
-def placement(plan: ServicePlan, pool: Pool) -> PoolPlacement:
+def placement(plan: ServicePlan, tier: Tier) -> PoolPlacement:
     """What puts a pool's pods on its own NodePool's nodes: Karpenter's `karpenter.sh/nodepool`
     label. The pods already tolerate the `nvidia.com/gpu` taint; no other taint is added."""
-    return PoolPlacement(node_selector={NODEPOOL_LABEL: node_pool_name(plan, pool)})
+    return PoolPlacement(node_selector={NODEPOOL_LABEL: node_pool_name(plan, tier)})
 
 
 __all__ = [
+    "CAPACITY_TYPES",
     "CAPACITY_TYPE_LABEL",
     "GPU_TAINT",
     "NODEPOOL_LABEL",

@@ -27,6 +27,7 @@ from inferstack.components.aws import iam
 from inferstack.components.aws.options import DLQ_RETENTION_SECONDS, AwsOptions
 from inferstack.components.aws.tags import resource_tags
 from inferstack.components.planning.plan import ServicePlan
+from inferstack.components.planning.pools import BatchPool, queue_name
 from inferstack.components.planning.sizing import Derived
 from inferstack.contract.labels import MAX_JOB_SECONDS_ANNOTATION
 
@@ -58,10 +59,9 @@ class JobQueue:
         return pulumi.Output.concat("s3://", self.bucket, suffix)
 
 
-def visibility_timeout(plan: ServicePlan) -> Derived[int]:
+def visibility_timeout(pool: BatchPool) -> Derived[int]:
     """The job queue's visibility timeout, with its reason."""
-    assert plan.spec.batch is not None
-    longest = plan.spec.batch.max_job_seconds
+    longest = pool.spec.max_job_seconds
     value = min(SQS_MAX_VISIBILITY_SECONDS, longest + VISIBILITY_MARGIN_SECONDS)
     return Derived(
         value,
@@ -70,15 +70,9 @@ def visibility_timeout(plan: ServicePlan) -> Derived[int]:
     )
 
 
-def queue_name(plan: ServicePlan) -> str:
-    """The job queue's name: the spec's `batch.queue.name`, else `<service>-jobs`."""
-    assert plan.spec.batch is not None
-    return plan.spec.batch.queue.name or f"{plan.spec.name}-jobs"
-
-
-def dead_letter_name(plan: ServicePlan) -> str:
+def dead_letter_name(plan: ServicePlan, pool: BatchPool) -> str:
     """The DLQ's name."""
-    return f"{queue_name(plan)}-dlq"
+    return f"{queue_name(plan.spec, pool.spec.queue)}-dlq"
 
 
 def bucket_name(plan: ServicePlan, options: AwsOptions, account_id: str) -> str:
@@ -102,27 +96,29 @@ def _encryption(options: AwsOptions) -> dict[str, Any]:
 def create_job_queue(
     name: str,
     plan: ServicePlan,
+    pool: BatchPool,
     options: AwsOptions,
     account_id: pulumi.Output[str],
     opts: pulumi.ResourceOptions,
 ) -> JobQueue:
     """Create the job queue, its DLQ and their policies, and the results bucket (or bind one)."""
-    assert plan.spec.batch is not None
     region = options.region
-    dlq_arn = account_id.apply(lambda a: queue_arn(dead_letter_name(plan), region, a))
-    jobs_arn = account_id.apply(lambda a: queue_arn(queue_name(plan), region, a))
+    dlq_arn = account_id.apply(lambda a: queue_arn(dead_letter_name(plan, pool), region, a))
+    jobs_arn = account_id.apply(
+        lambda a: queue_arn(queue_name(plan.spec, pool.spec.queue), region, a)
+    )
     dead_letter = aws.sqs.Queue(
         f"{name}-dlq",
-        name=dead_letter_name(plan),
+        name=dead_letter_name(plan, pool),
         message_retention_seconds=DLQ_RETENTION_SECONDS,
         tags=resource_tags(plan),
         **_encryption(options),
         opts=opts,
     )
-    visibility = visibility_timeout(plan)
+    visibility = visibility_timeout(pool)
     queue = aws.sqs.Queue(
         f"{name}-jobs",
-        name=queue_name(plan),
+        name=queue_name(plan.spec, pool.spec.queue),
         visibility_timeout_seconds=visibility.value,
         message_retention_seconds=options.message_retention_seconds,
         receive_wait_time_seconds=20,
@@ -131,9 +127,7 @@ def create_job_queue(
                 {"deadLetterTargetArn": arn, "maxReceiveCount": options.max_receive_count}
             )
         ),
-        tags=resource_tags(
-            plan, **{MAX_JOB_SECONDS_ANNOTATION: str(plan.spec.batch.max_job_seconds)}
-        ),
+        tags=resource_tags(plan, **{MAX_JOB_SECONDS_ANNOTATION: str(pool.spec.max_job_seconds)}),
         **_encryption(options),
         opts=pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(depends_on=[dead_letter])),
     )
@@ -256,6 +250,5 @@ __all__ = [
     "create_job_queue",
     "dead_letter_name",
     "queue_arn",
-    "queue_name",
     "visibility_timeout",
 ]

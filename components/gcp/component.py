@@ -33,6 +33,7 @@ from inferstack.components.kubernetes.component import KubernetesInferenceServic
 from inferstack.components.kubernetes.options import KubernetesOptions, PoolPlacement
 from inferstack.components.kubernetes.workloads import workload_name
 from inferstack.components.planning.plan import ServicePlan
+from inferstack.components.planning.pools import BatchPool
 from inferstack.contract import resource_types
 from inferstack.errors import Problem, SpecError
 
@@ -98,8 +99,8 @@ class GcpInferenceStack(pulumi.ComponentResource):
         dead_letter_id: pulumi.Input[str] | None = None
         results_uri: str | None = None
         worker_ready: list[pulumi.Resource] = []
-        if spec.batch is not None:
-            queue = self._queue(name)
+        if plan.batch is not None:
+            queue = self._queue(name, plan.batch)
             where = storage.results_location(spec.name, options)
             bindings, worker_ready = self._worker(name, kubernetes, bindings, queue, where)
             subscription_id = queue.subscription.id
@@ -206,9 +207,9 @@ class GcpInferenceStack(pulumi.ComponentResource):
             batch_placement=_placement(bindings.batch_placement, placement.get("batch")),
         )
 
-    def _queue(self, name: str) -> PubSubQueue:
+    def _queue(self, name: str, pool: BatchPool) -> PubSubQueue:
         """The Pub/Sub topic, subscription and dead letters of the batch pool."""
-        settings = queue_settings(self.plan, self.options)
+        settings = queue_settings(self.plan, pool, self.options)
         self.queue_settings = settings
         return pubsub_queue(
             name, settings, self.options, self._labels, pulumi.ResourceOptions(parent=self)

@@ -18,6 +18,7 @@ from typing import Any, Final
 
 from inferstack.components.gcp.options import GcpOptions
 from inferstack.components.planning.plan import ServicePlan
+from inferstack.components.planning.pools import BatchPool, queue_name
 from inferstack.components.planning.sizing import Derived
 from inferstack.contract.clouds import pubsub_service_agent
 
@@ -56,12 +57,11 @@ def _duration(seconds: int) -> str:
     return f"{seconds}s"
 
 
-def queue_settings(plan: ServicePlan, options: GcpOptions) -> QueueSettings:
-    """The batch queue's names and numbers for `plan` (which has a batch pool)."""
+def queue_settings(plan: ServicePlan, pool: BatchPool, options: GcpOptions) -> QueueSettings:
+    """The batch queue's names and numbers for the batch `pool` of `plan`."""
     spec = plan.spec
-    assert spec.batch is not None
-    subscription = spec.batch.queue.name or f"{spec.name}-jobs"
-    max_job = spec.batch.max_job_seconds
+    subscription = queue_name(spec, pool.spec.queue)
+    max_job = pool.spec.max_job_seconds
     ack = min(MAX_ACK_DEADLINE_SECONDS, max(MIN_ACK_DEADLINE_SECONDS, max_job))
     ack_reason = (
         f"batch.max_job_seconds ({max_job} s): a message outlives its worker's first lease "

@@ -16,7 +16,9 @@ from typing import TYPE_CHECKING, Literal
 
 from inferstack.components.kubernetes.options import CONFIG_KEY, KubernetesOptions, PoolPlacement
 from inferstack.components.kubernetes.queues import backend
-from inferstack.components.planning.spec import InferenceServiceSpec
+from inferstack.components.planning.pools import Tier
+from inferstack.components.planning.pools import queue_name as default_queue_name
+from inferstack.components.planning.spec import InferenceServiceSpec, Queue
 from inferstack.contract.queues import (
     KIND_OF_SCHEME,
     REDIS_DEFAULT_DB,
@@ -86,6 +88,16 @@ class KubernetesBindings:
             spot_labels=options.spot_labels,
         )
 
+    def placement(self, tier: Tier) -> PoolPlacement:
+        """The nodes the pool of `tier` must run on."""
+        return self.realtime_placement if tier == "realtime" else self.batch_placement
+
+    def service_account_annotations(self, tier: Tier) -> Mapping[str, pulumi.Input[str]]:
+        """The annotations that bind the pool of `tier` to a cloud identity."""
+        if tier == "realtime":
+            return self.realtime_service_account_annotations
+        return self.batch_service_account_annotations
+
     def problems(self, spec: InferenceServiceSpec) -> list[Problem]:
         """What the batch pool's queue lacks, named by the option that would set it."""
         if spec.batch is None:
@@ -103,18 +115,22 @@ class KubernetesBindings:
         return problems
 
 
+def _queue(spec: InferenceServiceSpec) -> Queue:
+    if spec.batch is None:
+        raise ValueError(f"{spec.name} has no batch pool, so no queue")
+    return spec.batch.queue
+
+
 def queue_name(spec: InferenceServiceSpec, bindings: KubernetesBindings) -> pulumi.Input[str]:
     """The queue, subscription or stream the batch pool reads (a string or a Pulumi Output)."""
-    assert spec.batch is not None
     if bindings.queue.url is not None:
         return queue_binding(spec, bindings).name
-    return spec.batch.queue.name or f"{spec.name}-jobs"
+    return default_queue_name(spec, _queue(spec))
 
 
 def queue_uri(spec: InferenceServiceSpec, bindings: KubernetesBindings) -> pulumi.Input[str]:
     """The worker's `--queue` URI (see `inferstack work`): one naming rule for worker and KEDA."""
-    assert spec.batch is not None
-    queue = spec.batch.queue
+    queue = _queue(spec)
     return backend(queue).worker_uri(queue_name(spec, bindings), queue, bindings.queue)
 
 
@@ -129,8 +145,7 @@ class ResolvedQueueBinding:
 
 def queue_binding(spec: InferenceServiceSpec, bindings: KubernetesBindings) -> ResolvedQueueBinding:
     """Read the queue's `url` as a name or a queue URI of the spec's kind (see QueueBinding)."""
-    assert spec.batch is not None
-    url, queue, wiring = bindings.queue.url, spec.batch.queue, bindings.queue
+    url, queue, wiring = bindings.queue.url, _queue(spec), bindings.queue
     if url is None:
         return ResolvedQueueBinding(queue_name(spec, bindings), "name", [])
     if not isinstance(url, str):

@@ -29,6 +29,7 @@ from inferstack.components.kubernetes.options import (
 )
 from inferstack.components.kubernetes.workloads import Manifest
 from inferstack.components.planning.plan import ServicePlan
+from inferstack.components.planning.pools import BatchPool, Pool, RealtimePool
 from inferstack.contract import resource_types
 from inferstack.errors import SpecError
 
@@ -83,20 +84,16 @@ class KubernetesInferenceService(pulumi.ComponentResource):
         addons = self._install_keda(name, options, child) if options.install_keda else []
         after_addons = pulumi.ResourceOptions(parent=self, depends_on=addons)
 
-        realtime_name: str | None = None
-        realtime_scaler: str | None = None
-        if spec.realtime is not None:
-            realtime_name, realtime_scaler = self._realtime(name, after_addons)
-        batch_name: str | None = None
-        batch_scaler: str | None = None
-        if spec.batch is not None:
-            batch_name, batch_scaler = self._batch(name, after_addons)
+        workloads: dict[str, str] = {}
+        scalers: dict[str, str] = {}
+        for pool in plan.pools:
+            workloads[pool.tier], scalers[pool.tier] = self._pool(name, pool, after_addons)
 
         self.service_url = pulumi.Output.from_input(k8s_scaling.service_url(spec, options))
-        self.realtime_workload = pulumi.Output.from_input(realtime_name)
-        self.batch_workload = pulumi.Output.from_input(batch_name)
-        self.realtime_scaled_object = pulumi.Output.from_input(realtime_scaler)
-        self.batch_scaled_object = pulumi.Output.from_input(batch_scaler)
+        self.realtime_workload = pulumi.Output.from_input(workloads.get("realtime"))
+        self.batch_workload = pulumi.Output.from_input(workloads.get("batch"))
+        self.realtime_scaled_object = pulumi.Output.from_input(scalers.get("realtime"))
+        self.batch_scaled_object = pulumi.Output.from_input(scalers.get("batch"))
         self.sizing_output = pulumi.Output.from_input(self.sizing.to_dict())
         self.cost_output = pulumi.Output.from_input(plan.cost.to_dict())
         self.register_outputs(
@@ -137,85 +134,76 @@ class KubernetesInferenceService(pulumi.ComponentResource):
         )
         return [keda, http_addon]
 
-    def _realtime(self, name: str, base: pulumi.ResourceOptions) -> tuple[str, str]:
+    def _pool(self, name: str, pool: Pool, base: pulumi.ResourceOptions) -> tuple[str, str]:
+        """One pool: its identity, Deployment, NetworkPolicy and autoscaler, plus what its tier
+        needs besides (the realtime Service, or the batch queue's KEDA authentication).
+
+        Returns the Deployment's and the ScaledObject's names.
+        """
         spec, sizing, options, bindings = self.spec, self.sizing, self.options, self.bindings
+        prefix = f"{name}-{pool.tier}"
         account = _service_account(
-            f"{name}-realtime-sa",
-            k8s_workloads.service_account(spec, "realtime", options, bindings),
-            base,
+            f"{prefix}-sa", k8s_workloads.service_account(spec, pool.tier, options, bindings), base
         )
         deployment = _deployment(
-            f"{name}-realtime",
-            k8s_workloads.realtime_deployment(spec, sizing, options, bindings),
+            prefix,
+            k8s_workloads.deployment(spec, sizing, pool, options, bindings),
             pulumi.ResourceOptions.merge(base, pulumi.ResourceOptions(depends_on=[account])),
         )
+        if isinstance(pool, RealtimePool):
+            scaler_deps = [deployment, *self._realtime_extras(name, pool, base)]
+        else:
+            scaler_deps = [deployment, *self._batch_extras(name, pool, base)]
+        if options.network_policy:
+            _network_policy(
+                f"{prefix}-netpol",
+                k8s_network.network_policy(spec, pool, options, bindings),
+                base,
+            )
+        manifest = k8s_scaling.scaled_object(spec, sizing, pool, options, bindings)
+        custom_resource(
+            f"{prefix}-scaler",
+            manifest,
+            pulumi.ResourceOptions.merge(base, pulumi.ResourceOptions(depends_on=scaler_deps)),
+        )
+        return k8s_workloads.workload_name(spec, pool.tier), manifest["metadata"]["name"]
+
+    def _realtime_extras(
+        self, name: str, pool: RealtimePool, base: pulumi.ResourceOptions
+    ) -> list[pulumi.Resource]:
+        """The realtime Service, its PDB and scraping, and the wake-from-zero route.
+
+        Returns what the autoscaler must wait for.
+        """
+        spec, options = self.spec, self.options
         service = _service(
             f"{name}-realtime-service", k8s_workloads.realtime_service(spec, options), base
         )
         _pdb(f"{name}-realtime-pdb", k8s_workloads.realtime_pdb(spec, options), base)
-        if options.network_policy:
-            _network_policy(
-                f"{name}-realtime-netpol",
-                k8s_network.network_policy(spec, "realtime", options, bindings),
-                base,
-            )
         if options.metrics == "podmonitor":
             custom_resource(
                 f"{name}-realtime-podmonitor", k8s_workloads.pod_monitor(spec, options), base
             )
-        scaler_deps: list[pulumi.Resource] = [deployment]
-        if spec.realtime is not None and spec.realtime.scale_to_zero:
-            _service(f"{name}-proxy", k8s_scaling.proxy_service(spec, options), base)
-            route = custom_resource(
-                f"{name}-realtime-route",
-                k8s_scaling.interceptor_route(spec, sizing, options),
-                pulumi.ResourceOptions.merge(base, pulumi.ResourceOptions(depends_on=[service])),
-            )
-            # The add-on's scaler answers KEDA with an empty metric spec (and KEDA falls back to
-            # CPU) if the ScaledObject arrives before its InterceptorRoute.
-            scaler_deps.append(route)
-        manifest = k8s_scaling.realtime_scaled_object(spec, sizing, options)
-        custom_resource(
-            f"{name}-realtime-scaler",
-            manifest,
-            pulumi.ResourceOptions.merge(base, pulumi.ResourceOptions(depends_on=scaler_deps)),
+        if not pool.spec.scale_to_zero:
+            return []
+        _service(f"{name}-proxy", k8s_scaling.proxy_service(spec, options), base)
+        route = custom_resource(
+            f"{name}-realtime-route",
+            k8s_scaling.interceptor_route(spec, self.sizing, pool, options),
+            pulumi.ResourceOptions.merge(base, pulumi.ResourceOptions(depends_on=[service])),
         )
-        return k8s_workloads.workload_name(spec, "realtime"), manifest["metadata"]["name"]
+        # The add-on's scaler answers KEDA with an empty metric spec (and KEDA falls back to
+        # CPU) if the ScaledObject arrives before its InterceptorRoute.
+        return [route]
 
-    def _batch(self, name: str, base: pulumi.ResourceOptions) -> tuple[str, str]:
-        spec, sizing, options, bindings = self.spec, self.sizing, self.options, self.bindings
-        account = _service_account(
-            f"{name}-batch-sa",
-            k8s_workloads.service_account(spec, "batch", options, bindings),
-            base,
-        )
-        deployment = _deployment(
-            f"{name}-batch",
-            k8s_workloads.batch_deployment(spec, sizing, options, bindings),
-            pulumi.ResourceOptions.merge(base, pulumi.ResourceOptions(depends_on=[account])),
-        )
-        if options.network_policy:
-            _network_policy(
-                f"{name}-batch-netpol",
-                k8s_network.network_policy(spec, "batch", options, bindings),
-                base,
-            )
-        scaler_deps: list[pulumi.Resource] = [deployment]
-        if k8s_scaling.needs_trigger_authentication(spec, bindings):
-            scaler_deps.append(
-                custom_resource(
-                    f"{name}-queue-auth",
-                    k8s_scaling.trigger_authentication(spec, options, bindings),
-                    base,
-                )
-            )
-        manifest = k8s_scaling.batch_scaled_object(spec, sizing, options, bindings)
-        custom_resource(
-            f"{name}-batch-scaler",
-            manifest,
-            pulumi.ResourceOptions.merge(base, pulumi.ResourceOptions(depends_on=scaler_deps)),
-        )
-        return k8s_workloads.workload_name(spec, "batch"), manifest["metadata"]["name"]
+    def _batch_extras(
+        self, name: str, pool: BatchPool, base: pulumi.ResourceOptions
+    ) -> list[pulumi.Resource]:
+        """KEDA's pod-identity authentication for a cloud queue; what the autoscaler waits for."""
+        if not k8s_scaling.needs_trigger_authentication(pool, self.bindings):
+            return []
+        manifest = k8s_scaling.trigger_authentication(self.spec, pool, self.options, self.bindings)
+        return [custom_resource(f"{name}-queue-auth", manifest, base)]
 
 
 def _deployment(

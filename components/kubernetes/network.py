@@ -26,12 +26,12 @@ from inferstack.components.kubernetes.bindings import KubernetesBindings
 from inferstack.components.kubernetes.options import KubernetesOptions
 from inferstack.components.kubernetes.workloads import (
     Manifest,
-    Tier,
     labels,
     metadata,
     selector,
     workload_name,
 )
+from inferstack.components.planning.pools import BatchPool, Pool
 from inferstack.components.planning.spec import InferenceServiceSpec
 from inferstack.contract.pods import WORKER_METRICS_PORT
 
@@ -78,15 +78,14 @@ def _scheme(uri: pulumi.Input[str] | None) -> str:
 
 
 def egress_rules(
-    spec: InferenceServiceSpec, tier: Tier, bindings: KubernetesBindings
+    spec: InferenceServiceSpec, pool: Pool, bindings: KubernetesBindings
 ) -> list[Manifest]:
     """DNS always; the cloud and Redis endpoints the pool's model, queue and results live at."""
     cloud = _scheme(spec.model.uri) in CLOUD_SCHEMES
     metadata_endpoint = cloud
     redis_ports: set[int] = set()
-    if tier == "batch":
-        assert spec.batch is not None
-        queue = spec.batch.queue
+    if isinstance(pool, BatchPool):
+        queue = pool.spec.queue
         if queue.kind == "redis-streams":
             redis_ports.add(_redis_port(queue.redis_address))
         else:
@@ -97,7 +96,7 @@ def egress_rules(
         elif _scheme(results) in CLOUD_SCHEMES:
             cloud = True
         # The spot watcher polls the metadata endpoint for the interruption notice.
-        metadata_endpoint = cloud or spec.batch.capacity.spot
+        metadata_endpoint = cloud or pool.spec.capacity.spot
     rules: list[Manifest] = [_dns()]
     if cloud:
         rules.append({"to": [{"ipBlock": {"cidr": "0.0.0.0/0"}}], "ports": [_tcp(HTTPS_PORT)]})
@@ -107,11 +106,9 @@ def egress_rules(
     return rules
 
 
-def ingress_rules(
-    spec: InferenceServiceSpec, tier: Tier, options: KubernetesOptions
-) -> list[Manifest]:
+def ingress_rules(pool: Pool, options: KubernetesOptions) -> list[Manifest]:
     """Prometheus on the metrics port; for realtime, the named callers and the interceptor."""
-    if tier == "batch":
+    if isinstance(pool, BatchPool):
         return [
             {
                 "from": [_namespace(options.prometheus_namespace)],
@@ -120,7 +117,7 @@ def ingress_rules(
         ]
     callers = [_namespace(name) for name in options.ingress_namespaces]
     callers += [dict(peer) for peer in options.ingress_peers]
-    if spec.realtime is not None and spec.realtime.scale_to_zero:
+    if pool.spec.scale_to_zero:
         callers.append(_namespace(options.keda_namespace))
     callers.append(_namespace(options.prometheus_namespace))
     return [{"from": callers, "ports": [_tcp(options.port)]}]
@@ -128,7 +125,7 @@ def ingress_rules(
 
 def network_policy(
     spec: InferenceServiceSpec,
-    tier: Tier,
+    pool: Pool,
     options: KubernetesOptions,
     bindings: KubernetesBindings,
 ) -> Manifest:
@@ -136,11 +133,11 @@ def network_policy(
     return {
         "apiVersion": "networking.k8s.io/v1",
         "kind": "NetworkPolicy",
-        "metadata": metadata(workload_name(spec, tier), options, labels(spec, tier)),
+        "metadata": metadata(workload_name(spec, pool.tier), options, labels(spec, pool.tier)),
         "spec": {
-            "podSelector": {"matchLabels": selector(spec, tier)},
+            "podSelector": {"matchLabels": selector(spec, pool.tier)},
             "policyTypes": ["Ingress", "Egress"],
-            "ingress": ingress_rules(spec, tier, options),
-            "egress": egress_rules(spec, tier, bindings),
+            "ingress": ingress_rules(pool, options),
+            "egress": egress_rules(spec, pool, bindings),
         },
     }

@@ -23,12 +23,19 @@ from inferstack.components.kubernetes.queues import TRIGGER_NAME, backend
 from inferstack.components.kubernetes.workloads import (
     PORT_NAME,
     Manifest,
-    batch_annotations,
     labels,
     metadata,
+    pool_annotations,
     realtime_annotations,
     scraped_label_selector,
     workload_name,
+)
+from inferstack.components.planning.pools import (
+    BatchPool,
+    Pool,
+    RealtimePool,
+    batch_pool,
+    realtime_pool,
 )
 from inferstack.components.planning.sizing import Sizing
 from inferstack.components.planning.spec import InferenceServiceSpec
@@ -48,11 +55,10 @@ SCALE_DOWN_STABILIZATION_SECONDS: Final = 300
 RATE_WINDOW: Final = "1m"
 
 
-def demand_query(spec: InferenceServiceSpec, namespace: str) -> str:
+def demand_query(spec: InferenceServiceSpec, pool: RealtimePool, namespace: str) -> str:
     """PromQL of the realtime pool's demand: the pool total, which KEDA divides per replica."""
-    assert spec.realtime is not None
     matchers = scraped_label_selector(spec, "realtime", namespace)
-    metric = spec.realtime.scaling.metric
+    metric = pool.spec.scaling.metric
     if metric == "queue_depth":
         return f"sum({metric_names.QUEUE_DEPTH}{{{matchers}}})"
     if metric == "in_flight":
@@ -120,11 +126,9 @@ def service_url(spec: InferenceServiceSpec, options: KubernetesOptions) -> str |
 
 
 def realtime_triggers(
-    spec: InferenceServiceSpec, sizing: Sizing, options: KubernetesOptions
+    spec: InferenceServiceSpec, pool: RealtimePool, options: KubernetesOptions
 ) -> list[Manifest]:
     """Demand, then one cron floor per pre-warm window, then the HTTP wake-up when at zero."""
-    assert spec.realtime is not None
-    assert sizing.realtime is not None
     triggers: list[Manifest] = [
         {
             "type": "prometheus",
@@ -132,15 +136,15 @@ def realtime_triggers(
             "metricType": "AverageValue",
             "metadata": {
                 "serverAddress": options.prometheus_url,
-                "query": demand_query(spec, options.namespace),
-                "threshold": _decimal(sizing.realtime.target_per_replica.value),
+                "query": demand_query(spec, pool, options.namespace),
+                "threshold": _decimal(pool.sizing.target_per_replica.value),
                 "activationThreshold": "0",
                 # No series (no pods yet, or a scrape gap) reads as zero demand, not an error.
                 "ignoreNullValues": "true",
             },
         }
     ]
-    for window in sizing.realtime.prewarm:
+    for window in pool.sizing.prewarm:
         triggers.append(
             {
                 "type": "cron",
@@ -153,7 +157,7 @@ def realtime_triggers(
                 },
             }
         )
-    if spec.realtime.scale_to_zero:
+    if pool.spec.scale_to_zero:
         triggers.append(
             {
                 "type": "external-push",
@@ -169,44 +173,88 @@ def realtime_triggers(
     return triggers
 
 
-def realtime_scaled_object(
-    spec: InferenceServiceSpec, sizing: Sizing, options: KubernetesOptions
+def scaled_object(
+    spec: InferenceServiceSpec,
+    sizing: Sizing,
+    pool: Pool,
+    options: KubernetesOptions,
+    bindings: KubernetesBindings,
 ) -> Manifest:
-    """The realtime pool's autoscaler: bounds from sizing, demand plus pre-warm triggers."""
-    assert spec.realtime is not None
-    assert sizing.realtime is not None
-    name = workload_name(spec, "realtime")
+    """A pool's autoscaler: bounds from sizing; realtime scales on demand plus pre-warm, batch
+    from zero on its queue's backlog."""
+    name = workload_name(spec, pool.tier)
+    if isinstance(pool, RealtimePool):
+        polling, triggers = REALTIME_POLLING_SECONDS, realtime_triggers(spec, pool, options)
+    else:
+        polling, triggers = BATCH_POLLING_SECONDS, [queue_trigger(spec, pool, bindings)]
     return {
         "apiVersion": KEDA_API,
         "kind": "ScaledObject",
         "metadata": metadata(
-            name, options, labels(spec, "realtime"), realtime_annotations(spec, sizing)
+            name, options, labels(spec, pool.tier), pool_annotations(spec, sizing, pool)
         ),
         "spec": {
             "scaleTargetRef": _target_ref(name),
-            "pollingInterval": REALTIME_POLLING_SECONDS,
+            "pollingInterval": polling,
             "cooldownPeriod": IDLE_BEFORE_ZERO_SECONDS,
-            "minReplicaCount": sizing.realtime.min_replicas.value,
-            "maxReplicaCount": sizing.realtime.max_replicas.value,
+            "minReplicaCount": pool.sizing.min_replicas.value,
+            "maxReplicaCount": pool.sizing.max_replicas.value,
             "advanced": _behavior(SCALE_DOWN_STABILIZATION_SECONDS),
-            "triggers": realtime_triggers(spec, sizing, options),
+            "triggers": triggers,
         },
     }
 
 
+def realtime_scaled_object(
+    spec: InferenceServiceSpec, sizing: Sizing, options: KubernetesOptions
+) -> Manifest:
+    """`scaled_object` of the realtime pool, from the spec and its sizing (the simulator's)."""
+    bindings = KubernetesBindings.from_options(options)
+    return scaled_object(spec, sizing, _realtime(spec, sizing), options, bindings)
+
+
+def batch_scaled_object(
+    spec: InferenceServiceSpec,
+    sizing: Sizing,
+    options: KubernetesOptions,
+    bindings: KubernetesBindings | None = None,
+) -> Manifest:
+    """`scaled_object` of the batch pool, from the spec and its sizing (the simulator's).
+
+    Without `bindings`, the queue is the one the options declare.
+    """
+    pool = batch_pool(spec, sizing)
+    if pool is None:
+        raise ValueError(f"{spec.name} has no batch pool")
+    bindings = bindings or KubernetesBindings.from_options(options)
+    return scaled_object(spec, sizing, pool, options, bindings)
+
+
 def concurrency_target(spec: InferenceServiceSpec, sizing: Sizing) -> int:
     """Requests in flight per replica at the sized rate if each took the whole budget."""
-    assert sizing.realtime is not None
-    return max(1, math.ceil(sizing.realtime.replica_rps.value * spec.latency_budget_ms / 1000))
+    return pool_concurrency_target(spec, _realtime(spec, sizing))
+
+
+def pool_concurrency_target(spec: InferenceServiceSpec, pool: RealtimePool) -> int:
+    """`concurrency_target` of a realtime pool."""
+    return max(1, math.ceil(pool.sizing.replica_rps.value * spec.latency_budget_ms / 1000))
+
+
+def _realtime(spec: InferenceServiceSpec, sizing: Sizing) -> RealtimePool:
+    pool = realtime_pool(spec, sizing)
+    if pool is None:
+        raise ValueError(f"{spec.name} has no realtime pool")
+    return pool
 
 
 def interceptor_route(
-    spec: InferenceServiceSpec, sizing: Sizing, options: KubernetesOptions
+    spec: InferenceServiceSpec, sizing: Sizing, pool: RealtimePool, options: KubernetesOptions
 ) -> Manifest:
     """KEDA HTTP add-on routing: hold requests while the pool wakes, up to the hold timeout."""
-    assert sizing.realtime is not None
-    assert sizing.realtime.request_hold_timeout_seconds
-    hold = sizing.realtime.request_hold_timeout_seconds.value
+    hold_timeout = pool.sizing.request_hold_timeout_seconds
+    if hold_timeout is None:
+        raise ValueError(f"{spec.name}: only a realtime pool that scales to zero holds requests")
+    hold = hold_timeout.value
     return {
         "apiVersion": HTTP_ADDON_API,
         "kind": "InterceptorRoute",
@@ -219,7 +267,7 @@ def interceptor_route(
         "spec": {
             "target": {"service": workload_name(spec, "realtime"), "portName": PORT_NAME},
             "rules": [{"hosts": proxy_hosts(spec, options)}],
-            "scalingMetric": {"concurrency": {"targetValue": concurrency_target(spec, sizing)}},
+            "scalingMetric": {"concurrency": {"targetValue": pool_concurrency_target(spec, pool)}},
             # readiness: how long a request waits for a ready replica (the wake from zero).
             "timeouts": {"readiness": f"{hold}s"},
         },
@@ -248,21 +296,21 @@ def trigger_authentication_name(spec: InferenceServiceSpec) -> str:
     return f"{spec.name}-queue"
 
 
-def needs_trigger_authentication(spec: InferenceServiceSpec, bindings: KubernetesBindings) -> bool:
+def needs_trigger_authentication(pool: BatchPool, bindings: KubernetesBindings) -> bool:
     """Cloud queues are read with pod identity; an in-cluster Redis needs no cloud identity."""
-    return (
-        spec.batch is not None
-        and backend(spec.batch.queue).pod_identity(bindings.queue) is not None
-    )
+    return backend(pool.spec.queue).pod_identity(bindings.queue) is not None
 
 
 def trigger_authentication(
-    spec: InferenceServiceSpec, options: KubernetesOptions, bindings: KubernetesBindings
+    spec: InferenceServiceSpec,
+    pool: BatchPool,
+    options: KubernetesOptions,
+    bindings: KubernetesBindings,
 ) -> Manifest:
     """Pod identity (IRSA / EKS Pod Identity, GKE Workload Identity) for KEDA: no static keys."""
-    assert spec.batch is not None
-    identity = backend(spec.batch.queue).pod_identity(bindings.queue)
-    assert identity is not None
+    identity = backend(pool.spec.queue).pod_identity(bindings.queue)
+    if identity is None:
+        raise ValueError(f"a {pool.spec.queue.kind} queue is read without a cloud identity")
     return {
         "apiVersion": KEDA_API,
         "kind": "TriggerAuthentication",
@@ -272,50 +320,18 @@ def trigger_authentication(
 
 
 def queue_trigger(
-    spec: InferenceServiceSpec, sizing: Sizing, bindings: KubernetesBindings
+    spec: InferenceServiceSpec, pool: BatchPool, bindings: KubernetesBindings
 ) -> Manifest:
     """The batch pool's one trigger: the queue's backlog per replica, active from one message."""
-    assert spec.batch is not None
-    assert sizing.batch is not None
-    queue = spec.batch.queue
+    queue = pool.spec.queue
     kind, trigger_metadata = backend(queue).trigger_metadata(
         queue_name(spec, bindings),
-        str(sizing.batch.target_per_replica.value),
+        str(pool.sizing.target_per_replica.value),
         queue,
         bindings.queue,
     )
     trigger: Manifest = {"type": kind, "name": TRIGGER_NAME}
-    if needs_trigger_authentication(spec, bindings):
+    if needs_trigger_authentication(pool, bindings):
         trigger["authenticationRef"] = {"name": trigger_authentication_name(spec)}
     trigger["metadata"] = dict(trigger_metadata)
     return trigger
-
-
-def batch_scaled_object(
-    spec: InferenceServiceSpec,
-    sizing: Sizing,
-    options: KubernetesOptions,
-    bindings: KubernetesBindings | None = None,
-) -> Manifest:
-    """The batch pool's autoscaler: from zero on the queue's backlog, bounded by sizing.
-
-    Without `bindings`, the queue is the one the options declare (the simulator's case).
-    """
-    bindings = bindings or KubernetesBindings.from_options(options)
-    assert spec.batch is not None
-    assert sizing.batch is not None
-    name = workload_name(spec, "batch")
-    return {
-        "apiVersion": KEDA_API,
-        "kind": "ScaledObject",
-        "metadata": metadata(name, options, labels(spec, "batch"), batch_annotations(spec)),
-        "spec": {
-            "scaleTargetRef": _target_ref(name),
-            "pollingInterval": BATCH_POLLING_SECONDS,
-            "cooldownPeriod": IDLE_BEFORE_ZERO_SECONDS,
-            "minReplicaCount": sizing.batch.min_replicas.value,
-            "maxReplicaCount": sizing.batch.max_replicas.value,
-            "advanced": _behavior(SCALE_DOWN_STABILIZATION_SECONDS),
-            "triggers": [queue_trigger(spec, sizing, bindings)],
-        },
-    }

@@ -13,11 +13,12 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any, Final, Literal
+from typing import TYPE_CHECKING, Any, Final
 
 from inferstack.components.kubernetes.bindings import KubernetesBindings, queue_uri
 from inferstack.components.kubernetes.options import KubernetesOptions, PoolPlacement
-from inferstack.components.planning.sizing import BatchSizing, RealtimeSizing, Sizing
+from inferstack.components.planning.pools import BatchPool, Pool, RealtimePool, Tier
+from inferstack.components.planning.sizing import Sizing
 from inferstack.components.planning.spec import Gpu, InferenceServiceSpec
 from inferstack.contract import clouds
 from inferstack.contract import env as runtime_env
@@ -46,7 +47,6 @@ from inferstack.contract.pods import (
 if TYPE_CHECKING:
     import pulumi
 
-Tier = Literal["realtime", "batch"]
 Manifest = dict[str, Any]
 
 CONTAINER_NAME: Final = "runtime"
@@ -94,10 +94,16 @@ def realtime_annotations(spec: InferenceServiceSpec, sizing: Sizing) -> dict[str
     }
 
 
-def batch_annotations(spec: InferenceServiceSpec) -> dict[str, str]:
+def batch_annotations(pool: BatchPool) -> dict[str, str]:
     """Declared values of the batch pool (its longest job), for the durability policy."""
-    assert spec.batch is not None
-    return {MAX_JOB_SECONDS_ANNOTATION: str(spec.batch.max_job_seconds)}
+    return {MAX_JOB_SECONDS_ANNOTATION: str(pool.spec.max_job_seconds)}
+
+
+def pool_annotations(spec: InferenceServiceSpec, sizing: Sizing, pool: Pool) -> dict[str, str]:
+    """The declared values a pool's objects carry for the policy pack."""
+    if isinstance(pool, RealtimePool):
+        return realtime_annotations(spec, sizing)
+    return batch_annotations(pool)
 
 
 PULL_POLICY_CHECK: Final = "CKV_K8S_15"
@@ -300,12 +306,12 @@ def _http_probe(path: str, port: str = PORT_NAME) -> Manifest:
 
 def realtime_container(
     spec: InferenceServiceSpec,
-    sizing: RealtimeSizing,
+    pool: RealtimePool,
     options: KubernetesOptions,
     image: pulumi.Input[str],
 ) -> Manifest:
     """The server container: probes sized to the cold start, a drain that fits the grace."""
-    assert spec.realtime is not None
+    sizing = pool.sizing
     grace = sizing.termination_grace_seconds.value
     drain = max(1, grace - PRESTOP_SECONDS - DRAIN_MARGIN_SECONDS)
     batching = spec.batching
@@ -329,7 +335,7 @@ def realtime_container(
         "command": ["inferstack", "serve"],
         "env": env,
         "ports": [{"name": PORT_NAME, "containerPort": options.port, "protocol": "TCP"}],
-        "resources": _resources(spec.realtime.gpu, options),
+        "resources": _resources(pool.gpu, options),
         # Startup: the whole model load + warm-up budget, so liveness never kills a slow start.
         "startupProbe": {
             **_http_probe(READY_PATH),
@@ -359,13 +365,13 @@ def realtime_container(
 
 def worker_container(
     spec: InferenceServiceSpec,
-    sizing: BatchSizing,
+    pool: BatchPool,
     options: KubernetesOptions,
     bindings: KubernetesBindings,
     image: pulumi.Input[str],
 ) -> Manifest:
     """The same image in worker mode: pulls the queue, writes results, drains on interruption."""
-    assert spec.batch is not None
+    sizing = pool.sizing
     _, scratch_mount = _scratch_volume()
     return {
         "name": CONTAINER_NAME,
@@ -393,7 +399,7 @@ def worker_container(
         "ports": [
             {"name": WORKER_PORT_NAME, "containerPort": WORKER_METRICS_PORT, "protocol": "TCP"}
         ],
-        "resources": _resources(spec.batch.gpu, options),
+        "resources": _resources(pool.gpu, options),
         # The worker's health endpoint answers from its consume loop, not just its process: it
         # turns 503 once the loop has not beaten within a poll wait plus a lease (see
         # `inferstack work`), and the port opens only after the model has loaded.
@@ -439,110 +445,90 @@ def _scrape_annotations(options: KubernetesOptions) -> dict[str, str]:
     }
 
 
-def realtime_deployment(
-    spec: InferenceServiceSpec,
-    sizing: Sizing,
-    options: KubernetesOptions,
-    bindings: KubernetesBindings,
-) -> Manifest:
-    """The synchronous pool: on-demand nodes only, hardened, drained cleanly on scale-in."""
-    assert spec.realtime is not None
-    assert sizing.realtime is not None
-    image = bindings.image or spec.image
-    pool_labels = labels(spec, "realtime")
-    annotations = realtime_annotations(spec, sizing)
-    scratch_volume, _ = _scratch_volume()
-    name = workload_name(spec, "realtime")
-    grace = sizing.realtime.termination_grace_seconds.value
-    return {
-        "apiVersion": "apps/v1",
-        "kind": "Deployment",
-        "metadata": metadata(
-            name, options, pool_labels, {**annotations, **scanner_annotations(image)}
-        ),
-        # No `replicas`: KEDA's HPA owns the count, and a value here would fight it on every
-        # update. The HPA starts from the Deployment default (1) until KEDA takes over.
-        "spec": {
-            "selector": {"matchLabels": selector(spec, "realtime")},
-            "revisionHistoryLimit": 3,
-            "strategy": {
-                "type": "RollingUpdate",
-                # Surge first: a replica leaves only after its replacement is ready.
-                "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0},
-            },
-            "template": {
-                "metadata": {
-                    "labels": pool_labels,
-                    "annotations": {**annotations, **_scrape_annotations(options)},
-                },
-                "spec": {
-                    "serviceAccountName": name,
-                    "automountServiceAccountToken": False,
-                    "enableServiceLinks": False,
-                    "terminationGracePeriodSeconds": grace,
-                    "securityContext": _pod_security(),
-                    **_node_selector(bindings.realtime_placement),
-                    "affinity": on_demand_only_affinity(),
-                    "tolerations": [gpu_toleration(), *bindings.realtime_placement.tolerations],
-                    "containers": [realtime_container(spec, sizing.realtime, options, image)],
-                    "volumes": [scratch_volume],
-                },
-            },
-        },
-    }
-
-
-def batch_deployment(
-    spec: InferenceServiceSpec,
-    sizing: Sizing,
-    options: KubernetesOptions,
-    bindings: KubernetesBindings,
-) -> Manifest:
-    """The asynchronous pool: spot first with on-demand fallback, grace inside the spot notice."""
-    assert spec.batch is not None
-    assert sizing.batch is not None
-    image = bindings.image or spec.image
-    pool_labels = labels(spec, "batch")
-    annotations = batch_annotations(spec)
-    capacity = spec.batch.capacity
-    if capacity.spot:
+def _scheduling(pool: Pool, bindings: KubernetesBindings) -> Manifest:
+    """Which nodes the pool's pods may land on: its placement, then the target's own nodes."""
+    nodes = bindings.placement(pool.tier)
+    if pool.placement == "on_demand":
+        affinity = on_demand_only_affinity()
+        tolerations = [gpu_toleration()]
+    else:
         # A cloud target names its own spot labels: preferring other clouds' labels there would
         # only make the pod look interruptible on a cloud it cannot run on.
         spot_labels = bindings.spot_labels or SPOT_NODE_LABELS
-        affinity = spot_first_affinity(capacity.fallback == "on_demand", spot_labels)
+        affinity = spot_first_affinity(pool.placement == "spot_first", spot_labels)
         tolerations = [gpu_toleration(), *spot_tolerations(spot_labels)]
-    else:
-        affinity = on_demand_only_affinity()
-        tolerations = [gpu_toleration()]
+    return {
+        **_node_selector(nodes),
+        "affinity": affinity,
+        "tolerations": [*tolerations, *nodes.tolerations],
+    }
+
+
+def _container(
+    spec: InferenceServiceSpec,
+    pool: Pool,
+    options: KubernetesOptions,
+    bindings: KubernetesBindings,
+    image: pulumi.Input[str],
+) -> Manifest:
+    if isinstance(pool, RealtimePool):
+        return realtime_container(spec, pool, options, image)
+    return worker_container(spec, pool, options, bindings, image)
+
+
+def deployment(
+    spec: InferenceServiceSpec,
+    sizing: Sizing,
+    pool: Pool,
+    options: KubernetesOptions,
+    bindings: KubernetesBindings,
+) -> Manifest:
+    """A pool's Deployment: hardened, on the nodes its placement allows, drained in its grace.
+
+    The realtime pool never lands on spot capacity (a reclaimed node breaks the latency
+    budget) and surges before it replaces; the batch pool prefers spot when its spec allows,
+    and its grace fits inside the provider's interruption notice, so the worker's release of
+    unfinished messages completes before the node disappears.
+    """
+    image = bindings.image or spec.image
+    pool_labels = labels(spec, pool.tier)
+    annotations = pool_annotations(spec, sizing, pool)
     scratch_volume, _ = _scratch_volume()
-    name = workload_name(spec, "batch")
+    name = workload_name(spec, pool.tier)
+    # No `replicas`: KEDA's HPA owns the count, and a value here would fight it on every
+    # update. The HPA starts from the Deployment default (1) until KEDA takes over.
+    body: Manifest = {
+        "selector": {"matchLabels": selector(spec, pool.tier)},
+        "revisionHistoryLimit": 3,
+    }
+    pod_annotations = annotations
+    if isinstance(pool, RealtimePool):
+        # Surge first: a replica leaves only after its replacement is ready.
+        body["strategy"] = {
+            "type": "RollingUpdate",
+            "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0},
+        }
+        pod_annotations = {**annotations, **_scrape_annotations(options)}
+    body["template"] = {
+        "metadata": {"labels": pool_labels, "annotations": pod_annotations},
+        "spec": {
+            "serviceAccountName": name,
+            "automountServiceAccountToken": False,
+            "enableServiceLinks": False,
+            "terminationGracePeriodSeconds": pool.sizing.termination_grace_seconds.value,
+            "securityContext": _pod_security(),
+            **_scheduling(pool, bindings),
+            "containers": [_container(spec, pool, options, bindings, image)],
+            "volumes": [scratch_volume],
+        },
+    }
     return {
         "apiVersion": "apps/v1",
         "kind": "Deployment",
         "metadata": metadata(
             name, options, pool_labels, {**annotations, **scanner_annotations(image)}
         ),
-        "spec": {
-            "selector": {"matchLabels": selector(spec, "batch")},
-            "revisionHistoryLimit": 3,
-            "template": {
-                "metadata": {"labels": pool_labels, "annotations": annotations},
-                "spec": {
-                    "serviceAccountName": name,
-                    "automountServiceAccountToken": False,
-                    "enableServiceLinks": False,
-                    # Inside the provider's interruption notice, so the worker's release of
-                    # unfinished messages completes before the node disappears.
-                    "terminationGracePeriodSeconds": sizing.batch.termination_grace_seconds.value,
-                    "securityContext": _pod_security(),
-                    **_node_selector(bindings.batch_placement),
-                    "affinity": affinity,
-                    "tolerations": [*tolerations, *bindings.batch_placement.tolerations],
-                    "containers": [worker_container(spec, sizing.batch, options, bindings, image)],
-                    "volumes": [scratch_volume],
-                },
-            },
-        },
+        "spec": body,
     }
 
 
@@ -553,11 +539,7 @@ def service_account(
     bindings: KubernetesBindings,
 ) -> Manifest:
     """A pool's own identity: IRSA / Workload Identity annotations bind it to cloud roles."""
-    annotations = (
-        bindings.realtime_service_account_annotations
-        if tier == "realtime"
-        else bindings.batch_service_account_annotations
-    )
+    annotations = bindings.service_account_annotations(tier)
     return {
         "apiVersion": "v1",
         "kind": "ServiceAccount",
@@ -643,11 +625,11 @@ def pod_monitor(spec: InferenceServiceSpec, options: KubernetesOptions) -> Manif
 
 __all__ = [
     "SPOT_NODE_LABELS",
-    "batch_deployment",
+    "deployment",
+    "pool_annotations",
     "labels",
     "on_demand_only_affinity",
     "pod_monitor",
-    "realtime_deployment",
     "realtime_pdb",
     "realtime_service",
     "scraped_label_selector",

@@ -14,6 +14,15 @@ from typing import Any
 
 from inferstack.components.planning.clouds import CLOUDS, Cloud, Target
 from inferstack.components.planning.cost import CostEstimate, estimate_cost
+from inferstack.components.planning.pools import (
+    BatchPool,
+    Pool,
+    RealtimePool,
+    Tier,
+    batch_pool,
+    pools,
+    realtime_pool,
+)
 from inferstack.components.planning.pricing import PriceTable
 from inferstack.components.planning.sizing import Sizing, size_service
 from inferstack.components.planning.spec import InferenceServiceSpec
@@ -40,6 +49,28 @@ class ServicePlan:
     def cloud(self) -> Cloud | None:
         """The target's cloud table, or None on a plain Kubernetes target."""
         return None if self.target == "kubernetes" else CLOUDS[self.target]
+
+    @property
+    def realtime(self) -> RealtimePool | None:
+        """The realtime pool, or None when the spec has none."""
+        return realtime_pool(self.spec, self.sizing)
+
+    @property
+    def batch(self) -> BatchPool | None:
+        """The batch pool, or None when the spec has none."""
+        return batch_pool(self.spec, self.sizing)
+
+    @property
+    def pools(self) -> tuple[Pool, ...]:
+        """Every pool of the service, realtime first."""
+        return pools(self.spec, self.sizing)
+
+    def pool(self, tier: Tier) -> Pool:
+        """The pool of `tier`; a `KeyError` when the spec has none (a caller's mistake)."""
+        for found in self.pools:
+            if found.tier == tier:
+                return found
+        raise KeyError(f"{self.spec.name} has no {tier} pool")
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready form: the target, the sizing and the cost."""

@@ -14,8 +14,8 @@ import pytest
 
 from inferstack.components.kubernetes.bindings import KubernetesBindings
 from inferstack.components.kubernetes.options import KubernetesOptions, QueueBinding
-from inferstack.components.kubernetes.scaling import realtime_scaled_object
-from inferstack.components.kubernetes.workloads import realtime_deployment
+from inferstack.components.kubernetes.scaling import scaled_object
+from inferstack.components.kubernetes.workloads import deployment
 from inferstack.components.planning.plan import plan_service
 from inferstack.components.planning.spec import parse_spec
 from inferstack.contract import resource_types
@@ -32,10 +32,11 @@ OPTIONS = KubernetesOptions(queue=QueueBinding(aws_region="us-east-1", results_u
 def _rendered(data: dict[str, Any]) -> list[Resource]:
     plan = plan_service(parse_spec(data), make_profile(), now=NOW)
     bindings = KubernetesBindings.from_options(OPTIONS)
-    deployment = realtime_deployment(plan.spec, plan.sizing, OPTIONS, bindings)
-    scaler = realtime_scaled_object(plan.spec, plan.sizing, OPTIONS)
+    realtime = plan.pool("realtime")
+    workload = deployment(plan.spec, plan.sizing, realtime, OPTIONS, bindings)
+    scaler = scaled_object(plan.spec, plan.sizing, realtime, OPTIONS, bindings)
     return [
-        resource(resource_types.DEPLOYMENT, "rt", deployment),
+        resource(resource_types.DEPLOYMENT, "rt", workload),
         resource(resource_types.SCALED_OBJECT, "rt-scaler", scaler),
     ]
 

@@ -10,6 +10,7 @@ import pytest
 
 from inferstack.components.aws import karpenter
 from inferstack.components.kubernetes.scaling import SCALE_DOWN_STABILIZATION_SECONDS
+from inferstack.components.planning.pools import Tier
 from inferstack.contract.labels import TIER_LABEL
 from inferstack.contract.pods import GPU_RESOURCE
 from tests.components import schemas
@@ -29,8 +30,8 @@ def plan():
 
 
 @pytest.mark.parametrize("pool", ["realtime", "batch"])
-def test_node_pools_validate_strictly(plan, pool: str) -> None:
-    schemas.validate(karpenter.node_pool(plan, pool))
+def test_node_pools_validate_strictly(plan, pool: Tier) -> None:
+    schemas.validate(karpenter.node_pool(plan, plan.pool(pool)))
 
 
 @pytest.mark.parametrize(
@@ -48,7 +49,7 @@ def test_node_class_validates_strictly(plan, options: dict[str, Any]) -> None:
 
 
 def test_an_unknown_field_fails_validation(plan) -> None:
-    manifest = karpenter.node_pool(plan, "realtime")
+    manifest = karpenter.node_pool(plan, plan.pool("realtime"))
     manifest["spec"]["template"]["spec"]["capacityType"] = "on-demand"
     with pytest.raises(jsonschema.ValidationError, match="capacityType"):
         schemas.validate(manifest)
@@ -59,19 +60,19 @@ def test_a_broken_cel_rule_fails_validation(plan) -> None:
     manifest["spec"]["instanceProfile"] = "both-role-and-profile"
     with pytest.raises(jsonschema.ValidationError, match="CEL rule failed"):
         schemas.validate(manifest)
-    pool = karpenter.node_pool(plan, "batch")
+    pool = karpenter.node_pool(plan, plan.pool("batch"))
     requirement = _requirement(pool, karpenter.INSTANCE_TYPE_LABEL)
     requirement["minValues"] = len(requirement["values"]) + 1
     with pytest.raises(jsonschema.ValidationError, match="minValues"):
         schemas.validate(pool)
-    restricted = copy.deepcopy(karpenter.node_pool(plan, "batch"))
+    restricted = copy.deepcopy(karpenter.node_pool(plan, plan.pool("batch")))
     restricted["spec"]["template"]["metadata"]["labels"]["karpenter.sh/nodepool"] = "x"
     with pytest.raises(jsonschema.ValidationError, match="CEL rule failed"):
         schemas.validate(restricted)
 
 
 def test_realtime_pool_is_on_demand_only_with_the_gpu_instance_types(plan) -> None:
-    pool = karpenter.node_pool(plan, "realtime")
+    pool = karpenter.node_pool(plan, plan.pool("realtime"))
     assert _requirement(pool, "karpenter.sh/capacity-type")["values"] == ["on-demand"]
     types = _requirement(pool, karpenter.INSTANCE_TYPE_LABEL)["values"]
     assert types
@@ -83,7 +84,7 @@ def test_realtime_pool_is_on_demand_only_with_the_gpu_instance_types(plan) -> No
 
 
 def test_realtime_consolidation_waits_out_the_scale_down_stabilization(plan) -> None:
-    disruption = karpenter.node_pool(plan, "realtime")["spec"]["disruption"]
+    disruption = karpenter.node_pool(plan, plan.pool("realtime"))["spec"]["disruption"]
     assert disruption["consolidationPolicy"] == "WhenEmpty"
     seconds = int(disruption["consolidateAfter"].removesuffix("s"))
     assert seconds >= SCALE_DOWN_STABILIZATION_SECONDS
@@ -91,16 +92,16 @@ def test_realtime_consolidation_waits_out_the_scale_down_stabilization(plan) -> 
 
 
 def test_gpu_limits_follow_the_pools_max_replicas(plan) -> None:
-    realtime = karpenter.node_pool(plan, "realtime")["spec"]["limits"]
-    batch = karpenter.node_pool(plan, "batch")["spec"]["limits"]
+    realtime = karpenter.node_pool(plan, plan.pool("realtime"))["spec"]["limits"]
+    batch = karpenter.node_pool(plan, plan.pool("batch"))["spec"]["limits"]
     assert realtime == {GPU_RESOURCE: str(plan.sizing.realtime.max_replicas.value)}
     assert batch == {GPU_RESOURCE: str(plan.sizing.batch.max_replicas.value)}
     two = make_plan(batch__gpu={"type": "nvidia-l4", "count": 2})
-    assert karpenter.gpu_limit(two, "batch") == 2 * two.sizing.batch.max_replicas.value
+    assert karpenter.gpu_limit(two.pool("batch")) == 2 * two.sizing.batch.max_replicas.value
 
 
 def test_batch_pool_takes_spot_first_and_several_instance_types(plan) -> None:
-    pool = karpenter.node_pool(plan, "batch")
+    pool = karpenter.node_pool(plan, plan.pool("batch"))
     assert _requirement(pool, "karpenter.sh/capacity-type")["values"] == ["spot", "on-demand"]
     types = _requirement(pool, karpenter.INSTANCE_TYPE_LABEL)
     assert len(types["values"]) >= 3
@@ -115,7 +116,8 @@ def test_batch_pool_takes_spot_first_and_several_instance_types(plan) -> None:
     ],
 )
 def test_batch_capacity_follows_the_spec(capacity: dict[str, Any], expected: list[str]) -> None:
-    pool = karpenter.node_pool(make_plan(batch__capacity=capacity), "batch")
+    plan = make_plan(batch__capacity=capacity)
+    pool = karpenter.node_pool(plan, plan.pool("batch"))
     assert _requirement(pool, "karpenter.sh/capacity-type")["values"] == expected
 
 
@@ -124,7 +126,7 @@ def test_a_gpu_with_one_instance_type_asks_for_what_there_is() -> None:
         realtime__gpu={"type": "nvidia-h100-80gb", "count": 1},
         batch__gpu={"type": "nvidia-h100-80gb", "count": 1},
     )
-    pool = karpenter.node_pool(plan, "batch")
+    pool = karpenter.node_pool(plan, plan.pool("batch"))
     types = _requirement(pool, karpenter.INSTANCE_TYPE_LABEL)
     assert types["values"] == ["p5.48xlarge"]
     assert types["minValues"] == 1
@@ -133,7 +135,7 @@ def test_a_gpu_with_one_instance_type_asks_for_what_there_is() -> None:
 
 def test_multi_gpu_replicas_only_get_instances_that_hold_them() -> None:
     plan = make_plan(realtime__gpu={"type": "nvidia-l4", "count": 4})
-    types = karpenter.instance_types(plan, "realtime")
+    types = karpenter.instance_types(plan, plan.pool("realtime"))
     assert types == ["g6.12xlarge", "g6.24xlarge", "g6.48xlarge"]
 
 
