@@ -1,0 +1,62 @@
+"""The runtime's package boundaries: the server and the worker share only what sits beside them.
+
+`runtime/server/` (`inferstack serve`) and `runtime/worker/` (`inferstack work`) never import
+each other, and the shared modules (batcher, models, metrics, protocol, settings, queue and
+result backends) import neither, so each command loads only its own side.
+"""
+
+from __future__ import annotations
+
+import ast
+import importlib
+from pathlib import Path
+
+import pytest
+
+RUNTIME = Path(__file__).resolve().parents[2] / "runtime"
+SIDES = ("server", "worker")
+
+
+def imported(path: Path) -> set[str]:
+    """Every `inferstack.runtime...` module a file imports, at any depth (lazy imports too)."""
+    names = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom) and node.module:
+            names.add(node.module)
+        elif isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+    return {name for name in names if name.startswith("inferstack.runtime")}
+
+
+def side_of(path: Path) -> str | None:
+    relative = path.relative_to(RUNTIME).parts
+    return relative[0] if relative[0] in SIDES else None
+
+
+MODULES = sorted(RUNTIME.rglob("*.py"))
+
+
+@pytest.mark.parametrize("path", MODULES, ids=lambda p: str(p.relative_to(RUNTIME)))
+def test_server_worker_and_shared_modules_import_only_their_own_side(path: Path) -> None:
+    own = side_of(path)
+    forbidden = {f"inferstack.runtime.{side}" for side in SIDES if side != own}
+    crossing = {
+        name
+        for name in imported(path)
+        for prefix in forbidden
+        if name == prefix or name.startswith(prefix + ".")
+    }
+    assert crossing == set(), f"{path.relative_to(RUNTIME)} imports the other side: {crossing}"
+
+
+@pytest.mark.parametrize(
+    "package", ["", "server", "worker", "protocol", "queues", "results"], ids=str
+)
+def test_every_package_declares_all_and_each_name_exists(package: str) -> None:
+    name = "inferstack.runtime" + (f".{package}" if package else "")
+    module = importlib.import_module(name)
+    assert module.__doc__
+    for item in module.__all__:
+        folder = RUNTIME / package
+        is_module = (folder / f"{item}.py").is_file() or (folder / item / "__init__.py").is_file()
+        assert is_module or hasattr(module, item), f"{name}.__all__ names {item!r}"
