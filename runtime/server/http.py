@@ -55,6 +55,7 @@ from inferstack.contract import metrics as names
 from inferstack.runtime.protocol import error_body
 from inferstack.runtime.server.routes import InferenceApp, Response
 
+# The name the logger had before the module moved into server/: log filters match on it.
 log = logging.getLogger("inferstack.runtime.http")
 
 MAX_PIPELINED: Final = 32

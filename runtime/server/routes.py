@@ -61,6 +61,7 @@ from inferstack.runtime.server.large_bodies import (
 )
 from inferstack.runtime.tensors import TensorSpec
 
+# The name the logger had before the module moved into server/: log filters match on it.
 log = logging.getLogger("inferstack.runtime.app")
 
 SERVER_NAME: Final = "inferstack"
