@@ -23,6 +23,8 @@ from typing import Any
 
 import yaml
 
+from inferstack.offline.capture import integral_floats_to_int
+
 REPO = Path(__file__).resolve().parents[1]
 STACKS = REPO / "stacks"
 OUT = REPO / "build" / "manifests"
@@ -33,17 +35,6 @@ def stacks() -> list[str]:
     return sorted(
         path.name[len("Pulumi.") : -len(".yaml")] for path in STACKS.glob("Pulumi.*.yaml")
     )
-
-
-def integral_floats_to_int(value: Any) -> Any:
-    """The mock monitor carries numbers as floats; the API server (and checkov) see integers."""
-    if isinstance(value, float) and value.is_integer():
-        return int(value)
-    if isinstance(value, dict):
-        return {key: integral_floats_to_int(item) for key, item in value.items()}
-    if isinstance(value, list):
-        return [integral_floats_to_int(item) for item in value]
-    return value
 
 
 def render(stack: str, inferstack: str) -> list[dict[str, Any]]:

@@ -23,6 +23,7 @@ import jsonschema
 import kubernetes_validate
 import yaml
 
+from inferstack.offline.capture import integral_floats_to_int
 from tests.components.karpenter_cel import rule_check
 from tests.shared_data import KARPENTER_SCHEMAS, KEDA_SCHEMAS, SCHEMAS, require
 
@@ -59,17 +60,6 @@ def require_schema_dir(folder: Path = KEDA_SCHEMA_DIR) -> Path:
 
 # ---------------------------------------------------------------------------------------------
 # Wire form -> manifest
-
-
-def integral_floats_to_int(value: Any) -> Any:
-    """The Pulumi wire carries numbers as doubles; Kubernetes integers are integral doubles."""
-    if isinstance(value, float) and value.is_integer():
-        return int(value)
-    if isinstance(value, dict):
-        return {key: integral_floats_to_int(item) for key, item in value.items()}
-    if isinstance(value, list):
-        return [integral_floats_to_int(item) for item in value]
-    return value
 
 
 def manifest_from_wire(resource_type: str, inputs: dict[str, Any]) -> dict[str, Any]:
