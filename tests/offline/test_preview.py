@@ -7,35 +7,16 @@ import subprocess
 import sys
 from pathlib import Path
 
-import yaml
-
-REPO = Path(__file__).resolve().parents[2]
-
-
-def preview(*args: str, cwd: Path = REPO) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "inferstack.cli", "preview", *args],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
+from tests.offline.stacks import REPO, preview, project_with, stack_document
 
 
 def bad_project(tmp_path: Path, service: object) -> Path:
     """A project that runs the real stacks/ program with a stack config of our own."""
-    (tmp_path / "Pulumi.yaml").write_text(
-        yaml.safe_dump({"name": "inferstack", "runtime": "python", "main": str(REPO / "stacks")})
-    )
-    (tmp_path / "Pulumi.broken.yaml").write_text(
-        yaml.safe_dump({"config": {"inferstack:service": service}})
-    )
-    return tmp_path
+    return project_with(tmp_path, {"config": {"inferstack:service": service}})
 
 
 def dev_service() -> dict[str, object]:
-    document = yaml.safe_load((REPO / "stacks" / "Pulumi.dev.yaml").read_text())
-    service: dict[str, object] = document["config"]["inferstack:service"]
+    service: dict[str, object] = stack_document("dev")["config"]["inferstack:service"]
     return service
 
 
