@@ -28,6 +28,8 @@ class ImageReferenceError(ValueError):
 
 @dataclass(frozen=True)
 class ImageReference:
+    """A container image reference split into its parts: by tag, by digest, or both."""
+
     repository: str
     """Registry (with port) and path, e.g. `ghcr.io/inferstack/runtime`."""
     tag: str | None
