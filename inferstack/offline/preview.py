@@ -26,6 +26,7 @@ from inferstack.offline.capture import (
     ServiceOutputs,
     capture_program,
     default_providers,
+    integral_floats_to_int,
     service_outputs,
 )
 from inferstack.offline.discovery import CaptureError, add_program_arguments, locate_program
@@ -102,11 +103,6 @@ def _dig(value: Any, *path: str | int) -> Any:
     return value
 
 
-def _plain(value: Any) -> Any:
-    """Wire numbers are all doubles; show counts as the integers they are."""
-    return int(value) if isinstance(value, float) and value.is_integer() else value
-
-
 def key_properties(resource: CapturedResource) -> str:
     """A short summary of what matters about a resource, for the text preview."""
     inputs = resource.inputs
@@ -117,7 +113,7 @@ def key_properties(resource: CapturedResource) -> str:
     spec = inputs.get("spec") if isinstance(inputs.get("spec"), dict) else {}
     for key in ("replicas", "minReplicaCount", "maxReplicaCount", "type"):
         if isinstance(spec, dict) and key in spec:
-            parts.append(f"{key}={_plain(spec[key])}")
+            parts.append(f"{key}={integral_floats_to_int(spec[key])}")
     triggers = _dig(inputs, "spec", "triggers")
     if isinstance(triggers, list):
         parts.append("triggers=" + ",".join(str(t.get("type")) for t in triggers))
@@ -125,7 +121,7 @@ def key_properties(resource: CapturedResource) -> str:
     if isinstance(containers, list):
         for container in containers:
             gpus = _dig(container, "resources", "limits", GPU_RESOURCE)
-            gpu = f" gpu={_plain(gpus)}" if gpus else ""
+            gpu = f" gpu={integral_floats_to_int(gpus)}" if gpus else ""
             parts.append(f"image={container.get('image')}{gpu}")
     return " ".join(parts)
 
