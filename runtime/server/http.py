@@ -18,9 +18,10 @@ What it does, per connection:
   being kept or decoded, and the connection stays usable;
 - a body over `max_request_bytes` (declared or actual) gets 413 and the connection closes
   after a lingering half-close, so the client reads the answer instead of a reset;
-- malformed HTTP (HTTP/0.9 included) gets 400 and the connection closes; headers over
-  `max_header_bytes` get 431; a client that closes its side in the middle of a request (a
-  truncated body) gets 400 before the close;
+- malformed HTTP (HTTP/0.9 included) gets 400 and the connection closes, and so does an
+  Upgrade or CONNECT request that declares a body (its body is never parsed as a request);
+  headers over `max_header_bytes` get 431; a client that closes its side in the middle of a
+  request (a truncated body) gets 400 before the close;
 - slow clients: the request line and headers must arrive within `header_timeout_s` of the
   request's first byte, and after that same allowance the body must average at least
   `min_body_rate` bytes/s; either miss gets 408 (bytes trickled in do not restart a clock);
@@ -122,6 +123,14 @@ def encode_response(response: Response, *, head_only: bool, keep_alive: bool) ->
         lines.append("connection: close")
     head = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
     return head if head_only else head + response.body
+
+
+def _upgrade_with_body(method: bytes, headers: dict[str, str]) -> bool:
+    """A protocol switch (CONNECT, or `Connection: upgrade` with `Upgrade`) that declares a body."""
+    tokens = {token.strip().lower() for token in headers.get("connection", "").split(",")}
+    switching = method == b"CONNECT" or ("upgrade" in tokens and "upgrade" in headers)
+    declared = headers.get("content-length", "0").strip()
+    return switching and ("transfer-encoding" in headers or declared != "0")
 
 
 def _refusal(status: int, message: str, *headers: tuple[str, str]) -> Response:
@@ -293,6 +302,14 @@ class HttpConnection(asyncio.Protocol):
         for raw_name, raw_value in self._header_pairs:
             name, value = raw_name.decode("latin-1").lower(), raw_value.decode("latin-1")
             headers[name] = f"{headers[name]}, {value}" if name in headers else value
+        if _upgrade_with_body(self._parser.get_method(), headers):
+            # The parser stops at the end of an upgrade request's head and would read its body
+            # as the next request: a request a proxy in front forwarded as body (smuggling).
+            self._server.app.metrics.refuse(names.REFUSED_MALFORMED)
+            self._refuse_now(
+                400, "an Upgrade or CONNECT request may not carry a body; send it without Upgrade"
+            )
+            return
         declared = headers.get("content-length", "")
         if declared.isdigit() and int(declared) > self._limits.max_request_bytes:
             self._refuse_now(413, self._too_large_message())

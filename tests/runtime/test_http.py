@@ -503,6 +503,52 @@ def test_an_h2c_upgrade_offer_is_ignored_and_the_request_answered(run: Runner) -
     run(scenario)
 
 
+SMUGGLED = request("GET", "/v2/health/live")
+"""A request hidden in the body of an Upgrade request: a proxy in front forwards it as body."""
+
+
+@pytest.mark.parametrize(
+    ("method", "framing", "body"),
+    [
+        pytest.param("POST", (), SMUGGLED, id="content-length"),
+        pytest.param(
+            "POST",
+            (("transfer-encoding", "chunked"),),
+            f"{len(SMUGGLED):x}\r\n".encode() + SMUGGLED + b"\r\n0\r\n\r\n",
+            id="chunked",
+        ),
+        pytest.param("CONNECT", (), SMUGGLED, id="connect"),
+    ],
+)
+def test_an_upgrade_request_with_a_body_gets_400_and_its_body_is_never_parsed(
+    run: Runner, method: str, framing: tuple[tuple[str, str], ...], body: bytes
+) -> None:
+    async def scenario(h: Harness) -> None:
+        reader, writer = await h.connect()
+        upgrade = (("connection", "Upgrade"), ("upgrade", "websocket"))
+        writer.write(
+            request(
+                method,
+                f"/v2/models/{MODEL}/infer",
+                body,
+                headers=upgrade + framing,
+                length=not framing,
+            )
+            + LIVE  # Pipelined after the smuggled one: not answered either.
+        )
+
+        reply = await read_reply(reader)
+        assert reply.status == 400
+        assert reply.headers["connection"] == "close"
+        assert "Upgrade" in reply.error
+        # Nothing after the refusal: neither the smuggled request nor the one behind it.
+        assert await read_to_eof(reader) == b""
+        assert h.metrics.refusals("malformed") == 1
+        assert h.model.calls == []
+
+    run(scenario)
+
+
 # 7. connection: close ----------------------------------------------------------------------
 
 
