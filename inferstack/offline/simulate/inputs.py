@@ -20,11 +20,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from inferstack.components.kubernetes.scaling import (
-    batch_scaled_object,
-    concurrency_target,
-    realtime_scaled_object,
-)
+from inferstack.components.kubernetes.bindings import KubernetesBindings
+from inferstack.components.kubernetes.scaling import pool_concurrency_target, scaled_object
 from inferstack.components.planning.plan import ServicePlan
 from inferstack.components.planning.pricing import machine_price
 from inferstack.components.planning.sizing import TARGET_UTILISATION, Sizing
@@ -176,83 +173,114 @@ def compute_model(profile: Profile) -> ComputeModel:
     )
 
 
-def build_inputs(stack: str, config: StackConfig) -> StackInputs:
-    """Render the plan's autoscaling as the Kubernetes component would, and read it back."""
-    plan, options = config.plan, config.kubernetes
-    spec, profile, sizing = plan.spec, plan.profile, plan.sizing
-    retention = config.queue_retention_seconds
+def _cold_start(profile: Profile) -> ColdStart:
     cold = profile.cold_start
-    cold_start = ColdStart(
+    return ColdStart(
         cold.node_provision.seconds,
         cold.image_pull.seconds,
         cold.model_load.seconds,
         cold.warmup.seconds,
     )
-    compute = compute_model(profile)
-    realtime = None
-    source = ""
-    if spec.realtime is not None and sizing.realtime is not None:
-        rt = spec.realtime
-        manifest = realtime_scaled_object(spec, sizing, options)
-        concurrency = float(concurrency_target(spec, sizing)) if rt.scale_to_zero else 1.0
-        hold = sizing.realtime.request_hold_timeout_seconds
-        prices = _prices(plan, rt.gpu.type)
-        source = prices.source
-        realtime = RealtimePool(
-            batcher=_batcher(spec, rt.gpu.count),
-            compute=compute,
-            gpus_per_replica=rt.gpu.count,
-            prices=prices,
-            latency_budget_s=spec.latency_budget_ms / 1000,
-            metric=rt.scaling.metric,
-            scaler=scaled_object_params(manifest, concurrency=concurrency),
-            scale_to_zero=rt.scale_to_zero,
-            hold_timeout_s=float(hold.value) if hold else 0.0,
-        )
-    batch = None
-    if spec.batch is not None and sizing.batch is not None:
-        pool = spec.batch
-        prices = _prices(plan, pool.gpu.type)
-        source = source or prices.source
-        batch = BatchPool(
-            items_per_second=(pool.expected_items_per_day or 0.0) / 86400,
-            replica_items_per_second=sizing.batch.replica_items_per_second.value,
-            gpus_per_replica=pool.gpu.count,
-            prices=prices,
-            scaler=scaled_object_params(batch_scaled_object(spec, sizing, options)),
-            spot=pool.capacity.spot,
-            fallback_on_demand=pool.capacity.fallback == "on_demand",
-            notice_s=float(plan.price_cloud.spot_notice_seconds),
-            grace_s=float(sizing.batch.termination_grace_seconds.value),
-            max_job_s=float(pool.max_job_seconds),
-            retention_s=math.inf if retention is None else retention,
-        )
+
+
+def _realtime(config: StackConfig, compute: ComputeModel) -> RealtimePool | None:
+    """The realtime pool as the Kubernetes component renders its ScaledObject."""
+    plan, pool = config.plan, config.plan.realtime
+    if pool is None:
+        return None
+    spec, section = plan.spec, pool.spec
+    options = config.kubernetes
+    manifest = scaled_object(
+        spec, plan.sizing, pool, options, KubernetesBindings.from_options(options)
+    )
+    concurrency = float(pool_concurrency_target(spec, pool)) if section.scale_to_zero else 1.0
+    hold = pool.sizing.request_hold_timeout_seconds
+    return RealtimePool(
+        batcher=_batcher(spec, section.gpu.count),
+        compute=compute,
+        gpus_per_replica=section.gpu.count,
+        prices=_prices(plan, section.gpu.type),
+        latency_budget_s=spec.latency_budget_ms / 1000,
+        metric=section.scaling.metric,
+        scaler=scaled_object_params(manifest, concurrency=concurrency),
+        scale_to_zero=section.scale_to_zero,
+        hold_timeout_s=float(hold.value) if hold else 0.0,
+    )
+
+
+def _batch(config: StackConfig) -> BatchPool | None:
+    """The batch pool as rendered, on its target's queue (its retention included)."""
+    plan, pool = config.plan, config.plan.batch
+    if pool is None:
+        return None
+    section, options = pool.spec, config.kubernetes
+    manifest = scaled_object(
+        plan.spec, plan.sizing, pool, options, KubernetesBindings.from_options(options)
+    )
+    retention = config.queue_retention_seconds
+    return BatchPool(
+        items_per_second=(section.expected_items_per_day or 0.0) / 86400,
+        replica_items_per_second=pool.sizing.replica_items_per_second.value,
+        gpus_per_replica=section.gpu.count,
+        prices=_prices(plan, section.gpu.type),
+        scaler=scaled_object_params(manifest),
+        spot=section.capacity.spot,
+        fallback_on_demand=section.capacity.fallback == "on_demand",
+        notice_s=float(plan.price_cloud.spot_notice_seconds),
+        grace_s=float(pool.sizing.termination_grace_seconds.value),
+        max_job_s=float(section.max_job_seconds),
+        retention_s=math.inf if retention is None else retention,
+    )
+
+
+def _facts(plan: ServicePlan) -> Facts:
+    """The sized numbers the naive and competent-default scenarios are built from."""
+    single = plan.profile.batches[0].throughput_items_per_s
+    realtime, batch, traffic = plan.realtime, plan.batch, plan.spec.traffic
+    return Facts(
+        baseline_rps=traffic.baseline_rps,
+        peak_rps=traffic.peak_rps,
+        replica_rps=realtime.sizing.replica_rps.value if realtime else 0.0,
+        single_replica_rps=single * (realtime.gpu.count if realtime else 1) * TARGET_UTILISATION,
+        realtime_max=realtime.sizing.max_replicas.value if realtime else 0,
+        batch_single_items_per_second=single * (batch.gpu.count if batch else 1),
+    )
+
+
+def _traffic(spec: InferenceServiceSpec) -> DeclaredTraffic:
+    traffic = spec.traffic
+    return DeclaredTraffic(
+        traffic.baseline_rps,
+        traffic.peak_rps,
+        tuple(Spike(s.cron, s.timezone, s.duration_minutes * 60.0, s.rps) for s in traffic.spikes),
+    )
+
+
+def build_inputs(stack: str, config: StackConfig) -> StackInputs:
+    """Render the plan's autoscaling as the Kubernetes component would, and read it back."""
+    plan = config.plan
+    realtime = _realtime(config, compute_model(plan.profile))
+    batch = _batch(config)
     configured = Scenario(
         name="configured",
         description="as the stack renders it: its batching, KEDA/HPA settings, pre-warm, spot",
         realtime=realtime,
         batch=batch,
-        cold_start=cold_start,
+        cold_start=_cold_start(plan.profile),
     )
-    single = profile.batches[0].throughput_items_per_s
-    gpus_rt = spec.realtime.gpu.count if spec.realtime else 1
-    gpus_b = spec.batch.gpu.count if spec.batch else 1
-    facts = Facts(
-        baseline_rps=spec.traffic.baseline_rps,
-        peak_rps=spec.traffic.peak_rps,
-        replica_rps=sizing.realtime.replica_rps.value if sizing.realtime else 0.0,
-        single_replica_rps=single * gpus_rt * TARGET_UTILISATION,
-        realtime_max=sizing.realtime.max_replicas.value if sizing.realtime else 0,
-        batch_single_items_per_second=single * gpus_b,
+    pool = realtime or batch
+    source = pool.prices.source if pool is not None else ""
+    return StackInputs(
+        stack,
+        plan,
+        plan.spec,
+        plan.profile,
+        plan.sizing,
+        _traffic(plan.spec),
+        configured,
+        _facts(plan),
+        source,
     )
-    traffic = DeclaredTraffic(
-        spec.traffic.baseline_rps,
-        spec.traffic.peak_rps,
-        tuple(
-            Spike(s.cron, s.timezone, s.duration_minutes * 60.0, s.rps) for s in spec.traffic.spikes
-        ),
-    )
-    return StackInputs(stack, plan, spec, profile, sizing, traffic, configured, facts, source)
 
 
 def load_location(location: ProgramLocation, now: datetime) -> StackInputs:
