@@ -30,7 +30,7 @@ if stack.target == "gcp":
 
     assert stack.gcp is not None
     gcp_stack = GcpInferenceStack(stack.spec.name, stack.plan, stack.gcp, stack.kubernetes)
-    service = gcp_stack.kubernetes
+    service = gcp_stack.service
     pulumi.export("subscription", gcp_stack.subscription)
     pulumi.export("dead_letter_subscription", gcp_stack.dead_letter_subscription)
     pulumi.export("results_uri", gcp_stack.results_uri)

@@ -66,8 +66,8 @@ class GcpInferenceStack(pulumi.ComponentResource):
     """The runtime image the Deployments pull."""
     node_pools: pulumi.Output[list[str]]
     """GKE names of the GPU node pools."""
-    kubernetes: KubernetesInferenceService
-    """The workloads and KEDA objects on the cluster."""
+    service: KubernetesInferenceService
+    """The workloads and KEDA objects on the cluster (`service`, as on `AwsInferenceStack`)."""
 
     def __init__(
         self,
@@ -107,7 +107,7 @@ class GcpInferenceStack(pulumi.ComponentResource):
             dead_letter_id = queue.dead_letter_subscription.id
             results_uri = where.uri
 
-        self.kubernetes = KubernetesInferenceService(
+        self.service = KubernetesInferenceService(
             name,
             plan,
             kubernetes,

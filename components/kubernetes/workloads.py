@@ -300,8 +300,35 @@ def _batching_values(spec: InferenceServiceSpec, max_batch: int) -> dict[str, st
     }
 
 
-def _http_probe(path: str, port: str = PORT_NAME) -> Manifest:
+def _http_probe(path: str, port: str) -> Manifest:
     return {"httpGet": {"path": path, "port": port}}
+
+
+def _probes(
+    startup_seconds: int, ready: str, live: str, port: str, *, ready_period: int
+) -> Manifest:
+    """Startup over the whole model load and warm-up budget (so liveness never kills a slow
+    start), then readiness and liveness on the process's own endpoints."""
+    return {
+        "startupProbe": {
+            **_http_probe(ready, port),
+            "periodSeconds": STARTUP_PERIOD_SECONDS,
+            "timeoutSeconds": 2,
+            "failureThreshold": math.ceil(startup_seconds / STARTUP_PERIOD_SECONDS),
+        },
+        "readinessProbe": {
+            **_http_probe(ready, port),
+            "periodSeconds": ready_period,
+            "timeoutSeconds": 2,
+            "failureThreshold": 2,
+        },
+        "livenessProbe": {
+            **_http_probe(live, port),
+            "periodSeconds": 10,
+            "timeoutSeconds": 3,
+            "failureThreshold": 3,
+        },
+    }
 
 
 def realtime_container(
@@ -336,25 +363,7 @@ def realtime_container(
         "env": env,
         "ports": [{"name": PORT_NAME, "containerPort": options.port, "protocol": "TCP"}],
         "resources": _resources(pool.gpu, options),
-        # Startup: the whole model load + warm-up budget, so liveness never kills a slow start.
-        "startupProbe": {
-            **_http_probe(READY_PATH),
-            "periodSeconds": STARTUP_PERIOD_SECONDS,
-            "timeoutSeconds": 2,
-            "failureThreshold": math.ceil(sizing.startup_seconds.value / STARTUP_PERIOD_SECONDS),
-        },
-        "readinessProbe": {
-            **_http_probe(READY_PATH),
-            "periodSeconds": 5,
-            "timeoutSeconds": 2,
-            "failureThreshold": 2,
-        },
-        "livenessProbe": {
-            **_http_probe(LIVE_PATH),
-            "periodSeconds": 10,
-            "timeoutSeconds": 3,
-            "failureThreshold": 3,
-        },
+        **_probes(sizing.startup_seconds.value, READY_PATH, LIVE_PATH, PORT_NAME, ready_period=5),
         # preStop keeps the pod serving until endpoint removal has propagated; SIGTERM then
         # makes the server finish what it admitted (INFERSTACK_DRAIN_GRACE_S) and exit.
         "lifecycle": {"preStop": {"sleep": {"seconds": PRESTOP_SECONDS}}},
@@ -403,24 +412,13 @@ def worker_container(
         # The worker's health endpoint answers from its consume loop, not just its process: it
         # turns 503 once the loop has not beaten within a poll wait plus a lease (see
         # `inferstack work`), and the port opens only after the model has loaded.
-        "startupProbe": {
-            **_http_probe(WORKER_HEALTH_PATH, WORKER_PORT_NAME),
-            "periodSeconds": STARTUP_PERIOD_SECONDS,
-            "timeoutSeconds": 2,
-            "failureThreshold": math.ceil(sizing.startup_seconds.value / STARTUP_PERIOD_SECONDS),
-        },
-        "readinessProbe": {
-            **_http_probe(WORKER_HEALTH_PATH, WORKER_PORT_NAME),
-            "periodSeconds": 10,
-            "timeoutSeconds": 2,
-            "failureThreshold": 2,
-        },
-        "livenessProbe": {
-            **_http_probe(WORKER_HEALTH_PATH, WORKER_PORT_NAME),
-            "periodSeconds": 10,
-            "timeoutSeconds": 3,
-            "failureThreshold": 3,
-        },
+        **_probes(
+            sizing.startup_seconds.value,
+            WORKER_HEALTH_PATH,
+            WORKER_HEALTH_PATH,
+            WORKER_PORT_NAME,
+            ready_period=10,
+        ),
         "securityContext": hardened_container_security(),
         "volumeMounts": [scratch_mount],
     }
