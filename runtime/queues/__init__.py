@@ -20,6 +20,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from inferstack.contract.queues import SCHEMES
+from inferstack.runtime.redaction import redact_uri
 
 
 def byte_count(value: str | bytes | None) -> int | None:
@@ -64,6 +65,7 @@ class QueueConsumer(ABC):
     """
 
     uri: str
+    """The queue's URI as shown in logs and errors: credentials redacted (`redact_uri`)."""
     lease_s: float
     """How long a received message stays invisible to other consumers without `extend`."""
     max_attempts: int
@@ -113,7 +115,8 @@ def open_queue(
     scheme, sep, _ = uri.partition("://")
     if not sep or scheme not in SCHEMES:
         raise QueueConfigError(
-            f"queue URI {uri!r} is not understood; use one of: {', '.join(SCHEMES.values())}"
+            f"queue URI {redact_uri(uri)!r} is not understood; "
+            f"use one of: {', '.join(SCHEMES.values())}"
         )
     if lease_s <= 0:
         raise QueueConfigError(f"lease_s must be positive, got {lease_s}")

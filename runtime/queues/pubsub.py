@@ -28,6 +28,7 @@ from typing import Any, Final
 from typing_extensions import override
 
 from inferstack.runtime.queues import Message, QueueConfigError, QueueConsumer, byte_count
+from inferstack.runtime.redaction import redact_uri
 
 with warnings.catch_warnings():
     # google-api-core warns about the interpreter's end-of-life date at import; not actionable.
@@ -57,7 +58,7 @@ class PubSubQueue(QueueConsumer):
         lease_s: float = 60.0,
         max_attempts: int | None = None,
     ) -> None:
-        self.uri = uri
+        self.uri = redact_uri(uri)
         self.subscription = subscription
         self.lease_s = min(lease_s, MAX_ACK_DEADLINE_S)
         self._subscriber = subscriber
@@ -88,7 +89,7 @@ class PubSubQueue(QueueConsumer):
         subscription = uri.removeprefix("pubsub://").strip("/")
         if not _SUBSCRIPTION.match(subscription):
             raise QueueConfigError(
-                f"queue URI {uri!r} must name a subscription: "
+                f"queue URI {redact_uri(uri)!r} must name a subscription: "
                 "pubsub://projects/<project>/subscriptions/<subscription>"
             )
         return cls(

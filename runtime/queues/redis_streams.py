@@ -29,6 +29,7 @@ import redis
 from typing_extensions import override
 
 from inferstack.runtime.queues import Message, QueueConfigError, QueueConsumer, byte_count
+from inferstack.runtime.redaction import redact_uri
 
 DEFAULT_GROUP: Final = "inferstack"
 DEFAULT_MAX_ATTEMPTS: Final = 5
@@ -81,8 +82,10 @@ class RedisStreamQueue(QueueConsumer):
         max_attempts: int = DEFAULT_MAX_ATTEMPTS,
     ) -> None:
         if max_attempts < 1:
-            raise QueueConfigError(f"{uri}: max_attempts must be at least 1, got {max_attempts}")
-        self.uri = uri
+            raise QueueConfigError(
+                f"{redact_uri(uri)}: max_attempts must be at least 1, got {max_attempts}"
+            )
+        self.uri = redact_uri(uri)
         self.lease_s = lease_s
         self.max_attempts = max_attempts
         self.stream = stream
@@ -111,12 +114,13 @@ class RedisStreamQueue(QueueConsumer):
         unknown = sorted(set(query) - _OPTIONS)
         if unknown:
             raise QueueConfigError(
-                f"queue URI {uri!r}: unknown option(s) {unknown}; known: {sorted(_OPTIONS)}"
+                f"queue URI {redact_uri(uri)!r}: unknown option(s) {unknown}; "
+                f"known: {sorted(_OPTIONS)}"
             )
         stream = query.get("stream")
         if not stream:
             raise QueueConfigError(
-                f"queue URI {uri!r} names no stream; add ?stream=NAME, e.g. "
+                f"queue URI {redact_uri(uri)!r} names no stream; add ?stream=NAME, e.g. "
                 "redis://localhost:6379/0?stream=requests"
             )
         attempts = max_attempts
@@ -125,7 +129,7 @@ class RedisStreamQueue(QueueConsumer):
                 attempts = int(query["max_attempts"])
             except ValueError:
                 raise QueueConfigError(
-                    f"queue URI {uri!r}: max_attempts must be an integer"
+                    f"queue URI {redact_uri(uri)!r}: max_attempts must be an integer"
                 ) from None
         connection_url = urlunsplit((parts.scheme, parts.netloc, parts.path, "", ""))
         client = redis.Redis.from_url(connection_url, socket_timeout=None)

@@ -28,6 +28,7 @@ import boto3
 from typing_extensions import override
 
 from inferstack.runtime.queues import Message, QueueConfigError, QueueConsumer, byte_count
+from inferstack.runtime.redaction import redact_uri
 
 MAX_BATCH: Final = 10
 """SQS caps ReceiveMessage, DeleteMessageBatch and ChangeMessageVisibilityBatch at 10."""
@@ -50,7 +51,7 @@ class SqsQueue(QueueConsumer):
         lease_s: float = 60.0,
         max_attempts: int | None = None,
     ) -> None:
-        self.uri = uri
+        self.uri = redact_uri(uri)
         self.lease_s = lease_s
         self.queue_url = queue_url
         self._client = client
@@ -60,8 +61,8 @@ class SqsQueue(QueueConsumer):
         raw_policy = attributes.get("RedrivePolicy")
         if not raw_policy:
             raise QueueConfigError(
-                f"SQS queue {queue_url} has no redrive policy, so a poison message would be "
-                "retried forever; give it a dead-letter queue: RedrivePolicy "
+                f"SQS queue {redact_uri(queue_url)} has no redrive policy, so a poison message "
+                "would be retried forever; give it a dead-letter queue: RedrivePolicy "
                 '{"deadLetterTargetArn": "<dlq arn>", "maxReceiveCount": 5}'
             )
         policy = json.loads(raw_policy)
@@ -80,7 +81,9 @@ class SqsQueue(QueueConsumer):
         """Resolve `sqs://<url or name>` with the default AWS client chain."""
         target = uri.removeprefix("sqs://")
         if not target:
-            raise QueueConfigError(f"queue URI {uri!r} names no queue; use sqs://<url or name>")
+            raise QueueConfigError(
+                f"queue URI {redact_uri(uri)!r} names no queue; use sqs://<url or name>"
+            )
         client = boto3.client("sqs")
         if target.startswith(("https://", "http://")):
             queue_url = target

@@ -18,6 +18,8 @@ from collections.abc import Iterable, Mapping
 from typing import Final
 from urllib.parse import quote
 
+from inferstack.runtime.redaction import redact_uri
+
 SCHEMES: Final = {
     "file": "file:///DIR",
     "redis": "redis://HOST:PORT/DB[?prefix=P]",
@@ -37,6 +39,7 @@ class ResultStore(ABC):
     """Where results go, keyed by message id (see the module docstring)."""
 
     uri: str
+    """The store's URI as shown in logs and errors: credentials redacted (`redact_uri`)."""
 
     @abstractmethod
     def put_many(self, results: Mapping[str, bytes]) -> dict[str, bool]:
@@ -80,7 +83,8 @@ def open_result_store(uri: str) -> ResultStore:
     scheme, sep, _ = uri.partition("://")
     if not sep or scheme not in SCHEMES:
         raise ResultStoreConfigError(
-            f"results URI {uri!r} is not understood; use one of: {', '.join(SCHEMES.values())}"
+            f"results URI {redact_uri(uri)!r} is not understood; "
+            f"use one of: {', '.join(SCHEMES.values())}"
         )
     if scheme == "file":
         from inferstack.runtime.results.local import DirectoryStore

@@ -14,6 +14,7 @@ from typing import Any
 
 from typing_extensions import override
 
+from inferstack.runtime.redaction import redact_uri
 from inferstack.runtime.results import ResultStore, ResultStoreConfigError, object_name
 
 with warnings.catch_warnings():
@@ -27,7 +28,7 @@ class GcsStore(ResultStore):
     """One object per message under a bucket prefix."""
 
     def __init__(self, client: Any, *, uri: str, bucket: str, prefix: str) -> None:
-        self.uri = uri
+        self.uri = redact_uri(uri)
         self.prefix = prefix
         self._bucket = client.bucket(bucket)
 
@@ -36,7 +37,9 @@ class GcsStore(ResultStore):
         """`gs://BUCKET[/PREFIX]`."""
         bucket, _, prefix = uri.removeprefix("gs://").partition("/")
         if not bucket:
-            raise ResultStoreConfigError(f"results URI {uri!r} names no bucket: gs://BUCKET/PREFIX")
+            raise ResultStoreConfigError(
+                f"results URI {redact_uri(uri)!r} names no bucket: gs://BUCKET/PREFIX"
+            )
         return cls(storage.Client(), uri=uri, bucket=bucket, prefix=prefix.strip("/"))
 
     def key(self, message_id: str) -> str:

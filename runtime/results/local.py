@@ -20,6 +20,7 @@ from pathlib import Path
 
 from typing_extensions import override
 
+from inferstack.runtime.redaction import redact_uri
 from inferstack.runtime.results import (
     RESULT_SUFFIX,
     ResultStore,
@@ -45,7 +46,7 @@ class DirectoryStore(ResultStore):
 
     def __init__(self, directory: Path, *, uri: str | None = None) -> None:
         self.directory = directory
-        self.uri = uri or directory.as_uri()
+        self.uri = redact_uri(uri or directory.as_uri())
         self._anonymous = hasattr(os, "O_TMPFILE") and Path("/proc/self/fd").is_dir()
         try:
             directory.mkdir(parents=True, exist_ok=True)
@@ -61,7 +62,8 @@ class DirectoryStore(ResultStore):
         path = uri.removeprefix("file://")
         if not path.startswith("/"):
             raise ResultStoreConfigError(
-                f"results URI {uri!r} must name an absolute directory: file:///path/to/dir"
+                f"results URI {redact_uri(uri)!r} must name an absolute directory: "
+                "file:///path/to/dir"
             )
         return cls(Path(path), uri=uri)
 

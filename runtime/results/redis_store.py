@@ -13,6 +13,7 @@ from urllib.parse import parse_qs, urlsplit, urlunsplit
 import redis
 from typing_extensions import override
 
+from inferstack.runtime.redaction import redact_uri
 from inferstack.runtime.results import ResultStore, ResultStoreConfigError, result_key
 
 DEFAULT_PREFIX: Final = "inferstack:result:"
@@ -22,7 +23,7 @@ class RedisStore(ResultStore):
     """Results as Redis strings under `prefix + message id`."""
 
     def __init__(self, client: redis.Redis, *, uri: str, prefix: str = DEFAULT_PREFIX) -> None:
-        self.uri = uri
+        self.uri = redact_uri(uri)
         self.prefix = prefix
         self._client = client
 
@@ -34,7 +35,8 @@ class RedisStore(ResultStore):
         unknown = sorted(set(query) - {"prefix"})
         if unknown:
             raise ResultStoreConfigError(
-                f"results URI {uri!r}: unknown option(s) {unknown}; the only option is prefix"
+                f"results URI {redact_uri(uri)!r}: unknown option(s) {unknown}; "
+                "the only option is prefix"
             )
         client = redis.Redis.from_url(urlunsplit((parts.scheme, parts.netloc, parts.path, "", "")))
         return cls(client, uri=uri, prefix=query.get("prefix", DEFAULT_PREFIX))

@@ -15,6 +15,7 @@ import boto3
 from botocore.exceptions import ClientError
 from typing_extensions import override
 
+from inferstack.runtime.redaction import redact_uri
 from inferstack.runtime.results import ResultStore, ResultStoreConfigError, object_name
 
 
@@ -22,7 +23,7 @@ class S3Store(ResultStore):
     """One object per message under a bucket prefix."""
 
     def __init__(self, client: Any, *, uri: str, bucket: str, prefix: str) -> None:
-        self.uri = uri
+        self.uri = redact_uri(uri)
         self.bucket = bucket
         self.prefix = prefix
         self._client = client
@@ -32,7 +33,9 @@ class S3Store(ResultStore):
         """`s3://BUCKET[/PREFIX]`."""
         bucket, _, prefix = uri.removeprefix("s3://").partition("/")
         if not bucket:
-            raise ResultStoreConfigError(f"results URI {uri!r} names no bucket: s3://BUCKET/PREFIX")
+            raise ResultStoreConfigError(
+                f"results URI {redact_uri(uri)!r} names no bucket: s3://BUCKET/PREFIX"
+            )
         return cls(boto3.client("s3"), uri=uri, bucket=bucket, prefix=prefix.strip("/"))
 
     def key(self, message_id: str) -> str:

@@ -40,6 +40,7 @@ from inferstack.runtime.models import (
     model_name_from_uri,
     open_model,
 )
+from inferstack.runtime.redaction import RedactingFormatter
 from inferstack.runtime.server.http import HttpLimits, HttpServer
 from inferstack.runtime.server.routes import InferenceApp, ModelUnavailableError, ServedModel
 from inferstack.runtime.server.settings import ServerSettings
@@ -241,6 +242,8 @@ def run_server(settings: ServerSettings) -> int:
     logging.basicConfig(
         level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    for handler in logging.getLogger().handlers:  # URIs in log lines may carry passwords.
+        handler.setFormatter(RedactingFormatter(handler.formatter or logging.Formatter()))
     loop_factory: Callable[[], asyncio.AbstractEventLoop] | None
     try:
         import uvloop

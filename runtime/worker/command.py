@@ -14,6 +14,7 @@ import logging
 import sys
 from typing import Any, Final
 
+from inferstack.runtime.redaction import RedactingFormatter, redact_text
 from inferstack.runtime.settings import SettingsError, add_setting_flags
 from inferstack.runtime.worker.process import WorkerProcess, WorkerStartError
 from inferstack.runtime.worker.settings import FIELDS, WorkerSettings, resolve_settings
@@ -57,10 +58,13 @@ class _JsonFormatter(logging.Formatter):
 
 def _configure_logging(settings: WorkerSettings) -> None:
     handler = logging.StreamHandler(sys.stderr)
-    if settings.log_format == "json":
-        handler.setFormatter(_JsonFormatter())
-    else:
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    inner = (
+        _JsonFormatter()
+        if settings.log_format == "json"
+        else logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
+    )
+    # Every line, a client library's and a traceback included: URIs may carry passwords.
+    handler.setFormatter(RedactingFormatter(inner))
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(settings.log_level.upper())
@@ -75,11 +79,11 @@ def run(args: argparse.Namespace) -> int:
     try:
         settings = resolve_settings(flags, config_file=args.config)
     except SettingsError as error:
-        sys.stderr.write(f"inferstack work: {error}\n")
+        sys.stderr.write(f"inferstack work: {redact_text(str(error))}\n")
         return 2
     _configure_logging(settings)
     try:
         return WorkerProcess(settings).run()
     except WorkerStartError as error:
-        sys.stderr.write(f"inferstack work: {error}\n")
+        sys.stderr.write(f"inferstack work: {redact_text(str(error))}\n")
         return 2

@@ -52,6 +52,7 @@ from inferstack.runtime.protocol import (
     encode_response,
 )
 from inferstack.runtime.queues import Message, QueueConsumer
+from inferstack.runtime.redaction import redact_text
 from inferstack.runtime.worker.health import Health
 from inferstack.runtime.worker.interruption import Notice
 from inferstack.runtime.worker.metrics import OUTCOMES, WorkerMetrics
@@ -229,7 +230,9 @@ class Worker:
                 )
             except Exception as error:  # Connection loss and throttling: back off, keep going.
                 self._beat()
-                logger.warning("receive from %s failed: %s", self.queue.uri, error)
+                logger.warning(
+                    "receive from %s failed: %s", self.queue.uri, redact_text(str(error))
+                )
                 await self._wait_any(asyncio.sleep(self.settings.retry_base_s))
                 continue
             self._beat()
@@ -443,7 +446,9 @@ class Worker:
             self._settle(batch, [message])
             try:
                 if failure.permanent or message.attempt >= self.queue.max_attempts:
-                    reason = failure.reason
+                    # Stored with the message and read by whoever handles dead letters: an
+                    # error's text may quote a URI with its password.
+                    reason = redact_text(failure.reason)
                     if not failure.permanent:
                         reason = (
                             f"{reason} (attempt {message.attempt} of {self.queue.max_attempts})"

@@ -41,6 +41,7 @@ from inferstack.runtime.models import (
     open_model,
 )
 from inferstack.runtime.queues import QueueConfigError, QueueConsumer, open_queue
+from inferstack.runtime.redaction import redact_uri
 from inferstack.runtime.results import ResultStore, ResultStoreConfigError, open_result_store
 from inferstack.runtime.worker.health import WorkerHttpServer
 from inferstack.runtime.worker.interruption import (
@@ -165,7 +166,7 @@ class WorkerProcess:
     def _log_start(self, endpoints: MetadataEndpoints) -> None:
         logger.info(
             "working %s with model %s into %s (interruption watch: aws=%s gcp=%s)",
-            self.settings.queue,
+            redact_uri(self.settings.queue),
             self.worker.model.name,
             self.worker.store.uri,
             endpoints.aws or "off",
