@@ -18,7 +18,6 @@ this component (bindings to the resource they sit on); outputs; `register_output
 from __future__ import annotations
 
 import dataclasses
-from typing import Any
 
 import pulumi
 import pulumi_gcp as gcp
@@ -167,7 +166,7 @@ class GcpInferenceStack(pulumi.ComponentResource):
                 identity.bind(
                     _binding_name(name, "nodes", grant),
                     grant,
-                    {"repository": target},
+                    identity.GrantTargets(repository=repository),
                     options,
                     self._bound_to(target or node_account, node_account),
                 )
@@ -215,6 +214,17 @@ class GcpInferenceStack(pulumi.ComponentResource):
             name, settings, self.options, self._labels, pulumi.ResourceOptions(parent=self)
         )
 
+    def _batch_account(self, name: str) -> gcp.serviceaccount.Account:
+        """The batch worker's own Google service account (`identity: service_account`)."""
+        service = self.plan.spec.name
+        return gcp.serviceaccount.Account(
+            f"{name}-batch-identity",
+            account_id=identity.batch_account_id(service),
+            project=self.options.project,
+            display_name=f"batch worker of {service}",
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+
     def _worker(
         self,
         name: str,
@@ -226,39 +236,32 @@ class GcpInferenceStack(pulumi.ComponentResource):
         """The results bucket and the worker's and KEDA's grants; the queue bound to the pool."""
         options, service = self.options, self.plan.spec.name
         bucket = None
-        bucket_name: Any = where.bucket
         if where.create:
             bucket = storage.results_bucket(
                 name, where, options, self._labels, pulumi.ResourceOptions(parent=self)
             )
-            bucket_name = bucket.name
         ksa = workload_name(self.plan.spec, "batch")
         member = identity.batch_member(options, service, kubernetes.namespace, ksa)
         grants = identity.worker_grants(member, where)
-        targets: dict[identity.On, Any] = {
-            "subscription": queue.subscription,
-            "dead_letter_topic": queue.dead_letter_topic,
-            "results_bucket": bucket_name,
-        }
+        targets = identity.GrantTargets(
+            subscription=queue.subscription,
+            dead_letter_topic=queue.dead_letter_topic,
+            results_bucket=bucket.name if bucket is not None else where.bucket,
+        )
+        annotations: dict[str, pulumi.Input[str]] = dict(bindings.batch_service_account_annotations)
+        account = None
+        if options.identity == "service_account":
+            account = self._batch_account(name)
+            targets = dataclasses.replace(targets, gsa=account)
+            grants.append(identity.impersonation_grant(options, kubernetes.namespace, ksa))
+            annotations.update(identity.batch_service_account_annotations(options, service))
         parents: dict[identity.On, pulumi.Resource | None] = {
             "subscription": queue.subscription,
             "dead_letter_topic": queue.dead_letter_topic,
             "results_bucket": bucket,
+            "gsa": account,
         }
-        annotations: dict[str, pulumi.Input[str]] = dict(bindings.batch_service_account_annotations)
-        member_account: list[pulumi.Resource] = []
-        if options.identity == "service_account":
-            account = gcp.serviceaccount.Account(
-                f"{name}-batch-identity",
-                account_id=identity.batch_account_id(service),
-                project=options.project,
-                display_name=f"batch worker of {service}",
-                opts=pulumi.ResourceOptions(parent=self),
-            )
-            targets["gsa"] = parents["gsa"] = account
-            member_account.append(account)
-            grants.append(identity.impersonation_grant(options, kubernetes.namespace, ksa))
-            annotations.update(identity.batch_service_account_annotations(options, service))
+        after_account = [account] if account is not None else []
         ready: list[pulumi.Resource] = list(queue.agent_bindings)
         for grant in grants:
             ready.append(
@@ -267,7 +270,7 @@ class GcpInferenceStack(pulumi.ComponentResource):
                     grant,
                     targets,
                     options,
-                    self._bound_to(parents[grant.on], *member_account),
+                    self._bound_to(parents[grant.on], *after_account),
                 )
             )
         for grant in identity.keda_grants(options):
@@ -275,7 +278,7 @@ class GcpInferenceStack(pulumi.ComponentResource):
                 identity.bind(
                     _binding_name(name, "keda", grant),
                     grant,
-                    {},
+                    identity.GrantTargets(),
                     options,
                     pulumi.ResourceOptions(parent=self),
                 )

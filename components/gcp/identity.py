@@ -25,10 +25,16 @@ The realtime pool's service account has no annotation and no binding: it needs n
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Final, Literal
+from typing import TYPE_CHECKING, Final, Literal, TypeVar
 
 from inferstack.components.gcp.options import GcpOptions
 from inferstack.components.gcp.storage import ResultsLocation
+
+if TYPE_CHECKING:
+    import pulumi
+    import pulumi_gcp as gcp
+
+T = TypeVar("T")
 
 On = Literal["project", "subscription", "dead_letter_topic", "results_bucket", "repository", "gsa"]
 
@@ -165,41 +171,61 @@ def node_grants(node_email: str, with_registry: bool) -> list[Grant]:
     return grants
 
 
-def bind(name: str, grant: Grant, targets: dict[On, Any], options: GcpOptions, opts: Any) -> Any:
-    """The IAM member resource of one grant, on its resource (`targets[grant.on]`)."""
+@dataclass(frozen=True)
+class GrantTargets:
+    """The resources grants sit on, as far as this service has them (see `Grant.on`)."""
+
+    subscription: gcp.pubsub.Subscription | None = None
+    dead_letter_topic: gcp.pubsub.Topic | None = None
+    results_bucket: pulumi.Input[str] | None = None
+    """The results bucket's name: created here (an Output) or existing (a string)."""
+    repository: gcp.artifactregistry.Repository | None = None
+    gsa: gcp.serviceaccount.Account | None = None
+
+
+def _on(target: T | None, grant: Grant) -> T:
+    if target is None:
+        raise ValueError(f"no {grant.on} to grant {grant.role} on")
+    return target
+
+
+def bind(
+    name: str,
+    grant: Grant,
+    targets: GrantTargets,
+    options: GcpOptions,
+    opts: pulumi.ResourceOptions,
+) -> pulumi.CustomResource:
+    """The IAM member resource of one grant, on its resource (`targets`' field `grant.on`)."""
     import pulumi_gcp as gcp
 
-    target = targets.get(grant.on)
+    role, member = grant.role, grant.member
     if grant.on == "project":
         return gcp.projects.IAMMember(
-            name, project=options.project, role=grant.role, member=grant.member, opts=opts
+            name, project=options.project, role=role, member=member, opts=opts
         )
-    assert target is not None, grant.on
     if grant.on == "subscription":
+        subscription = _on(targets.subscription, grant).name
         return gcp.pubsub.SubscriptionIAMMember(
             name,
             project=options.project,
-            subscription=target.name,
-            role=grant.role,
-            member=grant.member,
+            subscription=subscription,
+            role=role,
+            member=member,
             opts=opts,
         )
     if grant.on == "dead_letter_topic":
+        topic = _on(targets.dead_letter_topic, grant).name
         return gcp.pubsub.TopicIAMMember(
-            name,
-            project=options.project,
-            topic=target.name,
-            role=grant.role,
-            member=grant.member,
-            opts=opts,
+            name, project=options.project, topic=topic, role=role, member=member, opts=opts
         )
     if grant.on == "results_bucket":
-        condition = grant.condition
+        condition, bucket = grant.condition, targets.results_bucket
+        if bucket is None:
+            raise ValueError(f"no results bucket to grant {grant.role} on")
         return gcp.storage.BucketIAMMember(
             name,
-            bucket=target,
-            role=grant.role,
-            member=grant.member,
+            bucket=bucket,
             condition=(
                 gcp.storage.BucketIAMMemberConditionArgs(
                     title=condition.title, expression=condition.expression
@@ -207,6 +233,8 @@ def bind(name: str, grant: Grant, targets: dict[On, Any], options: GcpOptions, o
                 if condition
                 else None
             ),
+            role=role,
+            member=member,
             opts=opts,
         )
     if grant.on == "repository":
@@ -214,19 +242,21 @@ def bind(name: str, grant: Grant, targets: dict[On, Any], options: GcpOptions, o
             name,
             project=options.project,
             location=options.region,
-            repository=target.name,
-            role=grant.role,
-            member=grant.member,
+            repository=_on(targets.repository, grant).name,
+            role=role,
+            member=member,
             opts=opts,
         )
+    account = _on(targets.gsa, grant).name
     return gcp.serviceaccount.IAMMember(
-        name, service_account_id=target.name, role=grant.role, member=grant.member, opts=opts
+        name, service_account_id=account, role=role, member=member, opts=opts
     )
 
 
 __all__ = [
     "Condition",
     "Grant",
+    "GrantTargets",
     "account_email",
     "batch_member",
     "bind",

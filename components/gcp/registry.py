@@ -9,11 +9,15 @@ no image of its own.
 
 from __future__ import annotations
 
-from typing import Any, Final
+from typing import TYPE_CHECKING, Final
 
 from inferstack.components.gcp.options import GcpOptions
 from inferstack.components.planning.spec import DEFAULT_IMAGE, InferenceServiceSpec
 from inferstack.contract.images import parse_image
+
+if TYPE_CHECKING:
+    import pulumi
+    import pulumi_gcp as gcp
 
 UNTAGGED_AFTER_SECONDS: Final = 7 * 24 * 3600
 READER_ROLE: Final = "roles/artifactregistry.reader"
@@ -40,8 +44,12 @@ def deployment_image(spec: InferenceServiceSpec, options: GcpOptions) -> str | N
 
 
 def repository(
-    name: str, service: str, options: GcpOptions, labels: dict[str, str], opts: Any
-) -> Any:
+    name: str,
+    service: str,
+    options: GcpOptions,
+    labels: dict[str, str],
+    opts: pulumi.ResourceOptions,
+) -> gcp.artifactregistry.Repository:
     """The `gcp.artifactregistry.Repository` for the runtime image."""
     import pulumi_gcp as gcp
 

@@ -10,9 +10,13 @@ is someone else's: only the worker's prefix-scoped bindings are created on it.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import TYPE_CHECKING, Final
 
 from inferstack.components.gcp.options import GcpOptions
+
+if TYPE_CHECKING:
+    import pulumi
+    import pulumi_gcp as gcp
 
 PUBLIC_ACCESS_PREVENTION: Final = "enforced"
 STORAGE_CLASS: Final = "STANDARD"
@@ -51,8 +55,12 @@ def results_location(service: str, options: GcpOptions) -> ResultsLocation:
 
 
 def results_bucket(
-    name: str, where: ResultsLocation, options: GcpOptions, labels: dict[str, str], opts: Any
-) -> Any:
+    name: str,
+    where: ResultsLocation,
+    options: GcpOptions,
+    labels: dict[str, str],
+    opts: pulumi.ResourceOptions,
+) -> gcp.storage.Bucket:
     """The `gcp.storage.Bucket` for results (only when `where.create`)."""
     import pulumi_gcp as gcp
 
