@@ -1,13 +1,22 @@
 """The Kubernetes layer: workloads and KEDA autoscalers of a planned service, on any cluster.
 
-`options`, `workloads` and `scaling` are pure functions returning wire-form manifests (no Pulumi);
-`component` holds the Pulumi `KubernetesInferenceService`, loaded only when asked for.
+`options` (what a user writes) and `bindings` (what a target wires in) are plain data;
+`workloads`, `scaling` and `network` are pure functions returning wire-form manifests (no
+Pulumi); `component` holds the Pulumi `KubernetesInferenceService`, loaded only when asked for.
 """
 
 from __future__ import annotations
 
 import importlib
 from typing import Any
+
+from inferstack.components.kubernetes.bindings import KubernetesBindings, QueueWiring
+from inferstack.components.kubernetes.options import (
+    KubernetesOptions,
+    PoolPlacement,
+    QueueBinding,
+    parse_options,
+)
 
 
 def __getattr__(name: str) -> Any:
@@ -17,4 +26,12 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-__all__ = ["KubernetesInferenceService"]
+__all__ = [
+    "KubernetesBindings",
+    "KubernetesInferenceService",
+    "KubernetesOptions",
+    "PoolPlacement",
+    "QueueBinding",
+    "QueueWiring",
+    "parse_options",
+]
