@@ -30,7 +30,7 @@ def document() -> Document:
     return preview_document(STACK)
 
 
-def test_preview_lists_every_resource_by_role(document: Document) -> None:
+def test_preview_lists_every_resource(document: Document) -> None:
     assert_roles(
         document,
         present={
