@@ -5,7 +5,10 @@ The contract, per message (at-least-once):
 2. skipped straight to the ack when its result already exists (a redelivery);
 3. decoded as a KServe v2 request: one that cannot be decoded, for whatever reason (or is
    larger than a batch), can never succeed, so it alone is dead-lettered at once with the
-   reason, and the rest of its batch goes on;
+   reason, and the rest of its batch goes on; so is one the queue delivered more than
+   `max_attempts` times (its native count: SQS ApproximateReceiveCount, Pub/Sub
+   delivery_attempt, the Redis pending entry's delivery count), because no earlier attempt
+   finished: a message that kills the worker or its model process is never worked again;
 4. run through the dynamic batcher together with everything else in flight;
 5. its result (the v2 response plus `message_id`) written to the result store, write-once;
 6. acked only after that write returned. A failure (model error, store outage) is retried with
@@ -354,6 +357,9 @@ class Worker:
         """Each message as a v2 request; one that cannot be decoded joins `failures` for good."""
         decoded: list[tuple[Message, InferRequest]] = []
         for message in messages:
+            if message.attempt > self.queue.max_attempts:
+                failures.append(_Failure(message, self._overdelivered(message), True))
+                continue
             if message.problem is not None:
                 failures.append(_Failure(message, message.problem, True))
                 continue
@@ -372,6 +378,19 @@ class Worker:
                 continue
             decoded.append((message, request))
         return decoded
+
+    def _overdelivered(self, message: Message) -> str:
+        """Why a message delivered past `max_attempts` is dead-lettered before it is worked.
+
+        Its earlier deliveries ended without settling it (a failure is dead-lettered at the last
+        attempt): the worker died, or its model process, while it was held. Working it again
+        may kill the next worker too, which is how one message crash-loops a whole pool.
+        """
+        return (
+            f"delivered {message.attempt} times, past max_attempts ({self.queue.max_attempts}), "
+            "and no attempt finished: it may crash the model process or the worker, so it is "
+            "not worked again"
+        )
 
     async def _infer(
         self, decoded: Sequence[tuple[Message, InferRequest]], failures: list[_Failure]

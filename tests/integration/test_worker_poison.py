@@ -14,6 +14,7 @@ import asyncio
 import base64
 from collections import Counter
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -162,3 +163,90 @@ def test_sqs_poison_is_dead_lettered_once_and_every_good_message_processed(
     assert "must be a byte count" in reasons[_id(poison, "header-length-fraction")]
     assert "not valid base64" in reasons[_id(poison, "body-not-base64")]
     assert drain(aws_env, url) == []
+
+
+# Poison that kills: a message whose earlier deliveries never finished ----------------------------
+
+
+class RecordingModel(DoublingModel):
+    """`DoublingModel` that remembers the first value of every row it ran."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.firsts: list[float] = []
+
+    def predict_batch(self, inputs: dict[str, Any]) -> dict[str, Any]:
+        self.firsts.extend(float(value) for value in inputs["input"][:, 0])
+        return super().predict_batch(inputs)
+
+
+CRASHER = 99.0
+"""The first value of the message whose earlier deliveries all died with their worker."""
+
+
+def test_redis_a_message_delivered_past_max_attempts_is_dead_lettered_before_work(
+    redis_server: RedisServer, tmp_path: Path
+) -> None:
+    stream = unique("overdelivered")
+    client = redis_server.client()
+    queue = open_queue(f"{redis_server.url}?stream={stream}&max_attempts=3", lease_s=30)
+    crasher = client.xadd(stream, {"body": request_body([CRASHER, 0, 0, 0])}).decode()
+    last_try = client.xadd(stream, {"body": request_body([7, 0, 0, 0])}).decode()
+    # Delivered to workers that died holding them: crasher 3 times, last_try twice. The
+    # worker's reclaim is one more delivery: 4, past max_attempts 3; and 3, the last attempt.
+    client.xreadgroup("inferstack", "dead-worker", {stream: ">"}, count=2)
+    for ids in ([crasher, last_try], [crasher]):
+        client.xclaim(stream, "inferstack", "dead-worker", 0, ids, idle=10**9)
+    good = [client.xadd(stream, {"body": request_body([i, 0, 0, 0])}).decode() for i in range(6)]
+    pending = {
+        row["message_id"].decode(): row["times_delivered"]
+        for row in client.xpending_range(stream, "inferstack", "-", "+", 10)
+    }
+    assert pending == {crasher: 3, last_try: 2}
+
+    model = RecordingModel()
+    store = open_result_store((tmp_path / "results").as_uri())
+    worker = Worker(queue, store, model, worker_settings(queue.uri))
+    run(worker)
+
+    assert CRASHER not in model.firsts
+    assert 7.0 in model.firsts
+    assert store.existing([crasher, last_try]) == {last_try}
+    dead = client.xrange(f"{stream}:dead")
+    assert [entry[b"message_id"].decode() for _, entry in dead] == [crasher]
+    reason = dead[0][1][b"reason"].decode()
+    assert reason.startswith("delivered 4 times, past max_attempts (3)"), reason
+    assert worker.counts()["processed"] == len(good) + 1
+    assert client.xpending(stream, "inferstack")["pending"] == 0
+
+
+def test_sqs_a_message_received_past_max_attempts_is_dead_lettered_before_work(
+    aws_env: AwsServer, tmp_path: Path
+) -> None:
+    url, dlq_url = make_queue(aws_env, max_receive=10)
+    sqs = aws_env.client("sqs")
+    crasher = sqs.send_message(QueueUrl=url, MessageBody=request_body([CRASHER, 0, 0, 0]).decode())
+    for _ in range(2):  # Two receives by workers that died before settling it.
+        received = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=1, WaitTimeSeconds=0)
+        (message,) = received["Messages"]
+        sqs.change_message_visibility(
+            QueueUrl=url, ReceiptHandle=message["ReceiptHandle"], VisibilityTimeout=0
+        )
+    good = [
+        sqs.send_message(QueueUrl=url, MessageBody=request_body([i, 0, 0, 0]).decode())["MessageId"]
+        for i in range(5)
+    ]
+
+    settings = worker_settings(f"sqs://{url}")
+    model = RecordingModel()
+    store = open_result_store((tmp_path / "results").as_uri())
+    worker = Worker(open_queue(settings.queue, max_attempts=2), store, model, settings)
+    run(worker)
+
+    assert CRASHER not in model.firsts
+    assert store.existing(good) == set(good)
+    dead = drain(aws_env, dlq_url)
+    ids = [m["MessageAttributes"][MESSAGE_ID_ATTRIBUTE]["StringValue"] for m in dead]
+    assert ids == [crasher["MessageId"]]
+    reason = dead[0]["MessageAttributes"][REASON_ATTRIBUTE]["StringValue"]
+    assert reason.startswith("delivered 3 times, past max_attempts (2)"), reason
