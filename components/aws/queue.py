@@ -45,13 +45,13 @@ class JobQueue:
     queue_url: pulumi.Output[str]
     queue_arn: pulumi.Output[str]
     dead_letter_arn: pulumi.Output[str]
-    bucket: Any
+    bucket: pulumi.Input[str]
     """The bucket's name: a string, or an Output while the account ID is being read."""
     prefix: str
     bucket_resources: list[pulumi.Resource]
 
     @property
-    def results_uri(self) -> Any:
+    def results_uri(self) -> pulumi.Input[str]:
         """The worker's `--results` URI (`s3://BUCKET/PREFIX`), an Output with the bucket's."""
         suffix = f"/{self.prefix}" if self.prefix else ""
         if isinstance(self.bucket, str):
@@ -171,7 +171,7 @@ def _results_bucket(
     options: AwsOptions,
     account_id: pulumi.Output[str],
     opts: pulumi.ResourceOptions,
-) -> tuple[Any, list[pulumi.Resource]]:
+) -> tuple[pulumi.Input[str], list[pulumi.Resource]]:
     """The results bucket and its guards; an existing bucket from the options is only bound."""
     if options.results_bucket:
         return options.results_bucket, []

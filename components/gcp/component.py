@@ -25,6 +25,7 @@ import pulumi_gcp as gcp
 from inferstack.components.gcp import compute_class as gke_class
 from inferstack.components.gcp import identity, registry, storage
 from inferstack.components.gcp import node_pools as pools_module
+from inferstack.components.gcp.labels import resource_labels
 from inferstack.components.gcp.options import GcpOptions
 from inferstack.components.gcp.pubsub import PubSubQueue, pubsub_queue, queue_settings
 from inferstack.components.kubernetes.bindings import KubernetesBindings, QueueWiring
@@ -84,7 +85,7 @@ class GcpInferenceStack(pulumi.ComponentResource):
             raise SpecError(problems, source="GcpInferenceStack")
         self.plan, self.options = plan, options
         spec = plan.spec
-        self._labels = {"inferstack-service": spec.name, "managed-by": "inferstack"}
+        self._labels = resource_labels(spec.name)
 
         node_email, node_ready = self._nodes(name)
         self.pool_plans = pools_module.pool_plans(plan, options)

@@ -16,8 +16,9 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Final
+from typing import TYPE_CHECKING, Final
 
+from inferstack.components.gcp.labels import SERVICE_KEY
 from inferstack.components.gcp.options import POOL_SUFFIXES, GcpOptions, PoolRole
 from inferstack.components.planning.clouds import GCP
 from inferstack.components.planning.plan import ServicePlan
@@ -25,6 +26,10 @@ from inferstack.components.planning.spec import Gpu
 from inferstack.contract.clouds import GKE_PROVISIONING, GKE_SPOT
 from inferstack.contract.labels import SERVICE_LABEL, TIER_BATCH, TIER_LABEL, TIER_REALTIME
 from inferstack.contract.pods import GPU_RESOURCE
+
+if TYPE_CHECKING:
+    import pulumi
+    import pulumi_gcp as gcp
 
 NODE_POOL_LABEL: Final = str(GCP.node_pool_label)
 """The label GKE puts on every node with its pool's name (from the GCP cloud table)."""
@@ -201,9 +206,9 @@ def node_pool(
     resource_name: str,
     pool: PoolPlan,
     options: GcpOptions,
-    node_service_account: Any,
-    opts: Any,
-) -> Any:
+    node_service_account: str,
+    opts: pulumi.ResourceOptions,
+) -> gcp.container.NodePool:
     """The `gcp.container.NodePool` for one decided pool, on the existing cluster."""
     import pulumi_gcp as gcp
 
@@ -239,7 +244,7 @@ def node_pool(
         disk_size_gb=BOOT_DISK_GB,
         disk_type=BOOT_DISK_TYPE,
         image_type="COS_CONTAINERD",
-        resource_labels={"inferstack-service": pool.labels[SERVICE_LABEL], "tier": pool.tier},
+        resource_labels={SERVICE_KEY: pool.labels[SERVICE_LABEL], "tier": pool.tier},
     )
     return container.NodePool(
         resource_name,

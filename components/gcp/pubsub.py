@@ -13,14 +13,19 @@ as Pub/Sub allows.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import TYPE_CHECKING, Final
 
 from inferstack.components.gcp.options import GcpOptions
 from inferstack.components.planning.plan import ServicePlan
 from inferstack.components.planning.pools import BatchPool, queue_name
 from inferstack.components.planning.sizing import Derived
 from inferstack.contract.clouds import pubsub_service_agent
+
+if TYPE_CHECKING:
+    import pulumi
+    import pulumi_gcp as gcp
 
 MAX_ACK_DEADLINE_SECONDS: Final = 600
 MIN_ACK_DEADLINE_SECONDS: Final = 10
@@ -103,15 +108,19 @@ def queue_settings(plan: ServicePlan, pool: BatchPool, options: GcpOptions) -> Q
 class PubSubQueue:
     """The queue's Pulumi resources."""
 
-    topic: Any
-    subscription: Any
-    dead_letter_topic: Any
-    dead_letter_subscription: Any
-    agent_bindings: list[Any]
+    topic: gcp.pubsub.Topic
+    subscription: gcp.pubsub.Subscription
+    dead_letter_topic: gcp.pubsub.Topic
+    dead_letter_subscription: gcp.pubsub.Subscription
+    agent_bindings: Sequence[pulumi.Resource]
 
 
 def pubsub_queue(
-    name: str, settings: QueueSettings, options: GcpOptions, labels: dict[str, str], opts: Any
+    name: str,
+    settings: QueueSettings,
+    options: GcpOptions,
+    labels: dict[str, str],
+    opts: pulumi.ResourceOptions,
 ) -> PubSubQueue:
     """The topic, subscription, dead letters and service-agent bindings, children of `opts`."""
     import pulumi
