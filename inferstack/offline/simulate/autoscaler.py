@@ -140,6 +140,10 @@ class HorizontalPodAutoscaler:
     _ups: list[_Event] = field(default_factory=list)
     _downs: list[_Event] = field(default_factory=list)
 
+    def remember(self, now: float, recommendation: int) -> None:
+        """Record a recommendation as if a sync at `now` had made it (a settled start)."""
+        self._recommendations.append((now, recommendation))
+
     def proposal(self, current: int, usages: Sequence[tuple[float, float]]) -> int:
         """The largest per-metric proposal for `(total usage, per-pod target)` pairs."""
         proposals = [
@@ -352,6 +356,16 @@ class KedaScaler:
         self.hpa = HorizontalPodAutoscaler(
             max(1, self.params.min_replicas), self.params.max_replicas, self.params.behavior
         )
+
+    def settle(self, now: float, replicas: int) -> None:
+        """Start as a scaler that has held `replicas` for a while (see `opening`)."""
+        if replicas > 0:
+            self.hpa.remember(now, replicas)
+            self.last_active = now
+
+    def cron_metric(self, offset: float) -> int:
+        """The largest cron floor the HPA sees at `offset` (0 without cron triggers)."""
+        return max((schedule.metric(offset) for schedule in self.cron_schedules), default=0)
 
     def _cron_active(self, offset: float) -> bool:
         return any(schedule.is_active(offset) for schedule in self.cron_schedules)

@@ -15,6 +15,7 @@ from inferstack.offline.simulate.autoscaler import ScaledObjectParams
 from inferstack.offline.simulate.replica import BatcherParams, ComputeModel
 
 DemandMetric = Literal["queue_depth", "in_flight", "rps"]
+Opening = Literal["settled", "floor"]
 CONSOLIDATION_SECONDS = 600.0
 """An empty GPU node is removed after this long: the cluster autoscaler's default
 `--scale-down-unneeded-time` (10 min). Karpenter's `consolidateAfter` is set per NodePool."""
@@ -105,6 +106,9 @@ class Scenario:
     spot_interruptions_per_node_hour: float = 0.05
     spot_shortage_mean_s: float = 1800.0
     """After an interruption, how long (exponential mean) the spot pool cannot get capacity."""
+    opening: Opening = "settled"
+    """How the pools start: settled for the opening rate (a stack that has been running), or
+    at their floors (a fresh deploy meeting its traffic); see `opening`."""
 
 
 @dataclass(frozen=True)

@@ -38,6 +38,12 @@ from inferstack.offline.simulate.loop import (
     run_result,
     start_warm,
 )
+from inferstack.offline.simulate.opening import (
+    KernelProbe,
+    opening_rate,
+    realtime_opening,
+    rps_gauge,
+)
 from inferstack.offline.simulate.replica import (
     COARSE_RATIO,
     REJECTED,
@@ -86,7 +92,12 @@ class ExactRealtime:
         self.held_total = 0
         self.scraped = 0.0
         self.per_second = np.zeros(seconds + 1, dtype=np.float64)
-        start_warm(self.capacity, pool)
+        probe = KernelProbe(pool, self.tables)
+        gauges = {"queue_depth": probe.queue_depth, "in_flight": probe.in_flight, "rps": rps_gauge}
+        opening = realtime_opening(
+            scenario, pool, self.keda, opening_rate(rates), (gauges[pool.metric], probe.in_flight)
+        )
+        start_warm(self.capacity, opening)
 
     def advance(self, t0: int, t1: int) -> None:
         """Serve seconds t0..t1-1 at their rates (or the trace's own arrival times)."""

@@ -22,6 +22,7 @@ mode on a day of the dev stack.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -41,6 +42,7 @@ from inferstack.offline.simulate.loop import (
     run_result,
     start_warm,
 )
+from inferstack.offline.simulate.opening import opening_rate, realtime_opening, rps_gauge
 from inferstack.offline.simulate.replica import (
     COARSE_BINS,
     COARSE_RATIO,
@@ -204,7 +206,27 @@ class FastRealtime:
         self.extra: list[tuple[int, float, int]] = []
         """Held requests once served: (minute, latency seconds, count)."""
         self.scraped = 0.0
-        start_warm(self.capacity, pool)
+        start_warm(self.capacity, self._opening(scenario, opening_rate(rates)))
+
+    def _opening(self, scenario: Scenario, rate: float) -> int:
+        """The settled count for the opening rate, read from the table's gauges."""
+        table = self.table
+
+        def column(values: Floats) -> Callable[[float], float]:
+            return lambda per_replica: table.at(values, per_replica)
+
+        gauges = {
+            "queue_depth": column(table.queue_depth),
+            "in_flight": column(table.in_flight),
+            "rps": rps_gauge,
+        }
+        return realtime_opening(
+            scenario,
+            self.pool,
+            self.keda,
+            rate,
+            (gauges[self.pool.metric], column(table.in_flight)),
+        )
 
     def ready_at(self, second: int) -> int:
         """Ready replicas during `second`."""

@@ -22,6 +22,7 @@ import numpy.typing as npt
 from inferstack.offline.simulate.autoscaler import HPA_SYNC_SECONDS, CronSchedule, KedaScaler
 from inferstack.offline.simulate.capacity import PoolCapacity, Usage
 from inferstack.offline.simulate.config import BatchPool, Prices, RealtimePool, Scenario
+from inferstack.offline.simulate.opening import batch_opening
 from inferstack.offline.simulate.replica import Recorder
 
 Floats = npt.NDArray[np.float64]
@@ -122,16 +123,12 @@ def batch_capacity(scenario: Scenario, pool: BatchPool, rng: np.random.Generator
     )
 
 
-def initial_replicas(pool: RealtimePool | BatchPool) -> int:
-    """What the pool starts the run with: its floor (a run begins in steady state)."""
-    if pool.scaler is None:
-        return pool.fixed_replicas
-    return pool.scaler.min_replicas
+def start_warm(capacity: PoolCapacity, replicas: int) -> None:
+    """Scale to `replicas` with every pod ready and every node holding the image.
 
-
-def start_warm(capacity: PoolCapacity, pool: RealtimePool | BatchPool) -> None:
-    """Scale to the pool's floor with every pod ready and every node holding the image."""
-    capacity.scale_to(initial_replicas(pool), 0.0)
+    The count is the settled one for the opening rate (see `opening`), not the floor.
+    """
+    capacity.scale_to(replicas, 0.0)
     for pod in capacity.pods:
         pod.ready_at = 0.0
         if pod.node is not None:
@@ -217,13 +214,14 @@ class BatchQueue:
 def batch_queue(
     scenario: Scenario, start: datetime, seconds: int, rng: np.random.Generator
 ) -> BatchQueue | None:
-    """The scenario's batch queue at its floor, warm; None without a batch pool."""
+    """The scenario's batch queue, settled and warm; None without a batch pool."""
     pool = scenario.batch
     if pool is None:
         return None
     capacity = batch_capacity(scenario, pool, rng)
-    queue = BatchQueue(pool, capacity, keda_for(pool, start, seconds))
-    start_warm(capacity, pool)
+    keda = keda_for(pool, start, seconds)
+    queue = BatchQueue(pool, capacity, keda)
+    start_warm(capacity, batch_opening(scenario, pool, keda))
     return queue
 
 
@@ -357,7 +355,6 @@ __all__ = [
     "batch_queue",
     "cost_rate",
     "drive",
-    "initial_replicas",
     "keda_for",
     "realtime_capacity",
     "run_result",

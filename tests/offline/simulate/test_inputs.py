@@ -38,12 +38,14 @@ def test_the_aws_queue_retention_option_reaches_the_simulated_queue():
 
 
 def test_a_backlog_older_than_the_retention_is_lost():
-    """The batch pool starts at zero: items wait out a cold start, longer than 60 s."""
+    """A freshly deployed batch pool starts at zero: items wait out a cold start, over 60 s."""
     runs = {}
     for retention in (None, 60):
         changes = {} if retention is None else {"message_retention_seconds": retention}
         scenario = load_location(_aws_prod(**changes), START).configured
-        batch_only = replace(scenario, realtime=None, spot_interruptions_per_node_hour=0.0)
+        batch_only = replace(
+            scenario, realtime=None, spot_interruptions_per_node_hour=0.0, opening="floor"
+        )
         runs[retention] = summarize(
             run_exact(batch_only, np.zeros(900), START, seed=4), timeline=False
         )["batch"]
