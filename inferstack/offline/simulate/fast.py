@@ -14,9 +14,12 @@ in one matrix product, so the cost of a second does not grow with its request co
 What it gives up: the transient of a queue filling or draining within a second (the table is
 steady state; at these rates a queue reaches it in well under a second), and the spread of the
 scraped gauge (the autoscaler reads the table's mean queue depth, not one sample of it).
-Requests held at zero replicas wait until the first replica is ready and are then served at the
-table's median latency. `benchmarks/simulate_modes.py` measures the agreement with the exact
-mode on a day of the dev stack.
+Requests held at zero replicas (scale-to-zero) are released together when the first replica is
+ready, as the HTTP add-on releases them: each goes to a ready replica picked at random, and each
+replica's burst runs through the exact kernel (its queue takes `queue_limit` of them and refuses
+the rest, as in the exact mode); only the second's own arrivals, which meet that burst in the
+exact mode, are still read from the table. `benchmarks/simulate_modes.py` measures the agreement
+with the exact mode on a day of the dev stack.
 """
 
 from __future__ import annotations
@@ -47,7 +50,6 @@ from inferstack.offline.simulate.replica import (
     COARSE_BINS,
     COARSE_RATIO,
     FINE_BINS,
-    FINE_RATIO,
     N_COUNTERS,
     REJECTED,
     SERVED,
@@ -57,7 +59,6 @@ from inferstack.offline.simulate.replica import (
     Recorder,
     Replica,
     advance,
-    bin_index,
     percentile,
 )
 
@@ -203,8 +204,11 @@ class FastRealtime:
         self.held_total = 0
         self.refused = 0
         self.held_timeouts = 0
-        self.extra: list[tuple[int, float, int]] = []
-        """Held requests once served: (minute, latency seconds, count)."""
+        self.kernel_tables = KernelTables.build(pool.batcher, pool.compute, pool.latency_budget_s)
+        self.released = Recorder.empty(math.ceil(seconds / 60))
+        """Held requests once released, through the kernel (histograms by minute of arrival)."""
+        self._release_rng = rng.spawn(1)[0]
+        """Its own stream (spawning does not advance `rng`): a run that never wakes is unchanged."""
         self.scraped = 0.0
         start_warm(self.capacity, self._opening(scenario, opening_rate(rates)))
 
@@ -271,12 +275,22 @@ class FastRealtime:
                         keep.append(group)
                 self.held = keep
             elif self.held:
-                rate = self.rates[second] / replicas
-                service = self.table.at(self.table.median_s, rate)
-                for group in self.held:
-                    latency = second - group.second + 0.5 + service
-                    self.extra.append((group.second // 60, latency, group.count))
-                self.held = []
+                self._release(second, replicas)
+
+    def _release(self, second: int, replicas: int) -> None:
+        """Release the held requests at `second` to `replicas` fresh replicas, as one burst."""
+        rng = self._release_rng
+        origin = np.concatenate(
+            [group.second + np.sort(rng.random(group.count)) for group in self.held]
+        )
+        self.held = []
+        picks = rng.integers(0, replicas, len(origin))
+        for index in range(replicas):
+            mine = origin[picks == index]
+            if len(mine):
+                arrive = np.full(len(mine), float(second))
+                replica = Replica(self.pool.batcher, float(second))
+                advance(replica, self.kernel_tables, arrive, mine, math.inf, rng, self.released)
 
     def _demand(self, end: int) -> float:
         replicas = int(self.ready[end - 1])
@@ -325,15 +339,12 @@ class FastRealtime:
         timeouts = (
             float(totals @ table.timeouts) + self.held_timeouts + sum(g.count for g in self.held)
         )
-        extra_bins = bin_index(
-            np.array([e[1] for e in self.extra], dtype=np.float64), FINE_RATIO, FINE_BINS
-        )
-        budget = self.pool.latency_budget_s
-        for (_, latency, count), b in zip(self.extra, extra_bins.tolist(), strict=True):
-            fine[b] += count
-            served += count
-            if latency <= budget:
-                within += count
+        released = self.released.counters
+        fine = fine + self.released.fine
+        served += float(released[SERVED])
+        rejected += float(released[REJECTED])
+        timeouts += float(released[TIMEOUTS])
+        within += float(released[WITHIN_BUDGET])
         counters = np.zeros(N_COUNTERS, dtype=np.int64)
         counters[SERVED] = round(served)
         counters[REJECTED] = round(rejected)
@@ -353,20 +364,13 @@ class FastRealtime:
             minute_of * size + lower + 1, high_w, flat
         )
         weights = weights.reshape(minutes, size)
-        extra: dict[int, list[tuple[int, int]]] = {}
-        coarse_bins = bin_index(
-            np.array([e[1] for e in self.extra], dtype=np.float64), COARSE_RATIO, COARSE_BINS
-        )
-        for (minute, _, count), b in zip(self.extra, coarse_bins.tolist(), strict=True):
-            extra.setdefault(minute, []).append((b, count))
+        released = self.released.coarse
         p99: list[float] = []
         chunk = 1440
         for first in range(0, minutes, chunk):
             hists = weights[first : first + chunk] @ table.coarse
-            for offset, row in enumerate(hists):
-                for b, count in extra.get(first + offset, []):
-                    row[b] += count
-                p99.append(percentile(row, 0.99, COARSE_RATIO))
+            hists = hists + released[first : first + len(hists)]
+            p99.extend(percentile(row, 0.99, COARSE_RATIO) for row in hists)
         return p99
 
 
