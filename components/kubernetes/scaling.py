@@ -19,9 +19,9 @@ from typing import Final
 
 from inferstack.components.kubernetes.bindings import KubernetesBindings, queue_name
 from inferstack.components.kubernetes.options import KubernetesOptions
+from inferstack.components.kubernetes.pods import PORT_NAME, decimal
 from inferstack.components.kubernetes.queues import TRIGGER_NAME, backend
 from inferstack.components.kubernetes.workloads import (
-    PORT_NAME,
     Manifest,
     labels,
     metadata,
@@ -65,10 +65,6 @@ def demand_query(spec: InferenceServiceSpec, pool: RealtimePool, namespace: str)
         return f"sum({metric_names.IN_FLIGHT}{{{matchers}}})"
     # Requests answered per second, whatever the outcome: rejected requests are demand too.
     return f"sum(rate({metric_names.REQUESTS}_total{{{matchers}}}[{RATE_WINDOW}]))"
-
-
-def _decimal(value: float) -> str:
-    return f"{value:g}"
 
 
 def _behavior(scale_down_window: int) -> Manifest:
@@ -137,7 +133,7 @@ def realtime_triggers(
             "metadata": {
                 "serverAddress": options.prometheus_url,
                 "query": demand_query(spec, pool, options.namespace),
-                "threshold": _decimal(pool.sizing.target_per_replica.value),
+                "threshold": decimal(pool.sizing.target_per_replica.value),
                 "activationThreshold": "0",
                 # No series (no pods yet, or a scrape gap) reads as zero demand, not an error.
                 "ignoreNullValues": "true",

@@ -29,7 +29,7 @@ from inferstack.components.kubernetes.options import (
     QueueBinding,
     parse_options,
 )
-from inferstack.components.kubernetes.workloads import SPOT_NODE_LABELS
+from inferstack.components.kubernetes.pods import SPOT_NODE_LABELS
 from inferstack.components.planning.sizing import size_service
 from inferstack.contract import metrics as metric_names
 from inferstack.contract.clouds import INTERRUPTION_NOTICE_SECONDS
