@@ -46,7 +46,7 @@ from inferstack.offline.simulate.opening import (
 )
 from inferstack.offline.simulate.replica import (
     COARSE_RATIO,
-    REJECTED,
+    REFUSED,
     TIMEOUTS,
     KernelTables,
     Recorder,
@@ -143,7 +143,7 @@ class ExactRealtime:
             self.held.extend(times.tolist())
             self.held_total += len(times)
         else:
-            self.recorder.counters[REJECTED] += len(times)
+            self.recorder.counters[REFUSED] += len(times)
         if self.held:
             timeout = self.pool.hold_timeout_s
             keep = [t for t in self.held if t + timeout > now + 1.0]

@@ -51,6 +51,7 @@ from inferstack.offline.simulate.replica import (
     COARSE_RATIO,
     FINE_BINS,
     N_COUNTERS,
+    REFUSED,
     REJECTED,
     SERVED,
     TIMEOUTS,
@@ -335,7 +336,7 @@ class FastRealtime:
         fine = totals @ table.fine
         within = float(totals @ table.within)
         served = float(totals @ table.served)
-        rejected = float(totals @ table.rejected) + self.refused
+        rejected = float(totals @ table.rejected)
         timeouts = (
             float(totals @ table.timeouts) + self.held_timeouts + sum(g.count for g in self.held)
         )
@@ -348,6 +349,7 @@ class FastRealtime:
         counters = np.zeros(N_COUNTERS, dtype=np.int64)
         counters[SERVED] = round(served)
         counters[REJECTED] = round(rejected)
+        counters[REFUSED] = self.refused
         counters[TIMEOUTS] = round(timeouts)
         counters[WITHIN_BUDGET] = round(within)
         recorder = Recorder(fine, np.zeros((1, COARSE_BINS), dtype=np.int64), counters)

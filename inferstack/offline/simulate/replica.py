@@ -39,9 +39,10 @@ FINE_BINS = 2000
 COARSE_RATIO = 1.05
 COARSE_BINS = 400
 
-# Indices into the counters array.
-SERVED, REJECTED, TIMEOUTS, WITHIN_BUDGET, BATCHES = 0, 1, 2, 3, 4
-N_COUNTERS = 5
+# Indices into the counters array. REJECTED: met a full queue (the kernel's 429); REFUSED: no
+# ready endpoint to take it (a pool at zero without the HTTP add-on), counted outside the kernel.
+SERVED, REJECTED, TIMEOUTS, WITHIN_BUDGET, BATCHES, REFUSED = 0, 1, 2, 3, 4, 5
+N_COUNTERS = 6
 
 
 def bin_edges(ratio: float, bins: int) -> Floats:
