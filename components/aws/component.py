@@ -38,13 +38,18 @@ from inferstack.components.kubernetes.bindings import KubernetesBindings, QueueW
 from inferstack.components.kubernetes.component import KubernetesInferenceService, custom_resource
 from inferstack.components.kubernetes.options import KubernetesOptions
 from inferstack.components.kubernetes.workloads import workload_name
-from inferstack.components.planning.plan import ServicePlan
+from inferstack.components.planning.plan import ServicePlan, target_problems
 from inferstack.contract import resource_types
 from inferstack.errors import Problem, SpecError
 
 TYPE_TOKEN: Final = resource_types.AWS_STACK
 IRSA_ANNOTATION: Final = "eks.amazonaws.com/role-arn"
 MAX_ROLE_NAME: Final = 64
+
+
+def plan_problems(plan: ServicePlan, options: AwsOptions) -> list[Problem]:
+    """What this target cannot build for `plan`, with `options`: each with its field and fix."""
+    return options.problems(plan.spec) + target_problems(plan, "aws")
 
 
 class AwsInferenceStack(pulumi.ComponentResource):
@@ -78,11 +83,7 @@ class AwsInferenceStack(pulumi.ComponentResource):
     ) -> None:
         super().__init__(TYPE_TOKEN, name, {}, opts)
         kubernetes = kubernetes or KubernetesOptions()
-        problems = options.problems(plan.spec) + kubernetes.problems(plan.spec)
-        if plan.target != "aws":
-            problems.append(
-                Problem("target", f"the plan was made for {plan.target!r}; plan it for aws")
-            )
+        problems = plan_problems(plan, options) + kubernetes.problems(plan.spec)
         if problems:
             raise SpecError(problems, source="AwsInferenceStack options")
         self.plan, self.options = plan, options
@@ -112,11 +113,15 @@ class AwsInferenceStack(pulumi.ComponentResource):
             create_repository(name, plan, options, child) if options.create_repository else None
         )
         job_queue = None
-        self._scaler_arn: pulumi.Output[str] | None = None
+        scaler_arn: pulumi.Output[str] | None = None
         bindings = self._placement(KubernetesBindings.from_options(kubernetes))
         if plan.batch is not None:
             job_queue = create_job_queue(name, plan, plan.batch, options, account, child)
-            bindings = self._identities(name, kubernetes, bindings, job_queue, account, cluster)
+            scaler = self._queue_scaler(name, job_queue, account)
+            bindings = self._identities(
+                name, kubernetes, bindings, job_queue, scaler, account, cluster
+            )
+            scaler_arn = scaler.arn
         if repository is not None and "image" not in spec.model_fields_set and not bindings.image:
             bindings = dataclasses.replace(bindings, image=self._repository_image(account))
 
@@ -139,7 +144,7 @@ class AwsInferenceStack(pulumi.ComponentResource):
         self.repository_url = pulumi.Output.from_input(
             repository.repository_url if repository else None
         )
-        self.queue_scaler_role_arn = pulumi.Output.from_input(self._scaler_arn)
+        self.queue_scaler_role_arn = pulumi.Output.from_input(scaler_arn)
         self.register_outputs(
             {
                 "queue_url": self.queue_url,
@@ -222,10 +227,12 @@ class AwsInferenceStack(pulumi.ComponentResource):
         kubernetes: KubernetesOptions,
         bindings: KubernetesBindings,
         job_queue: JobQueue,
+        scaler: aws.iam.Role,
         account: pulumi.Output[str],
         cluster: pulumi.Output[aws.eks.GetClusterResult],
     ) -> KubernetesBindings:
-        """The worker's and KEDA's roles, bound to the batch pool; the realtime pool gets none."""
+        """The worker's role, and the queue bound to the batch pool with KEDA's `scaler` role;
+        the realtime pool gets no cloud identity."""
         options, spec = self.options, self.plan.spec
         service_account = workload_name(spec, "batch")
         namespace = kubernetes.namespace
@@ -265,7 +272,6 @@ class AwsInferenceStack(pulumi.ComponentResource):
             )
         else:
             annotations[IRSA_ANNOTATION] = worker.arn
-        scaler = self._queue_scaler(name, job_queue, account)
         return dataclasses.replace(
             bindings,
             queue=QueueWiring(
@@ -303,7 +309,6 @@ class AwsInferenceStack(pulumi.ComponentResource):
             policy=job_queue.queue_arn.apply(lambda arn: json.dumps(iam.scaler_policy(arn))),
             opts=pulumi.ResourceOptions(parent=scaler),
         )
-        self._scaler_arn = scaler.arn
         return scaler
 
     def _capacity(
@@ -361,4 +366,4 @@ def _field(value: Any, key: str) -> Any:
     return value[key] if isinstance(value, dict) else getattr(value, key)
 
 
-__all__ = ["TYPE_TOKEN", "AwsInferenceStack"]
+__all__ = ["TYPE_TOKEN", "AwsInferenceStack", "plan_problems"]

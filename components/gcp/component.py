@@ -32,7 +32,7 @@ from inferstack.components.kubernetes.bindings import KubernetesBindings, QueueW
 from inferstack.components.kubernetes.component import KubernetesInferenceService, custom_resource
 from inferstack.components.kubernetes.options import KubernetesOptions, PoolPlacement
 from inferstack.components.kubernetes.workloads import workload_name
-from inferstack.components.planning.plan import ServicePlan
+from inferstack.components.planning.plan import ServicePlan, target_problems
 from inferstack.components.planning.pools import BatchPool
 from inferstack.contract import resource_types
 from inferstack.errors import Problem, SpecError
@@ -42,15 +42,7 @@ TYPE_TOKEN = resource_types.GCP_STACK
 
 def plan_problems(plan: ServicePlan, options: GcpOptions) -> list[Problem]:
     """What this target cannot build for `plan`, with `options`: each with its field and fix."""
-    found = options.problems(plan.spec)
-    if plan.target != "gcp":
-        found.append(
-            Problem(
-                "inferstack:target",
-                f"the plan was made for {plan.target!r}; plan the service with target gcp",
-            )
-        )
-    return found
+    return options.problems(plan.spec) + target_problems(plan, "gcp")
 
 
 class GcpInferenceStack(pulumi.ComponentResource):

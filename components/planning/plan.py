@@ -82,6 +82,14 @@ class ServicePlan:
         }
 
 
+def target_problems(plan: ServicePlan, target: Target) -> list[Problem]:
+    """A plan made for another target, which a component of `target` refuses."""
+    if plan.target == target:
+        return []
+    message = f"the plan was made for {plan.target!r}; plan the service with target {target}"
+    return [Problem("inferstack:target", message)]
+
+
 def _target_problems(spec: InferenceServiceSpec, target: Target) -> list[Problem]:
     """GPUs a cloud target cannot provide: said before anything is sized or created."""
     if target == "kubernetes":
@@ -141,4 +149,4 @@ def plan_service(
     )
 
 
-__all__ = ["ServicePlan", "plan_service"]
+__all__ = ["ServicePlan", "plan_service", "target_problems"]
