@@ -35,10 +35,12 @@ disagrees):
   max(1, minReplicaCount)`. A scaler is active when its value exceeds its `activationThreshold`
   (`activationQueueLength`, `activationLagCount`). The metrics adapter queries the scaler when
   the HPA asks (every HPA sync), so the HPA sees the Prometheus value at sync time.
-- kedacore/keda `pkg/scalers/cron_scaler.go`, `GetMetricsAndActivity`: the trigger is active
-  when the next end comes before the next start (the present is inside a window); its metric is
-  `desiredReplicas` while active and 1 otherwise, against an `AverageValue` target of 1, so the
-  HPA arithmetic (tolerance included) applies to it like to any metric: a floor, not a setting.
+- kedacore/keda `pkg/scalers/cron_scaler.go`, `GetMetricsAndActivity`, as of KEDA 2.18: the
+  trigger is active when the next end comes before the next start (the present is inside a
+  window); its metric is `desiredReplicas` while active and 0 otherwise (1 before 2.18: changed
+  by kedacore/keda#6888, commit c2f562f, "cron_scaler returns zero metric value by default",
+  fixing #6886), against an `AverageValue` target of 1, so the HPA arithmetic (tolerance
+  included) applies to it like to any metric: a floor, not a setting.
 """
 
 from __future__ import annotations
@@ -58,8 +60,10 @@ HPA_TOLERANCE = 0.1
 """kube-controller-manager `--horizontal-pod-autoscaler-tolerance` default."""
 KEDA_DEFAULT_POLLING_SECONDS = 30.0
 KEDA_DEFAULT_COOLDOWN_SECONDS = 300.0
-CRON_DEFAULT_DESIRED_REPLICAS = 1
-"""cron_scaler.go `defaultDesiredReplicas`: the metric outside a window."""
+KEDA_VERSION = "2.18"
+"""The KEDA release whose behaviour this module models (see the cron metric below)."""
+CRON_METRIC_OUTSIDE_WINDOW = 0
+"""cron_scaler.go's metric outside a window: 0 since KEDA 2.18 (kedacore/keda#6888), 1 before."""
 
 PolicyType = Literal["Pods", "Percent"]
 SelectPolicy = Literal["Max", "Min", "Disabled"]
@@ -283,7 +287,7 @@ class CronTrigger:
 
     def metric(self, when: datetime) -> int:
         """The value the HPA sees, against an AverageValue target of 1."""
-        return self.desired_replicas if self.is_active(when) else CRON_DEFAULT_DESIRED_REPLICAS
+        return self.desired_replicas if self.is_active(when) else CRON_METRIC_OUTSIDE_WINDOW
 
 
 class CronSchedule:
@@ -320,7 +324,7 @@ class CronSchedule:
     def metric(self, offset: float) -> int:
         """The value the HPA sees at `offset`."""
         active = self.is_active(offset)
-        return self.trigger.desired_replicas if active else CRON_DEFAULT_DESIRED_REPLICAS
+        return self.trigger.desired_replicas if active else CRON_METRIC_OUTSIDE_WINDOW
 
 
 @dataclass(frozen=True)

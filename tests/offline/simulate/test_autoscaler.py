@@ -93,8 +93,9 @@ def test_cron_floor_follows_local_time_across_the_dst_change():
     assert friday in schedule.windows
     assert monday in schedule.windows
     assert schedule.metric(friday[0]) == 6
-    assert schedule.metric(friday[0] - 1) == 1
-    assert schedule.metric(monday[0] - 1) == 1  # 13:15 UTC would be an hour late on Monday
+    # Outside a window the metric is 0 since KEDA 2.18 (kedacore/keda#6888), 1 before.
+    assert schedule.metric(friday[0] - 1) == 0
+    assert schedule.metric(monday[0] - 1) == 0  # 13:15 UTC would be an hour late on Monday
     # KEDA's own rule (next end before next start), evaluated directly, agrees.
     assert trigger.is_active(datetime(2026, 3, 9, 12, 16, tzinfo=UTC))
     assert not trigger.is_active(datetime(2026, 3, 9, 12, 14, tzinfo=UTC))
@@ -117,7 +118,7 @@ def test_cron_floor_through_the_hpa_respects_the_tolerance():
     # 21 against 20 current replicas is a ratio of 1.05: inside the tolerance, no change.
     assert keda.hpa_sync(9 * 3600 + 30, 20, 0.0, 0.0) == 20
     assert keda.hpa_sync(9 * 3600 + 45, 2, 0.0, 0.0) == 6  # floor 21, +4 pods at most
-    assert keda.hpa_sync(8 * 3600, 2, 0.0, 0.0) == 2  # outside the window the metric is 1
+    assert keda.hpa_sync(8 * 3600, 2, 0.0, 0.0) == 2  # outside the window the metric is 0
 
 
 def _zero_params(**changes) -> ScaledObjectParams:
