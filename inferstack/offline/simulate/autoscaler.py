@@ -375,7 +375,11 @@ class KedaScaler:
         return any(schedule.is_active(offset) for schedule in self.cron_schedules)
 
     def poll(self, now: float, current: int, demand: float, held: int) -> int:
-        """KEDA's activity check: 0 -> min(1) on activity, to 0 after the cooldown."""
+        """KEDA's activity check: 0 -> min(1) on activity, to 0 after the cooldown.
+
+        As `RequestScale` in kedacore/keda pkg/scaling/executor/scale_scaledobjects.go (no idle
+        replica count): inactive below `minReplicaCount`, KEDA itself sets the minimum.
+        """
         active = (
             demand > self.params.activation_threshold
             or self._cron_active(now)
@@ -385,6 +389,8 @@ class KedaScaler:
             self.last_active = now
         if current == 0 and active:
             return max(1, self.params.min_replicas)
+        if not active and current < self.params.min_replicas:
+            return self.params.min_replicas
         if (
             current > 0
             and not active

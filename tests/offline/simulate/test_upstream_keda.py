@@ -13,9 +13,12 @@ from datetime import UTC, datetime
 
 from inferstack.offline.simulate.autoscaler import (
     CRON_METRIC_OUTSIDE_WINDOW,
+    DEFAULT_BEHAVIOR,
     KEDA_VERSION,
     CronSchedule,
     CronTrigger,
+    KedaScaler,
+    ScaledObjectParams,
 )
 
 THURSDAY = datetime(2026, 1, 8, 12, 0, tzinfo=UTC)
@@ -50,3 +53,38 @@ def test_keda_cron_range_is_active_in_even_hours():
         when = datetime(2026, 1, 8, hour, 30, tzinfo=UTC)
         assert EVEN_HOURS.is_active(when) == (hour % 2 == 0), hour
         assert EVEN_HOURS.metric(when) == (10 if hour % 2 == 0 else 0), hour
+
+
+def _params(minimum: int) -> ScaledObjectParams:
+    return ScaledObjectParams(30, 300, minimum, 100, DEFAULT_BEHAVIOR, 1.0, 0.0)
+
+
+def test_keda_scales_to_min_replicas_when_not_active():
+    # pkg/scaling/executor/scale_scaledobjects_test.go TestScaleToMinReplicasWhenNotActive:
+    # minReplicaCount 0, 10 replicas, no trigger active (and no recent activity): 0.
+    keda = KedaScaler(_params(0), [])
+    assert keda.poll(1000.0, 10, demand=0.0, held=0) == 0
+
+
+def test_keda_scales_to_min_replicas_from_a_lower_count():
+    # TestScaleToMinReplicasFromLowerInitialReplicaCount: minReplicaCount 5, 1 replica, not
+    # active: KEDA itself sets 5 (it does not wait for the HPA).
+    keda = KedaScaler(_params(5), [])
+    assert keda.poll(1000.0, 1, demand=0.0, held=0) == 5
+
+
+def test_keda_scales_from_zero_to_one_when_active():
+    # TestScaleFromMinReplicasWhenActive: minReplicaCount 0, 0 replicas, a trigger active: 1.
+    keda = KedaScaler(_params(0), [])
+    assert keda.poll(1000.0, 0, demand=5.0, held=0) == 1
+    # scaleFromZeroOrIdle: to minReplicaCount when it is above 1.
+    assert KedaScaler(_params(3), []).poll(1000.0, 0, demand=5.0, held=0) == 3
+
+
+def test_keda_keeps_the_pool_through_the_cooldown():
+    # scale_scaledobjects.go scaleToZeroOrIdle: to zero only once LastActiveTime + cooldown has
+    # passed; until then "ScalerCooldown" and no change.
+    keda = KedaScaler(_params(0), [])
+    assert keda.poll(0.0, 2, demand=5.0, held=0) == 2
+    assert keda.poll(299.0, 2, demand=0.0, held=0) == 2
+    assert keda.poll(301.0, 2, demand=0.0, held=0) == 0
