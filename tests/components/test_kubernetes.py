@@ -8,11 +8,9 @@ the KEDA CRDs, then check the behaviour each mechanism promises.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -41,12 +39,12 @@ from inferstack.contract.labels import (
     TIER_LABEL,
 )
 from inferstack.errors import SpecError
-from inferstack.offline.capture import Capture, CapturedResource, capture_program
+from inferstack.offline.capture import Capture, CapturedResource
 from tests.components import schemas
 from tests.components.factories import PROFILE, make_profile, spec_data
+from tests.components.scenarios import capture_scenarios
 from tests.components.scheduling import NODES, preference_score, schedulable
 
-PROGRAM = Path(__file__).parent / "programs" / "k8s_services"
 NOW = datetime(2026, 1, 15, 12, 0, tzinfo=UTC)
 COLD_START_SECONDS = 180  # factories.PROFILE: node 90 + image 60 + load 20 + warm-up 10
 
@@ -165,11 +163,7 @@ class Rendered:
 
 @pytest.fixture(scope="module")
 def rendered() -> Rendered:
-    config = {
-        "k8s-services:scenarios": json.dumps(SCENARIOS),
-        "k8s-services:now": NOW.isoformat(),
-    }
-    return Rendered(capture_program(PROGRAM, stack="test", config=config))
+    return Rendered(capture_scenarios("k8s_services", SCENARIOS, NOW))
 
 
 def _sizing(name: str) -> Any:

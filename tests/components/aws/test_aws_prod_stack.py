@@ -17,7 +17,6 @@ from tests.components.prod_stacks import (
     assert_check_passes,
     assert_cost_prices,
     assert_roles,
-    preview_document,
     resources,
 )
 from tests.offline.stacks import preview
@@ -25,14 +24,9 @@ from tests.offline.stacks import preview
 STACK = "aws-prod"
 
 
-@pytest.fixture(scope="module")
-def document() -> Document:
-    return preview_document(STACK)
-
-
-def test_preview_lists_every_resource(document: Document) -> None:
+def test_preview_lists_every_resource(stack_preview: Document) -> None:
     assert_roles(
-        document,
+        stack_preview,
         present={
             "pulumi:pulumi:Stack": {"inferstack-aws-prod"},
             "pulumi:providers:aws": {"aws"},
@@ -87,22 +81,22 @@ def test_preview_lists_every_resource(document: Document) -> None:
         },
     )
     # The engine's default Kubernetes provider, as `pulumi up` lists it.
-    assert len(resources(document, "pulumi:providers:kubernetes")) == 1
+    assert len(resources(stack_preview, "pulumi:providers:kubernetes")) == 1
 
 
-def test_the_node_pools_are_g6_and_the_provider_is_us_east_1(document: Document) -> None:
-    [provider] = resources(document, "pulumi:providers:aws")
+def test_the_node_pools_are_g6_and_the_provider_is_us_east_1(stack_preview: Document) -> None:
+    [provider] = resources(stack_preview, "pulumi:providers:aws")
     assert provider["inputs"]["region"] == "us-east-1"
-    for pool in resources(document, "kubernetes:karpenter.sh/v1:NodePool"):
+    for pool in resources(stack_preview, "kubernetes:karpenter.sh/v1:NodePool"):
         requirements = pool["inputs"]["spec"]["template"]["spec"]["requirements"]
         types = next(r for r in requirements if r["key"] == "node.kubernetes.io/instance-type")
         assert all(value.startswith("g6.") for value in types["values"])
 
 
-def test_the_pods_run_the_repositorys_image_pinned_by_digest(document: Document) -> None:
+def test_the_pods_run_the_repositorys_image_pinned_by_digest(stack_preview: Document) -> None:
     images = {
         container["image"]
-        for r in resources(document, "kubernetes:apps/v1:Deployment")
+        for r in resources(stack_preview, "kubernetes:apps/v1:Deployment")
         for container in r["inputs"]["spec"]["template"]["spec"]["containers"]
     }
     assert images == {
@@ -111,8 +105,8 @@ def test_the_pods_run_the_repositorys_image_pinned_by_digest(document: Document)
     }
 
 
-def test_data_sources_are_answered_with_marked_placeholders(document: Document) -> None:
-    tokens = {call["token"]: call for call in document["data_sources"]}
+def test_data_sources_are_answered_with_marked_placeholders(stack_preview: Document) -> None:
+    tokens = {call["token"]: call for call in stack_preview["data_sources"]}
     assert set(tokens) == {
         "aws:index/getCallerIdentity:getCallerIdentity",
         "aws:eks/getCluster:getCluster",
@@ -125,8 +119,8 @@ def test_data_sources_are_answered_with_marked_placeholders(document: Document) 
     assert "answered offline with placeholders" in text
 
 
-def test_cost_prices_g6_on_demand_and_spot(document: Document) -> None:
-    assert_cost_prices(document, "aws", "g6.xlarge")
+def test_cost_prices_g6_on_demand_and_spot(stack_preview: Document) -> None:
+    assert_cost_prices(stack_preview, "aws", "g6.xlarge")
 
 
 def test_check_passes(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:

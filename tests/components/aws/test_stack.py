@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -18,15 +17,14 @@ import pytest
 from inferstack.components.aws import interruption, karpenter
 from inferstack.components.aws.queue import VISIBILITY_MARGIN_SECONDS
 from inferstack.contract import resource_types
-from inferstack.offline.capture import Capture, CapturedResource, capture_program
+from inferstack.offline.capture import Capture, CapturedResource
 from inferstack.offline.placeholders import PLACEHOLDER_ACCOUNT
 from tests.components import schemas
 from tests.components.aws.factories import AWS_OPTIONS, NOW
 from tests.components.aws.iam_lint import findings
 from tests.components.factories import PROFILE, spec_data
+from tests.components.scenarios import capture_scenarios
 from tests.components.scheduling import NODES, Node, preference_score, schedulable
-
-PROGRAM = Path(__file__).resolve().parents[1] / "programs" / "aws_stacks"
 
 
 def _scenario(name: str, aws: dict[str, Any], **changes: Any) -> dict[str, Any]:
@@ -104,11 +102,7 @@ class Rendered:
 
 @pytest.fixture(scope="module")
 def rendered() -> Rendered:
-    config = {
-        "aws-stacks:scenarios": json.dumps(SCENARIOS),
-        "aws-stacks:now": NOW.isoformat(),
-    }
-    return Rendered(capture_program(PROGRAM, stack="test", config=config))
+    return Rendered(capture_scenarios("aws_stacks", SCENARIOS, NOW))
 
 
 def _queue_arn(name: str) -> str:

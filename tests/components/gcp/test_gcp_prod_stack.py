@@ -16,21 +16,15 @@ from tests.components.prod_stacks import (
     assert_check_passes,
     assert_cost_prices,
     assert_roles,
-    preview_document,
     resources,
 )
 
 STACK = "gcp-prod"
 
 
-@pytest.fixture(scope="module")
-def document() -> Document:
-    return preview_document(STACK)
-
-
-def test_preview_lists_every_resource(document: Document) -> None:
+def test_preview_lists_every_resource(stack_preview: Document) -> None:
     assert_roles(
-        document,
+        stack_preview,
         present={
             "pulumi:pulumi:Stack": {"inferstack-gcp-prod"},
             "inferstack:gcp:InferenceStack": {"embedder"},
@@ -76,19 +70,19 @@ def test_preview_lists_every_resource(document: Document) -> None:
         },
     )
     # The default providers the engine creates, as `pulumi up` would list them.
-    assert len(resources(document, "pulumi:providers:gcp")) == 1
-    assert len(resources(document, "pulumi:providers:kubernetes")) == 1
+    assert len(resources(stack_preview, "pulumi:providers:gcp")) == 1
+    assert len(resources(stack_preview, "pulumi:providers:kubernetes")) == 1
 
 
-def test_the_pools_are_l4_on_g2_in_us_central1(document: Document) -> None:
-    for pool in resources(document, "gcp:container/nodePool:NodePool"):
+def test_the_pools_are_l4_on_g2_in_us_central1(stack_preview: Document) -> None:
+    for pool in resources(stack_preview, "gcp:container/nodePool:NodePool"):
         assert pool["inputs"]["location"] == "us-central1"
         assert pool["inputs"]["nodeConfig"]["machineType"] == "g2-standard-8"
         assert pool["inputs"]["nodeConfig"]["guestAccelerators"][0]["type"] == "nvidia-l4"
 
 
-def test_cost_prices_g2_on_demand_and_spot(document: Document) -> None:
-    assert_cost_prices(document, "gcp", "g2-standard-8")
+def test_cost_prices_g2_on_demand_and_spot(stack_preview: Document) -> None:
+    assert_cost_prices(stack_preview, "gcp", "g2-standard-8")
 
 
 def test_check_passes(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:

@@ -10,10 +10,8 @@ pods against nodes labelled and tainted the way GKE labels and taints these thre
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -25,12 +23,12 @@ from inferstack.components.planning.spec import parse_spec
 from inferstack.contract import resource_types
 from inferstack.contract.clouds import INTERRUPTION_NOTICE_SECONDS
 from inferstack.contract.queues import parse_queue_uri
-from inferstack.offline.capture import Capture, CapturedResource, capture_program
+from inferstack.offline.capture import Capture, CapturedResource
 from tests.components import schemas
 from tests.components.factories import PROFILE, make_profile, spec_data
+from tests.components.scenarios import capture_scenarios
 from tests.components.scheduling import NODES, Node, preference_score, schedulable
 
-PROGRAM = Path(__file__).parent.parent / "programs" / "gcp_stacks"
 NOW = datetime(2026, 1, 15, 12, 0, tzinfo=UTC)
 PROJECT = "acme-inference"
 NUMBER = "123456789012"
@@ -145,11 +143,7 @@ class Rendered:
 
 @pytest.fixture(scope="module")
 def rendered() -> Rendered:
-    config = {
-        "gcp-stacks:scenarios": json.dumps(SCENARIOS),
-        "gcp-stacks:now": NOW.isoformat(),
-    }
-    return Rendered(capture_program(PROGRAM, stack="test", config=config))
+    return Rendered(capture_scenarios("gcp_stacks", SCENARIOS, NOW))
 
 
 def _plan(name: str) -> Any:
