@@ -11,6 +11,7 @@ import math
 from dataclasses import dataclass
 from typing import Literal
 
+from inferstack.offline.simulate.arrivals import Spike
 from inferstack.offline.simulate.autoscaler import ScaledObjectParams
 from inferstack.offline.simulate.replica import BatcherParams, ComputeModel
 
@@ -123,6 +124,8 @@ class Facts:
     """The same at batch 1 (the naive configuration)."""
     realtime_max: int
     batch_single_items_per_second: float
+    spikes: tuple[Spike, ...] = ()
+    """The spec's declared spikes (the competent default writes a cron trigger for each)."""
 
 
 def naive_replicas(peak_rps: float, single_replica_rps: float) -> int:

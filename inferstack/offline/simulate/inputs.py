@@ -244,6 +244,7 @@ def _facts(plan: ServicePlan) -> Facts:
         single_replica_rps=single * (realtime.gpu.count if realtime else 1) * TARGET_UTILISATION,
         realtime_max=realtime.sizing.max_replicas.value if realtime else 0,
         batch_single_items_per_second=single * (batch.gpu.count if batch else 1),
+        spikes=_traffic(plan.spec).spikes,
     )
 
 
