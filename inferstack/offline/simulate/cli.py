@@ -222,6 +222,7 @@ def document(
         "seed": seed,
         "latency_budget_ms": inputs.spec.latency_budget_ms,
         "price_source": inputs.price_source,
+        "warnings": list(inputs.warnings),
         "scenarios": [summarize(run) for run in runs],
     }
 
@@ -277,6 +278,7 @@ def run(args: argparse.Namespace) -> int:
         f"{start.isoformat()}, {traffic}, seed {args.seed}, {runs[0].mode} mode",
         table([summarize(r, timeline=False) for r in runs], budget),
         f"prices: {inputs.price_source}",
+        *(f"warning: {warning}" for warning in inputs.warnings),
     ]
     if args.plot is not None:
         lines.append(f"plot: {args.plot}")

@@ -67,6 +67,8 @@ class StackInputs:
     configured: Scenario
     facts: Facts
     price_source: str
+    warnings: tuple[str, ...] = ()
+    """What the user should know before trusting the figures (see `pod_start_warnings`)."""
 
 
 def _behavior(manifest: dict[str, Any]) -> Behavior:
@@ -257,6 +259,33 @@ def _traffic(spec: InferenceServiceSpec) -> DeclaredTraffic:
     )
 
 
+def pod_start_warnings(plan: ServicePlan) -> tuple[str, ...]:
+    """A warning per pool whose GPU the profile's pod start was not measured on.
+
+    A replica started on a node kept after a scale-down costs the profile's model load plus
+    warm-up only (no node, no image pull). Measured on a CPU (the demo model: 0.32 s) or another
+    GPU, that figure leaves out what a pod on the pool's GPU also pays before it serves
+    (container start, the framework's import, the GPU context, the weights' copy to the GPU), so
+    a scale-down followed by a scale-up looks nearly free in the simulation. The simulator has no
+    measured figure to put in its place, so it says so rather than guess one.
+    """
+    profile = plan.profile
+    cold = profile.cold_start
+    warnings = []
+    for name, pool in (("realtime", plan.realtime), ("batch", plan.batch)):
+        if pool is None or profile.measured_gpu_type == pool.spec.gpu.type:
+            continue
+        warnings.append(
+            f"the {name} pool's pod start on a kept node is {cold.pod_seconds:.2f} s (model load "
+            f"{cold.model_load.seconds:.2f} s + warm-up {cold.warmup.seconds:.2f} s, measured on "
+            f"{profile.hardware_label}), not on its {pool.spec.gpu.type}, where a pod also starts "
+            "its container, imports the framework and loads the weights onto the GPU: scaling "
+            "down and back up looks nearly free here; profile the model on that GPU "
+            "(`inferstack profile`) before trusting replica moves"
+        )
+    return tuple(warnings)
+
+
 def build_inputs(stack: str, config: StackConfig) -> StackInputs:
     """Render the plan's autoscaling as the Kubernetes component would, and read it back."""
     plan = config.plan
@@ -281,6 +310,7 @@ def build_inputs(stack: str, config: StackConfig) -> StackInputs:
         configured,
         _facts(plan),
         source,
+        pod_start_warnings(plan),
     )
 
 

@@ -70,3 +70,16 @@ def test_bad_aws_options_are_refused_by_simulate_as_by_preview():
     with pytest.raises(SimulateError) as caught:
         load_location(_aws_prod(region="af-south-1"), START)
     assert "inferstack:aws.region: af-south-1 has no g6 instances" in str(caught.value)
+
+
+def test_a_pod_start_measured_on_a_cpu_is_flagged_for_the_gpu_pools():
+    # The dev stack's profile is the demo model on a CPU: a pod on a kept node starts in 0.32 s
+    # there, which would make every scale-down and scale-up on the pool's GPU look free.
+    inputs = load_stack("dev", REPO, START)
+    assert len(inputs.warnings) == 2  # the realtime and the batch pool
+    realtime = inputs.warnings[0]
+    assert "0.32 s" in realtime
+    assert "cpu: AMD EPYC" in realtime
+    assert inputs.plan.realtime is not None
+    assert inputs.plan.realtime.spec.gpu.type in realtime
+    assert "looks nearly free" in realtime
