@@ -434,6 +434,8 @@ class DynamicBatcher:
                     f"{type(error).__name__}: {error}"
                 )
             )
+            if failure is not error:
+                failure.__cause__ = error  # Callers may tell a crashed model from a raising one.
             for pending in batch:
                 self._resolve(pending, None, failure)
         else:

@@ -55,6 +55,11 @@ class ModelProcessError(Exception):
     """The model raised in its process, or the process died; the message says which."""
 
 
+class ModelProcessDiedError(ModelProcessError):
+    """The model's process died during a batch (a crash, the OOM killer, a signal), as opposed
+    to the model raising: whatever was in that batch may be what killed it."""
+
+
 @dataclass(frozen=True)
 class ModelProcessConfig:
     """What each child needs to load its copy of the model."""
@@ -158,16 +163,28 @@ class _Instance:
     """One child process and the server's end of its pipe."""
 
     def __init__(self, config: ModelProcessConfig, index: int) -> None:
+        self._config = config
+        self._index = index
+        self.conn, self.process = self._spawn()
+
+    def _spawn(self) -> tuple[Connection, BaseProcess]:
         context = multiprocessing.get_context("spawn")  # Fork would copy the loop and threads.
-        self.conn, child_conn = context.Pipe()
-        self.process: BaseProcess = context.Process(
+        conn, child_conn = context.Pipe()
+        process = context.Process(
             target=_child_main,
-            args=(child_conn, config),
-            name=f"inferstack-model-{config.name}-{index}",
+            args=(child_conn, self._config),
+            name=f"inferstack-model-{self._config.name}-{self._index}",
             daemon=True,
         )
-        self.process.start()
+        process.start()
         child_conn.close()  # Only the child holds it now, so its exit shows as EOF here.
+        return conn, process
+
+    def respawn(self) -> None:
+        """Replace a process that ended with a fresh one, and wait until it has loaded."""
+        self.stop()
+        self.conn, self.process = self._spawn()
+        self.wait_ready()
 
     def wait_ready(self) -> _Signature:
         try:
@@ -193,7 +210,7 @@ class _Instance:
             return _receive_arrays(self.conn, header, pickled)
         except (EOFError, OSError):
             self.process.join(1.0)
-            raise ModelProcessError(
+            raise ModelProcessDiedError(
                 f"the model process {self.process.pid} exited (code {self.process.exitcode}) "
                 "during a batch"
             ) from None
@@ -264,6 +281,22 @@ class ProcessModel(LoadedModel):
         self._watching = loop
         for sentinel in self.sentinels:
             loop.add_reader(sentinel, self._process_ended, loop, sentinel, on_exit)
+
+    def restart_dead(self) -> int:
+        """Restart every instance whose process ended; how many were restarted.
+
+        Blocks while they load (run it off the event loop), and must not overlap a
+        `predict_batch`: the caller holds the model alone meanwhile. It does not combine with
+        `watch` (whose callback means "the model is gone"): callers that restart notice a death
+        by the `ModelProcessDiedError` of the batch it was in. Raises ModelLoadError when a
+        fresh process cannot load the model.
+        """
+        if self._watching is not None:
+            raise RuntimeError("restart_dead() on a watched model; unwatch() first")
+        dead = [instance for instance in self._instances if not instance.process.is_alive()]
+        for instance in dead:
+            instance.respawn()
+        return len(dead)
 
     def unwatch(self) -> None:
         """Stop watching: call before a deliberate `close`, whose exits are expected."""

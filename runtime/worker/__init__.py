@@ -4,6 +4,7 @@
 - `settings`: `WorkerSettings`, every knob of the worker;
 - `process`: `WorkerProcess`, opening queue, store and model, signals, drain and stop;
 - `loop`: `Worker`, the consume-infer-store-ack loop and its drain on an interruption notice;
+- `isolation`: after a model-process crash, the crashed batch again one message at a time;
 - `interruption`: the spot metadata services polled for interruption notices;
 - `health`: the consume loop's health and the port that serves it with `/metrics`;
 - `metrics`: the worker's own Prometheus series.
@@ -17,4 +18,13 @@ the server.
 Nothing is imported here, so that a command loads only what it needs.
 """
 
-__all__ = ["command", "health", "interruption", "loop", "metrics", "process", "settings"]
+__all__ = [
+    "command",
+    "health",
+    "interruption",
+    "isolation",
+    "loop",
+    "metrics",
+    "process",
+    "settings",
+]

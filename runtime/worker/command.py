@@ -3,7 +3,8 @@
 Resolves the settings (flags, `INFERSTACK_<SETTING>` environment variables or `--config`, in that
 precedence), configures logging (text, or one JSON object per line with `log_format: json`) and
 runs a `WorkerProcess` (`process.py`) until it stopped. The exit code: 0 when drained, 1 when a
-model process died, 2 on bad settings or a queue, result store or model that cannot be opened.
+model process died and could not be restarted, 2 on bad settings or a queue, result store or
+model that cannot be opened.
 """
 
 from __future__ import annotations

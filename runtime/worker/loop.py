@@ -16,12 +16,12 @@ The contract, per message (at-least-once):
    dead-lettered with the reason.
 
 On an interruption notice (spot instance-action, rebalance, GCE preemption, a signal, a model
-process that died) the worker stops pulling, keeps the batches that its measured batch time says
-fit before the notice deadline minus a margin, releases the rest at once (visibility 0 / ack
-deadline 0 / claimable), releases whatever is still unfinished at the deadline, and `run()`
-returns. A SIGKILL loses nothing either: unacked messages come back when their lease expires,
-and results are write-once. The loop also stops on `stop()`, or once the queue stayed empty for
-`exit_when_idle_s`.
+process that died and could not be restarted) the worker stops pulling, keeps the batches that
+its measured batch time says fit before the notice deadline minus a margin, releases the rest
+at once (visibility 0 / ack deadline 0 / claimable), releases whatever is still unfinished at
+the deadline, and `run()` returns. A SIGKILL loses nothing either: unacked messages come back
+when their lease expires, and results are write-once. The loop also stops on `stop()`, or once
+the queue stayed empty for `exit_when_idle_s`.
 
 This module is the loop alone, with its clock injected so that tests decide time; the process
 around it (opening queue, store and model, signals, the health port, the metadata watcher) is
@@ -46,6 +46,7 @@ from inferstack.runtime.batcher import (
     DynamicBatcher,
 )
 from inferstack.runtime.metrics import RuntimeMetrics
+from inferstack.runtime.model_process import ModelProcessDiedError
 from inferstack.runtime.protocol import (
     InferRequest,
     ProtocolError,
@@ -58,6 +59,7 @@ from inferstack.runtime.queues import Message, QueueConsumer
 from inferstack.runtime.redaction import redact_text
 from inferstack.runtime.worker.health import Health
 from inferstack.runtime.worker.interruption import Notice
+from inferstack.runtime.worker.isolation import ModelGate, killed_the_model
 from inferstack.runtime.worker.metrics import OUTCOMES, WorkerMetrics
 from inferstack.runtime.worker.settings import WorkerSettings
 
@@ -85,6 +87,10 @@ class _Batch:
             self.task.cancel()
 
 
+class _ModelLostError(Exception):
+    """The model's dead processes could not be restarted."""
+
+
 @dataclass(frozen=True)
 class _Failure:
     message: Message
@@ -98,6 +104,11 @@ class Worker:
     `run()` returns once the worker stopped (interruption, `stop()` or idle exit) and every
     message it held is settled. `interrupt()` is safe to call from any thread. `clock` is
     the clock of `Notice.deadline` (monotonic seconds); tests pass their own.
+
+    `revive_model` restarts the model's dead processes (blocking; `ProcessModel.restart_dead`):
+    given, a batch whose model process died is run again one message at a time
+    (`isolation.py`); when it raises, the model is lost: `model_lost` is set and the worker
+    drains at once, releasing what it holds. Without it a died batch is an ordinary failure.
     """
 
     def __init__(
@@ -110,6 +121,7 @@ class Worker:
         metrics: WorkerMetrics | None = None,
         runtime_metrics: RuntimeMetrics | None = None,
         clock: Callable[[], float] = time.monotonic,
+        revive_model: Callable[[], object] | None = None,
     ) -> None:
         self.queue = queue
         self.store = store
@@ -130,6 +142,11 @@ class Worker:
         self._batcher: DynamicBatcher | None = None
         self._state = "starting"
         self._beat_at: float | None = None
+        self._gate = ModelGate(model.predict_batch)
+        self._revive_model = revive_model
+        self._recovery: asyncio.Lock | None = None
+        self.model_lost = False
+        """The model's process died and could not be restarted: the worker stopped for it."""
 
     # Control -------------------------------------------------------------------------------
 
@@ -180,10 +197,11 @@ class Worker:
         self._loop = asyncio.get_running_loop()
         self._stopping = asyncio.Event()
         self._slot_free = asyncio.Event()
+        self._recovery = asyncio.Lock()
         if self.notice is not None:
             self._on_notice(self.notice)
         batcher = DynamicBatcher(
-            self.model.predict_batch,
+            self._gate.batch,
             self.settings.batcher_config(),
             name=self.model.name,
             metrics=self.runtime_metrics,
@@ -300,6 +318,9 @@ class Worker:
         except Exception:
             logger.exception("batch %d failed unexpectedly; releasing its messages", batch.number)
         finally:
+            # Settling now: a notice that cancelled the task here would cut the release short
+            # after `unsettled` was cleared, and those messages would wait out their lease.
+            batch.cancelled = True
             leftover = list(batch.unsettled.values())
             batch.unsettled.clear()
             if leftover:
@@ -401,10 +422,14 @@ class Worker:
         refused because the batcher is draining is left unsettled (released on the way out).
         """
         assert self._batcher is not None
-        outcomes = await asyncio.gather(
-            *(self._batcher.submit(request.inputs) for _, request in decoded),
-            return_exceptions=True,
+        outcomes: list[Mapping[str, Any] | BaseException] = list(
+            await asyncio.gather(
+                *(self._batcher.submit(request.inputs) for _, request in decoded),
+                return_exceptions=True,
+            )
         )
+        if self._revive_model is not None:
+            await self._isolate_crashed(decoded, outcomes)
         documents: dict[str, bytes] = {}
         computed: list[Message] = []
         for (message, request), outcome in zip(decoded, outcomes, strict=True):
@@ -427,6 +452,84 @@ class Worker:
                     continue
                 computed.append(message)
         return documents, computed
+
+    async def _isolate_crashed(
+        self,
+        decoded: Sequence[tuple[Message, InferRequest]],
+        outcomes: list[Mapping[str, Any] | BaseException],
+    ) -> None:
+        """Replace each outcome that is the model process dying by that message's outcome alone.
+
+        One crash at a time (`_recovery`): restart the dead process, then run each crashed
+        message by itself, with nothing else in the model, so that only the message that kills
+        it alone fails (`isolation.py`). Once the model cannot be restarted, the rest are left
+        unsettled (a DrainingError), to be released by the drain that follows.
+        """
+        crashed = [index for index, outcome in enumerate(outcomes) if killed_the_model(outcome)]
+        if not crashed:
+            return
+        assert self._recovery is not None
+        async with self._recovery:
+            logger.warning(
+                "the model process died during a batch: running its %d messages one at a time",
+                len(crashed),
+                extra={"event": "isolating", "messages": [decoded[i][0].id for i in crashed]},
+            )
+            for index in crashed:
+                outcomes[index] = await self._solo(decoded[index][1])
+            await self._revive()  # The last one may have killed it too: ready for the next batch.
+
+    def _restart(self) -> None:
+        """Off the loop, with the model held alone: restart its dead processes, if any."""
+        assert self._revive_model is not None
+        try:
+            restarted = self._revive_model()
+        except Exception as error:
+            raise _ModelLostError(str(error)) from error
+        if restarted:
+            logger.warning("restarted the model process (%s)", restarted)
+
+    def _lose_model(self, lost: _ModelLostError) -> DrainingError:
+        """The model cannot be restarted: drain at once, releasing what is held."""
+        logger.error("the model process could not be restarted (%s); releasing held messages", lost)
+        self.model_lost = True
+        self.interrupt(Notice("model-exit", self.clock(), "the model process was lost"))
+        return DrainingError("the model process could not be restarted")
+
+    async def _revive(self) -> None:
+        """Restart the model's dead processes, if any (the model is held alone meanwhile)."""
+        if self.model_lost:
+            return
+        try:
+            await asyncio.to_thread(self._gate.exclusive, self._restart)
+        except _ModelLostError as lost:
+            self._lose_model(lost)
+
+    async def _solo(self, request: InferRequest) -> Mapping[str, Any] | BaseException:
+        """The request's outputs with the model to itself, or what it failed with.
+
+        The restart and the run are one exclusive call: a batch let in between them could kill
+        the model, and this message would be blamed for it.
+        """
+        if self.model_lost:
+            return DrainingError("the model process could not be restarted")
+        model = self.model
+
+        def restart_and_run() -> Mapping[str, Any]:
+            self._restart()
+            outputs: Mapping[str, Any] = model.predict_batch(request.inputs)
+            return outputs
+
+        try:
+            return await asyncio.to_thread(self._gate.exclusive, restart_and_run)
+        except _ModelLostError as lost:
+            return self._lose_model(lost)
+        except Exception as error:
+            if killed_the_model(error):
+                return ModelProcessDiedError(
+                    f"the model process died running this message alone ({error})"
+                )
+            return error
 
     async def _store(
         self, documents: Mapping[str, bytes], computed: list[Message], failures: list[_Failure]

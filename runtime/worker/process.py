@@ -13,12 +13,15 @@ before it and releases the rest (see `loop.py`):
 - the first SIGTERM or SIGINT: `sigterm_grace_s` from now (what the pod's grace period leaves);
 - a second one: `drain_margin_s` from now, so the loop releases what it holds at once;
 - a spot interruption or rebalance notice from the metadata watcher: the cloud's deadline;
-- a model process that died: now. Every batch would fail and spend its messages' attempts, so
-  what is held is released and the process exits 1 for the pod to restart with a fresh model.
+- a model process that died and cannot be restarted: now. Every batch would fail and spend its
+  messages' attempts, so what is held is released and the process exits 1 for the pod to
+  restart. A model process that died during a batch is restarted in place, and that batch's
+  messages run again one at a time (`isolation.py`), so that only the one that kills the model
+  is charged for it.
 A signal that arrived while the model was loading is acted on as soon as the loop runs.
 
 Stop: the watcher, the health port, the queue, the store and the model are closed in that order.
-The exit code is 0 once drained, 1 when a model process died.
+The exit code is 0 once drained, 1 when a model process died and could not be restarted.
 """
 
 from __future__ import annotations
@@ -118,13 +121,15 @@ class WorkerProcess:
             raise WorkerStartError(str(error)) from error
         self._model = self._load_model()
         registry = CollectorRegistry()
+        model = self._model
         self._worker = Worker(
             self._queue,
             self._store,
-            self._model,
+            model,
             settings,
-            metrics=WorkerMetrics(self._model.name, registry),
-            runtime_metrics=RuntimeMetrics(self._model.name, registry),
+            metrics=WorkerMetrics(model.name, registry),
+            runtime_metrics=RuntimeMetrics(model.name, registry),
+            revive_model=model.restart_dead if isinstance(model, ProcessModel) else None,
         )
         if settings.metrics_port:
             self._open_http(registry)
@@ -183,9 +188,6 @@ class WorkerProcess:
             loop.add_signal_handler(signum, self._on_signal, signum)
         for early in self._early_signals:
             self._on_signal(early)
-        model = self._model
-        if isinstance(model, ProcessModel):
-            model.watch(self._model_process_ended)
         watcher = self._watcher
         if watcher is not None:
             watcher.start()
@@ -194,8 +196,8 @@ class WorkerProcess:
         finally:
             if watcher is not None:
                 watcher.stop()
-            if isinstance(model, ProcessModel):
-                model.unwatch()
+        if worker.model_lost:
+            self.exit_code = 1
 
     def _note_early_signal(self, signum: int, _frame: FrameType | None) -> None:
         """Before the loop runs: remember the signal; `consume` acts on it."""
@@ -208,13 +210,6 @@ class WorkerProcess:
         grace = settings.sigterm_grace_s if self._signals == 1 else settings.drain_margin_s
         name = signal.Signals(signum).name.lower()
         self.worker.interrupt(Notice(name, time.monotonic() + grace, f"signal {self._signals}"))
-
-    def _model_process_ended(self) -> None:
-        # Every batch from now on would fail and burn the messages' attempts: release what is
-        # held at once and exit 1, so that the pod restarts with a fresh model.
-        logger.error("a model process exited unexpectedly; releasing held messages")
-        self.exit_code = 1
-        self.worker.interrupt(Notice("model-exit", time.monotonic(), "the model process exited"))
 
     # Stop ----------------------------------------------------------------------------------
 

@@ -27,8 +27,9 @@ from inferstack.runtime.queues.redis_streams import RedisStreamQueue
 from inferstack.runtime.results import open_result_store
 from tests.integration.conftest import RedisServer, free_port, unique
 from tests.processes import model_processes
+from tests.runtime.handlers import BREAK_RELOAD_ENV, CRASH_VALUE
 from tests.v2_client import encode_request
-from tests.worker.fakes import FakeMetadataServer
+from tests.worker.fakes import FakeMetadataServer, request_body
 
 pytestmark = pytest.mark.integration
 
@@ -178,12 +179,17 @@ def test_entry_without_body_carries_its_problem(redis_server: RedisServer) -> No
 
 
 def work(
-    queue_uri: str, results: Path, *extra: str, metadata_url: str | None = None
+    queue_uri: str,
+    results: Path,
+    *extra: str,
+    metadata_url: str | None = None,
+    model: str = "builtin://mlp",
+    env: dict[str, str] | None = None,
 ) -> subprocess.Popen[bytes]:
     command = [
         sys.executable, "-m", "inferstack.cli", "work",
         "--queue", queue_uri,
-        "--model", "builtin://mlp",
+        "--model", model,
         "--results", results.as_uri(),
         "--metrics-port", "0",
         "--torch-threads", "1",
@@ -196,7 +202,9 @@ def work(
         command += ["--aws-metadata-url", metadata_url, "--metadata-poll-s", "0.05"]
     else:
         command += ["--interruption", "off"]
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    process = subprocess.Popen(
+        command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})}
+    )
     _STARTED.append(process)
     return process
 
@@ -298,28 +306,81 @@ def test_sigterm_drains_and_exits_cleanly(redis_server: RedisServer, tmp_path: P
     assert 800 - group["lag"] - group["pending"] == len(list(results.iterdir()))  # Acked = done.
 
 
-def test_a_dead_model_process_releases_what_the_worker_holds_and_exits_1(
+def test_a_killed_model_process_is_restarted_and_nothing_is_lost_or_dead_lettered(
     redis_server: RedisServer, tmp_path: Path
 ) -> None:
     stream = unique("model-exit")
     client = redis_server.client()
     ids = [client.xadd(stream, {"body": mlp_request(i)}).decode() for i in range(1000)]
     results = tmp_path / "results"
-    first = work(stream_uri(redis_server, stream, consumer="crashed"), results)
+    first = work(
+        stream_uri(redis_server, stream, consumer="crashed"), results, "--exit-when-idle-s", "1"
+    )
     wait_for_a_batch(first)
     (model,) = model_processes(first.pid)
     os.kill(model, signal.SIGKILL)
-    output, _ = first.communicate(timeout=WORKER_TIMEOUT_S)
-    assert first.returncode == 1, output.decode(errors="replace")
-    assert b"a model process exited unexpectedly" in output
-    # A crashed model is not the messages' fault: none of them is dead-lettered.
+    log = finish(first)
+    assert "the model process died during a batch" in log
+    assert "restarted the model process" in log
+    # A crashed model is not the messages' fault: each of its batch ran again alone and passed.
     assert client.xrange(f"{stream}:dead") == []
-
-    second = stream_uri(redis_server, stream, consumer="second")
-    finish(work(second, results, "--exit-when-idle-s", "1"))
     assert sorted(p.stem for p in results.iterdir()) == sorted(ids)
     assert client.xpending(stream, "inferstack")["pending"] == 0
+
+
+def crasher_request(first: float) -> bytes:
+    return request_body([first, 1, 2, 3])
+
+
+def test_a_message_that_kills_the_model_alone_is_dead_lettered_and_its_batch_finishes(
+    redis_server: RedisServer, tmp_path: Path
+) -> None:
+    stream = unique("crasher")
+    client = redis_server.client()
+    good = [client.xadd(stream, {"body": crasher_request(i)}).decode() for i in range(40)]
+    culprit = client.xadd(stream, {"body": crasher_request(CRASH_VALUE)}).decode()
+    good += [client.xadd(stream, {"body": crasher_request(i)}).decode() for i in range(100, 140)]
+    results = tmp_path / "results"
+    log = finish(
+        work(
+            stream_uri(redis_server, stream, consumer="c", max_attempts="2"),
+            results,
+            *("--exit-when-idle-s", "2", "--retry-base-s", "0.1", "--max-batch-size", "8"),
+            model="tests.runtime.handlers:Crasher",
+        )
+    )
+    assert "restarted the model process" in log
+    assert sorted(p.stem for p in results.iterdir()) == sorted(good), log
+    dead = client.xrange(f"{stream}:dead")
+    assert [fields[b"message_id"].decode() for _, fields in dead] == [culprit], log
+    assert b"died running this message alone" in dead[0][1][b"reason"]
+    assert dead[0][1][b"attempts"] == b"2"  # Crashed alone on both deliveries, then no more.
+    assert client.xpending(stream, "inferstack")["pending"] == 0
+
+
+def test_a_model_that_cannot_be_restarted_releases_what_the_worker_holds_and_exits_1(
+    redis_server: RedisServer, tmp_path: Path
+) -> None:
+    stream = unique("lost-model")
+    client = redis_server.client()
+    for i in range(20):
+        client.xadd(stream, {"body": crasher_request(i)})
+    client.xadd(stream, {"body": crasher_request(CRASH_VALUE)})
+    process = work(
+        stream_uri(redis_server, stream, consumer="lost"),
+        tmp_path / "results",
+        "--exit-when-idle-s", "2",
+        model="tests.runtime.handlers:Crasher",
+        env={BREAK_RELOAD_ENV: str(tmp_path / "crashed")},
+    )  # fmt: skip
+    output, _ = process.communicate(timeout=WORKER_TIMEOUT_S)
+    assert process.returncode == 1, output.decode(errors="replace")
+    assert b"the model process could not be restarted" in output
+    # A lost model is not the messages' fault: none is dead-lettered, what was held is released.
     assert client.xrange(f"{stream}:dead") == []
+    pending = client.xpending_range(stream, "inferstack", "-", "+", 100, consumername="lost")
+    assert pending
+    assert all(row["time_since_delivered"] >= 60_000 for row in pending), (pending, output)
 
 
 def test_the_metrics_port_answers_health_from_the_consume_loop(

@@ -111,3 +111,32 @@ class Pid:
 
     def predict_batch(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         return {"pid": np.full(len(inputs["x"]), os.getpid(), dtype=np.int64)}
+
+
+CRASH_VALUE = 66.0
+"""A row starting with this value kills the `Crasher` handler's process."""
+BREAK_RELOAD_ENV = "INFERSTACK_TEST_CRASHER_BREAK_RELOAD"
+"""When set to a path: a crash creates that file, and a load while it exists fails, so the model
+process cannot be restarted after its first crash."""
+
+
+class Crasher:
+    """`output = 2 * input` for rows of four, except that a row starting with CRASH_VALUE kills
+    the process (as a segfault or the OOM killer would: no exception, no cleanup)."""
+
+    inputs = [TensorSpec("input", "FP32", [-1, 4])]
+    outputs = [TensorSpec("output", "FP32", [-1, 4])]
+
+    def load(self) -> None:
+        marker = os.environ.get(BREAK_RELOAD_ENV)
+        if marker and os.path.exists(marker):
+            raise RuntimeError("this model cannot be loaded again after its crash")
+
+    def predict_batch(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        batch = inputs["input"]
+        if bool(np.any(batch[:, 0] == CRASH_VALUE)):
+            marker = os.environ.get(BREAK_RELOAD_ENV)
+            if marker:
+                open(marker, "w").close()  # noqa: SIM115 - an empty marker file.
+            os._exit(3)
+        return {"output": batch * 2}
