@@ -46,6 +46,9 @@ DEFAULT_RESULTS_EXPIRY_DAYS: Final = 30
 _REGION: Final = re.compile(r"^[a-z]{2}(-gov)?-[a-z]+-\d$")
 _CLUSTER: Final = re.compile(r"^[0-9A-Za-z][A-Za-z0-9\-_]{0,99}$")
 _ARN: Final = re.compile(r"^arn:aws[a-z-]*:")
+_ROLE_ARN: Final = re.compile(r"^arn:aws[a-z-]*:iam::[0-9]{12}:role/[\w+=,.@/-]{1,64}$")
+_ROLE_NAME: Final = re.compile(r"^[\w+=,.@-]{1,64}$")
+_K8S_NAME: Final = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
 
 
 class AwsOptions(StrictModel):
@@ -183,6 +186,26 @@ class AwsOptions(StrictModel):
     def _kms_key(cls, value: str | None) -> str | None:
         if value is not None and not _ARN.match(value):
             raise ValueError("expected a KMS key ARN (arn:aws:kms:REGION:ACCOUNT:key/...)")
+        return value
+
+    @field_validator("keda_operator_role")
+    @classmethod
+    def _keda_role(cls, value: str) -> str:
+        # The queue-scaler role trusts exactly this principal: a typo would trust another role.
+        pattern = _ROLE_ARN if value.startswith("arn:") else _ROLE_NAME
+        if not pattern.match(value):
+            raise ValueError(
+                f"{value!r} is not an IAM role name or role ARN (arn:aws:iam::ACCOUNT:role/NAME); "
+                "name the KEDA operator's role, e.g. keda-operator"
+            )
+        return value
+
+    @field_validator("karpenter_namespace", "karpenter_service_account")
+    @classmethod
+    def _karpenter_identity(cls, value: str) -> str:
+        # Karpenter's controller role is bound to this namespace and service account.
+        if not _K8S_NAME.match(value):
+            raise ValueError(f"{value!r} is not a Kubernetes name (lowercase letters, digits, '-')")
         return value
 
     @property

@@ -10,6 +10,7 @@ the manifest builders stay pure functions.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from typing import Any, Final, Literal
 
@@ -22,6 +23,7 @@ from inferstack.contract.images import ImageReferenceError, parse_image
 from inferstack.errors import Problem
 
 CONFIG_KEY: Final = "inferstack:kubernetes"
+_NAMESPACE: Final = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
 """The stack config key of these options; every problem's path starts with it."""
 DEFAULT_PROMETHEUS_URL = "http://prometheus-operated.monitoring.svc:9090"
 """The Service the Prometheus Operator creates for every Prometheus it runs."""
@@ -122,6 +124,17 @@ class KubernetesOptions(StrictModel):
     spot_labels: tuple[tuple[str, str], ...] | None = None
     """(key, value) of the spot node labels the batch pool prefers; None: every platform's
     (`inferstack.contract.clouds`). A cloud target sets its own cloud's."""
+
+    @field_validator("namespace", "keda_namespace", "prometheus_namespace")
+    @classmethod
+    def _namespace(cls, value: str) -> str:
+        # The namespace is part of every workload identity's subject (IRSA, Workload Identity).
+        if not _NAMESPACE.match(value):
+            raise ValueError(
+                f"{value!r} is not a Kubernetes namespace (lowercase letters, digits, '-'; "
+                "at most 63)"
+            )
+        return value
 
     @field_validator("image")
     @classmethod

@@ -745,6 +745,12 @@ def test_wrong_types_are_named_with_what_was_expected() -> None:
     }
 
 
+def test_names_in_workload_identities_are_checked_when_read() -> None:
+    with pytest.raises(SpecError) as raised:
+        parse_options({"namespace": "Inference", "keda_namespace": "k/eda"}, source="o")
+    assert {p.path for p in raised.value.problems} == {"o.namespace", "o.keda_namespace"}
+
+
 def test_options_missing_for_the_queue_are_named() -> None:
     from inferstack.components.planning.spec import parse_spec
 

@@ -75,6 +75,10 @@ def test_the_region_table_covers_every_aws_machine_family() -> None:
         ({"results_expiry_days": 0}, "inferstack:aws.results_expiry_days"),
         ({"identity": "keys"}, "inferstack:aws.identity"),
         ({"subnet_ids": "subnet-1"}, "inferstack:aws.subnet_ids"),
+        ({"keda_operator_role": "keda operator"}, "inferstack:aws.keda_operator_role"),
+        ({"keda_operator_role": "arn:aws:iam::1:role/k"}, "inferstack:aws.keda_operator_role"),
+        ({"karpenter_namespace": "Kube_System"}, "inferstack:aws.karpenter_namespace"),
+        ({"karpenter_service_account": "a/b"}, "inferstack:aws.karpenter_service_account"),
     ],
 )
 def test_bad_values_name_their_option(changes: dict[str, Any], path: str) -> None:
