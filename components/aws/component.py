@@ -6,8 +6,9 @@ spot-first batch NodePool), Karpenter's interruption queue and its EventBridge r
 role and its EKS access entry, the job queue with its dead-letter queue, the results bucket,
 scoped identities (EKS Pod Identity, or IRSA) for the batch worker and KEDA's queue scaler, an
 ECR repository for the runtime image, and optionally Karpenter itself. Then it hands the queue
-URL, the region, the identities and the node placement to a `KubernetesInferenceService`, which
-creates the workloads and their KEDA autoscalers.
+URL, the region, the identities, the image and the node placement to a
+`KubernetesInferenceService` as `KubernetesBindings` (Pulumi inputs where a value exists only
+once its resource does), which creates the workloads and their KEDA autoscalers.
 
 Needs a cluster with the EKS Pod Identity agent add-on (or an IAM OIDC provider for IRSA), the
 NVIDIA device plugin, KEDA, and Karpenter v1 (or `install_karpenter`).

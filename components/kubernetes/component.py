@@ -2,7 +2,8 @@
 
 Needs a cluster with the NVIDIA device plugin and KEDA (and the KEDA HTTP add-on when the spec
 scales the realtime pool to zero); `options.install_keda=True` installs both as Helm releases.
-The AWS and GCP components reuse it with their own queue, identity and target.
+The AWS and GCP components reuse it, handing over their own queue, identities, image and
+nodes as `KubernetesBindings`; a plain-Kubernetes stack's bindings come from its options.
 
 It takes a `ServicePlan` (sized once by `plan_service`) and never sizes again: a spec that
 cannot work (a hold timeout shorter than the cold start, a budget no batch fits) has already
