@@ -65,6 +65,9 @@ KEDA_VERSION = "2.18"
 CRON_METRIC_OUTSIDE_WINDOW = 0
 """cron_scaler.go's metric outside a window: 0 since KEDA 2.18 (kedacore/keda#6888), 1 before."""
 
+MAX_INT32 = 2**31 - 1
+"""Replica counts are int32: a proposal beyond is capped there (replica_calculator.go)."""
+
 PolicyType = Literal["Pods", "Percent"]
 SelectPolicy = Literal["Max", "Min", "Disabled"]
 
@@ -107,12 +110,15 @@ DEFAULT_BEHAVIOR = Behavior(
 def external_average_value_replicas(
     current: int, usage: float, target: float, tolerance: float = HPA_TOLERANCE
 ) -> int:
-    """`GetExternalPerPodMetricReplicas`: the proposal for a total `usage` and a per-pod target."""
+    """`GetExternalPerPodMetricReplicas`: the proposal for a total `usage` and a per-pod target.
+
+    A proposal beyond an int32 is capped at `MAX_INT32`, as upstream does.
+    """
     if current <= 0:
         return current
     ratio = usage / (target * current)
     if abs(1.0 - ratio) > tolerance:
-        return math.ceil(usage / target)
+        return min(MAX_INT32, math.ceil(usage / target))
     return current
 
 
@@ -147,6 +153,17 @@ class HorizontalPodAutoscaler:
     def remember(self, now: float, recommendation: int) -> None:
         """Record a recommendation as if a sync at `now` had made it (a settled start)."""
         self._recommendations.append((now, recommendation))
+
+    def remember_scale(self, at: float, change: int) -> None:
+        """Record a scale event of `change` replicas (negative: down) made at `at`.
+
+        The rate limits of later syncs count it, as horizontal.go's `scaleUpEvents` and
+        `scaleDownEvents` (its unit tests set these directly, and so do ours).
+        """
+        if change > 0:
+            self._ups.append(_Event(at, change))
+        elif change < 0:
+            self._downs.append(_Event(at, -change))
 
     def proposal(self, current: int, usages: Sequence[tuple[float, float]]) -> int:
         """The largest per-metric proposal for `(total usage, per-pod target)` pairs."""
