@@ -1,11 +1,14 @@
 """The Horizontal Pod Autoscaler's own unit tests, turned into tests of the simulator's HPA.
 
 Sources, kubernetes/kubernetes `pkg/controller/podautoscaler/`:
-- `replica_calculator_test.go`: the external per-pod metric cases (`externalPerPodMetric`, the
-  `AverageValue` path KEDA registers), quantities in milli-units as upstream writes them;
-- `horizontal_test.go`: the rows of `TestScalingWithRules` (`convertDesiredReplicasWithBehavior
-  Rate`: policies, limits, previous scale events) and `TestNormalizeDesiredReplicasWithBehaviors`
-  (`stabilizeRecommendationWithBehaviors`: the stabilization windows).
+- `replica_calculator_test.go` (commit 0006726): the external per-pod metric cases
+  (`externalPerPodMetric`, the `AverageValue` path KEDA registers), quantities in milli-units as
+  upstream writes them; the two overflow cases are from its later version that caps a proposal
+  at int32 (`GetExternalPerPodMetricReplicas` with `Tolerances`);
+- `horizontal_test.go` (commit 003e862): the rows of `TestScalingWithRules`
+  (`convertDesiredReplicasWithBehaviorRate`: policies, limits, previous scale events) and of
+  `TestNormalizeDesiredReplicasWithBehaviors` (`stabilizeRecommendationWithBehaviors`: the
+  stabilization windows).
 
 Upstream calls those functions with a "prenormalized" desired count; here the same count is
 the proposal of an external per-pod metric (`usage = desired x target`, outside the tolerance),
