@@ -11,9 +11,9 @@ The contract, per message (at-least-once):
    finished: a message that kills the worker or its model process is never worked again;
 4. run through the dynamic batcher together with everything else in flight;
 5. its result (the v2 response plus `message_id`) written to the result store, write-once;
-6. acked only after that write returned. A failure (model error, store outage) is retried with
-   exponential backoff until the queue's dead-letter policy says the attempts are spent, then
-   dead-lettered with the reason.
+6. acked only after that write returned. A failure (model error, store outage, including one
+   found by step 2's lookup) is retried with exponential backoff until the queue's dead-letter
+   policy says the attempts are spent, then dead-lettered with the reason.
 
 On an interruption notice (spot instance-action, rebalance, GCE preemption, a signal, a model
 process that died and could not be restarted) the worker stops pulling, keeps the batches that
@@ -333,10 +333,20 @@ class Worker:
     async def _process(self, batch: _Batch) -> None:
         """Steps 2 to 6 of the module docstring for one batch; every message ends settled."""
         messages = batch.messages
-        already = await asyncio.to_thread(self.store.existing, [m.id for m in messages])
-        duplicates = [m for m in messages if m.id in already]
         failures: list[_Failure] = []
+        try:
+            already = await asyncio.to_thread(self.store.existing, [m.id for m in messages])
+        except Exception as error:  # The store is down: no result can be written either.
+            already, store_down = set(), self._store_failed(error)
+        else:
+            store_down = None
+        duplicates = [m for m in messages if m.id in already]
         decoded = self._decode([m for m in messages if m.id not in already], failures)
+        if store_down is not None:
+            # Undecodable ones are dead-lettered as usual; the rest wait for the store (backoff,
+            # then dead letter at max_attempts) instead of running the model for nothing.
+            failures.extend(_Failure(message, store_down, False) for message, _ in decoded)
+            decoded = []
         documents, computed = await self._infer(decoded, failures)
         written, computed = await self._store(documents, computed, failures)
         done = computed + duplicates
@@ -544,10 +554,17 @@ class Worker:
         try:
             written: dict[str, bool] = await asyncio.to_thread(self.store.put_many, documents)
         except Exception as error:  # The store is down: nothing durable, nothing to ack.
-            reason = f"result store {self.store.uri} failed: {type(error).__name__}: {error}"
+            reason = self._store_failed(error)
             failures.extend(_Failure(m, reason, False) for m in computed)
             return {}, []
         return written, computed
+
+    def _store_failed(self, error: Exception) -> str:
+        """The failure reason of every message a store outage held back, logged once."""
+        reason = f"result store {self.store.uri} failed: {type(error).__name__}: {error}"
+        # One line per batch, no traceback: an outage is retried with backoff, not a bug.
+        logger.warning("%s", redact_text(reason))
+        return reason
 
     async def _ack(self, batch: _Batch, done: list[Message]) -> None:
         self._settle(batch, done)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import logging
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -27,13 +28,15 @@ from inferstack.runtime.queues.sqs import (
 from inferstack.runtime.results import open_result_store
 from inferstack.runtime.worker.loop import Worker
 from inferstack.runtime.worker.settings import WorkerSettings
-from tests.integration.conftest import AwsServer, RedisServer, unique
+from tests.integration.conftest import AwsServer, RedisServer, free_port, unique
 from tests.integration.test_worker_sqs import drain, make_queue
 from tests.worker.fakes import GATE_SAFETY_S, DoublingModel, request_body
 
 pytestmark = pytest.mark.integration
 
 GOOD = 60
+STORE_DOWN_GUARD_S = 60.0
+"""Hang guard of the store-outage run: it used to release and redeliver forever."""
 
 
 def with_extra(extra: str) -> bytes:
@@ -250,3 +253,46 @@ def test_sqs_a_message_received_past_max_attempts_is_dead_lettered_before_work(
     assert ids == [crasher["MessageId"]]
     reason = dead[0]["MessageAttributes"][REASON_ATTRIBUTE]["StringValue"]
     assert reason.startswith("delivered 3 times, past max_attempts (2)"), reason
+
+
+# The result store is down ------------------------------------------------------------------------
+
+
+def test_redis_a_store_outage_backs_off_doubling_then_dead_letters_without_tracebacks(
+    redis_server: RedisServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    stream = unique("store-down")
+    client = redis_server.client()
+    ids = [client.xadd(stream, {"body": request_body([i, 0, 0, 0])}).decode() for i in range(6)]
+    poison = client.xadd(stream, {"body": b"{not json"}).decode()
+    queue = open_queue(f"{redis_server.url}?stream={stream}&max_attempts=3", lease_s=30)
+    down = f"redis://127.0.0.1:{free_port()}/0"  # Nothing listens there: every call fails.
+    store = open_result_store(down)
+    model = RecordingModel()
+    worker = Worker(queue, store, model, worker_settings(queue.uri))
+    with caplog.at_level(logging.INFO, logger="inferstack.worker"):
+        asyncio.run(asyncio.wait_for(worker.run(), STORE_DOWN_GUARD_S))
+
+    assert model.firsts == []  # Nothing to run the model for while no result can be written.
+    dead = {fields[b"message_id"].decode(): fields for _, fields in client.xrange(f"{stream}:dead")}
+    assert sorted(dead) == sorted([*ids, poison])
+    assert dead[poison][b"reason"].startswith(b"invalid v2 request")
+    for message_id in ids:
+        reason = dead[message_id][b"reason"].decode()
+        assert reason.startswith(f"result store {down} failed: ConnectionError"), reason
+        assert reason.endswith("(attempt 3 of 3)"), reason
+        assert dead[message_id][b"attempts"] == b"3"
+    assert worker.counts()["retried"] == 2 * len(ids)
+    assert worker.counts()["released"] == 0
+    # Doubling from retry_base_s (0.1 s): each message waited 0.1 s, then 0.2 s.
+    delays: dict[str, list[str]] = {}
+    for record in caplog.records:
+        if record.getMessage().startswith("message ") and " retrying in " in record.getMessage():
+            message_id = str(record.args[0]) if isinstance(record.args, tuple) else ""
+            delays.setdefault(message_id, []).append(record.getMessage().split(" retrying in ")[1])
+    assert {key: [d.split(" s:")[0] for d in value] for key, value in delays.items()} == {
+        message_id: ["0.1", "0.2"] for message_id in ids
+    }
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR] == []
+    assert all(record.exc_info is None for record in caplog.records)
+    assert client.xpending(stream, "inferstack")["pending"] == 0
