@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import math
 from typing import Any
 
 import numpy as np
@@ -22,18 +23,41 @@ from inferstack.runtime.tensors import finite_range
 log = logging.getLogger(__name__)
 
 
+class _Beyond(float):
+    """A number literal beyond a double's range, read as an infinity but not one."""
+
+
+def _marked(text: str) -> float:
+    value = float(text)
+    return _Beyond(value) if math.isinf(value) else value
+
+
+def _holds_beyond(data: Any) -> bool:
+    """Whether nested lists `data` hold a `_Beyond` (iteratively: nesting is the client's)."""
+    stack = [data]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, list):
+            stack.extend(item)
+        elif isinstance(item, _Beyond):
+            return True
+    return False
+
+
 def _out_of_range(body: bytes, header_length: int | None, model: Any) -> str:
     """Which FP16/FP32 input of `body` holds a value its datatype cannot represent."""
     specs = {spec.name: spec for spec in model.inputs}
     with contextlib.suppress(Exception):  # Only the message is at stake here.
-        document = json.loads(body if header_length is None else body[:header_length])
+        header = body if header_length is None else body[:header_length]
+        document = json.loads(header, parse_float=_marked)
         for raw in document["inputs"]:
             spec = specs.get(raw.get("name"))
             limit = finite_range(spec.datatype) if spec is not None else None
             if spec is None or limit is None:
                 continue
-            values = np.asarray(raw.get("data", []), dtype=np.float64).ravel()
-            if bool((np.abs(values[np.isfinite(values)]) > limit).any()):
+            data = raw.get("data", [])
+            values = np.asarray(data, dtype=np.float64).ravel()
+            if _holds_beyond(data) or bool((np.abs(values[np.isfinite(values)]) > limit).any()):
                 return (
                     f"input {spec.name!r}: values outside the finite {spec.datatype} range "
                     f"(magnitude at most {limit:.8g}); scale the data or send FP64"

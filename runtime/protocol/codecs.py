@@ -42,19 +42,33 @@ def shown(value: object, limit: int = 80) -> str:
     return "[...]" if isinstance(value, list) else "{...}"
 
 
+def double(text: str) -> float:
+    """A JSON number literal as a double; FloatingPointError when it is beyond a double's range.
+
+    Python reads `1e400` as an infinity, which the range checks would take for a literal
+    `Infinity` (allowed): the value must be refused like any other overflow instead.
+    """
+    value = float(text)
+    if math.isinf(value):
+        raise FloatingPointError(f"the number {text[:40]} is beyond the range of a double")
+    return value
+
+
 def loads(data: bytes) -> Any:
     """Parse JSON; NaN, Infinity and -Infinity are accepted as Triton accepts them.
 
     perf_analyzer's random FP32 data contains them and Triton's parser allows them, so the
     strict (and fast) parser is tried first and the permissive one only when it refuses.
-    Raises ValueError for anything that is not JSON, nesting too deep for the parsers included.
+    Raises ValueError for anything that is not JSON, nesting too deep for the parsers included,
+    and FloatingPointError for a number beyond a double's range (`double`), so that the
+    caller refuses it as the overflow it is.
     """
     try:
         return orjson.loads(data)
     except orjson.JSONDecodeError:
         pass
     try:
-        return json.loads(data)
+        return json.loads(data, parse_float=double)
     except RecursionError:
         # orjson stops at 1024 levels; the permissive parser would exhaust the stack instead.
         raise ValueError("arrays or objects nested more than 1024 levels deep") from None

@@ -160,6 +160,10 @@ def test_a_redelivered_message_with_a_result_is_acked_without_the_model(
         (b'{"inputs": ' + b"[" * 5000 + b"]" * 5000 + b"}", "nested more than 1024 levels"),
         (request_body([1, 2, 3, 4]).replace(b'"inputs"', b'"id": "\\ud800", "inputs"'), "'id'"),
         (request_body([1e39, 0, 0, 0]), "input 'input': values outside the finite FP32 range"),
+        (
+            request_body([1, 2, 3, 4]).replace(b"[1, 2, 3, 4]", b"[1, -1e400, 3, 4]"),
+            "input 'input': values outside the finite FP32 range",
+        ),
     ],
     ids=[
         "bad-json",
@@ -171,6 +175,7 @@ def test_a_redelivered_message_with_a_result_is_acked_without_the_model(
         "nested-5000-deep",
         "id-lone-surrogate",
         "fp32-overflow",
+        "beyond-a-double",
     ],
 )
 def test_poison_goes_to_the_dead_letter_queue_at_once(
