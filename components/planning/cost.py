@@ -15,6 +15,8 @@ from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from inferstack.components.planning.pools import BatchPool, RealtimePool, batch_pool, pools
+from inferstack.components.planning.pools import realtime_pool as realtime_pool_of
 from inferstack.components.planning.pricing import (
     Cloud,
     PriceTable,
@@ -78,10 +80,9 @@ class _PoolCosts:
 
 
 def _average_realtime_replicas(
-    spec: InferenceServiceSpec, sizing: Sizing, floor: int
+    spec: InferenceServiceSpec, pool: RealtimePool, floor: int
 ) -> tuple[float, str]:
-    realtime = sizing.realtime
-    assert realtime is not None  # noqa: S101 (caller checked)
+    realtime = pool.sizing
     spike_minutes = 0.0
     weighted = 0.0
     for window in realtime.prewarm:
@@ -98,23 +99,25 @@ def _average_realtime_replicas(
 
 
 def _realtime_costs(
-    spec: InferenceServiceSpec, profile: Profile, sizing: Sizing, cloud: Cloud, table: PriceTable
-) -> tuple[_PoolCosts, list[str]] | None:
-    if spec.realtime is None or sizing.realtime is None:
-        return None
-    gpus = spec.realtime.gpu.count
-    price = machine_price(spec.realtime.gpu.type, cloud, spec.prices, table)
+    spec: InferenceServiceSpec,
+    profile: Profile,
+    pool: RealtimePool,
+    cloud: Cloud,
+    table: PriceTable,
+) -> tuple[_PoolCosts, list[str]]:
+    gpus = pool.gpu.count
+    price = machine_price(pool.gpu.type, cloud, spec.prices, table)
     per_replica_month = price.on_demand_per_gpu_hour * gpus * HOURS_PER_MONTH
     single = profile.batches[0]
     single_rate = single.throughput_items_per_s * gpus * TARGET_UTILISATION
     naive_replicas = math.ceil(spec.traffic.peak_rps / single_rate)
-    batched_replicas = sizing.realtime.peak_replicas.value
+    batched_replicas = pool.sizing.peak_replicas.value
     warm_floor = 1
-    autoscaled, autoscaled_why = _average_realtime_replicas(spec, sizing, warm_floor)
-    zero_floor = 0 if spec.realtime.scale_to_zero else warm_floor
-    to_zero, _ = _average_realtime_replicas(spec, sizing, zero_floor)
+    autoscaled, autoscaled_why = _average_realtime_replicas(spec, pool, warm_floor)
+    zero_floor = 0 if pool.spec.scale_to_zero else warm_floor
+    to_zero, _ = _average_realtime_replicas(spec, pool, zero_floor)
     notes = [
-        f"realtime naive: {naive_replicas} x {spec.realtime.gpu.type} at batch "
+        f"realtime naive: {naive_replicas} x {pool.gpu.type} at batch "
         f"{single.batch_size} for peak {spec.traffic.peak_rps:g} rps; batched: {batched_replicas}; "
         f"autoscaled average {autoscaled:.2f} ({autoscaled_why})",
     ]
@@ -139,11 +142,9 @@ def _realtime_costs(
 
 
 def _batch_costs(
-    spec: InferenceServiceSpec, profile: Profile, sizing: Sizing, cloud: Cloud, table: PriceTable
+    spec: InferenceServiceSpec, profile: Profile, batch: BatchPool, cloud: Cloud, table: PriceTable
 ) -> tuple[_PoolCosts, list[str]] | None:
-    pool = spec.batch
-    if pool is None or sizing.batch is None:
-        return None
+    pool = batch.spec
     if pool.expected_items_per_day is None:
         return None
     gpus = pool.gpu.count
@@ -151,7 +152,7 @@ def _batch_costs(
     per_replica_month = price.on_demand_per_gpu_hour * gpus * HOURS_PER_MONTH
     average_rate = pool.expected_items_per_day / 86400
     single_rate = profile.batches[0].throughput_items_per_s * gpus
-    batched_rate = sizing.batch.replica_items_per_second.value
+    batched_rate = batch.sizing.replica_items_per_second.value
     naive_replicas = max(1, math.ceil(average_rate / single_rate))
     batched_replicas = max(1, math.ceil(average_rate / batched_rate))
     busy_share = min(1.0, average_rate / batched_rate)
@@ -191,16 +192,17 @@ def estimate_cost(
     """
     cloud = cloud or spec.price_cloud
     table = table or default_price_table()
-    pools = []
+    costed: list[_PoolCosts] = []
     notes: list[str] = []
+    realtime, batch = realtime_pool_of(spec, sizing), batch_pool(spec, sizing)
     for result in (
-        _realtime_costs(spec, profile, sizing, cloud, table),
-        _batch_costs(spec, profile, sizing, cloud, table),
+        _realtime_costs(spec, profile, realtime, cloud, table) if realtime else None,
+        _batch_costs(spec, profile, batch, cloud, table) if batch else None,
     ):
         if result is not None:
-            pools.append(result[0])
+            costed.append(result[0])
             notes.extend(result[1])
-    if spec.batch is not None and spec.batch.expected_items_per_day is None:
+    if batch is not None and batch.spec.expected_items_per_day is None:
         notes.append("batch pool not costed: set batch.expected_items_per_day to include it")
     levers = [
         ("naive", "peak-sized, on-demand, batch 1, always on"),
@@ -212,16 +214,13 @@ def estimate_cost(
     rows: list[LeverRow] = []
     previous = None
     for lever, why in levers:
-        total = round(sum(getattr(pool, lever.replace("-", "_")) for pool in pools), 2)
+        total = round(sum(getattr(pool, lever.replace("-", "_")) for pool in costed), 2)
         saves = 0.0 if previous is None else round(previous - total, 2)
         rows.append(LeverRow(lever, total, saves, why))
         previous = total
-    price_source = machine_price(
-        (spec.realtime or spec.batch).gpu.type,  # type: ignore[union-attr]
-        cloud,
-        spec.prices,
-        table,
-    ).source
+    # The first pool's machine names the price source (a spec has at least one pool).
+    first = pools(spec, sizing)[0]
+    price_source = machine_price(first.gpu.type, cloud, spec.prices, table).source
     return CostEstimate(
         currency="USD",
         price_source=price_source,
