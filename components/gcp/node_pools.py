@@ -20,8 +20,10 @@ from typing import TYPE_CHECKING, Final
 
 from inferstack.components.gcp.labels import SERVICE_KEY
 from inferstack.components.gcp.options import POOL_SUFFIXES, GcpOptions, PoolRole
+from inferstack.components.planning import pools as planned
 from inferstack.components.planning.clouds import GCP
 from inferstack.components.planning.plan import ServicePlan
+from inferstack.components.planning.pools import BatchPool, Pool, RealtimePool
 from inferstack.components.planning.spec import Gpu
 from inferstack.contract.clouds import GKE_PROVISIONING, GKE_SPOT
 from inferstack.contract.labels import SERVICE_LABEL, TIER_BATCH, TIER_LABEL, TIER_REALTIME
@@ -109,82 +111,87 @@ def _machine(plan: ServicePlan, gpu: Gpu) -> tuple[str, str, int]:
     return size.name, machines.accelerator, size.gpus
 
 
-def _bounds(min_replicas: int, max_replicas: int, per_node: int) -> tuple[int, int, str]:
-    low = math.ceil(min_replicas / per_node)
-    high = max(1, math.ceil(max_replicas / per_node))
+def _bounds(pool: Pool, per_node: int) -> tuple[int, int, str]:
+    low_replicas, high_replicas = pool.sizing.min_replicas.value, pool.sizing.max_replicas.value
+    low = math.ceil(low_replicas / per_node)
+    high = max(1, math.ceil(high_replicas / per_node))
     reason = (
-        f"{min_replicas}-{max_replicas} replicas from sizing at {per_node} per node"
+        f"{low_replicas}-{high_replicas} replicas from sizing at {per_node} per node"
         if per_node > 1
-        else f"{min_replicas}-{max_replicas} replicas from sizing, one per node"
+        else f"{low_replicas}-{high_replicas} replicas from sizing, one per node"
     )
     return low, high, reason
 
 
+BATCH_ROLES: Final[dict[planned.Placement, tuple[PoolRole, ...]]] = {
+    "spot_first": ("spot", "fallback"),
+    "spot_only": ("spot",),
+    "on_demand": ("fallback",),
+}
+"""The node pools a batch pool's placement needs: Spot VMs, on-demand VMs, or both."""
+
+
 def pool_plans(plan: ServicePlan, options: GcpOptions) -> list[PoolPlan]:
     """Every GPU node pool the plan needs: realtime, then the batch spot and fallback pools."""
-    spec, sizing = plan.spec, plan.sizing
     pools: list[PoolPlan] = []
-    base = {SERVICE_LABEL: spec.name}
-    if spec.realtime is not None and sizing.realtime is not None:
-        machine, accelerator, gpus = _machine(plan, spec.realtime.gpu)
-        per_node = gpus // spec.realtime.gpu.count
-        low, high, reason = _bounds(
-            sizing.realtime.min_replicas.value, sizing.realtime.max_replicas.value, per_node
-        )
+    if plan.realtime is not None:
+        pools.append(_realtime_pool_plan(plan, plan.realtime))
+    if plan.batch is not None:
+        pools += _batch_pool_plans(plan, plan.batch)
+    return pools
+
+
+def _realtime_pool_plan(plan: ServicePlan, pool: RealtimePool) -> PoolPlan:
+    service = plan.spec.name
+    machine, accelerator, gpus = _machine(plan, pool.gpu)
+    low, high, reason = _bounds(pool, gpus // pool.gpu.count)
+    return PoolPlan(
+        role="realtime",
+        name=pool_name(service, "realtime"),
+        machine_type=machine,
+        accelerator=accelerator,
+        accelerators_per_node=gpus,
+        spot=False,
+        min_nodes=low,
+        max_nodes=high,
+        bounds_reason=reason,
+        labels={SERVICE_LABEL: service, TIER_LABEL: TIER_REALTIME},
+        taints=[_gpu_taint()],
+    )
+
+
+def _batch_pool_plans(plan: ServicePlan, pool: BatchPool) -> list[PoolPlan]:
+    service = plan.spec.name
+    machine, accelerator, gpus = _machine(plan, pool.gpu)
+    low, high, reason = _bounds(pool, gpus // pool.gpu.count)
+    klass = compute_class_name(service)
+    labels = {SERVICE_LABEL: service, TIER_LABEL: TIER_BATCH, COMPUTE_CLASS_LABEL: klass}
+    roles = BATCH_ROLES[pool.placement]
+    pools = []
+    for role in roles:
+        spot = role == "spot"
+        taints = [_gpu_taint(), Taint(COMPUTE_CLASS_LABEL, klass)]
+        if spot:
+            # GKE does not taint Spot nodes in Standard clusters; this keeps every pod that
+            # did not ask for spot off them, whatever else it selects.
+            taints.append(Taint(SPOT_TAINT_KEY, "true"))
         pools.append(
             PoolPlan(
-                role="realtime",
-                name=pool_name(spec.name, "realtime"),
+                role=role,
+                name=pool_name(service, role),
                 machine_type=machine,
                 accelerator=accelerator,
                 accelerators_per_node=gpus,
-                spot=False,
-                min_nodes=low,
+                spot=spot,
+                # Both batch pools start empty: the class fills spot first, and the queue's
+                # backlog (not a floor) brings the first replica.
+                min_nodes=low if spot or len(roles) == 1 else 0,
                 max_nodes=high,
                 bounds_reason=reason,
-                labels={**base, TIER_LABEL: TIER_REALTIME},
-                taints=[_gpu_taint()],
+                labels=dict(labels),
+                taints=taints,
             )
         )
-    if spec.batch is not None and sizing.batch is not None:
-        machine, accelerator, gpus = _machine(plan, spec.batch.gpu)
-        per_node = gpus // spec.batch.gpu.count
-        low, high, reason = _bounds(
-            sizing.batch.min_replicas.value, sizing.batch.max_replicas.value, per_node
-        )
-        klass = compute_class_name(spec.name)
-        labels = {**base, TIER_LABEL: TIER_BATCH, COMPUTE_CLASS_LABEL: klass}
-        class_taint = Taint(COMPUTE_CLASS_LABEL, klass)
-        capacity = spec.batch.capacity
-        roles: list[PoolRole] = []
-        if capacity.spot:
-            roles.append("spot")
-        if not capacity.spot or capacity.fallback == "on_demand":
-            roles.append("fallback")
-        for role in roles:
-            spot = role == "spot"
-            taints = [_gpu_taint(), class_taint]
-            if spot:
-                # GKE does not taint Spot nodes in Standard clusters; this keeps every pod that
-                # did not ask for spot off them, whatever else it selects.
-                taints.append(Taint(SPOT_TAINT_KEY, "true"))
-            pools.append(
-                PoolPlan(
-                    role=role,
-                    name=pool_name(spec.name, role),
-                    machine_type=machine,
-                    accelerator=accelerator,
-                    accelerators_per_node=gpus,
-                    spot=spot,
-                    # Both batch pools start empty: the class fills spot first, and the queue's
-                    # backlog (not a floor) brings the first replica.
-                    min_nodes=low if spot or len(roles) == 1 else 0,
-                    max_nodes=high,
-                    bounds_reason=reason,
-                    labels=dict(labels),
-                    taints=taints,
-                )
-            )
     return pools
 
 
