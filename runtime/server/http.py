@@ -212,7 +212,9 @@ class HttpConnection(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         if self._discarding:
             return
-        self._cancel_idle_timer()
+        # The idle timer is stopped by a request beginning (`on_message_begin`), not by bytes:
+        # the parser skips empty lines before a request line, and CRLF every few seconds must
+        # not keep a connection open past the idle timeout.
         while data and not self._discarding:
             try:
                 self._parser.feed_data(data)
@@ -239,7 +241,7 @@ class HttpConnection(asyncio.Protocol):
             # that never come.
             self._server.app.metrics.refuse(names.REFUSED_MALFORMED)
             self._refuse_now(400, "HTTP/0.9 requests are not supported; send HTTP/1.1")
-        if self.idle and not self.in_message and not self._closing:
+        if self.idle and not self.in_message and not self._closing and self._idle_timer is None:
             self._arm_idle_timer()
 
     @override
@@ -253,7 +255,8 @@ class HttpConnection(asyncio.Protocol):
     # httptools callbacks -------------------------------------------------------------------
 
     def on_message_begin(self) -> None:
-        """A new request starts: forget what the previous one left."""
+        """A new request starts: forget what the previous one left; the idle timer stops."""
+        self._cancel_idle_timer()
         self.in_message = True
         self.head_done = False
         self.message_started = self._loop.time()

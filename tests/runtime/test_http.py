@@ -12,6 +12,7 @@ condition of the server is awaited with zero-time yields. Timeouts are hang guar
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import socket
 from collections.abc import Awaitable, Callable, Coroutine, Iterator
@@ -607,6 +608,34 @@ def test_idle_keep_alive_connections_are_closed_by_the_server(run: Runner) -> No
 
     # Long enough that a starved loop cannot expire the first connection before its request.
     run(scenario, limits=HttpLimits(keep_alive_s=0.5))
+
+
+async def send_empty_lines(writer: asyncio.StreamWriter) -> None:
+    """CRLF over and over, each well inside the idle timeout, until the server closes."""
+    with contextlib.suppress(ConnectionError):
+        while not writer.is_closing():
+            writer.write(b"\r\n")
+            await writer.drain()
+            await asyncio.sleep(0.05)
+
+
+@pytest.mark.parametrize("after_a_request", [False, True], ids=["fresh", "after-a-request"])
+def test_empty_lines_do_not_keep_a_connection_open_past_the_idle_timeout(
+    run: Runner, after_a_request: bool
+) -> None:
+    async def scenario(h: Harness) -> None:
+        reader, writer = await h.connect()
+        if after_a_request:
+            writer.write(LIVE)
+            assert (await read_reply(reader)).body == LIVE_BODY
+        # The parser skips empty lines before a request line: no request begins, so neither
+        # the header timeout nor a reset of the idle timer may follow from them.
+        sender = asyncio.create_task(send_empty_lines(writer))
+        assert await read_to_eof(reader) == b""  # The hang guard fails a server that waits.
+        sender.cancel()
+        await until(lambda: not h.server.connections)
+
+    run(scenario, limits=HttpLimits(keep_alive_s=0.5, header_timeout_s=0.5))
 
 
 # 10. a client that goes away ---------------------------------------------------------------
