@@ -28,7 +28,8 @@ SCHEMES: Final = {
     "gs": "gs://BUCKET[/PREFIX]",
 }
 
-_SAFE: Final = re.compile(r"^[A-Za-z0-9_-][A-Za-z0-9_.-]*$")
+_SAFE: Final = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9_.-]*")
+"""A plain id, matched in full (`fullmatch`: `$` would also match before a trailing newline)."""
 
 
 class ResultStoreConfigError(ValueError):
@@ -67,7 +68,7 @@ def result_key(message_id: str) -> str:
     Plain ids (SQS UUIDs, Pub/Sub numbers, stream ids such as `1718-0`) are kept as they are;
     anything else is percent-encoded so that no id can escape its directory or prefix.
     """
-    if _SAFE.match(message_id):
+    if _SAFE.fullmatch(message_id):
         return message_id
     return quote(message_id, safe="").replace(".", "%2E")
 

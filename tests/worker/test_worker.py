@@ -429,12 +429,14 @@ def test_directory_store_is_write_once_and_leaves_no_temporaries(tmp_path: Path)
 
 def test_directory_store_keeps_odd_ids_inside_the_directory(tmp_path: Path) -> None:
     store = DirectoryStore(tmp_path / "r")
-    store.put_many({"../../etc/passwd": b"x", ".hidden": b"y"})
+    store.put_many({"../../etc/passwd": b"x", ".hidden": b"y", "id\n": b"z"})
     names = sorted(p.name for p in (tmp_path / "r").iterdir())
-    assert names == ["%2E%2E%2F%2E%2E%2Fetc%2Fpasswd.json", "%2Ehidden.json"]
-    assert store.existing(["../../etc/passwd", ".hidden", "other"]) == {
+    # A trailing newline is not a plain id ("$" matched before it): it is encoded too.
+    assert names == ["%2E%2E%2F%2E%2E%2Fetc%2Fpasswd.json", "%2Ehidden.json", "id%0A.json"]
+    assert store.existing(["../../etc/passwd", ".hidden", "id\n", "id", "other"]) == {
         "../../etc/passwd",
         ".hidden",
+        "id\n",
     }
 
 
