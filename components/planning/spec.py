@@ -373,6 +373,28 @@ class Guardrails(_Strict):
     )
 
 
+class Slo(_Strict):
+    """The service-level objective the simulated traffic is judged by (`inferstack tune`)."""
+
+    attainment: float = Field(
+        default=99.0,
+        gt=0,
+        description="percent of all synchronous requests answered within latency_budget_ms "
+        "(rejected and timed-out requests count as misses); 99 by default because the budget "
+        "is a p99. Each further nine costs replicas: `inferstack tune` prints the price of each",
+    )
+
+    @field_validator("attainment")
+    @classmethod
+    def _below_hundred(cls, value: float) -> float:
+        if value >= 100:
+            raise ValueError(
+                f"{value:g} is not below 100: no configuration answers every request within "
+                "the budget (a cold start or a burst always misses some); use e.g. 99.9 or 99.99"
+            )
+        return value
+
+
 class InferenceServiceSpec(_Strict):
     """One inference service: what it serves, how fast, how much traffic, on what capacity."""
 
@@ -385,6 +407,10 @@ class InferenceServiceSpec(_Strict):
         description="the runtime image: repository:tag, repository@sha256:digest, or both",
     )
     latency_budget_ms: float = Field(gt=0, description="p99 on the synchronous path")
+    slo: Slo = Field(
+        default_factory=Slo,
+        description="the share of requests that must meet latency_budget_ms",
+    )
     traffic: Traffic = Field(
         description="declared demand (`inferstack fit-traffic` proposes it from a trace)"
     )
