@@ -34,15 +34,19 @@ Shutdown, in two steps, so that no request sent on an open connection goes unans
 - `begin_drain`: every answer from now on carries `Connection: close` and its connection then
   closes (after a lingering half-close); idle connections are left to their idle timer, because
   closing an idle keep-alive connection races with a request the client may be sending on it;
-- `close`: stop listening; connections finish their current answer; idle ones close on their
-  idle timer; whatever is left is aborted after the grace.
+- `close`: stop listening, after answering every connection still in the accept backlog with
+  503 and `Connection: close` (closing the socket would reset them); connections finish their
+  current answer; idle ones close on their idle timer; whatever is left is aborted after the
+  grace.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import resource
+import socket
 from collections import deque
 from dataclasses import dataclass
 from http import HTTPStatus
@@ -181,9 +185,17 @@ class HttpConnection(asyncio.Protocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # uvloop's transports implement asyncio.Transport without subclassing it.
         self._transport = cast(asyncio.Transport, transport)
+        if self._server.closing:  # Taken from the accept backlog as the server stopped listening.
+            self._refuse_connection(
+                "the server is shutting down; retry shortly or on another replica", capped=False
+            )
+            return
         if not self._server.admit_connection(self):
             self._server.app.metrics.refuse(names.REFUSED_CONNECTION_CAP)
-            self._refuse_connection()
+            self._refuse_connection(
+                f"the server holds its limit of {self._server.max_connections} open "
+                "connections; retry shortly or on another replica"
+            )
             return
         self._arm_idle_timer()
 
@@ -416,26 +428,25 @@ class HttpConnection(asyncio.Protocol):
             )
         self._close()
 
-    def _refuse_connection(self) -> None:
-        """Past the cap with nobody to evict: 503, a short linger, close."""
+    def _refuse_connection(self, message: str, *, capped: bool = True) -> None:
+        """Past the cap with nobody to evict, or closing: 503, a short linger, close.
+
+        `capped`: at most MAX_REFUSING linger at once, the rest are dropped. The accept backlog
+        taken at close is bounded by the listen backlog instead, and each of those clients has
+        sent a request: dropping it would reset the connection under it.
+        """
         self._closing = True
         self._discarding = True
         transport = self._transport
         assert transport is not None
-        if self._server.refusing >= MAX_REFUSING or not transport.can_write_eof():
+        too_many = capped and self._server.refusing >= MAX_REFUSING
+        if too_many or not transport.can_write_eof():
             transport.abort()
             return
         self._server.refusing += 1
         transport.write(
             encode_response(
-                _refusal(
-                    503,
-                    f"the server holds its limit of {self._server.max_connections} open "
-                    "connections; retry shortly or on another replica",
-                    ("retry-after", "1"),
-                ),
-                head_only=False,
-                keep_alive=False,
+                _refusal(503, message, ("retry-after", "1")), head_only=False, keep_alive=False
             )
         )
         transport.write_eof()
@@ -669,7 +680,13 @@ class HttpServer:
         self.closing = True
         self.close_idle_at_once = grace_s <= 0
         if self._server is not None:
+            # Closing a listening socket resets the connections still in its accept backlog,
+            # whose clients have sent their requests: take them first and answer each with 503
+            # and `Connection: close` (a copy of the socket keeps the backlog while the server
+            # stops accepting on its own).
+            listeners = [_duplicate(sock) for sock in self._server.sockets]
             self._server.close()
+            await self._answer_backlog(listeners)
         if not self.connections:
             self._all_closed.set()
         try:
@@ -677,7 +694,40 @@ class HttpServer:
         except TimeoutError:
             for connection in list(self.connections):
                 connection.abort()
+        await self._refusals_ended(REFUSAL_LINGER_S * 2)
         if self._sweeper is not None:
             self._sweeper.cancel()
         if self._server is not None:
             await self._server.wait_closed()
+
+    async def _answer_backlog(self, listeners: list[socket.socket]) -> None:
+        """Accept what waits in the listeners' backlogs (refused with 503 as closing), then
+        close them."""
+        loop = asyncio.get_running_loop()
+        for listener in listeners:
+            with listener:
+                listener.setblocking(False)
+                while True:
+                    try:
+                        connection, _ = listener.accept()
+                    except OSError:  # BlockingIOError: the backlog is empty.
+                        break
+                    connection.setblocking(False)
+                    try:
+                        await loop.connect_accepted_socket(lambda: HttpConnection(self), connection)
+                    except OSError:
+                        connection.close()
+
+    async def _refusals_ended(self, bound_s: float) -> None:
+        """Let refused connections finish their linger (at most `bound_s`): closed early, a
+        client's unread request would turn our 503 into a reset."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + bound_s
+        while self.refusing and loop.time() < deadline:
+            await asyncio.sleep(REFUSAL_LINGER_S / 10)
+
+
+def _duplicate(listener: object) -> socket.socket:
+    """A socket object of our own on a copy of a listening socket's descriptor."""
+    sock = cast(socket.socket, listener)
+    return socket.socket(sock.family, sock.type, fileno=os.dup(sock.fileno()))

@@ -730,6 +730,45 @@ def test_draining_answers_every_request_with_close_and_idle_connections_time_out
     run(scenario, limits=HttpLimits(keep_alive_s=0.5))
 
 
+BACKLOG = 20
+"""Connections the kernel completed that the server had not accepted yet when it closed."""
+
+
+def test_close_answers_the_accept_backlog_with_503_instead_of_resetting_it(run: Runner) -> None:
+    async def scenario(h: Harness) -> None:
+        loop = asyncio.get_running_loop()
+        # Connected and sent while this coroutine holds the loop, so the server cannot accept
+        # them: they wait in the kernel's accept queue, as clients that reopened after a
+        # `Connection: close` do at the moment a draining server stops listening.
+        waiting = []
+        for _ in range(BACKLOG):
+            client = socket.create_connection(("127.0.0.1", h.port))
+            client.sendall(LIVE)
+            client.setblocking(False)
+            waiting.append(client)
+        closing = asyncio.create_task(h.server.close(grace_s=HANG_GUARD_S))
+        try:
+            answers = [await _read_all(loop, client) for client in waiting]
+        finally:
+            for client in waiting:
+                client.close()
+        await closing
+        for answer in answers:
+            assert answer.startswith(b"HTTP/1.1 503 Service Unavailable\r\n"), answer
+            assert b"\r\nconnection: close\r\n" in answer
+            assert b"retry-after: 1" in answer
+
+    run(scenario)
+
+
+async def _read_all(loop: asyncio.AbstractEventLoop, client: socket.socket) -> bytes:
+    """Everything until the server's EOF; a reset raises ConnectionResetError."""
+    received = b""
+    while chunk := await loop.sock_recv(client, 65536):
+        received += chunk
+    return received
+
+
 # 12. percent-encoded paths -----------------------------------------------------------------
 
 
