@@ -46,6 +46,21 @@ PROGRESS_REQUESTS = 5e7
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Flags of `inferstack simulate`: the stack as for `inferstack preview`, then the traffic."""
     add_program_arguments(parser)
+    add_traffic_arguments(parser)
+    parser.add_argument("--seed", type=int, default=0, help="random seed: same seed, same numbers")
+    parser.add_argument(
+        "--mode",
+        choices=["auto", "exact", "fast"],
+        default="auto",
+        help="exact: every request through the batcher; fast: two time scales (queueing from "
+        f"exact tables); auto: exact up to {EXACT_MAX_REQUESTS:.0e} requests per scenario",
+    )
+    parser.add_argument("--json", action="store_true", help="print one JSON document")
+    parser.add_argument("--plot", type=Path, default=None, help="write a PNG of the runs")
+
+
+def add_traffic_arguments(parser: argparse.ArgumentParser) -> None:
+    """The traffic flags `simulate` and `tune` share (read back by `traffic_rates`)."""
     parser.add_argument("--trace", type=Path, default=None, help="request trace CSV")
     parser.add_argument("--timestamp-column", default="TIMESTAMP", help="the trace's time column")
     parser.add_argument(
@@ -63,7 +78,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--days", type=float, default=1.0, help="simulated days (default 1)")
     parser.add_argument("--start", default=DEFAULT_START, help="simulated start, ISO 8601")
-    parser.add_argument("--seed", type=int, default=0, help="random seed: same seed, same numbers")
     parser.add_argument("--diurnal", action="store_true", help="a daily curve baseline..peak")
     parser.add_argument("--bursts", action="store_true", help="random undeclared bursts")
     parser.add_argument(
@@ -72,18 +86,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=None,
         help="spot interruption rate per node-hour (default 0.05)",
     )
-    parser.add_argument(
-        "--mode",
-        choices=["auto", "exact", "fast"],
-        default="auto",
-        help="exact: every request through the batcher; fast: two time scales (queueing from "
-        f"exact tables); auto: exact up to {EXACT_MAX_REQUESTS:.0e} requests per scenario",
-    )
-    parser.add_argument("--json", action="store_true", help="print one JSON document")
-    parser.add_argument("--plot", type=Path, default=None, help="write a PNG of the runs")
 
 
-def _start(text: str) -> datetime:
+def parse_start(text: str) -> datetime:
+    """`--start` as an aware datetime (UTC when the text names no offset)."""
     try:
         start = datetime.fromisoformat(text)
     except ValueError:
@@ -93,7 +99,7 @@ def _start(text: str) -> datetime:
     return start if start.tzinfo else start.replace(tzinfo=UTC)
 
 
-def _rates(
+def traffic_rates(
     args: argparse.Namespace, inputs: StackInputs, start: datetime
 ) -> tuple[np.ndarray, str, np.ndarray | None]:
     """Per-second rates, a description, and the trace's own arrival times if asked for."""
@@ -136,7 +142,8 @@ def _rates(
     return trace_rates(trace, seconds, rate_scale=scale, loop=args.loop), note, None
 
 
-def _check(args: argparse.Namespace, inputs: StackInputs) -> None:
+def check_traffic(args: argparse.Namespace, inputs: StackInputs) -> None:
+    """Refuse request traffic for a stack that has no realtime pool to carry it."""
     if inputs.spec.realtime is None and (args.trace or args.diurnal or args.bursts):
         raise SimulateError(
             "--trace/--diurnal/--bursts",
@@ -230,10 +237,10 @@ def document(
 def run(args: argparse.Namespace) -> int:
     """Simulate and print; exit 2 on bad input."""
     try:
-        start = _start(args.start)
+        start = parse_start(args.start)
         inputs = load_location(locate_program(args), start)
-        _check(args, inputs)
-        rates, traffic, times = _rates(args, inputs, start)
+        check_traffic(args, inputs)
+        rates, traffic, times = traffic_rates(args, inputs, start)
     except (SimulateError, CaptureError) as error:
         sys.stderr.write(f"error: {error}\n")
         return 2

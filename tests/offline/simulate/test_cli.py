@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from inferstack.cli import SUBCOMMANDS, main
-from inferstack.offline.simulate.cli import DEFAULT_START, _start
+from inferstack.offline.simulate.cli import DEFAULT_START, parse_start
 from inferstack.offline.simulate.inputs import load_stack
 
 REPO = Path(__file__).resolve().parents[3]
@@ -49,7 +49,7 @@ def test_json_is_one_document_with_a_timeline_and_the_same_seed_repeats(capsys):
 
 
 def test_the_rendered_scaled_object_is_what_runs():
-    inputs = load_stack("dev", REPO, _start(DEFAULT_START))
+    inputs = load_stack("dev", REPO, parse_start(DEFAULT_START))
     assert inputs.configured.realtime is not None
     scaler = inputs.configured.realtime.scaler
     assert scaler is not None
@@ -68,7 +68,7 @@ def test_the_rendered_scaled_object_is_what_runs():
 
 
 def test_scale_to_zero_stack_wakes_through_the_http_add_on():
-    inputs = load_stack("scale-to-zero", REPO, _start(DEFAULT_START))
+    inputs = load_stack("scale-to-zero", REPO, parse_start(DEFAULT_START))
     pool = inputs.configured.realtime
     assert pool is not None
     assert pool.scale_to_zero
@@ -170,7 +170,7 @@ def test_plot_runs_the_levers_one_at_a_time(capsys, tmp_path):
 
 
 def test_the_simulator_runs_the_plan_the_stack_program_builds():
-    inputs = load_stack("dev", REPO, _start(DEFAULT_START))
+    inputs = load_stack("dev", REPO, parse_start(DEFAULT_START))
     plan = inputs.plan
     assert inputs.sizing is plan.sizing
     assert inputs.configured.realtime is not None

@@ -10,14 +10,14 @@ import numpy as np
 import pytest
 
 from inferstack.offline.discovery import ProgramLocation, engine_config, read_project
-from inferstack.offline.simulate.cli import DEFAULT_START, _start
+from inferstack.offline.simulate.cli import DEFAULT_START, parse_start
 from inferstack.offline.simulate.engine import run_exact
 from inferstack.offline.simulate.errors import SimulateError
 from inferstack.offline.simulate.inputs import load_location, load_stack
 from inferstack.offline.simulate.report import summarize
 
 REPO = Path(__file__).resolve().parents[3]
-START = _start(DEFAULT_START)
+START = parse_start(DEFAULT_START)
 
 
 def _aws_prod(**aws: object) -> ProgramLocation:
