@@ -47,6 +47,16 @@ REQUEST_ENVELOPE_BYTES: Final = 64 * 1024
 """Room for everything in a request that is not tensor data: names, shapes, parameters, id."""
 
 
+FALLBACK_MAX_REQUEST_BYTES: Final = 64 * 1024 * 1024
+"""The request limit when the model's signature bounds nothing (BYTES or variable dimensions)."""
+
+
+def max_request_bytes(specs: Sequence[TensorSpec], max_batch_size: int, configured: int) -> int:
+    """The largest request (HTTP body or queue message) to accept: `configured` when set (not
+    0), else the JSON worst case of a max-size batch, else FALLBACK_MAX_REQUEST_BYTES."""
+    return configured or json_request_bytes(specs, max_batch_size) or FALLBACK_MAX_REQUEST_BYTES
+
+
 def json_request_bytes(specs: Sequence[TensorSpec], max_batch_size: int) -> int | None:
     """The largest JSON request body a max-size batch of `specs` can need, or None when no
     bound follows from the signature (a BYTES input or a variable non-batch dimension).

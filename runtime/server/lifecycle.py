@@ -44,15 +44,13 @@ from inferstack.runtime.redaction import RedactingFormatter
 from inferstack.runtime.server.http import HttpLimits, HttpServer
 from inferstack.runtime.server.routes import InferenceApp, ModelUnavailableError, ServedModel
 from inferstack.runtime.server.settings import ServerSettings
-from inferstack.runtime.tensors import json_request_bytes
+from inferstack.runtime.tensors import FALLBACK_MAX_REQUEST_BYTES, max_request_bytes
 
 log = logging.getLogger("inferstack.runtime")
 
 HTTP_CLOSE_GRACE_S = HttpLimits.keep_alive_s + 1.0
 """After the drain, how long open connections get to finish writing and idle ones to reach
 their idle timeout, before what is left is dropped."""
-FALLBACK_MAX_REQUEST_BYTES = 64 * 1024 * 1024
-"""The body limit when the model's signature bounds nothing (BYTES or variable dimensions)."""
 
 
 class InferenceServer:
@@ -130,9 +128,7 @@ class InferenceServer:
         self._model = model
         if self._stop.is_set() or self._drain_task is not None:
             return  # Told to stop while loading: never turn ready.
-        limit = settings.max_request_bytes or (
-            json_request_bytes(model.inputs, config.max_batch_size) or FALLBACK_MAX_REQUEST_BYTES
-        )
+        limit = max_request_bytes(model.inputs, config.max_batch_size, settings.max_request_bytes)
         self.http.limits = replace(self.http.limits, max_request_bytes=limit)
         batcher = DynamicBatcher(
             self._guarded(model), config, name=self.model_name, metrics=self.metrics

@@ -57,6 +57,7 @@ from inferstack.runtime.protocol import (
 )
 from inferstack.runtime.queues import Message, QueueConsumer
 from inferstack.runtime.redaction import redact_text
+from inferstack.runtime.tensors import max_request_bytes
 from inferstack.runtime.worker.health import Health
 from inferstack.runtime.worker.interruption import Notice
 from inferstack.runtime.worker.isolation import ModelGate, killed_the_model
@@ -142,6 +143,11 @@ class Worker:
         self._batcher: DynamicBatcher | None = None
         self._state = "starting"
         self._beat_at: float | None = None
+        self.max_message_bytes = max_request_bytes(
+            model.inputs, settings.max_batch_size, settings.max_message_bytes
+        )
+        """Larger messages are dead-lettered before decoding: decoding one costs memory and
+        event-loop time in proportion to its size, and no message larger can be a valid request."""
         self._gate = ModelGate(model.predict_batch)
         self._revive_model = revive_model
         self._recovery: asyncio.Lock | None = None
@@ -394,6 +400,9 @@ class Worker:
             if message.problem is not None:
                 failures.append(_Failure(message, message.problem, True))
                 continue
+            if len(message.body) > self.max_message_bytes:
+                failures.append(_Failure(message, self._too_large(message), True))
+                continue
             try:
                 request = decode_checked(message.body, self.model, message.header_length)
             except ProtocolError as error:
@@ -409,6 +418,13 @@ class Worker:
                 continue
             decoded.append((message, request))
         return decoded
+
+    def _too_large(self, message: Message) -> str:
+        return (
+            f"the message has {len(message.body)} bytes, more than the {self.max_message_bytes} "
+            "that a request of max_batch_size rows of the model's inputs can need; send smaller "
+            "requests or raise max_message_bytes"
+        )
 
     def _overdelivered(self, message: Message) -> str:
         """Why a message delivered past `max_attempts` is dead-lettered before it is worked.

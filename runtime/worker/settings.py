@@ -51,6 +51,12 @@ class WorkerSettings(BatchingSettings):
         default=None, gt=0, description="exit once the queue gave nothing for this long"
     )
     log_format: Literal["text", "json"] = "text"
+    max_message_bytes: int = Field(
+        default=0,
+        ge=0,
+        description="larger messages are dead-lettered before decoding (0: the JSON worst case "
+        "of max_batch_size rows of the model's inputs, 64 MiB when they bound nothing)",
+    )
 
     def batcher_config(self) -> BatcherConfig:
         """The batcher knobs. The queue is bounded by prefetch, so the batcher's never fills."""

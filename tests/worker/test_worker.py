@@ -427,6 +427,41 @@ def test_directory_store_is_write_once_and_leaves_no_temporaries(tmp_path: Path)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a.json", "b.json"]
 
 
+def padded(size: int) -> bytes:
+    """A valid one-row request of `size` bytes: the padding is its `id`."""
+    body = request_body([1, 2, 3, 4], request_id="")
+    return body.replace(b'"id": ""', b'"id": "' + b"x" * (size - len(body)) + b'"')
+
+
+def test_a_message_larger_than_the_signature_allows_is_dead_lettered_before_decoding(
+    store: DirectoryStore,
+) -> None:
+    # max_batch_size 4 rows of 4 FP32: 4 * 4 * 40 bytes of JSON + 64 KiB of envelope.
+    limit = 4 * 4 * 40 + 64 * 1024
+    queue = MemoryQueue(max_attempts=5)
+    at_limit = queue.put(padded(limit))
+    over = queue.put(padded(limit + 1))
+    model = DoublingModel()
+    worker = Worker(queue, store, model, settings())
+    assert worker.max_message_bytes == limit
+    run_worker(worker)
+    assert queue.acked == [at_limit]
+    ((dead, reason),) = queue.dead
+    assert dead == over
+    assert reason.startswith(f"the message has {limit + 1} bytes, more than the {limit} that")
+    assert model.rows_seen == 1
+
+
+def test_max_message_bytes_overrides_the_derived_limit(store: DirectoryStore) -> None:
+    queue = MemoryQueue(max_attempts=5)
+    small = queue.put(request_body([1, 2, 3, 4]))
+    large = queue.put(padded(4096))
+    worker = Worker(queue, store, DoublingModel(), settings(max_message_bytes=2048))
+    run_worker(worker)
+    assert queue.acked == [small]
+    assert [message_id for message_id, _ in queue.dead] == [large]
+
+
 def test_directory_store_keeps_odd_ids_inside_the_directory(tmp_path: Path) -> None:
     store = DirectoryStore(tmp_path / "r")
     store.put_many({"../../etc/passwd": b"x", ".hidden": b"y", "id\n": b"z"})
