@@ -12,6 +12,7 @@ builders accept `pulumi.Input[str]` and go through `Output.apply` only when hand
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final
@@ -30,10 +31,28 @@ if TYPE_CHECKING:
 
 Manifest = dict[str, Any]
 
-GMP_UNDELIVERED: Final = "pubsub.googleapis.com:subscription_num_undelivered_messages"
-"""Pub/Sub backlog as Google Cloud Managed Service for Prometheus names it. KEDA's gcp-pubsub
-scaler reads it through Cloud Monitoring MQL, which Google deprecated; KEDA's recommended path is
-its Prometheus scaler against the Managed Prometheus query API, authenticated with pod identity."""
+PUBSUB_UNDELIVERED: Final = "pubsub.googleapis.com/subscription/num_undelivered_messages"
+"""Pub/Sub backlog, as Cloud Monitoring names it (Google Cloud metrics list, "pubsub"). KEDA's
+gcp-pubsub scaler reads it through Cloud Monitoring MQL, which Google deprecated; KEDA's
+recommended path is its Prometheus scaler against the Managed Prometheus query API, authenticated
+with pod identity, so the query names it as PromQL does (`promql_metric_name`)."""
+_PROMQL_SPECIAL: Final = re.compile(r"[^A-Za-z0-9_]")
+
+
+def promql_metric_name(cloud_monitoring_type: str) -> str:
+    """The PromQL name of a Cloud Monitoring metric type.
+
+    Google Cloud, "Mapping Cloud Monitoring metrics to PromQL"
+    (https://cloud.google.com/monitoring/promql/promql-mapping): replace the first `/` with `:`,
+    and every other special character (`.` and the other `/` included) with `_`. A name read any
+    other way matches no series, and the query's empty answer would read as no backlog.
+    """
+    domain, slash, path = cloud_monitoring_type.partition("/")
+    if not slash or not domain or not path:
+        raise ValueError(f"{cloud_monitoring_type!r} is not a Cloud Monitoring metric type")
+    return f"{_PROMQL_SPECIAL.sub('_', domain)}:{_PROMQL_SPECIAL.sub('_', path)}"
+
+
 TRIGGER_NAME: Final = "backlog"
 
 
@@ -149,10 +168,12 @@ class PubSubBackend(QueueBackend):
     ) -> tuple[str, Mapping[str, Any]]:
         project = str(wiring.gcp_project)
 
+        metric = promql_metric_name(PUBSUB_UNDELIVERED)
+
         def query(subscription: str) -> str:
             return (
-                f'sum({{"__name__"="{GMP_UNDELIVERED}","monitored_resource"="pubsub_subscription",'
-                f'"project_id"="{project}","subscription_id"="{subscription}"}})'
+                f'sum({metric}{{monitored_resource="pubsub_subscription",'
+                f'project_id="{project}",subscription_id="{subscription}"}})'
             )
 
         return "prometheus", {

@@ -459,7 +459,7 @@ def test_keda_reads_the_backlog_of_the_created_subscription(rendered: Rendered) 
     trigger = scaler["spec"]["triggers"][0]
     assert trigger["type"] == "prometheus"
     assert f"projects/{PROJECT}/location/global/prometheus" in trigger["metadata"]["serverAddress"]
-    assert '"subscription_id"="embedder-jobs"' in trigger["metadata"]["query"]
+    assert 'subscription_id="embedder-jobs"' in trigger["metadata"]["query"]
     auth = rendered.manifest("embedder", "TriggerAuthentication", "embedder-queue")
     assert auth["spec"] == {"podIdentity": {"provider": "gcp"}}
 
