@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 from typing import Any, Generic, TypeVar
 
 from inferstack.components.planning.clouds import Target, spot_notice
+from inferstack.components.planning.replica_model import BatcherRules, ComputeLaw, steady_state
 from inferstack.components.planning.schedule import (
     CronShiftError,
     next_occurrence_utc,
@@ -344,7 +345,7 @@ def size_realtime(
                 ]
             )
 
-    target = _realtime_target(spec, realtime, point, rate)
+    target = _realtime_target(spec, realtime, profile, point, rate)
     cold = profile.cold_start
     startup = _startup_seconds(profile)
     drain = spec.batching.queue_limit / (point.throughput_items_per_s * gpus)
@@ -384,26 +385,55 @@ def size_realtime(
     return sizing, warnings
 
 
+def batcher_rules(spec: InferenceServiceSpec, gpus: int) -> BatcherRules:
+    """The spec's batching as one replica with `gpus` GPUs runs it."""
+    batching = spec.batching
+    return BatcherRules(
+        max_batch_size=batching.max_batch_size,
+        preferred_batch_sizes=tuple(batching.preferred_batch_sizes),
+        max_queue_delay_s=batching.max_queue_delay_ms / 1000,
+        queue_limit=batching.queue_limit,
+        instances=batching.instances_per_gpu * gpus,
+    )
+
+
+def compute_law(profile: Profile) -> ComputeLaw:
+    """The profile's measured batch compute, as the batcher model samples it."""
+    return ComputeLaw(
+        sizes=tuple(p.batch_size for p in profile.batches),
+        p50_s=tuple(p.latency_ms.p50 / 1000 for p in profile.batches),
+        p99_s=tuple(p.latency_ms.p99 / 1000 for p in profile.batches),
+    )
+
+
 def _realtime_target(
-    spec: InferenceServiceSpec, realtime: Realtime, point: BatchPoint, rate: float
+    spec: InferenceServiceSpec,
+    realtime: Realtime,
+    profile: Profile,
+    point: BatchPoint,
+    rate: float,
 ) -> Derived[float]:
+    """The gauge's per-replica value at the sized rate: where the HPA then holds the pool."""
     scaling = realtime.scaling
     if scaling.target_per_replica != "auto":
         return Derived(float(scaling.target_per_replica), "set in the spec")
+    at = (
+        f"{rate:,.0f} rps per replica ({TARGET_UTILISATION:.0%} of batch-{point.batch_size} "
+        "throughput)"
+    )
+    if scaling.metric == "rps":
+        return Derived(round(rate, 2), f"the sized rate: {at}; the rps gauge reads the rate itself")
+    state = steady_state(batcher_rules(spec, realtime.gpu.count), compute_law(profile), rate)
     if scaling.metric == "queue_depth":
         return Derived(
-            float(point.batch_size),
-            f"one full batch ({point.batch_size}) waiting per replica: more means requests wait "
-            "longer than one compute cycle",
+            round(state.queue_depth, 1),
+            f"mean queue depth {state.queue_depth:.1f} at {at}, from the batcher model",
         )
-    if scaling.metric == "in_flight":
-        seconds = (spec.batching.max_queue_delay_ms + point.latency_ms.p50) / 1000
-        return Derived(
-            round(max(1.0, rate * seconds), 2),
-            f"Little's law: {rate:.1f} rps x {seconds * 1000:.1f} ms (queue delay + p50 compute) "
-            "in flight per replica at the sized load",
-        )
-    return Derived(round(rate, 2), "the sized rps per replica")
+    return Derived(
+        round(state.in_flight, 1),
+        f"mean in flight {state.in_flight:.1f} (waiting + computing) at {at}, from the batcher "
+        "model",
+    )
 
 
 def size_batch(

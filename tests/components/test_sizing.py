@@ -6,7 +6,13 @@ from datetime import UTC, datetime
 
 import pytest
 
-from inferstack.components.planning.sizing import TARGET_UTILISATION, size_service
+from inferstack.components.planning.replica_model import steady_state
+from inferstack.components.planning.sizing import (
+    TARGET_UTILISATION,
+    batcher_rules,
+    compute_law,
+    size_service,
+)
 from inferstack.errors import SpecError
 from tests.components.factories import make_profile, make_spec
 
@@ -105,20 +111,47 @@ def test_hold_timeout_shorter_than_the_cold_start_is_refused() -> None:
 
 
 def test_targets_per_metric() -> None:
+    # Each auto target is what the replica's gauge reads at the sized 2240 rps (70% of batch-32
+    # throughput), from the batcher model (preferred sizes 8 and 32, 5 ms delay, one instance):
+    # the HPA then holds the pool at the sized load. The old targets (one full batch, 32; Little's
+    # law on delay + p50, 33.6) held it at 80-97% of capacity.
     queue = size().realtime
     assert queue is not None
-    assert queue.target_per_replica.value == 32
+    assert queue.target_per_replica.value == pytest.approx(17.8, abs=0.05)
+    assert queue.target_per_replica.reason == (
+        "mean queue depth 17.8 at 2,240 rps per replica (70% of batch-32 throughput), "
+        "from the batcher model"
+    )
     in_flight = size(realtime__scaling__metric="in_flight").realtime
     assert in_flight is not None
-    # Little's law: 2240 rps x (5 ms delay + 10 ms p50) = 33.6 in flight.
-    assert in_flight.target_per_replica.value == pytest.approx(33.6)
+    assert in_flight.target_per_replica.value == pytest.approx(31.2, abs=0.05)
+    assert "mean in flight 31.2 (waiting + computing) at 2,240 rps" in (
+        in_flight.target_per_replica.reason
+    )
     rps = size(realtime__scaling__metric="rps").realtime
     assert rps is not None
     assert rps.target_per_replica.value == pytest.approx(2240)
+    assert "the sized rate: 2,240 rps per replica" in rps.target_per_replica.reason
     fixed = size(realtime__scaling__target_per_replica=12).realtime
     assert fixed is not None
     assert fixed.target_per_replica.value == 12
     assert fixed.target_per_replica.reason == "set in the spec"
+
+
+def test_auto_targets_are_the_batcher_models_steady_state_at_the_sized_rate() -> None:
+    spec, profile = make_spec(), make_profile()
+    state = steady_state(batcher_rules(spec, 1), compute_law(profile), 2240.0)
+    queue = size().realtime
+    in_flight = size(realtime__scaling__metric="in_flight").realtime
+    assert queue is not None
+    assert in_flight is not None
+    assert queue.target_per_replica.value == round(state.queue_depth, 1)
+    assert in_flight.target_per_replica.value == round(state.in_flight, 1)
+    # Two GPUs: two batches compute at once, so fewer requests wait at twice the rate's share.
+    two = size(realtime__gpu__count=2).realtime
+    assert two is not None
+    doubled = steady_state(batcher_rules(spec, 2), compute_law(profile), 4480.0)
+    assert two.target_per_replica.value == round(doubled.queue_depth, 1)
 
 
 def test_explicit_max_below_peak_warns_and_below_min_is_refused() -> None:
