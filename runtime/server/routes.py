@@ -19,8 +19,8 @@ What `/infer` promises beyond the codec's checks:
 - the body is judged by `protocol.decode_checked`, as the worker judges a queue message: FP16/FP32
   values outside the datatype's finite range are a 400 naming the tensor, NaN and Infinity
   written as such are accepted (as Triton accepts them), `"outputs": []` means every output;
-- bodies from LARGE_BODY_BYTES on are decoded in a helper process (`large_bodies.py`), so the
-  event loop keeps answering meanwhile;
+- bodies from LARGE_BODY_BYTES on are decoded in a helper process
+  (`protocol/large_bodies.py`), so the event loop keeps answering meanwhile;
 - when the model process has died, requests that had not reached it get 503 with Retry-After
   (the replica is going away; another one can answer), the batch that was in it 500.
 """
@@ -54,7 +54,7 @@ from inferstack.runtime.protocol import (
     encode_response,
     error_body,
 )
-from inferstack.runtime.server.large_bodies import (
+from inferstack.runtime.protocol.large_bodies import (
     LARGE_BODY_BYTES,
     DecoderUnavailableError,
     LargeBodyDecoder,

@@ -55,6 +55,11 @@ from inferstack.runtime.protocol import (
     decode_checked,
     encode_response,
 )
+from inferstack.runtime.protocol.large_bodies import (
+    LARGE_BODY_BYTES,
+    DecoderUnavailableError,
+    LargeBodyDecoder,
+)
 from inferstack.runtime.queues import Message, QueueConsumer
 from inferstack.runtime.redaction import redact_text
 from inferstack.runtime.tensors import max_request_bytes
@@ -148,6 +153,7 @@ class Worker:
         )
         """Larger messages are dead-lettered before decoding: decoding one costs memory and
         event-loop time in proportion to its size, and no message larger can be a valid request."""
+        self._decoder = LargeBodyDecoder()
         self._gate = ModelGate(model.predict_batch)
         self._revive_model = revive_model
         self._recovery: asyncio.Lock | None = None
@@ -231,6 +237,7 @@ class Worker:
                 self._deadline_timer.cancel()
             await self._release_all()
             await batcher.close()
+            await asyncio.to_thread(self._decoder.close)
             self._state = "stopped"
         logger.info(
             "worker stopped",
@@ -340,14 +347,13 @@ class Worker:
         """Steps 2 to 6 of the module docstring for one batch; every message ends settled."""
         messages = batch.messages
         failures: list[_Failure] = []
+        store_down: str | None = None
         try:
             already = await asyncio.to_thread(self.store.existing, [m.id for m in messages])
         except Exception as error:  # The store is down: no result can be written either.
             already, store_down = set(), self._store_failed(error)
-        else:
-            store_down = None
         duplicates = [m for m in messages if m.id in already]
-        decoded = self._decode([m for m in messages if m.id not in already], failures)
+        decoded = await self._decode([m for m in messages if m.id not in already], failures)
         if store_down is not None:
             # Undecodable ones are dead-lettered as usual; the rest wait for the store (backoff,
             # then dead letter at max_attempts) instead of running the model for nothing.
@@ -388,25 +394,23 @@ class Worker:
                 },
             )
 
-    def _decode(
+    async def _decode(
         self, messages: Sequence[Message], failures: list[_Failure]
     ) -> list[tuple[Message, InferRequest]]:
         """Each message as a v2 request; one that cannot be decoded joins `failures` for good."""
         decoded: list[tuple[Message, InferRequest]] = []
         for message in messages:
-            if message.attempt > self.queue.max_attempts:
-                failures.append(_Failure(message, self._overdelivered(message), True))
-                continue
-            if message.problem is not None:
-                failures.append(_Failure(message, message.problem, True))
-                continue
-            if len(message.body) > self.max_message_bytes:
-                failures.append(_Failure(message, self._too_large(message), True))
+            refusal = self._refusal(message)
+            if refusal is not None:
+                failures.append(_Failure(message, refusal, True))
                 continue
             try:
-                request = decode_checked(message.body, self.model, message.header_length)
+                request = await self._decode_one(message)
             except ProtocolError as error:
                 failures.append(_Failure(message, f"invalid v2 request: {error.message}", True))
+                continue
+            except DecoderUnavailableError as error:  # Killed for memory, say: not the message.
+                failures.append(_Failure(message, str(error), False))
                 continue
             except Exception as error:
                 # The decoder refuses with ProtocolError alone; anything else is a bug in it, but
@@ -418,6 +422,23 @@ class Worker:
                 continue
             decoded.append((message, request))
         return decoded
+
+    def _refusal(self, message: Message) -> str | None:
+        """Why a message is dead-lettered without being decoded, if it is."""
+        if message.attempt > self.queue.max_attempts:
+            return self._overdelivered(message)
+        if message.problem is not None:
+            return message.problem
+        if len(message.body) > self.max_message_bytes:
+            return self._too_large(message)
+        return None
+
+    async def _decode_one(self, message: Message) -> InferRequest:
+        """`decode_checked`; a large body in the helper process, so that the loop keeps beating
+        and extending leases (and the health port keeps answering) while it is parsed."""
+        if len(message.body) >= LARGE_BODY_BYTES:
+            return await self._decoder.decode(message.body, self.model, message.header_length)
+        return decode_checked(message.body, self.model, message.header_length)
 
     def _too_large(self, message: Message) -> str:
         return (

@@ -68,6 +68,9 @@ def worker_settings(queue: str) -> WorkerSettings:
         exit_when_idle_s=0.5,
         retry_base_s=0.1,
         metrics_port=0,
+        # The 200 KB poison bodies must reach the decoder, past the size limit derived from
+        # this small model (66 KB): the decoder's own refusals are what is tested.
+        max_message_bytes=1 << 20,
     )
 
 

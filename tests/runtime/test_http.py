@@ -27,8 +27,8 @@ import uvloop
 from inferstack.runtime.batcher import BatcherConfig, DynamicBatcher
 from inferstack.runtime.metrics import RuntimeMetrics
 from inferstack.runtime.models import LoadedModel
+from inferstack.runtime.protocol.large_bodies import LARGE_BODY_BYTES
 from inferstack.runtime.server.http import HttpLimits, HttpServer
-from inferstack.runtime.server.large_bodies import LARGE_BODY_BYTES
 from inferstack.runtime.server.routes import InferenceApp, ServedModel
 from inferstack.runtime.tensors import TensorSpec
 from tests.runtime.fakes import GatedModel, rows

@@ -20,6 +20,7 @@ import numpy as np
 import pytest
 
 from inferstack.cli import main
+from inferstack.runtime.protocol.large_bodies import LARGE_BODY_BYTES
 from inferstack.runtime.queues import Message
 from inferstack.runtime.results.local import DirectoryStore
 from inferstack.runtime.settings import SettingsError
@@ -460,6 +461,27 @@ def test_max_message_bytes_overrides_the_derived_limit(store: DirectoryStore) ->
     run_worker(worker)
     assert queue.acked == [small]
     assert [message_id for message_id, _ in queue.dead] == [large]
+
+
+def test_a_large_message_is_decoded_in_the_helper_process(store: DirectoryStore) -> None:
+    queue = MemoryQueue(max_attempts=5)
+    large = queue.put(padded(LARGE_BODY_BYTES + 1))
+    broken = queue.put(b"[" * (LARGE_BODY_BYTES + 1))
+    worker = Worker(queue, store, DoublingModel(), settings(max_message_bytes=4 * LARGE_BODY_BYTES))
+    decoded_in: list[str] = []
+    decode = worker._decoder.decode
+
+    async def spy(*args: Any) -> Any:
+        decoded_in.append("helper")
+        return await decode(*args)
+
+    worker._decoder.decode = spy  # type: ignore[method-assign]
+    run_worker(worker)
+    assert decoded_in == ["helper", "helper"]
+    assert queue.acked == [large]
+    ((dead, reason),) = queue.dead
+    assert dead == broken
+    assert reason.startswith("invalid v2 request: the request body is not valid JSON")
 
 
 def test_directory_store_keeps_odd_ids_inside_the_directory(tmp_path: Path) -> None:
