@@ -459,7 +459,7 @@ def test_pubsub_backlog_reads_managed_prometheus_not_mql(rendered: Rendered) -> 
     meta = trigger["metadata"]
     assert meta["serverAddress"].startswith("https://monitoring.googleapis.com/v1/projects/proj-1/")
     assert "subscription_num_undelivered_messages" in meta["query"]
-    assert '"subscription_id"="jobs-sub"' in meta["query"]
+    assert 'subscription_id="jobs-sub"' in meta["query"]
     assert rendered.one("pubsub", "TriggerAuthentication")["spec"] == {
         "podIdentity": {"provider": "gcp"}
     }
