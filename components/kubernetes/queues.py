@@ -54,6 +54,10 @@ def promql_metric_name(cloud_monitoring_type: str) -> str:
 
 
 TRIGGER_NAME: Final = "backlog"
+NULL_IS_ERROR: Final[Mapping[str, str]] = {"ignoreNullValues": "false"}
+"""KEDA's Prometheus scaler reads an empty answer as 0 unless told otherwise (`ignoreNullValues`,
+default true, `pkg/scalers/prometheus_scaler.go`): a misspelled metric or a lost scrape would look
+like no demand. As an error it counts towards `fallback` and shows on the ScaledObject."""
 
 
 def apply(value: pulumi.Input[str], function: Callable[[str], str]) -> pulumi.Input[str]:
@@ -183,7 +187,7 @@ class PubSubBackend(QueueBackend):
             "query": apply(name, query),
             "threshold": target,
             "activationThreshold": "0",
-            "ignoreNullValues": "true",
+            **NULL_IS_ERROR,
         }
 
 

@@ -20,7 +20,7 @@ from typing import Final
 from inferstack.components.kubernetes.bindings import KubernetesBindings, queue_name
 from inferstack.components.kubernetes.options import KubernetesOptions
 from inferstack.components.kubernetes.pods import PORT_NAME, decimal
-from inferstack.components.kubernetes.queues import TRIGGER_NAME, backend
+from inferstack.components.kubernetes.queues import NULL_IS_ERROR, TRIGGER_NAME, backend
 from inferstack.components.kubernetes.workloads import (
     Manifest,
     labels,
@@ -53,6 +53,11 @@ IDLE_BEFORE_ZERO_SECONDS: Final = 300
 """How long a pool sits without demand before KEDA takes it to zero."""
 SCALE_DOWN_STABILIZATION_SECONDS: Final = 300
 RATE_WINDOW: Final = "1m"
+FALLBACK_FAILURE_THRESHOLD: Final = 3
+"""Failed reads of a trigger before KEDA falls back: three polls (30 s realtime, 45 s batch)."""
+FALLBACK_BEHAVIOR: Final = "currentReplicasIfHigher"
+"""KEDA's fallback that holds the replicas a pool has and raises it to the floor, never lower: a
+pool that cannot see its demand must not shed the capacity it is serving with."""
 
 
 def demand_query(spec: InferenceServiceSpec, pool: RealtimePool, namespace: str) -> str:
@@ -135,8 +140,10 @@ def realtime_triggers(
                 "query": demand_query(spec, pool, options.namespace),
                 "threshold": decimal(pool.sizing.target_per_replica.value),
                 "activationThreshold": "0",
-                # No series (no pods yet, or a scrape gap) reads as zero demand, not an error.
-                "ignoreNullValues": "true",
+                # No series is an error, not zero demand. At zero replicas (scale-to-zero) KEDA
+                # does not apply the fallback (its executor leaves the HPA idle), so the HTTP
+                # add-on's trigger still decides the wake.
+                **NULL_IS_ERROR,
             },
         }
     ]
@@ -196,8 +203,34 @@ def scaled_object(
             "minReplicaCount": pool.sizing.min_replicas.value,
             "maxReplicaCount": pool.sizing.max_replicas.value,
             "advanced": _behavior(SCALE_DOWN_STABILIZATION_SECONDS),
+            "fallback": fallback(pool),
             "triggers": triggers,
         },
+    }
+
+
+def fallback_replicas(pool: Pool) -> int:
+    """The floor a pool holds while a trigger cannot be read, from the plan's sizing.
+
+    Realtime: what the declared baseline needs (at least the minimum), so the latency budget holds
+    while demand is unknown. Batch: the minimum, but at least one worker, so a queue that cannot
+    be measured is still drained. Never above the pool's maximum.
+    """
+    sizing = pool.sizing
+    floor = sizing.min_replicas.value
+    if isinstance(pool, RealtimePool):
+        floor = max(floor, pool.sizing.baseline_replicas.value)
+    return min(max(floor, 1), sizing.max_replicas.value)
+
+
+def fallback(pool: Pool) -> Manifest:
+    """KEDA's `spec.fallback` (ScaledObject specification, "fallback"): after
+    `FALLBACK_FAILURE_THRESHOLD` failed reads the HPA is fed `fallback_replicas`, so a broken
+    query holds a safe floor and shows as the ScaledObject's Fallback condition."""
+    return {
+        "failureThreshold": FALLBACK_FAILURE_THRESHOLD,
+        "replicas": fallback_replicas(pool),
+        "behavior": FALLBACK_BEHAVIOR,
     }
 
 

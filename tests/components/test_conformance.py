@@ -15,9 +15,14 @@ import pytest
 from inferstack.components.kubernetes.bindings import KubernetesBindings
 from inferstack.components.kubernetes.options import KubernetesOptions, QueueBinding
 from inferstack.components.kubernetes.queues import PUBSUB_UNDELIVERED, promql_metric_name
-from inferstack.components.kubernetes.scaling import batch_scaled_object
+from inferstack.components.kubernetes.scaling import (
+    FALLBACK_FAILURE_THRESHOLD,
+    batch_scaled_object,
+    realtime_scaled_object,
+)
 from inferstack.components.planning.sizing import size_service
 from inferstack.components.planning.spec import parse_spec
+from tests.components import schemas
 from tests.components.factories import make_profile, spec_data
 
 NOW = datetime(2026, 1, 15, 12, 0, tzinfo=UTC)
@@ -25,13 +30,39 @@ PROMQL_METRIC_NAME = re.compile(r"[a-zA-Z_:][a-zA-Z0-9_:]*")
 """Prometheus data model, "Metric names and labels": the legacy (unquoted) metric name."""
 
 
-def _pubsub_scaled_object() -> dict[str, Any]:
-    spec = parse_spec(spec_data(batch__queue={"kind": "pubsub", "name": "jobs-sub"}))
-    options = KubernetesOptions(
-        queue=QueueBinding(gcp_project="proj-1", results_uri="gs://results/p")
-    )
+OPTIONS = KubernetesOptions(
+    queue=QueueBinding(gcp_project="proj-1", aws_region="us-east-1", results_uri="gs://r/p")
+)
+ZERO = {"realtime__scale_to_zero": True, "realtime__allow_cold_start_over_budget": True}
+QUEUES = {
+    "sqs": {"kind": "sqs", "name": "jobs"},
+    "pubsub": {"kind": "pubsub", "name": "jobs-sub"},
+    "redis-streams": {"kind": "redis-streams", "name": "jobs", "redis_address": "redis:6379"},
+}
+
+
+def _batch_scaled_object(queue: str = "pubsub", **changes: Any) -> dict[str, Any]:
+    spec = parse_spec(spec_data(batch__queue=QUEUES[queue], **changes))
     sizing = size_service(spec, make_profile(), now=NOW)
-    return batch_scaled_object(spec, sizing, options, KubernetesBindings.from_options(options))
+    return batch_scaled_object(spec, sizing, OPTIONS, KubernetesBindings.from_options(OPTIONS))
+
+
+def _pubsub_scaled_object() -> dict[str, Any]:
+    return _batch_scaled_object("pubsub")
+
+
+def _realtime_scaled_object(**changes: Any) -> dict[str, Any]:
+    spec = parse_spec(spec_data(**changes))
+    return realtime_scaled_object(spec, size_service(spec, make_profile(), now=NOW), OPTIONS)
+
+
+def _every_scaled_object() -> list[dict[str, Any]]:
+    return [
+        _realtime_scaled_object(),
+        _realtime_scaled_object(**ZERO),
+        *(_batch_scaled_object(queue) for queue in QUEUES),
+        _batch_scaled_object("sqs", batch__scaling__min_replicas=2),
+    ]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -78,3 +109,48 @@ def test_the_pubsub_backlog_query_names_the_mapped_metric() -> None:
         f'sum({name}{{monitored_resource="pubsub_subscription",'
         'project_id="proj-1",subscription_id="jobs-sub"})'
     )
+
+
+# ---------------------------------------------------------------------------------------------
+# KEDA: silent zeros are errors, and an error holds a floor
+
+
+def test_every_prometheus_trigger_reads_an_empty_answer_as_an_error() -> None:
+    """kedacore/keda `pkg/scalers/prometheus_scaler.go`: `ignoreNullValues` defaults to true and
+    then an empty result, an empty value or NaN returns 0 with no error."""
+    triggers = [t for so in _every_scaled_object() for t in so["spec"]["triggers"]]
+    prometheus = [t for t in triggers if t["type"] == "prometheus"]
+    assert len(prometheus) == 3  # realtime twice, the Pub/Sub backlog once
+    for trigger in prometheus:
+        assert trigger["metadata"]["ignoreNullValues"] == "false"
+
+
+def test_every_scaled_object_falls_back_to_the_plans_floor() -> None:
+    """KEDA ScaledObject specification, "fallback" (keda.sh/docs/2.18/reference/scaledobject-spec)
+    and `pkg/fallback/fallback.go`: after `failureThreshold` failed reads the HPA is fed
+    `replicas` (with `currentReplicasIfHigher`, the current count when higher). The webhook
+    (`CheckFallbackValid`) needs a trigger other than cpu or memory; a `Value` metric would divide
+    by ready replicas, which are zero on a woken pool, so every trigger keeps `AverageValue`."""
+    expected = {
+        # realtime: baseline 5000 rps needs 3 replicas of the factory profile
+        "embedder-realtime": 3,
+        "embedder-batch": 1,
+    }
+    for so in _every_scaled_object():
+        fallback = so["spec"]["fallback"]
+        assert fallback["failureThreshold"] == FALLBACK_FAILURE_THRESHOLD
+        assert fallback["behavior"] == "currentReplicasIfHigher"
+        minimum, maximum = so["spec"]["minReplicaCount"], so["spec"]["maxReplicaCount"]
+        assert max(minimum, 1) <= fallback["replicas"] <= maximum
+        if minimum <= 1:
+            assert fallback["replicas"] == expected[so["metadata"]["name"]]
+        assert all(
+            t.get("metricType", "AverageValue") == "AverageValue" for t in so["spec"]["triggers"]
+        )
+        assert any(t["type"] not in ("cpu", "memory") for t in so["spec"]["triggers"])
+
+
+def test_the_fallback_validates_against_the_keda_crd() -> None:
+    schemas.require_schema_dir()
+    for so in _every_scaled_object():
+        schemas.validate(so)
