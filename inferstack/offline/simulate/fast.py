@@ -174,6 +174,30 @@ def build_table(pool: RealtimePool, rng: np.random.Generator) -> QueueingTable:
     )
 
 
+_TABLES: dict[tuple[object, ...], tuple[QueueingTable, dict[str, object]]] = {}
+"""Tables built, by pool parameters and generator state; see `memo_table`."""
+TABLES_KEPT = 32
+
+
+def memo_table(pool: RealtimePool, rng: np.random.Generator) -> QueueingTable:
+    """`build_table`, remembered: the same parameters and generator state give the same table and
+    leave the generator in the same state, so a hit is exactly a rebuild, without its seconds.
+
+    `inferstack tune` simulates many configurations that share a batcher on the same seed; the
+    table is most of a short run's time. Tables are read, never written, once built.
+    """
+    key = (pool.batcher, pool.compute, pool.latency_budget_s, repr(rng.bit_generator.state))
+    hit = _TABLES.get(key)
+    if hit is not None:
+        rng.bit_generator.state = hit[1]
+        return hit[0]
+    table = build_table(pool, rng)
+    if len(_TABLES) >= TABLES_KEPT:
+        _TABLES.pop(next(iter(_TABLES)))
+    _TABLES[key] = (table, rng.bit_generator.state)
+    return table
+
+
 @dataclass
 class _Held:
     second: int
@@ -195,7 +219,7 @@ class FastRealtime:
         self.pool = pool
         self.rates = rates
         self.counts = counts
-        self.table = build_table(pool, rng)
+        self.table = memo_table(pool, rng)
         self.capacity = realtime_capacity(scenario, pool, rng)
         seconds = len(rates)
         self.keda = keda_for(pool, start, seconds)
