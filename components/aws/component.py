@@ -35,8 +35,9 @@ from inferstack.components.aws.options import AwsOptions
 from inferstack.components.aws.queue import JobQueue, create_job_queue
 from inferstack.components.aws.registry import create_repository, repository_name
 from inferstack.components.aws.tags import resource_tags
-from inferstack.components.kubernetes.bindings import KubernetesBindings, QueueWiring
+from inferstack.components.kubernetes.bindings import KubernetesBindings, NodeEndpoint, QueueWiring
 from inferstack.components.kubernetes.component import KubernetesInferenceService, custom_resource
+from inferstack.components.kubernetes.network import EKS_POD_IDENTITY_AGENT
 from inferstack.components.kubernetes.options import KubernetesOptions
 from inferstack.components.kubernetes.workloads import workload_name
 from inferstack.components.planning.plan import ServicePlan, target_problems
@@ -353,7 +354,16 @@ class AwsInferenceStack(pulumi.ComponentResource):
                 for label in cloud.spot_labels
                 if label.key == karpenter_objects.CAPACITY_TYPE_LABEL
             ),
+            node_endpoints=node_endpoints(self.options),
         )
+
+
+def node_endpoints(options: AwsOptions) -> tuple[NodeEndpoint, ...]:
+    """What the pods read on their Karpenter node: the EKS Pod Identity agent with
+    `identity: pod_identity`, nothing with IRSA (a projected token, exchanged with STS over
+    HTTPS). Never IMDS: the NodeClass's hop limit of 1 drops IMDSv2's token answer one hop from
+    the node, before it reaches a pod's network namespace, so a rule for it opens nothing."""
+    return (EKS_POD_IDENTITY_AGENT,) if options.identity == "pod_identity" else ()
 
 
 def _oidc_provider_arn(values: list[Any]) -> str:
@@ -367,4 +377,4 @@ def _field(value: Any, key: str) -> Any:
     return value[key] if isinstance(value, dict) else getattr(value, key)
 
 
-__all__ = ["TYPE_TOKEN", "AwsInferenceStack", "plan_problems"]
+__all__ = ["TYPE_TOKEN", "AwsInferenceStack", "node_endpoints", "plan_problems"]

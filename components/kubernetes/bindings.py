@@ -51,6 +51,15 @@ class QueueWiring:
 
 
 @dataclass(frozen=True)
+class NodeEndpoint:
+    """An endpoint on the pod's own node (link-local) that a pod fetches credentials or notices
+    from: an egress NetworkPolicy must name it, since it is neither DNS nor a cloud API."""
+
+    cidr: str
+    port: int
+
+
+@dataclass(frozen=True)
 class KubernetesBindings:
     """What a target hands the Kubernetes layer besides the options: typed Pulumi inputs."""
 
@@ -66,6 +75,9 @@ class KubernetesBindings:
     batch_placement: PoolPlacement = field(default_factory=PoolPlacement)
     spot_labels: tuple[tuple[str, str], ...] | None = None
     """(key, value) of the spot node labels the batch pool prefers; None: every platform's."""
+    node_endpoints: tuple[NodeEndpoint, ...] | None = None
+    """What a pool that reaches a cloud service reads on its node (credentials, spot notices);
+    None: the instance metadata endpoint (GKE's metadata server, a plain cluster's IMDS)."""
 
     @classmethod
     def from_options(cls, options: KubernetesOptions) -> KubernetesBindings:
@@ -221,6 +233,7 @@ def _name_problems(kind: str, name: str) -> list[Problem]:
 
 __all__ = [
     "KubernetesBindings",
+    "NodeEndpoint",
     "QueueWiring",
     "ResolvedQueueBinding",
     "queue_binding",

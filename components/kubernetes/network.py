@@ -8,9 +8,10 @@ name and sends egress only where it needs to:
   `ingress_peers` (a gateway, the calling apps), the HTTP add-on's interceptor (KEDA's
   namespace) when the pool scales to zero, and Prometheus (`prometheus_namespace`);
 - batch: nothing calls the worker; its metrics port from Prometheus only;
-- both: DNS (kube-dns in kube-system); HTTPS and the instance metadata endpoint (credentials,
-  the spot notice) where the pool reads a cloud service: the queue, the result store, a model
-  in object storage; a Redis queue or result store on its own port.
+- both: DNS (kube-dns in kube-system); HTTPS and the node endpoints the target names
+  (`KubernetesBindings.node_endpoints`: the instance metadata endpoint by default, the EKS Pod
+  Identity agent on AWS) where the pool reads a cloud service: the queue, the result store, a
+  model in object storage; a Redis queue or result store on its own port.
 
 Peers outside the cluster cannot be named by address here (cloud endpoints move), so cloud
 egress is TCP 443 to any address; what the policy removes is everything else.
@@ -22,7 +23,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Final
 
-from inferstack.components.kubernetes.bindings import KubernetesBindings
+from inferstack.components.kubernetes.bindings import KubernetesBindings, NodeEndpoint
 from inferstack.components.kubernetes.options import KubernetesOptions
 from inferstack.components.kubernetes.workloads import (
     Manifest,
@@ -43,8 +44,15 @@ NAMESPACE_NAME_LABEL: Final = "kubernetes.io/metadata.name"
 DNS_NAMESPACE: Final = "kube-system"
 DNS_POD_LABELS: Final = {"k8s-app": "kube-dns"}
 """kube-dns and CoreDNS both carry it on EKS, GKE and kubeadm clusters."""
-METADATA_CIDR: Final = "169.254.169.254/32"
-"""The instance metadata endpoint on AWS and GCP: credentials for pod identity, spot notices."""
+METADATA_ENDPOINT: Final = NodeEndpoint("169.254.169.254/32", 80)
+"""The instance metadata endpoint (GKE's metadata server answers there for Workload Identity):
+credentials and spot notices."""
+EKS_POD_IDENTITY_AGENT: Final = NodeEndpoint("169.254.170.23/32", 80)
+"""The EKS Pod Identity agent, a host-network DaemonSet: Amazon EKS User Guide, "Set up the
+Amazon EKS Pod Identity Agent" (listens on 169.254.170.23 for IPv4; [fd00:ec2::23] for IPv6,
+which these IPv4 node classes do not use) and "Understand how EKS Pod Identity works" (the SDKs
+read AWS_CONTAINER_CREDENTIALS_FULL_URI, http://169.254.170.23/v1/credentials: port 80). An
+egress policy that does not name it blocks it (cilium/cilium#34387)."""
 HTTPS_PORT: Final = 443
 REDIS_DEFAULT_PORT: Final = 6379
 CLOUD_SCHEMES: Final = frozenset({"s3", "gs", "http", "https"})
@@ -77,6 +85,17 @@ def _scheme(uri: pulumi.Input[str] | None) -> str:
     return uri.partition("://")[0].lower() if isinstance(uri, str) and "://" in uri else ""
 
 
+def node_endpoints(bindings: KubernetesBindings) -> tuple[NodeEndpoint, ...]:
+    """The node endpoints a pool that reaches a cloud service may call."""
+    if bindings.node_endpoints is None:
+        return (METADATA_ENDPOINT,)
+    return bindings.node_endpoints
+
+
+def _node_endpoint(endpoint: NodeEndpoint) -> Manifest:
+    return {"to": [{"ipBlock": {"cidr": endpoint.cidr}}], "ports": [_tcp(endpoint.port)]}
+
+
 def egress_rules(
     spec: InferenceServiceSpec, pool: Pool, bindings: KubernetesBindings
 ) -> list[Manifest]:
@@ -101,7 +120,7 @@ def egress_rules(
     if cloud:
         rules.append({"to": [{"ipBlock": {"cidr": "0.0.0.0/0"}}], "ports": [_tcp(HTTPS_PORT)]})
     if metadata_endpoint:
-        rules.append({"to": [{"ipBlock": {"cidr": METADATA_CIDR}}], "ports": [_tcp(80)]})
+        rules += [_node_endpoint(endpoint) for endpoint in node_endpoints(bindings)]
     rules += [{"ports": [_tcp(port)]} for port in sorted(redis_ports)]
     return rules
 

@@ -24,6 +24,7 @@ from inferstack.components.planning.sizing import size_service
 from inferstack.components.planning.spec import parse_spec
 from tests.components import schemas
 from tests.components.factories import make_profile, spec_data
+from tests.components.netpol import Peer, allows
 
 NOW = datetime(2026, 1, 15, 12, 0, tzinfo=UTC)
 PROMQL_METRIC_NAME = re.compile(r"[a-zA-Z_:][a-zA-Z0-9_:]*")
@@ -154,3 +155,101 @@ def test_the_fallback_validates_against_the_keda_crd() -> None:
     schemas.require_schema_dir()
     for so in _every_scaled_object():
         schemas.validate(so)
+
+
+# ---------------------------------------------------------------------------------------------
+# NetworkPolicy semantics: the evaluator the flow tables use, on the Kubernetes docs' examples
+
+DOCS_POLICY: dict[str, Any] = {
+    # Kubernetes documentation, "Network Policies", "The NetworkPolicy resource" example.
+    "apiVersion": "networking.k8s.io/v1",
+    "kind": "NetworkPolicy",
+    "metadata": {"name": "test-network-policy", "namespace": "default"},
+    "spec": {
+        "podSelector": {"matchLabels": {"role": "db"}},
+        "policyTypes": ["Ingress", "Egress"],
+        "ingress": [
+            {
+                "from": [
+                    {"ipBlock": {"cidr": "172.17.0.0/16", "except": ["172.17.1.0/24"]}},
+                    {"namespaceSelector": {"matchLabels": {"project": "myproject"}}},
+                    {"podSelector": {"matchLabels": {"role": "frontend"}}},
+                ],
+                "ports": [{"protocol": "TCP", "port": 6379}],
+            }
+        ],
+        "egress": [
+            {
+                "to": [{"ipBlock": {"cidr": "10.0.0.0/24"}}],
+                "ports": [{"protocol": "TCP", "port": 5978}],
+            }
+        ],
+    },
+}
+DEFAULT_NS = {"kubernetes.io/metadata.name": "default"}
+MYPROJECT_NS = {"kubernetes.io/metadata.name": "p", "project": "myproject"}
+OTHER_NS = {"kubernetes.io/metadata.name": "other"}
+
+
+@pytest.mark.parametrize(
+    ("direction", "peer", "port", "allowed"),
+    [
+        # "any pod in the default namespace with the label role=frontend"
+        ("Ingress", Peer(DEFAULT_NS, {"role": "frontend"}), 6379, True),
+        ("Ingress", Peer(OTHER_NS, {"role": "frontend"}), 6379, False),
+        ("Ingress", Peer(DEFAULT_NS, {"role": "backend"}), 6379, False),
+        # "any pod in a namespace with the label project=myproject"
+        ("Ingress", Peer(MYPROJECT_NS, {}), 6379, True),
+        ("Ingress", Peer(MYPROJECT_NS, {}), 6380, False),
+        # "IP addresses in the ranges 172.17.0.0-172.17.0.255 and 172.17.2.0-172.17.255.255"
+        ("Ingress", Peer(ip="172.17.0.9"), 6379, True),
+        ("Ingress", Peer(ip="172.17.1.9"), 6379, False),
+        ("Ingress", Peer(ip="172.17.200.9"), 6379, True),
+        ("Ingress", Peer(ip="172.18.0.1"), 6379, False),
+        # "connections from any pod in the default namespace with the label role=db to CIDR
+        # 10.0.0.0/24 on TCP port 5978"
+        ("Egress", Peer(ip="10.0.0.7"), 5978, True),
+        ("Egress", Peer(ip="10.0.1.7"), 5978, False),
+        ("Egress", Peer(ip="10.0.0.7"), 443, False),
+    ],
+)
+def test_the_evaluator_reads_the_docs_example_as_the_docs_do(
+    direction: str, peer: Peer, port: int, allowed: bool
+) -> None:
+    assert allows(DOCS_POLICY, direction, peer, port, own_namespace=DEFAULT_NS) is allowed
+
+
+def test_the_evaluator_ands_selectors_in_one_peer_and_reads_end_port() -> None:
+    """The docs' "Behavior of to and from selectors" (one element: namespace AND pod) and
+    "Targeting a range of ports" (port 32000, endPort 32768)."""
+    spec = {
+        "podSelector": {},
+        "policyTypes": ["Ingress", "Egress"],
+        "ingress": [
+            {
+                "from": [
+                    {
+                        "namespaceSelector": {"matchLabels": {"user": "alice"}},
+                        "podSelector": {"matchLabels": {"role": "client"}},
+                    }
+                ]
+            }
+        ],
+        "egress": [
+            {
+                "to": [{"ipBlock": {"cidr": "10.0.0.0/24"}}],
+                "ports": [{"protocol": "TCP", "port": 32000, "endPort": 32768}],
+            }
+        ],
+    }
+    policy = {"spec": spec}
+    alice = {"user": "alice"}
+    assert allows(policy, "Ingress", Peer(alice, {"role": "client"}), 80)
+    assert not allows(policy, "Ingress", Peer(alice, {"role": "server"}), 80)
+    assert not allows(policy, "Ingress", Peer({"user": "bob"}, {"role": "client"}), 80)
+    assert allows(policy, "Egress", Peer(ip="10.0.0.1"), 32768)
+    assert not allows(policy, "Egress", Peer(ip="10.0.0.1"), 32769)
+    assert not allows(policy, "Egress", Peer(ip="10.0.0.1"), 32000, protocol="UDP")
+    deny_all = {"spec": {"podSelector": {}, "policyTypes": ["Egress"]}}
+    assert not allows(deny_all, "Egress", Peer(ip="10.0.0.1"), 443)
+    assert allows(deny_all, "Ingress", Peer(ip="10.0.0.1"), 443)

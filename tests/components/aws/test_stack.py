@@ -17,12 +17,14 @@ import pytest
 from inferstack.components.aws import interruption, karpenter
 from inferstack.components.aws.queue import VISIBILITY_MARGIN_SECONDS
 from inferstack.contract import resource_types
+from inferstack.contract.pods import WORKER_METRICS_PORT
 from inferstack.offline.capture import Capture, CapturedResource
 from inferstack.offline.placeholders import PLACEHOLDER_ACCOUNT
 from tests.components import schemas
 from tests.components.aws.factories import AWS_OPTIONS, NOW
 from tests.components.aws.iam_lint import findings
 from tests.components.factories import PROFILE, spec_data
+from tests.components.netpol import Peer, allows
 from tests.components.scenarios import capture_scenarios
 from tests.components.scheduling import NODES, Node, preference_score, schedulable
 
@@ -464,3 +466,46 @@ def test_the_worker_reads_the_created_queue_and_writes_to_the_created_bucket(
     assert rendered.named("full", "full-jobs").urn in batch.dependencies
     env = {e["name"]: e.get("value") for e in container.get("env", [])}
     assert not [name for name in env if name.startswith("AWS_ACCESS_KEY")]
+
+
+# ---------------------------------------------------------------------------------------------
+# The batch pod's flows, through the NetworkPolicy (tests/components/netpol.py's evaluator)
+
+KUBE_SYSTEM = {"kubernetes.io/metadata.name": "kube-system"}
+MONITORING = {"kubernetes.io/metadata.name": "monitoring"}
+INFERENCE = {"kubernetes.io/metadata.name": "inference"}
+SQS_ADDRESS = "52.94.0.10"  # any public address: cloud APIs are reached over TCP 443 anywhere
+
+
+@pytest.mark.parametrize(
+    ("stack", "direction", "peer", "port", "protocol", "allowed"),
+    [
+        ("full", "Egress", Peer(KUBE_SYSTEM, {"k8s-app": "kube-dns"}), 53, "UDP", True),
+        ("full", "Egress", Peer(ip=SQS_ADDRESS), 443, "TCP", True),
+        # Amazon EKS User Guide, "Set up the Amazon EKS Pod Identity Agent": 169.254.170.23.
+        ("full", "Egress", Peer(ip="169.254.170.23"), 80, "TCP", True),
+        ("irsa", "Egress", Peer(ip="169.254.170.23"), 80, "TCP", False),
+        # IMDS: unreachable from pods at hop limit 1, so no rule opens it.
+        ("full", "Egress", Peer(ip="169.254.169.254"), 80, "TCP", False),
+        ("irsa", "Egress", Peer(ip="169.254.169.254"), 80, "TCP", False),
+        ("irsa", "Egress", Peer(ip=SQS_ADDRESS), 443, "TCP", True),
+        # Undeclared: a database in the VPC, SSH, plain HTTP to the internet.
+        ("full", "Egress", Peer(ip="10.0.3.4"), 5432, "TCP", False),
+        ("full", "Egress", Peer(ip=SQS_ADDRESS), 80, "TCP", False),
+        ("full", "Ingress", Peer(MONITORING, {}), WORKER_METRICS_PORT, "TCP", True),
+        ("full", "Ingress", Peer(INFERENCE, {"app": "client"}), WORKER_METRICS_PORT, "TCP", False),
+    ],
+)
+def test_the_batch_pods_flows(
+    rendered: Rendered,
+    stack: str,
+    direction: str,
+    peer: Peer,
+    port: int,
+    protocol: str,
+    allowed: bool,
+) -> None:
+    policy = rendered.manifest(stack, f"{stack}-batch-netpol")
+    assert (
+        allows(policy, direction, peer, port, protocol=protocol, own_namespace=INFERENCE) is allowed
+    )
