@@ -100,6 +100,10 @@ class HttpLimits:
     min_body_rate: float = 16 * 1024
     """Bytes per second a body must average after `header_timeout_s`; 0 disables the floor."""
     max_connections: int = 0
+    max_body_bytes_in_flight: int = 0
+    """Request body bytes held at once, all connections together, from the head (the declared
+    Content-Length is reserved then; a chunked body is charged as it arrives) until the answer
+    is written; past it a body is refused with 503 and Retry-After. 0: no budget."""
 
 
 @dataclass
@@ -113,6 +117,8 @@ class _Request:
     """Set when the request is answered without reaching the app's handler."""
     linger: bool = False
     """The rest of the connection's input is unread: close with a lingering half-close."""
+    charged: int = 0
+    """Bytes of the in-flight body budget this request holds until it is answered."""
 
 
 def encode_response(response: Response, *, head_only: bool, keep_alive: bool) -> bytes:
@@ -127,6 +133,15 @@ def encode_response(response: Response, *, head_only: bool, keep_alive: bool) ->
         lines.append("connection: close")
     head = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
     return head if head_only else head + response.body
+
+
+def _header_dict(pairs: list[tuple[bytes, bytes]]) -> dict[str, str]:
+    """Headers by lower-case name; repeated ones joined with commas (RFC 9110 5.3)."""
+    headers: dict[str, str] = {}
+    for raw_name, raw_value in pairs:
+        name, value = raw_name.decode("latin-1").lower(), raw_value.decode("latin-1")
+        headers[name] = f"{headers[name]}, {value}" if name in headers else value
+    return headers
 
 
 def _upgrade_with_body(method: bytes, headers: dict[str, str]) -> bool:
@@ -174,6 +189,8 @@ class HttpConnection(asyncio.Protocol):
         self._body: list[bytes] = []
         self._body_bytes = 0
         self._body_started = 0.0
+        self._charged = 0
+        """Bytes of the in-flight body budget the request being parsed holds."""
 
     @property
     def _limits(self) -> HttpLimits:
@@ -202,6 +219,10 @@ class HttpConnection(asyncio.Protocol):
     @override
     def connection_lost(self, exc: Exception | None) -> None:
         self._server.forget(self)
+        self._uncharge()
+        for request in self._requests:
+            self._server.release_body(request.charged)
+            request.charged = 0
         self._closing = True
         self._cancel_idle_timer()
         self._writable.set()
@@ -279,6 +300,7 @@ class HttpConnection(asyncio.Protocol):
         self._early = None
         self._body = []
         self._body_bytes = 0
+        self._uncharge()
 
     def on_url(self, url: bytes) -> None:
         """A piece of the request target, counted against `max_header_bytes`."""
@@ -313,10 +335,7 @@ class HttpConnection(asyncio.Protocol):
             self._refuse_now(400, "the request target is not a valid URL path; send /v2/...")
             return
         self._path = unquote(raw_path) if "%" in raw_path else raw_path
-        headers: dict[str, str] = {}
-        for raw_name, raw_value in self._header_pairs:
-            name, value = raw_name.decode("latin-1").lower(), raw_value.decode("latin-1")
-            headers[name] = f"{headers[name]}, {value}" if name in headers else value
+        headers = _header_dict(self._header_pairs)
         if _upgrade_with_body(self._parser.get_method(), headers):
             # The parser stops at the end of an upgrade request's head and would read its body
             # as the next request: a request a proxy in front forwarded as body (smuggling).
@@ -330,9 +349,10 @@ class HttpConnection(asyncio.Protocol):
             self._refuse_now(413, self._too_large_message())
             return
         expects_continue = headers.get("expect", "").lower() == "100-continue"
-        method = self._parser.get_method()
-        if method == b"POST":
+        if self._parser.get_method() == b"POST":
             early = self._server.app.admit(self._path, headers)
+            if early is None and not self._reserve(declared):
+                early = self._over_budget()
             if early is not None:
                 if expects_continue:
                     # The client waits for a 100 before it sends the body: answer now, close.
@@ -357,6 +377,12 @@ class HttpConnection(asyncio.Protocol):
             self._refuse_now(413, self._too_large_message())
             return
         if self._early is None:
+            if "content-length" not in self._headers and not self._reserve(str(len(chunk))):
+                # A chunked body past the budget: drop what was kept, discard the rest.
+                self._body = []
+                self._uncharge()
+                self._early = self._over_budget()
+                return
             self._body.append(chunk)
 
     def on_message_complete(self) -> None:
@@ -368,10 +394,14 @@ class HttpConnection(asyncio.Protocol):
         method = self._parser.get_method().decode("latin-1")
         keep_alive = self._parser.should_keep_alive()
         if self._early is not None:
+            self._uncharge()
             self._enqueue(_Request(method, self._path, self._headers, keep_alive, b"", self._early))
             return
         body = self._body[0] if len(self._body) == 1 else b"".join(self._body)
-        self._enqueue(_Request(method, self._path, self._headers, keep_alive, body))
+        self._body = []
+        request = _Request(method, self._path, self._headers, keep_alive, body)
+        request.charged, self._charged = self._charged, 0
+        self._enqueue(request)
 
     # Deadlines and eviction ----------------------------------------------------------------
 
@@ -456,6 +486,29 @@ class HttpConnection(asyncio.Protocol):
         self._server.refusing -= 1
         transport.close()
 
+    # The in-flight body budget ---------------------------------------------------------------
+
+    def _reserve(self, declared: str) -> bool:
+        """Charge `declared` body bytes to this request; False when the budget has no room."""
+        size = int(declared) if declared.isdigit() else 0
+        if not self._server.reserve_body(size):
+            return False
+        self._charged += size
+        return True
+
+    def _uncharge(self) -> None:
+        self._server.release_body(self._charged)
+        self._charged = 0
+
+    def _over_budget(self) -> Response:
+        self._server.app.metrics.count("rejected")
+        return _refusal(
+            503,
+            f"the server holds its limit of {self._limits.max_body_bytes_in_flight} bytes of "
+            "request bodies in flight; retry shortly or on another replica",
+            ("retry-after", "1"),
+        )
+
     # Answering -----------------------------------------------------------------------------
 
     def _too_large_message(self) -> str:
@@ -479,6 +532,7 @@ class HttpConnection(asyncio.Protocol):
     def _refuse(self, response: Response) -> None:
         self._discarding = True
         self.in_message = False
+        self._uncharge()
         self._enqueue(_Request("", "", {}, False, refusal=response, linger=True))
 
     def _enqueue(self, request: _Request) -> None:
@@ -496,7 +550,11 @@ class HttpConnection(asyncio.Protocol):
                 assert self._transport is not None
                 self._transport.resume_reading()
                 self._reading = True
-            response = await self._response_to(request)
+            try:
+                response = await self._response_to(request)
+            finally:
+                self._server.release_body(request.charged)
+                request.charged = 0
             if self._closing:
                 break
             # While draining, requests already waiting on this connection are still answered
@@ -612,6 +670,8 @@ class HttpServer:
         self.close_idle_at_once = False
         self.refusing = 0
         """Refused connections still lingering."""
+        self.body_bytes = 0
+        """Request body bytes in flight: reserved at the head, released once answered."""
         self._server: asyncio.Server | None = None
         self._all_closed = asyncio.Event()
         self._sweeper: asyncio.TimerHandle | None = None
@@ -635,6 +695,18 @@ class HttpServer:
         if self._server is None or not self._server.sockets:
             raise RuntimeError("the server is not listening; call start() first")
         return int(self._server.sockets[0].getsockname()[1])
+
+    def reserve_body(self, size: int) -> bool:
+        """Take `size` bytes of the in-flight body budget; False (nothing taken) when full."""
+        budget = self.limits.max_body_bytes_in_flight
+        if size and budget and self.body_bytes + size > budget:
+            return False
+        self.body_bytes += size
+        return True
+
+    def release_body(self, size: int) -> None:
+        """Give back bytes taken with `reserve_body`."""
+        self.body_bytes -= size
 
     def admit_connection(self, connection: HttpConnection) -> bool:
         """Count a new connection in, evicting one past the cap; False: refuse it."""

@@ -65,6 +65,7 @@ class InferenceServer:
             self.app,
             HttpLimits(
                 max_request_bytes=settings.max_request_bytes or FALLBACK_MAX_REQUEST_BYTES,
+                max_body_bytes_in_flight=settings.body_budget(FALLBACK_MAX_REQUEST_BYTES),
                 header_timeout_s=settings.header_timeout_s,
                 min_body_rate=settings.min_body_rate,
                 max_connections=settings.max_connections,
@@ -129,7 +130,11 @@ class InferenceServer:
         if self._stop.is_set() or self._drain_task is not None:
             return  # Told to stop while loading: never turn ready.
         limit = max_request_bytes(model.inputs, config.max_batch_size, settings.max_request_bytes)
-        self.http.limits = replace(self.http.limits, max_request_bytes=limit)
+        self.http.limits = replace(
+            self.http.limits,
+            max_request_bytes=limit,
+            max_body_bytes_in_flight=settings.body_budget(limit),
+        )
         batcher = DynamicBatcher(
             self._guarded(model), config, name=self.model_name, metrics=self.metrics
         )

@@ -19,6 +19,10 @@ from inferstack.contract.pods import DEFAULT_PORT
 from inferstack.runtime.batcher import BatcherConfig
 from inferstack.runtime.settings import BatchingSettings, env_vars, resolve
 
+DEFAULT_BODY_BYTES_IN_FLIGHT: Final = 256 * 1024 * 1024
+"""The in-flight body budget by default (when two of the largest bodies are not more): what a
+1,000-body burst may hold before the server answers 503, instead of growing without bound."""
+
 
 class ServerSettings(BatchingSettings):
     """Everything `inferstack serve` can be told."""
@@ -49,6 +53,12 @@ class ServerSettings(BatchingSettings):
     max_connections: int = Field(
         default=0, ge=0, description="open connections (0: the descriptor limit minus a reserve)"
     )
+    max_body_bytes_in_flight: int = Field(
+        default=0,
+        ge=0,
+        description="request body bytes held at once, all connections together; past it a "
+        "body gets 503 (0: 256 MiB, or two of the largest bodies when that is more)",
+    )
 
     @field_validator("max_request_bytes")
     @classmethod
@@ -56,6 +66,12 @@ class ServerSettings(BatchingSettings):
         if 0 < value < 1024:
             raise ValueError(f"expected 0 (automatic) or at least 1024 bytes, got {value}")
         return value
+
+    def body_budget(self, max_request_bytes: int) -> int:
+        """The in-flight body budget in force for a body limit of `max_request_bytes`."""
+        return self.max_body_bytes_in_flight or max(
+            DEFAULT_BODY_BYTES_IN_FLIGHT, 2 * max_request_bytes
+        )
 
     def batcher_config(self) -> BatcherConfig:
         """The batcher knobs; ValueError when they contradict each other."""

@@ -859,6 +859,52 @@ def test_a_full_queue_is_refused_with_429_before_the_body_is_decoded(run: Runner
     run(scenario, gate_open=False, queue=1)
 
 
+def chunked(path: str, body: bytes, piece: int = 16) -> bytes:
+    """A POST whose body is sent in chunks of `piece` bytes."""
+    head = request("POST", path, headers=(("transfer-encoding", "chunked"),), length=False)
+    chunks = b"".join(
+        f"{len(body[i : i + piece]):x}\r\n".encode() + body[i : i + piece] + b"\r\n"
+        for i in range(0, len(body), piece)
+    )
+    return head + chunks + b"0\r\n\r\n"
+
+
+@pytest.mark.parametrize("framing", ["content-length", "chunked"])
+def test_bodies_past_the_in_flight_budget_get_503_and_the_connection_stays_usable(
+    run: Runner, framing: str
+) -> None:
+    body = infer_body(1.0)
+
+    async def scenario(h: Harness) -> None:
+        held_reader, held = await h.connect()
+        held.write(infer(1.0))
+        assert await h.model.entered.get() == 1
+        assert h.server.body_bytes == len(body)  # Held until its answer is written.
+
+        reader, writer = await h.connect()
+        path = f"/v2/models/{MODEL}/infer"
+        writer.write(
+            chunked(path, infer_body(2.0)) if framing == "chunked" else infer(2.0, path=path)
+        )
+        reply = await read_reply(reader)
+        assert reply.status == 503
+        assert reply.headers["retry-after"] == "1"
+        assert "request bodies in flight" in reply.error
+        assert "connection" not in reply.headers  # The connection stays usable.
+        assert h.server.body_bytes == len(body)  # The refused body was never kept.
+        assert h.metrics.requests("rejected") == 1
+
+        h.model.gate.set()
+        assert doubled(await read_reply(held_reader)) == [[2.0, 2.0]]
+        await until(lambda: h.server.body_bytes == 0)
+        writer.write(infer(3.0))  # The budget is free again.
+        assert doubled(await read_reply(reader)) == [[6.0, 6.0]]
+        await until(lambda: h.server.body_bytes == 0)
+
+    # Room for one body, not two.
+    run(scenario, gate_open=False, limits=HttpLimits(max_body_bytes_in_flight=len(body) + 8))
+
+
 def test_a_refused_request_that_expects_100_continue_is_answered_at_once_and_closed(
     run: Runner,
 ) -> None:

@@ -159,3 +159,13 @@ def test_the_server_sizes_its_body_limit_from_the_loaded_model():
     assert derived == 4 * 3 * JSON_ELEMENT_BYTES + REQUEST_ENVELOPE_BYTES
     explicit = asyncio.run(load(ServerSettings(**doubler, max_request_bytes=5000)))
     assert explicit == 5000
+
+
+def test_the_in_flight_body_budget_is_256_mib_or_two_largest_bodies_unless_set():
+    settings = ServerSettings(model="builtin://mlp")
+    assert settings.body_budget(1 << 20) == 256 << 20
+    assert settings.body_budget(200 << 20) == 400 << 20
+    assert (
+        ServerSettings(model="builtin://mlp", max_body_bytes_in_flight=5000).body_budget(1 << 20)
+        == 5000
+    )
