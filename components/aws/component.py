@@ -292,11 +292,7 @@ class AwsInferenceStack(pulumi.ComponentResource):
         """The role KEDA's operator assumes to read the job queue's length, and nothing else."""
         options, spec = self.options, self.plan.spec
         keda_role = options.keda_operator_role
-        keda_arn = (
-            pulumi.Output.from_input(keda_role)
-            if keda_role.startswith("arn:")
-            else account.apply(lambda a: f"arn:aws:iam::{a}:role/{keda_role}")
-        )
+        keda_arn = account.apply(lambda a: iam.role_arn(a, keda_role))
         scaler = aws.iam.Role(
             f"{name}-scaler-role",
             name=self._role_name("queue-scaler"),

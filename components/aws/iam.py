@@ -119,8 +119,28 @@ def irsa_trust(oidc_provider_arn: str, namespace: str, service_account: str) -> 
     }
 
 
+def role_arn(account_id: str, name_or_arn: str, partition: str = "aws") -> str:
+    """The ARN of a role given by name (no path) or by ARN (kept as given, path included).
+
+    A role's ARN carries its path (`arn:aws:iam::ACCOUNT:role/PATH/NAME`, IAM User Guide, "IAM
+    identifiers"), so a role with a path can only be named by its ARN: a name alone would build
+    `role/NAME` and trust a role that does not exist.
+    """
+    if name_or_arn.startswith("arn:"):
+        return name_or_arn
+    if "/" in name_or_arn:
+        raise ValueError(f"{name_or_arn!r}: a role with a path is named by its ARN")
+    return f"arn:{partition}:iam::{account_id}:role/{name_or_arn}"
+
+
 def role_trust(role_arn: str) -> Document:
-    """One IAM role (KEDA's operator) assumes this role."""
+    """One IAM role (KEDA's operator) assumes this role, with the session tags it carries.
+
+    Under EKS Pod Identity the caller's own session carries transitive session tags, which STS
+    passes on when it assumes another role, so the trust must allow `sts:TagSession` as well
+    (aws/eks-pod-identity-agent#80; IAM User Guide, "Passing session tags in AWS STS": chaining
+    with transitive tags needs `sts:TagSession`). Under IRSA no tags are set and it is unused.
+    """
     return {
         "Version": VERSION,
         "Statement": [
@@ -128,7 +148,7 @@ def role_trust(role_arn: str) -> Document:
                 "Sid": "AssumedByRole",
                 "Effect": "Allow",
                 "Principal": {"AWS": role_arn},
-                "Action": "sts:AssumeRole",
+                "Action": ["sts:AssumeRole", "sts:TagSession"],
             }
         ],
     }

@@ -196,7 +196,8 @@ class AwsOptions(StrictModel):
         if not pattern.match(value):
             raise ValueError(
                 f"{value!r} is not an IAM role name or role ARN (arn:aws:iam::ACCOUNT:role/NAME); "
-                "name the KEDA operator's role, e.g. keda-operator"
+                "name the KEDA operator's role, e.g. keda-operator (a role with a path: its ARN, "
+                "arn:aws:iam::ACCOUNT:role/PATH/NAME)"
             )
         return value
 

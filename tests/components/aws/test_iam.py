@@ -197,7 +197,9 @@ TRUST_FINDINGS = {
         (
             iam.role_trust(f"arn:aws:iam::{ACCOUNT}:role/keda-operator"),
             {"AWS": f"arn:aws:iam::{ACCOUNT}:role/keda-operator"},
-            "sts:AssumeRole",
+            # aws/eks-pod-identity-agent#80: a Pod Identity session's tags are transitive, so
+            # the chained AssumeRole needs sts:TagSession in this trust.
+            ["sts:AssumeRole", "sts:TagSession"],
         ),
     ],
     ids=["node", "pod-identity", "irsa", "keda"],
@@ -233,3 +235,30 @@ def test_nodes_get_the_managed_policies_a_node_needs() -> None:
         "arn:aws:iam::aws:policy/AmazonEC2ContainerRegistryPullOnly",
         "arn:aws:iam::aws:policy/AmazonSSMManagedInstanceCore",
     ]
+
+
+@pytest.mark.parametrize(
+    ("given", "arn"),
+    [
+        ("keda-operator", f"arn:aws:iam::{ACCOUNT}:role/keda-operator"),
+        # IAM User Guide, "IAM identifiers": the path is part of the role's ARN.
+        (
+            f"arn:aws:iam::{ACCOUNT}:role/platform/keda/keda-operator",
+            f"arn:aws:iam::{ACCOUNT}:role/platform/keda/keda-operator",
+        ),
+        (
+            f"arn:aws-us-gov:iam::{ACCOUNT}:role/keda-operator",
+            f"arn:aws-us-gov:iam::{ACCOUNT}:role/keda-operator",
+        ),
+    ],
+)
+def test_the_keda_principal_keeps_a_role_path(given: str, arn: str) -> None:
+    assert iam.role_arn(ACCOUNT, given) == arn
+    document = iam.role_trust(iam.role_arn(ACCOUNT, given))
+    assert document["Statement"][0]["Principal"] == {"AWS": arn}
+    assert set(findings(document)) <= TRUST_FINDINGS
+
+
+def test_a_role_path_without_its_arn_is_refused() -> None:
+    with pytest.raises(ValueError, match="named by its ARN"):
+        iam.role_arn(ACCOUNT, "platform/keda-operator")
