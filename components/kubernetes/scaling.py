@@ -37,6 +37,7 @@ from inferstack.components.planning.pools import (
     batch_pool,
     realtime_pool,
 )
+from inferstack.components.planning.scale_up import ScaleUp
 from inferstack.components.planning.sizing import Sizing
 from inferstack.components.planning.spec import InferenceServiceSpec
 from inferstack.contract import metrics as metric_names
@@ -47,8 +48,15 @@ INTERCEPTOR_SERVICE: Final = "keda-add-ons-http-interceptor-proxy"
 INTERCEPTOR_PORT: Final = 8080
 EXTERNAL_SCALER: Final = "keda-add-ons-http-external-scaler"
 EXTERNAL_SCALER_PORT: Final = 9090
-REALTIME_POLLING_SECONDS: Final = 10
 BATCH_POLLING_SECONDS: Final = 15
+BATCH_SCALE_UP: Final = ScaleUp(
+    stabilization_seconds=0,
+    period_seconds=15,
+    pods=4,
+    percent=100,
+    polling_seconds=BATCH_POLLING_SECONDS,
+)
+"""The batch pool's backlog has no latency budget: four workers or double per HPA sync."""
 IDLE_BEFORE_ZERO_SECONDS: Final = 300
 """How long a pool sits without demand before KEDA takes it to zero."""
 SCALE_DOWN_STABILIZATION_SECONDS: Final = 300
@@ -72,17 +80,21 @@ def demand_query(spec: InferenceServiceSpec, pool: RealtimePool, namespace: str)
     return f"sum(rate({metric_names.REQUESTS}_total{{{matchers}}}[{RATE_WINDOW}]))"
 
 
-def _behavior(scale_down_window: int) -> Manifest:
-    """React to a rise within one polling period; give back capacity slowly and in steps."""
+def _behavior(up: ScaleUp, scale_down_window: int) -> Manifest:
+    """Grow as fast as sizing derived (realtime: cold start, ramp); give back slowly, in steps."""
     return {
         "horizontalPodAutoscalerConfig": {
             "behavior": {
                 "scaleUp": {
-                    "stabilizationWindowSeconds": 0,
+                    "stabilizationWindowSeconds": up.stabilization_seconds,
                     "selectPolicy": "Max",
                     "policies": [
-                        {"type": "Percent", "value": 100, "periodSeconds": 15},
-                        {"type": "Pods", "value": 4, "periodSeconds": 15},
+                        {
+                            "type": "Percent",
+                            "value": up.percent,
+                            "periodSeconds": up.period_seconds,
+                        },
+                        {"type": "Pods", "value": up.pods, "periodSeconds": up.period_seconds},
                     ],
                 },
                 "scaleDown": {
@@ -187,9 +199,9 @@ def scaled_object(
     from zero on its queue's backlog."""
     name = workload_name(spec, pool.tier)
     if isinstance(pool, RealtimePool):
-        polling, triggers = REALTIME_POLLING_SECONDS, realtime_triggers(spec, pool, options)
+        up, triggers = pool.sizing.scale_up.value, realtime_triggers(spec, pool, options)
     else:
-        polling, triggers = BATCH_POLLING_SECONDS, [queue_trigger(spec, pool, bindings)]
+        up, triggers = BATCH_SCALE_UP, [queue_trigger(spec, pool, bindings)]
     return {
         "apiVersion": KEDA_API,
         "kind": "ScaledObject",
@@ -198,11 +210,11 @@ def scaled_object(
         ),
         "spec": {
             "scaleTargetRef": _target_ref(name),
-            "pollingInterval": polling,
+            "pollingInterval": up.polling_seconds,
             "cooldownPeriod": IDLE_BEFORE_ZERO_SECONDS,
             "minReplicaCount": pool.sizing.min_replicas.value,
             "maxReplicaCount": pool.sizing.max_replicas.value,
-            "advanced": _behavior(SCALE_DOWN_STABILIZATION_SECONDS),
+            "advanced": _behavior(up, SCALE_DOWN_STABILIZATION_SECONDS),
             "fallback": fallback(pool),
             "triggers": triggers,
         },

@@ -15,6 +15,7 @@ from typing import Any, Generic, TypeVar
 
 from inferstack.components.planning.clouds import Target, spot_notice
 from inferstack.components.planning.replica_model import BatcherRules, ComputeLaw, steady_state
+from inferstack.components.planning.scale_up import Ramp, ScaleUp, derive_scale_up
 from inferstack.components.planning.schedule import (
     CronShiftError,
     next_occurrence_utc,
@@ -87,6 +88,8 @@ class RealtimeSizing:
     startup_seconds: Derived[int]
     termination_grace_seconds: Derived[int]
     request_hold_timeout_seconds: Derived[int] | None
+    scale_up: Derived[ScaleUp]
+    """The HPA's scale-up policy and KEDA's polling, from the cold start and the declared ramp."""
 
 
 @dataclass(frozen=True)
@@ -365,6 +368,19 @@ def size_realtime(
         else:
             hold = Derived(math.ceil(float(realtime.request_hold_timeout_s)), "set in the spec")
     windows = _prewarm_windows(spec, realtime, profile, rate, minimum.value, maximum.value, now)
+    behaviour, behaviour_reason, ramp_warnings = derive_scale_up(
+        Ramp(
+            baseline_rps=baseline,
+            peak_rps=spec.traffic.peak_rps,
+            ramp_minutes=spec.traffic.ramp_minutes,
+            replica_rps=rate,
+            headroom_share=1 / TARGET_UTILISATION - 1,
+            min_replicas=minimum.value,
+            peak_replicas=min(at_peak, maximum.value),
+            cold_start_seconds=cold.total_seconds,
+        )
+    )
+    warnings.extend(ramp_warnings)
     sizing = RealtimeSizing(
         batch_size=batch_size,
         replica_rps=replica_rps,
@@ -381,6 +397,7 @@ def size_realtime(
         startup_seconds=startup,
         termination_grace_seconds=grace,
         request_hold_timeout_seconds=hold,
+        scale_up=Derived(behaviour, behaviour_reason),
     )
     return sizing, warnings
 

@@ -111,6 +111,13 @@ class Traffic(_Strict):
         default_factory=list,
         description="known recurring spikes; each gets a pre-warm window (`realtime.prewarm`)",
     )
+    ramp_minutes: float | None = Field(
+        default=None,
+        gt=0,
+        description="the shortest time in which undeclared demand can climb from baseline_rps "
+        "to peak_rps; sizes the scale-up policy and says whether the cold start can follow it. "
+        "Unset: a step (every peak replica may be needed in one HPA sync)",
+    )
 
     @model_validator(mode="after")
     def _ordered(self) -> Traffic:
@@ -190,9 +197,9 @@ class RealtimeScaling(_Strict):
     )
     target_per_replica: float | Auto = Field(
         default="auto",
-        description="the metric's value per replica above which the pool scales out; auto: one "
-        "full batch waiting (queue_depth), Little's law at the sized load (in_flight), the sized "
-        "rate (rps)",
+        description="the metric's value per replica above which the pool scales out; auto: what "
+        "the gauge reads at the sized rate, from the batcher model (mean queue depth or in-flight "
+        "count), or the sized rate itself (rps)",
     )
     min_replicas: int | Auto = Field(
         default="auto", description="auto: the replicas the baseline needs within the budget"
