@@ -4,9 +4,11 @@ Without one, any pod in the cluster can call a GPU endpoint and read its metrics
 compromised pod can reach anything. Each pool admits ingress only from the peers the options
 name and sends egress only where it needs to:
 
-- realtime: its HTTP port (the v2 API and /metrics) from `ingress_namespaces` and
-  `ingress_peers` (a gateway, the calling apps), the HTTP add-on's interceptor (KEDA's
-  namespace) when the pool scales to zero, and Prometheus (`prometheus_namespace`);
+- realtime: its HTTP port (the v2 API and /metrics) from the pods of its own namespace
+  (`ingress_own_namespace`, on by default: a stack that names no caller would otherwise serve
+  no one), `ingress_namespaces` and `ingress_peers` (a gateway, the calling apps), the HTTP
+  add-on's interceptor (KEDA's namespace) when the pool scales to zero, and Prometheus
+  (`prometheus_namespace`);
 - batch: nothing calls the worker; its metrics port from Prometheus only;
 - both: DNS (kube-dns in kube-system); HTTPS and the node endpoints the target names
   (`KubernetesBindings.node_endpoints`: the instance metadata endpoint by default, the EKS Pod
@@ -134,7 +136,9 @@ def ingress_rules(pool: Pool, options: KubernetesOptions) -> list[Manifest]:
                 "ports": [_tcp(WORKER_METRICS_PORT)],
             }
         ]
-    callers = [_namespace(name) for name in options.ingress_namespaces]
+    # A podSelector alone selects pods of the policy's own namespace (NetworkPolicy semantics).
+    callers: list[Manifest] = [{"podSelector": {}}] if options.ingress_own_namespace else []
+    callers += [_namespace(name) for name in options.ingress_namespaces]
     callers += [dict(peer) for peer in options.ingress_peers]
     if pool.spec.scale_to_zero:
         callers.append(_namespace(options.keda_namespace))

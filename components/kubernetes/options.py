@@ -110,6 +110,10 @@ class KubernetesOptions(StrictModel):
     network_policy: bool = True
     """A NetworkPolicy per pool (see `inferstack.components.kubernetes.network`); False when a
     mesh or a cluster-wide policy already restricts the pods' traffic."""
+    ingress_own_namespace: bool = True
+    """Pods of the service's own namespace may call the realtime pool. On by default so that a
+    stack that declares no callers still serves the apps beside it; other namespaces stay out
+    unless named below. False: only the callers named below (and the interceptor, Prometheus)."""
     ingress_namespaces: list[str] = Field(default_factory=list)
     """Namespaces whose pods may call the realtime pool (a gateway's, the calling apps')."""
     ingress_peers: list[dict[str, Any]] = Field(default_factory=list)

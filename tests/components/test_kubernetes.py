@@ -42,6 +42,7 @@ from inferstack.errors import SpecError
 from inferstack.offline.capture import Capture, CapturedResource
 from tests.components import schemas
 from tests.components.factories import PROFILE, make_profile, spec_data
+from tests.components.netpol import Peer, allows
 from tests.components.scenarios import capture_scenarios
 from tests.components.scheduling import NODES, preference_score, schedulable
 
@@ -89,6 +90,7 @@ SCENARIOS = [
         {
             "install_keda": True,
             "queue": {"aws_region": "eu-west-1", "results_uri": "s3://r/o"},
+            "ingress_own_namespace": False,
             "ingress_namespaces": ["gateway"],
             "ingress_peers": [{"podSelector": {"matchLabels": {"app": "caller"}}}],
             "prometheus_namespace": "observability",
@@ -684,9 +686,13 @@ def test_each_pool_admits_only_prometheus_and_reaches_only_dns_and_its_cloud(
     deployment = rendered.one("full", "Deployment", "full-realtime")
     assert realtime["spec"]["podSelector"] == deployment["spec"]["selector"]
     assert realtime["spec"]["policyTypes"] == ["Ingress", "Egress"]
-    # Nobody named: only Prometheus may call the realtime port (its /metrics is there too).
+    # Nobody named: the pods beside it and Prometheus may call the realtime port (its /metrics
+    # is there too); a podSelector alone selects the policy's own namespace.
     assert realtime["spec"]["ingress"] == [
-        {"from": [_namespace_peer("monitoring")], "ports": [{"protocol": "TCP", "port": 8000}]}
+        {
+            "from": [{"podSelector": {}}, _namespace_peer("monitoring")],
+            "ports": [{"protocol": "TCP", "port": 8000}],
+        }
     ]
     assert realtime["spec"]["egress"] == [DNS_RULE]  # builtin:// model: nothing to fetch
     batch = rendered.one("full", "NetworkPolicy", "full-batch")
@@ -698,6 +704,7 @@ def test_each_pool_admits_only_prometheus_and_reaches_only_dns_and_its_cloud(
 
 
 def test_named_callers_and_the_interceptor_are_admitted(rendered: Rendered) -> None:
+    # ingress_own_namespace: false: only the named callers.
     named = rendered.one("ondemand", "NetworkPolicy", "ondemand-realtime")
     assert named["spec"]["ingress"][0]["from"] == [
         _namespace_peer("gateway"),
@@ -771,3 +778,33 @@ def test_options_missing_for_the_queue_are_named() -> None:
         queue=QueueBinding(url="q", aws_region="r", results_uri="s3://b"),
     )
     assert missing(sqs, public) == {"inferstack:kubernetes.service_annotations"}
+
+
+INFERENCE_NS = {"kubernetes.io/metadata.name": "inference"}
+DEFAULT_NS = {"kubernetes.io/metadata.name": "default"}
+
+
+@pytest.mark.parametrize(
+    ("scenario", "peer", "port", "allowed"),
+    [
+        # The case: a client beside the service was refused (only monitoring admitted).
+        ("full", Peer(INFERENCE_NS, {"app": "client"}), 8000, True),
+        ("full", Peer(DEFAULT_NS, {"app": "client"}), 8000, False),
+        ("full", Peer({"kubernetes.io/metadata.name": "monitoring"}, {}), 8000, True),
+        ("full", Peer(INFERENCE_NS, {"app": "client"}), 22, False),
+        ("full", Peer(ip="10.0.0.8"), 8000, False),
+        # Declared callers only: a namespace, a peer in the policy's namespace.
+        ("ondemand", Peer({"kubernetes.io/metadata.name": "gateway"}, {}), 8000, True),
+        ("ondemand", Peer(DEFAULT_NS, {"app": "caller"}), 8000, True),
+        ("ondemand", Peer(DEFAULT_NS, {"app": "other"}), 8000, False),
+        # Scale-to-zero: the interceptor in KEDA's namespace.
+        ("zero", Peer({"kubernetes.io/metadata.name": "keda"}, {}), 8000, True),
+        ("zero", Peer({"kubernetes.io/metadata.name": "kube-system"}, {}), 8000, False),
+    ],
+)
+def test_the_realtime_pods_callers(
+    rendered: Rendered, scenario: str, peer: Peer, port: int, allowed: bool
+) -> None:
+    policy = rendered.one(scenario, "NetworkPolicy", f"{scenario}-realtime")
+    namespace = {"kubernetes.io/metadata.name": policy["metadata"]["namespace"]}
+    assert allows(policy, "Ingress", peer, port, own_namespace=namespace) is allowed
