@@ -25,7 +25,7 @@ with the exact mode on a day of the dev stack.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -174,7 +174,7 @@ def build_table(pool: RealtimePool, rng: np.random.Generator) -> QueueingTable:
     )
 
 
-_TABLES: dict[tuple[object, ...], tuple[QueueingTable, dict[str, object]]] = {}
+_TABLES: dict[tuple[object, ...], tuple[QueueingTable, Mapping[str, object]]] = {}
 """Tables built, by pool parameters and generator state; see `memo_table`."""
 TABLES_KEPT = 32
 
