@@ -14,6 +14,10 @@
    JSON worst case of a max batch; 413 at header time), and with the limit raised to allow it:
    peak RSS growth of the server and of its decoder process per MB of body, and the longest
    `GET /v2/health/live` answered meanwhile (whether the decode blocked the event loop).
+4. A burst of 1,000 concurrent bodies of 128 rows (about 710 KB each, every one under the body
+   limit), with the in-flight body budget at its default (256 MiB) and at 100 GiB (none, in
+   effect): the statuses, the server's peak RSS growth and what it keeps after the burst, and
+   the longest `GET /v2/health/live` answered meanwhile.
 
 `.venv/bin/python benchmarks/abuse.py` (needs `wrk`). Numbers on a shared 2-core machine move
 from run to run; compare the ratios, which are measured side by side.
@@ -49,7 +53,7 @@ from loadgen import (  # noqa: E402
     wrk,
 )
 
-from inferstack.contract.env import ENV_TORCH_THREADS  # noqa: E402
+from inferstack.contract.env import ENV_MAX_BODY_BYTES_IN_FLIGHT, ENV_TORCH_THREADS  # noqa: E402
 from inferstack.contract.metrics import REQUESTS  # noqa: E402
 from tests.v2_client import encode_request  # noqa: E402
 
@@ -397,12 +401,49 @@ def large_body(parallel: int) -> None:
             stop_server(process)
 
 
+BURST = 1000
+"""Concurrent bodies in the burst, as in the issue's measurement."""
+
+
+def burst(count: int) -> None:
+    rows = 128
+    values = np.random.default_rng(3).standard_normal((rows, 512)).astype(np.float32)
+    body = encode_request({"input": values}).body
+    print(
+        f"\n4. A burst of {count} concurrent {len(body) / 1e3:.0f} KB bodies, a model that echoes"
+    )
+    env = {"PYTHONPATH": str(Path(__file__).resolve().parent), ENV_TORCH_THREADS: "1"}
+    print(
+        "| body budget | statuses | server peak RSS growth MB | kept after the burst MB "
+        "| longest /v2/health/live meanwhile ms |"
+    )
+    print("|---|---|---|---|---|")
+    for label, budget in (("default (256 MiB)", "0"), ("100 GiB (none)", str(100 << 30))):
+        port = free_port()
+        flags = ["--model", "echo_model:Echo", "--model-name", "mlp", "--max-batch-size", "128"]
+        process = start_server(
+            _serve(port, *flags), port, {**env, ENV_MAX_BODY_BYTES_IN_FLIGHT: budget}
+        )
+        try:
+            before = _rss_mb(process.pid)
+            _reset_peaks([process.pid])
+            statuses, worst_live = _send_bodies(port, body, count)
+            growth = _rss_peak_mb(process.pid) - before
+            kept = _rss_mb(process.pid) - before
+            tally = ", ".join(f"{statuses.count(s)} x {s}" for s in sorted(set(statuses)))
+            print(f"| {label} | {tally} | {growth:.0f} | {kept:.0f} | {worst_live * 1000:.0f} |")
+        finally:
+            stop_server(process)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seconds", type=float, default=5.0, help="per wrk run")
     parser.add_argument("--repeats", type=int, default=3, help="saturated/5x pairs per limit")
     parser.add_argument("--parallel", type=int, default=4, help="large bodies at once")
-    parser.add_argument("--skip", nargs="*", default=[], choices=["overload", "sigterm", "body"])
+    parser.add_argument(
+        "--skip", nargs="*", default=[], choices=["overload", "sigterm", "body", "burst"]
+    )
     args = parser.parse_args()
     print(f"abuse benchmark on {os.cpu_count()} cores; {machine_load()}")
     if "overload" not in args.skip:
@@ -411,6 +452,8 @@ def main() -> None:
         sigterm()
     if "body" not in args.skip:
         large_body(args.parallel)
+    if "burst" not in args.skip:
+        burst(BURST)
     print(f"\nafter the run: {machine_load()}")
 
 
