@@ -31,6 +31,7 @@ import json
 import os
 import signal
 import socket
+import subprocess
 import sys
 import threading
 import time
@@ -252,14 +253,7 @@ def sigterm() -> None:
     warmed.wait(60)
     signalled = time.perf_counter()
     process.send_signal(signal.SIGTERM)
-    while True:
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/v2/health/ready", timeout=5):
-                pass
-        except urllib.error.HTTPError:
-            break  # 503: draining.
-        except OSError:
-            break
+    _wait_until_draining(port)
     for connection in idle:
         outcome = _post_once(connection, body)
         with lock:
@@ -267,6 +261,25 @@ def sigterm() -> None:
             answered += outcome is not None
     for thread in threads:
         thread.join(60)
+    listening = _listening_for(process, port, signalled)
+    process.wait(60)
+    print("\n2. SIGTERM with 16 busy and 16 idle keep-alive clients")
+    print(f"requests sent on open connections: {answered} answered, {lost} lost (reset or EOF)")
+    print(f"port still accepting {listening:.2f} s after SIGTERM; exit code {process.returncode}")
+
+
+def _wait_until_draining(port: int) -> None:
+    """Until readiness answers 503 (or the port is gone)."""
+    while True:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/v2/health/ready", timeout=5):
+                pass
+        except OSError:  # HTTPError (503: draining) is one.
+            return
+
+
+def _listening_for(process: subprocess.Popen[bytes], port: int, signalled: float) -> float:
+    """How long after `signalled` the port still accepted connections."""
     listening = 0.0
     while process.poll() is None:
         try:
@@ -275,10 +288,7 @@ def sigterm() -> None:
         except OSError:
             break
         time.sleep(0.05)
-    process.wait(60)
-    print("\n2. SIGTERM with 16 busy and 16 idle keep-alive clients")
-    print(f"requests sent on open connections: {answered} answered, {lost} lost (reset or EOF)")
-    print(f"port still accepting {listening:.2f} s after SIGTERM; exit code {process.returncode}")
+    return listening
 
 
 def _rss_peak_mb(pid: int) -> float:
