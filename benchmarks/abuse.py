@@ -7,9 +7,10 @@
    comes from a probe: 4 more keep-alive clients, in this process, sending the same request and
    timing only the answers that were 200 (wrk times 429s and 200s together). With the queue at
    64, a last run with 1000 clients, against the last saturated run.
-2. SIGTERM with 16 keep-alive clients posting back to back and 16 idle ones that post once more
-   after readiness dropped: requests that got no answer (RST or EOF), and how long the port
-   kept accepting after the signal.
+2. SIGTERM with 16 keep-alive clients posting back to back (reopening their connection whenever
+   told to close, until the port refuses it) and 16 idle ones that post once more after
+   readiness dropped: requests that got no answer (RST or EOF), and how long the port kept
+   accepting after the signal.
 3. A 64 MB JSON body (rows of the echo model, so no compute): with the default body limit (the
    JSON worst case of a max batch; 413 at header time), and with the limit raised to allow it:
    peak RSS growth of the server and of its decoder process per MB of body, and the longest
@@ -223,12 +224,16 @@ def sigterm() -> None:
         port,
         {ENV_TORCH_THREADS: "1"},
     )
-    lost = answered = 0
+    lost = answered = refused = reopened = 0
+    last_reopened = 0.0
     lock = threading.Lock()
     warmed = threading.Barrier(17)
 
     def busy() -> None:
-        nonlocal lost, answered
+        # Posts back to back; told to close, reopens at once and goes on (as a client pool
+        # does), until the port refuses the connection: the requests that met the listener's
+        # close are the ones the backlog used to reset.
+        nonlocal lost, answered, refused, reopened, last_reopened
         connection = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
         count = 0
         while True:
@@ -237,12 +242,20 @@ def sigterm() -> None:
             if count == 5:
                 warmed.wait(60)
             with lock:
-                if outcome is None:
-                    lost += 1
-                else:
-                    answered += 1
-            if outcome is None or outcome[1]:
+                lost += outcome is None
+                answered += outcome is not None
+                refused += outcome is not None and outcome[0] == 503
+            if outcome is None:
                 return
+            if outcome[1]:
+                connection = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+                try:
+                    connection.connect()
+                except ConnectionRefusedError:
+                    return  # Not listening any more: refused before anything was sent.
+                with lock:
+                    reopened += 1
+                    last_reopened = time.perf_counter()
 
     idle = [http.client.HTTPConnection("127.0.0.1", port, timeout=60) for _ in range(16)]
     for connection in idle:
@@ -261,10 +274,13 @@ def sigterm() -> None:
             answered += outcome is not None
     for thread in threads:
         thread.join(60)
-    listening = _listening_for(process, port, signalled)
+    listening = max(last_reopened - signalled, _listening_for(process, port, signalled))
     process.wait(60)
     print("\n2. SIGTERM with 16 busy and 16 idle keep-alive clients")
-    print(f"requests sent on open connections: {answered} answered, {lost} lost (reset or EOF)")
+    print(
+        f"requests sent on open connections: {answered} answered ({refused} of them 503), "
+        f"{lost} lost (reset or EOF); the busy clients reopened {reopened} connections"
+    )
     print(f"port still accepting {listening:.2f} s after SIGTERM; exit code {process.returncode}")
 
 
