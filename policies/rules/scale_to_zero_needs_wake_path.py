@@ -6,12 +6,20 @@ the last pod. Nothing ever reports demand again, so the service stays at zero an
 fails. KEDA's default `minReplicaCount` is 0, so leaving it out has the same effect, and
 `idleReplicaCount: 0` parks the workload at zero too. A PromQL trigger counts as a pod metric when
 it reads the runtime's own series or GPU/CPU utilisation; any other query may come from outside
-the pods (an ingress, a load balancer) and is trusted to wake the workload.
+the pods (an ingress, a load balancer) and is trusted to wake the workload. A cron trigger wakes
+it only inside its window, so it is no wake path for a request at any other hour. The KEDA HTTP
+add-on wakes a workload only through the ScaledObject's `external-push` trigger: an
+InterceptorRoute is read by the add-on's scaler only when a trigger names it
+(`metadata.interceptorRoute`, kedacore/http-add-on `scaler/handlers.go`), and an HTTPScaledObject
+creates a ScaledObject of its own unless annotated
+`httpscaledobject.keda.sh/skip-scaledobject-creation: "true"` (kedacore/http-add-on
+`operator/controllers/http/app.go`); beside another ScaledObject on the same workload, KEDA's
+admission webhook rejects it ("is already managed by the ScaledObject",
+`apis/keda/v1alpha1/scaledobject_webhook.go`).
 
-Fix: put a request-holding proxy in front (a KEDA HTTP add-on HTTPScaledObject, or an
-InterceptorRoute plus its external-push trigger) that holds requests and wakes the workload, or
-add a trigger whose source lives outside the pods (a queue, a cron pre-warm), or set
-`minReplicaCount` to 1 or more.
+Fix: add the HTTP add-on's `external-push` trigger (`interceptorRoute: <route>` or
+`httpScaledObject: <name>` with the skip annotation on the HTTPScaledObject), or a trigger whose
+source lives outside the pods (a queue), or set `minReplicaCount` to 1 or more.
 """
 
 from __future__ import annotations
@@ -21,66 +29,134 @@ from typing import Any, Final
 
 from inferstack.contract import resource_types
 from inferstack.policies import kube
-from inferstack.policies.resources import Finding, Resource, as_number, mapping_of
+from inferstack.policies.resources import UNKNOWN, Finding, Resource, as_number, mapping_of
 from inferstack.policies.rule import TIER_CONFIG_SCHEMA, Rule, realtime_selector
 
+SKIP_SCALED_OBJECT_CREATION: Final = "httpscaledobject.keda.sh/skip-scaledobject-creation"
+"""kedacore/http-add-on `operator/controllers/http/app.go`: the HTTPScaledObject makes no
+ScaledObject of its own when this annotation is "true"."""
+ROUTE_KEY: Final = "interceptorRoute"
+HTTP_SCALED_OBJECT_KEY: Final = "httpScaledObject"
+"""The external-push trigger's metadata keys the add-on's scaler reads
+(kedacore/http-add-on `pkg/k8s/scaledobject.go`)."""
 
-def _has_request_holding_proxy(
+
+def _exists(resources: Sequence[Resource], resource_type: str, name: Any, namespace: Any) -> bool:
+    """Whether an object of that type and name is in the namespace (or may be: a computed name)."""
+    if not isinstance(name, str):
+        return True
+    same = [r for r in resources if r.type == resource_type and kube.namespace_of(r) == namespace]
+    return any(kube.name_of(r) in (name, UNKNOWN) for r in same)
+
+
+def _skips_creation(http: Resource) -> bool:
+    return str(kube.object_annotations(http).get(SKIP_SCALED_OBJECT_CREATION, "")) == "true"
+
+
+def _named_http_skips(resources: Sequence[Resource], name: Any, namespace: Any) -> bool:
+    if not isinstance(name, str):
+        return True
+    return any(
+        r.type == resource_types.HTTP_SCALED_OBJECT
+        and kube.namespace_of(r) == namespace
+        and kube.name_of(r) == name
+        and _skips_creation(r)
+        for r in resources
+    )
+
+
+def _wakes(trigger: Mapping[str, Any], scaler: Resource, resources: Sequence[Resource]) -> bool:
+    """Whether the trigger can report demand while the workload has no pods."""
+    kind = trigger.get("type")
+    if kind == "cron" or kube.reads_pod_metrics(trigger):
+        return False
+    if kind != "external-push":
+        return True
+    meta = mapping_of(trigger.get("metadata"))
+    namespace = kube.namespace_of(scaler)
+    if ROUTE_KEY in meta:
+        return _exists(resources, resource_types.INTERCEPTOR_ROUTE, meta[ROUTE_KEY], namespace)
+    if HTTP_SCALED_OBJECT_KEY in meta:
+        return _named_http_skips(resources, meta[HTTP_SCALED_OBJECT_KEY], namespace)
+    return True  # another external scaler: its source is outside the pods
+
+
+def _fronts(http: Resource, scaler: Resource, workload: Resource | None, resources: Any) -> bool:
+    """Whether an HTTPScaledObject scales the same workload as the ScaledObject."""
+    if workload is not None and kube.find_workload(http, resources) is workload:
+        return True
+    name = scaler.get("spec.scaleTargetRef.name")
+    return (
+        isinstance(name, str)
+        and http.get("spec.scaleTargetRef.name") == name
+        and kube.namespace_of(http) == kube.namespace_of(scaler)
+    )
+
+
+def _conflict(
     scaler: Resource, workload: Resource | None, resources: Sequence[Resource]
-) -> bool:
-    target_name = scaler.get("spec.scaleTargetRef.name")
-    for other in resources:
-        if other.type == resource_types.HTTP_SCALED_OBJECT:
-            fronted = kube.find_workload(other, resources)
-            if workload is not None and fronted is workload:
-                return True
-            same_ref = other.get("spec.scaleTargetRef.name") == target_name
-            if isinstance(target_name, str) and same_ref:
-                return kube.namespace_of(other) == kube.namespace_of(scaler)
-        if other.type == resource_types.INTERCEPTOR_ROUTE and workload is not None:
-            service = other.get("spec.target.service")
-            selecting = kube.services_selecting(workload, resources)
-            if any(kube.name_of(s) == service for s in selecting):
-                return True
-    return False
+) -> Finding | None:
+    for http in resources:
+        if http.type != resource_types.HTTP_SCALED_OBJECT or _skips_creation(http):
+            continue
+        if _fronts(http, scaler, workload, resources):
+            return Finding(
+                f"HTTPScaledObject {kube.name_of(http)} scales the same workload and creates a "
+                "ScaledObject of its own, which KEDA's admission webhook rejects beside this one "
+                "(the workload is already managed by a ScaledObject); annotate it "
+                f'{SKIP_SCALED_OBJECT_CREATION}: "true" and add its external-push trigger '
+                f"(httpScaledObject: {kube.name_of(http)}) here, or drop this ScaledObject",
+                scaler.urn,
+            )
+    return None
+
+
+def _zero(scaler: Resource) -> str | None:
+    """How the ScaledObject can reach zero, or None when it cannot."""
+    raw_min = scaler.get("spec.minReplicaCount")
+    minimum = 0.0 if raw_min is None else as_number(raw_min)
+    # idleReplicaCount 0 also parks the workload at zero whenever the triggers go quiet.
+    idle = as_number(scaler.get("spec.idleReplicaCount"))
+    if minimum != 0 and idle != 0:
+        return None
+    if idle == 0 and minimum != 0:
+        return "idleReplicaCount 0"
+    return "minReplicaCount 0" + (" (KEDA's default when unset)" if raw_min is None else "")
+
+
+def _no_wake(scaler: Resource, zero: str, triggers: Sequence[Mapping[str, Any]]) -> Finding:
+    kinds = ", ".join(sorted({str(mapping_of(t).get("type")) for t in triggers})) or "none"
+    return Finding(
+        f"ScaledObject for a realtime workload has {zero} and no trigger that reports demand "
+        f"at zero replicas (triggers: {kinds}; pod metrics vanish with the pods, a cron trigger "
+        "wakes it only inside its window, an external-push trigger must name an InterceptorRoute "
+        "or an HTTPScaledObject with skip-scaledobject-creation that exists); add the HTTP "
+        "add-on's external-push trigger, a trigger outside the pods, or set minReplicaCount >= 1",
+        scaler.urn,
+    )
 
 
 def check(resources: Sequence[Resource], config: Mapping[str, Any]) -> list[Finding]:
-    """Findings for realtime ScaledObjects that can reach zero and never come back."""
+    """Findings for realtime ScaledObjects that can reach zero and never come back, and for
+    ones an HTTPScaledObject's own ScaledObject collides with."""
     key, realtime = realtime_selector(config, RULE)
     findings = []
     for scaler in resources:
         if scaler.type != resource_types.SCALED_OBJECT:
             continue
-        raw_min = scaler.get("spec.minReplicaCount")
-        minimum = 0.0 if raw_min is None else as_number(raw_min)
-        # idleReplicaCount 0 also parks the workload at zero whenever the triggers go quiet.
-        idle = as_number(scaler.get("spec.idleReplicaCount"))
-        if minimum != 0 and idle != 0:
-            continue
-        triggers = kube.triggers(scaler)
-        if not triggers or not all(kube.reads_pod_metrics(t) for t in triggers):
-            continue
         workload = kube.find_workload(scaler, resources)
         is_realtime = kube.is_realtime(kube.labels(scaler), key, realtime) or (
             workload is not None and kube.is_realtime(kube.workload_labels(workload), key, realtime)
         )
-        if not is_realtime or _has_request_holding_proxy(scaler, workload, resources):
+        if not is_realtime:
             continue
-        kinds = ", ".join(sorted({str(mapping_of(t).get("type")) for t in triggers}))
-        if idle == 0 and minimum != 0:
-            zero = "idleReplicaCount 0"
-        else:
-            zero = "minReplicaCount 0" + (" (KEDA's default when unset)" if raw_min is None else "")
-        findings.append(
-            Finding(
-                f"ScaledObject for a realtime workload has {zero} and only "
-                f"pod-metric triggers ({kinds}), which disappear at zero replicas, and no "
-                "HTTPScaledObject or InterceptorRoute holds requests for it; add a KEDA HTTP "
-                "add-on proxy, a trigger outside the pods, or set minReplicaCount >= 1",
-                scaler.urn,
-            )
-        )
+        conflict = _conflict(scaler, workload, resources)
+        zero = _zero(scaler)
+        triggers = kube.triggers(scaler)
+        if conflict is not None:
+            findings.append(conflict)
+        elif zero is not None and not any(_wakes(t, scaler, resources) for t in triggers):
+            findings.append(_no_wake(scaler, zero, triggers))
     return findings
 
 

@@ -119,6 +119,32 @@ def http_scaled_object(props: dict[str, Any] | None = None) -> Resource:
     )
 
 
+def skipping_http_scaled_object() -> Resource:
+    """An HTTPScaledObject that leaves the ScaledObject to the user (kedacore/http-add-on)."""
+    props = mutated(
+        http_scaled_object_props(),
+        "metadata.annotations",
+        {"httpscaledobject.keda.sh/skip-scaledobject-creation": "true"},
+    )
+    return http_scaled_object(props)
+
+
+def external_push_trigger(**metadata: str) -> dict[str, Any]:
+    """The KEDA HTTP add-on's trigger, naming an InterceptorRoute or an HTTPScaledObject."""
+    return {
+        "type": "external-push",
+        "metadata": {"scalerAddress": "keda-add-ons-http-external-scaler.keda:9090", **metadata},
+    }
+
+
+def interceptor_route(name: str = "llm") -> Resource:
+    return resource(
+        "kubernetes:http.keda.sh/v1beta1:InterceptorRoute",
+        f"{name}-route",
+        {"metadata": {"name": name}, "spec": {"target": {"service": "llm", "port": 8080.0}}},
+    )
+
+
 def eks_node_group_props() -> dict[str, Any]:
     return {
         "clusterName": "inference",

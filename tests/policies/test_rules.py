@@ -227,9 +227,40 @@ def test_zero_with_only_pod_metrics_is_flagged(minimum: float | None) -> None:
     assert zero_findings([b.deployment(), scaler]) == [scaler.urn]
 
 
-def test_zero_with_http_proxy_complies() -> None:
+def _at_zero(*triggers: dict[str, Any]) -> Resource:
     props = b.mutated(b.scaled_object_props(), "spec.minReplicaCount", 0.0)
-    assert zero_findings([b.deployment(), b.scaled_object(props), b.http_scaled_object()]) == []
+    return b.scaled_object(b.mutated(props, "spec.triggers", list(triggers)))
+
+
+def test_an_http_scaled_object_beside_a_scaled_object_is_flagged() -> None:
+    """The HTTPScaledObject makes its own ScaledObject for the same Deployment, which KEDA's
+    webhook rejects ("already managed by the ScaledObject"), at any minimum."""
+    for scaler in (_at_zero(b.queue_depth_trigger()), b.scaled_object()):
+        [finding] = scale_to_zero_needs_wake_path.check(
+            [b.deployment(), scaler, b.http_scaled_object()], NO_CONFIG
+        )
+        assert finding.urn == scaler.urn
+        assert "skip-scaledobject-creation" in finding.message
+
+
+def test_a_skipping_http_scaled_object_wakes_only_through_its_trigger() -> None:
+    http = b.skipping_http_scaled_object()
+    unused = _at_zero(b.queue_depth_trigger())
+    assert zero_findings([b.deployment(), unused, http]) == [unused.urn]
+    used = _at_zero(b.queue_depth_trigger(), b.external_push_trigger(httpScaledObject="llm"))
+    assert zero_findings([b.deployment(), used, http]) == []
+    # Named, but without the annotation the add-on still makes its own ScaledObject.
+    assert zero_findings([b.deployment(), used, b.http_scaled_object()]) == [used.urn]
+
+
+def test_a_cron_trigger_is_no_wake_path() -> None:
+    cron = {
+        "type": "cron",
+        "metadata": {"timezone": "UTC", "start": "0 9 * * *", "end": "0 17 * * *"},
+    }
+    scaler = _at_zero(b.queue_depth_trigger(), cron)
+    [finding] = scale_to_zero_needs_wake_path.check([b.deployment(), scaler], NO_CONFIG)
+    assert "cron" in finding.message
 
 
 def test_zero_with_a_queue_trigger_complies() -> None:
@@ -247,19 +278,21 @@ def test_autonamed_target_is_found_through_dependencies() -> None:
     assert zero_findings([deployment, scaler]) == [scaler.urn]
 
 
-def test_zero_with_interceptor_route_complies() -> None:
-    props = b.mutated(b.scaled_object_props(), "spec.minReplicaCount", 0.0)
+def test_an_interceptor_route_wakes_only_the_scaled_object_whose_trigger_names_it() -> None:
+    """kedacore/http-add-on `scaler/handlers.go` reads an InterceptorRoute only when the
+    external-push trigger's `interceptorRoute` names it."""
     service = b.resource(
         "kubernetes:core/v1:Service",
         "llm",
         {"metadata": {"name": "llm"}, "spec": {"selector": b.tier_labels()}},
     )
-    route = b.resource(
-        "kubernetes:http.keda.sh/v1beta1:InterceptorRoute",
-        "llm-route",
-        {"metadata": {"name": "llm"}, "spec": {"target": {"service": "llm", "port": 8080.0}}},
-    )
-    assert zero_findings([b.deployment(), b.scaled_object(props), service, route]) == []
+    route = b.interceptor_route()
+    unused = _at_zero(b.queue_depth_trigger())
+    assert zero_findings([b.deployment(), unused, service, route]) == [unused.urn]
+    used = _at_zero(b.queue_depth_trigger(), b.external_push_trigger(interceptorRoute="llm"))
+    assert zero_findings([b.deployment(), used, service, route]) == []
+    # Names a route that is not there.
+    assert zero_findings([b.deployment(), used, service]) == [used.urn]
 
 
 # ---------------------------------------------------------------------------------------------
