@@ -37,7 +37,7 @@ EXTRA_MODULES: dict[str, tuple[str, ...]] = {
         "jsonschema",
     ),
     "runtime": ("torch", "numpy", "prometheus_client", "orjson", "httptools", "uvloop"),
-    "simulate": ("numpy", "numba"),
+    "simulate": ("numpy", "numba", "ruamel"),
     "worker": ("redis", "boto3", "botocore", "google.cloud"),
 }
 """Top-level modules each extra of pyproject.toml installs (import names, not distributions)."""
@@ -59,6 +59,11 @@ SUBCOMMANDS: dict[str, Subcommand] = {
     "simulate": Subcommand(
         "inferstack.offline.simulate.cli",
         "simulate autoscaling, cold starts and spot on traffic: p99, SLO and cost (offline)",
+        "simulate",
+    ),
+    "tune": Subcommand(
+        "inferstack.offline.tune.cli",
+        "search the cheapest configuration that meets the spec's SLO, with the price of each nine",
         "simulate",
     ),
     "check": Subcommand(

@@ -1,0 +1,290 @@
+"""`inferstack tune`: a stack's cheapest configuration that meets its SLO; each nine's price.
+
+Reads the stack and the traffic as `inferstack simulate` does (the same flags), searches the
+knobs (`knobs`) with the optimiser (`search`), and prints the winner as a diff against the stack
+file with a reason per change, the simulate table of the stack as it is, tuned, naive and the
+competent default, and the frontier. `--write` applies the diff to the stack file (`write`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from inferstack.offline.discovery import CaptureError, add_program_arguments, locate_program
+from inferstack.offline.simulate import SimulateError
+from inferstack.offline.simulate.cli import (
+    add_traffic_arguments,
+    check_traffic,
+    parse_start,
+    traffic_rates,
+)
+from inferstack.offline.simulate.inputs import StackInputs, load_location
+from inferstack.offline.simulate.report import table
+from inferstack.offline.simulate.scenarios import competent_default, naive
+from inferstack.offline.stack_config import engine_values
+from inferstack.offline.tune.knobs import KNOB_NAMES, OPTIONAL_KNOBS
+from inferstack.offline.tune.search import Outcome
+from inferstack.offline.tune.tuner import Problem, Result, ablation, problem, tune
+from inferstack.offline.tune.write import write_changes
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The stack and traffic flags of `simulate`, then the search's own."""
+    add_program_arguments(parser)
+    add_traffic_arguments(parser)
+    parser.add_argument(
+        "--seeds",
+        type=int,
+        default=4,
+        help="seeds each answer is averaged over (bursts differ per seed; a trace is cut into "
+        "one --days slice per seed) (default 4)",
+    )
+    parser.add_argument(
+        "--knobs",
+        default=None,
+        help=f"comma-separated knobs to search (default: all the stack can set: "
+        f"{', '.join((*KNOB_NAMES, *OPTIONAL_KNOBS))})",
+    )
+    parser.add_argument(
+        "--mode",
+        choices=["exact", "fast"],
+        default="fast",
+        help="the simulator's mode for every run (default fast: two time scales)",
+    )
+    parser.add_argument("--json", action="store_true", help="print one JSON document")
+    parser.add_argument(
+        "--write",
+        action="store_true",
+        help="apply the winning diff to the stack file, keeping its comments and layout",
+    )
+
+
+def _seed_rates(args: argparse.Namespace, inputs: StackInputs) -> tuple[list[np.ndarray], str]:
+    """Each seed's traffic: declared traffic with that seed's bursts, or that seed's trace slice."""
+    if args.seeds < 1:
+        raise SimulateError(
+            "--seeds", f"{args.seeds} is not a positive number of seeds; use e.g. 4"
+        )
+    start = parse_start(args.start)
+    if args.trace is None:
+        rates, note = [], ""
+        for seed in range(args.seeds):
+            seed_rates, note, _ = traffic_rates(
+                argparse.Namespace(**{**vars(args), "seed": seed}), inputs, start
+            )
+            rates.append(seed_rates)
+        return rates, note
+    whole, note, _ = traffic_rates(
+        argparse.Namespace(**{**vars(args), "days": args.days * args.seeds, "seed": 0}),
+        inputs,
+        start,
+    )
+    seconds = max(60, round(args.days * 86400))
+    if len(whole) < seconds * args.seeds:
+        have = len(whole) / 86400
+        raise SimulateError(
+            "--trace",
+            f"{args.trace} covers {have:.3g} day(s), but {args.seeds} seed(s) of --days "
+            f"{args.days:g} need {args.days * args.seeds:g} (one slice per seed); pass --loop, "
+            f"or fewer --seeds, or --days {math.floor(have / args.seeds * 1000) / 1000:g}",
+        )
+    return [whole[i * seconds : (i + 1) * seconds] for i in range(args.seeds)], note
+
+
+def _load(args: argparse.Namespace) -> tuple[Problem, str, Path]:
+    start = parse_start(args.start)
+    location = locate_program(args)
+    inputs = load_location(location, start)
+    check_traffic(args, inputs)
+    selected = [name.strip() for name in args.knobs.split(",")] if args.knobs else None
+    rates, traffic = _seed_rates(args, inputs)
+    values = engine_values(location.config)
+    tuned = problem(
+        location.stack,
+        values,
+        location.project_dir,
+        start,
+        inputs,
+        rates,
+        selected=selected,
+        mode=args.mode,
+    )
+    return tuned, traffic, location.project.stack_file(location.stack)
+
+
+def _progress(line: str) -> None:
+    sys.stderr.write(line + "\n")
+
+
+def _share(outcome: Outcome | None) -> str:
+    return "-" if outcome is None else f"{outcome.attainment:.3%}"
+
+
+def _changes(tuned: Problem, result: Result) -> list[dict[str, Any]]:
+    """The winner's diff against the stack file, each change with its measured reason."""
+    if result.winner is None:
+        return []
+    service = tuned.values.get("service")
+    assert isinstance(service, dict)
+    effects = ablation(tuned, result, result.winner)
+    won = result.search.outcome(result.winner, result.search.seeds)
+    by_path = {knob.path: knob for knob in tuned.knobs.values()}
+    rows = []
+    for path, value in tuned.fields(result.winner).items():
+        knob = by_path.get(path)
+        before: Any = service
+        for key in path:
+            before = before.get(key) if isinstance(before, dict) else None
+        reason = knob.why if knob is not None else "preferred sizes above the new max_batch_size"
+        effect = effects.get(knob.name) if knob is not None else None
+        if effect is not None and won is not None:
+            reason += (
+                f"; undone alone: {_share(effect)} at ${effect.monthly_usd:,.0f}/month "
+                f"(tuned: {_share(won)} at ${won.monthly_usd:,.0f})"
+            )
+        rows.append({"field": ".".join(path), "before": before, "after": value, "reason": reason})
+    return rows
+
+
+def _scenarios(tuned: Problem, result: Result) -> list[dict[str, Any]]:
+    """simulate's summaries on seed 0: as it is, tuned, naive, competent default."""
+    inputs = tuned.inputs
+    scenarios = [replace(inputs.configured, name="as is")]
+    if result.winner is not None:
+        winner = tuned.inputs_for(result.winner)
+        assert winner is not None
+        scenarios.append(replace(winner.configured, name="tuned"))
+    scenarios.append(naive(inputs.configured, inputs.facts))
+    scenarios.append(competent_default(inputs.configured, inputs.facts))
+    documents = tuned.summaries(inputs, 0, scenarios)
+    means = _means(tuned, result)
+    for document in documents:
+        mean = means.get(document["scenario"])
+        if mean is not None:
+            document["mean_over_seeds"] = {
+                "slo_attainment": round(mean.attainment, 6),
+                "monthly_usd": round(mean.monthly_usd, 2),
+            }
+    return documents
+
+
+def _means(tuned: Problem, result: Result) -> dict[str, Outcome | None]:
+    """Mean attainment and cost over every seed of the stack as it is and the tuned one."""
+    seeds = result.search.seeds
+    means = {"as is": result.search.outcome(tuned.initial, seeds)}
+    if result.winner is not None:
+        means["tuned"] = result.search.outcome(result.winner, seeds)
+    inputs = tuned.inputs
+    competent = competent_default(inputs.configured, inputs.facts)
+    runs = [tuned.summaries(inputs, seed, [competent])[0] for seed in seeds]
+    means["competent default"] = Outcome(
+        sum(float(r["slo_attainment"] or 0) for r in runs) / len(runs),
+        sum(float(r["monthly_usd"]) for r in runs) / len(runs),
+    )
+    return means
+
+
+def _frontier(tuned: Problem, result: Result) -> list[dict[str, Any]]:
+    rows = []
+    for level, candidate in result.frontier:
+        outcome = (
+            None if candidate is None else result.search.outcome(candidate, result.search.seeds)
+        )
+        rows.append(
+            {
+                "attainment_target": round(level * 100, 4),
+                "found": candidate is not None,
+                "slo_attainment": None if outcome is None else round(outcome.attainment, 6),
+                "monthly_usd": None if outcome is None else round(outcome.monthly_usd, 2),
+                "changes": {}
+                if candidate is None
+                else {".".join(p): v for p, v in tuned.fields(candidate).items()},
+            }
+        )
+    return rows
+
+
+def document(tuned: Problem, result: Result, traffic: str) -> dict[str, Any]:
+    """The `--json` document."""
+    return {
+        "stack": tuned.stack,
+        "traffic": traffic,
+        "days": len(tuned.rates[0]) / 86400,
+        "seeds": len(tuned.rates),
+        "mode": tuned.mode,
+        "slo_attainment_target": tuned.inputs.spec.slo.attainment,
+        "latency_budget_ms": tuned.inputs.spec.latency_budget_ms,
+        "met": result.winner is not None,
+        "simulations": result.search.runs,
+        "changes": _changes(tuned, result),
+        "scenarios": _scenarios(tuned, result),
+        "frontier": _frontier(tuned, result),
+    }
+
+
+def _text(doc: dict[str, Any]) -> str:
+    lines = [
+        f"Stack {doc['stack']}: {doc['days']:g} simulated day(s) x {doc['seeds']} seed(s), "
+        f"{doc['traffic']}, {doc['mode']} mode, SLO {doc['slo_attainment_target']:g}% within "
+        f"{doc['latency_budget_ms']:g} ms ({doc['simulations']} simulations)",
+        "",
+    ]
+    if not doc["met"]:
+        lines.append("No configuration found meets the SLO; the closest ones are below.")
+    elif not doc["changes"]:
+        lines.append("The stack as it is is the cheapest configuration found that meets the SLO.")
+    else:
+        lines.append("Changes to the stack file (inferstack:service):")
+        for change in doc["changes"]:
+            lines.append(f"  {change['field']}: {change['before']} -> {change['after']}")
+            lines.append(f"      {change['reason']}")
+    lines += ["", table(doc["scenarios"], doc["latency_budget_ms"])]
+    lines.append(f"mean over {doc['seeds']} seed(s):")
+    for scenario in doc["scenarios"]:
+        mean = scenario.get("mean_over_seeds")
+        if mean:
+            lines.append(
+                f"  {scenario['scenario']:<18} {mean['slo_attainment']:.4%}  "
+                f"${mean['monthly_usd']:,.0f}/month"
+            )
+    lines += ["", "The price of each nine (cheapest configuration found, mean over seeds):"]
+    for row in doc["frontier"]:
+        if not row["found"]:
+            lines.append(f"  {row['attainment_target']:g}%: none found")
+            continue
+        changes = ", ".join(f"{k}={v}" for k, v in row["changes"].items()) or "as is"
+        lines.append(
+            f"  {row['attainment_target']:g}%: ${row['monthly_usd']:,.0f}/month "
+            f"({row['slo_attainment']:.4%}; {changes})"
+        )
+    return "\n".join(lines)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Tune and print; exit 2 on bad input, 1 when nothing meets the SLO."""
+    try:
+        tuned, traffic, stack_file = _load(args)
+    except (SimulateError, CaptureError) as error:
+        sys.stderr.write(f"error: {error}\n")
+        return 2
+    result = tune(tuned, log=_progress)
+    doc = document(tuned, result, traffic)
+    if args.write and result.winner is not None and doc["changes"]:
+        write_changes(stack_file, tuned.fields(result.winner), tuned.project_dir, tuned.start)
+        doc["written"] = str(stack_file)
+    if args.json:
+        json.dump(doc, sys.stdout)
+        sys.stdout.write("\n")
+    else:
+        sys.stdout.write(_text(doc) + "\n")
+        if "written" in doc:
+            sys.stdout.write(f"written: {doc['written']}\n")
+    return 0 if result.winner is not None else 1

@@ -1,0 +1,207 @@
+"""The knobs `inferstack tune` turns: spec fields that trade cost against latency.
+
+Each knob is a field of the stack's `inferstack:service` spec, so a candidate is a stack file
+with a few values changed: it is read by the one config reader (`from_values`) and rendered as
+`pulumi up` would render it, and the winner can be written back to the file as it is.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from inferstack.components.planning.spec import CONFIG_KEY as SERVICE_KEY
+from inferstack.components.planning.spec import InferenceServiceSpec
+from inferstack.offline.simulate import SimulateError
+
+Value = int | float | str
+Candidate = tuple[tuple[str, Value], ...]
+"""Knob name -> value, sorted by name: hashable, so results are cached per candidate."""
+
+TARGET_FACTORS = (0.3, 0.4, 0.5, 0.6, 0.7, 0.85, 1.0)
+"""Multiples of the metric's auto target tried (below 1: scale out before the sized load)."""
+QUEUE_DELAYS_MS = (1.0, 2.0, 5.0, 10.0)
+BATCH_SIZES = (8, 16, 32, 64, 128)
+
+
+@dataclass(frozen=True)
+class Knob:
+    """One spec field the search sets, with the values it tries, in order of cost."""
+
+    name: str
+    path: tuple[str, ...]
+    """Where the field is under `inferstack:service`."""
+    values: tuple[Value, ...]
+    monotone: bool
+    """Attainment and cost both rise along `values` (a floor, a lower target): a bisection finds
+    the cheapest value that meets the SLO; otherwise every value is tried."""
+    why: str
+    """What moving it buys, for the reason line of a change."""
+
+    @property
+    def dotted(self) -> str:
+        """The field as the spec reference and error messages name it."""
+        return ".".join(self.path)
+
+
+KNOB_NAMES = ("min_replicas", "metric", "target_factor", "max_queue_delay_ms", "max_batch_size")
+OPTIONAL_KNOBS = ("prewarm",)
+
+
+def realtime_knobs(
+    spec: InferenceServiceSpec, max_replicas: int, profile_sizes: tuple[int, ...]
+) -> dict[str, Knob]:
+    """The knobs a stack's realtime pool can set, by name (empty without a realtime pool)."""
+    if spec.realtime is None:
+        return {}
+    allowed_delay = spec.latency_budget_ms * spec.guardrails.max_queue_delay_share
+    delays = tuple(d for d in QUEUE_DELAYS_MS if d <= allowed_delay) or (
+        spec.batching.max_queue_delay_ms,
+    )
+    sizes = tuple(
+        s for s in BATCH_SIZES if s <= max(profile_sizes) and s <= spec.batching.queue_limit
+    )
+    knobs = {
+        "metric": Knob(
+            "metric",
+            ("realtime", "scaling", "metric"),
+            ("rps", "in_flight", "queue_depth"),
+            False,
+            "the demand signal the pool scales on",
+        ),
+        "target_factor": Knob(
+            "target_factor",
+            ("realtime", "scaling", "target_per_replica"),
+            tuple(reversed(TARGET_FACTORS)),
+            True,
+            "a lower target scales out earlier, before queues build",
+        ),
+        "max_queue_delay_ms": Knob(
+            "max_queue_delay_ms",
+            ("batching", "max_queue_delay_ms"),
+            delays,
+            False,
+            "how long a request waits for its batch to fill",
+        ),
+        "max_batch_size": Knob(
+            "max_batch_size",
+            ("batching", "max_batch_size"),
+            sizes or (spec.batching.max_batch_size,),
+            False,
+            "the largest batch a replica forms (throughput against compute time)",
+        ),
+    }
+    if not spec.realtime.scale_to_zero:
+        knobs["min_replicas"] = Knob(
+            "min_replicas",
+            ("realtime", "scaling", "min_replicas"),
+            tuple(range(1, max_replicas + 1)),
+            True,
+            "a higher floor keeps warm replicas for bursts that rise faster than a cold start",
+        )
+    if spec.traffic.spikes:
+        knobs["prewarm"] = Knob(
+            "prewarm",
+            ("realtime", "prewarm"),
+            ("off", "auto"),
+            False,
+            "a replica floor raised before each declared spike by the measured cold start",
+        )
+    return knobs
+
+
+def check_selection(selected: list[str] | None, available: Mapping[str, Knob], stack: str) -> None:
+    """Refuse a `--knobs` entry that is unknown or that this stack cannot set, with the fix."""
+    known = (*KNOB_NAMES, *OPTIONAL_KNOBS)
+    if not available:
+        raise SimulateError(
+            "--stack",
+            f"stack {stack} has no realtime pool, so there is no latency to tune; add a "
+            "`realtime` section to its spec",
+        )
+    for name in selected or []:
+        if name not in known:
+            raise SimulateError(
+                "--knobs", f"{name!r} is not a knob; choose from {', '.join(known)}"
+            )
+        if name not in available:
+            raise SimulateError(
+                "--knobs",
+                f"stack {stack} cannot set {name!r} "
+                + (
+                    "(its realtime pool scales to zero, so its floor is 0)"
+                    if name == "min_replicas"
+                    else "(it declares no traffic.spikes to pre-warm for)"
+                )
+                + f"; drop it, or choose from {', '.join(available)}",
+            )
+
+
+def service_values(values: Mapping[str, object]) -> dict[str, Any]:
+    """The spec mapping inside the stack's config values."""
+    service = values.get(SERVICE_KEY)
+    if not isinstance(service, Mapping):
+        raise SimulateError("--stack", "the stack has no inferstack:service mapping")
+    return dict(service)
+
+
+def apply(
+    values: Mapping[str, object],
+    candidate: Candidate,
+    knobs: Mapping[str, Knob],
+    auto_targets: Mapping[str, float],
+) -> dict[str, object]:
+    """The stack's config values with a candidate's knobs set (`field_values` says which)."""
+    updated = dict(values)
+    service = copy.deepcopy(service_values(values))
+    for path, value in field_values(candidate, knobs, auto_targets, service).items():
+        node = service
+        for key in path[:-1]:
+            node = node.setdefault(key, {})
+        node[path[-1]] = value
+    updated[SERVICE_KEY] = service
+    return updated
+
+
+def field_values(
+    candidate: Candidate,
+    knobs: Mapping[str, Knob],
+    auto_targets: Mapping[str, float],
+    service: Mapping[str, Any],
+) -> dict[tuple[str, ...], Value | list[int]]:
+    """Spec path -> value for a candidate; the target is the metric's auto target times a factor.
+
+    A new max batch size keeps the preferred sizes that still fit (a preferred size above it
+    is refused by the spec).
+    """
+    chosen = dict(candidate)
+    fields: dict[tuple[str, ...], Value | list[int]] = {}
+    for name, value in chosen.items():
+        if name == "target_factor":
+            metric = str(chosen.get("metric", _current_metric(service)))
+            fields[knobs[name].path] = _target(auto_targets[metric], float(value))
+        else:
+            fields[knobs[name].path] = value
+    if "max_batch_size" in chosen:
+        preferred = service.get("batching", {}).get("preferred_batch_sizes") or []
+        kept = [int(p) for p in preferred if int(p) <= int(chosen["max_batch_size"])]
+        if kept != list(preferred):
+            fields[("batching", "preferred_batch_sizes")] = kept
+    return fields
+
+
+def _current_metric(service: Mapping[str, Any]) -> str:
+    scaling = (service.get("realtime") or {}).get("scaling") or {}
+    return str(scaling.get("metric", "queue_depth"))
+
+
+def _target(auto: float, factor: float) -> float:
+    """A readable target: two significant figures, at least 1 for counts."""
+    if auto <= 0:
+        return 1.0
+    raw = auto * factor
+    digits = max(0, 1 - math.floor(math.log10(raw)))
+    return max(1.0, round(raw, digits))

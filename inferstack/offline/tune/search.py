@@ -1,0 +1,162 @@
+"""The optimiser: a coordinate search on one seed, then successive halving over the seeds.
+
+Simulating a day takes seconds, so the search spends simulations where they decide something:
+
+1. **Coordinate search** (seed 0 only): from the stack as it is, each knob in turn is set to
+   the value that makes the configuration cheapest while it meets the attainment level (or, while
+   nothing meets it, the value that comes closest). A monotone knob (a floor, a target) is
+   bisected for the cheapest value that meets the level; the others are tried value by value.
+   It runs for each level of the frontier, lowest first, each starting from the one before.
+2. **Successive halving** over seeds: the best few candidates of each level on seed 0 are run on
+   half the seeds, the better half of them on all seeds; a level's answer is the cheapest
+   candidate whose mean attainment over all seeds meets it. A lucky seed cannot pick the winner.
+
+Every (candidate, seed) run is cached, so the levels share their work.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+
+from inferstack.offline.tune.knobs import Candidate, Knob, Value
+
+Runner = Callable[[Candidate, int], "Outcome | None"]
+"""Simulate a candidate on a seed; None when the spec refuses the candidate."""
+SHORTLIST = 4
+"""Candidates per level that go on from seed 0 to the other seeds."""
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What a run (or the mean of several) measured."""
+
+    attainment: float
+    """Share of requests within the budget, 0..1."""
+    monthly_usd: float
+
+
+def rank(outcome: Outcome | None, level: float) -> tuple[int, float]:
+    """Order for one level: configurations that meet it by cost, then the rest by attainment."""
+    if outcome is None:
+        return (2, 0.0)
+    if outcome.attainment >= level:
+        return (0, outcome.monthly_usd)
+    return (1, -outcome.attainment)
+
+
+def with_value(candidate: Candidate, name: str, value: Value) -> Candidate:
+    """The candidate with one knob set."""
+    return tuple(sorted({**dict(candidate), name: value}.items()))
+
+
+class Search:
+    """Cached runs of candidates on seeds, and the two stages above."""
+
+    def __init__(
+        self, runner: Runner, seeds: list[int], *, log: Callable[[str], None] | None = None
+    ) -> None:
+        self._runner = runner
+        self.seeds = seeds
+        self._cache: dict[tuple[Candidate, int], Outcome | None] = {}
+        self._log = log or (lambda line: sys.stderr.write(line + "\n"))
+
+    @property
+    def runs(self) -> int:
+        """Simulations run so far."""
+        return len(self._cache)
+
+    def outcome(self, candidate: Candidate, seeds: list[int]) -> Outcome | None:
+        """Mean attainment and cost over `seeds` (each run once, then cached)."""
+        results = []
+        for seed in seeds:
+            key = (candidate, seed)
+            if key not in self._cache:
+                self._cache[key] = self._runner(candidate, seed)
+                self._log(
+                    f"tune: simulation {self.runs}, seed {seed}: {_describe(self._cache[key])}"
+                )
+            results.append(self._cache[key])
+        if any(result is None for result in results):
+            return None
+        done = [result for result in results if result is not None]
+        return Outcome(
+            sum(r.attainment for r in done) / len(done),
+            sum(r.monthly_usd for r in done) / len(done),
+        )
+
+    def evaluated(self, seeds: list[int]) -> list[Candidate]:
+        """Candidates already run on every one of `seeds`."""
+        have = {candidate for candidate, seed in self._cache if seed == seeds[0]}
+        return sorted(c for c in have if all((c, s) in self._cache for s in seeds))
+
+    def coordinate(
+        self, start: Candidate, knobs: Mapping[str, Knob], level: float, passes: int
+    ) -> Candidate:
+        """Coordinate search on the first seed for the cheapest candidate meeting `level`."""
+        current = start
+        for number in range(passes):
+            before = current
+            for knob in knobs.values():
+                current = self._line(current, knob, level)
+            best = self.outcome(current, self.seeds[:1])
+            self._log(f"tune: {level:.4%} pass {number + 1}: {_describe(best)} ({self.runs} runs)")
+            if current == before:
+                break
+        return current
+
+    def _line(self, current: Candidate, knob: Knob, level: float) -> Candidate:
+        options = [with_value(current, knob.name, value) for value in knob.values]
+        first = self.seeds[:1]
+        tried = [current]
+        if knob.monotone:
+            tried.append(self._bisect(options, level))
+        else:
+            tried.extend(options)
+        return min(tried, key=lambda c: (rank(self.outcome(c, first), level), c != current))
+
+    def _bisect(self, options: list[Candidate], level: float) -> Candidate:
+        """The first option that meets `level` (options ordered by rising attainment), or the
+        last when none does."""
+        first = self.seeds[:1]
+        low, high = 0, len(options) - 1
+        if rank(self.outcome(options[high], first), level)[0] != 0:
+            return options[high]
+        while low < high:
+            middle = (low + high) // 2
+            if rank(self.outcome(options[middle], first), level)[0] == 0:
+                high = middle
+            else:
+                low = middle + 1
+        return options[low]
+
+    def halving(self, level: float) -> Candidate | None:
+        """The cheapest candidate meeting `level` on the mean of all seeds, after halving."""
+        shortlist = sorted(
+            self.evaluated(self.seeds[:1]),
+            key=lambda c: rank(self.outcome(c, self.seeds[:1]), level),
+        )[:SHORTLIST]
+        rungs = sorted({1, math.ceil(len(self.seeds) / 2), len(self.seeds)})
+        for index, size in enumerate(rungs[1:], start=1):
+            seeds = self.seeds[:size]
+            shortlist.sort(key=lambda c: rank(self.outcome(c, seeds), level))
+            if index < len(rungs) - 1:
+                shortlist = shortlist[: max(1, len(shortlist) // 2)]
+        return self.cheapest(level)
+
+    def cheapest(self, level: float) -> Candidate | None:
+        """Among candidates run on every seed, the cheapest whose mean meets `level`."""
+        meeting = [
+            candidate
+            for candidate in self.evaluated(self.seeds)
+            if rank(self.outcome(candidate, self.seeds), level)[0] == 0
+        ]
+        return min(meeting, key=lambda c: rank(self.outcome(c, self.seeds), level), default=None)
+
+
+def _describe(outcome: Outcome | None) -> str:
+    if outcome is None:
+        return "refused by the spec"
+    return f"{outcome.attainment:.3%} at ${outcome.monthly_usd:,.0f}/month"

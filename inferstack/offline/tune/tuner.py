@@ -1,0 +1,213 @@
+"""One tuning run: the stack's knobs, a runner that simulates a candidate, the search, the result.
+
+A candidate is simulated as the stack it would be: its changed values are set in the stack's
+config values, read by `from_values` and rendered by `build_inputs` (the simulator's one
+adapter), then run by the simulator on the seed's traffic. Nothing here models autoscaling.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, replace
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from inferstack.errors import SpecError
+from inferstack.offline.simulate import SimulateError
+from inferstack.offline.simulate.cli import simulate
+from inferstack.offline.simulate.inputs import StackInputs, build_inputs
+from inferstack.offline.simulate.report import summarize
+from inferstack.offline.stack_config import from_values
+from inferstack.offline.tune.knobs import (
+    Candidate,
+    Knob,
+    Value,
+    apply,
+    check_selection,
+    field_values,
+    realtime_knobs,
+    service_values,
+)
+from inferstack.offline.tune.search import Outcome, Search, with_value
+
+NINES = (0.99, 0.999, 0.9999)
+"""The attainment levels whose cheapest configuration `tune` reports: the price of each nine."""
+
+
+@dataclass(frozen=True)
+class Problem:
+    """What one tuning run works on: the stack as it is, its knobs, the traffic of each seed."""
+
+    stack: str
+    values: Mapping[str, object]
+    project_dir: Path
+    start: datetime
+    inputs: StackInputs
+    knobs: Mapping[str, Knob]
+    auto_targets: Mapping[str, float]
+    initial: Candidate
+    rates: list[np.ndarray]
+    """Per-second request rates, one array per seed."""
+    mode: str = "fast"
+
+    @property
+    def slo(self) -> float:
+        """The spec's attainment objective as a share."""
+        return round(self.inputs.spec.slo.attainment / 100, 8)
+
+    def changed(self, candidate: Candidate) -> Candidate:
+        """The knobs the candidate sets differently from the stack (a new metric with its
+        target, which is relative to the metric)."""
+        initial = dict(self.initial)
+        changes = {k: v for k, v in candidate if initial.get(k) != v}
+        if "metric" in changes and "target_factor" in initial:
+            changes["target_factor"] = dict(candidate)["target_factor"]
+        return tuple(sorted(changes.items()))
+
+    def values_for(self, candidate: Candidate) -> dict[str, object]:
+        """The stack's config values with the candidate's changes set."""
+        return apply(self.values, self.changed(candidate), self.knobs, self.auto_targets)
+
+    def fields(self, candidate: Candidate) -> dict[tuple[str, ...], Value | list[int]]:
+        """Spec path -> new value, for the diff and `--write`."""
+        service = service_values(self.values)
+        return field_values(self.changed(candidate), self.knobs, self.auto_targets, service)
+
+    def inputs_for(self, candidate: Candidate) -> StackInputs | None:
+        """The candidate rendered as the stack would deploy it; None when the spec refuses it."""
+        try:
+            config = from_values(
+                self.values_for(candidate), project_dir=self.project_dir, now=self.start
+            )
+        except SpecError:
+            return None
+        return build_inputs(self.stack, config)
+
+    def run(self, candidate: Candidate, seed: int) -> Outcome | None:
+        """Simulate the candidate's configured scenario on the seed's traffic."""
+        inputs = self.inputs_for(candidate)
+        if inputs is None:
+            return None
+        document = self.summaries(inputs, seed, [inputs.configured])[0]
+        return Outcome(float(document["slo_attainment"] or 0.0), float(document["monthly_usd"]))
+
+    def summaries(
+        self, inputs: StackInputs, seed: int, scenarios: list[Any]
+    ) -> list[dict[str, Any]]:
+        """`summarize` of each scenario on the seed's traffic, as `simulate` runs them."""
+        runs = simulate(
+            inputs,
+            self.rates[seed],
+            self.start,
+            seed=seed,
+            mode=self.mode,
+            scenarios=scenarios,
+        )
+        return [summarize(run, timeline=False) for run in runs]
+
+
+def problem(
+    stack: str,
+    values: Mapping[str, object],
+    project_dir: Path,
+    start: datetime,
+    inputs: StackInputs,
+    rates: list[np.ndarray],
+    *,
+    selected: list[str] | None = None,
+    mode: str = "fast",
+) -> Problem:
+    """The tuning problem of a loaded stack: its knobs (all, or `selected`) and where it starts."""
+    pool = inputs.configured.realtime
+    maximum = pool.scaler.max_replicas if pool is not None and pool.scaler is not None else 1
+    sizes = tuple(point.batch_size for point in inputs.profile.batches)
+    knobs = realtime_knobs(inputs.spec, maximum, sizes)
+    check_selection(selected, knobs, stack)
+    if selected:
+        knobs = {name: knobs[name] for name in selected}
+    base = Problem(stack, values, project_dir, start, inputs, knobs, {}, (), rates, mode)
+    targets = {}
+    for metric in ("rps", "in_flight", "queue_depth"):
+        # The auto target of each metric, as the stack renders it: targets are searched as
+        # multiples of it, so the search space means the same on every stack.
+        service = service_values(values)
+        scaling = {**service["realtime"].get("scaling", {}), "metric": metric}
+        scaling["target_per_replica"] = "auto"
+        rendered = _render(base, service, scaling)
+        targets[metric] = rendered
+    return replace(base, auto_targets=targets, initial=_initial(inputs, knobs, targets))
+
+
+def _render(base: Problem, service: dict[str, Any], scaling: dict[str, Any]) -> float:
+    realtime = {**service["realtime"], "scaling": scaling}
+    values = {**base.values, "service": {**service, "realtime": realtime}}
+    config = from_values(values, project_dir=base.project_dir, now=base.start)
+    pool = build_inputs(base.stack, config).configured.realtime
+    if pool is None or pool.scaler is None:
+        raise SimulateError("--stack", f"stack {base.stack}'s realtime pool has no autoscaler")
+    return pool.scaler.demand_threshold
+
+
+def _initial(
+    inputs: StackInputs, knobs: Mapping[str, Knob], targets: Mapping[str, float]
+) -> Candidate:
+    """The stack as it is, as a candidate (a target as a multiple of its metric's auto one)."""
+    pool = inputs.configured.realtime
+    spec = inputs.spec
+    assert pool is not None
+    assert pool.scaler is not None
+    assert spec.realtime is not None
+    current: dict[str, Value] = {
+        "metric": spec.realtime.scaling.metric,
+        "target_factor": round(pool.scaler.demand_threshold / targets[pool.metric], 4),
+        "max_queue_delay_ms": spec.batching.max_queue_delay_ms,
+        "max_batch_size": spec.batching.max_batch_size,
+        "min_replicas": pool.scaler.min_replicas,
+        "prewarm": spec.realtime.prewarm,
+    }
+    return tuple(sorted((name, current[name]) for name in knobs))
+
+
+@dataclass(frozen=True)
+class Result:
+    """What `tune` found."""
+
+    winner: Candidate | None
+    frontier: list[tuple[float, Candidate | None]]
+    search: Search
+
+
+def tune(problem: Problem, *, passes: int = 2, log: Callable[[str], None] | None = None) -> Result:
+    """Coordinate search per level from the stack as it is, then halving over the seeds."""
+    seeds = list(range(len(problem.rates)))
+    search = Search(problem.run, seeds, log=log)
+    levels = sorted({problem.slo, *NINES})
+    current = problem.initial
+    for level in levels:
+        # The first level searches every knob; the higher ones start from the level below and
+        # buy headroom with the monotone knobs only (floors and targets), where nines come from.
+        knobs = (
+            problem.knobs
+            if level == levels[0]
+            else {k: v for k, v in problem.knobs.items() if v.monotone}
+        )
+        current = search.coordinate(current, knobs, level, passes if level == levels[0] else 1)
+    for level in levels:
+        search.halving(level)
+    frontier = [(level, search.cheapest(level)) for level in levels]
+    return Result(search.cheapest(problem.slo), frontier, search)
+
+
+def ablation(problem: Problem, result: Result, candidate: Candidate) -> dict[str, Outcome | None]:
+    """Per changed knob: the winner over all seeds with that one change undone."""
+    initial = dict(problem.initial)
+    effects = {}
+    for name, _ in problem.changed(candidate):
+        if name == "target_factor" and "metric" in dict(problem.changed(candidate)):
+            continue
+        reverted = with_value(candidate, name, initial[name])
+        effects[name] = result.search.outcome(reverted, result.search.seeds)
+    return effects

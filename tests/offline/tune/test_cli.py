@@ -1,0 +1,175 @@
+"""`inferstack tune` on a copy of the dev stack: the winner, re-simulated, meets the SLO; the
+frontier is monotone; `--write` keeps the file's comments and loads; bad input names the field."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from inferstack.cli import SUBCOMMANDS, main
+from inferstack.offline.simulate.cli import DEFAULT_START, parse_start
+from inferstack.offline.simulate.inputs import load_stack
+from tests.offline.stacks import STACKS
+
+# A few simulated minutes on two seeds, searching the knobs that keep one batcher (so the fast
+# mode's queueing table is built once per seed): seconds, not minutes.
+TINY = ("--days", "0.003", "--seeds", "2", "--knobs", "min_replicas,metric,target_factor")
+SEEDS = (0, 1)
+
+
+def project(tmp_path: Path, stack: str = "dev", edit: tuple[str, str] | None = None) -> Path:
+    """A project in tmp_path running the real program with a verbatim copy of a stack file."""
+    (tmp_path / "Pulumi.yaml").write_text(
+        f"name: inferstack\nruntime: python\nmain: {STACKS}\n", encoding="utf-8"
+    )
+    text = (STACKS / f"Pulumi.{stack}.yaml").read_text(encoding="utf-8")
+    if edit is not None:
+        assert edit[0] in text
+        text = text.replace(*edit)
+    (tmp_path / f"Pulumi.{stack}.yaml").write_text(text, encoding="utf-8")
+    return tmp_path
+
+
+def tune(capsys: Any, folder: Path, *args: str) -> tuple[int, str, str]:
+    code = main(["tune", "--project-dir", str(folder), *args])
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+@pytest.fixture(scope="module")
+def written(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict[str, Any], Path, str]:
+    """One tuning run with --write on a copy of dev that asks for 99.9%."""
+    folder = project(
+        tmp_path_factory.mktemp("tune"),
+        edit=(
+            "    latency_budget_ms: 50\n",
+            "    latency_budget_ms: 50\n    slo: {attainment: 99.9}\n",
+        ),
+    )
+    before = (folder / "Pulumi.dev.yaml").read_text(encoding="utf-8")
+    # A module fixture cannot use capsys: read the streams directly.
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        code = main(
+            ["tune", "--project-dir", str(folder), "--stack", "dev", *TINY, "--json", "--write"]
+        )
+    assert code == 0, err.getvalue()
+    return json.loads(out.getvalue()), folder, before
+
+
+def test_tune_is_a_subcommand():
+    assert SUBCOMMANDS["tune"].module == "inferstack.offline.tune.cli"
+
+
+def test_the_written_winner_meets_the_slo_when_simulated_again(capsys, written):
+    document, folder, _ = written
+    assert document["met"]
+    means = []
+    for seed in SEEDS:
+        code = main(
+            ["simulate", "--project-dir", str(folder), "--stack", "dev", "--days", "0.003"]
+            + ["--mode", "fast", "--seed", str(seed), "--json"]
+        )
+        assert code == 0
+        configured = json.loads(capsys.readouterr().out)["scenarios"][0]
+        means.append(configured["slo_attainment"])
+    attainment = sum(means) / len(means)
+    assert attainment >= 0.999
+    tuned = next(s for s in document["scenarios"] if s["scenario"] == "tuned")
+    assert attainment == pytest.approx(tuned["mean_over_seeds"]["slo_attainment"], abs=1e-6)
+
+
+def test_the_frontier_is_monotone_and_each_answer_meets_its_level(written):
+    document, _, _ = written
+    rows = [row for row in document["frontier"] if row["found"]]
+    assert [row["attainment_target"] for row in document["frontier"]] == [99.0, 99.9, 99.99]
+    assert rows
+    for row in rows:
+        assert row["slo_attainment"] * 100 >= row["attainment_target"]
+    costs = [row["monthly_usd"] for row in rows]
+    assert costs == sorted(costs)
+
+
+def test_write_changes_only_the_diff_and_keeps_comments(written):
+    document, folder, before = written
+    after = (folder / "Pulumi.dev.yaml").read_text(encoding="utf-8")
+    comments = [line.strip() for line in before.splitlines() if line.strip().startswith("#")]
+    assert comments
+    for comment in comments:
+        assert comment in after
+    changed = {change["field"] for change in document["changes"]}
+    before_lines, after_lines = before.splitlines(), after.splitlines()
+    assert len(before_lines) == len(after_lines)
+    differing = [a for b, a in zip(before_lines, after_lines, strict=True) if a != b]
+    assert len(differing) <= len(changed)
+    inputs = load_stack("dev", folder, parse_start(DEFAULT_START))
+    spec = inputs.spec
+    assert spec.slo.attainment == 99.9
+    for change in document["changes"]:
+        node: Any = spec
+        for key in change["field"].split("."):
+            node = getattr(node, key)
+        assert node == change["after"]
+
+
+def test_the_table_compares_as_is_tuned_naive_and_competent_default(written):
+    document, _, _ = written
+    names = [s["scenario"] for s in document["scenarios"]]
+    assert names == ["as is", "tuned", "naive", "competent default"]
+    for change in document["changes"]:
+        assert change["reason"]
+
+
+@pytest.mark.parametrize(
+    ("stack", "edit", "args", "fragments"),
+    [
+        (
+            "dev",
+            (
+                "    latency_budget_ms: 50\n",
+                "    latency_budget_ms: 50\n    slo: {attainment: 100}\n",
+            ),
+            (),
+            ["slo.attainment", "not below 100", "99.9"],
+        ),
+        ("dev", None, ("--knobs", "replicas"), ["--knobs", "'replicas' is not a knob"]),
+        (
+            "scale-to-zero",
+            None,
+            ("--knobs", "min_replicas"),
+            ["cannot set 'min_replicas'", "drop it"],
+        ),
+        ("dev", None, ("--seeds", "0"), ["--seeds"]),
+    ],
+)
+def test_bad_input_names_the_field_and_the_fix(capsys, tmp_path, stack, edit, args, fragments):
+    folder = project(tmp_path, stack, edit)
+    code, out, err = tune(capsys, folder, "--stack", stack, "--days", "0.001", *args)
+    assert code == 2
+    assert "Traceback" not in err
+    for fragment in fragments:
+        assert fragment in err
+
+
+def test_a_trace_too_short_for_the_seeds_names_the_trace_and_the_fix(capsys, tmp_path):
+    folder = project(tmp_path)
+    trace = tmp_path / "trace.csv"
+    rows = [f"2026-01-05T00:{minute:02d}:00+00:00" for minute in range(10)]
+    trace.write_text("TIMESTAMP\n" + "\n".join(rows) + "\n", encoding="utf-8")
+    code, _, err = tune(
+        capsys, folder, "--stack", "dev", "--trace", str(trace), "--days", "0.005", "--seeds", "2"
+    )
+    assert code == 2
+    assert "--trace" in err
+    assert "--loop" in err
+
+
+def test_an_unknown_stack_is_named(capsys, tmp_path):
+    code, _, err = tune(capsys, project(tmp_path), "--stack", "nope")
+    assert code == 2
+    assert "nope" in err
