@@ -22,7 +22,8 @@ SCRAPE_SECONDS = 15
 SCALE_UP_PERCENT = 100
 """Beside the derived pod count: a large pool may double in one sync."""
 POLLING_SHARE = 20
-"""KEDA polls activity every cold start / this, within `POLLING_BOUNDS`."""
+"""KEDA polls activity every cold start / this (whole seconds, rounded down), within
+`POLLING_BOUNDS`: the wake from zero then waits at most 5% of the cold start more."""
 POLLING_BOUNDS = (5, 30)
 
 
@@ -56,7 +57,7 @@ class Ramp:
 
 def _polling(cold_start_seconds: float) -> int:
     low, high = POLLING_BOUNDS
-    return int(min(high, max(low, round(cold_start_seconds / POLLING_SHARE))))
+    return int(min(high, max(low, cold_start_seconds // POLLING_SHARE)))
 
 
 def derive_scale_up(ramp: Ramp) -> tuple[ScaleUp, str, list[str]]:

@@ -192,8 +192,10 @@ class RealtimeScaling(_Strict):
     """Demand autoscaling of the synchronous pool."""
 
     metric: Literal["queue_depth", "in_flight", "rps"] = Field(
-        default="queue_depth",
-        description="the demand signal KEDA scales on: requests queued, in flight, or per second",
+        default="rps",
+        description="the demand signal KEDA scales on: requests queued, in flight, or per second. "
+        "Default rps: on a simulated day of bursty diurnal traffic it holds the budget as well as "
+        "queue depth with an eighth of the replica moves and less cost (docs: concepts)",
     )
     target_per_replica: float | Auto = Field(
         default="auto",

@@ -67,18 +67,25 @@ def test_gauges_match_the_kernel_table(dev: StackInputs, table: QueueingTable, l
     assert state.in_flight == pytest.approx(table.at(table.in_flight, rate), rel=TOLERANCE)
 
 
-def test_the_simulated_threshold_is_the_kernels_depth_at_the_sized_rate(
-    dev: StackInputs, table: QueueingTable
-) -> None:
+def test_the_dev_stacks_gauges_at_its_sized_rate(dev: StackInputs, table: QueueingTable) -> None:
+    realtime = dev.sizing.realtime
+    assert realtime is not None
+    rate = realtime.replica_rps.value
+    state = steady_state(*_model(dev), rate)
+    # The measurement: about 11 waiting at 2,233 rps, not one full batch (32); about 26
+    # in flight, not Little's law on delay + p50 (33.6, about 77% load).
+    assert state.queue_depth == pytest.approx(11.1, abs=0.05)
+    assert state.in_flight == pytest.approx(26.4, abs=0.05)
+    assert state.queue_depth == pytest.approx(table.at(table.queue_depth, rate), rel=TOLERANCE)
+    assert state.in_flight == pytest.approx(table.at(table.in_flight, rate), rel=TOLERANCE)
+
+
+def test_the_simulator_scales_on_the_plans_target(dev: StackInputs) -> None:
     realtime = dev.sizing.realtime
     pool = dev.configured.realtime
     assert realtime is not None
     assert pool is not None
-    rate = realtime.replica_rps.value
-    # The measurement: about 11 waiting at 2,233 rps, not one full batch (32).
-    assert realtime.target_per_replica.value == pytest.approx(11.1, abs=0.05)
-    assert realtime.target_per_replica.value == pytest.approx(
-        table.at(table.queue_depth, rate), rel=TOLERANCE
-    )
     assert pool.scaler is not None
+    assert pool.metric == "rps"  # the default metric, which the dev stack names
     assert pool.scaler.demand_threshold == realtime.target_per_replica.value
+    assert pool.scaler.polling_seconds == realtime.scale_up.value.polling_seconds
