@@ -19,6 +19,9 @@
    limit), with the in-flight body budget at its default (256 MiB) and at 100 GiB (none, in
    effect): the statuses, the server's peak RSS growth and what it keeps after the burst, and
    the longest `GET /v2/health/live` answered meanwhile.
+5. `inferstack work` on Redis (`redis-server`) with four 64 MB messages queued (the echo model
+   at a max batch that admits them): the longest `GET /healthz` while it works them, and the
+   peak RSS of the worker with its model and decoder processes.
 
 `.venv/bin/python benchmarks/abuse.py` (needs `wrk`). Numbers on a shared 2-core machine move
 from run to run; compare the ratios, which are measured side by side.
@@ -30,10 +33,12 @@ import argparse
 import http.client
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import urllib.request
@@ -462,13 +467,112 @@ def burst(count: int) -> None:
             stop_server(process)
 
 
+WORKER_MESSAGES = 4
+"""Maximum-size messages queued at once for the worker run, as in the issue's measurement."""
+
+
+def _max_size_body(rows: int) -> bytes:
+    values = np.random.default_rng(2).standard_normal((rows, 512)).astype(np.float32)
+    document = {
+        "inputs": [
+            {"name": "input", "datatype": "FP32", "shape": [rows, 512], "data": values.tolist()}
+        ]
+    }
+    return json.dumps(document).encode()
+
+
+def worker_health() -> None:
+    """`inferstack work` on Redis with maximum-size messages: its /healthz meanwhile."""
+    redis_bin = shutil.which("redis-server")
+    if redis_bin is None:
+        print("\n5. skipped: redis-server is not installed")
+        return
+    rows = 6100
+    body = _max_size_body(rows)
+    redis_port, health_port = free_port(), free_port()
+    redis = subprocess.Popen(
+        [redis_bin, "--port", str(redis_port), "--save", "", "--bind", "127.0.0.1"],
+        stdout=subprocess.DEVNULL,
+    )
+    try:
+        _queue_messages(redis_port, body)
+        worst, peak, written = _watch_worker(redis_port, health_port, rows)
+    finally:
+        redis.terminate()
+        redis.wait(30)
+    print(f"\n5. The worker with {WORKER_MESSAGES} queued {len(body) / 1e6:.0f} MB messages")
+    print(f"results written: {written} of {WORKER_MESSAGES}")
+    print(f"longest GET /healthz meanwhile: {worst * 1000:.0f} ms (liveness timeout 3 s)")
+    print(f"worker peak RSS (with its model and decoder processes): {peak:.0f} MB")
+
+
+def _queue_messages(port: int, body: bytes) -> None:
+    import redis
+
+    client = redis.Redis(port=port)
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            client.ping()
+            break
+        except redis.ConnectionError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
+    for _ in range(WORKER_MESSAGES):
+        client.xadd("abuse", {"body": body})
+
+
+def _watch_worker(redis_port: int, health_port: int, rows: int) -> tuple[float, float, int]:
+    """Run the worker until idle: the longest /healthz answer, the peak RSS (MB) and the
+    results it wrote."""
+    results = Path(tempfile.mkdtemp(prefix="inferstack-abuse-"))
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent)}
+    process = subprocess.Popen(
+        [
+            PYTHON, "-m", "inferstack.cli", "work",
+            "--queue", f"redis://127.0.0.1:{redis_port}/0?stream=abuse",
+            "--model", "echo_model:Echo", "--model-name", "mlp",
+            "--max-batch-size", str(rows), "--results", results.as_uri(),
+            "--metrics-port", str(health_port), "--exit-when-idle-s", "3",
+            "--interruption", "off", "--torch-threads", "1",
+        ],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    worst = peak = 0.0
+    try:
+        while process.poll() is None:
+            peak = max(peak, sum(_rss_mb(p) for p in [process.pid, *_children(process.pid)]))
+            started = time.perf_counter()
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{health_port}/healthz", timeout=30):
+                    pass
+            except urllib.error.HTTPError:
+                pass  # 503 (starting, stale) is an answer too.
+            except OSError:
+                time.sleep(0.05)  # Not listening yet: the model is loading.
+                continue
+            worst = max(worst, time.perf_counter() - started)
+            time.sleep(0.01)
+        written = len(list(results.iterdir()))
+    finally:
+        process.wait(600)
+        shutil.rmtree(results, ignore_errors=True)
+    return worst, peak, written
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seconds", type=float, default=5.0, help="per wrk run")
     parser.add_argument("--repeats", type=int, default=3, help="saturated/5x pairs per limit")
     parser.add_argument("--parallel", type=int, default=4, help="large bodies at once")
     parser.add_argument(
-        "--skip", nargs="*", default=[], choices=["overload", "sigterm", "body", "burst"]
+        "--skip",
+        nargs="*",
+        default=[],
+        choices=["overload", "sigterm", "body", "burst", "worker"],
     )
     args = parser.parse_args()
     print(f"abuse benchmark on {os.cpu_count()} cores; {machine_load()}")
@@ -480,6 +584,8 @@ def main() -> None:
         large_body(args.parallel)
     if "burst" not in args.skip:
         burst(BURST)
+    if "worker" not in args.skip:
+        worker_health()
     print(f"\nafter the run: {machine_load()}")
 
 
