@@ -5,7 +5,11 @@ Why: spot workers die mid-job. The queue must hand an unfinished message to anot
 twice), must park messages that keep failing (a dead-letter queue, or they cycle forever and
 starve the queue), and the worker's termination grace period must fit inside the provider's
 interruption notice (AWS 2 min, GCP and Azure 30 s), or the node is gone before the worker
-finishes draining and its in-flight message is abandoned.
+finishes draining and its in-flight message is abandoned. On GKE the pods get only part of
+GCP's 30 s: graceful node shutdown gives non-system pods the first 15 s and keeps the last 15 s
+for critical system pods (GKE documentation, "Spot VMs", "Termination and graceful shutdown of
+Spot VMs"; a node pool may extend the period on GKE 1.35+, then raise
+`gkeNonSystemPodShutdownSeconds`).
 
 Fix: give every SQS queue a redrive policy to a DLQ and a visibility timeout above the max job
 time; give every Pub/Sub subscription a dead-letter policy; set `terminationGracePeriodSeconds`
@@ -39,6 +43,8 @@ SQS_REDRIVE_ALLOW_POLICY: Final = "aws:sqs/redriveAllowPolicy:RedriveAllowPolicy
 PUBSUB_SUBSCRIPTION: Final = resource_types.PUBSUB_SUBSCRIPTION
 SQS_DEFAULT_VISIBILITY_SECONDS: Final = 30.0
 KUBERNETES_DEFAULT_GRACE_SECONDS: Final = 30.0
+GKE_NON_SYSTEM_POD_SHUTDOWN_SECONDS: Final = 15
+"""GKE's default share of a Spot VM's 30 s shutdown for non-system pods (GKE, "Spot VMs")."""
 
 
 def _dead_letter_queues(resources: Sequence[Resource]) -> set[str]:
@@ -97,11 +103,18 @@ def _max_job_seconds(
     return default
 
 
+NOTICE_NAMES: Final = {"gcp": "part of the GCP notice GKE gives non-system pods"}
+
+
 def _notice_seconds(providers: frozenset[str], config: Mapping[str, Any]) -> tuple[float, str]:
     """The shortest notice among the providers whose spot nodes the pods admit, and whose."""
     notices = {
         "aws": float(config_value(config, RULE, "awsInterruptionNoticeSeconds")),
-        "gcp": float(config_value(config, RULE, "gcpInterruptionNoticeSeconds")),
+        # What kubelet's graceful shutdown leaves a non-system pod of the GCP notice.
+        "gcp": min(
+            float(config_value(config, RULE, "gcpInterruptionNoticeSeconds")),
+            float(config_value(config, RULE, "gkeNonSystemPodShutdownSeconds")),
+        ),
         "azure": float(config_value(config, RULE, "azureInterruptionNoticeSeconds")),
     }
     candidates = notices if "" in providers else {p: notices[p] for p in providers}
@@ -171,11 +184,12 @@ def _worker_findings(workload: Resource, config: Mapping[str, Any]) -> list[Find
     notice, provider = _notice_seconds(admission.providers, config)
     if grace <= notice:
         return []
+    what = NOTICE_NAMES.get(provider, f"{provider.upper()} interruption notice")
     return [
         Finding(
             f"{kube.kind_of(workload.type)} runs on spot ({admission.reason}) with "
             f"terminationGracePeriodSeconds {format_number(grace)}, longer than the "
-            f"{provider.upper()} interruption notice ({format_number(notice)} s): the node is "
+            f"{what} ({format_number(notice)} s): the node is "
             "reclaimed before the worker finishes draining; set "
             f"terminationGracePeriodSeconds to at most {format_number(notice)}",
             workload.urn,
@@ -233,6 +247,11 @@ RULE: Final = Rule(
         ),
         "gcpInterruptionNoticeSeconds": _seconds(
             "GCP spot/preemptible termination notice", INTERRUPTION_NOTICE_SECONDS["gcp"]
+        ),
+        "gkeNonSystemPodShutdownSeconds": _seconds(
+            "of the GCP notice, what GKE's graceful node shutdown gives non-system pods (the "
+            "rest is kept for critical system pods)",
+            GKE_NON_SYSTEM_POD_SHUTDOWN_SECONDS,
         ),
         "azureInterruptionNoticeSeconds": _seconds(
             "Azure spot eviction notice", INTERRUPTION_NOTICE_SECONDS["azure"]

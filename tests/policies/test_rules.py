@@ -518,7 +518,9 @@ def test_pubsub_subscription_needs_dead_letter_policy() -> None:
         ({"karpenter.sh/capacity-type": "spot"}, 110.0, False),
         ({"karpenter.sh/capacity-type": "spot"}, 150.0, True),
         ({"cloud.google.com/gke-spot": "true"}, 45.0, True),
-        ({"cloud.google.com/gke-spot": "true"}, 25.0, False),
+        # GKE gives non-system pods 15 s of the 30 s notice (GKE docs, "Spot VMs").
+        ({"cloud.google.com/gke-spot": "true"}, 25.0, True),
+        ({"cloud.google.com/gke-spot": "true"}, 15.0, False),
         ({"karpenter.sh/capacity-type": "on-demand"}, 600.0, False),
     ],
 )
@@ -532,6 +534,20 @@ def test_spot_worker_grace_period(selector: dict[str, str], grace: float, flagge
     assert bool(messages) is flagged
     if flagged:
         assert "terminationGracePeriodSeconds" in messages[0]
+
+
+def test_gke_pods_get_their_share_of_the_notice_unless_the_pool_extends_it() -> None:
+    props = b.mutated(
+        b.deployment_props("worker", "batch"),
+        "spec.template.spec.nodeSelector",
+        {"cloud.google.com/gke-spot": "true"},
+    )
+    props = b.mutated(props, "spec.template.spec.terminationGracePeriodSeconds", 25.0)
+    worker = b.resource("kubernetes:apps/v1:Deployment", "worker", props)
+    [message] = durability_messages([worker])
+    assert "GKE gives non-system pods (15 s)" in message
+    extended = {"gkeNonSystemPodShutdownSeconds": 60, "gcpInterruptionNoticeSeconds": 75}
+    assert [f.message for f in async_spot_durability.check([worker], extended)] == []
 
 
 # ---------------------------------------------------------------------------------------------
@@ -675,7 +691,7 @@ def test_worker_admitting_several_clouds_gets_the_shortest_notice() -> None:
     )
     props = b.mutated(props, "spec.template.spec.terminationGracePeriodSeconds", 60.0)
     [message] = durability_messages([b.resource("kubernetes:apps/v1:Deployment", "worker", props)])
-    assert "GCP interruption notice (30 s)" in message
+    assert "part of the GCP notice GKE gives non-system pods (15 s)" in message
 
 
 def test_karpenter_gpu_pool_needs_a_gpu_limit() -> None:
