@@ -31,7 +31,7 @@ from inferstack.offline.tune.knobs import (
     realtime_knobs,
     service_values,
 )
-from inferstack.offline.tune.search import Outcome, Search, with_value
+from inferstack.offline.tune.search import Outcome, Search, stricter, with_value
 
 NINES = (0.99, 0.999, 0.9999)
 """The attainment levels whose cheapest configuration `tune` reports: the price of each nine."""
@@ -194,11 +194,32 @@ def tune(problem: Problem, *, passes: int = 2, log: Callable[[str], None] | None
             if level == levels[0]
             else {k: v for k, v in problem.knobs.items() if v.monotone}
         )
-        current = search.coordinate(current, knobs, level, passes if level == levels[0] else 1)
+        current = search.coordinate(current, knobs, stricter(level), passes)
     for level in levels:
-        search.halving(level)
+        search.halving(level, problem.initial)
+    winner = search.cheapest(problem.slo)
+    if winner is not None:
+        winner = prune(problem, search, winner)
     frontier = [(level, search.cheapest(level)) for level in levels]
-    return Result(search.cheapest(problem.slo), frontier, search)
+    return Result(winner, frontier, search)
+
+
+def prune(problem: Problem, search: Search, winner: Candidate) -> Candidate:
+    """Undo each change the winner does not need: one whose undoing still meets the SLO on the
+    mean of every seed at no more cost (a floor the target already keeps, say)."""
+    won = search.outcome(winner, search.seeds)
+    initial = dict(problem.initial)
+    for name, _ in problem.changed(winner):
+        reverted = with_value(winner, name, initial[name])
+        outcome = search.outcome(reverted, search.seeds)
+        if (
+            won is not None
+            and outcome is not None
+            and outcome.attainment >= problem.slo
+            and outcome.monthly_usd <= won.monthly_usd
+        ):
+            winner, won = reverted, outcome
+    return winner
 
 
 def ablation(problem: Problem, result: Result, candidate: Candidate) -> dict[str, Outcome | None]:

@@ -32,7 +32,7 @@ def test_halving_answers_with_the_mean_over_every_seed():
     search = Search(runner, [0, 1], log=lambda line: None)
     start: Candidate = (("floor", 10), ("shape", "round"))
     on_first_seed = search.coordinate(start, {"floor": FLOOR, "shape": SHAPE}, 0.95, passes=1)
-    winner = search.halving(0.95)
+    winner = search.halving(0.95, start)
     assert winner is not None
     mean = search.outcome(winner, [0, 1])
     assert mean is not None
