@@ -6,12 +6,15 @@ EventBridge rule for "EC2 Spot Instance Interruption Warning". Without that queu
 the node: the worker on it is killed mid-job when the instance stops, and its message waits out
 the visibility timeout before anyone retries it. A Karpenter Helm release without
 `settings.interruptionQueue` is the same failure (eksctl #7697: a wrong key silently disabled
-it).
+it). Karpenter reads exactly one queue (its `--interruption-queue`, chart value
+`settings.interruptionQueue`; aws/karpenter-provider-aws `pkg/operator/options`), so a second
+interruption queue in the stack, one the Karpenter here (or the one named in
+`externalInterruptionQueue`) does not read, drains nothing: its events go nowhere.
 
 Fix: create an SQS queue with EventBridge rules for the spot interruption warning (and
 rebalance, state-change and AWS Health events) targeting it, and set Karpenter's
-`settings.interruptionQueue` to it; or, when the queue lives in another stack, name it in this
-rule's `externalInterruptionQueue` setting.
+`settings.interruptionQueue` to it; or, when Karpenter is installed outside this stack, name the
+queue it reads in this rule's `externalInterruptionQueue` setting, and share that one queue.
 """
 
 from __future__ import annotations
@@ -62,44 +65,72 @@ def _spot_capacity(resource: Resource) -> str | None:
     return None
 
 
-def _karpenter_release_problem(release: Resource) -> str | None:
+def _is_karpenter(release: Resource) -> bool:
     if release.type != resource_types.HELM_RELEASE:
-        return None
+        return False
     chart = release.get("chart")
-    if not isinstance(chart, str) or chart.rstrip("/").rsplit("/", 1)[-1] != KARPENTER_CHART:
-        return None
+    return isinstance(chart, str) and chart.rstrip("/").rsplit("/", 1)[-1] == KARPENTER_CHART
+
+
+def _read_queue(release: Resource) -> Any:
+    """The queue a Karpenter release reads: a name, UNKNOWN (computed), or None."""
     queue = get_path(mapping_of(release.get("values")), "settings.interruptionQueue")
-    if queue is UNKNOWN or (isinstance(queue, str) and queue):
-        return None
-    return (
+    return queue if queue is UNKNOWN or (isinstance(queue, str) and queue) else None
+
+
+def _missing_queue(release: Resource) -> Finding:
+    return Finding(
         "Karpenter Helm release has no settings.interruptionQueue, so Karpenter never hears of "
         "spot interruptions and nodes vanish under running pods; set values.settings."
-        "interruptionQueue to the interruption queue's name"
+        "interruptionQueue to the interruption queue's name",
+        release.urn,
+    )
+
+
+def _unread(queues: Sequence[Resource], read: set[str]) -> list[Resource]:
+    """Interruption queues with a known name that no known reader reads."""
+    return [q for q in queues if isinstance(q.get("name"), str) and q.get("name") not in read]
+
+
+def _unread_finding(queue: Resource, read: set[str]) -> Finding:
+    return Finding(
+        f"interruption queue {queue.get('name')} is not the queue Karpenter reads "
+        f"({', '.join(sorted(read))}): Karpenter reads one --interruption-queue, so this queue's "
+        "events drain nothing; share the queue Karpenter reads instead of creating another",
+        queue.urn,
+    )
+
+
+def _no_queue_finding(resource: Resource, reason: str) -> Finding:
+    return Finding(
+        f"{reason}, but the stack has no interruption queue that Karpenter reads (an SQS queue "
+        f"targeted by an EventBridge rule for {SPOT_WARNING!r}, named in Karpenter's "
+        "settings.interruptionQueue), so no one drains a node before EC2 reclaims it; add the "
+        "queue and its rules and point Karpenter's settings.interruptionQueue at it, or set "
+        "externalInterruptionQueue",
+        resource.urn,
     )
 
 
 def check(resources: Sequence[Resource], config: Mapping[str, Any]) -> list[Finding]:
-    """Findings for spot capacity without an interruption queue, and Karpenter without one."""
+    """Findings for spot capacity without an interruption queue Karpenter reads, Karpenter
+    without a queue, and interruption queues Karpenter does not read."""
     external = str(config_value(config, RULE, "externalInterruptionQueue") or "")
-    findings = [
-        Finding(problem, resource.urn)
-        for resource in resources
-        if (problem := _karpenter_release_problem(resource))
-    ]
-    if external or aws.interruption_queues(resources):
+    releases = [r for r in resources if _is_karpenter(r)]
+    findings = [_missing_queue(r) for r in releases if _read_queue(r) is None]
+    readers = [_read_queue(r) for r in releases]
+    read = {q for q in readers if isinstance(q, str)} | ({external} if external else set())
+    by_urn = {r.urn: r for r in resources}
+    queues = [by_urn[urn] for urn in sorted(aws.interruption_queues(resources))]
+    # Nobody known reads a queue (Karpenter outside the stack, unnamed): judged by presence.
+    unread = [] if UNKNOWN in readers or not read else _unread(queues, read)
+    findings += [_unread_finding(queue, read) for queue in unread]
+    if external or UNKNOWN in readers or len(unread) < len(queues):
         return findings
     for resource in resources:
         reason = _spot_capacity(resource)
         if reason:
-            findings.append(
-                Finding(
-                    f"{reason}, but the stack has no interruption queue (an SQS queue targeted "
-                    f"by an EventBridge rule for {SPOT_WARNING!r}), so no one drains a node "
-                    "before EC2 reclaims it; add the queue and its rules and point Karpenter's "
-                    "settings.interruptionQueue at it, or set externalInterruptionQueue",
-                    resource.urn,
-                )
-            )
+            findings.append(_no_queue_finding(resource, reason))
     return findings
 
 
@@ -114,7 +145,10 @@ RULE: Final = Rule(
         "externalInterruptionQueue": {
             "type": "string",
             "default": "",
-            "description": "name of an interruption queue managed outside this stack",
+            "description": (
+                "name of the interruption queue the cluster's Karpenter reads, when Karpenter is "
+                "installed outside this stack"
+            ),
         }
     },
 )

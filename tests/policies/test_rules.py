@@ -884,6 +884,35 @@ def test_karpenter_release_without_interruption_queue_is_flagged() -> None:
     assert interruption_findings([bad]) == [bad.urn]
 
 
+def _karpenter(queue: str) -> Resource:
+    return b.resource(
+        "kubernetes:helm.sh/v3:Release",
+        "karpenter",
+        {
+            "chart": "oci://public.ecr.aws/karpenter/karpenter",
+            "values": {"settings": {"clusterName": "c", "interruptionQueue": queue}},
+        },
+    )
+
+
+def test_the_queue_karpenter_reads_complies() -> None:
+    queue = b.interruption_resources()
+    assert interruption_findings([_spot_pool(), _karpenter("interruption"), *queue]) == []
+
+
+def test_an_interruption_queue_karpenter_does_not_read_is_flagged() -> None:
+    """Karpenter reads one --interruption-queue (aws/karpenter-provider-aws
+    pkg/operator/options): a queue it does not read drains nothing, here or when the
+    cluster's Karpenter (outside the stack) reads the one named in the config."""
+    pool, resources = _spot_pool(), b.interruption_resources()
+    unread = resources[0]
+    findings = spot_interruption_handling.check([pool, _karpenter("other"), *resources], NO_CONFIG)
+    assert sorted(f.urn for f in findings) == sorted([unread.urn, pool.urn])
+    assert any("not the queue Karpenter reads (other)" in f.message for f in findings)
+    external = {"externalInterruptionQueue": "shared"}
+    assert interruption_findings([pool, *resources], external) == [unread.urn]
+
+
 # ---------------------------------------------------------------------------------------------
 # 10. scoped-inference-identities
 
