@@ -60,6 +60,10 @@ def _polling(cold_start_seconds: float) -> int:
     return int(min(high, max(low, cold_start_seconds // POLLING_SHARE)))
 
 
+def _pods(count: int) -> str:
+    return f"{count} pod" if count == 1 else f"{count} pods"
+
+
 def derive_scale_up(ramp: Ramp) -> tuple[ScaleUp, str, list[str]]:
     """The behaviour, its one-line reason, and a warning when the floor cannot follow the rise."""
     reaction = SCRAPE_SECONDS + HPA_SYNC_SECONDS + ramp.cold_start_seconds
@@ -77,7 +81,7 @@ def derive_scale_up(ramp: Ramp) -> tuple[ScaleUp, str, list[str]]:
         reason = (
             f"no traffic.ramp_minutes: a step from baseline to peak, so one {HPA_SYNC_SECONDS} s "
             f"sync may add every replica between the floor ({ramp.min_replicas}) and the peak "
-            f"({ramp.peak_replicas}): {pods} pods"
+            f"({ramp.peak_replicas}): {_pods(pods)}"
         )
     else:
         rise = (ramp.peak_rps - ramp.baseline_rps) / (ramp.ramp_minutes * 60)
@@ -88,7 +92,7 @@ def derive_scale_up(ramp: Ramp) -> tuple[ScaleUp, str, list[str]]:
             f"({rise:.1f} rps/s) adds {grown:,.0f} rps while the pool reacts ({reaction:.0f} s: "
             f"scrape {SCRAPE_SECONDS} + sync {HPA_SYNC_SECONDS} + cold start "
             f"{ramp.cold_start_seconds:.0f}), {grown / ramp.replica_rps:.1f} replicas at "
-            f"{ramp.replica_rps:,.0f} rps each: {pods} pods per sync"
+            f"{ramp.replica_rps:,.0f} rps each: {_pods(pods)} per sync"
         )
         headroom = ramp.min_replicas * ramp.replica_rps * ramp.headroom_share
         if grown > headroom:
