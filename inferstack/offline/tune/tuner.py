@@ -200,7 +200,10 @@ def tune(problem: Problem, *, passes: int = 2, log: Callable[[str], None] | None
     winner = search.cheapest(problem.slo)
     if winner is not None:
         winner = prune(problem, search, winner)
-    frontier = [(level, search.cheapest(level)) for level in levels]
+    # The SLO's own row is the pruned winner: the same configuration the diff shows.
+    frontier = [
+        (level, winner if level == problem.slo else search.cheapest(level)) for level in levels
+    ]
     return Result(winner, frontier, search)
 
 
