@@ -89,3 +89,16 @@ def test_the_simulator_scales_on_the_plans_target(dev: StackInputs) -> None:
     assert pool.metric == "rps"  # the default metric, which the dev stack names
     assert pool.scaler.demand_threshold == realtime.target_per_replica.value
     assert pool.scaler.polling_seconds == realtime.scale_up.value.polling_seconds
+
+
+@pytest.mark.parametrize("stack", ["scale-to-zero", "aws-prod"])
+def test_each_stacks_auto_target_is_the_kernels_gauge_at_its_sized_rate(stack: str) -> None:
+    # scale-to-zero: in_flight on batch 64 (44.2 in flight at 2,883 rps); aws-prod: queue_depth.
+    inputs = load_stack(stack, ROOT, NOW)
+    realtime, pool = inputs.sizing.realtime, inputs.configured.realtime
+    assert realtime is not None
+    assert pool is not None
+    table = build_table(pool, np.random.default_rng(0))
+    gauge = table.in_flight if pool.metric == "in_flight" else table.queue_depth
+    kernel = table.at(gauge, realtime.replica_rps.value)
+    assert realtime.target_per_replica.value == pytest.approx(kernel, rel=TOLERANCE)
