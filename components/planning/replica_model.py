@@ -34,7 +34,8 @@ from functools import lru_cache
 Z99 = 2.3263478740408408
 """The standard normal's 0.99 quantile."""
 MODEL_REQUESTS = 40_000
-"""Requests per run: the mean queue depth lands within about 1% of a ten times longer run."""
+"""Requests per run (a third of a second in plain Python): the dev stack's mean queue depth is
+11.1 against 10.8 on a ten times longer run, in-flight 26.4 against 26.1 (within 3%)."""
 WARMUP_REQUESTS = 4_000
 """Requests run before counting starts, so the empty start does not count."""
 MODEL_SEED = 20_261_207
