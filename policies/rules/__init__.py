@@ -9,6 +9,7 @@ from inferstack.policies.rules import (
     bucket_public_access_prevention,
     cold_start_within_hold_timeout,
     demand_signal_autoscaling,
+    gpu_capacity_follows_demand,
     image_pinned_by_digest,
     inference_security,
     no_spot_for_realtime,
@@ -35,6 +36,7 @@ RULE_MODULES = (
     scoped_inference_identities,
     private_results_bucket,
     image_pinned_by_digest,
+    gpu_capacity_follows_demand,
 )
 
 ALL_RULES: tuple[Rule, ...] = tuple(module.RULE for module in RULE_MODULES)

@@ -35,6 +35,7 @@ EXPECTED_RESOURCE = {
     "scoped-inference-identities": ("aws:iam/rolePolicy:RolePolicy", "scoped-case"),
     "private-results-bucket": ("aws:s3/bucket:Bucket", "results-case"),
     "image-pinned-by-digest": ("kubernetes:apps/v1:Deployment", "digest-case"),
+    "gpu-capacity-follows-demand": ("kubernetes:apps/v1:Deployment", "fixed-case"),
 }
 LEVEL = {rule.name: rule.enforcement for rule in ALL_RULES}
 

@@ -17,6 +17,7 @@ from inferstack.policies.rules import (
     bucket_public_access_prevention,
     cold_start_within_hold_timeout,
     demand_signal_autoscaling,
+    gpu_capacity_follows_demand,
     image_pinned_by_digest,
     inference_security,
     no_spot_for_realtime,
@@ -1028,3 +1029,75 @@ def test_image_digest_is_not_judged_outside_inference_workloads() -> None:
     props = b.mutated(props, "spec.template.spec.containers.0.resources", {})
     web = b.resource("kubernetes:apps/v1:Deployment", "web", props)
     assert image_pinned_by_digest.check(web, NO_CONFIG) == []
+
+
+# ---------------------------------------------------------------------------------------------
+# 13. gpu-capacity-follows-demand
+
+
+def fixed_findings(resources: list[Resource], config: dict[str, Any] = NO_CONFIG) -> list[str]:
+    return [f.urn for f in gpu_capacity_follows_demand.check(resources, config)]
+
+
+def _hpa(minimum: float, maximum: float) -> Resource:
+    return b.resource(
+        "kubernetes:autoscaling/v2:HorizontalPodAutoscaler",
+        "llm-hpa",
+        {
+            "metadata": {"name": "llm"},
+            "spec": {
+                "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "llm"},
+                "minReplicas": minimum,
+                "maxReplicas": maximum,
+            },
+        },
+    )
+
+
+def test_a_gpu_deployment_with_a_demand_autoscaler_complies() -> None:
+    assert fixed_findings([b.deployment(), b.scaled_object()]) == []
+    assert fixed_findings([b.deployment(), b.http_scaled_object()]) == []
+    assert fixed_findings([b.deployment(), _hpa(1.0, 4.0)]) == []
+
+
+def test_the_issue_case_a_fixed_gpu_deployment_with_no_autoscaler_is_flagged() -> None:
+    """pulumi/examples' self-hosted LLM server: one GPU replica, no autoscaler, at every hour."""
+    deployment = b.deployment()
+    [finding] = gpu_capacity_follows_demand.check([deployment], NO_CONFIG)
+    assert finding.urn == deployment.urn
+    assert "no autoscaler targets it" in finding.message
+
+
+@pytest.mark.parametrize(
+    "scaler",
+    [
+        b.scaled_object(
+            b.mutated(
+                b.mutated(b.scaled_object_props(), "spec.minReplicaCount", 8.0),
+                "spec.maxReplicaCount",
+                8.0,
+            )
+        ),
+        _hpa(3.0, 3.0),
+        b.http_scaled_object(b.mutated(b.http_scaled_object_props(), "spec.replicas.min", 8.0)),
+    ],
+    ids=["scaled-object", "hpa", "http-scaled-object"],
+)
+def test_an_autoscaler_whose_minimum_is_its_maximum_is_flagged(scaler: Resource) -> None:
+    deployment = b.deployment()
+    [finding] = gpu_capacity_follows_demand.check([deployment, scaler], NO_CONFIG)
+    assert finding.urn == deployment.urn
+    assert "minimum equals its maximum" in finding.message
+
+
+def test_fixed_size_is_configurable_and_cpu_workloads_pass() -> None:
+    props = b.mutated(b.deployment_props(), "spec.replicas", 2.0)
+    two = b.resource("kubernetes:apps/v1:Deployment", "llm", props)
+    assert fixed_findings([two], {"allowFixedReplicas": 2}) == []
+    assert fixed_findings([two], {"allowFixedReplicas": 1}) == [two.urn]
+    cpu = b.mutated(b.deployment_props(), "spec.template.spec.containers.0.resources", {})
+    assert fixed_findings([b.resource("kubernetes:apps/v1:Deployment", "web", cpu)]) == []
+
+
+def test_gpu_capacity_follows_demand_is_advisory() -> None:
+    assert gpu_capacity_follows_demand.RULE.enforcement == "advisory"

@@ -116,6 +116,11 @@ def queue_depth_trigger(service: str) -> dict[str, Any]:
     }
 
 
+def autoscaled(name: str, *, tier: str = "realtime") -> None:
+    """A demand autoscaler for a case's GPU Deployment, so gpu-capacity-follows-demand passes it."""
+    scaled_object(name, name, [queue_depth_trigger(name)], tier=tier)
+
+
 # 1. no-spot-for-realtime: the realtime pods select on-demand (compliant) or spot nodes.
 deployment(
     "spot-case",
@@ -123,6 +128,7 @@ deployment(
         "karpenter.sh/capacity-type": "spot" if violates("no-spot-for-realtime") else "on-demand"
     },
 )
+autoscaled("spot-case")
 
 # 2. scale-to-zero-needs-wake-path: minReplicaCount 1, or 0 with only the runtime's own
 # queue-depth metric (gone at zero replicas). The Deployment is autonamed, so the ScaledObject
@@ -178,6 +184,7 @@ deployment(
     env=[{"name": ENV_MAX_QUEUE_DELAY_MS, "value": delay_ms}],
     annotations={LATENCY_BUDGET_MS_ANNOTATION: "150"},
 )
+autoscaled("delay-case")
 
 # 6. async-spot-durability: the work queue redrives to a DLQ, or has no redrive policy.
 # The DLQ says it is one (redriveAllowPolicy), so it needs no DLQ of its own even when unused.
@@ -212,6 +219,7 @@ deployment(
     annotations={MAX_JOB_SECONDS_ANNOTATION: "600"},
     grace_seconds=110,
 )
+autoscaled("durable-case-worker", tier="batch")
 
 # 7. cold-start-within-hold-timeout: the interceptor holds requests 120 s, or 20 s, against a
 # declared 90 s cold start.
@@ -385,6 +393,13 @@ deployment(
     if violates("image-pinned-by-digest")
     else PINNED_IMAGE,
 )
+autoscaled("digest-case")
+
+# 15. gpu-capacity-follows-demand: the GPU Deployment has a demand autoscaler, or runs a fixed
+# replica count with none (the self-hosted LLM server of pulumi/examples).
+deployment("fixed-case")
+if not violates("gpu-capacity-follows-demand"):
+    autoscaled("fixed-case")
 
 # GKE raw types that comply in every run: a bounded realtime L4 pool on on-demand VMs, and a
 # realtime ComputeClass that never asks for Spot.
