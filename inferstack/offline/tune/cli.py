@@ -158,7 +158,7 @@ def _scenarios(tuned: Problem, result: Result) -> list[dict[str, Any]]:
     """simulate's summaries on seed 0: as it is, tuned, naive, competent default."""
     inputs = tuned.inputs
     scenarios = [replace(inputs.configured, name="as is")]
-    if result.winner is not None:
+    if result.winner is not None and tuned.changed(result.winner):
         winner = tuned.inputs_for(result.winner)
         assert winner is not None
         scenarios.append(replace(winner.configured, name="tuned"))

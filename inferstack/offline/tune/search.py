@@ -110,7 +110,10 @@ class Search:
             for knob in knobs.values():
                 current = self._line(current, knob, level)
             best = self.outcome(current, self.seeds[:1])
-            self._log(f"tune: {level:.4%} pass {number + 1}: {_describe(best)} ({self.runs} runs)")
+            self._log(
+                f"tune: aiming at {level:.4%} on seed {self.seeds[0]}, pass {number + 1}: "
+                f"{_describe(best)} ({self.runs} simulations)"
+            )
             if current == before:
                 break
         return current

@@ -92,7 +92,11 @@ class Problem:
         if inputs is None:
             return None
         document = self.summaries(inputs, seed, [inputs.configured])[0]
-        return Outcome(float(document["slo_attainment"] or 0.0), float(document["monthly_usd"]))
+        attainment = document["slo_attainment"]
+        # No request arrived (a quiet slice of a scale-to-zero stack's day): none missed.
+        return Outcome(
+            1.0 if attainment is None else float(attainment), float(document["monthly_usd"])
+        )
 
     def summaries(
         self, inputs: StackInputs, seed: int, scenarios: list[Any]

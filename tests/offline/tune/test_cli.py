@@ -22,15 +22,15 @@ TINY = ("--days", "0.003", "--seeds", "2", "--knobs", "min_replicas,metric,targe
 SEEDS = (0, 1)
 
 
-def project(tmp_path: Path, stack: str = "dev", edit: tuple[str, str] | None = None) -> Path:
+def project(tmp_path: Path, stack: str = "dev", *edits: tuple[str, str]) -> Path:
     """A project in tmp_path running the real program with a verbatim copy of a stack file."""
     (tmp_path / "Pulumi.yaml").write_text(
         f"name: inferstack\nruntime: python\nmain: {STACKS}\n", encoding="utf-8"
     )
     text = (STACKS / f"Pulumi.{stack}.yaml").read_text(encoding="utf-8")
-    if edit is not None:
-        assert edit[0] in text
-        text = text.replace(*edit)
+    for old, new in edits:
+        assert text.count(old) == 1, old
+        text = text.replace(old, new)
     (tmp_path / f"Pulumi.{stack}.yaml").write_text(text, encoding="utf-8")
     return tmp_path
 
@@ -43,13 +43,13 @@ def tune(capsys: Any, folder: Path, *args: str) -> tuple[int, str, str]:
 
 @pytest.fixture(scope="module")
 def written(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict[str, Any], Path, str]:
-    """One tuning run with --write on a copy of dev that asks for 99.9%."""
+    """One tuning run with --write on a copy of dev that asks for 99.9% and keeps a floor of 8
+    replicas (more than the night needs), so that the search has something to save."""
     folder = project(
         tmp_path_factory.mktemp("tune"),
-        edit=(
-            "    latency_budget_ms: 50\n",
-            "    latency_budget_ms: 50\n    slo: {attainment: 99.9}\n",
-        ),
+        "dev",
+        ("    latency_budget_ms: 50\n", "    latency_budget_ms: 50\n    slo: {attainment: 99.9}\n"),
+        ("min_replicas: auto", "min_replicas: 8"),
     )
     before = (folder / "Pulumi.dev.yaml").read_text(encoding="utf-8")
     # A module fixture cannot use capsys: read the streams directly.
@@ -148,7 +148,7 @@ def test_the_table_compares_as_is_tuned_naive_and_competent_default(written):
     ],
 )
 def test_bad_input_names_the_field_and_the_fix(capsys, tmp_path, stack, edit, args, fragments):
-    folder = project(tmp_path, stack, edit)
+    folder = project(tmp_path, stack, *([edit] if edit else []))
     code, out, err = tune(capsys, folder, "--stack", stack, "--days", "0.001", *args)
     assert code == 2
     assert "Traceback" not in err
