@@ -185,9 +185,9 @@ def field_values(
             fields[knobs[name].path] = _target(auto_targets[metric], float(value))
         else:
             fields[knobs[name].path] = value
-    for path, value in fields.items():
-        if isinstance(value, float) and value.is_integer():
-            fields[path] = int(value)  # 1 ms, not 1.0 ms, as a person writes it
+    for path, number in fields.items():
+        if isinstance(number, float) and number.is_integer():
+            fields[path] = int(number)  # 1 ms, not 1.0 ms, as a person writes it
     if "max_batch_size" in chosen:
         preferred = service.get("batching", {}).get("preferred_batch_sizes") or []
         kept = [int(p) for p in preferred if int(p) <= int(chosen["max_batch_size"])]
