@@ -3,8 +3,9 @@
 EC2 announces what is about to happen to an instance on EventBridge: a spot interruption
 warning (two minutes ahead), a rebalance recommendation (elevated risk, no deadline), an
 instance state change (stopping, terminated) and an AWS Health scheduled change (maintenance).
-Karpenter reads them from one SQS queue (its `settings.interruptionQueue`), cordons the node,
-launches a replacement and drains the old node at once: the batch worker gets SIGTERM with the
+Karpenter reads them from one SQS queue (its `settings.interruptionQueue`); for all but the
+rebalance recommendation, which it only records as an event, it cordons the node, launches a
+replacement and drains the old node at once: the batch worker gets SIGTERM with the
 notice still ahead of it. Without the queue Karpenter learns of a spot loss only when the node
 vanishes, and the worker is killed mid-job (eksctl #7697: a wrong Helm key left it unset).
 

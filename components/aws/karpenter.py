@@ -13,13 +13,15 @@ so the tests validate them against the Karpenter CRDs without a Pulumi runtime.
 - Both carry the `nvidia.com/gpu` NoSchedule taint, the tier label, and a GPU limit equal to the
   pool's max replicas times its GPUs per replica, so Karpenter cannot buy past the sizing.
 
-Interruptions: Karpenter reads EC2's spot warnings, rebalance recommendations, state changes and
-scheduled health events from its interruption queue (`interruption`), cordons the node and
-drains it at once, so the batch worker gets SIGTERM with the whole two-minute notice ahead of it;
-its grace period (sizing's `termination_grace_seconds`) fits inside that notice. Pods therefore
-need no instance metadata: the NodeClass keeps IMDSv2's hop limit at 1, so no pod can read the
-node role's credentials from IMDS (the worker's own IMDS watcher stays unreachable there and
-SIGTERM is its signal).
+Interruptions: Karpenter reads EC2's spot warnings, state changes and scheduled health events
+from its interruption queue (`interruption`), cordons the node and drains it at once (a
+rebalance recommendation it only records as an event: `actionForMessage` in
+aws/karpenter-provider-aws `pkg/controllers/interruption/controller.go` gives it NoAction),
+so the batch worker gets SIGTERM with the whole two-minute notice ahead of it; its grace
+period (sizing's `termination_grace_seconds`) fits inside that notice. Pods therefore need no
+instance metadata: the NodeClass keeps IMDSv2's hop limit at 1, so no pod can read the node
+role's credentials from IMDS (the worker's own IMDS watcher stays unreachable there and SIGTERM
+is its signal).
 """
 
 from __future__ import annotations
@@ -123,8 +125,8 @@ def node_pool(plan: ServicePlan, pool: Pool) -> Manifest:
         disruption: Manifest = {
             "consolidationPolicy": "WhenEmpty",
             "consolidateAfter": f"{realtime_consolidate_after_seconds(pool)}s",
-            # One node at a time, also for drift and expiry, so replacements never take more
-            # than one node's replicas out of serving at once.
+            # One node at a time for drift and emptiness. Expiration (expireAfter) is forceful
+            # in Karpenter v1 and does not wait for budgets (Karpenter docs, "Disruption").
             "budgets": [{"nodes": "1"}],
         }
         type_requirement = _requirement(INSTANCE_TYPE_LABEL, types)
