@@ -253,3 +253,49 @@ def test_the_evaluator_ands_selectors_in_one_peer_and_reads_end_port() -> None:
     deny_all = {"spec": {"podSelector": {}, "policyTypes": ["Egress"]}}
     assert not allows(deny_all, "Egress", Peer(ip="10.0.0.1"), 443)
     assert allows(deny_all, "Ingress", Peer(ip="10.0.0.1"), 443)
+
+
+# ---------------------------------------------------------------------------------------------
+# KEDA trigger metadata: every key is one the scaler reads
+
+KEDA_V2_18 = "kedacore/keda v2.18.0 (559e738)"
+SCALER_KEYS: dict[str, frozenset[str]] = {
+    # The `keda:"name=..."` tags of each scaler's metadata struct at KEDA_V2_18.
+    # pkg/scalers/prometheus_scaler.go
+    "prometheus": frozenset(
+        {"activationThreshold", "awsRegion", "customHeaders", "ignoreNullValues", "namespace"}
+        | {"query", "queryParameters", "serverAddress", "threshold", "timeout", "unsafeSsl"}
+    ),
+    # pkg/scalers/aws_sqs_queue_scaler.go
+    "aws-sqs-queue": frozenset(
+        {"activationQueueLength", "awsEndpoint", "awsRegion", "queueLength", "queueURL"}
+        | {"scaleOnDelayed", "scaleOnInFlight"}
+    ),
+    # pkg/scalers/redis_streams_scaler.go, with the connection's `address` (redis_scaler.go)
+    "redis-streams": frozenset(
+        {"activationLagCount", "consumerGroup", "databaseIndex", "enableTLS", "lagCount"}
+        | {"pendingEntriesCount", "stream", "streamLength", "tls", "address"}
+    ),
+    # pkg/scalers/cron_scaler.go
+    "cron": frozenset({"desiredReplicas", "end", "start", "timezone"}),
+    # pkg/scalers/external_scaler.go, plus what the KEDA HTTP add-on's scaler reads from the
+    # metadata it is handed (kedacore/http-add-on pkg/k8s/scaledobject.go: interceptorRoute,
+    # httpScaledObject).
+    "external-push": frozenset(
+        {"caCert", "enableTLS", "scalerAddress", "tlsClientCert", "tlsClientKey", "unsafeSsl"}
+        | {"interceptorRoute", "httpScaledObject"}
+    ),
+}
+
+
+def test_every_trigger_key_is_one_its_scaler_reads() -> None:
+    """A misspelt key is ignored by KEDA (the scaler falls back to its default), so a typo in
+    `ignoreNullValues` would bring back the silent zero; keys are held to KEDA_V2_18's tags."""
+    scaled_objects = [*_every_scaled_object(), _realtime_scaled_object(**ZERO)]
+    seen = set()
+    for so in scaled_objects:
+        for trigger in so["spec"]["triggers"]:
+            seen.add(trigger["type"])
+            unknown = set(trigger["metadata"]) - SCALER_KEYS[trigger["type"]]
+            assert not unknown, f"{trigger['type']}: {unknown} not read by {KEDA_V2_18}"
+    assert seen == set(SCALER_KEYS)  # every scaler kind the components render is covered
