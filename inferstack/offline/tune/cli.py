@@ -30,7 +30,7 @@ from inferstack.offline.simulate.inputs import StackInputs, load_location
 from inferstack.offline.simulate.report import table
 from inferstack.offline.simulate.scenarios import competent_default, naive
 from inferstack.offline.stack_config import engine_values
-from inferstack.offline.tune.knobs import KNOB_NAMES, OPTIONAL_KNOBS
+from inferstack.offline.tune.knobs import KNOB_NAMES, OPTIONAL_KNOBS, service_values
 from inferstack.offline.tune.search import Outcome
 from inferstack.offline.tune.tuner import Problem, Result, ablation, problem, tune
 from inferstack.offline.tune.write import write_changes
@@ -132,8 +132,7 @@ def _changes(tuned: Problem, result: Result) -> list[dict[str, Any]]:
     """The winner's diff against the stack file, each change with its measured reason."""
     if result.winner is None:
         return []
-    service = tuned.values.get("service")
-    assert isinstance(service, dict)
+    service = service_values(tuned.values)
     effects = ablation(tuned, result, result.winner)
     won = result.search.outcome(result.winner, result.search.seeds)
     by_path = {knob.path: knob for knob in tuned.knobs.values()}

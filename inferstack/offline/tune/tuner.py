@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from inferstack.components.planning.spec import CONFIG_KEY as SERVICE_KEY
 from inferstack.errors import SpecError
 from inferstack.offline.simulate import SimulateError
 from inferstack.offline.simulate.cli import simulate
@@ -133,22 +134,34 @@ def problem(
     if selected:
         knobs = {name: knobs[name] for name in selected}
     base = Problem(stack, values, project_dir, start, inputs, knobs, {}, (), rates, mode)
-    targets = {}
-    for metric in ("rps", "in_flight", "queue_depth"):
-        # The auto target of each metric, as the stack renders it: targets are searched as
-        # multiples of it, so the search space means the same on every stack.
-        service = service_values(values)
-        scaling = {**service["realtime"].get("scaling", {}), "metric": metric}
-        scaling["target_per_replica"] = "auto"
-        rendered = _render(base, service, scaling)
-        targets[metric] = rendered
+    # The auto target of each metric, as the stack renders it: targets are searched as
+    # multiples of it, so the search space means the same on every stack.
+    targets = (
+        {metric: _auto_target(base, metric) for metric in ("rps", "in_flight", "queue_depth")}
+        if {"metric", "target_factor"} & set(knobs)
+        else {}
+    )
     return replace(base, auto_targets=targets, initial=_initial(inputs, knobs, targets))
 
 
-def _render(base: Problem, service: dict[str, Any], scaling: dict[str, Any]) -> float:
-    realtime = {**service["realtime"], "scaling": scaling}
-    values = {**base.values, "service": {**service, "realtime": realtime}}
-    config = from_values(values, project_dir=base.project_dir, now=base.start)
+def _auto_target(base: Problem, metric: str) -> float:
+    """The target the stack renders for `metric` with `target_per_replica: auto`."""
+    service = service_values(base.values)
+    realtime = dict(service["realtime"])
+    realtime["scaling"] = {
+        **realtime.get("scaling", {}),
+        "metric": metric,
+        "target_per_replica": "auto",
+    }
+    values = {**base.values, SERVICE_KEY: {**service, "realtime": realtime}}
+    try:
+        config = from_values(values, project_dir=base.project_dir, now=base.start)
+    except SpecError as error:
+        raise SimulateError(
+            "--knobs",
+            f"stack {base.stack} cannot scale on {metric} with an auto target ({error}); "
+            "leave metric and target_factor out of --knobs",
+        ) from None
     pool = build_inputs(base.stack, config).configured.realtime
     if pool is None or pool.scaler is None:
         raise SimulateError("--stack", f"stack {base.stack}'s realtime pool has no autoscaler")
@@ -166,7 +179,9 @@ def _initial(
     assert spec.realtime is not None
     current: dict[str, Value] = {
         "metric": spec.realtime.scaling.metric,
-        "target_factor": round(pool.scaler.demand_threshold / targets[pool.metric], 4),
+        "target_factor": round(pool.scaler.demand_threshold / targets[pool.metric], 4)
+        if targets
+        else 1.0,
         "max_queue_delay_ms": spec.batching.max_queue_delay_ms,
         "max_batch_size": spec.batching.max_batch_size,
         "min_replicas": pool.scaler.min_replicas,
