@@ -35,6 +35,7 @@ from typing import Any, Final
 import numpy as np
 from typing_extensions import override
 
+from inferstack.runtime.pt2_archives import code_in_archive
 from inferstack.runtime.tensors import VARIABLE_DIM, TensorSpec
 
 BUILTIN_SCHEME: Final = "builtin://"
@@ -312,6 +313,9 @@ def _load_exported(uri: str, path: Path, name: str, device: str) -> LoadedModel:
 
     if not path.is_file():
         raise ModelLoadError(f"torch.export program {path} does not exist; check the model URI")
+    problem = code_in_archive(path)  # Before torch.export.load, which would unpickle it.
+    if problem is not None:
+        raise ModelLoadError(problem)
     extra = {SIGNATURE_FILE: ""}
     try:
         program = torch.export.load(str(path), extra_files=extra)

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import io
 import json
+import pickle
+import zipfile
 
 import numpy as np
 import pytest
@@ -151,3 +154,51 @@ def test_not_a_torchscript_archive(tmp_path):
     path.write_bytes(b"not a zip")
     with pytest.raises(ModelLoadError, match="is not a TorchScript archive"):
         load_model(str(path))
+
+
+class _Payload:
+    """A pickle that, once unpickled, creates a file: code run by loading a model."""
+
+    def __init__(self, marker: str) -> None:
+        self.marker = marker
+
+    def __reduce__(self) -> tuple[object, tuple[str, str]]:
+        return (open, (self.marker, "w"))
+
+
+def _pickled_weight(name: str, data: bytes, marker: str) -> bytes:
+    if name.endswith("model_weights_config.json"):
+        config = json.loads(data)
+        next(iter(config["config"].values()))["use_pickle"] = True
+        return json.dumps(config).encode()
+    if name.endswith("data/weights/weight_0"):
+        return pickle.dumps(_Payload(marker))
+    return data
+
+
+def _pickled_sample_inputs(name: str, data: bytes, marker: str) -> bytes:
+    if name.endswith("data/sample_inputs/model.pt"):
+        # Not loadable with weights_only=True: torch.export.load then retries without it.
+        buffer = io.BytesIO()
+        torch.save(((_Payload(marker),), {}), buffer)
+        return buffer.getvalue()
+    return data
+
+
+@pytest.mark.parametrize(
+    "edit", [_pickled_weight, _pickled_sample_inputs], ids=["weight", "sample-inputs"]
+)
+def test_a_pt2_archive_that_carries_pickles_is_refused_before_anything_is_unpickled(tmp_path, edit):
+    program = torch.export.export(
+        Small(), (torch.from_numpy(X),), dynamic_shapes={"x": {0: torch.export.Dim("batch")}}
+    )
+    clean, tampered = tmp_path / "clean.pt2", tmp_path / "tampered.pt2"
+    torch.export.save(program, str(clean))
+    marker = tmp_path / "code-ran"
+    with zipfile.ZipFile(clean) as source, zipfile.ZipFile(tampered, "w") as target:
+        for info in source.infolist():
+            target.writestr(info, edit(info.filename, source.read(info.filename), str(marker)))
+    with pytest.raises(ModelLoadError, match="pickled"):
+        load_model(str(tampered))
+    assert not marker.exists()
+    load_model(str(clean))  # An archive torch.export.save wrote still loads.
