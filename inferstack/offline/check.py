@@ -2,8 +2,11 @@
 
 The program runs under the Pulumi SDK's mock monitor (no CLI, no cloud, no credentials); the
 pack runs as its real `pulumi_policy` process, started and driven as the engine does it
-(`inferstack.offline.analyzer`). Exit status: 0 when no mandatory policy is violated, 1 when
-one is, 2 when the check itself could not run (bad config, the program failed, the pack failed).
+(`inferstack.offline.analyzer`). Then the stack's declared day is simulated
+(`inferstack.offline.slo`) and judged against the spec's `slo.attainment`. Exit status: 0 when
+no mandatory policy is violated and the SLO is met, 1 when a mandatory policy is violated or the
+simulated attainment misses the SLO, 2 when the check itself could not run (bad config, the
+program failed, the pack failed).
 """
 
 from __future__ import annotations
@@ -28,6 +31,8 @@ from inferstack.offline.analyzer.pack_process import (
 # and the program runs, so the three overlap instead of queueing (see `run`).
 from inferstack.offline.capture import Capture, capture_program, service_outputs
 from inferstack.offline.discovery import CaptureError, add_program_arguments, locate_program
+from inferstack.offline.simulate import SimulateError
+from inferstack.offline.slo import SLO_FIELD, DeclaredDay, declared_day
 
 DEFAULT_PACK_DIR = Path(str(resources.files("inferstack.policies"))).resolve()
 """The inferstack pack: `PulumiPolicy.yaml` and `__main__.py` live in the policies package."""
@@ -99,9 +104,15 @@ def run(args: argparse.Namespace) -> int:
             return _error(f"the program failed under the mock monitor:\n{error}")
         except (PackConfigError, PolicyRunError) as error:
             return _error(str(error))
+    try:
+        day = declared_day(location, args)
+    except SimulateError as error:
+        return _error(str(error))
+    missed = day is not None and day.met is False
 
     if args.json:
-        sys.stdout.write(json.dumps(as_json(result), indent=2) + "\n")
+        violations = as_json(result) + ([_slo_violation(day)] if day and missed else [])
+        sys.stdout.write(json.dumps(violations, indent=2) + "\n")
     else:
         label = f"local: {_display_path(pack.directory)}"
         sys.stdout.write(render_text(result, label) + "\n\n")
@@ -111,6 +122,10 @@ def run(args: argparse.Namespace) -> int:
             for warning in (service.sizing or {}).get("warnings") or []:
                 sys.stdout.write(f"warning: {service.name}: {warning}\n")
         sys.stdout.write(summary(result) + "\n")
+        if day is not None:
+            sys.stdout.write(day.slo_line() + "\n")
+        if day is not None and missed:
+            sys.stdout.write(f"check failed: {day.miss_message()}\n")
     if args.verbose:
         sys.stdout.flush()
         finished = time.perf_counter()
@@ -119,7 +134,20 @@ def run(args: argparse.Namespace) -> int:
             f"timings: capture {captured - started:.2f} s, policies "
             f"{finished - captured:.2f} s, total {finished - started:.2f} s\n"
         )
-    return 1 if result.mandatory else 0
+    return 1 if result.mandatory or missed else 0
+
+
+def _slo_violation(day: DeclaredDay) -> dict[str, str]:
+    """A missed SLO in the shape of a policy violation, so `--json` readers need no new case."""
+    return {
+        "policy": SLO_FIELD,
+        "level": "mandatory",
+        "severity": "high",
+        "resource_type": "inferstack:service",
+        "resource_name": day.service,
+        "urn": "",
+        "message": day.miss_message(),
+    }
 
 
 def _display_path(path: Path) -> str:

@@ -30,6 +30,8 @@ from inferstack.offline.capture import (
     service_outputs,
 )
 from inferstack.offline.discovery import CaptureError, add_program_arguments, locate_program
+from inferstack.offline.simulate import SimulateError
+from inferstack.offline.slo import DeclaredDay, declared_day
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -74,10 +76,12 @@ def _service_document(service: ServiceOutputs) -> dict[str, Any]:
     }
 
 
-def preview_document(capture: Capture) -> dict[str, Any]:
+def preview_document(capture: Capture, day: DeclaredDay | None = None) -> dict[str, Any]:
     """The JSON preview: resources, then every inferstack component's sizing and cost.
 
-    `sizing` and `cost` at the top are the one service's, when the program declares one.
+    `sizing` and `cost` at the top are the one service's, when the program declares one;
+    `simulation` is the stack config's service on its declared day (see `inferstack.offline.slo`),
+    null when the config declares none.
     """
     services = service_outputs(capture)
     only = services[0] if len(services) == 1 else None
@@ -89,6 +93,7 @@ def preview_document(capture: Capture) -> dict[str, Any]:
         "sizing": only.sizing if only else None,
         "cost": only.cost if only else None,
         "data_sources": capture.data_sources,
+        "simulation": day.document() if day else None,
     }
 
 
@@ -156,11 +161,18 @@ def _print_data_sources(capture: Capture) -> None:
         print(f"  {call['token']}({args}) -> {summary}")
 
 
+def _show_value(value: Any) -> str:
+    """A derived value as one short cell: a structured one (the scale-up rule) as key=value."""
+    if isinstance(value, dict):
+        return " ".join(f"{key}={integral_floats_to_int(value[key])}" for key in sorted(value))
+    return str(value)
+
+
 def _print_derived(prefix: str, values: dict[str, Any], order: list[str]) -> None:
     for key in order:
         item = values.get(key)
         if isinstance(item, dict) and set(item) == {"value", "reason"}:
-            print(f"  {prefix + key:<36} {item['value']!s:>9}  {item['reason']}")
+            print(f"  {prefix + key:<36} {_show_value(item['value']):>9}  {item['reason']}")
 
 
 def _print_sizing(sizing: dict[str, Any]) -> None:
@@ -196,8 +208,8 @@ def _print_cost(cost: dict[str, Any]) -> None:
         print(f"  note: {note}")
 
 
-def print_preview(capture: Capture) -> None:
-    """The human-readable preview."""
+def print_preview(capture: Capture, day: DeclaredDay | None = None) -> None:
+    """The human-readable preview, ending with the declared day's SLO verdict and cost."""
     print(f"Stack {capture.stack} of project {capture.project} (offline preview, no cloud calls)\n")
     _print_resources(capture)
     _print_data_sources(capture)
@@ -209,6 +221,9 @@ def print_preview(capture: Capture) -> None:
             _print_sizing(service.sizing)
         if service.cost:
             _print_cost(service.cost)
+    if day is not None:
+        print()
+        print("\n".join(day.preview_lines()))
 
 
 def run(args: argparse.Namespace) -> int:
@@ -221,13 +236,14 @@ def run(args: argparse.Namespace) -> int:
             config=location.config,
             project_dir=location.project_dir,
         )
-    except CaptureError as error:
+        day = declared_day(location, args)
+    except (CaptureError, SimulateError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     if args.json:
         # Sorted keys: the inputs arrive as protobuf maps, whose order is not the program's.
-        json.dump(preview_document(capture), sys.stdout, indent=2, sort_keys=True)
+        json.dump(preview_document(capture, day), sys.stdout, indent=2, sort_keys=True)
         sys.stdout.write("\n")
     else:
-        print_preview(capture)
+        print_preview(capture, day)
     return 0

@@ -41,6 +41,14 @@ def test_json_preview_of_the_dev_stack() -> None:
         "scale-to-zero",
         "spot",
     ]
+    simulation = document["simulation"]
+    assert simulation["command"] == "inferstack simulate --stack dev --mode fast --seed 0"
+    assert simulation["slo"]["field"] == "slo.attainment"
+    assert simulation["slo"]["attainment_percent"] == 99.0
+    assert simulation["slo"]["met"] is True
+    assert simulation["slo"]["simulated_attainment_percent"] >= 99.0
+    assert simulation["cost"]["trusted"] == "simulated"
+    assert simulation["cost"]["formula_monthly_usd"] == document["cost"]["configured_monthly_usd"]
 
 
 def test_text_preview_shows_reasons_and_the_cost_table() -> None:
@@ -51,6 +59,14 @@ def test_text_preview_shows_reasons_and_the_cost_table() -> None:
     assert "Pre-warm windows" in result.stdout
     assert "Monthly cost" in result.stdout
     assert "configured" in result.stdout
+    # A structured derived value reads like the others: value, then reason, no Python dict.
+    scale_up = next(line for line in result.stdout.splitlines() if "realtime.scale_up" in line)
+    assert "pods=7 " in scale_up
+    assert "period_seconds=15" in scale_up
+    assert "{" not in scale_up
+    assert "no traffic.ramp_minutes" in scale_up
+    assert "slo.attainment          met: " in result.stdout
+    assert "reproduce: inferstack simulate --stack dev --mode fast --seed 0" in result.stdout
 
 
 def test_bad_field_fails_with_its_path_and_creates_nothing(tmp_path: Path) -> None:
@@ -89,6 +105,13 @@ def test_scale_to_zero_stack_holds_requests_through_the_http_add_on() -> None:
     assert scaler["inputs"]["spec"]["minReplicaCount"] == 0
     hold = document["sizing"]["realtime"]["request_hold_timeout_seconds"]["value"]
     assert hold >= document["sizing"]["cold_start_seconds"]["value"]
+    # The formula prices the pool at its sized hours ($19); the simulator keeps it up through
+    # the cooldown and the node removal delay, and the preview trusts the simulated figure.
+    cost = document["simulation"]["cost"]
+    assert cost["formula_monthly_usd"] < 25
+    assert cost["simulated_monthly_usd"] > 5 * cost["formula_monthly_usd"]
+    assert cost["trusted"] == "simulated"
+    assert "cooldown" in cost["why"]
 
 
 def test_a_yaml_syntax_error_in_a_stack_file_is_one_line_with_its_place(tmp_path: Path) -> None:
