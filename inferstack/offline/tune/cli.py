@@ -226,7 +226,33 @@ def document(tuned: Problem, result: Result, traffic: str) -> dict[str, Any]:
         "changes": _changes(tuned, result),
         "scenarios": _scenarios(tuned, result),
         "frontier": _frontier(tuned, result),
+        "closest": _closest(tuned, result),
     }
+
+
+def _closest(tuned: Problem, result: Result) -> dict[str, Any] | None:
+    """The highest attainment found on seed 0, for the report when nothing meets the SLO."""
+    candidate = result.search.closest()
+    outcome = result.search.outcome(candidate, result.search.seeds[:1]) if candidate else None
+    if candidate is None or outcome is None:
+        return None
+    return {
+        "slo_attainment": round(outcome.attainment, 6),
+        "monthly_usd": round(outcome.monthly_usd, 2),
+        "changes": {".".join(p): v for p, v in tuned.fields(candidate).items()},
+    }
+
+
+def _unmet(closest: dict[str, Any] | None) -> str:
+    if closest is None:
+        return "No configuration found meets the SLO (the spec refused every one tried)."
+    changes = ", ".join(f"{k}={v}" for k, v in closest["changes"].items()) or "as is"
+    return (
+        "No configuration found meets the SLO. The closest: "
+        f"{closest['slo_attainment']:.3%} on seed 0 at ${closest['monthly_usd']:,.0f}/month "
+        f"({changes}); the misses that remain need more than these knobs (a faster cold "
+        "start, a larger GPU, or a budget the traffic allows)."
+    )
 
 
 def _text(doc: dict[str, Any]) -> str:
@@ -237,7 +263,7 @@ def _text(doc: dict[str, Any]) -> str:
         "",
     ]
     if not doc["met"]:
-        lines.append("No configuration found meets the SLO; the closest ones are below.")
+        lines.append(_unmet(doc["closest"]))
     elif not doc["changes"]:
         lines.append("The stack as it is is the cheapest configuration found that meets the SLO.")
     else:

@@ -47,7 +47,14 @@ class Knob:
         return ".".join(self.path)
 
 
-KNOB_NAMES = ("min_replicas", "metric", "target_factor", "max_queue_delay_ms", "max_batch_size")
+KNOB_NAMES = (
+    "max_replicas",
+    "min_replicas",
+    "metric",
+    "target_factor",
+    "max_queue_delay_ms",
+    "max_batch_size",
+)
 OPTIONAL_KNOBS = ("prewarm",)
 
 
@@ -64,7 +71,16 @@ def realtime_knobs(
     sizes = tuple(
         s for s in BATCH_SIZES if s <= max(profile_sizes) and s <= spec.batching.queue_limit
     )
+    # Up to twice the stack's ceiling, within the policy pack's bound on GPU replicas.
+    ceiling = min(2 * max_replicas, spec.guardrails.max_gpu_replicas // spec.realtime.gpu.count)
     knobs = {
+        "max_replicas": Knob(
+            "max_replicas",
+            ("realtime", "scaling", "max_replicas"),
+            tuple(range(max_replicas, max(max_replicas, ceiling) + 1)),
+            True,
+            "a higher ceiling lets the pool follow traffic above the sized peak",
+        ),
         "metric": Knob(
             "metric",
             ("realtime", "scaling", "metric"),

@@ -171,6 +171,13 @@ class Search:
             if index < len(rungs) - 1:
                 shortlist[:] = shortlist[: max(1, len(shortlist) // 2)]
 
+    def closest(self) -> Candidate | None:
+        """The candidate with the highest attainment on the first seed (when nothing meets)."""
+        first = self.seeds[:1]
+        return min(
+            self.evaluated(first), key=lambda c: rank(self.outcome(c, first), 1.0), default=None
+        )
+
     def cheapest(self, level: float) -> Candidate | None:
         """Among candidates run on every seed, the cheapest whose mean meets `level`."""
         meeting = [

@@ -185,6 +185,7 @@ def _initial(
         "max_queue_delay_ms": spec.batching.max_queue_delay_ms,
         "max_batch_size": spec.batching.max_batch_size,
         "min_replicas": pool.scaler.min_replicas,
+        "max_replicas": pool.scaler.max_replicas,
         "prewarm": spec.realtime.prewarm,
     }
     return tuple(sorted((name, current[name]) for name in knobs))
