@@ -2,7 +2,7 @@
 
 `inferstack preview` and `inferstack check` both run the stack's configured scenario through
 the simulator (`inferstack.offline.simulate`) on one day of its declared traffic, in fast mode
-with a fixed seed, so the verdict is the same on every run and costs about a second. The
+with a fixed seed, so the verdict is the same on every run and costs about 3 s of CPU. The
 simulate command that reproduces the figures is part of the verdict, and is the very command
 line this module parses for the traffic, so the two cannot drift apart.
 
@@ -36,11 +36,12 @@ from inferstack.offline.stack_config import engine_values
 SEED = 0
 """The simulation's seed: fixed, so preview and check print the same figures on every run."""
 MODE = "fast"
-"""Fast mode: queueing from the batcher's exact tables, about a second for a day of the dev
-stack's 345 million requests (exact mode would take minutes)."""
+"""Fast mode: queueing from the batcher's exact tables; about 3 s of CPU for a day of the dev
+stack's 345 million requests, most of it building those tables (exact mode takes minutes)."""
 SLO_FIELD = "slo.attainment"
 """The spec field the verdict is judged against, named in every message about it."""
 TRUSTED = "simulated"
+"""Which monthly cost the preview trusts when the formula's and the simulated one differ."""
 TRUSTED_REASON = (
     "the simulator bills nodes from launch to removal: it models KEDA's cooldown, the node "
     "autoscaler's removal delay and cold starts, which keep a pool up after traffic falls; "
