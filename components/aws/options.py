@@ -17,6 +17,7 @@ from typing import Any, Final, Literal
 
 from pydantic import Field, ValidationInfo, field_validator
 
+from inferstack.components.aws import names
 from inferstack.components.planning import validation
 from inferstack.components.planning.clouds import CLOUDS
 from inferstack.components.planning.spec import InferenceServiceSpec
@@ -45,8 +46,7 @@ DLQ_RETENTION_SECONDS: Final = 14 * 24 * 3600
 DEFAULT_RESULTS_EXPIRY_DAYS: Final = 30
 _REGION: Final = re.compile(r"^[a-z]{2}(-gov)?-[a-z]+-\d$")
 _CLUSTER: Final = re.compile(r"^[0-9A-Za-z][A-Za-z0-9\-_]{0,99}$")
-_ARN: Final = re.compile(r"^arn:aws[a-z-]*:")
-_ROLE_ARN: Final = re.compile(r"^arn:aws[a-z-]*:iam::[0-9]{12}:role/[\w+=,.@/-]{1,64}$")
+_ACCOUNT: Final = re.compile(r"^[0-9]{12}$")
 _ROLE_NAME: Final = re.compile(r"^[\w+=,.@-]{1,64}$")
 _K8S_NAME: Final = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
 
@@ -94,6 +94,12 @@ class AwsOptions(StrictModel):
     carry the pushed image's digest too (`0.1.0@sha256:...`), which is what is then pulled."""
     keda_operator_role: str = "keda-operator"
     """Name or ARN of the IAM role KEDA's operator runs as; it assumes the queue-reader role."""
+    account_id: str | None = None
+    """The stack's AWS account (12 digits): every ARN above must be in it. None: the ARNs given
+    must agree with each other (the account itself is only known at deploy)."""
+    cross_account: bool = False
+    """Allow `kms_key_arn`, `oidc_provider_arn` and `keda_operator_role` of other accounts (a
+    central key, a shared KEDA): each such grant is then the user's explicit choice."""
     install_karpenter: bool = False
     """Also install Karpenter (pinned chart) with its interruption queue and controller role."""
     karpenter_namespace: str = DEFAULT_KARPENTER_NAMESPACE
@@ -172,33 +178,48 @@ class AwsOptions(StrictModel):
             raise ValueError("use at least 1 day")
         return value
 
+    @field_validator("results_bucket")
+    @classmethod
+    def _results_bucket(cls, value: str | None) -> str | None:
+        # The worker's policy grants s3:GetObject/PutObject on this bucket: `*` would be all.
+        problem = names.s3_bucket_problem(value) if value is not None else ""
+        if problem:
+            raise ValueError(f"{problem}; name the existing bucket, or leave it unset")
+        return value
+
     @field_validator("oidc_provider_arn")
     @classmethod
     def _oidc_provider(cls, value: str | None) -> str | None:
-        if value is not None and not _ARN.match(value):
-            raise ValueError(
-                "expected an IAM OIDC provider ARN (arn:aws:iam::ACCOUNT:oidc-provider/...)"
-            )
+        if value is not None:
+            _arn(value, "iam", "oidc-provider", "arn:aws:iam::ACCOUNT:oidc-provider/ISSUER")
         return value
 
     @field_validator("kms_key_arn")
     @classmethod
     def _kms_key(cls, value: str | None) -> str | None:
-        if value is not None and not _ARN.match(value):
-            raise ValueError("expected a KMS key ARN (arn:aws:kms:REGION:ACCOUNT:key/...)")
+        if value is not None:
+            _arn(value, "kms", "key", "arn:aws:kms:REGION:ACCOUNT:key/KEY-ID")
         return value
 
     @field_validator("keda_operator_role")
     @classmethod
     def _keda_role(cls, value: str) -> str:
         # The queue-scaler role trusts exactly this principal: a typo would trust another role.
-        pattern = _ROLE_ARN if value.startswith("arn:") else _ROLE_NAME
-        if not pattern.match(value):
+        if value.startswith("arn:"):
+            _arn(value, "iam", "role", "arn:aws:iam::ACCOUNT:role/PATH/NAME")
+        elif not _ROLE_NAME.match(value):
             raise ValueError(
                 f"{value!r} is not an IAM role name or role ARN (arn:aws:iam::ACCOUNT:role/NAME); "
                 "name the KEDA operator's role, e.g. keda-operator (a role with a path: its ARN, "
                 "arn:aws:iam::ACCOUNT:role/PATH/NAME)"
             )
+        return value
+
+    @field_validator("account_id")
+    @classmethod
+    def _account(cls, value: str | None) -> str | None:
+        if value is not None and not _ACCOUNT.match(value):
+            raise ValueError(f"{value!r} is not an AWS account ID (12 digits)")
         return value
 
     @field_validator("karpenter_namespace", "karpenter_service_account")
@@ -220,7 +241,7 @@ class AwsOptions(StrictModel):
 
     def problems(self, spec: InferenceServiceSpec) -> list[Problem]:
         """What this target cannot build for `spec` with these options, each with its fix."""
-        problems = self._region_problems(spec)
+        problems = self._region_problems(spec) + self.account_problems()
         if spec.batch is not None and spec.batch.queue.kind != "sqs":
             problems.append(
                 Problem(
@@ -229,6 +250,51 @@ class AwsOptions(StrictModel):
                     "batch.queue.kind to sqs",
                 )
             )
+        return problems
+
+    def arns(self) -> dict[str, names.Arn]:
+        """The ARNs these options name, by field (a role given by name is the stack's own)."""
+        given = {
+            "kms_key_arn": (self.kms_key_arn, "kms", "key"),
+            "oidc_provider_arn": (self.oidc_provider_arn, "iam", "oidc-provider"),
+            "keda_operator_role": (self.keda_operator_role, "iam", "role"),
+        }
+        return {
+            field: names.parse_arn(value, service, kind, regional=service == "kms")
+            for field, (value, service, kind) in given.items()
+            if value is not None and value.startswith("arn:")
+        }
+
+    def account_problems(self) -> list[Problem]:
+        """ARNs of another account or region than the stack's, each naming its option.
+
+        Without `account_id` the stack's account is not known before deploy: then the ARNs
+        must agree with each other, and a single foreign one is caught only at deploy.
+        """
+        arns = self.arns()
+        problems = []
+        key = arns.get("kms_key_arn")
+        if key is not None and self.region and key.region != self.region:
+            problems.append(
+                Problem(
+                    f"{CONFIG_KEY}.kms_key_arn",
+                    f"the key is in {key.region}, the queues and bucket in {self.region}; "
+                    f"use a key of {self.region}",
+                )
+            )
+        if self.cross_account:
+            return problems
+        for field, arn in arns.items():
+            others = {name: other for name, other in arns.items() if name != field}
+            problem = names.account_problem(arn, self.account_id, others)
+            if problem:
+                problems.append(
+                    Problem(
+                        f"{CONFIG_KEY}.{field}",
+                        f"{problem}; name one of the stack's own account, or set "
+                        "cross_account: true to grant another account on purpose",
+                    )
+                )
         return problems
 
     def _region_problems(self, spec: InferenceServiceSpec) -> list[Problem]:
@@ -252,6 +318,13 @@ class AwsOptions(StrictModel):
                 )
             )
         return problems
+
+
+def _arn(value: str, service: str, kind: str, form: str) -> names.Arn:
+    try:
+        return names.parse_arn(value, service, kind, regional=service == "kms")
+    except ValueError as error:
+        raise ValueError(f"{error}; expected {form}") from None
 
 
 def parse_aws_options(

@@ -16,6 +16,8 @@ from inferstack.contract.pods import GPU_RESOURCE
 from tests.components import schemas
 from tests.components.aws.factories import make_options, make_plan
 
+KEY_ARN = "arn:aws:kms:us-east-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab"
+
 ROLE = "inference-prod-embedder-gpu-node"
 
 
@@ -40,7 +42,7 @@ def test_node_pools_validate_strictly(plan, pool: Tier) -> None:
         {},
         {"ami_family": "bottlerocket"},
         {"subnet_ids": ["subnet-0abc", "subnet-0def"], "subnet_selector": {}},
-        {"kms_key_arn": "arn:aws:kms:us-east-1:123456789012:key/abcd"},
+        {"kms_key_arn": KEY_ARN},
     ],
     ids=["al2023", "bottlerocket", "subnet-ids", "kms"],
 )

@@ -99,3 +99,78 @@ def test_unknown_config_keys_are_errors() -> None:
     with pytest.raises(SpecError, match="inferstack:aws.cluster: unknown option; known options"):
         parse_aws_options({**AWS_OPTIONS, "cluster": "x"}, source="inferstack:aws")
     assert parse_aws_options(AWS_OPTIONS, source="s") == make_options()
+
+
+KEY = "arn:aws:kms:us-east-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab"
+ROLE = "arn:aws:iam::123456789012:role/keda-operator"
+
+
+@pytest.mark.parametrize(
+    ("changes", "path", "fix"),
+    [
+        # Issue 22 item 1: each of these gave the worker or KEDA access beyond the stack's own.
+        ({"results_bucket": "*"}, "results_bucket", "not an S3 bucket name"),
+        ({"results_bucket": "team-*"}, "results_bucket", "not an S3 bucket name"),
+        ({"results_bucket": "Team_Results"}, "results_bucket", "not an S3 bucket name"),
+        ({"results_bucket": "a..b"}, "results_bucket", "not an S3 bucket name"),
+        ({"results_bucket": "192.168.5.4"}, "results_bucket", "IP address"),
+        ({"results_bucket": "xn--results"}, "results_bucket", "reserved"),
+        ({"results_bucket": "results-s3alias"}, "results_bucket", "reserved"),
+        ({"kms_key_arn": "arn:aws:kms:*:*:key/*"}, "kms_key_arn", "has a wildcard"),
+        ({"kms_key_arn": KEY.replace("1234abcd", "1234abc?")}, "kms_key_arn", "wildcard"),
+        ({"kms_key_arn": KEY.replace(":kms:", ":s3:")}, "kms_key_arn", "service 's3' is not kms"),
+        ({"kms_key_arn": KEY.replace("aws:", "awz:", 1)}, "kms_key_arn", "partition"),
+        ({"kms_key_arn": KEY.replace("us-east-1", "")}, "kms_key_arn", "region"),
+        ({"kms_key_arn": KEY.replace("123456789012", "1234")}, "kms_key_arn", "account"),
+        ({"kms_key_arn": KEY.replace(":key/", ":alias/")}, "kms_key_arn", "not a key"),
+        ({"kms_key_arn": KEY[:-4]}, "kms_key_arn", "not a key ID"),
+        ({"keda_operator_role": "arn:aws:iam::210987654321:root"}, "keda_operator_role", "role"),
+        ({"keda_operator_role": "arn:aws:iam::*:role/keda"}, "keda_operator_role", "wildcard"),
+        ({"keda_operator_role": ROLE.replace("::", ":us-east-1:")}, "keda_operator_role", "region"),
+        (
+            {"oidc_provider_arn": "arn:aws:iam::123456789012:oidc-provider/*"},
+            "oidc_provider_arn",
+            "wildcard",
+        ),
+        ({"account_id": "12345"}, "account_id", "12 digits"),
+    ],
+)
+def test_every_user_given_name_and_arn_is_checked_in_full(
+    changes: dict[str, Any], path: str, fix: str
+) -> None:
+    problems = _paths({**AWS_OPTIONS, **changes})
+    assert f"inferstack:aws.{path}" in problems, problems
+    assert fix in problems[f"inferstack:aws.{path}"]
+
+
+def test_valid_names_and_arns_of_the_stack_account_pass() -> None:
+    options = {
+        **AWS_OPTIONS,
+        "results_bucket": "team-results.example",
+        "kms_key_arn": KEY,
+        "keda_operator_role": "arn:aws:iam::123456789012:role/platform/keda-operator",
+        "oidc_provider_arn": "arn:aws:iam::123456789012:oidc-provider/oidc.eks.us-east-1."
+        "amazonaws.com/id/EXAMPLED539D4633E53DE1B71EXAMPLE",
+        "account_id": "123456789012",
+    }
+    assert _paths(options) == {}
+    mrk = KEY.replace("1234abcd-12ab-34cd-56ef-1234567890ab", "mrk-" + "0" * 32)
+    assert _paths({**AWS_OPTIONS, "kms_key_arn": mrk}) == {}
+
+
+def test_an_arn_of_another_account_is_refused_unless_cross_account_says_so() -> None:
+    foreign_role = "arn:aws:iam::210987654321:role/keda-operator"
+    mine = {**AWS_OPTIONS, "account_id": "123456789012"}
+    problems = _paths({**mine, "keda_operator_role": foreign_role})
+    message = problems["inferstack:aws.keda_operator_role"]
+    assert "not the stack's account 123456789012" in message
+    assert "cross_account: true" in message
+    assert _paths({**mine, "keda_operator_role": foreign_role, "cross_account": True}) == {}
+    # Without account_id the stack's account is unknown before deploy: the ARNs must agree.
+    problems = _paths({**AWS_OPTIONS, "kms_key_arn": KEY, "keda_operator_role": foreign_role})
+    assert {"inferstack:aws.kms_key_arn", "inferstack:aws.keda_operator_role"} <= set(problems)
+
+
+def test_a_key_of_another_region_is_refused() -> None:
+    problems = _paths({**AWS_OPTIONS, "kms_key_arn": KEY.replace("us-east-1", "eu-west-1")})
+    assert "use a key of us-east-1" in problems["inferstack:aws.kms_key_arn"]

@@ -28,6 +28,8 @@ from tests.components.netpol import Peer, allows
 from tests.components.scenarios import capture_scenarios
 from tests.components.scheduling import NODES, Node, preference_score, schedulable
 
+KEY_ARN = "arn:aws:kms:us-east-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab"
+
 
 def _scenario(name: str, aws: dict[str, Any], **changes: Any) -> dict[str, Any]:
     return {
@@ -52,7 +54,7 @@ SCENARIOS = [
             "create_repository": False,
             "install_karpenter": True,
             "ami_family": "bottlerocket",
-            "kms_key_arn": "arn:aws:kms:us-east-1:123456789012:key/abcd",
+            "kms_key_arn": KEY_ARN,
             "max_receive_count": 3,
         },
     ),
@@ -193,7 +195,7 @@ def test_job_queue_is_encrypted_with_a_dlq_after_max_receives(rendered: Rendered
 
 def test_customer_key_and_max_receive_count_from_the_options(rendered: Rendered) -> None:
     queue = rendered.named("irsa", "irsa-jobs").inputs
-    assert queue["kmsMasterKeyId"] == "arn:aws:kms:us-east-1:123456789012:key/abcd"
+    assert queue["kmsMasterKeyId"] == KEY_ARN
     assert "sqsManagedSseEnabled" not in queue
     assert json.loads(queue["redrivePolicy"])["maxReceiveCount"] == 3
 
