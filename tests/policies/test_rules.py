@@ -942,6 +942,13 @@ def test_scoped_worker_policy_complies() -> None:
         ({"Action": ["s3:Get*"]}, "allows 's3:Get*'"),
         ({"Action": "*"}, "allows '*'"),
         ({"Resource": "*"}, "allows 'sqs:ReceiveMessage' on every resource"),
+        # Issue 22 item 1: a wildcard in any ARN segment is as wide as `*`.
+        ({"Resource": "arn:aws:sqs:*:123456789012:jobs"}, "a wildcard in its region"),
+        ({"Resource": "arn:aws:sqs:us-east-1:*:jobs"}, "a wildcard in its account"),
+        ({"Resource": "arn:aws:sqs:us-east-1:123456789012:job?"}, "a wildcard in its resource"),
+        ({"Resource": ["arn:aws:sqs:us-east-1:123456789012:*"]}, "a wildcard in its resource"),
+        ({"Resource": "arn:*:sqs:us-east-1:123456789012:jobs"}, "a wildcard in its partition"),
+        ({"Resource": "arn:aws:sq*:us-east-1:123456789012:jobs"}, "a wildcard in its service"),
     ],
 )
 def test_wildcard_data_plane_permissions_are_flagged(change: dict[str, Any], expected: str) -> None:
@@ -949,6 +956,49 @@ def test_wildcard_data_plane_permissions_are_flagged(change: dict[str, Any], exp
     [message] = identity_findings([role, b.role_policy(role, [{**SCOPED, **change}])])[:1]
     assert expected in message
     assert "statement ConsumeJobs" in message
+
+
+def test_wildcards_inside_arns_of_a_hand_written_program_are_flagged() -> None:
+    """Held out: the shapes issue 22 found (`results_bucket: '*'`, a wildcard KMS key ARN),
+    written by hand rather than by the components, on an IRSA role."""
+    role = b.irsa_role()
+    statements = [
+        {
+            "Sid": "Results",
+            "Effect": "Allow",
+            "Action": ["s3:GetObject", "s3:PutObject"],
+            "Resource": "arn:aws:s3:::*/*",
+        },
+        {"Sid": "List", "Effect": "Allow", "Action": "s3:ListBucket", "Resource": "arn:aws:s3:::*"},
+        {
+            "Sid": "Key",
+            "Effect": "Allow",
+            "Action": "kms:Decrypt",
+            "Resource": "arn:aws:kms:*:*:key/*",
+        },
+    ]
+    messages = identity_findings([role, b.role_policy(role, statements)])
+    assert any("statement Results allows 's3:GetObject'" in m and "resource" in m for m in messages)
+    assert any("statement List allows 's3:ListBucket'" in m for m in messages)
+    assert any("statement Key allows 'kms:Decrypt'" in m and "its region" in m for m in messages)
+
+
+def test_an_object_prefix_of_a_named_bucket_complies() -> None:
+    """S3 grants objects by key prefix: `bucket/prefix/*` is the worker's own results."""
+    role = b.irsa_role()
+    statements = [
+        {"Effect": "Allow", "Action": "s3:PutObject", "Resource": "arn:aws:s3:::results/llm/*"},
+        {"Effect": "Allow", "Action": "s3:GetObject", "Resource": "arn:aws:s3:::results/*"},
+        {
+            "Effect": "Allow",
+            "Action": "kms:Decrypt",
+            "Resource": "arn:aws:kms:us-east-1:123456789012:key/"
+            "1234abcd-12ab-34cd-56ef-1234567890ab",
+        },
+    ]
+    assert identity_findings([role, b.role_policy(role, statements)]) == []
+    wide = [{**statements[0], "Resource": "arn:aws:s3:::res*/llm/*"}]
+    assert identity_findings([role, b.role_policy(role, wide)])
 
 
 def test_roles_that_are_not_pod_roles_are_not_judged() -> None:
