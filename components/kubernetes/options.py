@@ -23,8 +23,17 @@ from inferstack.contract.images import ImageReferenceError, parse_image
 from inferstack.errors import Problem
 
 CONFIG_KEY: Final = "inferstack:kubernetes"
-_NAMESPACE: Final = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
 """The stack config key of these options; every problem's path starts with it."""
+_NAMESPACE: Final = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
+"""Kubernetes' DNS-1123 label: k8s.io/apimachinery/pkg/util/validation `IsDNS1123Label`
+(`dns1123LabelFmt` `[a-z0-9]([-a-z0-9]*[a-z0-9])?`, `DNS1123LabelMaxLength` 63), the rule the
+API server applies to a namespace's name."""
+_SQS_QUEUE: Final = re.compile(r"^[A-Za-z0-9_-]{1,80}$")
+_SQS_FIFO_QUEUE: Final = re.compile(r"^[A-Za-z0-9_-]{1,75}\.fifo$")
+_PUBSUB_NAME: Final = re.compile(r"^[A-Za-z][A-Za-z0-9_.~+%-]{2,254}$")
+_URI_UNSAFE: Final = re.compile(r"[\s\"'`\\{}<>^|\x00-\x1f\x7f]")
+"""Characters no queue name or queue URI of any kind carries (RFC 3986 leaves them out): they
+could only break out of a KEDA trigger's query or metadata."""
 DEFAULT_PROMETHEUS_URL = "http://prometheus-operated.monitoring.svc:9090"
 """The Service the Prometheus Operator creates for every Prometheus it runs."""
 DEFAULT_KEDA_NAMESPACE = "keda"
@@ -60,6 +69,17 @@ class QueueBinding(StrictModel):
     """Consumer group the workers read the stream with (kind redis-streams)."""
     results_uri: str | None = None
     """Where the worker writes results: s3://, gs://, redis:// or file:// (`inferstack work`)."""
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, value: str | None) -> str | None:
+        # The name lands in KEDA's trigger (a PromQL query for Pub/Sub): see queue_name_problem.
+        if value is not None and _URI_UNSAFE.search(value):
+            raise ValueError(
+                f"{value!r} has a character no queue name or URI carries (space, quote, "
+                "backslash, brace, control); set the queue's name or its URI"
+            )
+        return value
 
 
 class PoolPlacement(StrictModel):
@@ -132,7 +152,9 @@ class KubernetesOptions(StrictModel):
     @field_validator("namespace", "keda_namespace", "prometheus_namespace")
     @classmethod
     def _namespace(cls, value: str) -> str:
-        # The namespace is part of every workload identity's subject (IRSA, Workload Identity).
+        # The namespace is part of every workload identity's subject (IRSA, Workload Identity)
+        # and a label value of KEDA's PromQL queries: the API server's own rule (_NAMESPACE)
+        # keeps quotes and braces out of both.
         if not _NAMESPACE.match(value):
             raise ValueError(
                 f"{value!r} is not a Kubernetes namespace (lowercase letters, digits, '-'; "
@@ -163,7 +185,7 @@ class KubernetesOptions(StrictModel):
         The queue section is judged with the wiring it becomes (`KubernetesBindings.problems`),
         because a cloud target fills it in from the queue it creates.
         """
-        problems: list[Problem] = []
+        problems = _queue_name_problems(spec, self.queue)
         if self.service_type == "LoadBalancer" and not self.service_annotations:
             problems.append(
                 Problem(
@@ -175,6 +197,50 @@ class KubernetesOptions(StrictModel):
                 )
             )
         return problems
+
+
+def _queue_name_problems(spec: InferenceServiceSpec, binding: QueueBinding) -> list[Problem]:
+    """The spec's queue name and a `url` given as a bare name, by the rules of the queue's kind."""
+    if spec.batch is None:
+        return []
+    kind = spec.batch.queue.kind
+    problems: list[Problem] = []
+    named = [("batch.queue.name", spec.batch.queue.name)]
+    if binding.url is not None and "://" not in binding.url and "/" not in binding.url:
+        named.append((f"{CONFIG_KEY}.queue.url", binding.url))
+    for path, name in named:
+        problem = queue_name_problem(kind, name) if name is not None else ""
+        if problem:
+            problems.append(Problem(path, f"{problem}; rename the queue"))
+    return problems
+
+
+def queue_name_problem(kind: str, name: str) -> str:
+    """Why `name` is not a queue name of `kind` as its cloud names queues, or "".
+
+    - sqs: Amazon SQS API Reference, CreateQueue, `QueueName`
+      (https://docs.aws.amazon.com/AWSSimpleQueueService/latest/APIReference/API_CreateQueue.html):
+      up to 80 alphanumeric characters, hyphens and underscores; a FIFO queue ends in `.fifo`.
+    - pubsub: Google Cloud, Pub/Sub "Resource names"
+      (https://cloud.google.com/pubsub/docs/pubsub-basics#resource_names, the Topic and
+      Subscription `name` fields of google.pubsub.v1): start with a letter, 3 to 255 letters,
+      digits, `-_.~+%`, not starting with `goog`.
+    - redis-streams: any key, but not one with a space, quote or control character (see
+      `_URI_UNSAFE`): it travels in a queue URI and in KEDA's metadata.
+    """
+    if kind == "sqs" and not (_SQS_QUEUE.match(name) or _SQS_FIFO_QUEUE.match(name)):
+        return (
+            f"{name!r} is not an SQS queue name (1-80 letters, digits, '-' and '_', "
+            "optionally ending in .fifo)"
+        )
+    if kind == "pubsub" and (not _PUBSUB_NAME.match(name) or name.startswith("goog")):
+        return (
+            f"{name!r} is not a Pub/Sub name (3-255 letters, digits and -_.~+%, starting with "
+            "a letter, not with goog)"
+        )
+    if kind == "redis-streams" and (not name or _URI_UNSAFE.search(name)):
+        return f"{name!r} is not a stream name usable here (no space, quote or control character)"
+    return ""
 
 
 def parse_options(
@@ -199,4 +265,5 @@ __all__ = [
     "QueueBinding",
     "ServiceType",
     "parse_options",
+    "queue_name_problem",
 ]

@@ -39,6 +39,32 @@ with pod identity, so the query names it as PromQL does (`promql_metric_name`)."
 _PROMQL_SPECIAL: Final = re.compile(r"[^A-Za-z0-9_]")
 
 
+def promql_string(value: str) -> str:
+    """`value` as a double-quoted PromQL string literal, whatever it holds.
+
+    Prometheus, "Querying basics", String literals
+    (https://prometheus.io/docs/prometheus/latest/querying/basics/#string-literals): PromQL
+    follows Go's escaping rules; in double quotes a backslash begins an escape sequence. So a
+    backslash and a double quote are escaped, and control characters written as `\\xNN`: a
+    label value then cannot close its string and append to the query (issue 22 item 8).
+    """
+    escaped = []
+    for char in value:
+        if char in '\\"':
+            escaped.append("\\" + char)
+        elif ord(char) < 0x20 or ord(char) == 0x7F:
+            escaped.append(f"\\x{ord(char):02x}")
+        else:
+            escaped.append(char)
+    return '"' + "".join(escaped) + '"'
+
+
+def promql_matchers(matchers: Mapping[str, str]) -> str:
+    """`key="value",...` label matchers, each value a `promql_string`: the one way the
+    components write a label value into a query."""
+    return ",".join(f"{key}={promql_string(value)}" for key, value in matchers.items())
+
+
 def promql_metric_name(cloud_monitoring_type: str) -> str:
     """The PromQL name of a Cloud Monitoring metric type.
 
@@ -175,10 +201,14 @@ class PubSubBackend(QueueBackend):
         metric = promql_metric_name(PUBSUB_UNDELIVERED)
 
         def query(subscription: str) -> str:
-            return (
-                f'sum({metric}{{monitored_resource="pubsub_subscription",'
-                f'project_id="{project}",subscription_id="{subscription}"}})'
+            matchers = promql_matchers(
+                {
+                    "monitored_resource": "pubsub_subscription",
+                    "project_id": project,
+                    "subscription_id": subscription,
+                }
             )
+            return f"sum({metric}{{{matchers}}})"
 
         return "prometheus", {
             "serverAddress": (

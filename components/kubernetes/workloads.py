@@ -24,6 +24,7 @@ from inferstack.components.kubernetes.pods import (
     scheduling,
     scratch_volume,
 )
+from inferstack.components.kubernetes.queues import promql_matchers
 from inferstack.components.planning.pools import BatchPool, Pool, RealtimePool, Tier
 from inferstack.components.planning.sizing import Sizing
 from inferstack.components.planning.spec import InferenceServiceSpec
@@ -275,7 +276,7 @@ def scraped_label_selector(spec: InferenceServiceSpec, tier: Tier, namespace: st
     matchers = {"namespace": namespace}
     for key, value in selector(spec, tier).items():
         matchers[_sanitise(key)] = value
-    return ",".join(f'{key}="{value}"' for key, value in matchers.items())
+    return promql_matchers(matchers)
 
 
 def _sanitise(label: str) -> str:
