@@ -52,7 +52,10 @@ _PROJECT_ID: Final = re.compile(r"^[a-z][a-z0-9-]{4,28}[a-z0-9]$")
 _PROJECT_NUMBER: Final = re.compile(r"^[0-9]{6,20}$")
 _REGION: Final = re.compile(r"^[a-z]+-[a-z]+[0-9]$")
 _ZONE: Final = re.compile(r"^[a-z]+-[a-z]+[0-9]-[a-z]$")
-_BUCKET: Final = re.compile(r"^[a-z0-9][a-z0-9._-]{1,61}[a-z0-9]$")
+_BUCKET: Final = re.compile(r"^[a-z0-9][a-z0-9._-]{1,220}[a-z0-9]$")
+_BUCKET_MAX: Final = 63
+"""A bucket name's length without dots, and each dot-separated part's with them."""
+_GOOGLE_LOOKALIKE: Final = re.compile(r"g[o0][o0]g[l1]e")
 _K8S_NAME: Final = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
 
 
@@ -159,8 +162,9 @@ class GcpOptions(StrictModel):
                 "create_results_bucket is false, so name the existing bucket here, or set "
                 "create_results_bucket to true"
             )
-        if value is not None and not _BUCKET.match(value):
-            raise ValueError("use a valid bucket name (3-63 lowercase letters, digits, -_.)")
+        problem = gcs_bucket_problem(value) if value is not None else ""
+        if problem:
+            raise ValueError(f"{problem}; name the bucket, or leave it unset")
         return value
 
     @field_validator("results_prefix")
@@ -234,6 +238,33 @@ def name_problems(service: str) -> list[Problem]:
     return []
 
 
+def gcs_bucket_problem(name: str) -> str:
+    """Why `name` is not a Cloud Storage bucket name, or "".
+
+    Google Cloud, Cloud Storage "Bucket names" (https://cloud.google.com/storage/docs/buckets#naming):
+    lowercase letters, digits, `-`, `_` and `.`, beginning and ending with a letter or digit;
+    3-63 characters (up to 222 with dots, each dot-separated part at most 63); not an IP address
+    in dotted-decimal form; not beginning with `goog`, not containing `google` or a close
+    misspelling (`g00gle`). Which project owns an existing bucket is not in its name: that is
+    only known at deploy, when the worker's binding on it is created.
+    """
+    parts = name.split(".")
+    if (
+        not _BUCKET.match(name)
+        or any(not part or len(part) > _BUCKET_MAX for part in parts)
+        or ("." not in name and len(name) > _BUCKET_MAX)
+    ):
+        return (
+            f"use a valid bucket name: {name!r} is not one (3-63 lowercase letters, digits, -_., "
+            "beginning and ending with a letter or digit; up to 222 with dots, 63 between them)"
+        )
+    if len(parts) == 4 and all(part.isdigit() for part in parts):
+        return f"{name!r} is an IP address, which Cloud Storage refuses as a bucket name"
+    if name.startswith("goog") or _GOOGLE_LOOKALIKE.search(name):
+        return f"{name!r} begins with goog or contains google, which Cloud Storage reserves"
+    return ""
+
+
 def _zone_problem(zone: str, region: str) -> str:
     if not _ZONE.match(zone):
         return f"{zone!r} is not a zone; use e.g. {region or 'us-central1'}-a"
@@ -258,4 +289,11 @@ def parse_gcp_options(
     return validation.parse_options(GcpOptions, data, source=source, spec=spec)
 
 
-__all__ = ["CONFIG_KEY", "GcpOptions", "IdentityMode", "name_problems", "parse_gcp_options"]
+__all__ = [
+    "CONFIG_KEY",
+    "GcpOptions",
+    "IdentityMode",
+    "gcs_bucket_problem",
+    "name_problems",
+    "parse_gcp_options",
+]

@@ -74,3 +74,39 @@ def test_every_problem_is_reported_at_once() -> None:
         "region",
         "cluster",
     ]
+
+
+@pytest.mark.parametrize(
+    ("bucket", "expected"),
+    [
+        # Issue 22 item 1: a wildcard or a name Cloud Storage would refuse never reaches IAM.
+        ("*", "is not one"),
+        ("team-*", "is not one"),
+        ("a..b", "is not one"),
+        ("-results", "is not one"),
+        ("a" * 64, "is not one"),
+        (".".join(["a" * 64, "b"]), "is not one"),
+        ("192.168.5.4", "IP address"),
+        ("goog-results", "reserves"),
+        ("my-google-results", "reserves"),
+        ("my-g00gle-results", "reserves"),
+    ],
+)
+def test_a_results_bucket_follows_the_cloud_storage_naming_rules(
+    bucket: str, expected: str
+) -> None:
+    found = problems(results_bucket=bucket)
+    assert any(
+        problem.startswith("inferstack:gcp.results_bucket: ") and expected in problem
+        for problem in found
+    ), found
+
+
+def test_valid_bucket_names_pass() -> None:
+    for bucket in (
+        "shared-results",
+        "team_results.example.com",
+        "a" * 63,
+        ".".join(["a" * 63] * 3),
+    ):
+        assert problems(results_bucket=bucket) == [], bucket
