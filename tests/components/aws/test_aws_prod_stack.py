@@ -6,10 +6,12 @@ check` run it; the per-resource behaviour is tested in test_stack.py.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
 
+from inferstack.cli import main
 from inferstack.offline.placeholders import PLACEHOLDER_ACCOUNT
 from tests.components.prod_stacks import (
     Document,
@@ -19,7 +21,7 @@ from tests.components.prod_stacks import (
     assert_roles,
     resources,
 )
-from tests.offline.stacks import preview
+from tests.offline.stacks import preview, project_with, stack_document
 
 STACK = "aws-prod"
 
@@ -141,3 +143,20 @@ def test_bad_aws_options_in_the_stack_config_fail_with_every_field(tmp_path: Any
             "inferstack:aws.subnet_selector:",
         ),
     )
+
+
+def test_check_fails_naming_a_wildcard_bucket_and_key(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Issue 22 item 1: `results_bucket: '*'` and a wildcard KMS ARN passed check with 0
+    violations; now the stack's own validation refuses them, naming each field and the fix."""
+    document = stack_document(STACK)
+    options = document["config"]["inferstack:aws"]
+    options["results_bucket"] = "*"
+    options["kms_key_arn"] = "arn:aws:kms:*:*:key/*"
+    project = project_with(tmp_path, document)
+    code = main(["check", "--project-dir", str(project), "--stack", "broken"])
+    assert code != 0
+    error = capsys.readouterr().err
+    assert "inferstack:aws.results_bucket: '*' is not an S3 bucket name" in error
+    assert "inferstack:aws.kms_key_arn: 'arn:aws:kms:*:*:key/*' has a wildcard" in error
