@@ -93,7 +93,8 @@ def _statement_problems(where: str, statement: Mapping[str, Any], services: set[
         service, _, name = action.partition(":")
         if action == "*" or (service.lower() in services and "*" in name):
             problems.append(f"{where} allows {action!r}")
-        elif service.lower() in services and "*" in resources:
+        elif service.lower() in services and ("*" in resources or "NotResource" in statement):
+            # NotResource in an Allow grants every resource but the ones it lists.
             problems.append(f"{where} allows {action!r} on every resource ('*')")
         elif service.lower() in services:
             problems.extend(

@@ -943,6 +943,7 @@ def test_scoped_worker_policy_complies() -> None:
         ({"Action": "*"}, "allows '*'"),
         ({"Resource": "*"}, "allows 'sqs:ReceiveMessage' on every resource"),
         # Issue 22 item 1: a wildcard in any ARN segment is as wide as `*`.
+        ({"Resource": None, "NotResource": "arn:aws:sqs:us-east-1:1:x"}, "on every resource"),
         ({"Resource": "arn:aws:sqs:*:123456789012:jobs"}, "a wildcard in its region"),
         ({"Resource": "arn:aws:sqs:us-east-1:*:jobs"}, "a wildcard in its account"),
         ({"Resource": "arn:aws:sqs:us-east-1:123456789012:job?"}, "a wildcard in its resource"),
