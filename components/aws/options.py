@@ -47,6 +47,12 @@ DEFAULT_RESULTS_EXPIRY_DAYS: Final = 30
 _REGION: Final = re.compile(r"^[a-z]{2}(-gov)?-[a-z]+-\d$")
 _CLUSTER: Final = re.compile(r"^[0-9A-Za-z][A-Za-z0-9\-_]{0,99}$")
 _ACCOUNT: Final = re.compile(r"^[0-9]{12}$")
+_ARN_FIELDS: Final = {
+    "oidc_provider_arn": ("iam", "oidc-provider", "arn:aws:iam::ACCOUNT:oidc-provider/ISSUER"),
+    "kms_key_arn": ("kms", "key", "arn:aws:kms:REGION:ACCOUNT:key/KEY-ID"),
+    "keda_operator_role": ("iam", "role", "arn:aws:iam::ACCOUNT:role/PATH/NAME"),
+}
+"""The ARN options: service, resource type, and the form a refusal shows."""
 _ROLE_NAME: Final = re.compile(r"^[\w+=,.@-]{1,64}$")
 _K8S_NAME: Final = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
 
@@ -187,18 +193,11 @@ class AwsOptions(StrictModel):
             raise ValueError(f"{problem}; name the existing bucket, or leave it unset")
         return value
 
-    @field_validator("oidc_provider_arn")
+    @field_validator("oidc_provider_arn", "kms_key_arn")
     @classmethod
-    def _oidc_provider(cls, value: str | None) -> str | None:
+    def _given_arn(cls, value: str | None, info: ValidationInfo) -> str | None:
         if value is not None:
-            _arn(value, "iam", "oidc-provider", "arn:aws:iam::ACCOUNT:oidc-provider/ISSUER")
-        return value
-
-    @field_validator("kms_key_arn")
-    @classmethod
-    def _kms_key(cls, value: str | None) -> str | None:
-        if value is not None:
-            _arn(value, "kms", "key", "arn:aws:kms:REGION:ACCOUNT:key/KEY-ID")
+            _arn(value, *_ARN_FIELDS[str(info.field_name)])
         return value
 
     @field_validator("keda_operator_role")
@@ -206,7 +205,7 @@ class AwsOptions(StrictModel):
     def _keda_role(cls, value: str) -> str:
         # The queue-scaler role trusts exactly this principal: a typo would trust another role.
         if value.startswith("arn:"):
-            _arn(value, "iam", "role", "arn:aws:iam::ACCOUNT:role/PATH/NAME")
+            _arn(value, *_ARN_FIELDS["keda_operator_role"])
         elif not _ROLE_NAME.match(value):
             raise ValueError(
                 f"{value!r} is not an IAM role name or role ARN (arn:aws:iam::ACCOUNT:role/NAME); "
@@ -254,14 +253,10 @@ class AwsOptions(StrictModel):
 
     def arns(self) -> dict[str, names.Arn]:
         """The ARNs these options name, by field (a role given by name is the stack's own)."""
-        given = {
-            "kms_key_arn": (self.kms_key_arn, "kms", "key"),
-            "oidc_provider_arn": (self.oidc_provider_arn, "iam", "oidc-provider"),
-            "keda_operator_role": (self.keda_operator_role, "iam", "role"),
-        }
+        given = {field: getattr(self, field) for field in _ARN_FIELDS}
         return {
-            field: names.parse_arn(value, service, kind, regional=service == "kms")
-            for field, (value, service, kind) in given.items()
+            field: _arn(value, *_ARN_FIELDS[field])
+            for field, value in given.items()
             if value is not None and value.startswith("arn:")
         }
 
