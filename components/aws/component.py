@@ -92,7 +92,9 @@ class AwsInferenceStack(pulumi.ComponentResource):
         spec = plan.spec
         child = pulumi.ResourceOptions(parent=self)
         invoke = pulumi.InvokeOutputOptions(parent=self)
-        account = aws.get_caller_identity_output(opts=invoke).account_id
+        account = aws.get_caller_identity_output(opts=invoke).account_id.apply(
+            self._deploying_account
+        )
         cluster = aws.eks.get_cluster_output(name=options.cluster_name, opts=invoke)
 
         node_role = self._node_role(name, account, child)
@@ -285,6 +287,17 @@ class AwsInferenceStack(pulumi.ComponentResource):
             ),
             batch_service_account_annotations=annotations,
         )
+
+    def _deploying_account(self, account: str) -> str:
+        """The caller's account; at `pulumi up`, ARN options of another account are refused.
+
+        Only at `pulumi up`: offline the account is a placeholder no real ARN names.
+        """
+        if not pulumi.runtime.is_dry_run():
+            problems = self.options.account_problems(account)
+            if problems:
+                raise SpecError(problems, source="AwsInferenceStack options")
+        return account
 
     def _queue_scaler(
         self, name: str, job_queue: JobQueue, account: pulumi.Output[str]

@@ -260,14 +260,23 @@ class AwsOptions(StrictModel):
             if value is not None and value.startswith("arn:")
         }
 
-    def account_problems(self) -> list[Problem]:
+    def account_problems(self, deploying: str | None = None) -> list[Problem]:
         """ARNs of another account or region than the stack's, each naming its option.
 
-        Without `account_id` the stack's account is not known before deploy: then the ARNs
-        must agree with each other, and a single foreign one is caught only at deploy.
+        `deploying`: the account of the credentials at deploy (`AwsInferenceStack` passes it
+        at `pulumi up`). Before that, without `account_id`, the stack's account is unknown:
+        the ARNs must then agree with each other, and a single foreign one is caught at deploy.
         """
         arns = self.arns()
         problems = []
+        if deploying and self.account_id and deploying != self.account_id:
+            problems.append(
+                Problem(
+                    f"{CONFIG_KEY}.account_id",
+                    f"the stack deploys with credentials of account {deploying}, not "
+                    f"{self.account_id}; fix account_id or use the stack account's credentials",
+                )
+            )
         key = arns.get("kms_key_arn")
         if key is not None and self.region and key.region != self.region:
             problems.append(
@@ -281,7 +290,7 @@ class AwsOptions(StrictModel):
             return problems
         for field, arn in arns.items():
             others = {name: other for name, other in arns.items() if name != field}
-            problem = names.account_problem(arn, self.account_id, others)
+            problem = names.account_problem(arn, deploying or self.account_id, others)
             if problem:
                 problems.append(
                     Problem(

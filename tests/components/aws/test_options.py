@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -174,3 +175,31 @@ def test_an_arn_of_another_account_is_refused_unless_cross_account_says_so() -> 
 def test_a_key_of_another_region_is_refused() -> None:
     problems = _paths({**AWS_OPTIONS, "kms_key_arn": KEY.replace("us-east-1", "eu-west-1")})
     assert "use a key of us-east-1" in problems["inferstack:aws.kms_key_arn"]
+
+
+def test_at_deploy_an_arn_of_another_account_than_the_deploying_one_is_refused() -> None:
+    """Without account_id, one foreign ARN agrees with itself: the deploy's account decides."""
+    options = make_options(kms_key_arn=KEY)
+    assert options.account_problems() == []
+    [problem] = options.account_problems("210987654321")
+    assert problem.path == "inferstack:aws.kms_key_arn"
+    assert "not the stack's account 210987654321" in problem.message
+    assert make_options(kms_key_arn=KEY, cross_account=True).account_problems("210987654321") == []
+    [wrong] = make_options(account_id="123456789012").account_problems("210987654321")
+    assert wrong.path == "inferstack:aws.account_id"
+
+
+def test_the_component_checks_the_deploying_account_at_pulumi_up_only(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import pulumi
+
+    from inferstack.components.aws.component import AwsInferenceStack
+
+    stack = SimpleNamespace(options=make_options(kms_key_arn=KEY))
+    monkeypatch.setattr(pulumi.runtime, "is_dry_run", lambda: True)
+    assert AwsInferenceStack._deploying_account(stack, "000000000000") == "000000000000"  # type: ignore[arg-type]
+    monkeypatch.setattr(pulumi.runtime, "is_dry_run", lambda: False)
+    assert AwsInferenceStack._deploying_account(stack, "123456789012") == "123456789012"  # type: ignore[arg-type]
+    with pytest.raises(SpecError, match="inferstack:aws.kms_key_arn: account 123456789012 is not"):
+        AwsInferenceStack._deploying_account(stack, "210987654321")  # type: ignore[arg-type]
