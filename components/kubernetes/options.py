@@ -16,6 +16,7 @@ from typing import Any, Final, Literal
 
 from pydantic import Field, field_validator
 
+from inferstack.components.aws.names import parse_arn
 from inferstack.components.planning import validation
 from inferstack.components.planning.spec import InferenceServiceSpec
 from inferstack.components.planning.validation import StrictModel
@@ -69,6 +70,17 @@ class QueueBinding(StrictModel):
     """Consumer group the workers read the stream with (kind redis-streams)."""
     results_uri: str | None = None
     """Where the worker writes results: s3://, gs://, redis:// or file:// (`inferstack work`)."""
+
+    @field_validator("aws_role_arn")
+    @classmethod
+    def _aws_role_arn(cls, value: str | None) -> str | None:
+        # KEDA assumes this role: a wildcard or another service's ARN would name no one role.
+        if value is not None:
+            try:
+                parse_arn(value, "iam", "role", regional=False)
+            except ValueError as error:
+                raise ValueError(f"{error}; expected arn:aws:iam::ACCOUNT:role/NAME") from None
+        return value
 
     @field_validator("url")
     @classmethod

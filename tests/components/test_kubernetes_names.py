@@ -77,3 +77,11 @@ def test_the_query_builders_escape_every_label_value() -> None:
     assert promql_matchers({"a": 'x"y', "b": "z"}) == 'a="x\\"y",b="z"'
     selector = scraped_label_selector(make_spec(), "realtime", 'ns"x')
     assert selector.startswith('namespace="ns\\"x",')
+
+
+def test_the_role_keda_assumes_is_a_full_role_arn() -> None:
+    for bad in ("arn:aws:iam::*:role/keda", "arn:aws:iam::123456789012:root", "keda"):
+        with pytest.raises(SpecError, match="inferstack:kubernetes.queue.aws_role_arn"):
+            parse_options({"queue": {"aws_role_arn": bad}}, source="inferstack:kubernetes")
+    role = "arn:aws:iam::123456789012:role/keda-reader"
+    assert parse_options({"queue": {"aws_role_arn": role}}, source="s").queue.aws_role_arn == role
