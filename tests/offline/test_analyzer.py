@@ -126,7 +126,15 @@ def violating_records() -> list[b.Record]:
 def test_real_pack_reports_violations_with_resources() -> None:
     with PackProcess(read_pack(PACK_DIR), CONTEXT) as process:
         result = analyze(process, violating_records(), CONTEXT)
-    [violation] = result.diagnostics
+    # The Deployment also runs a fixed replica count with no autoscaler: the advisory
+    # gpu-capacity-follows-demand rule reports it beside the mandatory spot violation.
+    violation, fixed = result.diagnostics
+    assert (fixed.policy, fixed.level, fixed.resource_name) == (
+        "gpu-capacity-follows-demand",
+        "advisory",
+        "llm",
+    )
+    assert [d.policy for d in result.mandatory] == ["no-spot-for-realtime"]
     assert (violation.policy, violation.level, violation.severity) == (
         "no-spot-for-realtime",
         "mandatory",
@@ -148,7 +156,8 @@ def test_real_pack_honours_policy_pack_config() -> None:
     with PackProcess(read_pack(PACK_DIR), CONTEXT) as process:
         result = analyze(process, violating_records(), CONTEXT, user)
     assert [(d.policy, d.level) for d in result.diagnostics] == [
-        ("no-spot-for-realtime", "advisory")
+        ("no-spot-for-realtime", "advisory"),
+        ("gpu-capacity-follows-demand", "advisory"),
     ]
     assert result.mandatory == []
 
