@@ -22,7 +22,17 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install -q -e '.[dev]'
 	@touch $@
 
-demo: $(STAMP) ## preview the default stack offline: resources, sizing with reasons, cost
+# `make demo` needs only what preview needs (Pulumi and its Kubernetes SDK, numpy and numba for
+# the declared day's simulation): no torch, no cloud SDKs, no test servers (in a venv that
+# `make test` made, the install finds everything there).
+DEMO_STAMP := $(VENV)/.demo-installed
+$(DEMO_STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[infra,simulate]'
+	@touch $@
+
+demo: $(DEMO_STAMP) ## preview the default stack offline: resources, sizing with reasons, cost
 	$(BIN)/inferstack preview --stack $(STACK)
 
 # tests/servers.py installs the servers the integration tests start (Debian packages) when it

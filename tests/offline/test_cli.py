@@ -117,3 +117,41 @@ def test_a_closed_output_pipe_is_one_line_and_exit_2() -> None:
     (REPO / "err.txt").unlink()
     assert result.stdout.strip() == "2", err
     assert err == "inferstack preview: output closed before it was all written\n"
+
+
+def test_version_is_the_one_in_pyproject() -> None:
+    version = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["version"]
+    result = subprocess.run(
+        [sys.executable, "-m", "inferstack.cli", "--version"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == f"inferstack {version}"
+
+
+def test_each_cloud_target_has_its_extra() -> None:
+    extras = tomllib.loads((REPO / "pyproject.toml").read_text())["project"][
+        "optional-dependencies"
+    ]
+    for extra, sdk in (("aws", "pulumi-aws"), ("gcp", "pulumi-gcp")):
+        assert "inferstack[infra]" in extras[extra]
+        assert any(requirement.startswith(sdk) for requirement in extras[extra]), extra
+    assert "inferstack[runtime,worker,infra,simulate,aws,gcp]" in extras["dev"]
+
+
+def test_make_demo_installs_only_what_preview_needs() -> None:
+    # The demo previews a stack: Pulumi with its Kubernetes SDK, and the declared day's
+    # simulation. Not the dev set (moto, parliament, pulumi-gcp) nor torch.
+    result = subprocess.run(
+        ["make", "-n", "-B", "demo", "VENV=/nonexistent"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    installs = [line for line in result.stdout.splitlines() if "pip install" in line]
+    assert installs[-1].endswith("pip install -q -e '.[infra,simulate]'"), installs
+    assert not any("torch" in line or "[dev]" in line for line in installs), installs
