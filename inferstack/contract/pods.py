@@ -6,6 +6,9 @@ GPU_RESOURCE: Final = "nvidia.com/gpu"
 """The extended resource a GPU pod requests, and the taint key GPU node pools carry."""
 DEFAULT_PORT: Final = 8000
 """The server's HTTP port (KServe v2 API and /metrics)."""
+DEFAULT_GRPC_PORT: Final = 8001
+"""The server's gRPC port (KServe v2 `inference.GRPCInferenceService` and `grpc.health.v1`):
+Triton's pairing with the HTTP port 8000, so a client or probe moved from Triton keeps both."""
 WORKER_METRICS_PORT: Final = 9091
 """The queue worker's /metrics port, which also answers WORKER_HEALTH_PATH."""
 WORKER_HEALTH_PATH: Final = "/healthz"
