@@ -19,9 +19,10 @@ from inferstack.contract.clouds import (
     SpotLabel,
 )
 
-CloudName = Literal["aws", "gcp"]
-Target = Literal["kubernetes", "aws", "gcp"]
-"""Where a stack runs: any Kubernetes cluster, or a cloud whose capacity inferstack creates."""
+CloudName = Literal["aws", "gcp", "sagemaker"]
+Target = Literal["kubernetes", "aws", "gcp", "sagemaker"]
+"""Where a stack runs: any Kubernetes cluster, a cloud whose capacity inferstack creates, or
+SageMaker's managed endpoints."""
 
 
 @dataclass(frozen=True)
@@ -78,6 +79,8 @@ class Cloud:
     """The label the platform puts on every node with its pool's name (pods select a pool by it)."""
     gpu_driver_version: str | None = None
     """The driver the platform installs on GPU nodes it creates (GKE); None: the image has it."""
+    offers_spot: bool = True
+    """False where the platform sells no spot capacity (SageMaker hosting): no spot lever."""
 
     def machines_for(self, gpu: str) -> Machines | None:
         """The machines that carry `gpu`, or None when this cloud offers no such GPU."""
@@ -230,7 +233,28 @@ GCP: Final = Cloud(
 them, and a plain Kubernetes stack priced on GCP prices them as L4 (and says so). The priced L4
 machine is g2-standard-8, as in the shipped price table. Spot notice: 30 seconds."""
 
-CLOUDS: Final[Mapping[CloudName, Cloud]] = {"aws": AWS, "gcp": GCP}
+SAGEMAKER: Final = Cloud(
+    name="sagemaker",
+    title="SageMaker",
+    spot_notice_seconds=0,
+    spot_labels=(),
+    capacity_type_label="",
+    machines={
+        "nvidia-t4": _ec2("ml.g4dn", *_SINGLE_GPU_EC2, ("12xlarge", 4)),
+        "nvidia-a10g": _ec2("ml.g5", *_SINGLE_GPU_EC2, *_MULTI_GPU_EC2),
+        "nvidia-l4": _ec2("ml.g6", *_SINGLE_GPU_EC2, *_MULTI_GPU_EC2),
+        "nvidia-l40s": _ec2("ml.g6e", *_SINGLE_GPU_EC2, *_MULTI_GPU_EC2),
+        "nvidia-a100-40gb": _ec2("ml.p4d", ("24xlarge", 8)),
+        "nvidia-a100-80gb": _ec2("ml.p4de", ("24xlarge", 8)),
+        "nvidia-h100-80gb": _ec2("ml.p5", ("48xlarge", 8)),
+    },
+    offers_spot=False,
+)
+"""SageMaker hosting instances (`ml.` + the EC2 name; the hosting API's
+ProductionVariantInstanceType lists each, tested). Hosting sells no spot capacity (managed spot
+is for training jobs only), so a SageMaker plan has no spot lever and no interruption notice."""
+
+CLOUDS: Final[Mapping[CloudName, Cloud]] = {"aws": AWS, "gcp": GCP, "sagemaker": SAGEMAKER}
 
 
 def spot_notice(target: Target) -> tuple[int, str]:
@@ -238,9 +262,10 @@ def spot_notice(target: Target) -> tuple[int, str]:
 
     A plain Kubernetes cluster may sit on any cloud, so it gets the shortest notice of all.
     """
-    if target != "kubernetes":
+    if target != "kubernetes" and CLOUDS[target].offers_spot:
         cloud = CLOUDS[target]
         return cloud.spot_notice_seconds, f"the {cloud.title} spot notice"
-    shortest = min(CLOUDS.values(), key=lambda cloud: cloud.spot_notice_seconds)
-    titles = " and ".join(cloud.title for cloud in CLOUDS.values())
+    spot = [cloud for cloud in CLOUDS.values() if cloud.offers_spot]
+    shortest = min(spot, key=lambda cloud: cloud.spot_notice_seconds)
+    titles = " and ".join(cloud.title for cloud in spot)
     return shortest.spot_notice_seconds, f"the shortest spot notice of {titles}"

@@ -15,6 +15,7 @@ from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from inferstack.components.planning.clouds import CLOUDS
 from inferstack.components.planning.pools import BatchPool, RealtimePool, batch_pool, pools
 from inferstack.components.planning.pools import realtime_pool as realtime_pool_of
 from inferstack.components.planning.pricing import (
@@ -161,7 +162,7 @@ def _batch_costs(
     autoscaled = max(busy, floor_share * per_replica_month)
     spot_ratio = price.spot_per_gpu_hour / price.on_demand_per_gpu_hour
     blended = SPOT_AVAILABILITY * spot_ratio + (1 - SPOT_AVAILABILITY)
-    spot = autoscaled * blended if pool.capacity.spot else autoscaled
+    spot = autoscaled * blended if pool.capacity.spot and CLOUDS[cloud].offers_spot else autoscaled
     notes = [
         f"batch pool: {pool.expected_items_per_day:,.0f} items/day keeps one replica busy "
         f"{busy_share:.1%} of the time at {batched_rate:g} items/s; spot assumed available "
@@ -204,12 +205,21 @@ def estimate_cost(
             notes.extend(result[1])
     if batch is not None and batch.spec.expected_items_per_day is None:
         notes.append("batch pool not costed: set batch.expected_items_per_day to include it")
+    spot_why = "queue work on spot capacity with on-demand fallback"
+    if not CLOUDS[cloud].offers_spot:
+        spot_why = f"none: {CLOUDS[cloud].title} hosting offers no spot capacity"
+        if batch is not None and batch.spec.capacity.spot:
+            on_aws = estimate_cost(spec, profile, sizing, "aws", table=table).rows[-1]
+            notes.append(
+                f"spot: {CLOUDS[cloud].title} hosting offers none; on the Kubernetes target (AWS "
+                f"prices) spot would save ${on_aws.saves_usd:,.2f} a month of the queue work"
+            )
     levers = [
         ("naive", "peak-sized, on-demand, batch 1, always on"),
         ("batching", "dynamic batching: fewer replicas carry the same peak"),
         ("autoscaling", "replicas follow declared demand instead of sitting at peak"),
         ("scale-to-zero", "no replicas while there is no traffic"),
-        ("spot", "queue work on spot capacity with on-demand fallback"),
+        ("spot", spot_why),
     ]
     rows: list[LeverRow] = []
     previous = None

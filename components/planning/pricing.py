@@ -1,15 +1,18 @@
 """GPU machine prices: a dated public list-price table, overridable per spec.
 
 The table ships as data (`prices/gpu-prices.json`) with its date and source, because prices move
-and a cost estimate is only as honest as the number it multiplies.
+and a cost estimate is only as honest as the number it multiplies. SageMaker hosting has its own
+list (`prices/sagemaker-prices.json`, ml.* instances, its own date and source, no spot column:
+hosting sells none), merged in as the `sagemaker` cloud.
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cache
 from importlib import resources
+from typing import Any
 
 from inferstack.components.planning.clouds import CLOUDS, CloudName
 
@@ -35,17 +38,26 @@ class PriceTable:
     as_of: str
     source: str
     instances: dict[str, dict[str, dict[str, float]]]
+    cloud_as_of: dict[str, str] = field(default_factory=dict)
+    """Cloud -> the date of its own price list, where it is not `as_of` (SageMaker's)."""
+
+
+def _read(name: str) -> dict[str, Any]:
+    text = resources.files("inferstack.components.planning").joinpath(f"prices/{name}").read_text()
+    loaded: dict[str, Any] = json.loads(text)
+    return loaded
 
 
 @cache
 def default_price_table() -> PriceTable:
     """The table shipped with the package."""
-    raw = json.loads(
-        resources.files("inferstack.components.planning")
-        .joinpath("prices/gpu-prices.json")
-        .read_text()
+    raw, sagemaker = _read("gpu-prices.json"), _read("sagemaker-prices.json")
+    return PriceTable(
+        as_of=raw["as_of"],
+        source=f"{raw['source']} SageMaker: {sagemaker['source']}",
+        instances={**raw["instances"], "sagemaker": sagemaker["instances"]},
+        cloud_as_of={"sagemaker": sagemaker["as_of"]},
     )
-    return PriceTable(as_of=raw["as_of"], source=raw["source"], instances=raw["instances"])
 
 
 def machine_price(
@@ -61,7 +73,7 @@ def machine_price(
     assert machines is not None  # noqa: S101 (every GPU is offered or has a stand-in: tested)
     instance = machines.priced.name
     listed = dict(table.instances[cloud][instance])
-    source = f"{cloud} {instance} list price as of {table.as_of}"
+    source = f"{cloud} {instance} list price as of {table.cloud_as_of.get(cloud, table.as_of)}"
     if overrides and instance in overrides:
         listed.update(overrides[instance])
         source = f"{cloud} {instance} price from the spec's `prices` override"
@@ -71,6 +83,7 @@ def machine_price(
         instance_type=instance,
         gpus_per_instance=gpus,
         on_demand_per_gpu_hour=listed["on_demand"] / gpus,
-        spot_per_gpu_hour=listed["spot"] / gpus,
+        # No spot market (SageMaker hosting): the spot price is the on-demand one.
+        spot_per_gpu_hour=listed.get("spot", listed["on_demand"]) / gpus,
         source=source,
     )

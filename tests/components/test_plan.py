@@ -102,7 +102,8 @@ def test_every_gpu_is_priced_on_every_cloud(cloud: str) -> None:
 
 def test_the_spec_offers_exactly_the_clouds_of_the_table() -> None:
     annotation = InferenceServiceSpec.model_fields["price_cloud"].annotation
-    assert set(get_args(annotation)) == set(CLOUDS)
+    # A plain cluster sits on a cloud that sells nodes; SageMaker hosts endpoints, not clusters.
+    assert set(get_args(annotation)) == {n for n, c in CLOUDS.items() if c.offers_spot}
 
 
 def test_spot_notice_per_target() -> None:
@@ -110,7 +111,9 @@ def test_spot_notice_per_target() -> None:
     assert spot_notice("gcp")[0] == 30
     # Any cluster may sit on any cloud: the shortest notice of all.
     assert spot_notice("kubernetes") == (30, "the shortest spot notice of AWS and GCP")
-    for cloud in CLOUDS.values():
+    # SageMaker hosting sells no spot: its batch pool drains within the shortest notice.
+    assert spot_notice("sagemaker") == spot_notice("kubernetes")
+    for cloud in (cloud for cloud in CLOUDS.values() if cloud.offers_spot):
         assert cloud.spot_notice_seconds == INTERRUPTION_NOTICE_SECONDS[cloud.name]
         assert {label.provider for label in cloud.spot_labels} == {cloud.name}
         assert cloud.capacity_type_label in {label.key for label in cloud.spot_labels}
