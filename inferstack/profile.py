@@ -208,16 +208,73 @@ def parse_profile(data: object, *, source: str = "profile") -> Profile:
         raise SpecError(problems, source=source) from None
 
 
+MAX_PROFILE_BYTES = 1 << 20
+"""A profile is a few kilobytes; anything larger is not one (and is not read into memory)."""
+PROFILE_FIELD = "model.profile"
+
+
+def _not_a_profile(path: Path, why: str) -> SpecError:
+    return SpecError(
+        [
+            Problem(
+                PROFILE_FIELD,
+                f"{path} is not an inferstack profile ({why}); point it at the JSON file "
+                "`inferstack profile --model URI --out FILE` wrote",
+            )
+        ],
+        source=str(path),
+    )
+
+
 def load_profile(path: str | Path) -> Profile:
-    """Load a profile JSON file."""
+    """Load a profile JSON file.
+
+    A file that is not a profile is refused before anything in it is repeated: not a regular
+    file, over `MAX_PROFILE_BYTES`, not JSON, or not a JSON object with a `format_version`. The
+    refusal names the path and why, never the file's keys or values (issue 22: `model.profile:
+    /etc/passwd`, or any JSON file, had its keys echoed by the schema errors).
+    """
+    path = Path(path)
     try:
-        data = json.loads(Path(path).read_text())
-    except (OSError, json.JSONDecodeError) as error:
-        raise SpecError(
-            [Problem("model.profile", f"cannot read {path}: {error}; point it at a profile JSON")],
-            source=str(path),
-        ) from None
+        if not path.is_file():
+            raise _not_a_profile(path, "no such regular file")
+        with path.open("rb") as handle:
+            raw = handle.read(MAX_PROFILE_BYTES + 1)
+    except OSError as error:
+        raise _not_a_profile(path, f"cannot read it: {error.strerror}") from None
+    if len(raw) > MAX_PROFILE_BYTES:
+        raise _not_a_profile(path, f"larger than {MAX_PROFILE_BYTES} bytes")
+    try:
+        data = json.loads(raw)
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        raise _not_a_profile(path, "not JSON") from None
+    if not isinstance(data, dict) or "format_version" not in data:
+        raise _not_a_profile(path, "not a JSON object with a format_version")
     return parse_profile(data, source=str(path))
+
+
+def _inside_project(path: Path, base_dir: Path) -> Path:
+    """`path` (relative to `base_dir` unless absolute), refused if it resolves outside it.
+
+    A stack's config is reviewed and run by CI with the runner's files and credentials beside
+    it; a profile belongs to the project (committed with it, found again by `pulumi up` on
+    another machine), so a path that leaves the project (`/etc/passwd`, `../../.aws/x`, a
+    symlink out) is a mistake or a probe, and is refused before it is opened.
+    """
+    project = base_dir.resolve()
+    resolved = (path if path.is_absolute() else base_dir / path).resolve()
+    if not resolved.is_relative_to(project):
+        raise SpecError(
+            [
+                Problem(
+                    PROFILE_FIELD,
+                    f"{path} is outside the project directory {project}; keep the profile in "
+                    "the project (e.g. profiles/<model>.json) and give its path relative to it",
+                )
+            ],
+            source=str(path),
+        )
+    return resolved
 
 
 BUILTIN_PROFILES = {"builtin://mlp": "profiles/builtin-mlp.cpu.json"}
@@ -264,7 +321,7 @@ def _check_model_file(profile: Profile, path: Path, base_dir: Path | None) -> No
         raise SpecError(
             [
                 Problem(
-                    "model.profile",
+                    PROFILE_FIELD,
                     f"{model} has changed since it was profiled (now {digest[:19]}..., profiled "
                     f"{profile.model_digest[:19]}...); re-run `inferstack profile --model "
                     f"{profile.model} --out {path}`",
@@ -279,12 +336,13 @@ def resolve_profile(
 ) -> Profile:
     """The profile a spec points at: its `model.profile` path, else the built-in model's own.
 
-    A profile of a local model file whose bytes have changed since it was measured is refused.
+    Given `base_dir` (a stack's project directory), the path must stay inside it. A profile of
+    a local model file whose bytes have changed since it was measured is refused.
     """
     if profile_path is not None:
         path = Path(profile_path)
-        if not path.is_absolute() and base_dir is not None:
-            path = base_dir / path
+        if base_dir is not None:
+            path = _inside_project(path, base_dir)
         profile = load_profile(path)
         if profile.model == model_uri:
             _check_model_file(profile, path, base_dir)
@@ -292,5 +350,5 @@ def resolve_profile(
     if model_uri in BUILTIN_PROFILES:
         return builtin_profile(model_uri)
     raise SpecError(
-        [Problem("model.profile", f"no profile for {model_uri}; run `inferstack profile`")]
+        [Problem(PROFILE_FIELD, f"no profile for {model_uri}; run `inferstack profile`")]
     )
