@@ -74,3 +74,16 @@ IAM_POLICY: Final = "aws:iam/policy:Policy"
 S3_BUCKETS: Final = frozenset({"aws:s3/bucket:Bucket", "aws:s3/bucketV2:BucketV2"})
 S3_PUBLIC_ACCESS_BLOCK: Final = "aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock"
 HELM_RELEASE: Final = "kubernetes:helm.sh/v3:Release"
+
+# The SageMaker target's component, and the raw SageMaker, Application Auto Scaling and
+# CloudWatch types the rules match (the inference component exists only in aws-native).
+SAGEMAKER_STACK: Final = "inferstack:sagemaker:InferenceStack"
+SAGEMAKER_MODEL: Final = "aws:sagemaker/model:Model"
+SAGEMAKER_ENDPOINT_CONFIG: Final = "aws:sagemaker/endpointConfiguration:EndpointConfiguration"
+SAGEMAKER_ENDPOINT: Final = "aws:sagemaker/endpoint:Endpoint"
+SAGEMAKER_INFERENCE_COMPONENT: Final = "aws-native:sagemaker:InferenceComponent"
+SCALABLE_TARGET: Final = "aws:appautoscaling/target:Target"
+SCALING_POLICY: Final = "aws:appautoscaling/policy:Policy"
+SCHEDULED_ACTION: Final = "aws:appautoscaling/scheduledAction:ScheduledAction"
+METRIC_ALARM: Final = "aws:cloudwatch/metricAlarm:MetricAlarm"
+SNS_TOPIC: Final = "aws:sns/topic:Topic"
