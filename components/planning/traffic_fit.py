@@ -1,8 +1,8 @@
 """`inferstack fit-traffic`: right-size from a request trace instead of a guess.
 
-Reads a CSV of request arrival times (one row per request: ISO 8601, or epoch seconds,
-milliseconds, microseconds or nanoseconds, detected from the first row) and proposes the spec's
-`traffic` block:
+Reads a request trace through the one trace reader `simulate` and `tune` use too
+(`inferstack.components.planning.traces`: the column, time format, delimiter and order detected,
+a sampled log scaled by `--sample-rate`) and proposes the spec's `traffic` block:
 
 - the baseline is the trough, a low percentile of the per-minute rates: `min_replicas` is sized
   from it, so it must be what the service carries at its quietest, not its typical level (the
@@ -19,26 +19,31 @@ from __future__ import annotations
 
 import argparse
 import bisect
-import csv
 import math
 import statistics
 import sys
 from collections import defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, timedelta, tzinfo
+from datetime import date, datetime, timedelta, tzinfo
 from pathlib import Path
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
 
 from inferstack.components.planning.schedule import compress_days_of_week
+from inferstack.components.planning.traces import (
+    DEFAULT_TIMEZONE,
+    Trace,
+    TraceError,
+    add_trace_arguments,
+    from_arguments,
+    read_trace,
+    zone,
+)
 
 PEAK_WINDOW_SECONDS = 60
 BASELINE_PERCENTILE = 10
 """The baseline is this percentile of the per-minute rates: the trough, not the typical level."""
-DEFAULT_COLUMN = "TIMESTAMP"
-DEFAULT_TIMEZONE = "UTC"
 SPIKE_BIN_MINUTES = 5
 """Spikes are found on clock-aligned bins of this many minutes (cron starts land on them)."""
 SPIKE_FACTOR = 3.0
@@ -49,33 +54,7 @@ SAME_TIME_MINUTES = 15
 """Bursts on different days whose starts are this close in local time are one recurring spike."""
 MIN_OCCURRENCES = 2
 
-# Epoch values are told apart by magnitude: each unit's plausible range (years 2000 to 2100)
-# is disjoint from the others'.
-_EPOCH_MIN_S, _EPOCH_MAX_S = 946_684_800, 4_102_444_800
-EPOCH_UNITS = {"epoch-s": 1, "epoch-ms": 10**3, "epoch-us": 10**6, "epoch-ns": 10**9}
-TIMESTAMP_FORMATS = ("auto", "iso", *EPOCH_UNITS)
-_FORMAT_NAMES = {
-    "iso": "ISO 8601",
-    "epoch-s": "epoch seconds",
-    "epoch-ms": "epoch milliseconds",
-    "epoch-us": "epoch microseconds",
-    "epoch-ns": "epoch nanoseconds",
-}
 _CRON_DAYS = ("Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat")
-
-
-class TraceError(ValueError):
-    """The trace cannot be read or fitted; the message is one line naming the file and the fix."""
-
-
-@dataclass(frozen=True)
-class Trace:
-    """Arrival times read from a CSV, and how they were read."""
-
-    stamps: list[datetime]
-    column: str
-    timestamp_format: str
-    column_note: str = ""
 
 
 @dataclass(frozen=True)
@@ -108,12 +87,14 @@ class TrafficFit:
     baseline_rps: float
     median_rps: float
     peak_rps: float
-    busiest_second_rps: int
+    busiest_second_rps: float
     peak_window_start: datetime
     timezone: str = DEFAULT_TIMEZONE
     hourly_rps: dict[int, float] = field(default_factory=dict)
     spikes: list[ProposedSpike] = field(default_factory=list)
     spike_notes: list[str] = field(default_factory=list)
+    weight: float = 1.0
+    """Requests each row stands for (a sampled log's `1 / --sample-rate`); rates include it."""
 
     @property
     def baseline_value(self) -> float:
@@ -135,15 +116,20 @@ class TrafficFit:
 
     def reasons(self) -> list[str]:
         """One line per fitted number (each number exactly as the YAML shows it)."""
+        counted = f"{self.requests} requests"
+        if self.weight != 1.0:
+            counted = (
+                f"{self.requests} sampled rows, each {self.weight:.4g} requests (about "
+                f"{self.requests * self.weight:,.0f})"
+            )
         lines = [
-            f"{self.requests} requests over {_span_text(self.span_seconds)} "
-            f"(mean {self.mean_rps:.2f} rps)",
+            f"{counted} over {_span_text(self.span_seconds)} (mean {self.mean_rps:.2f} rps)",
             f"baseline_rps {self.baseline_value!r}: the trough, {_ordinal(BASELINE_PERCENTILE)} "
             f"percentile of the per-minute rates (median {self.median_rps:.2f} rps); "
             "min_replicas is sized from it and autoscaling carries the rest",
             f"peak_rps {self.peak_value!r}: busiest {PEAK_WINDOW_SECONDS} s window, starting "
             f"{self.peak_window_start.isoformat()}",
-            f"busiest single second: {self.busiest_second_rps} requests (absorbed by the queue, "
+            f"busiest single second: {self.busiest_second_rps:g} requests (absorbed by the queue, "
             "not by scaling)",
         ]
         if self.hourly_rps:
@@ -177,162 +163,6 @@ def _span_text(seconds: float) -> str:
     if seconds < 2 * 86400:
         return f"{seconds / 3600:.1f} h"
     return f"{seconds / 86400:.1f} days"
-
-
-def _zone(name: str) -> tzinfo:
-    try:
-        return ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError):
-        raise TraceError(
-            f"--timezone: {name!r} is not an IANA timezone; use a name such as "
-            "'America/New_York' or 'UTC'"
-        ) from None
-
-
-def _epoch_unit(text: str) -> str | None:
-    try:
-        value = float(text)
-    except ValueError:
-        return None
-    for unit, scale in EPOCH_UNITS.items():
-        if _EPOCH_MIN_S <= value / scale <= _EPOCH_MAX_S:
-            return unit
-    return None
-
-
-def _detect_format(text: str, requested: str) -> str | None:
-    """The format `text` is in under `requested` (auto: detect), or None if it is not a time."""
-    text = text.strip()
-    if requested in EPOCH_UNITS or "%" in requested:
-        return requested
-    unit = _epoch_unit(text)
-    if requested == "auto" and unit is not None:
-        return unit
-    try:
-        datetime.fromisoformat(text)
-    except ValueError:
-        return None
-    return "iso"
-
-
-def _parser(timestamp_format: str, zone: tzinfo) -> Callable[[str], datetime]:
-    if timestamp_format in EPOCH_UNITS:
-        scale = EPOCH_UNITS[timestamp_format]
-
-        def from_epoch(text: str) -> datetime:
-            return datetime.fromtimestamp(float(text) / scale, tz=UTC)
-
-        return from_epoch
-
-    def from_text(text: str) -> datetime:
-        if "%" in timestamp_format:
-            stamp = datetime.strptime(text.strip(), timestamp_format)
-        else:
-            stamp = datetime.fromisoformat(text.strip())
-        return stamp if stamp.tzinfo is not None else stamp.replace(tzinfo=zone)
-
-    return from_text
-
-
-def _format_name(timestamp_format: str) -> str:
-    return _FORMAT_NAMES.get(timestamp_format, f"format {timestamp_format!r}")
-
-
-def _resolve_column(
-    fieldnames: Sequence[str],
-    requested: str | None,
-    first_row: dict[str, str],
-    fmt: str,
-    path: Path,
-) -> tuple[str, str]:
-    """The column to read and, when it was not named exactly, how it was chosen."""
-    wanted = requested or DEFAULT_COLUMN
-    if wanted in fieldnames:
-        return wanted, ""
-    folded = [name for name in fieldnames if name.strip().casefold() == wanted.casefold()]
-    if len(folded) == 1:
-        return folded[0], f"column {folded[0]!r} (matched {wanted!r} ignoring case)"
-    if requested is None:
-        candidates = [name for name in fieldnames if _detect_format(first_row.get(name) or "", fmt)]
-        if len(candidates) == 1:
-            return candidates[0], (
-                f"column {candidates[0]!r} (no {DEFAULT_COLUMN!r} column; the only one holding "
-                "times)"
-            )
-        if candidates:
-            raise TraceError(
-                f"{path}: no column {DEFAULT_COLUMN!r}, and several hold times ({candidates}); "
-                "name the arrival-time column with --timestamp-column"
-            )
-    raise TraceError(
-        f"{path}: no column {wanted!r} (columns: {list(fieldnames)}); name the arrival-time "
-        "column with --timestamp-column"
-    )
-
-
-def read_trace(
-    path: Path,
-    column: str | None = None,
-    *,
-    timestamp_format: str = "auto",
-    timezone: str = DEFAULT_TIMEZONE,
-) -> Trace:
-    """Arrival times from the CSV at `path`, sorted, as timezone-aware datetimes.
-
-    `column` is matched exactly, then ignoring case; when it is None, the `TIMESTAMP` column, or
-    else the only column whose first value is a time. Times without an offset are in `timezone`.
-    """
-    if timestamp_format not in TIMESTAMP_FORMATS and "%" not in timestamp_format:
-        raise TraceError(
-            f"--timestamp-format: {timestamp_format!r} is not one of "
-            f"{', '.join(TIMESTAMP_FORMATS)} nor a strptime pattern such as '%d/%m/%Y %H:%M:%S'"
-        )
-    zone = _zone(timezone)
-    if not path.exists():
-        raise TraceError(f"trace file {path} does not exist; pass the CSV path with --trace")
-    try:
-        with path.open(newline="", encoding="utf-8-sig") as handle:
-            reader = csv.DictReader(handle)
-            rows = list(reader)
-            fieldnames = list(reader.fieldnames or [])
-    except (OSError, UnicodeDecodeError, csv.Error) as error:
-        raise TraceError(f"cannot read trace file {path}: {error}") from None
-    if not fieldnames:
-        raise TraceError(f"{path} is empty; expected a CSV header and one row per request")
-    if not rows:
-        raise TraceError(f"{path} has a header but no rows; expected one row per request")
-    name, note = _resolve_column(fieldnames, column, rows[0], timestamp_format, path)
-    first = (rows[0].get(name) or "").strip()
-    detected = _detect_format(first, timestamp_format)
-    if detected is None:
-        expected = "an ISO 8601 time" if timestamp_format == "iso" else "a time"
-        raise TraceError(
-            f"{path}:2: {first!r} in column {name!r} is not {expected} (ISO 8601, or epoch "
-            "seconds/ms/us/ns); pass --timestamp-format, e.g. a strptime pattern"
-        )
-    parse = _parser(detected, zone)
-    stamps = []
-    for line, row in enumerate(rows, start=2):
-        text = row.get(name) or ""
-        try:
-            stamps.append(parse(text))
-        except (ValueError, OverflowError, OSError):
-            raise TraceError(
-                f"{path}:{line}: {text!r} is not {_format_name(detected)} (the format of the "
-                "first row); fix the row or pass --timestamp-format"
-            ) from None
-    return Trace(sorted(stamps), name, detected, note)
-
-
-def read_timestamps(
-    path: Path,
-    column: str | None = None,
-    *,
-    timestamp_format: str = "auto",
-    timezone: str = DEFAULT_TIMEZONE,
-) -> list[datetime]:
-    """Arrival times from the CSV, sorted (see `read_trace`)."""
-    return read_trace(path, column, timestamp_format=timestamp_format, timezone=timezone).stamps
 
 
 def _percentile(values: Sequence[float], percent: float) -> float:
@@ -379,14 +209,14 @@ def _minute_bins(stamps: Sequence[datetime]) -> _Bins:
     return _Bins(origin, counts, first_whole, last_whole)
 
 
-def _hourly_shape(bins: _Bins, zone: tzinfo) -> dict[int, float]:
+def _hourly_shape(bins: _Bins, zone: tzinfo, weight: float) -> dict[int, float]:
     counts: dict[int, int] = defaultdict(int)
     minutes: dict[int, int] = defaultdict(int)
     for index in bins.whole():
         hour = _local(bins.start(index), zone).hour
         counts[hour] += bins.counts[index]
         minutes[hour] += 1
-    return {hour: counts[hour] / (minutes[hour] * 60) for hour in sorted(minutes)}
+    return {hour: weight * counts[hour] / (minutes[hour] * 60) for hour in sorted(minutes)}
 
 
 @dataclass(frozen=True)
@@ -397,8 +227,11 @@ class _Burst:
     mean_rps: float
 
 
-def _bursts(bins: _Bins, zone: tzinfo) -> tuple[list[_Burst], float]:
-    """Runs of spike bins, and the median bin rate they were judged against."""
+def _bursts(bins: _Bins, zone: tzinfo, weight: float) -> tuple[list[_Burst], float]:
+    """Runs of spike bins, and the median bin rate they were judged against.
+
+    Judged on the rows counted (Poisson noise is the sample's), reported as request rates.
+    """
     width = SPIKE_BIN_MINUTES
     whole = set(bins.whole())
     first_bin = math.ceil(bins.first_whole / width)
@@ -423,11 +256,11 @@ def _bursts(bins: _Bins, zone: tzinfo) -> tuple[list[_Burst], float]:
             _Burst(
                 start=_local(bins.start(minutes[0]), zone),
                 minutes=len(minutes),
-                peak_minute_rps=max(bins.counts[m] for m in minutes) / 60,
-                mean_rps=sum(bins.counts[m] for m in minutes) / (60 * len(minutes)),
+                peak_minute_rps=weight * max(bins.counts[m] for m in minutes) / 60,
+                mean_rps=weight * sum(bins.counts[m] for m in minutes) / (60 * len(minutes)),
             )
         )
-    return bursts, median / (width * 60)
+    return bursts, weight * median / (width * 60)
 
 
 def _cron_weekday(day: date) -> int:
@@ -510,11 +343,16 @@ def _recurring_spikes(
     return spikes, notes
 
 
-def fit_traffic(stamps: Sequence[datetime], *, timezone: str = DEFAULT_TIMEZONE) -> TrafficFit:
-    """Fit baseline, peak and recurring spikes to sorted arrival times."""
+def fit_traffic(
+    stamps: Sequence[datetime], *, timezone: str = DEFAULT_TIMEZONE, weight: float = 1.0
+) -> TrafficFit:
+    """Fit baseline, peak and recurring spikes to sorted arrival times.
+
+    `weight` is the requests each arrival stands for (a sampled log's `1 / sample rate`).
+    """
     if len(stamps) < 2:
         raise TraceError("--trace: needs at least two requests to measure a rate")
-    zone = _zone(timezone)
+    local = zone(timezone)
     start = stamps[0]
     offsets = [(stamp - start).total_seconds() for stamp in stamps]
     span = max(offsets[-1], 1.0)
@@ -522,7 +360,7 @@ def fit_traffic(stamps: Sequence[datetime], *, timezone: str = DEFAULT_TIMEZONE)
     for offset in offsets:
         per_second[int(offset)] += 1
     bins = _minute_bins(stamps)
-    rates = [bins.counts[index] / 60 for index in bins.whole()]
+    rates = [weight * bins.counts[index] / 60 for index in bins.whole()]
     baseline = _percentile(rates, BASELINE_PERCENTILE)
     median = statistics.median(rates)
     window = min(PEAK_WINDOW_SECONDS, span)
@@ -532,10 +370,10 @@ def fit_traffic(stamps: Sequence[datetime], *, timezone: str = DEFAULT_TIMEZONE)
         if end - index > busiest:
             busiest, busiest_at = end - index, offset
     peak_start = stamps[bisect.bisect_left(offsets, busiest_at)]
-    peak = busiest / window
-    bursts, median_bin_rps = _bursts(bins, zone)
+    peak = weight * busiest / window
+    bursts, median_bin_rps = _bursts(bins, local, weight)
     spikes, notes = _recurring_spikes(
-        bursts, bins, zone, timezone, baseline, median_bin_rps, _round_up(peak)
+        bursts, bins, local, timezone, baseline, median_bin_rps, _round_up(peak)
     )
     if not spikes and span < 86400:
         notes.append(
@@ -550,60 +388,69 @@ def fit_traffic(stamps: Sequence[datetime], *, timezone: str = DEFAULT_TIMEZONE)
     return TrafficFit(
         requests=len(stamps),
         span_seconds=span,
-        mean_rps=len(stamps) / span,
+        mean_rps=weight * len(stamps) / span,
         baseline_rps=baseline,
         median_rps=median,
         peak_rps=peak,
-        busiest_second_rps=max(per_second),
+        busiest_second_rps=weight * max(per_second),
         peak_window_start=peak_start,
         timezone=timezone,
-        hourly_rps=_hourly_shape(bins, zone),
+        hourly_rps=_hourly_shape(bins, local, weight),
         spikes=spikes,
         spike_notes=notes,
+        weight=weight,
     )
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """Flags of `inferstack fit-traffic`."""
-    parser.add_argument("--trace", type=Path, required=True, help="CSV, one row per request")
-    parser.add_argument(
-        "--timestamp-column",
-        default=None,
-        metavar="NAME",
-        help=f"arrival-time column, matched ignoring case (default: {DEFAULT_COLUMN}, or else "
-        "the only column whose values are times)",
+    """Flags of `inferstack fit-traffic`: the trace flags `simulate` and `tune` share."""
+    add_trace_arguments(
+        parser,
+        required=True,
+        timezone_help="IANA timezone of the proposed spikes' crons and of times written "
+        "without an offset",
     )
-    parser.add_argument(
-        "--timestamp-format",
-        default="auto",
-        metavar="FORMAT",
-        help=f"one of {', '.join(TIMESTAMP_FORMATS)}, or a strptime pattern (default: auto, "
-        "detected from the first row: ISO 8601 or epoch seconds/ms/us/ns)",
-    )
-    parser.add_argument(
-        "--timezone",
-        default=DEFAULT_TIMEZONE,
-        help="IANA timezone of the proposed spikes' crons and of times written without an "
-        f"offset (default: {DEFAULT_TIMEZONE})",
-    )
+
+
+def fit_trace(trace: Trace, *, timezone: str = DEFAULT_TIMEZONE) -> TrafficFit:
+    """`fit_traffic` on a trace read by the shared reader, its sample rate applied."""
+    return fit_traffic(trace.stamps, timezone=timezone, weight=trace.weight)
 
 
 def run(args: argparse.Namespace) -> int:
     """Print the fitted `traffic` block as YAML, with its reasons as comments."""
     try:
-        trace = read_trace(
-            args.trace,
-            args.timestamp_column,
-            timestamp_format=args.timestamp_format,
-            timezone=args.timezone,
-        )
-        fit = fit_traffic(trace.stamps, timezone=args.timezone)
+        trace = from_arguments(args)
+        fit = fit_trace(trace, timezone=args.timezone)
     except TraceError as error:
         sys.stderr.write(f"inferstack fit-traffic: {error}\n")
         return 2
-    read_as = f"read {_format_name(trace.timestamp_format)} from column {trace.column!r}"
-    lines = [f"# {read_as}" + (f": {trace.column_note}" if trace.column_note else "")]
+    lines = [f"# read {'; '.join(trace.notes())}"]
     lines += [f"# {reason}" for reason in fit.reasons()]
     lines.append(yaml.safe_dump({"traffic": fit.traffic_block()}, sort_keys=False).rstrip())
     sys.stdout.write("\n".join(lines) + "\n")
     return 0
+
+
+def read_timestamps(
+    path: Path,
+    column: str | None = None,
+    *,
+    timestamp_format: str = "auto",
+    timezone: str = DEFAULT_TIMEZONE,
+) -> list[datetime]:
+    """Arrival times from the trace at `path`, sorted (see `traces.read_trace`)."""
+    return read_trace(path, column, timestamp_format=timestamp_format, timezone=timezone).stamps
+
+
+__all__ = [
+    "ProposedSpike",
+    "TraceError",
+    "TrafficFit",
+    "add_arguments",
+    "fit_trace",
+    "fit_traffic",
+    "read_timestamps",
+    "read_trace",
+    "run",
+]

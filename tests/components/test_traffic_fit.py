@@ -88,7 +88,7 @@ def test_bad_column_and_bad_time_name_the_fix(tmp_path: Path) -> None:
     trace.write_text("when,tokens\n2026-01-01 00:00:00,3\nyesterday,4\n")
     with pytest.raises(TraceError, match="no column 'start'"):
         read_timestamps(trace, "start")
-    with pytest.raises(TraceError, match=r"t.csv:3: 'yesterday' is not ISO 8601"):
+    with pytest.raises(TraceError, match=r"t.csv:3: column 'when': 'yesterday' is not ISO 8601"):
         read_timestamps(trace, "when")
 
 

@@ -6,10 +6,11 @@ Two sources:
   between baseline and peak (lowest at 04:00 UTC, highest at 16:00 UTC), `bursts` adds
   undeclared bursts (a Poisson number per day, 30 s to 10 min each, between halfway to the peak
   and the peak) so that the unplanned case is exercised too;
-- a trace: a CSV with one row per request (the `fit-traffic` format, an ISO 8601 timestamp
-  column). Its per-second counts, averaged over `window_s` (a sparse trace scaled up a thousand
-  times would otherwise turn every lone request into a burst), times `rate_scale`, give the rate;
-  `loop` repeats a short trace to fill the run.
+- a trace, read by the one trace reader `fit-traffic` uses too
+  (`inferstack.components.planning.traces`: column, time format, delimiter and order detected,
+  a sampled log weighted by its sample rate). Its per-second counts, averaged over `window_s`
+  (a sparse trace scaled up a thousand times would otherwise turn every lone request into a
+  burst), times `rate_scale`, give the rate; `loop` repeats a short trace to fill the run.
 
 Arrivals within each second are Poisson at that second's rate: the count is Poisson, the times
 uniform and sorted.
@@ -17,7 +18,6 @@ uniform and sorted.
 
 from __future__ import annotations
 
-import csv
 import math
 import statistics
 from dataclasses import dataclass
@@ -29,6 +29,7 @@ import numpy as np
 import numpy.typing as npt
 from croniter import croniter
 
+from inferstack.components.planning import traces
 from inferstack.offline.simulate.errors import SimulateError
 
 Floats = npt.NDArray[np.float64]
@@ -109,6 +110,10 @@ class Trace:
     path: str
     start: datetime
     offsets: Floats
+    weight: float = 1.0
+    """Requests each row stands for (a sampled log's `1 / --sample-rate`)."""
+    notes: tuple[str, ...] = ()
+    """How the reader read it (column, format, delimiter, rows sorted, sampling)."""
 
     @property
     def span_s(self) -> float:
@@ -121,47 +126,39 @@ class Trace:
         counts = np.bincount(
             np.minimum((self.offsets // 60).astype(np.int64), minutes - 1), minlength=minutes
         )
-        return float(statistics.median(counts / 60.0))
+        return float(statistics.median(counts * self.weight / 60.0))
 
 
-def read_trace(path: Path, column: str = "TIMESTAMP") -> Trace:
-    """Read a trace CSV; unsorted, unparsable or missing timestamps are errors that say so."""
+def from_trace(trace: traces.Trace) -> Trace:
+    """The shared reader's trace as offsets from its first request (at least two requests)."""
+    if len(trace.stamps) < 2:
+        raise SimulateError(
+            "--trace", f"{trace.path} holds {len(trace.stamps)} request(s); need at least 2"
+        )
+    offsets = np.array(trace.offsets(), dtype=np.float64)
+    return Trace(str(trace.path), trace.stamps[0], offsets, trace.weight, tuple(trace.notes()))
+
+
+def read_trace(
+    path: Path,
+    column: str | None = None,
+    *,
+    timestamp_format: str = "auto",
+    timezone: str = "UTC",
+    sample_rate: float = 1.0,
+) -> Trace:
+    """Read a trace with the shared reader; its refusals name the row and column."""
     try:
-        with path.open(newline="", encoding="utf-8-sig") as handle:
-            reader = csv.DictReader(handle)
-            if reader.fieldnames is None or column not in reader.fieldnames:
-                raise SimulateError(
-                    "--trace",
-                    f"{path} has no timestamp column {column!r} (columns: {reader.fieldnames}); "
-                    "give a CSV with one row per request and an ISO 8601 arrival time, or name "
-                    "the column with --timestamp-column",
-                )
-            stamps: list[datetime] = []
-            for line, row in enumerate(reader, start=2):
-                text = row[column] or ""
-                try:
-                    stamp = datetime.fromisoformat(text)
-                except ValueError:
-                    raise SimulateError(
-                        f"{path}:{line}",
-                        f"{text!r} is not an ISO 8601 timestamp; fix or drop the row",
-                    ) from None
-                if stamp.tzinfo is None:
-                    stamp = stamp.replace(tzinfo=UTC)
-                if stamps and stamp < stamps[-1]:
-                    raise SimulateError(
-                        f"{path}:{line}",
-                        f"{text} is earlier than the row before it ({stamps[-1].isoformat()}): "
-                        "the trace must be sorted by time; sort it (e.g. `sort -t, -k1`) first",
-                    )
-                stamps.append(stamp)
-    except OSError as error:
-        raise SimulateError("--trace", f"cannot read {path}: {error}") from None
-    if len(stamps) < 2:
-        raise SimulateError("--trace", f"{path} holds {len(stamps)} request(s); need at least 2")
-    first = stamps[0]
-    offsets = np.array([(s - first).total_seconds() for s in stamps], dtype=np.float64)
-    return Trace(str(path), first, offsets)
+        shared = traces.read_trace(
+            path,
+            column,
+            timestamp_format=timestamp_format,
+            timezone=timezone,
+            sample_rate=sample_rate,
+        )
+    except traces.TraceError as error:
+        raise SimulateError("--trace", str(error)) from None
+    return from_trace(shared)
 
 
 def trace_rates(
@@ -182,7 +179,7 @@ def trace_rates(
     if window_s > 1:
         kernel = np.ones(window_s) / window_s
         counts = np.convolve(counts, kernel, mode="same")
-    counts *= rate_scale
+    counts *= rate_scale * trace.weight
     if seconds <= span:
         return counts[:seconds]
     if not loop:
@@ -205,6 +202,13 @@ def trace_times(
             f"{rate_scale:g} with --exact-timestamps: a trace's own timestamps can only be "
             "thinned (a scale in (0, 1]); drop --exact-timestamps to scale it up as Poisson "
             "arrivals",
+        )
+    if trace.weight != 1.0:
+        raise SimulateError(
+            "--exact-timestamps",
+            f"{trace.path} is a sample (--sample-rate {1 / trace.weight:g}): its own timestamps "
+            "hold only the sampled requests; drop --exact-timestamps to replay it at its full "
+            "rate as Poisson arrivals",
         )
     span = math.ceil(trace.span_s) + 1
     offsets = trace.offsets

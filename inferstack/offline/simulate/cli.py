@@ -19,10 +19,12 @@ from typing import Any
 
 import numpy as np
 
+from inferstack.components.planning import traces
 from inferstack.offline.discovery import CaptureError, add_program_arguments, locate_program
 from inferstack.offline.simulate.arrivals import (
+    Trace,
     declared_rates,
-    read_trace,
+    from_trace,
     trace_rates,
     trace_times,
 )
@@ -60,9 +62,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def add_traffic_arguments(parser: argparse.ArgumentParser) -> None:
-    """The traffic flags `simulate` and `tune` share (read back by `traffic_rates`)."""
-    parser.add_argument("--trace", type=Path, default=None, help="request trace CSV")
-    parser.add_argument("--timestamp-column", default="TIMESTAMP", help="the trace's time column")
+    """The traffic flags `simulate` and `tune` share (read back by `traffic_rates`).
+
+    The trace flags are `fit-traffic`'s (`traces.add_trace_arguments`): one reader for all three.
+    """
+    traces.add_trace_arguments(parser, required=False)
     parser.add_argument(
         "--rate-scale",
         default="1",
@@ -116,7 +120,7 @@ def traffic_rates(
         extras = [name for name in ("diurnal", "bursts") if getattr(args, name)]
         note = "declared traffic" + (f" with {' and '.join(extras)}" if extras else "")
         return rates, note, None
-    trace = read_trace(args.trace, args.timestamp_column)
+    trace = read_trace_arguments(args)
     if args.rate_scale == "baseline":
         median = trace.median_minute_rps()
         if median <= 0:
@@ -129,7 +133,11 @@ def traffic_rates(
             raise SimulateError(
                 "--rate-scale", f"{args.rate_scale!r} is neither a number nor 'baseline'"
             ) from None
-    note = f"trace {args.trace.name} x {scale:.4g}" + (" (looped)" if args.loop else "")
+    note = (
+        f"trace {args.trace.name} x {scale:.4g}"
+        + (" (looped)" if args.loop else "")
+        + f" (read {'; '.join(trace.notes)})"
+    )
     if args.exact_timestamps:
         if args.mode == "fast":
             raise SimulateError(
@@ -140,6 +148,14 @@ def traffic_rates(
         counts = np.bincount(times.astype(np.int64), minlength=span)[:span]
         return counts.astype(np.float64), note + ", its own timestamps", times
     return trace_rates(trace, seconds, rate_scale=scale, loop=args.loop), note, None
+
+
+def read_trace_arguments(args: argparse.Namespace) -> Trace:
+    """The trace the shared trace flags name, read as `fit-traffic` reads it."""
+    try:
+        return from_trace(traces.from_arguments(args))
+    except traces.TraceError as error:
+        raise SimulateError("--trace", str(error)) from None
 
 
 def check_traffic(args: argparse.Namespace, inputs: StackInputs) -> None:

@@ -103,18 +103,24 @@ def test_a_trace_without_timestamps_is_refused(capsys, tmp_path):
     trace = _trace(tmp_path, "ContextTokens,GeneratedTokens\n10,2\n11,3\n")
     code, _, err = _simulate(capsys, "--trace", str(trace))
     assert code == 2
-    assert "no timestamp column 'TIMESTAMP'" in err
+    assert "no column 'TIMESTAMP'" in err
     assert "--timestamp-column" in err
 
 
-def test_an_unsorted_trace_is_refused_with_the_line(capsys, tmp_path):
+def test_an_unsorted_trace_is_sorted_and_says_so(capsys, tmp_path):
     trace = _trace(
         tmp_path, "TIMESTAMP\n2023-11-16 18:17:05\n2023-11-16 18:17:03\n2023-11-16 18:17:06\n"
     )
-    code, _, err = _simulate(capsys, "--trace", str(trace))
+    code, out, err = _simulate(capsys, "--trace", str(trace), "--days", "0.001")
+    assert code == 0, err
+    assert "1 row(s) were out of time order and were sorted" in out
+
+
+def test_a_bad_row_is_named_by_row_and_column(capsys, tmp_path):
+    trace = _trace(tmp_path, "id,when\n1,2023-11-16 18:17:05\n2,soon\n")
+    code, _, err = _simulate(capsys, "--trace", str(trace), "--timestamp-column", "WHEN")
     assert code == 2
-    assert "trace.csv:3" in err
-    assert "sorted" in err
+    assert "trace.csv:3: column 'when': 'soon' is not ISO 8601" in err
 
 
 def test_a_stack_without_a_realtime_pool_cannot_be_asked_for_latency(capsys, tmp_path):
