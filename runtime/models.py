@@ -202,12 +202,35 @@ def model_name_from_uri(uri: str) -> str:
 
 
 def resolve_device(device: str = "auto") -> str:
-    """`auto` is `cuda` when torch sees a GPU, else `cpu`; anything else is passed through."""
-    if device != "auto":
-        return device
+    """`auto` is `cuda` when torch sees a GPU, else `cpu`; `cuda[:N]` is checked to exist.
+
+    Raises ModelLoadError in one line when a CUDA device is asked for and this torch cannot give
+    it (a CPU build of torch, no GPU visible, or fewer GPUs than N+1), instead of the traceback
+    or the misleading "not a TorchScript archive" torch would produce further in.
+    """
     import torch
 
-    return "cuda" if torch.cuda.is_available() else "cpu"
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if not device.startswith("cuda"):
+        return device
+    build = torch.__version__
+    if torch.version.cuda is None:
+        raise ModelLoadError(
+            f"device {device!r} asked for, but this torch ({build}) is a CPU build; run the "
+            "-cuda image (or install a CUDA torch), or use --device cpu / auto"
+        )
+    count = torch.cuda.device_count()
+    index = int(device.partition(":")[2] or 0)
+    if count <= index:
+        seen = "no GPU is visible" if count == 0 else f"only {count} GPU(s) are visible"
+        raise ModelLoadError(
+            f"device {device!r} asked for, but {seen} to torch {build} "
+            f"(CUDA {torch.version.cuda}); "
+            "run on a GPU node with the NVIDIA driver and nvidia.com/gpu requested, or use "
+            "--device cpu / auto"
+        )
+    return device
 
 
 def load_model(uri: str, *, name: str | None = None, device: str = "auto") -> LoadedModel:
@@ -529,26 +552,36 @@ def open_model(
     warm_up_sizes: Sequence[int],
     instances: int = 1,
     model_process: bool = True,
+    sha256: str | None = None,
+    cache_dir: str | None = None,
 ) -> OpenedModel:
-    """Load and warm up a model the way `serve`, `work` and `profile` all run it.
+    """Fetch, load and warm up a model the way `serve`, `work` and `profile` all run it.
+
+    A remote URI (s3://, gs://, hf://, https://) is fetched into `cache_dir` first and checked
+    against `sha256` (`model_source.fetch_model`); the served name still comes from `uri`. The
+    device is checked before anything loads (`resolve_device`).
 
     With `model_process` (the default) each of `instances` copies runs in its own process
     (`model_process.ProcessModel`); otherwise one copy loads on this process's torch, its
     intra-op pool set to `threads`. Blocking: call it off the event loop. Raises ModelLoadError
     with the fix when the model cannot load.
     """
+    # Both build on this module (ProcessModel is a LoadedModel, a fetch error a load error).
+    from inferstack.runtime.model_source import fetch_model
+
+    served_name = name or model_name_from_uri(uri)
+    if device != "auto":
+        resolve_device(device)  # One clear line now, not a failure inside a model process.
+    uri = fetch_model(uri, sha256=sha256, cache_dir=cache_dir)
     if model_process:
-        # model_process builds on this module (ProcessModel is a LoadedModel): imported here.
         from inferstack.runtime.model_process import ModelProcessConfig, ProcessModel
 
-        config = ModelProcessConfig(
-            uri, name or model_name_from_uri(uri), device, threads, tuple(warm_up_sizes)
-        )
+        config = ModelProcessConfig(uri, served_name, device, threads, tuple(warm_up_sizes))
         processes = ProcessModel.start(config, instances)
         return OpenedModel(processes, processes.device, processes.load_s, processes.warm_up_s)
     configure_torch_threads(threads)
     resolved = resolve_device(device)
     started = time.perf_counter()
-    model = load_model(uri, name=name, device=resolved)
+    model = load_model(uri, name=served_name, device=resolved)
     load_s = time.perf_counter() - started
     return OpenedModel(model, resolved, load_s, warm_up(model, warm_up_sizes))

@@ -53,6 +53,15 @@ class BatchingSettings(BaseModel):
 
     model: str = Field(description="model URI, e.g. builtin://mlp")
     model_name: str | None = Field(default=None, description="served name; derived from the URI")
+    model_sha256: str | None = Field(
+        default=None,
+        pattern=r"^[0-9a-f]{64}$",
+        description="the model file's sha256 (required for https://); another digest is refused",
+    )
+    model_cache: str | None = Field(
+        default=None,
+        description="folder fetched models go to (default ~/.cache/inferstack/models)",
+    )
     device: str = Field(default="auto", description="auto, cpu, cuda or cuda:N")
     torch_threads: int = Field(default=0, ge=0, description="0: CPU budget minus one")
     gil_switch_interval_us: int = Field(

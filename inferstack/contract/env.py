@@ -13,6 +13,10 @@ ENV_PREFIX: Final = "INFERSTACK_"
 
 ENV_MODEL: Final = "INFERSTACK_MODEL"
 ENV_MODEL_NAME: Final = "INFERSTACK_MODEL_NAME"
+ENV_MODEL_SHA256: Final = "INFERSTACK_MODEL_SHA256"
+"""The model file's sha256: a fetched (or baked) file with another digest is refused."""
+ENV_MODEL_CACHE: Final = "INFERSTACK_MODEL_CACHE"
+"""Folder a fetched model is written to (the pod's model cache volume)."""
 ENV_HOST: Final = "INFERSTACK_HOST"
 ENV_PORT: Final = "INFERSTACK_PORT"
 ENV_MAX_BATCH_SIZE: Final = "INFERSTACK_MAX_BATCH_SIZE"
@@ -59,6 +63,8 @@ def env_name(setting: str) -> str:
 SERVE_SETTINGS: Final = frozenset(
     {
         "model",
+        "model_sha256",
+        "model_cache",
         "port",
         "max_batch_size",
         "preferred_batch_sizes",
@@ -73,6 +79,8 @@ SERVE_SETTINGS: Final = frozenset(
 """Settings of `inferstack serve` that the components write into the realtime pod."""
 WORK_SETTINGS: Final = frozenset(
     {
+        "model_sha256",
+        "model_cache",
         "max_batch_size",
         "preferred_batch_sizes",
         "max_queue_delay_ms",

@@ -121,6 +121,8 @@ class InferenceServer:
             warm_up_sizes=sizes,
             instances=settings.instances,
             model_process=settings.model_process,
+            sha256=settings.model_sha256,
+            cache_dir=settings.model_cache,
         )
         model, device = opened.model, opened.device
         load_s, warm_up_s = opened.load_s, opened.warm_up_s

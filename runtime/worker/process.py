@@ -156,6 +156,8 @@ class WorkerProcess:
                 warm_up_sizes=settings.batcher_config().warm_up_sizes,
                 instances=settings.instances,
                 model_process=settings.model_process,
+                sha256=settings.model_sha256,
+                cache_dir=settings.model_cache,
             ).model
         except ModelLoadError as error:
             raise WorkerStartError(str(error)) from error
