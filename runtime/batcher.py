@@ -8,6 +8,15 @@ Semantics follow Triton's dynamic batcher:
 - a request that waits longer than its timeout is rejected before it reaches the model;
 - `instances` batches run at once, each on its own worker thread, never on the event loop.
 
+A batch the model raises on is not failed whole (one caller's bad row would fail its
+batch-mates): unless the failure is the machine's (`failures.transient`: out of memory, a dead
+model process), the batch runs again in halves, and the halves that fail again are halved in
+turn, down to single requests. Each request that fails alone gets `InputRejectedError` (its
+input is at fault: a 4xx), every other one its result. Finding one bad request among n costs
+about 2 log2(n) extra model calls; the re-runs are bounded by ISOLATION_BAD_REQUESTS (what is
+still unresolved when they are spent fails with `ModelError`: that many bad inputs in one batch
+says more about the model than about them).
+
 Three parts, as in Ray Serve and LitServe: `submit` (non-blocking admission of a `_Pending`),
 `_next_batch` (waits on an event for a full or preferred batch or the oldest request's
 deadline: no polling) and `_run` (one batch off the event loop, then each caller's own result).
@@ -32,10 +41,15 @@ from typing import Protocol
 import numpy as np
 from typing_extensions import override
 
+from inferstack.runtime.failures import summary, transient
 from inferstack.runtime.metrics import RuntimeMetrics
 
 Tensors = dict[str, np.ndarray]
 PredictBatch = Callable[[Tensors], Mapping[str, np.ndarray]]
+
+ISOLATION_BAD_REQUESTS = 2
+"""How many bad requests per batch the isolation re-runs are sized to find: the batch is re-run
+in parts at most 2 x this x ceil(log2(requests)) times (20 for a batch of 32 requests)."""
 
 
 class BatcherError(Exception):
@@ -63,7 +77,19 @@ class BatchTooLargeError(BatcherError):
 
 
 class ModelError(BatcherError):
-    """The model raised, or returned outputs that do not match its batch."""
+    """The model raised, or returned outputs that do not match its batch.
+
+    When the model raised, `__cause__` is what it raised (`failures.transient` reads it).
+    """
+
+
+class ModelOutputError(ModelError):
+    """The model's outputs do not match its batch: a bug in the model, every caller fails."""
+
+
+class InputRejectedError(ModelError):
+    """The model raised on this request run alone, while its batch-mates succeeded: the
+    request's input is at fault (the server answers 422)."""
 
 
 class TimerHandle(Protocol):
@@ -260,20 +286,21 @@ class DynamicBatcher:
         """Queue one request and wait for its outputs (same row count as its inputs).
 
         `timeout_s` overrides the configured request timeout. Raises DrainingError,
-        BatchTooLargeError, QueueFullError, RequestTimeoutError or ModelError.
+        BatchTooLargeError, QueueFullError, RequestTimeoutError, InputRejectedError (the model
+        fails on this request alone) or ModelError.
         """
         if not self._accepting:
-            self._count("rejected")
+            self._count("shed")
             raise DrainingError(f"model {self.name!r} is draining and accepts no new requests")
         rows, key = _describe(inputs)
         if rows > self.config.max_batch_size:
-            self._count("rejected")
+            self._count("invalid")
             raise BatchTooLargeError(
                 f"the request has {rows} rows but max_batch_size is "
                 f"{self.config.max_batch_size}; split it into smaller requests"
             )
         if len(self._queue) >= self.config.max_queue_size:
-            self._count("rejected")
+            self._count("shed")
             raise QueueFullError(
                 f"model {self.name!r} queue is full ({self.config.max_queue_size} requests); "
                 "retry later",
@@ -418,36 +445,95 @@ class DynamicBatcher:
     # Execution -----------------------------------------------------------------------------
 
     async def _run(self, batch: list[_Pending]) -> None:
-        loop = asyncio.get_running_loop()
         self._set_busy(+1)
-        rows = [pending.rows for pending in batch]
         try:
-            results, compute_s = await loop.run_in_executor(
-                self._executor, self._compute, [pending.inputs for pending in batch], rows
-            )
-        except Exception as error:
-            failure = (
-                error
-                if isinstance(error, ModelError)
-                else ModelError(
-                    f"model {self.name!r} failed on a batch of {sum(rows)} rows: "
-                    f"{type(error).__name__}: {error}"
-                )
-            )
-            if failure is not error:
-                failure.__cause__ = error  # Callers may tell a crashed model from a raising one.
-            for pending in batch:
-                self._resolve(pending, None, failure)
-        else:
-            previous = self._compute_ewma_s
-            self._compute_ewma_s = compute_s if not previous else 0.8 * previous + 0.2 * compute_s
-            if self.metrics is not None:
-                self.metrics.compute.observe(compute_s)
-                self.metrics.batch_size.observe(sum(rows))
-            for pending, result in zip(batch, results, strict=True):
-                self._resolve(pending, result, None)
+            failure = await self._attempt(batch)
+            if failure is not None:
+                await self._isolate(batch, failure)
         finally:
             self._set_busy(-1)
+
+    async def _attempt(self, batch: list[_Pending]) -> Exception | None:
+        """Run `batch` as one model call and answer its callers; when the model itself raised,
+        answer nobody and return what it raised (the caller isolates the failure)."""
+        live = [pending for pending in batch if not pending.future.done()]
+        for gone in batch:
+            if gone.future.done():  # Its caller went away: nothing to run it for.
+                self._resolve(gone, None, None)
+        if not live:
+            return None
+        rows = [pending.rows for pending in live]
+        loop = asyncio.get_running_loop()
+        try:
+            results, compute_s = await loop.run_in_executor(
+                self._executor, self._compute, [pending.inputs for pending in live], rows
+            )
+        except ModelOutputError as error:  # Whatever the inputs, the model broke its contract.
+            for pending in live:
+                self._resolve(pending, None, error)
+            return None
+        except Exception as error:
+            return error
+        previous = self._compute_ewma_s
+        self._compute_ewma_s = compute_s if not previous else 0.8 * previous + 0.2 * compute_s
+        if self.metrics is not None:
+            self.metrics.compute.observe(compute_s)
+            self.metrics.batch_size.observe(sum(rows))
+        for pending, result in zip(live, results, strict=True):
+            self._resolve(pending, result, None)
+        return None
+
+    async def _isolate(self, batch: list[_Pending], error: Exception) -> None:
+        """The model raised on `batch`: find the requests that fail alone (see the module
+        docstring); answer them InputRejectedError and the others their results."""
+        if transient(error):
+            self._fail_all(batch, error)
+            return
+        runs = 2 * ISOLATION_BAD_REQUESTS * max(1, math.ceil(math.log2(max(2, len(batch)))))
+        failing: list[tuple[list[_Pending], Exception]] = [(batch, error)]
+        while failing:
+            group, failure = failing.pop()
+            if transient(failure):
+                self._fail_all(group, failure)
+            elif len(group) == 1:
+                self._resolve(group[0], None, self._rejected(group[0], failure))
+            elif runs < 2:
+                self._fail_all(group, failure, isolated=False)
+            else:
+                middle = len(group) // 2
+                for part in (group[middle:], group[:middle]):
+                    runs -= 1
+                    again = await self._attempt(part)
+                    if again is not None:
+                        failing.append((part, again))
+
+    def _fail_all(self, batch: list[_Pending], error: Exception, *, isolated: bool = True) -> None:
+        """Fail every caller of `batch` with one ModelError whose cause is `error`."""
+        rows = sum(pending.rows for pending in batch)
+        if isinstance(error, ModelError):
+            failure: ModelError = error
+        else:
+            where = (
+                f"a batch of {rows} rows"
+                if isolated
+                else f"a batch of {rows} rows and on its parts, more often than "
+                f"{ISOLATION_BAD_REQUESTS} bad requests explain"
+            )
+            failure = ModelError(f"model {self.name!r} failed on {where}: {summary(error)}")
+            failure.__cause__ = error  # Callers may tell a crashed model from a raising one.
+        for pending in batch:
+            self._resolve(pending, None, failure)
+
+    def _rejected(self, pending: _Pending, error: Exception) -> InputRejectedError:
+        names = ", ".join(repr(name) for name in pending.inputs)
+        rows = "its row" if pending.rows == 1 else f"its {pending.rows} rows"
+        rejected = InputRejectedError(
+            f"model {self.name!r} rejected this request's input {names} ({rows}): "
+            f"{summary(error)}; the model fails on this input alone, so check its values "
+            "against what the model accepts (e.g. token ids within the vocabulary)"
+        )
+        rejected.__cause__ = error
+        return rejected
 
     def _compute(
         self, items: Sequence[Tensors], rows: Sequence[int]
@@ -464,7 +550,7 @@ class DynamicBatcher:
         compute_s = time.perf_counter() - started
         total = sum(rows)
         if not isinstance(outputs, Mapping) or not outputs:
-            raise ModelError(
+            raise ModelOutputError(
                 f"model {self.name!r} returned {type(outputs).__name__}; predict_batch must "
                 "return a non-empty dict of output name to array"
             )
@@ -473,7 +559,7 @@ class DynamicBatcher:
             array = np.asarray(value)
             got = array.shape[0] if array.ndim else None
             if got != total:
-                raise ModelError(
+                raise ModelOutputError(
                     f"model {self.name!r} returned {got if got is not None else 'a scalar'} rows "
                     f"for output {name!r} but the batch had {total} input rows; predict_batch "
                     "must return one output row per input row, in order"
@@ -494,7 +580,7 @@ class DynamicBatcher:
         if not pending.future.done():
             if error is not None:
                 pending.future.set_exception(error)
-                self._count("error")
+                self._count("invalid" if isinstance(error, InputRejectedError) else "failed")
             else:
                 assert result is not None
                 pending.future.set_result(result)

@@ -26,7 +26,7 @@ from inferstack.contract import metrics as names
 # The `_created` series double the exposition and no query here uses them.
 disable_created_metrics()  # type: ignore[no-untyped-call]
 
-OUTCOMES: Final = ("success", "rejected", "timeout", "error", "cancelled")
+OUTCOMES: Final = names.REQUEST_OUTCOMES
 """Values of the `outcome` label of the requests counter."""
 
 # Latency buckets from 0.5 ms to 10 s: GPU batches take milliseconds, CPU batches tens of ms.

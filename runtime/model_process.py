@@ -36,6 +36,7 @@ from typing import Any, Final
 import numpy as np
 from typing_extensions import override
 
+from inferstack.runtime.failures import TransientModelError
 from inferstack.runtime.models import (
     LoadedModel,
     ModelLoadError,
@@ -55,7 +56,7 @@ class ModelProcessError(Exception):
     """The model raised in its process, or the process died; the message says which."""
 
 
-class ModelProcessDiedError(ModelProcessError):
+class ModelProcessDiedError(ModelProcessError, TransientModelError):
     """The model's process died during a batch (a crash, the OOM killer, a signal), as opposed
     to the model raising: whatever was in that batch may be what killed it."""
 

@@ -21,7 +21,13 @@ OPEN_CONNECTIONS: Final = f"{NAMESPACE}_http_open_connections"
 
 # Counters (exposed with the `_total` suffix by the Prometheus client).
 REQUESTS: Final = f"{NAMESPACE}_requests"
-"""Requests by `model` and `outcome` (success, rejected, timeout, error, cancelled)."""
+"""Requests by `model` and `outcome` (one of REQUEST_OUTCOMES)."""
+REQUEST_OUTCOMES: Final = ("success", "invalid", "shed", "timeout", "failed", "cancelled")
+"""`outcome` values of REQUESTS: answered 200; refused for the request itself (a 4xx: a body
+that does not decode, too many rows, an input the model rejects alone); refused for capacity
+with Retry-After (429 for a full queue, 503 while draining or past the body budget); timed out
+in the queue (503); failed in the server or the model (5xx: a dead model process, out of
+memory, outputs that do not match the batch); the client went away first."""
 HTTP_REFUSALS: Final = f"{NAMESPACE}_http_refusals"
 """Connections or requests the HTTP layer refused itself, by `reason` (one of HTTP_REASONS)."""
 REFUSED_CONNECTION_CAP: Final = "connection_cap"

@@ -501,7 +501,7 @@ class HttpConnection(asyncio.Protocol):
         self._charged = 0
 
     def _over_budget(self) -> Response:
-        self._server.app.metrics.count("rejected")
+        self._server.app.metrics.count("shed")
         return _refusal(
             503,
             f"the server holds its limit of {self._limits.max_body_bytes_in_flight} bytes of "

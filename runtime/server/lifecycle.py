@@ -18,7 +18,7 @@ unanswered:
 A second signal stops at once.
 
 A model process that dies ends the replica the same way, minus the serving: the batch that was
-in it gets 500, every other request 503 with Retry-After, and the exit code is 1.
+in it and every other request get 503 with Retry-After, and the exit code is 1.
 """
 
 from __future__ import annotations
@@ -167,7 +167,7 @@ class InferenceServer:
         """`predict_batch`, refusing with ModelUnavailableError once a model process is gone.
 
         Checked on the batch thread before each batch: the batch that was in the process when it
-        died fails on its own (500); the ones behind it never reach it (503, retry elsewhere).
+        died fails on its own; the ones behind it never reach it (both 503, retry elsewhere).
         """
         processes = model if isinstance(model, ProcessModel) else None
 
@@ -184,7 +184,7 @@ class InferenceServer:
         return predict
 
     def _model_process_ended(self) -> None:
-        # Requests routed to it fail with 500 from now on; a restart is the only cure.
+        # Requests routed to it fail with 503 from now on; a restart is the only cure.
         log.error("a model process exited unexpectedly; draining and exiting with code 1")
         self.exit_code = 1
         self._model_lost = True

@@ -20,14 +20,28 @@ What `/infer` promises beyond the codec's checks:
   values outside the datatype's finite range are a 400 naming the tensor, NaN and Infinity
   written as such are accepted (as Triton accepts them), `"outputs": []` means every output;
 - bodies from LARGE_BODY_BYTES on are decoded in a helper process
-  (`protocol/large_bodies.py`), so the event loop keeps answering meanwhile;
-- when the model process has died, requests that had not reached it get 503 with Retry-After
-  (the replica is going away; another one can answer), the batch that was in it 500.
+  (`protocol/large_bodies.py`), bodies from OFF_LOOP_BYTES on and outputs of that size are
+  decoded and encoded on a thread: the event loop keeps answering (liveness, admission)
+  meanwhile;
+- a request the model fails on alone, while its batch-mates succeed (the batcher re-runs a
+  failed batch in parts to tell), is 422 naming its input; the batch-mates get their results;
+- a failure that is not the input's (out of memory, a model process that died or is gone) is
+  503 with Retry-After: the batch that was in a dying process, and the requests behind it that
+  never reached it (the replica is going away; another one can answer);
+- no answer carries a traceback or a file path (`failures.summary`), and each model failure is
+  logged once, on one line, with the request's id (the v2 `id`, else `x-request-id`, else one
+  made up and sent back in `x-request-id`).
+
+Outcomes (`inferstack_requests_total{outcome}`): `invalid` for a 4xx, `shed` for a refusal for
+capacity (429, or 503 while draining), `failed` for a 5xx, beside success, timeout, cancelled.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import re
+import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Final
@@ -37,11 +51,13 @@ from inferstack.runtime.batcher import (
     BatchTooLargeError,
     DrainingError,
     DynamicBatcher,
+    InputRejectedError,
     ModelError,
     QueueFullError,
     RequestTimeoutError,
     Tensors,
 )
+from inferstack.runtime.failures import TransientModelError, summary, transient
 from inferstack.runtime.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from inferstack.runtime.metrics import RuntimeMetrics
 from inferstack.runtime.models import LoadedModel
@@ -74,6 +90,12 @@ QUEUE_FULL_HOLD_S: Final = 0.5
 (wrk does, and so do many retry loops) otherwise turns shedding into a storm of refusals whose
 parsing takes the CPU that admitted requests need; held, each connection costs at most two
 refusals a second. Retry-After still says when to come back."""
+OFF_LOOP_BYTES: Final = 64 * 1024
+"""Request bodies and model outputs from this size on are decoded and encoded on a thread: a
+64 KiB JSON body parses in about 2 ms here, longer than the thread hop costs, and a burst of
+them parsed on the event loop delays every other answer, liveness included."""
+REQUEST_ID_HEADER: Final = "x-request-id"
+_REQUEST_ID: Final = re.compile(r"^[\w.:@/+=-]{1,128}$")
 _TRITON_TYPES: Final = {
     "BOOL": "TYPE_BOOL",
     "UINT8": "TYPE_UINT8",
@@ -113,7 +135,7 @@ def _error(status: int, message: str, *headers: tuple[str, str]) -> Response:
     return Response(status, error_body(message), headers=headers)
 
 
-class ModelUnavailableError(ModelError):
+class ModelUnavailableError(ModelError, TransientModelError):
     """The model process is gone and the request never reached it: 503, retry elsewhere."""
 
 
@@ -163,11 +185,11 @@ class InferenceApp:
             return _error(503, f"model {self.model_name!r} is still loading", ("retry-after", "1"))
         batcher = served.batcher
         if not batcher.accepting:
-            served.metrics.count("rejected")
+            served.metrics.count("shed")
             return self._draining()
         limit = batcher.config.max_queue_size
         if batcher.queue_depth + self._decoding >= limit:
-            served.metrics.count("rejected")
+            served.metrics.count("shed")
             return self._queue_full(
                 f"model {self.model_name!r} queue is full ({limit} requests); retry later",
                 batcher.retry_after_s(),
@@ -300,14 +322,16 @@ class InferenceApp:
         if served is None:
             return _error(503, f"model {self.model_name!r} is still loading", ("retry-after", "1"))
         if not served.batcher.accepting:
-            served.metrics.count("rejected")
+            served.metrics.count("shed")
             return self._draining()
         request = await self._decode(served, headers, body)
         if isinstance(request, Response):
             return request
-        outputs = await self._run(served, request)
+        outputs = await self._run(served, request, headers)
         if isinstance(outputs, Response):
             return outputs
+        if sum(array.nbytes for array in outputs.values()) >= OFF_LOOP_BYTES:
+            return await asyncio.to_thread(self._encode, request, outputs)
         return self._encode(request, outputs)
 
     async def _decode(
@@ -318,7 +342,7 @@ class InferenceApp:
         try:
             header_length = None if raw_length is None else int(raw_length)
         except ValueError:
-            served.metrics.count("rejected")
+            served.metrics.count("invalid")
             return _error(
                 400,
                 f"Inference-Header-Content-Length must be an integer, got {raw_length!r}",
@@ -327,17 +351,21 @@ class InferenceApp:
         try:
             if len(body) >= LARGE_BODY_BYTES:
                 return await self.decoder.decode(body, served.model, header_length)
+            if len(body) >= OFF_LOOP_BYTES:
+                return await asyncio.to_thread(decode_checked, body, served.model, header_length)
             return decode_checked(body, served.model, header_length)
         except ProtocolError as error:
-            served.metrics.count("rejected")
+            served.metrics.count("invalid")
             return _error(error.status, error.message)
         except DecoderUnavailableError as error:
-            served.metrics.count("error")
+            served.metrics.count("failed")
             return _error(503, str(error), ("retry-after", "1"))
         finally:
             self._decoding -= 1
 
-    async def _run(self, served: ServedModel, request: InferRequest) -> Tensors | Response:
+    async def _run(
+        self, served: ServedModel, request: InferRequest, headers: Mapping[str, str]
+    ) -> Tensors | Response:
         """The model's outputs for `request`, or the answer for what the batcher raised."""
         try:
             return await served.batcher.submit(request.inputs)
@@ -349,10 +377,35 @@ class InferenceApp:
             return _error(503, str(error), ("retry-after", "1"))
         except BatchTooLargeError as error:
             return _error(400, str(error))
-        except ModelUnavailableError as error:
-            return _error(503, str(error), ("retry-after", str(DRAIN_RETRY_AFTER_S)))
+        except InputRejectedError as error:
+            return self._model_failed(422, str(error), request, headers)
         except ModelError as error:
-            return _error(500, str(error))
+            # The batcher's message is already one line without paths; a ModelError raised by
+            # the model itself (through a handler) is summarised like any model exception.
+            message = str(error) if error.__cause__ is not None else summary(error)
+            if transient(error):
+                retry = ("retry-after", str(DRAIN_RETRY_AFTER_S))
+                return self._model_failed(503, message, request, headers, retry)
+            return self._model_failed(500, message, request, headers)
+
+    def _model_failed(
+        self,
+        status: int,
+        message: str,
+        request: InferRequest,
+        headers: Mapping[str, str],
+        *extra: tuple[str, str],
+    ) -> Response:
+        """The answer to a request the model failed on, logged once with the request's id."""
+        request_id = _request_id(request, headers)
+        log.warning(
+            "inference failed: request_id=%s status=%d reason=%s",
+            _quoted(request_id),
+            status,
+            _quoted(message),
+            extra={"event": "inference_failed", "request_id": request_id, "status": status},
+        )
+        return _error(status, message, (REQUEST_ID_HEADER, request_id), *extra)
 
     def _encode(self, request: InferRequest, outputs: Tensors) -> Response:
         """The 200 answer with the requested outputs, or a 500 for outputs v2 cannot carry."""
@@ -366,8 +419,24 @@ class InferenceApp:
                 model_version=MODEL_VERSION,
             )
         except ValueError as error:  # An output numpy cannot express as a v2 datatype.
-            return _error(500, f"cannot encode the model's outputs: {error}")
+            return _error(500, f"cannot encode the model's outputs: {summary(error)}")
         extra: tuple[tuple[str, str], ...] = ()
         if encoded.header_length is not None:
             extra = ((HEADER_LENGTH_HEADER, str(encoded.header_length)),)
         return Response(200, encoded.body, encoded.content_type, extra)
+
+
+def _request_id(request: InferRequest, headers: Mapping[str, str]) -> str:
+    """The request's id for logs and for the client to quote: its v2 `id`, else the
+    `x-request-id` header, else a new one (ids that could forge a log line are replaced)."""
+    for candidate in (request.id, headers.get(REQUEST_ID_HEADER)):
+        if candidate is not None and _REQUEST_ID.match(candidate):
+            return candidate
+    return uuid.uuid4().hex
+
+
+def _quoted(text: str) -> str:
+    """`text` as a JSON string: one line whatever it holds, so log parsers can split on it."""
+    import orjson
+
+    return orjson.dumps(text).decode()

@@ -66,6 +66,9 @@ class GatedModel:
         self.entered: asyncio.Queue[int] = asyncio.Queue()
         self._loop = asyncio.get_running_loop()
         self.fail_with: Exception | None = None
+        self.fail_on: float | None = None
+        """A batch holding this value anywhere raises `ValueError`, with a TorchScript-like
+        multi-line message (its last line says what failed)."""
         self.drop_rows = 0
 
     def predict_batch(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -76,6 +79,13 @@ class GatedModel:
             raise AssertionError("the test never opened the model gate")
         if self.fail_with is not None:
             raise self.fail_with
+        if self.fail_on is not None and bool(np.any(batch == self.fail_on)):
+            raise ValueError(
+                "The following operation failed in the TorchScript interpreter.\n"
+                "Traceback of TorchScript (most recent call last):\n"
+                '  File "/srv/models/secret/model.py", line 9, in forward\n'
+                f"RuntimeError: index {self.fail_on} out of range in self\n"
+            )
         return {"y": batch[: batch.shape[0] - self.drop_rows] * 2}
 
 

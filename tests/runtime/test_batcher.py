@@ -11,14 +11,17 @@ import numpy as np
 import pytest
 
 from inferstack.runtime.batcher import (
+    ISOLATION_BAD_REQUESTS,
     BatcherConfig,
     BatchTooLargeError,
     DrainingError,
     DynamicBatcher,
+    InputRejectedError,
     ModelError,
     QueueFullError,
     RequestTimeoutError,
 )
+from inferstack.runtime.failures import transient
 from inferstack.runtime.metrics import RuntimeMetrics
 from tests.runtime.fakes import FakeClock, GatedModel, rows, settle
 
@@ -109,7 +112,7 @@ async def test_full_queue_rejects_with_a_retry_hint():
         assert caught.value.retry_after_s >= 1
         model.gate.set()
         await asyncio.gather(running, *queued)
-    assert metrics.requests("rejected") == 1
+    assert metrics.requests("shed") == 1
     assert metrics.requests("success") == 3
 
 
@@ -161,7 +164,8 @@ async def test_output_row_mismatch_fails_every_caller_with_the_fix():
         assert isinstance(outcome, ModelError)
         assert "returned 2 rows for output 'y' but the batch had 3 input rows" in str(outcome)
         assert "one output row per input row" in str(outcome)
-    assert metrics.requests("error") == 3
+    assert metrics.requests("failed") == 3
+    assert len(model.calls) == 1, "a model that breaks its contract is not re-run in parts"
 
 
 @run_async
@@ -175,6 +179,8 @@ async def test_model_exception_reaches_every_caller_and_the_batcher_goes_on():
         )
         assert all(isinstance(outcome, ModelError) for outcome in outcomes)
         assert all("RuntimeError: CUDA out of memory" in str(outcome) for outcome in outcomes)
+        assert all(transient(outcome) for outcome in outcomes)
+        assert len(model.calls) == 1, "out of memory is not the input's fault: no re-runs"
         model.fail_with = None
         after = await asyncio.gather(batcher.submit(rows(3)), batcher.submit(rows(4)))
     assert [float(result["y"][0, 0]) for result in after] == [6.0, 8.0]
@@ -238,7 +244,7 @@ async def test_drain_refuses_new_work_and_finishes_admitted_work_at_once():
     # The queued partial batch leaves without its 60 s delay: the clock never moves.
     await drained
     assert [float(r["y"][0, 0]) for r in await asyncio.gather(*running, queued)] == [2, 4, 6]
-    assert metrics.requests("rejected") == 1
+    assert metrics.requests("shed") == 1
     await batcher.close()
 
 
@@ -309,3 +315,82 @@ async def test_metrics_follow_the_batch():
 def test_config_rejects_contradictions(config, message):
     with pytest.raises(ValueError, match=message):
         BatcherConfig(**config)
+
+
+# Failure isolation: one bad request does not fail its batch-mates -----------------------------
+
+
+@run_async
+async def test_a_request_the_model_fails_on_alone_is_rejected_and_its_batch_mates_answered():
+    model, clock = GatedModel(), FakeClock()
+    model.fail_on = 5.0
+    batcher, metrics = make(model, clock, max_batch_size=8)
+    async with batcher:
+        outcomes = await asyncio.gather(
+            *(batcher.submit(rows(v)) for v in range(8)), return_exceptions=True
+        )
+    rejected = outcomes[5]
+    assert isinstance(rejected, InputRejectedError)
+    assert str(rejected).startswith(
+        "model 'fake' rejected this request's input 'x' (its row): "
+        "RuntimeError: index 5.0 out of range in self; "
+    )
+    assert "Traceback" not in str(rejected)
+    assert "/srv/models" not in str(rejected)
+    for value, outcome in enumerate(outcomes):
+        if value != 5:
+            assert not isinstance(outcome, BaseException), outcome
+            np.testing.assert_array_equal(outcome["y"], rows(value)["x"] * 2)
+    # 8 requests -> halves of 4, 2 and 1: the whole batch and two runs per level.
+    assert [call.shape[0] for call in model.calls] == [8, 4, 4, 2, 2, 1, 1]
+    assert metrics.requests("invalid") == 1
+    assert metrics.requests("success") == 7
+    assert metrics.requests("failed") == 0
+
+
+@run_async
+async def test_a_lone_request_the_model_raises_on_is_rejected_without_a_re_run():
+    model, clock = GatedModel(), FakeClock()
+    model.fail_on = 1.0
+    batcher, metrics = make(model, clock, max_batch_size=4, max_queue_delay_s=0.0)
+    async with batcher:
+        with pytest.raises(InputRejectedError, match="index 1.0 out of range"):
+            await batcher.submit(rows(1, 2))
+    assert len(model.calls) == 1
+    assert metrics.requests("invalid") == 1
+
+
+@run_async
+async def test_isolation_re_runs_are_bounded_when_every_request_fails():
+    model, clock = GatedModel(), FakeClock()
+    model.fail_with = ValueError("this model fails on everything")
+    batcher, metrics = make(model, clock, max_batch_size=32)
+    async with batcher:
+        outcomes = await asyncio.gather(
+            *(batcher.submit(rows(v)) for v in range(32)), return_exceptions=True
+        )
+    # 2 x ISOLATION_BAD_REQUESTS x log2(32) re-runs after the first call, never 62.
+    assert len(model.calls) == 1 + 2 * ISOLATION_BAD_REQUESTS * 5
+    assert all(isinstance(outcome, ModelError) for outcome in outcomes)
+    unresolved = [o for o in outcomes if not isinstance(o, InputRejectedError)]
+    assert unresolved, "past the bound the rest fail as the model's fault, not the inputs'"
+    assert all("more often than 2 bad requests explain" in str(o) for o in unresolved)
+    assert metrics.requests("failed") == len(unresolved)
+    assert metrics.requests("invalid") == 32 - len(unresolved)
+
+
+@run_async
+async def test_a_caller_gone_during_isolation_is_not_re_run():
+    model, clock = GatedModel(open_gate=False), FakeClock()
+    model.fail_on = 3.0
+    batcher, _ = make(model, clock, max_batch_size=4)
+    async with batcher:
+        tasks = [asyncio.create_task(batcher.submit(rows(v))) for v in range(4)]
+        assert await model.entered.get() == 4
+        tasks[0].cancel()
+        model.gate.set()
+        outcomes = await asyncio.gather(*tasks, return_exceptions=True)
+    assert isinstance(outcomes[0], asyncio.CancelledError)
+    assert isinstance(outcomes[3], InputRejectedError)
+    assert float(outcomes[1]["y"][0, 0]) == 2.0
+    assert all(0.0 not in call[:, 0] for call in model.calls[1:])

@@ -851,7 +851,7 @@ def test_a_full_queue_is_refused_with_429_before_the_body_is_decoded(run: Runner
         assert "connection" not in reply.headers  # The connection stays usable.
         writer.write(LIVE)
         assert await reader.readexactly(len(live_reply())) == live_reply()
-        assert h.metrics.requests("rejected") == 1
+        assert h.metrics.requests("shed") == 1
 
         h.model.gate.set()
         assert doubled(await read_reply(held_reader)) == [[2.0, 2.0]]
@@ -892,7 +892,7 @@ def test_bodies_past_the_in_flight_budget_get_503_and_the_connection_stays_usabl
         assert "request bodies in flight" in reply.error
         assert "connection" not in reply.headers  # The connection stays usable.
         assert h.server.body_bytes == len(body)  # The refused body was never kept.
-        assert h.metrics.requests("rejected") == 1
+        assert h.metrics.requests("shed") == 1
 
         h.model.gate.set()
         assert doubled(await read_reply(held_reader)) == [[2.0, 2.0]]

@@ -244,7 +244,12 @@ def test_after_a_model_process_crash_the_queued_requests_get_503_not_resets(tmp_
         _stop(server)
     held = answers[0]
     assert isinstance(held, tuple)
-    assert held[0] == 500
+    code, headers, payload = held
+    # The batch in the dying process: not its input's fault, so retryable like the rest.
+    assert code == 503, payload
+    assert int(headers["retry-after"]) >= 1
+    assert "exited" in json.loads(payload)["error"]
+    assert b"Traceback" not in payload
     for key in (1, 2, 3):
         answer = answers[key]
         assert isinstance(answer, tuple), answer
