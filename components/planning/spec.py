@@ -11,12 +11,12 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Final, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
 from croniter import croniter
-from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic import Field, TypeAdapter, ValidationError, field_validator, model_validator
 
 from inferstack.components.planning.gpus import GPU_TYPES
 from inferstack.components.planning.validation import StrictModel, problems_from
@@ -461,46 +461,117 @@ class InferenceServiceSpec(_Strict):
             )
         return value
 
-    @model_validator(mode="after")
-    def _cross_field(self) -> InferenceServiceSpec:
-        if self.realtime is None and self.batch is None:
-            raise ValueError(
-                "declare at least one pool: `realtime` (synchronous) or `batch` (queue)"
+
+INVALID: Final = object()
+"""Stands for a top-level field that failed its own validation (reported as such)."""
+
+
+def cross_field_problems(sections: Mapping[str, Any]) -> list[Problem]:
+    """What is wrong between fields, each at the field to change (paths without a prefix).
+
+    `sections` maps each top-level field to its validated value, or to `INVALID` when it failed
+    its own validation (reported as such): the checks that read it are skipped, so that one run
+    lists these beside the structural problems.
+    """
+    problems: list[Problem] = []
+    if sections.get("realtime") is None and sections.get("batch") is None:
+        problems.append(
+            Problem(
+                "realtime",
+                "declare at least one pool: `realtime` (synchronous) or `batch` (queue)",
             )
-        if self.batching.max_queue_delay_ms >= self.latency_budget_ms:
-            raise ValueError(
-                f"batching.max_queue_delay_ms ({self.batching.max_queue_delay_ms:g}) is not below "
-                f"latency_budget_ms ({self.latency_budget_ms:g}), so batching alone eats the "
-                "budget; lower max_queue_delay_ms (a few ms is typical)"
-            )
-        guardrails = self.guardrails
-        excess = queue_delay_excess(
-            self.batching.max_queue_delay_ms,
-            self.latency_budget_ms,
-            guardrails.max_queue_delay_share,
         )
-        if excess is not None:
-            allowed = self.latency_budget_ms * guardrails.max_queue_delay_share
-            raise ValueError(
-                f"batching.max_queue_delay_ms allows {excess}, which the policy pack's "
-                f"queue-delay-within-budget rule blocks; lower max_queue_delay_ms to at most "
-                f"{allowed:g}, or raise latency_budget_ms, or raise "
-                "guardrails.max_queue_delay_share together with the pack's maxQueueDelayShare"
+    budget = sections.get("latency_budget_ms")
+    batching = sections.get("batching")
+    guardrails = sections.get("guardrails")
+    if isinstance(budget, float | int) and isinstance(batching, Batching):
+        delay = batching.max_queue_delay_ms
+        if delay >= budget:
+            problems.append(
+                Problem(
+                    "batching.max_queue_delay_ms",
+                    f"{delay:g} is not below latency_budget_ms ({budget:g}), so batching alone "
+                    "eats the budget; lower max_queue_delay_ms (a few ms is typical)",
+                )
             )
-        for path, pool in (("realtime", self.realtime), ("batch", self.batch)):
-            maximum = pool.scaling.max_replicas if pool is not None else "auto"
+        elif isinstance(guardrails, Guardrails) and (
+            excess := queue_delay_excess(delay, budget, guardrails.max_queue_delay_share)
+        ):
+            allowed = budget * guardrails.max_queue_delay_share
+            problems.append(
+                Problem(
+                    "batching.max_queue_delay_ms",
+                    f"allows {excess}, which the policy pack's queue-delay-within-budget rule "
+                    f"blocks; lower max_queue_delay_ms to at most {allowed:g}, or raise "
+                    "latency_budget_ms, or raise guardrails.max_queue_delay_share together with "
+                    "the pack's maxQueueDelayShare",
+                )
+            )
+    if isinstance(guardrails, Guardrails):
+        for path in ("realtime", "batch"):
+            pool = sections.get(path)
+            maximum = pool.scaling.max_replicas if isinstance(pool, Realtime | BatchPool) else None
             if isinstance(maximum, int) and (
                 replicas := gpu_replicas_excess(maximum, guardrails.max_gpu_replicas)
             ):
-                raise ValueError(
-                    gpu_replicas_message(f"{path}.scaling.max_replicas", maximum, replicas)
-                )
-        if self.model.profile is None and not self.model.uri.startswith("builtin://"):
-            raise ValueError(
-                "model.profile is required for a non-built-in model; measure one with "
-                "`inferstack profile --model URI --out FILE` and set model.profile to FILE"
+                field = f"{path}.scaling.max_replicas"
+                problems.append(Problem(field, gpu_replicas_message(field, maximum, replicas)))
+    model = sections.get("model")
+    if isinstance(model, ModelSource) and (
+        model.profile is None and not model.uri.startswith("builtin://")
+    ):
+        problems.append(
+            Problem(
+                "model.profile",
+                "required for a non-built-in model; measure one with `inferstack profile "
+                "--model URI --out FILE` and set model.profile to FILE",
             )
-        return self
+        )
+    return problems
+
+
+def _valid_sections(data: Mapping[str, Any], error: ValidationError | None) -> dict[str, Any]:
+    """Each top-level field of `data` that passes its own validation, unknown keys left out.
+
+    Unknown keys are reported already; leaving them out lets the section they sit in be judged
+    on the rest, so that a typo does not hide a refusal beside it.
+    """
+    unknown = [
+        tuple(detail["loc"])
+        for detail in (error.errors() if error else [])
+        if detail["type"] == "extra_forbidden"
+    ]
+    cleaned = _without(data, unknown)
+    sections: dict[str, Any] = {}
+    for name, info in InferenceServiceSpec.model_fields.items():
+        if name not in cleaned:
+            if not info.is_required():
+                sections[name] = info.get_default(call_default_factory=True)
+            continue
+        # The field's type with its constraints (gt=0 and such), as the model applies them.
+        adapter: TypeAdapter[Any] = TypeAdapter(info.rebuild_annotation())
+        try:
+            sections[name] = adapter.validate_python(cleaned[name])
+        except ValidationError:
+            sections[name] = INVALID
+    return sections
+
+
+def _without(data: Any, locations: list[tuple[int | str, ...]]) -> Any:
+    """`data` with the keys at `locations` removed (a copy; the input is left alone)."""
+    if isinstance(data, Mapping):
+        drop = {loc[0] for loc in locations if len(loc) == 1}
+        return {
+            key: _without(value, [loc[1:] for loc in locations if len(loc) > 1 and loc[0] == key])
+            for key, value in data.items()
+            if key not in drop
+        }
+    if isinstance(data, list):
+        return [
+            _without(item, [loc[1:] for loc in locations if len(loc) > 1 and loc[0] == index])
+            for index, item in enumerate(data)
+        ]
+    return data
 
 
 def _spec_message(detail: Mapping[str, Any]) -> str:
@@ -525,9 +596,27 @@ def parse_spec(
             source=source,
         )
     try:
-        return InferenceServiceSpec.model_validate(dict(data))
+        spec = InferenceServiceSpec.model_validate(dict(data))
     except ValidationError as error:
-        raise SpecError(problems_from(error, prefix, _spec_message), source=source) from None
+        # Structural problems first (an unknown key often explains the rest), then what the
+        # fields that are valid on their own find wrong between them: every problem, one run.
+        problems = problems_from(error, prefix, _spec_message)
+        problems.sort(key=lambda problem: not problem.message.startswith("unknown field"))
+        seen = {problem.path for problem in problems}
+        for problem in cross_field_problems(_valid_sections(data, error)):
+            prefixed = _prefixed(problem, prefix)
+            if prefixed.path not in seen:
+                problems.append(prefixed)
+        raise SpecError(problems, source=source) from None
+    sections = {name: getattr(spec, name) for name in InferenceServiceSpec.model_fields}
+    found = [_prefixed(problem, prefix) for problem in cross_field_problems(sections)]
+    if found:
+        raise SpecError(found, source=source)
+    return spec
+
+
+def _prefixed(problem: Problem, prefix: str) -> Problem:
+    return Problem(f"{prefix}.{problem.path}" if prefix else problem.path, problem.message)
 
 
 def load_spec_file(path: str | Path) -> InferenceServiceSpec:

@@ -107,16 +107,16 @@ def test_valid_spec_parses_with_defaults() -> None:
             [">= 1"],
         ),
         ({"batch__max_job_seconds": 0}, "batch.max_job_seconds", ["greater than or equal to 1"]),
-        ({"realtime": None, "batch": None}, "(spec)", ["at least one pool"]),
+        ({"realtime": None, "batch": None}, "realtime", ["at least one pool"]),
         (
             {"batching__max_queue_delay_ms": 20},
-            "(spec)",
-            ["max_queue_delay_ms (20)", "lower max_queue_delay_ms"],
+            "batching.max_queue_delay_ms",
+            ["20 is not below latency_budget_ms (20)", "lower max_queue_delay_ms"],
         ),
         (
             {"model": {"uri": "s3://bucket/model.pt"}},
-            "(spec)",
-            ["model.profile is required", "inferstack profile"],
+            "model.profile",
+            ["required for a non-built-in model", "inferstack profile"],
         ),
         ({"image": "runtime:0.1@sha256:abc"}, "image", ["[registry/]repository[:tag][@sha256:"]),
     ],
@@ -133,6 +133,47 @@ def test_every_problem_is_reported_at_once() -> None:
     )
     paths = {problem.split(":")[0] for problem in problems}
     assert {"name", "realtime.gpu.type", "batch.max_job_seconds", "extra"} <= paths
+
+
+def test_an_unknown_field_and_a_queue_delay_over_the_guardrail_are_listed_in_one_run() -> None:
+    # The two rounds: the unknown fields first, the guardrail only after fixing them.
+    data = spec_data(latency_budget_ms=20, batching__max_queue_delay_ms=15, batching__typo=1)
+    data["replicas"] = 3
+    with pytest.raises(SpecError) as caught:
+        parse_spec(data, prefix="inferstack:service")
+    paths = [problem.path for problem in caught.value.problems]
+    assert paths == [
+        "inferstack:service.batching.typo",
+        "inferstack:service.replicas",
+        "inferstack:service.batching.max_queue_delay_ms",
+    ]
+    assert "queue-delay-within-budget" in caught.value.problems[2].message
+    assert "(spec)" not in str(caught.value)
+
+
+def test_cross_field_problems_are_all_listed_with_their_fields() -> None:
+    problems = problems_of(
+        spec_data(
+            latency_budget_ms=20,
+            batching__max_queue_delay_ms=15,
+            realtime__scaling__max_replicas=1000,
+            model={"uri": "file:///models/m.pt"},
+        )
+    )
+    paths = [problem.split(": ")[0] for problem in problems]
+    assert paths == [
+        "batching.max_queue_delay_ms",
+        "realtime.scaling.max_replicas",
+        "model.profile",
+    ]
+
+
+def test_a_field_that_fails_skips_only_the_checks_that_read_it() -> None:
+    # latency_budget_ms is invalid, so the queue-delay check (which reads it) says nothing more,
+    # while the GPU ceiling (which does not) is still reported.
+    problems = problems_of(spec_data(latency_budget_ms=-1, realtime__scaling__max_replicas=1000))
+    paths = [problem.split(": ")[0] for problem in problems]
+    assert paths == ["latency_budget_ms", "realtime.scaling.max_replicas"]
 
 
 def test_not_a_mapping_is_rejected() -> None:
