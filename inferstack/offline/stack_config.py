@@ -263,8 +263,11 @@ def from_values(
     target = _target(values.get(TARGET_KEY))
     row = TARGETS[target]
     problems = _Problems()
-    spec = _spec(values)
+    # The spec's problems and the options' are listed together: one run shows everything.
+    spec = problems.parse(lambda: _spec(values))
     kubernetes = _kubernetes(values, problems)
+    if spec is None:
+        raise SpecError(problems.found, source=SOURCE)
     options = _target_options(row, values, spec, problems)
     if kubernetes is not None:
         problems.found += row.kubernetes_problems(kubernetes, spec)
