@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
 
 from tests.servers import SERVERS, install_command
+
+# Servers the tests start open gRPC only where a test names a port (`--grpc-port`): on its
+# default port, 8001, servers of tests running side by side would fight over one port.
+os.environ.setdefault("INFERSTACK_GRPC_PORT", "0")
 
 
 def pytest_report_collectionfinish(

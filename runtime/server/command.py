@@ -21,6 +21,7 @@ _HELP = {
     "request_timeout_ms": "reject requests that waited this long in the queue (0: never)",
     "torch_threads": "torch intra-op threads (0: CPU budget minus one for the event loop)",
     "drain_grace_s": "on SIGTERM, seconds to finish admitted requests before exiting",
+    "grpc_port": "port of the KServe v2 gRPC API and gRPC health (0: none)",
 }
 
 
@@ -49,4 +50,7 @@ def run(args: argparse.Namespace) -> int:
         return run_server(settings)
     except ModelLoadError as error:
         sys.stderr.write(f"inferstack serve: cannot load the model: {error}\n")
+        return 2
+    except OSError as error:  # A port in use, or one this process may not bind.
+        sys.stderr.write(f"inferstack serve: {error}\n")
         return 2

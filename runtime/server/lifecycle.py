@@ -32,6 +32,7 @@ from dataclasses import replace
 import numpy as np
 
 from inferstack.runtime.batcher import DynamicBatcher
+from inferstack.runtime.grpc import GrpcLimits, GrpcServer
 from inferstack.runtime.metrics import RuntimeMetrics
 from inferstack.runtime.model_process import ProcessModel
 from inferstack.runtime.models import (
@@ -71,6 +72,7 @@ class InferenceServer:
                 max_connections=settings.max_connections,
             ),
         )
+        self.grpc = GrpcServer(self.app)
         self._model_lost = False
         self._drain_task: asyncio.Task[None] | None = None
         self._stop = asyncio.Event()
@@ -89,6 +91,7 @@ class InferenceServer:
         try:
             try:
                 await self._load()
+                await self._open_grpc()
             except BaseException:
                 await self.http.close(grace_s=0)
                 raise
@@ -96,10 +99,12 @@ class InferenceServer:
             if self._drain_task is not None and self._signals < 2:
                 await self._drain_task
             await self.http.close(grace_s=HTTP_CLOSE_GRACE_S if self._signals < 2 else 0)
+            await self.grpc.close(grace_s=HTTP_CLOSE_GRACE_S if self._signals < 2 else 0)
             served = self.app.served
             if served is not None and self._signals < 2:
                 await served.batcher.close()
         finally:
+            await self.grpc.close(grace_s=0)  # Start-up failed after it opened, or a no-op.
             self.app.decoder.close()
             self._close_model()
             for signum in (signal.SIGTERM, signal.SIGINT):
@@ -160,6 +165,21 @@ class InferenceServer:
             "model processes" if settings.model_process else "model threads",
             limit,
         )
+
+    async def _open_grpc(self) -> None:
+        """Open the gRPC port once the model is ready: its message limit is the model's."""
+        limits = self.http.limits
+        if self.settings.grpc_port and self.app.ready:
+            await self.grpc.start(
+                self.settings.host,
+                self.settings.grpc_port,
+                GrpcLimits.for_model(
+                    limits.max_request_bytes,
+                    limits.max_body_bytes_in_flight,
+                    self.settings.max_queue_size,
+                    limits.max_connections,
+                ),
+            )
 
     def _guarded(
         self, model: LoadedModel

@@ -15,7 +15,7 @@ from typing import Any, Final
 
 from pydantic import Field, field_validator
 
-from inferstack.contract.pods import DEFAULT_PORT
+from inferstack.contract.pods import DEFAULT_GRPC_PORT, DEFAULT_PORT
 from inferstack.runtime.batcher import BatcherConfig
 from inferstack.runtime.settings import BatchingSettings, env_vars, resolve
 
@@ -29,6 +29,13 @@ class ServerSettings(BatchingSettings):
 
     host: str = "0.0.0.0"
     port: int = Field(default=DEFAULT_PORT, ge=1, le=65535)
+    grpc_port: int = Field(
+        default=DEFAULT_GRPC_PORT,
+        ge=0,
+        le=65535,
+        description="the KServe v2 gRPC API and gRPC health, opened once the model is ready "
+        "(0: no gRPC)",
+    )
     max_queue_size: int = Field(default=1024, ge=1)
     request_timeout_ms: float = Field(default=0, ge=0, description="0: no timeout")
     drain_grace_s: float = Field(default=30.0, gt=0)
