@@ -132,6 +132,12 @@ class Profile(_Strict):
         description="what was hashed: the model file, the built-in model's weights, or the "
         "handler's module source",
     )
+    model_bytes: int | None = Field(
+        default=None,
+        ge=0,
+        description="size of the model file in bytes: what a pod downloads when the model is "
+        "fetched (the plan's cold start divides it by the download bandwidth)",
+    )
     signature: Signature | None = Field(default=None, description="inputs and outputs (format 2)")
     measured_at: str = Field(description="ISO 8601 timestamp")
     hardware: Hardware

@@ -42,11 +42,13 @@ from inferstack.profile import (
     file_digest,
     model_file,
 )
+from inferstack.runtime.model_source import fetch_model
 from inferstack.runtime.models import (
     LoadedModel,
     ModelLoadError,
     build_mlp,
     configure_torch_threads,
+    model_name_from_uri,
     open_model,
     resolve_device,
 )
@@ -78,6 +80,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="comma-separated batch sizes to measure (default %(default)s)",
     )
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
+    parser.add_argument(
+        "--model-sha256",
+        help="the model file's sha256: a fetched (or local) file with another digest is refused",
+    )
+    parser.add_argument(
+        "--model-cache",
+        help="folder a remote model (s3://, gs://, hf://, https://) is fetched into "
+        "(default ~/.cache/inferstack/models)",
+    )
     parser.add_argument(
         "--threads", type=int, default=0, help="torch intra-op threads (0: as the server does)"
     )
@@ -112,6 +123,8 @@ def run(args: argparse.Namespace) -> int:
             args.model,
             sizes,
             device=args.device,
+            sha256=args.model_sha256,
+            cache_dir=args.model_cache,
             threads=args.threads or max(1, cpu_budget() - 1),
             seconds_per_size=args.seconds,
             accelerator=args.accelerator,
@@ -132,6 +145,8 @@ def measure(
     batch_sizes: Sequence[int],
     *,
     device: str = "auto",
+    sha256: str | None = None,
+    cache_dir: str | None = None,
     threads: int = 1,
     seconds_per_size: float = 2.0,
     accelerator: str | None = None,
@@ -151,9 +166,14 @@ def measure(
     gpu = resolved.startswith("cuda")
     device_name = torch.cuda.get_device_name(resolved) if gpu else _cpu_name()
     seen_type = check_accelerator(accelerator, resolved, device_name)
-    digest, digest_of = model_digest(uri)
+    # A remote model is fetched once, here: its digest and size are the fetched file's, and the
+    # size is what the plan's cold start downloads (model_bytes).
+    local = fetch_model(uri, sha256=sha256, cache_dir=cache_dir)
+    digest, digest_of = model_digest(local)
+    file_bytes = model_size(local)
     opened = open_model(
-        uri,
+        local,
+        name=model_name_from_uri(uri),
         device=resolved,
         threads=threads,
         warm_up_sizes=sorted(batch_sizes),
@@ -185,6 +205,7 @@ def measure(
         model=uri,
         model_digest=digest,
         model_digest_of=digest_of,
+        model_bytes=file_bytes,
         signature=signature,
         measured_at=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         hardware=Hardware(
@@ -268,6 +289,12 @@ def model_digest(
         if found is not None and found.origin and Path(found.origin).is_file():
             return file_digest(Path(found.origin)), "handler source"
     return None, None
+
+
+def model_size(uri: str) -> int | None:
+    """Bytes of the model file `uri` names locally (None: the built-in model, a handler)."""
+    path = model_file(uri)
+    return path.stat().st_size if path is not None and path.is_file() else None
 
 
 def _tensor(spec: TensorSpec) -> TensorSignature:

@@ -42,6 +42,7 @@ from inferstack.runtime.models import (
     ModelLoadError,
     configure_gil_switch_interval,
     open_model,
+    resolve_device,
 )
 from inferstack.runtime.queues import QueueConfigError, QueueConsumer, open_queue
 from inferstack.runtime.redaction import redact_uri
@@ -109,6 +110,11 @@ class WorkerProcess:
     def open(self) -> None:
         """Open the queue, the result store and the model, the health port and the watcher."""
         settings = self.settings
+        try:
+            if settings.device != "auto":
+                resolve_device(settings.device)  # Before a queue is touched: one clear line.
+        except ModelLoadError as error:
+            raise WorkerStartError(str(error)) from error
         try:
             endpoints = resolve_endpoints(
                 settings.interruption, aws=settings.aws_metadata_url, gcp=settings.gcp_metadata_url

@@ -281,3 +281,26 @@ def test_serve_refuses_a_tampered_model_in_one_line(
     last = result.stderr.strip().splitlines()[-1]
     assert last.startswith(f"inferstack serve: cannot load the model: model {uri} has sha256 ")
     assert "Traceback" not in result.stderr
+
+
+def test_the_profile_of_an_s3_model_records_its_size_and_digest(
+    aws_env: AwsServer, torchscript: tuple[bytes, str], tmp_path: Path
+) -> None:
+    from inferstack.runtime.profiler import measure
+
+    data, digest = torchscript
+    uri = _uploaded_to_s3(aws_env, data)
+    profile = measure(
+        uri,
+        [1, 2],
+        device="cpu",
+        sha256=digest,
+        cache_dir=str(tmp_path),
+        threads=1,
+        seconds_per_size=0.05,
+        model_process=False,
+    )
+    assert profile.model == uri
+    assert profile.model_bytes == len(data)
+    assert profile.model_digest == f"sha256:{digest}"
+    assert profile.model_digest_of == "file"
