@@ -463,6 +463,8 @@ class DynamicBatcher:
         if not live:
             return None
         rows = [pending.rows for pending in live]
+        if self.metrics is not None:  # Sent to the model, whether or not it then raises.
+            self.metrics.batch_size.observe(sum(rows))
         loop = asyncio.get_running_loop()
         try:
             results, compute_s = await loop.run_in_executor(
@@ -478,7 +480,6 @@ class DynamicBatcher:
         self._compute_ewma_s = compute_s if not previous else 0.8 * previous + 0.2 * compute_s
         if self.metrics is not None:
             self.metrics.compute.observe(compute_s)
-            self.metrics.batch_size.observe(sum(rows))
         for pending, result in zip(live, results, strict=True):
             self._resolve(pending, result, None)
         return None

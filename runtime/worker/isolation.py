@@ -8,6 +8,10 @@ restarts the dead process and runs each message of the crashed batch alone, with
 in the model: the innocent ones finish, and only the one that kills the process alone is
 charged a failed attempt (retried with backoff, dead-lettered at `max_attempts`).
 
+A model that raises (rather than dies) needs no restart: the dynamic batcher itself re-runs
+the failed batch in halves and fails only the requests that fail alone (`batcher.py`), for the
+worker as for the server.
+
 `ModelGate` is what makes "alone" true: batches from the dynamic batcher share the model, and a
 solo run or a restart waits for them to finish and keeps new ones out until it is done.
 """

@@ -9,7 +9,9 @@ The contract, per message (at-least-once):
    `max_attempts` times (its native count: SQS ApproximateReceiveCount, Pub/Sub
    delivery_attempt, the Redis pending entry's delivery count), because no earlier attempt
    finished: a message that kills the worker or its model process is never worked again;
-4. run through the dynamic batcher together with everything else in flight;
+4. run through the dynamic batcher together with everything else in flight (a batch the model
+   raises on is re-run in parts there, so only a message that fails alone fails: its
+   batch-mates go on);
 5. its result (the v2 response plus `message_id`) written to the result store, write-once;
 6. acked only after that write returned. A failure (model error, store outage, including one
    found by step 2's lookup) is retried with exponential backoff until the queue's dead-letter

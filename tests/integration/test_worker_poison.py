@@ -19,6 +19,9 @@ from typing import Any
 
 import pytest
 
+from inferstack.runtime.metrics import RuntimeMetrics
+from inferstack.runtime.model_process import ProcessModel
+from inferstack.runtime.models import open_model
 from inferstack.runtime.queues import open_queue
 from inferstack.runtime.queues.sqs import (
     HEADER_LENGTH_ATTRIBUTE,
@@ -30,6 +33,7 @@ from inferstack.runtime.worker.loop import Worker
 from inferstack.runtime.worker.settings import WorkerSettings
 from tests.integration.conftest import AwsServer, RedisServer, free_port, unique
 from tests.integration.test_worker_sqs import drain, make_queue
+from tests.runtime import embedding_model
 from tests.worker.fakes import GATE_SAFETY_S, DoublingModel, request_body
 
 pytestmark = pytest.mark.integration
@@ -299,3 +303,86 @@ def test_redis_a_store_outage_backs_off_doubling_then_dead_letters_without_trace
     assert [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR] == []
     assert all(record.exc_info is None for record in caplog.records)
     assert client.xpending(stream, "inferstack")["pending"] == 0
+
+
+# A message the model raises on: it alone is retried and dead-lettered -----------------------
+
+
+def test_redis_a_message_the_model_rejects_fails_alone_and_costs_one_line_per_attempt(
+    redis_server: RedisServer, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """One out-of-range token id among 10 messages, through a TorchScript embedding model in
+    its own process: it used to fail all 10 five times (0 results) with 50 tracebacks logged."""
+    stream = unique("rejected")
+    client = redis_server.client()
+    ids = [
+        client.xadd(
+            stream,
+            {"body": embedding_model.request(embedding_model.tokens(row), f"row{row}")},
+        ).decode()
+        for row in range(9)
+    ]
+    bad_row = [1, 2, embedding_model.OUT_OF_RANGE, 3]
+    poison = client.xadd(stream, {"body": embedding_model.request(bad_row, "bad")}).decode()
+    ids.insert(4, poison)  # Order does not matter to the test; all 10 fit one pulled batch.
+
+    path = embedding_model.build(tmp_path / "embedder.pt")
+    model = open_model(
+        str(path), name="embedder", device="cpu", threads=1, warm_up_sizes=(1,), model_process=True
+    ).model
+    assert isinstance(model, ProcessModel)
+    queue = open_queue(f"{redis_server.url}?stream={stream}&max_attempts=3", lease_s=30)
+    store = open_result_store((tmp_path / "results").as_uri())
+    settings = WorkerSettings(
+        queue=queue.uri,
+        model=str(path),
+        max_batch_size=16,
+        max_queue_delay_ms=20,
+        poll_wait_s=0,
+        exit_when_idle_s=1.0,
+        retry_base_s=0.1,
+        metrics_port=0,
+    )
+    batches = RuntimeMetrics("embedder")
+    worker = Worker(
+        queue, store, model, settings, runtime_metrics=batches, revive_model=model.restart_dead
+    )
+    try:
+        with caplog.at_level(logging.DEBUG, logger="inferstack"):
+            run(worker)
+    finally:
+        model.close()
+
+    good = [message_id for message_id in ids if message_id != poison]
+    assert store.existing(ids) == set(good)
+    assert worker.counts()["processed"] == 9
+    # The poison shared its first batch with the others (a batch of more than 8 rows ran).
+    exposition = batches.exposition().decode()
+    over_8 = _sample(exposition, "inferstack_batch_size_count") - _sample(
+        exposition, 'inferstack_batch_size_bucket{le="8.0"'
+    )
+    assert over_8 >= 1, exposition
+    dead = client.xrange(f"{stream}:dead")
+    assert [entry[b"message_id"].decode() for _, entry in dead] == [poison]
+    reason = dead[0][1][b"reason"].decode()
+    assert "rejected this request's input 'tokens' (its row): RuntimeError: index out of range" in (
+        reason
+    ), reason
+    assert reason.endswith("(attempt 3 of 3)"), reason
+    for leak in ("\n", "Traceback", ".py", str(tmp_path)):
+        assert leak not in reason, reason
+    assert worker.counts()["retried"] == 2
+    # One line per attempt, about this message alone; no traceback anywhere.
+    about_it = [r for r in caplog.records if poison in r.getMessage() and r.levelno >= logging.INFO]
+    assert 1 <= len(about_it) <= 5, [r.getMessage() for r in about_it]
+    assert len(about_it) == 3, [r.getMessage() for r in about_it]
+    assert all("\n" not in r.getMessage() for r in caplog.records)
+    assert all(r.exc_info is None for r in caplog.records)
+    assert not any("Traceback" in r.getMessage() for r in caplog.records)
+
+
+def _sample(exposition: str, prefix: str) -> float:
+    """The value of the first exposition line that starts with `prefix`."""
+    return next(
+        float(line.split()[-1]) for line in exposition.splitlines() if line.startswith(prefix)
+    )
