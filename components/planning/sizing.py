@@ -162,14 +162,25 @@ def _prewarm_windows(
     floor: int,
     ceiling: int,
     now: datetime,
-) -> list[PrewarmWindow]:
+) -> tuple[list[PrewarmWindow], list[str]]:
+    """Each spike's pre-warm window, and a note for each spike that needs none."""
     if realtime.prewarm == "off":
-        return []
+        return [], []
     cold_minutes = math.ceil(profile.cold_start.total_seconds / 60)
     windows: list[PrewarmWindow] = []
+    notes: list[str] = []
     problems: list[Problem] = []
     for index, spike in enumerate(spec.traffic.spikes):
         path = f"traffic.spikes[{index}].cron"
+        replicas = _spike_replicas(spike.rps, replica_rps, floor, ceiling)
+        if replicas <= floor:
+            # A KEDA cron floor at or below minReplicaCount changes nothing: render none.
+            notes.append(
+                f"traffic.spikes[{index}]: no pre-warm window: the spike's {spike.rps:g} rps "
+                f"needs {replicas} replica(s) at {replica_rps:.1f} rps each, no more than "
+                f"min_replicas ({floor}), which are always up"
+            )
+            continue
         lead = cold_minutes
         note = f"cold start {profile.cold_start.total_seconds:.0f} s: node, image, load, warm-up"
         skipped = skipped_dates(spike.cron, spike.timezone, start=now)
@@ -203,7 +214,6 @@ def _prewarm_windows(
         except CronShiftError as error:
             problems.append(Problem(path, str(error)))
             continue
-        replicas = _spike_replicas(spike.rps, replica_rps, floor, ceiling)
         capped = " (capped by max_replicas)" if math.ceil(spike.rps / replica_rps) > ceiling else ""
         windows.append(
             PrewarmWindow(
@@ -223,7 +233,7 @@ def _prewarm_windows(
         )
     if problems:
         raise SpecError(problems)
-    return windows
+    return windows, notes
 
 
 def _cold_start_checks(realtime: Realtime, spec: InferenceServiceSpec, profile: Profile) -> None:
@@ -367,7 +377,10 @@ def size_realtime(
             )
         else:
             hold = Derived(math.ceil(float(realtime.request_hold_timeout_s)), "set in the spec")
-    windows = _prewarm_windows(spec, realtime, profile, rate, minimum.value, maximum.value, now)
+    windows, prewarm_notes = _prewarm_windows(
+        spec, realtime, profile, rate, minimum.value, maximum.value, now
+    )
+    warnings.extend(prewarm_notes)
     behaviour, behaviour_reason, ramp_warnings = derive_scale_up(
         Ramp(
             baseline_rps=baseline,

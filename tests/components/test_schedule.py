@@ -13,6 +13,8 @@ from inferstack.components.planning.schedule import (
     shift_cron,
     skipped_dates,
 )
+from inferstack.components.planning.sizing import size_service
+from tests.components.factories import make_profile, make_spec
 
 
 @pytest.mark.parametrize(
@@ -74,3 +76,22 @@ def test_skipped_dates_find_the_spring_forward_gap_only_for_matching_days() -> N
     assert skipped_dates("30 1 * * 1-5", "Europe/London", start=start) == []  # that is a Sunday
     assert skipped_dates("30 3 * * *", "Europe/London", start=start) == []
     assert skipped_dates("30 1 * * *", "Asia/Tokyo", start=start) == []
+
+
+def test_a_prewarm_window_no_higher_than_the_floor_is_dropped_with_a_note() -> None:
+    now = datetime(2026, 1, 5, tzinfo=UTC)
+    # The case: a spike that needs no more replicas than min_replicas keeps up anyway.
+    quiet = size_service(
+        make_spec(traffic__spikes__0__rps=5000, realtime__scaling__min_replicas=50),
+        make_profile(),
+        now=now,
+    )
+    assert quiet.realtime is not None
+    assert quiet.realtime.prewarm == []
+    (note,) = [w for w in quiet.warnings if w.startswith("traffic.spikes[0]: no pre-warm")]
+    assert "no more than min_replicas (50)" in note
+    # A spike above the floor keeps its window.
+    busy = size_service(make_spec(), make_profile(), now=now)
+    assert busy.realtime is not None
+    assert len(busy.realtime.prewarm) == 1
+    assert busy.realtime.prewarm[0].desired_replicas > busy.realtime.min_replicas.value
