@@ -45,6 +45,7 @@ disagrees):
 
 from __future__ import annotations
 
+import bisect
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -333,10 +334,21 @@ class CronSchedule:
                     (stop.astimezone(UTC) - begin).total_seconds(),
                 )
             )
+        union: list[list[float]] = []
+        for start_s, stop_s in sorted(self.windows):
+            if union and start_s <= union[-1][1]:
+                union[-1][1] = max(union[-1][1], stop_s)
+            elif start_s < stop_s:
+                union.append([start_s, stop_s])
+        self._union_starts = [window[0] for window in union]
+        self._union_stops = [window[1] for window in union]
 
     def is_active(self, offset: float) -> bool:
         """Whether the window covers `offset` seconds after `begin` (start inclusive)."""
-        return any(start <= offset < stop for start, stop in self.windows)
+        # A bisection of the windows' union: a month of polls over a month of windows was
+        # quadratic.
+        index = bisect.bisect_right(self._union_starts, offset) - 1
+        return index >= 0 and offset < self._union_stops[index]
 
     def metric(self, offset: float) -> int:
         """The value the HPA sees at `offset`."""

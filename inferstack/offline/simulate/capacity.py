@@ -18,16 +18,19 @@
 
 from __future__ import annotations
 
+import bisect
 import itertools
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Literal, TypeVar, cast
 
 import numpy as np
 
 from inferstack.offline.simulate.config import ColdStart
 
 CapacityType = Literal["on_demand", "spot"]
+_T = TypeVar("_T")
 
 
 @dataclass(eq=False)
@@ -108,14 +111,56 @@ class PoolCapacity:
         self.usage = Usage()
         self.shortage_until = -math.inf
         self._ids = itertools.count()
+        self._version = 0
+        """Bumped by every change to the nodes and pods: what the caches below are keyed by.
+
+        A month of the fast mode is ~500,000 steps in which the pool mostly does not change;
+        recounting the pods and nodes at each one was most of the run's time."""
+        self._cached: dict[str, tuple[int, object]] = {}
+
+    def changed(self) -> None:
+        """Say that a pod or node changed (for a change made from outside, as `start_warm`)."""
+        self._version += 1
+
+    def _memo(self, name: str, compute: Callable[[], _T]) -> _T:
+        hit = self._cached.get(name)
+        if hit is not None and hit[0] == self._version:
+            return cast(_T, hit[1])
+        value = compute()
+        self._cached[name] = (self._version, value)
+        return value
 
     # Queries --------------------------------------------------------------------------------
 
     @property
     def spec_replicas(self) -> int:
         """Pods the Deployment wants (placed or pending, not draining)."""
+        return self._memo("spec", self._count_spec)
+
+    def _count_spec(self) -> int:
         live = [p for p in self.pods if p.draining_since is None and p.replaced_by is None]
         return len(live) + len(self.pending)
+
+    def serving_starts(self) -> list[float]:
+        """When each placed, non-draining pod is (or was) ready, sorted: the ready count at any
+        time until the next change is a bisection of this list."""
+        return self._memo(
+            "starts",
+            lambda: sorted(
+                pod.ready_at
+                for pod in self.pods
+                if pod.node is not None and pod.draining_since is None
+            ),
+        )
+
+    def ready_count(self, now: float) -> int:
+        """How many pods serve at `now` (`len(ready_pods(now))`, without building the list)."""
+        return bisect.bisect_right(self.serving_starts(), now)
+
+    def node_gpus(self) -> tuple[int, int]:
+        """GPUs of the pool's nodes now: on-demand, spot."""
+        node_od, node_spot, _, _ = self._memo("bill", self._billing_rates)
+        return node_od, node_spot
 
     def ready_pods(self, now: float) -> list[Pod]:
         """Pods that serve at `now`."""
@@ -135,6 +180,7 @@ class PoolCapacity:
         while self.spec_replicas > replicas:
             if self.pending:
                 self.pending.pop()
+                self._version += 1
                 continue
             live = [p for p in self.pods if p.draining_since is None and p.replaced_by is None]
             victim = max(live, key=lambda p: (p.ready_at > now, p.created, p.id))
@@ -143,6 +189,7 @@ class PoolCapacity:
         return removed
 
     def _create_pod(self, now: float) -> None:
+        self._version += 1
         pod = Pod(next(self._ids), now, math.inf, None)
         if not self._place(pod, now):
             self.pending.append(pod)
@@ -168,6 +215,7 @@ class PoolCapacity:
         )
         if node is None:
             node = self._launch(wanted, now)
+        self._version += 1
         node.pods.add(pod.id)
         node.empty_since = None
         pod.node = node
@@ -192,6 +240,7 @@ class PoolCapacity:
         return node
 
     def _remove_pod(self, pod: Pod, now: float) -> None:
+        self._version += 1
         self.pods.remove(pod)
         if pod.node is not None:
             pod.node.pods.discard(pod.id)
@@ -206,6 +255,14 @@ class PoolCapacity:
         self._bill(dt)
         noticed: list[Pod] = []
         end = now + dt
+        if end < self._memo("next_event", self._next_node_event) and not self.pending:
+            if (
+                self.spot
+                and end >= self.shortage_until
+                and self._memo("fallback", self._on_fallback)
+            ):
+                self._back_to_spot(end)
+            return noticed
         for node in list(self.nodes):
             if node.interrupt_at < end and node.terminate_at == math.inf:
                 noticed += self._interrupt(node, end)
@@ -213,22 +270,60 @@ class PoolCapacity:
                 for pod in [p for p in self.pods if p.node is node]:
                     self.pods.remove(pod)
                 self.nodes.remove(node)
+                self._version += 1
             elif self._consolidated(node, end):
                 self.nodes.remove(node)
+                self._version += 1
         if self.pending and self._wanted_capacity(end) is not None:
             waiting, self.pending = self.pending, []
             for pod in waiting:
                 if not self._place(pod, end):
                     self.pending.append(pod)
-        if self.spot and end >= self.shortage_until:
+        if self.spot and end >= self.shortage_until and self._memo("fallback", self._on_fallback):
             self._back_to_spot(end)
         return noticed
 
-    def _bill(self, dt: float) -> None:
+    def _next_node_event(self) -> float:
+        """The earliest time `step` has something to do to a node: a notice, an end, a removal."""
+        soonest = math.inf
         for node in self.nodes:
-            self.usage.node_gpu_seconds[node.capacity] += self.gpus_per_node * dt
+            if node.terminate_at == math.inf:
+                soonest = min(soonest, node.interrupt_at)
+            soonest = min(soonest, node.terminate_at)
+            if not node.pods and node.empty_since is not None:
+                soonest = min(soonest, node.empty_since + self.consolidation_s)
+        return soonest
+
+    def _on_fallback(self) -> bool:
+        """Whether any pod runs on an on-demand node or waits for its spot replacement."""
+        return any(
+            pod.replaced_by is not None
+            or (pod.node is not None and pod.node.capacity == "on_demand")
+            for pod in self.pods
+            if pod.draining_since is None
+        )
+
+    def _billing_rates(self) -> tuple[int, int, int, int]:
+        node_gpus = {"on_demand": 0, "spot": 0}
+        pods = {"on_demand": 0, "spot": 0}
+        for node in self.nodes:
+            node_gpus[node.capacity] += self.gpus_per_node
         for pod in self.pods:
-            self.usage.pod_seconds[self.capacity_of(pod)] += dt
+            pods[self.capacity_of(pod)] += 1
+        return node_gpus["on_demand"], node_gpus["spot"], pods["on_demand"], pods["spot"]
+
+    def _bill(self, dt: float) -> None:
+        node_od, node_spot, pods_od, pods_spot = self._memo("bill", self._billing_rates)
+        usage = self.usage
+        # Added only when non-zero, as the loop over nodes and pods did: the sums stay identical.
+        if node_od:
+            usage.node_gpu_seconds["on_demand"] += node_od * dt
+        if node_spot:
+            usage.node_gpu_seconds["spot"] += node_spot * dt
+        if pods_od:
+            usage.pod_seconds["on_demand"] += pods_od * dt
+        if pods_spot:
+            usage.pod_seconds["spot"] += pods_spot * dt
 
     def _interrupt(self, node: Node, end: float) -> list[Pod]:
         """The notice: the node's pods drain, spot runs short for a while, replacements start."""
@@ -238,6 +333,7 @@ class PoolCapacity:
             self.shortage_until,
             node.interrupt_at + float(self.rng.exponential(self.shortage_mean_s)),
         )
+        self._version += 1
         noticed = []
         for pod in self.pods:
             if pod.node is node and pod.draining_since is None:
@@ -269,5 +365,6 @@ class PoolCapacity:
                 replacement = Pod(next(self._ids), now, math.inf, None)
                 if self._place(replacement, now):
                     pod.replaced_by = replacement
+                    self._version += 1
             elif pod.replaced_by is not None and pod.replaced_by.ready_at <= now:
                 self._remove_pod(pod, now)

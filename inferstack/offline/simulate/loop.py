@@ -133,17 +133,13 @@ def start_warm(capacity: PoolCapacity, replicas: int) -> None:
         pod.ready_at = 0.0
         if pod.node is not None:
             pod.node.image_at = 0.0
+    capacity.changed()
 
 
 def cost_rate(capacity: PoolCapacity, prices: Prices) -> float:
     """Dollars per second the pool's nodes cost now."""
-    total = 0.0
-    for node in capacity.nodes:
-        price = (
-            prices.spot_per_gpu_hour if node.capacity == "spot" else prices.on_demand_per_gpu_hour
-        )
-        total += price * capacity.gpus_per_node
-    return total / 3600.0
+    on_demand, spot = capacity.node_gpus()
+    return (on_demand * prices.on_demand_per_gpu_hour + spot * prices.spot_per_gpu_hour) / 3600.0
 
 
 class BatchQueue:
@@ -185,7 +181,7 @@ class BatchQueue:
         ages = math.isfinite(self.pool.retention_s)
         if ages and arrived:
             self._cohorts.append([now, arrived])
-        workers = len(self.capacity.ready_pods(now))
+        workers = self.capacity.ready_count(now)
         served = min(self.backlog, workers * self.pool.replica_items_per_second * dt)
         self.backlog -= served
         if ages:
