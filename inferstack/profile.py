@@ -13,6 +13,11 @@ built-in model's weights, or of a handler's module source), its signature, and t
 profiler saw (the CPU model, or the GPU name from the driver with the spec GPU type it is).
 Format 1 files still load: the fields they lack are None, and a CPU profile's `accelerator`
 label is ignored (it was a free-form flag then, not what the profiler saw).
+
+Format 3 adds the server path's own cost (`server_overhead`): what a request pays in
+`inferstack serve` beyond the batch's compute (HTTP parse, decode, the batcher, encode), per
+request and per batch, measured through a real server on loopback. Formats 1 and 2 still load
+without it (None: the simulator then adds nothing).
 """
 
 from __future__ import annotations
@@ -28,8 +33,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from inferstack.contract.gpus import GPU_TYPE_NAMES, gpu_type_of_device
 from inferstack.errors import Problem, SpecError
 
-PROFILE_FORMAT_VERSION: Literal[2] = 2
-READABLE_FORMAT_VERSIONS = (1, 2)
+PROFILE_FORMAT_VERSION: Literal[3] = 3
+READABLE_FORMAT_VERSIONS = (1, 2, 3)
 FILE_SCHEME = "file://"
 
 
@@ -119,10 +124,34 @@ class Signature(_Strict):
     outputs: list[TensorSignature]
 
 
+class OverheadPoint(_Strict):
+    """The server path at one batch size: bursts of `batch_size` one-row requests."""
+
+    batch_size: int = Field(ge=1)
+    request_latency_ms: float = Field(
+        gt=0, description="median over bursts of the mean request latency seen by the client"
+    )
+    compute_ms: float = Field(gt=0, description="the batch's compute p50 in this profile")
+    overhead_ms: float = Field(description="request_latency_ms - compute_ms")
+
+
+class ServerOverhead(_Strict):
+    """What `inferstack serve` adds to a batch's compute: `per_batch + per_request * size`."""
+
+    per_request_ms: float = Field(ge=0)
+    per_batch_ms: float = Field(ge=0)
+    points: list[OverheadPoint] = Field(min_length=1)
+    request: str = Field(description="how the requests were sent, e.g. JSON over HTTP/1.1")
+
+    def at(self, batch_size: int) -> float:
+        """The fitted overhead of a batch of `batch_size` requests, in milliseconds."""
+        return self.per_batch_ms + self.per_request_ms * batch_size
+
+
 class Profile(_Strict):
     """A model's measured behaviour on one kind of hardware."""
 
-    format_version: Literal[1, 2] = PROFILE_FORMAT_VERSION
+    format_version: Literal[1, 2, 3] = PROFILE_FORMAT_VERSION
     model: str = Field(description="the model URI that was measured")
     model_digest: str | None = Field(
         default=None, description="sha256:<hex> of what `model_digest_of` names (format 2)"
@@ -132,17 +161,14 @@ class Profile(_Strict):
         description="what was hashed: the model file, the built-in model's weights, or the "
         "handler's module source",
     )
-    model_bytes: int | None = Field(
-        default=None,
-        ge=0,
-        description="size of the model file in bytes: what a pod downloads when the model is "
-        "fetched (the plan's cold start divides it by the download bandwidth)",
-    )
     signature: Signature | None = Field(default=None, description="inputs and outputs (format 2)")
     measured_at: str = Field(description="ISO 8601 timestamp")
     hardware: Hardware
     batches: list[BatchPoint] = Field(min_length=1)
     cold_start: ColdStart
+    server_overhead: ServerOverhead | None = Field(
+        default=None, description="the server path's cost beyond compute (format 3)"
+    )
 
     @field_validator("format_version", mode="before")
     @classmethod
@@ -160,6 +186,11 @@ class Profile(_Strict):
         sizes = [point.batch_size for point in self.batches]
         if sizes != sorted(set(sizes)):
             raise ValueError(f"batches must be sorted by batch_size without repeats, got {sizes}")
+        if self.server_overhead is not None and self.format_version < 3:
+            raise ValueError(
+                f"server_overhead is a format 3 field but format_version is "
+                f"{self.format_version}; set format_version: 3 or remove it"
+            )
         hardware = self.hardware
         if self.format_version >= 2 and hardware.accelerator is not None:
             if hardware.kind == "cpu":

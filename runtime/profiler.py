@@ -7,6 +7,10 @@ in a model process, through the pipe (`--model-process false` times it in this p
 measurable here, and so recorded as `source: "assumed"` with the figure's origin: node
 provisioning and image pull.
 
+With `--server-overhead` (default true) it also measures what `inferstack serve` adds to a
+batch's compute (HTTP parse, decode, batcher, encode: `server_overhead.py`) and records it in
+the profile (format 3), for the simulator's replica.
+
 The profile also records what it measured: the model URI with a digest of its file (the
 built-in model's weights, a handler's module source), its signature, and the device seen (the
 CPU model, or the GPU's driver name with the spec GPU type it is). `--accelerator` is a check,
@@ -52,6 +56,7 @@ from inferstack.runtime.models import (
     open_model,
     resolve_device,
 )
+from inferstack.runtime.server_overhead import measure_server_overhead
 from inferstack.runtime.settings import boolean, cpu_budget
 from inferstack.runtime.tensors import TensorSpec
 
@@ -106,6 +111,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=True,
         help="time the model in its own process, as `serve` runs it (default true)",
     )
+    parser.add_argument(
+        "--server-overhead",
+        type=boolean,
+        default=True,
+        help="also measure what `inferstack serve` adds per request and per batch, through a "
+        "server on loopback (default true)",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -129,9 +141,10 @@ def run(args: argparse.Namespace) -> int:
             seconds_per_size=args.seconds,
             accelerator=args.accelerator,
             model_process=args.model_process,
+            server_overhead=args.server_overhead,
             progress=_to_stderr,
         )
-    except (ModelLoadError, AcceleratorError) as error:
+    except (ModelLoadError, AcceleratorError, RuntimeError) as error:
         sys.stderr.write(f"inferstack profile: {error}\n")
         return 2
     args.out.parent.mkdir(parents=True, exist_ok=True)
@@ -151,9 +164,13 @@ def measure(
     seconds_per_size: float = 2.0,
     accelerator: str | None = None,
     model_process: bool = True,
+    server_overhead: bool = False,
     progress: Callable[[str], None] | None = None,
 ) -> Profile:
     """Load, warm up and time the model at each batch size; returns a validated Profile.
+
+    With `server_overhead`, also time the server path through `inferstack serve` (RuntimeError
+    when that server cannot start).
 
     Raises `AcceleratorError` before loading anything when `accelerator` is not the GPU here.
     """
@@ -199,8 +216,29 @@ def measure(
             inputs=[_tensor(spec) for spec in model.inputs],
             outputs=[_tensor(spec) for spec in model.outputs],
         )
+        row = model.example_inputs(1)
     finally:
         model.close()
+    overhead = None
+    if server_overhead:  # after close: the server loads its own copy of the model
+        overhead = measure_server_overhead(
+            uri,
+            row,
+            {p.batch_size: p.latency_ms.p50 for p in points},
+            threads=threads,
+            device=resolved,
+            model_process=model_process,
+            seconds_per_size=seconds_per_size,
+        )
+        for measured in overhead.points:
+            report(
+                f"  server path, batch {measured.batch_size:>4}: request "
+                f"{measured.request_latency_ms:8.2f} ms, overhead {measured.overhead_ms:7.2f} ms"
+            )
+        report(
+            f"  server overhead: {overhead.per_batch_ms:.3f} ms per batch + "
+            f"{overhead.per_request_ms:.3f} ms per request"
+        )
     return Profile(
         model=uri,
         model_digest=digest,
@@ -236,6 +274,7 @@ def measure(
                 note=f"2 calls at each of batch sizes {sorted(batch_sizes)}",
             ),
         ),
+        server_overhead=overhead,
     )
 
 

@@ -167,11 +167,14 @@ def _batcher(spec: InferenceServiceSpec, gpus: int) -> BatcherParams:
 
 
 def compute_model(profile: Profile) -> ComputeModel:
-    """The profile's batch compute as the replica kernel samples it."""
+    """The profile's batch compute, plus its server overhead, as the replica kernel samples it."""
+    overhead = profile.server_overhead
     return ComputeModel(
         sizes=tuple(p.batch_size for p in profile.batches),
         p50_s=tuple(p.latency_ms.p50 / 1000 for p in profile.batches),
         p99_s=tuple(p.latency_ms.p99 / 1000 for p in profile.batches),
+        overhead_per_batch_s=overhead.per_batch_ms / 1000 if overhead else 0.0,
+        overhead_per_request_s=overhead.per_request_ms / 1000 if overhead else 0.0,
     )
 
 

@@ -10,7 +10,11 @@ The kernel reproduces `inferstack.runtime.batcher.DynamicBatcher` for single-row
 
 Batch compute time for size b is log-normal with the profile's p50 and p99 at b (interpolated
 linearly between measured sizes): `median = p50`, `sigma = ln(p99 / p50) / z(0.99)`, so a
-simulated batch matches both measured percentiles.
+simulated batch matches both measured percentiles. A format-3 profile's server overhead (what
+`inferstack serve` adds: HTTP parse, decode, batcher hand-off, encode) is added to each batch as
+`per_batch + per_request * b` before the log-normal is fitted, so a batch occupies its replica
+for compute plus that path; not modelled: the event loop's CPU shared with other replicas and
+the client, its variance beyond the fitted line, and TCP/connection effects.
 
 Latencies land in log-spaced histograms (1 % wide bins for the totals, 5 % for the per-minute
 timeline), so a day of 10^8 requests needs no per-request storage. The kernel is compiled with
@@ -100,6 +104,9 @@ class ComputeModel:
     sizes: tuple[int, ...]
     p50_s: tuple[float, ...]
     p99_s: tuple[float, ...]
+    overhead_per_batch_s: float = 0.0
+    overhead_per_request_s: float = 0.0
+    """The server path's cost (profile format 3), added to every batch."""
 
     def tables(self, max_batch: int) -> tuple[Floats, Floats]:
         """Median and sigma for every batch size 0..max_batch (index = size)."""
@@ -111,6 +118,9 @@ class ComputeModel:
         beyond = wanted > sizes[-1]
         median[beyond] = self.p50_s[-1] * wanted[beyond] / sizes[-1]
         p99[beyond] = self.p99_s[-1] * wanted[beyond] / sizes[-1]
+        overhead = self.overhead_per_batch_s + self.overhead_per_request_s * wanted
+        median[1:] += overhead[1:]
+        p99[1:] += overhead[1:]
         sigma = np.log(np.maximum(p99, median) / median) / Z99
         return median, sigma
 

@@ -1,0 +1,74 @@
+"""Profile format 3: the server path's overhead, recorded by the profiler, added by the replica."""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import numpy as np
+import pytest
+
+from inferstack.errors import SpecError
+from inferstack.offline.simulate.inputs import compute_model
+from inferstack.profile import PROFILE_FORMAT_VERSION, parse_profile
+from inferstack.runtime.server_overhead import fit_line
+from tests.components.factories import PROFILE
+
+OVERHEAD: dict[str, Any] = {
+    "per_request_ms": 0.1,
+    "per_batch_ms": 1.5,
+    "points": [
+        {"batch_size": 1, "request_latency_ms": 3.6, "compute_ms": 2.0, "overhead_ms": 1.6},
+        {"batch_size": 16, "request_latency_ms": 11.1, "compute_ms": 6.0, "overhead_ms": 3.1},
+    ],
+    "request": "JSON, one row per request, HTTP/1.1 keep-alive over loopback",
+}
+
+
+def with_overhead(version: int) -> dict[str, Any]:
+    data = copy.deepcopy(PROFILE)
+    data["format_version"] = version
+    data["server_overhead"] = OVERHEAD
+    return data
+
+
+def test_format_3_carries_the_server_overhead_and_formats_1_and_2_still_load() -> None:
+    assert PROFILE_FORMAT_VERSION == 3
+    profile = parse_profile(with_overhead(3))
+    assert profile.server_overhead is not None
+    assert profile.server_overhead.at(16) == pytest.approx(1.5 + 0.1 * 16)
+    for old in (1, 2):
+        assert parse_profile({**PROFILE, "format_version": old}).server_overhead is None
+
+
+def test_a_server_overhead_in_an_older_format_is_refused_with_the_fix() -> None:
+    with pytest.raises(SpecError, match="server_overhead is a format 3 field") as error:
+        parse_profile(with_overhead(2))
+    assert "set format_version: 3 or remove it" in str(error.value)
+
+
+def test_the_replica_adds_the_overhead_to_every_batch_size() -> None:
+    bare = compute_model(parse_profile({**PROFILE, "format_version": 2}))
+    loaded = compute_model(parse_profile(with_overhead(3)))
+    bare_median, bare_sigma = bare.tables(32)
+    median, sigma = loaded.tables(32)
+    sizes = np.arange(33)
+    assert median[1:] == pytest.approx(bare_median[1:] + 0.0015 + 0.0001 * sizes[1:])
+    # The spread is fitted after the shift: the same p99 - p50 over a larger median.
+    assert (sigma[1:] <= bare_sigma[1:] + 1e-12).all()
+    assert loaded.throughput(16) < bare.throughput(16)
+
+
+@pytest.mark.parametrize(
+    ("points", "expected"),
+    [
+        ([(1, 1.1), (8, 1.8), (32, 4.2)], (1.0, 0.1)),
+        ([(1, 2.0)], (2.0, 0.0)),
+        ([(1, 3.0), (32, 1.0)], (2.0, 0.0)),  # falls with b: all of it per batch
+        ([(1, -0.5), (32, 3.2)], (0.0, 3.2 * 32 / (1 + 32 * 32) - 0.5 / (1 + 32 * 32))),
+    ],
+)
+def test_the_fit_is_a_non_negative_line(
+    points: list[tuple[int, float]], expected: tuple[float, float]
+) -> None:
+    assert fit_line(points) == pytest.approx(expected, abs=1e-9)
