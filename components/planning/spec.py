@@ -16,9 +16,17 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
 from croniter import croniter
-from pydantic import Field, TypeAdapter, ValidationError, field_validator, model_validator
+from pydantic import (
+    Field,
+    TypeAdapter,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from inferstack.components.planning.gpus import GPU_TYPES
+from inferstack.components.planning.model_delivery import ModelCache, digest_problem, uri_problem
 from inferstack.components.planning.validation import StrictModel, problems_from
 from inferstack.contract.images import parse_image
 from inferstack.contract.queues import QueueKind
@@ -51,7 +59,22 @@ class _Strict(StrictModel):
 class ModelSource(_Strict):
     """Where the model comes from and how to load it."""
 
-    uri: str = Field(description="builtin://mlp, file:///path, s3://..., gs://..., or module:Class")
+    uri: str = Field(
+        description="builtin://mlp, s3://BUCKET/KEY, gs://BUCKET/OBJECT, "
+        "hf://ORG/REPO@COMMIT/PATH, "
+        "https://... (with sha256), file:///opt/inferstack/model/FILE (baked), or module:Class"
+    )
+    sha256: str | None = Field(
+        default=None,
+        validate_default=True,  # an https URI without one is refused here
+        description="the model file's sha256 (sha256sum FILE); required for https",
+    )
+    cache: ModelCache = Field(
+        default_factory=ModelCache, description="the volume a fetched model is written to"
+    )
+    download_mb_per_s: float | None = Field(
+        default=None, gt=0, description="MB/s a pod downloads the model at (default 100)"
+    )
     format: Literal["builtin", "torchscript", "torch_export", "handler"] | None = Field(
         default=None, description="loader to use; inferred from the URI when omitted"
     )
@@ -64,6 +87,22 @@ class ModelSource(_Strict):
         description="the other model URI whose profile `profile` is, to size from it knowingly "
         "(sizing refuses a profile of another model otherwise; the preview warns)",
     )
+
+    @field_validator("uri")
+    @classmethod
+    def _reachable_from_pods(cls, value: str) -> str:
+        problem = uri_problem(value)
+        if problem is not None:
+            raise ValueError(problem)
+        return value
+
+    @field_validator("sha256")
+    @classmethod
+    def _digest(cls, value: str | None, info: ValidationInfo) -> str | None:
+        problem = digest_problem(info.data.get("uri"), value)
+        if problem is not None:
+            raise ValueError(problem)
+        return value
 
 
 class Spike(_Strict):

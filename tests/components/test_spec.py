@@ -157,7 +157,7 @@ def test_cross_field_problems_are_all_listed_with_their_fields() -> None:
             latency_budget_ms=20,
             batching__max_queue_delay_ms=15,
             realtime__scaling__max_replicas=1000,
-            model={"uri": "file:///models/m.pt"},
+            model={"uri": "s3://models/m.pt"},
         )
     )
     paths = [problem.split(": ")[0] for problem in problems]
