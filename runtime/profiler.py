@@ -222,7 +222,7 @@ def measure(
     overhead = None
     if server_overhead:  # after close: the server loads its own copy of the model
         overhead = measure_server_overhead(
-            uri,
+            local,
             row,
             {p.batch_size: p.latency_ms.p50 for p in points},
             threads=threads,
