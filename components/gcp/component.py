@@ -31,6 +31,7 @@ from inferstack.components.gcp.pubsub import PubSubQueue, pubsub_queue, queue_se
 from inferstack.components.kubernetes.bindings import KubernetesBindings, QueueWiring
 from inferstack.components.kubernetes.component import KubernetesInferenceService, custom_resource
 from inferstack.components.kubernetes.options import KubernetesOptions, PoolPlacement
+from inferstack.components.kubernetes.scraping import scrape_for
 from inferstack.components.kubernetes.workloads import workload_name
 from inferstack.components.planning.plan import ServicePlan, target_problems
 from inferstack.components.planning.pools import BatchPool
@@ -86,6 +87,10 @@ class GcpInferenceStack(pulumi.ComponentResource):
         bindings = dataclasses.replace(
             bindings,
             image=kubernetes.image or registry.deployment_image(spec, options) or spec.image,
+            # Managed Prometheus unless the options chose another scrape mode.
+            scrape=scrape_for(
+                kubernetes, "gcp", gcp_project=options.project, gke_cluster=options.cluster
+            ),
         )
         subscription_id: pulumi.Input[str] | None = None
         dead_letter_id: pulumi.Input[str] | None = None
@@ -98,6 +103,8 @@ class GcpInferenceStack(pulumi.ComponentResource):
             subscription_id = queue.subscription.id
             dead_letter_id = queue.dead_letter_subscription.id
             results_uri = where.uri
+        if plan.batch is not None or bindings.scrape.pod_identity is not None:
+            worker_ready += self._keda_grants(name)
 
         self.service = KubernetesInferenceService(
             name,
@@ -218,6 +225,19 @@ class GcpInferenceStack(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions(parent=self),
         )
 
+    def _keda_grants(self, name: str) -> list[pulumi.Resource]:
+        """KEDA's operator reads Managed Prometheus: the batch backlog, the realtime demand."""
+        return [
+            identity.bind(
+                _binding_name(name, "keda", grant),
+                grant,
+                identity.GrantTargets(),
+                self.options,
+                pulumi.ResourceOptions(parent=self),
+            )
+            for grant in identity.keda_grants(self.options)
+        ]
+
     def _worker(
         self,
         name: str,
@@ -264,16 +284,6 @@ class GcpInferenceStack(pulumi.ComponentResource):
                     targets,
                     options,
                     self._bound_to(parents[grant.on], *after_account),
-                )
-            )
-        for grant in identity.keda_grants(options):
-            ready.append(
-                identity.bind(
-                    _binding_name(name, "keda", grant),
-                    grant,
-                    identity.GrantTargets(),
-                    options,
-                    pulumi.ResourceOptions(parent=self),
                 )
             )
         wiring = QueueWiring(

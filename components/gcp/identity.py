@@ -150,14 +150,15 @@ def impersonation_grant(options: GcpOptions, namespace: str, ksa: str) -> Grant:
 
 
 def keda_grants(options: GcpOptions) -> list[Grant]:
-    """KEDA's operator reads the subscription backlog from Managed Prometheus (project-wide)."""
+    """KEDA's operator reads Managed Prometheus (project-wide): the subscription backlog, and
+    the realtime demand when the pods are scraped by managed collection."""
     namespace, _, name = options.keda_service_account.partition("/")
     return [
         Grant(
             "project",
             KEDA_ROLE,
             workload_principal(options, namespace, name),
-            "read num_undelivered_messages from Managed Prometheus",
+            "read the Pub/Sub backlog and the realtime demand from Managed Prometheus",
         )
     ]
 

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Literal
 
 from inferstack.components.kubernetes.options import CONFIG_KEY, KubernetesOptions, PoolPlacement
 from inferstack.components.kubernetes.queues import backend
+from inferstack.components.kubernetes.scraping import Scrape, scrape_for
 from inferstack.components.planning.pools import Tier
 from inferstack.components.planning.pools import queue_name as default_queue_name
 from inferstack.components.planning.spec import InferenceServiceSpec, Queue
@@ -75,6 +76,8 @@ class KubernetesBindings:
     batch_placement: PoolPlacement = field(default_factory=PoolPlacement)
     spot_labels: tuple[tuple[str, str], ...] | None = None
     """(key, value) of the spot node labels the batch pool prefers; None: every platform's."""
+    scrape: Scrape = field(default_factory=Scrape)
+    """How the realtime pool is scraped and where KEDA queries its demand (`scraping`)."""
     node_endpoints: tuple[NodeEndpoint, ...] | None = None
     """What a pool that reaches a cloud service reads on its node (credentials, spot notices);
     None: the instance metadata endpoint (GKE's metadata server, a plain cluster's IMDS)."""
@@ -98,6 +101,7 @@ class KubernetesBindings:
             realtime_placement=options.realtime_placement,
             batch_placement=options.batch_placement,
             spot_labels=options.spot_labels,
+            scrape=scrape_for(options),
         )
 
     def placement(self, tier: Tier) -> PoolPlacement:

@@ -181,12 +181,18 @@ class KubernetesInferenceService(pulumi.ComponentResource):
             f"{name}-realtime-service", k8s_workloads.realtime_service(spec, options), base
         )
         _pdb(f"{name}-realtime-pdb", k8s_workloads.realtime_pdb(spec, options), base)
-        if options.metrics == "podmonitor":
-            custom_resource(
-                f"{name}-realtime-podmonitor", k8s_workloads.pod_monitor(spec, options), base
-            )
+        scrape = self.bindings.scrape
+        scrape_object = k8s_workloads.scrape_object(spec, options, scrape)
+        if scrape_object is not None:
+            # Named by mode: switching modes replaces one kind of object with the other.
+            role = "podmonitor" if scrape.mode == "podmonitor" else "podmonitoring"
+            custom_resource(f"{name}-realtime-{role}", scrape_object, base)
+        waits: list[pulumi.Resource] = []
+        authentication = k8s_scaling.metrics_trigger_authentication(spec, options, self.bindings)
+        if authentication is not None:
+            waits.append(custom_resource(f"{name}-metrics-auth", authentication, base))
         if not pool.spec.scale_to_zero:
-            return []
+            return waits
         _service(f"{name}-proxy", k8s_scaling.proxy_service(spec, options), base)
         route = custom_resource(
             f"{name}-realtime-route",
@@ -195,7 +201,7 @@ class KubernetesInferenceService(pulumi.ComponentResource):
         )
         # The add-on's scaler answers KEDA with an empty metric spec (and KEDA falls back to
         # CPU) if the ScaledObject arrives before its InterceptorRoute.
-        return [route]
+        return [*waits, route]
 
     def _batch_extras(
         self, name: str, pool: BatchPool, base: pulumi.ResourceOptions

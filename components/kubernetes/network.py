@@ -127,8 +127,15 @@ def egress_rules(
     return rules
 
 
-def ingress_rules(pool: Pool, options: KubernetesOptions) -> list[Manifest]:
-    """Prometheus on the metrics port; for realtime, the named callers and the interceptor."""
+def ingress_rules(
+    pool: Pool, options: KubernetesOptions, bindings: KubernetesBindings | None = None
+) -> list[Manifest]:
+    """Prometheus on the metrics port; for realtime, the named callers and the interceptor.
+
+    The realtime pool's scraper is the one its scrape mode uses (`bindings.scrape`: GKE's
+    managed collectors for Managed Prometheus), not necessarily `prometheus_namespace`.
+    """
+    scraper = (bindings or KubernetesBindings.from_options(options)).scrape.scraper_namespace
     if isinstance(pool, BatchPool):
         return [
             {
@@ -142,7 +149,7 @@ def ingress_rules(pool: Pool, options: KubernetesOptions) -> list[Manifest]:
     callers += [dict(peer) for peer in options.ingress_peers]
     if pool.spec.scale_to_zero:
         callers.append(_namespace(options.keda_namespace))
-    callers.append(_namespace(options.prometheus_namespace))
+    callers.append(_namespace(scraper))
     return [{"from": callers, "ports": [_tcp(options.port)]}]
 
 
@@ -160,7 +167,7 @@ def network_policy(
         "spec": {
             "podSelector": {"matchLabels": selector(spec, pool.tier)},
             "policyTypes": ["Ingress", "Egress"],
-            "ingress": ingress_rules(pool, options),
+            "ingress": ingress_rules(pool, options, bindings),
             "egress": egress_rules(spec, pool, bindings),
         },
     }

@@ -35,6 +35,8 @@ _PUBSUB_NAME: Final = re.compile(r"^[A-Za-z][A-Za-z0-9_.~+%-]{2,254}$")
 _URI_UNSAFE: Final = re.compile(r"[\s\"'`\\{}<>^|\x00-\x1f\x7f]")
 """Characters no queue name or queue URI of any kind carries (RFC 3986 leaves them out): they
 could only break out of a KEDA trigger's query or metadata."""
+_HELM_RELEASE_MAX: Final = 53
+"""Helm's limit on a release name (helm `pkg/chartutil` `ValidateReleaseName`)."""
 DEFAULT_PROMETHEUS_URL = "http://prometheus-operated.monitoring.svc:9090"
 """The Service the Prometheus Operator creates for every Prometheus it runs."""
 DEFAULT_KEDA_NAMESPACE = "keda"
@@ -43,7 +45,9 @@ KEDA_CHART_VERSION = "2.19.0"
 HTTP_ADDON_CHART_VERSION = "0.14.0"
 """Pinned KEDA HTTP add-on chart: 0.14 introduced InterceptorRoute (v1beta1), used here."""
 
-MetricsScraping = Literal["annotations", "podmonitor"]
+MetricsScraping = Literal["podmonitor", "pod_monitoring", "annotations"]
+DEFAULT_PROMETHEUS_RELEASE: Final = "kube-prometheus-stack"
+"""The Helm release name kube-prometheus-stack's own install instructions use."""
 ServiceType = Literal["ClusterIP", "NodePort", "LoadBalancer"]
 
 
@@ -121,10 +125,17 @@ class KubernetesOptions(StrictModel):
     """Annotations of that Service, e.g. the cloud's internal load balancer annotation."""
     port: int = 8000
     """The runtime's HTTP port in the pods and on the Service."""
-    metrics: MetricsScraping = "annotations"
-    """`annotations` (prometheus.io/* on the pods) or `podmonitor` (Prometheus Operator)."""
+    metrics: MetricsScraping | None = None
+    """How the realtime pool is scraped (`inferstack.components.kubernetes.scraping`):
+    `podmonitor` (Prometheus Operator / kube-prometheus-stack), `pod_monitoring` (GKE Managed
+    Prometheus) or `annotations` (a Prometheus with the `kubernetes-pods` job). None: the target's
+    own (`pod_monitoring` on gcp, `podmonitor` elsewhere)."""
     prometheus_url: str = DEFAULT_PROMETHEUS_URL
-    """Where KEDA's Prometheus trigger sends the demand query."""
+    """Where KEDA's Prometheus trigger sends the demand query (the gcp target's
+    `pod_monitoring` queries the project's Managed Prometheus instead)."""
+    prometheus_release: str = DEFAULT_PROMETHEUS_RELEASE
+    """`podmonitor`: the Helm release name of the cluster's kube-prometheus-stack; its Prometheus
+    selects PodMonitors labelled `release: <this>` (the chart's default podMonitorSelector)."""
     keda_namespace: str = DEFAULT_KEDA_NAMESPACE
     """Namespace of the KEDA HTTP add-on's interceptor and external scaler."""
     install_keda: bool = False
@@ -171,6 +182,18 @@ class KubernetesOptions(StrictModel):
             raise ValueError(
                 f"{value!r} is not a Kubernetes namespace (lowercase letters, digits, '-'; "
                 "at most 63)"
+            )
+        return value
+
+    @field_validator("prometheus_release")
+    @classmethod
+    def _release(cls, value: str) -> str:
+        # Helm release names are DNS-1123 labels (helm `chartutil.ValidateReleaseName`), and the
+        # value becomes a label value the Prometheus selector compares verbatim.
+        if not _NAMESPACE.match(value) or len(value) > _HELM_RELEASE_MAX:
+            raise ValueError(
+                f"{value!r} is not a Helm release name (lowercase letters, digits, '-'; at most "
+                "53); set the name kube-prometheus-stack was installed under"
             )
         return value
 
@@ -268,6 +291,7 @@ def parse_options(
 __all__ = [
     "CONFIG_KEY",
     "DEFAULT_KEDA_NAMESPACE",
+    "DEFAULT_PROMETHEUS_RELEASE",
     "DEFAULT_PROMETHEUS_URL",
     "HTTP_ADDON_CHART_VERSION",
     "KEDA_CHART_VERSION",

@@ -15,6 +15,7 @@ Pure functions returning wire-form dicts, like `k8s_workloads`. What each pool s
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from typing import Final
 
 from inferstack.components.kubernetes.bindings import KubernetesBindings, queue_name
@@ -68,9 +69,14 @@ FALLBACK_BEHAVIOR: Final = "currentReplicasIfHigher"
 pool that cannot see its demand must not shed the capacity it is serving with."""
 
 
-def demand_query(spec: InferenceServiceSpec, pool: RealtimePool, namespace: str) -> str:
+def demand_query(
+    spec: InferenceServiceSpec,
+    pool: RealtimePool,
+    namespace: str,
+    scraper_labels: Mapping[str, str] | None = None,
+) -> str:
     """PromQL of the realtime pool's demand: the pool total, which KEDA divides per replica."""
-    matchers = scraped_label_selector(spec, "realtime", namespace)
+    matchers = scraped_label_selector(spec, "realtime", namespace, scraper_labels)
     metric = pool.spec.scaling.metric
     if metric == "queue_depth":
         return f"sum({metric_names.QUEUE_DEPTH}{{{matchers}}})"
@@ -138,18 +144,46 @@ def service_url(spec: InferenceServiceSpec, options: KubernetesOptions) -> str |
     return f"http://{_fqdn(workload_name(spec, 'realtime'), options.namespace)}:{options.port}"
 
 
+def metrics_authentication_name(spec: InferenceServiceSpec) -> str:
+    """Name of the TriggerAuthentication KEDA queries the demand with (Managed Prometheus)."""
+    return f"{spec.name}-metrics"
+
+
+def metrics_trigger_authentication(
+    spec: InferenceServiceSpec, options: KubernetesOptions, bindings: KubernetesBindings
+) -> Manifest | None:
+    """KEDA's pod identity for a query API that needs one (Managed Prometheus); else None."""
+    identity = bindings.scrape.pod_identity
+    if identity is None:
+        return None
+    return {
+        "apiVersion": KEDA_API,
+        "kind": "TriggerAuthentication",
+        "metadata": metadata(metrics_authentication_name(spec), options, labels(spec, "realtime")),
+        "spec": {"podIdentity": dict(identity)},
+    }
+
+
 def realtime_triggers(
-    spec: InferenceServiceSpec, pool: RealtimePool, options: KubernetesOptions
+    spec: InferenceServiceSpec,
+    pool: RealtimePool,
+    options: KubernetesOptions,
+    bindings: KubernetesBindings | None = None,
 ) -> list[Manifest]:
-    """Demand, then one cron floor per pre-warm window, then the HTTP wake-up when at zero."""
+    """Demand, then one cron floor per pre-warm window, then the HTTP wake-up when at zero.
+
+    The demand query goes where `bindings.scrape` says the pods are scraped.
+    """
+    scrape = (bindings or KubernetesBindings.from_options(options)).scrape
+    demand: Manifest = {"type": "prometheus", "name": "demand", "metricType": "AverageValue"}
+    if scrape.pod_identity is not None:
+        demand["authenticationRef"] = {"name": metrics_authentication_name(spec)}
     triggers: list[Manifest] = [
         {
-            "type": "prometheus",
-            "name": "demand",
-            "metricType": "AverageValue",
+            **demand,
             "metadata": {
-                "serverAddress": options.prometheus_url,
-                "query": demand_query(spec, pool, options.namespace),
+                "serverAddress": scrape.server_address,
+                "query": demand_query(spec, pool, options.namespace, scrape.matchers),
                 "threshold": decimal(pool.sizing.target_per_replica.value),
                 "activationThreshold": "0",
                 # No series is an error, not zero demand. At zero replicas (scale-to-zero) KEDA
@@ -199,7 +233,7 @@ def scaled_object(
     from zero on its queue's backlog."""
     name = workload_name(spec, pool.tier)
     if isinstance(pool, RealtimePool):
-        up, triggers = pool.sizing.scale_up.value, realtime_triggers(spec, pool, options)
+        up, triggers = pool.sizing.scale_up.value, realtime_triggers(spec, pool, options, bindings)
     else:
         up, triggers = BATCH_SCALE_UP, [queue_trigger(spec, pool, bindings)]
     return {

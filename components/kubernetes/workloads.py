@@ -25,6 +25,13 @@ from inferstack.components.kubernetes.pods import (
     scratch_volume,
 )
 from inferstack.components.kubernetes.queues import promql_matchers
+from inferstack.components.kubernetes.scraping import (
+    POD_MONITOR_API,
+    POD_MONITORING_API,
+    RELEASE_LABEL,
+    SCRAPE_INTERVAL,
+    Scrape,
+)
 from inferstack.components.planning.pools import BatchPool, Pool, RealtimePool, Tier
 from inferstack.components.planning.sizing import Sizing
 from inferstack.components.planning.spec import InferenceServiceSpec
@@ -142,8 +149,9 @@ def metadata(
 # Workloads
 
 
-def _scrape_annotations(options: KubernetesOptions) -> dict[str, str]:
-    if options.metrics != "annotations":
+def _scrape_annotations(options: KubernetesOptions, scrape: Scrape) -> dict[str, str]:
+    """The `kubernetes-pods` job's annotations, in the one mode that reads them."""
+    if scrape.mode != "annotations":
         return {}
     return {
         "prometheus.io/scrape": "true",
@@ -184,7 +192,7 @@ def deployment(
             "type": "RollingUpdate",
             "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0},
         }
-        pod_annotations = {**annotations, **_scrape_annotations(options)}
+        pod_annotations = {**annotations, **_scrape_annotations(options, bindings.scrape)}
     body["template"] = {
         "metadata": {"labels": pool_labels, "annotations": pod_annotations},
         "spec": {
@@ -266,37 +274,97 @@ def realtime_pdb(spec: InferenceServiceSpec, options: KubernetesOptions) -> Mani
     }
 
 
-def scraped_label_selector(spec: InferenceServiceSpec, tier: Tier, namespace: str) -> str:
+def scraped_label_selector(
+    spec: InferenceServiceSpec,
+    tier: Tier,
+    namespace: str,
+    scraper_labels: Mapping[str, str] | None = None,
+) -> str:
     """PromQL matchers for one pool's series, as scraping attaches them to each sample.
 
-    Both scraping modes turn pod labels into sample labels with Prometheus' name sanitising
+    Every scraping mode turns pod labels into sample labels with Prometheus' name sanitising
     (`inferstack.io/service` -> `inferstack_io_service`): the common `kubernetes-pods` job does it
-    with `labelmap`, the PodMonitor here with `podTargetLabels`. Both add `namespace`.
+    with `labelmap`, the PodMonitor with `podTargetLabels`, the PodMonitoring with
+    `targetLabels.fromPod`. All add `namespace`; `scraper_labels` are what the scraper adds
+    besides (Managed Prometheus: `cluster`).
     """
     matchers = {"namespace": namespace}
     for key, value in selector(spec, tier).items():
-        matchers[_sanitise(key)] = value
+        matchers[target_label(key)] = value
+    matchers.update(scraper_labels or {})
     return promql_matchers(matchers)
+
+
+def target_label(pod_label: str) -> str:
+    """The Prometheus label a pod label becomes: every character outside `[a-zA-Z0-9_]` turned
+    into `_` (Prometheus `model.LabelName` rule `^[a-zA-Z_][a-zA-Z0-9_]*$`; the relabel
+    `labelmap` and the operator's `podTargetLabels` sanitise this way)."""
+    return _sanitise(pod_label)
 
 
 def _sanitise(label: str) -> str:
     return "".join(char if char.isalnum() or char == "_" else "_" for char in label)
 
 
-def pod_monitor(spec: InferenceServiceSpec, options: KubernetesOptions) -> Manifest:
-    """Prometheus Operator scraping of the realtime pods, with the pool labels on every sample."""
+def pod_monitor(
+    spec: InferenceServiceSpec, options: KubernetesOptions, scrape: Scrape | None = None
+) -> Manifest:
+    """Prometheus Operator scraping of the realtime pods, with the pool labels on every sample.
+
+    Labelled `release: <prometheus_release>`, which kube-prometheus-stack's Prometheus selects
+    PodMonitors by (see `inferstack.components.kubernetes.scraping`).
+    """
+    release = scrape.release if scrape is not None else options.prometheus_release
     return {
-        "apiVersion": "monitoring.coreos.com/v1",
+        "apiVersion": POD_MONITOR_API,
         "kind": "PodMonitor",
-        "metadata": metadata(workload_name(spec, "realtime"), options, labels(spec, "realtime")),
+        "metadata": metadata(
+            workload_name(spec, "realtime"),
+            options,
+            {**labels(spec, "realtime"), RELEASE_LABEL: release},
+        ),
         "spec": {
             "selector": {"matchLabels": selector(spec, "realtime")},
             "podTargetLabels": list(selector(spec, "realtime")),
             "podMetricsEndpoints": [
-                {"port": PORT_NAME, "path": METRICS_PATH, "interval": "15s"},
+                {"port": PORT_NAME, "path": METRICS_PATH, "interval": SCRAPE_INTERVAL},
             ],
         },
     }
+
+
+def pod_monitoring(spec: InferenceServiceSpec, options: KubernetesOptions) -> Manifest:
+    """Managed Prometheus scraping of the realtime pods (GKE's managed collection).
+
+    `targetLabels.fromPod` maps each pool label onto the same sanitised target label the other
+    modes produce, so one demand query serves every mode.
+    """
+    return {
+        "apiVersion": POD_MONITORING_API,
+        "kind": "PodMonitoring",
+        "metadata": metadata(workload_name(spec, "realtime"), options, labels(spec, "realtime")),
+        "spec": {
+            "selector": {"matchLabels": selector(spec, "realtime")},
+            "endpoints": [{"port": PORT_NAME, "path": METRICS_PATH, "interval": SCRAPE_INTERVAL}],
+            "targetLabels": {
+                "fromPod": [
+                    {"from": key, "to": target_label(key)} for key in selector(spec, "realtime")
+                ]
+            },
+        },
+    }
+
+
+def scrape_object(
+    spec: InferenceServiceSpec, options: KubernetesOptions, scrape: Scrape
+) -> Manifest | None:
+    """The object that makes the realtime pool scraped in `scrape.mode`; None for annotations
+    (they sit on the pods themselves)."""
+    if scrape.mode == "podmonitor":
+        return pod_monitor(spec, options, scrape)
+    if scrape.mode == "pod_monitoring":
+        return pod_monitoring(spec, options)
+    return None
 
 
 __all__ = [
@@ -304,10 +372,13 @@ __all__ = [
     "pool_annotations",
     "labels",
     "pod_monitor",
+    "pod_monitoring",
     "realtime_pdb",
     "realtime_service",
+    "scrape_object",
     "scraped_label_selector",
     "selector",
     "service_account",
+    "target_label",
     "workload_name",
 ]

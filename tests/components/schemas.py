@@ -24,6 +24,7 @@ import kubernetes_validate
 import yaml
 
 from inferstack.offline.capture import integral_floats_to_int
+from tests.components import monitoring_cel
 from tests.components.karpenter_cel import rule_check
 from tests.shared_data import KARPENTER_SCHEMAS, KEDA_SCHEMAS, SCHEMAS, require
 
@@ -44,6 +45,13 @@ CRD_FILES = {
     ("karpenter.k8s.aws", "EC2NodeClass"): "karpenter.k8s.aws_ec2nodeclasses.yaml",
 }
 KARPENTER_GROUPS = frozenset({"karpenter.sh", "karpenter.k8s.aws"})
+MONITORING_CRDS = Path(__file__).parent / "crds"
+"""Scrape-object CRDs vendored in the repository (see crds/README.md for their sources)."""
+MONITORING_CRD_FILES = {
+    ("monitoring.googleapis.com", "PodMonitoring"): "monitoring.googleapis.com_podmonitorings.yaml",
+    ("monitoring.coreos.com", "PodMonitor"): "monitoring.coreos.com_podmonitors.yaml",
+}
+MONITORING_GROUPS = frozenset(group for group, _ in MONITORING_CRD_FILES)
 
 WIRE_TYPE_PREFIX = "kubernetes:"
 
@@ -106,7 +114,7 @@ CEL_RULES: dict[str, CelCheck] = {
 
 def cel_check(rule: str) -> CelCheck | None:
     """The Python check of a CEL rule of any shipped CRD (KEDA here, Karpenter by pattern)."""
-    return CEL_RULES.get(rule) or rule_check(rule)
+    return CEL_RULES.get(rule) or rule_check(rule) or monitoring_cel.rule_check(rule)
 
 
 class CelRuleUnknown(Exception):
@@ -177,10 +185,13 @@ def _object_meta_schema() -> dict[str, Any]:
 @cache
 def crd_schema(group: str, kind: str, version: str) -> dict[str, Any]:
     """The closed JSON Schema of one CRD version; raises SchemaMissing if the file is absent."""
-    folder = require_schema_dir(
-        KARPENTER_SCHEMA_DIR if group in KARPENTER_GROUPS else KEDA_SCHEMA_DIR
-    )
-    path = folder / CRD_FILES[(group, kind)]
+    if group in MONITORING_GROUPS:
+        path = MONITORING_CRDS / MONITORING_CRD_FILES[(group, kind)]
+    else:
+        folder = require_schema_dir(
+            KARPENTER_SCHEMA_DIR if group in KARPENTER_GROUPS else KEDA_SCHEMA_DIR
+        )
+        path = folder / CRD_FILES[(group, kind)]
     if not path.exists():
         raise SchemaMissing(str(path))
     crd = yaml.safe_load(path.read_text())
@@ -195,7 +206,8 @@ def crd_schema(group: str, kind: str, version: str) -> dict[str, Any]:
 
 
 def validate_crd(manifest: dict[str, Any]) -> None:
-    """Strict validation of a KEDA, KEDA HTTP add-on or Karpenter object against its CRD."""
+    """Strict validation of a KEDA, KEDA HTTP add-on, Karpenter or scrape object (PodMonitor,
+    PodMonitoring) against its CRD."""
     group, version = manifest["apiVersion"].split("/")
     schema = crd_schema(group, manifest["kind"], version)
     errors = sorted(_CelValidator(schema).iter_errors(manifest), key=lambda e: list(e.path))
@@ -220,9 +232,14 @@ def is_keda(manifest: dict[str, Any]) -> bool:
     return group in {"keda.sh", "http.keda.sh"}
 
 
+def is_scrape_object(manifest: dict[str, Any]) -> bool:
+    """True for PodMonitor (Prometheus Operator) and PodMonitoring (Managed Prometheus)."""
+    return str(manifest.get("apiVersion", "")).split("/")[0] in MONITORING_GROUPS
+
+
 def validate(manifest: dict[str, Any]) -> None:
     """Validate any rendered object with the right schema."""
-    if is_keda(manifest) or is_karpenter(manifest):
+    if is_keda(manifest) or is_karpenter(manifest) or is_scrape_object(manifest):
         validate_crd(manifest)
     else:
         validate_kubernetes(manifest)

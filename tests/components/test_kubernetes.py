@@ -61,11 +61,12 @@ SQS_OPTIONS = {
 SCENARIOS = [
     # Both pools, queue-depth demand, one weekday spike in New York, SQS on spot with fallback.
     _scenario("full", SQS_OPTIONS),
-    # Sync scale-to-zero through the HTTP add-on; in-flight demand; Redis Streams; PodMonitor.
+    # Sync scale-to-zero through the HTTP add-on; in-flight demand; Redis Streams; scraped by
+    # pod annotations (chosen explicitly: only a `kubernetes-pods` job reads them).
     _scenario(
         "zero",
         {
-            "metrics": "podmonitor",
+            "metrics": "annotations",
             "queue": {"results_uri": "redis://redis:6379/1"},
         },
         realtime__scale_to_zero=True,
@@ -199,10 +200,6 @@ def test_every_object_validates_strictly_against_its_schema(rendered: Rendered) 
         ):
             continue
         manifest = schemas.manifest_from_wire(resource.type, resource.inputs)
-        if manifest["kind"] == "PodMonitor":
-            # No PodMonitor CRD in ../shared/schemas; its fields are asserted in
-            # test_podmonitor_scrapes_the_pool_labels instead.
-            continue
         schemas.validate(manifest)
         validated.add(manifest["kind"])
     assert validated == {
@@ -214,6 +211,7 @@ def test_every_object_validates_strictly_against_its_schema(rendered: Rendered) 
         "TriggerAuthentication",
         "InterceptorRoute",
         "NetworkPolicy",
+        "PodMonitor",
     }
 
 
@@ -599,20 +597,24 @@ def test_realtime_objects_declare_budget_delay_and_cold_start(rendered: Rendered
 
 
 def test_podmonitor_scrapes_the_pool_labels(rendered: Rendered) -> None:
-    monitor = rendered.one("zero", "PodMonitor")
+    # The kubernetes target's default: a PodMonitor kube-prometheus-stack's Prometheus selects.
+    monitor = rendered.one("full", "PodMonitor")
     assert monitor["apiVersion"] == "monitoring.coreos.com/v1"
+    assert monitor["metadata"]["labels"]["release"] == "kube-prometheus-stack"
     assert monitor["spec"]["selector"]["matchLabels"] == {
-        SERVICE_LABEL: "zero",
+        SERVICE_LABEL: "full",
         TIER_LABEL: "realtime",
     }
     assert set(monitor["spec"]["podTargetLabels"]) == {SERVICE_LABEL, TIER_LABEL}
     assert monitor["spec"]["podMetricsEndpoints"] == [
         {"port": "http", "path": "/metrics", "interval": "15s"}
     ]
-    template = rendered.one("zero", "Deployment", "zero-realtime")["spec"]["template"]
-    assert "prometheus.io/scrape" not in template["metadata"]["annotations"]
     full = rendered.one("full", "Deployment", "full-realtime")["spec"]["template"]
-    assert full["metadata"]["annotations"]["prometheus.io/scrape"] == "true"
+    assert "prometheus.io/scrape" not in full["metadata"]["annotations"]
+    # Annotations only where a stack chose them, and then no PodMonitor.
+    template = rendered.one("zero", "Deployment", "zero-realtime")["spec"]["template"]
+    assert template["metadata"]["annotations"]["prometheus.io/scrape"] == "true"
+    assert not [m for m in rendered.manifests("zero") if m["kind"] == "PodMonitor"]
 
 
 def test_outputs_name_the_workloads_scalers_and_sizing(rendered: Rendered) -> None:
@@ -635,7 +637,8 @@ def test_children_are_named_by_role_under_the_component(rendered: Rendered) -> N
         f"full-{role}"
         for role in (
             "realtime", "realtime-sa", "realtime-service", "realtime-pdb", "realtime-scaler",
-            "realtime-netpol", "batch", "batch-sa", "batch-scaler", "queue-auth", "batch-netpol",
+            "realtime-netpol", "realtime-podmonitor", "batch", "batch-sa", "batch-scaler",
+            "queue-auth", "batch-netpol",
         )
     )  # fmt: skip
 

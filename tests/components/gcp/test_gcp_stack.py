@@ -464,6 +464,42 @@ def test_keda_reads_the_backlog_of_the_created_subscription(rendered: Rendered) 
     assert auth["spec"] == {"podIdentity": {"provider": "gcp"}}
 
 
+def test_realtime_demand_is_scraped_and_queried_through_managed_prometheus(
+    rendered: Rendered,
+) -> None:
+    """Issue 27 item 4: on GKE nothing wired the realtime trigger to Managed Prometheus, so the
+    demand query went to a Prometheus that never scraped the pods."""
+    monitoring = rendered.manifest("embedder", "PodMonitoring", "embedder-realtime")
+    assert monitoring["apiVersion"] == "monitoring.googleapis.com/v1"
+    assert monitoring["spec"]["endpoints"] == [
+        {"port": "http", "path": "/metrics", "interval": "15s"}
+    ]
+    mapped = {m["from"]: m["to"] for m in monitoring["spec"]["targetLabels"]["fromPod"]}
+    assert mapped == {"inferstack.io/service": "inferstack_io_service", "inferstack.io/tier":
+                      "inferstack_io_tier"}  # fmt: skip
+    trigger = rendered.manifest("embedder", "ScaledObject", "embedder-realtime")["spec"][
+        "triggers"
+    ][0]
+    assert trigger["metadata"]["serverAddress"] == (
+        f"https://monitoring.googleapis.com/v1/projects/{PROJECT}/location/global/prometheus"
+    )
+    # The labels the PodMonitoring maps, plus this cluster's (two clusters never add up).
+    for matcher in ('inferstack_io_service="embedder"', 'namespace="inference"',
+                    'cluster="inference"'):  # fmt: skip
+        assert matcher in trigger["metadata"]["query"]
+    assert trigger["authenticationRef"] == {"name": "embedder-metrics"}
+    auth = rendered.manifest("embedder", "TriggerAuthentication", "embedder-metrics")
+    assert auth["spec"] == {"podIdentity": {"provider": "gcp"}}
+    # GKE's managed collectors scrape the pods, so their namespace is admitted to the port.
+    policy = rendered.manifest("embedder", "NetworkPolicy", "embedder-realtime")
+    callers = policy["spec"]["ingress"][0]["from"]
+    assert {
+        "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "gke-gmp-system"}}
+    } in callers
+    pods = rendered.manifest("embedder", "Deployment", "embedder-realtime")["spec"]["template"]
+    assert "prometheus.io/scrape" not in pods["metadata"]["annotations"]
+
+
 def test_deployments_default_to_the_registry_image(rendered: Rendered) -> None:
     image = f"us-central1-docker.pkg.dev/{PROJECT}/embedder/runtime:0.1.0"
     for tier in ("realtime", "batch"):
