@@ -92,21 +92,25 @@ class ColdStart(_Strict):
     image_pull: ColdStartPart
     model_load: ColdStartPart
     warmup: ColdStartPart
+    model_download: ColdStartPart | None = None
+    """A fetched model's download at pod start; the plan adds it from `model_bytes` and the
+    bandwidth (`components.planning.model_delivery`), a profile does not record it."""
+
+    @property
+    def download_seconds(self) -> float:
+        """The model's download at pod start (0 when it is not fetched)."""
+        return self.model_download.seconds if self.model_download is not None else 0.0
 
     @property
     def pod_seconds(self) -> float:
-        """A new replica on a node that already exists and has the image: load plus warm-up."""
-        return self.model_load.seconds + self.warmup.seconds
+        """A new replica on a node that already exists and has the image: download (when the
+        model is fetched), load and warm-up."""
+        return self.download_seconds + self.model_load.seconds + self.warmup.seconds
 
     @property
     def total_seconds(self) -> float:
         """A new replica that also needs a new node: every part."""
-        return (
-            self.node_provision.seconds
-            + self.image_pull.seconds
-            + self.model_load.seconds
-            + self.warmup.seconds
-        )
+        return self.node_provision.seconds + self.image_pull.seconds + self.pod_seconds
 
 
 class TensorSignature(_Strict):
