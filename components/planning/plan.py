@@ -14,6 +14,7 @@ from typing import Any
 
 from inferstack.components.planning.clouds import CLOUDS, Cloud, Target
 from inferstack.components.planning.cost import CostEstimate, estimate_cost
+from inferstack.components.planning.model_delivery import with_model_download
 from inferstack.components.planning.pools import (
     BatchPool,
     Pool,
@@ -136,6 +137,8 @@ def plan_service(
     problems = _target_problems(spec, target)
     if problems:
         raise SpecError(problems, source=f"spec for target {target}")
+    # A fetched model's download joins the cold start here, once, for every consumer.
+    profile = with_model_download(spec.model, profile)
     sizing = size_service(spec, profile, target=target, now=now)
     price_cloud = CLOUDS[spec.price_cloud] if target == "kubernetes" else CLOUDS[target]
     cost = estimate_cost(spec, profile, sizing, price_cloud.name, table=prices)

@@ -32,7 +32,7 @@ from inferstack.components.planning.spec import (
 from inferstack.contract.pods import PRESTOP_SECONDS
 from inferstack.contract.thresholds import gpu_replicas_excess
 from inferstack.errors import Problem, SpecError
-from inferstack.profile import BatchPoint, Profile
+from inferstack.profile import BatchPoint, ColdStart, Profile
 
 T = TypeVar("T")
 
@@ -249,6 +249,7 @@ def _cold_start_checks(realtime: Realtime, spec: InferenceServiceSpec, profile: 
                 "realtime.scale_to_zero",
                 f"the first request after idle waits a cold start of {cold.total_seconds:.0f} s "
                 f"(node {cold.node_provision.seconds:g} + image {cold.image_pull.seconds:g} + "
+                f"{_download_reason(cold)}"
                 f"load {cold.model_load.seconds:g} + warm-up {cold.warmup.seconds:g}), far above "
                 f"latency_budget_ms {spec.latency_budget_ms:g}; set "
                 "realtime.allow_cold_start_over_budget: true to accept it, or scale_to_zero: false",
@@ -270,13 +271,23 @@ def _cold_start_checks(realtime: Realtime, spec: InferenceServiceSpec, profile: 
 
 
 def _startup_seconds(profile: Profile) -> Derived[int]:
-    """How long a starting pod may take before its probes count: load and warm-up, with room."""
+    """How long a starting pod may take before its probes count: download (when the model is
+    fetched), load and warm-up, with room."""
     cold = profile.cold_start
+    parts = "download + " if cold.model_download is not None else ""
     return Derived(
         max(MIN_STARTUP_SECONDS, math.ceil(cold.pod_seconds * STARTUP_PROBE_FACTOR)),
-        f"{STARTUP_PROBE_FACTOR:g} x measured model load + warm-up ({cold.pod_seconds:.1f} s), "
-        f"at least {MIN_STARTUP_SECONDS} s",
+        f"{STARTUP_PROBE_FACTOR:g} x {parts}measured model load + warm-up "
+        f"({cold.pod_seconds:.1f} s), at least {MIN_STARTUP_SECONDS} s",
     )
+
+
+def _download_reason(cold: ColdStart) -> str:
+    """The download term of the cold start's reason line, empty when nothing is fetched."""
+    download = cold.model_download
+    if download is None:
+        return ""
+    return f"download {download.seconds:g} s ({download.note}) + "
 
 
 def size_realtime(
@@ -569,7 +580,9 @@ def size_service(
         cold_start_seconds=Derived(
             round(cold.total_seconds, 2),
             f"node {cold.node_provision.seconds:g} s ({cold.node_provision.source}) + image "
-            f"{cold.image_pull.seconds:g} s ({cold.image_pull.source}) + load "
+            f"{cold.image_pull.seconds:g} s ({cold.image_pull.source}) + "
+            + _download_reason(cold)
+            + "load "
             f"{cold.model_load.seconds:g} s ({cold.model_load.source}) + warm-up "
             f"{cold.warmup.seconds:g} s ({cold.warmup.source})",
         ),
