@@ -57,8 +57,9 @@ read AWS_CONTAINER_CREDENTIALS_FULL_URI, http://169.254.170.23/v1/credentials: p
 egress policy that does not name it blocks it (cilium/cilium#34387)."""
 HTTPS_PORT: Final = 443
 REDIS_DEFAULT_PORT: Final = 6379
-CLOUD_SCHEMES: Final = frozenset({"s3", "gs", "http", "https"})
-"""URI schemes whose service is reached over HTTPS on the internet or the cloud's network."""
+CLOUD_SCHEMES: Final = frozenset({"s3", "gs", "hf", "http", "https"})
+"""URI schemes whose service is reached over HTTPS on the internet or the cloud's network (hf: the
+Hugging Face Hub, where the runtime fetches an hf:// model)."""
 
 
 def _namespace(name: str) -> Manifest:

@@ -15,10 +15,12 @@ from typing import TYPE_CHECKING, Any, Final
 
 from inferstack.components.kubernetes.bindings import KubernetesBindings, queue_uri
 from inferstack.components.kubernetes.options import KubernetesOptions, PoolPlacement
+from inferstack.components.planning.model_delivery import is_fetched
 from inferstack.components.planning.pools import BatchPool, Pool, RealtimePool
 from inferstack.components.planning.spec import Gpu, InferenceServiceSpec
 from inferstack.contract import clouds
 from inferstack.contract import env as runtime_env
+from inferstack.contract.model_uris import MODEL_CACHE_MOUNT
 from inferstack.contract.pods import (
     GPU_RESOURCE,
     LIVE_PATH,
@@ -46,6 +48,7 @@ WORKER_PORT_NAME: Final = "metrics"
 STARTUP_PERIOD_SECONDS: Final = 5
 DRAIN_MARGIN_SECONDS: Final = 2
 SCRATCH_SIZE: Final = "2Gi"
+MODEL_CACHE_VOLUME: Final = "model-cache"
 SPOT_NODE_LABELS: Final = tuple((label.key, label.value) for label in clouds.SPOT_LABELS)
 """(key, value) of every node label that marks spot capacity (see `inferstack.contract.clouds`);
 the same keys are used as taints by the platforms that taint spot nodes."""
@@ -165,6 +168,48 @@ def scratch_volume() -> tuple[Manifest, Manifest]:
     )
 
 
+def model_cache_volume(spec: InferenceServiceSpec) -> tuple[Manifest, Manifest] | None:
+    """The volume a fetched model is written to and its mount (None: nothing is fetched).
+
+    The runtime fetches the model itself at start-up (`INFERSTACK_MODEL_CACHE`): an emptyDir
+    by default (each pod downloads once per start), or an existing claim that keeps the file
+    across restarts and pods (reused when its sha256 matches model.sha256).
+    """
+    if not is_fetched(spec.model.uri):
+        return None
+    cache = spec.model.cache
+    source: Manifest
+    if cache.volume == "claim":
+        source = {"persistentVolumeClaim": {"claimName": cache.claim_name}}
+    else:
+        limit = {"sizeLimit": cache.size_limit} if cache.size_limit else {}
+        source = {"emptyDir": limit}
+    return (
+        {"name": MODEL_CACHE_VOLUME, **source},
+        {"name": MODEL_CACHE_VOLUME, "mountPath": MODEL_CACHE_MOUNT},
+    )
+
+
+def pod_volumes(spec: InferenceServiceSpec) -> list[Manifest]:
+    """Every pool pod's volumes: the scratch /tmp, and the model cache when the model is fetched."""
+    cache = model_cache_volume(spec)
+    return [scratch_volume()[0], *([cache[0]] if cache else [])]
+
+
+def _volume_mounts(spec: InferenceServiceSpec) -> list[Manifest]:
+    cache = model_cache_volume(spec)
+    return [scratch_volume()[1], *([cache[1]] if cache else [])]
+
+
+def _model_values(spec: InferenceServiceSpec) -> dict[str, str | None]:
+    """What the runtime's fetch step reads: the digest, and where to put a fetched model."""
+    fetched = is_fetched(spec.model.uri)
+    return {
+        "model_sha256": spec.model.sha256,
+        "model_cache": MODEL_CACHE_MOUNT if fetched else None,
+    }
+
+
 def _container_env(process: frozenset[str], values: Mapping[str, str | None]) -> list[Manifest]:
     """Env vars of one runtime process, from its setting names (`runtime_env.*_SETTINGS`).
 
@@ -244,6 +289,7 @@ def realtime_container(
         runtime_env.SERVE_SETTINGS,
         {
             "model": spec.model.uri,
+            **_model_values(spec),
             **_batching_values(spec, sizing.batch_size.value),
             "max_queue_size": str(batching.queue_limit),
             "request_timeout_ms": None if timeout is None else decimal(timeout),
@@ -251,7 +297,6 @@ def realtime_container(
             "drain_grace_s": str(drain),
         },
     )
-    _, scratch_mount = scratch_volume()
     return {
         "name": CONTAINER_NAME,
         "image": image,
@@ -265,7 +310,7 @@ def realtime_container(
         # makes the server finish what it admitted (INFERSTACK_DRAIN_GRACE_S) and exit.
         "lifecycle": {"preStop": {"sleep": {"seconds": PRESTOP_SECONDS}}},
         "securityContext": hardened_container_security(),
-        "volumeMounts": [scratch_mount],
+        "volumeMounts": _volume_mounts(spec),
     }
 
 
@@ -278,7 +323,6 @@ def worker_container(
 ) -> Manifest:
     """The same image in worker mode: pulls the queue, writes results, drains on interruption."""
     sizing = pool.sizing
-    _, scratch_mount = scratch_volume()
     return {
         "name": CONTAINER_NAME,
         "image": image,
@@ -296,6 +340,7 @@ def worker_container(
         "env": _container_env(
             runtime_env.WORK_SETTINGS,
             {
+                **_model_values(spec),
                 **_batching_values(spec, sizing.batch_size.value),
                 # What SIGTERM leaves the worker: the pod's grace, so it releases what it holds
                 # before the kill rather than trusting its own default.
@@ -317,7 +362,7 @@ def worker_container(
             ready_period=10,
         ),
         "securityContext": hardened_container_security(),
-        "volumeMounts": [scratch_mount],
+        "volumeMounts": _volume_mounts(spec),
     }
 
 
@@ -367,9 +412,11 @@ __all__ = [
     "decimal",
     "gpu_toleration",
     "hardened_container_security",
+    "model_cache_volume",
     "node_selector",
     "on_demand_only_affinity",
     "pod_security",
+    "pod_volumes",
     "realtime_container",
     "scheduling",
     "scratch_volume",

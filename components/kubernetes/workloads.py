@@ -21,8 +21,8 @@ from inferstack.components.kubernetes.pods import (
     container,
     decimal,
     pod_security,
+    pod_volumes,
     scheduling,
-    scratch_volume,
 )
 from inferstack.components.kubernetes.queues import promql_matchers
 from inferstack.components.kubernetes.scraping import (
@@ -177,7 +177,6 @@ def deployment(
     image = bindings.image or spec.image
     pool_labels = labels(spec, pool.tier)
     annotations = pool_annotations(spec, sizing, pool)
-    scratch, _ = scratch_volume()
     name = workload_name(spec, pool.tier)
     # No `replicas`: KEDA's HPA owns the count, and a value here would fight it on every
     # update. The HPA starts from the Deployment default (1) until KEDA takes over.
@@ -203,7 +202,7 @@ def deployment(
             "securityContext": pod_security(),
             **scheduling(pool, bindings),
             "containers": [container(spec, pool, options, bindings, image)],
-            "volumes": [scratch],
+            "volumes": pod_volumes(spec),
         },
     }
     return {

@@ -4,13 +4,24 @@ cache volume, and the download term of the cold start with its reason."""
 from __future__ import annotations
 
 import copy
+from dataclasses import replace
+from typing import Any
 
 import pytest
 
+from inferstack.components.kubernetes.bindings import KubernetesBindings
+from inferstack.components.kubernetes.options import KubernetesOptions
+from inferstack.components.kubernetes.workloads import deployment
 from inferstack.components.planning.model_delivery import DEFAULT_DOWNLOAD_MB_PER_S
 from inferstack.components.planning.plan import plan_service
+from inferstack.contract.env import ENV_MODEL, ENV_MODEL_CACHE, ENV_MODEL_SHA256
+from inferstack.contract.model_uris import MODEL_CACHE_MOUNT
 from inferstack.profile import Profile, parse_profile
+from inferstack.runtime.server.settings import ServerSettings
+from inferstack.runtime.settings import resolve
+from inferstack.runtime.worker.settings import WorkerSettings
 from tests.components.factories import PROFILE, make_spec, spec_data
+from tests.components.schemas import validate_kubernetes
 from tests.components.test_spec import assert_one_problem, problems_of
 
 URI = "s3://models/embedder/v3.pt"
@@ -117,3 +128,70 @@ def test_a_model_in_the_image_or_built_in_downloads_nothing() -> None:
     plan = plan_service(make_spec(model=_model(uri=baked)), _profile(uri=baked))
     assert plan.sizing.cold_start_seconds.value == 180
     assert "download" not in plan.sizing.cold_start_seconds.reason
+
+
+# ---------------------------------------------------------------------------------------------
+# What the pods carry: the fetch step's settings and its volume, read back by the runtime
+
+
+def _deployments(model: dict[str, object]) -> list[dict[str, Any]]:
+    spec = make_spec(model=model)
+    plan = plan_service(spec, _profile(uri=str(model["uri"])))
+    options = KubernetesOptions()
+    bindings = KubernetesBindings.from_options(options)
+    bindings = replace(
+        bindings, queue=replace(bindings.queue, results_uri="s3://embedder-results/out")
+    )
+    return [deployment(spec, plan.sizing, pool, options, bindings) for pool in plan.pools]
+
+
+def test_a_fetched_model_gets_its_cache_volume_digest_and_folder_in_every_pool() -> None:
+    manifests = _deployments(_model(sha256=DIGEST))
+    assert len(manifests) == 2
+    for manifest in manifests:
+        validate_kubernetes(manifest)
+        pod = manifest["spec"]["template"]["spec"]
+        (container,) = pod["containers"]
+        env = {item["name"]: item["value"] for item in container["env"]}
+        assert env[ENV_MODEL_SHA256] == DIGEST
+        assert env[ENV_MODEL_CACHE] == MODEL_CACHE_MOUNT
+        assert {"name": "model-cache", "emptyDir": {}} in pod["volumes"]
+        assert {"name": "model-cache", "mountPath": MODEL_CACHE_MOUNT} in container["volumeMounts"]
+        # The runtime reads these under the names written (the settings of `serve` / `work`).
+        args = container.get("args", [])
+        flags = dict(zip(args[::2], args[1::2], strict=True))
+        model_uri = env.get(ENV_MODEL) or flags["--model"]
+        assert model_uri == URI
+        settings = resolve(
+            ServerSettings if container["command"][1] == "serve" else WorkerSettings,
+            {"model": model_uri, "queue": "sqs://jobs", "results": "s3://r/out"}
+            if container["command"][1] == "work"
+            else {"model": model_uri},
+            environ=env,
+        )
+        assert (settings.model_sha256, settings.model_cache) == (DIGEST, MODEL_CACHE_MOUNT)
+
+
+def test_a_claim_cache_mounts_the_named_claim() -> None:
+    cache = {"volume": "claim", "claim_name": "model-cache-rwx"}
+    for manifest in _deployments(_model(cache=cache)):
+        validate_kubernetes(manifest)
+        volumes = manifest["spec"]["template"]["spec"]["volumes"]
+        assert {
+            "name": "model-cache",
+            "persistentVolumeClaim": {"claimName": "model-cache-rwx"},
+        } in volumes
+
+
+def test_an_empty_dir_size_limit_is_rendered() -> None:
+    (manifest, _) = _deployments(_model(cache={"size_limit": "20Gi"}))
+    volumes = manifest["spec"]["template"]["spec"]["volumes"]
+    assert {"name": "model-cache", "emptyDir": {"sizeLimit": "20Gi"}} in volumes
+
+
+def test_a_model_that_is_not_fetched_gets_no_cache() -> None:
+    for manifest in _deployments({"uri": "builtin://mlp"}):
+        pod = manifest["spec"]["template"]["spec"]
+        assert [volume["name"] for volume in pod["volumes"]] == ["scratch"]
+        env = {item["name"] for item in pod["containers"][0]["env"]}
+        assert not {ENV_MODEL_SHA256, ENV_MODEL_CACHE} & env
