@@ -41,7 +41,9 @@ from inferstack.components.kubernetes.network import EKS_POD_IDENTITY_AGENT
 from inferstack.components.kubernetes.options import KubernetesOptions
 from inferstack.components.kubernetes.workloads import workload_name
 from inferstack.components.planning.plan import ServicePlan, target_problems
+from inferstack.components.planning.pools import Tier
 from inferstack.contract import resource_types
+from inferstack.contract.model_uris import parse_remote
 from inferstack.errors import Problem, SpecError
 
 TYPE_TOKEN: Final = resource_types.AWS_STACK
@@ -126,6 +128,9 @@ class AwsInferenceStack(pulumi.ComponentResource):
                 name, kubernetes, bindings, job_queue, scaler, account, cluster
             )
             scaler_arn = scaler.arn
+        model_arn = model_object_arn(spec.model.uri)
+        if plan.realtime is not None and model_arn is not None:
+            bindings = self._model_reader(name, model_arn, kubernetes, bindings, account, cluster)
         if repository is not None and "image" not in spec.model_fields_set and not bindings.image:
             bindings = dataclasses.replace(bindings, image=self._repository_image(account))
 
@@ -208,10 +213,12 @@ class AwsInferenceStack(pulumi.ComponentResource):
         namespace: str,
         account: pulumi.Output[str],
         cluster: pulumi.Output[aws.eks.GetClusterResult],
+        tier: Tier = "batch",
     ) -> pulumi.Output[str]:
-        """Who may assume the worker's role: the Pod Identity agent, or the IRSA OIDC subject."""
+        """Who may assume a pool's role: the Pod Identity agent, or the IRSA OIDC subject of
+        the pool's service account."""
         options = self.options
-        service_account = workload_name(self.plan.spec, "batch")
+        service_account = workload_name(self.plan.spec, tier)
         if options.identity == "pod_identity":
             return pulumi.Output.all(account, cluster.arn).apply(
                 lambda v: json.dumps(iam.pod_identity_trust(v[0], v[1]))
@@ -258,7 +265,12 @@ class AwsInferenceStack(pulumi.ComponentResource):
             ).apply(
                 lambda v: json.dumps(
                     iam.worker_policy(
-                        v[0], v[1], v[2], job_queue.prefix, kms_key_arn=options.kms_key_arn
+                        v[0],
+                        v[1],
+                        v[2],
+                        job_queue.prefix,
+                        kms_key_arn=options.kms_key_arn,
+                        model_arn=model_object_arn(spec.model.uri),
                     )
                 )
             ),
@@ -287,6 +299,48 @@ class AwsInferenceStack(pulumi.ComponentResource):
             ),
             batch_service_account_annotations=annotations,
         )
+
+    def _model_reader(
+        self,
+        name: str,
+        model_arn: str,
+        kubernetes: KubernetesOptions,
+        bindings: KubernetesBindings,
+        account: pulumi.Output[str],
+        cluster: pulumi.Output[aws.eks.GetClusterResult],
+    ) -> KubernetesBindings:
+        """The realtime pool's role when its model is in S3: read that one object, nothing else
+        (the runtime fetches it at pod start with this identity)."""
+        spec, options = self.plan.spec, self.options
+        role = aws.iam.Role(
+            f"{name}-realtime-role",
+            name=self._role_name("realtime"),
+            assume_role_policy=self._worker_trust(
+                kubernetes.namespace, account, cluster, "realtime"
+            ),
+            description=f"Realtime pool of {spec.name}: reads its model object only",
+            tags=resource_tags(self.plan),
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        aws.iam.RolePolicy(
+            f"{name}-realtime-policy",
+            role=role.name,
+            policy=json.dumps(iam.model_reader_policy(model_arn)),
+            opts=pulumi.ResourceOptions(parent=role),
+        )
+        annotations = dict(bindings.realtime_service_account_annotations)
+        if options.identity == "pod_identity":
+            aws.eks.PodIdentityAssociation(
+                f"{name}-realtime-identity",
+                cluster_name=options.cluster_name,
+                namespace=kubernetes.namespace,
+                service_account=workload_name(spec, "realtime"),
+                role_arn=role.arn,
+                opts=pulumi.ResourceOptions(parent=role),
+            )
+        else:
+            annotations[IRSA_ANNOTATION] = role.arn
+        return dataclasses.replace(bindings, realtime_service_account_annotations=annotations)
 
     def _deploying_account(self, account: str) -> str:
         """The caller's account; at `pulumi up`, ARN options of another account are refused.
@@ -365,6 +419,17 @@ class AwsInferenceStack(pulumi.ComponentResource):
             ),
             node_endpoints=node_endpoints(self.options),
         )
+
+
+def model_object_arn(uri: str) -> str | None:
+    """The ARN of the model object when the model is in S3 (None: it is not)."""
+    try:
+        remote = parse_remote(uri)
+    except ValueError:
+        return None
+    if remote is None or remote.scheme != "s3":
+        return None
+    return iam.model_object_arn(remote.container, remote.path)
 
 
 def node_endpoints(options: AwsOptions) -> tuple[NodeEndpoint, ...]:

@@ -10,7 +10,9 @@ exact actions and ARNs and lint every document with parliament; the component ca
   already there before it runs a redelivered message, and without list S3 answers 403 instead of
   404 for a missing key);
 - KEDA's queue scaler: that queue's attributes, nothing else;
-- the realtime pool: no AWS permissions at all (no role is created for it);
+- a model in S3 (`model.uri: s3://BUCKET/KEY`): `s3:GetObject` on exactly that object, for the
+  worker and for the realtime pool (which otherwise gets no role at all), so the runtime's
+  fetch step reads it with the pool's own identity;
 - the GPU nodes: the managed policies a node needs (kubelet, CNI, image pulls, SSM);
 - the queues and the bucket: resource policies that deny any request not over TLS, and on the
   interruption queue, sends only from EventBridge on behalf of this stack's rules.
@@ -41,6 +43,11 @@ WORKER_QUEUE_ACTIONS: Final = (
 )
 WORKER_DLQ_ACTIONS: Final = ("sqs:GetQueueUrl", "sqs:SendMessage")
 SCALER_ACTIONS: Final = ("sqs:GetQueueAttributes",)
+MODEL_READ_ACTIONS: Final = ("s3:GetObject",)
+"""What the fetch step needs: boto3's download_file sends HeadObject, then ranged GetObject
+requests; both are authorised by s3:GetObject (S3 API Reference, HeadObject, "Permissions": "To
+use HEAD, you must have the s3:GetObject permission"). No s3:ListBucket: without it a missing key
+answers 403 rather than 404, which the fetch error's fix mentions."""
 POD_IDENTITY_SERVICE: Final = "pods.eks.amazonaws.com"
 INTERRUPTION_SENDERS: Final = ("events.amazonaws.com",)
 
@@ -53,6 +60,11 @@ def managed_policy_arn(name: str, partition: str = "aws") -> str:
 def bucket_arn(bucket: str, partition: str = "aws") -> str:
     """The ARN of an S3 bucket."""
     return f"arn:{partition}:s3:::{bucket}"
+
+
+def model_object_arn(bucket: str, key: str, partition: str = "aws") -> str:
+    """The ARN of the model object (no wildcard: one key)."""
+    return f"{bucket_arn(bucket, partition)}/{key}"
 
 
 def _prefix(prefix: str) -> str:
@@ -171,6 +183,20 @@ def _kms_statement(kms_key_arn: str | None) -> list[Document]:
     ]
 
 
+def _model_statement(model_arn: str) -> Document:
+    return {
+        "Sid": "ReadModel",
+        "Effect": "Allow",
+        "Action": list(MODEL_READ_ACTIONS),
+        "Resource": model_arn,
+    }
+
+
+def model_reader_policy(model_arn: str) -> Document:
+    """A pool that only reads its model (the realtime pool): the model object, nothing else."""
+    return {"Version": VERSION, "Statement": [_model_statement(model_arn)]}
+
+
 def worker_policy(
     queue_arn: str,
     dlq_arn: str,
@@ -178,9 +204,11 @@ def worker_policy(
     prefix: str,
     *,
     kms_key_arn: str | None = None,
+    model_arn: str | None = None,
     partition: str = "aws",
 ) -> Document:
-    """The batch worker: its queue, its DLQ, and objects under its results prefix."""
+    """The batch worker: its queue, its DLQ, objects under its results prefix, and the model
+    object when the model is in S3."""
     arn = bucket_arn(bucket, partition)
     under = _prefix(prefix)
     objects = f"{arn}/{under}/*" if under else f"{arn}/*"
@@ -211,6 +239,8 @@ def worker_policy(
             "Condition": {"StringLike": {"s3:prefix": [f"{under}/*" if under else "*"]}},
         },
     ]
+    if model_arn is not None:
+        statements.append(_model_statement(model_arn))
     return {"Version": VERSION, "Statement": statements + _kms_statement(kms_key_arn)}
 
 
@@ -277,6 +307,8 @@ __all__ = [
     "irsa_trust",
     "job_queue_policy",
     "managed_policy_arn",
+    "model_object_arn",
+    "model_reader_policy",
     "node_trust",
     "pod_identity_trust",
     "role_trust",

@@ -57,7 +57,8 @@ def _client_failure(remote: RemoteModel, error: ClientError) -> Exception:
         return FinalFailure(
             cause,
             f"grant the pool's role s3:GetObject on arn:aws:s3:::{remote.container}/{remote.path} "
-            "(the AWS component does for model.uri)",
+            "(the AWS component does for model.uri); without s3:ListBucket S3 also answers 403 "
+            "for a key that does not exist, so check the key too",
         )
     if status == 404 or code in ("NoSuchKey", "NoSuchBucket", "404"):
         return FinalFailure(cause, "check the bucket and key (aws s3 ls the URI)")
