@@ -15,7 +15,9 @@ Limits, each against a way to hold the server's memory or CPU:
 - pings and metadata: grpc's defaults (a client pinging more than every 5 minutes without data
   is sent GOAWAY; metadata over 8 KiB is refused);
 - connection age: GOAWAY after CONNECTION_AGE_S so that HTTP/2 connections, which live as long
-  as clients keep them, spread again over replicas that a scale-up added.
+  as clients keep them, spread again over replicas that a scale-up added; it also ends a call
+  whose message never completes (grpc waits for the bytes its length prefix announced);
+- idle connections: closed after CONNECTION_IDLE_S without a call in progress.
 
 Drain: readiness and health turn false with the server's (`InferenceApp.draining`); inference
 keeps being served through the listen window and refused (UNAVAILABLE) after it, as over HTTP;
@@ -39,6 +41,9 @@ CONNECTION_AGE_S: Final = 300.0
 """GOAWAY after this long, so that long-lived HTTP/2 connections rebalance over replicas."""
 CONNECTION_AGE_GRACE_S: Final = 30.0
 """How long calls on a connection past its age may still take."""
+CONNECTION_IDLE_S: Final = 60.0
+"""A connection with no call in progress for this long is closed (GOAWAY): grpc skips frames it
+does not expect, so a connection sending only those would otherwise stay open."""
 
 
 @dataclass(frozen=True)
@@ -66,6 +71,7 @@ class GrpcLimits:
             ("grpc.max_receive_message_length", self.max_message_bytes),
             ("grpc.max_connection_age_ms", int(CONNECTION_AGE_S * 1000)),
             ("grpc.max_connection_age_grace_ms", int(CONNECTION_AGE_GRACE_S * 1000)),
+            ("grpc.max_connection_idle_ms", int(CONNECTION_IDLE_S * 1000)),
             # A second server on the same port must fail to start, not share it silently.
             ("grpc.so_reuseport", 0),
         ]
