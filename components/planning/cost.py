@@ -26,6 +26,7 @@ from inferstack.components.planning.pricing import (
 )
 from inferstack.components.planning.schedule import occurrences_per_week
 from inferstack.components.planning.sizing import TARGET_UTILISATION, Sizing
+from inferstack.components.planning.spec import BatchPool as BatchPoolSpec
 from inferstack.components.planning.spec import InferenceServiceSpec
 from inferstack.profile import Profile
 
@@ -34,6 +35,10 @@ MINUTES_PER_WEEK = 7 * 24 * 60
 SPOT_AVAILABILITY = 0.9
 """Share of async GPU-hours assumed to run on spot; the rest falls back to on-demand."""
 _REFERENCE_WEEK = datetime(2026, 1, 5, tzinfo=ZoneInfo("UTC"))  # a Monday outside any DST change
+RUN_TAIL_SECONDS = 300 + 600
+"""How long a scheduled run's replicas stay billed after its last item: KEDA's cooldownPeriod
+before scaling to zero (the batch ScaledObject's 300 s) plus the node autoscaler's removal of
+the empty node (the cluster autoscaler's default 10 min), as the simulator runs them."""
 
 
 @dataclass(frozen=True)
@@ -156,17 +161,23 @@ def _batch_costs(
     batched_rate = batch.sizing.replica_items_per_second.value
     naive_replicas = max(1, math.ceil(average_rate / single_rate))
     batched_replicas = max(1, math.ceil(average_rate / batched_rate))
-    busy_share = min(1.0, average_rate / batched_rate)
-    busy = busy_share * per_replica_month
+    if pool.schedule is None:
+        busy_share = min(1.0, average_rate / batched_rate)
+        busy = busy_share * per_replica_month
+        held = (
+            f"{pool.expected_items_per_day:,.0f} items/day keeps one replica busy "
+            f"{busy_share:.1%} of the time at {batched_rate:g} items/s"
+        )
+    else:
+        busy, held = _scheduled_runs(pool, profile, batched_rate, per_replica_month)
     floor_share = pool.scaling.min_replicas
     autoscaled = max(busy, floor_share * per_replica_month)
     spot_ratio = price.spot_per_gpu_hour / price.on_demand_per_gpu_hour
     blended = SPOT_AVAILABILITY * spot_ratio + (1 - SPOT_AVAILABILITY)
     spot = autoscaled * blended if pool.capacity.spot and CLOUDS[cloud].offers_spot else autoscaled
     notes = [
-        f"batch pool: {pool.expected_items_per_day:,.0f} items/day keeps one replica busy "
-        f"{busy_share:.1%} of the time at {batched_rate:g} items/s; spot assumed available "
-        f"{SPOT_AVAILABILITY:.0%} of the time at {spot_ratio:.0%} of the on-demand price",
+        f"batch pool: {held}; spot assumed available {SPOT_AVAILABILITY:.0%} of the time at "
+        f"{spot_ratio:.0%} of the on-demand price",
     ]
     costs = _PoolCosts(
         naive=naive_replicas * per_replica_month,
@@ -176,6 +187,34 @@ def _batch_costs(
         spot=spot,
     )
     return costs, notes
+
+
+def _scheduled_runs(
+    pool: BatchPoolSpec, profile: Profile, batched_rate: float, per_replica_month: float
+) -> tuple[float, str]:
+    """Monthly cost of the replicas a scheduled run holds, and the sentence that says why.
+
+    Items arrive evenly over the run (`batch.schedule`, as the simulator has them arrive), so
+    the pool holds enough replicas for the arrival rate (at most max_replicas) for the run, or
+    until the backlog is cleared, plus each replica's cold start and `RUN_TAIL_SECONDS`.
+    """
+    schedule = pool.schedule
+    assert schedule is not None
+    items = pool.expected_items_per_day or 0.0
+    duration = schedule.duration_minutes * 60.0
+    replicas = min(pool.scaling.max_replicas, max(1, math.ceil(items / duration / batched_rate)))
+    run = max(duration, items / (replicas * batched_rate))
+    cold = profile.cold_start.total_seconds
+    per_week = occurrences_per_week(schedule.cron, schedule.timezone, _REFERENCE_WEEK)
+    runs_per_month = per_week * HOURS_PER_MONTH / (7 * 24)
+    hours = runs_per_month * replicas * (run + cold + RUN_TAIL_SECONDS) / 3600
+    why = (
+        f"{items:,.0f} items per run ('{schedule.cron}' {schedule.timezone}, "
+        f"{runs_per_month:.1f} runs a month) arrive over {schedule.duration_minutes} min and hold "
+        f"{replicas} replica(s) at {batched_rate:g} items/s for {run / 60:.0f} min + cold start "
+        f"{cold:.0f} s + {RUN_TAIL_SECONDS} s before the node goes (KEDA cooldown, node removal)"
+    )
+    return hours / HOURS_PER_MONTH * per_replica_month, why
 
 
 def estimate_cost(

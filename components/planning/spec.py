@@ -116,29 +116,39 @@ class Spike(_Strict):
     @field_validator("cron")
     @classmethod
     def _cron_is_valid(cls, value: str) -> str:
-        if len(value.split()) != 5 or not croniter.is_valid(value):
-            raise ValueError(
-                f"{value!r} is not a five-field cron expression; write e.g. '0 9 * * 1-5' "
-                "(minute hour day-of-month month day-of-week)"
-            )
-        minute, hour = value.split()[:2]
-        if not (minute.isdigit() and hour.isdigit()):
-            raise ValueError(
-                f"{value!r}: pre-warm needs one fixed start time per spike; use a single minute "
-                "and hour (e.g. '30 8 * * 1-5') and declare one spike per start time"
-            )
-        return value
+        return _fixed_time_cron(
+            value,
+            "pre-warm needs one fixed start time per spike; use a single minute and hour (e.g. "
+            "'30 8 * * 1-5') and declare one spike per start time",
+        )
 
     @field_validator("timezone")
     @classmethod
     def _timezone_is_known(cls, value: str) -> str:
-        try:
-            ZoneInfo(value)
-        except (ZoneInfoNotFoundError, ValueError):
-            raise ValueError(
-                f"{value!r} is not an IANA timezone; use a name such as 'America/New_York' or 'UTC'"
-            ) from None
-        return value
+        return _known_timezone(value)
+
+
+def _fixed_time_cron(value: str, why_fixed: str) -> str:
+    """`value` if it is a five-field cron with one fixed minute and hour; `why_fixed` if not."""
+    if len(value.split()) != 5 or not croniter.is_valid(value):
+        raise ValueError(
+            f"{value!r} is not a five-field cron expression; write e.g. '0 9 * * 1-5' "
+            "(minute hour day-of-month month day-of-week)"
+        )
+    minute, hour = value.split()[:2]
+    if not (minute.isdigit() and hour.isdigit()):
+        raise ValueError(f"{value!r}: {why_fixed}")
+    return value
+
+
+def _known_timezone(value: str) -> str:
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError(
+            f"{value!r} is not an IANA timezone; use a name such as 'America/New_York' or 'UTC'"
+        ) from None
+    return value
 
 
 class Traffic(_Strict):
@@ -380,6 +390,39 @@ class BatchScaling(_Strict):
         return self
 
 
+class BatchSchedule(_Strict):
+    """When the queue work arrives: runs that start on a cron and bring a day's items each.
+
+    The cost estimate and `inferstack simulate` both read it, so they assume the same arrivals
+    (without it, both spread `expected_items_per_day` evenly over the day).
+    """
+
+    cron: str = Field(
+        description="five-field cron of each run's start, in `timezone`, one fixed minute and "
+        "hour (e.g. '0 1 * * *': nightly at 01:00)"
+    )
+    timezone: str = Field(default="UTC", description="IANA timezone of the cron")
+    duration_minutes: int = Field(
+        gt=0,
+        le=1440,
+        description="how long a run's items keep arriving; `expected_items_per_day` arrive "
+        "evenly over it, once per run",
+    )
+
+    @field_validator("cron")
+    @classmethod
+    def _cron_is_valid(cls, value: str) -> str:
+        return _fixed_time_cron(
+            value,
+            "a run needs one fixed start time; use a single minute and hour (e.g. '0 1 * * *')",
+        )
+
+    @field_validator("timezone")
+    @classmethod
+    def _timezone_is_known(cls, value: str) -> str:
+        return _known_timezone(value)
+
+
 class BatchPool(_Strict):
     """The asynchronous pool: queue work on spot capacity with on-demand fallback."""
 
@@ -395,7 +438,15 @@ class BatchPool(_Strict):
         "or ack deadline",
     )
     expected_items_per_day: float | None = Field(
-        default=None, ge=0, description="queue volume, for the cost estimate only"
+        default=None,
+        ge=0,
+        description="queue volume, for the cost estimate and the simulation; with `schedule`, "
+        "what each run brings",
+    )
+    schedule: BatchSchedule | None = Field(
+        default=None,
+        description="when the items arrive, e.g. {cron: '0 1 * * *', duration_minutes: 240} "
+        "for a nightly run; unset: evenly around the clock",
     )
 
 

@@ -91,6 +91,9 @@ class BatchPool:
     retention_s: float = math.inf
     """How long the queue keeps an unread item before deleting it (SQS's
     `MessageRetentionPeriod`, Pub/Sub's retention); a backlog older than this is lost."""
+    schedule: Spike | None = None
+    """When the items arrive (the spec's `batch.schedule`): each run of the cron brings a day's
+    items at `rps` items/s for `duration_s`; None: `items_per_second` around the clock."""
 
 
 @dataclass(frozen=True)

@@ -26,6 +26,7 @@ from inferstack.components.planning.plan import ServicePlan
 from inferstack.components.planning.pricing import machine_price
 from inferstack.components.planning.sizing import TARGET_UTILISATION, Sizing
 from inferstack.components.planning.spec import CONFIG_KEY as SERVICE_KEY
+from inferstack.components.planning.spec import BatchPool as BatchPoolSpec
 from inferstack.components.planning.spec import InferenceServiceSpec
 from inferstack.errors import SpecError
 from inferstack.offline.discovery import CaptureError, ProgramLocation, engine_config, read_project
@@ -235,7 +236,18 @@ def _batch(config: StackConfig) -> BatchPool | None:
         grace_s=float(pool.sizing.termination_grace_seconds.value),
         max_job_s=float(section.max_job_seconds),
         retention_s=math.inf if retention is None else retention,
+        schedule=_schedule(section),
     )
+
+
+def _schedule(section: BatchPoolSpec) -> Spike | None:
+    """The spec's `batch.schedule` as the arrivals' window: a day's items per run."""
+    schedule = section.schedule
+    if schedule is None:
+        return None
+    seconds = schedule.duration_minutes * 60.0
+    items = section.expected_items_per_day or 0.0
+    return Spike(schedule.cron, schedule.timezone, seconds, items / seconds)
 
 
 def _facts(plan: ServicePlan) -> Facts:

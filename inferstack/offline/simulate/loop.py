@@ -19,6 +19,7 @@ from typing import Protocol
 import numpy as np
 import numpy.typing as npt
 
+from inferstack.offline.simulate.arrivals import spike_windows
 from inferstack.offline.simulate.autoscaler import HPA_SYNC_SECONDS, CronSchedule, KedaScaler
 from inferstack.offline.simulate.capacity import PoolCapacity, Usage
 from inferstack.offline.simulate.config import BatchPool, Prices, RealtimePool, Scenario
@@ -145,10 +146,18 @@ def cost_rate(capacity: PoolCapacity, prices: Prices) -> float:
 class BatchQueue:
     """The batch pool's queue as a fluid, with its KEDA loop."""
 
-    def __init__(self, pool: BatchPool, capacity: PoolCapacity, keda: KedaScaler | None) -> None:
+    def __init__(
+        self,
+        pool: BatchPool,
+        capacity: PoolCapacity,
+        keda: KedaScaler | None,
+        windows: list[tuple[float, float]] | None = None,
+    ) -> None:
         self.pool = pool
         self.capacity = capacity
         self.keda = keda
+        self.windows = windows
+        """The scheduled runs' (start, end) seconds; None: arrivals around the clock."""
         self.backlog = 0.0
         self.in_flight = 0.0
         self.stats = BatchStats()
@@ -175,7 +184,7 @@ class BatchQueue:
         """Advance the queue `dt` seconds from `now` and run KEDA's loops that fall inside."""
         noticed = self.capacity.step(now, dt)
         self.stats.drained_pods += len(noticed)
-        arrived = float(rng.poisson(self.pool.items_per_second * dt))
+        arrived = float(rng.poisson(self._arrivals(now, dt)))
         self.stats.items += arrived
         self.backlog += arrived
         ages = math.isfinite(self.pool.retention_s)
@@ -193,6 +202,14 @@ class BatchQueue:
         self.stats.backlog_seconds += self.backlog * dt
         if self.keda is not None:
             self._control(now, now + dt)
+
+    def _arrivals(self, now: float, dt: float) -> float:
+        """Items expected in [now, now + dt): the steady rate, or the share inside a run."""
+        schedule = self.pool.schedule
+        if schedule is None or self.windows is None:
+            return self.pool.items_per_second * dt
+        inside = sum(max(0.0, min(now + dt, b) - max(now, a)) for a, b in self.windows)
+        return schedule.rps * inside
 
     def _control(self, now: float, end: float) -> None:
         assert self.keda is not None
@@ -216,8 +233,14 @@ def batch_queue(
         return None
     capacity = batch_capacity(scenario, pool, rng)
     keda = keda_for(pool, start, seconds)
-    queue = BatchQueue(pool, capacity, keda)
-    start_warm(capacity, batch_opening(scenario, pool, keda))
+    windows = None
+    opening = pool.items_per_second
+    if pool.schedule is not None:
+        windows = spike_windows(pool.schedule, start, seconds)
+        # The opening rate is the schedule's at the first second: a run, or none.
+        opening = pool.schedule.rps if any(a <= 0 < b for a, b in windows) else 0.0
+    queue = BatchQueue(pool, capacity, keda, windows)
+    start_warm(capacity, batch_opening(scenario, pool, keda, opening))
     return queue
 
 

@@ -107,17 +107,21 @@ def realtime_opening(
     return replicas
 
 
-def batch_opening(scenario: Scenario, pool: BatchPool, keda: KedaScaler | None) -> int:
+def batch_opening(
+    scenario: Scenario, pool: BatchPool, keda: KedaScaler | None, rate: float | None = None
+) -> int:
     """The queue pool's opening count: enough workers for the arrivals, as the HPA holds them.
 
     The queue metric is backlog plus items in flight; with enough workers the backlog stays
     near zero and the metric is the arrival rate, so the count starts where the workers keep up.
+    `rate` is the arrival rate at the first second (default: the steady `items_per_second`).
     """
     if keda is None:
         return pool.fixed_replicas
     if scenario.opening == "floor":
         return keda.params.min_replicas
-    rate = pool.items_per_second
+    if rate is None:
+        rate = pool.items_per_second
     floor = _awake_floor(keda, rate)
     if floor > 0:
         floor = max(floor, math.ceil(rate / pool.replica_items_per_second))
