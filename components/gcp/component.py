@@ -105,6 +105,9 @@ class GcpInferenceStack(pulumi.ComponentResource):
             results_uri = where.uri
         if plan.batch is not None or bindings.scrape.pod_identity is not None:
             worker_ready += self._keda_grants(name)
+        if plan.realtime is not None and identity.model_location(spec.model.uri) is not None:
+            bindings, reader_ready = self._model_reader(name, kubernetes, bindings)
+            worker_ready += reader_ready
 
         self.service = KubernetesInferenceService(
             name,
@@ -238,6 +241,46 @@ class GcpInferenceStack(pulumi.ComponentResource):
             for grant in identity.keda_grants(self.options)
         ]
 
+    def _model_reader(
+        self, name: str, kubernetes: KubernetesOptions, bindings: KubernetesBindings
+    ) -> tuple[KubernetesBindings, list[pulumi.Resource]]:
+        """The realtime pool reads its model in Cloud Storage with its own identity: that one
+        object (the pool otherwise has no GCP binding at all)."""
+        options, spec = self.options, self.plan.spec
+        ksa = workload_name(spec, "realtime")
+        member = identity.realtime_member(options, spec.name, kubernetes.namespace, ksa)
+        grants = identity.model_grants(member, spec.model.uri)
+        targets = identity.GrantTargets(model_bucket=_model_bucket(spec.model.uri))
+        annotations = dict(bindings.realtime_service_account_annotations)
+        account = None
+        if options.identity == "service_account":
+            account = gcp.serviceaccount.Account(
+                f"{name}-realtime-identity",
+                account_id=identity.realtime_account_id(spec.name),
+                project=options.project,
+                display_name=f"realtime pool of {spec.name}: reads its model",
+                opts=pulumi.ResourceOptions(parent=self),
+            )
+            targets = dataclasses.replace(targets, gsa=account)
+            grants.append(identity.impersonation_grant(options, kubernetes.namespace, ksa))
+            email = identity.account_email(identity.realtime_account_id(spec.name), options)
+            annotations[identity.GKE_SA_ANNOTATION] = email
+        after = [account] if account is not None else []
+        ready = [
+            identity.bind(
+                _binding_name(name, "realtime", grant),
+                grant,
+                targets,
+                options,
+                self._bound_to(account if grant.on == "gsa" else None, *after),
+            )
+            for grant in grants
+        ]
+        return (
+            dataclasses.replace(bindings, realtime_service_account_annotations=annotations),
+            ready,
+        )
+
     def _worker(
         self,
         name: str,
@@ -256,10 +299,12 @@ class GcpInferenceStack(pulumi.ComponentResource):
         ksa = workload_name(self.plan.spec, "batch")
         member = identity.batch_member(options, service, kubernetes.namespace, ksa)
         grants = identity.worker_grants(member, where)
+        grants += identity.model_grants(member, self.plan.spec.model.uri)
         targets = identity.GrantTargets(
             subscription=queue.subscription,
             dead_letter_topic=queue.dead_letter_topic,
             results_bucket=bucket.name if bucket is not None else where.bucket,
+            model_bucket=_model_bucket(self.plan.spec.model.uri),
         )
         annotations: dict[str, pulumi.Input[str]] = dict(bindings.batch_service_account_annotations)
         account = None
@@ -272,6 +317,7 @@ class GcpInferenceStack(pulumi.ComponentResource):
             "subscription": queue.subscription,
             "dead_letter_topic": queue.dead_letter_topic,
             "results_bucket": bucket,
+            "model_bucket": None,
             "gsa": account,
         }
         after_account = [account] if account is not None else []
@@ -296,6 +342,11 @@ class GcpInferenceStack(pulumi.ComponentResource):
             bindings, queue=wiring, batch_service_account_annotations=annotations
         )
         return bound, ready
+
+
+def _model_bucket(uri: str) -> str | None:
+    location = identity.model_location(uri)
+    return location[0] if location is not None else None
 
 
 def _placement(given: PoolPlacement, pools: pools_module.Placement | None) -> PoolPlacement:

@@ -19,7 +19,12 @@ gets exactly what `inferstack work` does on GCP:
   conditioned on the service's prefix: it creates each result once and reads it back to tell a
   redelivered message (already answered) from a new one.
 
-The realtime pool's service account has no annotation and no binding: it needs no GCP API.
+A model in Cloud Storage (`model.uri: gs://BUCKET/OBJECT`) is read by the runtime's fetch step
+with the pool's own identity: each pool that runs it (the worker, and the realtime pool, which
+otherwise has no binding at all) gets `roles/storage.objectViewer` on the model's bucket,
+conditioned on that one object (`resource.name == "projects/_/buckets/B/objects/O"`). IAM
+conditions on a bucket need uniform bucket-level access on it (Cloud Storage, "IAM Conditions":
+conditions are not available with fine-grained ACLs).
 """
 
 from __future__ import annotations
@@ -29,6 +34,7 @@ from typing import TYPE_CHECKING, Final, Literal, TypeVar
 
 from inferstack.components.gcp.options import GcpOptions
 from inferstack.components.gcp.storage import ResultsLocation
+from inferstack.contract.model_uris import parse_remote
 
 if TYPE_CHECKING:
     import pulumi
@@ -36,7 +42,15 @@ if TYPE_CHECKING:
 
 T = TypeVar("T")
 
-On = Literal["project", "subscription", "dead_letter_topic", "results_bucket", "repository", "gsa"]
+On = Literal[
+    "project",
+    "subscription",
+    "dead_letter_topic",
+    "results_bucket",
+    "model_bucket",
+    "repository",
+    "gsa",
+]
 
 NODE_ROLE: Final = "roles/container.defaultNodeServiceAccount"
 REGISTRY_READER: Final = "roles/artifactregistry.reader"
@@ -92,10 +106,23 @@ def account_email(account_id: str, options: GcpOptions) -> str:
     return f"{account_id}@{options.project}.iam.gserviceaccount.com"
 
 
+def realtime_account_id(service: str) -> str:
+    """Account ID of the realtime pool's Google service account (`identity: service_account`,
+    made only when the pool reads a model in Cloud Storage)."""
+    return f"{service[:24]}-rt"
+
+
 def batch_member(options: GcpOptions, service: str, namespace: str, ksa: str) -> str:
     """The member the worker's grants name."""
     if options.identity == "service_account":
         return f"serviceAccount:{account_email(batch_account_id(service), options)}"
+    return workload_principal(options, namespace, ksa)
+
+
+def realtime_member(options: GcpOptions, service: str, namespace: str, ksa: str) -> str:
+    """The member the realtime pool's model grant names."""
+    if options.identity == "service_account":
+        return f"serviceAccount:{account_email(realtime_account_id(service), options)}"
     return workload_principal(options, namespace, ksa)
 
 
@@ -136,6 +163,37 @@ def worker_grants(member: str, where: ResultsLocation) -> list[Grant]:
             "read a result back to recognise a redelivered message",
             _prefix_condition(where, "read"),
         ),
+    ]
+
+
+def model_location(uri: str) -> tuple[str, str] | None:
+    """(bucket, object) of a model in Cloud Storage; None for any other model URI."""
+    try:
+        remote = parse_remote(uri)
+    except ValueError:
+        return None
+    if remote is None or remote.scheme != "gs":
+        return None
+    return remote.container, remote.path
+
+
+def model_grants(member: str, uri: str) -> list[Grant]:
+    """Read the model object at pod start, nothing else in its bucket (none: not in GCS)."""
+    location = model_location(uri)
+    if location is None:
+        return []
+    bucket, name = location
+    return [
+        Grant(
+            "model_bucket",
+            OBJECT_VIEWER,
+            member,
+            "fetch the model at pod start",
+            Condition(
+                title="read the model object",
+                expression=f'resource.name == "projects/_/buckets/{bucket}/objects/{name}"',
+            ),
+        )
     ]
 
 
@@ -180,6 +238,8 @@ class GrantTargets:
     dead_letter_topic: gcp.pubsub.Topic | None = None
     results_bucket: pulumi.Input[str] | None = None
     """The results bucket's name: created here (an Output) or existing (a string)."""
+    model_bucket: str | None = None
+    """The bucket the model is read from (the user's, never created here)."""
     repository: gcp.artifactregistry.Repository | None = None
     gsa: gcp.serviceaccount.Account | None = None
 
@@ -220,10 +280,11 @@ def bind(
         return gcp.pubsub.TopicIAMMember(
             name, project=options.project, topic=topic, role=role, member=member, opts=opts
         )
-    if grant.on == "results_bucket":
-        condition, bucket = grant.condition, targets.results_bucket
+    if grant.on in ("results_bucket", "model_bucket"):
+        condition = grant.condition
+        bucket = targets.results_bucket if grant.on == "results_bucket" else targets.model_bucket
         if bucket is None:
-            raise ValueError(f"no results bucket to grant {grant.role} on")
+            raise ValueError(f"no {grant.on.replace('_', ' ')} to grant {grant.role} on")
         return gcp.storage.BucketIAMMember(
             name,
             bucket=bucket,
@@ -263,7 +324,11 @@ __all__ = [
     "bind",
     "impersonation_grant",
     "keda_grants",
+    "model_grants",
+    "model_location",
     "node_grants",
+    "realtime_account_id",
+    "realtime_member",
     "worker_grants",
     "workload_principal",
 ]
