@@ -40,16 +40,25 @@ elif stack.target == "aws":
     import pulumi_aws as aws
 
     from inferstack.components.aws.component import AwsInferenceStack
+    from inferstack.components.aws.controller import KarpenterController
 
     assert stack.aws is not None
     # The region option decides where everything is created, whatever the ambient AWS config.
     provider = aws.Provider("aws", region=stack.aws.region)
+    on_aws = pulumi.ResourceOptions(providers={"aws": provider})
+    # The cluster's one Karpenter, named after the cluster: the service's NodePools share it.
+    karpenter = (
+        KarpenterController(stack.aws.cluster_name, stack.aws, opts=on_aws)
+        if stack.aws.install_karpenter
+        else None
+    )
     aws_stack = AwsInferenceStack(
         stack.spec.name,
         stack.plan,
         stack.aws,
         stack.kubernetes,
-        opts=pulumi.ResourceOptions(providers={"aws": provider}),
+        karpenter=karpenter,
+        opts=on_aws,
     )
     service = aws_stack.service
     pulumi.export("queue_url", aws_stack.queue_url)

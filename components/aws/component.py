@@ -29,9 +29,12 @@ import pulumi_aws as aws
 
 from inferstack.components.aws import iam
 from inferstack.components.aws import karpenter as karpenter_objects
-from inferstack.components.aws.controller import install_karpenter
-from inferstack.components.aws.interruption import create_interruption_queue
-from inferstack.components.aws.options import AwsOptions
+from inferstack.components.aws.controller import (
+    KarpenterController,
+    checked_cluster_name,
+    create_node_role,
+)
+from inferstack.components.aws.options import CONFIG_KEY, AwsOptions
 from inferstack.components.aws.queue import JobQueue, create_job_queue
 from inferstack.components.aws.registry import create_repository, repository_name
 from inferstack.components.aws.tags import resource_tags
@@ -65,8 +68,9 @@ class AwsInferenceStack(pulumi.ComponentResource):
     """The dead-letter queue's URL."""
     results_uri: pulumi.Output[str | None]
     """Where the worker writes results (`s3://BUCKET/PREFIX`)."""
-    interruption_queue: pulumi.Output[str]
-    """Karpenter's interruption queue name (`settings.interruptionQueue`)."""
+    interruption_queue: pulumi.Output[str | None]
+    """The interruption queue the cluster's Karpenter reads: the `KarpenterController`'s, or the
+    one `karpenter_interruption_queue` states for a Karpenter installed elsewhere."""
     node_role: pulumi.Output[str]
     """The GPU nodes' IAM role name (the EC2NodeClass's `role`)."""
     repository_url: pulumi.Output[str | None]
@@ -83,11 +87,14 @@ class AwsInferenceStack(pulumi.ComponentResource):
         options: AwsOptions,
         kubernetes: KubernetesOptions | None = None,
         *,
+        karpenter: KarpenterController | None = None,
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
         super().__init__(TYPE_TOKEN, name, {}, opts)
         kubernetes = kubernetes or KubernetesOptions()
         problems = plan_problems(plan, options) + kubernetes.problems(plan.spec)
+        if karpenter is None and options.install_karpenter:
+            problems += _claim_karpenter(options.cluster_name, plan.spec.name)
         if problems:
             raise SpecError(problems, source="AwsInferenceStack options")
         self.plan, self.options = plan, options
@@ -99,21 +106,29 @@ class AwsInferenceStack(pulumi.ComponentResource):
         )
         cluster = aws.eks.get_cluster_output(name=options.cluster_name, opts=invoke)
 
-        node_role = self._node_role(name, account, child)
-        interruption = create_interruption_queue(name, plan, options, account, child)
+        if karpenter is None and options.install_karpenter:
+            # This stack installs the cluster's Karpenter; `_claim_karpenter` refused a second.
+            karpenter = KarpenterController(f"{name}-cluster", options, opts=child)
         controller: list[pulumi.Resource] = []
-        if options.install_karpenter:
-            controller = install_karpenter(
+        if karpenter is not None:
+            # The cluster's GPU node role, which the shared controller may pass to EC2.
+            node_role_name, node_role = karpenter.node_role_name, karpenter.node_role
+            controller = [karpenter]
+            interruption_queue: pulumi.Input[str] | None = karpenter.interruption_queue
+        else:
+            # A Karpenter installed elsewhere: this service's own node role, which that
+            # controller's policy must allow to pass (see docs/targets/aws.md).
+            node_role_name = self._role_name("gpu-node")
+            own_role = create_node_role(
                 name,
-                plan,
-                options,
-                account,
-                cluster.arn,
-                interruption,
-                node_role,
-                self._role_name("gpu-node"),
+                node_role_name,
+                f"GPU nodes Karpenter launches for {spec.name}",
+                resource_tags(plan),
+                checked_cluster_name(options, cluster),
                 child,
             )
+            node_role, controller = own_role.name, [own_role]
+            interruption_queue = options.karpenter_interruption_queue
 
         repository = (
             create_repository(name, plan, options, child) if options.create_repository else None
@@ -134,7 +149,7 @@ class AwsInferenceStack(pulumi.ComponentResource):
         if repository is not None and "image" not in spec.model_fields_set and not bindings.image:
             bindings = dataclasses.replace(bindings, image=self._repository_image(account))
 
-        capacity = self._capacity(name, node_role, controller)
+        capacity = self._capacity(name, node_role_name, controller)
         self.service = KubernetesInferenceService(
             name,
             plan,
@@ -148,8 +163,8 @@ class AwsInferenceStack(pulumi.ComponentResource):
             job_queue.dead_letter.url if job_queue else None
         )
         self.results_uri = pulumi.Output.from_input(job_queue.results_uri if job_queue else None)
-        self.interruption_queue = pulumi.Output.from_input(interruption.name)
-        self.node_role = node_role.name
+        self.interruption_queue = pulumi.Output.from_input(interruption_queue)
+        self.node_role = pulumi.Output.from_input(node_role)
         self.repository_url = pulumi.Output.from_input(
             repository.repository_url if repository else None
         )
@@ -171,35 +186,6 @@ class AwsInferenceStack(pulumi.ComponentResource):
     def _role_name(self, role: str) -> str:
         # IAM names are account-wide: the cluster keeps two stacks' services apart.
         return f"{self.options.cluster_name}-{self.plan.spec.name}-{role}"[:MAX_ROLE_NAME]
-
-    def _node_role(
-        self, name: str, account: pulumi.Output[str], child: pulumi.ResourceOptions
-    ) -> aws.iam.Role:
-        role = aws.iam.Role(
-            f"{name}-node-role",
-            name=self._role_name("gpu-node"),
-            assume_role_policy=json.dumps(iam.node_trust()),
-            description=f"GPU nodes Karpenter launches for {self.plan.spec.name}",
-            tags=resource_tags(self.plan),
-            opts=child,
-        )
-        on_role = pulumi.ResourceOptions(parent=role)
-        for policy in iam.NODE_MANAGED_POLICIES:
-            aws.iam.RolePolicyAttachment(
-                f"{name}-node-{policy}",
-                role=role.name,
-                policy_arn=iam.managed_policy_arn(policy),
-                opts=on_role,
-            )
-        # Nodes join the cluster through an access entry, not the aws-auth ConfigMap.
-        aws.eks.AccessEntry(
-            f"{name}-node-access",
-            cluster_name=self.options.cluster_name,
-            principal_arn=role.arn,
-            type="EC2_LINUX",
-            opts=on_role,
-        )
-        return role
 
     def _repository_image(self, account: pulumi.Output[str]) -> pulumi.Output[str]:
         """The created repository's image at `image_tag` (its host carries the account ID)."""
@@ -379,17 +365,17 @@ class AwsInferenceStack(pulumi.ComponentResource):
     def _capacity(
         self,
         name: str,
-        node_role: aws.iam.Role,
+        node_role_name: str,
         controller: list[pulumi.Resource],
     ) -> list[pulumi.Resource]:
         """The EC2NodeClass and one NodePool per pool of the spec."""
         plan = self.plan
-        # The role's name is ours (explicit), so the NodeClass carries it as a known string and
-        # waits for the role through the dependency.
-        after = pulumi.ResourceOptions(parent=self, depends_on=[node_role, *controller])
+        # The role's name is known (explicit), so the NodeClass carries it as a plain string and
+        # waits for the role (or the cluster's Karpenter, which owns it) through the dependency.
+        after = pulumi.ResourceOptions(parent=self, depends_on=controller)
         node_class = custom_resource(
             f"{name}-node-class",
-            karpenter_objects.node_class(plan, self.options, self._role_name("gpu-node")),
+            karpenter_objects.node_class(plan, self.options, node_role_name),
             after,
         )
         created: list[pulumi.Resource] = [node_class]
@@ -419,6 +405,26 @@ class AwsInferenceStack(pulumi.ComponentResource):
             ),
             node_endpoints=node_endpoints(self.options),
         )
+
+
+_KARPENTER_INSTALLED_BY: dict[str, str] = {}
+"""Cluster -> the service whose stack installs its Karpenter in this program (one per cluster)."""
+
+
+def _claim_karpenter(cluster_name: str, service: str) -> list[Problem]:
+    """Record that `service` installs `cluster_name`'s Karpenter, or why it may not."""
+    owner = _KARPENTER_INSTALLED_BY.setdefault(cluster_name, service)
+    if owner == service:
+        return []
+    return [
+        Problem(
+            f"{CONFIG_KEY}.install_karpenter",
+            f"{owner} already installs Karpenter on cluster {cluster_name} in this program, and "
+            "a cluster runs one (one Helm release, one interruption queue); set "
+            "install_karpenter false here, or create one KarpenterController and pass it to "
+            "every AwsInferenceStack as karpenter=",
+        )
+    ]
 
 
 def model_object_arn(uri: str) -> str | None:

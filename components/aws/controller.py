@@ -1,16 +1,32 @@
-"""Karpenter itself, when `install_karpenter` is set: its Helm release and its controller role.
+"""The cluster's one Karpenter: `KarpenterController`, with its interruption queue and node role.
+
+Karpenter is cluster-scoped: one Helm release named `karpenter` in its namespace, reading one
+interruption queue (`--interruption-queue`). So it is a component of its own, created once per
+cluster, that every service's NodePools share: two services that each installed it would
+install two releases of the same name in `kube-system` and four region-wide EventBridge rules
+each, with only one queue read. A program that deploys several services on one cluster creates
+one `KarpenterController` and hands it to each `AwsInferenceStack` (`karpenter=`); a stack with
+`install_karpenter: true` and no controller handed over creates it itself, and a second such
+stack for the same cluster in the program is refused.
 
 The release is pinned (`KARPENTER_CHART_VERSION`, whose CRDs are the ones the tests validate
-against) and sets `settings.interruptionQueue` to the queue this stack creates, under the key
-the chart reads (a misspelt key silently disables interruption handling: eksctl #7697; a test
-renders the values and checks the key path). The controller's identity is an EKS Pod Identity
-association for its service account, with the policy below: scoped to this cluster's tags, the
-node role, and the interruption queue.
+against) and sets `settings.interruptionQueue` to the cluster's queue, under the key the chart
+reads (a misspelt key silently disables interruption handling: eksctl #7697; a test renders the
+values and checks the key path). The controller's identity is an EKS Pod Identity association
+for its service account, with the policy below: scoped to this cluster's tags, the cluster's GPU
+node role (one per cluster, as in Karpenter's reference CloudFormation, so `iam:PassRole` names
+one role), and the interruption queue.
+
+Nodes join through EKS access entries (type EC2_LINUX), which need the cluster's authentication
+mode to be `API` or `API_AND_CONFIG_MAP` (EKS User Guide, "Grant IAM users access to Kubernetes
+with EKS access entries"): `access_mode_problems` refuses a `CONFIG_MAP` cluster at `pulumi up`
+with the command that changes it, before any role exists.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from typing import Any, Final
 
 import pulumi
@@ -18,12 +34,24 @@ import pulumi_aws as aws
 import pulumi_kubernetes as k8s
 
 from inferstack.components.aws import iam
-from inferstack.components.aws.interruption import InterruptionQueue
-from inferstack.components.aws.options import KARPENTER_CHART, KARPENTER_CHART_VERSION, AwsOptions
-from inferstack.components.planning.plan import ServicePlan
+from inferstack.components.aws.interruption import InterruptionQueue, create_interruption_queue
+from inferstack.components.aws.options import (
+    CONFIG_KEY,
+    KARPENTER_CHART,
+    KARPENTER_CHART_VERSION,
+    AwsOptions,
+)
+from inferstack.components.aws.tags import MANAGED_BY
+from inferstack.contract import resource_types
+from inferstack.errors import Problem, SpecError
 
 Document = dict[str, Any]
 VERSION: Final = "2012-10-17"
+RELEASE_NAME: Final = "karpenter"
+"""The Helm release's name: one per cluster in `karpenter_namespace`."""
+MAX_ROLE_NAME: Final = 64
+ACCESS_ENTRY_MODES: Final = frozenset({"API", "API_AND_CONFIG_MAP"})
+"""EKS authentication modes under which access entries work (`CONFIG_MAP` alone ignores them)."""
 _LAUNCH_RESOURCES: Final = (
     "fleet",
     "instance",
@@ -236,9 +264,134 @@ def controller_policy(
     return {"Version": VERSION, "Statement": statements}
 
 
-def install_karpenter(
+def access_mode_problems(authentication_mode: str | None) -> list[Problem]:
+    """Why the cluster's nodes cannot join through access entries, or nothing.
+
+    None (a cluster whose access config was not read, e.g. offline) is not judged.
+    """
+    if authentication_mode is None or authentication_mode in ACCESS_ENTRY_MODES:
+        return []
+    return [
+        Problem(
+            f"{CONFIG_KEY}.cluster_name",
+            f"the cluster's authentication mode is {authentication_mode}, so the GPU nodes' "
+            "access entry is ignored and they never join; run `aws eks update-cluster-config "
+            "--name CLUSTER --access-config authenticationMode=API_AND_CONFIG_MAP` first",
+        )
+    ]
+
+
+def _authentication_mode(cluster: Any) -> str | None:
+    configs = cluster.get("access_configs") if isinstance(cluster, Mapping) else None
+    if configs is None:
+        configs = getattr(cluster, "access_configs", None)
+    if not configs:
+        return None
+    first = configs[0]
+    mode = first.get("authentication_mode") if isinstance(first, Mapping) else None
+    return mode or getattr(first, "authentication_mode", None)
+
+
+def checked_cluster_name(
+    options: AwsOptions, cluster: pulumi.Output[aws.eks.GetClusterResult]
+) -> pulumi.Output[str]:
+    """The cluster's name, once its authentication mode admits access entries (else SpecError:
+    at `pulumi up` the access entry is never created; offline the mode is unknown)."""
+
+    def check(result: Any) -> str:
+        problems = access_mode_problems(_authentication_mode(result))
+        if problems:
+            raise SpecError(problems, source="AwsInferenceStack options")
+        return options.cluster_name
+
+    return cluster.apply(check)
+
+
+def create_node_role(
     name: str,
-    plan: ServicePlan,
+    role_name: str,
+    description: str,
+    tags: Mapping[str, str],
+    cluster_name: pulumi.Input[str],
+    opts: pulumi.ResourceOptions,
+) -> aws.iam.Role:
+    """A GPU node role with EKS's node policies, joined to the cluster by an access entry."""
+    role = aws.iam.Role(
+        f"{name}-node-role",
+        name=role_name[:MAX_ROLE_NAME],
+        assume_role_policy=json.dumps(iam.node_trust()),
+        description=description,
+        tags=dict(tags),
+        opts=opts,
+    )
+    on_role = pulumi.ResourceOptions(parent=role)
+    for policy in iam.NODE_MANAGED_POLICIES:
+        aws.iam.RolePolicyAttachment(
+            f"{name}-node-{policy}",
+            role=role.name,
+            policy_arn=iam.managed_policy_arn(policy),
+            opts=on_role,
+        )
+    # Nodes join the cluster through an access entry, not the aws-auth ConfigMap.
+    aws.eks.AccessEntry(
+        f"{name}-node-access",
+        cluster_name=cluster_name,
+        principal_arn=role.arn,
+        type="EC2_LINUX",
+        opts=on_role,
+    )
+    return role
+
+
+def node_role_name(options: AwsOptions) -> str:
+    """The cluster's GPU node role under its Karpenter (the one role `iam:PassRole` names)."""
+    return f"{options.cluster_name}-karpenter-gpu-node"[:MAX_ROLE_NAME]
+
+
+class KarpenterController(pulumi.ComponentResource):
+    """The cluster's Karpenter: controller role, interruption queue and rules, GPU node role,
+    and the pinned Helm release that reads the queue. One per cluster, shared by every service."""
+
+    interruption_queue: pulumi.Output[str]
+    """The queue's name (the release's `settings.interruptionQueue`)."""
+    node_role: pulumi.Output[str]
+    """The GPU node role's name, which every service's EC2NodeClass names."""
+
+    def __init__(
+        self,
+        name: str,
+        options: AwsOptions,
+        *,
+        opts: pulumi.ResourceOptions | None = None,
+    ) -> None:
+        super().__init__(resource_types.AWS_KARPENTER, name, {}, opts)
+        self.options = options
+        child = pulumi.ResourceOptions(parent=self)
+        invoke = pulumi.InvokeOutputOptions(parent=self)
+        account = aws.get_caller_identity_output(opts=invoke).account_id
+        cluster = aws.eks.get_cluster_output(name=options.cluster_name, opts=invoke)
+        self.node_role_name = node_role_name(options)
+        role = create_node_role(
+            name,
+            self.node_role_name,
+            f"GPU nodes Karpenter launches in {options.cluster_name}",
+            MANAGED_BY,
+            checked_cluster_name(options, cluster),
+            child,
+        )
+        self.queue = create_interruption_queue(name, options, account, child)
+        self.release = _install(
+            name, options, account, cluster.arn, self.queue, role, self.node_role_name, child
+        )
+        self.interruption_queue = pulumi.Output.from_input(self.queue.name)
+        self.node_role = role.name
+        self.register_outputs(
+            {"interruption_queue": self.interruption_queue, "node_role": self.node_role}
+        )
+
+
+def _install(
+    name: str,
     options: AwsOptions,
     account: pulumi.Output[str],
     cluster_arn: pulumi.Output[str],
@@ -246,11 +399,11 @@ def install_karpenter(
     node_role: aws.iam.Role,
     node_role_name: str,
     opts: pulumi.ResourceOptions,
-) -> list[pulumi.Resource]:
+) -> pulumi.Resource:
     """The controller role (Pod Identity), its policy, and the pinned Helm release."""
     role = aws.iam.Role(
         f"{name}-karpenter-role",
-        name=f"{options.cluster_name}-{plan.spec.name}-karpenter"[:64],
+        name=f"{options.cluster_name}-karpenter"[:MAX_ROLE_NAME],
         assume_role_policy=pulumi.Output.all(account, cluster_arn).apply(
             lambda v: json.dumps(iam.pod_identity_trust(v[0], v[1]))
         ),
@@ -284,9 +437,9 @@ def install_karpenter(
         role_arn=role.arn,
         opts=on_role,
     )
-    release = k8s.helm.v3.Release(
+    return k8s.helm.v3.Release(
         f"{name}-karpenter",
-        name="karpenter",
+        name=RELEASE_NAME,
         chart=KARPENTER_CHART,
         version=KARPENTER_CHART_VERSION,
         namespace=options.karpenter_namespace,
@@ -295,7 +448,16 @@ def install_karpenter(
             opts, pulumi.ResourceOptions(depends_on=[policy, association])
         ),
     )
-    return [release]
 
 
-__all__ = ["controller_policy", "helm_values", "install_karpenter"]
+__all__ = [
+    "ACCESS_ENTRY_MODES",
+    "RELEASE_NAME",
+    "KarpenterController",
+    "access_mode_problems",
+    "checked_cluster_name",
+    "controller_policy",
+    "create_node_role",
+    "helm_values",
+    "node_role_name",
+]

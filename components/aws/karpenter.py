@@ -13,11 +13,15 @@ so the tests validate them against the Karpenter CRDs without a Pulumi runtime.
 - Both carry the `nvidia.com/gpu` NoSchedule taint, the tier label, and a GPU limit equal to the
   pool's max replicas times its GPUs per replica, so Karpenter cannot buy past the sizing.
 
-Interruptions: Karpenter reads EC2's spot warnings, state changes and scheduled health events
-from its interruption queue (`interruption`), cordons the node and drains it at once (a
-rebalance recommendation it only records as an event: `actionForMessage` in
-aws/karpenter-provider-aws `pkg/controllers/interruption/controller.go` gives it NoAction),
-so the batch worker gets SIGTERM with the whole two-minute notice ahead of it; its grace
+- Node lifetime: batch nodes expire monthly; realtime nodes never expire and are replaced by
+  drift, because expiration ignores disruption budgets in Karpenter v1 (`REALTIME_EXPIRE_AFTER`).
+
+Interruptions: the cluster's Karpenter (`controller.KarpenterController`) reads EC2's spot
+warnings, state changes and scheduled health events from its one interruption queue
+(`interruption`), cordons the node and drains it at once. A rebalance recommendation it does not
+act on (`actionForMessage` in aws/karpenter-provider-aws
+`pkg/controllers/interruption/controller.go` gives it NoAction): nothing here relies on it. So the
+batch worker gets SIGTERM with the whole two-minute notice ahead of it; its grace
 period (sizing's `termination_grace_seconds`) fits inside that notice. Pods therefore need no
 instance metadata: the NodeClass keeps IMDSv2's hop limit at 1, so no pod can read the node
 role's credentials from IMDS (the worker's own IMDS watcher stays unreachable there and SIGTERM
@@ -66,8 +70,17 @@ MIN_BATCH_INSTANCE_TYPES: Final = 3
 BATCH_CONSOLIDATE_AFTER_SECONDS: Final = 60
 """An empty batch node goes after a minute: KEDA already waited out its cooldown before it
 removed the last worker, and an idle GPU node bills by the second."""
-EXPIRE_AFTER: Final = "720h"
-"""Nodes are replaced monthly, so they pick up new AMIs (Karpenter's own default, made visible)."""
+BATCH_EXPIRE_AFTER: Final = "720h"
+"""Batch nodes are replaced monthly (Karpenter's own default, made visible). Expiration is
+forceful in Karpenter v1: an expired node is deleted whatever the NodePool's disruption budgets
+say, with no replacement launched first (karpenter.sh, Concepts, "Disruption": Expiration is a
+forceful method; budgets only rate-limit the graceful ones, Drift, Consolidation and Emptiness).
+Batch work tolerates it: the worker drains within its grace and the queue redelivers."""
+REALTIME_EXPIRE_AFTER: Final = "Never"
+"""Realtime nodes never expire: nodes launched together for a spike would expire together,
+all at once, under the serving pool. They are replaced through Drift instead (a new AMI behind
+the alias, a changed NodeClass), which is graceful: a replacement first, one node at a time
+under the realtime budget of "1"."""
 IMDS_HOP_LIMIT: Final = 1
 """See the module docstring: pods never need instance metadata under Karpenter."""
 
@@ -125,10 +138,11 @@ def node_pool(plan: ServicePlan, pool: Pool) -> Manifest:
         disruption: Manifest = {
             "consolidationPolicy": "WhenEmpty",
             "consolidateAfter": f"{realtime_consolidate_after_seconds(pool)}s",
-            # One node at a time for drift and emptiness. Expiration (expireAfter) is forceful
-            # in Karpenter v1 and does not wait for budgets (Karpenter docs, "Disruption").
+            # One node at a time for drift and emptiness. This budget cannot hold back
+            # expiration (forceful in Karpenter v1), hence REALTIME_EXPIRE_AFTER "Never".
             "budgets": [{"nodes": "1"}],
         }
+        expire_after = REALTIME_EXPIRE_AFTER
         type_requirement = _requirement(INSTANCE_TYPE_LABEL, types)
     else:
         disruption = {
@@ -137,6 +151,7 @@ def node_pool(plan: ServicePlan, pool: Pool) -> Manifest:
             "consolidateAfter": f"{BATCH_CONSOLIDATE_AFTER_SECONDS}s",
             "budgets": [{"nodes": "10%"}],
         }
+        expire_after = BATCH_EXPIRE_AFTER
         type_requirement = _requirement(
             INSTANCE_TYPE_LABEL, types, min(MIN_BATCH_INSTANCE_TYPES, len(types))
         )
@@ -161,7 +176,7 @@ def node_pool(plan: ServicePlan, pool: Pool) -> Manifest:
                         _requirement("kubernetes.io/os", ["linux"]),
                     ],
                     "taints": [dict(GPU_TAINT)],
-                    "expireAfter": EXPIRE_AFTER,
+                    "expireAfter": expire_after,
                 },
             },
             "disruption": disruption,

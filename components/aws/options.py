@@ -54,6 +54,7 @@ _ARN_FIELDS: Final = {
 }
 """The ARN options: service, resource type, and the form a refusal shows."""
 _ROLE_NAME: Final = re.compile(r"^[\w+=,.@-]{1,64}$")
+_SQS_NAME: Final = re.compile(r"^[A-Za-z0-9_-]{1,80}$")
 _K8S_NAME: Final = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
 
 
@@ -107,11 +108,28 @@ class AwsOptions(StrictModel):
     """Allow `kms_key_arn`, `oidc_provider_arn` and `keda_operator_role` of other accounts (a
     central key, a shared KEDA): each such grant is then the user's explicit choice."""
     install_karpenter: bool = False
-    """Also install Karpenter (pinned chart) with its interruption queue and controller role."""
+    """This stack installs the cluster's one Karpenter (`KarpenterController`: pinned chart,
+    interruption queue, controller and GPU node roles). One stack per cluster sets it; the
+    others state the Karpenter they rely on below."""
+    karpenter_interruption_queue: str | None = None
+    """With Karpenter installed elsewhere: the interruption queue it reads (its
+    `settings.interruptionQueue`), stated so the stack creates no second one; pass it to the
+    policy pack as spot-interruption-handling's `externalInterruptionQueue`."""
     karpenter_namespace: str = DEFAULT_KARPENTER_NAMESPACE
     """Namespace Karpenter's controller runs in (installed here or already)."""
     karpenter_service_account: str = DEFAULT_KARPENTER_SERVICE_ACCOUNT
     """Service account of Karpenter's controller, bound to its role."""
+
+    @field_validator("karpenter_interruption_queue")
+    @classmethod
+    def _interruption_queue(cls, value: str | None) -> str | None:
+        # SQS CreateQueue QueueName: 1-80 letters, digits, '-' and '_'.
+        if value is not None and not _SQS_NAME.match(value):
+            raise ValueError(
+                f"{value!r} is not an SQS queue name (1-80 letters, digits, '-' and '_'); set "
+                "the name in the cluster Karpenter's settings.interruptionQueue"
+            )
+        return value
 
     @field_validator("cluster_name")
     @classmethod

@@ -58,6 +58,8 @@ PROJECT_IAM_MEMBER: Final = "gcp:projects/iAMMember:IAMMember"
 
 # The AWS target's component, and the raw AWS and Karpenter types the rules match.
 AWS_STACK: Final = "inferstack:aws:InferenceStack"
+AWS_KARPENTER: Final = "inferstack:aws:Karpenter"
+"""The cluster's one Karpenter (controller, interruption queue, GPU node role)."""
 KARPENTER_NODE_POOL: Final = "kubernetes:karpenter.sh/v1:NodePool"
 KARPENTER_NODE_POOLS: Final = frozenset(
     {KARPENTER_NODE_POOL, "kubernetes:karpenter.sh/v1beta1:NodePool"}

@@ -27,28 +27,23 @@ STACK = "aws-prod"
 
 
 def test_preview_lists_every_resource(stack_preview: Document) -> None:
+    # The cluster's one Karpenter (install_karpenter: true) is named after the cluster, not the
+    # service: its queue, rules, roles and release are shared by every service's NodePools.
     assert_roles(
         stack_preview,
         present={
             "pulumi:pulumi:Stack": {"inferstack-aws-prod"},
             "pulumi:providers:aws": {"aws"},
             "inferstack:aws:InferenceStack": {"embedder"},
-            "aws:eks/accessEntry:AccessEntry": {"node-access"},
-            "aws:sqs/queue:Queue": {"jobs", "dlq", "interruption"},
-            "aws:sqs/queuePolicy:QueuePolicy": {"jobs-policy", "dlq-policy", "interruption-policy"},
+            "inferstack:aws:Karpenter": {"inference-prod"},
+            "aws:eks/accessEntry:AccessEntry": {"inference-prod-node-access"},
+            "aws:sqs/queue:Queue": {"jobs", "dlq", "inference-prod-interruption"},
+            "aws:sqs/queuePolicy:QueuePolicy": {
+                "jobs-policy",
+                "dlq-policy",
+                "inference-prod-interruption-policy",
+            },
             "aws:sqs/redriveAllowPolicy:RedriveAllowPolicy": {"dlq-redrive-allow"},
-            "aws:cloudwatch/eventRule:EventRule": {
-                "rebalance",
-                "scheduled-change",
-                "spot-interruption",
-                "state-change",
-            },
-            "aws:cloudwatch/eventTarget:EventTarget": {
-                "rebalance-target",
-                "scheduled-change-target",
-                "spot-interruption-target",
-                "state-change-target",
-            },
             "aws:s3/bucket:Bucket": {"results"},
             "aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock": {"results-public-access"},
             "aws:s3/bucketOwnershipControls:BucketOwnershipControls": {"results-ownership"},
@@ -68,18 +63,39 @@ def test_preview_lists_every_resource(stack_preview: Document) -> None:
             "kubernetes:keda.sh/v1alpha1:TriggerAuthentication": {"queue-auth"},
             "kubernetes:keda.sh/v1alpha1:ScaledObject": {"realtime-scaler", "batch-scaler"},
             "kubernetes:networking.k8s.io/v1:NetworkPolicy": {"realtime-netpol", "batch-netpol"},
+            "kubernetes:monitoring.coreos.com/v1:PodMonitor": {"realtime-podmonitor"},
         },
-        # Identities: nodes, worker and KEDA's queue scaler, and nothing else.
+        # Identities: the cluster's nodes and Karpenter, the worker and KEDA's queue scaler.
         exactly={
-            "aws:iam/role:Role": {"node-role", "worker-role", "scaler-role"},
-            "aws:iam/rolePolicy:RolePolicy": {"worker-policy", "scaler-policy"},
-            "aws:iam/rolePolicyAttachment:RolePolicyAttachment": {
-                "node-AmazonEC2ContainerRegistryPullOnly",
-                "node-AmazonEKSWorkerNodePolicy",
-                "node-AmazonEKS_CNI_Policy",
-                "node-AmazonSSMManagedInstanceCore",
+            "aws:iam/role:Role": {
+                "inference-prod-node-role",
+                "inference-prod-karpenter-role",
+                "worker-role",
+                "scaler-role",
             },
-            "aws:eks/podIdentityAssociation:PodIdentityAssociation": {"worker-identity"},
+            "aws:iam/rolePolicy:RolePolicy": {
+                "worker-policy",
+                "scaler-policy",
+                "inference-prod-karpenter-policy",
+            },
+            "aws:iam/rolePolicyAttachment:RolePolicyAttachment": {
+                "inference-prod-node-AmazonEC2ContainerRegistryPullOnly",
+                "inference-prod-node-AmazonEKSWorkerNodePolicy",
+                "inference-prod-node-AmazonEKS_CNI_Policy",
+                "inference-prod-node-AmazonSSMManagedInstanceCore",
+            },
+            "aws:eks/podIdentityAssociation:PodIdentityAssociation": {
+                "worker-identity",
+                "inference-prod-karpenter-identity",
+            },
+            # One interruption queue's four rules, and one Karpenter release.
+            "aws:cloudwatch/eventRule:EventRule": {
+                "inference-prod-rebalance",
+                "inference-prod-scheduled-change",
+                "inference-prod-spot-interruption",
+                "inference-prod-state-change",
+            },
+            "kubernetes:helm.sh/v3:Release": {"inference-prod-karpenter"},
         },
     )
     # The engine's default Kubernetes provider, as `pulumi up` lists it.

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from inferstack.components.aws import interruption, karpenter
+from inferstack.components.aws import controller, interruption, karpenter
 from inferstack.components.aws.queue import VISIBILITY_MARGIN_SECONDS
 from inferstack.contract import resource_types
 from inferstack.contract.pods import WORKER_METRICS_PORT
@@ -70,6 +70,8 @@ SCENARIOS = [
     _scenario(
         "noregion", {"region": "af-south-1"}, realtime__gpu={"type": "nvidia-l40s", "count": 1}
     ),
+    # A second service installing Karpenter on the cluster "irsa" already installs it on.
+    _scenario("twice", {"install_karpenter": True}),
 ]
 
 
@@ -333,10 +335,12 @@ def test_nodes_join_through_an_access_entry_with_the_managed_policies(rendered: 
 
 
 def test_interruption_queue_gets_the_four_event_kinds(rendered: Rendered) -> None:
-    rules = rendered.typed("full", resource_types.EVENT_RULE)
+    # The cluster's queue and rules, named after the cluster, under its one Karpenter.
+    rules = rendered.typed("irsa", resource_types.EVENT_RULE)
     patterns = {r.inputs["name"]: json.loads(r.inputs["eventPattern"]) for r in rules}
     assert patterns == {
-        f"full-karpenter-{kind}": pattern for kind, pattern in interruption.EVENT_PATTERNS.items()
+        f"inference-prod-karpenter-{kind}": pattern
+        for kind, pattern in interruption.EVENT_PATTERNS.items()
     }
     detail_types = {t for p in patterns.values() for t in p["detail-type"]}
     assert detail_types == {
@@ -345,25 +349,78 @@ def test_interruption_queue_gets_the_four_event_kinds(rendered: Rendered) -> Non
         "EC2 Instance State-change Notification",
         "AWS Health Event",
     }
-    assert len(rendered.typed("full", resource_types.EVENT_TARGET)) == 4
-    queue = rendered.named("full", "full-interruption").inputs
+    assert len(rendered.typed("irsa", resource_types.EVENT_TARGET)) == 4
+    queue = rendered.named("irsa", "irsa-cluster-interruption").inputs
+    assert queue["name"] == "inference-prod-karpenter-interruption"
     assert queue["sqsManagedSseEnabled"] is True
-    policy = json.loads(rendered.named("full", "full-interruption-policy").inputs["policy"])
+    policy = json.loads(rendered.named("irsa", "irsa-cluster-interruption-policy").inputs["policy"])
     assert findings(policy) == []
     send = policy["Statement"][0]
     assert send["Principal"] == {"Service": ["events.amazonaws.com"]}
     assert len(send["Condition"]["ArnEquals"]["aws:SourceArn"]) == 4
 
 
+def test_a_service_without_karpenter_of_its_own_creates_no_interruption_queue(
+    rendered: Rendered,
+) -> None:
+    """Issue 27 item 7: every service created a queue and four region-wide rules, while the
+    cluster's Karpenter reads one queue; now only the cluster's Karpenter has them."""
+    for stack in ("full", "sync"):
+        assert rendered.typed(stack, resource_types.EVENT_RULE) == []
+        assert rendered.typed(stack, resource_types.HELM_RELEASE) == []
+        queues = {r.inputs["name"] for r in rendered.typed(stack, "aws:sqs/queue:Queue")}
+        assert not [name for name in queues if "interruption" in name]
+    # Its own node role, joined by an access entry, for a Karpenter installed elsewhere.
+    assert rendered.named("full", "full-node-role").inputs["name"].endswith("-full-gpu-node")
+
+
 def test_installed_karpenter_reads_the_interruption_queue(rendered: Rendered) -> None:
     [release] = rendered.typed("irsa", resource_types.HELM_RELEASE)
+    assert release.inputs["name"] == "karpenter"
     values = release.inputs["values"]
-    assert values["settings"]["interruptionQueue"] == "irsa-karpenter-interruption"
+    assert values["settings"]["interruptionQueue"] == "inference-prod-karpenter-interruption"
     assert values["settings"]["clusterName"] == "inference-prod"
     assert release.inputs["version"] == "1.14.1"
-    controller = _role_policy(rendered, "irsa", "irsa-karpenter-policy")
+    controller = _role_policy(rendered, "irsa", "irsa-cluster-karpenter-policy")
     sids = {s["Sid"] for s in controller["Statement"]}
     assert "AllowInterruptionQueueActions" in sids
+    # The cluster's node role, the one role the controller may pass, is the NodeClass's.
+    node_class = rendered.manifest("irsa", "irsa-node-class")
+    assert node_class["spec"]["role"] == "inference-prod-karpenter-gpu-node"
+    [passrole] = [s for s in controller["Statement"] if s["Sid"] == "AllowPassingInstanceRole"]
+    assert passrole["Resource"].endswith(":role/inference-prod-karpenter-gpu-node")
+
+
+def test_a_second_karpenter_for_the_same_cluster_is_refused(rendered: Rendered) -> None:
+    """Two services with install_karpenter installed two Helm releases named karpenter in
+    kube-system; the second is now refused, naming the option and the shared controller."""
+    error = rendered.capture.stack_outputs["error-twice"]
+    assert "inferstack:aws.install_karpenter" in error
+    assert "irsa already installs Karpenter on cluster inference-prod" in error
+    assert "KarpenterController" in error
+    releases = [r for r in rendered.capture.resources if r.type == resource_types.HELM_RELEASE]
+    assert len(releases) == 1
+
+
+def test_access_entries_need_an_api_authentication_mode() -> None:
+    # EKS User Guide, "Change authentication mode to use access entries": access entries work
+    # under API and API_AND_CONFIG_MAP; CONFIG_MAP reads only the aws-auth ConfigMap.
+    assert controller.access_mode_problems("API") == []
+    assert controller.access_mode_problems("API_AND_CONFIG_MAP") == []
+    assert controller.access_mode_problems(None) == []
+    [problem] = controller.access_mode_problems("CONFIG_MAP")
+    assert problem.path == "inferstack:aws.cluster_name"
+    assert "authenticationMode=API_AND_CONFIG_MAP" in problem.message
+
+
+def test_realtime_nodes_never_expire_because_expiry_ignores_budgets(rendered: Rendered) -> None:
+    """Karpenter v1 expiration is forceful (karpenter.sh, Concepts, Disruption): the realtime
+    budget of one node could not throttle it, so realtime nodes are replaced through drift."""
+    realtime = rendered.manifest("full", "full-realtime-node-pool")["spec"]
+    batch = rendered.manifest("full", "full-batch-node-pool")["spec"]
+    assert realtime["template"]["spec"]["expireAfter"] == "Never"
+    assert realtime["disruption"]["budgets"] == [{"nodes": "1"}]
+    assert batch["template"]["spec"]["expireAfter"] == "720h"
 
 
 def test_batch_grace_fits_the_notice_karpenter_drains_within(rendered: Rendered) -> None:
