@@ -343,6 +343,10 @@ class CronSchedule:
         self._union_starts = [window[0] for window in union]
         self._union_stops = [window[1] for window in union]
 
+    def union(self) -> tuple[list[float], list[float]]:
+        """The windows merged where they overlap or touch: starts and stops, ascending."""
+        return self._union_starts, self._union_stops
+
     def is_active(self, offset: float) -> bool:
         """Whether the window covers `offset` seconds after `begin` (start inclusive)."""
         # A bisection of the windows' union: a month of polls over a month of windows was

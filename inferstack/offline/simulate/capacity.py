@@ -157,6 +157,10 @@ class PoolCapacity:
         """How many pods serve at `now` (`len(ready_pods(now))`, without building the list)."""
         return bisect.bisect_right(self.serving_starts(), now)
 
+    def next_node_event(self) -> float:
+        """The earliest time a node gets a notice, ends or is removed (until a change)."""
+        return self._memo("next_event", self._next_node_event)
+
     def node_gpus(self) -> tuple[int, int]:
         """GPUs of the pool's nodes now: on-demand, spot."""
         node_od, node_spot, _, _ = self._memo("bill", self._billing_rates)

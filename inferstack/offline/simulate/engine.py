@@ -99,13 +99,14 @@ class ExactRealtime:
         )
         start_warm(self.capacity, opening)
 
-    def advance(self, t0: int, t1: int) -> None:
+    def advance(self, t0: int, t1: int) -> int:
         """Serve seconds t0..t1-1 at their rates (or the trace's own arrival times)."""
         for s in range(t0, t1):
             given = None
             if self.arrival_times is not None and self._edges is not None:
                 given = self.arrival_times[self._edges[s] : self._edges[s + 1]]
             self.second(s, float(self.rates[s]), given)
+        return t1
 
     def ready_at(self, second: int) -> int:
         """Ready replicas at the end of `second`."""

@@ -46,6 +46,7 @@ from inferstack.offline.simulate.loop import (
     start_warm,
 )
 from inferstack.offline.simulate.opening import opening_rate, realtime_opening, rps_gauge
+from inferstack.offline.simulate.quiet import settled_ends
 from inferstack.offline.simulate.replica import (
     COARSE_BINS,
     COARSE_RATIO,
@@ -69,6 +70,11 @@ TABLE_REQUESTS = 60_000
 TABLE_SAMPLES = 600
 """Gauge samples per grid rate (queue depth, in-flight)."""
 TABLE_MAX_SECONDS = 900.0
+QUIET_MIN_TICKS = 12
+"""Ticks a quiet stretch looks ahead at first (it doubles while the pool stays settled)."""
+QUIET_MAX_TICKS = 720
+QUIET_RETRY_TICKS = 4
+"""Ticks to wait before looking for a quiet stretch again after the pool moved."""
 
 
 @dataclass(frozen=True)
@@ -235,6 +241,9 @@ class FastRealtime:
         self._release_rng = rng.spawn(1)[0]
         """Its own stream (spawning does not advance `rng`): a run that never wakes is unchanged."""
         self.scraped = 0.0
+        self._cumulative = np.concatenate([[0], np.cumsum(counts)])
+        self._span = QUIET_MIN_TICKS
+        self._retry_at = 0
         start_warm(self.capacity, self._opening(scenario, opening_rate(rates)))
 
     def _opening(self, scenario: Scenario, rate: float) -> int:
@@ -266,8 +275,12 @@ class FastRealtime:
         recorder, p99 = self.results(minutes)
         return recorder, p99, int(self.counts.sum())
 
-    def advance(self, t0: int, t1: int) -> None:
-        """Seconds t0..t1-1, then the control loops at t1."""
+    def advance(self, t0: int, t1: int) -> int:
+        """Seconds t0..t1-1, then the control loops at t1; or a quiet stretch from t0 (see
+        `quiet`). Returns the second reached."""
+        reach = self._quiet(t0, t1 - t0)
+        if reach > t0:
+            return reach
         self.capacity.step(float(t0), float(t1 - t0))
         starts = self.capacity.serving_starts()
         if starts and starts[-1] <= t0:
@@ -282,6 +295,71 @@ class FastRealtime:
             if not ready.all() or self.held:
                 self._zero_seconds(t0, ready)
         self._control(t1)
+        return t1
+
+    def _quiet(self, t0: int, tick: int) -> int:
+        """Advance a settled pool through the ticks whose control loops change nothing.
+
+        Settled: every pod ready, none pending or draining, no request held. Returns the second
+        reached (t0 when the next tick may change the pool, or the pool is not settled).
+        """
+        capacity = self.capacity
+        if tick <= 0 or self.held or t0 < self._retry_at or capacity.pending or capacity.spot:
+            return t0
+        starts = capacity.serving_starts()
+        replicas = len(starts)
+        if not replicas or starts[-1] > t0 or replicas != capacity.spec_replicas:
+            return t0
+        last = min(len(self.rates), t0 + tick * self._span)
+        ends = t0 + tick * np.arange(1, (last - t0) // tick + 1, dtype=np.int64)
+        ends = ends[ends < capacity.next_node_event()]
+        if not len(ends):
+            return t0
+        gauge = self._gauge(ends, replicas)
+        if self.keda is None:
+            kept = len(ends)
+        else:
+            in_flight = replicas * np.interp(
+                self.rates[ends - 1] / replicas, self.table.rates, self.table.in_flight
+            )
+            polls = ends % int(self.keda.params.polling_seconds) == 0
+            syncs = ends % int(HPA_SYNC_SECONDS) == 0
+            kept = settled_ends(self.keda, replicas, ends, gauge, in_flight, polls, syncs)
+        if not kept:
+            # Busy: the next few ticks are likely to move too; try again a little later.
+            self._retry_at = t0 + tick * QUIET_RETRY_TICKS
+            self._span = QUIET_MIN_TICKS
+            return t0
+        reach = int(ends[kept - 1])
+        capacity.step(float(t0), float(reach - t0))
+        self.ready[t0:reach] = replicas
+        self.scraped = float(gauge[kept - 1])
+        grown = min(QUIET_MAX_TICKS, 2 * self._span)
+        self._span = grown if kept == len(ends) else max(QUIET_MIN_TICKS, 2 * kept)
+        return reach
+
+    def _gauge(self, ends: npt.NDArray[np.int64], replicas: int) -> Floats:
+        """The scraped demand the HPA reads at each end (`_demand` at each scrape, held)."""
+        scraped_at = ends[ends % self.scrape_s == 0]
+        if self.pool.metric == "rps":
+            window = int(RATE_WINDOW_SECONDS)
+            totals = (
+                self._cumulative[scraped_at] - self._cumulative[np.maximum(0, scraped_at - window)]
+            )
+            values = totals / window
+        else:
+            column = (
+                self.table.queue_depth
+                if self.pool.metric == "queue_depth"
+                else self.table.in_flight
+            )
+            values = replicas * np.interp(
+                self.rates[scraped_at - 1] / replicas, self.table.rates, column
+            )
+        # Each end reads the latest scrape at or before it (the one before the stretch first).
+        latest = np.searchsorted(scraped_at, ends, side="right") - 1
+        held = np.concatenate([[self.scraped], values])
+        return held[latest + 1]
 
     def _zero_seconds(self, t0: int, ready: npt.NDArray[np.int64]) -> None:
         for offset, replicas in enumerate(ready.tolist()):

@@ -259,8 +259,13 @@ class RealtimeModel(Protocol):
     def held_total(self) -> int:
         """Requests held by the HTTP add-on while the pool was at zero."""
 
-    def advance(self, t0: int, t1: int) -> None:
-        """Serve seconds t0..t1-1, then run the control loops at t1."""
+    def advance(self, t0: int, t1: int) -> int:
+        """Serve seconds t0..t1-1, then run the control loops at t1; returns the second reached.
+
+        That is t1, or later when the pool is settled and the control loops provably change
+        nothing for a while (the fast mode's quiet stretches, see `quiet`): every tick up to
+        the returned second is then done, the pool unchanged through it.
+        """
 
     def ready_at(self, second: int) -> int:
         """Ready replicas at the end of `second` (after `advance` passed it)."""
@@ -312,12 +317,17 @@ def drive(
     cost = 0.0
     queue_from = 0
     queue_rate = 0.0
+    realtime_done = 0
+    realtime_rate = 0.0
     for t0 in range(0, seconds, steps.tick):
         t1 = min(seconds, t0 + steps.tick)
         dt = float(t1 - t0)
         if realtime is not None:
-            realtime.advance(t0, t1)
-            cost += cost_rate(realtime.capacity, realtime.pool.prices) * dt
+            if t0 >= realtime_done:
+                # A quiet stretch returns beyond t1; its pool (and price) held through it.
+                realtime_done = realtime.advance(t0, t1)
+                realtime_rate = cost_rate(realtime.capacity, realtime.pool.prices)
+            cost += realtime_rate * dt
         if queue is not None:
             # The queue is a fluid: one step per `queue_every` is as exact as one per tick.
             if t1 % steps.queue_every == 0 or t1 == seconds:
