@@ -29,7 +29,7 @@ from inferstack.components.kubernetes.options import (
     KubernetesOptions,
 )
 from inferstack.components.kubernetes.workloads import Manifest
-from inferstack.components.planning.plan import ServicePlan
+from inferstack.components.planning.plan import DECLARATION_OUTPUT, ServicePlan
 from inferstack.components.planning.pools import BatchPool, Pool, RealtimePool
 from inferstack.contract import resource_types
 from inferstack.errors import SpecError
@@ -55,6 +55,9 @@ class KubernetesInferenceService(pulumi.ComponentResource):
     """The sizing that was applied, every number with its reason."""
     cost_output: pulumi.Output[dict[str, Any]]
     """The plan's monthly cost, naive against configured, lever by lever."""
+    declaration_output: pulumi.Output[dict[str, Any]]
+    """What the plan was made from (target, spec) and these options: the offline tools plan
+    the service again from it (`inferstack simulate` and `tune` on any program)."""
 
     def __init__(
         self,
@@ -97,6 +100,9 @@ class KubernetesInferenceService(pulumi.ComponentResource):
         self.batch_scaled_object = pulumi.Output.from_input(scalers.get("batch"))
         self.sizing_output = pulumi.Output.from_input(self.sizing.to_dict())
         self.cost_output = pulumi.Output.from_input(plan.cost.to_dict())
+        self.declaration_output = pulumi.Output.from_input(
+            {**plan.declaration(), "kubernetes": options.model_dump(mode="json")}
+        )
         self.register_outputs(
             {
                 "service_url": self.service_url,
@@ -106,6 +112,7 @@ class KubernetesInferenceService(pulumi.ComponentResource):
                 "batch_scaled_object": self.batch_scaled_object,
                 "sizing": self.sizing_output,
                 "cost": self.cost_output,
+                DECLARATION_OUTPUT: self.declaration_output,
             }
         )
 

@@ -30,6 +30,9 @@ from inferstack.components.planning.spec import InferenceServiceSpec
 from inferstack.errors import Problem, SpecError
 from inferstack.profile import Profile
 
+DECLARATION_OUTPUT = "declaration"
+"""The output a component registers its plan's `declaration()` under."""
+
 
 @dataclass(frozen=True)
 class ServicePlan:
@@ -72,6 +75,17 @@ class ServicePlan:
             if found.tier == tier:
                 return found
         raise KeyError(f"{self.spec.name} has no {tier} pool")
+
+    def declaration(self) -> dict[str, Any]:
+        """What the plan was made from, JSON-ready: the target and the spec as validated.
+
+        Components register it (`DECLARATION_OUTPUT`) so that the offline tools can plan the
+        service again from any program that declares one, as the stack program does from config.
+        """
+        return {
+            "target": self.target,
+            "spec": self.spec.model_dump(mode="json", exclude_defaults=True),
+        }
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready form: the target, the sizing and the cost."""

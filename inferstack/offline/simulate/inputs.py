@@ -15,20 +15,24 @@ add-on's wake trigger); the target's queue retention comes from its options (SQS
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from inferstack.components.kubernetes.bindings import KubernetesBindings
+from inferstack.components.kubernetes.options import parse_options
 from inferstack.components.kubernetes.scaling import pool_concurrency_target, scaled_object
-from inferstack.components.planning.plan import ServicePlan
+from inferstack.components.planning.clouds import Target
+from inferstack.components.planning.plan import DECLARATION_OUTPUT, ServicePlan, plan_service
 from inferstack.components.planning.pricing import machine_price
 from inferstack.components.planning.sizing import TARGET_UTILISATION, Sizing
 from inferstack.components.planning.spec import CONFIG_KEY as SERVICE_KEY
 from inferstack.components.planning.spec import BatchPool as BatchPoolSpec
-from inferstack.components.planning.spec import InferenceServiceSpec
+from inferstack.components.planning.spec import InferenceServiceSpec, parse_spec
 from inferstack.errors import SpecError
+from inferstack.offline.capture import capture_program, integral_floats_to_int
 from inferstack.offline.discovery import CaptureError, ProgramLocation, engine_config, read_project
 from inferstack.offline.simulate.arrivals import DeclaredTraffic, Spike
 from inferstack.offline.simulate.autoscaler import (
@@ -51,8 +55,16 @@ from inferstack.offline.simulate.config import (
 )
 from inferstack.offline.simulate.errors import SimulateError
 from inferstack.offline.simulate.replica import BatcherParams, ComputeModel
-from inferstack.offline.stack_config import StackConfig, engine_values, from_values
-from inferstack.profile import Profile
+from inferstack.offline.stack_config import (
+    AVAILABLE_TARGETS,
+    KUBERNETES_KEY,
+    NAMESPACE,
+    TARGET_KEY,
+    StackConfig,
+    engine_values,
+    from_values,
+)
+from inferstack.profile import Profile, resolve_profile
 
 
 @dataclass(frozen=True)
@@ -329,16 +341,88 @@ def build_inputs(stack: str, config: StackConfig) -> StackInputs:
     )
 
 
-def load_location(location: ProgramLocation, now: datetime) -> StackInputs:
-    """The located stack's config, read by `from_values` and resolved offline."""
-    stack = location.stack
+def program_values(location: ProgramLocation) -> dict[str, object]:
+    """The located stack's `inferstack:*` values: from its config, or from its program.
+
+    A stack whose config holds no `inferstack:service` (a team's own Pulumi program that builds
+    the spec in code) is run under mocks, as `inferstack preview` runs it, and the service is
+    read from the declaration its component registered (`DECLARATION_OUTPUT`): the target, the
+    spec and the Kubernetes options the program passed.
+    """
     values = engine_values(location.config)
-    if SERVICE_KEY not in values:
+    if SERVICE_KEY in values:
+        return values
+    capture = capture_program(
+        location.program_dir,
+        stack=location.stack,
+        config=location.config,
+        project_dir=location.project_dir,
+    )
+    declared = [
+        (resource.name, resource.outputs[DECLARATION_OUTPUT])
+        for resource in capture.resources
+        if isinstance(resource.outputs.get(DECLARATION_OUTPUT), dict)
+    ]
+    if not declared:
         raise SimulateError(
-            "--stack", f"stack {stack!r} has no inferstack:service; add the spec to its config"
+            "--stack",
+            f"stack {location.stack!r} has no inferstack:service in its config and its program "
+            "declares no inferstack service (no component registered its plan); add the spec "
+            "to the stack config, or build the service with inferstack's components",
         )
+    if len(declared) > 1:
+        names = ", ".join(name for name, _ in declared)
+        raise SimulateError(
+            "--stack",
+            f"stack {location.stack!r} declares {len(declared)} services ({names}); simulate "
+            "one at a time: give each its own stack",
+        )
+    declaration = integral_floats_to_int(declared[0][1])
+    return {
+        TARGET_KEY: declaration["target"],
+        SERVICE_KEY: declaration["spec"],
+        KUBERNETES_KEY: declaration.get("kubernetes") or {},
+    }
+
+
+def declared_in_config(location: ProgramLocation) -> bool:
+    """Whether the stack's config holds the spec (else its program builds it in code)."""
+    return SERVICE_KEY in engine_values(location.config)
+
+
+def _declared_config(values: Mapping[str, object], project_dir: Path, now: datetime) -> StackConfig:
+    """The plan of a service a program declared: planned again from its target and spec.
+
+    The target's own options are not read again (the program passed them to its component,
+    which accepted them); the Kubernetes options are the ones the component rendered with.
+    """
+    target: Target = "kubernetes"
+    for available in AVAILABLE_TARGETS:
+        if available == values[TARGET_KEY]:
+            target = available
+    service, kubernetes = values[SERVICE_KEY], values[KUBERNETES_KEY]
+    key = f"{NAMESPACE}:{SERVICE_KEY}"
+    spec = parse_spec(
+        service if isinstance(service, Mapping) else {}, source=f"program {key}", prefix=key
+    )
+    options = parse_options(
+        kubernetes if isinstance(kubernetes, Mapping) else None,
+        source=f"program {NAMESPACE}:{KUBERNETES_KEY}",
+    )
+    profile = resolve_profile(spec.model.uri, spec.model.profile, base_dir=project_dir)
+    plan = plan_service(spec, profile, target=target, now=now)
+    return StackConfig(target=target, spec=spec, plan=plan, kubernetes=options)
+
+
+def load_location(location: ProgramLocation, now: datetime) -> StackInputs:
+    """The located stack's service (see `program_values`), planned and resolved offline."""
+    stack = location.stack
+    values = program_values(location)
     try:
-        config = from_values(values, project_dir=location.project_dir, now=now)
+        if declared_in_config(location):
+            config = from_values(values, project_dir=location.project_dir, now=now)
+        else:
+            config = _declared_config(values, location.project_dir, now)
     except SpecError as error:
         raise SimulateError(f"--stack {stack}", str(error)) from None
     return build_inputs(stack, config)

@@ -26,10 +26,15 @@ from inferstack.offline.simulate.cli import (
     parse_start,
     traffic_rates,
 )
-from inferstack.offline.simulate.inputs import StackInputs, load_location
+from inferstack.offline.simulate.inputs import (
+    StackInputs,
+    declared_in_config,
+    load_location,
+    program_values,
+)
 from inferstack.offline.simulate.report import table
 from inferstack.offline.simulate.scenarios import competent_default, naive
-from inferstack.offline.stack_config import engine_values
+from inferstack.offline.stack_config import TARGET_KEY
 from inferstack.offline.tune.knobs import KNOB_NAMES, OPTIONAL_KNOBS, service_values
 from inferstack.offline.tune.search import Outcome
 from inferstack.offline.tune.tuner import Problem, Result, ablation, problem, tune
@@ -102,11 +107,26 @@ def _seed_rates(args: argparse.Namespace, inputs: StackInputs) -> tuple[list[np.
 def _load(args: argparse.Namespace) -> tuple[Problem, str, Path]:
     start = parse_start(args.start)
     location = locate_program(args)
+    if args.write and not declared_in_config(location):
+        raise SimulateError(
+            "--write",
+            f"stack {location.stack!r} builds its spec in its program, not in "
+            f"{location.project.stack_file(location.stack).name}; drop --write and apply the "
+            "printed changes to the program",
+        )
     inputs = load_location(location, start)
     check_traffic(args, inputs)
     selected = [name.strip() for name in args.knobs.split(",")] if args.knobs else None
     rates, traffic = _seed_rates(args, inputs)
-    values = engine_values(location.config)
+    values = program_values(location)
+    if not declared_in_config(location) and values[TARGET_KEY] != "kubernetes":
+        raise SimulateError(
+            "--stack",
+            f"stack {location.stack!r} declares its {values[TARGET_KEY]} service in its program: "
+            "tune re-plans each candidate from the stack config, which holds no "
+            f"inferstack:{values[TARGET_KEY]} options; put the spec and the options in the stack "
+            "config to tune it (inferstack simulate runs it as it is)",
+        )
     tuned = problem(
         location.stack,
         values,
