@@ -151,7 +151,7 @@ def ingress_rules(
     if pool.spec.scale_to_zero:
         callers.append(_namespace(options.keda_namespace))
     callers.append(_namespace(scraper))
-    return [{"from": callers, "ports": [_tcp(options.port)]}]
+    return [{"from": callers, "ports": [_tcp(options.port), _tcp(options.grpc_port)]}]
 
 
 def network_policy(

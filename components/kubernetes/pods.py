@@ -23,6 +23,7 @@ from inferstack.contract import env as runtime_env
 from inferstack.contract.model_uris import MODEL_CACHE_MOUNT
 from inferstack.contract.pods import (
     GPU_RESOURCE,
+    GRPC_HEALTH_SERVICE,
     LIVE_PATH,
     PRESTOP_SECONDS,
     READY_PATH,
@@ -44,6 +45,8 @@ def decimal(value: float) -> str:
 
 CONTAINER_NAME: Final = "runtime"
 PORT_NAME: Final = "http"
+GRPC_PORT_NAME: Final = "grpc"
+"""The gRPC port's name (meshes such as Istio read the protocol from its `grpc` prefix)."""
 WORKER_PORT_NAME: Final = "metrics"
 STARTUP_PERIOD_SECONDS: Final = 5
 DRAIN_MARGIN_SECONDS: Final = 2
@@ -294,6 +297,7 @@ def realtime_container(
             "max_queue_size": str(batching.queue_limit),
             "request_timeout_ms": None if timeout is None else decimal(timeout),
             "port": str(options.port),
+            "grpc_port": str(options.grpc_port),
             "drain_grace_s": str(drain),
         },
     )
@@ -303,9 +307,21 @@ def realtime_container(
         "imagePullPolicy": "IfNotPresent",
         "command": ["inferstack", "serve"],
         "env": env,
-        "ports": [{"name": PORT_NAME, "containerPort": options.port, "protocol": "TCP"}],
+        "ports": [
+            {"name": PORT_NAME, "containerPort": options.port, "protocol": "TCP"},
+            {"name": GRPC_PORT_NAME, "containerPort": options.grpc_port, "protocol": "TCP"},
+        ],
         "resources": _resources(pool.gpu, options),
         **_probes(sizing.startup_seconds.value, READY_PATH, LIVE_PATH, PORT_NAME, ready_period=5),
+        # Readiness over gRPC health: the gRPC port opens once the model is ready and reports
+        # NOT_SERVING from the drain on, so a pod is ready only while both protocols serve.
+        # Startup and liveness stay on HTTP, which answers while the model loads.
+        "readinessProbe": {
+            "grpc": {"port": options.grpc_port, "service": GRPC_HEALTH_SERVICE},
+            "periodSeconds": 5,
+            "timeoutSeconds": 2,
+            "failureThreshold": 2,
+        },
         # preStop keeps the pod serving until endpoint removal has propagated; SIGTERM then
         # makes the server finish what it admitted (INFERSTACK_DRAIN_GRACE_S) and exit.
         "lifecycle": {"preStop": {"sleep": {"seconds": PRESTOP_SECONDS}}},
@@ -405,6 +421,7 @@ def container(
 
 __all__ = [
     "CONTAINER_NAME",
+    "GRPC_PORT_NAME",
     "PORT_NAME",
     "SPOT_NODE_LABELS",
     "WORKER_PORT_NAME",

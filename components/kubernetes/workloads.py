@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any, Final
 from inferstack.components.kubernetes.bindings import KubernetesBindings
 from inferstack.components.kubernetes.options import KubernetesOptions
 from inferstack.components.kubernetes.pods import (
+    GRPC_PORT_NAME,
     PORT_NAME,
     container,
     decimal,
@@ -251,7 +252,13 @@ def realtime_service(spec: InferenceServiceSpec, options: KubernetesOptions) -> 
                     "port": options.port,
                     "targetPort": PORT_NAME,
                     "protocol": "TCP",
-                }
+                },
+                {
+                    "name": GRPC_PORT_NAME,
+                    "port": options.grpc_port,
+                    "targetPort": GRPC_PORT_NAME,
+                    "protocol": "TCP",
+                },
             ],
         },
     }

@@ -68,6 +68,7 @@ SERVE_SETTINGS: Final = frozenset(
         "model_sha256",
         "model_cache",
         "port",
+        "grpc_port",
         "max_batch_size",
         "preferred_batch_sizes",
         "max_queue_delay_ms",

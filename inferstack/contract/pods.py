@@ -9,6 +9,8 @@ DEFAULT_PORT: Final = 8000
 DEFAULT_GRPC_PORT: Final = 8001
 """The server's gRPC port (KServe v2 `inference.GRPCInferenceService` and `grpc.health.v1`):
 Triton's pairing with the HTTP port 8000, so a client or probe moved from Triton keeps both."""
+GRPC_HEALTH_SERVICE: Final = "inference.GRPCInferenceService"
+"""The service name a gRPC health check asks about (`grpc.health.v1`): the KServe v2 service."""
 WORKER_METRICS_PORT: Final = 9091
 """The queue worker's /metrics port, which also answers WORKER_HEALTH_PATH."""
 WORKER_HEALTH_PATH: Final = "/healthz"

@@ -32,6 +32,7 @@ from google.protobuf.message import DecodeError, Message
 
 from inferstack import __version__
 from inferstack.contract import metrics as names
+from inferstack.contract.pods import GRPC_HEALTH_SERVICE
 from inferstack.runtime.grpc.generated import health_pb2
 from inferstack.runtime.grpc.generated import open_inference_grpc_pb2 as pb
 from inferstack.runtime.grpc.translate import metadata_message, request_body, response_message
@@ -46,8 +47,8 @@ from inferstack.runtime.server.routes import (
 
 log = logging.getLogger("inferstack.runtime.grpc")
 
-SERVICE: Final = "inference.GRPCInferenceService"
-"""The v2 service's full name (the proto's package and service)."""
+SERVICE: Final = GRPC_HEALTH_SERVICE
+"""The v2 service's full name (the proto's package and service), what health checks name."""
 HEALTH_SERVICE: Final = "grpc.health.v1.Health"
 _STATUS_CODES: Final = {
     400: grpc.StatusCode.INVALID_ARGUMENT,

@@ -501,7 +501,15 @@ def test_realtime_probes_and_drain_follow_the_sizing(rendered: Rendered) -> None
     startup = container["startupProbe"]
     assert startup["httpGet"]["path"] == "/v2/health/ready"
     assert startup["periodSeconds"] * startup["failureThreshold"] >= sizing.startup_seconds.value
-    assert container["readinessProbe"]["httpGet"]["path"] == "/v2/health/ready"
+    # Readiness over gRPC health (the gRPC port opens once the model is ready).
+    assert container["readinessProbe"]["grpc"] == {
+        "port": 8001,
+        "service": "inference.GRPCInferenceService",
+    }
+    assert {(p["name"], p["containerPort"]) for p in container["ports"]} == {
+        ("http", 8000),
+        ("grpc", 8001),
+    }
     assert container["livenessProbe"]["httpGet"]["path"] == "/v2/health/live"
     assert pod["terminationGracePeriodSeconds"] == sizing.termination_grace_seconds.value
     pre_stop = container["lifecycle"]["preStop"]["sleep"]["seconds"]
@@ -694,7 +702,7 @@ def test_each_pool_admits_only_prometheus_and_reaches_only_dns_and_its_cloud(
     assert realtime["spec"]["ingress"] == [
         {
             "from": [{"podSelector": {}}, _namespace_peer("monitoring")],
-            "ports": [{"protocol": "TCP", "port": 8000}],
+            "ports": [{"protocol": "TCP", "port": 8000}, {"protocol": "TCP", "port": 8001}],
         }
     ]
     assert realtime["spec"]["egress"] == [DNS_RULE]  # builtin:// model: nothing to fetch
