@@ -6,6 +6,7 @@ same rules also run through the real pack process in test_fixture_programs.py.
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
@@ -1013,6 +1014,136 @@ def test_describe_on_every_resource_is_not_data_plane() -> None:
     role = b.pod_role()
     describe = {"Effect": "Allow", "Action": "ec2:DescribeInstances", "Resource": "*"}
     assert identity_findings([role, b.role_policy(role, [describe])]) == []
+
+
+# Trust policies (issue 22 item 1): every role of the stack, written by hand or not.
+
+FOREIGN = "999999999999"
+
+
+def trusting(principal: Any, name: str = "queue-reader", **statement: Any) -> Resource:
+    """A role as a hand-written program declares it: no tags, not a pod role."""
+    trust = {
+        "Version": "2012-10-17",
+        "Statement": [
+            {"Sid": "Assume", "Effect": "Allow", "Principal": principal,
+             "Action": "sts:AssumeRole", **statement}
+        ],
+    }  # fmt: skip
+    return b.resource("aws:iam/role:Role", name, {"assumeRolePolicy": json.dumps(trust)})
+
+
+@pytest.mark.parametrize(
+    ("principal", "expected"),
+    [
+        ("*", "admits any principal (*: '*')"),
+        ({"AWS": "*"}, "admits any principal (AWS: '*')"),
+        ({"AWS": ["arn:aws:iam::123456789012:role/keda", "*"]}, "admits any principal"),
+        ({"Service": "*"}, "admits any principal (Service: '*')"),
+        ({"AWS": "arn:aws:iam::*:root"}, "admits any principal"),
+        ({"AWS": f"arn:aws:iam::{FOREIGN}:root"}, f"every identity of account {FOREIGN}"),
+        ({"AWS": FOREIGN}, f"every identity of account {FOREIGN} ('{FOREIGN}', its root)"),
+        ({"AWS": f"arn:aws-us-gov:iam::{FOREIGN}:root"}, f"account {FOREIGN}"),
+    ],
+)
+def test_a_hand_written_trust_admitting_anyone_or_a_foreign_root_is_flagged(
+    principal: Any, expected: str
+) -> None:
+    """Held out: a KEDA queue-reader role written without the components (issue 22: a
+    keda_operator_role naming another account's root was admitted)."""
+    role = trusting(principal)
+    [finding] = scoped_inference_identities.check([role], NO_CONFIG)
+    assert finding.urn == role.urn
+    assert finding.message.startswith("IAM role trust: trust statement Assume admits ")
+    assert expected in finding.message
+    assert "trustedAccounts" in finding.message
+
+
+def test_not_principal_in_an_allow_admits_everyone_else() -> None:
+    role = b.resource(
+        "aws:iam/role:Role",
+        "open",
+        {
+            "assumeRolePolicy": json.dumps(
+                {
+                    "Statement": [
+                        {
+                            "Effect": "Allow",
+                            "NotPrincipal": {"AWS": FOREIGN},
+                            "Action": "sts:AssumeRole",
+                        }
+                    ]
+                }  # fmt: skip
+            )
+        },
+    )
+    [message] = identity_findings([role])
+    assert "admits every principal but those listed (NotPrincipal)" in message
+
+
+def test_a_condition_does_not_exempt_a_wildcard_principal() -> None:
+    role = trusting("*", Condition={"StringEquals": {"sts:ExternalId": "x"}})
+    assert identity_findings([role])
+
+
+def test_an_account_listed_as_trusted_or_the_stacks_own_passes() -> None:
+    root = trusting({"AWS": f"arn:aws:iam::{FOREIGN}:root"})
+    assert identity_findings([root], {"trustedAccounts": [FOREIGN]}) == []
+    assert identity_findings([root], {"accountId": FOREIGN}) == []
+    assert identity_findings([root], {"trustedAccounts": ["111111111111"]})
+
+
+def test_another_accounts_role_is_flagged_once_the_stacks_account_is_known() -> None:
+    keda = trusting({"AWS": f"arn:aws:iam::{FOREIGN}:role/keda-operator"})
+    # Unknown (preview of a new stack, no accountId): a role ARN cannot be judged.
+    assert identity_findings([keda]) == []
+    [message] = identity_findings([keda], {"accountId": "123456789012"})
+    assert f"admits 'arn:aws:iam::{FOREIGN}:role/keda-operator' of account {FOREIGN}" in message
+    assert "not this stack's (123456789012)" in message
+    # The stack's account also comes from the ARN a role of the stack reports.
+    known = b.pod_role(arn="arn:aws:iam::123456789012:role/worker")
+    assert identity_findings([keda, known])
+    own = trusting({"AWS": "arn:aws:iam::123456789012:role/keda-operator"})
+    assert identity_findings([own, known]) == []
+
+
+def test_the_components_trusts_pass() -> None:
+    """Pods (Pod Identity), an OIDC provider (IRSA), EC2 (nodes) and a same-account role."""
+    node = trusting({"Service": "ec2.amazonaws.com"}, name="node")
+    scaler = trusting({"AWS": "arn:aws:iam::123456789012:role/keda-operator"}, name="scaler")
+    roles = [b.pod_role(), b.irsa_role(), node, scaler]
+    assert identity_findings(roles, {"accountId": "123456789012"}) == []
+    assert identity_findings(roles) == []
+
+
+@pytest.mark.parametrize(
+    ("value", "account", "root"),
+    [
+        # The forms of IAM User Guide, "AWS JSON policy elements: Principal"
+        # (https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_policies_elements_principal.html):
+        # an account by ARN or by its bare ID (stored as the root ARN), a role, an assumed-role
+        # session, a user, and a unique ID (left after the identity is deleted).
+        ("arn:aws:iam::123456789012:root", "123456789012", True),
+        ("123456789012", "123456789012", True),
+        ("arn:aws:iam::123456789012:role/role-name", "123456789012", False),
+        ("arn:aws:iam::123456789012:role/path/role-name", "123456789012", False),
+        (
+            "arn:aws:sts::123456789012:assumed-role/role-name/role-session-name",
+            "123456789012",
+            False,
+        ),
+        ("arn:aws:iam::123456789012:user/user-name", "123456789012", False),
+        ("arn:aws-cn:iam::123456789012:root", "123456789012", True),
+        ("AIDACKCEVSQ6C2EXAMPLE", None, False),
+    ],
+)
+def test_aws_principals_are_read_as_the_iam_reference_writes_them(
+    value: str, account: str | None, root: bool
+) -> None:
+    assert scoped_inference_identities.aws_principal(value) == (
+        scoped_inference_identities.AwsPrincipal(account, root)
+    )
+    assert scoped_inference_identities.aws_principal("arn:aws:iam::*:root") is None
 
 
 # ---------------------------------------------------------------------------------------------
