@@ -1,0 +1,228 @@
+"""HTTP JSON, HTTP binary tensors and gRPC against one `inferstack serve`, in one run.
+
+    .venv/bin/python benchmarks/grpc_protocols.py [--seconds 10] [--rounds 1]
+
+One server process (builtin://mlp, max batch 128, max queue delay 2 ms, the issue's knobs) serves
+both ports; one load generator drives all three paths, so that the ratios compare the protocols
+and not two clients: h2load (Debian `nghttp2-client`, C), HTTP/1.1 keep-alive (`--h1`) for the
+REST paths and HTTP/2 for gRPC, closed loop, one request in flight per connection (as wrk), each
+request one 512-float row. The gRPC body is the length-prefixed `ModelInferRequest` that
+`tritonclient.grpc` sends (raw_input_contents), to `/inference.GRPCInferenceService/ModelInfer`.
+
+h2load counts an HTTP 200 as a success, and gRPC answers 200 with the status in its trailers, so
+the successes are read from the server's own counter (`inferstack_requests_total`,
+outcome="success") around each run; a run whose successes fall short of h2load's count fails.
+Latency percentiles come from h2load's per-request log. Paths alternate within each round.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from loadgen import PYTHON, free_port, machine_load, start_server, stop_server  # noqa: E402
+
+from inferstack.contract.metrics import REQUESTS  # noqa: E402
+from inferstack.runtime.grpc.generated import open_inference_grpc_pb2 as pb  # noqa: E402
+
+MODEL = "mlp"
+ROW = np.random.default_rng(0).standard_normal((1, 512)).astype(np.float32)
+PATHS = ("http-json", "http-binary", "grpc")
+
+
+@dataclass(frozen=True)
+class Run:
+    """One h2load run against one path."""
+
+    path: str
+    connections: int
+    succeeded: int
+    seconds: float
+    p50_ms: float
+    p99_ms: float
+
+    @property
+    def rps(self) -> float:
+        """Requests the server answered with success, per second."""
+        return self.succeeded / self.seconds
+
+
+def bodies() -> dict[str, tuple[bytes, list[str], str]]:
+    """Each path's body, headers and URL path."""
+    json_body = json.dumps(
+        {
+            "inputs": [
+                {
+                    "name": "input",
+                    "datatype": "FP32",
+                    "shape": [1, 512],
+                    "data": ROW.ravel().tolist(),
+                }
+            ]
+        }
+    ).encode()
+    header = json.dumps(
+        {
+            "inputs": [
+                {
+                    "name": "input",
+                    "datatype": "FP32",
+                    "shape": [1, 512],
+                    "parameters": {"binary_data_size": ROW.nbytes},
+                }
+            ],
+            "parameters": {"binary_data_output": True},
+        }
+    ).encode()
+    request = pb.ModelInferRequest(model_name=MODEL, raw_input_contents=[ROW.tobytes()])
+    request.inputs.add(name="input", datatype="FP32", shape=[1, 512])
+    message = request.SerializeToString()
+    infer = f"/v2/models/{MODEL}/infer"
+    return {
+        "http-json": (json_body, ["content-type: application/json"], infer),
+        "http-binary": (
+            header + ROW.tobytes(),
+            [
+                "content-type: application/octet-stream",
+                f"inference-header-content-length: {len(header)}",
+            ],
+            infer,
+        ),
+        "grpc": (
+            b"\0" + len(message).to_bytes(4, "big") + message,
+            ["content-type: application/grpc", "te: trailers"],
+            "/inference.GRPCInferenceService/ModelInfer",
+        ),
+    }
+
+
+def successes(http_port: int) -> float:
+    """The server's count of requests answered with success."""
+    with urllib.request.urlopen(f"http://127.0.0.1:{http_port}/metrics", timeout=10) as response:
+        for line in response.read().decode().splitlines():
+            if line.startswith(f"{REQUESTS}_total{{") and 'outcome="success"' in line:
+                return float(line.split()[-1])
+    return 0.0
+
+
+def h2load(path: str, port: int, http_port: int, connections: int, seconds: float) -> Run:
+    """One closed-loop run; successes from the server's counter."""
+    body, headers, url_path = bodies()[path]
+    binary = shutil.which("h2load")
+    if binary is None:
+        raise RuntimeError("h2load is not installed; apt-get install nghttp2-client")
+    with tempfile.TemporaryDirectory() as folder:
+        data = Path(folder, "body")
+        data.write_bytes(body)
+        log = Path(folder, "log")
+        command = [
+            binary,
+            f"--clients={connections}",
+            "--max-concurrent-streams=1",
+            "--threads=1",
+            f"--duration={seconds:g}",
+            "--warm-up-time=2",
+            f"--data={data}",
+            f"--log-file={log}",
+            *(item for header in headers for item in ("-H", header)),
+            f"http://127.0.0.1:{port}{url_path}",
+        ]
+        if path != "grpc":
+            command.insert(1, "--h1")
+        before = successes(http_port)
+        completed = subprocess.run(command, capture_output=True, text=True, check=True)
+        after = successes(http_port)
+        # Log lines: start time (us), status, duration (us); warm-up requests are not logged.
+        durations = [
+            int(line.split("\t")[2]) / 1000 for line in log.read_text().splitlines() if line
+        ]
+    done = re.search(
+        r"requests: \d+ total, \d+ started, (\d+) done, (\d+) succeeded", completed.stdout
+    )
+    if done is None or not durations:
+        raise RuntimeError(f"h2load printed no result:\n{completed.stdout}\n{completed.stderr}")
+    logged = len(durations)
+    if after - before < logged:
+        raise RuntimeError(
+            f"{path}: h2load logged {logged} answers but the server counted "
+            f"{after - before:.0f} successes"
+        )
+    quantiles = np.percentile(durations, [50, 99])
+    return Run(path, connections, logged, seconds, float(quantiles[0]), float(quantiles[1]))
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument("--rounds", type=int, default=1)
+    parser.add_argument("--connections", type=int, nargs="+", default=[32, 128])
+    args = parser.parse_args(argv)
+    http_port, grpc_port = free_port(), free_port()
+    server = start_server(
+        [
+            PYTHON,
+            "-m",
+            "inferstack.cli",
+            "serve",
+            "--model",
+            "builtin://mlp",
+            "--port",
+            str(http_port),
+            "--grpc-port",
+            str(grpc_port),
+            "--max-batch-size",
+            "128",
+            "--max-queue-delay-ms",
+            "2",
+            "--max-queue-size",
+            "4096",
+        ],
+        http_port,
+        env={"PYTHONPATH": str(Path(__file__).resolve().parents[1])},
+    )
+    runs: list[Run] = []
+    try:
+        for _ in range(args.rounds):
+            for connections in args.connections:
+                for path in PATHS:
+                    port = grpc_port if path == "grpc" else http_port
+                    runs.append(h2load(path, port, http_port, connections, args.seconds))
+    finally:
+        stop_server(server)
+    print(f"inferstack serve, builtin://mlp, one 512-float row per request; {machine_load()}")
+    print(f"{'path':<12} {'conns':>5} {'req/s':>8} {'p50 ms':>7} {'p99 ms':>7} {'vs JSON':>8}")
+    for connections in args.connections:
+        median = {
+            path: statistics.median(
+                [r.rps for r in runs if r.path == path and r.connections == connections]
+            )
+            for path in PATHS
+        }
+        for path in PATHS:
+            mine = [r for r in runs if r.path == path and r.connections == connections]
+            p50 = statistics.median(r.p50_ms for r in mine)
+            p99 = statistics.median(r.p99_ms for r in mine)
+            ratio = median[path] / median["http-json"]
+            print(
+                f"{path:<12} {connections:>5} {median[path]:>8.0f} {p50:>7.1f} {p99:>7.1f} "
+                f"{ratio:>7.2f}x"
+            )
+    print(f"({args.rounds} round(s) of {args.seconds:g} s per path, medians; h2load closed loop)")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
