@@ -18,7 +18,11 @@
 4. A burst of 1,000 concurrent bodies of 128 rows (about 710 KB each, every one under the body
    limit), with the in-flight body budget at its default (256 MiB) and at 100 GiB (none, in
    effect): the statuses, the server's peak RSS growth and what it keeps after the burst, and
-   the longest `GET /v2/health/live` answered meanwhile.
+   the longest `GET /v2/health/live` answered meanwhile (probed from a process of its own, a
+   new connection every 10 ms, as a kubelet probes). Each budget twice, side by side: as served
+   (responses with `LARGE_RESPONSE_BYTES` of JSON outputs encoded in a helper process, bodies
+   from `OFF_LOOP_BYTES` decoded on a thread), and with both thresholds patched out of reach in
+   the server process (encoded and decoded on the event loop, as before the change).
 5. `inferstack work` on Redis (`redis-server`) with four 64 MB messages queued (the echo model
    at a max batch that admits them): the longest `GET /healthz` while it works them, and the
    peak RSS of the worker with its model and decoder processes.
@@ -60,7 +64,11 @@ from loadgen import (  # noqa: E402
     wrk,
 )
 
-from inferstack.contract.env import ENV_MAX_BODY_BYTES_IN_FLIGHT, ENV_TORCH_THREADS  # noqa: E402
+from inferstack.contract.env import (  # noqa: E402
+    ENV_GRPC_PORT,
+    ENV_MAX_BODY_BYTES_IN_FLIGHT,
+    ENV_TORCH_THREADS,
+)
 from inferstack.contract.metrics import REQUESTS  # noqa: E402
 from tests.v2_client import encode_request  # noqa: E402
 
@@ -344,20 +352,32 @@ def _reset_peaks(pids: list[int]) -> None:
         Path(f"/proc/{pid}/clear_refs").write_text("5")
 
 
+LIVENESS_PROBE = """
+import sys, time, urllib.request
+port, stop = sys.argv[1], sys.argv[2]
+worst = 0.0
+while True:
+    started = time.perf_counter()
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/v2/health/live", timeout=60):
+        pass
+    worst = max(worst, time.perf_counter() - started)
+    try:
+        open(stop).close()
+        break
+    except FileNotFoundError:
+        time.sleep(0.01)
+print(worst)
+"""
+"""A kubelet-like liveness probe (a new connection per probe, every 10 ms) in a process of its
+own: in this one it would share the GIL with the 1,000 sending threads and time them too."""
+
+
 def _send_bodies(port: int, body: bytes, count: int) -> tuple[list[int], float]:
     """Post `body` `count` times at once; the statuses and the longest liveness answer."""
-    worst_live = 0.0
-    done = threading.Event()
-
-    def live() -> None:
-        nonlocal worst_live
-        while not done.is_set():
-            started = time.perf_counter()
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/v2/health/live", timeout=60):
-                pass
-            worst_live = max(worst_live, time.perf_counter() - started)
-            time.sleep(0.01)
-
+    stop = Path(tempfile.mkdtemp(prefix="inferstack-probe-")) / "stop"
+    probe = subprocess.Popen(
+        [PYTHON, "-c", LIVENESS_PROBE, str(port), str(stop)], stdout=subprocess.PIPE
+    )
     statuses: list[int] = []
 
     def post() -> None:
@@ -365,16 +385,15 @@ def _send_bodies(port: int, body: bytes, count: int) -> tuple[list[int], float]:
         outcome = _post_once(connection, body)
         statuses.append(outcome[0] if outcome else 0)
 
-    watcher = threading.Thread(target=live)
-    watcher.start()
     posts = [threading.Thread(target=post) for _ in range(count)]
     for thread in posts:
         thread.start()
     for thread in posts:
         thread.join(600)
-    done.set()
-    watcher.join(60)
-    return statuses, worst_live
+    stop.touch()
+    output, _ = probe.communicate(timeout=120)
+    shutil.rmtree(stop.parent, ignore_errors=True)
+    return statuses, float(output.decode().strip() or "nan")
 
 
 def large_body(parallel: int) -> None:
@@ -436,6 +455,61 @@ BURST = 1000
 """Concurrent bodies in the burst, as in the issue's measurement."""
 
 
+INSTRUMENTED_SERVE = """
+import asyncio, runpy, sys, time
+import inferstack.runtime.server.lifecycle as lifecycle
+import inferstack.runtime.server.routes as routes
+on_the_loop, lag_file = sys.argv[1] == "1", sys.argv[2]
+del sys.argv[1:3]
+if on_the_loop:
+    routes.OFF_LOOP_BYTES = routes.LARGE_RESPONSE_BYTES = 1 << 62
+original = lifecycle.InferenceServer.serve
+
+
+async def watch_lag():
+    with open(lag_file, "a", buffering=1) as out:
+        while True:
+            started = time.perf_counter()
+            await asyncio.sleep(0.01)
+            out.write(f"{time.time()} {time.perf_counter() - started - 0.01}\\n")
+
+
+async def serve(self):
+    watcher = asyncio.get_running_loop().create_task(watch_lag())
+    try:
+        return await original(self)
+    finally:
+        watcher.cancel()
+
+
+lifecycle.InferenceServer.serve = serve
+sys.argv[0] = "inferstack"
+runpy.run_module("inferstack.cli", run_name="__main__", alter_sys=True)
+"""
+"""`inferstack serve` with a task on its event loop that writes down how late each 10 ms tick
+came (the loop's own lag, free of the probe's scheduling on a loaded machine); with "1" first,
+request decoding and response encoding are kept on the event loop, as before they moved off it,
+for the side-by-side run."""
+
+
+def _lag_ms(lag_file: Path, since: float, until: float) -> tuple[float, float]:
+    """The p99 and the longest event-loop lag (ms) written between `since` and `until`."""
+    lags = []
+    for line in lag_file.read_text().splitlines():
+        at, lag = (float(field) for field in line.split())
+        if since <= at <= until:
+            lags.append(lag * 1000)
+    if not lags:
+        return float("nan"), float("nan")
+    return float(np.percentile(lags, 99)), max(lags)
+
+
+def _cpu_s(pid: int) -> float:
+    """User plus system CPU seconds of process `pid` so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def burst(count: int) -> None:
     rows = 128
     values = np.random.default_rng(3).standard_normal((rows, 512)).astype(np.float32)
@@ -445,26 +519,42 @@ def burst(count: int) -> None:
     )
     env = {"PYTHONPATH": str(Path(__file__).resolve().parent), ENV_TORCH_THREADS: "1"}
     print(
-        "| body budget | statuses | server peak RSS growth MB | kept after the burst MB "
-        "| longest /v2/health/live meanwhile ms |"
+        "| body budget | coding | statuses | server peak RSS growth MB | kept after the burst MB "
+        "| longest /v2/health/live meanwhile ms | event-loop lag p99 / longest ms "
+        "| server process CPU s | burst s |"
     )
-    print("|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|")
+    scratch = Path(tempfile.mkdtemp(prefix="inferstack-burst-"))
     for label, budget in (("default (256 MiB)", "0"), ("100 GiB (none)", str(100 << 30))):
-        port = free_port()
-        flags = ["--model", "echo_model:Echo", "--model-name", "mlp", "--max-batch-size", "128"]
-        process = start_server(
-            _serve(port, *flags), port, {**env, ENV_MAX_BODY_BYTES_IN_FLIGHT: budget}
-        )
-        try:
-            before = _rss_mb(process.pid)
-            _reset_peaks([process.pid])
-            statuses, worst_live = _send_bodies(port, body, count)
-            growth = _rss_peak_mb(process.pid) - before
-            kept = _rss_mb(process.pid) - before
-            tally = ", ".join(f"{statuses.count(s)} x {s}" for s in sorted(set(statuses)))
-            print(f"| {label} | {tally} | {growth:.0f} | {kept:.0f} | {worst_live * 1000:.0f} |")
-        finally:
-            stop_server(process)
+        for coding in ("on the event loop (before)", "off the loop (now)"):
+            port = free_port()
+            flags = ["--model", "echo_model:Echo", "--model-name", "mlp", "--max-batch-size", "128"]
+            lag_file = scratch / f"lag-{port}"
+            lag_file.touch()
+            on_loop = "1" if coding.startswith("on") else "0"
+            command = [
+                PYTHON, "-c", INSTRUMENTED_SERVE, on_loop, str(lag_file), *_serve(port, *flags)[3:]
+            ]  # fmt: skip
+            process = start_server(command, port, {**env, ENV_MAX_BODY_BYTES_IN_FLIGHT: budget})
+            try:
+                before = _rss_mb(process.pid)
+                _reset_peaks([process.pid])
+                started, cpu = time.time(), _cpu_s(process.pid)
+                statuses, worst_live = _send_bodies(port, body, count)
+                ended, cpu = time.time(), _cpu_s(process.pid) - cpu
+                growth = _rss_peak_mb(process.pid) - before
+                kept = _rss_mb(process.pid) - before
+                p99_ms, worst_ms = _lag_ms(lag_file, started, ended)
+                tally = ", ".join(f"{statuses.count(s)} x {s}" for s in sorted(set(statuses)))
+                print(
+                    f"| {label} | {coding} | {tally} | {growth:.0f} | {kept:.0f} "
+                    f"| {worst_live * 1000:.0f} | {p99_ms:.0f} / {worst_ms:.0f} | {cpu:.1f} "
+                    f"| {ended - started:.0f} |",
+                    flush=True,
+                )
+            finally:
+                stop_server(process)
+    shutil.rmtree(scratch, ignore_errors=True)
 
 
 WORKER_MESSAGES = 4
@@ -575,6 +665,8 @@ def main() -> None:
         choices=["overload", "sigterm", "body", "burst", "worker"],
     )
     args = parser.parse_args()
+    # HTTP is what is measured; the gRPC port's fixed default would collide between servers.
+    os.environ[ENV_GRPC_PORT] = "0"
     print(f"abuse benchmark on {os.cpu_count()} cores; {machine_load()}")
     if "overload" not in args.skip:
         overload(args.seconds, args.repeats)

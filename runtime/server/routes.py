@@ -19,10 +19,10 @@ What `/infer` promises beyond the codec's checks:
 - the body is judged by `protocol.decode_checked`, as the worker judges a queue message: FP16/FP32
   values outside the datatype's finite range are a 400 naming the tensor, NaN and Infinity
   written as such are accepted (as Triton accepts them), `"outputs": []` means every output;
-- bodies from LARGE_BODY_BYTES on are decoded in a helper process
-  (`protocol/large_bodies.py`), bodies from OFF_LOOP_BYTES on and outputs of that size are
-  decoded and encoded on a thread: the event loop keeps answering (liveness, admission)
-  meanwhile;
+- bodies from LARGE_BODY_BYTES on are decoded in a helper process, and responses with
+  LARGE_RESPONSE_BYTES of JSON-written outputs or more encoded in another
+  (`protocol/large_bodies.py`); bodies from OFF_LOOP_BYTES on are decoded on a thread: the event
+  loop keeps answering (liveness, admission) meanwhile;
 - a request the model fails on alone, while its batch-mates succeed (the batcher re-runs a
   failed batch in parts to tell), is 422 naming its input; the batch-mates get their results;
 - a failure that is not the input's (out of memory, a model process that died or is gone) is
@@ -64,6 +64,7 @@ from inferstack.runtime.models import LoadedModel
 from inferstack.runtime.protocol import (
     HEADER_LENGTH_HEADER,
     JSON_CONTENT_TYPE,
+    EncodedBody,
     InferRequest,
     ProtocolError,
     decode_checked,
@@ -72,8 +73,10 @@ from inferstack.runtime.protocol import (
 )
 from inferstack.runtime.protocol.large_bodies import (
     LARGE_BODY_BYTES,
+    LARGE_RESPONSE_BYTES,
     DecoderUnavailableError,
     LargeBodyDecoder,
+    json_bytes,
 )
 from inferstack.runtime.tensors import TensorSpec
 
@@ -91,9 +94,9 @@ QUEUE_FULL_HOLD_S: Final = 0.5
 parsing takes the CPU that admitted requests need; held, each connection costs at most two
 refusals a second. Retry-After still says when to come back."""
 OFF_LOOP_BYTES: Final = 64 * 1024
-"""Request bodies and model outputs from this size on are decoded and encoded on a thread: a
-64 KiB JSON body parses in about 2 ms here, longer than the thread hop costs, and a burst of
-them parsed on the event loop delays every other answer, liveness included."""
+"""Request bodies from this size on (below LARGE_BODY_BYTES) are decoded on a thread: a 64 KiB
+JSON body parses in about 2 ms here, longer than the thread hop costs, and a burst of them
+parsed back to back on the event loop delays every other answer, liveness included."""
 REQUEST_ID_HEADER: Final = "x-request-id"
 _REQUEST_ID: Final = re.compile(r"^[\w.:@/+=-]{1,128}$")
 _TRITON_TYPES: Final = {
@@ -330,8 +333,8 @@ class InferenceApp:
         outputs = await self._run(served, request, headers)
         if isinstance(outputs, Response):
             return outputs
-        if sum(array.nbytes for array in outputs.values()) >= OFF_LOOP_BYTES:
-            return await asyncio.to_thread(self._encode, request, outputs)
+        if json_bytes(outputs, request.outputs, request.binary_output) >= LARGE_RESPONSE_BYTES:
+            return await self._encode_elsewhere(request, outputs)
         return self._encode(request, outputs)
 
     async def _decode(
@@ -420,6 +423,27 @@ class InferenceApp:
             )
         except ValueError as error:  # An output numpy cannot express as a v2 datatype.
             return _error(500, f"cannot encode the model's outputs: {summary(error)}")
+        return self._answer(encoded)
+
+    async def _encode_elsewhere(self, request: InferRequest, outputs: Tensors) -> Response:
+        """`_encode` in the encoder process (large JSON outputs): the loop answers meanwhile."""
+        try:
+            encoded = await self.decoder.encode(
+                self.model_name,
+                outputs,
+                request_id=request.id,
+                requested=request.outputs,
+                binary_output=request.binary_output,
+                model_version=MODEL_VERSION,
+            )
+        except ValueError as error:
+            return _error(500, f"cannot encode the model's outputs: {summary(error)}")
+        except DecoderUnavailableError as error:
+            return _error(503, str(error), ("retry-after", "1"))
+        return self._answer(encoded)
+
+    @staticmethod
+    def _answer(encoded: EncodedBody) -> Response:
         extra: tuple[tuple[str, str], ...] = ()
         if encoded.header_length is not None:
             extra = ((HEADER_LENGTH_HEADER, str(encoded.header_length)),)

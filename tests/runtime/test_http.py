@@ -27,7 +27,13 @@ import uvloop
 from inferstack.runtime.batcher import BatcherConfig, DynamicBatcher
 from inferstack.runtime.metrics import RuntimeMetrics
 from inferstack.runtime.models import LoadedModel
-from inferstack.runtime.protocol.large_bodies import LARGE_BODY_BYTES
+from inferstack.runtime.protocol import EncodedBody, RequestedOutput, encode_response
+from inferstack.runtime.protocol.large_bodies import (
+    LARGE_BODY_BYTES,
+    LargeBodyDecoder,
+    json_bytes,
+)
+from inferstack.runtime.server import routes
 from inferstack.runtime.server.http import HttpLimits, HttpServer
 from inferstack.runtime.server.routes import InferenceApp, ServedModel
 from inferstack.runtime.tensors import TensorSpec
@@ -1110,6 +1116,53 @@ def test_a_large_body_is_decoded_off_the_event_loop(run: Runner) -> None:
         assert reply.status == 400
 
     run(scenario)
+
+
+def test_a_large_json_response_is_encoded_off_the_event_loop(
+    run: Runner, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Any JSON output counts as large here: the harness's model and max batch keep outputs small.
+    monkeypatch.setattr(routes, "LARGE_RESPONSE_BYTES", 1)
+
+    async def scenario(h: Harness) -> None:
+        reader, writer = await h.connect()
+        writer.write(infer(3.0, 4.0))
+        assert doubled(await read_reply(reader)) == [[6.0, 6.0], [8.0, 8.0]]
+        assert h.app.decoder._encoder is not None
+        assert h.app.decoder._pool is None  # Small bodies are not sent to the decoder.
+        # Binary outputs are a memory copy: encoded where they are.
+        h.app.decoder.close()
+        binary = encode_request(rows(5.0), binary_output=True)
+        writer.write(request("POST", f"/v2/models/{MODEL}/infer", binary.body))
+        reply = await read_reply(reader)
+        assert reply.status == 200
+        assert h.app.decoder._encoder is None
+
+    run(scenario)
+
+
+def test_the_encoder_process_answers_as_the_event_loop_would() -> None:
+    outputs = {"y": np.arange(12, dtype=np.float32).reshape(3, 4), "n": np.array([1, 2, 3])}
+    requested = [RequestedOutput("y", False), RequestedOutput("n", True)]
+    expected = encode_response("m", outputs, request_id="r1", requested=requested)
+
+    async def encode() -> EncodedBody:
+        decoder = LargeBodyDecoder()
+        try:
+            return await decoder.encode(
+                "m",
+                outputs,
+                request_id="r1",
+                requested=requested,
+                binary_output=False,
+                model_version=None,
+            )
+        finally:
+            decoder.close()
+
+    assert asyncio.run(encode()) == expected
+    assert json_bytes(outputs, requested, False) == outputs["y"].nbytes
+    assert json_bytes(outputs, None, True) == 0
 
 
 def test_a_dead_decoder_process_answers_503_and_the_next_large_body_gets_a_new_one(
