@@ -383,9 +383,8 @@ class InferenceApp:
         except InputRejectedError as error:
             return self._model_failed(422, str(error), request, headers)
         except ModelError as error:
-            # The batcher's message is already one line without paths; a ModelError raised by
-            # the model itself (through a handler) is summarised like any model exception.
-            message = str(error) if error.__cause__ is not None else summary(error)
+            # Written by the batcher or this server: one line, what the model raised summarised.
+            message = str(error)
             if transient(error):
                 retry = ("retry-after", str(DRAIN_RETRY_AFTER_S))
                 return self._model_failed(503, message, request, headers, retry)

@@ -1118,6 +1118,49 @@ def test_a_large_body_is_decoded_off_the_event_loop(run: Runner) -> None:
     run(scenario)
 
 
+def test_model_failures_answer_by_whose_fault_without_a_traceback(
+    run: Runner, caplog: pytest.LogCaptureFixture
+) -> None:
+    async def scenario(h: Harness) -> None:
+        reader, writer = await h.connect()
+        h.model.fail_on = 7.0  # Raises a multi-line, TorchScript-like error naming a file.
+        writer.write(infer(7.0))
+        reply = await read_reply(reader)
+        assert reply.status == 422
+        assert reply.error.startswith(
+            f"model '{MODEL}' rejected this request's input 'x' (its row): "
+            "RuntimeError: index 7.0 out of range in self"
+        )
+        assert "Traceback" not in reply.error
+        assert "/srv/models" not in reply.error
+        request_id = reply.headers["x-request-id"]
+        assert len(request_id) == 32  # Made up: the request sent no id.
+
+        h.model.fail_on = None
+        h.model.fail_with = RuntimeError("CUDA out of memory. Tried to allocate 2.00 GiB")
+        writer.write(infer(1.0))
+        reply = await read_reply(reader)
+        assert reply.status == 503
+        assert int(reply.headers["retry-after"]) >= 1
+        assert "RuntimeError: CUDA out of memory" in reply.error
+
+        h.model.fail_with = None
+        writer.write(infer(2.0))
+        assert doubled(await read_reply(reader)) == [[4.0, 4.0]]
+        assert h.metrics.requests("invalid") == 1
+        assert h.metrics.requests("failed") == 1
+        assert h.metrics.requests("success") == 1
+
+    with caplog.at_level(logging.WARNING, logger="inferstack.runtime.app"):
+        run(scenario)
+    lines = [r.getMessage() for r in caplog.records if "inference failed" in r.getMessage()]
+    assert len(lines) == 2, lines
+    assert lines[0].startswith('inference failed: request_id="')
+    assert "status=422" in lines[0]
+    assert "status=503" in lines[1]
+    assert all("\n" not in line for line in lines)
+
+
 def test_a_large_json_response_is_encoded_off_the_event_loop(
     run: Runner, monkeypatch: pytest.MonkeyPatch
 ) -> None:
