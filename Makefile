@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 STACK ?= dev
 
-.PHONY: help demo test test-image lint check bench docs image lock scan clean
+.PHONY: help demo test test-image lint check bench docs image image-gpu lock lock-gpu scan clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
@@ -63,7 +63,7 @@ docs: $(STAMP) ## build the documentation site into site/
 test-image: $(STAMP) ## build the image and serve one inference from it (root; minutes)
 	$(BIN)/pytest -q -m image tests/runtime/test_image.py
 
-image: ## build the runtime image with buildah from a Debian base made here (scripts/image.sh)
+image: ## build the CPU runtime image with buildah (scripts/image.sh; MODEL=PATH bakes a model in)
 	scripts/image.sh build
 
 # The image's dependencies, pinned with hashes: the runtime and worker extras and the build
@@ -82,6 +82,26 @@ lock: $(STAMP) ## pin the image's dependencies with hashes (runtime/requirements
 	  --no-emit-index-url --no-emit-find-links \
 	  --output-file runtime/requirements.lock pyproject.toml 2>/dev/null
 	sed -i '/^# WARNING: pip install will require/,/^    # via file:/d' runtime/requirements.lock
+
+# The GPU image's lock: seeded from the CPU lock (pip-compile keeps the pins it finds in its
+# output file, so both images carry the same versions of everything else), torch the build PyPI
+# serves for Linux x86_64 (a CUDA build, no local version) and the NVIDIA libraries it requires,
+# every file with its hashes. pip-compile reads metadata and PyPI's listed hashes only; the
+# wheels (several GB) are downloaded by `make image-gpu`.
+TORCH_GPU_PIN ?= torch==2.13.0
+lock-gpu: $(STAMP) ## pin the CUDA image's dependencies with hashes (runtime/requirements-gpu.lock)
+	$(BIN)/pip install -q pip-tools
+	@test -f runtime/requirements-gpu.lock || cp runtime/requirements.lock runtime/requirements-gpu.lock
+	env -u PIP_FIND_LINKS -u PIP_CONSTRAINT PIP_CONFIG_FILE=/dev/null CUSTOM_COMPILE_COMMAND='make lock-gpu' \
+	  $(BIN)/pip-compile --quiet \
+	  --generate-hashes --allow-unsafe --all-build-deps --strip-extras \
+	  --extra runtime --extra worker --upgrade-package '$(TORCH_GPU_PIN)' \
+	  --index-url https://pypi.org/simple --no-emit-index-url \
+	  --output-file runtime/requirements-gpu.lock pyproject.toml 2>/dev/null
+	sed -i '/^# WARNING: pip install will require/,/^    # via file:/d' runtime/requirements-gpu.lock
+
+image-gpu: ## build the CUDA runtime image from runtime/requirements-gpu.lock (MODEL=PATH bakes one)
+	scripts/image.sh build-gpu
 
 # checkov in a virtualenv of its own: its pins would fight the project's.
 SCAN_VENV := .venv-scan
