@@ -33,6 +33,8 @@ from inferstack.components.planning.clouds import Target
 from inferstack.components.planning.plan import ServicePlan, plan_service
 from inferstack.components.planning.spec import CONFIG_KEY as SERVICE_KEY
 from inferstack.components.planning.spec import InferenceServiceSpec, parse_spec
+from inferstack.components.sagemaker import options as sagemaker_options
+from inferstack.components.sagemaker.options import SageMakerOptions, parse_sagemaker_options
 from inferstack.errors import Problem, SpecError
 from inferstack.profile import resolve_profile
 
@@ -42,7 +44,7 @@ TARGET_KEY: Final = "target"
 KUBERNETES_KEY: Final = kubernetes_options.CONFIG_KEY.removeprefix(f"{NAMESPACE}:")
 SOURCE: Final = "stack config"
 
-TargetOptions = AwsOptions | GcpOptions
+TargetOptions = AwsOptions | GcpOptions | SageMakerOptions
 """A cloud target's own options; each judges the spec with the one `problems(spec)`."""
 Parser = Callable[[Mapping[str, object] | None, str, InferenceServiceSpec], TargetOptions]
 
@@ -77,6 +79,18 @@ class TargetRow:
     older than this."""
 
 
+def _no_kubernetes_problems(
+    options: KubernetesOptions, spec: InferenceServiceSpec
+) -> list[Problem]:
+    """SageMaker runs no Kubernetes: nothing of those options reaches a resource."""
+    return []
+
+
+SAGEMAKER_REQUEST_TTL_SECONDS: Final = 6 * 3600
+"""InvokeEndpointAsync's RequestTTLSeconds default: a queued request expires after 6 hours
+(https://docs.aws.amazon.com/sagemaker/latest/APIReference/API_runtime_InvokeEndpointAsync.html)."""
+
+
 def _aws_retention(options: TargetOptions | None) -> float | None:
     if isinstance(options, AwsOptions):
         return float(options.message_retention_seconds)
@@ -105,6 +119,13 @@ TARGETS: Final[Mapping[Target, TargetRow]] = {
         kubernetes_problems=_options_problems,
         # The GCP component creates the subscription with this retention, whatever the options.
         queue_retention_seconds=lambda options: float(PUBSUB_RETENTION_SECONDS),
+    ),
+    "sagemaker": TargetRow(
+        config_key=sagemaker_options.CONFIG_KEY,
+        model=SageMakerOptions,
+        parse=lambda data, key, spec: parse_sagemaker_options(data, source=key, spec=spec),
+        kubernetes_problems=_no_kubernetes_problems,
+        queue_retention_seconds=lambda options: float(SAGEMAKER_REQUEST_TTL_SECONDS),
     ),
 }
 """One row per target whose component exists; the others of `Target` are planned."""
@@ -143,11 +164,13 @@ class StackConfig:
     """The GCP target's options (`inferstack:gcp`); None on other targets."""
     aws: AwsOptions | None = None
     """The AWS target's options (`inferstack:aws`); None on other targets."""
+    sagemaker: SageMakerOptions | None = None
+    """The SageMaker target's options (`inferstack:sagemaker`); None on other targets."""
 
     @property
     def target_options(self) -> TargetOptions | None:
         """The target's own options, whichever target it is; None on plain Kubernetes."""
-        return self.aws or self.gcp
+        return self.aws or self.gcp or self.sagemaker
 
     @property
     def queue_retention_seconds(self) -> float | None:
@@ -256,9 +279,9 @@ def from_values(
     """The stack's target, spec, options and plan from its `inferstack:*` config values.
 
     `values` maps each key without its namespace (`target`, `service`, `kubernetes`, `aws`,
-    `gcp`) to its value as YAML or `pulumi.Config.get_object` gives it. `project_dir` is where
-    relative profile paths start (the folder of Pulumi.yaml); `now` fixes the clock pre-warm
-    schedules start from. `SpecError` lists every problem at once.
+    `gcp`, `sagemaker`) to its value as YAML or `pulumi.Config.get_object` gives it.
+    `project_dir` is where relative profile paths start (the folder of Pulumi.yaml); `now`
+    fixes the clock pre-warm schedules start from. `SpecError` lists every problem at once.
     """
     target = _target(values.get(TARGET_KEY))
     row = TARGETS[target]
@@ -285,6 +308,7 @@ def from_values(
         kubernetes=kubernetes,
         aws=options if isinstance(options, AwsOptions) else None,
         gcp=options if isinstance(options, GcpOptions) else None,
+        sagemaker=options if isinstance(options, SageMakerOptions) else None,
     )
 
 
