@@ -182,7 +182,9 @@ def _prewarm_windows(
             )
             continue
         lead = cold_minutes
-        note = f"cold start {profile.cold_start.total_seconds:.0f} s: node, image, load, warm-up"
+        cold = profile.cold_start
+        parts = _cold_parts(cold)
+        note = f"cold start {cold.total_seconds:.0f} s: {parts}"
         skipped = skipped_dates(spike.cron, spike.timezone, start=now)
         if skipped:
             problems.append(
@@ -280,6 +282,12 @@ def _startup_seconds(profile: Profile) -> Derived[int]:
         f"{STARTUP_PROBE_FACTOR:g} x {parts}measured model load + warm-up "
         f"({cold.pod_seconds:.1f} s), at least {MIN_STARTUP_SECONDS} s",
     )
+
+
+def _cold_parts(cold: ColdStart) -> str:
+    """What the full cold start is made of, for reason lines."""
+    fetched = "download, " if cold.model_download is not None else ""
+    return f"node, image, {fetched}load, warm-up"
 
 
 def _download_reason(cold: ColdStart) -> str:
@@ -384,7 +392,7 @@ def size_realtime(
             hold = Derived(
                 math.ceil(cold.total_seconds * HOLD_TIMEOUT_FACTOR),
                 f"{HOLD_TIMEOUT_FACTOR:g} x the full cold start ({cold.total_seconds:.0f} s: "
-                "node, image, load, warm-up), so a request held at zero outlives the wake",
+                f"{_cold_parts(cold)}), so a request held at zero outlives the wake",
             )
         else:
             hold = Derived(math.ceil(float(realtime.request_hold_timeout_s)), "set in the spec")
