@@ -157,6 +157,11 @@ class PoolCapacity:
         """How many pods serve at `now` (`len(ready_pods(now))`, without building the list)."""
         return bisect.bisect_right(self.serving_starts(), now)
 
+    def on_fallback(self) -> bool:
+        """Whether a spot pool has a pod on on-demand capacity or awaiting its spot replacement
+        (its steps then move pods once spot is back)."""
+        return self.spot and self._memo("fallback", self._on_fallback)
+
     def next_node_event(self) -> float:
         """The earliest time a node gets a notice, ends or is removed (until a change)."""
         return self._memo("next_event", self._next_node_event)

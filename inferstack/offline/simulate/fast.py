@@ -3,7 +3,8 @@
 Outside, the control loops run tick by tick exactly as in the exact mode (capacity, KEDA polls,
 HPA syncs, scrapes, the batch queue), with a tick the greatest common divisor of the polling,
 sync and scrape periods (5 s for the dev stack). Inside each tick no request is simulated: a
-replica's queueing is read from a table built once per run by the exact batcher kernel itself,
+replica's queueing is read from a table built by the exact batcher kernel itself (once per
+replica configuration, on its own generator, and kept on disk: see `table_for`),
 one steady-state run of a single replica per arrival rate on a grid from near zero to three
 times its capacity (latency histogram, rejected, timed-out and within-budget shares, mean
 queue depth and in-flight count). Each second's arrivals (Poisson counts at the second's rate)
@@ -24,14 +25,18 @@ with the exact mode on a day of the dev stack.
 
 from __future__ import annotations
 
+import hashlib
 import math
-from collections.abc import Callable, Mapping
+import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
+from pathlib import Path
 
 import numpy as np
 import numpy.typing as npt
 
+from inferstack.offline.simulate import replica as replica_module
 from inferstack.offline.simulate.autoscaler import HPA_SYNC_SECONDS
 from inferstack.offline.simulate.config import RATE_WINDOW_SECONDS, RealtimePool, Scenario
 from inferstack.offline.simulate.loop import (
@@ -180,27 +185,95 @@ def build_table(pool: RealtimePool, rng: np.random.Generator) -> QueueingTable:
     )
 
 
-_TABLES: dict[tuple[object, ...], tuple[QueueingTable, Mapping[str, object]]] = {}
-"""Tables built, by pool parameters and generator state; see `memo_table`."""
+TABLE_SEED = 20_260_105
+"""The tables' own generator seed. A table describes the replica (its batcher, compute and
+budget), not one run: built from its own stream, one table serves every seed, day count and
+configuration that shares the replica, and can be kept on disk."""
+TABLE_FORMAT = 1
+"""Bumped when the table's content or layout changes (the code's digest also keys the files)."""
+CACHE_ENV = "INFERSTACK_CACHE_DIR"
+"""Where tables are kept on disk (default: $XDG_CACHE_HOME/inferstack, or ~/.cache/inferstack);
+an empty value keeps them in memory only."""
+
+_TABLES: dict[str, QueueingTable] = {}
+"""Tables built or read in this process, by `table_key`."""
 TABLES_KEPT = 32
+_COLUMNS = (
+    "rates",
+    "fine",
+    "coarse",
+    "served",
+    "rejected",
+    "timeouts",
+    "within",
+    "queue_depth",
+    "in_flight",
+    "median_s",
+)
 
 
-def memo_table(pool: RealtimePool, rng: np.random.Generator) -> QueueingTable:
-    """`build_table`, remembered: the same parameters and generator state give the same table and
-    leave the generator in the same state, so a hit is exactly a rebuild, without its seconds.
+def _code_digest() -> str:
+    """The kernel's and the table builder's source: a changed model never reads an old table."""
+    digest = hashlib.sha256()
+    for module in (Path(__file__), Path(replica_module.__file__)):
+        digest.update(module.read_bytes())
+    return digest.hexdigest()[:16]
 
-    `inferstack tune` simulates many configurations that share a batcher on the same seed; the
-    table is most of a short run's time. Tables are read, never written, once built.
+
+def table_key(pool: RealtimePool) -> str:
+    """What a table depends on: the replica's batcher, compute model and budget, the format."""
+    text = repr((TABLE_FORMAT, TABLE_SEED, pool.batcher, pool.compute, pool.latency_budget_s))
+    return hashlib.sha256(f"{text}|{_code_digest()}".encode()).hexdigest()[:32]
+
+
+def cache_dir() -> Path | None:
+    """The on-disk table cache (see `CACHE_ENV`); None when disabled."""
+    configured = os.environ.get(CACHE_ENV)
+    if configured is not None:
+        return Path(configured) / "simulate-tables" if configured else None
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "inferstack" / "simulate-tables"
+
+
+def _read(path: Path) -> QueueingTable | None:
+    try:
+        with np.load(path) as stored:
+            return QueueingTable(*(np.asarray(stored[name]) for name in _COLUMNS))
+    except (OSError, KeyError, ValueError):
+        return None  # absent, unreadable or from another layout: build it again
+
+
+def _write(path: Path, table: QueueingTable) -> None:
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        partial = path.with_name(f"{path.stem}.{os.getpid()}.partial.npz")
+        np.savez(partial, **{name: getattr(table, name) for name in _COLUMNS})
+        os.replace(partial, path)  # atomic: a reader sees a whole table or none
+    except OSError:
+        pass  # a read-only or full disk only costs the next run the build
+
+
+def table_for(pool: RealtimePool) -> QueueingTable:
+    """The replica's queueing table: remembered in this process, else read from the disk cache,
+    else built (`build_table` on its own generator) and stored in both.
+
+    The build is seconds of CPU (about 2.5 s for the dev stack's replica); every `simulate`,
+    `preview`, `check` and each of `tune`'s runs needs it. A hit is exactly the built table.
     """
-    key = (pool.batcher, pool.compute, pool.latency_budget_s, repr(rng.bit_generator.state))
-    hit = _TABLES.get(key)
-    if hit is not None:
-        rng.bit_generator.state = hit[1]
-        return hit[0]
-    table = build_table(pool, rng)
+    key = table_key(pool)
+    table = _TABLES.get(key)
+    if table is not None:
+        return table
+    folder = cache_dir()
+    path = folder / f"{key}.npz" if folder is not None else None
+    table = _read(path) if path is not None and path.exists() else None
+    if table is None:
+        table = build_table(pool, np.random.default_rng(TABLE_SEED))
+        if path is not None:
+            _write(path, table)
     if len(_TABLES) >= TABLES_KEPT:
         _TABLES.pop(next(iter(_TABLES)))
-    _TABLES[key] = (table, rng.bit_generator.state)
+    _TABLES[key] = table
     return table
 
 
@@ -225,7 +298,7 @@ class FastRealtime:
         self.pool = pool
         self.rates = rates
         self.counts = counts
-        self.table = memo_table(pool, rng)
+        self.table = table_for(pool)
         self.capacity = realtime_capacity(scenario, pool, rng)
         seconds = len(rates)
         self.keda = keda_for(pool, start, seconds)
@@ -513,7 +586,8 @@ def run_fast(
         if scenario.realtime is not None
         else None
     )
-    queue = batch_queue(scenario, start, seconds, rng)
+    # The fast realtime pool draws nothing from `rng` once built: the queue may plan ahead.
+    queue = batch_queue(scenario, start, seconds, rng, lookahead=True)
     steps = Steps(tick=_tick(scenario), queue_every=int(HPA_SYNC_SECONDS))
     timeline = drive(rates, realtime, queue, rng, steps, progress)
     return run_result(scenario, "fast", rates, realtime, queue, timeline, _idle)

@@ -24,10 +24,15 @@ from inferstack.offline.simulate.autoscaler import HPA_SYNC_SECONDS, CronSchedul
 from inferstack.offline.simulate.capacity import PoolCapacity, Usage
 from inferstack.offline.simulate.config import BatchPool, Prices, RealtimePool, Scenario
 from inferstack.offline.simulate.opening import batch_opening
+from inferstack.offline.simulate.quiet import crossings, settled_ends
 from inferstack.offline.simulate.replica import Recorder
 
 Floats = npt.NDArray[np.float64]
 Progress = Callable[[float], None]
+QUEUE_QUIET_MIN_STEPS = 8
+"""Steps the batch queue plans ahead at first (doubling while KEDA and the HPA keep still)."""
+QUEUE_QUIET_MAX_STEPS = 480
+QUEUE_QUIET_RETRY_STEPS = 4
 
 
 @dataclass
@@ -152,11 +157,19 @@ class BatchQueue:
         capacity: PoolCapacity,
         keda: KedaScaler | None,
         windows: list[tuple[float, float]] | None = None,
+        lookahead_until: float = -math.inf,
     ) -> None:
         self.pool = pool
         self.capacity = capacity
         self.keda = keda
         self.windows = windows
+        self.lookahead_until = lookahead_until
+        """Steps ending before this may be planned ahead (see `_plan_quiet`): only where nothing
+        else draws from the generator between the queue's steps, as in the fast mode."""
+        self._planned: deque[tuple[float, float, float]] = deque()
+        """(start, length, items arriving) of the steps known to change no replica count."""
+        self._span = QUEUE_QUIET_MIN_STEPS
+        self._retry_at = -math.inf
         """The scheduled runs' (start, end) seconds; None: arrivals around the clock."""
         self.backlog = 0.0
         self.in_flight = 0.0
@@ -184,7 +197,14 @@ class BatchQueue:
         """Advance the queue `dt` seconds from `now` and run KEDA's loops that fall inside."""
         noticed = self.capacity.step(now, dt)
         self.stats.drained_pods += len(noticed)
-        arrived = float(rng.poisson(self._arrivals(now, dt)))
+        if not self._planned and self._retry_at <= now < self.lookahead_until:
+            self._plan_quiet(now, dt, rng)
+        quiet = bool(self._planned) and self._planned[0][:2] == (now, dt)
+        if quiet:
+            arrived = self._planned.popleft()[2]
+        else:
+            self._planned.clear()
+            arrived = float(rng.poisson(self._arrivals(now, dt)))
         self.stats.items += arrived
         self.backlog += arrived
         ages = math.isfinite(self.pool.retention_s)
@@ -200,8 +220,59 @@ class BatchQueue:
         self.stats.processed += served
         self.stats.max_backlog = max(self.stats.max_backlog, self.backlog)
         self.stats.backlog_seconds += self.backlog * dt
-        if self.keda is not None:
+        if self.keda is not None and not quiet:
             self._control(now, now + dt)
+
+    def _plan_quiet(self, now: float, dt: float, rng: np.random.Generator) -> None:
+        """Plan the coming steps of `dt` through which KEDA and the HPA change nothing.
+
+        The queue's arrivals for the next steps are drawn ahead, its backlog followed step by
+        step with the same arithmetic as `step`, and KEDA's and the HPA's decisions on the
+        resulting metric evaluated at once (`quiet.settled_ends`, which also keeps their state
+        through the planned steps). The generator is rewound and only the planned steps' draws
+        taken again, so it stands where step-by-step draws would leave it.
+        """
+        capacity = self.capacity
+        if (
+            self.keda is None
+            or math.isfinite(self.pool.retention_s)
+            or capacity.pending
+            or capacity.on_fallback()
+        ):
+            return
+        starts = capacity.serving_starts()
+        replicas = len(starts)
+        if replicas != capacity.spec_replicas or (starts and starts[-1] > now):
+            return
+        count = int(min(self._span, (self.lookahead_until - now) // dt))
+        ends = now + dt * np.arange(1, count + 1, dtype=np.float64)
+        ends = ends[ends < capacity.next_node_event()]
+        if not len(ends):
+            return
+        expected = np.array([self._arrivals(float(end) - dt, dt) for end in ends])
+        state = rng.bit_generator.state
+        draws = rng.poisson(expected).astype(np.float64)
+        rng.bit_generator.state = state
+        backlog = self.backlog
+        rate = replicas * self.pool.replica_items_per_second * dt
+        gauge = np.empty(len(ends))
+        for index, arrived in enumerate(draws.tolist()):
+            backlog += arrived
+            served = min(backlog, rate)
+            backlog -= served
+            gauge[index] = backlog + (served / dt if dt else 0.0)
+        polls = crossings(ends, dt, self.keda.params.polling_seconds)
+        syncs = crossings(ends, dt, HPA_SYNC_SECONDS)
+        kept = settled_ends(self.keda, replicas, ends, gauge, np.zeros(len(ends)), polls, syncs)
+        if not kept:
+            self._retry_at = now + dt * QUEUE_QUIET_RETRY_STEPS
+            self._span = QUEUE_QUIET_MIN_STEPS
+            return
+        arrivals = rng.poisson(expected[:kept]).astype(np.float64)
+        for index, arrived in enumerate(arrivals.tolist()):
+            self._planned.append((float(ends[index]) - dt, dt, arrived))
+        grown = min(QUEUE_QUIET_MAX_STEPS, 2 * self._span)
+        self._span = grown if kept == len(ends) else max(QUEUE_QUIET_MIN_STEPS, 2 * kept)
 
     def _arrivals(self, now: float, dt: float) -> float:
         """Items expected in [now, now + dt): the steady rate, or the share inside a run."""
@@ -225,9 +296,18 @@ class BatchQueue:
 
 
 def batch_queue(
-    scenario: Scenario, start: datetime, seconds: int, rng: np.random.Generator
+    scenario: Scenario,
+    start: datetime,
+    seconds: int,
+    rng: np.random.Generator,
+    *,
+    lookahead: bool = False,
 ) -> BatchQueue | None:
-    """The scenario's batch queue, settled and warm; None without a batch pool."""
+    """The scenario's batch queue, settled and warm; None without a batch pool.
+
+    `lookahead`: the queue may plan its quiet steps ahead (see `BatchQueue._plan_quiet`); only
+    when nothing else draws from `rng` while the run goes on.
+    """
     pool = scenario.batch
     if pool is None:
         return None
@@ -239,7 +319,9 @@ def batch_queue(
         windows = spike_windows(pool.schedule, start, seconds)
         # The opening rate is the schedule's at the first second: a run, or none.
         opening = pool.schedule.rps if any(a <= 0 < b for a, b in windows) else 0.0
-    queue = BatchQueue(pool, capacity, keda, windows)
+    # Planned steps stop short of the run's last (shorter) step.
+    until = float(seconds - seconds % HPA_SYNC_SECONDS) if lookahead else -math.inf
+    queue = BatchQueue(pool, capacity, keda, windows, until)
     start_warm(capacity, batch_opening(scenario, pool, keda, opening))
     return queue
 

@@ -31,6 +31,8 @@ from inferstack.offline.simulate.autoscaler import (
 
 Floats = npt.NDArray[np.float64]
 Ints = npt.NDArray[np.int64]
+Times = npt.NDArray[np.int64] | npt.NDArray[np.float64]
+"""Instants in seconds: whole ones (the realtime pool's ticks) or not (the queue's steps)."""
 
 
 def _cron_active(schedule: CronSchedule, offsets: Floats) -> npt.NDArray[np.bool_]:
@@ -67,7 +69,7 @@ def _window_reduce(
     return reduced.astype(np.int64), left < right
 
 
-def crossings(ends: Ints, step: float, period: float) -> npt.NDArray[np.bool_]:
+def crossings(ends: Times, step: float, period: float) -> npt.NDArray[np.bool_]:
     """Which steps of `step` seconds ending at `ends` pass a multiple of `period`."""
     return np.asarray(np.floor(ends / period) > np.floor((ends - step) / period), dtype=bool)
 
@@ -110,7 +112,7 @@ def _hpa_holds(
 def settled_ends(
     keda: KedaScaler,
     replicas: int,
-    ends: Ints,
+    ends: Times,
     gauge: Floats,
     concurrency: Floats,
     polls: npt.NDArray[np.bool_],
