@@ -19,7 +19,8 @@
    limit), with the in-flight body budget at its default (256 MiB) and at 100 GiB (none, in
    effect): the statuses, the server's peak RSS growth and what it keeps after the burst, and
    the longest `GET /v2/health/live` answered meanwhile (probed from a process of its own, a
-   new connection every 10 ms, as a kubelet probes). Each budget twice, side by side: as served
+   new connection every 10 ms, as a kubelet probes), the server event loop's own lag (p99 and
+   longest, from a 10 ms tick on it) and the server process's CPU seconds. Each budget twice, side by side: as served
    (responses with `LARGE_RESPONSE_BYTES` of JSON outputs encoded in a helper process, bodies
    from `OFF_LOOP_BYTES` decoded on a thread), and with both thresholds patched out of reach in
    the server process (encoded and decoded on the event loop, as before the change).
