@@ -22,14 +22,14 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install -q -e '.[dev]'
 	@touch $@
 
-# `make demo` needs only what preview needs (Pulumi and its Kubernetes SDK, numpy and numba for
-# the declared day's simulation): no torch, no cloud SDKs, no test servers (in a venv that
-# `make test` made, the install finds everything there).
+# `make demo` needs only what preview needs, the infra extra (Pulumi and its Kubernetes SDK,
+# numpy and numba for the declared day's simulation): no torch, no cloud SDKs, no test servers
+# (in a venv that `make test` made, the install finds everything there).
 DEMO_STAMP := $(VENV)/.demo-installed
 $(DEMO_STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -e '.[infra,simulate]'
+	$(BIN)/pip install -q -e '.[infra]'
 	@touch $@
 
 demo: $(DEMO_STAMP) ## preview the default stack offline: resources, sizing with reasons, cost

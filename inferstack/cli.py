@@ -41,7 +41,7 @@ EXTRA_MODULES: dict[str, tuple[str, ...]] = {
     "worker": ("redis", "boto3", "botocore", "google.cloud"),
 }
 """Top-level modules each extra of pyproject.toml installs (import names, not distributions)."""
-EXTRA_INCLUDES = {"worker": ("runtime",)}
+EXTRA_INCLUDES = {"worker": ("runtime",), "infra": ("simulate",)}
 """Extras that install other extras (`inferstack[worker]` depends on `inferstack[runtime]`)."""
 
 

@@ -142,8 +142,8 @@ def test_each_cloud_target_has_its_extra() -> None:
 
 
 def test_make_demo_installs_only_what_preview_needs() -> None:
-    # The demo previews a stack: Pulumi with its Kubernetes SDK, and the declared day's
-    # simulation. Not the dev set (moto, parliament, pulumi-gcp) nor torch.
+    # The demo previews a stack: the infra extra (Pulumi with its Kubernetes SDK, and the
+    # declared day's simulation). Not the dev set (moto, parliament, pulumi-gcp) nor torch.
     result = subprocess.run(
         ["make", "-n", "-B", "demo", "VENV=/nonexistent"],
         cwd=REPO,
@@ -153,5 +153,15 @@ def test_make_demo_installs_only_what_preview_needs() -> None:
     )
     assert result.returncode == 0, result.stderr
     installs = [line for line in result.stdout.splitlines() if "pip install" in line]
-    assert installs[-1].endswith("pip install -q -e '.[infra,simulate]'"), installs
+    assert installs[-1].endswith("pip install -q -e '.[infra]'"), installs
     assert not any("torch" in line or "[dev]" in line for line in installs), installs
+
+
+def test_preview_without_numpy_names_the_infra_extra() -> None:
+    # preview simulates the declared day: the infra extra brings numpy and numba with it.
+    result = run_python(
+        without_modules("numpy", "numba")
+        + "from inferstack.cli import main; sys.exit(main(['preview', '--stack', 'dev']))"
+    )
+    assert result.returncode == 2, result.stderr
+    assert "pip install 'inferstack[infra]'" in result.stderr
