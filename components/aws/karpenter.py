@@ -10,7 +10,8 @@ so the tests validate them against the Karpenter CRDs without a Pulumi runtime.
 - The batch NodePool allows spot and on-demand: Karpenter launches the cheapest offering it can
   get, which is spot while spot is there, and on-demand when spot is short. Several instance
   types widen the spot pools it can draw from.
-- Both carry the `nvidia.com/gpu` NoSchedule taint, the tier label, and a GPU limit equal to the
+- Both carry the `nvidia.com/gpu` NoSchedule taint, the tier label, `nvidia.com/gpu.present=true`
+  (the NVIDIA device plugin's default affinity, without NFD), and a GPU limit equal to the
   pool's max replicas times its GPUs per replica, so Karpenter cannot buy past the sizing.
 
 - Node lifetime: batch nodes expire monthly; realtime nodes never expire and are replaced by
@@ -40,7 +41,13 @@ from inferstack.components.planning.clouds import Cloud
 from inferstack.components.planning.plan import ServicePlan
 from inferstack.components.planning.pools import Placement, Pool, RealtimePool, Tier
 from inferstack.contract.clouds import KARPENTER_CAPACITY_TYPE
-from inferstack.contract.labels import TIER_BATCH, TIER_LABEL, TIER_REALTIME
+from inferstack.contract.labels import (
+    GPU_PRESENT_LABEL,
+    GPU_PRESENT_VALUE,
+    TIER_BATCH,
+    TIER_LABEL,
+    TIER_REALTIME,
+)
 from inferstack.contract.pods import GPU_RESOURCE
 
 if TYPE_CHECKING:
@@ -156,13 +163,16 @@ def node_pool(plan: ServicePlan, pool: Pool) -> Manifest:
             INSTANCE_TYPE_LABEL, types, min(MIN_BATCH_INSTANCE_TYPES, len(types))
         )
     labels = _labels(plan, pool.tier)
+    # The device plugin's DaemonSet schedules only on nodes its affinity recognises: label the
+    # GPU nodes so it runs without Node Feature Discovery.
+    node_labels = {**labels, GPU_PRESENT_LABEL: GPU_PRESENT_VALUE}
     return {
         "apiVersion": NODEPOOL_API,
         "kind": "NodePool",
         "metadata": {"name": node_pool_name(plan, pool.tier), "labels": dict(labels)},
         "spec": {
             "template": {
-                "metadata": {"labels": dict(labels)},
+                "metadata": {"labels": node_labels},
                 "spec": {
                     "nodeClassRef": {
                         "group": NODECLASS_GROUP,

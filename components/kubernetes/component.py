@@ -1,7 +1,9 @@
 """`KubernetesInferenceService`: one spec, sized, as workloads and KEDA autoscalers on any cluster.
 
-Needs a cluster with the NVIDIA device plugin and KEDA (and the KEDA HTTP add-on when the spec
-scales the realtime pool to zero); `options.install_keda=True` installs both as Helm releases.
+Needs a cluster with the add-ons `inferstack.components.kubernetes.addons` lists (the NVIDIA
+device plugin, KEDA, the KEDA HTTP add-on when the spec scales the realtime pool to zero, a
+Prometheus); those `options.addons` marks `install: true` (or `install_keda`) are installed here
+as Helm releases at pinned chart versions.
 The AWS and GCP components reuse it, handing over their own queue, identities, image and
 nodes as `KubernetesBindings`; a plain-Kubernetes stack's bindings come from its options.
 
@@ -19,15 +21,12 @@ from typing import Any
 import pulumi
 import pulumi_kubernetes as k8s
 
+from inferstack.components.kubernetes import addons
 from inferstack.components.kubernetes import network as k8s_network
 from inferstack.components.kubernetes import scaling as k8s_scaling
 from inferstack.components.kubernetes import workloads as k8s_workloads
 from inferstack.components.kubernetes.bindings import KubernetesBindings
-from inferstack.components.kubernetes.options import (
-    HTTP_ADDON_CHART_VERSION,
-    KEDA_CHART_VERSION,
-    KubernetesOptions,
-)
+from inferstack.components.kubernetes.options import KubernetesOptions
 from inferstack.components.kubernetes.workloads import Manifest
 from inferstack.components.planning.plan import DECLARATION_OUTPUT, ServicePlan
 from inferstack.components.planning.pools import BatchPool, Pool, RealtimePool
@@ -35,7 +34,13 @@ from inferstack.contract import resource_types
 from inferstack.errors import SpecError
 
 TYPE_TOKEN = resource_types.KUBERNETES_SERVICE
-KEDA_CHART_REPO = "https://kedacore.github.io/charts"
+ADDON_ROLES: dict[addons.AddOnName, str] = {
+    "nvidia_device_plugin": "nvidia-device-plugin",
+    "keda": "keda",
+    "keda_http_addon": "keda-http",
+    "prometheus": "prometheus",
+}
+"""Each installed add-on's role in its Helm release's resource name (`{name}-{role}`)."""
 
 
 class KubernetesInferenceService(pulumi.ComponentResource):
@@ -85,8 +90,8 @@ class KubernetesInferenceService(pulumi.ComponentResource):
         self.bindings = bindings
 
         child = pulumi.ResourceOptions(parent=self)
-        addons = self._install_keda(name, options, child) if options.install_keda else []
-        after_addons = pulumi.ResourceOptions(parent=self, depends_on=addons)
+        installed = self._install_addons(name, options, child)
+        after_addons = pulumi.ResourceOptions(parent=self, depends_on=installed)
 
         workloads: dict[str, str] = {}
         scalers: dict[str, str] = {}
@@ -118,29 +123,45 @@ class KubernetesInferenceService(pulumi.ComponentResource):
 
     # -----------------------------------------------------------------------------------------
 
-    def _install_keda(
+    def _install_addons(
         self, name: str, options: KubernetesOptions, child: pulumi.ResourceOptions
     ) -> list[pulumi.Resource]:
-        keda = k8s.helm.v3.Release(
-            f"{name}-keda",
-            name="keda",
-            chart="keda",
-            version=KEDA_CHART_VERSION,
-            namespace=options.keda_namespace,
-            create_namespace=True,
-            repository_opts={"repo": KEDA_CHART_REPO},
-            opts=child,
-        )
-        http_addon = k8s.helm.v3.Release(
-            f"{name}-keda-http",
-            name="keda-add-ons-http",
-            chart="keda-add-ons-http",
-            version=HTTP_ADDON_CHART_VERSION,
-            namespace=options.keda_namespace,
-            repository_opts={"repo": KEDA_CHART_REPO},
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[keda]),
-        )
-        return [keda, http_addon]
+        """The add-ons this stack installs (`options.installs`), each at its pinned chart.
+
+        KEDA's releases go to `keda_namespace`, kube-prometheus-stack to `prometheus_namespace`
+        under `prometheus_release` (the name the PodMonitor's `release` label carries); the HTTP
+        add-on waits for KEDA, whose CRDs it needs.
+        """
+        installed: dict[str, pulumi.Resource] = {}
+        for addon, chart in addons.CHARTS.items():
+            if not options.installs(addon):
+                continue
+            release, namespace = chart.release, chart.namespace
+            values: dict[str, Any] = {}
+            depends: list[pulumi.Resource] = []
+            if addon in ("keda", "keda_http_addon"):
+                namespace = options.keda_namespace
+                depends = (
+                    [installed["keda"]]
+                    if addon == "keda_http_addon" and "keda" in installed
+                    else []
+                )
+            elif addon == "prometheus":
+                namespace, release = options.prometheus_namespace, options.prometheus_release
+            elif addon == "nvidia_device_plugin":
+                values = dict(addons.DEVICE_PLUGIN_VALUES)
+            installed[addon] = k8s.helm.v3.Release(
+                f"{name}-{ADDON_ROLES[addon]}",
+                name=release,
+                chart=chart.chart,
+                version=chart.version,
+                namespace=namespace,
+                create_namespace=True,
+                repository_opts={"repo": chart.repository},
+                values=values,
+                opts=pulumi.ResourceOptions(parent=self, depends_on=depends),
+            )
+        return list(installed.values())
 
     def _pool(self, name: str, pool: Pool, base: pulumi.ResourceOptions) -> tuple[str, str]:
         """One pool: its identity, Deployment, NetworkPolicy and autoscaler, plus what its tier

@@ -17,6 +17,12 @@ from typing import Any, Final, Literal
 from pydantic import Field, field_validator
 
 from inferstack.components.aws.names import parse_arn
+from inferstack.components.kubernetes.addons import (
+    KEDA_CHART,
+    KEDA_HTTP_ADDON_CHART,
+    AddOnName,
+    ClusterAddOns,
+)
 from inferstack.components.planning import validation
 from inferstack.components.planning.spec import InferenceServiceSpec
 from inferstack.components.planning.validation import StrictModel
@@ -41,10 +47,10 @@ _HELM_RELEASE_MAX: Final = 53
 DEFAULT_PROMETHEUS_URL = "http://prometheus-operated.monitoring.svc:9090"
 """The Service the Prometheus Operator creates for every Prometheus it runs."""
 DEFAULT_KEDA_NAMESPACE = "keda"
-KEDA_CHART_VERSION = "2.19.0"
-"""Pinned KEDA Helm chart, used with `install_keda=True` (CRDs match ../shared/schemas/keda)."""
-HTTP_ADDON_CHART_VERSION = "0.14.0"
-"""Pinned KEDA HTTP add-on chart: 0.14 introduced InterceptorRoute (v1beta1), used here."""
+KEDA_CHART_VERSION: Final = KEDA_CHART.version
+"""Pinned KEDA Helm chart (`addons.KEDA_CHART`; CRDs match ../shared/schemas/keda)."""
+HTTP_ADDON_CHART_VERSION: Final = KEDA_HTTP_ADDON_CHART.version
+"""Pinned KEDA HTTP add-on chart (`addons.KEDA_HTTP_ADDON_CHART`)."""
 
 MetricsScraping = Literal["podmonitor", "pod_monitoring", "annotations"]
 DEFAULT_PROMETHEUS_RELEASE: Final = "kube-prometheus-stack"
@@ -142,7 +148,12 @@ class KubernetesOptions(StrictModel):
     keda_namespace: str = DEFAULT_KEDA_NAMESPACE
     """Namespace of the KEDA HTTP add-on's interceptor and external scaler."""
     install_keda: bool = False
-    """Also install KEDA and the HTTP add-on as Helm releases (pinned chart versions)."""
+    """Also install KEDA and the HTTP add-on as Helm releases (pinned chart versions); the same
+    as `addons.keda.install` and `addons.keda_http_addon.install`."""
+    addons: ClusterAddOns = Field(default_factory=ClusterAddOns)
+    """The cluster add-ons this stack installs (pinned charts) or states present with the
+    version it expects (`inferstack.components.kubernetes.addons`); `inferstack check` warns
+    about a needed one that is neither."""
     cpu_per_gpu: str = "3"
     """CPU requested per GPU of a replica (no CPU limit: a quota would throttle batching)."""
     memory_per_gpu: str = "12Gi"
@@ -217,6 +228,13 @@ class KubernetesOptions(StrictModel):
             raise ValueError(f"{value} is not a TCP port (1-65535)")
         return value
 
+    def installs(self, name: AddOnName) -> bool:
+        """Whether this stack installs the add-on `name` (`addons`, or `install_keda`)."""
+        declared = self.addons.declared(name)
+        if declared is not None and declared.install:
+            return True
+        return self.install_keda and name in ("keda", "keda_http_addon")
+
     def problems(self, spec: InferenceServiceSpec) -> list[Problem]:
         """Everything wrong with these options for `spec`, each naming the option and the fix.
 
@@ -224,6 +242,25 @@ class KubernetesOptions(StrictModel):
         because a cloud target fills it in from the queue it creates.
         """
         problems = _queue_name_problems(spec, self.queue)
+        karpenter = self.addons.karpenter
+        if karpenter is not None and karpenter.install:
+            problems.append(
+                Problem(
+                    f"{CONFIG_KEY}.addons.karpenter.install",
+                    "Karpenter is installed by the AWS target (inferstack:aws.install_karpenter, "
+                    "with its interruption queue and roles); here state the version present",
+                )
+            )
+        for name in ("keda", "keda_http_addon"):
+            declared = self.addons.declared(name)
+            if self.install_keda and declared is not None and declared.present is not None:
+                problems.append(
+                    Problem(
+                        f"{CONFIG_KEY}.addons.{name}.present",
+                        "install_keda installs it, so it cannot be stated present too; drop "
+                        "install_keda or the present version",
+                    )
+                )
         if self.grpc_port == self.port:
             problems.append(
                 Problem(

@@ -21,3 +21,11 @@ COLD_START_SECONDS_ANNOTATION: Final = f"{PREFIX}/cold-start-seconds"
 """The measured cold start (node + image pull + model load), in seconds (a decimal string)."""
 MAX_JOB_SECONDS_ANNOTATION: Final = f"{PREFIX}/max-job-seconds"
 """The longest a queue worker may spend on one message, in seconds. Also read as a queue tag."""
+
+# A label other controllers read on GPU nodes.
+GPU_PRESENT_LABEL: Final = "nvidia.com/gpu.present"
+"""Set to "true" on a GPU node, it satisfies the NVIDIA device plugin chart's default node
+affinity without Node Feature Discovery (NVIDIA/k8s-device-plugin
+deployments/helm/nvidia-device-plugin/values.yaml: "We allow a GPU deployment to be forced by
+setting the following label to "true"")."""
+GPU_PRESENT_VALUE: Final = "true"

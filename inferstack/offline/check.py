@@ -30,7 +30,12 @@ from inferstack.offline.analyzer.pack_process import (
 # Only light modules at import time: gRPC and the Pulumi SDK are imported while the pack boots
 # and the program runs, so the three overlap instead of queueing (see `run`).
 from inferstack.offline.capture import Capture, capture_program, service_outputs
-from inferstack.offline.discovery import CaptureError, add_program_arguments, locate_program
+from inferstack.offline.discovery import (
+    CaptureError,
+    ProgramLocation,
+    add_program_arguments,
+    locate_program,
+)
 from inferstack.offline.simulate import SimulateError
 from inferstack.offline.slo import SLO_FIELD, DeclaredDay, declared_day
 
@@ -121,6 +126,9 @@ def run(args: argparse.Namespace) -> int:
         for service in service_outputs(capture):
             for warning in (service.sizing or {}).get("warnings") or []:
                 sys.stdout.write(f"warning: {service.name}: {warning}\n")
+        # An add-on nobody installs or states is a `pulumi up` that succeeds and never serves.
+        for warning in addon_warnings(location):
+            sys.stdout.write(f"warning: {warning}\n")
         sys.stdout.write(summary(result) + "\n")
         if day is not None:
             sys.stdout.write(day.slo_line() + "\n")
@@ -135,6 +143,40 @@ def run(args: argparse.Namespace) -> int:
             f"{finished - captured:.2f} s, total {finished - started:.2f} s\n"
         )
     return 1 if result.mandatory or missed else 0
+
+
+def addon_warnings(location: ProgramLocation) -> list[str]:
+    """A line for each cluster add-on the located stack needs that it neither installs nor
+    states present (`inferstack.components.kubernetes.addons`); none for a program that
+    declares no service in its config, or whose config the capture already refused."""
+    from inferstack.components.kubernetes.addons import missing_addons, needed_addons
+    from inferstack.components.kubernetes.scraping import TARGET_DEFAULTS
+    from inferstack.errors import SpecError
+    from inferstack.offline.stack_config import engine_values, from_values
+
+    values = engine_values(location.config)
+    if "service" not in values:
+        return []
+    try:
+        stack = from_values(values, project_dir=location.project_dir)
+    except SpecError:
+        return []
+    options = stack.kubernetes
+    mode = options.metrics or TARGET_DEFAULTS.get(stack.target, "podmonitor")
+    aws = stack.aws
+    needs = needed_addons(
+        stack.spec, stack.target, mode, ami_family=aws.ami_family if aws else None
+    )
+    missing = missing_addons(
+        needs, options.addons, karpenter_installed=bool(aws and aws.install_karpenter)
+    )
+    return [
+        f"cluster add-on {need.name} ({need.reason}) is neither installed by this stack nor "
+        f"stated present; set inferstack:kubernetes.addons.{need.name}.install: true, or "
+        f".present: '<version>' for the one on the cluster"
+        + (" (Karpenter: inferstack:aws.install_karpenter)" if need.name == "karpenter" else "")
+        for need in missing
+    ]
 
 
 def _slo_violation(day: DeclaredDay) -> dict[str, str]:

@@ -85,11 +85,17 @@ SCENARIOS = [
         batch__queue={"kind": "pubsub", "name": "jobs-sub"},
         batch__capacity={"spot": True, "fallback": "none"},
     ),
-    # Request-rate demand, batch pool kept off spot, KEDA installed by the component.
+    # Request-rate demand, batch pool kept off spot, KEDA, the device plugin and
+    # kube-prometheus-stack installed by the component.
     _scenario(
         "ondemand",
         {
             "install_keda": True,
+            "addons": {
+                "nvidia_device_plugin": {"install": True},
+                "prometheus": {"install": True},
+            },
+            "prometheus_release": "prom",
             "queue": {"aws_region": "eu-west-1", "results_uri": "s3://r/o"},
             "ingress_own_namespace": False,
             "ingress_namespaces": ["gateway"],
@@ -659,6 +665,13 @@ def test_install_keda_adds_pinned_helm_releases_before_the_workloads(rendered: R
     }
     assert releases["keda"].inputs["version"] == KEDA_CHART_VERSION
     assert releases["keda-add-ons-http"].inputs["version"] == HTTP_ADDON_CHART_VERSION
+    plugin = releases["nvidia-device-plugin"].inputs
+    assert plugin["version"] == "0.20.0"
+    assert plugin["values"] == {"gfd": {"enabled": True}}  # NFD labels nodes nobody labelled
+    # kube-prometheus-stack under the release name the PodMonitor's `release` label carries.
+    prometheus = releases["kube-prometheus-stack"].inputs
+    assert (prometheus["name"], prometheus["namespace"]) == ("prom", "observability")
+    assert rendered.one("ondemand", "PodMonitor")["metadata"]["labels"]["release"] == "prom"
     urns = {r.urn for r in releases.values()}
     for resource in rendered.children("ondemand"):
         if resource.type != "kubernetes:helm.sh/v3:Release":

@@ -95,7 +95,7 @@ def test_preview_lists_every_resource(stack_preview: Document) -> None:
                 "inference-prod-spot-interruption",
                 "inference-prod-state-change",
             },
-            "kubernetes:helm.sh/v3:Release": {"inference-prod-karpenter"},
+            "kubernetes:helm.sh/v3:Release": {"inference-prod-karpenter", "nvidia-device-plugin"},
         },
     )
     # The engine's default Kubernetes provider, as `pulumi up` lists it.
