@@ -129,14 +129,14 @@ class Signature(_Strict):
 
 
 class OverheadPoint(_Strict):
-    """The server path at one batch size: bursts of `batch_size` one-row requests."""
+    """The server path at one batch size, kept busy with full batches of one-row requests."""
 
     batch_size: int = Field(ge=1)
-    request_latency_ms: float = Field(
-        gt=0, description="median over bursts of the mean request latency seen by the client"
+    batch_cycle_ms: float = Field(
+        gt=0, description="batch_size / answers per second: how long a batch occupies the server"
     )
     compute_ms: float = Field(gt=0, description="the batch's compute p50 in this profile")
-    overhead_ms: float = Field(description="request_latency_ms - compute_ms")
+    overhead_ms: float = Field(description="batch_cycle_ms - compute_ms")
 
 
 class ServerOverhead(_Strict):

@@ -232,8 +232,8 @@ def measure(
         )
         for measured in overhead.points:
             report(
-                f"  server path, batch {measured.batch_size:>4}: request "
-                f"{measured.request_latency_ms:8.2f} ms, overhead {measured.overhead_ms:7.2f} ms"
+                f"  server path, batch {measured.batch_size:>4}: "
+                f"{measured.batch_cycle_ms:8.2f} ms per batch, overhead {measured.overhead_ms:6.2f}"
             )
         report(
             f"  server overhead: {overhead.per_batch_ms:.3f} ms per batch + "

@@ -1,22 +1,26 @@
 """What `inferstack serve` adds to a batch's compute, measured through a real server on loopback.
 
 The profile's batch points time `predict_batch` through the model-process pipe; a request also
-pays the HTTP parse, the JSON decode, the batcher's hand-off and the response encode, all on
-the server's event loop. For each batch size b this starts `inferstack serve` with
-`max_batch_size = preferred = b` and a long queue delay (so exactly b requests make a batch),
-then sends bursts of b one-row JSON requests over b keep-alive connections: the median over
-bursts of the mean request latency, less the profile's compute p50 at b, is the overhead at b.
-A least-squares line through the sizes gives `per_batch + per_request * b`, which the
+pays the HTTP parse, the JSON decode, the batcher's hand-off and the response encode, on the
+server's event loop. What the simulator needs is how long a batch occupies a replica, so for
+each batch size b this starts `inferstack serve` with `max_batch_size = preferred = b` and a
+long queue delay, and keeps 2b one-row JSON requests in flight over 2b keep-alive connections
+(each answer is followed at once by the next request on its connection): every batch is then
+full, and the next b requests are decoded while a batch computes, as under load. The time per
+batch, b over the answers per second, less the profile's compute p50 at b, is the overhead at
+b; a least-squares line through the sizes gives `per_batch + per_request * b`, which the
 simulator's replica adds to each batch.
 
-Not in it: the client's own scheduling (the bursts are sent back to back, closed loop), queueing
-behind other batches (the simulator models that), and how the overhead grows when the event
-loop's core is contended (measured on whatever else the machine runs at the time).
+Not in it: a lightly loaded server's latency (a lone request's decode and encode are not
+overlapped with another batch; measured here at batch 1 that is within about a millisecond),
+the variance of the path around its line, and how the overhead grows when the event loop's
+core is contended (measured on whatever else the machine runs at the time).
 """
 
 from __future__ import annotations
 
 import os
+import select
 import socket
 import subprocess
 import sys
@@ -32,7 +36,9 @@ from inferstack.runtime.protocol.codecs import dumps, tensor_entries
 
 OVERHEAD_BATCH_SIZES: Final = (1, 8, 32)
 """Batch sizes the server path is measured at (those the profile also measured)."""
-REQUEST_KIND: Final = "JSON, one row per request, HTTP/1.1 keep-alive over loopback"
+REQUEST_KIND: Final = (
+    "JSON, one row per request, 2 x batch size kept in flight, HTTP/1.1 keep-alive over loopback"
+)
 SERVED_NAME: Final = "profiled"
 LONG_DELAY_MS: Final = 2000.0
 """The queue delay while measuring: a burst of b requests, not the delay, makes the batch."""
@@ -63,24 +69,25 @@ def measure_server_overhead(
     """Bursts through `inferstack serve` at each size of `compute_p50_ms` in the overhead set.
 
     `compute_p50_ms` maps the measured batch sizes to their compute p50; sizes in
-    `OVERHEAD_BATCH_SIZES` are used, or the smallest and largest measured when none is.
+    `OVERHEAD_BATCH_SIZES` are used, or the smallest and largest measured when fewer than two
+    of them were.
     """
-    sizes = [b for b in OVERHEAD_BATCH_SIZES if b in compute_p50_ms] or sorted(
-        {min(compute_p50_ms), max(compute_p50_ms)}
-    )
+    sizes = [b for b in OVERHEAD_BATCH_SIZES if b in compute_p50_ms]
+    if len(sizes) < 2:
+        sizes = sorted({min(compute_p50_ms), max(compute_p50_ms)})
     payload = request_bytes(row)
     points = []
     for size in sizes:
-        latency = _burst_latency_ms(
+        cycle = _batch_cycle_ms(
             uri, size, payload, threads, device, model_process, seconds_per_size
         )
         compute = compute_p50_ms[size]
         points.append(
             OverheadPoint(
                 batch_size=size,
-                request_latency_ms=round(latency, 3),
+                batch_cycle_ms=round(cycle, 3),
                 compute_ms=compute,
-                overhead_ms=round(latency - compute, 3),
+                overhead_ms=round(cycle - compute, 3),
             )
         )
     per_batch, per_request = fit_line([(p.batch_size, p.overhead_ms) for p in points])
@@ -109,7 +116,7 @@ def fit_line(points: Sequence[tuple[int, float]]) -> tuple[float, float]:
     return float(intercept), float(slope)
 
 
-def _burst_latency_ms(
+def _batch_cycle_ms(
     uri: str,
     size: int,
     payload: bytes,
@@ -125,7 +132,8 @@ def _burst_latency_ms(
         "--device", device, "--torch-threads", str(threads),
         "--model-process", "true" if model_process else "false",
         "--max-batch-size", str(size), "--preferred-batch-sizes", str(size),
-        "--max-queue-delay-ms", str(LONG_DELAY_MS), "--max-queue-size", str(max(64, 2 * size)),
+        "--max-queue-delay-ms", str(LONG_DELAY_MS), "--max-queue-size", str(max(64, 4 * size)),
+        "--host", "127.0.0.1", "--grpc-port", "0",
     ]  # fmt: skip
     # The server imports a handler module from where this process found it.
     path = os.pathsep.join(p for p in [os.getcwd(), *sys.path] if p)
@@ -137,15 +145,12 @@ def _burst_latency_ms(
     )
     try:
         _wait_ready(port, process)
-        connections = [socket.create_connection(("127.0.0.1", port)) for _ in range(size)]
+        connections = [socket.create_connection(("127.0.0.1", port)) for _ in range(2 * size)]
         try:
             for connection in connections:
                 connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            _burst(connections, payload)  # connections and first batch warm
-            means: list[float] = []
-            began = time.perf_counter()
-            while len(means) < 20 or time.perf_counter() - began < seconds:
-                means.append(float(np.mean(_burst(connections, payload))))
+            saturate(connections, payload, max(0.5, seconds / 4))  # warm
+            answers, elapsed = saturate(connections, payload, seconds)
         finally:
             for connection in connections:
                 connection.close()
@@ -156,16 +161,33 @@ def _burst_latency_ms(
         except subprocess.TimeoutExpired:
             process.kill()
             process.communicate()
-    return float(np.median(means)) * 1000
+    return size * elapsed / answers * 1000
 
 
-def _burst(connections: list[socket.socket], payload: bytes) -> list[float]:
-    """Send one request on every connection, then read every answer: seconds per request."""
-    sent = []
+def saturate(connections: list[socket.socket], payload: bytes, seconds: float) -> tuple[int, float]:
+    """Keep a request in flight on every connection for `seconds`: (answers, seconds taken).
+
+    Connections may lead to several servers (the fidelity benchmark's closed-loop capacity).
+
+    Ends by collecting every outstanding answer, so the connections are idle again.
+    """
     for connection in connections:
-        sent.append(time.perf_counter())
         connection.sendall(payload)
-    return [_read_answer(connection) - at for connection, at in zip(connections, sent, strict=True)]
+    began = time.perf_counter()
+    answers = 0
+    pending = set(connections)
+    while pending:
+        ready, _, _ = select.select(list(pending), [], [], READY_TIMEOUT_S)
+        if not ready:
+            raise RuntimeError("the server stopped answering while profiling it")
+        for connection in ready:
+            _read_answer(connection)
+            answers += 1
+            if time.perf_counter() - began < seconds:
+                connection.sendall(payload)
+            else:
+                pending.discard(connection)
+    return answers, time.perf_counter() - began
 
 
 def _read_answer(connection: socket.socket) -> float:

@@ -1,4 +1,6 @@
-"""The benchmark scripts stay importable as the code they measure changes."""
+"""The benchmark scripts stay importable as the code they measure changes, and the fidelity
+benchmark's parts (the fixed-time model, the open-loop client) do what they say against a real
+server."""
 
 from __future__ import annotations
 
@@ -6,13 +8,31 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
+from inferstack.cli import main
+from inferstack.profile import load_profile
+from inferstack.runtime.server_overhead import SERVED_NAME, request_bytes
+
 BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
+sys.path.insert(0, str(BENCHMARKS))
+
+from fixed_time_model import FEATURES, FixedTime  # noqa: E402
+from loadgen import PYTHON, free_port, start_server, stop_server  # noqa: E402
+from openloop import LATE_S, OpenLoopClient, late_share  # noqa: E402
 
 
 @pytest.mark.parametrize(
-    "script", ["run.py", "http_stacks.py", "simulate_modes.py", "simulate_fidelity.py"]
+    "script",
+    [
+        "run.py",
+        "http_stacks.py",
+        "simulate_modes.py",
+        "simulate_fidelity.py",
+        "openloop.py",
+        "memory_bounds.py",
+    ],
 )
 def test_benchmark_script_parses_its_arguments(script: str) -> None:
     result = subprocess.run(
@@ -23,3 +43,50 @@ def test_benchmark_script_parses_its_arguments(script: str) -> None:
     )
     assert result.returncode == 0, result.stderr
     assert "usage:" in result.stdout
+
+
+def test_the_fixed_time_model_answers_one_score_per_row_as_its_signature_declares() -> None:
+    model = FixedTime()
+    rows = np.arange(3 * FEATURES, dtype=np.float32).reshape(3, FEATURES)
+    [output] = FixedTime.outputs
+    scores = model.predict_batch({"input": rows})[output.name]
+    assert scores.shape == (3, 1)
+    assert scores.dtype == np.float32
+    np.testing.assert_allclose(scores[:, 0], rows.mean(axis=1))
+
+
+def test_inferstack_profile_measures_the_fixed_time_model_and_its_server_path(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.syspath_prepend(str(BENCHMARKS))
+    monkeypatch.setenv("PYTHONPATH", str(BENCHMARKS))
+    out = tmp_path / "fixed.json"
+    argv = ["profile", "--model", "fixed_time_model:FixedTime", "--out", str(out)]
+    assert main([*argv, "--batch-sizes", "1,4", "--seconds", "0.05", "--threads", "1"]) == 0
+    profile = load_profile(out)
+    assert profile.format_version == 3
+    assert profile.model_digest_of == "handler source"
+    assert profile.server_overhead is not None
+    assert [p.batch_size for p in profile.server_overhead.points] == [1, 4]
+    for point in profile.server_overhead.points:
+        assert point.compute_ms == profile.at(point.batch_size).latency_ms.p50
+        assert point.overhead_ms == pytest.approx(point.batch_cycle_ms - point.compute_ms)
+
+
+def test_the_open_loop_client_sends_on_its_schedule_and_records_every_answer() -> None:
+    port = free_port()
+    command = [PYTHON, "-m", "inferstack.cli", "serve", "--model", "fixed_time_model:FixedTime"]
+    command += ["--model-name", SERVED_NAME, "--port", str(port), "--grpc-port", "0"]
+    server = start_server(command, port, {"PYTHONPATH": str(BENCHMARKS), "FIXED_TIME_A_MS": "1"})
+    try:
+        due = np.linspace(0.0, 0.5, 40)
+        pick = np.zeros(len(due), dtype=np.int64)
+        payload = request_bytes({"input": np.ones((1, FEATURES), np.float32)})
+        sent, done, status = OpenLoopClient([port], payload, warm_connections=2).run(due, pick)
+    finally:
+        stop_server(server)
+    assert status.tolist() == [200] * len(due)
+    assert (sent >= due).all()  # never early
+    assert (done > sent).all()
+    share = late_share(due, sent)
+    assert share == np.mean(sent - due > LATE_S)
