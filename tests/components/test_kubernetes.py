@@ -832,3 +832,35 @@ def test_the_realtime_pods_callers(
     policy = rendered.one(scenario, "NetworkPolicy", f"{scenario}-realtime")
     namespace = {"kubernetes.io/metadata.name": policy["metadata"]["namespace"]}
     assert allows(policy, "Ingress", peer, port, own_namespace=namespace) is allowed
+
+
+# The realtime pod's egress, through its NetworkPolicy: a built-in model reaches nothing but DNS.
+
+REALTIME_EGRESS = [
+    (
+        Peer({"kubernetes.io/metadata.name": "kube-system"}, {"k8s-app": "kube-dns"}),
+        53,
+        "UDP",
+        True,
+    ),
+    (
+        Peer({"kubernetes.io/metadata.name": "kube-system"}, {"k8s-app": "kube-dns"}),
+        53,
+        "TCP",
+        True,
+    ),
+    # Undeclared: any cloud API, the metadata endpoint (node credentials), another pod, Redis.
+    (Peer(ip="52.94.0.10"), 443, "TCP", False),
+    (Peer(ip="169.254.169.254"), 80, "TCP", False),
+    (Peer({"kubernetes.io/metadata.name": "inference"}, {"app": "db"}), 5432, "TCP", False),
+    (Peer(ip="10.0.0.7"), 6379, "TCP", False),
+]
+
+
+@pytest.mark.parametrize(("peer", "port", "protocol", "allowed"), REALTIME_EGRESS)
+def test_the_realtime_pods_egress(
+    rendered: Rendered, peer: Peer, port: int, protocol: str, allowed: bool
+) -> None:
+    policy = rendered.one("full", "NetworkPolicy", "full-realtime")
+    own = {"kubernetes.io/metadata.name": "inference"}
+    assert allows(policy, "Egress", peer, port, protocol=protocol, own_namespace=own) is allowed

@@ -22,10 +22,12 @@ from inferstack.components.planning.plan import plan_service
 from inferstack.components.planning.spec import parse_spec
 from inferstack.contract import resource_types
 from inferstack.contract.clouds import INTERRUPTION_NOTICE_SECONDS
+from inferstack.contract.pods import WORKER_METRICS_PORT
 from inferstack.contract.queues import parse_queue_uri
 from inferstack.offline.capture import Capture, CapturedResource
 from tests.components import schemas
 from tests.components.factories import PROFILE, make_profile, spec_data
+from tests.components.netpol import Peer, allows
 from tests.components.scenarios import capture_scenarios
 from tests.components.scheduling import NODES, Node, preference_score, schedulable
 
@@ -727,3 +729,65 @@ def test_bindings_wait_for_the_accounts_they_name(rendered: Rendered) -> None:
             assert nodes.urn in resource.dependencies, resource.name
         if member.startswith("serviceAccount:ranker-batch@"):
             assert gsa.urn in resource.dependencies, resource.name
+
+
+# ---------------------------------------------------------------------------------------------
+# The GKE pods' flows, through their NetworkPolicies (tests/components/netpol.py's evaluator)
+
+KUBE_SYSTEM = {"kubernetes.io/metadata.name": "kube-system"}
+INFERENCE = {"kubernetes.io/metadata.name": "inference"}
+GMP = {"kubernetes.io/metadata.name": "gke-gmp-system"}
+MONITORING = {"kubernetes.io/metadata.name": "monitoring"}
+GOOGLE_API = "199.36.153.8"  # private.googleapis.com: Pub/Sub and GCS over TCP 443
+METADATA = "169.254.169.254"
+"""GKE's metadata server, which answers Workload Identity token requests there (port 80)."""
+DNS = Peer(KUBE_SYSTEM, {"k8s-app": "kube-dns"})
+REALTIME_PORT = 8000
+
+
+@pytest.mark.parametrize(
+    ("pool", "direction", "peer", "port", "protocol", "allowed"),
+    [
+        # Batch: DNS, Pub/Sub and GCS over HTTPS, Workload Identity tokens and the spot notice
+        # from the metadata server; Prometheus on the worker's metrics port.
+        ("batch", "Egress", DNS, 53, "UDP", True),
+        ("batch", "Egress", DNS, 53, "TCP", True),
+        ("batch", "Egress", Peer(ip=GOOGLE_API), 443, "TCP", True),
+        ("batch", "Egress", Peer(ip=METADATA), 80, "TCP", True),
+        ("batch", "Ingress", Peer(MONITORING, {}), WORKER_METRICS_PORT, "TCP", True),
+        # Undeclared: plain HTTP out, a database in the VPC, a caller of the worker.
+        ("batch", "Egress", Peer(ip=GOOGLE_API), 80, "TCP", False),
+        ("batch", "Egress", Peer(ip="10.8.0.4"), 5432, "TCP", False),
+        ("batch", "Ingress", Peer(INFERENCE, {"app": "client"}), WORKER_METRICS_PORT, "TCP", False),
+        # Realtime (a built-in model: no cloud API): DNS only out; in, the pods beside it and
+        # GKE's managed collectors on the serving port.
+        ("realtime", "Egress", DNS, 53, "UDP", True),
+        ("realtime", "Egress", Peer(ip=GOOGLE_API), 443, "TCP", False),
+        ("realtime", "Egress", Peer(ip=METADATA), 80, "TCP", False),
+        ("realtime", "Ingress", Peer(INFERENCE, {"app": "client"}), REALTIME_PORT, "TCP", True),
+        ("realtime", "Ingress", Peer(GMP, {}), REALTIME_PORT, "TCP", True),
+        # Undeclared: another namespace's pods, the monitoring namespace nobody scrapes from.
+        (
+            "realtime",
+            "Ingress",
+            Peer({"kubernetes.io/metadata.name": "other"}, {}),
+            REALTIME_PORT,
+            "TCP",
+            False,
+        ),  # fmt: skip
+        ("realtime", "Ingress", Peer(MONITORING, {}), REALTIME_PORT, "TCP", False),
+        ("realtime", "Ingress", Peer(INFERENCE, {"app": "client"}), 22, "TCP", False),
+    ],
+)
+def test_the_gke_pods_flows(
+    rendered: Rendered,
+    pool: str,
+    direction: str,
+    peer: Peer,
+    port: int,
+    protocol: str,
+    allowed: bool,
+) -> None:
+    policy = rendered.manifest("embedder", "NetworkPolicy", f"embedder-{pool}")
+    verdict = allows(policy, direction, peer, port, protocol=protocol, own_namespace=INFERENCE)
+    assert verdict is allowed
