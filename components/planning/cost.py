@@ -175,10 +175,13 @@ def _batch_costs(
     spot_ratio = price.spot_per_gpu_hour / price.on_demand_per_gpu_hour
     blended = SPOT_AVAILABILITY * spot_ratio + (1 - SPOT_AVAILABILITY)
     spot = autoscaled * blended if pool.capacity.spot and CLOUDS[cloud].offers_spot else autoscaled
-    notes = [
-        f"batch pool: {held}; spot assumed available {SPOT_AVAILABILITY:.0%} of the time at "
-        f"{spot_ratio:.0%} of the on-demand price",
-    ]
+    spot_terms = (
+        f"spot assumed available {SPOT_AVAILABILITY:.0%} of the time at {spot_ratio:.0%} of the "
+        "on-demand price"
+        if CLOUDS[cloud].offers_spot
+        else "on-demand only"
+    )
+    notes = [f"batch pool: {held}; {spot_terms}"]
     costs = _PoolCosts(
         naive=naive_replicas * per_replica_month,
         batching=batched_replicas * per_replica_month,
