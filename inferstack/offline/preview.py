@@ -194,6 +194,20 @@ def _print_sizing(sizing: dict[str, Any]) -> None:
         print(f"  warning: {warning}")
 
 
+def _print_platform(sizing: dict[str, Any]) -> None:
+    """A target's own scaling derived from the sizing (SageMaker's), each value with its reason."""
+    for target, pools in (sizing.get("platform") or {}).items():
+        for pool, values in sorted(pools.items()):
+            print(f"\n{target} {pool}:")
+            for key, item in sorted(values.items()):
+                if isinstance(item, dict) and set(item) == {"value", "reason"}:
+                    print(f"  {key:<36} {_show_value(item['value']):>9}  {item['reason']}")
+                elif not isinstance(item, (dict, list)) or item:
+                    print(f"  {key:<36} {_show_value(item) if not isinstance(item, list) else ''}")
+                    for entry in item if isinstance(item, list) else []:
+                        print(f"    {_show_value(entry)}")
+
+
 def _print_cost(cost: dict[str, Any]) -> None:
     print(f"\nMonthly cost ({cost['currency']}, {cost['price_source']}):")
     print(f"  {'lever':<14} {'monthly':>12} {'saves':>12}  why")
@@ -219,6 +233,7 @@ def print_preview(capture: Capture, day: DeclaredDay | None = None) -> None:
             print(f"\n== {service.name} ({service.type})")
         if service.sizing:
             _print_sizing(service.sizing)
+            _print_platform(service.sizing)
         if service.cost:
             _print_cost(service.cost)
     if day is not None:
