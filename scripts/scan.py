@@ -114,6 +114,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     verdicts = []
     for stack in arguments.stack or stacks():
         objects = render(stack, arguments.inferstack)
+        if not objects:  # a SageMaker stack: managed endpoints, no Kubernetes objects to scan
+            print(f"{stack}: no Kubernetes objects, nothing for checkov")
+            continue
         verdict = scan(stack, objects, arguments.checkov)
         verdicts.append(verdict)
         print(
