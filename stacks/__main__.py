@@ -1,12 +1,14 @@
 """The inferstack Pulumi program: one service from the stack config, on the stack's target.
 
 Config keys: `inferstack:service` (the spec, see README), `inferstack:target` (`kubernetes`, the
-default, `gcp` or `aws`), `inferstack:kubernetes` (cluster-side options: namespace, Prometheus
-URL, batch queue binding; see `KubernetesOptions`) and, on the gcp target, `inferstack:gcp`
-(project, region, cluster; see `GcpOptions`), on the aws target `inferstack:aws` (cluster,
-region, subnets, identities; see `AwsOptions`). The program reads config once, plans the service
-once (`from_values`, the reader `inferstack preview`, `check` and `simulate` use too), and
-hands the plan to the components; components never read config and never size.
+default, `gcp`, `aws` or `sagemaker`), `inferstack:kubernetes` (cluster-side options: namespace,
+Prometheus URL, batch queue binding; see `KubernetesOptions`) and, on the gcp target,
+`inferstack:gcp` (project, region, cluster; see `GcpOptions`), on the aws target `inferstack:aws`
+(cluster, region, subnets, identities; see `AwsOptions`), on the sagemaker target
+`inferstack:sagemaker` (region, ECR image, async bucket; see `SageMakerOptions`). The program
+reads config once, plans the service once (`from_values`, the reader `inferstack preview`,
+`check` and `simulate` use too), and hands the plan to the components; components never read
+config and never size.
 """
 
 from pathlib import Path
@@ -68,13 +70,41 @@ elif stack.target == "aws":
     pulumi.export("node_role", aws_stack.node_role)
     pulumi.export("repository_url", aws_stack.repository_url)
     pulumi.export("queue_scaler_role_arn", aws_stack.queue_scaler_role_arn)
+elif stack.target == "sagemaker":
+    import pulumi_aws as aws
+    import pulumi_aws_native as aws_native
+
+    from inferstack.components.sagemaker.component import SageMakerInferenceStack
+
+    assert stack.sagemaker is not None
+    # Both providers in the region option: the inference component is aws-native's.
+    region = stack.sagemaker.region
+    providers = {
+        "aws": aws.Provider("aws", region=region),
+        "aws-native": aws_native.Provider("aws-native", region=region),
+    }
+    sagemaker_stack = SageMakerInferenceStack(
+        stack.spec.name,
+        stack.plan,
+        stack.sagemaker,
+        opts=pulumi.ResourceOptions(providers=providers),
+    )
+    pulumi.export("realtime_endpoint", sagemaker_stack.realtime_endpoint)
+    pulumi.export("inference_component", sagemaker_stack.inference_component)
+    pulumi.export("async_endpoint", sagemaker_stack.async_endpoint)
+    pulumi.export("async_input_uri", sagemaker_stack.async_input_uri)
+    pulumi.export("async_failure_uri", sagemaker_stack.async_failure_uri)
+    pulumi.export("error_topic", sagemaker_stack.error_topic)
+    pulumi.export("execution_role_arn", sagemaker_stack.execution_role_arn)
+    service = None  # SageMaker runs the endpoints; no Kubernetes workloads
 else:
     service = KubernetesInferenceService(stack.spec.name, stack.plan, stack.kubernetes)
 
 pulumi.export("sizing", stack.plan.sizing.to_dict())
 pulumi.export("cost", stack.plan.cost.to_dict())
-pulumi.export("service_url", service.service_url)
-pulumi.export("realtime_workload", service.realtime_workload)
-pulumi.export("batch_workload", service.batch_workload)
-pulumi.export("realtime_scaled_object", service.realtime_scaled_object)
-pulumi.export("batch_scaled_object", service.batch_scaled_object)
+if service is not None:
+    pulumi.export("service_url", service.service_url)
+    pulumi.export("realtime_workload", service.realtime_workload)
+    pulumi.export("batch_workload", service.batch_workload)
+    pulumi.export("realtime_scaled_object", service.realtime_scaled_object)
+    pulumi.export("batch_scaled_object", service.batch_scaled_object)

@@ -27,7 +27,8 @@ Constructor order (see DESIGN.md): validate before any child exists; children na
 from __future__ import annotations
 
 import json
-from typing import Final
+from dataclasses import asdict
+from typing import Any, Final
 
 import pulumi
 import pulumi_aws as aws
@@ -90,6 +91,10 @@ class SageMakerInferenceStack(pulumi.ComponentResource):
     error_topic: pulumi.Output[str] | None
     """The SNS topic of failed asynchronous requests."""
     execution_role_arn: pulumi.Output[str]
+    sizing_output: pulumi.Output[dict[str, Any]]
+    """The plan's sizing with the SageMaker scaling derived from it (what the preview prints)."""
+    cost_output: pulumi.Output[dict[str, Any]]
+    """The plan's monthly cost, lever by lever, at SageMaker hosting prices."""
 
     def __init__(
         self,
@@ -168,8 +173,19 @@ class SageMakerInferenceStack(pulumi.ComponentResource):
             self.async_output_uri = paths.uri(paths.output)
             self.async_failure_uri = paths.uri(paths.failure)
         self.execution_role_arn = role.arn
+        sizing = plan.sizing.to_dict()
+        platform = {}
+        if realtime is not None:
+            platform["realtime inference component"] = asdict(realtime_scaling(plan, realtime))
+        if batch is not None:
+            platform["asynchronous endpoint"] = asdict(async_scaling(plan, batch))
+        sizing["platform"] = {"SageMaker": platform}
+        self.sizing_output = pulumi.Output.from_input(sizing)
+        self.cost_output = pulumi.Output.from_input(plan.cost.to_dict())
         self.register_outputs(
             {
+                "sizing": self.sizing_output,
+                "cost": self.cost_output,
                 "realtime_endpoint": self.realtime_endpoint,
                 "inference_component": self.inference_component,
                 "async_endpoint": self.async_endpoint,
