@@ -67,6 +67,7 @@ from inferstack.offline.simulate.replica import (
     Replica,
     advance,
     percentile,
+    percentiles,
 )
 
 Floats = npt.NDArray[np.float64]
@@ -294,10 +295,13 @@ class FastRealtime:
         counts: npt.NDArray[np.int64],
         rates: Floats,
         rng: np.random.Generator,
+        *,
+        quiet: bool = True,
     ) -> None:
         self.pool = pool
         self.rates = rates
         self.counts = counts
+        self.quiet = quiet
         self.table = table_for(pool)
         self.capacity = realtime_capacity(scenario, pool, rng)
         seconds = len(rates)
@@ -377,7 +381,9 @@ class FastRealtime:
         reached (t0 when the next tick may change the pool, or the pool is not settled).
         """
         capacity = self.capacity
-        if tick <= 0 or self.held or t0 < self._retry_at or capacity.pending or capacity.spot:
+        if not self.quiet or tick <= 0 or self.held or t0 < self._retry_at:
+            return t0
+        if capacity.pending or capacity.spot:
             return t0
         starts = capacity.serving_starts()
         replicas = len(starts)
@@ -549,7 +555,7 @@ class FastRealtime:
         for first in range(0, minutes, chunk):
             hists = weights[first : first + chunk] @ table.coarse
             hists = hists + released[first : first + len(hists)]
-            p99.extend(percentile(row, 0.99, COARSE_RATIO) for row in hists)
+            p99.extend(percentiles(hists, 0.99, COARSE_RATIO).tolist())
         return p99
 
 
@@ -576,18 +582,23 @@ def run_fast(
     *,
     seed: int,
     progress: Progress | None = None,
+    quiet: bool = True,
 ) -> RunResult:
-    """Simulate `scenario` on per-second `rates` on two time scales (see the module docstring)."""
+    """Simulate `scenario` on per-second `rates` on two time scales (see the module docstring).
+
+    `quiet`: skip the stretches in which no control loop changes a count (see `quiet`), with
+    the same numbers; False decides tick by tick (what `benchmarks/simulate_days.py` compares).
+    """
     seconds = len(rates)
     rng = np.random.default_rng(seed)
     counts = rng.poisson(rates).astype(np.int64)
     realtime = (
-        FastRealtime(scenario, scenario.realtime, start, counts, rates, rng)
+        FastRealtime(scenario, scenario.realtime, start, counts, rates, rng, quiet=quiet)
         if scenario.realtime is not None
         else None
     )
     # The fast realtime pool draws nothing from `rng` once built: the queue may plan ahead.
-    queue = batch_queue(scenario, start, seconds, rng, lookahead=True)
+    queue = batch_queue(scenario, start, seconds, rng, lookahead=quiet)
     steps = Steps(tick=_tick(scenario), queue_every=int(HPA_SYNC_SECONDS))
     timeline = drive(rates, realtime, queue, rng, steps, progress)
     return run_result(scenario, "fast", rates, realtime, queue, timeline, _idle)

@@ -233,12 +233,10 @@ class BatchQueue:
         taken again, so it stands where step-by-step draws would leave it.
         """
         capacity = self.capacity
-        if (
-            self.keda is None
-            or math.isfinite(self.pool.retention_s)
-            or capacity.pending
-            or capacity.on_fallback()
-        ):
+        if self.keda is None or math.isfinite(self.pool.retention_s):
+            self.lookahead_until = -math.inf  # never plannable: stop asking
+            return
+        if capacity.pending or capacity.on_fallback():
             return
         starts = capacity.serving_starts()
         replicas = len(starts)

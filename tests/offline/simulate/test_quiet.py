@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 import numpy as np
 import pytest
 
-from inferstack.offline.simulate import fast, loop
+from inferstack.offline.simulate import fast
 from inferstack.offline.simulate.autoscaler import DEFAULT_BEHAVIOR, ScaledObjectParams
 from inferstack.offline.simulate.report import summarize
 from tests.offline.simulate.factories import batch_pool, realtime_pool, scenario, zero_pool
@@ -26,12 +26,9 @@ def _wavy(seconds: int, low: float, high: float, seed: int) -> np.ndarray:
     return rates
 
 
-def _both(config, rates: np.ndarray, seed: int, monkeypatch: pytest.MonkeyPatch):
+def _both(config, rates: np.ndarray, seed: int):
     quiet = summarize(fast.run_fast(config, rates, START, seed=seed), timeline=True)
-    with monkeypatch.context() as patch:
-        patch.setattr(fast.FastRealtime, "_quiet", lambda self, t0, tick: t0)
-        patch.setattr(loop.BatchQueue, "_plan_quiet", lambda self, now, dt, rng: None)
-        stepped = summarize(fast.run_fast(config, rates, START, seed=seed), timeline=True)
+    stepped = summarize(fast.run_fast(config, rates, START, seed=seed, quiet=False), timeline=True)
     return quiet, stepped
 
 
@@ -53,23 +50,21 @@ def _assert_same(quiet: object, stepped: object) -> None:
 
 @pytest.mark.parametrize("metric", ["queue_depth", "in_flight", "rps"])
 def test_quiet_stretches_change_nothing_on_a_pool_that_moves(
-    metric: str, monkeypatch: pytest.MonkeyPatch
+    metric: str,
 ) -> None:
     targets = {"queue_depth": 4.0, "in_flight": 8.0, "rps": 900.0}
     scaler = ScaledObjectParams(15, 300, 1, 12, DEFAULT_BEHAVIOR, targets[metric], 0.0)
     config = scenario(realtime_pool(metric=metric, scaler=scaler))
-    quiet, stepped = _both(config, _wavy(4 * 3600, 300.0, 6000.0, 1), 2, monkeypatch)
+    quiet, stepped = _both(config, _wavy(4 * 3600, 300.0, 6000.0, 1), 2)
     ready = [minute["realtime_ready"] for minute in quiet["timeline"]]
     moves = sum(1 for a, b in zip(ready, ready[1:], strict=False) if a != b)
     assert moves > 4  # it did move, so both paths were exercised
     _assert_same(quiet, stepped)
 
 
-def test_quiet_stretches_change_nothing_at_zero_and_for_the_batch_queue(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
+def test_quiet_stretches_change_nothing_at_zero_and_for_the_batch_queue() -> None:
     rates = _wavy(3 * 3600, 0.0, 800.0, 3)
     rates[3600:5400] = 0.0  # idle long enough to go to zero and wake again
     config = scenario(zero_pool(hold_timeout_s=30.0), batch_pool(items_per_second=900.0))
-    quiet, stepped = _both(config, rates, 5, monkeypatch)
+    quiet, stepped = _both(config, rates, 5)
     _assert_same(quiet, stepped)
