@@ -1,6 +1,6 @@
 """HTTP JSON, HTTP binary tensors and gRPC against one `inferstack serve`, in one run.
 
-    .venv/bin/python benchmarks/grpc_protocols.py [--seconds 10] [--rounds 1]
+    .venv/bin/python benchmarks/grpc_protocols.py [--seconds 10] [--rounds 1] [--triton]
 
 One server process (builtin://mlp, max batch 128, max queue delay 2 ms, the issue's knobs) serves
 both ports; one load generator drives all three paths, so that the ratios compare the protocols
@@ -13,6 +13,10 @@ h2load counts an HTTP 200 as a success, and gRPC answers 200 with the status in 
 the successes are read from the server's own counter (`inferstack_requests_total`,
 outcome="success") around each run; a run whose successes fall short of h2load's count fails.
 Latency percentiles come from h2load's per-request log. Paths alternate within each round.
+
+`--triton` adds Triton 2.51 (`triton_server.py`: from the nvidia-pytriton wheel, python backend,
+same model and knobs) on its own ports, each path run against both servers back to back; its
+successes come from its own counter (`nv_inference_request_success`).
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ import subprocess
 import sys
 import tempfile
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -33,7 +38,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from loadgen import PYTHON, free_port, machine_load, start_server, stop_server  # noqa: E402
+from loadgen import PYTHON, REPO, free_port, machine_load, start_server, stop_server  # noqa: E402
 
 from inferstack.contract.metrics import REQUESTS  # noqa: E402
 from inferstack.runtime.grpc.generated import open_inference_grpc_pb2 as pb  # noqa: E402
@@ -44,9 +49,20 @@ PATHS = ("http-json", "http-binary", "grpc")
 
 
 @dataclass(frozen=True)
-class Run:
-    """One h2load run against one path."""
+class Target:
+    """A server under test: its ports and its own count of successful inferences."""
 
+    name: str
+    http_port: int
+    grpc_port: int
+    successes: Callable[[], float]
+
+
+@dataclass(frozen=True)
+class Run:
+    """One h2load run against one path of one server."""
+
+    server: str
     path: str
     connections: int
     succeeded: int
@@ -109,16 +125,16 @@ def bodies() -> dict[str, tuple[bytes, list[str], str]]:
     }
 
 
-def successes(http_port: int) -> float:
-    """The server's count of requests answered with success."""
-    with urllib.request.urlopen(f"http://127.0.0.1:{http_port}/metrics", timeout=10) as response:
+def counter(url: str, prefix: str, label: str) -> float:
+    """A counter's value from a Prometheus exposition: the line starting `prefix` with `label`."""
+    with urllib.request.urlopen(url, timeout=10) as response:
         for line in response.read().decode().splitlines():
-            if line.startswith(f"{REQUESTS}_total{{") and 'outcome="success"' in line:
+            if line.startswith(prefix) and label in line:
                 return float(line.split()[-1])
     return 0.0
 
 
-def h2load(path: str, port: int, http_port: int, connections: int, seconds: float) -> Run:
+def h2load(path: str, target: Target, connections: int, seconds: float) -> Run:
     """One closed-loop run; successes from the server's counter."""
     body, headers, url_path = bodies()[path]
     binary = shutil.which("h2load")
@@ -138,13 +154,14 @@ def h2load(path: str, port: int, http_port: int, connections: int, seconds: floa
             f"--data={data}",
             f"--log-file={log}",
             *(item for header in headers for item in ("-H", header)),
-            f"http://127.0.0.1:{port}{url_path}",
+            f"http://127.0.0.1:{target.grpc_port if path == 'grpc' else target.http_port}"
+            f"{url_path}",
         ]
         if path != "grpc":
             command.insert(1, "--h1")
-        before = successes(http_port)
+        before = target.successes()
         completed = subprocess.run(command, capture_output=True, text=True, check=True)
-        after = successes(http_port)
+        after = target.successes()
         # Log lines: start time (us), status, duration (us); warm-up requests are not logged.
         durations = [
             int(line.split("\t")[2]) / 1000 for line in log.read_text().splitlines() if line
@@ -157,11 +174,76 @@ def h2load(path: str, port: int, http_port: int, connections: int, seconds: floa
     logged = len(durations)
     if after - before < logged:
         raise RuntimeError(
-            f"{path}: h2load logged {logged} answers but the server counted "
+            f"{target.name} {path}: h2load logged {logged} answers but the server counted "
             f"{after - before:.0f} successes"
         )
     quantiles = np.percentile(durations, [50, 99])
-    return Run(path, connections, logged, seconds, float(quantiles[0]), float(quantiles[1]))
+    return Run(
+        target.name, path, connections, logged, seconds, float(quantiles[0]), float(quantiles[1])
+    )
+
+
+def start_inferstack() -> tuple[subprocess.Popen[bytes], Target]:
+    """`inferstack serve` with the issue's knobs on two free ports."""
+    http_port, grpc_port = free_port(), free_port()
+    command = [PYTHON, "-m", "inferstack.cli", "serve", "--model", "builtin://mlp"]
+    command += ["--port", str(http_port), "--grpc-port", str(grpc_port)]
+    command += ["--max-batch-size", "128", "--max-queue-delay-ms", "2", "--max-queue-size", "4096"]
+    process = start_server(command, http_port, env={"PYTHONPATH": str(REPO)})
+    url = f"http://127.0.0.1:{http_port}/metrics"
+    return process, Target(
+        "inferstack",
+        http_port,
+        grpc_port,
+        lambda: counter(url, f"{REQUESTS}_total{{", 'outcome="success"'),
+    )
+
+
+def start_triton() -> tuple[subprocess.Popen[bytes], Target]:
+    """Triton 2.51 with the same model and knobs (`triton_server.py`)."""
+    import triton_server
+
+    http_port, grpc_port, metrics_port = free_port(), free_port(), free_port()
+    process = triton_server.start(http_port, grpc_port, metrics_port)
+    url = f"http://127.0.0.1:{metrics_port}/metrics"
+    return process, Target(
+        "triton",
+        http_port,
+        grpc_port,
+        lambda: counter(url, "nv_inference_request_success{", 'model="mlp"'),
+    )
+
+
+def report(runs: list[Run], connections: list[int], servers: list[str]) -> None:
+    """Medians per server, path and connection count; ratios to JSON and to Triton."""
+    print(
+        f"{'server':<11} {'path':<12} {'conns':>5} {'req/s':>8} {'p50 ms':>7} {'p99 ms':>7} "
+        f"{'vs JSON':>8} {'vs triton':>9}"
+    )
+
+    def median(server: str, path: str, count: int, field: str) -> float:
+        values = [
+            getattr(r, field)
+            for r in runs
+            if (r.server, r.path, r.connections) == (server, path, count)
+        ]
+        return statistics.median(values)
+
+    for count in connections:
+        for path in PATHS:
+            for server in servers:
+                rps = median(server, path, count, "rps")
+                versus = rps / median(server, "http-json", count, "rps")
+                against = (
+                    f"{rps / median('triton', path, count, 'rps'):>8.2f}x"
+                    if "triton" in servers
+                    else f"{'':>9}"
+                )
+                print(
+                    f"{server:<11} {path:<12} {count:>5} {rps:>8.0f} "
+                    f"{median(server, path, count, 'p50_ms'):>7.1f} "
+                    f"{median(server, path, count, 'p99_ms'):>7.1f} {versus:>7.2f}x {against}"
+                )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -169,57 +251,26 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--rounds", type=int, default=1)
     parser.add_argument("--connections", type=int, nargs="+", default=[32, 128])
+    parser.add_argument("--triton", action="store_true", help="Triton 2.51 side by side")
     args = parser.parse_args(argv)
-    http_port, grpc_port = free_port(), free_port()
-    server = start_server(
-        [
-            PYTHON,
-            "-m",
-            "inferstack.cli",
-            "serve",
-            "--model",
-            "builtin://mlp",
-            "--port",
-            str(http_port),
-            "--grpc-port",
-            str(grpc_port),
-            "--max-batch-size",
-            "128",
-            "--max-queue-delay-ms",
-            "2",
-            "--max-queue-size",
-            "4096",
-        ],
-        http_port,
-        env={"PYTHONPATH": str(Path(__file__).resolve().parents[1])},
-    )
+    processes: list[subprocess.Popen[bytes]] = []
+    targets: list[Target] = []
     runs: list[Run] = []
     try:
+        for starter in (start_inferstack, start_triton) if args.triton else (start_inferstack,):
+            process, target = starter()
+            processes.append(process)
+            targets.append(target)
         for _ in range(args.rounds):
             for connections in args.connections:
                 for path in PATHS:
-                    port = grpc_port if path == "grpc" else http_port
-                    runs.append(h2load(path, port, http_port, connections, args.seconds))
+                    for target in targets:
+                        runs.append(h2load(path, target, connections, args.seconds))
     finally:
-        stop_server(server)
-    print(f"inferstack serve, builtin://mlp, one 512-float row per request; {machine_load()}")
-    print(f"{'path':<12} {'conns':>5} {'req/s':>8} {'p50 ms':>7} {'p99 ms':>7} {'vs JSON':>8}")
-    for connections in args.connections:
-        median = {
-            path: statistics.median(
-                [r.rps for r in runs if r.path == path and r.connections == connections]
-            )
-            for path in PATHS
-        }
-        for path in PATHS:
-            mine = [r for r in runs if r.path == path and r.connections == connections]
-            p50 = statistics.median(r.p50_ms for r in mine)
-            p99 = statistics.median(r.p99_ms for r in mine)
-            ratio = median[path] / median["http-json"]
-            print(
-                f"{path:<12} {connections:>5} {median[path]:>8.0f} {p50:>7.1f} {p99:>7.1f} "
-                f"{ratio:>7.2f}x"
-            )
+        for process in processes:
+            stop_server(process)
+    print(f"builtin://mlp, one 512-float row per request; {machine_load()}")
+    report(runs, args.connections, [target.name for target in targets])
     print(f"({args.rounds} round(s) of {args.seconds:g} s per path, medians; h2load closed loop)")
     return 0
 
