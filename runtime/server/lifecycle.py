@@ -24,6 +24,7 @@ in it and every other request get 503 with Retry-After, and the exit code is 1.
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import signal
 from collections.abc import Callable
@@ -43,7 +44,8 @@ from inferstack.runtime.models import (
 )
 from inferstack.runtime.redaction import RedactingFormatter
 from inferstack.runtime.server.http import HttpLimits, HttpServer
-from inferstack.runtime.server.routes import InferenceApp, ModelUnavailableError, ServedModel
+from inferstack.runtime.server.routes import ModelUnavailableError, ServedModel
+from inferstack.runtime.server.sagemaker import app_for
 from inferstack.runtime.server.settings import ServerSettings
 from inferstack.runtime.tensors import FALLBACK_MAX_REQUEST_BYTES, max_request_bytes
 
@@ -61,7 +63,7 @@ class InferenceServer:
         self.settings = settings
         self.model_name = settings.model_name or model_name_from_uri(settings.model)
         self.metrics = RuntimeMetrics(self.model_name)
-        self.app = InferenceApp(self.model_name, self.metrics)
+        self.app = app_for(settings, self.model_name, self.metrics)
         self.http = HttpServer(
             self.app,
             HttpLimits(
@@ -146,6 +148,12 @@ class InferenceServer:
             self._guarded(model), config, name=self.model_name, metrics=self.metrics
         )
         await batcher.start()
+        # What is loaded by now (torch, the model, the codecs) lives as long as the process: out
+        # of the collector's generations, a full collection no longer walks it. Without this,
+        # gen-2 collections paused the event loop 15 to 60 ms under load, the largest part of
+        # the p99 the simulator cannot model (benchmarks/simulate_fidelity.py).
+        gc.collect()
+        gc.freeze()
         self.app.served = ServedModel(
             model, batcher, self.metrics, "gpu" if device.startswith("cuda") else "cpu"
         )
