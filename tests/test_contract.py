@@ -132,7 +132,7 @@ def test_every_env_constant_follows_the_one_rule() -> None:
             {"url": "https://sqs.us-east-1.amazonaws.com/1/q", "aws_region": "us-east-1"},
             ("sqs", "https://sqs.us-east-1.amazonaws.com/1/q", None),
         ),
-        ({"kind": "pubsub", "name": "sub"}, {"gcp_project": "p1"}, ("pubsub", "sub", "p1")),
+        ({"kind": "pubsub", "name": "sub"}, {"gcp_project": "proj-1"}, ("pubsub", "sub", "proj-1")),
         (
             {"kind": "redis-streams", "redis_address": "redis.infra:6379"},
             {},
