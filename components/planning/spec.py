@@ -22,7 +22,6 @@ from pydantic import (
     ValidationError,
     ValidationInfo,
     field_validator,
-    model_validator,
 )
 
 from inferstack.components.planning.gpus import GPU_TYPES
@@ -168,20 +167,30 @@ class Traffic(_Strict):
         "Unset: a step (every peak replica may be needed in one HPA sync)",
     )
 
-    @model_validator(mode="after")
-    def _ordered(self) -> Traffic:
-        if self.peak_rps < self.baseline_rps:
+    # Cross-field checks as field validators of the later field (`info.data` holds the earlier
+    # ones that passed), so that each problem is reported at the field to change.
+    @field_validator("peak_rps")
+    @classmethod
+    def _peak_not_below_baseline(cls, value: float, info: ValidationInfo) -> float:
+        baseline = info.data.get("baseline_rps")
+        if baseline is not None and value < baseline:
             raise ValueError(
-                f"peak_rps ({self.peak_rps:g}) is below baseline_rps ({self.baseline_rps:g}); "
+                f"peak_rps ({value:g}) is below baseline_rps ({baseline:g}); "
                 "set peak_rps to at least the baseline"
             )
-        for index, spike in enumerate(self.spikes):
-            if spike.rps > self.peak_rps:
+        return value
+
+    @field_validator("spikes")
+    @classmethod
+    def _spikes_within_peak(cls, value: list[Spike], info: ValidationInfo) -> list[Spike]:
+        peak = info.data.get("peak_rps")
+        for index, spike in enumerate(value):
+            if peak is not None and spike.rps > peak:
                 raise ValueError(
-                    f"spikes[{index}].rps ({spike.rps:g}) exceeds peak_rps ({self.peak_rps:g}); "
+                    f"spikes[{index}].rps ({spike.rps:g}) exceeds peak_rps ({peak:g}); "
                     f"raise peak_rps to at least {spike.rps:g}"
                 )
-        return self
+        return value
 
 
 class Batching(_Strict):
@@ -202,25 +211,35 @@ class Batching(_Strict):
     instances_per_gpu: int = Field(
         default=1, ge=1, le=16, description="model instances per GPU, each in its own process"
     )
-    queue_limit: int = Field(default=1024, ge=1, description="requests admitted before 429")
+    queue_limit: int = Field(
+        default=1024, ge=1, validate_default=True, description="requests admitted before 429"
+    )
     request_timeout_ms: float | None = Field(
         default=None, gt=0, description="reject requests older than this before compute"
     )
 
-    @model_validator(mode="after")
-    def _consistent(self) -> Batching:
-        too_big = [size for size in self.preferred_batch_sizes if size > self.max_batch_size]
+    @field_validator("preferred_batch_sizes")
+    @classmethod
+    def _preferred_within_max(cls, value: list[int], info: ValidationInfo) -> list[int]:
+        largest = info.data.get("max_batch_size")
+        too_big = [size for size in value if largest is not None and size > largest]
         if too_big:
             raise ValueError(
-                f"preferred_batch_sizes {too_big} exceed max_batch_size {self.max_batch_size}; "
+                f"preferred_batch_sizes {too_big} exceed max_batch_size {largest}; "
                 "remove them or raise max_batch_size"
             )
-        if self.queue_limit < self.max_batch_size:
+        return value
+
+    @field_validator("queue_limit")
+    @classmethod
+    def _room_for_a_full_batch(cls, value: int, info: ValidationInfo) -> int:
+        largest = info.data.get("max_batch_size")
+        if largest is not None and value < largest:
             raise ValueError(
-                f"queue_limit ({self.queue_limit}) is below max_batch_size "
-                f"({self.max_batch_size}), so a full batch can never form; raise queue_limit"
+                f"queue_limit ({value}) is below max_batch_size ({largest}), so a full batch "
+                "can never form; raise queue_limit"
             )
-        return self
+        return value
 
 
 class Gpu(_Strict):
@@ -273,20 +292,18 @@ class RealtimeScaling(_Strict):
             raise ValueError("must be >= 0 or 'auto'")
         return value
 
-    @model_validator(mode="after")
-    def _ordered(self) -> RealtimeScaling:
-        if (
-            isinstance(self.min_replicas, int)
-            and isinstance(self.max_replicas, int)
-            and self.min_replicas > self.max_replicas
-        ):
+    @field_validator("max_replicas")
+    @classmethod
+    def _max_serves_and_holds_min(cls, value: int | str, info: ValidationInfo) -> int | str:
+        minimum = info.data.get("min_replicas")
+        if isinstance(minimum, int) and isinstance(value, int) and minimum > value:
             raise ValueError(
-                f"min_replicas ({self.min_replicas}) exceeds max_replicas ({self.max_replicas}); "
+                f"min_replicas ({minimum}) exceeds max_replicas ({value}); "
                 "lower min_replicas or raise max_replicas"
             )
-        if self.max_replicas == 0:
+        if value == 0:
             raise ValueError("max_replicas is 0, so nothing can ever serve; set it to 1 or more")
-        return self
+        return value
 
 
 class Realtime(_Strict):
@@ -298,6 +315,7 @@ class Realtime(_Strict):
     )
     scale_to_zero: bool = Field(
         default=False,
+        validate_default=True,
         description="no replicas while idle; requests are held while one starts (refused when "
         "the cold start exceeds the budget, unless allow_cold_start_over_budget)",
     )
@@ -314,23 +332,22 @@ class Realtime(_Strict):
         "start; off: none",
     )
 
-    @model_validator(mode="after")
-    def _zero_is_consistent(self) -> Realtime:
-        if not self.scale_to_zero and self.scaling.min_replicas == 0:
+    @field_validator("scale_to_zero")
+    @classmethod
+    def _zero_is_consistent(cls, value: bool, info: ValidationInfo) -> bool:
+        scaling = info.data.get("scaling")
+        minimum = scaling.min_replicas if isinstance(scaling, RealtimeScaling) else None
+        if not value and minimum == 0:
             raise ValueError(
                 "scaling.min_replicas is 0 but scale_to_zero is false; set scale_to_zero: true "
                 "(requests are then held while a replica starts) or min_replicas >= 1"
             )
-        if (
-            self.scale_to_zero
-            and isinstance(self.scaling.min_replicas, int)
-            and (self.scaling.min_replicas > 0)
-        ):
+        if value and isinstance(minimum, int) and minimum > 0:
             raise ValueError(
-                f"scale_to_zero is true but scaling.min_replicas is {self.scaling.min_replicas}; "
+                f"scale_to_zero is true but scaling.min_replicas is {minimum}; "
                 "set min_replicas to 0 or 'auto', or scale_to_zero to false"
             )
-        return self
+        return value
 
 
 class Queue(_Strict):
@@ -342,14 +359,17 @@ class Queue(_Strict):
         description="queue, subscription or stream name; `<service>-jobs` when omitted",
     )
     redis_address: str | None = Field(
-        default=None, description="host:port of Redis, for kind redis-streams"
+        default=None,
+        validate_default=True,
+        description="host:port of Redis, for kind redis-streams",
     )
 
-    @model_validator(mode="after")
-    def _redis_has_address(self) -> Queue:
-        if self.kind == "redis-streams" and not self.redis_address:
+    @field_validator("redis_address")
+    @classmethod
+    def _redis_has_address(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if info.data.get("kind") == "redis-streams" and not value:
             raise ValueError("kind redis-streams needs redis_address (host:port)")
-        return self
+        return value
 
 
 class Capacity(_Strict):
@@ -378,16 +398,23 @@ class BatchScaling(_Strict):
     )
     max_replicas: int = Field(ge=1, description="a hard ceiling: GPU pools are never unbounded")
 
-    @model_validator(mode="after")
-    def _ordered(self) -> BatchScaling:
-        if self.min_replicas > self.max_replicas:
+    @field_validator("target_per_replica")
+    @classmethod
+    def _positive_target(cls, value: int | str) -> int | str:
+        if isinstance(value, int) and value < 1:
+            raise ValueError("target_per_replica must be >= 1 or 'auto'")
+        return value
+
+    @field_validator("max_replicas")
+    @classmethod
+    def _holds_min(cls, value: int, info: ValidationInfo) -> int:
+        minimum = info.data.get("min_replicas")
+        if minimum is not None and minimum > value:
             raise ValueError(
-                f"min_replicas ({self.min_replicas}) exceeds max_replicas ({self.max_replicas}); "
+                f"min_replicas ({minimum}) exceeds max_replicas ({value}); "
                 "lower min_replicas or raise max_replicas"
             )
-        if isinstance(self.target_per_replica, int) and self.target_per_replica < 1:
-            raise ValueError("target_per_replica must be >= 1 or 'auto'")
-        return self
+        return value
 
 
 class BatchSchedule(_Strict):

@@ -61,14 +61,22 @@ def test_valid_spec_parses_with_defaults() -> None:
             "traffic.spikes[0].duration_minutes",
             ["greater than 0"],
         ),
-        ({"traffic__peak_rps": 100}, "traffic", ["below baseline_rps", "peak_rps to at least"]),
+        ({"traffic__peak_rps": 100}, "traffic.peak_rps", ["below baseline_rps", "at least"]),
         (
             {"traffic__spikes__0__rps": 30000},
-            "traffic",
+            "traffic.spikes",
             ["spikes[0].rps", "raise peak_rps to at least 30000"],
         ),
-        ({"batching__preferred_batch_sizes": [16, 64]}, "batching", ["[64]", "max_batch_size 32"]),
-        ({"batching__queue_limit": 8}, "batching", ["queue_limit (8)", "raise queue_limit"]),
+        (
+            {"batching__preferred_batch_sizes": [16, 64]},
+            "batching.preferred_batch_sizes",
+            ["[64]", "max_batch_size 32"],
+        ),
+        (
+            {"batching__queue_limit": 8},
+            "batching.queue_limit",
+            ["queue_limit (8)", "raise queue_limit"],
+        ),
         (
             {"realtime__gpu__type": "nvidia-rtx9000"},
             "realtime.gpu.type",
@@ -82,28 +90,44 @@ def test_valid_spec_parses_with_defaults() -> None:
         ),
         (
             {"realtime__scaling__min_replicas": 5, "realtime__scaling__max_replicas": 2},
-            "realtime.scaling",
+            "realtime.scaling.max_replicas",
             ["min_replicas (5) exceeds max_replicas (2)"],
         ),
-        ({"realtime__scaling__max_replicas": 0}, "realtime.scaling", ["max_replicas is 0"]),
+        (
+            {"realtime__scaling__max_replicas": 0},
+            "realtime.scaling.max_replicas",
+            ["max_replicas is 0"],
+        ),
         (
             {"realtime__scaling__metric": "gpu_utilization"},
             "realtime.scaling.metric",
             ["queue_depth"],
         ),
-        ({"realtime__scaling__min_replicas": 0}, "realtime", ["scale_to_zero: true"]),
+        (
+            {"realtime__scaling__min_replicas": 0},
+            "realtime.scale_to_zero",
+            ["scale_to_zero: true"],
+        ),
         (
             {"realtime__scale_to_zero": True, "realtime__scaling__min_replicas": 2},
-            "realtime",
+            "realtime.scale_to_zero",
             ["min_replicas to 0"],
         ),
-        ({"batch__queue": {"kind": "redis-streams"}}, "batch.queue", ["redis_address"]),
+        (
+            {"batch__queue": {"kind": "redis-streams"}},
+            "batch.queue.redis_address",
+            ["redis_address"],
+        ),
         ({"batch__queue": {"kind": "kafka"}}, "batch.queue.kind", ["sqs"]),
-        ({"batch__scaling": {"min_replicas": 4, "max_replicas": 2}}, "batch.scaling", ["exceeds"]),
+        (
+            {"batch__scaling": {"min_replicas": 4, "max_replicas": 2}},
+            "batch.scaling.max_replicas",
+            ["exceeds"],
+        ),
         ({"batch__scaling": {"min_replicas": 0}}, "batch.scaling.max_replicas", ["missing"]),
         (
             {"batch__scaling": {"max_replicas": 2, "target_per_replica": 0}},
-            "batch.scaling",
+            "batch.scaling.target_per_replica",
             [">= 1"],
         ),
         ({"batch__max_job_seconds": 0}, "batch.max_job_seconds", ["greater than or equal to 1"]),
@@ -225,3 +249,11 @@ def test_load_from_a_missing_file_names_the_file(tmp_path: Path) -> None:
 )
 def test_an_image_by_tag_digest_or_both_is_accepted(image: str) -> None:
     assert make_spec(image=image).image == image
+
+
+def test_a_section_rule_and_the_guardrail_are_each_at_their_field_in_one_run() -> None:
+    problems = problems_of(
+        spec_data(traffic__peak_rps=100, latency_budget_ms=20, batching__max_queue_delay_ms=15)
+    )
+    paths = [problem.split(": ")[0] for problem in problems]
+    assert paths == ["traffic.peak_rps", "batching.max_queue_delay_ms"]

@@ -74,7 +74,7 @@ def test_bad_field_fails_with_its_path_and_creates_nothing(tmp_path: Path) -> No
     service["batching"] = {**service["batching"], "preferred_batch_sizes": [64]}  # type: ignore[dict-item]
     result = preview("--stack", "broken", "--project-dir", str(bad_project(tmp_path, service)))
     assert result.returncode == 2
-    assert "inferstack:service.batching" in result.stderr
+    assert "inferstack:service.batching.preferred_batch_sizes: " in result.stderr
     assert "exceed max_batch_size" in result.stderr
     assert result.stdout == ""
 
