@@ -66,6 +66,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--json", action="store_true", help="print one JSON document")
     parser.add_argument(
+        "--plot",
+        type=Path,
+        default=None,
+        help="write the price of each nine (cost against attainment) as a PNG",
+    )
+    parser.add_argument(
         "--write",
         action="store_true",
         help="apply the winning diff to the stack file, keeping its comments and layout",
@@ -325,11 +331,17 @@ def run(args: argparse.Namespace) -> int:
     if args.write and result.winner is not None and doc["changes"]:
         write_changes(stack_file, tuned.fields(result.winner), tuned.project_dir, tuned.start)
         doc["written"] = str(stack_file)
+    if args.plot is not None:
+        from inferstack.offline.tune.plot import write_plot
+
+        write_plot(doc, args.plot)
+        doc["plot"] = str(args.plot)
     if args.json:
         json.dump(doc, sys.stdout)
         sys.stdout.write("\n")
     else:
         sys.stdout.write(_text(doc) + "\n")
-        if "written" in doc:
-            sys.stdout.write(f"written: {doc['written']}\n")
+        for key in ("written", "plot"):
+            if key in doc:
+                sys.stdout.write(f"{key}: {doc[key]}\n")
     return 0 if result.winner is not None else 1

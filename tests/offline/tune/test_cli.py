@@ -56,7 +56,18 @@ def written(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict[str, Any], P
     out, err = io.StringIO(), io.StringIO()
     with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
         code = main(
-            ["tune", "--project-dir", str(folder), "--stack", "dev", *TINY, "--json", "--write"]
+            [
+                "tune",
+                "--project-dir",
+                str(folder),
+                "--stack",
+                "dev",
+                *TINY,
+                "--json",
+                "--write",
+                "--plot",
+                str(folder / "frontier.png"),
+            ]
         )
     assert code == 0, err.getvalue()
     return json.loads(out.getvalue()), folder, before
@@ -125,6 +136,25 @@ def test_the_table_compares_as_is_tuned_naive_and_competent_default(written):
         assert change["reason"]
 
 
+def test_plot_draws_the_price_of_each_nine(written):
+    document, folder, _ = written
+    assert document["plot"] == str(folder / "frontier.png")
+    from matplotlib import image
+
+    picture = image.imread(folder / "frontier.png")
+    assert picture.shape[0] > 300
+    assert picture.shape[1] > 500
+    assert picture.std() > 0  # something is drawn, not a blank canvas
+
+
+def test_the_plot_axis_counts_nines():
+    from inferstack.offline.tune.plot import NINES_CAP, nines
+
+    assert nines(0.99) == pytest.approx(2.0)
+    assert nines(0.999) == pytest.approx(3.0)
+    assert nines(1.0) == NINES_CAP
+
+
 @pytest.mark.parametrize(
     ("stack", "edit", "args", "fragments"),
     [
@@ -136,6 +166,15 @@ def test_the_table_compares_as_is_tuned_naive_and_competent_default(written):
             ),
             (),
             ["slo.attainment", "not below 100", "99.9"],
+        ),
+        (
+            "dev",
+            (
+                "    latency_budget_ms: 50\n",
+                "    latency_budget_ms: 50\n    slo: {attainment: 150}\n",
+            ),
+            (),
+            ["slo.attainment", "150 is not below 100"],
         ),
         ("dev", None, ("--knobs", "replicas"), ["--knobs", "'replicas' is not a knob"]),
         (
