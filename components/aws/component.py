@@ -247,7 +247,7 @@ class AwsInferenceStack(pulumi.ComponentResource):
             f"{name}-worker-policy",
             role=worker.name,
             policy=pulumi.Output.all(
-                job_queue.queue_arn, job_queue.dead_letter_arn, job_queue.bucket
+                job_queue.queue_arn, job_queue.dead_letter_arn, job_queue.bucket, account
             ).apply(
                 lambda v: json.dumps(
                     iam.worker_policy(
@@ -257,6 +257,8 @@ class AwsInferenceStack(pulumi.ComponentResource):
                         job_queue.prefix,
                         kms_key_arn=options.kms_key_arn,
                         model_arn=model_object_arn(spec.model.uri),
+                        # The results bucket must be this account's unless cross_account.
+                        resource_account=None if options.cross_account else v[3],
                     )
                 )
             ),

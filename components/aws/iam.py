@@ -197,6 +197,10 @@ def model_reader_policy(model_arn: str) -> Document:
     return {"Version": VERSION, "Statement": [_model_statement(model_arn)]}
 
 
+RESOURCE_ACCOUNT_KEY: Final = "s3:ResourceAccount"
+"""S3's condition key for the account that owns the bucket an S3 request acts on."""
+
+
 def worker_policy(
     queue_arn: str,
     dlq_arn: str,
@@ -205,11 +209,19 @@ def worker_policy(
     *,
     kms_key_arn: str | None = None,
     model_arn: str | None = None,
+    resource_account: str | None = None,
     partition: str = "aws",
 ) -> Document:
     """The batch worker: its queue, its DLQ, objects under its results prefix, and the model
-    object when the model is in S3."""
+    object when the model is in S3.
+
+    With `resource_account`, the results statements hold only for a bucket owned by that
+    account (`s3:ResourceAccount`, Amazon S3 User Guide, "Condition key examples": the account
+    that owns the bucket): a bucket name carries no account, so a `results_bucket` that names
+    another account's bucket (or one created under the name later) grants nothing.
+    """
     arn = bucket_arn(bucket, partition)
+    owned = {"StringEquals": {RESOURCE_ACCOUNT_KEY: resource_account}} if resource_account else {}
     under = _prefix(prefix)
     objects = f"{arn}/{under}/*" if under else f"{arn}/*"
     statements: list[Document] = [
@@ -230,13 +242,17 @@ def worker_policy(
             "Effect": "Allow",
             "Action": ["s3:GetObject", "s3:PutObject"],
             "Resource": objects,
+            **({"Condition": owned} if owned else {}),
         },
         {
             "Sid": "FindResults",
             "Effect": "Allow",
             "Action": "s3:ListBucket",
             "Resource": arn,
-            "Condition": {"StringLike": {"s3:prefix": [f"{under}/*" if under else "*"]}},
+            "Condition": {
+                "StringLike": {"s3:prefix": [f"{under}/*" if under else "*"]},
+                **owned,
+            },
         },
     ]
     if model_arn is not None:

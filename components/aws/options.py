@@ -106,7 +106,9 @@ class AwsOptions(StrictModel):
     must agree with each other (the account itself is only known at deploy)."""
     cross_account: bool = False
     """Allow `kms_key_arn`, `oidc_provider_arn` and `keda_operator_role` of other accounts (a
-    central key, a shared KEDA): each such grant is then the user's explicit choice."""
+    central key, a shared KEDA) and a `results_bucket` another account owns: each such grant is
+    then the user's explicit choice. Without it the worker's S3 statements hold only for a
+    bucket the deploying account owns (`s3:ResourceAccount`)."""
     install_karpenter: bool = False
     """This stack installs the cluster's one Karpenter (`KarpenterController`: pinned chart,
     interruption queue, controller and GPU node roles). One stack per cluster sets it; the

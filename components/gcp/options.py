@@ -20,6 +20,7 @@ from pydantic import Field, ValidationInfo, field_validator
 from inferstack.components.planning import validation
 from inferstack.components.planning.spec import InferenceServiceSpec
 from inferstack.components.planning.validation import StrictModel
+from inferstack.contract.clouds import GCP_PROJECT_ID
 from inferstack.errors import Problem
 
 IdentityMode = Literal["principal", "service_account"]
@@ -48,7 +49,7 @@ DEFAULT_KEDA_SERVICE_ACCOUNT: Final = "keda/keda-operator"
 """The KEDA operator's Kubernetes service account (the Helm chart's default): its
 `podIdentity.provider: gcp` reads Managed Prometheus as this identity."""
 
-_PROJECT_ID: Final = re.compile(r"^[a-z][a-z0-9-]{4,28}[a-z0-9]$")
+_PROJECT_ID: Final = GCP_PROJECT_ID
 _PROJECT_NUMBER: Final = re.compile(r"^[0-9]{6,20}$")
 _REGION: Final = re.compile(r"^[a-z]+-[a-z]+[0-9]$")
 _ZONE: Final = re.compile(r"^[a-z]+-[a-z]+[0-9]-[a-z]$")

@@ -26,6 +26,7 @@ from inferstack.components.kubernetes.addons import (
 from inferstack.components.planning import validation
 from inferstack.components.planning.spec import InferenceServiceSpec
 from inferstack.components.planning.validation import StrictModel
+from inferstack.contract.clouds import GCP_PROJECT_ID
 from inferstack.contract.images import ImageReferenceError, parse_image
 from inferstack.contract.pods import DEFAULT_GRPC_PORT
 from inferstack.errors import Problem
@@ -91,6 +92,19 @@ class QueueBinding(StrictModel):
                 parse_arn(value, "iam", "role", regional=False)
             except ValueError as error:
                 raise ValueError(f"{error}; expected arn:aws:iam::ACCOUNT:role/NAME") from None
+        return value
+
+    @field_validator("gcp_project")
+    @classmethod
+    def _gcp_project(cls, value: str | None) -> str | None:
+        # It becomes a label value of KEDA's PromQL query and the worker's queue URI: Google's
+        # own project-ID rule (GCP_PROJECT_ID) keeps anything else out.
+        if value is not None and not GCP_PROJECT_ID.match(value):
+            raise ValueError(
+                f"{value!r} is not a Google Cloud project ID (6-30 lowercase letters, digits or "
+                "hyphens, starting with a letter, no trailing hyphen); set the project's ID, "
+                "not its name or number"
+            )
         return value
 
     @field_validator("url")

@@ -7,6 +7,7 @@ drain into the same notices.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Final, Literal
 
@@ -53,3 +54,8 @@ PUBSUB_SERVICE_AGENT_DOMAIN: Final = "gcp-sa-pubsub.iam.gserviceaccount.com"
 def pubsub_service_agent(project_number: str) -> str:
     """The IAM member of the Pub/Sub service agent of the project numbered `project_number`."""
     return f"serviceAccount:service-{project_number}@{PUBSUB_SERVICE_AGENT_DOMAIN}"
+
+
+GCP_PROJECT_ID: Final = re.compile(r"^[a-z][a-z0-9-]{4,28}[a-z0-9]$")
+"""A Google Cloud project ID (Resource Manager, "Creating and managing projects": 6 to 30
+lowercase letters, digits or hyphens, starting with a letter, no trailing hyphen)."""

@@ -85,3 +85,19 @@ def test_the_role_keda_assumes_is_a_full_role_arn() -> None:
             parse_options({"queue": {"aws_role_arn": bad}}, source="inferstack:kubernetes")
     role = "arn:aws:iam::123456789012:role/keda-reader"
     assert parse_options({"queue": {"aws_role_arn": role}}, source="s").queue.aws_role_arn == role
+
+
+@pytest.mark.parametrize(
+    "project",
+    ["Acme", "acme", "1acme-prod", "acme-prod-", "a" * 31, 'p"} or vector(1)', "acme_prod"],
+)
+def test_queue_gcp_project_follows_googles_project_id_rule(project: str) -> None:
+    """Issue 22: `queue.gcp_project` lands in KEDA's query and the worker's queue URI; Google's
+    rule (6-30 lowercase letters, digits, hyphens; a letter first; no trailing hyphen)."""
+    with pytest.raises(SpecError, match=r"queue\.gcp_project: .*not a Google Cloud project ID"):
+        parse_options({"queue": {"gcp_project": project}}, source="inferstack:kubernetes")
+
+
+def test_queue_gcp_project_accepts_a_project_id() -> None:
+    options = parse_options({"queue": {"gcp_project": "acme-prod-1"}}, source="test")
+    assert options.queue.gcp_project == "acme-prod-1"

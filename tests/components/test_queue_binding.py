@@ -52,11 +52,11 @@ def test_the_issue_case_a_redis_uri_is_read_as_a_uri_not_wrapped_again() -> None
             {"aws_region": "us-east-1"},
             "https://sqs.us-east-1.amazonaws.com/123456789012/jobs",
         ),
-        ({"kind": "pubsub"}, "jobs-sub", {"gcp_project": "p1"}, "jobs-sub"),
+        ({"kind": "pubsub"}, "jobs-sub", {"gcp_project": "proj-1"}, "jobs-sub"),
         (
             {"kind": "pubsub"},
-            "pubsub://projects/p1/subscriptions/jobs-sub",
-            {"gcp_project": "p1"},
+            "pubsub://projects/proj-1/subscriptions/jobs-sub",
+            {"gcp_project": "proj-1"},
             "jobs-sub",
         ),
         (REDIS, "jobs", {}, "jobs"),
@@ -87,8 +87,8 @@ def test_either_form_is_accepted_and_the_worker_reads_the_same_queue(
         (
             {"kind": "pubsub"},
             "pubsub://projects/other/subscriptions/s",
-            {"gcp_project": "p1"},
-            "is in project 'other', but inferstack:kubernetes.queue.gcp_project is 'p1'",
+            {"gcp_project": "proj-1"},
+            "is in project 'other', but inferstack:kubernetes.queue.gcp_project is 'proj-1'",
         ),
         (
             REDIS,
@@ -101,8 +101,8 @@ def test_either_form_is_accepted_and_the_worker_reads_the_same_queue(
         ({"kind": "sqs"}, "kafka://broker/topic", {"aws_region": "us-east-1"}, "is not understood"),
         (
             {"kind": "pubsub"},
-            "projects/p1/subscriptions/s",
-            {"gcp_project": "p1"},
+            "projects/proj-1/subscriptions/s",
+            {"gcp_project": "proj-1"},
             "read as a name (no scheme://) is not a subscription ID",
         ),
         (REDIS, "x?stream=y", {}, "read as a name (no scheme://) has characters"),

@@ -40,6 +40,9 @@ def _resources(document: dict[str, Any]) -> list[str]:
 IDENTITY_AND_RESOURCE_POLICIES = {
     "worker": iam.worker_policy(QUEUE, DLQ, "embedder-results", "embedder/results"),
     "worker-kms": iam.worker_policy(QUEUE, DLQ, "b", "", kms_key_arn=KEY),
+    "worker-owned": iam.worker_policy(
+        QUEUE, DLQ, "team-results", "irsa/out", resource_account="123456789012"
+    ),
     "scaler": iam.scaler_policy(QUEUE),
     "job-queue": iam.job_queue_policy(QUEUE),
     "interruption-queue": iam.interruption_queue_policy(QUEUE, RULES),
@@ -262,3 +265,18 @@ def test_the_keda_principal_keeps_a_role_path(given: str, arn: str) -> None:
 def test_a_role_path_without_its_arn_is_refused() -> None:
     with pytest.raises(ValueError, match="named by its ARN"):
         iam.role_arn(ACCOUNT, "platform/keda-operator")
+
+
+def test_results_statements_hold_only_for_a_bucket_the_account_owns() -> None:
+    """Issue 22: a bucket name carries no account, so results_bucket could name another
+    account's bucket; `s3:ResourceAccount` (Amazon S3 User Guide, "Condition key examples")
+    scopes the grant to buckets the stack's account owns, unless cross_account."""
+    owned = _by_sid(
+        iam.worker_policy(QUEUE, DLQ, "team-results", "out", resource_account="123456789012")
+    )
+    for sid in ("WriteResults", "FindResults"):
+        condition = owned[sid]["Condition"]
+        assert condition["StringEquals"] == {"s3:ResourceAccount": "123456789012"}
+    assert owned["FindResults"]["Condition"]["StringLike"] == {"s3:prefix": ["out/*"]}
+    open_ = _by_sid(iam.worker_policy(QUEUE, DLQ, "team-results", "out"))
+    assert "Condition" not in open_["WriteResults"]

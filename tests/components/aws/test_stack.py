@@ -568,3 +568,15 @@ def test_the_batch_pods_flows(
     assert (
         allows(policy, direction, peer, port, protocol=protocol, own_namespace=INFERENCE) is allowed
     )
+
+
+def test_the_worker_reaches_results_only_in_a_bucket_its_account_owns(rendered: Rendered) -> None:
+    """Issue 22: `results_bucket: team-results` could be any account's bucket; the rendered
+    statements now hold only where `s3:ResourceAccount` is the deploying account."""
+    for stack in ("full", "irsa"):
+        statements = _role_policy(rendered, stack, f"{stack}-worker-policy")["Statement"]
+        results = [s for s in statements if s["Sid"] in {"WriteResults", "FindResults"}]
+        assert len(results) == 2
+        for statement in results:
+            owner = statement["Condition"]["StringEquals"]["s3:ResourceAccount"]
+            assert owner == PLACEHOLDER_ACCOUNT
