@@ -266,7 +266,7 @@ class GcpInferenceStack(pulumi.ComponentResource):
             email = identity.account_email(identity.realtime_account_id(spec.name), options)
             annotations[identity.GKE_SA_ANNOTATION] = email
         after = [account] if account is not None else []
-        ready = [
+        ready: list[pulumi.Resource] = [
             identity.bind(
                 _binding_name(name, "realtime", grant),
                 grant,
