@@ -35,8 +35,6 @@ from inferstack.components.planning.pools import (
     BatchPool,
     Pool,
     RealtimePool,
-    batch_pool,
-    realtime_pool,
 )
 from inferstack.components.planning.scale_up import ScaleUp
 from inferstack.components.planning.sizing import Sizing
@@ -280,46 +278,10 @@ def fallback(pool: Pool) -> Manifest:
     }
 
 
-def realtime_scaled_object(
-    spec: InferenceServiceSpec, sizing: Sizing, options: KubernetesOptions
-) -> Manifest:
-    """`scaled_object` of the realtime pool, from the spec and its sizing (the simulator's)."""
-    bindings = KubernetesBindings.from_options(options)
-    return scaled_object(spec, sizing, _realtime(spec, sizing), options, bindings)
-
-
-def batch_scaled_object(
-    spec: InferenceServiceSpec,
-    sizing: Sizing,
-    options: KubernetesOptions,
-    bindings: KubernetesBindings | None = None,
-) -> Manifest:
-    """`scaled_object` of the batch pool, from the spec and its sizing (the simulator's).
-
-    Without `bindings`, the queue is the one the options declare.
-    """
-    pool = batch_pool(spec, sizing)
-    if pool is None:
-        raise ValueError(f"{spec.name} has no batch pool")
-    bindings = bindings or KubernetesBindings.from_options(options)
-    return scaled_object(spec, sizing, pool, options, bindings)
-
-
-def concurrency_target(spec: InferenceServiceSpec, sizing: Sizing) -> int:
-    """Requests in flight per replica at the sized rate if each took the whole budget."""
-    return pool_concurrency_target(spec, _realtime(spec, sizing))
-
-
 def pool_concurrency_target(spec: InferenceServiceSpec, pool: RealtimePool) -> int:
-    """`concurrency_target` of a realtime pool."""
+    """Requests in flight per replica of a realtime pool at its sized rate if each took the
+    whole latency budget (the HTTP add-on's concurrency target)."""
     return max(1, math.ceil(pool.sizing.replica_rps.value * spec.latency_budget_ms / 1000))
-
-
-def _realtime(spec: InferenceServiceSpec, sizing: Sizing) -> RealtimePool:
-    pool = realtime_pool(spec, sizing)
-    if pool is None:
-        raise ValueError(f"{spec.name} has no realtime pool")
-    return pool
 
 
 def interceptor_route(

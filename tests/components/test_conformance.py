@@ -15,11 +15,8 @@ import pytest
 from inferstack.components.kubernetes.bindings import KubernetesBindings
 from inferstack.components.kubernetes.options import KubernetesOptions, QueueBinding
 from inferstack.components.kubernetes.queues import PUBSUB_UNDELIVERED, promql_metric_name
-from inferstack.components.kubernetes.scaling import (
-    FALLBACK_FAILURE_THRESHOLD,
-    batch_scaled_object,
-    realtime_scaled_object,
-)
+from inferstack.components.kubernetes.scaling import FALLBACK_FAILURE_THRESHOLD, scaled_object
+from inferstack.components.planning.pools import Pool, batch_pool, realtime_pool
 from inferstack.components.planning.sizing import size_service
 from inferstack.components.planning.spec import parse_spec
 from tests.components import schemas
@@ -42,10 +39,16 @@ QUEUES = {
 }
 
 
+def _pool(pool: Pool | None) -> Pool:
+    assert pool is not None
+    return pool
+
+
 def _batch_scaled_object(queue: str = "pubsub", **changes: Any) -> dict[str, Any]:
     spec = parse_spec(spec_data(batch__queue=QUEUES[queue], **changes))
     sizing = size_service(spec, make_profile(), now=NOW)
-    return batch_scaled_object(spec, sizing, OPTIONS, KubernetesBindings.from_options(OPTIONS))
+    pool = _pool(batch_pool(spec, sizing))
+    return scaled_object(spec, sizing, pool, OPTIONS, KubernetesBindings.from_options(OPTIONS))
 
 
 def _pubsub_scaled_object() -> dict[str, Any]:
@@ -54,7 +57,9 @@ def _pubsub_scaled_object() -> dict[str, Any]:
 
 def _realtime_scaled_object(**changes: Any) -> dict[str, Any]:
     spec = parse_spec(spec_data(**changes))
-    return realtime_scaled_object(spec, size_service(spec, make_profile(), now=NOW), OPTIONS)
+    sizing = size_service(spec, make_profile(), now=NOW)
+    pool = _pool(realtime_pool(spec, sizing))
+    return scaled_object(spec, sizing, pool, OPTIONS, KubernetesBindings.from_options(OPTIONS))
 
 
 def _every_scaled_object() -> list[dict[str, Any]]:

@@ -11,12 +11,10 @@ from datetime import UTC, datetime
 
 import pytest
 
+from inferstack.components.kubernetes.bindings import KubernetesBindings
 from inferstack.components.kubernetes.options import KubernetesOptions, QueueBinding
-from inferstack.components.kubernetes.scaling import (
-    BATCH_SCALE_UP,
-    batch_scaled_object,
-    realtime_scaled_object,
-)
+from inferstack.components.kubernetes.scaling import BATCH_SCALE_UP, scaled_object
+from inferstack.components.planning.pools import batch_pool, realtime_pool
 from inferstack.components.planning.sizing import RealtimeSizing, Sizing, size_service
 from inferstack.errors import SpecError
 from tests.components.factories import make_profile, make_spec
@@ -82,7 +80,11 @@ def test_ramp_must_be_positive() -> None:
 def test_the_scaled_object_renders_the_derived_behaviour() -> None:
     spec = make_spec(traffic__ramp_minutes=5)
     sizing = size_service(spec, make_profile(), now=NOW)
-    scaled = realtime_scaled_object(spec, sizing, OPTIONS)["spec"]
+    bindings = KubernetesBindings.from_options(OPTIONS)
+    realtime, batch_of = realtime_pool(spec, sizing), batch_pool(spec, sizing)
+    assert realtime is not None
+    assert batch_of is not None
+    scaled = scaled_object(spec, sizing, realtime, OPTIONS, bindings)["spec"]
     assert scaled["pollingInterval"] == 9
     up = scaled["advanced"]["horizontalPodAutoscalerConfig"]["behavior"]["scaleUp"]
     assert up == {
@@ -93,7 +95,7 @@ def test_the_scaled_object_renders_the_derived_behaviour() -> None:
             {"type": "Pods", "value": 5, "periodSeconds": 15},
         ],
     }
-    batch = batch_scaled_object(spec, sizing, OPTIONS)["spec"]
+    batch = scaled_object(spec, sizing, batch_of, OPTIONS, bindings)["spec"]
     assert batch["pollingInterval"] == BATCH_SCALE_UP.polling_seconds
     batch_up = batch["advanced"]["horizontalPodAutoscalerConfig"]["behavior"]["scaleUp"]
     assert batch_up["policies"][1] == {"type": "Pods", "value": 4, "periodSeconds": 15}
