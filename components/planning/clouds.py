@@ -19,10 +19,10 @@ from inferstack.contract.clouds import (
     SpotLabel,
 )
 
-CloudName = Literal["aws", "gcp", "sagemaker"]
-Target = Literal["kubernetes", "aws", "gcp", "sagemaker"]
+CloudName = Literal["aws", "gcp", "sagemaker", "cloudrun"]
+Target = Literal["kubernetes", "aws", "gcp", "sagemaker", "cloudrun"]
 """Where a stack runs: any Kubernetes cluster, a cloud whose capacity inferstack creates, or
-SageMaker's managed endpoints."""
+SageMaker's managed endpoints, or Cloud Run's serverless GPUs."""
 
 
 @dataclass(frozen=True)
@@ -254,7 +254,37 @@ SAGEMAKER: Final = Cloud(
 ProductionVariantInstanceType lists each, tested). Hosting sells no spot capacity (managed spot
 is for training jobs only), so a SageMaker plan has no spot lever and no interruption notice."""
 
-CLOUDS: Final[Mapping[CloudName, Cloud]] = {"aws": AWS, "gcp": GCP, "sagemaker": SAGEMAKER}
+CLOUDRUN_L4_INSTANCE: Final = "nvidia-l4-4cpu-16gib"
+"""The priced Cloud Run GPU instance: one L4 with the least CPU and memory Cloud Run allows beside
+it (4 vCPU, 16 GiB; https://cloud.google.com/run/docs/configuring/services/gpu)."""
+
+CLOUDRUN: Final = Cloud(
+    name="cloudrun",
+    title="Cloud Run",
+    spot_notice_seconds=0,
+    spot_labels=(),
+    capacity_type_label="",
+    machines={
+        "nvidia-l4": Machines("cloudrun-l4", (MachineSize(CLOUDRUN_L4_INSTANCE, 1),), "nvidia-l4")
+    },
+    regions={
+        "cloudrun-l4": frozenset(
+            ("us-central1", "us-east4", "europe-west1", "europe-west4", "asia-southeast1")
+        )
+    },
+    offers_spot=False,
+)
+"""Cloud Run instances with a GPU: one L4 per instance (the only GPU of the spec's list Cloud Run
+offers), priced per second with instance-based billing (`prices/cloudrun-prices.json`). Cloud Run
+sells no spot capacity, so a Cloud Run plan has no spot lever and no interruption notice. The
+regions are those the GPU page lists for L4 (asia-south1 by invitation only, left out)."""
+
+CLOUDS: Final[Mapping[CloudName, Cloud]] = {
+    "aws": AWS,
+    "gcp": GCP,
+    "sagemaker": SAGEMAKER,
+    "cloudrun": CLOUDRUN,
+}
 
 
 def spot_notice(target: Target) -> tuple[int, str]:

@@ -3,7 +3,10 @@
 The table ships as data (`prices/gpu-prices.json`) with its date and source, because prices move
 and a cost estimate is only as honest as the number it multiplies. SageMaker hosting has its own
 list (`prices/sagemaker-prices.json`, ml.* instances, its own date and source, no spot column:
-hosting sells none), merged in as the `sagemaker` cloud.
+hosting sells none), merged in as the `sagemaker` cloud. Cloud Run bills per second by resource
+(`prices/cloudrun-prices.json`: the GPU, vCPU and GiB rates with instance-based billing); each
+priced instance shape's hour is the sum of its resources' per-second rates, zonal redundancy off
+(the Cloud Run target's default), merged in as the `cloudrun` cloud.
 """
 
 from __future__ import annotations
@@ -48,15 +51,44 @@ def _read(name: str) -> dict[str, Any]:
     return loaded
 
 
+SECONDS_PER_HOUR = 3600
+
+
+def cloudrun_hourly(raw: dict[str, Any], *, zonal_redundancy: bool = False) -> dict[str, float]:
+    """Instance name -> the hour of a Cloud Run GPU instance (GPU + vCPU + memory, per second)."""
+    rates = raw["per_second"]
+    key = "zonal_redundancy_on" if zonal_redundancy else "zonal_redundancy_off"
+    return {
+        name: SECONDS_PER_HOUR
+        * (
+            shape["gpus"] * rates["gpu"][shape["gpu"]][key]
+            + shape["vcpu"] * rates["vcpu"]
+            + shape["gib"] * rates["gib"]
+        )
+        for name, shape in raw["instances"].items()
+    }
+
+
 @cache
 def default_price_table() -> PriceTable:
     """The table shipped with the package."""
     raw, sagemaker = _read("gpu-prices.json"), _read("sagemaker-prices.json")
+    cloudrun = _read("cloudrun-prices.json")
+    cloudrun_instances = {
+        name: {"gpus": float(cloudrun["instances"][name]["gpus"]), "on_demand": hourly}
+        for name, hourly in cloudrun_hourly(cloudrun).items()
+    }
     return PriceTable(
         as_of=raw["as_of"],
-        source=f"{raw['source']} SageMaker: {sagemaker['source']}",
-        instances={**raw["instances"], "sagemaker": sagemaker["instances"]},
-        cloud_as_of={"sagemaker": sagemaker["as_of"]},
+        source=(
+            f"{raw['source']} SageMaker: {sagemaker['source']} Cloud Run: {cloudrun['source']}"
+        ),
+        instances={
+            **raw["instances"],
+            "sagemaker": sagemaker["instances"],
+            "cloudrun": cloudrun_instances,
+        },
+        cloud_as_of={"sagemaker": sagemaker["as_of"], "cloudrun": cloudrun["as_of"]},
     )
 
 
