@@ -35,7 +35,12 @@ from inferstack.offline.simulate.inputs import (
 from inferstack.offline.simulate.report import table
 from inferstack.offline.simulate.scenarios import competent_default, naive
 from inferstack.offline.stack_config import TARGET_KEY
-from inferstack.offline.tune.knobs import KNOB_NAMES, OPTIONAL_KNOBS, service_values
+from inferstack.offline.tune.knobs import (
+    KNOB_NAMES,
+    MAX_REPLICAS_PATH,
+    OPTIONAL_KNOBS,
+    service_values,
+)
 from inferstack.offline.tune.search import Outcome
 from inferstack.offline.tune.tuner import Problem, Result, ablation, problem, tune
 from inferstack.offline.tune.write import write_changes
@@ -154,6 +159,13 @@ def _share(outcome: Outcome | None) -> str:
     return "-" if outcome is None else f"{outcome.attainment:.3%}"
 
 
+def _implied(path: tuple[str, ...]) -> str:
+    """Why a field no knob names changed with the winner: it follows one that did."""
+    if path == MAX_REPLICAS_PATH:
+        return "raised to the new min_replicas (the spec refuses a floor above the ceiling)"
+    return "preferred sizes above the new max_batch_size"
+
+
 def _changes(tuned: Problem, result: Result) -> list[dict[str, Any]]:
     """The winner's diff against the stack file, each change with its measured reason."""
     if result.winner is None:
@@ -168,7 +180,7 @@ def _changes(tuned: Problem, result: Result) -> list[dict[str, Any]]:
         before: Any = service
         for key in path:
             before = before.get(key) if isinstance(before, dict) else None
-        reason = knob.why if knob is not None else "preferred sizes above the new max_batch_size"
+        reason = knob.why if knob is not None else _implied(path)
         effect = effects.get(knob.name) if knob is not None else None
         if effect is not None and won is not None:
             reason += (

@@ -25,6 +25,7 @@ TARGET_FACTORS = (0.3, 0.4, 0.5, 0.6, 0.7, 0.85, 1.0)
 """Multiples of the metric's auto target tried (below 1: scale out before the sized load)."""
 QUEUE_DELAYS_MS = (1.0, 2.0, 5.0, 10.0)
 BATCH_SIZES = (8, 16, 32, 64, 128)
+MAX_REPLICAS_PATH = ("realtime", "scaling", "max_replicas")
 
 
 @dataclass(frozen=True)
@@ -76,7 +77,7 @@ def realtime_knobs(
     knobs = {
         "max_replicas": Knob(
             "max_replicas",
-            ("realtime", "scaling", "max_replicas"),
+            MAX_REPLICAS_PATH,
             tuple(range(max_replicas, max(max_replicas, ceiling) + 1)),
             True,
             "a higher ceiling lets the pool follow traffic above the sized peak",
@@ -111,10 +112,13 @@ def realtime_knobs(
         ),
     }
     if not spec.realtime.scale_to_zero:
+        # Up to the same ceiling as max_replicas (a floor above the stack's max raises the max
+        # with it, see `field_values`): traffic whose bursts rise faster than a cold start from
+        # near zero is only met by a floor near its peak (the shared Azure trace: 24 of 12).
         knobs["min_replicas"] = Knob(
             "min_replicas",
             ("realtime", "scaling", "min_replicas"),
-            tuple(range(1, max_replicas + 1)),
+            tuple(range(1, max(max_replicas, ceiling) + 1)),
             True,
             "a higher floor keeps warm replicas for bursts that rise faster than a cold start",
         )
@@ -204,12 +208,21 @@ def field_values(
     for path, number in fields.items():
         if isinstance(number, float) and number.is_integer():
             fields[path] = int(number)  # 1 ms, not 1.0 ms, as a person writes it
+    floor = chosen.get("min_replicas")
+    if floor is not None and int(floor) > int(chosen.get("max_replicas", _current_max(service))):
+        fields[MAX_REPLICAS_PATH] = int(floor)  # the spec refuses min > max: the max rises too
     if "max_batch_size" in chosen:
         preferred = service.get("batching", {}).get("preferred_batch_sizes") or []
         kept = [int(p) for p in preferred if int(p) <= int(chosen["max_batch_size"])]
         if kept != list(preferred):
             fields[("batching", "preferred_batch_sizes")] = kept
     return fields
+
+
+def _current_max(service: Mapping[str, Any]) -> int:
+    scaling = (service.get("realtime") or {}).get("scaling") or {}
+    value = scaling.get("max_replicas")
+    return int(value) if isinstance(value, int) else 0
 
 
 def _current_metric(service: Mapping[str, Any]) -> str:
