@@ -31,6 +31,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--name", dest="model_name_alias", default=None, help="same as --model-name"
     )
+    # SageMaker starts a hosting container as `docker run IMAGE serve`: behind the image's
+    # `inferstack serve` entrypoint that is one more `serve`, accepted and ignored.
+    parser.add_argument("sagemaker_serve", nargs="?", choices=["serve"], help=argparse.SUPPRESS)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -11,10 +11,11 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Final
+from typing import Any, Final, Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
+from inferstack.contract import sagemaker
 from inferstack.contract.pods import DEFAULT_GRPC_PORT, DEFAULT_PORT
 from inferstack.runtime.batcher import BatcherConfig
 from inferstack.runtime.settings import BatchingSettings, env_vars, resolve
@@ -35,6 +36,11 @@ class ServerSettings(BatchingSettings):
         le=65535,
         description="the KServe v2 gRPC API and gRPC health, opened once the model is ready "
         "(0: no gRPC)",
+    )
+    protocol: Literal["kserve", "sagemaker"] = Field(
+        default="kserve",
+        description="kserve: the v2 API; sagemaker: also SageMaker's GET /ping and POST "
+        "/invocations (body a v2 request), on port 8080 where SageMaker sends them",
     )
     max_queue_size: int = Field(default=1024, ge=1)
     request_timeout_ms: float = Field(default=0, ge=0, description="0: no timeout")
@@ -73,6 +79,23 @@ class ServerSettings(BatchingSettings):
         if 0 < value < 1024:
             raise ValueError(f"expected 0 (automatic) or at least 1024 bytes, got {value}")
         return value
+
+    @model_validator(mode="before")
+    @classmethod
+    def _sagemaker_port(cls, data: Any) -> Any:
+        # SageMaker sends every request to 8080: that is the port unless one is given.
+        if isinstance(data, dict) and data.get("protocol") == sagemaker.PROTOCOL_VALUE:
+            data.setdefault("port", sagemaker.PORT)
+        return data
+
+    @model_validator(mode="after")
+    def _sagemaker_needs_its_port(self) -> ServerSettings:
+        if self.protocol == sagemaker.PROTOCOL_VALUE and self.port != sagemaker.PORT:
+            raise ValueError(
+                f"protocol sagemaker: SageMaker sends requests to port {sagemaker.PORT}, not "
+                f"{self.port}; set port {sagemaker.PORT} or leave it unset"
+            )
+        return self
 
     def body_budget(self, max_request_bytes: int) -> int:
         """The in-flight body budget in force for a body limit of `max_request_bytes`."""
