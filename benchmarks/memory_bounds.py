@@ -100,11 +100,7 @@ def queued(bodies: int) -> None:
             statuses = _post_all(port, body, bodies, settle_s=8.0)
             growth = _rss_peak_mb(process.pid) - before
             admitted = max(1, statuses.count(0))
-            tally = ", ".join(
-                f"{statuses.count(s)} x {s or 'held'}"
-                for s in sorted(set(statuses))
-                for s in sorted(set(statuses))
-            )
+            tally = ", ".join(f"{statuses.count(s)} x {s or 'held'}" for s in sorted(set(statuses)))
             print(f"| {limit} | {tally} | {growth:.0f} | {growth * 1024 / admitted:.0f} |")
         finally:
             process.kill()  # a drain would wait for the 20 s batches
