@@ -265,6 +265,45 @@ def document(tuned: Problem, result: Result, traffic: str) -> dict[str, Any]:
         "scenarios": _scenarios(tuned, result),
         "frontier": _frontier(tuned, result),
         "closest": _closest(tuned, result),
+        "needed": None if result.winner is not None else _needed(tuned),
+    }
+
+
+PEAK_WINDOW_S = 10
+"""The window the traffic's peak rate is read over (a second is mostly Poisson noise)."""
+
+
+def _needed(tuned: Problem) -> dict[str, Any] | None:
+    """What the traffic asks of the pool when no configuration meets the SLO: its peak rate, the
+    rise one cold start must absorb, and the warm floor that holds the peak at the sized rate
+    per replica, beside the highest floor the search may try."""
+    pool = tuned.inputs.configured.realtime
+    if pool is None or pool.scaler is None:
+        return None
+    cold_start = tuned.inputs.configured.cold_start.new_node_s
+    peak = rise = 0.0
+    window = np.ones(PEAK_WINDOW_S) / PEAK_WINDOW_S
+    reach = max(1, round(cold_start))
+    for rates in tuned.rates:
+        smooth = np.convolve(rates, window, mode="valid")
+        if not len(smooth):
+            continue
+        peak = max(peak, float(smooth.max()))
+        ahead = smooth[reach:] - smooth[:-reach] if len(smooth) > reach else smooth[:0]
+        if len(ahead):
+            rise = max(rise, float(ahead.max()))
+    per_replica = tuned.auto_targets.get("rps") or (
+        pool.scaler.demand_threshold if pool.metric == "rps" else 0.0
+    )
+    floors = tuned.knobs.get("min_replicas")
+    ceiling = max((int(v) for v in floors.values), default=0) if floors else 0
+    return {
+        "peak_rps": round(peak, 1),
+        "rise_within_cold_start_rps": round(rise, 1),
+        "cold_start_s": round(cold_start, 1),
+        "replica_rps": round(per_replica, 1),
+        "floor_for_peak": math.ceil(peak / per_replica) if per_replica > 0 else None,
+        "highest_floor_searched": ceiling,
     }
 
 
@@ -281,15 +320,36 @@ def _closest(tuned: Problem, result: Result) -> dict[str, Any] | None:
     }
 
 
-def _unmet(closest: dict[str, Any] | None) -> str:
+def _unmet(closest: dict[str, Any] | None, needed: dict[str, Any] | None) -> str:
     if closest is None:
         return "No configuration found meets the SLO (the spec refused every one tried)."
     changes = ", ".join(f"{k}={v}" for k, v in closest["changes"].items()) or "as is"
-    return (
+    text = (
         "No configuration found meets the SLO. The closest: "
         f"{closest['slo_attainment']:.3%} on seed 0 at ${closest['monthly_usd']:,.0f}/month "
-        f"({changes}); the misses that remain need more than these knobs (a faster cold "
-        "start, a larger GPU, or a budget the traffic allows)."
+        f"({changes})."
+    )
+    if needed is None:
+        return text + " The misses that remain need more than these knobs."
+    rise = needed["rise_within_cold_start_rps"]
+    text += (
+        f"\nWhat the traffic asks: it peaks at {needed['peak_rps']:,.0f} rps "
+        f"({PEAK_WINDOW_S}-s windows) and rises by up to {rise:,.0f} rps within one cold start "
+        f"({needed['cold_start_s']:g} s), faster than a reactive pool can add replicas."
+    )
+    floor = needed["floor_for_peak"]
+    if floor is not None:
+        text += (
+            f" Holding the peak warm takes about {floor} replicas at the sized "
+            f"{needed['replica_rps']:,.0f} rps each; the search tried floors up to "
+            f"{needed['highest_floor_searched']} (twice the stack's max_replicas, within "
+            "guardrails.max_gpu_replicas)."
+        )
+    return text + (
+        " To meet it: raise max_replicas (and guardrails.max_gpu_replicas) so tune can try a "
+        "higher floor, shorten the cold start (inferstack profile on the target GPU, a smaller "
+        "image, a node kept warm), or choose the slo.attainment the price of each nine shows "
+        "you can afford."
     )
 
 
@@ -301,7 +361,7 @@ def _text(doc: dict[str, Any]) -> str:
         "",
     ]
     if not doc["met"]:
-        lines.append(_unmet(doc["closest"]))
+        lines.append(_unmet(doc["closest"], doc["needed"]))
     elif not doc["changes"]:
         lines.append("The stack as it is is the cheapest configuration found that meets the SLO.")
     else:

@@ -212,3 +212,47 @@ def test_an_unknown_stack_is_named(capsys, tmp_path):
     code, _, err = tune(capsys, project(tmp_path), "--stack", "nope")
     assert code == 2
     assert "nope" in err
+
+
+def test_a_target_it_cannot_meet_is_said_with_what_the_traffic_would_need(capsys, tmp_path):
+    """Bursts from silence to many times the median within seconds, far faster than a cold
+    start, and only the metric to search: nothing meets 99.9%, and the report says why."""
+    folder = project(
+        tmp_path,
+        "dev",
+        ("    latency_budget_ms: 50\n", "    latency_budget_ms: 50\n    slo: {attainment: 99.9}\n"),
+    )
+    trace = tmp_path / "bursty.csv"
+    rows = []
+    for minute in range(30):
+        # A quiet minute of one request every 10 s, then every fifth minute a 5-s burst.
+        rows += [f"2026-01-05T00:{minute:02d}:{second:02d}+00:00" for second in range(0, 60, 10)]
+        if minute % 5 == 4:
+            rows += [
+                f"2026-01-05T00:{minute:02d}:3{s}.{k:02d}+00:00"
+                for s in range(5)
+                for k in range(60)
+            ]
+    trace.write_text("TIMESTAMP\n" + "\n".join(sorted(rows)) + "\n", encoding="utf-8")
+    code, out, err = tune(
+        capsys,
+        folder,
+        "--stack",
+        "dev",
+        "--trace",
+        str(trace),
+        "--rate-scale",
+        "baseline",
+        "--loop",
+        "--days",
+        "0.01",
+        "--seeds",
+        "1",
+        "--knobs",
+        "metric",
+    )
+    assert code == 1, err
+    assert "No configuration found meets the SLO" in out
+    assert "What the traffic asks: it peaks at" in out
+    assert "within one cold start" in out
+    assert "To meet it:" in out
