@@ -15,9 +15,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING, Final, Protocol
 
-from inferstack.components.gcp.options import GcpOptions
 from inferstack.components.planning.plan import ServicePlan
 from inferstack.components.planning.pools import BatchPool, queue_name
 from inferstack.components.planning.sizing import Derived
@@ -42,6 +41,22 @@ PUBLISHER_ROLE: Final = "roles/pubsub.publisher"
 SUBSCRIBER_ROLE: Final = "roles/pubsub.subscriber"
 
 
+class QueueProject(Protocol):
+    """What the queue reads of a target's options (the GCP and Cloud Run targets' both have it)."""
+
+    @property
+    def project(self) -> str:
+        """The project ID the topics and subscriptions are created in."""
+
+    @property
+    def project_number(self) -> str:
+        """The project number (names the Pub/Sub service agent)."""
+
+    @property
+    def max_delivery_attempts(self) -> int:
+        """Deliveries before Pub/Sub dead-letters a message."""
+
+
 @dataclass(frozen=True)
 class QueueSettings:
     """Names and numbers of the batch queue, each number with its reason."""
@@ -62,7 +77,7 @@ def _duration(seconds: int) -> str:
     return f"{seconds}s"
 
 
-def queue_settings(plan: ServicePlan, pool: BatchPool, options: GcpOptions) -> QueueSettings:
+def queue_settings(plan: ServicePlan, pool: BatchPool, options: QueueProject) -> QueueSettings:
     """The batch queue's names and numbers for the batch `pool` of `plan`."""
     spec = plan.spec
     subscription = queue_name(spec, pool.spec.queue)
@@ -118,7 +133,7 @@ class PubSubQueue:
 def pubsub_queue(
     name: str,
     settings: QueueSettings,
-    options: GcpOptions,
+    options: QueueProject,
     labels: dict[str, str],
     opts: pulumi.ResourceOptions,
 ) -> PubSubQueue:
@@ -204,4 +219,4 @@ def pubsub_queue(
     )
 
 
-__all__ = ["PubSubQueue", "QueueSettings", "pubsub_queue", "queue_settings"]
+__all__ = ["PubSubQueue", "QueueProject", "QueueSettings", "pubsub_queue", "queue_settings"]
