@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Final, Literal
 from pydantic import model_validator
 
 from inferstack.components.planning.validation import StrictModel
+from inferstack.contract.images import GPU_FLAVOUR, image_flavour, runtime_image
 from inferstack.contract.model_uris import (
     SHA256_FORM,
     ModelUriError,
@@ -123,3 +124,16 @@ def with_model_download(model: ModelSource, profile: Profile) -> Profile:
         return profile
     cold = profile.cold_start.model_copy(update={"model_download": part})
     return profile.model_copy(update={"cold_start": cold})
+
+
+def image_warnings(image: str) -> list[str]:
+    """A warning when the runtime image is the CPU flavour: every pool runs on GPUs with
+    `INFERSTACK_DEVICE=cuda`, which a CPU build of torch refuses at start."""
+    flavour = image_flavour(image)
+    if flavour is None or flavour == GPU_FLAVOUR:
+        return []
+    return [
+        f"image: {image} is the {flavour} flavour, but the pools run on GPUs with device cuda: "
+        f"its pods would stop at start ('this torch is a CPU build'); use the {GPU_FLAVOUR} "
+        f"image (e.g. {runtime_image(GPU_FLAVOUR)}, `make image-gpu`)"
+    ]

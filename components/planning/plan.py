@@ -8,13 +8,14 @@ the replicas the cost table prices are the same numbers, with the same reasons.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from inferstack.components.planning.clouds import CLOUDS, Cloud, Target
 from inferstack.components.planning.cost import CostEstimate, estimate_cost
-from inferstack.components.planning.model_delivery import with_model_download
+from inferstack.components.planning.model_delivery import image_warnings, with_model_download
 from inferstack.components.planning.pools import (
     BatchPool,
     Pool,
@@ -154,6 +155,7 @@ def plan_service(
     # A fetched model's download joins the cold start here, once, for every consumer.
     profile = with_model_download(spec.model, profile)
     sizing = size_service(spec, profile, target=target, now=now)
+    sizing = dataclasses.replace(sizing, warnings=[*sizing.warnings, *image_warnings(spec.image)])
     price_cloud = CLOUDS[spec.price_cloud] if target == "kubernetes" else CLOUDS[target]
     cost = estimate_cost(spec, profile, sizing, price_cloud.name, table=prices)
     return ServicePlan(

@@ -195,3 +195,20 @@ def test_a_model_that_is_not_fetched_gets_no_cache() -> None:
         assert [volume["name"] for volume in pod["volumes"]] == ["scratch"]
         env = {item["name"] for item in pod["containers"][0]["env"]}
         assert not {ENV_MODEL_SHA256, ENV_MODEL_CACHE} & env
+
+
+@pytest.mark.parametrize(
+    ("image", "warned"),
+    [
+        ("localhost/inferstack-runtime:cpu", True),
+        ("ghcr.io/inferstack/runtime:0.1.0-cpu@sha256:" + "b" * 64, True),
+        ("ghcr.io/inferstack/runtime:0.1.0-cuda", False),
+        ("ghcr.io/inferstack/runtime:0.1.0", False),  # names no flavour: not judged
+    ],
+)
+def test_a_cpu_image_for_gpu_pools_is_warned_about(image: str, warned: bool) -> None:
+    plan = plan_service(make_spec(image=image), parse_profile(PROFILE))
+    found = [w for w in plan.sizing.warnings if w.startswith("image: ")]
+    assert bool(found) == warned, plan.sizing.warnings
+    if warned:
+        assert "use the cuda image (e.g. ghcr.io/inferstack/runtime:0.1.0-cuda" in found[0]
