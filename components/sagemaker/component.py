@@ -49,6 +49,8 @@ from inferstack.components.sagemaker.scaling import (
 )
 from inferstack.contract.resource_types import SAGEMAKER_STACK
 from inferstack.contract.sagemaker import (
+    COLD_START_ACCEPTED_TAG,
+    COLD_START_ACCEPTED_VALUE,
     inference_component_resource_id,
     sagemaker_names,
     variant_resource_id,
@@ -217,9 +219,12 @@ class SageMakerInferenceStack(pulumi.ComponentResource):
     ) -> tuple[aws.sagemaker.Endpoint, aws_native.sagemaker.InferenceComponent]:
         scaling = realtime_scaling(self.plan, pool)
         model = self._model(f"{name}-realtime", pool.sizing.batch_size.value, role, opts)
+        accepted = pool.spec.scale_to_zero and pool.spec.allow_cold_start_over_budget
         config = aws.sagemaker.EndpointConfiguration(
             f"{name}-realtime",
             execution_role_arn=role.arn,
+            # At zero SageMaker answers errors for a cold start: the spec accepted that.
+            tags={COLD_START_ACCEPTED_TAG: COLD_START_ACCEPTED_VALUE} if accepted else None,
             production_variants=[
                 {
                     "variant_name": VARIANT_NAME,

@@ -31,6 +31,10 @@ INVOCATIONS_PATH: Final = "/invocations"
 PROTOCOL_SETTING: Final = "protocol"
 """The runtime setting (`INFERSTACK_PROTOCOL`) whose value `sagemaker` chooses this contract."""
 PROTOCOL_VALUE: Final = "sagemaker"
+COLD_START_ACCEPTED_TAG: Final = "inferstack.io/cold-start-over-budget"
+"""Tag of a realtime endpoint configuration that may reach zero instances knowingly: the spec
+set `realtime.allow_cold_start_over_budget` (the pack's sagemaker-realtime-zero reads it)."""
+COLD_START_ACCEPTED_VALUE: Final = "accepted"
 
 
 @dataclass(frozen=True)

@@ -16,6 +16,10 @@ from inferstack.policies.rules import (
     private_results_bucket,
     pubsub_dead_letter_bindings,
     queue_delay_within_budget,
+    sagemaker_async_error_destination,
+    sagemaker_bounded_capacity,
+    sagemaker_demand_scaling,
+    sagemaker_realtime_zero,
     scale_to_zero_needs_wake_path,
     scoped_inference_identities,
     spot_interruption_handling,
@@ -37,6 +41,10 @@ RULE_MODULES = (
     private_results_bucket,
     image_pinned_by_digest,
     gpu_capacity_follows_demand,
+    sagemaker_bounded_capacity,
+    sagemaker_realtime_zero,
+    sagemaker_demand_scaling,
+    sagemaker_async_error_destination,
 )
 
 ALL_RULES: tuple[Rule, ...] = tuple(module.RULE for module in RULE_MODULES)

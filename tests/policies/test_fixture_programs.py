@@ -36,6 +36,19 @@ EXPECTED_RESOURCE = {
     "private-results-bucket": ("aws:s3/bucket:Bucket", "results-case"),
     "image-pinned-by-digest": ("kubernetes:apps/v1:Deployment", "digest-case"),
     "gpu-capacity-follows-demand": ("kubernetes:apps/v1:Deployment", "fixed-case"),
+    "sagemaker-bounded-capacity": (
+        "aws:sagemaker/endpointConfiguration:EndpointConfiguration",
+        "sm-bounded-case",
+    ),
+    "sagemaker-realtime-zero": (
+        "aws:sagemaker/endpointConfiguration:EndpointConfiguration",
+        "sm-zero-case",
+    ),
+    "sagemaker-demand-scaling": ("aws:appautoscaling/target:Target", "sm-demand-case-copies"),
+    "sagemaker-async-error-destination": (
+        "aws:sagemaker/endpointConfiguration:EndpointConfiguration",
+        "sm-async-case",
+    ),
 }
 LEVEL = {rule.name: rule.enforcement for rule in ALL_RULES}
 

@@ -421,3 +421,110 @@ k8s.apiextensions.CustomResource(
     metadata={"name": "gke-realtime-class", "labels": labels("gke-realtime-class")},
     spec={"priorities": [{"machineFamily": "g2", "spot": False}]},
 )
+
+# 16-19. Raw SageMaker resources, as a team writes them without the component.
+SM_ARN = "arn:aws:sns:us-east-1:123456789012"
+
+
+def sm_realtime_variant(minimum: int, maximum: int) -> dict[str, Any]:
+    return {
+        "variant_name": "AllTraffic",
+        "instance_type": "ml.g6.xlarge",
+        "initial_instance_count": 1,
+        "managed_instance_scaling": {
+            "status": "ENABLED",
+            "min_instance_count": minimum,
+            "max_instance_count": maximum,
+        },
+        "routing_configs": [{"routing_strategy": "LEAST_OUTSTANDING_REQUESTS"}],
+    }
+
+
+def sm_copies(name: str) -> aws.appautoscaling.Target:
+    return aws.appautoscaling.Target(
+        f"{name}-copies",
+        service_namespace="sagemaker",
+        scalable_dimension="sagemaker:inference-component:DesiredCopyCount",
+        resource_id=f"inference-component/{name}",
+        min_capacity=1,
+        max_capacity=4,
+    )
+
+
+def sm_concurrency(name: str, target: aws.appautoscaling.Target, metric: dict[str, Any]) -> None:
+    aws.appautoscaling.Policy(
+        f"{name}-policy",
+        policy_type="TargetTrackingScaling",
+        service_namespace=target.service_namespace,
+        scalable_dimension=target.scalable_dimension,
+        resource_id=target.resource_id,
+        target_tracking_scaling_policy_configuration={"target_value": 20.0, **metric},
+    )
+
+
+CONCURRENCY = {
+    "predefined_metric_specification": {
+        "predefined_metric_type": (
+            "SageMakerInferenceComponentConcurrentRequestsPerCopyHighResolution"
+        )
+    }
+}
+GPU_UTILISATION = {
+    "customized_metric_specification": {
+        "metric_name": "GPUUtilization",
+        "namespace": "/aws/sagemaker/Endpoints",
+        "statistic": "Average",
+    }
+}
+
+# 16. sagemaker-bounded-capacity: the realtime variant's managed scaling has a sane maximum.
+aws.sagemaker.EndpointConfiguration(
+    "sm-bounded-case",
+    execution_role_arn="arn:aws:iam::123456789012:role/sm-execution",
+    production_variants=[
+        sm_realtime_variant(1, 500 if violates("sagemaker-bounded-capacity") else 4)
+    ],
+)
+sm_concurrency("sm-bounded-case", sm_copies("sm-bounded-case"), CONCURRENCY)
+
+# 17. sagemaker-realtime-zero: a realtime variant that never reaches zero instances.
+aws.sagemaker.EndpointConfiguration(
+    "sm-zero-case",
+    execution_role_arn="arn:aws:iam::123456789012:role/sm-execution",
+    production_variants=[sm_realtime_variant(0 if violates("sagemaker-realtime-zero") else 1, 4)],
+)
+
+# 18. sagemaker-demand-scaling: copies track concurrent requests, not GPU utilisation.
+sm_concurrency(
+    "sm-demand-case",
+    sm_copies("sm-demand-case"),
+    GPU_UTILISATION if violates("sagemaker-demand-scaling") else CONCURRENCY,
+)
+
+# 19. sagemaker-async-error-destination: failures land in S3 and on an error topic.
+aws.sagemaker.EndpointConfiguration(
+    "sm-async-case",
+    production_variants=[
+        {
+            "variant_name": "AllTraffic",
+            "model_name": "sm-async-model",
+            "instance_type": "ml.g6.xlarge",
+            "initial_instance_count": 1,
+        }
+    ],
+    async_inference_config={
+        "output_config": {
+            "s3_output_path": "s3://team-async/out/",
+            "s3_failure_path": "s3://team-async/failed/",
+            "notification_config": {
+                "success_topic": f"{SM_ARN}:sm-success",
+                **(
+                    {}
+                    if violates("sagemaker-async-error-destination")
+                    else {"error_topic": f"{SM_ARN}:sm-error"}
+                ),
+            },
+        },
+        "client_config": {"max_concurrent_invocations_per_instance": 8},
+    },
+)
