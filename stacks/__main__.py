@@ -1,11 +1,13 @@
 """The inferstack Pulumi program: one service from the stack config, on the stack's target.
 
 Config keys: `inferstack:service` (the spec, see README), `inferstack:target` (`kubernetes`, the
-default, `gcp`, `aws` or `sagemaker`), `inferstack:kubernetes` (cluster-side options: namespace,
-Prometheus URL, batch queue binding; see `KubernetesOptions`) and, on the gcp target,
+default, `gcp`, `aws`, `sagemaker` or `cloudrun`), `inferstack:kubernetes` (cluster-side options:
+namespace, Prometheus URL, batch queue binding; see `KubernetesOptions`) and, on the gcp target,
 `inferstack:gcp` (project, region, cluster; see `GcpOptions`), on the aws target `inferstack:aws`
 (cluster, region, subnets, identities; see `AwsOptions`), on the sagemaker target
-`inferstack:sagemaker` (region, ECR image, async bucket; see `SageMakerOptions`). The program
+`inferstack:sagemaker` (region, ECR image, async bucket; see `SageMakerOptions`), on the
+cloudrun target `inferstack:cloudrun` (project, region, image, invokers; see `CloudRunOptions`).
+The program
 reads config once, plans the service once (`from_values`, the reader `inferstack preview`,
 `check` and `simulate` use too), and hands the plan to the components; components never read
 config and never size.
@@ -97,6 +99,17 @@ elif stack.target == "sagemaker":
     pulumi.export("error_topic", sagemaker_stack.error_topic)
     pulumi.export("execution_role_arn", sagemaker_stack.execution_role_arn)
     service = None  # SageMaker runs the endpoints; no Kubernetes workloads
+elif stack.target == "cloudrun":
+    from inferstack.components.cloudrun.component import CloudRunInferenceStack
+
+    assert stack.cloudrun is not None
+    cloudrun_stack = CloudRunInferenceStack(stack.spec.name, stack.plan, stack.cloudrun)
+    pulumi.export("service_uri", cloudrun_stack.service_uri)
+    pulumi.export("worker_pool", cloudrun_stack.worker_pool)
+    pulumi.export("subscription", cloudrun_stack.subscription)
+    pulumi.export("dead_letter_subscription", cloudrun_stack.dead_letter_subscription)
+    pulumi.export("results_uri", cloudrun_stack.results_uri)
+    service = None  # Cloud Run runs the service and the worker pool; no Kubernetes workloads
 else:
     service = KubernetesInferenceService(stack.spec.name, stack.plan, stack.kubernetes)
 

@@ -23,6 +23,8 @@ from pydantic import BaseModel
 
 from inferstack.components.aws import options as aws_options
 from inferstack.components.aws.options import AwsOptions, parse_aws_options
+from inferstack.components.cloudrun import options as cloudrun_options
+from inferstack.components.cloudrun.options import CloudRunOptions, parse_cloudrun_options
 from inferstack.components.gcp import options as gcp_options
 from inferstack.components.gcp.options import GcpOptions, parse_gcp_options
 from inferstack.components.gcp.pubsub import QUEUE_RETENTION_SECONDS as PUBSUB_RETENTION_SECONDS
@@ -44,7 +46,7 @@ TARGET_KEY: Final = "target"
 KUBERNETES_KEY: Final = kubernetes_options.CONFIG_KEY.removeprefix(f"{NAMESPACE}:")
 SOURCE: Final = "stack config"
 
-TargetOptions = AwsOptions | GcpOptions | SageMakerOptions
+TargetOptions = AwsOptions | GcpOptions | SageMakerOptions | CloudRunOptions
 """A cloud target's own options; each judges the spec with the one `problems(spec)`."""
 Parser = Callable[[Mapping[str, object] | None, str, InferenceServiceSpec], TargetOptions]
 
@@ -82,7 +84,7 @@ class TargetRow:
 def _no_kubernetes_problems(
     options: KubernetesOptions, spec: InferenceServiceSpec
 ) -> list[Problem]:
-    """SageMaker runs no Kubernetes: nothing of those options reaches a resource."""
+    """SageMaker and Cloud Run run no Kubernetes: nothing of those options reaches a resource."""
     return []
 
 
@@ -127,6 +129,14 @@ TARGETS: Final[Mapping[Target, TargetRow]] = {
         kubernetes_problems=_no_kubernetes_problems,
         queue_retention_seconds=lambda options: float(SAGEMAKER_REQUEST_TTL_SECONDS),
     ),
+    "cloudrun": TargetRow(
+        config_key=cloudrun_options.CONFIG_KEY,
+        model=CloudRunOptions,
+        parse=lambda data, key, spec: parse_cloudrun_options(data, source=key, spec=spec),
+        kubernetes_problems=_no_kubernetes_problems,
+        # The worker pool reads the GCP target's Pub/Sub subscription, kept as long.
+        queue_retention_seconds=lambda options: float(PUBSUB_RETENTION_SECONDS),
+    ),
 }
 """One row per target whose component exists; the others of `Target` are planned."""
 AVAILABLE_TARGETS: Final[tuple[Target, ...]] = tuple(TARGETS)
@@ -166,11 +176,13 @@ class StackConfig:
     """The AWS target's options (`inferstack:aws`); None on other targets."""
     sagemaker: SageMakerOptions | None = None
     """The SageMaker target's options (`inferstack:sagemaker`); None on other targets."""
+    cloudrun: CloudRunOptions | None = None
+    """The Cloud Run target's options (`inferstack:cloudrun`); None on other targets."""
 
     @property
     def target_options(self) -> TargetOptions | None:
         """The target's own options, whichever target it is; None on plain Kubernetes."""
-        return self.aws or self.gcp or self.sagemaker
+        return self.aws or self.gcp or self.sagemaker or self.cloudrun
 
     @property
     def queue_retention_seconds(self) -> float | None:
@@ -279,7 +291,7 @@ def from_values(
     """The stack's target, spec, options and plan from its `inferstack:*` config values.
 
     `values` maps each key without its namespace (`target`, `service`, `kubernetes`, `aws`,
-    `gcp`, `sagemaker`) to its value as YAML or `pulumi.Config.get_object` gives it.
+    `gcp`, `sagemaker`, `cloudrun`) to its value as YAML or `pulumi.Config.get_object` gives it.
     `project_dir` is where relative profile paths start (the folder of Pulumi.yaml); `now`
     fixes the clock pre-warm schedules start from. `SpecError` lists every problem at once.
     """
@@ -309,6 +321,7 @@ def from_values(
         aws=options if isinstance(options, AwsOptions) else None,
         gcp=options if isinstance(options, GcpOptions) else None,
         sagemaker=options if isinstance(options, SageMakerOptions) else None,
+        cloudrun=options if isinstance(options, CloudRunOptions) else None,
     )
 
 
