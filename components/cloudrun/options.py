@@ -73,6 +73,7 @@ class CloudRunOptions(StrictModel):
     results_bucket: str | None = None
     """An existing bucket the queue worker writes results to; required with a batch pool."""
     results_prefix: str = "results"
+    """Object prefix of the results; this service's are under `<prefix>/<service>/`."""
 
     @field_validator("project")
     @classmethod
