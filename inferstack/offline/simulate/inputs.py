@@ -55,6 +55,8 @@ from inferstack.offline.simulate.config import (
 )
 from inferstack.offline.simulate.errors import SimulateError
 from inferstack.offline.simulate.replica import BatcherParams, ComputeModel
+from inferstack.offline.simulate.sagemaker import TARGET as SAGEMAKER
+from inferstack.offline.simulate.sagemaker import sagemaker_realtime, sagemaker_scenario
 from inferstack.offline.stack_config import (
     AVAILABLE_TARGETS,
     KUBERNETES_KEY,
@@ -213,7 +215,7 @@ def _realtime(config: StackConfig, compute: ComputeModel) -> RealtimePool | None
     )
     concurrency = float(pool_concurrency_target(spec, pool)) if section.scale_to_zero else 1.0
     hold = pool.sizing.request_hold_timeout_seconds
-    return RealtimePool(
+    built = RealtimePool(
         batcher=_batcher(spec, section.gpu.count),
         compute=compute,
         gpus_per_replica=section.gpu.count,
@@ -224,6 +226,8 @@ def _realtime(config: StackConfig, compute: ComputeModel) -> RealtimePool | None
         scale_to_zero=section.scale_to_zero,
         hold_timeout_s=float(hold.value) if hold else 0.0,
     )
+    # SageMaker runs its own loop (target tracking, wake alarm), not KEDA's: see `sagemaker`.
+    return sagemaker_realtime(config, built) if config.target == SAGEMAKER else built
 
 
 def _batch(config: StackConfig) -> BatchPool | None:
@@ -325,6 +329,8 @@ def build_inputs(stack: str, config: StackConfig) -> StackInputs:
         batch=batch,
         cold_start=_cold_start(plan.profile),
     )
+    if config.target == SAGEMAKER:
+        configured = sagemaker_scenario(configured)
     pool = realtime or batch
     source = pool.prices.source if pool is not None else ""
     return StackInputs(

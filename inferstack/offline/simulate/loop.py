@@ -26,6 +26,7 @@ from inferstack.offline.simulate.config import BatchPool, Prices, RealtimePool, 
 from inferstack.offline.simulate.opening import batch_opening
 from inferstack.offline.simulate.quiet import crossings, settled_ends
 from inferstack.offline.simulate.replica import Recorder
+from inferstack.offline.simulate.sagemaker import scaler_for
 
 Floats = npt.NDArray[np.float64]
 Progress = Callable[[float], None]
@@ -88,7 +89,7 @@ def keda_for(
     if scaler is None:
         return None
     schedules = [CronSchedule(trigger, start, seconds + 60) for trigger in scaler.crons]
-    return KedaScaler(scaler, schedules)
+    return scaler_for(scaler)(scaler, schedules)
 
 
 def _pods_per_node(gpus_per_node: int, gpus_per_replica: int) -> int:

@@ -1,0 +1,185 @@
+"""SageMaker's scaling loop: target tracking's datapoints, errors at zero, scheduled pre-warm."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+
+import numpy as np
+
+from inferstack.cli import main
+from inferstack.components.sagemaker.scaling import realtime_scaling
+from inferstack.offline.simulate.autoscaler import DEFAULT_BEHAVIOR, CronSchedule, CronTrigger
+from inferstack.offline.simulate.cli import DEFAULT_START, parse_start
+from inferstack.offline.simulate.engine import run_exact
+from inferstack.offline.simulate.fast import run_fast
+from inferstack.offline.simulate.inputs import load_stack
+from inferstack.offline.simulate.loop import keda_for
+from inferstack.offline.simulate.replica import REFUSED, SERVED, TIMEOUTS
+from inferstack.offline.simulate.sagemaker import (
+    DATAPOINT_SECONDS,
+    SageMakerScaler,
+    SageMakerScaling,
+)
+from tests.offline.simulate.factories import realtime_pool, scenario
+
+REPO = Path(__file__).resolve().parents[3]
+START = datetime(2026, 1, 5, tzinfo=UTC)  # a Monday
+
+
+def _scaling(**changes: object) -> SageMakerScaling:
+    base: dict[str, object] = {
+        "polling_seconds": DATAPOINT_SECONDS,
+        "cooldown_seconds": 300.0,
+        "min_replicas": 1,
+        "max_replicas": 8,
+        "behavior": DEFAULT_BEHAVIOR,
+        "demand_threshold": 100.0,
+        "activation_threshold": 0.0,
+        "target_concurrency": 4.0,
+        "scale_out_cooldown_s": 60.0,
+        "scale_in_cooldown_s": 300.0,
+        "wake_period_s": 60.0,
+    }
+    base.update(changes)
+    return SageMakerScaling(**base)  # type: ignore[arg-type]
+
+
+def _scaler(params: SageMakerScaling, seconds: float = 3600.0) -> SageMakerScaler:
+    schedules = [CronSchedule(trigger, START, seconds) for trigger in params.crons]
+    return SageMakerScaler(params, schedules)
+
+
+def test_scale_out_waits_for_three_datapoints_over_the_target():
+    scaler = _scaler(_scaling())
+    # 2 copies holding 16 in flight: 8 per copy, twice the target of 4.
+    assert scaler.hpa_sync(15.0, 2, 0.0, 16.0) == 2  # 15 s over: 1.5 datapoints
+    assert scaler.hpa_sync(30.0, 2, 0.0, 16.0) == 4  # 30 s over: 3 datapoints; ceil(2 * 8 / 4)
+    # Within the 60 s scale-out cooldown, still over: no second scale-out yet.
+    assert scaler.hpa_sync(45.0, 4, 0.0, 32.0) == 4
+    assert scaler.hpa_sync(60.0, 4, 0.0, 32.0) == 4
+    assert scaler.hpa_sync(90.0, 4, 0.0, 32.0) == 8  # cooldown over, 3 more datapoints
+
+
+def test_a_dip_resets_the_high_alarm():
+    scaler = _scaler(_scaling())
+    assert scaler.hpa_sync(15.0, 2, 0.0, 16.0) == 2
+    assert scaler.hpa_sync(30.0, 2, 0.0, 7.5) == 2  # 3.75 per copy: within the band
+    assert scaler.hpa_sync(45.0, 2, 0.0, 16.0) == 2  # the streak starts again
+    assert scaler.hpa_sync(60.0, 2, 0.0, 16.0) == 4
+
+
+def test_scale_in_waits_for_fifteen_datapoints_below_and_the_cooldown():
+    scaler = _scaler(_scaling())
+    copies, now = 4, 0.0
+    decisions = []
+    for _ in range(10):  # 150 s of 15 s samples at 1 per copy
+        now += 15.0
+        copies = scaler.hpa_sync(now, copies, 0.0, 4.0)
+        decisions.append(copies)
+    assert decisions[:9] == [4] * 9  # 135 s: 13.5 datapoints
+    assert decisions[9] == 1  # 150 s: 15 datapoints; ceil(4 * 1 / 4), the floor 1
+    # A scale-out, then the scale-in cooldown holds the next scale-in for 300 s.
+    scaler = _scaler(_scaling())
+    assert scaler.hpa_sync(15.0, 2, 0.0, 16.0) == 2
+    assert scaler.hpa_sync(30.0, 2, 0.0, 16.0) == 4
+    copies, now = 4, 30.0
+    for _ in range(19):  # to 315 s: 285 s below, 15 datapoints long since
+        now += 15.0
+        copies = scaler.hpa_sync(now, copies, 0.0, 0.0)
+    assert copies == 4
+    assert scaler.hpa_sync(now + 15.0, copies, 0.0, 0.0) == 1  # 330 s: 300 s after it
+
+
+def test_zero_copies_wake_through_the_no_capacity_alarm_on_its_minute():
+    scaler = _scaler(_scaling(min_replicas=0))
+    assert scaler.poll(10.0, 0, 0.0, 0) == 0  # no failures
+    assert scaler.poll(50.0, 0, 2.0, 0) == 0  # failures, but the alarm's minute is not over
+    assert scaler.poll(60.0, 0, 2.0, 0) == 1  # the alarm: the step policy adds one copy
+    assert scaler.wakes == 1
+    assert scaler.hpa_sync(75.0, 0, 2.0, 0.0) == 0  # no copies: no per-copy datapoints
+
+
+def test_a_scheduled_pre_warm_raises_the_floor_and_holds_scale_in():
+    # 09:00-10:00 New York on Mondays: 14:00-15:00 UTC on 2026-01-05.
+    floor = CronTrigger("prewarm-0", "America/New_York", "0 9 * * 1", "0 10 * * 1", 5)
+    seconds = 16 * 3600.0
+    scaler = _scaler(_scaling(crons=(floor,)), seconds)
+    before, inside, after = 13.5 * 3600, 14 * 3600 + 10.0, 15 * 3600 + 10.0
+    assert scaler.poll(before, 1, 0.0, 0) == 1
+    assert scaler.poll(inside, 1, 0.0, 0) == 5  # the scheduled action's minimum applies at once
+    copies, now = 5, inside
+    for _ in range(30):  # idle inside the window: no scale-in below the scheduled minimum
+        now += 15.0
+        copies = scaler.hpa_sync(now, copies, 0.0, 0.0)
+    assert copies == 5
+    assert scaler.poll(after, 5, 0.0, 0) == 5  # the floor is back to 1: target tracking decides
+    assert scaler.hpa_sync(after + 15.0, 5, 0.0, 0.0) == 1
+
+
+def test_requests_at_zero_copies_are_errors_not_held():
+    params = _scaling(min_replicas=0, max_replicas=2, cooldown_seconds=60.0)
+    pool = realtime_pool(metric="rps", scaler=params, scale_to_zero=False)
+    scen = scenario(realtime=pool, opening="floor", scrape_s=DATAPOINT_SECONDS, consolidation_s=0)
+    rates = np.full(240, 100.0)
+    for result in (
+        run_exact(scen, rates, START, seed=1),
+        run_fast(scen, rates, START, seed=1),
+    ):
+        counters = result.recorder.counters
+        assert result.held == 0
+        assert counters[TIMEOUTS] == 0
+        # At zero from the start: the wake alarm's first minute (60 s), then a cold start of
+        # 30 s (instance 20 + image 5 + load 3 + warm-up 2): ~90 s of requests are errors.
+        assert 8_000 < counters[REFUSED] < 10_000, result.mode
+        assert counters[SERVED] > 12_000, result.mode
+        assert result.timeline.realtime_ready[0] == 0
+        assert result.timeline.realtime_ready[-1] >= 1
+
+
+def test_sagemaker_prod_runs_the_components_scaling():
+    inputs = load_stack("sagemaker-prod", REPO, parse_start(DEFAULT_START))
+    pool = inputs.configured.realtime
+    assert pool is not None
+    assert isinstance(pool.scaler, SageMakerScaling)
+    planned = inputs.plan.realtime
+    assert planned is not None
+    rendered = realtime_scaling(inputs.plan, planned)
+    scaling = pool.scaler
+    assert scaling.target_concurrency == rendered.target_concurrency.value
+    assert (scaling.min_replicas, scaling.max_replicas) == (
+        rendered.min_copies.value,
+        rendered.max_copies.value,
+    )
+    assert scaling.scale_out_cooldown_s == rendered.scale_out_cooldown_s == 60
+    assert scaling.scale_in_cooldown_s == rendered.scale_in_cooldown_s == 300
+    # One scheduled floor per pre-warm window (the component's start/end action pair).
+    assert len(scaling.crons) * 2 == len(rendered.schedule)
+    assert not pool.scale_to_zero  # SageMaker holds nothing at zero
+    assert inputs.configured.consolidation_s == 0.0
+    assert isinstance(keda_for(pool, START, 60), SageMakerScaler)
+    # The Kubernetes stacks still run KEDA's loop.
+    dev = load_stack("dev", REPO, parse_start(DEFAULT_START)).configured.realtime
+    assert dev is not None
+    assert not isinstance(keda_for(dev, START, 60), SageMakerScaler)
+
+
+def test_simulate_prints_the_sagemaker_table(capsys):
+    code = main(
+        [
+            "simulate",
+            "--project-dir",
+            str(REPO),
+            "--stack",
+            "sagemaker-prod",
+            "--diurnal",
+            "--bursts",
+            "--days",
+            "0.05",
+        ]
+    )
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    assert "configured" in captured.out.splitlines()[1]
+    assert "rejected + timeouts" in captured.out
+    assert "sagemaker ml.g6.xlarge" in captured.out
