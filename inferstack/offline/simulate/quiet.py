@@ -125,6 +125,8 @@ def settled_ends(
     count at each; `polls`, `syncs`: at which ends KEDA polls and the HPA syncs. The pool holds
     `replicas` ready pods, none pending, draining or held.
     """
+    if type(keda) is not KedaScaler:
+        return 0  # another loop (a subclass, e.g. SageMaker's) decides differently: step it
     params = keda.params
     hpa = keda.hpa
     count = len(ends)
