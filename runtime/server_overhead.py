@@ -7,9 +7,9 @@ each batch size b this starts `inferstack serve` with `max_batch_size = preferre
 long queue delay, and keeps 2b one-row JSON requests in flight over 2b keep-alive connections
 (each answer is followed at once by the next request on its connection): every batch is then
 full, and the next b requests are decoded while a batch computes, as under load. The time per
-batch, b over the answers per second, less the profile's compute p50 at b, is the overhead at
-b; a least-squares line through the sizes gives `per_batch + per_request * b`, which the
-simulator's replica adds to each batch.
+batch, b over the answers per second (the median of three intervals), less the profile's
+compute p50 at b, is the overhead at b; a least-squares line through the sizes gives
+`per_batch + per_request * b`, which the simulator's replica adds to each batch.
 
 Not in it: a lightly loaded server's latency (a lone request's decode and encode are not
 overlapped with another batch; measured here at batch 1 that is within about a millisecond),
@@ -43,6 +43,8 @@ SERVED_NAME: Final = "profiled"
 LONG_DELAY_MS: Final = 2000.0
 """The queue delay while measuring: a burst of b requests, not the delay, makes the batch."""
 READY_TIMEOUT_S: Final = 120.0
+PARTS: Final = 3
+"""Timed intervals per batch size; the overhead is their median."""
 
 
 def request_bytes(row: Mapping[str, np.ndarray]) -> bytes:
@@ -150,7 +152,12 @@ def _batch_cycle_ms(
             for connection in connections:
                 connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             saturate(connections, payload, max(0.5, seconds / 4))  # warm
-            answers, elapsed = saturate(connections, payload, seconds)
+            # Three thirds, and their median: one interval disturbed by the machine's other load
+            # (a shared machine stalls for tens of ms now and then) does not move the figure.
+            cycles = []
+            for _ in range(PARTS):
+                answers, elapsed = saturate(connections, payload, seconds / PARTS)
+                cycles.append(size * elapsed / answers * 1000)
         finally:
             for connection in connections:
                 connection.close()
@@ -161,7 +168,7 @@ def _batch_cycle_ms(
         except subprocess.TimeoutExpired:
             process.kill()
             process.communicate()
-    return size * elapsed / answers * 1000
+    return float(np.median(cycles))
 
 
 def saturate(connections: list[socket.socket], payload: bytes, seconds: float) -> tuple[int, float]:
