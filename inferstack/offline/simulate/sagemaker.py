@@ -13,8 +13,12 @@ built from the same data the component renders (`components.sagemaker.scaling.re
   scale-in when the low alarm has seen `SCALE_IN_DATAPOINTS` below its threshold, which the
   overview page puts "typically 10% or more" under the target (`SCALE_IN_FRACTION`). The new
   count is proportional: `ceil(copies * metric / target)`. The 3 and 15 datapoint counts are the
-  alarms Application Auto Scaling creates (AlarmHigh 3 of 3, AlarmLow 15 of 15); the stored AWS
-  pages reached from here do not spell them out, so they are constants to re-check.
+  alarms Application Auto Scaling creates and marks "DO NOT EDIT OR DELETE" (AlarmHigh 3 of 3,
+  AlarmLow 15 of 15), as users read them off the console (aws/containers-roadmap#1208,
+  aws/copilot-cli#4233, hashicorp/terraform-provider-aws#42553 for AlarmHigh); the AWS pages
+  above do not give the numbers (and some metrics get others: aws-cloudformation/
+  cloudformation-coverage-roadmap#2353), so they are constants to re-check against a real
+  policy's alarms; here they count 10 s datapoints, as on a high-resolution metric.
 - Cooldowns: the component's scale-out (60 s) and scale-in (300 s) cooldowns; a scale-in waits
   for both since the last scaling activity.
 - Scheduled actions: each pre-warm window raises the minimum capacity at its start and restores
