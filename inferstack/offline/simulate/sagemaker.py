@@ -216,9 +216,15 @@ def sagemaker_realtime(config: StackConfig, pool: RealtimePool) -> RealtimePool:
 
 
 def sagemaker_scenario(scenario: Scenario) -> Scenario:
-    """The configured scenario on SageMaker: instances removed once empty, 10 s datapoints."""
+    """The configured scenario on SageMaker: instances removed once empty, 10 s datapoints.
+
+    The asynchronous endpoint's instances are on-demand (SageMaker hosting offers no spot,
+    whatever the spec's `batch.capacity.spot`); its backlog loop is still KEDA's here.
+    """
+    batch = scenario.batch
     return replace(
         scenario,
+        batch=replace(batch, spot=False) if batch is not None else None,
         description="as the stack renders it on SageMaker: its batching, target tracking on "
         "concurrency per copy, the wake alarm, scheduled pre-warm; errors at zero copies",
         consolidation_s=0.0,

@@ -157,6 +157,8 @@ def test_sagemaker_prod_runs_the_components_scaling():
     assert len(scaling.crons) * 2 == len(rendered.schedule)
     assert not pool.scale_to_zero  # SageMaker holds nothing at zero
     assert inputs.configured.consolidation_s == 0.0
+    assert inputs.configured.batch is not None
+    assert not inputs.configured.batch.spot  # SageMaker hosting offers no spot
     assert isinstance(keda_for(pool, START, 60), SageMakerScaler)
     # The Kubernetes stacks still run KEDA's loop.
     dev = load_stack("dev", REPO, parse_start(DEFAULT_START)).configured.realtime
@@ -183,3 +185,5 @@ def test_simulate_prints_the_sagemaker_table(capsys):
     assert "configured" in captured.out.splitlines()[1]
     assert "rejected + timeouts" in captured.out
     assert "sagemaker ml.g6.xlarge" in captured.out
+    spot = next(line for line in captured.out.splitlines() if line.startswith("batch GPU-h spot"))
+    assert spot.split()[4] == "0.0"  # the configured column: no spot on SageMaker
