@@ -72,6 +72,9 @@ SCENARIOS = [
     ),
     # A second service installing Karpenter on the cluster "irsa" already installs it on.
     _scenario("twice", {"install_karpenter": True}),
+    # Two services of another cluster handed that cluster's one KarpenterController.
+    {**_scenario("shared-a", {"cluster_name": "shared"}), "shared_karpenter": True},
+    {**_scenario("shared-b", {"cluster_name": "shared"}), "shared_karpenter": True},
 ]
 
 
@@ -398,7 +401,12 @@ def test_a_second_karpenter_for_the_same_cluster_is_refused(rendered: Rendered) 
     assert "inferstack:aws.install_karpenter" in error
     assert "irsa already installs Karpenter on cluster inference-prod" in error
     assert "KarpenterController" in error
-    releases = [r for r in rendered.capture.resources if r.type == resource_types.HELM_RELEASE]
+    releases = [
+        r
+        for r in rendered.capture.resources
+        if r.type == resource_types.HELM_RELEASE
+        and r.inputs["values"]["settings"]["clusterName"] == "inference-prod"
+    ]
     assert len(releases) == 1
 
 
@@ -580,3 +588,26 @@ def test_the_worker_reaches_results_only_in_a_bucket_its_account_owns(rendered: 
         for statement in results:
             owner = statement["Condition"]["StringEquals"]["s3:ResourceAccount"]
             assert owner == PLACEHOLDER_ACCOUNT
+
+
+def test_services_handed_one_controller_share_its_queue_release_and_node_role(
+    rendered: Rendered,
+) -> None:
+    """Issue 27 item 7: one cluster-scoped Karpenter that every service's NodePools share."""
+    controllers = [r for r in rendered.capture.resources if r.type == resource_types.AWS_KARPENTER]
+    assert sorted(r.name for r in controllers) == ["irsa-cluster", "shared"]
+    releases = [
+        r
+        for r in rendered.capture.resources
+        if r.type == resource_types.HELM_RELEASE and r.name == "shared-karpenter"
+    ]
+    assert len(releases) == 1
+    assert releases[0].inputs["values"]["settings"]["interruptionQueue"] == (
+        "shared-karpenter-interruption"
+    )
+    for stack in ("shared-a", "shared-b"):
+        node_class = rendered.manifest(stack, f"{stack}-node-class")
+        assert node_class["spec"]["role"] == "shared-karpenter-gpu-node"
+        assert rendered.typed(stack, resource_types.EVENT_RULE) == []
+        assert rendered.typed(stack, "aws:iam/role:Role")  # its worker and scaler only
+        assert not [r for r in rendered.of(stack) if r.name.endswith("-node-role")]
