@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from datetime import UTC, datetime
 
 import pytest
@@ -33,12 +34,13 @@ def test_levers_hand_computed() -> None:
     # Batching: 9 realtime replicas at 2240 rps, one batch replica at 3200 items/s.
     assert rows["batching"] == pytest.approx(10 * L4_MONTH, abs=0.01)
     # Autoscaling: 5 spikes a week x (120 + 3 lead) minutes at 5 replicas, else 3 replicas;
-    # the batch pool is busy 1000 / 3200 of the time.
+    # the batch pool's 1000 items/s arrive around the clock (no batch.schedule), so its one
+    # replica never goes to zero: held all month, though it is busy only 1000 / 3200 of it.
     average = (615 * 5 + 3 * (10080 - 615)) / 10080
-    assert rows["autoscaling"] == pytest.approx((average + 1000 / 3200) * L4_MONTH, abs=0.01)
+    assert rows["autoscaling"] == pytest.approx((average + 1) * L4_MONTH, abs=0.01)
     assert rows["scale-to-zero"] == rows["autoscaling"]  # baseline > 0: nothing to gain
     blended = 0.9 * (0.36 / 0.805) + 0.1
-    spot = (average + 1000 / 3200 * blended) * L4_MONTH
+    spot = (average + blended) * L4_MONTH
     assert rows["spot"] == pytest.approx(spot, abs=0.01)
 
 
@@ -115,3 +117,47 @@ def test_scale_to_zero_is_never_free_for_a_pool_that_serves_traffic() -> None:
         batch=None,
     )
     assert 0 < spiky["scale-to-zero"] < spiky["autoscaling"]
+
+
+def batch_only(items_per_day: float, **changes: object):  # type: ignore[no-untyped-def]
+    return estimate(
+        realtime=None,
+        batch__expected_items_per_day=items_per_day,
+        batch__capacity={"spot": False},
+        **changes,
+    )
+
+
+def test_spread_batch_work_holds_the_replicas_its_rate_needs_all_day() -> None:
+    # 8000 items/s around the clock: three replicas of 3200 items/s, never idle long enough to
+    # go to zero. The work fills the day, so a window would save nothing and none is offered.
+    result = batch_only(8000 * 86400)
+    assert result.configured_monthly_usd == pytest.approx(3 * L4_MONTH, abs=0.01)
+    note = result.notes[0]
+    assert "arrive spread over the day (no batch.schedule)" in note
+    assert "3 replica(s) up 100.0% of the time" in note
+    assert "declare batch.schedule" not in note
+
+
+def test_rare_batch_items_let_the_pool_go_to_zero_between_them() -> None:
+    # One item an hour: most gaps outlast KEDA's 300 s cooldown plus the node's 600 s removal,
+    # so the node is up about 1 - exp(-900 / 3600) of the time, plus the waits of its wakes.
+    up = batch_only(24).configured_monthly_usd / L4_MONTH
+    assert 1 - math.exp(-0.25) < up < 0.30
+    # Ten times the rate: up nearly all the time; the share only grows with the rate.
+    shares = [batch_only(n).configured_monthly_usd / L4_MONTH for n in (24, 96, 240, 2400)]
+    assert shares == sorted(shares)
+    assert shares[-1] > 0.99
+
+
+def test_a_declared_window_costs_less_than_the_same_items_spread_over_the_day() -> None:
+    result = batch_only(20_000_000)
+    spread = result.configured_monthly_usd
+    nightly = batch_only(
+        20_000_000,
+        batch__schedule={"cron": "0 1 * * *", "timezone": "UTC", "duration_minutes": 240},
+    ).configured_monthly_usd
+    assert spread == pytest.approx(L4_MONTH, abs=0.01)
+    assert nightly < spread / 4
+    # The spread pool's note offers the window, with what one drained daily run would save.
+    assert "declare batch.schedule: one daily run at full rate would cost $" in result.notes[0]
