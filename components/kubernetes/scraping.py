@@ -94,15 +94,22 @@ def scrape_for(
     """The scrape of a stack on `target`: `options.metrics`, or the target's default.
 
     On the gcp target, `pod_monitoring` queries the project's Managed Prometheus with KEDA's
-    Workload Identity, restricted to `gke_cluster`'s series; elsewhere it queries
+    Workload Identity, restricted to `gke_cluster`'s series, and admits GKE's managed collectors
+    (`gke-gmp-system`, or a `prometheus_namespace` the options set); elsewhere it queries
     `prometheus_url` (a self-deployed Managed Prometheus frontend, say) as is.
     """
     mode = options.metrics or TARGET_DEFAULTS[target]
     if mode == "pod_monitoring" and gcp_project is not None:
+        # GKE's managed collectors, unless the options name the scraper's namespace themselves.
+        scraper = (
+            options.prometheus_namespace
+            if "prometheus_namespace" in options.model_fields_set
+            else GKE_MANAGED_COLLECTION_NAMESPACE
+        )
         return Scrape(
             mode=mode,
             server_address=gmp_query_url(gcp_project),
-            scraper_namespace=GKE_MANAGED_COLLECTION_NAMESPACE,
+            scraper_namespace=scraper,
             pod_identity={"provider": "gcp"},
             matchers={GMP_CLUSTER_LABEL: gke_cluster} if gke_cluster else {},
         )

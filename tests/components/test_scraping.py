@@ -120,3 +120,11 @@ def test_managed_prometheus_trigger_authenticates_with_pod_identity() -> None:
 def test_release_name_is_checked_by_helms_rule() -> None:
     with pytest.raises(SpecError, match="prometheus_release"):
         parse_options({"prometheus_release": 'x"} or vector(1)'}, source="test")
+
+
+def test_a_stated_scraper_namespace_overrides_gkes_managed_collectors() -> None:
+    stated = KubernetesOptions(prometheus_namespace="gmp-system")
+    scrape = scrape_for(stated, "gcp", gcp_project="p-1", gke_cluster="c1")
+    assert scrape.scraper_namespace == "gmp-system"
+    default = scrape_for(KubernetesOptions(), "gcp", gcp_project="p-1", gke_cluster="c1")
+    assert default.scraper_namespace == GKE_MANAGED_COLLECTION_NAMESPACE
