@@ -7,6 +7,9 @@ from inferstack.policies.rules import (
     async_spot_durability,
     bounded_gpu_capacity,
     bucket_public_access_prevention,
+    cloudrun_bounded_gpu_service,
+    cloudrun_concurrency_fills_batch,
+    cloudrun_private_gpu_service,
     cold_start_within_hold_timeout,
     demand_signal_autoscaling,
     gpu_capacity_follows_demand,
@@ -45,6 +48,9 @@ RULE_MODULES = (
     sagemaker_realtime_zero,
     sagemaker_demand_scaling,
     sagemaker_async_error_destination,
+    cloudrun_bounded_gpu_service,
+    cloudrun_private_gpu_service,
+    cloudrun_concurrency_fills_batch,
 )
 
 ALL_RULES: tuple[Rule, ...] = tuple(module.RULE for module in RULE_MODULES)

@@ -49,6 +49,12 @@ EXPECTED_RESOURCE = {
         "aws:sagemaker/endpointConfiguration:EndpointConfiguration",
         "sm-async-case",
     ),
+    "cloudrun-bounded-gpu-service": ("gcp:cloudrunv2/service:Service", "cr-bounded-case"),
+    "cloudrun-private-gpu-service": (
+        "gcp:cloudrunv2/serviceIamMember:ServiceIamMember",
+        "cr-private-case-invoker",
+    ),
+    "cloudrun-concurrency-fills-batch": ("gcp:cloudrunv2/service:Service", "cr-concurrency-case"),
 }
 LEVEL = {rule.name: rule.enforcement for rule in ALL_RULES}
 

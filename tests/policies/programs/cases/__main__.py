@@ -528,3 +528,57 @@ aws.sagemaker.EndpointConfiguration(
         "client_config": {"max_concurrent_invocations_per_instance": 8},
     },
 )
+
+
+def cloud_run_gpu_service(
+    name: str, *, max_instances: int | None = 4, concurrency: int = 48
+) -> gcp.cloudrunv2.Service:
+    """A GPU Cloud Run service running the batching runtime (batch 32)."""
+    template: dict[str, Any] = {
+        "max_instance_request_concurrency": concurrency,
+        "node_selector": {"accelerator": "nvidia-l4"},
+        "gpu_zonal_redundancy_disabled": True,
+        "containers": [
+            {
+                "image": PINNED_IMAGE,
+                "envs": [{"name": "INFERSTACK_MAX_BATCH_SIZE", "value": "32"}],
+                "resources": {
+                    "limits": {"cpu": "4", "memory": "16Gi", "nvidia.com/gpu": "1"},
+                    "cpu_idle": False,
+                },
+            }
+        ],
+    }
+    if max_instances is not None:
+        template["scaling"] = {"max_instance_count": max_instances}
+    return gcp.cloudrunv2.Service(
+        name, name=name, location="us-central1", project="acme-inference", template=template
+    )
+
+
+# 20. cloudrun-bounded-gpu-service: the GPU service has a maximum instance count.
+cloud_run_gpu_service(
+    "cr-bounded-case",
+    max_instances=None if violates("cloudrun-bounded-gpu-service") else 4,
+)
+
+# 21. cloudrun-private-gpu-service: only the gateway's identity may invoke the GPU service.
+cloud_run_gpu_service("cr-private-case")
+gcp.cloudrunv2.ServiceIamMember(
+    "cr-private-case-invoker",
+    name="cr-private-case",
+    location="us-central1",
+    project="acme-inference",
+    role="roles/run.invoker",
+    member=(
+        "allUsers"
+        if violates("cloudrun-private-gpu-service")
+        else "serviceAccount:gateway@acme-inference.iam.gserviceaccount.com"
+    ),
+)
+
+# 22. cloudrun-concurrency-fills-batch: an instance admits at least one batch of 32.
+cloud_run_gpu_service(
+    "cr-concurrency-case",
+    concurrency=1 if violates("cloudrun-concurrency-fills-batch") else 48,
+)
