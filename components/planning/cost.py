@@ -226,14 +226,24 @@ def _spread_arrivals(
         + past_tail * math.exp(-rate * cold.total_seconds)
     )
     up = 1.0 - past_tail * waited if items else 0.0
-    why = (
-        f"{items:,.0f} items/day arrive spread over the day (no batch.schedule), "
-        f"{rate:.3g} items/s against one replica's {batched_rate:g} items/s: "
-        f"{replicas} replica(s) up {up:.1%} of the time, since the pool's node goes only when "
-        f"no item comes for {RUN_TAIL_SECONDS} s (KEDA cooldown {IDLE_BEFORE_ZERO_SECONDS} s, "
-        f"node removal) plus the item's wait ({cold.total_seconds:.0f} s cold start after a "
-        f"longer gap: {86400 * rate * past_tail:.1f} such wakes a day)"
+    spread = (
+        f"{items:,.0f} items/day arrive spread over the day (no batch.schedule): "
+        f"{rate:.3g} items/s against one replica's {batched_rate:g} items/s"
     )
+    tail = f"{RUN_TAIL_SECONDS} s (KEDA cooldown {IDLE_BEFORE_ZERO_SECONDS} s + node removal)"
+    if up >= 0.9995:
+        why = (
+            f"{spread} keep {replicas} replica(s) up all day, busy "
+            f"{min(1.0, rate / (replicas * batched_rate)):.1%} of it: the next item always "
+            f"comes within {tail}, so the pool never goes to zero"
+        )
+    else:
+        why = (
+            f"{spread} keep {replicas} replica(s) up {up:.1%} of the time: the pool goes to "
+            f"zero only after {tail} without an item, and wakes "
+            f"{86400 * rate * past_tail:.1f} times a day at a {cold.total_seconds:.0f} s cold "
+            "start"
+        )
     return up * replicas * per_replica_month, why
 
 

@@ -135,7 +135,7 @@ def test_spread_batch_work_holds_the_replicas_its_rate_needs_all_day() -> None:
     assert result.configured_monthly_usd == pytest.approx(3 * L4_MONTH, abs=0.01)
     note = result.notes[0]
     assert "arrive spread over the day (no batch.schedule)" in note
-    assert "3 replica(s) up 100.0% of the time" in note
+    assert "keep 3 replica(s) up all day, busy 83.3% of it" in note
     assert "declare batch.schedule" not in note
 
 

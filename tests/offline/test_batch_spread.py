@@ -71,7 +71,7 @@ def test_items_spread_over_the_day_hold_the_pool_all_day_in_both(
     assert configured["pools"][0]["gpu_hours_on_demand"] == pytest.approx(24.0, abs=0.1)
     note = " ".join(preview["notes"])
     assert "arrive spread over the day (no batch.schedule)" in note
-    assert "1 replica(s) up 100.0% of the time" in note
+    assert "keep 1 replica(s) up all day" in note
     assert "declare batch.schedule" in note
 
 
@@ -86,6 +86,7 @@ def test_rare_items_let_the_pool_go_to_zero_between_them_in_both(
     hours = configured["pools"][0]["gpu_hours_on_demand"]
     assert 0.5 * 48 < hours < 0.8 * 48
     assert configured["batch"]["processed"] == configured["batch"]["items"]
+    assert "the pool goes to zero only after 900 s" in " ".join(preview["notes"])
 
 
 def test_the_formulas_cooldown_is_the_rendered_one() -> None:
