@@ -45,6 +45,8 @@ from inferstack.offline.simulate.autoscaler import (
     ScalingPolicy,
     ScalingRules,
 )
+from inferstack.offline.simulate.cloudrun import TARGET as CLOUDRUN
+from inferstack.offline.simulate.cloudrun import cloudrun_realtime, cloudrun_scenario
 from inferstack.offline.simulate.config import (
     BatchPool,
     ColdStart,
@@ -227,6 +229,8 @@ def _realtime(config: StackConfig, compute: ComputeModel) -> RealtimePool | None
         hold_timeout_s=float(hold.value) if hold else 0.0,
     )
     # SageMaker runs its own loop (target tracking, wake alarm), not KEDA's: see `sagemaker`.
+    if config.target == CLOUDRUN:  # Cloud Run's concurrency scaling: see `cloudrun`
+        return cloudrun_realtime(config, built)
     return sagemaker_realtime(config, built) if config.target == SAGEMAKER else built
 
 
@@ -331,6 +335,8 @@ def build_inputs(stack: str, config: StackConfig) -> StackInputs:
     )
     if config.target == SAGEMAKER:
         configured = sagemaker_scenario(configured)
+    if config.target == CLOUDRUN:
+        configured = cloudrun_scenario(configured)
     pool = realtime or batch
     source = pool.prices.source if pool is not None else ""
     return StackInputs(

@@ -22,6 +22,7 @@ import numpy.typing as npt
 from inferstack.offline.simulate.arrivals import spike_windows
 from inferstack.offline.simulate.autoscaler import HPA_SYNC_SECONDS, CronSchedule, KedaScaler
 from inferstack.offline.simulate.capacity import PoolCapacity, Usage
+from inferstack.offline.simulate.cloudrun import CloudRunScaler, CloudRunScaling
 from inferstack.offline.simulate.config import BatchPool, Prices, RealtimePool, Scenario
 from inferstack.offline.simulate.opening import batch_opening
 from inferstack.offline.simulate.quiet import crossings, settled_ends
@@ -89,6 +90,8 @@ def keda_for(
     if scaler is None:
         return None
     schedules = [CronSchedule(trigger, start, seconds + 60) for trigger in scaler.crons]
+    if isinstance(scaler, CloudRunScaling):  # Cloud Run's own loop: see `cloudrun`
+        return CloudRunScaler(scaler, schedules)
     return scaler_for(scaler)(scaler, schedules)
 
 
