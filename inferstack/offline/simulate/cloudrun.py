@@ -9,9 +9,12 @@ same data the component renders (`components.cloudrun.scaling.service_scaling`):
   the wanted count is `ceil(in flight / (0.6 x maximum concurrency))`; a rise is acted on at
   once (on-demand scaling adds instances as requests arrive), a fall only once the one-minute
   window has seen no higher need.
-- Idle instances: Cloud Run may keep an idle instance for up to 15 minutes before stopping it,
-  and with instance-based billing (which GPU services require) it bills that time; the loop
-  removes an instance only after `IDLE_KEEP_S` of lower need, the bill's upper bound.
+- Idle instances: "Cloud Run removes instances that are not processing requests (idle)"
+  ("Set minimum instances for services", https://cloud.google.com/run/docs/configuring/min-instances)
+  without saying when; users report 10 to 15 minutes (third-party write-ups of Cloud Run GPUs),
+  and with instance-based billing (which GPU services require) that time is billed. The loop
+  scales to zero only after `IDLE_KEEP_S` (15 minutes) without need: the bill's upper bound, a
+  constant to re-check against a real service's instance count metric.
 - Minimum instances: the service-level minimum (0 with scale-to-zero), raised and restored by
   the pre-warm scheduler jobs (the plan's windows, as `CronTrigger` floors), applied at once.
 - From zero, Cloud Run holds the requests at its front end while an instance starts (requests
@@ -42,7 +45,7 @@ from inferstack.offline.stack_config import StackConfig
 WINDOW_S = 60.0
 """The autoscaler's averaging window: a fall is acted on after a minute without a higher need."""
 IDLE_KEEP_S = 900.0
-"""How long Cloud Run may keep (and bill) an idle instance: up to 15 minutes."""
+"""How long the loop keeps (and bills) an idle last instance: 15 minutes, the reported bound."""
 POLL_S = 10.0
 TARGET = "cloudrun"
 """The stack target whose realtime pool runs this loop."""
