@@ -86,6 +86,11 @@ TWINS = {
         "a fragment (`spec` and `profile` as in the Kubernetes snippet); its twin builds "
         "AwsInferenceStack from a plan and AwsOptions in a test program",
     ),
+    "tritonclient.grpc as triton": (
+        "tests/runtime/test_grpc_conformance.py",
+        "test_the_grpc_pages_example_runs_as_written",
+        "a client, not a Pulumi program: its twin runs the block against `inferstack serve`",
+    ),
 }
 """Python blocks that do not run alone, by a line they contain: (test file, test, why)."""
 

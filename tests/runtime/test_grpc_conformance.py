@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import grpc
@@ -167,3 +168,17 @@ def test_grpc_typed_contents_equal_raw_contents(served):
     assert [list(a.outputs[0].shape) for a in answers] == [[2, 512], [2, 512]]
     outputs = [np.frombuffer(a.raw_output_contents[0], "<f4") for a in answers]
     np.testing.assert_allclose(outputs[0], outputs[1], rtol=1e-5, atol=1e-6)
+
+
+def test_the_grpc_pages_example_runs_as_written(served, capsys):
+    """docs/runtime/grpc.md's client block, run as printed, only its address pointed at the
+    served port (tests/test_readme.py names this test as the block's twin)."""
+    page = (Path(__file__).resolve().parents[2] / "docs" / "runtime" / "grpc.md").read_text()
+    [block] = [
+        part.split("```", 1)[0]
+        for part in page.split("```python\n")[1:]
+        if "tritonclient.grpc as triton" in part
+    ]
+    assert '"localhost:8001"' in block
+    exec(block.replace('"localhost:8001"', f'"127.0.0.1:{served.grpc_port}"'), {})
+    assert capsys.readouterr().out.strip() == "(4, 512)"
