@@ -11,7 +11,8 @@ line this module parses for the traffic, so the two cannot drift apart.
 Two questions, one run:
 - the SLO: the share of requests answered within `latency_budget_ms` against `slo.attainment`;
 - the cost: the preview's formula multiplies sized replicas by hours, while the simulator bills
-  nodes from launch to removal, through KEDA's cooldown and the node autoscaler's removal delay.
+  capacity from launch to removal through the target's own scaling loop (on Kubernetes, KEDA's
+  cooldown and the node autoscaler's removal delay).
   Where they differ, the simulated figure is the one to trust (see `TRUSTED_REASON`).
 """
 
@@ -46,9 +47,10 @@ SLO_FIELD = "slo.attainment"
 TRUSTED = "simulated"
 """Which monthly cost the preview trusts when the formula's and the simulated one differ."""
 TRUSTED_REASON = (
-    "the simulator bills nodes from launch to removal: it models KEDA's cooldown, the node "
-    "autoscaler's removal delay and cold starts, which keep a pool up after traffic falls; "
-    "the formula counts only the sized replicas' hours"
+    "the simulator bills capacity from launch to removal through the target's own scaling loop "
+    "(on Kubernetes KEDA's cooldown and the node removal delay; on SageMaker and Cloud Run "
+    "their scalers) with cold starts, which keep a pool up after traffic falls; the formula "
+    "prices the sized replicas' hours from averages"
 )
 """Why the simulated monthly cost is trusted over the formula's."""
 
