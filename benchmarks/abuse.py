@@ -20,10 +20,11 @@
    effect): the statuses, the server's peak RSS growth and what it keeps after the burst, and
    the longest `GET /v2/health/live` answered meanwhile (probed from a process of its own, a
    new connection every 10 ms, as a kubelet probes), the server event loop's own lag (p99 and
-   longest, from a 10 ms tick on it) and the server process's CPU seconds. Each budget twice, side by side: as served
-   (responses with `LARGE_RESPONSE_BYTES` of JSON outputs encoded in a helper process, bodies
-   from `OFF_LOOP_BYTES` decoded on a thread), and with both thresholds patched out of reach in
-   the server process (encoded and decoded on the event loop, as before the change).
+   longest, from a 10 ms tick on it) and the server process's CPU seconds. Each budget twice,
+   side by side: as served (responses with `LARGE_RESPONSE_BYTES` of JSON outputs encoded in a
+   helper process, bodies from `OFF_LOOP_BYTES` decoded on a thread), and with both thresholds
+   patched out of reach in the server process (encoded and decoded on the event loop, as before
+   the change).
 5. `inferstack work` on Redis (`redis-server`) with four 64 MB messages queued (the echo model
    at a max batch that admits them): the longest `GET /healthz` while it works them, and the
    peak RSS of the worker with its model and decoder processes.
