@@ -22,6 +22,7 @@ from inferstack.components.planning import validation
 from inferstack.components.planning.clouds import CLOUDS
 from inferstack.components.planning.spec import InferenceServiceSpec
 from inferstack.components.planning.validation import StrictModel
+from inferstack.contract.images import GPU_FLAVOUR, runtime_tag
 from inferstack.errors import Problem
 
 Identity = Literal["pod_identity", "irsa"]
@@ -96,9 +97,10 @@ class AwsOptions(StrictModel):
     create_repository: bool = True
     """Create an ECR repository for the runtime image; the Deployments use it when the spec
     names no image of its own."""
-    image_tag: str = "0.1.0"
+    image_tag: str = runtime_tag(GPU_FLAVOUR)
     """The tag the Deployments run from the created repository (tags are immutable there); may
-    carry the pushed image's digest too (`0.1.0@sha256:...`), which is what is then pulled."""
+    carry the pushed image's digest too (`0.1.0-cuda@sha256:...`), which is what is then pulled.
+    The default is the CUDA flavour's tag: the pools run on GPUs."""
     keda_operator_role: str = "keda-operator"
     """Name or ARN of the IAM role KEDA's operator runs as; it assumes the queue-reader role."""
     account_id: str | None = None

@@ -27,7 +27,7 @@ from pydantic import (
 from inferstack.components.planning.gpus import GPU_TYPES
 from inferstack.components.planning.model_delivery import ModelCache, digest_problem, uri_problem
 from inferstack.components.planning.validation import StrictModel, problems_from
-from inferstack.contract.images import parse_image
+from inferstack.contract.images import GPU_FLAVOUR, parse_image, runtime_image
 from inferstack.contract.queues import QueueKind
 from inferstack.contract.thresholds import (
     MAX_GPU_REPLICAS,
@@ -38,7 +38,9 @@ from inferstack.contract.thresholds import (
 from inferstack.errors import Problem, SpecError
 
 Auto = Literal["auto"]
-DEFAULT_IMAGE = "ghcr.io/inferstack/runtime:0.1.0"
+DEFAULT_IMAGE = runtime_image(GPU_FLAVOUR)
+"""The published image every pool runs unless the spec names one: the CUDA flavour (pools run on
+GPUs, which a CPU build of torch cannot use)."""
 _DNS_LABEL = re.compile(r"^[a-z]([-a-z0-9]{0,38}[a-z0-9])?$")
 
 

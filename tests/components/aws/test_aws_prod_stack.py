@@ -118,8 +118,8 @@ def test_the_pods_run_the_repositorys_image_pinned_by_digest(stack_preview: Docu
         for container in r["inputs"]["spec"]["template"]["spec"]["containers"]
     }
     assert images == {
-        f"{PLACEHOLDER_ACCOUNT}.dkr.ecr.us-east-1.amazonaws.com/inferstack/embedder-runtime:0.1.0"
-        "@sha256:ef9b6b36502fa94d17957b9ed0c80298cdbb24cfef431090a64ecd593167143b"
+        f"{PLACEHOLDER_ACCOUNT}.dkr.ecr.us-east-1.amazonaws.com/inferstack/embedder-runtime:0.1.0-cuda"
+        "@sha256:119b064ccf50c2b4ab2cedfb8e5711abdba7218620d29c72e5227e3fa7b766ed"
     }
 
 

@@ -503,7 +503,7 @@ def test_realtime_demand_is_scraped_and_queried_through_managed_prometheus(
 
 
 def test_deployments_default_to_the_registry_image(rendered: Rendered) -> None:
-    image = f"us-central1-docker.pkg.dev/{PROJECT}/embedder/runtime:0.1.0"
+    image = f"us-central1-docker.pkg.dev/{PROJECT}/embedder/runtime:0.1.0-cuda"
     for tier in ("realtime", "batch"):
         pod = _pod(rendered.manifest("embedder", "Deployment", f"embedder-{tier}"))
         assert pod["containers"][0]["image"] == image
