@@ -31,6 +31,7 @@ from typing import Final
 
 import numpy as np
 
+from inferstack.contract.pods import READY_PATH
 from inferstack.profile import OverheadPoint, ServerOverhead
 from inferstack.runtime.protocol.codecs import dumps, tensor_entries
 
@@ -230,7 +231,7 @@ def _free_port() -> int:
 
 def _wait_ready(port: int, process: subprocess.Popen[bytes]) -> None:
     deadline = time.monotonic() + READY_TIMEOUT_S
-    url = f"http://127.0.0.1:{port}/v2/health/ready"
+    url = f"http://127.0.0.1:{port}{READY_PATH}"
     while time.monotonic() < deadline:
         if process.poll() is not None:
             _, stderr = process.communicate()
