@@ -33,6 +33,7 @@ import math
 from dataclasses import dataclass
 from typing import Final
 
+from inferstack.components.planning.cost import fixed_worker_count
 from inferstack.components.planning.plan import ServicePlan
 from inferstack.components.planning.pools import BatchPool, RealtimePool
 from inferstack.components.planning.replica_model import steady_state
@@ -172,9 +173,9 @@ def worker_scaling(plan: ServicePlan, pool: BatchPool) -> WorkerScaling:
             "on their own; a count of 0 would never drain)",
         )
     else:
-        needed = math.ceil(items / 86400 / rate)
+        workers, needed = fixed_worker_count(items, rate, low, high)
         count = Derived(
-            min(high, max(1, low, needed)),
+            workers,
             f"{items:,.0f} items/day at {rate:g} items/s per instance need {needed}; bounded "
             f"by the pool's {max(1, low)}..{high}; manual instances bill as active even idle",
         )

@@ -81,6 +81,9 @@ class Cloud:
     """The driver the platform installs on GPU nodes it creates (GKE); None: the image has it."""
     offers_spot: bool = True
     """False where the platform sells no spot capacity (SageMaker hosting): no spot lever."""
+    queue_workers_fixed: bool = False
+    """True where queue work runs at a fixed count billed around the clock (Cloud Run worker
+    pools scale only manually): the cost formula prices that count, not the busy hours."""
 
     def machines_for(self, gpu: str) -> Machines | None:
         """The machines that carry `gpu`, or None when this cloud offers no such GPU."""
@@ -273,6 +276,7 @@ CLOUDRUN: Final = Cloud(
         )
     },
     offers_spot=False,
+    queue_workers_fixed=True,
 )
 """Cloud Run instances with a GPU: one L4 per instance (the only GPU of the spec's list Cloud Run
 offers), priced per second with instance-based billing (`prices/cloudrun-prices.json`). Cloud Run

@@ -149,6 +149,36 @@ def _realtime_costs(
     return costs, notes
 
 
+def fixed_worker_count(
+    items_per_day: float | None, items_per_second: float, low: int, high: int
+) -> tuple[int, int]:
+    """The count of queue workers that run around the clock where the platform has no queue
+    autoscaling (`Cloud.queue_workers_fixed`): what drains the declared items at the pool's rate,
+    at least one (a count of 0 never drains) and within the pool's bounds; with the count the
+    declared items need (0 when none are declared)."""
+    needed = 0 if items_per_day is None else math.ceil(items_per_day / 86400 / items_per_second)
+    return min(high, max(1, low, needed)), needed
+
+
+def _fixed_workers(
+    batch: BatchPool, platform: str, batched_rate: float, per_replica_month: float
+) -> tuple[float, str]:
+    """The monthly cost and the note of queue workers at a fixed count (no queue autoscaling):
+    they bill every hour whether items arrive or not, so neither arrivals nor a schedule move
+    the cost."""
+    workers, needed = fixed_worker_count(
+        batch.spec.expected_items_per_day,
+        batched_rate,
+        batch.sizing.min_replicas.value,
+        batch.sizing.max_replicas.value,
+    )
+    return workers * per_replica_month, (
+        f"{platform} runs queue work at a fixed count of {workers} worker(s) billed around the "
+        f"clock (no queue autoscaling; the declared items need {needed} at {batched_rate:g} "
+        "items/s each)"
+    )
+
+
 def _batch_costs(
     spec: InferenceServiceSpec, profile: Profile, batch: BatchPool, cloud: Cloud, table: PriceTable
 ) -> tuple[_PoolCosts, list[str]] | None:
@@ -167,7 +197,9 @@ def _batch_costs(
     blended = SPOT_AVAILABILITY * spot_ratio + (1 - SPOT_AVAILABILITY)
     on_spot = pool.capacity.spot and CLOUDS[cloud].offers_spot
     floor_share = pool.scaling.min_replicas * per_replica_month
-    if pool.schedule is None:
+    if CLOUDS[cloud].queue_workers_fixed:
+        busy, held = _fixed_workers(batch, CLOUDS[cloud].title, batched_rate, per_replica_month)
+    elif pool.schedule is None:
         busy, held = _spread_arrivals(pool, profile, batched_rate, per_replica_month)
         window, _ = _scheduled_runs(
             pool, profile, batched_rate, per_replica_month, _one_packed_run(pool, batched_rate)

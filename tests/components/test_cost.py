@@ -161,3 +161,20 @@ def test_a_declared_window_costs_less_than_the_same_items_spread_over_the_day() 
     assert nightly < spread / 4
     # The spread pool's note offers the window, with what one drained daily run would save.
     assert "declare batch.schedule: one daily run at full rate would cost $" in result.notes[0]
+
+
+def test_cloud_run_queue_workers_bill_their_fixed_count_around_the_clock() -> None:
+    # One item an hour: on Kubernetes the pool goes to zero between items (see above), but a
+    # Cloud Run worker pool scales only manually, so its one worker bills every hour.
+    spec = make_spec(
+        realtime=None, batch__expected_items_per_day=24, batch__capacity={"spot": False}
+    )
+    profile = make_profile()
+    sizing = size_service(spec, profile, now=NOW)
+    on_cloud_run = estimate_cost(spec, profile, sizing, "cloudrun")
+    price = machine_price("nvidia-l4", "cloudrun", spec.prices, default_price_table())
+    worker_month = price.on_demand_per_gpu_hour * 730
+    assert on_cloud_run.configured_monthly_usd == pytest.approx(worker_month, abs=0.01)
+    assert "fixed count of 1 worker(s) billed around the clock" in on_cloud_run.notes[0]
+    on_kubernetes = estimate_cost(spec, profile, sizing, "aws")
+    assert on_kubernetes.configured_monthly_usd < 0.30 * L4_MONTH
