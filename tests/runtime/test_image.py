@@ -26,6 +26,8 @@ from typing import Any
 
 import pytest
 
+from inferstack.contract import sagemaker
+from inferstack.contract.env import ENV_GRPC_PORT, ENV_PROTOCOL
 from inferstack.contract.pods import RUN_AS_USER
 from tests.integration.conftest import free_port
 from tests.shared_data import require
@@ -124,6 +126,7 @@ def served(image: str, container: tuple[str, Path]) -> Iterator[Served]:
             *BUILDAH, "run", "--isolation", "chroot", "--network", "host",
             "--mount", "type=tmpfs,destination=/tmp",
             "--env", f"INFERSTACK_PORT={port}", "--env", "INFERSTACK_HOST=127.0.0.1",
+            "--env", f"{ENV_GRPC_PORT}={free_port()}",
             name, "--", *config(image)["Entrypoint"],
         ],
     )  # fmt: skip
@@ -151,7 +154,13 @@ def served_read_only(
     subprocess.run(["mount", "--bind", str(rootfs), str(root)], check=True)
     subprocess.run(["mount", "-o", "remount,bind,ro", str(root)], check=True)
     port = free_port()
-    environment = [*settings["Env"], f"INFERSTACK_PORT={port}", "INFERSTACK_HOST=127.0.0.1"]
+    # Each server its own gRPC port too: the default 8001 would collide between the two.
+    environment = [
+        *settings["Env"],
+        f"INFERSTACK_PORT={port}",
+        "INFERSTACK_HOST=127.0.0.1",
+        f"{ENV_GRPC_PORT}={free_port()}",
+    ]
     inside = " && ".join(
         [
             f"mount -t proc proc {root}/proc",
@@ -225,3 +234,43 @@ def test_the_read_only_root_refuses_writes(
     with pytest.raises(OSError, match="Read-only file system"):
         (served_read_only.root / "opt" / "inferstack" / "probe").write_text("x")
     assert get(f"{served_read_only.url}/v2/health/ready") == 200
+
+
+def test_the_image_answers_sagemakers_container_contract(
+    image: str, container: tuple[str, Path]
+) -> None:
+    """SageMaker runs `docker run <image> serve` and talks to port 8080: the image's entrypoint
+    with that argument and `protocol: sagemaker` answers /ping, then an invocation (a v2 body)
+    exactly as /v2 infer does."""
+    name, _ = container
+    process = subprocess.Popen(
+        [
+            *BUILDAH, "run", "--isolation", "chroot", "--network", "host",
+            "--mount", "type=tmpfs,destination=/tmp",
+            "--env", f"{ENV_PROTOCOL}={sagemaker.PROTOCOL_VALUE}",
+            "--env", "INFERSTACK_HOST=127.0.0.1", "--env", f"{ENV_GRPC_PORT}=0",
+            name, "--", *config(image)["Entrypoint"], "serve",
+        ],
+    )  # fmt: skip
+    url = f"http://127.0.0.1:{sagemaker.PORT}"
+    try:
+        wait_ready(url, process)
+        assert get(f"{url}{sagemaker.PING_PATH}") == 200
+        body = json.dumps(
+            {
+                "inputs": [
+                    {"name": "input", "datatype": "FP32", "shape": [1, 512], "data": [0.5] * 512}
+                ]
+            }
+        ).encode()
+        request = urllib.request.Request(
+            f"{url}{sagemaker.INVOCATIONS_PATH}",
+            data=body,
+            headers={"Content-Type": "application/json"},
+        )
+        with urllib.request.urlopen(request, timeout=60) as response:
+            answer = json.loads(response.read())
+        assert answer["model_name"] == "mlp"
+        assert answer["outputs"] == infer(url)["outputs"]
+    finally:
+        stop(process)
