@@ -1,7 +1,7 @@
 """What the Cloud Run rules share: reading raw `gcp:cloudrunv2/*` resources (wire names).
 
 A GPU service or worker pool is one whose template selects an accelerator or whose container
-limits `nvidia.com/gpu`; the strings come from `inferstack.components.cloudrun.names`.
+limits `nvidia.com/gpu`; the strings come from `inferstack.contract.cloudrun`.
 """
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any, Final
 
-from inferstack.components.cloudrun.names import cloud_run_names
+from inferstack.contract.cloudrun import cloud_run_names
 from inferstack.contract.env import env_name
 from inferstack.policies.resources import Resource, as_number, list_of, mapping_of
 

@@ -1,8 +1,9 @@
 """The Cloud Run target: the same plan on serverless GPUs (`inferstack:target: cloudrun`).
 
-`CloudRunInferenceStack` (component), `CloudRunOptions` (`inferstack:cloudrun`), the pure
-scaling derivation (`scaling`) and the strings Cloud Run interprets (`names`). Importing the
-package does not import Pulumi; the component module does.
+`CloudRunInferenceStack` (component), `CloudRunOptions` (`inferstack:cloudrun`) and the pure
+scaling derivation (`scaling`); the strings Cloud Run interprets are in
+`inferstack.contract.cloudrun`, which the policy pack reads too. Importing the package does not
+import Pulumi; the component module does.
 """
 
 from inferstack.components.cloudrun.options import (

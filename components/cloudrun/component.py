@@ -37,7 +37,6 @@ import pulumi
 import pulumi_gcp as gcp
 
 from inferstack.components.cloudrun import container
-from inferstack.components.cloudrun.names import cloud_run_names, service_url
 from inferstack.components.cloudrun.options import CloudRunOptions
 from inferstack.components.cloudrun.scaling import (
     ServiceScaling,
@@ -51,6 +50,7 @@ from inferstack.components.gcp.pubsub import PubSubQueue, pubsub_queue, queue_se
 from inferstack.components.gcp.storage import ResultsLocation
 from inferstack.components.planning.plan import ServicePlan, target_problems
 from inferstack.components.planning.pools import BatchPool, RealtimePool
+from inferstack.contract.cloudrun import cloud_run_names, service_url
 from inferstack.contract.pods import (
     DEFAULT_PORT,
     LIVE_PATH,

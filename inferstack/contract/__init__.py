@@ -13,4 +13,5 @@ it. The three packages import this and never each other for constants.
 - `thresholds`: limits the spec enforces and the policy pack judges with the same default.
 - `resource_types`: Pulumi type tokens of the resources the rules match.
 - `images`: container image references (tag, digest), with the one parser.
+- `sagemaker`, `cloudrun`: the strings SageMaker and Cloud Run (and their scalers and IAM) read.
 """

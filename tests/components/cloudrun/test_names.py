@@ -31,8 +31,8 @@ import pulumi_gcp.cloudrunv2.worker_pool as worker_pool_module
 import pulumi_gcp.cloudscheduler._inputs as scheduler_inputs
 
 from inferstack.components.cloudrun import scaling
-from inferstack.components.cloudrun.names import cloud_run_names, service_url
 from inferstack.components.planning.clouds import CLOUDRUN, CLOUDRUN_L4_INSTANCE
+from inferstack.contract.cloudrun import cloud_run_names, service_url
 
 NAMES = cloud_run_names()
 

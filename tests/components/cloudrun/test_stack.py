@@ -15,8 +15,8 @@ from typing import Any
 
 import pytest
 
-from inferstack.components.cloudrun.names import cloud_run_names
 from inferstack.components.cloudrun.scaling import service_scaling, worker_scaling
+from inferstack.contract.cloudrun import cloud_run_names
 from inferstack.offline.capture import Capture, CapturedResource
 from tests.components.aws.factories import NOW
 from tests.components.cloudrun.factories import (
