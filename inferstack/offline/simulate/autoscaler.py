@@ -47,13 +47,15 @@ from __future__ import annotations
 
 import bisect
 import math
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Literal
 from zoneinfo import ZoneInfo
 
 from croniter import croniter
+
+from inferstack.components.planning.sizing import PrewarmWindow
 
 HPA_SYNC_SECONDS = 15.0
 """kube-controller-manager `--horizontal-pod-autoscaler-sync-period` default."""
@@ -306,6 +308,21 @@ class CronTrigger:
     def metric(self, when: datetime) -> int:
         """The value the HPA sees, against an AverageValue target of 1."""
         return self.desired_replicas if self.is_active(when) else CRON_METRIC_OUTSIDE_WINDOW
+
+
+def prewarm_floors(windows: Iterable[PrewarmWindow]) -> tuple[CronTrigger, ...]:
+    """The plan's pre-warm windows as replica floors, the form every target's scaler reads
+    (KEDA renders them as cron triggers; SageMaker and Cloud Run as scheduled minimums)."""
+    return tuple(
+        CronTrigger(
+            f"prewarm-{window.spike_index}",
+            window.timezone,
+            window.start_cron,
+            window.end_cron,
+            window.desired_replicas,
+        )
+        for window in windows
+    )
 
 
 class CronSchedule:

@@ -34,10 +34,10 @@ from inferstack.components.cloudrun.scaling import CONCURRENCY_TARGET, service_s
 from inferstack.offline.simulate.autoscaler import (
     DEFAULT_BEHAVIOR,
     MAX_INT32,
-    CronTrigger,
     HorizontalPodAutoscaler,
     KedaScaler,
     ScaledObjectParams,
+    prewarm_floors,
 )
 from inferstack.offline.simulate.config import RealtimePool, Scenario
 from inferstack.offline.stack_config import StackConfig
@@ -119,16 +119,7 @@ def cloudrun_realtime(config: StackConfig, pool: RealtimePool) -> RealtimePool:
         zonal_redundancy=options.gpu_zonal_redundancy if options is not None else False,
     )
     sizing = planned.sizing
-    floors = tuple(
-        CronTrigger(
-            f"prewarm-{window.spike_index}",
-            window.timezone,
-            window.start_cron,
-            window.end_cron,
-            window.desired_replicas,
-        )
-        for window in sizing.prewarm
-    )
+    floors = prewarm_floors(sizing.prewarm)
     scaling = CloudRunScaling(
         polling_seconds=POLL_S,
         cooldown_seconds=IDLE_KEEP_S,

@@ -53,10 +53,10 @@ from inferstack.offline.simulate.autoscaler import (
     DEFAULT_BEHAVIOR,
     HPA_SYNC_SECONDS,
     MAX_INT32,
-    CronTrigger,
     HorizontalPodAutoscaler,
     KedaScaler,
     ScaledObjectParams,
+    prewarm_floors,
 )
 from inferstack.offline.simulate.config import RealtimePool, Scenario
 from inferstack.offline.stack_config import StackConfig
@@ -187,16 +187,7 @@ def sagemaker_realtime(config: StackConfig, pool: RealtimePool) -> RealtimePool:
     assert planned is not None  # `pool` exists only for a planned realtime pool
     rendered = realtime_scaling(config.plan, planned)
     sizing = planned.sizing
-    floors = tuple(
-        CronTrigger(
-            f"prewarm-{window.spike_index}",
-            window.timezone,
-            window.start_cron,
-            window.end_cron,
-            window.desired_replicas,
-        )
-        for window in sizing.prewarm
-    )
+    floors = prewarm_floors(sizing.prewarm)
     scaling = SageMakerScaling(
         polling_seconds=DATAPOINT_SECONDS,
         cooldown_seconds=float(rendered.scale_in_cooldown_s),
