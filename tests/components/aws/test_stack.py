@@ -452,7 +452,9 @@ def test_repository_is_immutable_and_scanned_and_the_pods_run_from_it(rendered: 
     assert repository.inputs["encryptionConfigurations"] == [{"encryptionType": "AES256"}]
     [lifecycle] = rendered.typed("full", "aws:ecr/lifecyclePolicy:LifecyclePolicy")
     assert len(json.loads(lifecycle.inputs["policy"])["rules"]) == 2
-    image = f"{PLACEHOLDER_ACCOUNT}.dkr.ecr.us-east-1.amazonaws.com/inferstack/full-runtime:0.1.0-cuda"
+    image = (
+        f"{PLACEHOLDER_ACCOUNT}.dkr.ecr.us-east-1.amazonaws.com/inferstack/full-runtime:0.1.0-cuda"
+    )
     for pool in ("realtime", "batch"):
         pod = rendered.manifest("full", f"full-{pool}")["spec"]["template"]["spec"]
         assert pod["containers"][0]["image"] == image
