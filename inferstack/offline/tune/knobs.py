@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from inferstack.components.planning.clouds import Target
 from inferstack.components.planning.spec import CONFIG_KEY as SERVICE_KEY
 from inferstack.components.planning.spec import InferenceServiceSpec
 from inferstack.offline.simulate import SimulateError
@@ -56,7 +57,33 @@ KNOB_NAMES = (
     "max_queue_delay_ms",
     "max_batch_size",
 )
-OPTIONAL_KNOBS = ("prewarm",)
+OPTIONAL_KNOBS = ("prewarm", "prewarm_lead_minutes", "scale_up_pods", "spot_share")
+
+_KUBERNETES_ONLY = {
+    "scale_up_pods": "its scaler is {platform}'s own, not the HPA: no HPA scale-up policy",
+    "spot_share": "its queue pool runs on {platform}'s managed capacity, which has no spot share",
+}
+_UNSETTABLE: dict[Target, dict[str, str]] = {
+    "kubernetes": {},
+    "aws": {},
+    "gcp": {},
+    "sagemaker": {k: v.format(platform="SageMaker") for k, v in _KUBERNETES_ONLY.items()},
+    "cloudrun": {k: v.format(platform="Cloud Run") for k, v in _KUBERNETES_ONLY.items()},
+}
+"""Per target, the knobs it cannot set and why (every other knob it can). One table, read by
+the search space and by `--knobs`: a helper adding a target's knobs edits it here."""
+
+
+def target_knobs(target: Target) -> frozenset[str]:
+    """The knobs a stack of `target` can set (before what its spec allows: see `realtime_knobs`)."""
+    return frozenset(
+        name for name in (*KNOB_NAMES, *OPTIONAL_KNOBS) if name not in _UNSETTABLE[target]
+    )
+
+
+def unsettable_reason(target: Target, name: str) -> str | None:
+    """Why a stack of `target` cannot set knob `name`, or None when it can."""
+    return _UNSETTABLE[target].get(name)
 
 
 def realtime_knobs(
