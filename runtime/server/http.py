@@ -681,11 +681,17 @@ class HttpServer:
         """The cap on open connections in force."""
         return self.limits.max_connections or descriptor_connection_cap()
 
-    async def start(self, host: str, port: int) -> None:
-        """Open the listening socket."""
+    async def start(self, host: str, port: int, *, reuse_port: bool = False) -> None:
+        """Open the listening socket; `reuse_port`: SO_REUSEPORT, for several acceptor processes
+        on one port (the kernel spreads new connections over them)."""
         loop = asyncio.get_running_loop()
         self._server = await loop.create_server(
-            lambda: HttpConnection(self), host, port, reuse_address=True, backlog=2048
+            lambda: HttpConnection(self),
+            host,
+            port,
+            reuse_address=True,
+            reuse_port=reuse_port,
+            backlog=2048,
         )
         self._sweep()
 
