@@ -56,6 +56,8 @@ class GrpcLimits:
     """RPCs in progress at once, all connections together."""
     max_connections: int = 0
     """Open connections (0: the descriptor limit)."""
+    reuse_port: bool = False
+    """SO_REUSEPORT, for several acceptor processes on one port (`runtime/frontdoor/`)."""
 
     @classmethod
     def for_model(
@@ -72,8 +74,9 @@ class GrpcLimits:
             ("grpc.max_connection_age_ms", int(CONNECTION_AGE_S * 1000)),
             ("grpc.max_connection_age_grace_ms", int(CONNECTION_AGE_GRACE_S * 1000)),
             ("grpc.max_connection_idle_ms", int(CONNECTION_IDLE_S * 1000)),
-            # A second server on the same port must fail to start, not share it silently.
-            ("grpc.so_reuseport", 0),
+            # A second server on the same port must fail to start, not share it silently;
+            # the front door's acceptors share it on purpose (and check it is free first).
+            ("grpc.so_reuseport", int(self.reuse_port)),
         ]
         if self.max_connections:
             options.append(("grpc.max_allowed_incoming_connections", self.max_connections))
