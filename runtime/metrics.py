@@ -36,6 +36,11 @@ LATENCY_BUCKETS: Final = (
 )  # fmt: skip
 BATCH_BUCKETS: Final = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512)
 
+_SUMMED: Final = "livesum"
+"""How a gauge adds up over processes in prometheus_client's multiprocess mode (the front
+door's acceptors, `runtime/frontdoor/`): the sum over live processes, so `/metrics` shows one
+series per gauge as in one process. Ignored outside multiprocess mode."""
+
 CONTENT_TYPE: Final = CONTENT_TYPE_LATEST
 """Content-Type of the text exposition format."""
 
@@ -48,25 +53,32 @@ class RuntimeMetrics:
         self.registry = registry if registry is not None else CollectorRegistry()
         label = [names.MODEL_LABEL]
         self.queue_depth = Gauge(
-            names.QUEUE_DEPTH, "Requests waiting for a batch slot.", label, registry=self.registry
+            names.QUEUE_DEPTH,
+            "Requests waiting for a batch slot.",
+            label,
+            registry=self.registry,
+            multiprocess_mode=_SUMMED,
         ).labels(model)
         self.in_flight = Gauge(
             names.IN_FLIGHT,
             "Requests admitted and not yet answered (waiting plus computing).",
             label,
             registry=self.registry,
+            multiprocess_mode=_SUMMED,
         ).labels(model)
         self.busy_instances = Gauge(
             names.BUSY_INSTANCES,
             "Model instances currently running a batch.",
             label,
             registry=self.registry,
+            multiprocess_mode=_SUMMED,
         ).labels(model)
         self.open_connections = Gauge(
             names.OPEN_CONNECTIONS,
             "Client connections the HTTP layer holds open.",
             label,
             registry=self.registry,
+            multiprocess_mode=_SUMMED,
         ).labels(model)
         refusals = Counter(
             names.HTTP_REFUSALS,
