@@ -14,6 +14,13 @@ the successes are read from the server's own counter (`inferstack_requests_total
 outcome="success") around each run; a run whose successes fall short of h2load's count fails.
 Latency percentiles come from h2load's per-request log. Paths alternate within each round.
 
+The model is builtin://mlp traced to TorchScript (`torch.jit.trace`, as `triton_server.py`
+traces it for Triton), served from that file. The raw limit is that file in one torch thread
+(what the model process gets on 2 cores), batches of the max batch size back to back, in a
+process of its own while the servers are idle: samples per second. Each path's share of it at
+the largest connection count is printed with the table (one row per request, so requests per
+second are samples per second).
+
 `--triton` adds Triton 2.51 (`triton_server.py`: from the nvidia-pytriton wheel, python backend,
 same model and knobs) on its own ports, each path run against both servers back to back; its
 successes come from its own counter (`nv_inference_request_success`).
@@ -33,6 +40,7 @@ import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -44,6 +52,8 @@ from inferstack.contract.metrics import REQUESTS  # noqa: E402
 from inferstack.runtime.grpc.generated import open_inference_grpc_pb2 as pb  # noqa: E402
 
 MODEL = "mlp"
+MAX_BATCH = 128
+TRACED = REPO / ".bench" / "mlp" / "mlp.pt"
 ROW = np.random.default_rng(0).standard_normal((1, 512)).astype(np.float32)
 PATHS = ("http-json", "http-binary", "grpc")
 
@@ -183,12 +193,69 @@ def h2load(path: str, target: Target, connections: int, seconds: float) -> Run:
     )
 
 
+def traced_mlp() -> Path:
+    """builtin://mlp traced to TorchScript with its signature embedded (built on first use)."""
+    if not TRACED.exists():
+        import torch
+
+        from inferstack.runtime.models import SIGNATURE_FILE, build_mlp
+
+        signature = {
+            "inputs": [{"name": "input", "datatype": "FP32", "shape": [-1, 512]}],
+            "outputs": [{"name": "output", "datatype": "FP32", "shape": [-1, 512]}],
+        }
+        TRACED.parent.mkdir(parents=True, exist_ok=True)
+        trace: Any = torch.jit.trace  # Untyped in torch's stubs.
+        traced = trace(build_mlp(), torch.zeros(1, 512))
+        traced.save(str(TRACED), _extra_files={SIGNATURE_FILE: json.dumps(signature)})
+    return TRACED
+
+
+RAW_LIMIT = """
+import sys, time, warnings
+import torch
+torch.set_num_threads(1)
+torch.set_num_interop_threads(1)
+with warnings.catch_warnings():
+    warnings.simplefilter("ignore", DeprecationWarning)
+    model = torch.jit.load(sys.argv[1])
+batch = torch.randn(int(sys.argv[2]), 512)
+seconds = float(sys.argv[3])
+with torch.inference_mode():
+    for _ in range(5):
+        model(batch)
+    done, started = 0, time.perf_counter()
+    while time.perf_counter() - started < seconds:
+        model(batch).numpy()
+        done += 1
+    print(done * batch.shape[0] / (time.perf_counter() - started))
+"""
+
+
+def raw_limit(seconds: float) -> float:
+    """Samples per second of the traced file alone: one torch thread, max-size batches."""
+    completed = subprocess.run(
+        [PYTHON, "-c", RAW_LIMIT, str(traced_mlp()), str(MAX_BATCH), f"{seconds:g}"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return float(completed.stdout.split()[-1])
+
+
 def start_inferstack() -> tuple[subprocess.Popen[bytes], Target]:
-    """`inferstack serve` with the issue's knobs on two free ports."""
+    """`inferstack serve` of the traced MLP with the issue's knobs on two free ports."""
     http_port, grpc_port = free_port(), free_port()
-    command = [PYTHON, "-m", "inferstack.cli", "serve", "--model", "builtin://mlp"]
+    command = [PYTHON, "-m", "inferstack.cli", "serve", "--model", str(traced_mlp())]
     command += ["--port", str(http_port), "--grpc-port", str(grpc_port)]
-    command += ["--max-batch-size", "128", "--max-queue-delay-ms", "2", "--max-queue-size", "4096"]
+    command += [
+        "--max-batch-size",
+        str(MAX_BATCH),
+        "--max-queue-delay-ms",
+        "2",
+        "--max-queue-size",
+        "4096",
+    ]
     process = start_server(command, http_port, env={"PYTHONPATH": str(REPO)})
     url = f"http://127.0.0.1:{http_port}/metrics"
     return process, Target(
@@ -246,22 +313,43 @@ def report(runs: list[Run], connections: list[int], servers: list[str]) -> None:
                 )
 
 
+def shares(runs: list[Run], connections: int, limit: float, servers: list[str]) -> None:
+    """Each path's requests per second (one row each) as a share of the raw limit."""
+    print(
+        f"raw limit (traced file, 1 torch thread, batch {MAX_BATCH}): {limit:,.0f} samples/s; "
+        f"share at {connections} connections:"
+    )
+    for server in servers:
+        for path in PATHS:
+            rps = statistics.median(
+                r.rps
+                for r in runs
+                if (r.server, r.path, r.connections) == (server, path, connections)
+            )
+            print(f"  {server:<11} {path:<12} {rps / limit:>6.1%}")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--rounds", type=int, default=1)
     parser.add_argument("--connections", type=int, nargs="+", default=[32, 128])
     parser.add_argument("--triton", action="store_true", help="Triton 2.51 side by side")
+    parser.add_argument(
+        "--raw-seconds", type=float, default=5.0, help="length of each raw-limit measurement"
+    )
     args = parser.parse_args(argv)
     processes: list[subprocess.Popen[bytes]] = []
     targets: list[Target] = []
     runs: list[Run] = []
+    limits: list[float] = []
     try:
         for starter in (start_inferstack, start_triton) if args.triton else (start_inferstack,):
             process, target = starter()
             processes.append(process)
             targets.append(target)
         for _ in range(args.rounds):
+            limits.append(raw_limit(args.raw_seconds))  # The servers are idle meanwhile.
             for connections in args.connections:
                 for path in PATHS:
                     for target in targets:
@@ -269,8 +357,9 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         for process in processes:
             stop_server(process)
-    print(f"builtin://mlp, one 512-float row per request; {machine_load()}")
+    print(f"builtin://mlp traced, one 512-float row per request; {machine_load()}")
     report(runs, args.connections, [target.name for target in targets])
+    shares(runs, max(args.connections), statistics.median(limits), [t.name for t in targets])
     print(f"({args.rounds} round(s) of {args.seconds:g} s per path, medians; h2load closed loop)")
     return 0
 
