@@ -257,6 +257,7 @@ class AwsInferenceStack(pulumi.ComponentResource):
                         job_queue.prefix,
                         kms_key_arn=options.kms_key_arn,
                         model_arn=model_object_arn(spec.model.uri),
+                        model_key=options.model_key(),
                         # The results bucket must be this account's unless cross_account.
                         resource_account=None if options.cross_account else v[3],
                     )
@@ -297,8 +298,9 @@ class AwsInferenceStack(pulumi.ComponentResource):
         account: pulumi.Output[str],
         cluster: pulumi.Output[aws.eks.GetClusterResult],
     ) -> KubernetesBindings:
-        """The realtime pool's role when its model is in S3: read that one object, nothing else
-        (the runtime fetches it at pod start with this identity)."""
+        """The realtime pool's role when its model is in S3: read that one object (and decrypt
+        it through S3 with `model_kms_key_arn`), nothing else (the runtime fetches it at pod
+        start with this identity)."""
         spec, options = self.plan.spec, self.options
         role = aws.iam.Role(
             f"{name}-realtime-role",
@@ -313,7 +315,7 @@ class AwsInferenceStack(pulumi.ComponentResource):
         aws.iam.RolePolicy(
             f"{name}-realtime-policy",
             role=role.name,
-            policy=json.dumps(iam.model_reader_policy(model_arn)),
+            policy=json.dumps(iam.model_reader_policy(model_arn, options.model_key())),
             opts=pulumi.ResourceOptions(parent=role),
         )
         annotations = dict(bindings.realtime_service_account_annotations)

@@ -12,7 +12,9 @@ exact actions and ARNs and lint every document with parliament; the component ca
 - KEDA's queue scaler: that queue's attributes, nothing else;
 - a model in S3 (`model.uri: s3://BUCKET/KEY`): `s3:GetObject` on exactly that object, for the
   worker and for the realtime pool (which otherwise gets no role at all), so the runtime's
-  fetch step reads it with the pool's own identity;
+  fetch step reads it with the pool's own identity; and, for a bucket encrypted with a
+  customer key (`model_kms_key_arn`), `kms:Decrypt` on that key only when S3 asks for it on
+  this object's behalf (`model_key_statement`);
 - the GPU nodes: the managed policies a node needs (kubelet, CNI, image pulls, SSM);
 - the queues and the bucket: resource policies that deny any request not over TLS, and on the
   interruption queue, sends only from EventBridge on behalf of this stack's rules.
@@ -23,6 +25,8 @@ No `*` resource appears in any document built here.
 from __future__ import annotations
 
 from typing import Any, Final
+
+from inferstack.components.aws.names import Arn
 
 Document = dict[str, Any]
 
@@ -48,6 +52,22 @@ MODEL_READ_ACTIONS: Final = ("s3:GetObject",)
 requests; both are authorised by s3:GetObject (S3 API Reference, HeadObject, "Permissions": "To
 use HEAD, you must have the s3:GetObject permission"). No s3:ListBucket: without it a missing key
 answers 403 rather than 404, which the fetch error's fix mentions."""
+MODEL_KEY_ACTIONS: Final = ("kms:Decrypt",)
+"""What reading an SSE-KMS object needs besides s3:GetObject: S3 asks KMS to decrypt the
+object's data key with the caller's permissions (Amazon S3 User Guide, "Using server-side
+encryption with AWS KMS keys (SSE-KMS)": downloading an object needs `kms:Decrypt` on its key;
+AWS re:Post, "Do I need to specify the AWS KMS key when I download a KMS-encrypted object from
+Amazon S3?": no key ID, the decrypt permission). No kms:GenerateDataKey: the pools only read."""
+VIA_SERVICE_KEY: Final = "kms:ViaService"
+"""KMS's condition key for the service that called KMS on the principal's behalf (AWS KMS
+Developer Guide, "AWS KMS condition keys", kms:ViaService: values `SERVICE.REGION.amazonaws.com`,
+e.g. `ec2.us-west-2.amazonaws.com`)."""
+S3_CONTEXT_KEY: Final = "kms:EncryptionContext:aws:s3:arn"
+"""The encryption context S3 sends with SSE-KMS (`aws:s3:arn`: the object's ARN, or the
+bucket's with an S3 Bucket Key), under KMS's `kms:EncryptionContext:context-key` keys."""
+_ENDPOINT_SUFFIX: Final = {"aws": "amazonaws.com", "aws-us-gov": "amazonaws.com",
+                           "aws-cn": "amazonaws.com.cn"}  # fmt: skip
+"""Each partition's service endpoint domain (the China regions' endpoints end in .com.cn)."""
 POD_IDENTITY_SERVICE: Final = "pods.eks.amazonaws.com"
 INTERRUPTION_SENDERS: Final = ("events.amazonaws.com",)
 
@@ -192,9 +212,46 @@ def _model_statement(model_arn: str) -> Document:
     }
 
 
-def model_reader_policy(model_arn: str) -> Document:
-    """A pool that only reads its model (the realtime pool): the model object, nothing else."""
-    return {"Version": VERSION, "Statement": [_model_statement(model_arn)]}
+def s3_via_service(key: Arn) -> str:
+    """The `kms:ViaService` value of S3 in the key's region: SSE-KMS keys are in the bucket's
+    region, and S3 calls KMS there."""
+    return f"s3.{key.region}.{_ENDPOINT_SUFFIX[key.partition]}"
+
+
+def model_key_statement(key: Arn, model_arn: str) -> Document:
+    """`kms:Decrypt` on the model bucket's customer key, and only through S3 for this object.
+
+    `kms:ViaService` keeps the grant from decrypting anything sent to KMS directly; the
+    encryption context pins it to this object's data key: S3 sends the object's ARN as
+    `aws:s3:arn`, or the bucket's ARN when the bucket uses an S3 Bucket Key, so both are
+    listed (a condition with several values matches any of them).
+    """
+    bucket = model_arn.split("/", 1)[0]
+    return {
+        "Sid": "DecryptModel",
+        "Effect": "Allow",
+        "Action": list(MODEL_KEY_ACTIONS),
+        "Resource": str(key),
+        "Condition": {
+            "StringEquals": {
+                VIA_SERVICE_KEY: s3_via_service(key),
+                S3_CONTEXT_KEY: [bucket, model_arn],
+            }
+        },
+    }
+
+
+def _model_statements(model_arn: str, key: Arn | None) -> list[Document]:
+    statements = [_model_statement(model_arn)]
+    if key is not None:
+        statements.append(model_key_statement(key, model_arn))
+    return statements
+
+
+def model_reader_policy(model_arn: str, model_key: Arn | None = None) -> Document:
+    """A pool that only reads its model (the realtime pool): the model object, and its
+    bucket's key through S3 when `model_key` is given; nothing else."""
+    return {"Version": VERSION, "Statement": _model_statements(model_arn, model_key)}
 
 
 RESOURCE_ACCOUNT_KEY: Final = "s3:ResourceAccount"
@@ -209,11 +266,12 @@ def worker_policy(
     *,
     kms_key_arn: str | None = None,
     model_arn: str | None = None,
+    model_key: Arn | None = None,
     resource_account: str | None = None,
     partition: str = "aws",
 ) -> Document:
     """The batch worker: its queue, its DLQ, objects under its results prefix, and the model
-    object when the model is in S3.
+    object when the model is in S3 (with its bucket's key through S3, `model_key`).
 
     With `resource_account`, the results statements hold only for a bucket owned by that
     account (`s3:ResourceAccount`, Amazon S3 User Guide, "Condition key examples": the account
@@ -256,7 +314,7 @@ def worker_policy(
         },
     ]
     if model_arn is not None:
-        statements.append(_model_statement(model_arn))
+        statements += _model_statements(model_arn, model_key)
     return {"Version": VERSION, "Statement": statements + _kms_statement(kms_key_arn)}
 
 
@@ -323,11 +381,13 @@ __all__ = [
     "irsa_trust",
     "job_queue_policy",
     "managed_policy_arn",
+    "model_key_statement",
     "model_object_arn",
     "model_reader_policy",
     "node_trust",
     "pod_identity_trust",
     "role_trust",
+    "s3_via_service",
     "scaler_policy",
     "worker_policy",
 ]

@@ -51,6 +51,12 @@ _ACCOUNT: Final = re.compile(r"^[0-9]{12}$")
 _ARN_FIELDS: Final = {
     "oidc_provider_arn": ("iam", "oidc-provider", "arn:aws:iam::ACCOUNT:oidc-provider/ISSUER"),
     "kms_key_arn": ("kms", "key", "arn:aws:kms:REGION:ACCOUNT:key/KEY-ID"),
+    "model_kms_key_arn": (
+        "kms",
+        "key",
+        "arn:aws:kms:REGION:ACCOUNT:key/KEY-ID (the key's ARN, not an alias: the bucket's "
+        "default encryption shows it)",
+    ),
     "keda_operator_role": ("iam", "role", "arn:aws:iam::ACCOUNT:role/PATH/NAME"),
 }
 """The ARN options: service, resource type, and the form a refusal shows."""
@@ -84,6 +90,10 @@ class AwsOptions(StrictModel):
     """IRSA only: the cluster's IAM OIDC provider; None: derived from the cluster's issuer."""
     kms_key_arn: str | None = None
     """Customer-managed key for the queues and the bucket; None: the AWS-managed SSE keys."""
+    model_kms_key_arn: str | None = None
+    """The customer-managed key the model's bucket encrypts with (SSE-KMS), when it does:
+    the pools that read the model get `kms:Decrypt` on it, through S3 for the model object
+    only. None: the bucket uses S3-managed keys (SSE-S3), which need no grant."""
     max_receive_count: int = DEFAULT_MAX_RECEIVE_COUNT
     """Deliveries before SQS moves a message to the dead-letter queue."""
     message_retention_seconds: int = DEFAULT_RETENTION_SECONDS
@@ -107,9 +117,10 @@ class AwsOptions(StrictModel):
     """The stack's AWS account (12 digits): every ARN above must be in it. None: the ARNs given
     must agree with each other (the account itself is only known at deploy)."""
     cross_account: bool = False
-    """Allow `kms_key_arn`, `oidc_provider_arn` and `keda_operator_role` of other accounts (a
-    central key, a shared KEDA) and a `results_bucket` another account owns: each such grant is
-    then the user's explicit choice. Without it the worker's S3 statements hold only for a
+    """Allow `kms_key_arn`, `model_kms_key_arn`, `oidc_provider_arn` and `keda_operator_role` of
+    other accounts (a central key, a shared model bucket's key, a shared KEDA) and a
+    `results_bucket` another account owns: each such grant is then the user's explicit choice.
+    Without it the worker's S3 statements hold only for a
     bucket the deploying account owns (`s3:ResourceAccount`)."""
     install_karpenter: bool = False
     """This stack installs the cluster's one Karpenter (`KarpenterController`: pinned chart,
@@ -215,7 +226,7 @@ class AwsOptions(StrictModel):
             raise ValueError(f"{problem}; name the existing bucket, or leave it unset")
         return value
 
-    @field_validator("oidc_provider_arn", "kms_key_arn")
+    @field_validator("oidc_provider_arn", "kms_key_arn", "model_kms_key_arn")
     @classmethod
     def _given_arn(cls, value: str | None, info: ValidationInfo) -> str | None:
         if value is not None:
@@ -263,6 +274,14 @@ class AwsOptions(StrictModel):
     def problems(self, spec: InferenceServiceSpec) -> list[Problem]:
         """What this target cannot build for `spec` with these options, each with its fix."""
         problems = self._region_problems(spec) + self.account_problems()
+        if self.model_kms_key_arn is not None and not spec.model.uri.startswith("s3://"):
+            problems.append(
+                Problem(
+                    f"{CONFIG_KEY}.model_kms_key_arn",
+                    f"the model ({spec.model.uri}) is not in S3, so no pool reads anything this "
+                    "key encrypts; remove model_kms_key_arn, or set it for an s3:// model.uri",
+                )
+            )
         if spec.batch is not None and spec.batch.queue.kind != "sqs":
             problems.append(
                 Problem(
@@ -281,6 +300,10 @@ class AwsOptions(StrictModel):
             for field, value in given.items()
             if value is not None and value.startswith("arn:")
         }
+
+    def model_key(self) -> names.Arn | None:
+        """The model bucket's key (`model_kms_key_arn`), read, or None."""
+        return self.arns().get("model_kms_key_arn")
 
     def account_problems(self, deploying: str | None = None) -> list[Problem]:
         """ARNs of another account or region than the stack's, each naming its option.

@@ -125,6 +125,13 @@ ROLE = "arn:aws:iam::123456789012:role/keda-operator"
         ({"kms_key_arn": KEY.replace("123456789012", "1234")}, "kms_key_arn", "account"),
         ({"kms_key_arn": KEY.replace(":key/", ":alias/")}, "kms_key_arn", "not a key"),
         ({"kms_key_arn": KEY[:-4]}, "kms_key_arn", "not a key ID"),
+        ({"model_kms_key_arn": "arn:aws:kms:*:*:key/*"}, "model_kms_key_arn", "wildcard"),
+        (
+            {"model_kms_key_arn": KEY.replace(":key/", ":alias/")},
+            "model_kms_key_arn",
+            "the key's ARN, not an alias",
+        ),
+        ({"model_kms_key_arn": "alias/models"}, "model_kms_key_arn", "is not an ARN"),
         ({"keda_operator_role": "arn:aws:iam::210987654321:root"}, "keda_operator_role", "role"),
         ({"keda_operator_role": "arn:aws:iam::*:role/keda"}, "keda_operator_role", "wildcard"),
         ({"keda_operator_role": ROLE.replace("::", ":us-east-1:")}, "keda_operator_role", "region"),
@@ -203,3 +210,24 @@ def test_the_component_checks_the_deploying_account_at_pulumi_up_only(
     assert AwsInferenceStack._deploying_account(stack, "123456789012") == "123456789012"  # type: ignore[arg-type]
     with pytest.raises(SpecError, match="inferstack:aws.kms_key_arn: account 123456789012 is not"):
         AwsInferenceStack._deploying_account(stack, "210987654321")  # type: ignore[arg-type]
+
+
+S3_MODEL = {"uri": "s3://team-models/embedder/v3.pt", "profile": "p.json"}
+
+
+def test_the_model_bucket_key_may_be_of_another_region_but_not_for_a_model_outside_s3() -> None:
+    # The model's bucket (and so its key) need not be in the cluster's region.
+    other_region = KEY.replace("us-east-1", "eu-west-1")
+    assert _paths({**AWS_OPTIONS, "model_kms_key_arn": other_region}, model=S3_MODEL) == {}
+    problems = _paths({**AWS_OPTIONS, "model_kms_key_arn": KEY})
+    message = problems["inferstack:aws.model_kms_key_arn"]
+    assert "is not in S3" in message
+    assert "remove model_kms_key_arn" in message
+
+
+def test_a_model_bucket_key_of_another_account_needs_cross_account() -> None:
+    foreign = KEY.replace("123456789012", "210987654321")
+    mine = {**AWS_OPTIONS, "account_id": "123456789012", "model_kms_key_arn": foreign}
+    problems = _paths(mine, model=S3_MODEL)
+    assert "cross_account: true" in problems["inferstack:aws.model_kms_key_arn"]
+    assert _paths({**mine, "cross_account": True}, model=S3_MODEL) == {}
