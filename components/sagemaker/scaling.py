@@ -28,7 +28,11 @@ from inferstack.components.planning.plan import ServicePlan
 from inferstack.components.planning.pools import BatchPool, RealtimePool
 from inferstack.components.planning.replica_model import steady_state
 from inferstack.components.planning.sizing import Derived, batcher_rules, compute_law
-from inferstack.contract.sagemaker import sagemaker_names
+from inferstack.contract.sagemaker import (
+    TargetTrackingAlarms,
+    sagemaker_names,
+    target_tracking_alarms,
+)
 
 SCALE_IN_COOLDOWN_S: Final = 300
 """Application Auto Scaling's default scale-in cooldown: a copy removed at most every 5 min, so
@@ -36,8 +40,11 @@ a lull between bursts does not cost a cold start."""
 SCALE_OUT_COOLDOWN_S: Final = 60
 """One high-resolution alarm evaluation window (three to six 10 s datapoints) between scale-outs
 that only the target-tracking alarm starts; a larger need still scales out within it."""
-WAKE_PERIOD_S: Final = 60
+WAKE_PERIOD_S: Final = target_tracking_alarms().standard_period_s
 """Period of the wake alarms: the no-capacity and backlog metrics are one-minute metrics."""
+WAKE_EVALUATION_PERIODS: Final = 1
+"""The wake alarms fire on the first breaching datapoint: each minute at zero is an outage (or
+a backlog nobody works on), so waiting for a second one would only add a minute to the wake."""
 MAX_CONCURRENT_INVOCATIONS: Final = 1000
 """The API's ceiling for MaxConcurrentInvocationsPerInstance."""
 VARIANT_NAME: Final = "AllTraffic"
@@ -90,6 +97,9 @@ class WakeAlarm:
     dimension: str
     statistic: str
     period_s: int
+    evaluation_periods: int
+    datapoints_to_alarm: int
+    """The alarm fires when this many of the last `evaluation_periods` datapoints reach 1."""
     adjustment: int
     cooldown_s: int
     reason: str
@@ -106,6 +116,10 @@ class RealtimeScaling:
     initial_copies: Derived[int]
     target_concurrency: Derived[float]
     predefined_metric: str
+    metric_period_s: int
+    """Period of the tracked metric's datapoints (high resolution: 10 s)."""
+    alarms: TargetTrackingAlarms
+    """The datapoints target tracking's managed alarms wait for."""
     scale_in_cooldown_s: int
     scale_out_cooldown_s: int
     wake: WakeAlarm | None
@@ -125,6 +139,9 @@ class AsyncScaling:
     target_backlog: Derived[int]
     max_concurrent_invocations: Derived[int]
     metric: str
+    metric_period_s: int
+    """Period of the backlog metric's datapoints (a standard one-minute metric)."""
+    alarms: TargetTrackingAlarms
     scale_in_cooldown_s: int
     scale_out_cooldown_s: int
     wake: WakeAlarm | None
@@ -166,6 +183,8 @@ def realtime_scaling(plan: ServicePlan, pool: RealtimePool) -> RealtimeScaling:
             dimension=names.inference_component_dimension,
             statistic="Maximum",
             period_s=WAKE_PERIOD_S,
+            evaluation_periods=WAKE_EVALUATION_PERIODS,
+            datapoints_to_alarm=WAKE_EVALUATION_PERIODS,
             adjustment=1,
             cooldown_s=cold,
             reason=(
@@ -204,6 +223,8 @@ def realtime_scaling(plan: ServicePlan, pool: RealtimePool) -> RealtimeScaling:
         ),
         target_concurrency=target,
         predefined_metric=names.concurrency_per_copy,
+        metric_period_s=target_tracking_alarms().high_resolution_period_s,
+        alarms=target_tracking_alarms(),
         scale_in_cooldown_s=SCALE_IN_COOLDOWN_S,
         scale_out_cooldown_s=SCALE_OUT_COOLDOWN_S,
         wake=wake,
@@ -225,6 +246,8 @@ def async_scaling(plan: ServicePlan, pool: BatchPool) -> AsyncScaling:
             dimension=names.endpoint_dimension,
             statistic="Average",
             period_s=WAKE_PERIOD_S,
+            evaluation_periods=WAKE_EVALUATION_PERIODS,
+            datapoints_to_alarm=WAKE_EVALUATION_PERIODS,
             adjustment=1,
             cooldown_s=cold,
             reason=(
@@ -243,6 +266,8 @@ def async_scaling(plan: ServicePlan, pool: BatchPool) -> AsyncScaling:
             f"one batch of {sizing.batch_size.value} per instance ({sizing.batch_size.reason})",
         ),
         metric=names.backlog_per_instance,
+        metric_period_s=target_tracking_alarms().standard_period_s,
+        alarms=target_tracking_alarms(),
         scale_in_cooldown_s=SCALE_IN_COOLDOWN_S,
         scale_out_cooldown_s=SCALE_OUT_COOLDOWN_S,
         wake=wake,
@@ -252,6 +277,7 @@ def async_scaling(plan: ServicePlan, pool: BatchPool) -> AsyncScaling:
 
 __all__ = [
     "VARIANT_NAME",
+    "WAKE_EVALUATION_PERIODS",
     "AsyncScaling",
     "RealtimeScaling",
     "ScheduledFloor",

@@ -96,6 +96,57 @@ _NAMES: Final = SageMakerNames(
 )
 
 
+@dataclass(frozen=True)
+class TargetTrackingAlarms:
+    """The CloudWatch alarms Application Auto Scaling creates for a target tracking policy.
+
+    It creates two per policy and marks them "DO NOT EDIT OR DELETE": AlarmHigh fires when
+    `high_datapoints` consecutive datapoints exceed the target (scale out), AlarmLow when
+    `low_datapoints` consecutive datapoints sit under `scale_in_fraction` of it (scale in); the
+    new capacity is proportional, `ceil(capacity * metric / target)`. "How target tracking
+    scaling for Application Auto Scaling works"
+    (https://docs.aws.amazon.com/autoscaling/application/userguide/target-tracking-scaling-policy-overview.html)
+    says the policy scales in only once the metric is "usually more than 10% lower" than the
+    target, and "Target tracking scaling policies for Application Auto Scaling"
+    (.../application-auto-scaling-target-tracking.html) that a metric emitting real zeros scales
+    in to a minimum of 0; neither page, nor the EC2 Auto Scaling page on high-resolution metrics
+    (https://docs.aws.amazon.com/autoscaling/ec2/userguide/policy-creating-high-resolution-metrics.html,
+    the 10 s period), gives the datapoint counts.
+
+    UNVERIFIED: 3 and 15 are what users read off the managed alarms (AlarmHigh "3 datapoints
+    within 3 minutes", AlarmLow "15 datapoints within 15 minutes": aws/containers-roadmap#1208,
+    aws/copilot-cli#4233, hashicorp/terraform-provider-aws#42553; some metrics get others:
+    aws-cloudformation/cloudformation-coverage-roadmap#2353). Searched on 2026-12-07 (docs,
+    pages and issues corpora, and awsdocs/application-auto-scaling-user-guide's source) for the
+    AWS page stating them, with and without "high-resolution" and "SageMaker inference
+    components": none does. Re-check against `aws cloudwatch describe-alarms` on a real policy.
+    The counts are of datapoints, so on a high-resolution metric (10 s) the same 3 are 30 s.
+    """
+
+    high_datapoints: int
+    low_datapoints: int
+    scale_in_fraction: float
+    high_resolution_period_s: int
+    """Period of a high-resolution metric's datapoints (ConcurrentRequestsPerCopy...)."""
+    standard_period_s: int
+    """Period of a standard metric's datapoints (ApproximateBacklogSizePerInstance, the wake
+    alarms' NoCapacityInvocationFailures and HasBacklogWithoutCapacity)."""
+
+
+_ALARMS: Final = TargetTrackingAlarms(
+    high_datapoints=3,
+    low_datapoints=15,
+    scale_in_fraction=0.9,
+    high_resolution_period_s=10,
+    standard_period_s=60,
+)
+
+
+def target_tracking_alarms() -> TargetTrackingAlarms:
+    """The one source of target tracking's alarm datapoints and periods (unverified counts)."""
+    return _ALARMS
+
+
 def sagemaker_names() -> SageMakerNames:
     """The one source of every SageMaker scaling and metric name (see the module docstring)."""
     return _NAMES

@@ -58,7 +58,11 @@ from inferstack.offline.simulate.config import (
 from inferstack.offline.simulate.errors import SimulateError
 from inferstack.offline.simulate.replica import BatcherParams, ComputeModel
 from inferstack.offline.simulate.sagemaker import TARGET as SAGEMAKER
-from inferstack.offline.simulate.sagemaker import sagemaker_realtime, sagemaker_scenario
+from inferstack.offline.simulate.sagemaker import (
+    sagemaker_batch,
+    sagemaker_realtime,
+    sagemaker_scenario,
+)
 from inferstack.offline.stack_config import (
     AVAILABLE_TARGETS,
     KUBERNETES_KEY,
@@ -244,13 +248,14 @@ def _batch(config: StackConfig) -> BatchPool | None:
         plan.spec, plan.sizing, pool, options, KubernetesBindings.from_options(options)
     )
     retention = config.queue_retention_seconds
-    return BatchPool(
+    built = BatchPool(
         items_per_second=(section.expected_items_per_day or 0.0) / 86400,
         replica_items_per_second=pool.sizing.replica_items_per_second.value,
         gpus_per_replica=section.gpu.count,
         prices=_prices(plan, section.gpu.type),
         scaler=scaled_object_params(manifest),
         spot=section.capacity.spot,
+        spot_share=pool.sizing.spot_share.value,
         fallback_on_demand=section.capacity.fallback == "on_demand",
         notice_s=float(plan.price_cloud.spot_notice_seconds),
         grace_s=float(pool.sizing.termination_grace_seconds.value),
@@ -258,6 +263,8 @@ def _batch(config: StackConfig) -> BatchPool | None:
         retention_s=math.inf if retention is None else retention,
         schedule=_schedule(section),
     )
+    # SageMaker's async endpoint runs its own loop (backlog tracking, wake alarm): see `sagemaker`.
+    return sagemaker_batch(config, built) if config.target == SAGEMAKER else built
 
 
 def _schedule(section: BatchPoolSpec) -> Spike | None:

@@ -16,6 +16,7 @@ from inferstack.components.planning.pricing import default_price_table
 from inferstack.contract.sagemaker import (
     inference_component_resource_id,
     sagemaker_names,
+    target_tracking_alarms,
     variant_resource_id,
 )
 
@@ -102,3 +103,23 @@ def test_utilisation_metrics_are_the_documented_instance_metrics() -> None:
 def test_resource_ids_are_the_documented_forms() -> None:
     assert inference_component_resource_id("ic") == "inference-component/ic"
     assert variant_resource_id("ep", "AllTraffic") == "endpoint/ep/variant/AllTraffic"
+
+
+# Target tracking's managed alarms. The scale-in threshold: "How target tracking scaling for
+# Application Auto Scaling works"
+# (https://docs.aws.amazon.com/autoscaling/application/userguide/target-tracking-scaling-policy-overview.html):
+# capacity is removed "only when utilization passes a threshold that is far enough below the
+# target value (usually more than 10% lower)". The periods: "Create a target tracking policy
+# using high-resolution metrics" (https://docs.aws.amazon.com/autoscaling/ec2/userguide/
+# policy-creating-high-resolution-metrics.html): "Currently the lowest supported interval is 10
+# seconds"; standard CloudWatch metrics are per minute. The datapoint counts are UNVERIFIED: no
+# AWS page found states them (searched 2026-12-07: the pages above, the Application Auto Scaling
+# user guide's source, SageMaker's scaling pages and launch post); 3 and 15 are what users read
+# off the managed alarms ("3 datapoints within 3 minutes", "15 datapoints within 15 minutes").
+def test_target_tracking_alarms_are_the_documented_and_observed_ones() -> None:
+    alarms = target_tracking_alarms()
+    assert alarms.scale_in_fraction <= 0.9
+    assert alarms.high_resolution_period_s == 10
+    assert alarms.standard_period_s == 60
+    assert (alarms.high_datapoints, alarms.low_datapoints) == (3, 15)
+    assert "UNVERIFIED" in (type(alarms).__doc__ or "")

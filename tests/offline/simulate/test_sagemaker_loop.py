@@ -1,27 +1,34 @@
-"""SageMaker's scaling loop: target tracking's datapoints, errors at zero, scheduled pre-warm."""
+"""SageMaker's scaling loops: target tracking's datapoints, errors at zero, scheduled pre-warm,
+the asynchronous endpoint's backlog tracking and its wake from zero."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from inferstack.cli import main
-from inferstack.components.sagemaker.scaling import realtime_scaling
+from inferstack.components.sagemaker.scaling import async_scaling, realtime_scaling
 from inferstack.offline.simulate.autoscaler import DEFAULT_BEHAVIOR, CronSchedule, CronTrigger
 from inferstack.offline.simulate.cli import DEFAULT_START, parse_start
 from inferstack.offline.simulate.engine import run_exact
 from inferstack.offline.simulate.fast import run_fast
 from inferstack.offline.simulate.inputs import load_stack
-from inferstack.offline.simulate.loop import keda_for
+from inferstack.offline.simulate.loop import batch_queue, keda_for
 from inferstack.offline.simulate.replica import REFUSED, SERVED, TIMEOUTS
 from inferstack.offline.simulate.sagemaker import (
+    ASYNC_SAMPLE_SECONDS,
     DATAPOINT_SECONDS,
+    SageMakerAsyncScaler,
+    SageMakerAsyncScaling,
     SageMakerScaler,
     SageMakerScaling,
+    async_params,
 )
-from tests.offline.simulate.factories import realtime_pool, scenario
+from tests.offline.simulate.factories import batch_pool, realtime_pool, scenario
 
 REPO = Path(__file__).resolve().parents[3]
 START = datetime(2026, 1, 5, tzinfo=UTC)  # a Monday
@@ -187,3 +194,126 @@ def test_simulate_prints_the_sagemaker_table(capsys):
     assert "sagemaker ml.g6.xlarge" in captured.out
     spot = next(line for line in captured.out.splitlines() if line.startswith("batch GPU-h spot"))
     assert spot.split()[4] == "0.0"  # the configured column: no spot on SageMaker
+
+
+# ---------------------------------------------------------------------------------------------
+# The asynchronous endpoint: Application Auto Scaling on the backlog, woken by an alarm
+
+
+def _async_scaler(**changes: object) -> SageMakerAsyncScaler:
+    base: dict[str, object] = {
+        "polling_seconds": ASYNC_SAMPLE_SECONDS,
+        "cooldown_seconds": 300.0,
+        "min_replicas": 0,
+        "max_replicas": 8,
+        "behavior": DEFAULT_BEHAVIOR,
+        "demand_threshold": 100.0,
+        "activation_threshold": 0.0,
+        "target_backlog": 100.0,
+        "datapoint_s": 60.0,
+        "wake_period_s": 60.0,
+    }
+    base.update(changes)
+    return SageMakerAsyncScaler(SageMakerAsyncScaling(**base), [])  # type: ignore[arg-type]
+
+
+def _polls(scaler: SageMakerAsyncScaler, current: int, demand: float, until: float) -> list[int]:
+    counts, now = [], 0.0
+    while now < until:
+        now += ASYNC_SAMPLE_SECONDS
+        current = scaler.poll(now, current, demand, 0)
+        counts.append(current)
+    return counts
+
+
+def test_async_scale_out_waits_for_three_one_minute_datapoints():
+    scaler = _async_scaler()
+    # 1 instance, a backlog of 300: 3 per-instance datapoints of 300 against a target of 100.
+    counts = _polls(scaler, 1, 300.0, 180.0)
+    assert counts[:-1] == [1] * 11  # 165 s: two whole minutes over the target
+    assert counts[-1] == 3  # 180 s: the third datapoint; ceil(1 * 300 / 100)
+
+
+def test_async_idle_instances_scale_in_to_zero_after_fifteen_minutes():
+    scaler = _async_scaler()
+    counts = _polls(scaler, 2, 0.0, 900.0)
+    assert set(counts[:-1]) == {2}  # 14 low datapoints
+    assert counts[-1] == 0  # the 15th: an empty queue's zeros take the minimum of 0
+
+
+def test_async_wake_from_zero_is_the_alarm_not_a_poll():
+    scaler = _async_scaler()
+    # A backlog and no instance: target tracking has no per-instance datapoint; the
+    # HasBacklogWithoutCapacity alarm's minute closes at 60 s and its step policy adds one.
+    assert _polls(scaler, 0, 50.0, 60.0) == [0, 0, 0, 1]
+    assert scaler.woken_at == [60.0]
+    # With two datapoints to alarm, the second minute.
+    slower = _async_scaler(wake_evaluation_periods=2, wake_datapoints=2)
+    assert _polls(slower, 0, 50.0, 120.0)[-1] == 1
+    assert slower.woken_at == [120.0]
+
+
+def test_async_wake_latency_is_alarm_period_times_datapoints_plus_instance_start():
+    """On sagemaker-prod the async endpoint starts at zero instances with a backlog: the first
+    instance serves after the rendered wake alarm's period x datapoints plus an instance start,
+    not after KEDA's polling interval."""
+    inputs = load_stack("sagemaker-prod", REPO, parse_start(DEFAULT_START))
+    planned = inputs.plan.batch
+    assert planned is not None
+    rendered = async_scaling(inputs.plan, planned)
+    assert rendered.wake is not None
+    pool = inputs.configured.batch
+    assert pool is not None
+    assert isinstance(pool.scaler, SageMakerAsyncScaling)
+    scen = replace(inputs.configured, realtime=None, batch=pool, opening="floor")
+    rng = np.random.default_rng(0)
+    queue = batch_queue(scen, START, 600, rng)
+    assert queue is not None
+    assert queue.capacity.spec_replicas == 0
+    first_ready = None
+    for t0 in range(0, 600, 15):
+        queue.step(float(t0), 15.0, rng)
+        if first_ready is None and queue.capacity.ready_count(float(t0 + 15)) > 0:
+            first_ready = min(p.ready_at for p in queue.capacity.pods)
+    alarm_s = rendered.wake.period_s * rendered.wake.datapoints_to_alarm
+    assert first_ready == pytest.approx(alarm_s + scen.cold_start.new_node_s)
+    assert queue.stats.processed > 0
+
+
+def test_sagemaker_prod_async_runs_the_components_scaling():
+    inputs = load_stack("sagemaker-prod", REPO, parse_start(DEFAULT_START))
+    planned = inputs.plan.batch
+    assert planned is not None
+    rendered = async_scaling(inputs.plan, planned)
+    pool = inputs.configured.batch
+    assert pool is not None
+    assert pool.scaler == async_params(rendered)
+    scaling = pool.scaler
+    assert isinstance(scaling, SageMakerAsyncScaling)
+    assert scaling.target_backlog == rendered.target_backlog.value
+    assert (scaling.min_replicas, scaling.max_replicas) == (0, rendered.max_instances.value)
+    assert scaling.datapoint_s == rendered.metric_period_s == 60
+    assert (scaling.high_datapoints, scaling.low_datapoints) == (
+        rendered.alarms.high_datapoints,
+        rendered.alarms.low_datapoints,
+    )
+    assert rendered.wake is not None
+    assert scaling.wake_period_s == rendered.wake.period_s
+    assert scaling.wake_datapoints == rendered.wake.datapoints_to_alarm
+    assert isinstance(keda_for(pool, START, 60), SageMakerAsyncScaler)
+
+
+def test_async_queue_runs_in_both_modes_from_zero():
+    params = _async_scaler().params
+    pool = batch_pool(scaler=params, spot=False)
+    scen = scenario(batch=pool, opening="floor", consolidation_s=0)
+    rates = np.zeros(1200)
+    for result in (
+        run_exact(scen, rates, START, seed=1),
+        run_fast(scen, rates, START, seed=1),
+    ):
+        assert result.batch is not None
+        # 200 items/s from the start: woken at 60 s, an instance at 90 s, then it keeps up.
+        assert result.timeline.batch_ready_on_demand[0] == 0
+        assert result.timeline.batch_ready_on_demand[1] >= 1
+        assert result.batch.processed > 0.9 * result.batch.items, result.mode
