@@ -67,7 +67,16 @@ _UNSETTABLE: dict[Target, dict[str, str]] = {
     "kubernetes": {},
     "aws": {},
     "gcp": {},
-    "sagemaker": {k: v.format(platform="SageMaker") for k, v in _KUBERNETES_ONLY.items()},
+    "sagemaker": {
+        **{k: v.format(platform="SageMaker") for k, v in _KUBERNETES_ONLY.items()},
+        # Its copies track one metric, with a target the component derives from the batcher
+        # model (components.sagemaker.scaling.realtime_scaling): neither spec field is read.
+        "metric": "its copies track SageMaker's concurrent requests per copy whatever "
+        "realtime.scaling.metric says",
+        "target_factor": "the concurrency target per copy comes from the batcher model at the "
+        "sized rate, not realtime.scaling.target_per_replica; max_batch_size and "
+        "max_queue_delay_ms move it",
+    },
     "cloudrun": {k: v.format(platform="Cloud Run") for k, v in _KUBERNETES_ONLY.items()},
 }
 """Per target, the knobs it cannot set and why (every other knob it can). One table, read by
