@@ -17,7 +17,7 @@ import math
 import os
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Annotated, Any, Literal, TypeVar
+from typing import Annotated, Any, Final, Literal, TypeVar
 
 import yaml
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator
@@ -103,16 +103,36 @@ class BatchingSettings(BaseModel):
         )
 
 
-def cpu_budget() -> int:
+CPU_MAX: Final = Path("/sys/fs/cgroup/cpu.max")
+"""The cgroup v2 CPU bandwidth limit of this process's cgroup (a container's, in a pod)."""
+
+
+def cpu_quota(cpu_max: str) -> int | None:
+    """Whole CPUs a cgroup v2 `cpu.max` grants, rounded up; None when it sets no limit.
+
+    The kernel's format (Documentation/admin-guide/cgroup-v2.rst, "cpu.max"): "$MAX $PERIOD",
+    where $MAX is "max" for no limit, and "max 100000" is the default; a lone $MAX may be
+    written, so the period is optional when reading. ValueError for anything else.
+    """
+    fields = cpu_max.split()
+    if not 1 <= len(fields) <= 2:
+        raise ValueError(f"cpu.max holds {cpu_max!r}; expected '$MAX $PERIOD'")
+    if fields[0] == "max":
+        return None
+    quota, period = int(fields[0]), int(fields[1]) if len(fields) == 2 else 100_000
+    if quota <= 0 or period <= 0:
+        raise ValueError(f"cpu.max holds {cpu_max!r}; expected positive microseconds")
+    return max(1, math.ceil(quota / period))
+
+
+def cpu_budget(cpu_max: Path = CPU_MAX) -> int:
     """CPUs this process may use: the cgroup v2 quota if set, else the affinity mask."""
     available = len(os.sched_getaffinity(0))
     try:
-        quota, period = Path("/sys/fs/cgroup/cpu.max").read_text().split()[:2]
+        quota = cpu_quota(cpu_max.read_text())
     except (OSError, ValueError):
         return available
-    if quota == "max":
-        return available
-    return max(1, min(available, math.ceil(int(quota) / int(period))))
+    return available if quota is None else min(available, quota)
 
 
 def env_vars(model: type[BaseModel]) -> dict[str, str]:

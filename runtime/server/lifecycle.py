@@ -38,6 +38,7 @@ from inferstack.runtime.metrics import RuntimeMetrics
 from inferstack.runtime.model_process import ProcessModel
 from inferstack.runtime.models import (
     LoadedModel,
+    OpenedModel,
     configure_gil_switch_interval,
     model_name_from_uri,
     open_model,
@@ -56,6 +57,32 @@ HTTP_CLOSE_GRACE_S = HttpLimits.keep_alive_s + 1.0
 their idle timeout, before what is left is dropped."""
 
 
+def http_limits(settings: ServerSettings) -> HttpLimits:
+    """The HTTP layer's limits before the model's signature is known (its body limit then)."""
+    return HttpLimits(
+        max_request_bytes=settings.max_request_bytes or FALLBACK_MAX_REQUEST_BYTES,
+        max_body_bytes_in_flight=settings.body_budget(FALLBACK_MAX_REQUEST_BYTES),
+        header_timeout_s=settings.header_timeout_s,
+        min_body_rate=settings.min_body_rate,
+        max_connections=settings.max_connections,
+    )
+
+
+def open_served_model(settings: ServerSettings, name: str) -> OpenedModel:
+    """Load and warm the model as the settings say (blocking: run it off the event loop)."""
+    return open_model(
+        settings.model,
+        name=name,
+        device=settings.device,
+        threads=settings.resolved_torch_threads(),
+        warm_up_sizes=settings.batcher_config().warm_up_sizes,
+        instances=settings.instances,
+        model_process=settings.model_process,
+        sha256=settings.model_sha256,
+        cache_dir=settings.model_cache,
+    )
+
+
 class InferenceServer:
     """One served model behind the v2 HTTP API, from start-up to drained exit."""
 
@@ -64,16 +91,7 @@ class InferenceServer:
         self.model_name = settings.model_name or model_name_from_uri(settings.model)
         self.metrics = RuntimeMetrics(self.model_name)
         self.app = app_for(settings, self.model_name, self.metrics)
-        self.http = HttpServer(
-            self.app,
-            HttpLimits(
-                max_request_bytes=settings.max_request_bytes or FALLBACK_MAX_REQUEST_BYTES,
-                max_body_bytes_in_flight=settings.body_budget(FALLBACK_MAX_REQUEST_BYTES),
-                header_timeout_s=settings.header_timeout_s,
-                min_body_rate=settings.min_body_rate,
-                max_connections=settings.max_connections,
-            ),
-        )
+        self.http = HttpServer(self.app, http_limits(settings))
         self.grpc = GrpcServer(self.app)
         self._model_lost = False
         self._drain_task: asyncio.Task[None] | None = None
@@ -119,18 +137,7 @@ class InferenceServer:
         config = settings.batcher_config()
         sizes = config.warm_up_sizes
         configure_gil_switch_interval(settings.gil_switch_interval_us)
-        opened = await asyncio.to_thread(
-            open_model,
-            settings.model,
-            name=self.model_name,
-            device=settings.device,
-            threads=threads,
-            warm_up_sizes=sizes,
-            instances=settings.instances,
-            model_process=settings.model_process,
-            sha256=settings.model_sha256,
-            cache_dir=settings.model_cache,
-        )
+        opened = await asyncio.to_thread(open_served_model, settings, self.model_name)
         model, device = opened.model, opened.device
         load_s, warm_up_s = opened.load_s, opened.warm_up_s
         if isinstance(model, ProcessModel):
@@ -268,20 +275,37 @@ class InferenceServer:
         self._stop.set()
 
 
-def run_server(settings: ServerSettings) -> int:
-    """Run the server to completion on uvloop (asyncio when uvloop is absent)."""
+def configure_logging(settings: ServerSettings) -> None:
+    """Log lines at the settings' level, with passwords in URIs redacted."""
     logging.basicConfig(
         level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     for handler in logging.getLogger().handlers:  # URIs in log lines may carry passwords.
         handler.setFormatter(RedactingFormatter(handler.formatter or logging.Formatter()))
-    loop_factory: Callable[[], asyncio.AbstractEventLoop] | None
+
+
+def event_loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
+    """uvloop's event loop when it is installed, else None (asyncio's)."""
     try:
         import uvloop
-
-        loop_factory = uvloop.new_event_loop
     except ImportError:
-        loop_factory = None
+        return None
+    return uvloop.new_event_loop
+
+
+def run_server(settings: ServerSettings) -> int:
+    """Run the server to completion on uvloop (asyncio when uvloop is absent); with several
+    acceptors, the front door (`runtime/frontdoor/`) instead of one process."""
+    configure_logging(settings)
+    loop_factory = event_loop_factory()
+    acceptors = settings.resolved_acceptors()
+    if acceptors > 1:
+        from inferstack.runtime.frontdoor.door import FrontDoor
+
+        door = FrontDoor(settings, acceptors)
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        with asyncio.Runner(loop_factory=loop_factory) as runner:
+            return runner.run(door.serve())
     server = InferenceServer(settings)
     # SIGTERM before the loop runs would kill the process with no drain; nothing is admitted yet.
     signal.signal(signal.SIGTERM, signal.SIG_DFL)

@@ -44,13 +44,13 @@ import re
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Final
+from typing import Final, Protocol
 
 from inferstack import __version__
 from inferstack.runtime.batcher import (
+    BatcherConfig,
     BatchTooLargeError,
     DrainingError,
-    DynamicBatcher,
     InputRejectedError,
     ModelError,
     QueueFullError,
@@ -60,7 +60,6 @@ from inferstack.runtime.batcher import (
 from inferstack.runtime.failures import TransientModelError, summary, transient
 from inferstack.runtime.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from inferstack.runtime.metrics import RuntimeMetrics
-from inferstack.runtime.models import LoadedModel
 from inferstack.runtime.protocol import (
     HEADER_LENGTH_HEADER,
     JSON_CONTENT_TYPE,
@@ -142,12 +141,58 @@ class ModelUnavailableError(ModelError, TransientModelError):
     """The model process is gone and the request never reached it: 503, retry elsewhere."""
 
 
+class ModelSignature(Protocol):
+    """What the routes read of a model: a `LoadedModel`, or its description in an acceptor
+    process of the front door (`runtime/frontdoor/`), where the model is elsewhere."""
+
+    name: str
+    inputs: list[TensorSpec]
+    outputs: list[TensorSpec]
+    platform: str
+
+
+class Batcher(Protocol):
+    """What the server uses of a batcher: a `DynamicBatcher`, or the front door's link to the
+    one batcher of the model side (`frontdoor.remote.RemoteBatcher`)."""
+
+    @property
+    def config(self) -> BatcherConfig:
+        """The batching knobs."""
+
+    @property
+    def accepting(self) -> bool:
+        """False once draining began."""
+
+    @property
+    def queue_depth(self) -> int:
+        """Requests waiting for a batch."""
+
+    @property
+    def outstanding(self) -> int:
+        """Requests admitted and not yet answered."""
+
+    def retry_after_s(self) -> int:
+        """Seconds a refused caller should wait."""
+
+    async def submit(self, inputs: Tensors, *, timeout_s: float | None = None) -> Tensors:
+        """The caller's outputs, or a `BatcherError`."""
+
+    def stop_accepting(self) -> None:
+        """Refuse new requests."""
+
+    async def drain(self) -> None:
+        """Stop admitting and wait until every admitted request is answered."""
+
+    async def close(self) -> None:
+        """Drain, then release what the batcher holds."""
+
+
 @dataclass
 class ServedModel:
     """A model being served: the loaded model, its batcher and its metrics."""
 
-    model: LoadedModel
-    batcher: DynamicBatcher
+    model: ModelSignature
+    batcher: Batcher
     metrics: RuntimeMetrics
     device_kind: str = "cpu"
 

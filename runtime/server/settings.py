@@ -18,7 +18,7 @@ from pydantic import Field, field_validator, model_validator
 from inferstack.contract import sagemaker
 from inferstack.contract.pods import DEFAULT_GRPC_PORT, DEFAULT_PORT
 from inferstack.runtime.batcher import BatcherConfig
-from inferstack.runtime.settings import BatchingSettings, env_vars, resolve
+from inferstack.runtime.settings import BatchingSettings, cpu_budget, env_vars, resolve
 
 DEFAULT_BODY_BYTES_IN_FLIGHT: Final = 256 * 1024 * 1024
 """The in-flight body budget by default (when two of the largest bodies are not more): what a
@@ -41,6 +41,13 @@ class ServerSettings(BatchingSettings):
         default="kserve",
         description="kserve: the v2 API; sagemaker: also SageMaker's GET /ping and POST "
         "/invocations (body a v2 request), on port 8080 where SageMaker sends them",
+    )
+    acceptors: int = Field(
+        default=1,
+        ge=0,
+        description="processes that accept and parse HTTP and gRPC requests on the same ports "
+        "(SO_REUSEPORT) for the one batcher and model (0: the CPU budget minus one for the "
+        "model, at least 1; 1: all in the server process)",
     )
     max_queue_size: int = Field(default=1024, ge=1)
     request_timeout_ms: float = Field(default=0, ge=0, description="0: no timeout")
@@ -97,6 +104,10 @@ class ServerSettings(BatchingSettings):
             )
         return self
 
+    def resolved_acceptors(self) -> int:
+        """The acceptor count in force: the setting, or the CPU budget minus one (the model's)."""
+        return self.acceptors or acceptors_for(cpu_budget())
+
     def body_budget(self, max_request_bytes: int) -> int:
         """The in-flight body budget in force for a body limit of `max_request_bytes`."""
         return self.max_body_bytes_in_flight or max(
@@ -109,6 +120,11 @@ class ServerSettings(BatchingSettings):
             max_queue_size=self.max_queue_size,
             request_timeout_s=self.request_timeout_ms / 1000 if self.request_timeout_ms else None,
         )
+
+
+def acceptors_for(cpus: int) -> int:
+    """Acceptor processes for `cpus` CPUs: one is left to the model process, at least one."""
+    return max(1, cpus - 1)
 
 
 ENV_VARS: Final[Mapping[str, str]] = env_vars(ServerSettings)
@@ -135,4 +151,4 @@ def resolve_settings(
     )
 
 
-__all__ = ["ENV_VARS", "ServerSettings", "resolve_settings"]
+__all__ = ["ENV_VARS", "ServerSettings", "acceptors_for", "resolve_settings"]
