@@ -216,6 +216,34 @@ def test_bad_inputs_in_a_flood_of_calls_are_all_refused_as_the_clients_fault(dou
     _valid_call_works(doubler)
 
 
+def test_a_stream_of_garbage_and_bad_inputs_is_answered_on_the_stream_and_stays_usable(doubler):
+    """ModelStreamInfer (Triton's): bytes that are no message and a flood of bad inputs each get
+    an `error_message` answer naming the problem on the open stream, never INTERNAL; the valid
+    request sent after them is answered with its result."""
+    from inferstack.runtime.grpc.generated import grpc_service_pb2 as triton
+
+    wrong = _doubler_request()
+    wrong.inputs[0].shape[:] = [1, 4]
+    good = _doubler_request()
+    good.id = "good"
+    messages = [b"\xff\xff\xff", *[wrong.SerializeToString()] * 100, good.SerializeToString()]
+    with grpc.insecure_channel(doubler.target) as channel:
+        stream = channel.stream_stream(
+            "/inference.GRPCInferenceService/ModelStreamInfer",
+            response_deserializer=triton.ModelStreamInferResponse.FromString,
+        )
+        answers = list(stream(iter(messages), timeout=60))
+    assert len(answers) == len(messages)
+    errors = [answer.error_message for answer in answers if answer.error_message]
+    assert len(errors) == len(messages) - 1
+    assert sum("not a valid inference.ModelInferRequest" in error for error in errors) == 1
+    assert sum("shape" in error for error in errors) == 100
+    [result] = [answer.infer_response for answer in answers if not answer.error_message]
+    assert result.id == "good"
+    assert np.frombuffer(result.raw_output_contents[0], "<f4").tolist() == [0.0, 2.0, 4.0]
+    _valid_call_works(doubler)
+
+
 def _gated(tmp_path: Path, *flags: str) -> tuple[Served, Path, Path]:
     entered, gate = tmp_path / "entered", tmp_path / "gate"
     os.mkfifo(entered)

@@ -182,3 +182,69 @@ def test_the_grpc_pages_example_runs_as_written(served, capsys):
     assert '"localhost:8001"' in block
     exec(block.replace('"localhost:8001"', f'"127.0.0.1:{served.grpc_port}"'), {})
     assert capsys.readouterr().out.strip() == "(4, 512)"
+
+
+def test_the_model_configuration_is_the_same_over_grpc_and_http(served):
+    """Triton's ModelConfig RPC (an addition to the KServe service) answers what
+    `GET /v2/models/{m}/config` does: perf_analyzer and Triton's clients read it."""
+    over_grpc = triton_grpc.InferenceServerClient(f"127.0.0.1:{served.grpc_port}")
+    over_http = triton_http.InferenceServerClient(f"127.0.0.1:{served.http.port}")
+    try:
+        config = over_grpc.get_model_config("mlp", as_json=True)["config"]
+        expected = over_http.get_model_config("mlp")
+        with pytest.raises(InferenceServerException) as unknown:
+            over_grpc.get_model_config("resnet")
+    finally:
+        over_grpc.close()
+        over_http.close()
+    assert config["name"] == expected["name"] == "mlp"
+    # protobuf's JSON mapping writes 64-bit integers as strings.
+    assert [(t["name"], t["data_type"], [int(d) for d in t["dims"]]) for t in config["input"]] == [
+        ("input", "TYPE_FP32", [512])
+    ]
+    assert config["max_batch_size"] == expected["max_batch_size"]
+    assert [t["data_type"] for t in config["output"]] == ["TYPE_FP32"]
+    assert int(config["dynamic_batching"]["max_queue_delay_microseconds"]) == int(
+        expected["dynamic_batching"]["max_queue_delay_microseconds"]
+    )
+    assert str(unknown.value.status()) == "StatusCode.NOT_FOUND"
+    assert "unknown model" in unknown.value.message()
+
+
+def test_a_stream_answers_each_request_by_id_as_unary_calls_do_and_errors_stay_on_it(served):
+    """tritonclient.grpc's stream API (start_stream / async_stream_infer) against Triton's
+    ModelStreamInfer: each row sent on the stream comes back under its id with what a unary
+    batch gives; a bad request is answered on the stream with its error and the stream goes on."""
+    import queue
+
+    rows = np.random.default_rng(11).standard_normal((6, 512)).astype(np.float32)
+    client = triton_grpc.InferenceServerClient(f"127.0.0.1:{served.grpc_port}")
+    answers: queue.Queue[tuple[Any, Any]] = queue.Queue()
+    try:
+        batch = _grpc_infer(client, rows)
+        client.start_stream(callback=lambda result, error: answers.put((result, error)))
+        for index in range(len(rows)):
+            if index == 3:
+                bad = triton_grpc.InferInput("input", [1, 5], "FP32")
+                bad.set_data_from_numpy(np.zeros((1, 5), np.float32))
+                client.async_stream_infer("mlp", [bad], request_id="bad")
+            tensor = triton_grpc.InferInput("input", [1, 512], "FP32")
+            tensor.set_data_from_numpy(rows[index : index + 1])
+            client.async_stream_infer("mlp", [tensor], request_id=f"row-{index}")
+        received = [answers.get(timeout=30) for _ in range(len(rows) + 1)]
+        client.stop_stream()
+    finally:
+        client.close()
+    errors = [error for _, error in received if error is not None]
+    results = {result.get_response().id: result for result, error in received if error is None}
+    assert len(errors) == 1
+    assert "shape" in errors[0].message()
+    assert sorted(results) == sorted(f"row-{index}" for index in range(len(rows)))
+    streamed = np.concatenate([results[f"row-{i}"].as_numpy("output") for i in range(len(rows))])
+    np.testing.assert_allclose(streamed, batch, rtol=1e-5, atol=1e-6)
+
+
+def _grpc_infer(client: Any, rows: np.ndarray) -> np.ndarray:
+    tensor = triton_grpc.InferInput("input", list(rows.shape), "FP32")
+    tensor.set_data_from_numpy(rows)
+    return client.infer("mlp", [tensor]).as_numpy("output")
