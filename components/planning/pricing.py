@@ -43,6 +43,9 @@ class PriceTable:
     instances: dict[str, dict[str, dict[str, float]]]
     cloud_as_of: dict[str, str] = field(default_factory=dict)
     """Cloud -> the date of its own price list, where it is not `as_of` (SageMaker's)."""
+    estimates: dict[str, dict[str, str]] = field(default_factory=dict)
+    """Cloud -> instance type -> how its price was estimated, where it is not a list price read
+    from the provider's page (SageMaker's ml.g6, g6e, p4de, p5: EC2's price times a ratio)."""
 
 
 def _read(name: str) -> dict[str, Any]:
@@ -89,7 +92,22 @@ def default_price_table() -> PriceTable:
             "cloudrun": cloudrun_instances,
         },
         cloud_as_of={"sagemaker": sagemaker["as_of"], "cloudrun": cloudrun["as_of"]},
+        estimates={"sagemaker": _estimates(sagemaker, raw)},
     )
+
+
+def _estimates(hosting: dict[str, Any], raw: dict[str, Any]) -> dict[str, str]:
+    """Instance type -> how its hosting price was estimated (EC2's list price times a ratio)."""
+    estimated: dict[str, dict[str, Any]] = hosting.get("estimated", {})
+    return {
+        name: f"estimated: EC2 {how['ec2']} ${_ec2_price(raw, how['ec2']):g} x {how['ratio']:g}"
+        for name, how in estimated.items()
+    }
+
+
+def _ec2_price(raw: dict[str, Any], instance: str) -> float:
+    price: float = raw["instances"]["aws"][instance]["on_demand"]
+    return price
 
 
 def machine_price(
@@ -105,7 +123,12 @@ def machine_price(
     assert machines is not None  # noqa: S101 (every GPU is offered or has a stand-in: tested)
     instance = machines.priced.name
     listed = dict(table.instances[cloud][instance])
-    source = f"{cloud} {instance} list price as of {table.cloud_as_of.get(cloud, table.as_of)}"
+    as_of = table.cloud_as_of.get(cloud, table.as_of)
+    estimate = table.estimates.get(cloud, {}).get(instance)
+    source = f"{cloud} {instance} list price as of {as_of}"
+    if estimate is not None:
+        # Say so wherever the price is shown: a guess read as a list price misleads the cost.
+        source = f"{cloud} {instance} price {estimate}, not the list price (as of {as_of})"
     if overrides and instance in overrides:
         listed.update(overrides[instance])
         source = f"{cloud} {instance} price from the spec's `prices` override"

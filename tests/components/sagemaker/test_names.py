@@ -12,7 +12,7 @@ import botocore.session
 import pytest
 
 from inferstack.components.planning.clouds import SAGEMAKER
-from inferstack.components.planning.pricing import default_price_table
+from inferstack.components.planning.pricing import default_price_table, machine_price
 from inferstack.contract.sagemaker import (
     inference_component_resource_id,
     sagemaker_names,
@@ -55,6 +55,34 @@ def test_every_hosting_instance_is_a_production_variant_instance_type() -> None:
     for machines in SAGEMAKER.machines.values():
         for size in machines.sizes:
             assert size.name in offered, size.name
+
+
+# The page's figures for ml.g6, ml.g6e, ml.p4de and ml.p5 were not found (searched 2026-12-07,
+# see sagemaker-prices.json's source): those four are EC2's list price times the hosting ratio of
+# the three read ones, and every price shown for them says so.
+def test_estimated_hosting_prices_are_ec2_times_the_ratio_and_say_so() -> None:
+    table = default_price_table()
+    estimates = table.estimates["sagemaker"]
+    assert set(estimates) == {
+        "ml.g6.xlarge",
+        "ml.g6e.xlarge",
+        "ml.p4de.24xlarge",
+        "ml.p5.48xlarge",
+    }
+    for name in estimates:
+        ec2 = table.instances["aws"][name.removeprefix("ml.")]["on_demand"]
+        assert table.instances["sagemaker"][name]["on_demand"] == pytest.approx(ec2 * 1.4, abs=5e-4)
+    ratios = [
+        table.instances["sagemaker"][f"ml.{name}"]["on_demand"]
+        / table.instances["aws"][name]["on_demand"]
+        for name in ("g4dn.xlarge", "g5.xlarge", "p4d.24xlarge")
+    ]
+    assert all(1.3 < ratio < 1.75 for ratio in ratios), ratios
+    price = machine_price("nvidia-l4", "sagemaker")
+    assert price.instance_type == "ml.g6.xlarge"
+    assert "estimated: EC2 g6.xlarge $0.805 x 1.4" in price.source
+    assert "not the list price" in price.source
+    assert "list price as of" in machine_price("nvidia-a10g", "sagemaker").source
 
 
 def test_every_gpu_has_a_dated_hosting_price() -> None:
