@@ -12,13 +12,22 @@ Simulating a day takes seconds, so the search spends simulations where they deci
    candidate whose mean attainment over all seeds meets it. A lucky seed cannot pick the winner.
 
 Every (candidate, seed) run is cached, so the levels share their work.
+
+With `workers` above 1 the runs go to a pool of processes, so the independent ones (the seeds of
+one candidate, the values of a knob tried one by one, a halving rung, a bisection's end and first
+middle) run side by side. The search asks for the same runs in the same order either way: a run
+started ahead counts (and is logged, and enters the rankings) only once the search asks for it,
+so every answer, the simulation count and the log are the same as with one process.
 """
 
 from __future__ import annotations
 
 import math
+import multiprocessing
+import os
 import sys
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
+from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass
 
 from inferstack.offline.tune.knobs import Candidate, Knob, Value
@@ -30,6 +39,30 @@ SHORTLIST = 5
 MARGIN = 0.7
 """The coordinate stage, on seed 0 alone, allows this share of the level's misses: a candidate
 just at the level on one seed misses it on the mean about half the time."""
+
+
+Key = tuple[Candidate, int]
+"""One simulation: a candidate on a seed."""
+
+
+def default_workers() -> int:
+    """Processes for the runs: one per core, at most two (the simulations are independent, and a
+    third process on a two-core machine only waits)."""
+    return max(1, min(2, os.cpu_count() or 1))
+
+
+_RUNNER: Runner | None = None
+"""The runner, in a worker process (set by `_install` when the pool forks it)."""
+
+
+def _install(runner: Runner) -> None:
+    global _RUNNER  # noqa: PLW0603 - one runner per worker process, set once as it starts
+    _RUNNER = runner
+
+
+def _run(candidate: Candidate, seed: int) -> Outcome | None:
+    assert _RUNNER is not None, "worker started without a runner"
+    return _RUNNER(candidate, seed)
 
 
 def stricter(level: float) -> float:
@@ -64,25 +97,78 @@ class Search:
     """Cached runs of candidates on seeds, and the two stages above."""
 
     def __init__(
-        self, runner: Runner, seeds: list[int], *, log: Callable[[str], None] | None = None
+        self,
+        runner: Runner,
+        seeds: list[int],
+        *,
+        log: Callable[[str], None] | None = None,
+        workers: int = 1,
     ) -> None:
         self._runner = runner
         self.seeds = seeds
-        self._cache: dict[tuple[Candidate, int], Outcome | None] = {}
+        self._cache: dict[Key, Outcome | None] = {}
         self._log = log or (lambda line: sys.stderr.write(line + "\n"))
+        self.workers = workers
+        self._pool: ProcessPoolExecutor | None = None
+        self._started: dict[Key, Future[Outcome | None]] = {}
+        """Runs handed to the pool and not yet asked for by the search."""
 
     @property
     def runs(self) -> int:
         """Simulations run so far."""
         return len(self._cache)
 
+    def close(self) -> None:
+        """Stop the worker processes (runs started ahead and never asked for are dropped)."""
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool = None
+            self._started.clear()
+
+    def __enter__(self) -> Search:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
+
+    def _executor(self) -> ProcessPoolExecutor | None:
+        if self.workers <= 1:
+            return None
+        if self._pool is None:
+            # Forked, so the workers inherit the runner (and the traffic it holds) as it is:
+            # nothing but a candidate and a seed crosses to them, an outcome back.
+            self._pool = ProcessPoolExecutor(
+                self.workers,
+                mp_context=multiprocessing.get_context("fork"),
+                initializer=_install,
+                initargs=(self._runner,),
+            )
+        return self._pool
+
+    def start(self, keys: Iterable[Key]) -> None:
+        """Hand runs the search will ask for to the pool now (nothing without workers)."""
+        pool = self._executor()
+        if pool is None:
+            return
+        for key in keys:
+            if key not in self._cache and key not in self._started:
+                self._started[key] = pool.submit(_run, *key)
+
+    def _result(self, key: Key) -> Outcome | None:
+        started = self._started.pop(key, None)
+        if started is None and self._executor() is not None:
+            self.start([key])
+            started = self._started.pop(key)
+        return started.result() if started is not None else self._runner(*key)
+
     def outcome(self, candidate: Candidate, seeds: list[int]) -> Outcome | None:
         """Mean attainment and cost over `seeds` (each run once, then cached)."""
+        self.start((candidate, seed) for seed in seeds)
         results = []
         for seed in seeds:
             key = (candidate, seed)
             if key not in self._cache:
-                self._cache[key] = self._runner(candidate, seed)
+                self._cache[key] = self._result(key)
                 self._log(
                     f"tune: simulation {self.runs}, seed {seed}: {_describe(self._cache[key])}"
                 )
@@ -125,6 +211,7 @@ class Search:
         if knob.monotone:
             tried.append(self._bisect(options, level))
         else:
+            self.start((option, first[0]) for option in options)
             tried.extend(options)
         return min(tried, key=lambda c: (rank(self.outcome(c, first), level), c != current))
 
@@ -133,6 +220,9 @@ class Search:
         last when none does."""
         first = self.seeds[:1]
         low, high = 0, len(options) - 1
+        # The last option and the first middle side by side: the middle is wanted whenever the
+        # last meets the level, the usual case (it is the most generous value).
+        self.start([(options[high], first[0]), (options[(low + high) // 2], first[0])])
         if rank(self.outcome(options[high], first), level)[0] != 0:
             return options[high]
         while low < high:
@@ -167,6 +257,7 @@ class Search:
         rungs = sorted({1, math.ceil(len(self.seeds) / 2), len(self.seeds)})
         for index, size in enumerate(rungs[1:], start=1):
             seeds = self.seeds[:size]
+            self.start((candidate, seed) for candidate in shortlist for seed in seeds)
             shortlist.sort(key=lambda c: rank(self.outcome(c, seeds), level))
             if index < len(rungs) - 1:
                 shortlist[:] = shortlist[: max(1, len(shortlist) // 2)]

@@ -50,3 +50,24 @@ def test_rank_puts_every_configuration_that_meets_the_level_first_by_cost():
     cheap_hit = Outcome(0.991, 200.0)
     ordered = sorted([cheap_miss, dear_hit, cheap_hit, None], key=lambda o: rank(o, 0.99))
     assert ordered == [cheap_hit, dear_hit, cheap_miss, None]
+
+
+def _whole_search(workers: int) -> tuple[list[str], Candidate | None, Candidate | None, int]:
+    lines: list[str] = []
+    with Search(runner, [0, 1, 2, 3], log=lines.append, workers=workers) as search:
+        start: Candidate = (("floor", 10), ("shape", "round"))
+        knobs = {"floor": FLOOR, "shape": SHAPE}
+        found = search.coordinate(start, knobs, 0.95, passes=2)
+        search.coordinate(found, knobs, 0.97, passes=2)
+        winner = search.halving(0.95, start)
+        search.halving(0.97, start)
+        return lines, winner, search.cheapest(0.97), search.runs
+
+
+def test_two_worker_processes_give_the_same_search_as_one():
+    # Runs started ahead (a bisection's first middle, a halving rung) count only once asked
+    # for: the answers, the number of simulations and the log are those of one process.
+    one = _whole_search(workers=1)
+    two = _whole_search(workers=2)
+    assert one[1] is not None
+    assert two == one
