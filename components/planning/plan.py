@@ -14,6 +14,7 @@ from datetime import datetime
 from typing import Any
 
 from inferstack.components.planning.clouds import CLOUDS, Cloud, Target
+from inferstack.components.planning.cold_start import cold_start_seconds, for_target
 from inferstack.components.planning.cost import CostEstimate, estimate_cost
 from inferstack.components.planning.model_delivery import image_warnings, with_model_download
 from inferstack.components.planning.pools import (
@@ -152,10 +153,17 @@ def plan_service(
     problems = _target_problems(spec, target)
     if problems:
         raise SpecError(problems, source=f"spec for target {target}")
-    # A fetched model's download joins the cold start here, once, for every consumer.
-    profile = with_model_download(spec.model, profile)
+    # A fetched model's download, and the target's own start (Cloud Run starts an instance,
+    # not a node), join the cold start here, once, for every consumer.
+    profile = for_target(with_model_download(spec.model, profile), target)
     sizing = size_service(spec, profile, target=target, now=now)
-    sizing = dataclasses.replace(sizing, warnings=[*sizing.warnings, *image_warnings(spec.image)])
+    sizing = dataclasses.replace(
+        sizing,
+        warnings=[*sizing.warnings, *image_warnings(spec.image)],
+        cold_start_seconds=cold_start_seconds(
+            profile.cold_start, target, sizing.cold_start_seconds
+        ),
+    )
     price_cloud = CLOUDS[spec.price_cloud] if target == "kubernetes" else CLOUDS[target]
     cost = estimate_cost(spec, profile, sizing, price_cloud.name, table=prices)
     return ServicePlan(

@@ -21,8 +21,13 @@ same data the component renders (`components.cloudrun.scaling.service_scaling`):
   wait, up to the request timeout, rather than fail): the pool keeps the spec's `scale_to_zero`
   and the engine's held-request model, and a held request starts one instance at once.
 
-Not modelled: the CPU-utilisation driver (60 % CPU), and Cloud Run's GPU instance start of about
-5 s: instances pay the plan's whole cold start (node time included), an upper bound.
+- A new instance pays the plan's Cloud Run cold start (`components.planning.cold_start`): no
+  node, Google's 5 s GPU instance start where a Kubernetes pool waits for a node (the scenario's
+  `node_provision_s`), then the image (the profile's whole pull: Cloud Run streams it, so an
+  upper bound), load and warm-up; an instance the autoscaler removes is gone (no kept node).
+
+Not modelled: the CPU-utilisation driver (60 % CPU), and the model's download at start, which
+the simulator leaves out on every target (`inputs._cold_start` reads no download part).
 """
 
 from __future__ import annotations

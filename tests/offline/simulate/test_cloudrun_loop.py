@@ -5,8 +5,11 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from pathlib import Path
 
+import pytest
+
 from inferstack.cli import main
 from inferstack.components.cloudrun.scaling import service_scaling
+from inferstack.components.planning.cold_start import CLOUD_RUN_INSTANCE_START_S
 from inferstack.offline.simulate.autoscaler import DEFAULT_BEHAVIOR, CronSchedule, CronTrigger
 from inferstack.offline.simulate.cli import DEFAULT_START, parse_start
 from inferstack.offline.simulate.cloudrun import (
@@ -129,3 +132,17 @@ def test_simulate_prints_the_cloudrun_table(capsys):
     assert "cloudrun nvidia-l4-4cpu-16gib" in captured.out
     spot = next(line for line in captured.out.splitlines() if line.startswith("batch GPU-h spot"))
     assert spot.split()[4] == "0.0"
+
+
+def test_a_cloudrun_instance_starts_without_a_node():
+    """The simulated instance start is the plan's Cloud Run one: 5 s, not a node's provisioning
+    (`components.planning.cold_start`); the Kubernetes stack keeps its node."""
+    inputs = load_stack("cloudrun-prod", REPO, parse_start(DEFAULT_START))
+    cold = inputs.configured.cold_start
+    assert cold.node_provision_s == CLOUD_RUN_INSTANCE_START_S
+    assert cold.new_node_s == pytest.approx(inputs.plan.profile.cold_start.total_seconds)
+    dev = load_stack("dev", REPO, parse_start(DEFAULT_START))
+    assert dev.configured.cold_start.node_provision_s == (
+        dev.plan.profile.cold_start.node_provision.seconds
+    )
+    assert dev.configured.cold_start.node_provision_s > CLOUD_RUN_INSTANCE_START_S
