@@ -61,7 +61,7 @@ def queue_name(spec: InferenceServiceSpec, queue: spec_model.Queue) -> str:
 
 def batch_placement(capacity: spec_model.Capacity) -> Placement:
     """Where the spec's batch capacity may run."""
-    if not capacity.spot:
+    if not capacity.spot or capacity.spot_share == 0:
         return "on_demand"
     return "spot_first" if capacity.fallback == "on_demand" else "spot_only"
 

@@ -8,6 +8,7 @@ start acceptable for sync scale-to-zero) raise `SpecError` here, before any reso
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
@@ -27,6 +28,7 @@ from inferstack.components.planning.spec import (
     BatchPool,
     InferenceServiceSpec,
     Realtime,
+    RealtimeScaling,
     gpu_replicas_message,
 )
 from inferstack.contract.pods import PRESTOP_SECONDS
@@ -104,6 +106,8 @@ class BatchSizing:
     termination_grace_seconds: Derived[int]
     startup_seconds: Derived[int]
     """How long the worker may load and warm up before its health endpoint must answer."""
+    spot_share: Derived[float]
+    """Share of the replicas on spot capacity; the rest run on-demand whatever spot does."""
 
 
 @dataclass(frozen=True)
@@ -181,10 +185,24 @@ def _prewarm_windows(
                 f"min_replicas ({floor}), which are always up"
             )
             continue
-        lead = cold_minutes
         cold = profile.cold_start
         parts = _cold_parts(cold)
-        note = f"cold start {cold.total_seconds:.0f} s: {parts}"
+        if realtime.prewarm_lead_minutes is None:
+            lead = cold_minutes
+            note = f"cold start {cold.total_seconds:.0f} s: {parts}"
+        else:
+            lead = realtime.prewarm_lead_minutes
+            note = (
+                f"realtime.prewarm_lead_minutes set in the stack file; derived would be "
+                f"{cold_minutes} min, the cold start of {cold.total_seconds:.0f} s"
+            )
+            if lead * 60 < cold.total_seconds:
+                notes.append(
+                    f"traffic.spikes[{index}]: realtime.prewarm_lead_minutes {lead} is shorter "
+                    f"than the cold start ({cold.total_seconds:.0f} s), so the floor's new "
+                    f"replicas serve {cold.total_seconds / 60 - lead:.1f} min into the spike; "
+                    f"raise it to {cold_minutes} or unset it"
+                )
         skipped = skipped_dates(spike.cron, spike.timezone, start=now)
         if skipped:
             problems.append(
@@ -413,6 +431,7 @@ def size_realtime(
         )
     )
     warnings.extend(ramp_warnings)
+    scale_up = _scale_up_override(scaling, behaviour, behaviour_reason)
     sizing = RealtimeSizing(
         batch_size=batch_size,
         replica_rps=replica_rps,
@@ -429,9 +448,32 @@ def size_realtime(
         startup_seconds=startup,
         termination_grace_seconds=grace,
         request_hold_timeout_seconds=hold,
-        scale_up=Derived(behaviour, behaviour_reason),
+        scale_up=scale_up,
     )
     return sizing, warnings
+
+
+def _scale_up_override(scaling: RealtimeScaling, derived: ScaleUp, reason: str) -> Derived[ScaleUp]:
+    """The derived scale-up behaviour, with the fields the stack file sets in its place."""
+    policy = scaling.scale_up
+    if policy is None:
+        return Derived(derived, reason)
+    overrides = {
+        "pods": policy.pods,
+        "percent": policy.percent,
+        "period_seconds": policy.period_seconds,
+        "stabilization_seconds": policy.stabilization_seconds,
+    }
+    chosen = {key: value for key, value in overrides.items() if value is not None}
+    if not chosen:
+        return Derived(derived, reason)
+    written = ", ".join(f"{key} {value}" for key, value in chosen.items())
+    was = ", ".join(f"{key} {getattr(derived, key)}" for key in chosen)
+    return Derived(
+        dataclasses.replace(derived, **chosen),
+        f"realtime.scaling.scale_up set in the stack file ({written}; derived: {was}); the rest "
+        f"derived: {reason}",
+    )
 
 
 def batcher_rules(spec: InferenceServiceSpec, gpus: int) -> BatcherRules:
@@ -521,7 +563,22 @@ def size_batch(
         max_replicas=Derived(pool.scaling.max_replicas, "set in the spec: a hard GPU ceiling"),
         termination_grace_seconds=grace,
         startup_seconds=_startup_seconds(profile),
+        spot_share=_spot_share(pool),
     )
+
+
+def _spot_share(pool: BatchPool) -> Derived[float]:
+    capacity = pool.capacity
+    if capacity.spot_share is not None:
+        derived = 1.0 if capacity.spot else 0.0
+        return Derived(
+            capacity.spot_share,
+            f"batch.capacity.spot_share set in the stack file (derived: {derived:g}); the rest "
+            "run on on-demand nodes whatever spot does",
+        )
+    if capacity.spot:
+        return Derived(1.0, "capacity.spot: every replica prefers spot")
+    return Derived(0.0, "capacity.spot is false: every replica on on-demand nodes")
 
 
 def profile_warnings(spec: InferenceServiceSpec, profile: Profile) -> list[str]:

@@ -258,6 +258,36 @@ class Gpu(_Strict):
         return value
 
 
+class ScaleUpPolicy(_Strict):
+    """The realtime pool's HPA scale-up behaviour, set instead of derived: each field unset keeps
+    what sizing derives from the cold start and `traffic.ramp_minutes`.
+
+    Rendered as the ScaledObject's `advanced.horizontalPodAutoscalerConfig.behavior.scaleUp`:
+    a `Pods` and a `Percent` policy over one period under `selectPolicy: Max`. The bounds are the
+    HPA API's (`periodSeconds` 1-1800, `stabilizationWindowSeconds` 0-3600).
+    """
+
+    pods: int | None = Field(
+        default=None, ge=1, le=1000, description="replicas one period may add (a Pods policy)"
+    )
+    percent: int | None = Field(
+        default=None,
+        ge=1,
+        le=1000,
+        description="percent of the current replicas one period may add (a Percent policy)",
+    )
+    period_seconds: int | None = Field(
+        default=None, ge=1, le=1800, description="the period both policies count over"
+    )
+    stabilization_seconds: int | None = Field(
+        default=None,
+        ge=0,
+        le=3600,
+        description="how long a higher recommendation must hold before the pool grows "
+        "(0: act on a rise at its first sync)",
+    )
+
+
 class RealtimeScaling(_Strict):
     """Demand autoscaling of the synchronous pool."""
 
@@ -278,6 +308,11 @@ class RealtimeScaling(_Strict):
     )
     max_replicas: int | Auto = Field(
         default="auto", description="auto: the replicas the peak needs within the budget"
+    )
+    scale_up: ScaleUpPolicy | None = Field(
+        default=None,
+        description="the HPA's scale-up policy, e.g. {pods: 4, period_seconds: 15}; unset: "
+        "derived from the cold start and traffic.ramp_minutes (`inferstack tune` searches it)",
     )
 
     @field_validator("target_per_replica")
@@ -333,6 +368,14 @@ class Realtime(_Strict):
         description="auto: a replica floor for each spike, raised early by the measured cold "
         "start; off: none",
     )
+    prewarm_lead_minutes: int | None = Field(
+        default=None,
+        ge=0,
+        le=720,
+        validate_default=True,
+        description="how many minutes before each declared spike its replica floor rises; "
+        "unset: the measured cold start, rounded up (`inferstack tune` searches it)",
+    )
 
     @field_validator("scale_to_zero")
     @classmethod
@@ -348,6 +391,16 @@ class Realtime(_Strict):
             raise ValueError(
                 f"scale_to_zero is true but scaling.min_replicas is {minimum}; "
                 "set min_replicas to 0 or 'auto', or scale_to_zero to false"
+            )
+        return value
+
+    @field_validator("prewarm_lead_minutes")
+    @classmethod
+    def _lead_needs_prewarm(cls, value: int | None, info: ValidationInfo) -> int | None:
+        if value is not None and info.data.get("prewarm") == "off":
+            raise ValueError(
+                f"{value} minutes of lead, but prewarm is off, so no floor is raised; remove "
+                "prewarm_lead_minutes or set prewarm: auto"
             )
         return value
 
@@ -382,6 +435,24 @@ class Capacity(_Strict):
         default="on_demand",
         description="on_demand: on-demand nodes while spot is unavailable; none: spot only",
     )
+    spot_share: float | None = Field(
+        default=None,
+        ge=0,
+        le=1,
+        validate_default=True,
+        description="share of the pool's replicas on spot (0..1), the rest always on-demand; "
+        "unset: 1 with spot, 0 without (`inferstack tune` searches it)",
+    )
+
+    @field_validator("spot_share")
+    @classmethod
+    def _share_needs_spot(cls, value: float | None, info: ValidationInfo) -> float | None:
+        if value is not None and value > 0 and info.data.get("spot") is False:
+            raise ValueError(
+                f"{value:g} of the replicas on spot, but spot is false; remove spot_share or "
+                "set spot: true"
+            )
+        return value
 
 
 class BatchScaling(_Strict):
@@ -635,6 +706,20 @@ def cross_field_problems(sections: Mapping[str, Any]) -> list[Problem]:
             ):
                 field = f"{path}.scaling.max_replicas"
                 problems.append(Problem(field, gpu_replicas_message(field, maximum, replicas)))
+    realtime, traffic = sections.get("realtime"), sections.get("traffic")
+    if (
+        isinstance(realtime, Realtime)
+        and isinstance(traffic, Traffic)
+        and realtime.prewarm_lead_minutes is not None
+        and not traffic.spikes
+    ):
+        problems.append(
+            Problem(
+                "realtime.prewarm_lead_minutes",
+                "set, but traffic declares no spikes to pre-warm for; remove it, or declare the "
+                "spike under traffic.spikes",
+            )
+        )
     model = sections.get("model")
     if isinstance(model, ModelSource) and (
         model.profile is None and not model.uri.startswith("builtin://")

@@ -94,8 +94,12 @@ class PoolCapacity:
         shortage_mean_s: float,
         consolidation_s: float,
         rng: np.random.Generator,
+        spot_share: float = 1.0,
     ) -> None:
         self.cold_start = cold_start
+        self.spot_share = spot_share
+        """Share of the live pods on spot; the rest (rounded up) are on-demand whatever spot
+        does, and are never moved back to spot as a fallback's pods are."""
         self.pods_per_node = max(1, pods_per_node)
         self.gpus_per_node = gpus_per_node
         self.spot = spot
@@ -210,8 +214,29 @@ class PoolCapacity:
             return "on_demand" if self.fallback else None
         return "spot"
 
+    def _on_demand_quota(self, live: int) -> int:
+        """On-demand pods the spot share asks for among `live` pods (all when not on spot)."""
+        if not self.spot:
+            return live
+        return live - math.floor(self.spot_share * live + 1e-9)
+
+    def _live_on_demand(self) -> tuple[int, int]:
+        """Live pods (placed, not draining, not being replaced), and those on on-demand nodes."""
+        live = [
+            p
+            for p in self.pods
+            if p.draining_since is None and p.replaced_by is None and p.node is not None
+        ]
+        return len(live), sum(
+            1 for p in live if p.node is not None and p.node.capacity == "on_demand"
+        )
+
     def _place(self, pod: Pod, now: float) -> bool:
         wanted = self._wanted_capacity(now)
+        if self.spot and self.spot_share < 1:
+            live, on_demand = self._live_on_demand()
+            if on_demand < self._on_demand_quota(live + 1):
+                wanted = "on_demand"
         if wanted is None:
             return False
         node = next(
@@ -304,13 +329,12 @@ class PoolCapacity:
         return soonest
 
     def _on_fallback(self) -> bool:
-        """Whether any pod runs on an on-demand node or waits for its spot replacement."""
-        return any(
-            pod.replaced_by is not None
-            or (pod.node is not None and pod.node.capacity == "on_demand")
-            for pod in self.pods
-            if pod.draining_since is None
-        )
+        """Whether a pod runs on an on-demand node beyond the spot share's quota, or waits for
+        its spot replacement."""
+        if any(p.replaced_by is not None for p in self.pods if p.draining_since is None):
+            return True
+        live, on_demand = self._live_on_demand()
+        return on_demand > self._on_demand_quota(live)
 
     def _billing_rates(self) -> tuple[int, int, int, int]:
         node_gpus = {"on_demand": 0, "spot": 0}
@@ -367,10 +391,13 @@ class PoolCapacity:
         What Karpenter's consolidation does when a cheaper (spot) node can take the pods of an
         on-demand one: the replacement starts (a cold start), then the old pod goes.
         """
+        live, on_demand = self._live_on_demand()
+        surplus = on_demand - self._on_demand_quota(live)
         for pod in list(self.pods):
             if pod.draining_since is not None or pod.node is None:
                 continue
-            if pod.replaced_by is None and pod.node.capacity == "on_demand":
+            if pod.replaced_by is None and pod.node.capacity == "on_demand" and surplus > 0:
+                surplus -= 1
                 replacement = Pod(next(self._ids), now, math.inf, None)
                 if self._place(replacement, now):
                     pod.replaced_by = replacement

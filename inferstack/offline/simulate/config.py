@@ -84,6 +84,9 @@ class BatchPool:
     scaler: ScaledObjectParams | None
     fixed_replicas: int = 0
     spot: bool = True
+    spot_share: float = 1.0
+    """Share of the replicas on spot (the spec's `batch.capacity.spot_share`, or 1); the rest
+    run on-demand and are never interrupted."""
     fallback_on_demand: bool = True
     notice_s: float = 120.0
     grace_s: float = 105.0

@@ -255,6 +255,7 @@ def _batch(config: StackConfig) -> BatchPool | None:
         prices=_prices(plan, section.gpu.type),
         scaler=scaled_object_params(manifest),
         spot=section.capacity.spot,
+        spot_share=pool.sizing.spot_share.value,
         fallback_on_demand=section.capacity.fallback == "on_demand",
         notice_s=float(plan.price_cloud.spot_notice_seconds),
         grace_s=float(pool.sizing.termination_grace_seconds.value),

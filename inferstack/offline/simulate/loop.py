@@ -124,6 +124,7 @@ def batch_capacity(scenario: Scenario, pool: BatchPool, rng: np.random.Generator
         pods_per_node=_pods_per_node(pool.prices.gpus_per_node, pool.gpus_per_replica),
         gpus_per_node=pool.prices.gpus_per_node,
         spot=pool.spot,
+        spot_share=pool.spot_share,
         fallback_on_demand=pool.fallback_on_demand,
         notice_s=pool.notice_s,
         interruptions_per_node_hour=scenario.spot_interruptions_per_node_hour,

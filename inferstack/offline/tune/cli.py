@@ -181,6 +181,11 @@ def _changes(tuned: Problem, result: Result) -> list[dict[str, Any]]:
         for key in path:
             before = before.get(key) if isinstance(before, dict) else None
         reason = knob.why if knob is not None else _implied(path)
+        if before is None and knob is not None:
+            # A knob the stack file leaves to sizing: say what sizing derived in its place.
+            reason = (
+                f"unset in the stack file (derived: {dict(tuned.initial)[knob.name]}); " + reason
+            )
         effect = effects.get(knob.name) if knob is not None else None
         if effect is not None and won is not None:
             reason += (

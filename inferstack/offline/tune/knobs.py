@@ -95,12 +95,40 @@ def unsettable_reason(target: Target, name: str) -> str | None:
     return _UNSETTABLE[target].get(name)
 
 
+SPOT_SHARES = (0.0, 0.25, 0.5, 0.75, 1.0)
+SCALE_UP_PATH = ("realtime", "scaling", "scale_up", "pods")
+LEAD_PATH = ("realtime", "prewarm_lead_minutes")
+SPOT_SHARE_PATH = ("batch", "capacity", "spot_share")
+
+
 def realtime_knobs(
-    spec: InferenceServiceSpec, max_replicas: int, profile_sizes: tuple[int, ...]
+    spec: InferenceServiceSpec,
+    max_replicas: int,
+    profile_sizes: tuple[int, ...],
+    *,
+    target: Target = "kubernetes",
+    cold_start_seconds: float = 0.0,
 ) -> dict[str, Knob]:
-    """The knobs a stack's realtime pool can set, by name (empty without a realtime pool)."""
+    """The knobs a stack can set, by name (empty without a realtime pool): what its spec allows,
+    less what its target cannot set (`target_knobs`).
+
+    The pre-warm lead ranges over 0 to twice the cold start, in whole minutes (the floor is up
+    at the spike's start from one cold start on; more buys margin against a slow node).
+    """
     if spec.realtime is None:
         return {}
+    knobs = _spec_knobs(spec, max_replicas, profile_sizes, cold_start_seconds)
+    settable = target_knobs(target)
+    return {name: knob for name, knob in knobs.items() if name in settable}
+
+
+def _spec_knobs(
+    spec: InferenceServiceSpec,
+    max_replicas: int,
+    profile_sizes: tuple[int, ...],
+    cold_start_seconds: float,
+) -> dict[str, Knob]:
+    assert spec.realtime is not None
     allowed_delay = spec.latency_budget_ms * spec.guardrails.max_queue_delay_share
     delays = tuple(d for d in QUEUE_DELAYS_MS if d <= allowed_delay) or (
         spec.batching.max_queue_delay_ms,
@@ -166,10 +194,43 @@ def realtime_knobs(
             False,
             "a replica floor raised before each declared spike by the measured cold start",
         )
+        if spec.realtime.prewarm == "auto":
+            cold_minutes = max(1, math.ceil(cold_start_seconds / 60))
+            knobs["prewarm_lead_minutes"] = Knob(
+                "prewarm_lead_minutes",
+                LEAD_PATH,
+                tuple(range(2 * cold_minutes + 1)),
+                True,
+                f"minutes the spike's floor rises early (cold start {cold_start_seconds:.0f} s): "
+                "shorter costs less, shorter than the cold start misses the spike's first minutes",
+            )
+    # Pods one 15 s period may add, doubling up to the ceiling: fewer trails a fast rise,
+    # more overshoots on a short burst.
+    pods = tuple(sorted({*(2**k for k in range(12) if 2**k < max_replicas), max(1, max_replicas)}))
+    knobs["scale_up_pods"] = Knob(
+        "scale_up_pods",
+        SCALE_UP_PATH,
+        pods,
+        True,
+        "replicas the HPA may add per 15 s period: more follows a burst sooner",
+    )
+    if spec.batch is not None and spec.batch.capacity.spot:
+        knobs["spot_share"] = Knob(
+            "spot_share",
+            SPOT_SHARE_PATH,
+            tuple(reversed(SPOT_SHARES)),
+            False,
+            "share of the queue pool on spot: cheaper, but interrupted and short at times",
+        )
     return knobs
 
 
-def check_selection(selected: list[str] | None, available: Mapping[str, Knob], stack: str) -> None:
+def check_selection(
+    selected: list[str] | None,
+    available: Mapping[str, Knob],
+    stack: str,
+    target: Target = "kubernetes",
+) -> None:
     """Refuse a `--knobs` entry that is unknown or that this stack cannot set, with the fix."""
     known = (*KNOB_NAMES, *OPTIONAL_KNOBS)
     if not available:
@@ -186,14 +247,20 @@ def check_selection(selected: list[str] | None, available: Mapping[str, Knob], s
         if name not in available:
             raise SimulateError(
                 "--knobs",
-                f"stack {stack} cannot set {name!r} "
-                + (
-                    "(its realtime pool scales to zero, so its floor is 0)"
-                    if name == "min_replicas"
-                    else "(it declares no traffic.spikes to pre-warm for)"
-                )
-                + f"; drop it, or choose from {', '.join(available)}",
+                f"stack {stack} cannot set {name!r} ({_why_not(name, target)})"
+                f"; drop it, or choose from {', '.join(available)}",
             )
+
+
+def _why_not(name: str, target: Target) -> str:
+    reason = unsettable_reason(target, name)
+    if reason is not None:
+        return f"a {target} stack: {reason}"
+    return {
+        "min_replicas": "its realtime pool scales to zero, so its floor is 0",
+        "spot_share": "it has no batch pool on spot (batch.capacity.spot)",
+        "prewarm_lead_minutes": "it declares no traffic.spikes, or sets realtime.prewarm: off",
+    }.get(name, "it declares no traffic.spikes to pre-warm for")
 
 
 def service_values(values: Mapping[str, object]) -> dict[str, Any]:

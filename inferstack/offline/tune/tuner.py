@@ -7,6 +7,7 @@ adapter), then run by the simulator on the seed's traffic. Nothing here models a
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime
@@ -129,8 +130,10 @@ def problem(
     pool = inputs.configured.realtime
     maximum = pool.scaler.max_replicas if pool is not None and pool.scaler is not None else 1
     sizes = tuple(point.batch_size for point in inputs.profile.batches)
-    knobs = realtime_knobs(inputs.spec, maximum, sizes)
-    check_selection(selected, knobs, stack)
+    target = inputs.plan.target
+    cold = inputs.plan.sizing.cold_start_seconds.value
+    knobs = realtime_knobs(inputs.spec, maximum, sizes, target=target, cold_start_seconds=cold)
+    check_selection(selected, knobs, stack, target)
     if selected:
         knobs = {name: knobs[name] for name in selected}
     base = Problem(stack, values, project_dir, start, inputs, knobs, {}, (), rates, mode)
@@ -187,8 +190,24 @@ def _initial(
         "min_replicas": pool.scaler.min_replicas,
         "max_replicas": pool.scaler.max_replicas,
         "prewarm": spec.realtime.prewarm,
+        **_derived_knobs(inputs),
     }
     return tuple(sorted((name, current[name]) for name in knobs))
+
+
+def _derived_knobs(inputs: StackInputs) -> dict[str, Value]:
+    """The scale-up pods, pre-warm lead and spot share the stack renders (set or derived)."""
+    sizing, spec = inputs.plan.sizing, inputs.spec
+    found: dict[str, Value] = {}
+    if sizing.realtime is not None and spec.realtime is not None:
+        found["scale_up_pods"] = sizing.realtime.scale_up.value.pods
+        lead = spec.realtime.prewarm_lead_minutes
+        found["prewarm_lead_minutes"] = (
+            lead if lead is not None else math.ceil(sizing.cold_start_seconds.value / 60)
+        )
+    if sizing.batch is not None:
+        found["spot_share"] = sizing.batch.spot_share.value
+    return found
 
 
 @dataclass(frozen=True)
