@@ -119,6 +119,8 @@ def cpu_quota(cpu_max: str) -> int | None:
         raise ValueError(f"cpu.max holds {cpu_max!r}; expected '$MAX $PERIOD'")
     if fields[0] == "max":
         return None
+    if not all(field.lstrip("-").isdigit() for field in fields):
+        raise ValueError(f"cpu.max holds {cpu_max!r}; expected '$MAX $PERIOD' in microseconds")
     quota, period = int(fields[0]), int(fields[1]) if len(fields) == 2 else 100_000
     if quota <= 0 or period <= 0:
         raise ValueError(f"cpu.max holds {cpu_max!r}; expected positive microseconds")
