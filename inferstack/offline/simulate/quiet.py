@@ -89,16 +89,21 @@ def _hpa_holds(
     past_values = np.array([value for _, value in remembered], dtype=np.int64)
     all_times = np.concatenate([past_times, sync_times])
     all_values = np.concatenate([past_values, proposal])
-    own = len(remembered) + np.arange(len(sync_times), dtype=np.int64)
     up_s = hpa.behavior.scale_up.stabilization_seconds
     down_s = hpa.behavior.scale_down.stabilization_seconds
-    up, up_any = _window_reduce(np.minimum, all_times, all_values, sync_times - up_s, own)
-    down, down_any = _window_reduce(np.maximum, all_times, all_values, sync_times - down_s, own)
-    up = np.where(up_any, np.minimum(up, proposal), proposal)
-    down = np.where(down_any, np.maximum(down, proposal), proposal)
-    result = np.minimum(np.maximum(replicas, up), down)
-    moved = np.nonzero(result != replicas)[0]
-    kept = int(moved[0]) if len(moved) else len(sync_times)
+    kept = len(sync_times)
+    # A sync whose own proposal is `replicas` keeps it whatever the windows hold (the up
+    # window's minimum is at most, the down window's maximum at least, that proposal): the
+    # windows are read only when some proposal differs (most stretches of a settled pool: none).
+    if (proposal != replicas).any():
+        own = len(remembered) + np.arange(len(sync_times), dtype=np.int64)
+        up, up_any = _window_reduce(np.minimum, all_times, all_values, sync_times - up_s, own)
+        down, down_any = _window_reduce(np.maximum, all_times, all_values, sync_times - down_s, own)
+        up = np.where(up_any, np.minimum(up, proposal), proposal)
+        down = np.where(down_any, np.maximum(down, proposal), proposal)
+        result = np.minimum(np.maximum(replicas, up), down)
+        moved = np.nonzero(result != replicas)[0]
+        kept = int(moved[0]) if len(moved) else kept
     if kept:
         # What `_stabilize` leaves: every recommendation still inside a window (older ones are
         # never read again, whatever slot they sit in).
