@@ -81,6 +81,14 @@ SERVERS: tuple[Server, ...] = (
         source="Google Cloud's apt repository (the emulator) and Debian (Java)",
         environment="INFERSTACK_TEST_PUBSUB_EMULATOR",
     ),
+    # Not a server: the fidelity benchmark builds its open-loop client (benchmarks/openloop.c)
+    # with the machine's C compiler, and its tests build it too.
+    Server(
+        "a C compiler",
+        fixtures=("c_client",),
+        packages=("gcc", "libc6-dev"),
+        programs=("gcc",),
+    ),
 )
 BY_FIXTURE = {fixture: server for server in SERVERS for fixture in server.fixtures}
 
