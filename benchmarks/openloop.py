@@ -1,5 +1,11 @@
 """An open-loop HTTP client that keeps its schedule, run as its own process pinned to a core.
 
+Two implementations of one contract (a schedule of due times and servers in; per request the
+time it left, the time its answer was complete, its status out): `openloop.c`, compiled here
+from source by `compile_client` and driven by `run_compiled` (the fidelity benchmark's default),
+and the Python client below (`--client python`). The fidelity benchmark runs both on the same
+schedule in every run and reports each one's late-send share side by side.
+
 Why not wrk: wrk is closed loop (each connection waits for its answer), so a slow server slows
 the client and hides its queueing (coordinated omission); wrk2 schedules sends at a constant
 rate but is not packaged here, and neither replays a given schedule (Poisson arrivals, a step).
@@ -28,8 +34,11 @@ import argparse
 import collections
 import os
 import select
+import shutil
 import socket
+import subprocess
 import sys
+import tempfile
 import threading
 import time
 from dataclasses import dataclass, field
@@ -47,6 +56,79 @@ INVALID_LATE_SHARE: Final = 0.01
 START_DELAY_S: Final = 0.5
 SWITCH_INTERVAL_S: Final = 50e-6
 DRAIN_TIMEOUT_S: Final = 30.0
+C_SOURCE: Final = Path(__file__).resolve().with_name("openloop.c")
+COMPILERS: Final = ("cc", "gcc", "clang")
+"""Tried in this order after `$CC`."""
+
+
+class NoCompiler(RuntimeError):
+    """No C compiler to build the compiled client with."""
+
+
+def compile_client(folder: Path) -> Path:
+    """Build `openloop.c` into `folder` with the machine's C compiler; the binary's path.
+
+    Raises `NoCompiler` (naming what to install, or the Python client to use instead) when none
+    is found, and RuntimeError with the compiler's output when the build fails.
+    """
+    names = [os.environ["CC"]] if os.environ.get("CC") else []
+    found = next((path for name in [*names, *COMPILERS] if (path := shutil.which(name))), None)
+    if found is None:
+        raise NoCompiler(
+            "the compiled open-loop client needs a C compiler (tried $CC, "
+            + ", ".join(COMPILERS)
+            + "): install one (apt-get install gcc) or pass --client python"
+        )
+    binary = folder / "openloop-c"
+    command = [found, "-O2", "-Wall", "-pthread", "-o", str(binary), str(C_SOURCE)]
+    built = subprocess.run(command, capture_output=True, text=True, check=False)
+    if built.returncode != 0:
+        raise RuntimeError(f"building {C_SOURCE.name} with {found} failed:\n{built.stderr}")
+    return binary
+
+
+def timer_floor(binary: Path, seconds: float, prefix: list[str] | None = None) -> float:
+    """The share of a bare 1-ms timer loop's wake-ups more than `LATE_S` late (the compiled
+    client's `--timer` mode): the machine's floor under any client at that core and priority."""
+    ran = subprocess.run(
+        [*(prefix or []), str(binary), "--timer", str(seconds)],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return float(ran.stdout.split(",")[1].split("%")[0]) / 100
+
+
+def run_compiled(
+    binary: Path,
+    ports: list[int],
+    payload: bytes,
+    due: np.ndarray,
+    pick: np.ndarray,
+    *,
+    prefix: list[str] | None = None,
+    warm_connections: int = 16,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(sent, done, status) of the compiled client on this schedule, as `OpenLoopClient.run`.
+
+    `prefix` wraps the command (taskset, chrt). `done` is NaN where no answer came.
+    """
+    with tempfile.TemporaryDirectory() as folder:
+        schedule, request, out = (Path(folder, name) for name in ("due.txt", "req", "out.csv"))
+        np.savetxt(schedule, np.column_stack([due, pick]), fmt=["%.9f", "%d"])
+        request.write_bytes(payload)
+        command = [str(binary), str(schedule), ",".join(map(str, ports)), str(request), str(out)]
+        ran = subprocess.run(
+            [*(prefix or []), *command, str(warm_connections)],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        if ran.returncode != 0:
+            raise RuntimeError(f"the compiled client failed ({ran.returncode}): {ran.stderr}")
+        table = np.loadtxt(out, delimiter=",", skiprows=1, ndmin=2)
+    sent, done, status = table[:, 2], table[:, 3], table[:, 4].astype(np.int32)
+    return sent, done, status
 
 
 @dataclass

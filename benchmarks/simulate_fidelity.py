@@ -59,7 +59,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(1, str(Path(__file__).resolve().parents[1]))
 
 from loadgen import PYTHON, REPO, free_port, machine_load, start_server, stop_server  # noqa: E402
-from openloop import INVALID_LATE_SHARE, late_share  # noqa: E402
+from openloop import (  # noqa: E402
+    INVALID_LATE_SHARE,
+    NoCompiler,
+    compile_client,
+    late_share,
+    run_compiled,
+    timer_floor,
+)
 
 from inferstack.offline.simulate.config import ColdStart, Prices, RealtimePool, Scenario  # noqa: E402
 from inferstack.offline.simulate.engine import run_exact  # noqa: E402
@@ -89,6 +96,8 @@ GOALS = {"p99": 0.10, "throughput": 0.05}
 KEEPS_UP = 0.99
 """A step where at least this share of requests was answered 200."""
 CLIENT_CORE = "1"
+TIMER_SECONDS = 5.0
+"""How long the machine's timer floor is measured before each comparison of the clients."""
 
 
 def realtime_allowed() -> bool:
@@ -129,19 +138,55 @@ def poisson_times(rates: np.ndarray, rng: np.random.Generator) -> np.ndarray:
 
 
 def drive(
-    ports: list[int], due: np.ndarray, pick: np.ndarray, payload: Path, fifo: int | None
+    ports: list[int],
+    due: np.ndarray,
+    pick: np.ndarray,
+    payload: Path,
+    fifo: int | None,
+    client: Path | None,
 ) -> dict[str, np.ndarray]:
-    """Run the open-loop client process on the schedule; its sent/done/status arrays."""
+    """Run an open-loop client process on the schedule; its sent/done/status arrays.
+
+    `client` is the compiled client's binary, or None for the Python client (`openloop.py`).
+    """
+    prefix = wrapped([], CLIENT_CORE, fifo and fifo + 10)
+    if client is not None:
+        sent, done, status = run_compiled(client, ports, payload.read_bytes(), due, pick,
+                                          prefix=prefix)  # fmt: skip
+        return {"sent": sent, "done": done, "status": status}
     with tempfile.TemporaryDirectory() as folder:
         schedule, out = Path(folder, "schedule.npz"), Path(folder, "out.npz")
         np.savez(schedule, due=due, pick=pick)
         command = [PYTHON, str(REPO / "benchmarks" / "openloop.py"), "--schedule", str(schedule)]
         command += ["--ports", ",".join(map(str, ports)), "--request", str(payload)]
         command += ["--out", str(out)]
-        subprocess.run(wrapped(command, CLIENT_CORE, fifo and fifo + 10), check=True,
-                       capture_output=True)  # fmt: skip
+        subprocess.run([*prefix, *command], check=True, capture_output=True)
         result = np.load(out)
         return {key: result[key] for key in ("sent", "done", "status")}
+
+
+def compare_clients(
+    ports: list[int], rate: float, payload: Path, args: argparse.Namespace, seed: int
+) -> dict[str, dict[str, float]]:
+    """Both clients, one after the other, on the same Poisson schedule at `rate`: each one's
+    late-send share and the p99 it measured (the same servers, a second apart); first the
+    machine's floor (`timer`), a bare timer loop where the client runs, with the servers idle."""
+    rng = np.random.default_rng(seed + 1)
+    due = poisson_times(np.full(args.compare_seconds, rate), rng)
+    pick = rng.integers(0, len(ports), len(due))
+    prefix = wrapped([], CLIENT_CORE, args.fifo and args.fifo + 10)
+    found = {"timer": {"late_share": timer_floor(args.compiled, TIMER_SECONDS, prefix)}}
+    for name, binary in (("python", None), ("compiled", args.compiled)):
+        result = drive(ports, due, pick, payload, args.fifo, binary)
+        ok = result["status"] == 200
+        latency = (result["done"] - due)[ok] * 1000
+        found[name] = {
+            "late_share": late_share(due, result["sent"]),
+            "p99_late_ms": float(np.percentile(result["sent"] - due, 99) * 1000),
+            "p99_ms": float(np.percentile(latency, 99)) if ok.any() else math.nan,
+        }
+        time.sleep(1.0)
+    return found
 
 
 def measured_windows(
@@ -230,6 +275,7 @@ def run_replicas(
 ) -> dict[str, Any]:
     uri = MODELS[args.model][0]
     fifo = args.fifo
+    load_before = machine_load()
     rng = np.random.default_rng(seed)
     ports = [free_port() for _ in range(replicas)]
     command = [PYTHON, "-m", "inferstack.cli", "serve", "--model", uri, "--model-name"]
@@ -248,12 +294,19 @@ def run_replicas(
         # Above capacity: the share rejected (429, full queue), measured and simulated.
         probe_rate = PROBE_LOAD * capacity
         probe_due = poisson_times(np.full(PROBE_SECONDS, probe_rate), rng)
-        probe = drive(ports, probe_due, rng.integers(0, replicas, len(probe_due)), payload, fifo)
+        client = args.binary
+        probe_pick = rng.integers(0, replicas, len(probe_due))
+        probe = drive(ports, probe_due, probe_pick, payload, fifo, client)
         probe_rejected = float(np.mean(probe["status"] == 429))
         time.sleep(2.0)  # the 429s are held 0.5 s; let the queues empty
+        clients = (
+            compare_clients(ports, args.high * capacity, payload, args, seed)
+            if args.compare_seconds and args.compiled is not None
+            else {}
+        )
         rates = step_rates(capacity, args.low, args.high, args.step_seconds)
         due = poisson_times(rates, rng)
-        result = drive(ports, due, rng.integers(0, replicas, len(due)), payload, fifo)
+        result = drive(ports, due, rng.integers(0, replicas, len(due)), payload, fifo, client)
     finally:
         for server in servers:
             stop_server(server)
@@ -286,6 +339,10 @@ def run_replicas(
             "simulated_rejected": sim_probe_rejected,
         },  # fmt: skip
         "late_share": late_share(due, result["sent"]),
+        "clients": clients,
+        "clients_rate": args.high * capacity,
+        "load_before": load_before,
+        "load_after": machine_load(),
         "statuses": {
             str(k): int(v)
             for k, v in zip(*np.unique(result["status"], return_counts=True), strict=True)
@@ -309,6 +366,13 @@ def steps(rows: list[dict[str, Any]], args: argparse.Namespace) -> list[dict[str
             {
                 "step": name,
                 "offered": inside[0]["offered"],
+                **{
+                    side: {
+                        key: float(np.nanmedian([r[side][key] for r in inside]))
+                        for key in ("throughput", "p50_ms", "p99_ms")
+                    }
+                    for side in ("measured", "simulated")
+                },
                 "keeps_up": keeps_up,
                 "p50_error": p50,
                 "p99_error": p99,
@@ -324,7 +388,8 @@ def report(run: int, result: dict[str, Any]) -> None:
     probe = result["probe"]
     valid = result["late_share"] <= INVALID_LATE_SHARE
     print(
-        f"\nrun {run}, {result['replicas']} replica(s): capacity {result['capacity']:.0f}/s "
+        f"\nrun {run}, {result['replicas']} replica(s) (machine before: {result['load_before']}; "
+        f"after: {result['load_after']}): capacity {result['capacity']:.0f}/s "
         f"measured, {result['profiled_capacity']:.0f}/s profiled; at {probe['rate']:.0f}/s "
         f"rejected {probe['measured_rejected']:.1%} measured, "
         f"{probe['simulated_rejected']:.1%} simulated; "
@@ -350,6 +415,37 @@ def report(run: int, result: dict[str, Any]) -> None:
             f"  step {step['step']:<9} {step['offered']:>6.0f}/s ({kept}): median |error| p50 "
             f"{step['p50_error']:.1%}, p99 {step['p99_error']:.1%}, throughput "
             f"{step['throughput_error']:.1%}: {verdict} the goal"
+        )
+    clients = dict(result["clients"])
+    if "timer" in clients:
+        print(
+            f"  the machine's floor: a bare 1-ms timer loop on the client's core and priority, "
+            f"{clients.pop('timer')['late_share']:.2%} of wake-ups > 1 ms late"
+        )
+    for name, client in clients.items():
+        print(
+            f"  {name} client on the same {result['clients_rate']:.0f}/s schedule: "
+            f"{client['late_share']:.2%} of sends > 1 ms late (p99 lateness "
+            f"{client['p99_late_ms']:.2f} ms), p99 latency {client['p99_ms']:.1f} ms"
+        )
+    step_table(run, result)
+
+
+def step_table(run: int, result: dict[str, Any]) -> None:
+    """The run's steps as a Markdown table (medians over each step's windows)."""
+    valid = "valid" if result["late_share"] <= INVALID_LATE_SHARE else "INVALID"
+    print("\n| run | replicas | step | throughput measured / simulated | p50 ms | p99 ms | "
+          "p99 error | throughput error | goal | late sends |")  # fmt: skip
+    print("|---|---|---|---|---|---|---|---|---|---|")
+    for step in result["steps"]:
+        real, sim = step["measured"], step["simulated"]
+        goal = ("meets" if step["meets_goal"] else "misses") if step["keeps_up"] else "overloaded"
+        print(
+            f"| {run} | {result['replicas']} | {step['step']} ({step['offered']:.0f}/s) | "
+            f"{real['throughput']:.0f} / {sim['throughput']:.0f} | "
+            f"{real['p50_ms']:.1f} / {sim['p50_ms']:.1f} | {real['p99_ms']:.1f} / "
+            f"{sim['p99_ms']:.1f} | {step['p99_error']:.1%} | {step['throughput_error']:.1%} | "
+            f"{goal} | {result['late_share']:.2%} ({valid}) |"
         )
 
 
@@ -381,16 +477,39 @@ def main() -> None:
     parser.add_argument("--profile-seconds", type=float, default=3.0)
     parser.add_argument("--priority", choices=("realtime", "none"), default="realtime")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--client",
+        choices=("compiled", "python"),
+        default="compiled",
+        help="the open-loop client of the measurement: openloop.c, built here with the C "
+        "compiler, or openloop.py",
+    )
+    parser.add_argument(
+        "--compare-seconds",
+        type=int,
+        default=10,
+        help="before each step, both clients on one schedule at the high rate for this long "
+        "(their late-send shares side by side); 0 skips it",
+    )
     parser.add_argument("--json", type=Path, help="also write the figures to this file")
     args = parser.parse_args()
     args.fifo = 10 if args.priority == "realtime" and realtime_allowed() else None
     uri, width = MODELS[args.model]
     print(
         f"machine: {machine_load()}; model {uri}; scheduling "
-        f"{'SCHED_FIFO, client on core 1' if args.fifo else 'as is'}"
+        f"{'SCHED_FIFO, client on core 1' if args.fifo else 'as is'}; {args.client} client"
     )
     runs: list[list[dict[str, Any]]] = []
     with tempfile.TemporaryDirectory() as folder:
+        # args.compiled: the built client (None without a compiler, allowed with --client
+        # python); args.binary: the measurement's client (None: the Python one).
+        try:
+            args.compiled = compile_client(Path(folder))
+        except NoCompiler as missing:
+            if args.client == "compiled":
+                sys.exit(f"simulate_fidelity: {missing}")
+            args.compiled = None
+        args.binary = args.compiled if args.client == "compiled" else None
         payload = Path(folder, "request.http")
         payload.write_bytes(request_bytes({"input": np.full((1, width), 0.5, np.float32)}))
         for run in range(args.runs):

@@ -14,13 +14,23 @@ import pytest
 from inferstack.cli import main
 from inferstack.profile import load_profile
 from inferstack.runtime.server_overhead import SERVED_NAME, request_bytes
+from tests.servers import BY_FIXTURE
+from tests.shared_data import require
 
 BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
 sys.path.insert(0, str(BENCHMARKS))
 
 from fixed_time_model import FEATURES, FixedTime  # noqa: E402
 from loadgen import PYTHON, free_port, start_server, stop_server  # noqa: E402
-from openloop import LATE_S, OpenLoopClient, late_share  # noqa: E402
+from openloop import (  # noqa: E402
+    LATE_S,
+    NoCompiler,
+    OpenLoopClient,
+    compile_client,
+    late_share,
+    run_compiled,
+    timer_floor,
+)
 
 
 @pytest.mark.parametrize(
@@ -90,3 +100,57 @@ def test_the_open_loop_client_sends_on_its_schedule_and_records_every_answer() -
     assert (done > sent).all()
     share = late_share(due, sent)
     assert share == np.mean(sent - due > LATE_S)
+
+
+@pytest.fixture
+def c_client(tmp_path: Path) -> Path:
+    """`openloop.c` built with the machine's C compiler (tests/servers.py installs gcc)."""
+    try:
+        return compile_client(tmp_path)
+    except NoCompiler:
+        require(False, BY_FIXTURE["c_client"].reason())
+        raise
+
+
+def test_the_compiled_client_sends_on_its_schedule_to_each_server_and_records_every_answer(
+    c_client: Path,
+) -> None:
+    binary = c_client
+    ports = [free_port(), free_port()]
+    command = [PYTHON, "-m", "inferstack.cli", "serve", "--model", "fixed_time_model:FixedTime"]
+    command += ["--model-name", SERVED_NAME, "--grpc-port", "0"]
+    env = {"PYTHONPATH": str(BENCHMARKS), "FIXED_TIME_A_MS": "1"}
+    servers = [start_server([*command, "--port", str(port)], port, env) for port in ports]
+    try:
+        due = np.linspace(0.0, 0.5, 40)
+        pick = np.arange(len(due)) % 2
+        payload = request_bytes({"input": np.ones((1, FEATURES), np.float32)})
+        # Two warm connections per server: the rest are opened while sending (open loop).
+        sent, done, status = run_compiled(binary, ports, payload, due, pick, warm_connections=2)
+    finally:
+        for server in servers:
+            stop_server(server)
+    assert status.tolist() == [200] * len(due)
+    assert (sent >= due).all()  # never early
+    assert (done > sent).all()
+
+
+def test_the_compiled_client_refuses_a_schedule_naming_a_port_it_was_not_given(
+    c_client: Path,
+) -> None:
+    with pytest.raises(RuntimeError, match="port index 1, have 1 ports"):
+        run_compiled(c_client, [1], b"GET / HTTP/1.1\r\n\r\n", np.array([0.0]), np.array([1]))
+
+
+def test_without_a_c_compiler_the_benchmark_says_what_to_install(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PATH", str(tmp_path))
+    monkeypatch.delenv("CC", raising=False)
+    with pytest.raises(NoCompiler, match=r"apt-get install gcc\) or pass --client python"):
+        compile_client(tmp_path)
+
+
+def test_the_timer_floor_is_a_share_of_wake_ups(c_client: Path) -> None:
+    share = timer_floor(c_client, 0.2)
+    assert 0.0 <= share <= 1.0
