@@ -213,6 +213,11 @@ def _cast(spec: TensorSpec, array: np.ndarray) -> np.ndarray:
                 f"input {spec.name!r}: values outside the {spec.datatype} range "
                 f"[{info.min}, {info.max}]"
             )
+    if target.kind == "f" and target.itemsize < 8:
+        # FP16/FP32 from JSON's doubles: a value beyond the narrower range must be refused
+        # (decode_checked names the tensor), not become an infinity.
+        with np.errstate(over="raise"):
+            return array.astype(target, copy=False)
     return array.astype(target, copy=False)
 
 

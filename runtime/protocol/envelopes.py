@@ -257,21 +257,23 @@ def _describe(specs: Sequence[TensorSpec]) -> str:
 
 
 def _check_shape(spec: TensorSpec, shape: object) -> tuple[int, ...]:
-    if (
-        not isinstance(shape, list)
-        or not all(isinstance(d, int) and not isinstance(d, bool) for d in shape)
-        or any(d < 0 for d in shape)
-    ):
+    # `type(...) is int`: JSON parsers give only int or bool here, and bool is refused. One pass
+    # per check: this runs for every input of every request.
+    if not isinstance(shape, list) or not all(type(dim) is int and dim >= 0 for dim in shape):
         raise ProtocolError(
             f"input {spec.name!r}: 'shape' must be a list of non-negative integers, "
             f"e.g. {[1 if d == VARIABLE_DIM else d for d in spec.shape]}"
         )
-    expected = list(spec.shape)
-    if len(shape) != len(expected) or any(
-        want not in (VARIABLE_DIM, got) for want, got in zip(expected, shape, strict=True)
-    ):
+    expected = spec.shape
+    matches = len(shape) == len(expected)
+    if matches:
+        for want, got in zip(expected, shape, strict=True):
+            if want != VARIABLE_DIM and want != got:
+                matches = False
+                break
+    if not matches:
         raise ProtocolError(
-            f"input {spec.name!r} has shape {shape} but the model expects {expected} "
+            f"input {spec.name!r} has shape {shape} but the model expects {list(expected)} "
             "(-1 is any size; the first dimension is the batch)"
         )
     if shape[0] < 1:
