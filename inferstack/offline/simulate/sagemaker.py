@@ -111,6 +111,8 @@ class SageMakerScaling(ScaledObjectParams):
     scale_in_cooldown_s: float = 300.0
     wake_period_s: float = 60.0
     """Period of the NoCapacityInvocationFailures alarm; 0: no wake alarm (floor above 0)."""
+    wake_datapoints: int = 1
+    """Consecutive breaching minutes the wake alarm waits for (as rendered)."""
     wake_adjustment: int = 1
 
 
@@ -129,6 +131,8 @@ class SageMakerScaler(KedaScaler):
     last_out: float = field(default=-math.inf)
     last_activity: float = field(default=-math.inf)
     wakes: int = 0
+    failing_minutes: int = 0
+    """Consecutive closed wake-alarm periods with at least one failure at zero copies."""
 
     def __post_init__(self) -> None:
         # Unused: its floor above every count keeps the quiet planner from skipping datapoints.
@@ -148,13 +152,15 @@ class SageMakerScaler(KedaScaler):
             self._activity(now)
             return floor
         period = self.params.wake_period_s
-        if (
-            current == 0
-            and period > 0
-            and math.floor(now / period) > math.floor((now - self.params.datapoint_s) / period)
-            and demand * period >= 1.0
-        ):
-            # The alarm's minute held at least one NoCapacityInvocationFailures: step policy.
+        closes = period > 0 and math.floor(now / period) > math.floor(
+            (now - self.params.datapoint_s) / period
+        )
+        if closes:
+            failed = current == 0 and demand * period >= 1.0
+            self.failing_minutes = self.failing_minutes + 1 if failed else 0
+        if current == 0 and closes and self.failing_minutes >= self.params.wake_datapoints:
+            # The alarm's last minutes each held a NoCapacityInvocationFailures: step policy.
+            self.failing_minutes = 0
             self.wakes += 1
             self._activity(now)
             self.last_out = now
@@ -432,6 +438,7 @@ def sagemaker_realtime(config: StackConfig, pool: RealtimePool) -> RealtimePool:
         scale_out_cooldown_s=float(rendered.scale_out_cooldown_s),
         scale_in_cooldown_s=float(rendered.scale_in_cooldown_s),
         wake_period_s=float(rendered.wake.period_s) if rendered.wake else 0.0,
+        wake_datapoints=rendered.wake.datapoints_to_alarm if rendered.wake else 1,
         wake_adjustment=rendered.wake.adjustment if rendered.wake else 1,
     )
     return replace(pool, metric="rps", scaler=scaling, scale_to_zero=False, hold_timeout_s=0.0)

@@ -105,6 +105,10 @@ def test_zero_copies_wake_through_the_no_capacity_alarm_on_its_minute():
     assert scaler.poll(60.0, 0, 2.0, 0) == 1  # the alarm: the step policy adds one copy
     assert scaler.wakes == 1
     assert scaler.hpa_sync(75.0, 0, 2.0, 0.0) == 0  # no copies: no per-copy datapoints
+    # An alarm rendered with two datapoints to alarm waits for a second failing minute.
+    slower = _scaler(_scaling(min_replicas=0, wake_datapoints=2))
+    assert slower.poll(60.0, 0, 2.0, 0) == 0
+    assert slower.poll(120.0, 0, 2.0, 0) == 1
 
 
 def test_a_scheduled_pre_warm_raises_the_floor_and_holds_scale_in():
@@ -160,6 +164,11 @@ def test_sagemaker_prod_runs_the_components_scaling():
     )
     assert scaling.scale_out_cooldown_s == rendered.scale_out_cooldown_s == 60
     assert scaling.scale_in_cooldown_s == rendered.scale_in_cooldown_s == 300
+    assert (scaling.datapoint_s, scaling.high_datapoints, scaling.low_datapoints) == (
+        rendered.metric_period_s,
+        rendered.alarms.high_datapoints,
+        rendered.alarms.low_datapoints,
+    )
     # One scheduled floor per pre-warm window (the component's start/end action pair).
     assert len(scaling.crons) * 2 == len(rendered.schedule)
     assert not pool.scale_to_zero  # SageMaker holds nothing at zero
