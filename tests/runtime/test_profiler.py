@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import hashlib
 import inspect
+from collections.abc import Callable
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from inferstack.cli import main
-from inferstack.profile import file_digest, load_profile
+from inferstack.profile import BatchPoint, file_digest, load_profile
 from inferstack.runtime import profiler
 from inferstack.runtime.profiler import AcceleratorError, check_accelerator, model_digest
 from tests.runtime import handlers
@@ -76,3 +78,51 @@ def test_the_profile_records_the_model_its_signature_and_the_device_seen(tmp_pat
     assert written.hardware.kind == "cpu"
     assert written.hardware.device == profiler._cpu_name()
     assert written.hardware.accelerator is None
+
+
+class _Clock:
+    """`time` for the profiler: only the fake model's calls move it."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def perf_counter(self) -> float:
+        return self.now
+
+
+class _TimedModel:
+    """A model whose call number i takes `durations(i)` seconds on `clock`."""
+
+    def __init__(self, clock: _Clock, durations: Callable[[int], float]) -> None:
+        self.clock, self.durations, self.calls = clock, durations, 0
+
+    def example_inputs(self, batch_size: int) -> dict[str, np.ndarray]:
+        return {"input": np.zeros((batch_size, 1), np.float32)}
+
+    def predict_batch(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        self.clock.now += self.durations(self.calls)
+        self.calls += 1
+        return inputs
+
+
+def _timed(monkeypatch: pytest.MonkeyPatch, durations: Callable[[int], float]) -> BatchPoint:
+    clock = _Clock()
+    monkeypatch.setattr(profiler, "time", clock)
+    model = _TimedModel(clock, durations)
+    return profiler._time_batch(model, 4, seconds=3.0)  # type: ignore[arg-type]
+
+
+def test_one_burst_of_stalls_does_not_set_the_p99_of_a_tight_batch_time(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # 10 ms a call, but five calls in a row 40 ms: a shared machine descheduling the process
+    # once (300 timings, as 3 s at batch 4 of the fixed-time model gives).
+    point = _timed(monkeypatch, lambda call: 0.040 if 100 <= call < 105 else 0.010)
+    assert point.latency_ms.p50 == 10.0
+    assert point.latency_ms.p99 == 10.0
+
+
+def test_a_tail_the_model_has_throughout_stays_in_the_p99(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Every 20th call takes 15 ms: 5 % of calls, in every part of the run.
+    point = _timed(monkeypatch, lambda call: 0.015 if call % 20 == 19 else 0.010)
+    assert point.latency_ms.p99 == 15.0
