@@ -221,6 +221,11 @@ class DynamicBatcher:
         self._tasks: list[asyncio.Task[None]] = []
         self._executor: ThreadPoolExecutor | None = None
         self._compute_ewma_s = 0.0
+        if metrics is not None:
+            # Read when /metrics is scraped instead of set at every change: each set is a lock
+            # round trip, several per request, and the scrape only ever sees the latest value.
+            metrics.queue_depth.set_function(lambda: len(self._queue))
+            metrics.in_flight.set_function(lambda: self._outstanding)
 
     # Lifecycle -----------------------------------------------------------------------------
 
@@ -352,7 +357,6 @@ class DynamicBatcher:
         self._queue.remove(pending)
         self._queued_rows -= pending.rows
         pending.state = _State.DONE
-        self._gauge_queue()
 
     def retry_after_s(self) -> int:
         """Seconds a refused caller should wait: the queue ahead of it at the recent batch time."""
@@ -439,7 +443,6 @@ class DynamicBatcher:
             batch.append(pending)
             if self.metrics is not None:
                 self.metrics.queue_wait.observe(now - pending.enqueued_at)
-        self._gauge_queue()
         return batch
 
     # Execution -----------------------------------------------------------------------------
@@ -595,9 +598,6 @@ class DynamicBatcher:
     def _admitted(self) -> None:
         self._outstanding += 1
         self._idle.clear()
-        self._gauge_queue()
-        if self.metrics is not None:
-            self.metrics.in_flight.inc()
 
     def _finished(self, pending: _Pending) -> None:
         # Idempotent per request: a request can end by timeout, cancellation or result.
@@ -605,8 +605,6 @@ class DynamicBatcher:
             return
         pending.finished = True
         self._outstanding -= 1
-        if self.metrics is not None:
-            self.metrics.in_flight.dec()
         if self._outstanding == 0:
             self._idle.set()
 
@@ -615,10 +613,6 @@ class DynamicBatcher:
         if self.metrics is not None:
             self.metrics.busy_instances.set(self._busy)
 
-    def _gauge_queue(self) -> None:
-        if self.metrics is not None:
-            self.metrics.queue_depth.set(len(self._queue))
-
     def _count(self, outcome: str) -> None:
         if self.metrics is not None:
             self.metrics.count(outcome)
@@ -626,6 +620,10 @@ class DynamicBatcher:
 
 def _describe(inputs: Mapping[str, np.ndarray]) -> tuple[int, tuple[object, ...]]:
     """Row count and batching key of a request's inputs; ValueError if they disagree."""
+    if len(inputs) == 1:  # The common case, without the general path's dict and set.
+        ((name, array),) = inputs.items()
+        if array.ndim:
+            return int(array.shape[0]), ((name, array.shape[1:], array.dtype.str),)
     if not inputs:
         raise ValueError("a request needs at least one input tensor")
     rows = {name: (array.shape[0] if array.ndim else None) for name, array in inputs.items()}
