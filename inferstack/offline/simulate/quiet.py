@@ -93,16 +93,21 @@ def _hpa_holds(
     down_s = hpa.behavior.scale_down.stabilization_seconds
     kept = len(sync_times)
     # A sync whose own proposal is `replicas` keeps it whatever the windows hold (the up
-    # window's minimum is at most, the down window's maximum at least, that proposal): the
-    # windows are read only when some proposal differs (most stretches of a settled pool: none).
-    if (proposal != replicas).any():
+    # window's minimum is at most, the down window's maximum at least, that proposal); and the
+    # rate limits clamp the result to [min_replicas, max_replicas] (`_rate_limited`), so a pool at
+    # its floor keeps it whatever lower count the windows give, and one at its ceiling likewise.
+    # The windows are read only when some proposal could move the count.
+    can_rise = replicas < hpa.max_replicas
+    can_fall = replicas > hpa.min_replicas
+    if (((proposal > replicas) & can_rise) | ((proposal < replicas) & can_fall)).any():
         own = len(remembered) + np.arange(len(sync_times), dtype=np.int64)
         up, up_any = _window_reduce(np.minimum, all_times, all_values, sync_times - up_s, own)
         down, down_any = _window_reduce(np.maximum, all_times, all_values, sync_times - down_s, own)
         up = np.where(up_any, np.minimum(up, proposal), proposal)
         down = np.where(down_any, np.maximum(down, proposal), proposal)
         result = np.minimum(np.maximum(replicas, up), down)
-        moved = np.nonzero(result != replicas)[0]
+        moving = ((result > replicas) & can_rise) | ((result < replicas) & can_fall)
+        moved = np.nonzero(moving)[0]
         kept = int(moved[0]) if len(moved) else kept
     if kept:
         # What `_stabilize` leaves: every recommendation still inside a window (older ones are

@@ -68,3 +68,15 @@ def test_quiet_stretches_change_nothing_at_zero_and_for_the_batch_queue() -> Non
     config = scenario(zero_pool(hold_timeout_s=30.0), batch_pool(items_per_second=900.0))
     quiet, stepped = _both(config, rates, 5)
     _assert_same(quiet, stepped)
+
+
+def test_quiet_stretches_change_nothing_at_the_floor_and_the_ceiling() -> None:
+    # Below the floor's worth of traffic the HPA proposes fewer replicas and the rate limits
+    # keep the floor (above the ceiling's worth, the ceiling): a stretch there is quiet too.
+    scaler = ScaledObjectParams(15, 300, 3, 5, DEFAULT_BEHAVIOR, 900.0, 0.0)
+    config = scenario(realtime_pool(metric="rps", scaler=scaler))
+    quiet, stepped = _both(config, _wavy(3 * 3600, 300.0, 6000.0, 4), 3)
+    ready = [minute["realtime_ready"] for minute in quiet["timeline"]]
+    assert ready.count(3) > 30
+    assert ready.count(5) > 30
+    _assert_same(quiet, stepped)
