@@ -383,11 +383,11 @@ class AwsInferenceStack(pulumi.ComponentResource):
             after,
         )
         created: list[pulumi.Resource] = [node_class]
-        for pool in plan.pools:
+        for role, manifest in karpenter_objects.node_pools(plan):
             created.append(
                 custom_resource(
-                    f"{name}-{pool.tier}-node-pool",
-                    karpenter_objects.node_pool(plan, pool),
+                    f"{name}-{role}-node-pool",
+                    manifest,
                     pulumi.ResourceOptions(parent=self, depends_on=[node_class, *controller]),
                 )
             )

@@ -31,6 +31,8 @@ is its signal).
 
 from __future__ import annotations
 
+import copy
+from fractions import Fraction
 from typing import TYPE_CHECKING, Any, Final
 
 from inferstack.components.aws.options import AwsOptions
@@ -39,11 +41,13 @@ from inferstack.components.kubernetes.options import PoolPlacement
 from inferstack.components.kubernetes.scaling import SCALE_DOWN_STABILIZATION_SECONDS
 from inferstack.components.planning.clouds import Cloud
 from inferstack.components.planning.plan import ServicePlan
-from inferstack.components.planning.pools import Placement, Pool, RealtimePool, Tier
+from inferstack.components.planning.pools import BatchPool, Placement, Pool, RealtimePool, Tier
 from inferstack.contract.clouds import KARPENTER_CAPACITY_TYPE
 from inferstack.contract.labels import (
     GPU_PRESENT_LABEL,
     GPU_PRESENT_VALUE,
+    PREFIX,
+    SERVICE_LABEL,
     TIER_BATCH,
     TIER_LABEL,
     TIER_REALTIME,
@@ -90,6 +94,34 @@ the alias, a changed NodeClass), which is graceful: a replacement first, one nod
 under the realtime budget of "1"."""
 IMDS_HOP_LIMIT: Final = 1
 """See the module docstring: pods never need instance metadata under Karpenter."""
+SPREAD_LABEL: Final = f"{PREFIX}/capacity-spread"
+"""The batch pool's split between spot and on-demand (`batch.capacity.spot_share`): each of
+the two NodePools gives its nodes some of this label's values, and the pods spread evenly over
+all of them (karpenter-blueprints, "Split Between On-Demand & Spot Instances",
+https://aws-samples.github.io/karpenter-blueprints/blueprints/od-spot-split/)."""
+MAX_SPREAD_VALUES: Final = 10
+"""The split is rendered as k of at most this many values: a share to the nearest tenth."""
+
+
+def spot_split(pool: Pool) -> tuple[int, int] | None:
+    """(values for spot, all values) of a batch pool whose spot share is strictly between 0
+    and 1; None when every replica goes one way (no second NodePool, no spread)."""
+    if not isinstance(pool, BatchPool) or pool.placement == "on_demand":
+        return None
+    share = pool.sizing.spot_share.value
+    if share <= 0 or share >= 1:
+        return None
+    fraction = Fraction(share).limit_denominator(MAX_SPREAD_VALUES)
+    total = max(2, fraction.denominator)
+    spot = min(total - 1, max(1, round(share * total)))
+    return spot, total
+
+
+def _spread_values(split: tuple[int, int]) -> tuple[list[str], list[str]]:
+    """The label's values on spot nodes and on on-demand nodes: disjoint, together 1..total."""
+    spot, total = split
+    values = [str(value) for value in range(1, total + 1)]
+    return values[total - spot :], values[: total - spot]
 
 
 def node_class_name(plan: ServicePlan) -> str:
@@ -162,6 +194,15 @@ def node_pool(plan: ServicePlan, pool: Pool) -> Manifest:
         type_requirement = _requirement(
             INSTANCE_TYPE_LABEL, types, min(MIN_BATCH_INSTANCE_TYPES, len(types))
         )
+    split = spot_split(pool)
+    requirements = [
+        _requirement(CAPACITY_TYPE_LABEL, capacity),
+        type_requirement,
+        _requirement("kubernetes.io/arch", ["amd64"]),
+        _requirement("kubernetes.io/os", ["linux"]),
+    ]
+    if split is not None:
+        requirements.append(_requirement(SPREAD_LABEL, _spread_values(split)[0]))
     labels = _labels(plan, pool.tier)
     # The device plugin's DaemonSet schedules only on nodes its affinity recognises: label the
     # GPU nodes so it runs without Node Feature Discovery.
@@ -179,12 +220,7 @@ def node_pool(plan: ServicePlan, pool: Pool) -> Manifest:
                         "kind": "EC2NodeClass",
                         "name": node_class_name(plan),
                     },
-                    "requirements": [
-                        _requirement(CAPACITY_TYPE_LABEL, capacity),
-                        type_requirement,
-                        _requirement("kubernetes.io/arch", ["amd64"]),
-                        _requirement("kubernetes.io/os", ["linux"]),
-                    ],
+                    "requirements": requirements,
                     "taints": [dict(GPU_TAINT)],
                     "expireAfter": expire_after,
                 },
@@ -193,6 +229,39 @@ def node_pool(plan: ServicePlan, pool: Pool) -> Manifest:
             "limits": {GPU_RESOURCE: str(gpu_limit(pool))},
         },
     }
+
+
+def on_demand_node_pool(plan: ServicePlan, pool: Pool) -> Manifest | None:
+    """The batch pool's on-demand share (`spot_split`): its NodePool launches on-demand only,
+    with the spread label's other values; None when the pool is not split."""
+    split = spot_split(pool)
+    if split is None:
+        return None
+    manifest = copy.deepcopy(node_pool(plan, pool))
+    manifest["metadata"]["name"] = f"{node_pool_name(plan, pool.tier)}-on-demand"
+    template = manifest["spec"]["template"]["spec"]
+    template["requirements"] = [
+        _requirement(CAPACITY_TYPE_LABEL, list(CAPACITY_TYPES["on_demand"])),
+        *(
+            r
+            for r in template["requirements"]
+            if r["key"] not in (CAPACITY_TYPE_LABEL, SPREAD_LABEL)
+        ),
+        _requirement(SPREAD_LABEL, _spread_values(split)[1]),
+    ]
+    return manifest
+
+
+def node_pools(plan: ServicePlan) -> list[tuple[str, Manifest]]:
+    """Every NodePool of the plan with its role: one per pool, and the batch pool's on-demand
+    share when it is split."""
+    found: list[tuple[str, Manifest]] = []
+    for pool in plan.pools:
+        found.append((pool.tier, node_pool(plan, pool)))
+        extra = on_demand_node_pool(plan, pool)
+        if extra is not None:
+            found.append((f"{pool.tier}-on-demand", extra))
+    return found
 
 
 def _block_devices(options: AwsOptions) -> list[Manifest]:
@@ -249,6 +318,13 @@ def node_class(plan: ServicePlan, options: AwsOptions, node_role: pulumi.Input[s
 def placement(plan: ServicePlan, tier: Tier) -> PoolPlacement:
     """What puts a pool's pods on its own NodePool's nodes: Karpenter's `karpenter.sh/nodepool`
     label. The pods already tolerate the `nvidia.com/gpu` taint; no other taint is added."""
+    pool = plan.pool(tier) if any(p.tier == tier for p in plan.pools) else None
+    if pool is not None and spot_split(pool) is not None:
+        # Two NodePools: select the labels both give their nodes, spread over the split's.
+        return PoolPlacement(
+            node_selector={SERVICE_LABEL: plan.spec.name, TIER_LABEL: TIER_BATCH},
+            spread_label=SPREAD_LABEL,
+        )
     return PoolPlacement(node_selector={NODEPOOL_LABEL: node_pool_name(plan, tier)})
 
 
@@ -263,5 +339,8 @@ __all__ = [
     "node_class_name",
     "node_pool",
     "node_pool_name",
+    "node_pools",
+    "on_demand_node_pool",
     "placement",
+    "spot_split",
 ]

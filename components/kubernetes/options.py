@@ -130,6 +130,9 @@ class PoolPlacement(StrictModel):
     """Node labels the pool's pods require, e.g. a dedicated GPU node pool's."""
     tolerations: list[dict[str, Any]] = Field(default_factory=list)
     """Extra tolerations (wire form), e.g. for the taints of a dedicated node pool."""
+    spread_label: str | None = None
+    """A node label whose values split the pool between capacity types (the AWS component's
+    spot share): the pods spread evenly over its values, at most one pod apart."""
 
 
 class KubernetesOptions(StrictModel):

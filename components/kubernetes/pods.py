@@ -406,6 +406,24 @@ def scheduling(pool: Pool, bindings: KubernetesBindings) -> Manifest:
     }
 
 
+def capacity_spread(placement: PoolPlacement, pod_labels: Mapping[str, str]) -> Manifest:
+    """Pods spread evenly over the placement's spread label, hard, at most one apart; nothing
+    without one. The values the nodes of each capacity type may carry set the split
+    (karpenter-blueprints, "Split Between On-Demand & Spot Instances")."""
+    if placement.spread_label is None:
+        return {}
+    return {
+        "topologySpreadConstraints": [
+            {
+                "maxSkew": 1,
+                "topologyKey": placement.spread_label,
+                "whenUnsatisfiable": "DoNotSchedule",
+                "labelSelector": {"matchLabels": dict(pod_labels)},
+            }
+        ]
+    }
+
+
 def container(
     spec: InferenceServiceSpec,
     pool: Pool,
@@ -438,6 +456,7 @@ __all__ = [
     "scheduling",
     "scratch_volume",
     "spot_first_affinity",
+    "capacity_spread",
     "spot_tolerations",
     "worker_container",
 ]

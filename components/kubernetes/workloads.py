@@ -19,6 +19,7 @@ from inferstack.components.kubernetes.options import KubernetesOptions
 from inferstack.components.kubernetes.pods import (
     GRPC_PORT_NAME,
     PORT_NAME,
+    capacity_spread,
     container,
     decimal,
     pod_security,
@@ -202,6 +203,7 @@ def deployment(
             "terminationGracePeriodSeconds": pool.sizing.termination_grace_seconds.value,
             "securityContext": pod_security(),
             **scheduling(pool, bindings),
+            **capacity_spread(bindings.placement(pool.tier), selector(spec, pool.tier)),
             "containers": [container(spec, pool, options, bindings, image)],
             "volumes": pod_volumes(spec),
         },

@@ -109,10 +109,10 @@ def target_problems(plan: ServicePlan, target: Target) -> list[Problem]:
 
 def _target_problems(spec: InferenceServiceSpec, target: Target) -> list[Problem]:
     """GPUs a cloud target cannot provide: said before anything is sized or created."""
+    problems = _spot_share_problems(spec, target)
     if target == "kubernetes":
-        return []
+        return problems
     cloud = CLOUDS[target]
-    problems = []
     for path, pool in (("realtime", spec.realtime), ("batch", spec.batch)):
         if pool is None:
             continue
@@ -135,6 +135,22 @@ def _target_problems(spec: InferenceServiceSpec, target: Target) -> list[Problem
                 )
             )
     return problems
+
+
+def _spot_share_problems(spec: InferenceServiceSpec, target: Target) -> list[Problem]:
+    """A split spot share where nothing renders one: only the aws target's Karpenter NodePools
+    split a pool between capacity types (0 or 1 work everywhere)."""
+    share = spec.batch.capacity.spot_share if spec.batch is not None else None
+    if share is None or share in (0, 1) or target == "aws":
+        return []
+    return [
+        Problem(
+            "batch.capacity.spot_share",
+            f"{share:g} splits the queue pool between spot and on-demand, which only the aws "
+            f"target renders (two Karpenter NodePools); on {target} use 0 (on-demand only) or "
+            "1 (spot first), or remove it",
+        )
+    ]
 
 
 def plan_service(

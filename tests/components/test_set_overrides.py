@@ -8,16 +8,22 @@ cold start 180 s (lead 3 min before the 09:00 New York spike).
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import UTC, datetime
+from typing import Any
 
 import pytest
 
+from inferstack.components.aws import karpenter
 from inferstack.components.kubernetes.bindings import KubernetesBindings
 from inferstack.components.kubernetes.options import KubernetesOptions, QueueBinding
 from inferstack.components.kubernetes.scaling import scaled_object
+from inferstack.components.kubernetes.workloads import deployment
+from inferstack.components.planning.plan import plan_service
 from inferstack.components.planning.pools import batch_pool, realtime_pool
 from inferstack.components.planning.sizing import Sizing, size_service
 from inferstack.components.planning.spec import parse_spec
+from inferstack.contract.labels import SERVICE_LABEL, TIER_BATCH, TIER_LABEL
 from inferstack.errors import SpecError
 from tests.components import schemas
 from tests.components.factories import make_profile, make_spec, spec_data
@@ -162,3 +168,70 @@ def test_the_set_policy_and_lead_are_rendered_and_the_scaled_object_validates() 
     (cron,) = [t for t in manifest["spec"]["triggers"] if t["type"] == "cron"]
     assert cron["metadata"]["start"] == "50 8 * * 1-5"
     assert cron["metadata"]["end"] == "0 11 * * 1-5"
+
+
+def _aws_split(share: float) -> tuple[Any, list[tuple[str, dict[str, Any]]]]:
+    plan = plan_service(
+        make_spec(batch__capacity__spot_share=share), make_profile(), target="aws", now=NOW
+    )
+    return plan, karpenter.node_pools(plan)
+
+
+def test_a_split_share_on_aws_is_two_node_pools_and_a_hard_even_spread() -> None:
+    schemas.require_schema_dir()
+    plan, pools = _aws_split(0.75)
+    assert [role for role, _ in pools] == ["realtime", "batch", "batch-on-demand"]
+    by_role = dict(pools)
+    for manifest in by_role.values():
+        schemas.validate(manifest)
+
+    def requirement(manifest: dict[str, Any], key: str) -> list[str]:
+        found = manifest["spec"]["template"]["spec"]["requirements"]
+        return next(r["values"] for r in found if r["key"] == key)
+
+    spot, on_demand = by_role["batch"], by_role["batch-on-demand"]
+    assert on_demand["metadata"]["name"] == "embedder-batch-on-demand"
+    assert requirement(spot, karpenter.CAPACITY_TYPE_LABEL) == ["spot", "on-demand"]
+    assert requirement(on_demand, karpenter.CAPACITY_TYPE_LABEL) == ["on-demand"]
+    # 3 of 4 values on spot nodes, 1 on on-demand ones: pods spread evenly over the 4.
+    assert requirement(spot, karpenter.SPREAD_LABEL) == ["2", "3", "4"]
+    assert requirement(on_demand, karpenter.SPREAD_LABEL) == ["1"]
+    assert "realtime" in by_role
+    assert karpenter.SPREAD_LABEL not in str(by_role["realtime"])
+
+    bindings = dataclasses.replace(
+        KubernetesBindings.from_options(OPTIONS),
+        batch_placement=karpenter.placement(plan, "batch"),
+    )
+    batch = plan.pool("batch")
+    pod = deployment(plan.spec, plan.sizing, batch, OPTIONS, bindings)
+    schemas.validate(pod)
+    template = pod["spec"]["template"]["spec"]
+    assert template["nodeSelector"] == {SERVICE_LABEL: "embedder", TIER_LABEL: TIER_BATCH}
+    assert template["topologySpreadConstraints"] == [
+        {
+            "maxSkew": 1,
+            "topologyKey": karpenter.SPREAD_LABEL,
+            "whenUnsatisfiable": "DoNotSchedule",
+            "labelSelector": {"matchLabels": pod["spec"]["selector"]["matchLabels"]},
+        }
+    ]
+
+
+@pytest.mark.parametrize("share", [0.0, 1.0])
+def test_an_unsplit_share_on_aws_keeps_one_node_pool_per_pool(share: float) -> None:
+    plan, pools = _aws_split(share)
+    assert [role for role, _ in pools] == ["realtime", "batch"]
+    assert karpenter.placement(plan, "batch").spread_label is None
+
+
+@pytest.mark.parametrize("target", ["kubernetes", "gcp"])
+def test_a_split_share_where_nothing_renders_it_is_refused_with_the_fix(target: Any) -> None:
+    with pytest.raises(SpecError) as caught:
+        plan_service(
+            make_spec(batch__capacity__spot_share=0.5), make_profile(), target=target, now=NOW
+        )
+    (problem,) = caught.value.problems
+    assert problem.path == "batch.capacity.spot_share"
+    assert "only the aws target renders" in problem.message
+    assert "use 0 (on-demand only) or 1 (spot first)" in problem.message

@@ -8,6 +8,7 @@ with a few values changed: it is read by the one config reader (`from_values`) a
 from __future__ import annotations
 
 import copy
+import dataclasses
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -118,6 +119,9 @@ def realtime_knobs(
     if spec.realtime is None:
         return {}
     knobs = _spec_knobs(spec, max_replicas, profile_sizes, cold_start_seconds)
+    if target != "aws" and "spot_share" in knobs:
+        # Only Karpenter's two NodePools render a split (the plan refuses one elsewhere).
+        knobs["spot_share"] = dataclasses.replace(knobs["spot_share"], values=(1.0, 0.0))
     settable = target_knobs(target)
     return {name: knob for name, knob in knobs.items() if name in settable}
 

@@ -61,8 +61,10 @@ def test_the_dev_stack_searches_the_three_with_ranges_from_its_numbers() -> None
     assert knobs["prewarm_lead_minutes"].path == LEAD_PATH
     assert knobs["scale_up_pods"].values == (1, 2, 4, 8, 12)
     assert knobs["scale_up_pods"].path == SCALE_UP_PATH
-    assert knobs["spot_share"].values == (1.0, 0.75, 0.5, 0.25, 0.0)
+    # A plain Kubernetes target renders no split: all on spot first, or all on-demand.
+    assert knobs["spot_share"].values == (1.0, 0.0)
     assert knobs["spot_share"].path == SPOT_SHARE_PATH
+    assert _dev_knobs("aws")["spot_share"].values == (1.0, 0.75, 0.5, 0.25, 0.0)
     managed = _dev_knobs("sagemaker")
     assert "scale_up_pods" not in managed
     assert "spot_share" not in managed
