@@ -39,6 +39,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 import numpy as np
+from prometheus_client import values
 from typing_extensions import override
 
 from inferstack.runtime.failures import summary, transient
@@ -221,9 +222,14 @@ class DynamicBatcher:
         self._tasks: list[asyncio.Task[None]] = []
         self._executor: ThreadPoolExecutor | None = None
         self._compute_ewma_s = 0.0
-        if metrics is not None:
-            # Read when /metrics is scraped instead of set at every change: each set is a lock
-            # round trip, several per request, and the scrape only ever sees the latest value.
+        # The queue-depth and in-flight gauges are read when /metrics is scraped instead of set
+        # at every change (each set is a lock round trip, several per request, and a scrape
+        # only sees the latest value), except in prometheus_client's multiprocess mode (the
+        # front door's), where values live in files that only a set reaches.
+        in_files = values.ValueClass is not values.MutexValue
+        self._gauges = metrics if in_files else None
+        """The metrics whose gauges are set at every change (multiprocess mode only)."""
+        if metrics is not None and not in_files:
             metrics.queue_depth.set_function(lambda: len(self._queue))
             metrics.in_flight.set_function(lambda: self._outstanding)
 
@@ -357,6 +363,7 @@ class DynamicBatcher:
         self._queue.remove(pending)
         self._queued_rows -= pending.rows
         pending.state = _State.DONE
+        self._gauge_queue()
 
     def retry_after_s(self) -> int:
         """Seconds a refused caller should wait: the queue ahead of it at the recent batch time."""
@@ -443,6 +450,7 @@ class DynamicBatcher:
             batch.append(pending)
             if self.metrics is not None:
                 self.metrics.queue_wait.observe(now - pending.enqueued_at)
+        self._gauge_queue()
         return batch
 
     # Execution -----------------------------------------------------------------------------
@@ -598,6 +606,9 @@ class DynamicBatcher:
     def _admitted(self) -> None:
         self._outstanding += 1
         self._idle.clear()
+        self._gauge_queue()
+        if self._gauges is not None:
+            self._gauges.in_flight.inc()
 
     def _finished(self, pending: _Pending) -> None:
         # Idempotent per request: a request can end by timeout, cancellation or result.
@@ -605,6 +616,8 @@ class DynamicBatcher:
             return
         pending.finished = True
         self._outstanding -= 1
+        if self._gauges is not None:
+            self._gauges.in_flight.dec()
         if self._outstanding == 0:
             self._idle.set()
 
@@ -612,6 +625,11 @@ class DynamicBatcher:
         self._busy += delta
         if self.metrics is not None:
             self.metrics.busy_instances.set(self._busy)
+
+    def _gauge_queue(self) -> None:
+        """The queue changed (a hook: the front door publishes the depth to its acceptors)."""
+        if self._gauges is not None:
+            self._gauges.queue_depth.set(len(self._queue))
 
     def _count(self, outcome: str) -> None:
         if self.metrics is not None:
