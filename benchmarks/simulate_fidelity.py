@@ -7,10 +7,12 @@ In each run, on this machine:
 2. for one and for two replicas, `inferstack serve` processes on loopback (max batch 32,
    preferred 16 and 32, 5 ms max queue delay, queue limit 1024, one JSON row per request) are
    measured: capacity is the answers per second with two full batches in flight per replica
-   (closed loop, 5 s); then `openloop.py`, in its own process, drives them open loop: 6 s at
+   (closed loop, 5 s); then the open-loop client, in its own process, drives them: 6 s at
    1.5x that capacity (the share rejected is compared with the simulator's at the same rate),
-   then Poisson arrivals stepping from 30 % to 90 % of the measured capacity and back, each
-   request sent to a server chosen uniformly at random (as a Service spreads connections);
+   then (before the step) the machine's floor and both clients side by side on one 10-s
+   schedule at the high rate, then Poisson arrivals stepping from 30 % to 90 % of the measured
+   capacity and back, each request sent to a server chosen uniformly at random (as a Service
+   spreads connections);
 3. per 10-s window: throughput (answers per second by due time), p50 and p99 from the moment
    each request was due, measured and simulated (`run_exact` on the very same arrival times,
    fixed replicas, the profile of step 1), and the error; per step, the median error over its
@@ -21,6 +23,14 @@ The fixed-time model (`fixed_time_model.py`, a sleep of a + b*batch ms) is the d
 compute does not move with the machine's load, so what is judged is the simulator's batcher
 plus the profiled server path. `--model mlp` runs the demo MLP, whose compute is CPU: it shows
 what a CPU-bound model on a shared 2-core machine does to the comparison.
+
+The client: `openloop.c`, compiled here from source with the machine's C compiler (the run
+stops with what to install when there is none; `--client python` uses `openloop.py` instead).
+Both keep the same contract; the compiled one sleeps to absolute deadlines
+(`clock_nanosleep(TIMER_ABSTIME)`) with no interpreter on the send path. wrk2 (constant-rate
+scheduling) is not packaged here and replays no given schedule; wrk is closed loop. The
+machine's floor, measured before each step, is a bare 1-ms timer loop on the client's core at
+the client's priority: the late share no client can beat on this machine at that moment.
 
 Scheduling on a shared machine: the client runs pinned to core 1, the servers (and their model
 processes) where the scheduler puts them, all `SCHED_FIFO` (`--priority realtime`, the default
