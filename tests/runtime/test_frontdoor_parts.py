@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import os
 import socket
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -173,3 +175,12 @@ def test_a_transient_model_failure_stays_transient_for_the_503():
     assert isinstance(again, ModelError)
     assert transient(again)
     assert str(again) == str(error)
+
+
+def test_the_benchmark_script_parses_its_arguments():
+    script = Path(__file__).resolve().parents[2] / "benchmarks" / "frontdoor.py"
+    result = subprocess.run(
+        [sys.executable, str(script), "--help"], capture_output=True, text=True, check=False
+    )
+    assert result.returncode == 0, result.stderr
+    assert "--acceptors" in result.stdout
