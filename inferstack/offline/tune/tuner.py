@@ -33,7 +33,13 @@ from inferstack.offline.tune.knobs import (
     realtime_knobs,
     service_values,
 )
-from inferstack.offline.tune.search import Outcome, Search, stricter, with_value
+from inferstack.offline.tune.search import (
+    Outcome,
+    Search,
+    default_workers,
+    stricter,
+    with_value,
+)
 
 NINES = (0.99, 0.999, 0.9999)
 """The attainment levels whose cheapest configuration `tune` reports: the price of each nine."""
@@ -219,10 +225,22 @@ class Result:
     search: Search
 
 
-def tune(problem: Problem, *, passes: int = 2, log: Callable[[str], None] | None = None) -> Result:
-    """Coordinate search per level from the stack as it is, then halving over the seeds."""
+def tune(
+    problem: Problem,
+    *,
+    passes: int = 2,
+    log: Callable[[str], None] | None = None,
+    workers: int | None = None,
+) -> Result:
+    """Coordinate search per level from the stack as it is, then halving over the seeds.
+
+    `workers`: processes that run the simulations (default `default_workers()`: one per core, at
+    most two); the answers are the same with any number. The result's search keeps them for
+    the report's further runs (`Search.close` stops them; they also stop with the search).
+    """
     seeds = list(range(len(problem.rates)))
-    search = Search(problem.run, seeds, log=log)
+    count = default_workers() if workers is None else workers
+    search = Search(problem.run, seeds, log=log, workers=count)
     levels = sorted({problem.slo, *NINES})
     current = problem.initial
     for level in levels:
