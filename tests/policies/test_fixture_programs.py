@@ -49,6 +49,7 @@ EXPECTED_RESOURCE = {
         "aws:sagemaker/endpointConfiguration:EndpointConfiguration",
         "sm-async-case",
     ),
+    "sagemaker-async-wake": ("aws:appautoscaling/target:Target", "sm-wake-case-instances"),
     "cloudrun-bounded-gpu-service": ("gcp:cloudrunv2/service:Service", "cr-bounded-case"),
     "cloudrun-private-gpu-service": (
         "gcp:cloudrunv2/serviceIamMember:ServiceIamMember",

@@ -12,6 +12,7 @@ from inferstack.contract.sagemaker import COLD_START_ACCEPTED_TAG, COLD_START_AC
 from inferstack.policies.resources import UNKNOWN, Resource
 from inferstack.policies.rules import (
     sagemaker_async_error_destination,
+    sagemaker_async_wake,
     sagemaker_bounded_capacity,
     sagemaker_demand_scaling,
     sagemaker_realtime_zero,
@@ -179,3 +180,70 @@ def test_an_async_endpoint_without_a_destination_is_flagged(missing: str, named:
     output = {k: v for k, v in COMPLIANT_OUTPUT.items() if k != missing}
     [message] = destination(output)
     assert named in message
+
+
+INSTANCES = {
+    "serviceNamespace": "sagemaker",
+    "scalableDimension": "sagemaker:variant:DesiredInstanceCount",
+    "resourceId": "endpoint/jobs/variant/AllTraffic",
+    "minCapacity": 0.0,
+    "maxCapacity": 4.0,
+}
+STEP = resource(
+    types.SCALING_POLICY,
+    "async-wake",
+    {
+        "policyType": "StepScaling",
+        "resourceId": INSTANCES["resourceId"],
+        "scalableDimension": INSTANCES["scalableDimension"],
+    },
+)
+
+
+def backlog_alarm(**changes: Any) -> Resource:
+    props = {
+        "metricName": "HasBacklogWithoutCapacity",
+        "namespace": "AWS/SageMaker",
+        "dimensions": {"EndpointName": "jobs"},
+        "alarmActions": ["arn:policy"],
+        **changes,
+    }
+    return resource(types.METRIC_ALARM, "async-wake", props)
+
+
+def wake(*resources: Resource, **target_changes: Any) -> list[str]:
+    instances = resource(types.SCALABLE_TARGET, "instances", {**INSTANCES, **target_changes})
+    found = sagemaker_async_wake.check([instances, *resources], {})
+    return [f.message for f in found]
+
+
+def test_an_async_variant_at_zero_with_its_wake_alarm_and_step_policy_complies() -> None:
+    assert wake(STEP, backlog_alarm()) == []
+    # At preview the policy's ARN in the alarm's actions may be unknown: not a missing one.
+    assert wake(STEP, backlog_alarm(alarmActions=UNKNOWN)) == []
+
+
+def test_a_variant_with_a_floor_needs_no_wake() -> None:
+    assert wake(minCapacity=1.0) == []
+
+
+@pytest.mark.parametrize(
+    "resources",
+    [
+        (),
+        (STEP,),
+        (backlog_alarm(),),
+        (STEP, backlog_alarm(alarmActions=[])),
+        (STEP, backlog_alarm(metricName="ApproximateBacklogSizePerInstance")),
+        (STEP, backlog_alarm(dimensions={"EndpointName": "other"})),
+    ],
+    ids=["nothing", "no-alarm", "no-step-policy", "no-action", "other-metric", "other-endpoint"],
+)
+def test_async_at_zero_without_a_wake_is_flagged(resources: tuple[Resource, ...]) -> None:
+    [message] = wake(*resources)
+    assert "minCapacity 0" in message
+    assert "HasBacklogWithoutCapacity" in message
+
+
+def test_inference_component_copies_are_not_judged_by_the_async_rule() -> None:
+    assert sagemaker_async_wake.check([target()], {}) == []

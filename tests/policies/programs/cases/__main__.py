@@ -422,7 +422,7 @@ k8s.apiextensions.CustomResource(
     spec={"priorities": [{"machineFamily": "g2", "spot": False}]},
 )
 
-# 16-19. Raw SageMaker resources, as a team writes them without the component.
+# 16-20. Raw SageMaker resources, as a team writes them without the component.
 SM_ARN = "arn:aws:sns:us-east-1:123456789012"
 
 
@@ -528,6 +528,42 @@ aws.sagemaker.EndpointConfiguration(
         "client_config": {"max_concurrent_invocations_per_instance": 8},
     },
 )
+
+
+# 20. sagemaker-async-wake: an async variant scaled to zero is woken by its backlog alarm.
+sm_instances = aws.appautoscaling.Target(
+    "sm-wake-case-instances",
+    service_namespace="sagemaker",
+    scalable_dimension="sagemaker:variant:DesiredInstanceCount",
+    resource_id="endpoint/sm-wake-case/variant/AllTraffic",
+    min_capacity=0,
+    max_capacity=4,
+)
+sm_wake_step = aws.appautoscaling.Policy(
+    "sm-wake-case-step",
+    policy_type="StepScaling",
+    service_namespace=sm_instances.service_namespace,
+    scalable_dimension=sm_instances.scalable_dimension,
+    resource_id=sm_instances.resource_id,
+    step_scaling_policy_configuration={
+        "adjustment_type": "ChangeInCapacity",
+        "cooldown": 300,
+        "step_adjustments": [{"scaling_adjustment": 1, "metric_interval_lower_bound": "0"}],
+    },
+)
+if not violates("sagemaker-async-wake"):
+    aws.cloudwatch.MetricAlarm(
+        "sm-wake-case-alarm",
+        namespace="AWS/SageMaker",
+        metric_name="HasBacklogWithoutCapacity",
+        dimensions={"EndpointName": "sm-wake-case"},
+        statistic="Average",
+        period=60,
+        evaluation_periods=1,
+        threshold=1,
+        comparison_operator="GreaterThanOrEqualToThreshold",
+        alarm_actions=[sm_wake_step.arn],
+    )
 
 
 def cloud_run_gpu_service(
