@@ -48,7 +48,7 @@ from inferstack.components.gcp import identity
 from inferstack.components.gcp.labels import resource_labels
 from inferstack.components.gcp.pubsub import PubSubQueue, pubsub_queue, queue_settings
 from inferstack.components.gcp.storage import ResultsLocation
-from inferstack.components.planning.plan import ServicePlan, target_problems
+from inferstack.components.planning.plan import DECLARATION_OUTPUT, ServicePlan, target_problems
 from inferstack.components.planning.pools import BatchPool, RealtimePool
 from inferstack.contract.cloudrun import cloud_run_names, service_url
 from inferstack.contract.pods import (
@@ -103,6 +103,9 @@ class CloudRunInferenceStack(pulumi.ComponentResource):
     """The plan's sizing with the Cloud Run scaling derived from it (what the preview prints)."""
     cost_output: pulumi.Output[dict[str, Any]]
     """The plan's monthly cost, lever by lever, at Cloud Run's per-second prices."""
+    declaration_output: pulumi.Output[dict[str, Any]]
+    """The target and spec the plan was made from, and these options: what the offline tools
+    plan again for a program that builds its spec in code (simulate, the declared-day check)."""
 
     def __init__(
         self,
@@ -150,10 +153,14 @@ class CloudRunInferenceStack(pulumi.ComponentResource):
         sizing["platform"] = {"Cloud Run": platform}
         self.sizing_output = pulumi.Output.from_input(sizing)
         self.cost_output = pulumi.Output.from_input(plan.cost.to_dict())
+        self.declaration_output = pulumi.Output.from_input(
+            {**plan.declaration(), "cloudrun": options.model_dump(mode="json")}
+        )
         self.register_outputs(
             {
                 "sizing": self.sizing_output,
                 "cost": self.cost_output,
+                DECLARATION_OUTPUT: self.declaration_output,
                 "service_uri": self.service_uri,
                 "service_name": self.service_name,
                 "worker_pool": self.worker_pool,

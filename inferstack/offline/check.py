@@ -110,13 +110,15 @@ def run(args: argparse.Namespace) -> int:
         except (PackConfigError, PolicyRunError) as error:
             return _error(str(error))
     try:
-        day = declared_day(location, args)
+        day = declared_day(location, args, capture)
     except SimulateError as error:
         return _error(str(error))
-    missed = day is not None and day.met is False
+    missed = isinstance(day, DeclaredDay) and day.met is False
 
     if args.json:
-        violations = as_json(result) + ([_slo_violation(day)] if day and missed else [])
+        violations = as_json(result) + (
+            [_slo_violation(day)] if isinstance(day, DeclaredDay) and missed else []
+        )
         sys.stdout.write(json.dumps(violations, indent=2) + "\n")
     else:
         label = f"local: {_display_path(pack.directory)}"
@@ -132,7 +134,7 @@ def run(args: argparse.Namespace) -> int:
         sys.stdout.write(summary(result) + "\n")
         if day is not None:
             sys.stdout.write(day.slo_line() + "\n")
-        if day is not None and missed:
+        if isinstance(day, DeclaredDay) and missed:
             sys.stdout.write(f"check failed: {day.miss_message()}\n")
     if args.verbose:
         sys.stdout.flush()

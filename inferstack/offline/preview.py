@@ -31,7 +31,7 @@ from inferstack.offline.capture import (
 )
 from inferstack.offline.discovery import CaptureError, add_program_arguments, locate_program
 from inferstack.offline.simulate import SimulateError
-from inferstack.offline.slo import DeclaredDay, declared_day
+from inferstack.offline.slo import Day, declared_day
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -76,12 +76,13 @@ def _service_document(service: ServiceOutputs) -> dict[str, Any]:
     }
 
 
-def preview_document(capture: Capture, day: DeclaredDay | None = None) -> dict[str, Any]:
+def preview_document(capture: Capture, day: Day | None = None) -> dict[str, Any]:
     """The JSON preview: resources, then every inferstack component's sizing and cost.
 
     `sizing` and `cost` at the top are the one service's, when the program declares one;
-    `simulation` is the stack config's service on its declared day (see `inferstack.offline.slo`),
-    null when the config declares none.
+    `simulation` is the service on its declared day (see `inferstack.offline.slo`): the stack
+    config's or the program's, a warning when the program's cannot be simulated, null when
+    neither declares one.
     """
     services = service_outputs(capture)
     only = services[0] if len(services) == 1 else None
@@ -222,7 +223,7 @@ def _print_cost(cost: dict[str, Any]) -> None:
         print(f"  note: {note}")
 
 
-def print_preview(capture: Capture, day: DeclaredDay | None = None) -> None:
+def print_preview(capture: Capture, day: Day | None = None) -> None:
     """The human-readable preview, ending with the declared day's SLO verdict and cost."""
     print(f"Stack {capture.stack} of project {capture.project} (offline preview, no cloud calls)\n")
     _print_resources(capture)
@@ -251,7 +252,7 @@ def run(args: argparse.Namespace) -> int:
             config=location.config,
             project_dir=location.project_dir,
         )
-        day = declared_day(location, args)
+        day = declared_day(location, args, capture)
     except (CaptureError, SimulateError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

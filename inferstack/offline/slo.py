@@ -14,6 +14,13 @@ Two questions, one run:
   capacity from launch to removal through the target's own scaling loop (on Kubernetes, KEDA's
   cooldown and the node autoscaler's removal delay).
   Where they differ, the simulated figure is the one to trust (see `TRUSTED_REASON`).
+
+The service is the stack config's (`inferstack:service`) or, for a team's own program that
+builds its spec in code, the one its component declared (`DECLARATION_OUTPUT`, planned again as
+`inferstack simulate` does: the program runs under mocks once more). A program service the check
+cannot simulate - several services in one stack (simulate runs one per stack), or a component
+that registers no declaration to plan again - is never passed over in silence: the result is an
+`UncheckedDay`, a warning that names each service and why.
 """
 
 from __future__ import annotations
@@ -23,7 +30,9 @@ import shlex
 from dataclasses import dataclass
 from typing import Any
 
+from inferstack.components.planning.plan import DECLARATION_OUTPUT
 from inferstack.components.planning.spec import CONFIG_KEY as SERVICE_KEY
+from inferstack.offline.capture import Capture, capture_program, service_outputs
 from inferstack.offline.discovery import ProgramLocation
 from inferstack.offline.simulate.cli import (
     DEFAULT_START,
@@ -72,6 +81,9 @@ class DeclaredDay:
     """None when the stack has no realtime pool: no request was simulated, nothing to judge."""
     formula_monthly_usd: float
     simulated_monthly_usd: float
+    untunable: str | None = None
+    """Why `inferstack tune` cannot search this stack (a cloud service its program declares),
+    and what to do instead; None: it can, and `miss_message` names it."""
 
     @property
     def met(self) -> bool | None:
@@ -121,13 +133,15 @@ class DeclaredDay:
 
     def miss_message(self) -> str:
         """What `check` prints when the SLO is missed: the field, the figures and the fix."""
+        fix = self.untunable or (
+            f"run `{self.tune_command}` for the cheapest configuration that meets it (more "
+            "replicas, a lower target per replica, a faster scale-up)"
+        )
         return (
             f"{SLO_FIELD}: stack {self.stack} ({self.service}) answers "
             f"{self.attainment_percent:.3f}% of its declared day's requests within "
             f"{self.latency_budget_ms:g} ms, below the SLO of {self.slo_percent:g}% "
-            f"(reproduce: {self.command}); run `{self.tune_command}` for the "
-            "cheapest configuration that meets it (more replicas, a lower target per replica, "
-            f"a faster scale-up), or lower {SLO_FIELD} knowingly"
+            f"(reproduce: {self.command}); {fix}, or lower {SLO_FIELD} knowingly"
         )
 
     def preview_lines(self) -> list[str]:
@@ -143,6 +157,83 @@ class DeclaredDay:
         ]
 
 
+@dataclass(frozen=True)
+class UncheckedDay:
+    """Services a stack's program declares whose declared day cannot be simulated, and why:
+    what `check` and `preview` print instead of a verdict (a warning, never a silent skip)."""
+
+    stack: str
+    services: tuple[str, ...]
+    """The components' resource names, as the program named them."""
+    why: str
+
+    @property
+    def met(self) -> None:
+        """Nothing was judged."""
+        return None
+
+    def warning(self) -> str:
+        """The services, and why their declared day was not simulated."""
+        named = ", ".join(self.services)
+        return (
+            f"{SLO_FIELD} is not checked on the declared day for {named} (stack {self.stack}): "
+            f"{self.why}"
+        )
+
+    def document(self) -> dict[str, Any]:
+        """The `--json` form: who was not checked, and why."""
+        return {"stack": self.stack, "services": list(self.services), "checked": False,
+                "why": self.why, "warning": self.warning()}  # fmt: skip
+
+    def slo_line(self) -> str:
+        """The warning in one line (for `check`)."""
+        return f"warning: {self.warning()}"
+
+    def preview_lines(self) -> list[str]:
+        """The preview's section: the warning in place of the verdict."""
+        return ["Declared day, not simulated:", f"  warning: {self.warning()}"]
+
+
+Day = DeclaredDay | UncheckedDay
+"""What the declared-day check gives for a stack that declares a service."""
+
+
+def _program_services(capture: Capture) -> tuple[list[str], set[str]]:
+    """The program's inferstack services (components with a sizing or a cost), and those of
+    them that registered a declaration the simulator can plan again."""
+    names = [service.name for service in service_outputs(capture)]
+    declared = {
+        resource.name
+        for resource in capture.resources
+        if isinstance(resource.outputs.get(DECLARATION_OUTPUT), dict)
+    }
+    return names, declared
+
+
+def _unchecked(location: ProgramLocation, capture: Capture) -> UncheckedDay | None:
+    """Why the program's services cannot be simulated (None: exactly one, declared)."""
+    names, declared = _program_services(capture)
+    if len(names) > 1:
+        return UncheckedDay(
+            location.stack,
+            tuple(names),
+            f"the program declares {len(names)} inferstack services and `inferstack simulate` "
+            "runs one service per stack; give each service its own stack (or its spec in a "
+            "stack config) to have each declared day checked",
+        )
+    missing = [name for name in names if name not in declared]
+    if missing:
+        [service] = [s for s in service_outputs(capture) if s.name == missing[0]]
+        return UncheckedDay(
+            location.stack,
+            (service.name,),
+            f"its component ({service.type}) registers no declaration (target and spec) for "
+            "the simulator to plan again; put its spec in the stack config (inferstack:target, "
+            "inferstack:service and the target's options) to have its declared day checked",
+        )
+    return None
+
+
 def program_flags(location: ProgramLocation, args: argparse.Namespace) -> list[str]:
     """The flags that found the program (`add_program_arguments`), to hand on to another command."""
     flags = ["--stack", location.stack]
@@ -155,13 +246,31 @@ def program_flags(location: ProgramLocation, args: argparse.Namespace) -> list[s
     return flags
 
 
-def declared_day(location: ProgramLocation, args: argparse.Namespace) -> DeclaredDay | None:
-    """Simulate the located stack's declared day; None when its config declares no service.
+def declared_day(
+    location: ProgramLocation, args: argparse.Namespace, capture: Capture | None = None
+) -> Day | None:
+    """Simulate the located stack's declared day: its config's service, else the one its
+    program declares; an `UncheckedDay` for program services that cannot be simulated; None
+    when neither the config nor the program declares any inferstack service.
 
-    Raises `SimulateError` on a spec the simulator cannot read.
+    `capture`: the program already run under mocks (preview and check have it); without it,
+    a stack whose config declares no service is captured here. Raises `SimulateError` on a
+    spec the simulator cannot read.
     """
-    if SERVICE_KEY not in engine_values(location.config):
-        return None
+    in_config = SERVICE_KEY in engine_values(location.config)
+    if not in_config:
+        if capture is None:
+            capture = capture_program(
+                location.program_dir,
+                stack=location.stack,
+                config=location.config,
+                project_dir=location.project_dir,
+            )
+        if not service_outputs(capture):
+            return None
+        unchecked = _unchecked(location, capture)
+        if unchecked is not None:
+            return unchecked
     flags = program_flags(location, args)
     parser = argparse.ArgumentParser(prog="inferstack simulate")
     add_arguments(parser)
@@ -173,6 +282,15 @@ def declared_day(location: ProgramLocation, args: argparse.Namespace) -> Declare
     run = simulate(inputs, rates, start, seed=SEED, mode=MODE, scenarios=[inputs.configured])[0]
     summary = summarize(run, timeline=False)
     attainment = summary["slo_attainment"] if inputs.spec.realtime is not None else None
+    target = inputs.plan.target
+    untunable = None
+    if not in_config and target != "kubernetes":
+        # tune re-plans each candidate from the stack config, which holds no target options.
+        untunable = (
+            f"`inferstack tune` cannot search a {target} service its program declares (the "
+            f"{target} options are not in the stack config); put the spec and the options in "
+            "the stack config to tune it, or raise the replicas in the program"
+        )
     return DeclaredDay(
         stack=location.stack,
         service=inputs.spec.name,
@@ -184,4 +302,5 @@ def declared_day(location: ProgramLocation, args: argparse.Namespace) -> Declare
         attainment_percent=None if attainment is None else round(100 * attainment, 4),
         formula_monthly_usd=round(inputs.plan.cost.configured_monthly_usd, 2),
         simulated_monthly_usd=summary["monthly_usd"],
+        untunable=untunable,
     )

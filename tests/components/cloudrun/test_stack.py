@@ -317,3 +317,21 @@ def test_refusals_name_each_field(capture: Capture) -> None:
     ):
         assert field in error, field
     assert not _of(capture, "refused", SERVICE)
+
+
+def test_the_component_registers_its_declaration_for_the_offline_tools(capture: Capture) -> None:
+    """simulate and the declared-day check plan a program's Cloud Run service again from it."""
+    from inferstack.components.planning.plan import DECLARATION_OUTPUT, plan_service
+    from inferstack.components.planning.spec import parse_spec
+    from inferstack.profile import parse_profile
+
+    [component] = [
+        r for r in capture.resources if r.name == "full" and r.type.startswith("inferstack:")
+    ]
+    declaration = component.outputs[DECLARATION_OUTPUT]
+    assert declaration["target"] == "cloudrun"
+    assert declaration["cloudrun"]["project"] == CLOUDRUN_OPTIONS["project"]
+    spec = parse_spec(declaration["spec"])
+    again = plan_service(spec, parse_profile(MODEL_PROFILE), target="cloudrun", now=NOW)
+    registered = {k: v for k, v in component.outputs["sizing"].items() if k != "platform"}
+    assert registered == again.sizing.to_dict()
