@@ -24,10 +24,10 @@ same data the component renders (`components.cloudrun.scaling.service_scaling`):
 - A new instance pays the plan's Cloud Run cold start (`components.planning.cold_start`): no
   node, Google's 5 s GPU instance start where a Kubernetes pool waits for a node (the scenario's
   `node_provision_s`), then the image (the profile's whole pull: Cloud Run streams it, so an
-  upper bound), load and warm-up; an instance the autoscaler removes is gone (no kept node).
+  upper bound), the model's download (a fetched model), load and warm-up; an instance the
+  autoscaler removes is gone (no kept node).
 
-Not modelled: the CPU-utilisation driver (60 % CPU), and the model's download at start, which
-the simulator leaves out on every target (`inputs._cold_start` reads no download part).
+Not modelled: the CPU-utilisation driver (60 % CPU).
 """
 
 from __future__ import annotations

@@ -32,11 +32,13 @@ class ColdStart:
     image_pull_s: float
     model_load_s: float
     warmup_s: float
+    model_download_s: float = 0.0
+    """A fetched model's download at every pod start (the plan's `model_download` part)."""
 
     @property
     def pod_s(self) -> float:
-        """On a node that already has the image."""
-        return self.model_load_s + self.warmup_s
+        """On a node that already has the image: the download (a fetched model), load, warm-up."""
+        return self.model_download_s + self.model_load_s + self.warmup_s
 
     @property
     def new_node_s(self) -> float:

@@ -206,6 +206,7 @@ def _cold_start(profile: Profile) -> ColdStart:
         cold.image_pull.seconds,
         cold.model_load.seconds,
         cold.warmup.seconds,
+        model_download_s=cold.download_seconds,
     )
 
 

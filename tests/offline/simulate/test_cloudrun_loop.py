@@ -146,3 +146,24 @@ def test_a_cloudrun_instance_starts_without_a_node():
         dev.plan.profile.cold_start.node_provision.seconds
     )
     assert dev.configured.cold_start.node_provision_s > CLOUD_RUN_INSTANCE_START_S
+
+
+def test_a_fetched_model_s_download_is_part_of_the_simulated_instance_start():
+    """Instance start + image + download + load + warm-up: the plan's Cloud Run cold start."""
+    from inferstack.components.kubernetes.options import KubernetesOptions
+    from inferstack.components.planning.plan import plan_service
+    from inferstack.offline.simulate.inputs import build_inputs
+    from inferstack.offline.stack_config import StackConfig
+    from inferstack.profile import parse_profile
+    from tests.components.aws.factories import NOW
+    from tests.components.cloudrun.factories import MODEL, MODEL_PROFILE, QUEUE, make_options
+    from tests.components.factories import make_spec
+
+    spec = make_spec(model=MODEL, batch__queue=QUEUE)
+    profile = parse_profile({**MODEL_PROFILE, "model_bytes": 2_000_000_000})
+    plan = plan_service(spec, profile, target="cloudrun", now=NOW)
+    config = StackConfig("cloudrun", spec, plan, KubernetesOptions(), cloudrun=make_options())
+    cold = build_inputs("team", config).configured.cold_start
+    # The factory profile's image 60 s, load 20 s, warm-up 10 s; 2 GB at 100 MB/s.
+    assert (cold.node_provision_s, cold.image_pull_s, cold.model_download_s) == (5.0, 60, 20)
+    assert cold.new_node_s == 5 + 60 + 20 + 20 + 10 == plan.sizing.cold_start_seconds.value
