@@ -18,16 +18,19 @@ refuses with 503) and everything admitted completes within `drain_grace_s`; then
 is told to `close` (stop listening, finish answers) and exits. A second signal closes at once.
 An acceptor or a model process that dies drains the rest and exits 1, for a restart.
 
-Copies of a tensor (per request, each way): the decoder's array -> the acceptor's socket ->
-the model side's buffer, which the batch concatenation then reads; results the same way back.
-No pickling of tensor bytes. A shared-memory ring would save the kernel hop (one copy per
-direction); it is not built yet.
+Copies of a tensor beyond one process's (per request, each way): the decoder's array into
+the socket and out of it into the model side's buffer, which the batch concatenation then reads
+as it read the decoder's array; results the same way back. No tensor byte is pickled. A
+shared-memory ring would save the socket's two copies but not the batch's, and a request whose
+caller leaves while its batch runs would need the model side to say when its rows are no longer
+read before the acceptor may reuse them; it is not built.
 """
 
 from __future__ import annotations
 
 import asyncio
 import functools
+import gc
 import logging
 import multiprocessing
 import signal
@@ -286,6 +289,8 @@ class FrontDoor:
         )
         await batcher.start()
         self.batcher = batcher
+        gc.collect()
+        gc.freeze()  # As in one process: gen-2 passes no longer walk what lives as long as it.
         limit = max_request_bytes(model.inputs, config.max_batch_size, settings.max_request_bytes)
         signature = RemoteSignature(
             model.name, list(model.inputs), list(model.outputs), model.platform
