@@ -23,7 +23,6 @@ from __future__ import annotations
 from typing import Final
 
 from inferstack.components.planning.clouds import Target
-from inferstack.components.planning.sizing import Derived
 from inferstack.profile import ColdStart, ColdStartPart, Profile
 
 CLOUD_RUN_INSTANCE_START_S: Final = 5.0
@@ -70,17 +69,22 @@ def cloud_run_reason(cold: ColdStart) -> str:
     )
 
 
-def cold_start_seconds(cold: ColdStart, target: Target, derived: Derived[float]) -> Derived[float]:
-    """The plan's cold start with the target's own reason: Cloud Run's, else `derived` (the
-    node's, from sizing)."""
-    if target != "cloudrun":
-        return derived
-    return Derived(round(cold.total_seconds, 2), cloud_run_reason(cold))
+def start_label(cold: ColdStart) -> str:
+    """What the first part of `cold` starts, for reason lines: "instance start" where
+    `for_target` put Cloud Run's instance start, else "node"."""
+    return "instance start" if cold.node_provision.note == CLOUD_RUN_INSTANCE_NOTE else "node"
+
+
+def target_reason(cold: ColdStart, target: Target) -> str | None:
+    """The cold start's reason line where the target's own differs from sizing's node line
+    (Cloud Run's), else None."""
+    return cloud_run_reason(cold) if target == "cloudrun" else None
 
 
 __all__ = [
     "CLOUD_RUN_INSTANCE_START_S",
     "cloud_run_reason",
-    "cold_start_seconds",
     "for_target",
+    "start_label",
+    "target_reason",
 ]

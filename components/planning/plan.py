@@ -14,7 +14,7 @@ from datetime import datetime
 from typing import Any
 
 from inferstack.components.planning.clouds import CLOUDS, Cloud, Target
-from inferstack.components.planning.cold_start import cold_start_seconds, for_target
+from inferstack.components.planning.cold_start import for_target, target_reason
 from inferstack.components.planning.cost import CostEstimate, estimate_cost
 from inferstack.components.planning.model_delivery import image_warnings, with_model_download
 from inferstack.components.planning.pools import (
@@ -27,7 +27,7 @@ from inferstack.components.planning.pools import (
     realtime_pool,
 )
 from inferstack.components.planning.pricing import PriceTable
-from inferstack.components.planning.sizing import Sizing, size_service
+from inferstack.components.planning.sizing import Derived, Sizing, size_service
 from inferstack.components.planning.spec import InferenceServiceSpec
 from inferstack.errors import Problem, SpecError
 from inferstack.profile import Profile
@@ -173,12 +173,11 @@ def plan_service(
     # not a node), join the cold start here, once, for every consumer.
     profile = for_target(with_model_download(spec.model, profile), target)
     sizing = size_service(spec, profile, target=target, now=now)
+    cold, reason = sizing.cold_start_seconds, target_reason(profile.cold_start, target)
     sizing = dataclasses.replace(
         sizing,
         warnings=[*sizing.warnings, *image_warnings(spec.image)],
-        cold_start_seconds=cold_start_seconds(
-            profile.cold_start, target, sizing.cold_start_seconds
-        ),
+        cold_start_seconds=cold if reason is None else Derived(cold.value, reason),
     )
     price_cloud = CLOUDS[spec.price_cloud] if target == "kubernetes" else CLOUDS[target]
     cost = estimate_cost(spec, profile, sizing, price_cloud.name, table=prices)

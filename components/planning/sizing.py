@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 from typing import Any, Generic, TypeVar
 
 from inferstack.components.planning.clouds import Target, spot_notice
+from inferstack.components.planning.cold_start import start_label
 from inferstack.components.planning.replica_model import BatcherRules, ComputeLaw, steady_state
 from inferstack.components.planning.scale_up import Ramp, ScaleUp, derive_scale_up
 from inferstack.components.planning.schedule import (
@@ -268,7 +269,8 @@ def _cold_start_checks(realtime: Realtime, spec: InferenceServiceSpec, profile: 
             Problem(
                 "realtime.scale_to_zero",
                 f"the first request after idle waits a cold start of {cold.total_seconds:.0f} s "
-                f"(node {cold.node_provision.seconds:g} + image {cold.image_pull.seconds:g} + "
+                f"({start_label(cold)} {cold.node_provision.seconds:g} + image "
+                f"{cold.image_pull.seconds:g} + "
                 f"{_download_reason(cold)}"
                 f"load {cold.model_load.seconds:g} + warm-up {cold.warmup.seconds:g}), far above "
                 f"latency_budget_ms {spec.latency_budget_ms:g}; set "
@@ -305,7 +307,7 @@ def _startup_seconds(profile: Profile) -> Derived[int]:
 def _cold_parts(cold: ColdStart) -> str:
     """What the full cold start is made of, for reason lines."""
     fetched = "download, " if cold.model_download is not None else ""
-    return f"node, image, {fetched}load, warm-up"
+    return f"{start_label(cold)}, image, {fetched}load, warm-up"
 
 
 def _download_reason(cold: ColdStart) -> str:

@@ -4,8 +4,11 @@ node's provisioning."""
 
 from __future__ import annotations
 
+import pytest
+
 from inferstack.components.planning.cold_start import CLOUD_RUN_INSTANCE_START_S
 from inferstack.components.planning.plan import ServicePlan, plan_service
+from inferstack.errors import SpecError
 from inferstack.profile import parse_profile
 from tests.components.aws.factories import NOW
 from tests.components.cloudrun.factories import MODEL, MODEL_PROFILE, QUEUE
@@ -58,4 +61,21 @@ def test_the_pre_warm_lead_follows_the_shorter_start() -> None:
     [run_window], [gke_window] = cloudrun.prewarm, gke.prewarm
     # ceil(115 s / 60) and ceil(200 s / 60) minutes early.
     assert (run_window.lead_minutes, gke_window.lead_minutes) == (2, 4)
-    assert "cold start 115 s" in run_window.reason
+    assert "cold start 115 s: instance start, image, download, load, warm-up" in run_window.reason
+    assert "cold start 200 s: node, image, download, load, warm-up" in gke_window.reason
+
+
+def test_a_scale_to_zero_refusal_names_the_instance_start() -> None:
+    spec = make_spec(
+        model=MODEL,
+        batch=None,
+        traffic__baseline_rps=0,
+        traffic__spikes=[],
+        realtime__scale_to_zero=True,
+        realtime__scaling__min_replicas=0,
+    )
+    with pytest.raises(SpecError) as refused:
+        plan_service(spec, parse_profile(MODEL_PROFILE), target="cloudrun", now=NOW)
+    [problem] = refused.value.problems
+    assert problem.path == "realtime.scale_to_zero"
+    assert "a cold start of 95 s (instance start 5 + image 60 + " in problem.message
