@@ -76,20 +76,40 @@ class Link(asyncio.BufferedProtocol):
         self._payload: bytearray | None = None
         self._filled = 0
         self._direct = False
+        self._outgoing: list[bytes | memoryview] = []
+        self._flush_scheduled = False
 
     # Sending ---------------------------------------------------------------------------------
 
     def send(self, header: object, buffers: list[memoryview] | None = None) -> None:
-        """Queue one frame; a no-op once the link is closed."""
+        """Queue one frame; a no-op once the link is closed.
+
+        Frames queued in one turn of the event loop go out in one write at its end: a batch's
+        answers, or the requests parsed from one read, cost one system call, not one each.
+        """
         transport = self.transport
         if transport is None or transport.is_closing():
             return
         encoded = pickle.dumps(header, protocol=pickle.HIGHEST_PROTOCOL)
         size = sum(buffer.nbytes for buffer in buffers) if buffers else 0
-        transport.writelines([_PREFIX.pack(len(encoded), size), encoded, *(buffers or ())])
+        self._outgoing.append(_PREFIX.pack(len(encoded), size))
+        self._outgoing.append(encoded)
+        if buffers:
+            self._outgoing.extend(buffers)
+        if not self._flush_scheduled:
+            self._flush_scheduled = True
+            asyncio.get_running_loop().call_soon(self._flush)
+
+    def _flush(self) -> None:
+        self._flush_scheduled = False
+        outgoing, self._outgoing = self._outgoing, []
+        transport = self.transport
+        if outgoing and transport is not None and not transport.is_closing():
+            transport.writelines(outgoing)
 
     def close(self) -> None:
-        """Close the link (the other end sees it lost)."""
+        """Close the link after what is queued (the other end sees it lost)."""
+        self._flush()
         if self.transport is not None:
             self.transport.close()
 
