@@ -21,6 +21,7 @@ import pytest
 import tritonclient.grpc as triton_grpc
 from prometheus_client.multiprocess import MultiProcessCollector
 
+from tests.processes import is_gone, model_processes
 from tests.runtime.handlers import GATE_VALUE
 from tests.runtime.test_server_e2e import (
     Server,
@@ -329,3 +330,95 @@ def test_sigterm_under_load_drops_no_request():
     assert dropped == [], dropped
     assert set(answered) <= {200, 503}
     assert answered.count(200) >= 8
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "status", "fragment"),
+    [
+        ("/v2/models/mlp/infer", b"{oops", 400, "not valid JSON"),
+        ("/v2/models/mlp/infer", _row_body(np.zeros((1, 3), np.float32)), 400, "input 'input'"),
+        ("/v2/models/bert/infer", _row_body(np.zeros((1, 512), np.float32)), 404, "unknown model"),
+        ("/v2/models/mlp/infer", _row_body(np.zeros((9, 512), np.float32)), 400, "max_batch_size"),
+    ],
+)
+def test_bad_requests_get_the_same_4xx_through_an_acceptor(door, path, body, status, fragment):
+    server, _, _ = door
+    code, _, payload = _post(server.url + path, body)
+    assert code == status
+    assert fragment in json.loads(payload)["error"]
+
+
+def test_a_model_request_the_model_fails_on_gets_its_answer_through_the_link(tmp_path):
+    server = _start(
+        "--model",
+        "tests.runtime.handlers:Picky",
+        "--acceptors",
+        "2",
+        "--grpc-port",
+        "0",
+        env={"PROMETHEUS_MULTIPROC_DIR": str(tmp_path)},
+    )
+    try:
+        path = f"{server.url}/v2/models/picky/infer"
+        good = json.dumps(
+            {"inputs": [{"name": "x", "datatype": "FP32", "shape": [1, 2], "data": [1, 2]}]}
+        ).encode()
+        bad = json.dumps(
+            {"inputs": [{"name": "x", "datatype": "FP32", "shape": [1, 2], "data": [-1, 2]}]}
+        ).encode()
+        assert _post(path, good)[0] == 200
+        code, headers, payload = _post(path, bad)
+        assert code == 422
+        assert "negative input" in json.loads(payload)["error"]
+        assert "x-request-id" in headers
+    finally:
+        _stop(server)
+
+
+def _acceptor_pids(server: Server, metrics: Path) -> set[int]:
+    return set(open_connections_by_acceptor(server, metrics))
+
+
+def test_a_dead_model_process_ends_every_acceptor_with_exit_1(tmp_path):
+    server = _start(
+        "--model",
+        "tests.runtime.handlers:Picky",
+        "--acceptors",
+        "2",
+        "--grpc-port",
+        "0",
+        env={"PROMETHEUS_MULTIPROC_DIR": str(tmp_path)},
+    )
+    try:
+        acceptors = _acceptor_pids(server, tmp_path)
+        assert len(acceptors) == 2
+        (model,) = set(model_processes(server.process.pid)) - acceptors
+        os.kill(model, signal.SIGKILL)
+        assert server.process.wait(timeout=60) == 1
+        for pid in acceptors:
+            _until(lambda p=pid: is_gone(p), "the acceptors to exit", 30)
+    finally:
+        _stop(server)
+    assert b"a model process exited unexpectedly" in server.process.stderr.read()
+
+
+def test_a_dead_acceptor_drains_the_server_and_exits_1(tmp_path):
+    server = _start(
+        "--model",
+        "builtin://mlp",
+        "--acceptors",
+        "2",
+        "--grpc-port",
+        "0",
+        "--drain-listen-s",
+        "0",
+        env={"PROMETHEUS_MULTIPROC_DIR": str(tmp_path)},
+    )
+    try:
+        first, second = sorted(_acceptor_pids(server, tmp_path))
+        os.kill(first, signal.SIGKILL)
+        assert server.process.wait(timeout=60) == 1
+        _until(lambda: is_gone(second), "the other acceptor to exit", 30)
+    finally:
+        _stop(server)
+    assert b"exited unexpectedly" in server.process.stderr.read()
