@@ -15,6 +15,7 @@ other cannot deadlock as two blocking pipes would.
 from __future__ import annotations
 
 import asyncio
+import math
 import pickle
 import struct
 from collections.abc import Callable, Mapping
@@ -52,7 +53,7 @@ def unpack_arrays(layout: Layout | None, pickled: object, payload: bytearray) ->
     offset = 0
     for name, dtype_text, shape in layout:
         dtype = np.dtype(dtype_text)
-        count = int(np.prod(shape, dtype=np.int64))
+        count = math.prod(shape)  # Not np.prod: a tenth of its cost on a short tuple.
         arrays[name] = np.frombuffer(payload, dtype, count, offset).reshape(shape)
         offset += count * dtype.itemsize
     return arrays
