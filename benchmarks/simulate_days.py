@@ -6,19 +6,25 @@ on the project's 2-core machine), and what makes it fast, measured side by side 
 2. `--days` simulated days (default 30) of the three scenarios `inferstack simulate --stack dev
    --diurnal --bursts --days 30` runs (configured, naive, competent default), fast mode, with
    the quiet stretches (the default) and the same on `--stepped-days` days decided tick by tick
-   (`run_fast(quiet=False)`): the ratio of process seconds per simulated day, and the numbers of
+   (`run_fast(quiet=False)`): the ratio of CPU seconds per simulated day, and the numbers of
    both on the shared days (they agree to the last bits of float sums).
+3. With `--before REF`, the month again on that commit's source (exported with `git archive`,
+   run in a fresh interpreter, alone), then on the working tree the same way: wall and CPU
+   seconds side by side with the load average around each, and whether the figures are equal.
 
-Wall time on a shared machine is noisy; `process s` (CPU seconds of this process) is printed
-beside it, and the ratio is of process seconds.
+Wall time on a shared machine is noisy (the neighbours' load); CPU seconds of the process are
+printed beside it, and the ratios are of CPU seconds.
 
     .venv/bin/python benchmarks/simulate_days.py [--days 30] [--stepped-days 2] [--stack dev]
+        [--before REF]
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
+import sys
 import tempfile
 import time
 from collections.abc import Callable
@@ -28,14 +34,11 @@ from typing import Any, TypeVar
 
 import numpy as np
 
-from inferstack.offline.simulate import fast
-from inferstack.offline.simulate.arrivals import declared_rates
-from inferstack.offline.simulate.cli import DEFAULT_START
-from inferstack.offline.simulate.inputs import load_stack
-from inferstack.offline.simulate.report import summarize
-from inferstack.offline.simulate.scenarios import competent_default, naive
+HERE = Path(__file__).resolve()
+sys.path.insert(0, str(HERE.parent))
 
-REPO = Path(__file__).resolve().parents[1]
+from checkout import REPO, describe, export, run_on  # noqa: E402
+
 T = TypeVar("T")
 
 
@@ -45,31 +48,76 @@ def _timed(work: Callable[[], T]) -> tuple[T, float, float]:
     return value, time.perf_counter() - wall, time.process_time() - cpu
 
 
-def _month(scenarios: list[Any], rates: np.ndarray, start: datetime, quiet: bool) -> list[Any]:
+class _Month:
+    """The stack's three scenarios on declared traffic with diurnal and bursts."""
+
+    def __init__(self, stack: str, root: Path) -> None:
+        from inferstack.offline.simulate.cli import DEFAULT_START
+        from inferstack.offline.simulate.inputs import load_stack
+        from inferstack.offline.simulate.scenarios import competent_default, naive
+
+        self.start = datetime.fromisoformat(DEFAULT_START)
+        inputs = load_stack(stack, root, self.start)
+        self.inputs = inputs
+        configured = inputs.configured
+        self.scenarios = [
+            configured,
+            naive(configured, inputs.facts),
+            competent_default(configured, inputs.facts),
+        ]
+
+    def rates(self, days: float) -> np.ndarray:
+        from inferstack.offline.simulate.arrivals import declared_rates
+
+        return declared_rates(
+            self.inputs.traffic,
+            self.start,
+            round(days * 86400),
+            diurnal=True,
+            bursts=True,
+            rng=np.random.default_rng(7919),
+        )
+
+    def run(self, rates: np.ndarray, *, quiet: bool) -> list[dict[str, Any]]:
+        from inferstack.offline.simulate import fast
+        from inferstack.offline.simulate.report import summarize
+
+        return [
+            summarize(fast.run_fast(s, rates, self.start, seed=0, quiet=quiet), timeline=False)
+            for s in self.scenarios
+        ]
+
+
+def _figures(runs: list[dict[str, Any]]) -> list[list[Any]]:
     return [
-        summarize(fast.run_fast(s, rates, start, seed=0, quiet=quiet), timeline=False)
-        for s in scenarios
+        [r["scenario"], r["slo_attainment"], r["latency_ms"]["p99"], r["monthly_usd"]] for r in runs
     ]
 
 
-def main() -> None:
-    """Time the table and the month; print the ratios."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--stack", default="dev")
-    parser.add_argument("--days", type=float, default=30.0)
-    parser.add_argument("--stepped-days", type=float, default=2.0)
-    args = parser.parse_args()
-    start = datetime.fromisoformat(DEFAULT_START)
-    inputs = load_stack(args.stack, REPO, start)
-    configured = inputs.configured
-    scenarios = [
-        configured,
-        naive(configured, inputs.facts),
-        competent_default(configured, inputs.facts),
-    ]
-    pools = [s.realtime for s in scenarios if s.realtime is not None]
-    print(f"stack {args.stack}: declared traffic with diurnal and bursts from {start.isoformat()}")
+def measure(stack: str, days: float) -> dict[str, Any]:
+    """The month in this interpreter (tables warmed first): times, load and figures."""
+    from inferstack.offline.simulate import fast
 
+    month = _Month(stack, Path.cwd())
+    for scenario in month.scenarios:
+        if scenario.realtime is not None:
+            fast.table_for(scenario.realtime)
+    rates = month.rates(days)
+    load_before = os.getloadavg()[0]
+    runs, wall, cpu = _timed(lambda: month.run(rates, quiet=True))
+    return {
+        "wall_s": wall,
+        "cpu_s": cpu,
+        "load": [load_before, os.getloadavg()[0]],
+        "figures": _figures(runs),
+    }
+
+
+def _tables_and_stepping(args: argparse.Namespace) -> None:
+    from inferstack.offline.simulate import fast
+
+    month = _Month(args.stack, REPO)
+    pools = [s.realtime for s in month.scenarios if s.realtime is not None]
     with tempfile.TemporaryDirectory() as cache:
         os.environ[fast.CACHE_ENV] = cache
         fast._TABLES.clear()
@@ -79,46 +127,71 @@ def main() -> None:
         tables = len({fast.table_key(pool) for pool in pools})
         print(
             f"  queueing tables ({tables} for {len(pools)} scenarios): built {build_wall:.2f} s "
-            f"wall / {build_cpu:.2f} s process; read from disk {read_wall * 1000:.0f} ms wall / "
-            f"{read_cpu * 1000:.0f} ms process (x{build_cpu / max(read_cpu, 1e-6):.0f})"
+            f"wall / {build_cpu:.2f} s CPU; read from disk {read_wall * 1000:.0f} ms wall / "
+            f"{read_cpu * 1000:.0f} ms CPU (x{build_cpu / max(read_cpu, 1e-6):.0f})"
         )
-
-        def rates_for(days: float) -> np.ndarray:
-            return declared_rates(
-                inputs.traffic,
-                start,
-                round(days * 86400),
-                diurnal=True,
-                bursts=True,
-                rng=np.random.default_rng(7919),
-            )
-
-        month = rates_for(args.days)
-        runs, wall, cpu = _timed(lambda: _month(scenarios, month, start, quiet=True))
-        short = rates_for(args.stepped_days)
-        quick, q_wall, q_cpu = _timed(lambda: _month(scenarios, short, start, quiet=True))
-        stepped, s_wall, s_cpu = _timed(lambda: _month(scenarios, short, start, quiet=False))
+        short = month.rates(args.stepped_days)
+        quick, q_wall, q_cpu = _timed(lambda: month.run(short, quiet=True))
+        stepped, s_wall, s_cpu = _timed(lambda: month.run(short, quiet=False))
     print(
-        f"  {args.days:g} days x {len(scenarios)} scenarios, quiet stretches: {wall:.1f} s wall, "
-        f"{cpu:.1f} s process (goal: under 30 s)"
-    )
-    for run in runs:
-        print(
-            f"    {run['scenario']:<18} SLO {run['slo_attainment']:.4%}  "
-            f"p99 {run['latency_ms']['p99']:.1f} ms  ${run['monthly_usd']:,.0f}/month"
-        )
-    per_day_quiet = q_cpu / args.stepped_days
-    per_day_stepped = s_cpu / args.stepped_days
-    print(
-        f"  {args.stepped_days:g} days x {len(scenarios)} scenarios: quiet {q_wall:.1f} s wall / "
-        f"{q_cpu:.1f} s process, tick by tick {s_wall:.1f} s wall / {s_cpu:.1f} s process: "
-        f"x{per_day_stepped / max(per_day_quiet, 1e-9):.1f} by process time"
+        f"  {args.stepped_days:g} days x {len(month.scenarios)} scenarios: quiet {q_wall:.1f} s "
+        f"wall / {q_cpu:.1f} s CPU, tick by tick {s_wall:.1f} s wall / {s_cpu:.1f} s CPU: "
+        f"x{s_cpu / max(q_cpu, 1e-9):.1f} by CPU time"
     )
     same = all(
         a["slo_attainment"] == b["slo_attainment"] and a["served"] == b["served"]
         for a, b in zip(quick, stepped, strict=True)
     )
     print(f"  same attainment and served requests both ways: {same}")
+
+
+def _month_row(name: str, side: dict[str, Any], days: float) -> str:
+    return (
+        f"  {name:<8} {days:g} days x 3 scenarios: {side['wall_s']:6.1f} s wall "
+        f"{side['cpu_s']:6.1f} s CPU  load {side['load'][0]:.1f} -> {side['load'][1]:.1f}"
+    )
+
+
+def main() -> None:
+    """Time the table, the month (before and after) and the tick-by-tick path; print ratios."""
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    parser.add_argument("--stack", default="dev")
+    parser.add_argument("--days", type=float, default=30.0)
+    parser.add_argument("--stepped-days", type=float, default=2.0)
+    parser.add_argument("--before", default=None, help="a commit to measure first (e.g. HEAD~5)")
+    parser.add_argument("--measure", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.measure:
+        sys.stdout.write(json.dumps(measure(args.stack, args.days)) + "\n")
+        return
+    print(
+        f"stack {args.stack}: declared traffic with diurnal and bursts, fast mode, "
+        f"{os.cpu_count()} cores"
+    )
+    _tables_and_stepping(args)
+    flags = ["--measure", "--stack", args.stack, "--days", f"{args.days:g}"]
+    sides: dict[str, dict[str, Any]] = {}
+    with tempfile.TemporaryDirectory() as scratch:
+        if args.before:
+            tree = export(args.before, Path(scratch) / "before")
+            sides["before"] = run_on(tree, HERE, flags)
+        sides["after"] = run_on(REPO, HERE, flags)
+    if args.before:
+        print(f"  before: {describe(args.before)}")
+    print("  after:  the working tree")
+    for name, side in sides.items():
+        print(_month_row(name, side, args.days))
+    for scenario, share, p99, usd in sides["after"]["figures"]:
+        print(f"    {scenario:<18} SLO {share:.4%}  p99 {p99:.1f} ms  ${usd:,.0f}/month")
+    after = sides["after"]
+    if "before" in sides:
+        before = sides["before"]
+        print(
+            f"  after/before: CPU x{after['cpu_s'] / before['cpu_s']:.2f}, wall "
+            f"x{after['wall_s'] / before['wall_s']:.2f}; same figures: "
+            f"{before['figures'] == after['figures']}"
+        )
+    print(f"  goal under 30 s: {'met' if after['cpu_s'] < 30 else 'missed'} by CPU time")
 
 
 if __name__ == "__main__":
