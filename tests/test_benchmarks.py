@@ -42,6 +42,8 @@ from openloop import (  # noqa: E402
         "simulate_fidelity.py",
         "openloop.py",
         "memory_bounds.py",
+        "tune.py",
+        "simulate_days.py",
     ],
 )
 def test_benchmark_script_parses_its_arguments(script: str) -> None:
