@@ -108,8 +108,18 @@ class QueueingTable:
         return lower, weight
 
     def at(self, column: Floats, rate: float) -> float:
-        """A per-rate quantity interpolated at `rate`."""
-        return float(np.interp(rate, self.rates, column))
+        """A gauge (queue depth, in-flight) interpolated at the per-replica `rate`."""
+        return float(self.gauge(column, np.float64(rate)))
+
+    def gauge(self, column: Floats, rates: Floats | np.float64) -> Floats:
+        """A gauge at each per-replica rate: from the grid, and falling linearly to zero below
+        its first rate (a replica with no traffic queues nothing and has nothing in flight;
+        holding the first grid point's value there kept an idle pool "active" for KEDA, so a
+        scale-to-zero pool on in_flight or queue_depth never slept in the fast mode)."""
+        first = self.rates[0]
+        values = np.interp(rates, self.rates, column)
+        below = column[0] * np.maximum(rates, 0.0) / first
+        return np.asarray(np.where(rates < first, below, values), dtype=np.float64)
 
 
 def _capacity(pool: RealtimePool, tables: KernelTables) -> float:
@@ -403,8 +413,8 @@ class FastRealtime:
         if self.keda is None:
             kept = len(ends)
         else:
-            in_flight = replicas * np.interp(
-                self.rates[ends - 1] / replicas, self.table.rates, self.table.in_flight
+            in_flight = replicas * self.table.gauge(
+                self.table.in_flight, self.rates[ends - 1] / replicas
             )
             polls = ends % int(self.keda.params.polling_seconds) == 0
             syncs = ends % int(HPA_SYNC_SECONDS) == 0
@@ -437,9 +447,7 @@ class FastRealtime:
                 if self.pool.metric == "queue_depth"
                 else self.table.in_flight
             )
-            values = replicas * np.interp(
-                self.rates[scraped_at - 1] / replicas, self.table.rates, column
-            )
+            values = replicas * self.table.gauge(column, self.rates[scraped_at - 1] / replicas)
         # Each end reads the latest scrape at or before it (the one before the stretch first).
         latest = np.searchsorted(scraped_at, ends, side="right") - 1
         held = np.concatenate([[self.scraped], values])
