@@ -9,6 +9,11 @@ What it is told over the link, in order: `ready` (the model is warm: its signatu
 knobs, the request limit), then results, then `drain` (readiness false, answers close their
 connections) and `close` (stop listening, finish answers within the grace, exit). It ignores
 SIGINT and SIGTERM (the model side decides, after the drain); a lost link stops it at once.
+
+Limits that bound the whole server stay server-wide: each acceptor holds its share of the
+in-flight body budget (at least one largest body) and of a set connection cap, so the
+worst-case memory computed from the settings still holds. A cap of 0 (from the descriptor
+limit) is each process's own, as descriptors are.
 """
 
 from __future__ import annotations
@@ -50,20 +55,36 @@ CLOSE: Final = "close"
 class Acceptor:
     """The servers of one acceptor process (see the module docstring)."""
 
-    def __init__(self, settings: ServerSettings, index: int, shared: SharedState) -> None:
+    def __init__(
+        self, settings: ServerSettings, index: int, count: int, shared: SharedState
+    ) -> None:
         self.settings = settings
         self.index = index
+        self.count = count
         self.shared = shared
         self.model_name = settings.model_name or model_name_from_uri(settings.model)
         self.metrics = SharedMetrics(self.model_name)
         self.app = app_for(settings, self.model_name, self.metrics)
-        self.http = HttpServer(self.app, http_limits(settings))
+        limits = http_limits(settings)
+        self.http = HttpServer(
+            self.app,
+            replace(
+                limits,
+                max_body_bytes_in_flight=self._share(limits.max_body_bytes_in_flight),
+                max_connections=-(-settings.max_connections // count),
+            ),
+        )
         self.grpc = GrpcServer(self.app)
         self.link: Link | None = None
         self._batcher: RemoteBatcher | None = None
         self._stopped = asyncio.Event()
         self._closing: asyncio.Task[None] | None = None
         self.exit_code = 0
+
+    def _share(self, budget: int) -> int:
+        """This acceptor's part of a server-wide budget: the settings bound the whole server
+        (the worst-case memory is computed from them), not each process."""
+        return -(-budget // self.count)
 
     async def serve(self, sock: socket.socket) -> int:
         """Listen, report to the model side, serve until told to close. Returns the exit code."""
@@ -108,7 +129,9 @@ class Acceptor:
         self.http.limits = replace(
             self.http.limits,
             max_request_bytes=max_request_bytes,
-            max_body_bytes_in_flight=settings.body_budget(max_request_bytes),
+            max_body_bytes_in_flight=max(
+                max_request_bytes, self._share(settings.body_budget(max_request_bytes))
+            ),
         )
         assert self.link is not None
         if self.shared.draining:
@@ -155,13 +178,13 @@ class Acceptor:
 
 
 def acceptor_main(
-    settings: ServerSettings, index: int, sock: socket.socket, shared: SharedState
+    settings: ServerSettings, index: int, count: int, sock: socket.socket, shared: SharedState
 ) -> None:
     """The acceptor process's entry point (multiprocessing spawn)."""
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, signal.SIG_IGN)
     configure_logging(settings)
-    acceptor = Acceptor(settings, index, shared)
+    acceptor = Acceptor(settings, index, count, shared)
     with asyncio.Runner(loop_factory=event_loop_factory()) as runner:
         code = runner.run(acceptor.serve(sock))
     raise SystemExit(code)

@@ -160,7 +160,7 @@ class FrontDoor:
             ours, theirs = socket.socketpair()
             process = context.Process(
                 target=acceptor_main,
-                args=(self.settings, index, theirs, self.shared),
+                args=(self.settings, index, self.count, theirs, self.shared),
                 name=f"inferstack-acceptor-{index}",
                 daemon=True,
             )

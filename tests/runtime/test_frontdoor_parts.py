@@ -22,7 +22,9 @@ from inferstack.runtime.batcher import (
     RequestTimeoutError,
 )
 from inferstack.runtime.failures import transient
+from inferstack.runtime.frontdoor.acceptor import Acceptor
 from inferstack.runtime.frontdoor.remote import describe, rebuild
+from inferstack.runtime.frontdoor.shared import SharedState
 from inferstack.runtime.frontdoor.wire import Link, open_link, pack_arrays, unpack_arrays
 from inferstack.runtime.server.settings import ServerSettings, acceptors_for, resolve_settings
 from inferstack.runtime.settings import SettingsError, cpu_budget, cpu_quota
@@ -184,3 +186,14 @@ def test_the_benchmark_script_parses_its_arguments():
     )
     assert result.returncode == 0, result.stderr
     assert "--acceptors" in result.stdout
+
+
+def test_each_acceptor_holds_its_share_of_the_server_wide_limits():
+    settings = ServerSettings(
+        model="builtin://mlp", max_connections=10, max_body_bytes_in_flight=3_000_000
+    )
+    acceptor = Acceptor(settings, 0, 3, SharedState())
+    assert acceptor.http.limits.max_connections == 4  # 3 x 4 >= 10: ceil, never 0.
+    assert acceptor.http.limits.max_body_bytes_in_flight == 1_000_000
+    automatic = Acceptor(ServerSettings(model="builtin://mlp"), 0, 3, SharedState())
+    assert automatic.http.limits.max_connections == 0  # Each process's descriptor limit.
