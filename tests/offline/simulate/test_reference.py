@@ -116,6 +116,7 @@ def figures(name: str) -> dict[str, Any]:
             ]
         ),
         "p99_ms": _digest([round(p * 1000, 6) for p in timeline.p99_s]),
+        "rps": _digest(timeline.rps),
         "cost_usd": round(timeline.cost_usd[-1], 9),
     }
 
@@ -129,6 +130,7 @@ PINNED: dict[str, dict[str, Any]] = {
         "monthly_usd": 6018.04,
         "ready": "e1314973a28b8ff6",
         "p99_ms": "b284c32519670029",
+        "rps": "64e35dfdd24a1208",
         "cost_usd": 49.480833333,
     },
     "fast in_flight": {
@@ -139,6 +141,7 @@ PINNED: dict[str, dict[str, Any]] = {
         "monthly_usd": 6254.78,
         "ready": "52200282453f67aa",
         "p99_ms": "74da618891639e81",
+        "rps": "64e35dfdd24a1208",
         "cost_usd": 51.430833333,
     },
     "fast rps": {
@@ -149,6 +152,7 @@ PINNED: dict[str, dict[str, Any]] = {
         "monthly_usd": 7057.78,
         "ready": "7f3ee61c1a9d38d0",
         "p99_ms": "aaa4d9d3002b8fc4",
+        "rps": "64e35dfdd24a1208",
         "cost_usd": 58.035,
     },
     "fast rps, tick by tick": {
@@ -159,6 +163,7 @@ PINNED: dict[str, dict[str, Any]] = {
         "monthly_usd": 7057.78,
         "ready": "7f3ee61c1a9d38d0",
         "p99_ms": "aaa4d9d3002b8fc4",
+        "rps": "64e35dfdd24a1208",
         "cost_usd": 58.035,
     },
     "fast zero and wake": {
@@ -169,6 +174,7 @@ PINNED: dict[str, dict[str, Any]] = {
         "monthly_usd": 3126.9,
         "ready": "5939472ef68167c8",
         "p99_ms": "0e114e5ac5aae558",
+        "rps": "b0890ac2efb871aa",
         "cost_usd": 12.854722222,
     },
     "fast zero and wake, tick by tick": {
@@ -179,6 +185,7 @@ PINNED: dict[str, dict[str, Any]] = {
         "monthly_usd": 3126.9,
         "ready": "5939472ef68167c8",
         "p99_ms": "0e114e5ac5aae558",
+        "rps": "b0890ac2efb871aa",
         "cost_usd": 12.854722222,
     },
     "exact queue_depth": {
@@ -189,6 +196,7 @@ PINNED: dict[str, dict[str, Any]] = {
         "monthly_usd": 4307.49,
         "ready": "d2d6be2442adf4cc",
         "p99_ms": "ac8e16ef8c428ea7",
+        "rps": "57f12acd597e0f96",
         "cost_usd": 1.477666667,
     },
 }
