@@ -11,6 +11,9 @@ import http.client
 import json
 import os
 import signal
+import socket
+import subprocess
+import sys
 import threading
 import urllib.request
 from collections.abc import Iterator
@@ -422,3 +425,20 @@ def test_a_dead_acceptor_drains_the_server_and_exits_1(tmp_path):
     finally:
         _stop(server)
     assert b"exited unexpectedly" in server.process.stderr.read()
+
+
+def test_a_port_in_use_is_refused_with_exit_2_not_shared():
+    # SO_REUSEPORT would let the acceptors join another server's port of the same user.
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        completed = subprocess.run(
+            [sys.executable, "-m", "inferstack.cli", "serve", "--model", "builtin://mlp"]
+            + ["--host", "127.0.0.1", "--port", str(port), "--acceptors", "2", "--grpc-port", "0"],
+            capture_output=True,
+            timeout=120,
+            check=False,
+        )
+    assert completed.returncode == 2
+    assert f"cannot listen on 127.0.0.1:{port}" in completed.stderr.decode()
