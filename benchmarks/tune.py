@@ -84,9 +84,9 @@ def measure(flags: list[str]) -> dict[str, Any]:
     }
 
 
-def _side(tree: Path, flags: list[str], cache: Path) -> dict[str, Any]:
+def _side(tree: Path, options: list[str], cache: Path) -> dict[str, Any]:
     sys.stderr.write(f"tune on {tree} ...\n")
-    return run_on(tree, HERE, ["--measure", *flags], env={"INFERSTACK_CACHE_DIR": str(cache)})
+    return run_on(tree, HERE, ["--measure", *options], env={"INFERSTACK_CACHE_DIR": str(cache)})
 
 
 def _row(name: str, side: dict[str, Any]) -> str:
@@ -113,17 +113,21 @@ def main() -> int:
         "searched fewer knobs, so both search the same space",
     )
     parser.add_argument("--measure", action="store_true", help=argparse.SUPPRESS)
-    options, rest = parser.parse_known_args()
-    if options.measure:
-        sys.stdout.write(json.dumps(measure(rest)) + "\n")
-        return 0
+    options = parser.parse_args()
     flags = _flags(options)
+    if options.measure:
+        sys.stdout.write(json.dumps(measure(flags)) + "\n")
+        return 0
+    # The measuring interpreter gets this script's own options back (it rebuilds tune's flags).
+    own = ["--days", options.days, "--seeds", options.seeds]
+    own += [f"--{name}" for name in ("diurnal", "bursts") if getattr(options, name)]
+    own += ["--knobs", options.knobs] if options.knobs else []
     with tempfile.TemporaryDirectory() as scratch:
         sides: dict[str, dict[str, Any]] = {}
         if options.before:
             tree = export(options.before, Path(scratch) / "before")
-            sides["before"] = _side(tree, flags, Path(scratch) / "cache-before")
-        sides["after"] = _side(REPO, flags, Path(scratch) / "cache-after")
+            sides["before"] = _side(tree, own, Path(scratch) / "cache-before")
+        sides["after"] = _side(REPO, own, Path(scratch) / "cache-after")
     print(f"inferstack tune {' '.join(flags)}, cold table cache, {os.cpu_count()} cores")
     if options.before:
         print(f"  before: {describe(options.before)}")
