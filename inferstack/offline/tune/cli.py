@@ -372,7 +372,8 @@ def _text(doc: dict[str, Any]) -> str:
     else:
         lines.append("Changes to the stack file (inferstack:service):")
         for change in doc["changes"]:
-            lines.append(f"  {change['field']}: {change['before']} -> {change['after']}")
+            before = "unset" if change["before"] is None else change["before"]
+            lines.append(f"  {change['field']}: {before} -> {change['after']}")
             lines.append(f"      {change['reason']}")
     lines += ["", table(doc["scenarios"], doc["latency_budget_ms"])]
     lines.append(f"mean over {doc['seeds']} seed(s):")
