@@ -80,23 +80,41 @@ def open_connections_by_acceptor(server: Server, metrics: Path) -> dict[int, flo
 
 
 def connections_on_both(
-    server: Server, metrics: Path, count: int
+    server: Server, metrics: Path, count: int, *, others: int = 0
 ) -> list[http.client.HTTPConnection]:
-    """`count` open connections, checked to be spread over both acceptors."""
-    connections = [
-        http.client.HTTPConnection("127.0.0.1", server.port, timeout=60) for _ in range(count)
-    ]
-    for connection in connections:
-        connection.connect()
+    """`count` open connections, at least one on each acceptor.
+
+    The kernel hashes each new connection to one acceptor, so connections are opened one at a
+    time, each placed by the acceptor whose count rose, until both have one; the extras are
+    closed. `others`: connections of the test's own that stay open meanwhile (the server
+    must first have forgotten every earlier one).
+    """
     _until(
-        lambda: sum(open_connections_by_acceptor(server, metrics).values()) >= count,
-        "the acceptors to count the connections",
+        lambda: sum(open_connections_by_acceptor(server, metrics).values()) == others,
+        "earlier connections to be closed",
         30,
     )
-    held = open_connections_by_acceptor(server, metrics)
-    assert len(held) == 2, held
-    assert all(value >= 1 for value in held.values()), held  # 2 x 2^-count chance otherwise.
-    return connections
+    placed: dict[int, list[http.client.HTTPConnection]] = {}
+    while len(placed) < 2 or sum(len(held) for held in placed.values()) < count:
+        assert sum(len(held) for held in placed.values()) < 64, "every connection on one acceptor"
+        before = open_connections_by_acceptor(server, metrics)
+        connection = http.client.HTTPConnection("127.0.0.1", server.port, timeout=60)
+        connection.connect()
+        risen: list[int] = []
+
+        def rose(before: dict[int, float] = before, risen: list[int] = risen) -> bool:
+            now = open_connections_by_acceptor(server, metrics)
+            risen[:] = [pid for pid, value in now.items() if value > before.get(pid, 0)]
+            return bool(risen)
+
+        _until(rose, "an acceptor to count the new connection", 30)
+        placed.setdefault(risen[0], []).append(connection)
+    firsts = [held[0] for held in placed.values()]
+    rest = [connection for held in placed.values() for connection in held[1:]]
+    keep = count - len(firsts)
+    for extra in rest[keep:]:
+        extra.close()
+    return firsts + rest[:keep]
 
 
 def infer_on(connection: http.client.HTTPConnection, path: str, body: bytes) -> tuple[int, bytes]:
@@ -189,10 +207,15 @@ def test_metrics_are_the_sum_over_the_acceptors(door):
             connection, "/v2/models/mlp/infer", _row_body(np.ones((1, 512), np.float32))
         )
         assert status == 200
+    _until(
+        lambda: sum(open_connections_by_acceptor(server, metrics).values()) == 6,
+        "the extra connections to be closed",
+        30,
+    )
     held = open_connections_by_acceptor(server, metrics)
+    assert all(value >= 1 for value in held.values()), held
     # The scrape's own connection is open while it is answered: one more than the six.
-    assert metric(server, 'inferstack_http_open_connections{model="mlp"}') == sum(held.values()) + 1
-    assert sum(held.values()) == 6
+    assert metric(server, 'inferstack_http_open_connections{model="mlp"}') == 7
     assert (
         metric(server, 'inferstack_requests_total{model="mlp",outcome="success"}')
         == success_before + 2
@@ -250,7 +273,7 @@ def test_queue_full_is_global_and_sigterm_drains_every_acceptor(tmp_path):
             30,
         )
         # Whichever acceptor a connection lands on, the one queue is full.
-        connections = connections_on_both(server, metrics, 6)
+        connections = connections_on_both(server, metrics, 6, others=2)  # Held and queued.
         for connection in connections:
             status, payload = infer_on(connection, infer, _row_body(queued))
             assert status == 429, payload
