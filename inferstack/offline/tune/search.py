@@ -47,7 +47,9 @@ Key = tuple[Candidate, int]
 
 def default_workers() -> int:
     """Processes for the runs: one per core, at most two (the simulations are independent, and a
-    third process on a two-core machine only waits)."""
+    third process on a two-core machine only waits); one where processes cannot be forked."""
+    if "fork" not in multiprocessing.get_all_start_methods():
+        return 1
     return max(1, min(2, os.cpu_count() or 1))
 
 
