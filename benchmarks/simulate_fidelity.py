@@ -36,8 +36,8 @@ Scheduling on a shared machine: the client runs pinned to core 1, the servers (a
 processes) where the scheduler puts them, all `SCHED_FIFO` (`--priority realtime`, the default
 where permitted; the client's sender above its receiver, both above the servers), so the other
 tenants of the machine do not delay the client's sends or the servers' event loops; for a
-CPU-bound model (the MLP) the profiler and the servers run at nice -20 instead, since the kernel
-throttles a real-time task that keeps a core busy (`CPU_BOUND`). Each run reports the share of
+CPU-bound model (the MLP) the profiler runs at nice -20 instead, since the kernel throttles a
+real-time task that keeps a core busy (`CPU_BOUND`). Each run reports the share of
 sends that left more than 1 ms late; a run above 1 % is marked invalid. `--priority none` shows
 the machine as is.
 
@@ -99,10 +99,11 @@ MODELS = {
 }
 """Model URI and input width (one FP32 row per request)."""
 CPU_BOUND = {"mlp"}
-"""Models whose profiler and servers run at nice -20, not SCHED_FIFO: the kernel throttles
-real-time tasks that use a core continuously (sched_rt_runtime_us 950000 of 1000000), and a
-CPU-bound loop at SCHED_FIFO stalled 52 ms once a second here, which set the MLP's profiled
-p99 at 3x its p50 from batch 4 up."""
+"""Models whose profiler runs at nice -20, not SCHED_FIFO: the kernel throttles real-time tasks
+that use a core continuously (sched_rt_runtime_us 950000 of 1000000), and a CPU-bound loop at
+SCHED_FIFO stalled 52 ms once a second here, which set the MLP's profiled p99 at 3x its p50
+from batch 4 up. Its servers stay at SCHED_FIFO: they are not busy continuously, and at nice -20
+they fell behind at 90 % of capacity (p50 617 ms) under the other tenants and the client."""
 MAX_BATCH = 32
 PREFERRED = (16, 32)
 DELAY_MS = 5.0
@@ -130,9 +131,9 @@ def wrapped(command: list[str], core: str | None, fifo: int | None) -> list[str]
     return ["chrt", "-f", str(fifo), *pinned] if fifo else pinned
 
 
-def server_priority(model: str, fifo: int | None) -> list[str]:
-    """The prefix the profiler and the servers run under: SCHED_FIFO at `fifo`, nice -20 for a
-    CPU-bound model (see `CPU_BOUND`), nothing with `--priority none`."""
+def profiler_priority(model: str, fifo: int | None) -> list[str]:
+    """The prefix the profiler runs under: SCHED_FIFO at `fifo`, nice -20 for a CPU-bound model
+    (see `CPU_BOUND`), nothing with `--priority none`."""
     if fifo is None:
         return []
     return ["nice", "-n", "-20"] if model in CPU_BOUND else ["chrt", "-f", str(fifo)]
@@ -313,9 +314,7 @@ def run_replicas(
     try:
         for port in ports:
             servers.append(
-                start_server(
-                    [*server_priority(args.model, fifo), *command, "--port", str(port)], port, env
-                )  # fmt: skip
+                start_server(wrapped([*command, "--port", str(port)], None, fifo), port, env)
             )
         capacity = measured_capacity(ports, payload, fifo)
         # Above capacity: the share rejected (429, full queue), measured and simulated.
@@ -525,7 +524,7 @@ def main() -> None:
     print(
         f"machine: {machine_load()}; model {uri}; scheduling "
         f"{'SCHED_FIFO, client on core 1' if args.fifo else 'as is'}; {args.client} client; "
-        f"profiler and servers under {' '.join(server_priority(args.model, args.fifo)) or 'as is'}"
+        f"profiler under {' '.join(profiler_priority(args.model, args.fifo)) or 'as is'}"
     )
     runs: list[list[dict[str, Any]]] = []
     with tempfile.TemporaryDirectory() as folder:
@@ -542,7 +541,7 @@ def main() -> None:
         payload.write_bytes(request_bytes({"input": np.full((1, width), 0.5, np.float32)}))
         for run in range(args.runs):
             profile = profile_here(uri, Path(folder, f"profile-{run}.json"), args.profile_seconds,
-                                   server_priority(args.model, args.fifo))  # fmt: skip
+                                   profiler_priority(args.model, args.fifo))  # fmt: skip
             overhead = profile.server_overhead
             print(
                 f"\nrun {run}: profile here: "
