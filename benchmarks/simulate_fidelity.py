@@ -35,11 +35,13 @@ the client's priority: the late share no client can beat on this machine at that
 Scheduling on a shared machine: the client runs pinned to core 1, the servers (and their model
 processes) where the scheduler puts them, all `SCHED_FIFO` (`--priority realtime`, the default
 where permitted; the client's sender above its receiver, both above the servers), so the other
-tenants of the machine do not delay the client's sends or the servers' event loops; for a
-CPU-bound model (the MLP) the profiler runs at nice -20 instead, since the kernel throttles a
-real-time task that keeps a core busy (`CPU_BOUND`). Each run reports the share of
-sends that left more than 1 ms late; a run above 1 % is marked invalid. `--priority none` shows
-the machine as is.
+tenants of the machine do not delay the client's sends or the servers' event loops. Each run
+reports the share of sends that left more than 1 ms late; a run above 1 % is marked invalid.
+`--priority none` shows the machine as is. A CPU-bound model pays for `SCHED_FIFO`: the kernel
+throttles real-time tasks that keep a core busy (950 ms of every second), so its profile's timing
+loop stalls 52 ms once a second (its p99 lands at about 3x its p50), and two busy replicas stall
+the client too; at nice -20 instead, the other tenants set its profile (tried on the MLP: the
+server path profiled at 11.6 ms per batch). The fixed-time model sleeps, so neither happens.
 
 Not modelled by the simulator (what the remaining error is made of): the event loops of
 several replicas sharing cores with each other and the client (the profile measured one server
@@ -98,12 +100,6 @@ MODELS = {
     "mlp": ("builtin://mlp", 512),
 }
 """Model URI and input width (one FP32 row per request)."""
-CPU_BOUND = {"mlp"}
-"""Models whose profiler runs at nice -20, not SCHED_FIFO: the kernel throttles real-time tasks
-that use a core continuously (sched_rt_runtime_us 950000 of 1000000), and a CPU-bound loop at
-SCHED_FIFO stalled 52 ms once a second here, which set the MLP's profiled p99 at 3x its p50
-from batch 4 up. Its servers stay at SCHED_FIFO: they are not busy continuously, and at nice -20
-they fell behind at 90 % of capacity (p50 617 ms) under the other tenants and the client."""
 MAX_BATCH = 32
 PREFERRED = (16, 32)
 DELAY_MS = 5.0
@@ -131,19 +127,11 @@ def wrapped(command: list[str], core: str | None, fifo: int | None) -> list[str]
     return ["chrt", "-f", str(fifo), *pinned] if fifo else pinned
 
 
-def profiler_priority(model: str, fifo: int | None) -> list[str]:
-    """The prefix the profiler runs under: SCHED_FIFO at `fifo`, nice -20 for a CPU-bound model
-    (see `CPU_BOUND`), nothing with `--priority none`."""
-    if fifo is None:
-        return []
-    return ["nice", "-n", "-20"] if model in CPU_BOUND else ["chrt", "-f", str(fifo)]
-
-
-def profile_here(uri: str, path: Path, seconds: float, prefix: list[str]) -> Profile:
+def profile_here(uri: str, path: Path, seconds: float, fifo: int | None) -> Profile:
     command = [PYTHON, "-m", "inferstack.cli", "profile", "--model", uri, "--out", str(path)]
     command += ["--batch-sizes", "1,2,4,8,16,32", "--seconds", str(seconds), "--threads", "1"]
     subprocess.run(
-        [*prefix, *command],
+        ["chrt", "-f", str(fifo), *command] if fifo else command,
         check=True,
         capture_output=True,
         cwd=REPO,
@@ -523,8 +511,7 @@ def main() -> None:
     uri, width = MODELS[args.model]
     print(
         f"machine: {machine_load()}; model {uri}; scheduling "
-        f"{'SCHED_FIFO, client on core 1' if args.fifo else 'as is'}; {args.client} client; "
-        f"profiler under {' '.join(profiler_priority(args.model, args.fifo)) or 'as is'}"
+        f"{'SCHED_FIFO, client on core 1' if args.fifo else 'as is'}; {args.client} client"
     )
     runs: list[list[dict[str, Any]]] = []
     with tempfile.TemporaryDirectory() as folder:
@@ -541,7 +528,7 @@ def main() -> None:
         payload.write_bytes(request_bytes({"input": np.full((1, width), 0.5, np.float32)}))
         for run in range(args.runs):
             profile = profile_here(uri, Path(folder, f"profile-{run}.json"), args.profile_seconds,
-                                   profiler_priority(args.model, args.fifo))  # fmt: skip
+                                   args.fifo)  # fmt: skip
             overhead = profile.server_overhead
             print(
                 f"\nrun {run}: profile here: "
