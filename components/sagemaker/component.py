@@ -144,6 +144,7 @@ class SageMakerInferenceStack(pulumi.ComponentResource):
             repository_arn=image.repository_arn,
             endpoints=tuple(endpoints),
             model_object=model_object(spec.model.uri),
+            model_key=options.model_key(),
             async_paths=paths,
             topic_arns=tuple(
                 topic_arn(options.region, image.account, topic)

@@ -13,7 +13,9 @@ list what each needs. What it gets here, and nothing more:
   on `*`, the one statement with a wildcard, because that action has no resource type (the
   Service Authorization Reference lists none for it): it grants a registry login token, and the
   pulls it enables are still limited to the repository above;
-- the model: `s3:GetObject` on its one object (none for a model inside the image);
+- the model: `s3:GetObject` on its one object (none for a model inside the image), and with
+  `model_kms_key_arn` `kms:Decrypt` on the bucket's key through S3 for that object only (the
+  AWS target's statement, `aws.iam.model_key_statement`);
 - asynchronous work: read under `<prefix>/input/`, write under `<prefix>/output/` and
   `<prefix>/failure/`, nothing else of the bucket;
 - the outcome: `sns:Publish` on the success and error topics only;
@@ -25,6 +27,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Final
+
+from inferstack.components.aws.iam import model_key_statement
+from inferstack.components.aws.names import Arn
 
 Document = dict[str, Any]
 
@@ -84,6 +89,8 @@ class RoleGrants:
     async_paths: AsyncPaths | None
     topic_arns: Sequence[str]
     """The success and error topics (empty without a batch pool)."""
+    model_key: Arn | None = None
+    """The model bucket's customer key (SSE-KMS); None: S3-managed keys, no grant."""
 
 
 def trust_policy() -> Document:
@@ -143,6 +150,8 @@ def execution_policy(grants: RoleGrants) -> Document:
                 "Resource": _object_arn(p, bucket, key),
             }
         )
+        if grants.model_key is not None:
+            statements.append(model_key_statement(grants.model_key, _object_arn(p, bucket, key)))
     paths = grants.async_paths
     if paths is not None:
         statements += [

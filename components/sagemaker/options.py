@@ -83,6 +83,11 @@ class SageMakerOptions(StrictModel):
     routing_strategy: RoutingStrategy = "LEAST_OUTSTANDING_REQUESTS"
     """How the realtime variant picks a copy: the least busy (a batcher behind each copy makes
     queue length the right signal) or at random."""
+    model_kms_key_arn: str | None = None
+    """The customer-managed key the model's bucket encrypts with (SSE-KMS), when it does: the
+    execution role gets `kms:Decrypt` on it, through S3 for the model object only (the same
+    statement as the AWS target's). None: the bucket uses S3-managed keys, which need no grant.
+    A key of another account must also allow the role in its key policy."""
 
     @field_validator("region")
     @classmethod
@@ -119,6 +124,17 @@ class SageMakerOptions(StrictModel):
             )
         return value
 
+    @field_validator("model_kms_key_arn")
+    @classmethod
+    def _model_key(cls, value: str | None) -> str | None:
+        if value is not None:
+            _key_arn(value)
+        return value
+
+    def model_key(self) -> names.Arn | None:
+        """The model bucket's key (`model_kms_key_arn`), read, or None."""
+        return None if self.model_kms_key_arn is None else _key_arn(self.model_kms_key_arn)
+
     @property
     def ecr_image(self) -> EcrImage:
         """The image, parsed (valid by construction)."""
@@ -145,6 +161,14 @@ class SageMakerOptions(StrictModel):
                     "the model's own S3 object; copy the model to s3://BUCKET/KEY",
                 )
             )
+        if self.model_kms_key_arn is not None and not spec.model.uri.startswith("s3://"):
+            problems.append(
+                Problem(
+                    f"{CONFIG_KEY}.model_kms_key_arn",
+                    f"the model ({spec.model.uri}) is not in S3, so the role reads nothing this "
+                    "key encrypts; remove model_kms_key_arn, or set it for an s3:// model.uri",
+                )
+            )
         if spec.batch is not None and self.async_bucket is None:
             problems.append(
                 Problem(
@@ -154,6 +178,14 @@ class SageMakerOptions(StrictModel):
                 )
             )
         return problems
+
+
+def _key_arn(value: str) -> names.Arn:
+    try:
+        return names.parse_arn(value, "kms", "key", regional=True)
+    except ValueError as error:
+        form = "arn:aws:kms:REGION:ACCOUNT:key/KEY-ID (the key's ARN, not an alias)"
+        raise ValueError(f"{error}; expected {form}") from None
 
 
 def model_object(uri: str) -> tuple[str, str] | None:

@@ -13,9 +13,11 @@ from typing import Any
 
 import pytest
 
+from inferstack.components.sagemaker.options import SageMakerOptions, parse_sagemaker_options
 from inferstack.components.sagemaker.scaling import async_scaling, realtime_scaling
 from inferstack.contract import resource_types as types
 from inferstack.contract.sagemaker import sagemaker_names
+from inferstack.errors import SpecError
 from inferstack.offline.capture import Capture, CapturedResource
 from tests.components.aws.factories import NOW
 from tests.components.aws.iam_lint import findings
@@ -33,6 +35,7 @@ from tests.components.sagemaker.factories import (
 from tests.components.scenarios import capture_scenarios
 
 NAMES = sagemaker_names()
+MODEL_KEY = f"arn:aws:kms:{REGION}:{ACCOUNT}:key/1234abcd-12ab-34cd-56ef-1234567890ab"
 
 
 def _scenario(name: str, options: dict[str, Any] | None = None, **changes: Any) -> dict[str, Any]:
@@ -55,12 +58,15 @@ SCENARIOS = [
         realtime__allow_cold_start_over_budget=True,
         realtime__scaling__min_replicas=0,
     ),
-    # Refused: image in another region, model from Hugging Face, no async bucket.
+    # Refused: image in another region, model from Hugging Face with a bucket key, no async
+    # bucket.
     _scenario(
         "refused",
-        {"image": IMAGE.replace(REGION, "eu-west-1")},
+        {"image": IMAGE.replace(REGION, "eu-west-1"), "model_kms_key_arn": MODEL_KEY},
         model={"uri": "hf://org/repo@" + "a" * 40 + "/model.pt", "profile": "p.json"},
     ),
+    # The model's bucket encrypts with a customer key (SSE-KMS).
+    _scenario("kms", {"model_kms_key_arn": MODEL_KEY}, batch=None),
 ]
 
 
@@ -249,6 +255,8 @@ def test_refusals_name_each_field_and_fix(capture: Capture) -> None:
     assert "model.uri" in error
     assert "copy the model to s3://" in error
     assert "inferstack:sagemaker.async_bucket" in error
+    assert "inferstack:sagemaker.model_kms_key_arn" in error
+    assert "set it for an s3:// model.uri" in error
     assert not _of(capture, "refused", types.SAGEMAKER_ENDPOINT)
 
 
@@ -337,6 +345,37 @@ def test_realtime_only_role_has_no_async_grants(capture: Capture) -> None:
     ]
 
 
+def test_a_model_bucket_key_is_decrypted_through_s3_for_the_model_only(capture: Capture) -> None:
+    _, policy = _documents(capture, "kms")
+    statements = {statement["Sid"]: statement for statement in policy["Statement"]}
+    model = "arn:aws:s3:::team-models/embedder/model.pt"
+    assert statements["DecryptModel"] == {
+        "Sid": "DecryptModel",
+        "Effect": "Allow",
+        "Action": ["kms:Decrypt"],
+        "Resource": MODEL_KEY,
+        "Condition": {
+            "StringEquals": {
+                "kms:ViaService": f"s3.{REGION}.amazonaws.com",
+                "kms:EncryptionContext:aws:s3:arn": ["arn:aws:s3:::team-models", model],
+            }
+        },
+    }
+    # Without the option nothing about KMS is granted.
+    _, plain = _documents(capture, "zero")
+    assert all(not statement["Sid"].startswith("Decrypt") for statement in plain["Statement"])
+
+
+def test_an_alias_or_wildcard_model_key_is_refused_naming_the_field() -> None:
+    for bad in (f"arn:aws:kms:{REGION}:{ACCOUNT}:alias/models", f"arn:aws:kms:{REGION}:*:key/k"):
+        with pytest.raises(SpecError) as refused:
+            parse_sagemaker_options(
+                {**SAGEMAKER_OPTIONS, "model_kms_key_arn": bad}, source="inferstack:sagemaker"
+            )
+        assert "inferstack:sagemaker.model_kms_key_arn" in str(refused.value)
+    assert SageMakerOptions(**SAGEMAKER_OPTIONS).model_key() is None
+
+
 # parliament's findings on the execution policy, each with the reason it stays.
 RECORDED_FINDINGS = {
     # ecr:GetAuthorizationToken returns a registry login token, which parliament's community
@@ -349,7 +388,7 @@ RECORDED_FINDINGS = {
 }
 
 
-@pytest.mark.parametrize("service", ["full", "zero"])
+@pytest.mark.parametrize("service", ["full", "zero", "kms"])
 def test_execution_policy_is_clean_under_parliament(capture: Capture, service: str) -> None:
     # The trust policy is compared exactly above and not linted: AWS forbids a Resource in a
     # trust policy, which parliament (written for identity policies) reports as malformed.
