@@ -59,6 +59,7 @@ import json
 import math
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -507,6 +508,8 @@ def main() -> None:
     )
     parser.add_argument("--json", type=Path, help="also write the figures to this file")
     args = parser.parse_args()
+    # A SIGTERM (timeout, kill) unwinds like Ctrl-C, so the servers it started are stopped.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit("simulate_fidelity: terminated"))
     args.fifo = 10 if args.priority == "realtime" and realtime_allowed() else None
     uri, width = MODELS[args.model]
     print(
