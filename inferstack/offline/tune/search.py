@@ -26,7 +26,7 @@ import math
 import multiprocessing
 import os
 import sys
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass
 
@@ -235,22 +235,60 @@ class Search:
                 low = middle + 1
         return options[low]
 
-    def halving(self, level: float, keep: Candidate) -> Candidate | None:
+    def climb(
+        self,
+        start: Candidate,
+        orders: Sequence[Sequence[Knob]],
+        levels: Sequence[float],
+        passes: int,
+        last: Sequence[Knob] = (),
+    ) -> dict[float, list[Candidate]]:
+        """Coordinate search per level, lowest first, once from `start` for each order of the
+        knobs; then the `last` knobs from where each order got. Returns, per level, where each
+        order got (before the `last` knobs).
+
+        The coordinate search's answer depends on the order it visits the knobs in: a knob
+        that only pays once another has moved (a larger batch that lets a lower floor meet the
+        level) is kept where it is when the other comes first and has already bought the level
+        at equal cost. Each order's path is searched; every run of every path competes in
+        `halving` and `cheapest`, so the answer is at least as cheap as any one order's.
+        Every level above the first moves only the monotone knobs (floors, targets), from where
+        the level below got: that is where nines come from.
+        """
+        reached: dict[float, list[Candidate]] = {level: [] for level in levels}
+        for order in orders:
+            current = start
+            for level in levels:
+                knobs = _for_level(order, level == levels[0])
+                current = self.coordinate(current, knobs, stricter(level), passes)
+                reached[level].append(current)
+        for level in levels:
+            knobs = _for_level(last, level == levels[0])
+            if knobs:
+                for found in dict.fromkeys(reached[level]):
+                    self.coordinate(found, knobs, stricter(level), passes)
+        return reached
+
+    def halving(
+        self, level: float, keep: Candidate, shortlist: int = SHORTLIST
+    ) -> Candidate | None:
         """The cheapest candidate meeting `level` on the mean of all seeds, after halving.
 
         `keep` (the stack as it is) is always on the shortlist, so the answer never costs more
-        than a stack that already meets the level. When no shortlisted candidate meets it on
-        the mean, the next shortlist of seed 0's ranking gets its turn, once.
+        than a stack that already meets the level. `shortlist` candidates of seed 0's ranking
+        go on (more when several search paths fed it). When none meets `level` on the mean,
+        the next `shortlist` of the ranking gets its turn, once.
         """
+
         ranked = sorted(
             self.evaluated(self.seeds[:1]),
             key=lambda c: rank(self.outcome(c, self.seeds[:1]), level),
         )
         for turn in range(2):
-            shortlist = ranked[turn * SHORTLIST : (turn + 1) * SHORTLIST]
-            if turn == 0 and keep not in shortlist:
-                shortlist.append(keep)
-            self._halve(shortlist, level)
+            chosen = ranked[turn * shortlist : (turn + 1) * shortlist]
+            if turn == 0 and keep not in chosen:
+                chosen.append(keep)
+            self._halve(chosen, level)
             if self.cheapest(level) is not None:
                 break
         return self.cheapest(level)
@@ -279,6 +317,11 @@ class Search:
             if rank(self.outcome(candidate, self.seeds), level)[0] == 0
         ]
         return min(meeting, key=lambda c: rank(self.outcome(c, self.seeds), level), default=None)
+
+
+def _for_level(knobs: Sequence[Knob], first: bool) -> dict[str, Knob]:
+    """Every knob at the first level, the monotone ones (where nines come from) above it."""
+    return {knob.name: knob for knob in knobs if first or knob.monotone}
 
 
 def _describe(outcome: Outcome | None) -> str:
