@@ -14,6 +14,7 @@ import pytest
 from inferstack.cli import SUBCOMMANDS, main
 from inferstack.offline.simulate.cli import DEFAULT_START, parse_start
 from inferstack.offline.simulate.inputs import load_stack
+from inferstack.offline.tune.cli import _text
 from tests.offline.stacks import STACKS
 
 # A few simulated minutes on two seeds, searching the knobs that keep one batcher (so the fast
@@ -134,6 +135,29 @@ def test_the_table_compares_as_is_tuned_naive_and_competent_default(written):
     assert names == ["as is", "tuned", "naive", "competent default"]
     for change in document["changes"]:
         assert change["reason"]
+
+
+def test_the_cheapest_at_the_competent_defaults_attainment_is_reported(written):
+    document, folder, _ = written
+    row = document["versus_competent_default"]
+    means = {s["scenario"]: s.get("mean_over_seeds") for s in document["scenarios"]}
+    competent = means["competent default"]
+    assert row["competent_default"] == competent
+    assert row["found"]
+    assert row["slo_attainment"] >= competent["slo_attainment"]
+    assert row["saving_usd"] == pytest.approx(competent["monthly_usd"] - row["monthly_usd"])
+    # The cheapest of every configuration run on every seed: no dearer than the stack as it
+    # is or the tuned one where they reach the competent default's attainment.
+    for name in ("as is", "tuned"):
+        mean = means[name]
+        if mean["slo_attainment"] >= competent["slo_attainment"]:
+            assert row["monthly_usd"] <= mean["monthly_usd"] + 0.01
+    assert row["candidates"] >= 2
+    # The text says the same, with the competent default beside it.
+    text = _text(document)
+    line = next(line for line in text.splitlines() if "Against the competent default" in line)
+    assert f"{competent['slo_attainment']:.4%}" in line
+    assert f"${row['monthly_usd']:,.0f}/month ({row['slo_attainment']:.4%}" in line
 
 
 def test_plot_draws_the_price_of_each_nine(written):
