@@ -8,8 +8,10 @@ Simulating a day takes seconds, so the search spends simulations where they deci
    bisected for the cheapest value that meets the level; the others are tried value by value.
    It runs for each level of the frontier, lowest first, each starting from the one before.
 2. **Successive halving** over seeds: the best few candidates of each level on seed 0 are run on
-   half the seeds, the better half of them on all seeds; a level's answer is the cheapest
-   candidate whose mean attainment over all seeds meets it. A lucky seed cannot pick the winner.
+   half the seeds, the better half of them on all seeds (and, while those meet the level on all
+   seeds only at a higher cost or not at all, the next ones that met it on half the seeds, one
+   at a time); a level's answer is the cheapest candidate whose mean attainment over all seeds
+   meets it. A lucky seed cannot pick the winner.
 
 Every (candidate, seed) run is cached, so the levels share their work.
 
@@ -295,12 +297,33 @@ class Search:
 
     def _halve(self, shortlist: list[Candidate], level: float) -> None:
         rungs = sorted({1, math.ceil(len(self.seeds) / 2), len(self.seeds)})
+        cut: list[tuple[Candidate, Outcome | None]] = []
         for index, size in enumerate(rungs[1:], start=1):
             seeds = self.seeds[:size]
             self.start((candidate, seed) for candidate in shortlist for seed in seeds)
             shortlist.sort(key=lambda c: rank(self.outcome(c, seeds), level))
             if index < len(rungs) - 1:
-                shortlist[:] = shortlist[: max(1, len(shortlist) // 2)]
+                keep = max(1, len(shortlist) // 2)
+                cut = [(c, self.outcome(c, seeds)) for c in shortlist[keep:]]
+                shortlist[:] = shortlist[:keep]
+        # The better half went on by its rank on fewer seeds; those may miss the level on all of
+        # them. A cut candidate that met it there for less than any that went on meets it on all
+        # gets its turn, cheapest first, until one meets it: a wider shortlist never loses an
+        # answer that a narrower one would have kept.
+        for candidate, partial in cut:
+            if partial is None or rank(partial, level)[0] != 0:
+                break
+            met = [
+                o.monthly_usd
+                for o in (self.outcome(c, self.seeds) for c in shortlist)
+                if o is not None and rank(o, level)[0] == 0
+            ]
+            if met and partial.monthly_usd >= min(met):
+                break
+            shortlist.append(candidate)
+            outcome = self.outcome(candidate, self.seeds)
+            if outcome is not None and rank(outcome, level)[0] == 0:
+                break
 
     def closest(self) -> Candidate | None:
         """The candidate with the highest attainment on the first seed (when nothing meets)."""

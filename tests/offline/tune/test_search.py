@@ -159,3 +159,28 @@ def test_prune_undoes_a_change_that_saves_money_or_buys_nothing():
         ("floor", 1),
         ("shape", "round"),
     )
+
+
+LUCKY = {
+    # name: (cost, attainment on seeds 0-3)
+    "a": (100.0, (0.99, 0.99, 0.90, 0.90)),
+    "b": (110.0, (0.99, 0.99, 0.90, 0.90)),
+    "d": (130.0, (0.99, 0.99, 0.99, 0.99)),
+    "e": (200.0, (0.99, 0.99, 0.99, 0.99)),
+}
+
+
+def lucky(candidate: Candidate, seed: int) -> Outcome:
+    cost, attainments = LUCKY[str(dict(candidate)["c"])]
+    return Outcome(attainments[seed], cost)
+
+
+def test_halving_gives_a_cut_candidate_its_turn_when_the_kept_ones_were_lucky():
+    search = Search(lucky, [0, 1, 2, 3], log=lambda line: None)
+    for name in LUCKY:
+        search.outcome((("c", name),), [0])
+    # a and b meet 0.99 on the first two seeds and go on as the better half; on all four they
+    # miss it. d met it on two seeds for less than anything that met on four: it gets its turn
+    # (the halving used to stop at the next shortlist: e, at $200).
+    found = search.halving(0.99, (("c", "e"),), shortlist=3)
+    assert found == (("c", "d"),)
