@@ -248,10 +248,17 @@ def tune(
     search.climb(problem.initial, orders, levels, passes, last)
     for level in levels:
         search.halving(level, problem.initial, shortlist=SHORTLIST * len(orders))
+    for level in reversed(levels):
+        # Each nine's answer pruned at its own level (the highest first): its undone changes
+        # are run on every seed, so they compete for that level and every lower one.
+        found = search.cheapest(level)
+        if found is not None and level != problem.slo:
+            prune(problem, search, found, level)
     winner = search.cheapest(problem.slo)
     if winner is not None:
         winner = prune(problem, search, winner)
-    # The SLO's own row is the pruned winner: the same configuration the diff shows.
+    # The SLO's own row is the pruned winner: the same configuration the diff shows (no dearer
+    # than the cheapest, which it started from); the others are the cheapest after pruning.
     frontier = [
         (level, winner if level == problem.slo else search.cheapest(level)) for level in levels
     ]
@@ -290,10 +297,13 @@ def search_orders(knobs: Mapping[str, Knob]) -> list[list[Knob]]:
     return [base] if second == base else [base, second]
 
 
-def prune(problem: Problem, search: Search, winner: Candidate) -> Candidate:
-    """Undo each change the winner does not need: one whose undoing still meets the SLO on the
-    mean of every seed for less, or at the same cost with no less attainment (a floor the
-    target already keeps, say)."""
+def prune(
+    problem: Problem, search: Search, winner: Candidate, level: float | None = None
+) -> Candidate:
+    """Undo each change the winner does not need: one whose undoing still meets the SLO (or
+    `level`) on the mean of every seed for less, or at the same cost with no less attainment (a
+    floor the target already keeps, say)."""
+    level = problem.slo if level is None else level
     won = search.outcome(winner, search.seeds)
     initial = dict(problem.initial)
     for name, _ in problem.changed(winner):
@@ -302,7 +312,7 @@ def prune(problem: Problem, search: Search, winner: Candidate) -> Candidate:
         if (
             won is not None
             and outcome is not None
-            and outcome.attainment >= problem.slo
+            and outcome.attainment >= level
             and (
                 outcome.monthly_usd < won.monthly_usd
                 # At equal cost the undo must not give attainment away.

@@ -184,3 +184,20 @@ def test_halving_gives_a_cut_candidate_its_turn_when_the_kept_ones_were_lucky():
     # (the halving used to stop at the next shortlist: e, at $200).
     found = search.halving(0.99, (("c", "e"),), shortlist=3)
     assert found == (("c", "d"),)
+
+
+def priced(candidate: Candidate, seed: int) -> Outcome:
+    """As `runner`, but the square shape costs $50 a month."""
+    chosen = dict(candidate)
+    square = chosen["shape"] == "square"
+    attainment = min(1.0, 0.9 + int(chosen["floor"]) / 100 + (0.005 if square else 0.0))
+    return Outcome(round(attainment, 6), 100.0 * int(chosen["floor"]) + (50.0 if square else 0))
+
+
+def test_prune_at_a_level_above_the_slo_keeps_what_that_level_needs():
+    search = Search(priced, [0], log=lambda line: None)
+    answer: Candidate = (("floor", 6), ("shape", "square"))  # 0.965 at $650
+    # At the SLO (0.95) the square shape is $50 of attainment it does not need (0.96 at $600).
+    assert prune(cast(Problem, _Stack()), search, answer) == (("floor", 6), ("shape", "round"))
+    # At 0.965 (a nine's row) it is what meets the level: it stays.
+    assert prune(cast(Problem, _Stack()), search, answer, 0.965) == answer
