@@ -106,10 +106,13 @@ def test_scale_to_zero_stack_holds_requests_through_the_http_add_on() -> None:
     hold = document["sizing"]["realtime"]["request_hold_timeout_seconds"]["value"]
     assert hold >= document["sizing"]["cold_start_seconds"]["value"]
     # The formula prices the pool at its sized hours ($19); the simulator keeps it up through
-    # the cooldown and the node removal delay, and the preview trusts the simulated figure.
+    # the cooldown and the node removal delay ($32, as exact mode bills it), and the preview
+    # trusts the simulated figure. The pool does sleep between uses: a fast mode whose idle
+    # gauges never reached zero kept it up all day, at over 10 times the formula.
     cost = document["simulation"]["cost"]
     assert cost["formula_monthly_usd"] < 25
-    assert cost["simulated_monthly_usd"] > 5 * cost["formula_monthly_usd"]
+    assert cost["formula_monthly_usd"] < cost["simulated_monthly_usd"]
+    assert cost["simulated_monthly_usd"] < 3 * cost["formula_monthly_usd"]
     assert cost["trusted"] == "simulated"
     assert "cooldown" in cost["why"]
 
