@@ -64,7 +64,11 @@ from inferstack.runtime.frontdoor.wire import Link, open_link, pack_arrays, unpa
 from inferstack.runtime.metrics import RuntimeMetrics
 from inferstack.runtime.model_process import ProcessModel
 from inferstack.runtime.models import LoadedModel, model_name_from_uri
-from inferstack.runtime.server.lifecycle import HTTP_CLOSE_GRACE_S, open_served_model
+from inferstack.runtime.server.lifecycle import (
+    HTTP_CLOSE_GRACE_S,
+    guarded_predict,
+    open_served_model,
+)
 from inferstack.runtime.server.routes import ModelUnavailableError
 from inferstack.runtime.server.settings import ServerSettings
 from inferstack.runtime.tensors import max_request_bytes
@@ -308,20 +312,7 @@ class FrontDoor:
         )
 
     def _guarded(self, model: LoadedModel) -> Callable[[Tensors], dict[str, np.ndarray]]:
-        """`predict_batch`, refusing once a model process is gone (as `InferenceServer`)."""
-        processes = model if isinstance(model, ProcessModel) else None
-
-        def predict(inputs: Tensors) -> dict[str, np.ndarray]:
-            if self._model_lost or (
-                processes is not None and any(code is not None for code in processes.exit_codes)
-            ):
-                raise ModelUnavailableError(
-                    f"the model process of {self.model_name!r} exited and this replica is "
-                    "restarting; retry on another replica"
-                )
-            return model.predict_batch(inputs)
-
-        return predict
+        return guarded_predict(model, self.model_name, lambda: self._model_lost)
 
     def _model_process_ended(self) -> None:
         log.error("a model process exited unexpectedly; draining and exiting with code 1")

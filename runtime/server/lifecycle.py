@@ -199,24 +199,7 @@ class InferenceServer:
     def _guarded(
         self, model: LoadedModel
     ) -> Callable[[dict[str, np.ndarray]], dict[str, np.ndarray]]:
-        """`predict_batch`, refusing with ModelUnavailableError once a model process is gone.
-
-        Checked on the batch thread before each batch: the batch that was in the process when it
-        died fails on its own; the ones behind it never reach it (both 503, retry elsewhere).
-        """
-        processes = model if isinstance(model, ProcessModel) else None
-
-        def predict(inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-            if self._model_lost or (
-                processes is not None and any(code is not None for code in processes.exit_codes)
-            ):
-                raise ModelUnavailableError(
-                    f"the model process of {self.model_name!r} exited and this replica is "
-                    "restarting; retry on another replica"
-                )
-            return model.predict_batch(inputs)
-
-        return predict
+        return guarded_predict(model, self.model_name, lambda: self._model_lost)
 
     def _model_process_ended(self) -> None:
         # Requests routed to it fail with 503 from now on; a restart is the only cure.
@@ -311,3 +294,27 @@ def run_server(settings: ServerSettings) -> int:
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     with asyncio.Runner(loop_factory=loop_factory) as runner:
         return runner.run(server.serve())
+
+
+def guarded_predict(
+    model: LoadedModel, model_name: str, lost: Callable[[], bool]
+) -> Callable[[dict[str, np.ndarray]], dict[str, np.ndarray]]:
+    """`model.predict_batch`, refusing with ModelUnavailableError once a model process is gone.
+
+    Checked on the batch thread before each batch: the batch that was in the process when it
+    died fails on its own; the ones behind it never reach it (both 503, retry elsewhere).
+    `lost`: whether the server has already seen a model process end.
+    """
+    processes = model if isinstance(model, ProcessModel) else None
+
+    def predict(inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        if lost() or (
+            processes is not None and any(code is not None for code in processes.exit_codes)
+        ):
+            raise ModelUnavailableError(
+                f"the model process of {model_name!r} exited and this replica is "
+                "restarting; retry on another replica"
+            )
+        return model.predict_batch(inputs)
+
+    return predict
