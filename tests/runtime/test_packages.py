@@ -1,8 +1,9 @@
 """The runtime's package boundaries: the server and the worker share only what sits beside them.
 
 `runtime/server/` (`inferstack serve`) and `runtime/worker/` (`inferstack work`) never import
-each other; `runtime/grpc/` is serve's second front end (its gRPC port), so it is on the server's
-side and may use the HTTP routes; the shared modules (batcher, models, metrics, protocol,
+each other; `runtime/grpc/` is serve's second front end (its gRPC port) and `runtime/frontdoor/`
+runs serve's acceptor processes, so both are on the server's side and may use the HTTP routes;
+the shared modules (batcher, models, metrics, protocol,
 settings, queue and result backends) import neither, so each command loads only its own side.
 """
 
@@ -17,7 +18,7 @@ import pytest
 RUNTIME = Path(__file__).resolve().parents[2] / "runtime"
 SIDES = ("server", "worker")
 # Packages that belong to one command's side without being its top package.
-FRONT_ENDS = {"grpc": "server"}
+FRONT_ENDS = {"grpc": "server", "frontdoor": "server"}
 
 
 def imported(path: Path) -> set[str]:
@@ -56,7 +57,7 @@ def test_server_worker_and_shared_modules_import_only_their_own_side(path: Path)
 
 
 @pytest.mark.parametrize(
-    "package", ["", "server", "worker", "protocol", "queues", "results"], ids=str
+    "package", ["", "server", "worker", "frontdoor", "protocol", "queues", "results"], ids=str
 )
 def test_every_package_declares_all_and_each_name_exists(package: str) -> None:
     name = "inferstack.runtime" + (f".{package}" if package else "")
