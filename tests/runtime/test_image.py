@@ -166,7 +166,12 @@ def served_read_only(
             f"mount -t proc proc {root}/proc",
             f"mount -t tmpfs tmpfs {root}/tmp",
             f"mount --rbind /dev {root}/dev",
-            f"exec chroot --userspec={settings['User']} {root} /usr/bin/env -i "
+            # No `exec`: the shell stays the namespace's first process. `--kill-child` kills
+            # that process when unshare ends, and the kernel then kills every process in the
+            # namespace; a server exec'd in its place would lose the kill signal when chroot
+            # changes its user (prctl(2): PR_SET_PDEATHSIG is cleared on a credential change)
+            # and outlive the test.
+            f"chroot --userspec={settings['User']} {root} /usr/bin/env -i "
             + " ".join(shlex.quote(item) for item in [*environment, *settings["Entrypoint"]]),
         ]
     )
