@@ -39,7 +39,6 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 import numpy as np
-from prometheus_client import values
 from typing_extensions import override
 
 from inferstack.runtime.failures import summary, transient
@@ -226,7 +225,7 @@ class DynamicBatcher:
         # at every change (each set is a lock round trip, several per request, and a scrape
         # only sees the latest value), except in prometheus_client's multiprocess mode (the
         # front door's), where values live in files that only a set reaches.
-        in_files = values.ValueClass is not values.MutexValue
+        in_files = metrics is not None and metrics.multiprocess
         self._gauges = metrics if in_files else None
         """The metrics whose gauges are set at every change (multiprocess mode only)."""
         if metrics is not None and not in_files:

@@ -5,6 +5,10 @@ too. Every series carries the `model` label. Each `RuntimeMetrics` has a `Collec
 its own unless it is given one (the worker shares one with its `WorkerMetrics`, behind one
 `/metrics`): that keeps tests and several batchers in one process independent, and keeps the
 default registry's process collectors out of the way.
+
+`multiprocess` says whether the values go to prometheus_client's multiprocess files, summed by
+another process's `/metrics` (the front door's, `runtime/frontdoor/`): whoever switches
+prometheus_client to its files (`frontdoor.shared.MetricsFolder`) creates the metrics with it.
 """
 
 from __future__ import annotations
@@ -48,9 +52,12 @@ CONTENT_TYPE: Final = CONTENT_TYPE_LATEST
 class RuntimeMetrics:
     """The metrics of one served model: what the batcher observes and `/metrics` exposes."""
 
-    def __init__(self, model: str, registry: CollectorRegistry | None = None) -> None:
+    def __init__(
+        self, model: str, registry: CollectorRegistry | None = None, *, multiprocess: bool = False
+    ) -> None:
         self.model = model
         self.registry = registry if registry is not None else CollectorRegistry()
+        self._multiprocess = multiprocess
         label = [names.MODEL_LABEL]
         self.queue_depth = Gauge(
             names.QUEUE_DEPTH,
@@ -124,6 +131,13 @@ class RuntimeMetrics:
             buckets=LATENCY_BUCKETS,
             registry=self.registry,
         ).labels(model)
+
+    @property
+    def multiprocess(self) -> bool:
+        """Whether these metrics live in prometheus_client's multiprocess files, which another
+        process's `/metrics` sums: a gauge must then be set at every change (a `set_function`
+        gauge never reaches the files). False: this registry's own exposition reads them."""
+        return self._multiprocess
 
     def count(self, outcome: str, amount: int = 1) -> None:
         """Count requests that ended with `outcome` (one of OUTCOMES)."""

@@ -120,7 +120,8 @@ class FrontDoor:
         self.count = acceptors
         self.model_name = settings.model_name or model_name_from_uri(settings.model)
         self.metrics_folder = MetricsFolder()
-        self.metrics = RuntimeMetrics(self.model_name)
+        # The folder switched prometheus_client to its files: the acceptors' /metrics sum them.
+        self.metrics = RuntimeMetrics(self.model_name, multiprocess=True)
         self.shared = SharedState()
         self.acceptors: list[_Acceptor] = []
         self.batcher: PublishingBatcher | None = None

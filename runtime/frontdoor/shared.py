@@ -76,6 +76,11 @@ class SharedState:
 class SharedMetrics(RuntimeMetrics):
     """`RuntimeMetrics` whose `/metrics` is the sum over every process of the server."""
 
+    def __init__(self, model: str) -> None:
+        # An acceptor inherits the model side's PROMETHEUS_MULTIPROC_DIR (`MetricsFolder`), so
+        # prometheus_client writes its metrics to the folder from import on.
+        super().__init__(model, multiprocess=True)
+
     @override
     def exposition(self) -> bytes:
         registry = CollectorRegistry()

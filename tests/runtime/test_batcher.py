@@ -301,6 +301,37 @@ async def test_metrics_follow_the_batch():
     assert 'inferstack_compute_seconds_count{model="fake"} 1.0' in text
 
 
+@pytest.mark.parametrize("multiprocess", [False, True])
+@run_async
+async def test_gauges_are_set_at_every_change_only_for_multiprocess_metrics(multiprocess):
+    """Multiprocess metrics are read from prometheus_client's files by another process's
+    /metrics, which only a set reaches; one process's own exposition reads the batcher's
+    counts when scraped instead (no set per change on the hot path)."""
+    model, clock = GatedModel(open_gate=False), FakeClock()
+    metrics = RuntimeMetrics("fake", multiprocess=multiprocess)
+    batcher = DynamicBatcher(
+        model.predict_batch,
+        BatcherConfig(max_batch_size=1, max_queue_delay_s=10.0),
+        name="fake",
+        metrics=metrics,
+        clock=clock,
+    )
+    assert metrics.multiprocess is multiprocess
+    async with batcher:
+        running = asyncio.create_task(batcher.submit(rows(0)))
+        assert await model.entered.get() == 1
+        queued = asyncio.create_task(batcher.submit(rows(1)))
+        await settle()
+        # The stored value is what multiprocess mode writes to the process's file.
+        stored = (metrics.queue_depth._value.get(), metrics.in_flight._value.get())
+        assert stored == ((1.0, 2.0) if multiprocess else (0.0, 0.0))
+        text = metrics.exposition().decode()
+        assert 'inferstack_queue_depth{model="fake"} 1.0' in text
+        assert 'inferstack_inflight_requests{model="fake"} 2.0' in text
+        model.gate.set()
+        await asyncio.gather(running, queued)
+
+
 @pytest.mark.parametrize(
     ("config", "message"),
     [
