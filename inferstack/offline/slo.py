@@ -17,10 +17,11 @@ Two questions, one run:
 
 The service is the stack config's (`inferstack:service`) or, for a team's own program that
 builds its spec in code, the one its component declared (`DECLARATION_OUTPUT`, planned again as
-`inferstack simulate` does: the program runs under mocks once more). A program service the check
-cannot simulate - several services in one stack (simulate runs one per stack), or a component
-that registers no declaration to plan again - is never passed over in silence: the result is an
-`UncheckedDay`, a warning that names each service and why.
+`inferstack simulate` does, from the same run of the program under mocks that found it: the
+program runs once). A program service the check cannot simulate - several services in one
+stack (simulate runs one per stack), or a component that registers no declaration to plan
+again - is never passed over in silence: the result is an `UncheckedDay`, a warning that names
+each service and why.
 """
 
 from __future__ import annotations
@@ -277,7 +278,7 @@ def declared_day(
     arguments = [*flags, "--mode", MODE, "--seed", str(SEED)]
     parsed = parser.parse_args(arguments)
     start = parse_start(DEFAULT_START)
-    inputs = load_location(location, start)
+    inputs = load_location(location, start, capture)
     rates, traffic, _ = traffic_rates(parsed, inputs, start)
     run = simulate(inputs, rates, start, seed=SEED, mode=MODE, scenarios=[inputs.configured])[0]
     summary = summarize(run, timeline=False)

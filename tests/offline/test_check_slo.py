@@ -8,11 +8,14 @@ import shlex
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from inferstack.offline.capture import Capture, CapturedResource
+from inferstack.offline import slo
+from inferstack.offline.capture import Capture, CapturedResource, capture_program
 from inferstack.offline.discovery import ProgramLocation, add_program_arguments, locate_program
+from inferstack.offline.simulate import inputs as simulate_inputs
 from inferstack.offline.slo import DeclaredDay, UncheckedDay, declared_day
 from tests.offline.stacks import REPO, project_with, stack_document
 
@@ -145,11 +148,24 @@ def located_in(project: Path) -> tuple[argparse.Namespace, ProgramLocation]:
     return args, locate_program(args)
 
 
-def test_a_service_the_program_declares_is_simulated_on_its_declared_day(tmp_path: Path) -> None:
-    """It used to be skipped in silence: the check returned None for a config without a spec."""
+def test_a_service_the_program_declares_is_simulated_on_its_declared_day(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """It used to be skipped in silence: the check returned None for a config without a spec.
+    The program runs under mocks once: the run that found the service is the one planned again
+    (it used to run a second time for the simulator's inputs)."""
+    runs: list[Path] = []
+
+    def counted(program_dir: Path, **kwargs: Any) -> Capture:
+        runs.append(program_dir)
+        return capture_program(program_dir, **kwargs)
+
+    monkeypatch.setattr(slo, "capture_program", counted)
+    monkeypatch.setattr(simulate_inputs, "capture_program", counted)
     project = team_project(tmp_path, KUBERNETES_PROGRAM)
     args, location = located_in(project)
     day = declared_day(location, args)
+    assert runs == [location.program_dir]
     assert isinstance(day, DeclaredDay)
     assert day.service == "ranker"
     assert day.met is True, day.slo_line()

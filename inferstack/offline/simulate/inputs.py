@@ -32,7 +32,7 @@ from inferstack.components.planning.spec import CONFIG_KEY as SERVICE_KEY
 from inferstack.components.planning.spec import BatchPool as BatchPoolSpec
 from inferstack.components.planning.spec import InferenceServiceSpec, parse_spec
 from inferstack.errors import SpecError
-from inferstack.offline.capture import capture_program, integral_floats_to_int
+from inferstack.offline.capture import Capture, capture_program, integral_floats_to_int
 from inferstack.offline.discovery import CaptureError, ProgramLocation, engine_config, read_project
 from inferstack.offline.simulate.arrivals import DeclaredTraffic, Spike
 from inferstack.offline.simulate.autoscaler import (
@@ -361,23 +361,25 @@ def build_inputs(stack: str, config: StackConfig) -> StackInputs:
     )
 
 
-def program_values(location: ProgramLocation) -> dict[str, object]:
+def program_values(location: ProgramLocation, capture: Capture | None = None) -> dict[str, object]:
     """The located stack's `inferstack:*` values: from its config, or from its program.
 
     A stack whose config holds no `inferstack:service` (a team's own Pulumi program that builds
     the spec in code) is run under mocks, as `inferstack preview` runs it, and the service is
     read from the declaration its component registered (`DECLARATION_OUTPUT`): the target, the
-    spec and the Kubernetes options the program passed.
+    spec and the Kubernetes options the program passed. `capture`: the program already run
+    under mocks (preview and check have it), so it does not run again.
     """
     values = engine_values(location.config)
     if SERVICE_KEY in values:
         return values
-    capture = capture_program(
-        location.program_dir,
-        stack=location.stack,
-        config=location.config,
-        project_dir=location.project_dir,
-    )
+    if capture is None:
+        capture = capture_program(
+            location.program_dir,
+            stack=location.stack,
+            config=location.config,
+            project_dir=location.project_dir,
+        )
     declared = [
         (resource.name, resource.outputs[DECLARATION_OUTPUT])
         for resource in capture.resources
@@ -434,10 +436,13 @@ def _declared_config(values: Mapping[str, object], project_dir: Path, now: datet
     return StackConfig(target=target, spec=spec, plan=plan, kubernetes=options)
 
 
-def load_location(location: ProgramLocation, now: datetime) -> StackInputs:
-    """The located stack's service (see `program_values`), planned and resolved offline."""
+def load_location(
+    location: ProgramLocation, now: datetime, capture: Capture | None = None
+) -> StackInputs:
+    """The located stack's service (see `program_values`, which reads `capture` if given),
+    planned and resolved offline."""
     stack = location.stack
-    values = program_values(location)
+    values = program_values(location, capture)
     try:
         if declared_in_config(location):
             config = from_values(values, project_dir=location.project_dir, now=now)
