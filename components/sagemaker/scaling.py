@@ -21,7 +21,7 @@ resources, the preview prints them, the simulator runs them. Each number carries
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Final
 
 from inferstack.components.planning.plan import ServicePlan
@@ -105,47 +105,48 @@ class WakeAlarm:
     reason: str
 
 
-@dataclass(frozen=True)
-class RealtimeScaling:
-    """The inference component's copies and how they follow demand."""
+@dataclass(frozen=True, kw_only=True)
+class TargetTracking:
+    """What both SageMaker scalers share: the instance, target tracking on one metric, its
+    cooldowns, the wake alarm from zero and the startup budget."""
 
     instance_type: str
+    metric_period_s: int
+    """Period of the tracked metric's datapoints (realtime: high resolution, 10 s; queue work:
+    a standard one-minute metric)."""
+    alarms: TargetTrackingAlarms = field(default_factory=target_tracking_alarms)
+    """The datapoints target tracking's managed alarms wait for."""
+    scale_in_cooldown_s: int = SCALE_IN_COOLDOWN_S
+    scale_out_cooldown_s: int = SCALE_OUT_COOLDOWN_S
+    wake: WakeAlarm | None
+    """None when the floor is above zero (nothing to wake)."""
+    startup_timeout_s: int
+    """How long SageMaker waits for `/ping` on a new copy or instance: the plan's startup
+    budget."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class RealtimeScaling(TargetTracking):
+    """The inference component's copies and how they follow demand."""
+
     accelerators_per_copy: int
     min_copies: Derived[int]
     max_copies: Derived[int]
     initial_copies: Derived[int]
     target_concurrency: Derived[float]
     predefined_metric: str
-    metric_period_s: int
-    """Period of the tracked metric's datapoints (high resolution: 10 s)."""
-    alarms: TargetTrackingAlarms
-    """The datapoints target tracking's managed alarms wait for."""
-    scale_in_cooldown_s: int
-    scale_out_cooldown_s: int
-    wake: WakeAlarm | None
-    """None when the floor is above zero (nothing to wake)."""
     schedule: tuple[ScheduledFloor, ...]
-    startup_timeout_s: int
-    """How long SageMaker waits for `/ping` on a new copy: the plan's startup budget."""
 
 
-@dataclass(frozen=True)
-class AsyncScaling:
+@dataclass(frozen=True, kw_only=True)
+class AsyncScaling(TargetTracking):
     """The asynchronous endpoint's instances and how they follow the backlog."""
 
-    instance_type: str
     min_instances: Derived[int]
     max_instances: Derived[int]
     target_backlog: Derived[int]
     max_concurrent_invocations: Derived[int]
     metric: str
-    metric_period_s: int
-    """Period of the backlog metric's datapoints (a standard one-minute metric)."""
-    alarms: TargetTrackingAlarms
-    scale_in_cooldown_s: int
-    scale_out_cooldown_s: int
-    wake: WakeAlarm | None
-    startup_timeout_s: int
 
 
 def _instance_type(plan: ServicePlan, gpu_type: str, gpus: int) -> str:
@@ -156,6 +157,22 @@ def _instance_type(plan: ServicePlan, gpu_type: str, gpus: int) -> str:
         raise ValueError(f"{gpus} x {gpu_type} fit no SageMaker instance")
     # One copy per instance: the smallest instance that carries the copy's accelerators.
     return min(fitting, key=lambda size: size.gpus).name
+
+
+def _wake_alarm(metric: str, dimension: str, statistic: str, cold_s: int, reason: str) -> WakeAlarm:
+    """The alarm that adds one copy or instance from zero: on the first breaching one-minute
+    datapoint, then quiet for one cold start so one outage wakes one."""
+    return WakeAlarm(
+        metric=metric,
+        dimension=dimension,
+        statistic=statistic,
+        period_s=WAKE_PERIOD_S,
+        evaluation_periods=WAKE_EVALUATION_PERIODS,
+        datapoints_to_alarm=WAKE_EVALUATION_PERIODS,
+        adjustment=1,
+        cooldown_s=cold_s,
+        reason=reason,
+    )
 
 
 def realtime_scaling(plan: ServicePlan, pool: RealtimePool) -> RealtimeScaling:
@@ -178,16 +195,12 @@ def realtime_scaling(plan: ServicePlan, pool: RealtimePool) -> RealtimeScaling:
     cold = math.ceil(plan.sizing.cold_start_seconds.value)
     wake = None
     if floor.value == 0:
-        wake = WakeAlarm(
-            metric=names.no_capacity_failures,
-            dimension=names.inference_component_dimension,
-            statistic="Maximum",
-            period_s=WAKE_PERIOD_S,
-            evaluation_periods=WAKE_EVALUATION_PERIODS,
-            datapoints_to_alarm=WAKE_EVALUATION_PERIODS,
-            adjustment=1,
-            cooldown_s=cold,
-            reason=(
+        wake = _wake_alarm(
+            names.no_capacity_failures,
+            names.inference_component_dimension,
+            "Maximum",
+            cold,
+            (
                 "at zero copies SageMaker answers every request with an error (it holds none); "
                 "the first failure adds one copy, target tracking takes over once it serves; "
                 f"cooldown one cold start ({cold} s) so one outage wakes one copy"
@@ -224,9 +237,6 @@ def realtime_scaling(plan: ServicePlan, pool: RealtimePool) -> RealtimeScaling:
         target_concurrency=target,
         predefined_metric=names.concurrency_per_copy,
         metric_period_s=target_tracking_alarms().high_resolution_period_s,
-        alarms=target_tracking_alarms(),
-        scale_in_cooldown_s=SCALE_IN_COOLDOWN_S,
-        scale_out_cooldown_s=SCALE_OUT_COOLDOWN_S,
         wake=wake,
         schedule=tuple(schedule),
         startup_timeout_s=sizing.startup_seconds.value,
@@ -241,16 +251,12 @@ def async_scaling(plan: ServicePlan, pool: BatchPool) -> AsyncScaling:
     per_instance = max(1, min(MAX_CONCURRENT_INVOCATIONS, sizing.batch_size.value))
     wake = None
     if sizing.min_replicas.value == 0:
-        wake = WakeAlarm(
-            metric=names.backlog_without_capacity,
-            dimension=names.endpoint_dimension,
-            statistic="Average",
-            period_s=WAKE_PERIOD_S,
-            evaluation_periods=WAKE_EVALUATION_PERIODS,
-            datapoints_to_alarm=WAKE_EVALUATION_PERIODS,
-            adjustment=1,
-            cooldown_s=cold,
-            reason=(
+        wake = _wake_alarm(
+            names.backlog_without_capacity,
+            names.endpoint_dimension,
+            "Average",
+            cold,
+            (
                 "at zero instances SageMaker keeps the requests queued; target tracking on the "
                 "backlog per instance cannot divide by zero instances, so this alarm adds the "
                 f"first one (cooldown one cold start, {cold} s)"
@@ -267,9 +273,6 @@ def async_scaling(plan: ServicePlan, pool: BatchPool) -> AsyncScaling:
         ),
         metric=names.backlog_per_instance,
         metric_period_s=target_tracking_alarms().standard_period_s,
-        alarms=target_tracking_alarms(),
-        scale_in_cooldown_s=SCALE_IN_COOLDOWN_S,
-        scale_out_cooldown_s=SCALE_OUT_COOLDOWN_S,
         wake=wake,
         startup_timeout_s=sizing.startup_seconds.value,
     )
@@ -281,6 +284,7 @@ __all__ = [
     "AsyncScaling",
     "RealtimeScaling",
     "ScheduledFloor",
+    "TargetTracking",
     "WakeAlarm",
     "async_scaling",
     "aws_cron",
