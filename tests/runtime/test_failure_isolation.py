@@ -20,7 +20,7 @@ import numpy as np
 import pytest
 
 from tests.runtime import embedding_model
-from tests.runtime.test_server_e2e import Server, _start, _stop
+from tests.runtime.serving import Server, start_server, stop_server
 
 pytestmark = pytest.mark.integration
 
@@ -37,11 +37,11 @@ def model_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="module")
 def server(model_path: Path) -> Iterator[Server]:
     # A queue delay long enough that 32 requests sent at once share batches.
-    server = _start(
+    server = start_server(
         "--model", str(model_path), "--max-batch-size", "32", "--max-queue-delay-ms", "50"
     )
     yield server
-    _stop(server)
+    stop_server(server)
 
 
 def _send_at_once(server: Server, bodies: list[bytes]) -> list[tuple[int, dict[str, str], bytes]]:
@@ -129,7 +129,7 @@ def test_one_out_of_range_row_among_32_concurrent_requests_fails_alone_in_10_run
     # The requests did share batches: fewer batches of one row than model calls in all.
     assert counts["single_row_batches"] < counts["batches"]
 
-    _stop(server)
+    stop_server(server)
     log = server.process.stderr.read().decode() if server.process.stderr else ""
     failures = [line for line in log.splitlines() if "inference failed" in line]
     assert len(failures) == RUNS, log[-3000:]

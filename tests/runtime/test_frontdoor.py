@@ -26,15 +26,15 @@ from prometheus_client.multiprocess import MultiProcessCollector
 
 from tests.processes import is_gone, model_processes
 from tests.runtime.handlers import GATE_VALUE
-from tests.runtime.test_server_e2e import (
+from tests.runtime.serving import (
     Server,
-    _free_port,
-    _post,
-    _row_body,
-    _start,
-    _status,
-    _stop,
-    _until,
+    free_port,
+    http_status,
+    post_json,
+    row_body,
+    start_server,
+    stop_server,
+    wait_until,
 )
 
 pytestmark = pytest.mark.integration
@@ -47,8 +47,8 @@ DELAY_MS = 1000
 @pytest.fixture(scope="module")
 def door(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Server, Path, int]]:
     metrics = tmp_path_factory.mktemp("metrics")
-    grpc_port = _free_port()
-    server = _start(
+    grpc_port = free_port()
+    server = start_server(
         "--model",
         "builtin://mlp",
         "--acceptors",
@@ -62,7 +62,7 @@ def door(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Server, Pat
         env={"PROMETHEUS_MULTIPROC_DIR": str(metrics)},
     )
     yield server, metrics, grpc_port
-    _stop(server)
+    stop_server(server)
 
 
 def open_connections_by_acceptor(server: Server, metrics: Path) -> dict[int, float]:
@@ -89,7 +89,7 @@ def connections_on_both(
     closed. `others`: connections of the test's own that stay open meanwhile (the server
     must first have forgotten every earlier one).
     """
-    _until(
+    wait_until(
         lambda: sum(open_connections_by_acceptor(server, metrics).values()) == others,
         "earlier connections to be closed",
         30,
@@ -107,7 +107,7 @@ def connections_on_both(
             risen[:] = [pid for pid, value in now.items() if value > before.get(pid, 0)]
             return bool(risen)
 
-        _until(rose, "an acceptor to count the new connection", 30)
+        wait_until(rose, "an acceptor to count the new connection", 30)
         placed.setdefault(risen[0], []).append(connection)
     firsts = [held[0] for held in placed.values()]
     rest = [connection for held in placed.values() for connection in held[1:]]
@@ -154,7 +154,7 @@ def test_requests_land_on_both_acceptors_and_every_one_succeeds(door):
     path = "/v2/models/mlp/infer"
     answers = concurrently(
         [
-            lambda c=connection, x=row: infer_on(c, path, _row_body(x))
+            lambda c=connection, x=row: infer_on(c, path, row_body(x))
             for connection, row in zip(connections, rows, strict=True)
         ]
     )
@@ -179,7 +179,7 @@ def test_a_batch_of_rows_from_both_acceptors_returns_each_row_to_its_caller(door
     rows_before = metric(server, 'inferstack_batch_size_sum{model="mlp"}')
     together = concurrently(
         [
-            lambda c=connection, x=row: infer_on(c, path, _row_body(x))
+            lambda c=connection, x=row: infer_on(c, path, row_body(x))
             for connection, row in zip(connections, rows, strict=True)
         ]
     )
@@ -190,7 +190,7 @@ def test_a_batch_of_rows_from_both_acceptors_returns_each_row_to_its_caller(door
         connection.close()
     for (status, payload), row in zip(together, rows, strict=True):
         assert status == 200, payload
-        alone_status, _, alone = _post(server.url + path, _row_body(row))
+        alone_status, _, alone = post_json(server.url + path, row_body(row))
         assert alone_status == 200
         batched = json.loads(payload)["outputs"][0]["data"]
         np.testing.assert_allclose(
@@ -204,10 +204,10 @@ def test_metrics_are_the_sum_over_the_acceptors(door):
     success_before = metric(server, 'inferstack_requests_total{model="mlp",outcome="success"}')
     for connection in connections[:2]:
         status, _ = infer_on(
-            connection, "/v2/models/mlp/infer", _row_body(np.ones((1, 512), np.float32))
+            connection, "/v2/models/mlp/infer", row_body(np.ones((1, 512), np.float32))
         )
         assert status == 200
-    _until(
+    wait_until(
         lambda: sum(open_connections_by_acceptor(server, metrics).values()) == 6,
         "the extra connections to be closed",
         30,
@@ -229,7 +229,7 @@ def test_queue_full_is_global_and_sigterm_drains_every_acceptor(tmp_path):
     os.mkfifo(entered)
     os.mkfifo(gate)
     metrics = tmp_path / "metrics"
-    server = _start(
+    server = start_server(
         "--model",
         "tests.runtime.handlers:Gated",
         "--acceptors",
@@ -257,7 +257,7 @@ def test_queue_full_is_global_and_sigterm_drains_every_acceptor(tmp_path):
 
     def send(key: str, values: np.ndarray) -> threading.Thread:
         thread = threading.Thread(
-            target=lambda: answers.__setitem__(key, _post(server.url + infer, _row_body(values)))
+            target=lambda: answers.__setitem__(key, post_json(server.url + infer, row_body(values)))
         )
         thread.start()
         return thread
@@ -267,7 +267,7 @@ def test_queue_full_is_global_and_sigterm_drains_every_acceptor(tmp_path):
         with open(entered, "rb") as signal_in:  # Blocks until the model holds the request.
             assert signal_in.read(1) == b"1"
         second = send("queued", queued)
-        _until(
+        wait_until(
             lambda: metric(server, 'inferstack_queue_depth{model="gated"}') == 1,
             "the second request to be queued",
             30,
@@ -275,19 +275,21 @@ def test_queue_full_is_global_and_sigterm_drains_every_acceptor(tmp_path):
         # Whichever acceptor a connection lands on, the one queue is full.
         connections = connections_on_both(server, metrics, 6, others=2)  # Held and queued.
         for connection in connections:
-            status, payload = infer_on(connection, infer, _row_body(queued))
+            status, payload = infer_on(connection, infer, row_body(queued))
             assert status == 429, payload
             assert "queue is full" in json.loads(payload)["error"]
 
         server.process.send_signal(signal.SIGTERM)
-        _until(lambda: _status(f"{server.url}/v2/health/ready") == 503, "readiness to drop", 30)
+        wait_until(
+            lambda: http_status(f"{server.url}/v2/health/ready") == 503, "readiness to drop", 30
+        )
         for connection in connections:  # Every acceptor is unready, not only the one asked.
             connection.request("GET", "/v2/health/ready")
             response = connection.getresponse()
             response.read()
             assert response.status == 503
-        assert _status(f"{server.url}/v2/health/live") == 200
-        code, headers, payload = _post(server.url + infer, _row_body(queued))
+        assert http_status(f"{server.url}/v2/health/live") == 200
+        code, headers, payload = post_json(server.url + infer, row_body(queued))
         assert code == 503
         assert "draining" in json.loads(payload)["error"]
         assert "retry-after" in headers
@@ -298,7 +300,7 @@ def test_queue_full_is_global_and_sigterm_drains_every_acceptor(tmp_path):
         second.join(60)
         assert server.process.wait(timeout=60) == 0
     finally:
-        _stop(server)
+        stop_server(server)
     for key, values in (("held", held), ("queued", queued)):
         code, _, payload = answers[key]
         assert code == 200, payload
@@ -306,7 +308,7 @@ def test_queue_full_is_global_and_sigterm_drains_every_acceptor(tmp_path):
 
 
 def test_sigterm_under_load_drops_no_request():
-    server = _start(
+    server = start_server(
         "--model",
         "builtin://mlp",
         "--acceptors",
@@ -318,7 +320,7 @@ def test_sigterm_under_load_drops_no_request():
         "--drain-listen-s",
         "1",
     )
-    body = _row_body(np.ones((1, 512), np.float32))
+    body = row_body(np.ones((1, 512), np.float32))
     outcomes: list[list[int | str]] = [[] for _ in range(8)]
     started = threading.Barrier(9)
 
@@ -350,7 +352,7 @@ def test_sigterm_under_load_drops_no_request():
             thread.join(120)
         assert server.process.wait(timeout=60) == 0
     finally:
-        _stop(server)
+        stop_server(server)
     answered = [outcome for results in outcomes for outcome in results]
     dropped = [outcome for outcome in answered if isinstance(outcome, str)]
     assert dropped == [], dropped
@@ -362,20 +364,20 @@ def test_sigterm_under_load_drops_no_request():
     ("path", "body", "status", "fragment"),
     [
         ("/v2/models/mlp/infer", b"{oops", 400, "not valid JSON"),
-        ("/v2/models/mlp/infer", _row_body(np.zeros((1, 3), np.float32)), 400, "input 'input'"),
-        ("/v2/models/bert/infer", _row_body(np.zeros((1, 512), np.float32)), 404, "unknown model"),
-        ("/v2/models/mlp/infer", _row_body(np.zeros((9, 512), np.float32)), 400, "max_batch_size"),
+        ("/v2/models/mlp/infer", row_body(np.zeros((1, 3), np.float32)), 400, "input 'input'"),
+        ("/v2/models/bert/infer", row_body(np.zeros((1, 512), np.float32)), 404, "unknown model"),
+        ("/v2/models/mlp/infer", row_body(np.zeros((9, 512), np.float32)), 400, "max_batch_size"),
     ],
 )
 def test_bad_requests_get_the_same_4xx_through_an_acceptor(door, path, body, status, fragment):
     server, _, _ = door
-    code, _, payload = _post(server.url + path, body)
+    code, _, payload = post_json(server.url + path, body)
     assert code == status
     assert fragment in json.loads(payload)["error"]
 
 
 def test_a_model_request_the_model_fails_on_gets_its_answer_through_the_link(tmp_path):
-    server = _start(
+    server = start_server(
         "--model",
         "tests.runtime.handlers:Picky",
         "--acceptors",
@@ -392,13 +394,13 @@ def test_a_model_request_the_model_fails_on_gets_its_answer_through_the_link(tmp
         bad = json.dumps(
             {"inputs": [{"name": "x", "datatype": "FP32", "shape": [1, 2], "data": [-1, 2]}]}
         ).encode()
-        assert _post(path, good)[0] == 200
-        code, headers, payload = _post(path, bad)
+        assert post_json(path, good)[0] == 200
+        code, headers, payload = post_json(path, bad)
         assert code == 422
         assert "negative input" in json.loads(payload)["error"]
         assert "x-request-id" in headers
     finally:
-        _stop(server)
+        stop_server(server)
 
 
 def _acceptor_pids(server: Server, metrics: Path) -> set[int]:
@@ -406,7 +408,7 @@ def _acceptor_pids(server: Server, metrics: Path) -> set[int]:
 
 
 def test_a_dead_model_process_ends_every_acceptor_with_exit_1(tmp_path):
-    server = _start(
+    server = start_server(
         "--model",
         "tests.runtime.handlers:Picky",
         "--acceptors",
@@ -422,14 +424,14 @@ def test_a_dead_model_process_ends_every_acceptor_with_exit_1(tmp_path):
         os.kill(model, signal.SIGKILL)
         assert server.process.wait(timeout=60) == 1
         for pid in acceptors:
-            _until(lambda p=pid: is_gone(p), "the acceptors to exit", 30)
+            wait_until(lambda p=pid: is_gone(p), "the acceptors to exit", 30)
     finally:
-        _stop(server)
+        stop_server(server)
     assert b"a model process exited unexpectedly" in server.process.stderr.read()
 
 
 def test_a_dead_acceptor_drains_the_server_and_exits_1(tmp_path):
-    server = _start(
+    server = start_server(
         "--model",
         "builtin://mlp",
         "--acceptors",
@@ -444,9 +446,9 @@ def test_a_dead_acceptor_drains_the_server_and_exits_1(tmp_path):
         first, second = sorted(_acceptor_pids(server, tmp_path))
         os.kill(first, signal.SIGKILL)
         assert server.process.wait(timeout=60) == 1
-        _until(lambda: is_gone(second), "the other acceptor to exit", 30)
+        wait_until(lambda: is_gone(second), "the other acceptor to exit", 30)
     finally:
-        _stop(server)
+        stop_server(server)
     assert b"exited unexpectedly" in server.process.stderr.read()
 
 

@@ -26,7 +26,7 @@ from inferstack.runtime.grpc.generated import health_pb2_grpc as health_stubs
 from inferstack.runtime.grpc.generated import open_inference_grpc_pb2 as pb
 from inferstack.runtime.grpc.generated import open_inference_grpc_pb2_grpc as stubs
 from tests.runtime.handlers import GATE_VALUE
-from tests.runtime.test_server_e2e import Server, _free_port, _start, _stop, _until
+from tests.runtime.serving import Server, free_port, start_server, stop_server, wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -50,15 +50,15 @@ class Served:
 
 
 def _serve(*flags: str, env: dict[str, str] | None = None) -> Served:
-    port = _free_port()
-    return Served(_start(*flags, "--grpc-port", str(port), env=env), port)
+    port = free_port()
+    return Served(start_server(*flags, "--grpc-port", str(port), env=env), port)
 
 
 @pytest.fixture(scope="module")
 def doubler() -> Iterator[Served]:
     served = _serve("--model", "tests.runtime.handlers:Doubler", "--max-queue-delay-ms", "0")
     yield served
-    _stop(served.http)
+    stop_server(served.http)
 
 
 def _doubler_request(rows: int = 1) -> pb.ModelInferRequest:
@@ -284,7 +284,7 @@ def test_a_flood_past_the_queue_is_resource_exhausted_with_a_retry_hint(tmp_path
             stub = stubs.GRPCInferenceServiceStub(channel)
             held = _hold_one(stub, entered)
             queued = stub.ModelInfer.future(_gated_request(1.0), timeout=120)
-            _until(lambda: _queue_depth(served) == 1, "the second call to be queued", 30)
+            wait_until(lambda: _queue_depth(served) == 1, "the second call to be queued", 30)
             flood = [stub.ModelInfer.future(_gated_request(2.0), timeout=120) for _ in range(40)]
             refusals = [call.exception() for call in flood]
             with open(gate, "wb") as release:
@@ -292,7 +292,7 @@ def test_a_flood_past_the_queue_is_resource_exhausted_with_a_retry_hint(tmp_path
             assert held.result().outputs[0].name == "output"
             assert queued.result().outputs[0].name == "output"
     finally:
-        _stop(served.http)
+        stop_server(served.http)
     assert {error.code() for error in refusals} == {grpc.StatusCode.RESOURCE_EXHAUSTED}
     for error in refusals:
         assert "queue is full" in error.details()
@@ -319,7 +319,7 @@ def test_sigterm_turns_health_not_serving_refuses_new_calls_and_finishes_the_hel
             assert health.Check(check, timeout=10).status == health_pb2.HealthCheckResponse.SERVING
             held = _hold_one(stub, entered)
             served.http.process.send_signal(signal.SIGTERM)
-            _until(
+            wait_until(
                 lambda: (
                     health.Check(check, timeout=10).status
                     == health_pb2.HealthCheckResponse.NOT_SERVING
@@ -341,7 +341,7 @@ def test_sigterm_turns_health_not_serving_refuses_new_calls_and_finishes_the_hel
         assert [answer.outputs[0].name for answer in answered] == ["output"]
         assert served.http.process.wait(timeout=60) == 0
     finally:
-        _stop(served.http)
+        stop_server(served.http)
 
 
 def test_health_names_only_its_services(doubler):

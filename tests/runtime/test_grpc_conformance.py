@@ -21,7 +21,7 @@ import tritonclient.http as triton_http
 from tritonclient.utils import InferenceServerException
 
 from inferstack.runtime.models import configure_torch_threads, load_model
-from tests.runtime.test_server_e2e import Server, _free_port, _start, _stop
+from tests.runtime.serving import Server, free_port, start_server, stop_server
 
 pytestmark = pytest.mark.integration
 
@@ -38,8 +38,8 @@ class GrpcServer:
 
 @pytest.fixture(scope="module")
 def served() -> Iterator[GrpcServer]:
-    grpc_port = _free_port()
-    server = _start(
+    grpc_port = free_port()
+    server = start_server(
         "--model",
         "builtin://mlp",
         "--max-queue-delay-ms",
@@ -48,7 +48,7 @@ def served() -> Iterator[GrpcServer]:
         str(grpc_port),
     )
     yield GrpcServer(server, grpc_port)
-    _stop(server)
+    stop_server(server)
 
 
 class Client:

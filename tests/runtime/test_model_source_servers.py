@@ -229,20 +229,20 @@ def test_serve_fetches_a_torchscript_model_from_s3_and_serves_it(
         stderr=subprocess.PIPE,
     )
     try:
-        from tests.runtime.test_server_e2e import Server, _post, _status, _until
+        from tests.runtime.serving import Server, http_status, post_json, wait_until
 
         server = Server(process, port)
 
         def ready() -> bool:
             if process.poll() is not None:
                 raise AssertionError(process.stderr.read().decode()[-3000:])  # type: ignore[union-attr]
-            return _status(f"{server.url}/v2/health/ready") == 200
+            return http_status(f"{server.url}/v2/health/ready") == 200
 
-        _until(ready, "the server to fetch the model and become ready")
+        wait_until(ready, "the server to fetch the model and become ready")
         body = {
             "inputs": [{"name": "x", "datatype": "FP32", "shape": [1, 4], "data": [1, 2, 3, 4]}]
         }
-        status, _, answer = _post(
+        status, _, answer = post_json(
             f"{server.url}/v2/models/doubler/infer", json.dumps(body).encode()
         )
         assert status == 200, answer

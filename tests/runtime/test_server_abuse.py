@@ -24,17 +24,17 @@ import pytest
 
 from tests.processes import model_processes
 from tests.runtime.handlers import GATE_VALUE
-from tests.runtime.test_server_e2e import (
+from tests.runtime.serving import (
     REPO,
     Server,
-    _free_port,
-    _post,
-    _row_body,
-    _start,
-    _start_gated,
-    _status,
-    _stop,
-    _until,
+    free_port,
+    http_status,
+    post_json,
+    row_body,
+    start_gated,
+    start_server,
+    stop_server,
+    wait_until,
 )
 
 pytestmark = pytest.mark.integration
@@ -73,7 +73,7 @@ class KeepAliveClient:
 
 
 def test_sigterm_with_keep_alive_clients_resets_no_request():
-    server = _start(
+    server = start_server(
         "--model", "tests.runtime.handlers:Picky", "--max-queue-delay-ms", "0",
         "--drain-listen-s", "5",
     )  # fmt: skip
@@ -96,14 +96,16 @@ def test_sigterm_with_keep_alive_clients_resets_no_request():
             thread.start()
         warmed.wait(60)
         server.process.send_signal(signal.SIGTERM)
-        _until(lambda: _status(f"{server.url}/v2/health/ready") == 503, "readiness to drop", 30)
+        wait_until(
+            lambda: http_status(f"{server.url}/v2/health/ready") == 503, "readiness to drop", 30
+        )
         for client in idle:
             assert not client.post()
         for thread in threads:
             thread.join(60)
         assert server.process.wait(timeout=60) == 0
     finally:
-        _stop(server)
+        stop_server(server)
     clients = busy + idle
     assert [client.resets for client in clients] == [[] for _ in clients]
     assert [client.closes for client in clients] == [1 for _ in clients]
@@ -113,7 +115,7 @@ def test_sigterm_with_keep_alive_clients_resets_no_request():
 
 def _start_limited(descriptors: int, *flags: str) -> Server:
     """A server whose descriptor limit is `descriptors`, as a small container would set it."""
-    port = _free_port()
+    port = free_port()
 
     def limit() -> None:
         resource.setrlimit(resource.RLIMIT_NOFILE, (descriptors, descriptors))
@@ -126,7 +128,9 @@ def _start_limited(descriptors: int, *flags: str) -> Server:
         preexec_fn=limit,
     )
     server = Server(process, port)
-    _until(lambda: _status(f"{server.url}/v2/health/ready") == 200, "the server to be ready")
+    wait_until(
+        lambda: http_status(f"{server.url}/v2/health/ready") == 200, "the server to be ready"
+    )
     return server
 
 
@@ -200,12 +204,12 @@ def test_300_trickling_connections_under_a_256_descriptor_limit_do_not_stop_vali
                 with urllib.request.urlopen(request, timeout=30) as response:
                     statuses.append(response.status)
     finally:
-        _stop(server)
+        stop_server(server)
     assert statuses == [200] * 20
 
 
 def test_after_a_model_process_crash_the_queued_requests_get_503_not_resets(tmp_path: Path):
-    server, entered, _gate = _start_gated(
+    server, entered, _gate = start_gated(
         tmp_path, "--max-batch-size", "1", "--max-queue-delay-ms", "0", "--drain-listen-s", "1"
     )
     infer = f"{server.url}/v2/models/gated/infer"
@@ -214,7 +218,7 @@ def test_after_a_model_process_crash_the_queued_requests_get_503_not_resets(tmp_
     def send(key: int, values: np.ndarray) -> threading.Thread:
         def post() -> None:
             try:
-                answers[key] = _post(infer, _row_body(values))
+                answers[key] = post_json(infer, row_body(values))
             except OSError as error:
                 answers[key] = error
 
@@ -234,14 +238,14 @@ def test_after_a_model_process_crash_the_queued_requests_get_503_not_resets(tmp_
         with open(entered, "rb") as signal_in:  # The model process holds the first request.
             assert signal_in.read(1) == b"1"
         threads += [send(key, np.full((1, 4), key, np.float32)) for key in (1, 2, 3)]
-        _until(lambda: queue_depth() == 3, "three requests queued behind the held one", 30)
+        wait_until(lambda: queue_depth() == 3, "three requests queued behind the held one", 30)
         (child,) = model_processes(server.process.pid)
         os.kill(child, signal.SIGKILL)
         for thread in threads:
             thread.join(60)
         assert server.process.wait(timeout=60) == 1
     finally:
-        _stop(server)
+        stop_server(server)
     held = answers[0]
     assert isinstance(held, tuple)
     code, headers, payload = held

@@ -5,16 +5,10 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
-import subprocess
-import sys
 import threading
-import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
-from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -23,114 +17,27 @@ import tritonclient.http as triton
 from inferstack.runtime.models import configure_torch_threads, load_model
 from tests.processes import is_gone, model_processes
 from tests.runtime.handlers import GATE_VALUE
+from tests.runtime.serving import (
+    Server,
+    http_status,
+    post_json,
+    row_body,
+    start_gated,
+    start_server,
+    stop_server,
+    wait_until,
+)
 
 pytestmark = pytest.mark.integration
-
-REPO = Path(__file__).resolve().parents[2]
-START_TIMEOUT_S = 120.0
-
-
-@dataclass
-class Server:
-    process: subprocess.Popen[bytes]
-    port: int
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def _until(condition, what: str, timeout_s: float = START_TIMEOUT_S) -> None:
-    """Poll a condition of another process; fail with `what` if it never holds."""
-    deadline = time.monotonic() + timeout_s
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.05)
-
-
-def _status(url: str) -> int:
-    try:
-        with urllib.request.urlopen(url, timeout=5) as response:
-            return int(response.status)
-    except urllib.error.HTTPError as error:
-        return int(error.code)
-    except OSError:
-        return 0
-
-
-def _post(url: str, body: bytes) -> tuple[int, dict[str, str], bytes]:
-    request = urllib.request.Request(url, data=body, method="POST")
-    request.add_header("Content-Type", "application/json")
-    try:
-        with urllib.request.urlopen(request, timeout=60) as response:
-            return int(response.status), dict(response.headers), response.read()
-    except urllib.error.HTTPError as error:
-        return int(error.code), dict(error.headers), error.read()
-
-
-def _start(*flags: str, env: dict[str, str] | None = None) -> Server:
-    port = _free_port()
-    process = subprocess.Popen(
-        [sys.executable, "-m", "inferstack.cli", "serve", "--port", str(port), *flags],
-        cwd=REPO,
-        env={
-            **os.environ,
-            "PYTHONPATH": str(REPO),
-            "INFERSTACK_TORCH_THREADS": "1",
-            **(env or {}),
-        },
-        stderr=subprocess.PIPE,
-    )
-    server = Server(process, port)
-
-    def ready() -> bool:
-        if process.poll() is not None:
-            raise AssertionError(f"server exited: {process.stderr.read().decode()[-3000:]}")
-        return _status(f"{server.url}/v2/health/ready") == 200
-
-    _until(ready, "the server to become ready")
-    return server
-
-
-def _stop(server: Server) -> None:
-    if server.process.poll() is None:
-        server.process.terminate()
-        try:
-            server.process.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            server.process.kill()
-            server.process.wait()
 
 
 @pytest.fixture(scope="module")
 def mlp() -> Iterator[Server]:
-    server = _start(
+    server = start_server(
         "--model", "builtin://mlp", "--max-queue-delay-ms", "1", "--max-request-bytes", "200000"
     )
     yield server
-    _stop(server)
-
-
-def _row_body(values: np.ndarray) -> bytes:
-    return json.dumps(
-        {
-            "inputs": [
-                {
-                    "name": "input",
-                    "datatype": "FP32",
-                    "shape": list(values.shape),
-                    "data": values.ravel().tolist(),
-                }
-            ]
-        }
-    ).encode()
+    stop_server(server)
 
 
 @pytest.mark.parametrize("binary", [False, True])
@@ -156,13 +63,13 @@ def test_tritonclient_outputs_equal_the_models_direct_output(mlp, binary):
 
 
 def test_the_model_can_run_on_a_server_thread_instead_of_a_process():
-    server = _start("--model", "builtin://mlp", "--model-process", "false")
+    server = start_server("--model", "builtin://mlp", "--model-process", "false")
     try:
         assert model_processes(server.process.pid) == []
         x = np.random.default_rng(8).standard_normal((2, 512), dtype=np.float32)
-        code, _, payload = _post(f"{server.url}/v2/models/mlp/infer", _row_body(x))
+        code, _, payload = post_json(f"{server.url}/v2/models/mlp/infer", row_body(x))
     finally:
-        _stop(server)
+        stop_server(server)
     assert code == 200
     configure_torch_threads(1)
     direct = load_model("builtin://mlp").predict_batch({"input": x})["output"]
@@ -187,20 +94,22 @@ def test_metadata_and_triton_config(mlp):
     ("path", "body", "status", "fragment"),
     [
         ("/v2/models/mlp/infer", b"{oops", 400, "not valid JSON"),
-        ("/v2/models/mlp/infer", _row_body(np.zeros((1, 3), np.float32)), 400, "input 'input'"),
-        ("/v2/models/bert/infer", _row_body(np.zeros((1, 512), np.float32)), 404, "unknown model"),
-        ("/v2/models/mlp/infer", _row_body(np.zeros((100, 512), np.float32)), 413, "exceeds"),
+        ("/v2/models/mlp/infer", row_body(np.zeros((1, 3), np.float32)), 400, "input 'input'"),
+        ("/v2/models/bert/infer", row_body(np.zeros((1, 512), np.float32)), 404, "unknown model"),
+        ("/v2/models/mlp/infer", row_body(np.zeros((100, 512), np.float32)), 413, "exceeds"),
         ("/v2/models/mlp/versions/2/infer", b"{}", 404, "only version 1"),
     ],
 )
 def test_bad_requests_get_4xx_with_a_reason(mlp, path, body, status, fragment):
-    code, _, payload = _post(mlp.url + path, body)
+    code, _, payload = post_json(mlp.url + path, body)
     assert code == status
     assert fragment in json.loads(payload)["error"]
 
 
 def test_metrics_are_exposed_for_prometheus(mlp):
-    code, _, _ = _post(f"{mlp.url}/v2/models/mlp/infer", _row_body(np.ones((1, 512), np.float32)))
+    code, _, _ = post_json(
+        f"{mlp.url}/v2/models/mlp/infer", row_body(np.ones((1, 512), np.float32))
+    )
     assert code == 200
     with urllib.request.urlopen(f"{mlp.url}/metrics") as response:
         text = response.read().decode()
@@ -214,22 +123,8 @@ def test_metrics_are_exposed_for_prometheus(mlp):
         assert name in text
 
 
-def _start_gated(tmp_path: Path, *flags: str) -> tuple[Server, Path, Path]:
-    """A server of the Gated handler, and the FIFOs it announces on and waits at."""
-    entered, gate = tmp_path / "entered", tmp_path / "gate"
-    os.mkfifo(entered)
-    os.mkfifo(gate)
-    server = _start(
-        "--model",
-        "tests.runtime.handlers:Gated",
-        *flags,
-        env={"INFERSTACK_TEST_ENTERED": str(entered), "INFERSTACK_TEST_GATE": str(gate)},
-    )
-    return server, entered, gate
-
-
 def test_full_queue_then_graceful_drain_on_sigterm(tmp_path):
-    server, entered, gate = _start_gated(
+    server, entered, gate = start_gated(
         tmp_path,
         "--max-batch-size",
         "1",
@@ -247,7 +142,7 @@ def test_full_queue_then_graceful_drain_on_sigterm(tmp_path):
 
     def send(key: str, values: np.ndarray) -> threading.Thread:
         thread = threading.Thread(
-            target=lambda: answers.__setitem__(key, _post(infer, _row_body(values)))
+            target=lambda: answers.__setitem__(key, post_json(infer, row_body(values)))
         )
         thread.start()
         return thread
@@ -264,17 +159,19 @@ def test_full_queue_then_graceful_drain_on_sigterm(tmp_path):
         with open(entered, "rb") as signal_in:  # Blocks until the model holds the request.
             assert signal_in.read(1) == b"1"
         second = send("queued", queued)
-        _until(lambda: queue_depth() == 1, "the second request to be queued", 30)
+        wait_until(lambda: queue_depth() == 1, "the second request to be queued", 30)
 
-        code, headers, payload = _post(infer, _row_body(queued))
+        code, headers, payload = post_json(infer, row_body(queued))
         assert code == 429
         assert int(headers["retry-after"]) >= 1
         assert "queue is full" in json.loads(payload)["error"]
 
         server.process.send_signal(signal.SIGTERM)
-        _until(lambda: _status(f"{server.url}/v2/health/ready") == 503, "readiness to drop", 30)
-        assert _status(f"{server.url}/v2/health/live") == 200
-        code, headers, payload = _post(infer, _row_body(queued))
+        wait_until(
+            lambda: http_status(f"{server.url}/v2/health/ready") == 503, "readiness to drop", 30
+        )
+        assert http_status(f"{server.url}/v2/health/live") == 200
+        code, headers, payload = post_json(infer, row_body(queued))
         assert code == 503
         assert "draining" in json.loads(payload)["error"]
         assert "retry-after" in headers
@@ -285,7 +182,7 @@ def test_full_queue_then_graceful_drain_on_sigterm(tmp_path):
         second.join(60)
         assert server.process.wait(timeout=60) == 0
     finally:
-        _stop(server)
+        stop_server(server)
     for key, values in (("held", held), ("queued", queued)):
         code, _, payload = answers[key]
         assert code == 200, payload
@@ -294,38 +191,38 @@ def test_full_queue_then_graceful_drain_on_sigterm(tmp_path):
 
 
 def test_a_crashed_model_process_makes_the_server_exit_1_for_a_restart():
-    server = _start("--model", "tests.runtime.handlers:Picky")
+    server = start_server("--model", "tests.runtime.handlers:Picky")
     try:
         children = model_processes(server.process.pid)
         assert len(children) == 1
         os.kill(children[0], signal.SIGKILL)
         assert server.process.wait(timeout=60) == 1
     finally:
-        _stop(server)
+        stop_server(server)
     assert b"a model process exited unexpectedly" in server.process.stderr.read()
 
 
 def test_the_model_process_exits_when_the_server_is_killed():
-    server = _start("--model", "tests.runtime.handlers:Picky")
+    server = start_server("--model", "tests.runtime.handlers:Picky")
     try:
         (child,) = model_processes(server.process.pid)
         server.process.kill()  # No drain, no cleanup: the pipe closing is all the child sees.
         server.process.wait(timeout=60)
-        _until(lambda: is_gone(child), "the child to exit")
+        wait_until(lambda: is_gone(child), "the child to exit")
     finally:
-        _stop(server)
+        stop_server(server)
 
 
 def test_a_second_sigterm_stops_at_once_even_with_a_batch_in_the_model(tmp_path):
-    server, entered, _ = _start_gated(tmp_path, "--max-queue-delay-ms", "0")
+    server, entered, _ = start_gated(tmp_path, "--max-queue-delay-ms", "0")
     answer: list[tuple[int, dict[str, str], bytes] | BaseException] = []
 
     def held() -> None:
         try:
             answer.append(
-                _post(
+                post_json(
                     f"{server.url}/v2/models/gated/infer",
-                    _row_body(np.full((1, 4), GATE_VALUE, np.float32)),
+                    row_body(np.full((1, 4), GATE_VALUE, np.float32)),
                 )
             )
         except OSError as error:  # The connection is dropped: that is the point.
@@ -338,12 +235,14 @@ def test_a_second_sigterm_stops_at_once_even_with_a_batch_in_the_model(tmp_path)
             assert signal_in.read(1) == b"1"
         (model_process,) = model_processes(server.process.pid)
         server.process.send_signal(signal.SIGTERM)
-        _until(lambda: _status(f"{server.url}/v2/health/ready") == 503, "readiness to drop", 30)
+        wait_until(
+            lambda: http_status(f"{server.url}/v2/health/ready") == 503, "readiness to drop", 30
+        )
         server.process.send_signal(signal.SIGTERM)
         assert server.process.wait(timeout=60) == 1
         client.join(60)
     finally:
-        _stop(server)
+        stop_server(server)
     assert not isinstance(answer[0], tuple) or answer[0][0] != 200
     assert is_gone(model_process)
     assert b"second signal" in server.process.stderr.read()
