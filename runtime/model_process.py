@@ -15,6 +15,16 @@ One `multiprocessing` pipe per instance carries:
 The header lists (name, dtype, shape) per array. Arrays of Python objects (BYTES tensors), and a
 result that is not a dict of arrays, travel pickled in place of the header instead.
 
+The raw bytes go straight over the pipe's socket (it is a Unix socket pair), unframed (the header
+gave their size): `sendall` from the array's memory, and `recv_into` the buffer the array will
+view with MSG_WAITALL, which waits for the whole array in one call without the GIL. Through the
+Connection's own framing, a batch came in 64 KiB reads, each taking the GIL back from the event
+loop and going through an intermediate buffer.
+
+With `ModelProcessConfig.cpus` (`own_cpus`), each child pins itself to CPUs of its own before
+torch starts its threads, and the server keeps the others: the kernel then never runs the
+server's event loop, or a load generator beside it, on the model's core in the middle of a batch.
+
 The child ignores SIGINT and SIGTERM (the server or the worker decides when the model stops:
 after the drain) and exits when its pipe closes, which also happens if its parent dies. The
 worker runs its model the same way; "server" above stands for either.
@@ -25,8 +35,10 @@ from __future__ import annotations
 import asyncio
 import gc
 import multiprocessing
+import os
 import queue
 import signal
+import socket
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -71,6 +83,41 @@ class ModelProcessConfig:
     device: str
     torch_threads: int
     warm_up_sizes: tuple[int, ...]
+    cpus: tuple[tuple[int, ...], ...] = ()
+    """CPUs each instance is pinned to, by instance index (`own_cpus`); empty: not pinned."""
+
+
+@dataclass(frozen=True)
+class CpuPlan:
+    """Who runs where when the model processes get CPUs of their own."""
+
+    model: tuple[tuple[int, ...], ...]
+    """Each instance's CPUs."""
+    server: tuple[int, ...]
+    """What is left for the server process (its event loop, batch threads, helpers)."""
+
+
+def own_cpus(available: Sequence[int], instances: int, threads: int) -> CpuPlan | None:
+    """CPUs of their own for `instances` model processes of `threads` torch threads each, from
+    the end of `available` (the affinity mask), the rest for the server; None when that would
+    leave the server no CPU."""
+    ordered = sorted(set(available))
+    needed = instances * threads
+    if needed >= len(ordered):
+        return None
+    server, mine = ordered[: len(ordered) - needed], ordered[len(ordered) - needed :]
+    model = tuple(tuple(mine[i * threads : (i + 1) * threads]) for i in range(instances))
+    return CpuPlan(model, tuple(server))
+
+
+def pin_process(cpus: Sequence[int]) -> None:
+    """Pin every thread of this process to `cpus` (threads started later inherit it from the
+    thread that starts them; `sched_setaffinity(0)` alone would move only the calling thread)."""
+    for task in os.listdir("/proc/self/task"):
+        try:
+            os.sched_setaffinity(int(task), cpus)
+        except ProcessLookupError:  # The thread ended meanwhile.
+            continue
 
 
 @dataclass(frozen=True)
@@ -86,7 +133,12 @@ class _Signature:
 # Wire format ---------------------------------------------------------------------------------
 
 
-def _send_arrays(conn: Connection, tag: str, arrays: object) -> None:
+def _socket_of(conn: Connection) -> socket.socket:
+    """A socket on a copy of `conn`'s descriptor, for the raw array bytes (see the docstring)."""
+    return socket.socket(fileno=os.dup(conn.fileno()))
+
+
+def _send_arrays(conn: Connection, sock: socket.socket, tag: str, arrays: object) -> None:
     if isinstance(arrays, Mapping) and all(
         isinstance(value, np.ndarray) and value.dtype != np.object_ for value in arrays.values()
     ):
@@ -96,12 +148,13 @@ def _send_arrays(conn: Connection, tag: str, arrays: object) -> None:
         ]
         conn.send((tag, header, None))
         for value in contiguous.values():
-            conn.send_bytes(value.data)
+            if value.nbytes:
+                sock.sendall(value.reshape(-1).view(np.uint8))
     else:
         conn.send((tag, None, arrays))
 
 
-def _receive_arrays(conn: Connection, header: Header | None, pickled: Any) -> Any:
+def _receive_arrays(sock: socket.socket, header: Header | None, pickled: Any) -> Any:
     if header is None:
         return pickled
     arrays: dict[str, np.ndarray] = {}
@@ -109,22 +162,32 @@ def _receive_arrays(conn: Connection, header: Header | None, pickled: Any) -> An
         dtype = np.dtype(dtype_str)
         # A bytearray, not bytes: torch.from_numpy wants a writable buffer.
         buffer = bytearray(int(np.prod(shape, dtype=np.int64)) * dtype.itemsize)
-        if buffer:
-            conn.recv_bytes_into(buffer)
-        else:
-            conn.recv_bytes()
+        _receive_into(sock, buffer)
         arrays[name] = np.frombuffer(buffer, dtype=dtype).reshape(shape)
     return arrays
+
+
+def _receive_into(sock: socket.socket, buffer: bytearray) -> None:
+    """Fill `buffer` from `sock`; EOFError when the other end closed first."""
+    view = memoryview(buffer)
+    received = 0
+    while received < len(view):  # MSG_WAITALL returns short only on a signal or the end.
+        count = sock.recv_into(view[received:], 0, socket.MSG_WAITALL)
+        if not count:
+            raise EOFError("the pipe closed in the middle of an array")
+        received += count
 
 
 # The child -----------------------------------------------------------------------------------
 
 
-def _child_main(conn: Connection, config: ModelProcessConfig) -> None:
+def _child_main(conn: Connection, config: ModelProcessConfig, index: int = 0) -> None:
     """Load, warm up, report the signature, then answer batches until the pipe closes."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     try:
+        if config.cpus:
+            pin_process(config.cpus[index])
         configure_torch_threads(config.torch_threads)
         started = time.perf_counter()
         model = load_model(config.uri, name=config.name, device=config.device)
@@ -150,15 +213,16 @@ def _child_main(conn: Connection, config: ModelProcessConfig) -> None:
             ),
         )
     )
+    sock = _socket_of(conn)
     while True:
         try:
             _, header, pickled = conn.recv()
-            inputs = _receive_arrays(conn, header, pickled)
+            inputs = _receive_arrays(sock, header, pickled)
         except (EOFError, OSError):
             return  # The server closed the pipe (or died): nothing more will come.
         try:
             outputs: object = model.predict_batch(inputs)
-            _send_arrays(conn, "ok", outputs)
+            _send_arrays(conn, sock, "ok", outputs)
         except Exception as error:
             conn.send(("error", f"{type(error).__name__}: {error}", None))
 
@@ -173,13 +237,14 @@ class _Instance:
         self._config = config
         self._index = index
         self.conn, self.process = self._spawn()
+        self.sock = _socket_of(self.conn)
 
     def _spawn(self) -> tuple[Connection, BaseProcess]:
         context = multiprocessing.get_context("spawn")  # Fork would copy the loop and threads.
         conn, child_conn = context.Pipe()
         process = context.Process(
             target=_child_main,
-            args=(child_conn, self._config),
+            args=(child_conn, self._config, self._index),
             name=f"inferstack-model-{self._config.name}-{self._index}",
             daemon=True,
         )
@@ -191,6 +256,7 @@ class _Instance:
         """Replace a process that ended with a fresh one, and wait until it has loaded."""
         self.stop()
         self.conn, self.process = self._spawn()
+        self.sock = _socket_of(self.conn)
         self.wait_ready()
 
     def wait_ready(self) -> _Signature:
@@ -210,11 +276,11 @@ class _Instance:
 
     def call(self, inputs: Mapping[str, np.ndarray]) -> Any:
         try:
-            _send_arrays(self.conn, "batch", inputs)
+            _send_arrays(self.conn, self.sock, "batch", inputs)
             tag, header, pickled = self.conn.recv()
             if tag == "error":
                 raise ModelProcessError(header)
-            return _receive_arrays(self.conn, header, pickled)
+            return _receive_arrays(self.sock, header, pickled)
         except (EOFError, OSError):
             self.process.join(1.0)
             raise ModelProcessDiedError(
@@ -223,6 +289,7 @@ class _Instance:
             ) from None
 
     def stop(self, timeout_s: float = STOP_TIMEOUT_S) -> None:
+        self.sock.close()
         self.conn.close()
         self.process.join(timeout_s)
         if self.process.is_alive():

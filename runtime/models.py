@@ -554,6 +554,7 @@ def open_model(
     model_process: bool = True,
     sha256: str | None = None,
     cache_dir: str | None = None,
+    cpus: Sequence[tuple[int, ...]] = (),
 ) -> OpenedModel:
     """Fetch, load and warm up a model the way `serve`, `work` and `profile` all run it.
 
@@ -563,7 +564,8 @@ def open_model(
 
     With `model_process` (the default) each of `instances` copies runs in its own process
     (`model_process.ProcessModel`); otherwise one copy loads on this process's torch, its
-    intra-op pool set to `threads`. Blocking: call it off the event loop. Raises ModelLoadError
+    intra-op pool set to `threads`; `cpus`, when given, pins each process to its entry
+    (`model_process.own_cpus`). Blocking: call it off the event loop. Raises ModelLoadError
     with the fix when the model cannot load.
     """
     # Both build on this module (ProcessModel is a LoadedModel, a fetch error a load error).
@@ -576,7 +578,9 @@ def open_model(
     if model_process:
         from inferstack.runtime.model_process import ModelProcessConfig, ProcessModel
 
-        config = ModelProcessConfig(uri, served_name, device, threads, tuple(warm_up_sizes))
+        config = ModelProcessConfig(
+            uri, served_name, device, threads, tuple(warm_up_sizes), tuple(cpus)
+        )
         processes = ProcessModel.start(config, instances)
         return OpenedModel(processes, processes.device, processes.load_s, processes.warm_up_s)
     configure_torch_threads(threads)

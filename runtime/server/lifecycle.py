@@ -26,6 +26,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import logging
+import os
 import signal
 from collections.abc import Callable
 from dataclasses import replace
@@ -35,7 +36,7 @@ import numpy as np
 from inferstack.runtime.batcher import DynamicBatcher
 from inferstack.runtime.grpc import GrpcLimits, GrpcServer
 from inferstack.runtime.metrics import RuntimeMetrics
-from inferstack.runtime.model_process import ProcessModel
+from inferstack.runtime.model_process import CpuPlan, ProcessModel, own_cpus, pin_process
 from inferstack.runtime.models import (
     LoadedModel,
     OpenedModel,
@@ -48,6 +49,7 @@ from inferstack.runtime.server.http import HttpLimits, HttpServer
 from inferstack.runtime.server.routes import ModelUnavailableError, ServedModel
 from inferstack.runtime.server.sagemaker import app_for
 from inferstack.runtime.server.settings import ServerSettings
+from inferstack.runtime.settings import cpu_budget
 from inferstack.runtime.tensors import FALLBACK_MAX_REQUEST_BYTES, max_request_bytes
 
 log = logging.getLogger("inferstack.runtime")
@@ -68,8 +70,41 @@ def http_limits(settings: ServerSettings) -> HttpLimits:
     )
 
 
-def open_served_model(settings: ServerSettings, name: str) -> OpenedModel:
-    """Load and warm the model as the settings say (blocking: run it off the event loop)."""
+def model_cpu_plan(settings: ServerSettings) -> CpuPlan | None:
+    """Where the model processes and the server run with `model_cpus: own`; None: shared.
+
+    Pinning needs CPUs that are this pod's alone: with a cgroup quota smaller than the affinity
+    mask (a CPU limit on a node whose CPUs others share), the kernel must stay free to move the
+    processes, so nothing is pinned (logged).
+    """
+    if settings.model_cpus != "own":
+        return None
+    available = sorted(os.sched_getaffinity(0))
+    if cpu_budget() < len(available):
+        log.warning(
+            "model_cpus own: the cgroup CPU quota (%d) is below the %d CPUs of the affinity "
+            "mask, so they are not this process's alone; not pinning",
+            cpu_budget(),
+            len(available),
+        )
+        return None
+    plan = own_cpus(available, settings.instances, settings.resolved_torch_threads())
+    if plan is None:
+        log.warning(
+            "model_cpus own: %d model processes of %d torch threads leave the server none of "
+            "the %d CPUs; not pinning (lower torch_threads or instances)",
+            settings.instances,
+            settings.resolved_torch_threads(),
+            len(available),
+        )
+    return plan
+
+
+def open_served_model(
+    settings: ServerSettings, name: str, plan: CpuPlan | None = None
+) -> OpenedModel:
+    """Load and warm the model as the settings say (blocking: run it off the event loop);
+    `plan`: the CPUs of each model process (`model_cpu_plan`)."""
     return open_model(
         settings.model,
         name=name,
@@ -80,6 +115,7 @@ def open_served_model(settings: ServerSettings, name: str) -> OpenedModel:
         model_process=settings.model_process,
         sha256=settings.model_sha256,
         cache_dir=settings.model_cache,
+        cpus=plan.model if plan is not None else (),
     )
 
 
@@ -137,7 +173,13 @@ class InferenceServer:
         config = settings.batcher_config()
         sizes = config.warm_up_sizes
         configure_gil_switch_interval(settings.gil_switch_interval_us)
-        opened = await asyncio.to_thread(open_served_model, settings, self.model_name)
+        plan = model_cpu_plan(settings)
+        opened = await asyncio.to_thread(open_served_model, settings, self.model_name, plan)
+        if plan is not None:
+            # After the load: the model processes pinned themselves; helpers started from now
+            # on (the large-body decoder) inherit the server's CPUs.
+            pin_process(plan.server)
+            log.info("model processes on CPUs %s, server on %s", list(plan.model), plan.server)
         model, device = opened.model, opened.device
         load_s, warm_up_s = opened.load_s, opened.warm_up_s
         if isinstance(model, ProcessModel):

@@ -49,6 +49,13 @@ class ServerSettings(BatchingSettings):
         "(SO_REUSEPORT) for the one batcher and model (0: the CPU budget minus one for the "
         "model, at least 1; 1: all in the server process)",
     )
+    model_cpus: Literal["shared", "own"] = Field(
+        default="shared",
+        description="own: each model process is pinned to CPUs of its own (torch_threads each, "
+        "from the end of the affinity mask) and the server process to the rest, when that "
+        "leaves the server a CPU and no smaller cgroup quota makes the CPUs shared; shared: the "
+        "kernel places every process",
+    )
     max_queue_size: int = Field(default=1024, ge=1)
     request_timeout_ms: float = Field(default=0, ge=0, description="0: no timeout")
     drain_grace_s: float = Field(default=30.0, gt=0)
@@ -101,6 +108,15 @@ class ServerSettings(BatchingSettings):
             raise ValueError(
                 f"protocol sagemaker: SageMaker sends requests to port {sagemaker.PORT}, not "
                 f"{self.port}; set port {sagemaker.PORT} or leave it unset"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _own_cpus_in_one_process(self) -> ServerSettings:
+        if self.model_cpus == "own" and (self.acceptors != 1 or not self.model_process):
+            raise ValueError(
+                "model_cpus own pins the model processes and the one server process: it needs "
+                "acceptors 1 and model_process true; set those, or model_cpus shared"
             )
         return self
 

@@ -12,7 +12,13 @@ from multiprocessing.connection import wait
 import numpy as np
 import pytest
 
-from inferstack.runtime.model_process import ModelProcessConfig, ModelProcessError, ProcessModel
+from inferstack.runtime.model_process import (
+    CpuPlan,
+    ModelProcessConfig,
+    ModelProcessError,
+    ProcessModel,
+    own_cpus,
+)
 from inferstack.runtime.models import ModelLoadError, configure_torch_threads, load_model
 
 HANDLERS = "tests.runtime.handlers"
@@ -47,6 +53,58 @@ def test_outputs_equal_the_in_process_model(mlp: ProcessModel) -> None:
     assert list(remote) == ["output"]
     assert remote["output"].dtype == np.float32
     np.testing.assert_array_equal(remote["output"], local.predict_batch(inputs)["output"])
+
+
+def test_a_batch_larger_than_the_socket_buffers_crosses_whole_both_ways(
+    mlp: ProcessModel,
+) -> None:
+    # 300 rows of 512 floats: 600 KiB each way, several times what one socket read returns.
+    configure_torch_threads(1)
+    local = load_model("builtin://mlp", device="cpu")
+    inputs = local.example_inputs(300)
+
+    remote = mlp.predict_batch(inputs)
+
+    np.testing.assert_array_equal(remote["output"], local.predict_batch(inputs)["output"])
+
+
+def test_empty_arrays_cross_without_bytes_and_the_next_batch_is_not_shifted() -> None:
+    model = ProcessModel.start(_config(f"{HANDLERS}:Pid"))
+    try:
+        empty = model.predict_batch({"x": np.zeros(0, dtype=np.float32)})
+        after = model.predict_batch({"x": np.zeros(3, dtype=np.float32)})
+    finally:
+        model.close()
+    assert empty["pid"].shape == (0,)
+    assert empty["pid"].dtype == np.int64
+    assert after["pid"].tolist() == [model.pids[0]] * 3
+
+
+def test_own_cpus_gives_each_instance_its_threads_from_the_end_and_the_server_the_rest() -> None:
+    assert own_cpus([0, 1], instances=1, threads=1) == CpuPlan(((1,),), (0,))
+    assert own_cpus([3, 0, 2, 1, 5, 4], instances=2, threads=2) == CpuPlan(((2, 3), (4, 5)), (0, 1))
+
+
+@pytest.mark.parametrize(("cpus", "instances", "threads"), [([0], 1, 1), ([0, 1], 1, 2)])
+def test_own_cpus_pins_nothing_when_the_server_would_have_no_cpu_left(
+    cpus: list[int], instances: int, threads: int
+) -> None:
+    assert own_cpus(cpus, instances, threads) is None
+
+
+def test_each_instance_runs_on_the_cpus_its_config_gives_it() -> None:
+    allowed = sorted(os.sched_getaffinity(0))
+    wanted = ((allowed[-1],), (allowed[0],))
+    config = ModelProcessConfig(f"{HANDLERS}:Pid", "model", "cpu", 1, (1,), wanted)
+    model = ProcessModel.start(config, instances=2)
+    try:
+        pids = model.pids
+        assert all(pid is not None for pid in pids)
+        placed = [os.sched_getaffinity(pid or 0) for pid in pids]
+    finally:
+        model.close()
+    assert placed == [set(cpus) for cpus in wanted]
+    assert os.sched_getaffinity(0) == set(allowed)  # The caller is left as it was.
 
 
 def test_signature_and_load_timings_come_from_the_process(mlp: ProcessModel) -> None:
