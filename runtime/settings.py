@@ -16,6 +16,7 @@ import argparse
 import math
 import os
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Final, Literal, TypeVar
 
@@ -63,7 +64,12 @@ class BatchingSettings(BaseModel):
         description="folder fetched models go to (default ~/.cache/inferstack/models)",
     )
     device: str = Field(default="auto", description="auto, cpu, cuda or cuda:N")
-    torch_threads: int = Field(default=0, ge=0, description="0: CPU budget minus one")
+    torch_threads: int = Field(
+        default=0,
+        ge=0,
+        description="0: the CPU budget less one per event loop that parses requests (one, or "
+        "serve's acceptors), at least 1",
+    )
     gil_switch_interval_us: int = Field(
         default=200,
         ge=20,
@@ -87,9 +93,17 @@ class BatchingSettings(BaseModel):
             raise ValueError(f"expected auto, cpu, cuda or cuda:N, got {value!r}")
         return value
 
-    def resolved_torch_threads(self) -> int:
-        """The intra-op thread count to use: the explicit setting, or CPU budget minus one."""
-        return self.torch_threads or max(1, cpu_budget() - 1)
+    def cpu_shares(self, cpus: int | None = None) -> CpuShares:
+        """How the CPU budget (`cpus`, else this process's `cpu_budget()`) is shared: one event
+        loop, the model's threads (`split_cpus`)."""
+        return split_cpus(
+            cpu_budget() if cpus is None else cpus, acceptors=1, torch_threads=self.torch_threads
+        )
+
+    def resolved_torch_threads(self, cpus: int | None = None) -> int:
+        """The intra-op thread count to use: the explicit setting, or what `cpu_shares` leaves
+        the model."""
+        return self.cpu_shares(cpus).torch_threads
 
     def batching(self, *, max_queue_size: int, request_timeout_s: float | None) -> BatcherConfig:
         """The batcher knobs with the queue bound and timeout the command decides."""
@@ -135,6 +149,31 @@ def cpu_budget(cpu_max: Path = CPU_MAX) -> int:
     except (OSError, ValueError):
         return available
     return available if quota is None else min(available, quota)
+
+
+@dataclass(frozen=True)
+class CpuShares:
+    """The CPU budget shared between the event loops that parse requests and the model."""
+
+    acceptors: int
+    """Event loops parsing HTTP and gRPC: the server process itself (1), or serve's acceptor
+    processes."""
+    torch_threads: int
+    """The model's intra-op threads (each model process's)."""
+
+
+def split_cpus(cpus: int, *, acceptors: int, torch_threads: int) -> CpuShares:
+    """The one rule that shares `cpus` between parsing and the model (0 for either: automatic).
+
+    Each event loop that parses requests takes a CPU and the model's automatic threads get the
+    rest, at least 1: `cpus - acceptors`. Automatic acceptors take what the model's threads
+    leave, at least 1: `cpus - torch_threads`; when both are automatic the model keeps one CPU
+    (one thread) and the acceptors the rest, so the two never count the same CPU twice. A set
+    value is kept as given, even past the budget: that is the operator's choice.
+    """
+    if acceptors == 0:
+        acceptors = max(1, cpus - (torch_threads or 1))
+    return CpuShares(acceptors, torch_threads or max(1, cpus - acceptors))
 
 
 def env_vars(model: type[BaseModel]) -> dict[str, str]:

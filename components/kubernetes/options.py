@@ -175,6 +175,12 @@ class KubernetesOptions(StrictModel):
     """CPU requested per GPU of a replica (no CPU limit: a quota would throttle batching)."""
     memory_per_gpu: str = "12Gi"
     """Memory requested and limited per GPU of a replica."""
+    acceptors: int | None = None
+    """Processes that parse HTTP and gRPC in each realtime pod, in front of its one model
+    (`inferstack serve --acceptors`, docs/runtime/server.md); each takes a CPU from the model's
+    automatic torch threads. None: the runtime's default, 1 (all in the server process, the
+    best measured on 2 CPUs). At least 1, up to the CPUs a replica requests: the pods set no CPU
+    limit, so the runtime's automatic count (0) would read the node's CPUs, not the pod's."""
     realtime_service_account_annotations: dict[str, str] = Field(default_factory=dict)
     """Annotations of the realtime pool's service account (it needs no cloud identity)."""
     batch_service_account_annotations: dict[str, str] = Field(default_factory=dict)
@@ -236,6 +242,17 @@ class KubernetesOptions(StrictModel):
                 parse_image(value)
             except ImageReferenceError as error:
                 raise ValueError(str(error)) from None
+        return value
+
+    @field_validator("acceptors")
+    @classmethod
+    def _acceptors(cls, value: int | None) -> int | None:
+        if value is not None and value < 1:
+            raise ValueError(
+                f"{value} acceptors: set 1 or more, up to the CPUs a replica requests "
+                "(cpu_per_gpu x GPUs), or leave it unset for the runtime's 1; automatic (0) "
+                "would count the node's CPUs, since the pods set no CPU limit"
+            )
         return value
 
     @field_validator("port", "grpc_port")

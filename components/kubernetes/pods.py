@@ -298,6 +298,7 @@ def realtime_container(
             "request_timeout_ms": None if timeout is None else decimal(timeout),
             "port": str(options.port),
             "grpc_port": str(options.grpc_port),
+            "acceptors": None if options.acceptors is None else str(options.acceptors),
             "drain_grace_s": str(drain),
         },
     )

@@ -29,7 +29,8 @@ ENV_PREFERRED_BATCH_SIZES: Final = "INFERSTACK_PREFERRED_BATCH_SIZES"
 ENV_MAX_QUEUE_DELAY_MS: Final = "INFERSTACK_MAX_QUEUE_DELAY_MS"
 ENV_ACCEPTORS: Final = "INFERSTACK_ACCEPTORS"
 """Processes that parse HTTP and gRPC on the same ports for the one model (1: the server
-process alone; 0: the CPU budget minus one for the model)."""
+process alone; 0: the CPU budget less the model's torch threads, or less one when those are
+automatic too; `runtime.settings.split_cpus`)."""
 ENV_MAX_QUEUE_SIZE: Final = "INFERSTACK_MAX_QUEUE_SIZE"
 ENV_REQUEST_TIMEOUT_MS: Final = "INFERSTACK_REQUEST_TIMEOUT_MS"
 """0 means no timeout."""
@@ -40,7 +41,8 @@ ENV_MODEL_CPUS: Final = "INFERSTACK_MODEL_CPUS"
 """`shared` (default): the kernel places every process; `own`: each model process is pinned to
 CPUs of its own and the server process to the rest (`inferstack serve`, one acceptor)."""
 ENV_TORCH_THREADS: Final = "INFERSTACK_TORCH_THREADS"
-"""0 means automatic: the CPU budget (cgroup quota or affinity) minus one for the event loop."""
+"""0 means automatic: the CPU budget (cgroup quota or affinity) less one per event loop that
+parses requests (serve's acceptors, else one), at least 1 (`runtime.settings.split_cpus`)."""
 ENV_GIL_SWITCH_INTERVAL_US: Final = "INFERSTACK_GIL_SWITCH_INTERVAL_US"
 """How long the event loop may keep the GIL while the batch thread (and, with the model on a
 thread, the model) waits for it."""
@@ -77,6 +79,7 @@ SERVE_SETTINGS: Final = frozenset(
         "model_cache",
         "port",
         "grpc_port",
+        "acceptors",
         "max_batch_size",
         "preferred_batch_sizes",
         "max_queue_delay_ms",

@@ -14,11 +14,19 @@ from pathlib import Path
 from typing import Any, Final, Literal
 
 from pydantic import Field, field_validator, model_validator
+from typing_extensions import override
 
 from inferstack.contract import sagemaker
 from inferstack.contract.pods import DEFAULT_GRPC_PORT, DEFAULT_PORT
 from inferstack.runtime.batcher import BatcherConfig
-from inferstack.runtime.settings import BatchingSettings, cpu_budget, env_vars, resolve
+from inferstack.runtime.settings import (
+    BatchingSettings,
+    CpuShares,
+    cpu_budget,
+    env_vars,
+    resolve,
+    split_cpus,
+)
 
 DEFAULT_BODY_BYTES_IN_FLIGHT: Final = 256 * 1024 * 1024
 """The in-flight body budget by default (when two of the largest bodies are not more): what a
@@ -46,8 +54,9 @@ class ServerSettings(BatchingSettings):
         default=1,
         ge=0,
         description="processes that accept and parse HTTP and gRPC requests on the same ports "
-        "(SO_REUSEPORT) for the one batcher and model (0: the CPU budget minus one for the "
-        "model, at least 1; 1: all in the server process)",
+        "(SO_REUSEPORT) for the one batcher and model (0: the CPU budget less torch_threads, "
+        "or less one when torch_threads is automatic too, at least 1; 1: all in the server "
+        "process)",
     )
     model_cpus: Literal["shared", "own"] = Field(
         default="shared",
@@ -120,9 +129,19 @@ class ServerSettings(BatchingSettings):
             )
         return self
 
-    def resolved_acceptors(self) -> int:
-        """The acceptor count in force: the setting, or the CPU budget minus one (the model's)."""
-        return self.acceptors or acceptors_for(cpu_budget())
+    @override
+    def cpu_shares(self, cpus: int | None = None) -> CpuShares:
+        """How the CPU budget (`cpus`, else this process's `cpu_budget()`) is shared between
+        the acceptors and the model's threads (`split_cpus`)."""
+        return split_cpus(
+            cpu_budget() if cpus is None else cpus,
+            acceptors=self.acceptors,
+            torch_threads=self.torch_threads,
+        )
+
+    def resolved_acceptors(self, cpus: int | None = None) -> int:
+        """The acceptor count in force: the setting, or what `cpu_shares` gives them."""
+        return self.cpu_shares(cpus).acceptors
 
     def body_budget(self, max_request_bytes: int) -> int:
         """The in-flight body budget in force for a body limit of `max_request_bytes`."""
@@ -136,11 +155,6 @@ class ServerSettings(BatchingSettings):
             max_queue_size=self.max_queue_size,
             request_timeout_s=self.request_timeout_ms / 1000 if self.request_timeout_ms else None,
         )
-
-
-def acceptors_for(cpus: int) -> int:
-    """Acceptor processes for `cpus` CPUs: one is left to the model process, at least one."""
-    return max(1, cpus - 1)
 
 
 ENV_VARS: Final[Mapping[str, str]] = env_vars(ServerSettings)
@@ -167,4 +181,4 @@ def resolve_settings(
     )
 
 
-__all__ = ["ENV_VARS", "ServerSettings", "acceptors_for", "resolve_settings"]
+__all__ = ["ENV_VARS", "ServerSettings", "resolve_settings"]

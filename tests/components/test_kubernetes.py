@@ -86,10 +86,11 @@ SCENARIOS = [
         batch__capacity={"spot": True, "fallback": "none"},
     ),
     # Request-rate demand, batch pool kept off spot, KEDA, the device plugin and
-    # kube-prometheus-stack installed by the component.
+    # kube-prometheus-stack installed by the component; two acceptors per realtime pod.
     _scenario(
         "ondemand",
         {
+            "acceptors": 2,
             "install_keda": True,
             "addons": {
                 "nvidia_device_plugin": {"install": True},
@@ -545,6 +546,7 @@ def test_every_container_env_resolves_through_the_settings_of_its_process(
     from inferstack.runtime.settings import env_vars
 
     seen = set()
+    acceptors: list[tuple[str, int]] = []
     for name, container in _containers(rendered):
         model, resolve = _process_settings(container)
         seen.add(model.__name__)
@@ -566,7 +568,12 @@ def test_every_container_env_resolves_through_the_settings_of_its_process(
         assert settings.preferred_batch_sizes == (
             tuple(int(size) for size in preferred.split(",")) if preferred else ()
         )
+        if model.__name__ == "ServerSettings":
+            acceptors.append((name, settings.acceptors))
     assert seen == {"ServerSettings", "WorkerSettings"}
+    # The option reaches the server when set; unset, the runtime's own default (1) stays.
+    assert ("ondemand-realtime", 2) in acceptors
+    assert {count for name, count in acceptors if name != "ondemand-realtime"} == {1}
 
 
 def test_the_worker_is_told_the_grace_its_pod_gets(rendered: Rendered) -> None:
@@ -774,6 +781,16 @@ def test_wrong_types_are_named_with_what_was_expected() -> None:
         "inferstack:kubernetes.queue: expected a mapping of options, got str",
         "inferstack:kubernetes.batch_placement.tolerations: expected a list, got dict",
     }
+
+
+def test_automatic_acceptors_are_refused_for_pods_without_a_cpu_limit() -> None:
+    with pytest.raises(SpecError) as raised:
+        parse_options({"acceptors": 0}, source="inferstack:kubernetes")
+    (problem,) = raised.value.problems
+    assert problem.path == "inferstack:kubernetes.acceptors"
+    assert "would count the node's CPUs" in str(problem)
+    assert parse_options({"acceptors": 4}, source="o").acceptors == 4
+    assert parse_options({}, source="o").acceptors is None
 
 
 def test_names_in_workload_identities_are_checked_when_read() -> None:

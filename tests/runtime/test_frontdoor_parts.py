@@ -26,7 +26,7 @@ from inferstack.runtime.frontdoor.acceptor import Acceptor
 from inferstack.runtime.frontdoor.remote import describe, rebuild
 from inferstack.runtime.frontdoor.shared import SharedState
 from inferstack.runtime.frontdoor.wire import Link, open_link, pack_arrays, unpack_arrays
-from inferstack.runtime.server.settings import ServerSettings, acceptors_for, resolve_settings
+from inferstack.runtime.server.settings import ServerSettings, resolve_settings
 from inferstack.runtime.settings import SettingsError, cpu_budget, cpu_quota
 
 # The kernel's documentation of cpu.max (Documentation/admin-guide/cgroup-v2.rst, "CPU" ->
@@ -73,7 +73,9 @@ def test_cpu_budget_is_the_quota_within_the_affinity_mask(tmp_path: Path):
 
 @pytest.mark.parametrize(("cpus", "acceptors"), [(1, 1), (2, 1), (3, 2), (16, 15)])
 def test_one_cpu_is_left_to_the_model_and_there_is_always_an_acceptor(cpus, acceptors):
-    assert acceptors_for(cpus) == acceptors
+    # Automatic acceptors beside automatic torch threads (the split's other cases:
+    # tests/runtime/test_settings.py).
+    assert ServerSettings(model="builtin://mlp", acceptors=0).resolved_acceptors(cpus) == acceptors
 
 
 def test_the_acceptors_setting_by_flag_or_environment():
@@ -88,7 +90,7 @@ def test_the_acceptors_setting_by_flag_or_environment():
     )
     assert by_flag.resolved_acceptors() == 2
     auto = ServerSettings(model="builtin://mlp", acceptors=0)
-    assert auto.resolved_acceptors() == acceptors_for(cpu_budget())
+    assert auto.resolved_acceptors() == max(1, cpu_budget() - 1)
     with pytest.raises(SettingsError, match="INFERSTACK_ACCEPTORS"):
         resolve_settings({"model": "builtin://mlp"}, environ={"INFERSTACK_ACCEPTORS": "-1"})
 

@@ -83,7 +83,38 @@ def test_unknown_config_key_lists_the_known_ones(tmp_path):
 def test_automatic_threads_leave_a_core_for_the_event_loop():
     settings = ServerSettings(model="builtin://mlp")
     assert settings.resolved_torch_threads() == max(1, cpu_budget() - 1)
+    assert settings.resolved_torch_threads(cpus=16) == 15
     assert ServerSettings(model="builtin://mlp", torch_threads=3).resolved_torch_threads() == 3
+    # The worker's settings: one event loop too.
+    assert BatchingSettings(model="builtin://mlp").resolved_torch_threads(cpus=16) == 15
+
+
+@pytest.mark.parametrize(
+    ("cpus", "acceptors", "torch_threads", "shares"),
+    [
+        (16, 1, 0, (1, 15)),  # The default: one process, the model the rest.
+        (16, 4, 0, (4, 12)),  # Each acceptor takes a CPU from the model's automatic threads.
+        (16, 16, 0, (16, 1)),  # At least one thread.
+        (16, 0, 0, (15, 1)),  # Both automatic: the model keeps one CPU, never a shared one.
+        (16, 0, 6, (10, 6)),  # Automatic acceptors take what the model's threads leave.
+        (16, 0, 16, (1, 16)),  # At least one acceptor.
+        (2, 0, 0, (1, 1)),
+        (1, 0, 0, (1, 1)),
+        (2, 3, 4, (3, 4)),  # Set values are kept, even past the budget.
+    ],
+)
+def test_the_cpu_budget_is_split_between_acceptors_and_torch_threads(
+    cpus, acceptors, torch_threads, shares
+):
+    settings = ServerSettings(
+        model="builtin://mlp", acceptors=acceptors, torch_threads=torch_threads
+    )
+    assert (
+        settings.resolved_acceptors(cpus=cpus),
+        settings.resolved_torch_threads(cpus=cpus),
+    ) == shares
+    if acceptors == torch_threads == 0:  # Both automatic: no CPU is counted twice.
+        assert sum(shares) <= max(cpus, 2)
 
 
 def test_gil_switch_interval_is_a_setting_with_bounds(tmp_path):
