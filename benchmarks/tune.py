@@ -81,6 +81,9 @@ def measure(flags: list[str]) -> dict[str, Any]:
         "means": {
             s["scenario"]: s["mean_over_seeds"] for s in doc["scenarios"] if "mean_over_seeds" in s
         },
+        # At the competent default's attainment (searched there since the versus search; an
+        # older commit's document has no "searched").
+        "versus": doc.get("versus_competent_default"),
     }
 
 
@@ -95,6 +98,26 @@ def _row(name: str, side: dict[str, Any]) -> str:
         f"  {name:<8} {side['wall_s']:7.1f} s wall  {cpu:7.1f} s CPU "
         f"({side['cpu_s']:.1f} main + {side['workers_cpu_s']:.1f} workers)  load "
         f"{side['load'][0]:.1f} -> {side['load'][1]:.1f}  {side['simulations']} simulations"
+    )
+
+
+def _versus(row: dict[str, Any] | None) -> str:
+    """The cheapest configuration at the competent default's attainment, against it."""
+    if not row:
+        return "versus the competent default: -"
+    competent = row["competent_default"]
+    head = (
+        f"versus the competent default ({competent['slo_attainment']:.4%} at "
+        f"${competent['monthly_usd']:,.0f}): "
+    )
+    how = {True: "searched", False: "not searched", None: "read from the nines' runs"}[
+        row.get("searched")
+    ]
+    if not row["found"]:
+        return head + f"none found ({how})"
+    return head + (
+        f"${row['monthly_usd']:,.0f} at {row['slo_attainment']:.4%} "
+        f"(saves ${row['saving_usd']:,.0f}; {how})"
     )
 
 
@@ -137,6 +160,8 @@ def main() -> int:
     after = sides["after"]
     for level, usd, share in after["frontier"]:
         print(f"    {level:g}%: ${usd:,.0f}/month ({share:.4%})" if usd else f"    {level:g}%: -")
+    for name, side in sides.items():
+        print(f"  {name:<8} {_versus(side.get('versus'))}")
     if "before" in sides:
         before = sides["before"]
         cpu = [s["cpu_s"] + s["workers_cpu_s"] for s in (before, after)]

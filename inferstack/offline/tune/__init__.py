@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from inferstack.offline.tune.knobs import Candidate, Knob
 from inferstack.offline.tune.search import Outcome, Search
-from inferstack.offline.tune.tuner import NINES, Problem, Result, problem, tune
+from inferstack.offline.tune.tuner import NINES, Problem, Result, Versus, problem, tune
 
 __all__ = [
     "NINES",
@@ -19,6 +19,7 @@ __all__ = [
     "Problem",
     "Result",
     "Search",
+    "Versus",
     "problem",
     "tune",
 ]

@@ -117,6 +117,10 @@ class Search:
         self._started: dict[Key, Future[Outcome | None]] = {}
         """Runs handed to the pool and not yet asked for by the search."""
 
+    def log(self, line: str) -> None:
+        """A progress line, where the search writes its own."""
+        self._log(line)
+
     @property
     def runs(self) -> int:
         """Simulations run so far."""

@@ -153,11 +153,20 @@ def test_the_cheapest_at_the_competent_defaults_attainment_is_reported(written):
         if mean["slo_attainment"] >= competent["slo_attainment"]:
             assert row["monthly_usd"] <= mean["monthly_usd"] + 0.01
     assert row["candidates"] >= 2
+    # Searched at the competent default's level, unless a nine's answer already meets it for
+    # less (then that nine is named).
+    if row["searched"]:
+        assert row["covered_by"] is None
+    else:
+        nine = next(r for r in document["frontier"] if r["attainment_target"] == row["covered_by"])
+        assert nine["slo_attainment"] >= competent["slo_attainment"]
+        assert nine["monthly_usd"] < competent["monthly_usd"]
     # The text says the same, with the competent default beside it.
     text = _text(document)
     line = next(line for line in text.splitlines() if "Against the competent default" in line)
     assert f"{competent['slo_attainment']:.4%}" in line
     assert f"${row['monthly_usd']:,.0f}/month ({row['slo_attainment']:.4%}" in line
+    assert ("; searched at that level" in line) == row["searched"]
 
 
 def test_plot_draws_the_price_of_each_nine(written):
