@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import inspect
+import os
 from collections.abc import Callable
 from pathlib import Path
 
@@ -126,3 +127,97 @@ def test_a_tail_the_model_has_throughout_stays_in_the_p99(monkeypatch: pytest.Mo
     # Every 20th call takes 15 ms: 5 % of calls, in every part of the run.
     point = _timed(monkeypatch, lambda call: 0.015 if call % 20 == 19 else 0.010)
     assert point.latency_ms.p99 == 15.0
+
+
+class _ThrottledCore:
+    """`time` for the profiler on a core under the kernel's real-time limit.
+
+    Real-time work gets `runtime` seconds of every `period`; a task that used it is stopped
+    until the period ends, and each period's end takes `runtime` off what was used (as
+    sched_rt_runtime_us does). Only `run` (the model's compute) and `sleep` move the clock.
+    """
+
+    def __init__(self, runtime: float, period: float) -> None:
+        self.runtime, self.period = runtime, period
+        self.now, self.used, self.index = 0.0, 0.0, 0
+        self.stalls = 0
+
+    def perf_counter(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.now += seconds
+        self._replenish()
+
+    def run(self, seconds: float) -> None:
+        while seconds > 0:
+            self._replenish()
+            end = (self.index + 1) * self.period
+            if self.used >= self.runtime:
+                self.now, self.stalls = end, self.stalls + 1  # throttled
+                continue
+            step = min(seconds, self.runtime - self.used, end - self.now)
+            self.now = end if step == end - self.now else self.now + step
+            self.used += step
+            seconds -= step
+
+    def _replenish(self) -> None:
+        index = int(self.now // self.period)
+        if index > self.index:
+            self.used = max(0.0, self.used - (index - self.index) * self.runtime)
+            self.index = index
+
+
+class _ComputeModel:
+    """A CPU-bound model: each call computes `seconds` on `core`."""
+
+    def __init__(self, core: _ThrottledCore, seconds: float) -> None:
+        self.core, self.seconds = core, seconds
+
+    def example_inputs(self, batch_size: int) -> dict[str, np.ndarray]:
+        return {"input": np.zeros((batch_size, 1), np.float32)}
+
+    def predict_batch(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        self.core.run(self.seconds)
+        return inputs
+
+
+def test_under_the_real_time_limit_timing_in_bursts_keeps_the_kernels_stalls_out_of_the_p99(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # The demo MLP at batch 8 under SCHED_FIFO: 20 ms a call, on a core where the kernel stops
+    # real-time tasks for the last 50 ms of each second (950 ms of 1 s, the default limit).
+    core = _ThrottledCore(runtime=0.95, period=1.0)
+    monkeypatch.setattr(profiler, "time", core)
+    model = _ComputeModel(core, 0.020)
+    # One continuous loop (as before): the stall lands in a call every second, in every part.
+    continuous = profiler._time_batch(model, 8, seconds=5.0)  # type: ignore[arg-type]
+    assert core.stalls >= 5
+    assert continuous.latency_ms.p99 > 40.0
+    core.stalls = 0
+    budget = profiler.RtBudget(runtime_s=0.95, period_s=1.0)
+    bursts = profiler._time_batch(model, 8, seconds=5.0, budget=budget)  # type: ignore[arg-type]
+    assert core.stalls == 0
+    assert bursts.latency_ms.p50 == 20.0
+    assert bursts.latency_ms.p99 == 20.0
+
+
+def test_the_real_time_limit_is_read_from_the_kernel_only_for_a_real_time_process(
+    tmp_path: Path,
+) -> None:
+    (tmp_path / "sched_rt_runtime_us").write_text("950000\n")
+    (tmp_path / "sched_rt_period_us").write_text("1000000\n")
+    budget = profiler.rt_budget(tmp_path, policy=os.SCHED_FIFO)
+    assert budget == profiler.RtBudget(runtime_s=0.95, period_s=1.0)
+    assert budget is not None
+    assert budget.burst_s == pytest.approx(0.2375)
+    # Half the runtime's share: 950 ms of timing per 2 s, whatever the pauses' lengths.
+    assert 1.0 / (1.0 + budget.pause_s(1.0)) == pytest.approx(0.475)
+    assert profiler.rt_budget(tmp_path, policy=os.SCHED_RR) == budget
+    assert profiler.rt_budget(tmp_path, policy=os.SCHED_OTHER) is None
+    (tmp_path / "sched_rt_runtime_us").write_text("500000\n")
+    assert profiler.rt_budget(tmp_path, policy=os.SCHED_FIFO) == profiler.RtBudget(0.5, 1.0)
+    # No limit set, or none readable: the fair deadline server's 50 ms of each second still is.
+    (tmp_path / "sched_rt_runtime_us").write_text("-1\n")
+    assert profiler.rt_budget(tmp_path, policy=os.SCHED_FIFO) == budget
+    assert profiler.rt_budget(tmp_path / "absent", policy=os.SCHED_FIFO) == budget
