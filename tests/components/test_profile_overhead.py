@@ -11,7 +11,7 @@ import pytest
 from inferstack.errors import SpecError
 from inferstack.offline.simulate.inputs import compute_model
 from inferstack.profile import PROFILE_FORMAT_VERSION, parse_profile
-from inferstack.runtime.server_overhead import fit_line
+from inferstack.runtime.server_overhead import PARTS, fit_line, part_cycles_ms
 from tests.components.factories import PROFILE
 
 OVERHEAD: dict[str, Any] = {
@@ -65,10 +65,38 @@ def test_the_replica_adds_the_overhead_to_every_batch_size() -> None:
         ([(1, 1.1), (8, 1.8), (32, 4.2)], (1.0, 0.1)),
         ([(1, 2.0)], (2.0, 0.0)),
         ([(1, 3.0), (32, 1.0)], (2.0, 0.0)),  # falls with b: all of it per batch
-        ([(1, -0.5), (32, 3.2)], (0.0, 3.2 * 32 / (1 + 32 * 32) - 0.5 / (1 + 32 * 32))),
+        # Below zero at b=0: through the origin, the larger size's overhead per request.
+        ([(1, -0.5), (32, 3.2)], (0.0, 0.1)),
     ],
 )
 def test_the_fit_is_a_non_negative_line(
     points: list[tuple[int, float]], expected: tuple[float, float]
 ) -> None:
     assert fit_line(points) == pytest.approx(expected, abs=1e-9)
+
+
+def test_one_size_off_the_line_does_not_tilt_the_fit() -> None:
+    """A stall while one size was measured: least squares read 0.92 + 0.030 b (0.1 ms high at
+    b=32, 0.4 ms at b=1)."""
+    sizes = (1, 4, 8, 16, 32)
+    points = [(b, 0.5 + 0.04 * b + (1.5 if b == 8 else 0.0)) for b in sizes]
+    per_batch, per_request = fit_line(points)
+    assert (per_batch, per_request) == pytest.approx((0.5, 0.04), abs=1e-9)
+    assert per_batch + 32 * per_request == pytest.approx(0.5 + 0.04 * 32, abs=1e-9)
+
+
+def test_each_part_is_timed_from_the_end_of_the_batch_before_it() -> None:
+    # 10 ms batches, one 60-ms stall inside the third part: only that part's cycle moves.
+    gaps = [0.010] * (PARTS * 4)
+    gaps[9] += 0.060
+    ends = np.concatenate([[100.0], 100.0 + np.cumsum(gaps)])
+    cycles = part_cycles_ms(list(ends))
+    assert len(cycles) == PARTS
+    assert cycles[2] == pytest.approx(10.0 + 60.0 / 4)
+    assert [c for i, c in enumerate(cycles) if i != 2] == pytest.approx([10.0] * (PARTS - 1))
+    assert float(np.median(cycles)) == pytest.approx(10.0)
+
+
+def test_too_few_batch_ends_for_the_parts_are_refused() -> None:
+    with pytest.raises(ValueError, match="cannot make"):
+        part_cycles_ms([0.0] * PARTS)
