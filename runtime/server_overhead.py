@@ -19,7 +19,7 @@ off its line does not tilt it. (Three intervals, each started idle, and a least-
 through three sizes put the fixed-time model's b=32 overhead 0.9 ms apart in two quiet runs.)
 
 Why not the server's own compute histogram instead of the profile's p50: inside the server the
-model's batch reads longer (the fixed-time model's b=32 batch about 0.6 ms over the profile's
+model's batch reads longer (the fixed-time model's b=32 batch 0.6 to 0.8 ms over the profile's
 p50), most likely the worker thread that waits on the model waiting for the GIL while the event
 loop decodes the next batch. Whatever it is, the server adds it, and the simulator adds the
 overhead to the profile's compute, so it belongs in the overhead.
