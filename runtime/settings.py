@@ -70,6 +70,13 @@ class BatchingSettings(BaseModel):
         description="0: the CPU budget less one per event loop that parses requests (one, or "
         "serve's acceptors), at least 1",
     )
+    cpus: int = Field(
+        default=0,
+        ge=0,
+        description="the CPU budget (0: this process's cgroup quota, else its affinity mask); a "
+        "Kubernetes pod passes its container's CPU request here, since a request sets no quota; "
+        "the smaller of this and the detected CPUs counts",
+    )
     gil_switch_interval_us: int = Field(
         default=200,
         ge=20,
@@ -93,11 +100,23 @@ class BatchingSettings(BaseModel):
             raise ValueError(f"expected auto, cpu, cuda or cuda:N, got {value!r}")
         return value
 
+    def cpu_budget_in_force(self, detected: int | None = None) -> int:
+        """The CPUs this process shares out: the `cpus` setting when set, capped by the CPUs
+        detected (`detected`, else this process's `cpu_budget()`: its cgroup quota or affinity
+        mask), which is the budget when `cpus` is 0.
+
+        Capped because the kernel enforces the quota and the mask, and threads past them only
+        queue for the same CPUs; a pod's CPU request (what `cpus` carries there) enforces
+        nothing, so without it a pod with no CPU limit would count every CPU of its node.
+        """
+        available = cpu_budget() if detected is None else detected
+        return min(self.cpus, available) if self.cpus else available
+
     def cpu_shares(self, cpus: int | None = None) -> CpuShares:
-        """How the CPU budget (`cpus`, else this process's `cpu_budget()`) is shared: one event
-        loop, the model's threads (`split_cpus`)."""
+        """How the CPU budget (`cpu_budget_in_force(cpus)`; `cpus` the detected CPUs, for
+        tests) is shared: one event loop, the model's threads (`split_cpus`)."""
         return split_cpus(
-            cpu_budget() if cpus is None else cpus, acceptors=1, torch_threads=self.torch_threads
+            self.cpu_budget_in_force(cpus), acceptors=1, torch_threads=self.torch_threads
         )
 
     def resolved_torch_threads(self, cpus: int | None = None) -> int:

@@ -43,6 +43,10 @@ CPUs of its own and the server process to the rest (`inferstack serve`, one acce
 ENV_TORCH_THREADS: Final = "INFERSTACK_TORCH_THREADS"
 """0 means automatic: the CPU budget (cgroup quota or affinity) less one per event loop that
 parses requests (serve's acceptors, else one), at least 1 (`runtime.settings.split_cpus`)."""
+ENV_CPUS: Final = "INFERSTACK_CPUS"
+"""The CPU budget the runtime shares between parsing and the model's torch threads (0: the cgroup
+quota, else the affinity mask; set, the smaller of the two counts). The Kubernetes pods fill it
+from the container's CPU request through the Downward API, since a request sets no quota."""
 ENV_GIL_SWITCH_INTERVAL_US: Final = "INFERSTACK_GIL_SWITCH_INTERVAL_US"
 """How long the event loop may keep the GIL while the batch thread (and, with the model on a
 thread, the model) waits for it."""
@@ -80,6 +84,7 @@ SERVE_SETTINGS: Final = frozenset(
         "port",
         "grpc_port",
         "acceptors",
+        "cpus",
         "max_batch_size",
         "preferred_batch_sizes",
         "max_queue_delay_ms",
@@ -95,6 +100,7 @@ WORK_SETTINGS: Final = frozenset(
     {
         "model_sha256",
         "model_cache",
+        "cpus",
         "max_batch_size",
         "preferred_batch_sizes",
         "max_queue_delay_ms",

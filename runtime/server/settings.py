@@ -22,7 +22,6 @@ from inferstack.runtime.batcher import BatcherConfig
 from inferstack.runtime.settings import (
     BatchingSettings,
     CpuShares,
-    cpu_budget,
     env_vars,
     resolve,
     split_cpus,
@@ -131,10 +130,10 @@ class ServerSettings(BatchingSettings):
 
     @override
     def cpu_shares(self, cpus: int | None = None) -> CpuShares:
-        """How the CPU budget (`cpus`, else this process's `cpu_budget()`) is shared between
-        the acceptors and the model's threads (`split_cpus`)."""
+        """How the CPU budget (`cpu_budget_in_force(cpus)`; `cpus` the detected CPUs, for
+        tests) is shared between the acceptors and the model's threads (`split_cpus`)."""
         return split_cpus(
-            cpu_budget() if cpus is None else cpus,
+            self.cpu_budget_in_force(cpus),
             acceptors=self.acceptors,
             torch_threads=self.torch_threads,
         )
