@@ -93,6 +93,18 @@ class BatchingSettings(BaseModel):
     )
     log_level: Literal["debug", "info", "warning", "error"] = "info"
 
+    @field_validator("cpus", mode="before")
+    @classmethod
+    def _whole_cpus(cls, value: object) -> object:
+        # Said here, not by pydantic's int message: the fix (whole CPUs; in a pod, divisor 1).
+        text = str(value).strip()
+        if isinstance(value, bool) or not text.isdigit():
+            raise ValueError(
+                f"expected whole CPUs (0: detect from the cgroup quota or affinity), got "
+                f"{value!r}; from a pod's CPU request use resourceFieldRef with divisor 1"
+            )
+        return int(text)
+
     @field_validator("device")
     @classmethod
     def _device(cls, value: str) -> str:

@@ -18,6 +18,7 @@ from inferstack.runtime.tensors import (
     json_request_bytes,
 )
 from inferstack.runtime.worker.settings import WorkerSettings
+from inferstack.runtime.worker.settings import resolve_settings as resolve_worker
 
 
 def test_every_setting_has_a_constant_in_the_dependency_free_env_names_module():
@@ -115,6 +116,42 @@ def test_the_cpu_budget_is_split_between_acceptors_and_torch_threads(
     ) == shares
     if acceptors == torch_threads == 0:  # Both automatic: no CPU is counted twice.
         assert sum(shares) <= max(cpus, 2)
+
+
+def test_the_cpus_setting_is_the_budget_over_the_nodes_cpus():
+    """A Kubernetes pod with a CPU request and no limit has no quota: the runtime's detection
+    sees the node (48 CPUs here). INFERSTACK_CPUS (the request, through the Downward API) is
+    the budget instead, for both processes; the detected CPUs still cap it."""
+    serve = resolve_settings({"model": "builtin://mlp"}, environ={env_names.ENV_CPUS: "3"})
+    work = resolve_worker(
+        {"model": "builtin://mlp", "queue": "sqs://jobs", "results": "s3://r/out"},
+        environ={env_names.ENV_CPUS: "3"},
+    )
+    assert serve.cpus == work.cpus == 3
+    assert serve.cpu_budget_in_force(48) == work.cpu_budget_in_force(48) == 3
+    assert serve.resolved_torch_threads(cpus=48) == work.resolved_torch_threads(cpus=48) == 2
+    automatic = serve.model_copy(update={"acceptors": 0})
+    assert (automatic.resolved_acceptors(cpus=48), automatic.resolved_torch_threads(cpus=48)) == (
+        2,
+        1,
+    )
+    # A quota (or affinity mask) smaller than the request is what the kernel enforces.
+    assert serve.resolved_torch_threads(cpus=2) == 1
+    assert serve.cpu_budget_in_force(2) == 2
+    # Unset (0, what the Downward API gives a container without a request): detection.
+    unset = resolve_settings({"model": "builtin://mlp"}, environ={})
+    assert unset.cpus == 0
+    assert unset.cpu_budget_in_force(48) == 48
+    assert unset.resolved_torch_threads(cpus=48) == 47
+
+
+@pytest.mark.parametrize("value", ["-1", "2.5", "500m", "three"])
+def test_a_bad_cpus_value_names_the_variable(value):
+    with pytest.raises(SettingsError, match=env_names.ENV_CPUS) as raised:
+        resolve_settings({"model": "builtin://mlp"}, environ={env_names.ENV_CPUS: value})
+    assert value in str(raised.value)
+    assert "whole CPUs" in str(raised.value)
+    assert "divisor 1" in str(raised.value)
 
 
 def test_gil_switch_interval_is_a_setting_with_bounds(tmp_path):
