@@ -213,8 +213,30 @@ def _model_values(spec: InferenceServiceSpec) -> dict[str, str | None]:
     }
 
 
+def cpu_request_env(container_name: str) -> Manifest:
+    """`INFERSTACK_CPUS` from the container's CPU request, through the Downward API.
+
+    The pods request CPU without a limit (no quota), so the runtime would otherwise count every
+    CPU of the node. `resourceFieldRef` with divisor 1 gives the request in whole CPUs, rounded
+    up (Kubernetes docs, "Expose Pod Information to Containers Through Environment Variables";
+    kubelet: `convertResourceCPUToString`, math.Ceil of millicores over the divisor's).
+    """
+    return {
+        "name": runtime_env.ENV_CPUS,
+        "valueFrom": {
+            "resourceFieldRef": {
+                "containerName": container_name,
+                "resource": "requests.cpu",
+                "divisor": "1",
+            }
+        },
+    }
+
+
 def _container_env(process: frozenset[str], values: Mapping[str, str | None]) -> list[Manifest]:
-    """Env vars of one runtime process, from its setting names (`runtime_env.*_SETTINGS`).
+    """Env vars of one runtime process, from its setting names (`runtime_env.*_SETTINGS`), and
+    its CPU budget from the container's CPU request (`cpu_request_env`; both containers request
+    CPU, see `_resources`).
 
     Refuses a setting the process does not read, so a variable no process reads cannot be
     written (the batch pod once carried two).
@@ -229,7 +251,7 @@ def _container_env(process: frozenset[str], values: Mapping[str, str | None]) ->
         for setting, value in values.items()
         if value is not None
     ]
-    return [*env, {"name": "HOME", "value": "/tmp"}]
+    return [*env, cpu_request_env(CONTAINER_NAME), {"name": "HOME", "value": "/tmp"}]
 
 
 def _batching_values(spec: InferenceServiceSpec, max_batch: int) -> dict[str, str | None]:
@@ -445,6 +467,7 @@ __all__ = [
     "SPOT_NODE_LABELS",
     "WORKER_PORT_NAME",
     "container",
+    "cpu_request_env",
     "decimal",
     "gpu_toleration",
     "hardened_container_security",

@@ -8,6 +8,7 @@ the KEDA CRDs, then check the behaviour each mechanism promises.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -27,7 +28,7 @@ from inferstack.components.kubernetes.options import (
     QueueBinding,
     parse_options,
 )
-from inferstack.components.kubernetes.pods import SPOT_NODE_LABELS
+from inferstack.components.kubernetes.pods import SPOT_NODE_LABELS, cpu_request_env
 from inferstack.components.planning.sizing import size_service
 from inferstack.contract import metrics as metric_names
 from inferstack.contract.clouds import INTERRUPTION_NOTICE_SECONDS
@@ -41,6 +42,7 @@ from inferstack.contract.labels import (
 from inferstack.errors import SpecError
 from inferstack.offline.capture import Capture, CapturedResource
 from tests.components import schemas
+from tests.components.downward import cpu_millis, resolved_env
 from tests.components.factories import PROFILE, make_profile, spec_data
 from tests.components.netpol import Peer, allows
 from tests.components.scenarios import capture_scenarios
@@ -520,7 +522,7 @@ def test_realtime_probes_and_drain_follow_the_sizing(rendered: Rendered) -> None
     assert container["livenessProbe"]["httpGet"]["path"] == "/v2/health/live"
     assert pod["terminationGracePeriodSeconds"] == sizing.termination_grace_seconds.value
     pre_stop = container["lifecycle"]["preStop"]["sleep"]["seconds"]
-    env = {item["name"]: item["value"] for item in container["env"]}
+    env = resolved_env(container)
     assert pre_stop + float(env["INFERSTACK_DRAIN_GRACE_S"]) < pod["terminationGracePeriodSeconds"]
     assert "replicas" not in deployment["spec"]  # KEDA owns the count
 
@@ -550,7 +552,7 @@ def test_every_container_env_resolves_through_the_settings_of_its_process(
     for name, container in _containers(rendered):
         model, resolve = _process_settings(container)
         seen.add(model.__name__)
-        env = {item["name"]: item["value"] for item in container["env"]}
+        env = resolved_env(container)
         unknown = {key for key in env if key.startswith("INFERSTACK_")} - set(
             env_vars(model).values()
         )
@@ -568,6 +570,9 @@ def test_every_container_env_resolves_through_the_settings_of_its_process(
         assert settings.preferred_batch_sizes == (
             tuple(int(size) for size in preferred.split(",")) if preferred else ()
         )
+        # The CPU request, whole CPUs rounded up, is the runtime's budget (no quota in a pod).
+        request = container["resources"]["requests"]["cpu"]
+        assert settings.cpus == math.ceil(cpu_millis(request) / 1000) >= 1, (name, request)
         if model.__name__ == "ServerSettings":
             acceptors.append((name, settings.acceptors))
     assert seen == {"ServerSettings", "WorkerSettings"}
@@ -576,16 +581,47 @@ def test_every_container_env_resolves_through_the_settings_of_its_process(
     assert {count for name, count in acceptors if name != "ondemand-realtime"} == {1}
 
 
+def test_every_runtime_container_passes_its_cpu_request_as_the_cpu_budget(
+    rendered: Rendered,
+) -> None:
+    """The pods request CPU with no CPU limit, so no cgroup quota bounds the runtime: without
+    INFERSTACK_CPUS it counts the node's CPUs (~47 torch threads on a 48-core node). The
+    Downward API passes the container's request instead: `resourceFieldRef` naming the
+    container, `requests.cpu`, divisor 1 (whole CPUs, rounded up) - the form of the Kubernetes
+    docs' "Expose Pod Information to Containers Through Environment Variables"
+    (https://kubernetes.io/docs/tasks/configure-pod-container/environment-variable-expose-pod-information/,
+    `dapi-envars-container.yaml`); the divisor's rounding up is the kubelet's
+    `convertResourceCPUToString` (see tests/components/downward.py)."""
+    containers = list(_containers(rendered))
+    assert {container["command"][1] for _name, container in containers} == {"serve", "work"}
+    for name, container in containers:
+        assert "cpu" not in container["resources"].get("limits", {}), name
+        (item,) = [item for item in container["env"] if item["name"] == "INFERSTACK_CPUS"]
+        assert item == {
+            "name": "INFERSTACK_CPUS",
+            "valueFrom": {
+                "resourceFieldRef": {
+                    "containerName": container["name"],
+                    "resource": "requests.cpu",
+                    "divisor": "1",
+                }
+            },
+        }, name
+    # A fractional request is rounded up, as the kubelet does.
+    fractional = {"name": "c", "resources": {"requests": {"cpu": "1500m"}}}
+    assert resolved_env({**fractional, "env": [cpu_request_env("c")]}) == {"INFERSTACK_CPUS": "2"}
+
+
 def test_the_worker_is_told_the_grace_its_pod_gets(rendered: Rendered) -> None:
     pod = _pod_spec(rendered.one("full", "Deployment", "full-batch"))
-    env = {item["name"]: item["value"] for item in pod["containers"][0]["env"]}
+    env = resolved_env(pod["containers"][0])
     assert float(env["INFERSTACK_SIGTERM_GRACE_S"]) == pod["terminationGracePeriodSeconds"]
 
 
 def test_runtime_settings_come_from_the_spec_under_the_runtime_names(rendered: Rendered) -> None:
     spec = next(s for s in SCENARIOS if s["spec"]["name"] == "full")["spec"]
     container = _pod_spec(rendered.one("full", "Deployment", "full-realtime"))["containers"][0]
-    env = {item["name"]: item["value"] for item in container["env"]}
+    env = resolved_env(container)
     assert env["INFERSTACK_MODEL"] == spec["model"]["uri"]
     assert env["INFERSTACK_MAX_QUEUE_DELAY_MS"] == "5"
     assert env["INFERSTACK_MAX_BATCH_SIZE"] == str(_sizing("full").realtime.batch_size.value)

@@ -20,6 +20,7 @@ from inferstack.profile import Profile, parse_profile
 from inferstack.runtime.server.settings import ServerSettings
 from inferstack.runtime.settings import resolve
 from inferstack.runtime.worker.settings import WorkerSettings
+from tests.components.downward import resolved_env
 from tests.components.factories import PROFILE, make_spec, spec_data
 from tests.components.schemas import validate_kubernetes
 from tests.components.test_spec import assert_one_problem, problems_of
@@ -152,7 +153,7 @@ def test_a_fetched_model_gets_its_cache_volume_digest_and_folder_in_every_pool()
         validate_kubernetes(manifest)
         pod = manifest["spec"]["template"]["spec"]
         (container,) = pod["containers"]
-        env = {item["name"]: item["value"] for item in container["env"]}
+        env = resolved_env(container)
         assert env[ENV_MODEL_SHA256] == DIGEST
         assert env[ENV_MODEL_CACHE] == MODEL_CACHE_MOUNT
         assert {"name": "model-cache", "emptyDir": {}} in pod["volumes"]
