@@ -179,8 +179,9 @@ class KubernetesOptions(StrictModel):
     """Processes that parse HTTP and gRPC in each realtime pod, in front of its one model
     (`inferstack serve --acceptors`, docs/runtime/server.md); each takes a CPU from the model's
     automatic torch threads. None: the runtime's default, 1 (all in the server process, the
-    best measured on 2 CPUs). At least 1, up to the CPUs a replica requests: the pods set no CPU
-    limit, so the runtime's automatic count (0) would read the node's CPUs, not the pod's."""
+    best measured on 2 CPUs). 0: automatic, counted from the CPUs the replica requests (the pods
+    set no CPU limit, and pass their request to the runtime as INFERSTACK_CPUS): the request
+    less one CPU for the model."""
     realtime_service_account_annotations: dict[str, str] = Field(default_factory=dict)
     """Annotations of the realtime pool's service account (it needs no cloud identity)."""
     batch_service_account_annotations: dict[str, str] = Field(default_factory=dict)
@@ -247,11 +248,11 @@ class KubernetesOptions(StrictModel):
     @field_validator("acceptors")
     @classmethod
     def _acceptors(cls, value: int | None) -> int | None:
-        if value is not None and value < 1:
+        if value is not None and value < 0:
             raise ValueError(
                 f"{value} acceptors: set 1 or more, up to the CPUs a replica requests "
-                "(cpu_per_gpu x GPUs), or leave it unset for the runtime's 1; automatic (0) "
-                "would count the node's CPUs, since the pods set no CPU limit"
+                "(cpu_per_gpu x GPUs), 0 for automatic (from the request), or leave it unset "
+                "for the runtime's 1"
             )
         return value
 

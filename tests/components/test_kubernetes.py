@@ -819,12 +819,15 @@ def test_wrong_types_are_named_with_what_was_expected() -> None:
     }
 
 
-def test_automatic_acceptors_are_refused_for_pods_without_a_cpu_limit() -> None:
+def test_acceptors_are_counted_or_automatic_from_the_cpu_request() -> None:
+    """Automatic (0) is allowed: the pods pass their CPU request as INFERSTACK_CPUS, so the
+    runtime counts the request, not the node's CPUs (it was refused before they did)."""
     with pytest.raises(SpecError) as raised:
-        parse_options({"acceptors": 0}, source="inferstack:kubernetes")
+        parse_options({"acceptors": -1}, source="inferstack:kubernetes")
     (problem,) = raised.value.problems
     assert problem.path == "inferstack:kubernetes.acceptors"
-    assert "would count the node's CPUs" in str(problem)
+    assert "0 for automatic (from the request)" in str(problem)
+    assert parse_options({"acceptors": 0}, source="o").acceptors == 0
     assert parse_options({"acceptors": 4}, source="o").acceptors == 4
     assert parse_options({}, source="o").acceptors is None
 
