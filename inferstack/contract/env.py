@@ -41,9 +41,9 @@ ENV_MODEL_CPUS: Final = "INFERSTACK_MODEL_CPUS"
 """`shared` (default): the kernel places every process; `own`: each model process is pinned to
 CPUs of its own and the server process to the rest (`inferstack serve`, one acceptor)."""
 ENV_TORCH_THREADS: Final = "INFERSTACK_TORCH_THREADS"
-"""0 means automatic: the CPU budget (`INFERSTACK_CPUS`, capped by the cgroup quota or affinity;
-else those) less one per event loop that
-parses requests (serve's acceptors, else one), at least 1 (`runtime.settings.split_cpus`)."""
+"""0 means automatic: the CPU budget (`INFERSTACK_CPUS` capped by the cgroup quota or affinity,
+else those alone) less one per event loop that parses requests (serve's acceptors, else one), at
+least 1 (`runtime.settings.split_cpus`)."""
 ENV_CPUS: Final = "INFERSTACK_CPUS"
 """The CPU budget the runtime shares between parsing and the model's torch threads (0: the cgroup
 quota, else the affinity mask; set, the smaller of the two counts). The Kubernetes pods fill it
