@@ -149,7 +149,7 @@ def _send_arrays(conn: Connection, sock: socket.socket, tag: str, arrays: object
         conn.send((tag, header, None))
         for value in contiguous.values():
             if value.nbytes:
-                sock.sendall(value.reshape(-1).view(np.uint8))
+                sock.sendall(value.reshape(-1).view(np.uint8).data)
     else:
         conn.send((tag, None, arrays))
 
