@@ -48,9 +48,10 @@ Where the CPU went (`host_cpu.py`): during the capacity run and each step, the h
 split into the servers (with their model processes), the client and other tenants, and the
 servers' CPU milliseconds per answer.
 
-Not modelled by the simulator (what the remaining error is made of): the event loops of
-several replicas sharing cores with each other and the client (the profile measured one server
-at a time), the extra work of refusing requests above capacity, the variance
+Not modelled by the simulator (what the remaining error is made of): the processes of several
+replicas taking turns on the cores with each other and the client (the profile measured one
+server at a time; the cores were about half busy at 90 % with two replicas, so it is the turns,
+not a CPU budget), the extra work of refusing requests above capacity, the variance
 of the server path around its fitted line, TCP and connection effects, and, for a CPU-bound
 model, compute that slows when the server and the client take the core.
 
