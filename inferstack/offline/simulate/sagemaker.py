@@ -49,6 +49,16 @@ since the last scaling activity.
 
 The HPA the KEDA scaler carries is unused here; its floor sits above any count so that the fast
 mode's quiet planner (which predicts the HPA) never skips SageMaker's datapoints.
+
+The competent default on SageMaker (`competent_realtime`, `competent_batch`) runs these loops
+too, not KEDA's: a team that knows SageMaker's autoscaling and keeps AWS's defaults. Target
+tracking on the same concurrency-per-copy metric, at the target AWS's load-testing guide starts
+from: half the copy's peak rate (`SAFETY_FACTOR`; "Load testing your auto scaling
+configuration", https://docs.aws.amazon.com/sagemaker/latest/dg/endpoint-scaling-loadtest.html,
+states it for invocations per instance, `MAX_RPS * SAFETY_FACTOR`), read as concurrency per
+copy through the batcher model the component's own target comes from; Application Auto
+Scaling's default cooldowns (`DEFAULT_COOLDOWN_S`); the competent default's floor and a
+scheduled action at each declared spike's start (no lead), as on Kubernetes.
 """
 
 from __future__ import annotations
@@ -57,6 +67,12 @@ import math
 from collections import deque
 from dataclasses import dataclass, field, replace
 
+from inferstack.components.planning.replica_model import steady_state
+from inferstack.components.planning.sizing import (
+    TARGET_UTILISATION,
+    batcher_rules,
+    compute_law,
+)
 from inferstack.components.sagemaker.scaling import (
     AsyncScaling,
     WakeAlarm,
@@ -68,6 +84,7 @@ from inferstack.offline.simulate.autoscaler import (
     DEFAULT_BEHAVIOR,
     HPA_SYNC_SECONDS,
     MAX_INT32,
+    CronTrigger,
     HorizontalPodAutoscaler,
     KedaScaler,
     ScaledObjectParams,
@@ -90,6 +107,14 @@ ASYNC_SAMPLE_SECONDS = HPA_SYNC_SECONDS
 fast mode steps the queue every 15 s)."""
 TARGET = "sagemaker"
 """The stack target whose realtime pool runs this loop."""
+SAFETY_FACTOR = 0.5
+"""The share of a copy's peak rate AWS's load-testing guide starts a target-tracking target at
+("SageMaker AI recommends that you start testing with a SAFETY_FACTOR of 0.5"): the competent
+default's target."""
+DEFAULT_COOLDOWN_S = 300.0
+"""Application Auto Scaling's ScaleInCooldown and ScaleOutCooldown when a target-tracking
+policy sets neither, for SageMaker endpoint variants (TargetTrackingScalingPolicyConfiguration,
+Application Auto Scaling API reference): the competent default's cooldowns."""
 
 
 @dataclass(frozen=True)
@@ -114,6 +139,9 @@ class SageMakerScaling(ScaledObjectParams):
     wake_datapoints: int = 1
     """Consecutive breaching minutes the wake alarm waits for (as rendered)."""
     wake_adjustment: int = 1
+    documented_target: float = 1.0
+    """The concurrency per copy at `SAFETY_FACTOR` of the copy's peak rate (the batcher model):
+    the target the competent default tracks (`competent_realtime`)."""
 
 
 @dataclass
@@ -421,6 +449,12 @@ def sagemaker_realtime(config: StackConfig, pool: RealtimePool) -> RealtimePool:
     rendered = realtime_scaling(config.plan, planned)
     sizing = planned.sizing
     floors = prewarm_floors(sizing.prewarm)
+    # The copy's peak rate: the sized rate is TARGET_UTILISATION of it (sizing's replica_rps).
+    documented = steady_state(
+        batcher_rules(config.plan.spec, planned.gpu.count),
+        compute_law(config.plan.profile),
+        sizing.replica_rps.value / TARGET_UTILISATION * SAFETY_FACTOR,
+    ).in_flight
     scaling = SageMakerScaling(
         polling_seconds=float(rendered.metric_period_s),
         cooldown_seconds=float(rendered.scale_in_cooldown_s),
@@ -440,8 +474,48 @@ def sagemaker_realtime(config: StackConfig, pool: RealtimePool) -> RealtimePool:
         wake_period_s=float(rendered.wake.period_s) if rendered.wake else 0.0,
         wake_datapoints=rendered.wake.datapoints_to_alarm if rendered.wake else 1,
         wake_adjustment=rendered.wake.adjustment if rendered.wake else 1,
+        documented_target=round(documented, 1),
     )
     return replace(pool, metric="rps", scaler=scaling, scale_to_zero=False, hold_timeout_s=0.0)
+
+
+def competent_realtime(
+    pool: RealtimePool, minimum: int, schedule: tuple[CronTrigger, ...]
+) -> RealtimePool:
+    """The competent default's inference component (see the module docstring): the configured
+    pool's SageMaker loop with AWS's starting target (`documented_target`), the default
+    cooldowns, the floor `minimum` (no wake alarm above zero) and `schedule` as its scheduled
+    actions."""
+    scaling = pool.scaler
+    if not isinstance(scaling, SageMakerScaling):
+        raise TypeError("competent_realtime takes a pool that runs SageMaker's loop")
+    competent = replace(
+        scaling,
+        min_replicas=minimum,
+        crons=schedule,
+        target_concurrency=scaling.documented_target,
+        cooldown_seconds=DEFAULT_COOLDOWN_S,
+        scale_out_cooldown_s=DEFAULT_COOLDOWN_S,
+        scale_in_cooldown_s=DEFAULT_COOLDOWN_S,
+        wake_period_s=scaling.wake_period_s if minimum == 0 else 0.0,
+    )
+    return replace(pool, scaler=competent)
+
+
+def competent_batch(pool: BatchPool) -> BatchPool:
+    """The competent default's asynchronous endpoint: the configured backlog target, bounds
+    and wake alarm (AWS's asynchronous-endpoint guide has the target tracking and the alarm)
+    with the default cooldowns; on-demand, as every SageMaker instance."""
+    scaling = pool.scaler
+    if not isinstance(scaling, SageMakerAsyncScaling):
+        raise TypeError("competent_batch takes a pool that runs SageMaker's loop")
+    competent = replace(
+        scaling,
+        cooldown_seconds=DEFAULT_COOLDOWN_S,
+        scale_out_cooldown_s=DEFAULT_COOLDOWN_S,
+        scale_in_cooldown_s=DEFAULT_COOLDOWN_S,
+    )
+    return replace(pool, scaler=competent, spot=False)
 
 
 def sagemaker_scenario(scenario: Scenario) -> Scenario:
@@ -473,6 +547,8 @@ def scaler_for(params: ScaledObjectParams) -> type[KedaScaler]:
 __all__ = [
     "ASYNC_SAMPLE_SECONDS",
     "DATAPOINT_SECONDS",
+    "DEFAULT_COOLDOWN_S",
+    "SAFETY_FACTOR",
     "SCALE_IN_DATAPOINTS",
     "SCALE_OUT_DATAPOINTS",
     "TARGET",
@@ -481,6 +557,8 @@ __all__ = [
     "SageMakerScaler",
     "SageMakerScaling",
     "async_params",
+    "competent_batch",
+    "competent_realtime",
     "sagemaker_batch",
     "sagemaker_realtime",
     "sagemaker_scenario",

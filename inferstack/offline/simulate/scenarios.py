@@ -11,6 +11,8 @@
   would write: from the spike's start to its end, with the replicas the spike's rate needs at
   the sized rps per replica, and no lead time for the cold start (that lead is what inferstack's
   pre-warm adds); without it the comparison on declared traffic would be a straw man.
+  On the `sagemaker` target the pools run SageMaker's own loops with AWS's defaults instead
+  (`sagemaker.competent_realtime` and `competent_batch`): no SageMaker team writes KEDA.
 """
 
 from __future__ import annotations
@@ -27,6 +29,12 @@ from inferstack.offline.simulate.autoscaler import (
     ScaledObjectParams,
 )
 from inferstack.offline.simulate.config import Facts, Scenario, naive_replicas
+from inferstack.offline.simulate.sagemaker import (
+    SageMakerAsyncScaling,
+    SageMakerScaling,
+    competent_batch,
+    competent_realtime,
+)
 
 
 def naive(configured: Scenario, facts: Facts) -> Scenario:
@@ -109,29 +117,40 @@ def competent_default(configured: Scenario, facts: Facts) -> Scenario:
         scaler_rt = configured.realtime.scaler
         at_peak = math.ceil(facts.peak_rps / facts.replica_rps)
         minimum = max(1, math.ceil(at_peak / 4))
-        realtime = replace(
-            pool,
-            metric="rps",
-            scaler=_defaults(
-                scaler_rt,
-                minimum=minimum,
-                threshold=facts.replica_rps,
-                crons=spike_crons(facts, minimum),
-            ),
-            scale_to_zero=False,
-        )
+        if isinstance(scaler_rt, SageMakerScaling):
+            realtime = competent_realtime(pool, minimum, spike_crons(facts, minimum))
+        else:
+            realtime = replace(
+                pool,
+                metric="rps",
+                scaler=_defaults(
+                    scaler_rt,
+                    minimum=minimum,
+                    threshold=facts.replica_rps,
+                    crons=spike_crons(facts, minimum),
+                ),
+                scale_to_zero=False,
+            )
     batch = None
     if configured.batch is not None and configured.batch.scaler is not None:
         queue = configured.batch
         scaler = configured.batch.scaler
-        batch = replace(
-            queue,
-            scaler=_defaults(scaler, minimum=0, threshold=scaler.demand_threshold),
-            spot=False,
-        )
+        if isinstance(scaler, SageMakerAsyncScaling):
+            batch = competent_batch(queue)
+        else:
+            batch = replace(
+                queue,
+                scaler=_defaults(scaler, minimum=0, threshold=scaler.demand_threshold),
+                spot=False,
+            )
+    sagemaker = realtime is not None and isinstance(realtime.scaler, SageMakerScaling)
     return Scenario(
         name="competent default",
-        description="same batching, KEDA/HPA defaults, rps target, min = ceil(peak/4), cron at "
+        description="same batching, SageMaker target tracking at half a copy's peak rate, "
+        "default cooldowns, min = ceil(peak/4), scheduled floor at each declared spike's start "
+        "(no lead)"
+        if sagemaker
+        else "same batching, KEDA/HPA defaults, rps target, min = ceil(peak/4), cron at "
         "each declared spike's start (no lead), no spot",
         realtime=realtime,
         batch=batch,
