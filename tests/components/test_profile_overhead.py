@@ -59,6 +59,26 @@ def test_the_replica_adds_the_overhead_to_every_batch_size() -> None:
     assert loaded.throughput(16) < bare.throughput(16)
 
 
+def test_between_measured_sizes_the_replica_follows_the_measured_points() -> None:
+    """The path's cost bends with the batch size (low at 1, flat from 4 to 8 on this machine):
+    a line through the sizes misplaces a measured size's cycle by up to half a millisecond, so
+    at a measured size the simulated batch takes the measured cycle, and past the largest the
+    line's slope continues from its point."""
+    bent = copy.deepcopy(OVERHEAD)
+    bent["points"] = [
+        {"batch_size": b, "batch_cycle_ms": 9.0, "compute_ms": 5.0, "overhead_ms": cost}
+        for b, cost in ((1, 0.6), (4, 1.4), (8, 1.5), (32, 2.0))
+    ]
+    data = with_overhead(3)
+    data["server_overhead"] = bent
+    bare_median, _ = compute_model(parse_profile({**PROFILE, "format_version": 2})).tables(40)
+    median, _ = compute_model(parse_profile(data)).tables(40)
+    added_ms = (median - bare_median) * 1000
+    assert added_ms[[1, 4, 8, 32]] == pytest.approx([0.6, 1.4, 1.5, 2.0])
+    assert added_ms[6] == pytest.approx(1.45)  # halfway between 4 and 8
+    assert added_ms[40] == pytest.approx(2.0 + 0.1 * 8)  # the line's 0.1 ms per request
+
+
 @pytest.mark.parametrize(
     ("points", "expected"),
     [

@@ -196,6 +196,11 @@ def compute_model(profile: Profile) -> ComputeModel:
         p99_s=tuple(p.latency_ms.p99 / 1000 for p in profile.batches),
         overhead_per_batch_s=overhead.per_batch_ms / 1000 if overhead else 0.0,
         overhead_per_request_s=overhead.per_request_ms / 1000 if overhead else 0.0,
+        overhead_points_s=tuple(
+            sorted((p.batch_size, p.overhead_ms / 1000) for p in overhead.points)
+        )
+        if overhead
+        else (),
     )
 
 

@@ -118,6 +118,11 @@ class ComputeModel:
     overhead_per_batch_s: float = 0.0
     overhead_per_request_s: float = 0.0
     """The server path's cost (profile format 3), added to every batch."""
+    overhead_points_s: tuple[tuple[int, float], ...] = ()
+    """The server path's cost as measured at each batch size, ascending. Between the smallest
+    and largest measured size the overhead follows these points, so a simulated batch of a
+    measured size takes the measured cycle (the path's cost is not a straight line in the batch
+    size); beyond the largest, the line's per-request slope continues from its point."""
 
     def tables(self, max_batch: int) -> tuple[Floats, Floats]:
         """Median and sigma for every batch size 0..max_batch (index = size)."""
@@ -129,11 +134,24 @@ class ComputeModel:
         beyond = wanted > sizes[-1]
         median[beyond] = self.p50_s[-1] * wanted[beyond] / sizes[-1]
         p99[beyond] = self.p99_s[-1] * wanted[beyond] / sizes[-1]
-        overhead = self.overhead_per_batch_s + self.overhead_per_request_s * wanted
+        overhead = self._overhead(wanted)
         median[1:] += overhead[1:]
         p99[1:] += overhead[1:]
         sigma = np.log(np.maximum(p99, median) / median) / Z99
         return median, sigma
+
+    def _overhead(self, wanted: Floats) -> Floats:
+        """The server path's cost for each batch size in `wanted`, in seconds."""
+        overhead = self.overhead_per_batch_s + self.overhead_per_request_s * wanted
+        if not self.overhead_points_s:
+            return overhead
+        at = np.array([size for size, _ in self.overhead_points_s], dtype=np.float64)
+        measured = np.maximum(np.array([cost for _, cost in self.overhead_points_s]), 0.0)
+        inside = (wanted >= at[0]) & (wanted <= at[-1])
+        overhead[inside] = np.interp(wanted[inside], at, measured)
+        beyond = wanted > at[-1]
+        overhead[beyond] = measured[-1] + self.overhead_per_request_s * (wanted[beyond] - at[-1])
+        return overhead
 
     def throughput(self, batch: int) -> float:
         """Items per second of one instance at batch size `batch` (mean of the log-normal)."""
