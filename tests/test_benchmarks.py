@@ -54,6 +54,9 @@ from inferstack.offline.simulate.replica import (  # noqa: E402
         "memory_bounds.py",
         "tune.py",
         "simulate_days.py",
+        "hot_path.py",
+        "grpc_protocols.py",
+        "frontdoor.py",
     ],
 )
 def test_benchmark_script_parses_its_arguments(script: str) -> None:
