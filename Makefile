@@ -60,8 +60,11 @@ bench: $(STAMP) ## measure the runtime against raw torch (docs: Performance)
 docs: $(STAMP) ## build the documentation site into site/
 	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --quiet
 
-test-image: $(STAMP) ## build the image and serve one inference from it (root; minutes)
-	$(BIN)/pytest -q -m image tests/runtime/test_image.py
+# The CUDA image's test (test_model_source_image.py) needs `make image-gpu`'s multi-GB build:
+# run it by hand with INFERSTACK_TEST_GPU_IMAGE set.
+test-image: $(STAMP) ## build the image, serve inferences from it and bake a model into it (root; minutes)
+	$(BIN)/pytest -q -m image tests/runtime/test_image.py \
+		tests/runtime/test_model_source_image.py::test_a_baked_model_is_in_the_image_named_by_its_settings
 
 image: ## build the CPU runtime image with buildah (scripts/image.sh; MODEL=PATH bakes a model in)
 	scripts/image.sh build
