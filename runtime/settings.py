@@ -68,7 +68,7 @@ class BatchingSettings(BaseModel):
         default=0,
         ge=0,
         description="0: the CPU budget less one per event loop that parses requests (one, or "
-        "serve's acceptors), at least 1",
+        "serve's acceptors), shared equally by the model processes (instances), at least 1 each",
     )
     cpus: int = Field(
         default=0,
@@ -124,11 +124,20 @@ class BatchingSettings(BaseModel):
         available = cpu_budget() if detected is None else detected
         return min(self.cpus, available) if self.cpus else available
 
+    @property
+    def model_processes(self) -> int:
+        """Processes that each start `torch_threads` intra-op threads: one per instance with
+        `model_process`; else one, this process, whose instances share its one thread pool."""
+        return self.instances if self.model_process else 1
+
     def cpu_shares(self, cpus: int | None = None) -> CpuShares:
         """How the CPU budget (`cpu_budget_in_force(cpus)`; `cpus` the detected CPUs, for
-        tests) is shared: one event loop, the model's threads (`split_cpus`)."""
+        tests) is shared: one event loop, the model processes' threads (`split_cpus`)."""
         return split_cpus(
-            self.cpu_budget_in_force(cpus), acceptors=1, torch_threads=self.torch_threads
+            self.cpu_budget_in_force(cpus),
+            acceptors=1,
+            torch_threads=self.torch_threads,
+            model_processes=self.model_processes,
         )
 
     def resolved_torch_threads(self, cpus: int | None = None) -> int:
@@ -190,21 +199,25 @@ class CpuShares:
     """Event loops parsing HTTP and gRPC: the server process itself (1), or serve's acceptor
     processes."""
     torch_threads: int
-    """The model's intra-op threads (each model process's)."""
+    """The model's intra-op threads, in each model process."""
 
 
-def split_cpus(cpus: int, *, acceptors: int, torch_threads: int) -> CpuShares:
+def split_cpus(
+    cpus: int, *, acceptors: int, torch_threads: int, model_processes: int = 1
+) -> CpuShares:
     """The one rule that shares `cpus` between parsing and the model (0 for either: automatic).
 
-    Each event loop that parses requests takes a CPU and the model's automatic threads get the
-    rest, at least 1: `cpus - acceptors`. Automatic acceptors take what the model's threads
-    leave, at least 1: `cpus - torch_threads`; when both are automatic the model keeps one CPU
-    (one thread) and the acceptors the rest, so the two never count the same CPU twice. A set
-    value is kept as given, even past the budget: that is the operator's choice.
+    Each event loop that parses requests takes a CPU and the model gets the rest, shared
+    equally by its `model_processes` (each starts its own intra-op pool, so N processes of the
+    whole share would run N threads per CPU): `(cpus - acceptors) // model_processes` automatic
+    threads each, at least 1. Automatic acceptors take what the model's threads leave, at least
+    1: `cpus - torch_threads * model_processes`; when both are automatic each model process
+    keeps one CPU (one thread) and the acceptors the rest, so the two never count the same CPU
+    twice. A set value is kept as given, even past the budget: that is the operator's choice.
     """
     if acceptors == 0:
-        acceptors = max(1, cpus - (torch_threads or 1))
-    return CpuShares(acceptors, torch_threads or max(1, cpus - acceptors))
+        acceptors = max(1, cpus - (torch_threads or 1) * model_processes)
+    return CpuShares(acceptors, torch_threads or max(1, (cpus - acceptors) // model_processes))
 
 
 def env_vars(model: type[BaseModel]) -> dict[str, str]:

@@ -29,8 +29,8 @@ ENV_PREFERRED_BATCH_SIZES: Final = "INFERSTACK_PREFERRED_BATCH_SIZES"
 ENV_MAX_QUEUE_DELAY_MS: Final = "INFERSTACK_MAX_QUEUE_DELAY_MS"
 ENV_ACCEPTORS: Final = "INFERSTACK_ACCEPTORS"
 """Processes that parse HTTP and gRPC on the same ports for the one model (1: the server
-process alone; 0: the CPU budget less the model's torch threads, or less one when those are
-automatic too; `runtime.settings.split_cpus`)."""
+process alone; 0: the CPU budget less the model processes' torch threads, or less one per model
+process when those are automatic too; `runtime.settings.split_cpus`)."""
 ENV_MAX_QUEUE_SIZE: Final = "INFERSTACK_MAX_QUEUE_SIZE"
 ENV_REQUEST_TIMEOUT_MS: Final = "INFERSTACK_REQUEST_TIMEOUT_MS"
 """0 means no timeout."""
@@ -42,8 +42,9 @@ ENV_MODEL_CPUS: Final = "INFERSTACK_MODEL_CPUS"
 CPUs of its own and the server process to the rest (`inferstack serve`, one acceptor)."""
 ENV_TORCH_THREADS: Final = "INFERSTACK_TORCH_THREADS"
 """0 means automatic: the CPU budget (`INFERSTACK_CPUS` capped by the cgroup quota or affinity,
-else those alone) less one per event loop that parses requests (serve's acceptors, else one), at
-least 1 (`runtime.settings.split_cpus`)."""
+else those alone) less one per event loop that parses requests (serve's acceptors, else one),
+shared equally by the model processes (`INFERSTACK_INSTANCES`), at least 1 each
+(`runtime.settings.split_cpus`)."""
 ENV_CPUS: Final = "INFERSTACK_CPUS"
 """The CPU budget the runtime shares between parsing and the model's torch threads (0: the cgroup
 quota, else the affinity mask; set, the smaller of the two counts). The Kubernetes pods fill it

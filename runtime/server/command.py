@@ -19,7 +19,6 @@ _HELP = {
     "model_name": "served model name (default: derived from the URI, e.g. mlp)",
     "preferred_batch_sizes": "comma-separated batch sizes dispatched as soon as reached",
     "request_timeout_ms": "reject requests that waited this long in the queue (0: never)",
-    "torch_threads": "torch intra-op threads (0: CPU budget minus one for the event loop)",
     "drain_grace_s": "on SIGTERM, seconds to finish admitted requests before exiting",
     "grpc_port": "port of the KServe v2 gRPC API and gRPC health (0: none)",
 }

@@ -53,9 +53,9 @@ class ServerSettings(BatchingSettings):
         default=1,
         ge=0,
         description="processes that accept and parse HTTP and gRPC requests on the same ports "
-        "(SO_REUSEPORT) for the one batcher and model (0: the CPU budget less torch_threads, "
-        "or less one when torch_threads is automatic too, at least 1; 1: all in the server "
-        "process)",
+        "(SO_REUSEPORT) for the one batcher and model (0: the CPU budget less torch_threads "
+        "per model process, or less one per model process when torch_threads is automatic "
+        "too, at least 1; 1: all in the server process)",
     )
     model_cpus: Literal["shared", "own"] = Field(
         default="shared",
@@ -136,6 +136,7 @@ class ServerSettings(BatchingSettings):
             self.cpu_budget_in_force(cpus),
             acceptors=self.acceptors,
             torch_threads=self.torch_threads,
+            model_processes=self.model_processes,
         )
 
     def resolved_acceptors(self, cpus: int | None = None) -> int:

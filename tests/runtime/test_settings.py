@@ -118,6 +118,62 @@ def test_the_cpu_budget_is_split_between_acceptors_and_torch_threads(
         assert sum(shares) <= max(cpus, 2)
 
 
+@pytest.mark.parametrize(
+    ("settings", "shares"),
+    [
+        ({"instances": 4}, (1, 3)),  # (16 - 1) // 4: the model's 15 CPUs, shared by 4 processes.
+        ({"instances": 4, "acceptors": 4}, (4, 3)),
+        ({"instances": 20}, (1, 1)),  # At least one thread each.
+        ({"instances": 4, "acceptors": 0}, (12, 1)),  # Both automatic: one CPU per process.
+        ({"instances": 4, "acceptors": 0, "torch_threads": 2}, (8, 2)),
+        ({"instances": 4, "torch_threads": 6}, (1, 6)),  # A set count is each process's.
+        ({"instances": 4, "model_process": False}, (1, 15)),  # One process, one thread pool.
+    ],
+)
+def test_the_model_processes_share_the_models_cpus(settings, shares):
+    served = ServerSettings(model="builtin://mlp", **settings)
+    assert (served.resolved_acceptors(cpus=16), served.resolved_torch_threads(cpus=16)) == shares
+
+
+class _Started(Exception):
+    """Raised in place of starting the model processes: what they would have been given."""
+
+
+@pytest.fixture
+def model_processes_started(monkeypatch):
+    """Records the config and count the model processes would start with, on a 16-CPU pod."""
+    from inferstack.runtime import model_process
+    from inferstack.runtime import settings as runtime_settings
+
+    def start(config, instances=1):
+        raise _Started(config.torch_threads, instances)
+
+    monkeypatch.setattr(runtime_settings, "cpu_budget", lambda: 16)
+    monkeypatch.setattr(model_process.ProcessModel, "start", start)
+
+
+@pytest.mark.usefixtures("model_processes_started")
+def test_each_model_process_of_serve_gets_its_share_of_the_threads():
+    from inferstack.runtime.server.lifecycle import open_served_model
+
+    environ = {env_names.ENV_INSTANCES: "4", env_names.ENV_CPUS: "16"}
+    settings = resolve_settings({"model": "builtin://mlp"}, environ=environ)
+    with pytest.raises(_Started) as started:
+        open_served_model(settings, "mlp")
+    assert started.value.args == (3, 4)  # Not 15 threads in each of 4 processes.
+
+
+@pytest.mark.usefixtures("model_processes_started")
+def test_each_model_process_of_work_gets_its_share_of_the_threads():
+    from inferstack.runtime.worker.process import WorkerProcess
+
+    environ = {env_names.ENV_INSTANCES: "4", env_names.ENV_CPUS: "16"}
+    flags = {"model": "builtin://mlp", "queue": "sqs://jobs", "results": "s3://r/out"}
+    with pytest.raises(_Started) as started:
+        WorkerProcess(resolve_worker(flags, environ=environ))._load_model()
+    assert started.value.args == (3, 4)
+
+
 def test_the_cpus_setting_is_the_budget_over_the_nodes_cpus():
     """A Kubernetes pod with a CPU request and no limit has no quota: the runtime's detection
     sees the node (48 CPUs here). INFERSTACK_CPUS (the request, through the Downward API) is
