@@ -57,6 +57,7 @@ from inferstack.runtime.models import (
     load_model,
     warm_up,
 )
+from inferstack.runtime.optimize import GraphOutcome, OptimizeMode, optimize_graph
 from inferstack.runtime.tensors import TensorSpec
 
 Header = list[tuple[str, str, tuple[int, ...]]]
@@ -85,6 +86,8 @@ class ModelProcessConfig:
     warm_up_sizes: tuple[int, ...]
     cpus: tuple[tuple[int, ...], ...] = ()
     """CPUs each instance is pinned to, by instance index (`own_cpus`); empty: not pinned."""
+    optimize: OptimizeMode = "auto"
+    """Whether each child tries the optimized graph (`optimize.optimize_graph`) before warm-up."""
 
 
 @dataclass(frozen=True)
@@ -128,6 +131,7 @@ class _Signature:
     device: str
     load_s: float
     warm_up_s: float
+    graph: GraphOutcome
 
 
 # Wire format ---------------------------------------------------------------------------------
@@ -192,6 +196,8 @@ def _child_main(conn: Connection, config: ModelProcessConfig, index: int = 0) ->
         started = time.perf_counter()
         model = load_model(config.uri, name=config.name, device=config.device)
         loaded = time.perf_counter()
+        # Here, in the process that runs the model: the optimized graph is what it will run.
+        graph = optimize_graph(model, config.warm_up_sizes, config.optimize)
         warm_up_s = warm_up(model, config.warm_up_sizes)
     except ModelLoadError as error:
         conn.send(("failed", str(error)))  # Already says what to fix.
@@ -209,7 +215,13 @@ def _child_main(conn: Connection, config: ModelProcessConfig, index: int = 0) ->
         (
             "ready",
             _Signature(
-                model.inputs, model.outputs, model.platform, device, loaded - started, warm_up_s
+                model.inputs,
+                model.outputs,
+                model.platform,
+                device,
+                loaded - started,
+                warm_up_s,
+                graph,
             ),
         )
     )
@@ -317,6 +329,9 @@ class ProcessModel(LoadedModel):
         self.device = signature.device
         self.load_s = signature.load_s
         self.warm_up_s = signature.warm_up_s
+        self.graph = signature.graph
+        """Whether the first instance serves the optimized graph, and why (each instance
+        decides on its own measurements)."""
         self._instances = list(instances)
         self._watching: asyncio.AbstractEventLoop | None = None
         self._free: queue.SimpleQueue[_Instance] = queue.SimpleQueue()

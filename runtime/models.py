@@ -30,13 +30,16 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 import numpy as np
 from typing_extensions import override
 
 from inferstack.runtime.pt2_archives import code_in_archive
 from inferstack.runtime.tensors import VARIABLE_DIM, TensorSpec
+
+if TYPE_CHECKING:  # optimize.py builds on this module.
+    from inferstack.runtime.optimize import GraphOutcome, OptimizeMode
 
 BUILTIN_SCHEME: Final = "builtin://"
 SIGNATURE_FILE: Final = "inferstack_signature.json"
@@ -112,8 +115,24 @@ class TorchModel(LoadedModel):
         self.device = device
         self._module = module
 
+    @property
+    def module(self) -> Callable[..., Any]:
+        """The torch callable that `predict_batch` runs."""
+        return self._module
+
+    def use_module(self, module: Callable[..., Any]) -> None:
+        """Serve `module` from now on (an optimized graph of the same model, `optimize.py`)."""
+        self._module = module
+
     @override
     def predict_batch(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        return self.run_module(self._module, inputs)
+
+    def run_module(
+        self, module: Callable[..., Any], inputs: dict[str, np.ndarray]
+    ) -> dict[str, np.ndarray]:
+        """`predict_batch` through `module` instead of the served one: how a candidate graph is
+        checked and timed on exactly the path batches take."""
         import torch
 
         args = [
@@ -121,7 +140,7 @@ class TorchModel(LoadedModel):
             for spec in self.inputs
         ]
         with torch.inference_mode():
-            result = self._module(*args)
+            result = module(*args)
         return self._name_outputs(result)
 
     def _name_outputs(self, result: Any) -> dict[str, np.ndarray]:
@@ -541,6 +560,8 @@ class OpenedModel:
     """The resolved device (`auto` decided)."""
     load_s: float
     warm_up_s: float
+    graph: GraphOutcome
+    """Whether the served graph is the optimized one, and why (`optimize.py`)."""
 
 
 def open_model(
@@ -555,6 +576,7 @@ def open_model(
     sha256: str | None = None,
     cache_dir: str | None = None,
     cpus: Sequence[tuple[int, ...]] = (),
+    optimize: OptimizeMode = "auto",
 ) -> OpenedModel:
     """Fetch, load and warm up a model the way `serve`, `work` and `profile` all run it.
 
@@ -565,8 +587,10 @@ def open_model(
     With `model_process` (the default) each of `instances` copies runs in its own process
     (`model_process.ProcessModel`); otherwise one copy loads on this process's torch, its
     intra-op pool set to `threads`; `cpus`, when given, pins each process to its entry
-    (`model_process.own_cpus`). Blocking: call it off the event loop. Raises ModelLoadError
-    with the fix when the model cannot load.
+    (`model_process.own_cpus`). Before the warm-up, where the model runs, `optimize`
+    (`optimize.optimize_graph`) may switch a TorchScript model on the CPU to its optimized
+    graph. Blocking: call it off the event loop. Raises ModelLoadError with the fix when the
+    model cannot load.
     """
     # Both build on this module (ProcessModel is a LoadedModel, a fetch error a load error).
     from inferstack.runtime.model_source import fetch_model
@@ -579,13 +603,18 @@ def open_model(
         from inferstack.runtime.model_process import ModelProcessConfig, ProcessModel
 
         config = ModelProcessConfig(
-            uri, served_name, device, threads, tuple(warm_up_sizes), tuple(cpus)
+            uri, served_name, device, threads, tuple(warm_up_sizes), tuple(cpus), optimize
         )
         processes = ProcessModel.start(config, instances)
-        return OpenedModel(processes, processes.device, processes.load_s, processes.warm_up_s)
+        return OpenedModel(
+            processes, processes.device, processes.load_s, processes.warm_up_s, processes.graph
+        )
+    from inferstack.runtime.optimize import optimize_graph
+
     configure_torch_threads(threads)
     resolved = resolve_device(device)
     started = time.perf_counter()
     model = load_model(uri, name=served_name, device=resolved)
     load_s = time.perf_counter() - started
-    return OpenedModel(model, resolved, load_s, warm_up(model, warm_up_sizes))
+    graph = optimize_graph(model, warm_up_sizes, optimize)
+    return OpenedModel(model, resolved, load_s, warm_up(model, warm_up_sizes), graph)

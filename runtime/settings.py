@@ -25,6 +25,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationEr
 
 from inferstack.contract.env import ENV_CONFIG, ENV_PREFIX
 from inferstack.runtime.batcher import BatcherConfig
+from inferstack.runtime.optimize import OptimizeMode
 
 SettingsT = TypeVar("SettingsT", bound=BaseModel)
 
@@ -90,6 +91,13 @@ class BatchingSettings(BaseModel):
     model_process: bool = Field(
         default=True,
         description="run each model instance in its own process (false: on a thread of this one)",
+    )
+    optimize: OptimizeMode = Field(
+        default="auto",
+        description="auto: a TorchScript model on the CPU serves its frozen graph after "
+        "torch.jit.optimize_for_inference when that answers the same and is not slower at the "
+        "warm-up batch sizes (else, and on a GPU or for other formats, the graph as loaded; the "
+        "ready log line says which and why); off: always the graph as loaded",
     )
     log_level: Literal["debug", "info", "warning", "error"] = "info"
 

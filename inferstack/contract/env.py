@@ -40,6 +40,10 @@ ENV_MODEL_PROCESS: Final = "INFERSTACK_MODEL_PROCESS"
 ENV_MODEL_CPUS: Final = "INFERSTACK_MODEL_CPUS"
 """`shared` (default): the kernel places every process; `own`: each model process is pinned to
 CPUs of its own and the server process to the rest (`inferstack serve`, one acceptor)."""
+ENV_OPTIMIZE: Final = "INFERSTACK_OPTIMIZE"
+"""`auto` (default): a TorchScript model on the CPU serves its frozen graph after
+`torch.jit.optimize_for_inference` when that answers the same and is not slower at the warm-up
+batch sizes (`runtime.optimize`); `off`: the graph as loaded."""
 ENV_TORCH_THREADS: Final = "INFERSTACK_TORCH_THREADS"
 """0 means automatic: the CPU budget (`INFERSTACK_CPUS` capped by the cgroup quota or affinity,
 else those alone) less one per event loop that parses requests (serve's acceptors, else one),

@@ -303,13 +303,14 @@ class FrontDoor:
         device_kind = "gpu" if opened.device.startswith("cuda") else "cpu"
         self._tell_all((READY, signature, config, limit, device_kind))
         log.info(
-            "model %s (%s) ready behind %d acceptors: load %.2fs, warm-up %.2fs, device %s",
+            "model %s (%s) ready behind %d acceptors: load %.2fs, warm-up %.2fs, device %s, %s",
             self.model_name,
             settings.model,
             self.count,
             opened.load_s,
             opened.warm_up_s,
             opened.device,
+            opened.graph.describe(),
         )
 
     def _guarded(self, model: LoadedModel) -> Callable[[Tensors], dict[str, np.ndarray]]:

@@ -116,6 +116,7 @@ def open_served_model(
         sha256=settings.model_sha256,
         cache_dir=settings.model_cache,
         cpus=plan.model if plan is not None else (),
+        optimize=settings.optimize,
     )
 
 
@@ -208,7 +209,7 @@ class InferenceServer:
         )
         log.info(
             "model %s (%s) ready on %s:%d: load %.2fs, warm-up %.2fs at batch sizes %s, "
-            "device %s, %d torch threads, %d %s, request bodies up to %d bytes",
+            "device %s, %d torch threads, %d %s, request bodies up to %d bytes, %s",
             self.model_name,
             settings.model,
             settings.host,
@@ -221,6 +222,7 @@ class InferenceServer:
             settings.instances,
             "model processes" if settings.model_process else "model threads",
             limit,
+            opened.graph.describe(),
         )
 
     async def _open_grpc(self) -> None:

@@ -164,6 +164,7 @@ class WorkerProcess:
                 model_process=settings.model_process,
                 sha256=settings.model_sha256,
                 cache_dir=settings.model_cache,
+                optimize=settings.optimize,
             ).model
         except ModelLoadError as error:
             raise WorkerStartError(str(error)) from error
