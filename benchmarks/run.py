@@ -58,7 +58,7 @@ from inferstack.runtime.models import (  # noqa: E402
     configure_torch_threads,
     load_model,
 )
-from inferstack.runtime.settings import cpu_budget  # noqa: E402
+from inferstack.runtime.server.settings import ServerSettings  # noqa: E402
 from tests.v2_client import encode_request  # noqa: E402
 
 BATCH_SIZES = (1, 2, 4, 8, 16, 32, 64, 128)
@@ -202,7 +202,8 @@ def main() -> int:
     parser.add_argument("--json", type=Path, help="also write the figures to this file")
     args = parser.parse_args()
 
-    threads = args.threads or max(1, cpu_budget() - 1)
+    # The count the server resolves for these flags: it is also what raw torch is timed with.
+    threads = ServerSettings(model=MODEL, torch_threads=args.threads).resolved_torch_threads()
     print(f"machine: {machine_load()}; torch intra-op threads {threads}")
     raw = raw_torch(threads, seconds_per_size=1.5)
     piped = pipe_round_trip(seconds_per_size=0.5)

@@ -68,7 +68,7 @@ from inferstack.runtime.models import (
     resolve_device,
 )
 from inferstack.runtime.server_overhead import measure_server_overhead
-from inferstack.runtime.settings import boolean, cpu_budget
+from inferstack.runtime.settings import BatchingSettings, boolean
 from inferstack.runtime.tensors import TensorSpec
 
 DEFAULT_BATCH_SIZES: Final = (1, 2, 4, 8, 16, 32, 64, 128)
@@ -159,7 +159,7 @@ def run(args: argparse.Namespace) -> int:
             device=args.device,
             sha256=args.model_sha256,
             cache_dir=args.model_cache,
-            threads=args.threads or max(1, cpu_budget() - 1),
+            threads=_torch_threads(args.model, args.threads),
             seconds_per_size=args.seconds,
             accelerator=args.accelerator,
             model_process=args.model_process,
@@ -173,6 +173,11 @@ def run(args: argparse.Namespace) -> int:
     args.out.write_text(json.dumps(profile.model_dump(mode="json"), indent=2) + "\n")
     sys.stderr.write(f"wrote {args.out}\n")
     return 0
+
+
+def _torch_threads(model: str, threads: int) -> int:
+    """`--threads`, or the automatic count `serve` gives its model with default settings."""
+    return BatchingSettings(model=model, torch_threads=threads).resolved_torch_threads()
 
 
 def measure(

@@ -221,3 +221,23 @@ def test_the_real_time_limit_is_read_from_the_kernel_only_for_a_real_time_proces
     (tmp_path / "sched_rt_runtime_us").write_text("-1\n")
     assert profiler.rt_budget(tmp_path, policy=os.SCHED_FIFO) == budget
     assert profiler.rt_budget(tmp_path / "absent", policy=os.SCHED_FIFO) == budget
+
+
+def test_automatic_threads_are_the_servers_rule(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`--threads 0` is what `serve` resolves (`split_cpus`), here on a 16-CPU budget."""
+    from inferstack.runtime import settings as runtime_settings
+
+    measured: list[int] = []
+
+    def measure(*args: object, threads: int, **kwargs: object) -> None:
+        measured.append(threads)
+        raise RuntimeError("measured enough")
+
+    monkeypatch.setattr(runtime_settings, "cpu_budget", lambda: 16)
+    monkeypatch.setattr(profiler, "measure", measure)
+    out = tmp_path / "p.json"
+    assert main(["profile", "--model", "builtin://mlp", "--out", str(out)]) == 2
+    assert main(["profile", "--model", "builtin://mlp", "--out", str(out), "--threads", "3"]) == 2
+    assert measured == [15, 3]
