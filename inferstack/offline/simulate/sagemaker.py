@@ -66,6 +66,7 @@ from __future__ import annotations
 import math
 from collections import deque
 from dataclasses import dataclass, field, replace
+from typing import TypeVar
 
 from inferstack.components.planning.replica_model import steady_state
 from inferstack.components.planning.sizing import (
@@ -113,8 +114,10 @@ SAFETY_FACTOR = 0.5
 default's target."""
 DEFAULT_COOLDOWN_S = 300.0
 """Application Auto Scaling's ScaleInCooldown and ScaleOutCooldown when a target-tracking
-policy sets neither, for SageMaker endpoint variants (TargetTrackingScalingPolicyConfiguration,
-Application Auto Scaling API reference): the competent default's cooldowns."""
+policy sets neither, for SageMaker endpoint variants ("Application Auto Scaling provides a
+default value of 300"; TargetTrackingScalingPolicyConfiguration, Application Auto Scaling API
+reference, https://docs.aws.amazon.com/autoscaling/application/APIReference/API_TargetTrackingScalingPolicyConfiguration.html):
+the competent default's cooldowns (`_with_default_cooldowns`)."""
 
 
 @dataclass(frozen=True)
@@ -479,6 +482,21 @@ def sagemaker_realtime(config: StackConfig, pool: RealtimePool) -> RealtimePool:
     return replace(pool, metric="rps", scaler=scaling, scale_to_zero=False, hold_timeout_s=0.0)
 
 
+_SageMakerParams = TypeVar("_SageMakerParams", SageMakerScaling, SageMakerAsyncScaling)
+"""Either of SageMaker's scaling kinds (each has its own cooldown fields)."""
+
+
+def _with_default_cooldowns(scaling: _SageMakerParams) -> _SageMakerParams:
+    """`scaling` with Application Auto Scaling's default cooldowns (`DEFAULT_COOLDOWN_S`): the
+    scale-out and scale-in cooldowns, and the shared code's `cooldown_seconds` as the latter."""
+    return replace(
+        scaling,
+        cooldown_seconds=DEFAULT_COOLDOWN_S,
+        scale_out_cooldown_s=DEFAULT_COOLDOWN_S,
+        scale_in_cooldown_s=DEFAULT_COOLDOWN_S,
+    )
+
+
 def competent_realtime(
     pool: RealtimePool, minimum: int, schedule: tuple[CronTrigger, ...]
 ) -> RealtimePool:
@@ -490,13 +508,10 @@ def competent_realtime(
     if not isinstance(scaling, SageMakerScaling):
         raise TypeError("competent_realtime takes a pool that runs SageMaker's loop")
     competent = replace(
-        scaling,
+        _with_default_cooldowns(scaling),
         min_replicas=minimum,
         crons=schedule,
         target_concurrency=scaling.documented_target,
-        cooldown_seconds=DEFAULT_COOLDOWN_S,
-        scale_out_cooldown_s=DEFAULT_COOLDOWN_S,
-        scale_in_cooldown_s=DEFAULT_COOLDOWN_S,
         wake_period_s=scaling.wake_period_s if minimum == 0 else 0.0,
     )
     return replace(pool, scaler=competent)
@@ -509,13 +524,7 @@ def competent_batch(pool: BatchPool) -> BatchPool:
     scaling = pool.scaler
     if not isinstance(scaling, SageMakerAsyncScaling):
         raise TypeError("competent_batch takes a pool that runs SageMaker's loop")
-    competent = replace(
-        scaling,
-        cooldown_seconds=DEFAULT_COOLDOWN_S,
-        scale_out_cooldown_s=DEFAULT_COOLDOWN_S,
-        scale_in_cooldown_s=DEFAULT_COOLDOWN_S,
-    )
-    return replace(pool, scaler=competent, spot=False)
+    return replace(pool, scaler=_with_default_cooldowns(scaling), spot=False)
 
 
 def sagemaker_scenario(scenario: Scenario) -> Scenario:
