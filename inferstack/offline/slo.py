@@ -33,7 +33,7 @@ from typing import Any
 
 from inferstack.components.planning.plan import DECLARATION_OUTPUT
 from inferstack.components.planning.spec import CONFIG_KEY as SERVICE_KEY
-from inferstack.offline.capture import Capture, capture_program, service_outputs
+from inferstack.offline.capture import Capture, service_outputs
 from inferstack.offline.discovery import ProgramLocation
 from inferstack.offline.simulate.cli import (
     DEFAULT_START,
@@ -42,7 +42,7 @@ from inferstack.offline.simulate.cli import (
     simulate,
     traffic_rates,
 )
-from inferstack.offline.simulate.inputs import load_location
+from inferstack.offline.simulate.inputs import load_location, program_capture
 from inferstack.offline.simulate.report import summarize
 from inferstack.offline.stack_config import engine_values
 
@@ -260,13 +260,7 @@ def declared_day(
     """
     in_config = SERVICE_KEY in engine_values(location.config)
     if not in_config:
-        if capture is None:
-            capture = capture_program(
-                location.program_dir,
-                stack=location.stack,
-                config=location.config,
-                project_dir=location.project_dir,
-            )
+        capture = program_capture(location, capture)
         if not service_outputs(capture):
             return None
         unchecked = _unchecked(location, capture)

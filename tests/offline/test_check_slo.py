@@ -12,7 +12,6 @@ from typing import Any
 
 import pytest
 
-from inferstack.offline import slo
 from inferstack.offline.capture import Capture, CapturedResource, capture_program
 from inferstack.offline.discovery import ProgramLocation, add_program_arguments, locate_program
 from inferstack.offline.simulate import inputs as simulate_inputs
@@ -160,7 +159,7 @@ def test_a_service_the_program_declares_is_simulated_on_its_declared_day(
         runs.append(program_dir)
         return capture_program(program_dir, **kwargs)
 
-    monkeypatch.setattr(slo, "capture_program", counted)
+    # The one place a program is run for the check (`inputs.program_capture`).
     monkeypatch.setattr(simulate_inputs, "capture_program", counted)
     project = team_project(tmp_path, KUBERNETES_PROGRAM)
     args, location = located_in(project)

@@ -366,6 +366,19 @@ def build_inputs(stack: str, config: StackConfig) -> StackInputs:
     )
 
 
+def program_capture(location: ProgramLocation, capture: Capture | None = None) -> Capture:
+    """The located stack's program run under mocks: `capture` when the caller ran it already
+    (preview and check have it), else run now, so a program runs once per command."""
+    if capture is not None:
+        return capture
+    return capture_program(
+        location.program_dir,
+        stack=location.stack,
+        config=location.config,
+        project_dir=location.project_dir,
+    )
+
+
 def program_values(location: ProgramLocation, capture: Capture | None = None) -> dict[str, object]:
     """The located stack's `inferstack:*` values: from its config, or from its program.
 
@@ -378,16 +391,9 @@ def program_values(location: ProgramLocation, capture: Capture | None = None) ->
     values = engine_values(location.config)
     if SERVICE_KEY in values:
         return values
-    if capture is None:
-        capture = capture_program(
-            location.program_dir,
-            stack=location.stack,
-            config=location.config,
-            project_dir=location.project_dir,
-        )
     declared = [
         (resource.name, resource.outputs[DECLARATION_OUTPUT])
-        for resource in capture.resources
+        for resource in program_capture(location, capture).resources
         if isinstance(resource.outputs.get(DECLARATION_OUTPUT), dict)
     ]
     if not declared:
