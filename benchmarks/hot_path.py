@@ -19,9 +19,15 @@ Printed per variant and connection count (medians over the rounds):
   shows here, one that waits for work does not;
 - CPU per request of the server process (every thread; the model process apart) and of h2load.
 
-The raw limit of the traced file (one torch thread, batch 128; `grpc_protocols.raw_limit`) is
-taken once per round while the servers are idle, so a variant's requests per second read as a
-share of it.
+The raw limits of the traced file (one torch thread, batch 128; `grpc_protocols.raw_limit`), as
+traced and frozen and optimized, are taken once per round while the servers are idle, so a
+variant's requests per second read as a share of them.
+
+The servers run with the runtime's default `--optimize auto` (the frozen and optimized graph
+when it answers the same and is not slower; `runtime/optimize.py`) unless a variant says
+otherwise; what graph optimization is worth end to end:
+
+    .venv/bin/python benchmarks/hot_path.py --variant optimized= --variant loaded="--optimize off"
 """
 
 from __future__ import annotations
@@ -238,7 +244,7 @@ def report(results: list[Result], variants: list[Variant], connections: list[int
             mine = [r for r in results if (r.variant, r.connections) == (variant.name, count)]
 
             def median(field: str, mine: list[Result] = mine) -> float:
-                return statistics.median(getattr(r, field) for r in mine)
+                return float(statistics.median(getattr(r, field) for r in mine))
 
             rps = median("rps")
             reference = reference or rps
@@ -270,11 +276,13 @@ def main(argv: list[str] | None = None) -> int:
     servers: list[Server] = []
     results: list[Result] = []
     limits: list[float] = []
+    optimized_limits: list[float] = []
     try:
         for variant in variants:
             servers.append(start(variant))
         for _ in range(args.rounds):
             limits.append(raw_limit(args.raw_seconds))
+            optimized_limits.append(raw_limit(args.raw_seconds, optimized=True))
             for connections in args.connections:
                 for server in servers:
                     results.append(measure(server, args.path, connections, args.seconds))
@@ -283,8 +291,11 @@ def main(argv: list[str] | None = None) -> int:
             stop_server(server.process)
     print(f"traced MLP, {args.path}, one 512-float row per request; {machine_load()}")
     report(results, variants, args.connections)
-    limit = statistics.median(limits)
-    print(f"raw limit (traced file, 1 torch thread, batch {MAX_BATCH}): {limit:,.0f} samples/s")
+    limit, optimized = statistics.median(limits), statistics.median(optimized_limits)
+    print(
+        f"raw limit (traced file, 1 torch thread, batch {MAX_BATCH}): {limit:,.0f} samples/s as "
+        f"traced, {optimized:,.0f} frozen and optimized ({optimized / limit:.2f}x)"
+    )
     print(
         "batch: mean rows per batch; wait: mean queue wait (ms); busy: batcher compute time / "
         "wall; m.cpu, m.wait: model process on a CPU / waiting for one; "
