@@ -18,6 +18,11 @@ Format 3 adds the server path's own cost (`server_overhead`): what a request pay
 `inferstack serve` beyond the batch's compute (HTTP parse, decode, the batcher, encode), per
 request and per batch, measured through a real server on loopback. Formats 1 and 2 still load
 without it (None: the simulator then adds nothing).
+
+Format 4 adds, at each of those batch sizes, the time between consecutive answers of one batch
+(`answer_spacing_ms`): the server answers a batch's requests one after another, so a request's
+answer waits for the encode and write of those before it in its batch. Formats 1 to 3 still
+load without it (the simulator then answers a whole batch at once).
 """
 
 from __future__ import annotations
@@ -33,8 +38,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from inferstack.contract.gpus import GPU_TYPE_NAMES, gpu_type_of_device
 from inferstack.errors import Problem, SpecError
 
-PROFILE_FORMAT_VERSION: Literal[3] = 3
-READABLE_FORMAT_VERSIONS = (1, 2, 3)
+PROFILE_FORMAT_VERSION: Literal[4] = 4
+READABLE_FORMAT_VERSIONS = (1, 2, 3, 4)
 FILE_SCHEME = "file://"
 
 
@@ -137,6 +142,12 @@ class OverheadPoint(_Strict):
     )
     compute_ms: float = Field(gt=0, description="the batch's compute p50 in this profile")
     overhead_ms: float = Field(description="batch_cycle_ms - compute_ms")
+    answer_spacing_ms: float | None = Field(
+        default=None,
+        ge=0,
+        description="the time between consecutive answers of one batch as the client reads them "
+        "(format 4; None at batch size 1 and in older formats)",
+    )
 
 
 class ServerOverhead(_Strict):
@@ -155,7 +166,7 @@ class ServerOverhead(_Strict):
 class Profile(_Strict):
     """A model's measured behaviour on one kind of hardware."""
 
-    format_version: Literal[1, 2, 3] = PROFILE_FORMAT_VERSION
+    format_version: Literal[1, 2, 3, 4] = PROFILE_FORMAT_VERSION
     model: str = Field(description="the model URI that was measured")
     model_digest: str | None = Field(
         default=None, description="sha256:<hex> of what `model_digest_of` names (format 2)"
@@ -200,6 +211,14 @@ class Profile(_Strict):
             raise ValueError(
                 f"server_overhead is a format 3 field but format_version is "
                 f"{self.format_version}; set format_version: 3 or remove it"
+            )
+        spaced = self.server_overhead is not None and any(
+            point.answer_spacing_ms is not None for point in self.server_overhead.points
+        )
+        if spaced and self.format_version < 4:
+            raise ValueError(
+                "server_overhead.points[].answer_spacing_ms is a format 4 field but "
+                f"format_version is {self.format_version}; set format_version: 4 or remove it"
             )
         hardware = self.hardware
         if self.format_version >= 2 and hardware.accelerator is not None:

@@ -16,8 +16,9 @@ the timings run in bursts a quarter of that runtime long, each followed by a pau
 loop at half the runtime's share (`RtBudget`): no period's real-time time reaches the limit.
 
 With `--server-overhead` (default true) it also measures what `inferstack serve` adds to a
-batch's compute (HTTP parse, decode, batcher, encode: `server_overhead.py`) and records it in
-the profile (format 3), for the simulator's replica.
+batch's compute (HTTP parse, decode, batcher, encode: `server_overhead.py`) and how far apart
+the answers of one batch leave, and records both in the profile (format 4), for the simulator's
+replica.
 
 The profile also records what it measured: the model URI with a digest of its file (the
 built-in model's weights, a handler's module source), its signature, and the device seen (the
@@ -272,6 +273,11 @@ def measure(
             report(
                 f"  server path, batch {measured.batch_size:>4}: "
                 f"{measured.batch_cycle_ms:8.2f} ms per batch, overhead {measured.overhead_ms:6.2f}"
+                + (
+                    f", answers {measured.answer_spacing_ms:.3f} ms apart"
+                    if measured.answer_spacing_ms is not None
+                    else ""
+                )
             )
         report(
             f"  server overhead: {overhead.per_batch_ms:.3f} ms per batch + "

@@ -18,16 +18,30 @@ give `per_batch + per_request * b`, which the simulator's replica adds to each b
 off its line does not tilt it. (Three intervals, each started idle, and a least-squares line
 through three sizes put the fixed-time model's b=32 overhead 0.9 ms apart in two quiet runs.)
 
+The same run gives the answer spacing at b (profile format 4): the median over batches of the
+time between a batch's first and last answer as the client reads them, over b - 1. The server
+resolves a batch's b requests together, takes its next batch, and then encodes and writes the
+b answers one after another on its event loop, so the i-th answer (from 0) leaves about
+(i + 1) spacings after the batch's results came back. The cycle does not see it (the replica
+computes its next batch meanwhile) but every request's latency does: traced per request through
+the fixed-time model on this 2-core machine, at 90 % of one replica's capacity the answer of
+position i of a 32-row batch was written 0.93 + 0.116 i ms after the batch resolved (0.26 ms +
+0.2 i at 30 %, 4-row batches), which the simulator left out (its p50 read 7-10 % low at 90 %).
+
 Why not the server's own compute histogram instead of the profile's p50: inside the server the
 model's batch reads longer (the fixed-time model's b=32 batch 0.6 to 0.8 ms over the profile's
 p50), most likely the worker thread that waits on the model waiting for the GIL while the event
 loop decodes the next batch. Whatever it is, the server adds it, and the simulator adds the
 overhead to the profile's compute, so it belongs in the overhead.
 
-Not in it: a lightly loaded server's latency (a lone request's decode and encode are not
-overlapped with another batch; measured here at batch 1 that is within about a millisecond),
-the variance of the path around its line, how the overhead grows when the event loop's core is
-contended (measured on whatever else the machine runs at the time).
+Not in it: the time the answers of a batch wait while the event loop dispatches the next
+batch first (about 0.5 ms at b = 32 under load; the client cannot tell it from the cycle), the
+time a request waits to be read and decoded while the loop is busy, a lightly loaded server's
+latency (a lone request's decode and encode are not overlapped with another batch; measured
+here at batch 1 that is within about a millisecond), the variance of the path around its line,
+how the overhead grows when the event loop's core is contended (measured on whatever else the
+machine runs at the time; two replicas on this machine's two cores took 27.6 ms per 32-row
+batch where one alone took 26.5).
 """
 
 from __future__ import annotations
@@ -96,10 +110,11 @@ def measure_server_overhead(
     payload = request_bytes(row)
     points = []
     for size in sizes:
-        cycles = _part_cycles_ms(
+        answers = _answer_times(
             uri, size, payload, threads, device, model_process, seconds_per_size
         )
-        cycle = round(float(np.median(cycles)), 3)
+        cycle = round(float(np.median(part_cycles_ms(answers[size - 1 :: size]))), 3)
+        spacing = answer_spacing_ms(answers, size)
         compute = compute_p50_ms[size]
         points.append(
             OverheadPoint(
@@ -107,6 +122,7 @@ def measure_server_overhead(
                 batch_cycle_ms=cycle,
                 compute_ms=compute,
                 overhead_ms=round(cycle - compute, 3),
+                answer_spacing_ms=None if spacing is None else round(spacing, 4),
             )
         )
     per_batch, per_request = fit_line([(p.batch_size, p.overhead_ms) for p in points])
@@ -154,7 +170,7 @@ def weighted_median(values: np.ndarray, weights: np.ndarray) -> float:
     return float(values[order][int(np.searchsorted(cumulative, cumulative[-1] / 2))])
 
 
-def _part_cycles_ms(
+def _answer_times(
     uri: str,
     size: int,
     payload: bytes,
@@ -163,6 +179,8 @@ def _part_cycles_ms(
     model_process: bool,
     seconds: float,
 ) -> list[float]:
+    """Every answer's time (perf_counter) through a server batching at `size`, in whole batches
+    after the warm-up (`batch_answers`)."""
     port = _free_port()
     command = [
         sys.executable, "-m", "inferstack.cli", "serve",
@@ -187,7 +205,7 @@ def _part_cycles_ms(
         try:
             for connection in connections:
                 connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            ends = batch_ends(connections, payload, size, max(0.5, seconds / 4), seconds)
+            answers = batch_answers(connections, payload, size, max(0.5, seconds / 4), seconds)
         finally:
             for connection in connections:
                 connection.close()
@@ -198,24 +216,24 @@ def _part_cycles_ms(
         except subprocess.TimeoutExpired:
             process.kill()
             process.communicate()
-    return part_cycles_ms(ends)
+    return answers
 
 
-def batch_ends(
+def batch_answers(
     connections: list[socket.socket], payload: bytes, size: int, warm_s: float, seconds: float
 ) -> list[float]:
     """Keep a request in flight on every connection for `warm_s` and then `seconds` more: the
-    times (perf_counter) at which batches ended after the warm-up, as the client read them.
+    times (perf_counter) at which answers were read, in whole batches after the warm-up.
 
-    Every `size` answers end a batch: each batch is full, and the next one's answers cannot come
-    before its compute. At least `PARTS * PART_BATCHES + 1` ends, whatever `seconds` is.
+    Every `size` answers make a batch: each batch is full, and the next one's answers cannot
+    come before its compute; so answers `size - 1`, `2 * size - 1`, ... end the batches. At
+    least `PARTS * PART_BATCHES + 1` batches, whatever `seconds` is.
     """
     for connection in connections:
         connection.sendall(payload)
-    ends: list[float] = []
-    answers = 0
-    began = time.perf_counter()
-    warm_until = began + warm_s
+    times: list[float] = []
+    kept = 0  # batches that ended after the warm-up
+    warm_until = time.perf_counter() + warm_s
     until = warm_until + seconds
     while True:
         ready, _, _ = select.select(connections, [], [], READY_TIMEOUT_S)
@@ -224,11 +242,28 @@ def batch_ends(
         for connection in ready:
             done_at, _ = _read_response(connection)
             connection.sendall(payload)
-            answers += 1
-            if answers % size == 0 and done_at >= warm_until:
-                ends.append(done_at)
-        if len(ends) > PARTS * PART_BATCHES and ends[-1] >= until:
-            return ends
+            times.append(done_at)
+            if len(times) % size == 0 and done_at >= warm_until:
+                kept += 1
+        whole = len(times) // size * size
+        if kept > PARTS * PART_BATCHES and times[whole - 1] >= until:
+            return times[whole - kept * size : whole]
+
+
+def answer_spacing_ms(answers: Sequence[float], size: int) -> float | None:
+    """The median over whole batches of (last answer - first answer) / (size - 1), in ms: the
+    time between consecutive answers of one batch, as the client reads them (None at size 1).
+
+    The server answers a batch's requests one after another on its event loop (each response
+    encoded and written in turn), so a batch's last request is answered that much later than
+    its first, after the replica has already taken its next batch."""
+    if size < 2:
+        return None
+    whole = len(answers) // size * size
+    batches = np.asarray(answers[:whole], dtype=np.float64).reshape(-1, size)
+    if not len(batches):
+        raise ValueError(f"{len(answers)} answers do not make a batch of {size}")
+    return float(np.median((batches[:, -1] - batches[:, 0]) / (size - 1)) * 1000)
 
 
 def part_cycles_ms(ends: Sequence[float]) -> list[float]:

@@ -89,13 +89,18 @@ def test_inferstack_profile_measures_the_fixed_time_model_and_its_server_path(
     argv = ["profile", "--model", "fixed_time_model:FixedTime", "--out", str(out)]
     assert main([*argv, "--batch-sizes", "1,4", "--seconds", "0.05", "--threads", "1"]) == 0
     profile = load_profile(out)
-    assert profile.format_version == 3
+    assert profile.format_version == 4
     assert profile.model_digest_of == "handler source"
     assert profile.server_overhead is not None
     assert [p.batch_size for p in profile.server_overhead.points] == [1, 4]
     for point in profile.server_overhead.points:
         assert point.compute_ms == profile.at(point.batch_size).latency_ms.p50
         assert point.overhead_ms == pytest.approx(point.batch_cycle_ms - point.compute_ms)
+    one, four = profile.server_overhead.points
+    # A batch of one has no spacing; four answers leave one after another, well inside a cycle.
+    assert one.answer_spacing_ms is None
+    assert four.answer_spacing_ms is not None
+    assert 0 < four.answer_spacing_ms < four.batch_cycle_ms / 3
 
 
 def test_the_open_loop_client_sends_on_its_schedule_and_records_every_answer() -> None:

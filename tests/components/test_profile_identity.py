@@ -112,8 +112,8 @@ def test_format_1_files_still_load_and_unknown_formats_say_upgrade() -> None:
     shipped = builtin_profile("builtin://mlp")
     assert shipped.format_version == 1
     assert (shipped.model_digest, shipped.signature) == (None, None)
-    with pytest.raises(SpecError, match="format_version 4 is not one this inferstack reads"):
-        parse_profile({**PROFILE, "format_version": 4})
+    with pytest.raises(SpecError, match="format_version 5 is not one this inferstack reads"):
+        parse_profile({**PROFILE, "format_version": 5})
 
 
 def test_format_2_refuses_a_cpu_profile_naming_a_gpu() -> None:

@@ -1,4 +1,5 @@
-"""Profile format 3: the server path's overhead, recorded by the profiler, added by the replica."""
+"""Profile formats 3 and 4: the server path's overhead and its answer spacing, recorded by the
+profiler, used by the replica."""
 
 from __future__ import annotations
 
@@ -10,8 +11,22 @@ import pytest
 
 from inferstack.errors import SpecError
 from inferstack.offline.simulate.inputs import compute_model
+from inferstack.offline.simulate.replica import (
+    FINE_RATIO,
+    BatcherParams,
+    KernelTables,
+    Recorder,
+    Replica,
+    advance,
+    percentile,
+)
 from inferstack.profile import PROFILE_FORMAT_VERSION, parse_profile
-from inferstack.runtime.server_overhead import PARTS, fit_line, part_cycles_ms
+from inferstack.runtime.server_overhead import (
+    PARTS,
+    answer_spacing_ms,
+    fit_line,
+    part_cycles_ms,
+)
 from tests.components.factories import PROFILE
 
 OVERHEAD: dict[str, Any] = {
@@ -28,12 +43,11 @@ OVERHEAD: dict[str, Any] = {
 def with_overhead(version: int) -> dict[str, Any]:
     data = copy.deepcopy(PROFILE)
     data["format_version"] = version
-    data["server_overhead"] = OVERHEAD
+    data["server_overhead"] = copy.deepcopy(OVERHEAD)
     return data
 
 
 def test_format_3_carries_the_server_overhead_and_formats_1_and_2_still_load() -> None:
-    assert PROFILE_FORMAT_VERSION == 3
     profile = parse_profile(with_overhead(3))
     assert profile.server_overhead is not None
     assert profile.server_overhead.at(16) == pytest.approx(1.5 + 0.1 * 16)
@@ -120,3 +134,87 @@ def test_each_part_is_timed_from_the_end_of_the_batch_before_it() -> None:
 def test_too_few_batch_ends_for_the_parts_are_refused() -> None:
     with pytest.raises(ValueError, match="cannot make"):
         part_cycles_ms([0.0] * PARTS)
+
+
+def with_spacing(version: int) -> dict[str, Any]:
+    data = with_overhead(version)
+    data["server_overhead"]["points"][1]["answer_spacing_ms"] = 0.2
+    return data
+
+
+def test_format_4_carries_the_answer_spacing_and_format_3_still_loads_without() -> None:
+    assert PROFILE_FORMAT_VERSION == 4
+    profile = parse_profile(with_spacing(4))
+    assert profile.server_overhead is not None
+    assert [p.answer_spacing_ms for p in profile.server_overhead.points] == [None, 0.2]
+    assert compute_model(profile).answer_spacing_points_s == ((16, 0.0002),)
+    assert compute_model(parse_profile(with_overhead(3))).answer_spacing_points_s == ()
+
+
+def test_an_answer_spacing_in_format_3_is_refused_with_the_fix() -> None:
+    with pytest.raises(SpecError, match="answer_spacing_ms is a format 4 field") as error:
+        parse_profile(with_spacing(3))
+    assert "set format_version: 4 or remove it" in str(error.value)
+
+
+def test_the_spacing_follows_the_points_and_holds_past_either_end() -> None:
+    data = with_spacing(4)
+    data["server_overhead"]["points"] = [
+        {**point, "answer_spacing_ms": gap}
+        for point, gap in zip(
+            [
+                {"batch_size": b, "batch_cycle_ms": 9.0, "compute_ms": 5.0, "overhead_ms": 1.0}
+                for b in (4, 32)
+            ],
+            (0.2, 0.1),
+            strict=True,
+        )
+    ]
+    spacing_ms = compute_model(parse_profile(data)).spacing(40) * 1000
+    assert spacing_ms[[1, 4, 18, 32, 40]] == pytest.approx([0.2, 0.2, 0.15, 0.1, 0.1])
+
+
+def one_batch_latencies_ms(spacing_points: tuple[tuple[int, float], ...]) -> list[float]:
+    """Four requests at t=0 on an idle replica that batches four: each one's latency."""
+    compute = compute_model(parse_profile(with_overhead(3)))
+    if spacing_points:
+        compute = compute_model(parse_profile(with_spacing(4)))
+    params = BatcherParams(4, (4,), 1.0, 16, None, 1)
+    # No spread: every batch takes its median, so only the spacing tells the answers apart.
+    flat = type(compute)(
+        sizes=compute.sizes,
+        p50_s=compute.p50_s,
+        p99_s=compute.p50_s,
+        overhead_points_s=compute.overhead_points_s,
+        answer_spacing_points_s=spacing_points,
+    )
+    tables = KernelTables.build(params, flat, budget_s=1.0)
+    latencies = []
+    for position in range(4):
+        recorder = Recorder.empty(1)
+        replica = Replica(params, ready_at=0.0)
+        arrive = np.zeros(4)
+        advance(replica, tables, arrive, arrive, 10.0, np.random.default_rng(0), recorder)
+        # The position-th answer: the histogram's value at its share of the four.
+        latencies.append(percentile(recorder.fine, (position + 0.5) / 4, FINE_RATIO) * 1000)
+    return latencies
+
+
+def test_a_batchs_answers_leave_one_spacing_apart_after_the_batch_ends() -> None:
+    """The server writes a batch's answers one after another: the i-th (from 0) leaves i + 1
+    spacings after the batch ends; the replica's occupancy (the next batch's start) is not
+    moved."""
+    bare = one_batch_latencies_ms(())
+    spaced = one_batch_latencies_ms(((16, 0.0002),))
+    assert bare == pytest.approx([bare[0]] * 4, rel=0.011)  # one histogram bin
+    added = [s - b for s, b in zip(spaced, bare, strict=True)]
+    assert added == pytest.approx([0.2, 0.4, 0.6, 0.8], abs=0.011 * bare[0])
+
+
+def test_the_answer_spacing_is_the_median_batch_spread_over_its_gaps() -> None:
+    # Batches of 4: answers 0.1 ms apart, one batch stalled 5 ms between its answers.
+    batches = [[t, t + 0.0001, t + 0.0002, t + 0.0003] for t in np.arange(5) * 0.01]
+    batches[2][3] += 0.005
+    answers = [time for batch in batches for time in batch]
+    assert answer_spacing_ms(answers, 4) == pytest.approx(0.1)
+    assert answer_spacing_ms(answers, 1) is None

@@ -69,7 +69,7 @@ def test_the_profile_records_the_model_its_signature_and_the_device_seen(tmp_pat
     argv += ["--batch-sizes", "1,2", "--seconds", "0.01", "--threads", "1"]
     assert main([*argv, "--model-process", "false"]) == 0
     written = load_profile(out)
-    assert written.format_version == 3
+    assert written.format_version == 4
     assert written.model == "tests.runtime.handlers:Doubler"
     assert written.model_digest_of == "handler source"
     assert written.signature is not None

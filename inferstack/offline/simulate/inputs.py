@@ -201,6 +201,15 @@ def compute_model(profile: Profile) -> ComputeModel:
         )
         if overhead
         else (),
+        answer_spacing_points_s=tuple(
+            sorted(
+                (p.batch_size, p.answer_spacing_ms / 1000)
+                for p in overhead.points
+                if p.answer_spacing_ms is not None
+            )
+        )
+        if overhead
+        else (),
     )
 
 

@@ -13,8 +13,14 @@ linearly between measured sizes): `median = p50`, `sigma = ln(p99 / p50) / z(0.9
 simulated batch matches both measured percentiles. A format-3 profile's server overhead (what
 `inferstack serve` adds: HTTP parse, decode, batcher hand-off, encode) is added to each batch as
 `per_batch + per_request * b` before the log-normal is fitted, so a batch occupies its replica
-for compute plus that path; not modelled: the event loop's CPU shared with other replicas and
-the client, its variance beyond the fitted line, and TCP/connection effects.
+for compute plus that path. A format-4 profile's answer spacing (the time between consecutive
+answers of one batch) delays the answer of a batch's i-th request (from 0) by (i + 1) spacings
+after the batch ends: the server encodes and writes a batch's answers one after another on its
+event loop while the replica already computes the next batch, so the spacing adds to latency,
+not to the replica's occupancy. Not modelled: the answers waiting while the loop dispatches the
+next batch, requests waiting to be read and decoded while the loop is busy, the event loop's
+CPU shared with other replicas and the client, the path's variance beyond the fitted line, and
+TCP/connection effects.
 
 Latencies land in log-spaced histograms (1 % wide bins for the totals, 5 % for the per-minute
 timeline), so a day of 10^8 requests needs no per-request storage. The kernel is compiled with
@@ -123,6 +129,12 @@ class ComputeModel:
     and largest measured size the overhead follows these points, so a simulated batch of a
     measured size takes the measured cycle (the path's cost is not a straight line in the batch
     size); beyond the largest, the line's per-request slope continues from its point."""
+    answer_spacing_points_s: tuple[tuple[int, float], ...] = ()
+    """The time between consecutive answers of one batch, as measured at each batch size
+    (profile format 4), ascending. The server answers a batch's requests one after another on
+    its event loop, so its i-th request (from 0) is answered `(i + 1) * spacing` after the batch
+    ends (its own encode and write included); the replica is free for its next batch before
+    then (the overhead above is the occupancy, the spacing only latency)."""
 
     def tables(self, max_batch: int) -> tuple[Floats, Floats]:
         """Median and sigma for every batch size 0..max_batch (index = size)."""
@@ -153,6 +165,20 @@ class ComputeModel:
         overhead[beyond] = measured[-1] + self.overhead_per_request_s * (wanted[beyond] - at[-1])
         return overhead
 
+    def spacing(self, max_batch: int) -> Floats:
+        """The answer spacing for every batch size 0..max_batch (index = size), in seconds.
+
+        Between measured sizes it follows the measured points; below the smallest and beyond
+        the largest it stays at the nearest point's (an answer's encode and write do not
+        depend on how many others the batch has). Zero without measured points."""
+        wanted = np.arange(max_batch + 1, dtype=np.float64)
+        if not self.answer_spacing_points_s:
+            return np.zeros(max_batch + 1, dtype=np.float64)
+        at = np.array([size for size, _ in self.answer_spacing_points_s], dtype=np.float64)
+        measured = np.maximum(np.array([gap for _, gap in self.answer_spacing_points_s]), 0.0)
+        spacing: Floats = np.interp(wanted, at, measured)
+        return spacing
+
     def throughput(self, batch: int) -> float:
         """Items per second of one instance at batch size `batch` (mean of the log-normal)."""
         median, sigma = self.tables(batch)
@@ -180,6 +206,7 @@ def _kernel(  # noqa: C901
     timeout: float,
     median: Floats,
     sigma: Floats,
+    spacing: Floats,
     budget: float,
     fine: Ints,
     coarse: Ints,
@@ -242,8 +269,10 @@ def _kernel(  # noqa: C901
             free[k] = finish
             running[k] = take
             counters[4] += 1
-            for _ in range(take):
-                latency = finish - q_origin[head]
+            gap = spacing[take]
+            for position in range(take):
+                # The batch's answers leave one after another (`ComputeModel.spacing`).
+                latency = finish + gap * (position + 1) - q_origin[head]
                 counters[0] += 1
                 if latency <= budget:
                     counters[3] += 1
@@ -341,6 +370,7 @@ class KernelTables:
     params: BatcherParams
     median: Floats
     sigma: Floats
+    spacing: Floats
     preferred: Ints
     budget_s: float
     due_count: int
@@ -353,7 +383,8 @@ class KernelTables:
             sorted(s for s in params.preferred_batch_sizes if s <= params.max_batch_size),
             dtype=np.int64,
         )
-        return cls(params, median, sigma, preferred, budget_s, params.due_count)
+        spacing = compute.spacing(params.max_batch_size)
+        return cls(params, median, sigma, spacing, preferred, budget_s, params.due_count)
 
 
 def advance(
@@ -393,6 +424,7 @@ def advance(
         params.request_timeout_s or -1.0,
         tables.median,
         tables.sigma,
+        tables.spacing,
         tables.budget_s,
         recorder.fine,
         recorder.coarse,
