@@ -154,7 +154,7 @@ class WorkerProcess:
         settings = self.settings
         configure_gil_switch_interval(settings.gil_switch_interval_us)
         try:
-            return open_model(
+            opened = open_model(
                 settings.model,
                 name=settings.model_name,
                 device=settings.device,
@@ -165,9 +165,11 @@ class WorkerProcess:
                 sha256=settings.model_sha256,
                 cache_dir=settings.model_cache,
                 optimize=settings.optimize,
-            ).model
+            )
         except ModelLoadError as error:
             raise WorkerStartError(str(error)) from error
+        logger.info("model %s: %s", opened.model.name, opened.graph.describe())
+        return opened.model
 
     def _open_http(self, registry: CollectorRegistry) -> None:
         self._http = WorkerHttpServer(self.settings.metrics_port, registry, self.worker.health)

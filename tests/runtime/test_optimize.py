@@ -365,3 +365,30 @@ def test_a_bad_value_names_the_variable_and_the_choices() -> None:
     assert str(raised.value) == (
         f"environment variable {ENV_OPTIMIZE}: Input should be 'auto' or 'off'"
     )
+
+
+class _Started(Exception):
+    """Raised by a stand-in `ProcessModel.start` with the config it was given."""
+
+
+@pytest.fixture
+def config_seen(monkeypatch: pytest.MonkeyPatch) -> None:
+    def start(config: ModelProcessConfig, instances: int = 1) -> ProcessModel:
+        raise _Started(config.optimize)
+
+    monkeypatch.setattr(ProcessModel, "start", start)
+
+
+@pytest.mark.usefixtures("config_seen")
+def test_serve_and_work_hand_the_setting_to_the_model_processes() -> None:
+    from inferstack.runtime.server.lifecycle import open_served_model
+    from inferstack.runtime.worker.process import WorkerProcess
+    from inferstack.runtime.worker.settings import resolve_settings as resolve_worker
+
+    environ = {ENV_OPTIMIZE: "off"}
+    with pytest.raises(_Started) as served:
+        open_served_model(resolve_settings({"model": "builtin://mlp"}, environ=environ), "mlp")
+    flags = {"model": "builtin://mlp", "queue": "sqs://jobs", "results": "s3://r/out"}
+    with pytest.raises(_Started) as worked:
+        WorkerProcess(resolve_worker(flags, environ=environ))._load_model()
+    assert served.value.args == worked.value.args == ("off",)
