@@ -142,7 +142,16 @@ def test_outputs_match_within_the_tolerance_scaled_to_the_output() -> None:
     assert outputs_match({"y": big}, {"y": near}) is None
     far = big * np.float32(1 + 20 * RTOL)
     assert outputs_match({"y": big}, {"y": far}) == (
-        f"y differs by up to 2 (allowed rtol {RTOL:g}, atol 0.01)"
+        f"y differs in 1 of 2 values, by up to 2 (allowed rtol {RTOL:g}, atol 0.01)"
+    )
+
+
+def test_an_infinite_reference_value_does_not_widen_the_tolerance() -> None:
+    want = np.array([np.inf, 1.0, np.nan], dtype=np.float32)
+    assert outputs_match({"y": want}, {"y": want.copy()}) is None
+    off = np.array([-np.inf, 1.0, 2.0], dtype=np.float32)
+    assert outputs_match({"y": want}, {"y": off}) == (
+        f"y differs in 2 of 3 values, by up to nan (allowed rtol {RTOL:g}, atol {ATOL:g})"
     )
 
 
@@ -235,6 +244,17 @@ def test_an_error_of_the_optimized_graph_keeps_the_loaded_graph(model: TorchMode
     outcome = optimize_graph(model, SIZES, "auto", transform=wrong_arity)
 
     assert outcome.reason.startswith(f"{OPTIMIZATION} failed (RuntimeError: ")
+    assert model.module is loaded
+
+
+def test_no_sizes_to_check_on_leaves_the_module_as_loaded(model: TorchModel) -> None:
+    loaded = model.module
+
+    outcome = optimize_graph(model, (), "auto", time_pair=_times(1.0, 0.1))
+
+    assert outcome.describe() == (
+        "graph as loaded: no warm-up batch sizes to check the optimized graph on"
+    )
     assert model.module is loaded
 
 
