@@ -183,3 +183,38 @@ def test_non_finite_floats_travel_as_triton_writes_them():
     encoded = encode_response("mlp", {"output": values})
     assert b"NaN,Infinity,-Infinity,1.5" in encoded.body
     np.testing.assert_array_equal(decode_response(encoded.body)["output"], values)
+
+
+def test_finite_outputs_whose_squares_overflow_are_still_written_by_orjson():
+    # The finiteness check's screen is a sum of squares: FP16 values past 256 overflow it while
+    # finite, and the exact check must then keep orjson's form (an FP16 written as such).
+    values = np.array([[300.0, -60000.0, 1.5, 0.0]], dtype=np.float16)
+    encoded = encode_response("mlp", {"output": values}, request_id="null")
+    assert encoded.body == orjson.dumps(
+        {
+            "model_name": "mlp",
+            "outputs": [
+                {"name": "output", "datatype": "FP16", "shape": [1, 4], "data": values.reshape(-1)}
+            ],
+            "id": "null",
+        },
+        option=orjson.OPT_SERIALIZE_NUMPY,
+    )
+
+
+def test_a_non_finite_output_among_finite_ones_is_written_as_nan_not_null():
+    outputs = {"label": np.array([3, 1], dtype=np.int64), "output": X.copy()}
+    outputs["output"][1, 2] = np.nan
+    requested = [RequestedOutput("label", False), RequestedOutput("output", False)]
+    encoded = encode_response("mlp", outputs, requested=requested)
+    assert b"null" not in encoded.body
+    assert b"NaN" in encoded.body
+    np.testing.assert_array_equal(decode_response(encoded.body)["output"], outputs["output"])
+
+
+def test_a_non_finite_binary_output_leaves_the_json_header_alone():
+    values = np.array([[np.nan, np.inf, 1.0, 2.0]], dtype=np.float32)
+    encoded = encode_response("mlp", {"output": values}, binary_output=True)
+    assert encoded.header_length is not None
+    decoded = decode_response(encoded.body, header_length=encoded.header_length)
+    np.testing.assert_array_equal(decoded["output"], values)
