@@ -145,7 +145,7 @@ class OverheadPoint(_Strict):
     answer_spacing_ms: float | None = Field(
         default=None,
         ge=0,
-        description="the time between consecutive answers of one batch as the client reads them "
+        description="the time between consecutive answers of one batch as they reach the client "
         "(format 4; None at batch size 1 and in older formats)",
     )
 

@@ -4,6 +4,9 @@ profiler, used by the replica."""
 from __future__ import annotations
 
 import copy
+import socket
+import sys
+import time
 from typing import Any
 
 import numpy as np
@@ -23,6 +26,8 @@ from inferstack.offline.simulate.replica import (
 from inferstack.profile import PROFILE_FORMAT_VERSION, parse_profile
 from inferstack.runtime.server_overhead import (
     PARTS,
+    _read_response,
+    _stamp_arrivals,
     answer_spacing_ms,
     fit_line,
     part_cycles_ms,
@@ -218,3 +223,34 @@ def test_the_answer_spacing_is_the_median_batch_spread_over_its_gaps() -> None:
     answers = [time for batch in batches for time in batch]
     assert answer_spacing_ms(answers, 4) == pytest.approx(0.1)
     assert answer_spacing_ms(answers, 1) is None
+    with pytest.raises(ValueError, match="do not make a batch"):
+        answer_spacing_ms(answers[:3], 4)
+
+
+ANSWER = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}"
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="SO_TIMESTAMPNS is Linux's")
+def test_answers_are_timed_when_they_arrived_not_when_they_were_read() -> None:
+    """A client that falls behind reads two answers (two connections) one after the other;
+    their arrival times still lie as far apart as the server sent them."""
+    with socket.create_server(("127.0.0.1", 0)) as listener:
+        clients = [socket.create_connection(listener.getsockname()) for _ in range(2)]
+        servers = [listener.accept()[0] for _ in clients]
+        try:
+            for client in clients:
+                _stamp_arrivals(client)
+            servers[0].sendall(ANSWER)
+            time.sleep(0.05)  # the second answer leaves at least 50 ms after the first
+            servers[1].sendall(ANSWER)
+            time.sleep(0.01)  # both are in before the client reads either
+            first_read, body, first_arrived = _read_response(clients[0])
+            second_read, _, second_arrived = _read_response(clients[1])
+        finally:
+            for each in [*clients, *servers]:
+                each.close()
+    assert body == b"{}"
+    assert first_arrived is not None
+    assert second_arrived is not None
+    assert second_arrived - first_arrived >= 0.05
+    assert second_read - first_read < second_arrived - first_arrived
