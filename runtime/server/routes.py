@@ -217,6 +217,10 @@ class InferenceApp:
             f"/v2/models/{model_name}{version}/infer"
             for version in ("", f"/versions/{MODEL_VERSION}")
         )
+        # The inference paths `handle` answers without splitting them. An empty name, or one
+        # with a slash in it, splits into other parts: those paths go the long way, as before.
+        fast = model_name and "/" not in model_name
+        self._infer_fast = self._infer_paths if fast else frozenset[str]()
 
     @property
     def ready(self) -> bool:
@@ -265,6 +269,8 @@ class InferenceApp:
         self, method: str, path: str, headers: Mapping[str, str], body: bytes
     ) -> Response:
         """Answer one request. `headers` has lower-case names."""
+        if method == "POST" and path in self._infer_fast:
+            return await self._infer(headers, body)  # Where `_model` would take it, in one step.
         parts = [part for part in path.split("/") if part]
         if parts[:1] == ["v2"]:
             return await self._v2(method, parts[1:], headers, body)
