@@ -123,16 +123,17 @@ class _Request:
 
 def encode_response(response: Response, *, head_only: bool, keep_alive: bool) -> bytes:
     """The status line, headers and body of `response` as one buffer."""
-    lines = [
-        f"HTTP/1.1 {response.status} {_REASONS.get(response.status, 'Unknown')}",
-        f"content-type: {response.content_type}",
-        f"content-length: {len(response.body)}",
-    ]
-    lines.extend(f"{name}: {value}" for name, value in response.headers)
+    # One f-string and appends rather than a list joined: this runs for every answer.
+    head = (
+        f"HTTP/1.1 {response.status} {_REASONS.get(response.status, 'Unknown')}\r\n"
+        f"content-type: {response.content_type}\r\ncontent-length: {len(response.body)}\r\n"
+    )
+    for name, value in response.headers:
+        head += f"{name}: {value}\r\n"
     if not keep_alive:
-        lines.append("connection: close")
-    head = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
-    return head if head_only else head + response.body
+        head += "connection: close\r\n"
+    encoded = (head + "\r\n").encode("latin-1")
+    return encoded if head_only else encoded + response.body
 
 
 def _header_dict(pairs: list[tuple[bytes, bytes]]) -> dict[str, str]:
@@ -146,6 +147,8 @@ def _header_dict(pairs: list[tuple[bytes, bytes]]) -> dict[str, str]:
 
 def _upgrade_with_body(method: bytes, headers: dict[str, str]) -> bool:
     """A protocol switch (CONNECT, or `Connection: upgrade` with `Upgrade`) that declares a body."""
+    if method != b"CONNECT" and "upgrade" not in headers:
+        return False  # Neither kind of switch: every request but a few comes this way.
     tokens = {token.strip().lower() for token in headers.get("connection", "").split(",")}
     switching = method == b"CONNECT" or ("upgrade" in tokens and "upgrade" in headers)
     declared = headers.get("content-length", "0").strip()
