@@ -20,14 +20,14 @@ through three sizes put the fixed-time model's b=32 overhead 0.9 ms apart in two
 
 The same run gives the answer spacing at b (profile format 4): the median over batches of the
 time between a batch's first and last answer as they reach the client (the kernel's receive
-times, `SO_TIMESTAMPNS`), over b - 1. The server
-resolves a batch's b requests together, takes its next batch, and then encodes and writes the
-b answers one after another on its event loop, so the i-th answer (from 0) leaves about
-(i + 1) spacings after the batch's results came back. The cycle does not see it (the replica
-computes its next batch meanwhile) but every request's latency does: traced per request through
-the fixed-time model on this 2-core machine, at 90 % of one replica's capacity the answer of
-position i of a 32-row batch was written 0.93 + 0.116 i ms after the batch resolved (0.26 ms +
-0.2 i at 30 %, 4-row batches), which the simulator left out (its p50 read 7-10 % low at 90 %).
+times, `SO_TIMESTAMPNS`), over b - 1. The server resolves a batch's b requests together, takes
+its next batch, and then encodes and writes the b answers one after another on its event loop,
+so the i-th answer (from 0) leaves about (i + 1) spacings after the batch's results came back.
+The cycle does not see it (the replica computes its next batch meanwhile) but every request's
+latency does: traced per request through the fixed-time model on this 2-core machine, at 90 %
+of one replica's capacity the answer of position i of a 32-row batch was written 0.93 + 0.116 i
+ms after the batch resolved (0.26 ms + 0.2 i at 30 %, 4-row batches), which the simulator left
+out (its p50 read 7-10 % low at 90 %).
 
 Why not the server's own compute histogram instead of the profile's p50: inside the server the
 model's batch reads longer (the fixed-time model's b=32 batch 0.6 to 0.8 ms over the profile's
