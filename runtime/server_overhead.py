@@ -57,13 +57,16 @@ import sys
 import time
 import urllib.request
 from collections.abc import Mapping, Sequence
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
 import numpy as np
 
 from inferstack.contract.pods import READY_PATH
 from inferstack.profile import OverheadPoint, ServerOverhead
 from inferstack.runtime.protocol.codecs import dumps, tensor_entries
+
+if TYPE_CHECKING:  # A type only: this module loads no model code.
+    from inferstack.runtime.optimize import OptimizeMode
 
 OVERHEAD_BATCH_SIZES: Final = (1, 4, 8, 16, 32)
 """Batch sizes the server path is measured at (those the profile also measured)."""
@@ -107,12 +110,14 @@ def measure_server_overhead(
     device: str,
     model_process: bool,
     seconds_per_size: float,
+    optimize: OptimizeMode = "auto",
 ) -> ServerOverhead:
     """Bursts through `inferstack serve` at each size of `compute_p50_ms` in the overhead set.
 
     `compute_p50_ms` maps the measured batch sizes to their compute p50; sizes in
     `OVERHEAD_BATCH_SIZES` are used, or the smallest and largest measured when fewer than two
-    of them were.
+    of them were. `optimize` is passed to the server: its graph is the one the compute was
+    timed on.
     """
     sizes = [b for b in OVERHEAD_BATCH_SIZES if b in compute_p50_ms]
     if len(sizes) < 2:
@@ -121,7 +126,7 @@ def measure_server_overhead(
     points = []
     for size in sizes:
         answers, arrivals = _answer_times(
-            uri, size, payload, threads, device, model_process, seconds_per_size
+            uri, size, payload, threads, device, model_process, seconds_per_size, optimize
         )
         cycle = round(float(np.median(part_cycles_ms(answers[size - 1 :: size]))), 3)
         spacing = answer_spacing_ms(arrivals, size)
@@ -188,6 +193,7 @@ def _answer_times(
     device: str,
     model_process: bool,
     seconds: float,
+    optimize: OptimizeMode,
 ) -> tuple[list[float], list[float]]:
     """Every answer's time through a server batching at `size`, in whole batches after the
     warm-up, as read and as it arrived (`batch_answers`)."""
@@ -196,7 +202,7 @@ def _answer_times(
         sys.executable, "-m", "inferstack.cli", "serve",
         "--model", uri, "--model-name", SERVED_NAME, "--port", str(port),
         "--device", device, "--torch-threads", str(threads),
-        "--model-process", "true" if model_process else "false",
+        "--model-process", "true" if model_process else "false", "--optimize", optimize,
         "--max-batch-size", str(size), "--preferred-batch-sizes", str(size),
         "--max-queue-delay-ms", str(LONG_DELAY_MS), "--max-queue-size", str(max(64, 4 * size)),
         "--host", "127.0.0.1", "--grpc-port", "0",
