@@ -24,6 +24,11 @@ The profile also records what it measured: the model URI with a digest of its fi
 built-in model's weights, a handler's module source), its signature, and the device seen (the
 CPU model, or the GPU's driver name with the spec GPU type it is). `--accelerator` is a check,
 not a label: a name the spec would reject, or one that is not the GPU here, is refused.
+
+`--optimize` is `serve`'s setting (`optimize.py`), default `auto`: the profile times the graph
+the server would run with that setting, the server path included. Which graph that was is in
+the progress line and in the cold start's warm-up note (free text, so the format stays 4; the
+warm-up seconds include the graph check's).
 """
 
 from __future__ import annotations
@@ -41,7 +46,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Final, Literal
+from typing import Final, Literal, get_args
 
 import numpy as np
 
@@ -68,6 +73,7 @@ from inferstack.runtime.models import (
     open_model,
     resolve_device,
 )
+from inferstack.runtime.optimize import OptimizeMode
 from inferstack.runtime.server_overhead import measure_server_overhead
 from inferstack.runtime.settings import BatchingSettings, boolean
 from inferstack.runtime.tensors import TensorSpec
@@ -141,6 +147,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="also measure what `inferstack serve` adds per request and per batch, through a "
         "server on loopback (default true)",
     )
+    # serve's setting, its choices, default and help: a profile of the graph serve would run.
+    optimize = BatchingSettings.model_fields["optimize"]
+    parser.add_argument(
+        "--optimize",
+        choices=get_args(OptimizeMode),
+        default=optimize.default,
+        help=f"{optimize.description} (default %(default)s)",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -165,6 +179,7 @@ def run(args: argparse.Namespace) -> int:
             accelerator=args.accelerator,
             model_process=args.model_process,
             server_overhead=args.server_overhead,
+            optimize=args.optimize,
             progress=_to_stderr,
         )
     except (ModelLoadError, AcceleratorError, RuntimeError) as error:
@@ -193,9 +208,13 @@ def measure(
     accelerator: str | None = None,
     model_process: bool = True,
     server_overhead: bool = False,
+    optimize: OptimizeMode = "auto",
     progress: Callable[[str], None] | None = None,
 ) -> Profile:
     """Load, warm up and time the model at each batch size; returns a validated Profile.
+
+    `optimize` is `serve`'s setting (`optimize.optimize_graph`): the timed graph, here and
+    through the server, is the one `serve` runs with it.
 
     With `server_overhead`, also time the server path through `inferstack serve` (RuntimeError
     when that server cannot start).
@@ -223,13 +242,15 @@ def measure(
         threads=threads,
         warm_up_sizes=sorted(batch_sizes),
         model_process=model_process,
+        optimize=optimize,
     )
     model, resolved = opened.model, opened.device
     load_s, warmup_s = opened.load_s, opened.warm_up_s
     where = "in a model process" if model_process else "in this process"
+    graph = opened.graph.describe()
     report(
         f"{uri}: load {load_s:.2f}s, warm-up {warmup_s:.2f}s on {resolved} {where}, "
-        f"{threads} threads"
+        f"{threads} threads, {graph}"
     )
     budget = rt_budget()
     if budget is not None:
@@ -268,6 +289,7 @@ def measure(
             device=resolved,
             model_process=model_process,
             seconds_per_size=seconds_per_size,
+            optimize=optimize,
         )
         for measured in overhead.points:
             report(
@@ -315,7 +337,10 @@ def measure(
             warmup=ColdStartPart(
                 seconds=round(warmup_s, 3),
                 source="measured",
-                note=f"2 calls at each of batch sizes {sorted(batch_sizes)}",
+                # The seconds include the graph check's (`OpenedModel.warm_up_s`), and the
+                # timings are of the graph it chose: the profile's record of which one.
+                note=f"2 calls at each of batch sizes {sorted(batch_sizes)}, after the graph "
+                f"check ({optimize}): {graph}",
             ),
         ),
         server_overhead=overhead,

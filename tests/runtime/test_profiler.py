@@ -7,13 +7,21 @@ import inspect
 import os
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
 
 from inferstack.cli import main
-from inferstack.profile import BatchPoint, file_digest, load_profile
+from inferstack.profile import (
+    BatchPoint,
+    OverheadPoint,
+    ServerOverhead,
+    file_digest,
+    load_profile,
+)
 from inferstack.runtime import profiler
+from inferstack.runtime.optimize import GraphOutcome
 from inferstack.runtime.profiler import AcceleratorError, check_accelerator, model_digest
 from tests.runtime import handlers
 
@@ -241,3 +249,57 @@ def test_automatic_threads_are_the_servers_rule(
     assert main(["profile", "--model", "builtin://mlp", "--out", str(out)]) == 2
     assert main(["profile", "--model", "builtin://mlp", "--out", str(out), "--threads", "3"]) == 2
     assert measured == [15, 3]
+
+
+@pytest.mark.parametrize(("flags", "mode"), [([], "auto"), (["--optimize", "off"], "off")])
+def test_the_graph_measured_is_the_one_serve_runs_with_the_same_optimize(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    flags: list[str],
+    mode: str,
+) -> None:
+    """`--optimize` reaches the model's load and the server whose overhead is measured, and the
+    profile says which graph it timed (in the warm-up note: a field would be a new format)."""
+    from inferstack.runtime import optimize as optimize_module
+
+    real = optimize_module.optimize_graph
+    modes: list[str] = []
+    served: list[str] = []
+
+    def optimize_graph(model: Any, sizes: Any, asked: Any, **kwargs: Any) -> GraphOutcome:
+        modes.append(asked)
+        return real(model, sizes, asked, **kwargs)
+
+    def measure_server_overhead(*args: Any, optimize: str, **kwargs: Any) -> ServerOverhead:
+        served.append(optimize)
+        point = OverheadPoint(batch_size=1, batch_cycle_ms=1.5, compute_ms=1.0, overhead_ms=0.5)
+        return ServerOverhead(per_request_ms=0, per_batch_ms=0.5, points=[point], request="-")
+
+    monkeypatch.setattr(optimize_module, "optimize_graph", optimize_graph)
+    monkeypatch.setattr(profiler, "measure_server_overhead", measure_server_overhead)
+    out = tmp_path / "doubler.json"
+    argv = ["profile", "--model", "tests.runtime.handlers:Doubler", "--out", str(out)]
+    argv += ["--batch-sizes", "1", "--seconds", "0.01", "--threads", "1"]
+    assert main([*argv, "--model-process", "false", *flags]) == 0
+    assert modes == [mode]
+    assert served == [mode]
+    # The real outcome of each mode for a handler: off is said as such, auto says why not.
+    graph = (
+        "graph as loaded: optimize off"
+        if mode == "off"
+        else "graph as loaded: not a TorchScript model (python)"
+    )
+    assert f"1 threads, {graph}\n" in capsys.readouterr().err
+    note = load_profile(out).cold_start.warmup.note
+    assert note == f"2 calls at each of batch sizes [1], after the graph check ({mode}): {graph}"
+
+
+def test_optimize_takes_serves_choices_only(capsys: pytest.CaptureFixture[str]) -> None:
+    argv = ["profile", "--model", "builtin://mlp", "--out", "p.json", "--optimize", "on"]
+    with pytest.raises(SystemExit) as exited:
+        main(argv)
+    assert exited.value.code == 2
+    error = capsys.readouterr().err
+    assert "--optimize: invalid choice: 'on' (choose from " in error
+    assert error.rstrip().endswith(("auto, off)", "'auto', 'off')"))  # Python 3.12+, 3.11
