@@ -55,9 +55,8 @@ from inferstack.runtime.models import (
     ModelLoadError,
     configure_torch_threads,
     load_model,
-    warm_up,
 )
-from inferstack.runtime.optimize import GraphOutcome, OptimizeMode, optimize_graph
+from inferstack.runtime.optimize import GraphOutcome, OptimizeMode, optimize_and_warm_up
 from inferstack.runtime.tensors import TensorSpec
 
 Header = list[tuple[str, str, tuple[int, ...]]]
@@ -197,9 +196,7 @@ def _child_main(conn: Connection, config: ModelProcessConfig, index: int = 0) ->
         model = load_model(config.uri, name=config.name, device=config.device)
         loaded = time.perf_counter()
         # Here, in the process that runs the model: the optimized graph is what it will run.
-        graph = optimize_graph(model, config.warm_up_sizes, config.optimize)
-        # The check ran the model at the warm-up sizes too: it is part of the cold start.
-        warm_up_s = graph.seconds + warm_up(model, config.warm_up_sizes)
+        graph, warm_up_s = optimize_and_warm_up(model, config.warm_up_sizes, config.optimize)
     except ModelLoadError as error:
         conn.send(("failed", str(error)))  # Already says what to fix.
         return

@@ -611,14 +611,12 @@ def open_model(
         return OpenedModel(
             processes, processes.device, processes.load_s, processes.warm_up_s, processes.graph
         )
-    from inferstack.runtime.optimize import optimize_graph
+    from inferstack.runtime.optimize import optimize_and_warm_up
 
     configure_torch_threads(threads)
     resolved = resolve_device(device)
     started = time.perf_counter()
     model = load_model(uri, name=served_name, device=resolved)
     load_s = time.perf_counter() - started
-    graph = optimize_graph(model, warm_up_sizes, optimize)
-    # The check ran the model at the warm-up sizes too: it is part of the cold start.
-    warm_up_s = graph.seconds + warm_up(model, warm_up_sizes)
+    graph, warm_up_s = optimize_and_warm_up(model, warm_up_sizes, optimize)
     return OpenedModel(model, resolved, load_s, warm_up_s, graph)

@@ -36,7 +36,7 @@ from typing import Any, Final, Literal
 
 import numpy as np
 
-from inferstack.runtime.models import LoadedModel, TorchModel
+from inferstack.runtime.models import LoadedModel, TorchModel, warm_up
 
 OptimizeMode = Literal["auto", "off"]
 """`auto`: optimize a TorchScript model on the CPU when it checks out; `off`: serve as loaded."""
@@ -124,6 +124,16 @@ def optimize_graph(
     started = time.perf_counter()
     outcome = _try_candidate(target, sizes, transform, time_pair or median_seconds)
     return GraphOutcome(outcome.optimized, outcome.reason, time.perf_counter() - started)
+
+
+def optimize_and_warm_up(
+    model: LoadedModel, sizes: Sequence[int], mode: OptimizeMode
+) -> tuple[GraphOutcome, float]:
+    """Decide `model`'s graph (`optimize_graph`), then warm it up at `sizes`, as every process
+    that runs a model does once it is loaded: the outcome, and the warm-up's seconds with the
+    check's (the check ran the model at the warm-up sizes too: it is part of the cold start)."""
+    graph = optimize_graph(model, sizes, mode)
+    return graph, graph.seconds + warm_up(model, sizes)
 
 
 def _optimizable(model: LoadedModel) -> TorchModel | str:
@@ -242,6 +252,7 @@ __all__ = [
     "OptimizeMode",
     "freeze_and_optimize",
     "median_seconds",
+    "optimize_and_warm_up",
     "optimize_graph",
     "outputs_match",
 ]
